@@ -1,0 +1,122 @@
+"""The ``crisisdesk`` command.
+
+Each subcommand is a small function taking the parsed arguments and returning an exit code.
+Configuration errors are printed as one line on stderr with exit code 2: an operator on a bad day
+must see what to fix, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from bot.config import ConfigError, Settings, load_settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _version() -> str:
+    try:
+        return version("crisisdesk")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0+unknown"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "config", None):
+        overrides["config"] = args.config
+    return load_settings(**overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the bot: migrate, sync the TOML, then poll Telegram with the scheduler and tick."""
+    settings = _settings(args)
+    if settings.token is None:
+        print(
+            "crisisdesk: no CRISISDESK_TELEGRAM_TOKEN is set. With no token, 'crisisdesk run' "
+            "will start the local sandbox once it exists; until then set a bot token "
+            "from @BotFather.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from bot.app import run_bot
+
+    run_bot(settings)
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply every pending migration and sync the TOML's agencies, topics and sources."""
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from storage.sync import sync_config
+
+    settings = _settings(args)
+    url = settings.effective_database_url
+    upgrade(url)
+    db = Database.from_url(url)
+    try:
+        with db.session() as session:
+            report = sync_config(session, settings)
+    finally:
+        db.dispose()
+    print(f"database at head; {report.describe()}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crisisdesk",
+        description="Crisis-response coordination bot for government press offices.",
+    )
+    parser.add_argument("--version", action="version", version=f"crisisdesk {_version()}")
+    parser.add_argument(
+        "--config", help="TOML config file (default: $CRISISDESK_CONFIG)", metavar="FILE"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the bot (polling or webhook); no token: the sandbox")
+    run.set_defaults(func=cmd_run)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")
+    db_upgrade = db_sub.add_parser("upgrade", help="apply migrations and sync the TOML config")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
+    db.set_defaults(func=lambda _args: _usage(db))
+
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command | None = getattr(args, "func", None)
+    if func is None:
+        return _usage(parser)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"crisisdesk: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Configuration: environment variables (prefix ``CRISISDESK_``) over a TOML file.
+
+The TOML file (named by ``CRISISDESK_CONFIG``) holds the agencies with their response policy, the
+watched topics and the news sources, and may also set any scalar setting; an environment variable
+always wins. Every failure becomes a :class:`ConfigError` whose message is one line naming the
+setting or the TOML line and what is wrong, so an operator never has to read a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CRISISDESK_"
+OFFICIAL_API_URL = "https://api.telegram.org"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line for the operator."""
+
+
+class AgencyConfig(BaseModel):
+    """An agency and its policy for responding to the press."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=255)
+    hub_chat_id: int | None = None
+    deadline_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    approvals_required: int = Field(default=1, ge=1, le=20)
+    approval_pin: bool = False
+    public_channel: str | None = Field(default=None, pattern=r"^(@[A-Za-z0-9_]{5,32}|-100\d+)$")
+
+
+class TopicConfig(BaseModel):
+    """A watched topic; ``query`` is the boolean query language of ``scanner.topics``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agency: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=255)
+    query: str = Field(min_length=1)
+    sensitivity: Literal["low", "medium", "high"] = "medium"
+
+    @field_validator("query")
+    @classmethod
+    def _query_parses(cls, value: str) -> str:
+        from scanner.topics import QueryError, parse_query
+
+        try:
+            parse_query(value)
+        except QueryError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class SourceConfig(BaseModel):
+    """A news feed; stories are counted per ``outlet``, not per feed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    outlet: str = Field(min_length=1, max_length=255)
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://\S+$")
+
+
+class Settings(BaseSettings):
+    """Every setting of the config contract (DESIGN.md, README "Configuration")."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, env_ignore_empty=True
+    )
+
+    config: Path | None = None
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = Field(default=OFFICIAL_API_URL, pattern=r"^https?://\S+$")
+    database_url: str | None = None
+    data_dir: Path = Path("data")
+    scan_interval: int = Field(default=300, ge=10, le=86_400)
+    hub_chat_id: int | None = None
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    timezone: str = "Asia/Ho_Chi_Minh"
+    allow_private_feeds: bool = False
+    webhook_url: str | None = Field(default=None, pattern=r"^https://\S+$")
+    webhook_secret: SecretStr | None = None
+    webhook_port: int = Field(default=8443, ge=1, le=65_535)
+    tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    invite_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 90)
+    escalation_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    digest_time: time = time(7, 30)
+    approval_reminder_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    templates_dir: Path | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    agencies: list[AgencyConfig] = Field(default_factory=list)
+    topics: list[TopicConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            bad = [p for p in parts if not re.fullmatch(r"-?\d+", p)]
+            if bad:
+                raise ValueError(f"expected comma-separated numeric Telegram ids, got {bad[0]!r}")
+            return [int(p) for p in parts]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Settings:
+        codes = [a.code for a in self.agencies]
+        duplicates = sorted({c for c in codes if codes.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"agency code {duplicates[0]!r} is defined twice")
+        for i, topic in enumerate(self.topics):
+            if topic.agency not in codes:
+                raise ValueError(
+                    f"topics[{i}].agency: unknown agency {topic.agency!r} (known: {', '.join(codes) or 'none'})"
+                )
+        seen: set[tuple[str, str]] = set()
+        for topic in self.topics:
+            if (topic.agency, topic.name) in seen:
+                raise ValueError(f"topic {topic.name!r} of {topic.agency} is defined twice")
+            seen.add((topic.agency, topic.name))
+        urls = [s.url for s in self.sources]
+        for url in urls:
+            if urls.count(url) > 1:
+                raise ValueError(f"source url {url!r} is listed twice")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the TOML file, which arrives as init kwargs.
+        return env_settings, init_settings
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def token(self) -> str | None:
+        return self.telegram_token.get_secret_value() if self.telegram_token else None
+
+    @property
+    def effective_database_url(self) -> str:
+        from storage.db import sqlite_url
+
+        return self.database_url or sqlite_url(self.data_dir)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def bot_base_url(self) -> str:
+        return f"{self.telegram_api_url}/bot"
+
+    @property
+    def bot_file_url(self) -> str:
+        return f"{self.telegram_api_url}/file/bot"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if ``CRISISDESK_CONFIG`` names one) and the environment.
+
+    ``overrides`` win over both; they are for the CLI and tests. Raises :class:`ConfigError`.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path_text = overrides.get("config") or env.get(f"{ENV_PREFIX}CONFIG")
+    toml_data: dict[str, Any] = {}
+    toml_text = ""
+    path: Path | None = None
+    if path_text:
+        path = Path(path_text)
+        try:
+            toml_text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{ENV_PREFIX}CONFIG: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
+        try:
+            toml_data = tomllib.loads(toml_text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+        toml_data = {k.lower(): v for k, v in toml_data.items()}
+        toml_data["config"] = path
+    kwargs = {**toml_data, **overrides}
+    saved = _swap_environ(env)
+    try:
+        return Settings(**kwargs)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, toml_text, env, set(overrides))) from None
+    finally:
+        _swap_environ(saved)
+
+
+def _swap_environ(new: Mapping[str, str]) -> dict[str, str]:
+    """pydantic-settings reads ``os.environ``; swap in ``new`` so tests can pass their own."""
+    old = dict(os.environ)
+    if old != dict(new):
+        os.environ.clear()
+        os.environ.update(new)
+    return old
+
+
+def _describe(
+    exc: ValidationError, path: Path | None, text: str, env: Mapping[str, str], overrides: set[str]
+) -> str:
+    """One line for the first validation error: which setting or TOML line, and what is wrong."""
+    error = exc.errors()[0]
+    loc = [str(p) for p in error["loc"]]
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict | list) or value is None else f" (got {str(value)[:60]!r})"
+    if not loc:
+        # Model-level checks name their own place; point at the TOML if there is one.
+        return f"{path}: {message}" if path else f"configuration: {message}"
+    top = loc[0]
+    env_name = f"{ENV_PREFIX}{top.upper()}"
+    if top not in overrides and env_name in env:
+        return f"{env_name}: {message}{shown}"
+    if path is not None:
+        line = _toml_line(text, loc)
+        where = f"{path} line {line}" if line else str(path)
+        return f"{where}: {_dotted(loc)}: {message}{shown}"
+    return f"{env_name}: {message}{shown}"
+
+
+def _dotted(loc: list[str]) -> str:
+    out = loc[0]
+    for part in loc[1:]:
+        out += f"[{part}]" if part.isdigit() else f".{part}"
+    return out
+
+
+def _toml_line(text: str, loc: list[str]) -> int | None:
+    """Best-effort line number of ``loc`` (e.g. ``agencies, 1, deadline_hours``) in the TOML."""
+    lines = text.splitlines()
+    if len(loc) >= 2 and loc[1].isdigit():
+        table, index = loc[0], int(loc[1])
+        key = loc[2] if len(loc) > 2 else None
+        header = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
+        starts = [i for i, line in enumerate(lines) if header.match(line)]
+        if index < len(starts):
+            start = starts[index]
+            if key is None:
+                return start + 1
+            for i in range(start + 1, len(lines)):
+                if lines[i].lstrip().startswith("["):
+                    break
+                if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]):
+                    return i + 1
+            return start + 1
+        return None
+    for i, line in enumerate(lines):
+        if re.match(rf"^\s*{re.escape(loc[0])}\s*=", line):
+            return i + 1
+    return None

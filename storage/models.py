@@ -1,0 +1,520 @@
+"""SQLModel tables: the single source of truth for CrisisDesk.
+
+Every entity of the design lives here so that migrations have one home and every issue builds on
+the same names. Conventions:
+
+* timestamps are timezone-aware UTC (``UtcDateTime``), never naive, on SQLite and PostgreSQL alike;
+* enumerations are stored as short strings (``StrEnum`` values) so that rows stay readable in
+  ``psql``/``sqlite3`` and new members need no migration;
+* free-form structured data (conversation state, audit snapshots, alert details) is JSON;
+* ``owner`` says who may change a row: ``toml`` rows are synced from the config file and are
+  read-only in chat, ``chat`` rows belong to the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A DateTime that always returns aware UTC datetimes.
+
+    SQLite has no time zone type and hands back naive values; normalising here means no service
+    ever compares naive with aware datetimes.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use bot.clock")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    """A ``UtcDateTime`` column for ``Field(sa_column=...)``."""
+    return sa.Column(UtcDateTime(), nullable=nullable, index=index)
+
+
+def json_column(*, nullable: bool = False, default: Any = None) -> Any:
+    """A portable JSON column (JSONB is not needed: we never query inside it)."""
+    return sa.Column(sa.JSON(), nullable=nullable, default=default)
+
+
+def _now() -> datetime:
+    # Only a fallback for rows created outside services; services pass clock.now().
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    SPOKESPERSON = "spokesperson"
+    MEMBER = "member"
+
+
+class UserStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REJECTED = "rejected"
+
+
+class Owner(StrEnum):
+    TOML = "toml"
+    CHAT = "chat"
+
+
+class Sensitivity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertKind(StrEnum):
+    VOLUME_BURST = "volume_burst"
+    SLOW_BUILDUP = "slow_buildup"
+    NEGATIVE_TURN = "negative_turn"
+    POSITIVE_TURN = "positive_turn"
+    EMERGING = "emerging"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    DISMISSED = "dismissed"
+    ESCALATED = "escalated"
+    CLOSED = "closed"
+
+
+class CrisisStatus(StrEnum):
+    OPEN = "open"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+class CrisisRole(StrEnum):
+    LEAD = "lead"
+    DRAFTER = "drafter"
+    APPROVER = "approver"
+    LIAISON = "liaison"
+    MEMBER = "member"
+
+
+class DraftStatus(StrEnum):
+    DRAFTING = "drafting"
+    SUBMITTED = "submitted"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PUBLISHED = "published"
+    DISCARDED = "discarded"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REQUEST_CHANGES = "request_changes"
+    REJECT = "reject"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+
+
+class RoomKind(StrEnum):
+    FORUM_TOPIC = "forum_topic"
+    POOLED_GROUP = "pooled_group"
+
+
+class RoomState(StrEnum):
+    FREE = "free"
+    IN_USE = "in_use"
+    CLOSED = "closed"
+    GONE = "gone"
+
+
+# --------------------------------------------------------------------------- organisation
+
+
+class Agency(SQLModel, table=True):
+    """A ministry, department or province; carries its own response policy."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(index=True, unique=True, max_length=32)
+    name: str = Field(max_length=255)
+    hub_chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    deadline_hours: float = 24.0
+    approvals_required: int = 1
+    approval_pin: bool = False
+    public_channel: str | None = Field(default=None, max_length=255)
+    owner: str = Field(default=Owner.TOML, max_length=8)
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class User(SQLModel, table=True):
+    """A person known to the bot, on one or more channels."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int | None = Field(default=None, sa_type=sa.BigInteger, unique=True, index=True)
+    zalo_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    username: str | None = Field(default=None, max_length=64, index=True)
+    full_name: str = Field(default="", max_length=255)
+    phone: str | None = Field(default=None, max_length=32)
+    agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
+    role: str = Field(default=Role.MEMBER, max_length=16)
+    requested_role: str | None = Field(default=None, max_length=16)
+    status: str = Field(default=UserStatus.PENDING, max_length=16, index=True)
+    language: str = Field(default="vi", max_length=8)
+    reachable: bool = True
+    pin_hash: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+    updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class Invite(SQLModel, table=True):
+    """A single-use registration code that skips approval."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=64)
+    role: str = Field(max_length=16)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    expires_at: datetime = Field(sa_column=utc_column(nullable=False))
+    used_by_id: int | None = Field(default=None, foreign_key="user.id")
+    used_at: datetime | None = Field(default=None, sa_column=utc_column())
+    revoked_at: datetime | None = Field(default=None, sa_column=utc_column())
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+# --------------------------------------------------------------------------- media watch
+
+
+class Topic(SQLModel, table=True):
+    """A watched subject: a boolean query over article text, owned by an agency."""
+
+    __table_args__ = (sa.UniqueConstraint("agency_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    name: str = Field(max_length=255)
+    query: str
+    sensitivity: str = Field(default=Sensitivity.MEDIUM, max_length=8)
+    owner: str = Field(default=Owner.CHAT, max_length=8)
+    active: bool = True
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class Subscription(SQLModel, table=True):
+    """A person following a topic; ``muted_until`` silences it for a while."""
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "topic_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    topic_id: int = Field(foreign_key="topic.id", index=True)
+    muted_until: datetime | None = Field(default=None, sa_column=utc_column())
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class Source(SQLModel, table=True):
+    """A news feed, with its HTTP cache validators and health."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255)
+    outlet: str = Field(max_length=255, index=True)
+    url: str = Field(unique=True, max_length=2048)
+    owner: str = Field(default=Owner.CHAT, max_length=8)
+    active: bool = True
+    etag: str | None = Field(default=None, max_length=512)
+    last_modified: str | None = Field(default=None, max_length=128)
+    last_fetched_at: datetime | None = Field(default=None, sa_column=utc_column())
+    last_success_at: datetime | None = Field(default=None, sa_column=utc_column())
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    next_fetch_after: datetime | None = Field(default=None, sa_column=utc_column())
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class Story(SQLModel, table=True):
+    """A cluster of syndicated copies of one story across outlets."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    first_seen_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+    last_seen_at: datetime = Field(sa_column=utc_column(nullable=False))
+    article_count: int = 1
+    outlet_count: int = 1
+    sentiment: float = 0.0
+    sentiment_label: str = Field(default="neutral", max_length=8)
+
+
+class Article(SQLModel, table=True):
+    """One fetched item, deduplicated by canonical URL and clustered into a Story."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    canonical_url: str = Field(unique=True, max_length=2048)
+    url: str = Field(max_length=2048)
+    source_id: int | None = Field(default=None, foreign_key="source.id", index=True)
+    outlet: str = Field(default="", max_length=255)
+    title: str
+    summary: str = ""
+    published_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+    fetched_at: datetime = Field(sa_column=utc_column(nullable=False))
+    fingerprint: str = Field(default="", max_length=128, index=True)
+    sentiment: float = 0.0
+    sentiment_label: str = Field(default="neutral", max_length=8)
+    story_id: int | None = Field(default=None, foreign_key="story.id", index=True)
+
+
+class ArticleTopic(SQLModel, table=True):
+    """Which topics an article matched, with the match weight (title hits count more)."""
+
+    article_id: int = Field(foreign_key="article.id", primary_key=True)
+    topic_id: int = Field(foreign_key="topic.id", primary_key=True, index=True)
+    weight: float = 1.0
+
+
+class SeriesBucket(SQLModel, table=True):
+    """Per-topic time bucket of distinct stories and outlets, the input of the detectors."""
+
+    __table_args__ = (sa.UniqueConstraint("topic_id", "bucket_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic_id: int = Field(foreign_key="topic.id", index=True)
+    bucket_start: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+    stories: float = 0.0
+    outlets: int = 0
+    negative: int = 0
+    positive: int = 0
+    articles: int = 0
+
+
+class Alert(SQLModel, table=True):
+    """A detected trend. One developing story keeps one alert, updated as it escalates."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic_id: int = Field(foreign_key="topic.id", index=True)
+    kind: str = Field(max_length=24)
+    severity: str = Field(default=Severity.INFO, max_length=12)
+    status: str = Field(default=AlertStatus.OPEN, max_length=16, index=True)
+    dedupe_key: str = Field(max_length=128, index=True)
+    window_start: datetime = Field(sa_column=utc_column(nullable=False))
+    window_end: datetime = Field(sa_column=utc_column(nullable=False))
+    volume: float = 0.0
+    baseline: float = 0.0
+    score: float = 0.0
+    outlets: int = 0
+    negative_share: float = 0.0
+    forecast: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
+    acknowledged_by_id: int | None = Field(default=None, foreign_key="user.id")
+    acknowledged_at: datetime | None = Field(default=None, sa_column=utc_column())
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+    updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+# --------------------------------------------------------------------------- crisis work
+
+
+class Room(SQLModel, table=True):
+    """Where a task force meets: a forum topic in a hub, or a pooled group."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    chat_id: int = Field(sa_type=sa.BigInteger, index=True)
+    thread_id: int | None = None
+    title: str = Field(default="", max_length=255)
+    state: str = Field(default=RoomState.FREE, max_length=8, index=True)
+    invite_link: str | None = Field(default=None, max_length=255)
+    crisis_id: int | None = Field(default=None, foreign_key="crisis.id")
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class Crisis(SQLModel, table=True):
+    """A task force and the facts it keeps straight until it is resolved."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    title: str = Field(max_length=255)
+    severity: str = Field(default=Severity.WARNING, max_length=12)
+    status: str = Field(default=CrisisStatus.OPEN, max_length=12, index=True)
+    alert_id: int | None = Field(default=None, foreign_key="alert.id")
+    topic_id: int | None = Field(default=None, foreign_key="topic.id")
+    lead_id: int | None = Field(default=None, foreign_key="user.id")
+    room_chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    room_thread_id: int | None = None
+    invite_link: str | None = Field(default=None, max_length=255)
+    brief_message_id: int | None = None
+    detected_at: datetime = Field(sa_column=utc_column(nullable=False))
+    deadline_at: datetime = Field(sa_column=utc_column(nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=utc_column())
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class CrisisMember(SQLModel, table=True):
+    """A person convened to a crisis, with their role and answer."""
+
+    __table_args__ = (sa.UniqueConstraint("crisis_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    crisis_id: int = Field(foreign_key="crisis.id", index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    role: str = Field(default=CrisisRole.MEMBER, max_length=12)
+    state: str = Field(default="invited", max_length=12)  # invited | joined | declined | removed
+    invited_at: datetime | None = Field(default=None, sa_column=utc_column())
+    answered_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class Task(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    crisis_id: int = Field(foreign_key="crisis.id", index=True)
+    title: str
+    owner_id: int | None = Field(default=None, foreign_key="user.id")
+    due_at: datetime | None = Field(default=None, sa_column=utc_column())
+    done_at: datetime | None = Field(default=None, sa_column=utc_column())
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class TimelineEvent(SQLModel, table=True):
+    """What happened in a crisis, by whom and when (shown by /timeline, used in reports)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    crisis_id: int = Field(foreign_key="crisis.id", index=True)
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    kind: str = Field(max_length=32)
+    text: str = ""
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
+    at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+
+
+class Draft(SQLModel, table=True):
+    """One version of a press-response statement; each edit is a new row (version + 1)."""
+
+    __table_args__ = (sa.UniqueConstraint("crisis_id", "number", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    crisis_id: int = Field(foreign_key="crisis.id", index=True)
+    number: int = 1  # the statement's number within the crisis; versions share it
+    template: str = Field(max_length=64)
+    language: str = Field(default="vi", max_length=8)
+    version: int = 1
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
+    body: str = ""
+    body_sha256: str = Field(default="", max_length=64)
+    status: str = Field(default=DraftStatus.DRAFTING, max_length=20, index=True)
+    author_id: int | None = Field(default=None, foreign_key="user.id")
+    submitted_at: datetime | None = Field(default=None, sa_column=utc_column())
+    published_at: datetime | None = Field(default=None, sa_column=utc_column())
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class Approval(SQLModel, table=True):
+    """An approver's decision on one exact draft version (bound to its SHA-256)."""
+
+    __table_args__ = (sa.UniqueConstraint("draft_id", "approver_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    approver_id: int = Field(foreign_key="user.id")
+    body_sha256: str = Field(max_length=64)
+    decision: str = Field(max_length=20)
+    comment: str = ""
+    at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only record of every state change and every refused action."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    actor_ref: str = Field(default="", max_length=64)  # e.g. "tg:123" for unknown people
+    action: str = Field(max_length=64, index=True)
+    subject: str = Field(default="", max_length=128, index=True)  # e.g. "user:5"
+    before: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
+    at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+
+
+class Delivery(SQLModel, table=True):
+    """Ledger of messages owed to people: written before sending, marked after."""
+
+    __table_args__ = (sa.UniqueConstraint("kind", "ref_id", "user_id", "part"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=24)  # e.g. alert, escalation, digest
+    ref_id: int = Field(index=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    part: str = Field(default="text", max_length=16)
+    status: str = Field(default=DeliveryStatus.PENDING, max_length=12, index=True)
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    message_id: int | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class Due(SQLModel, table=True):
+    """Something to do at a time: the schedule itself, fired by the tick job."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=48, index=True)
+    ref_id: int | None = None
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
+    due_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+    done_at: datetime | None = Field(default=None, sa_column=utc_column())
+    attempts: int = 0
+    last_error: str | None = None
+    dedupe_key: str | None = Field(default=None, max_length=128, unique=True)
+
+
+class ConversationState(SQLModel, table=True):
+    """A half-finished multi-step conversation (registration, filling a draft)."""
+
+    __table_args__ = (sa.UniqueConstraint("channel", "chat_ref", "user_ref", "flow"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(default="telegram", max_length=16)
+    chat_ref: str = Field(max_length=64)
+    user_ref: str = Field(max_length=64)
+    flow: str = Field(max_length=32)
+    step: str = Field(max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
+    updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class Setting(SQLModel, table=True):
+    """Small operational key/values the app itself maintains (e.g. last scan summary)."""
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
+    updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
