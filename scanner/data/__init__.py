@@ -1,0 +1,1 @@
+"""Package data of the scanner: lexicons, stopwords, training data and the trained model."""

@@ -1,0 +1,395 @@
+"""The topic query language and its matcher.
+
+A topic is a small boolean query, written by press officers in the TOML file or in chat::
+
+    ("vắc-xin" OR vaccine) AND NOT "thú y"
+    sốt xuất huyết OR dengue
+    (bão OR "áp thấp") (miền Trung OR "Quảng Nam")
+
+Grammar (precedence: NOT binds tightest, then AND, then OR)::
+
+    query   := or
+    or      := and ( OR and )*
+    and     := unary ( [AND] unary )*      -- adjacent terms mean AND
+    unary   := NOT unary | primary
+    primary := TERM | "PHRASE" | ( or )
+
+* Operators are recognised in any case (``AND``/``and``/``And``), because officers type in chat
+  and "a or b" silently meaning "a AND or AND b" would be a trap. To search the literal word,
+  quote it: ``"or"``.
+* A term or phrase is matched on the diacritics-insensitive folded form (:mod:`scanner.textnorm`)
+  as consecutive syllables, and the boundary between two syllables may be a space, a hyphen or
+  nothing: ``"vắc-xin"`` matches "vắc xin", "vac-xin" and "vacxin"; a single word ``vacxin``
+  matches "vắc-xin" too. Matches are whole syllables: ``xin`` does not match "vacxin".
+* A bare multi-syllable term such as ``vắc-xin`` (one word, joined by a hyphen) is a phrase;
+  a bare ``sốt xuất huyết`` is three terms ANDed, which is usually what people mean anyway.
+* A query that would match an empty article (e.g. ``NOT bão``) is refused: a topic must name
+  something to look for.
+
+:func:`match` returns a weight: 0 when the query does not match, otherwise the sum over the
+distinct non-negated terms found of :data:`TITLE_WEIGHT` (term in the title) or
+:data:`SUMMARY_WEIGHT` (summary only). Title hits count more because a headline is about its
+subject, while a lead often only mentions it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from scanner.textnorm import fold
+
+__all__ = [
+    "SUMMARY_WEIGHT",
+    "TITLE_WEIGHT",
+    "And",
+    "MatchDoc",
+    "Node",
+    "Not",
+    "Or",
+    "Query",
+    "QueryError",
+    "Term",
+    "match",
+    "parse_query",
+]
+
+TITLE_WEIGHT = 2.0
+SUMMARY_WEIGHT = 1.0
+MAX_QUERY_LENGTH = 2000
+MAX_DEPTH = 50
+
+_OPERATORS = {"AND", "OR", "NOT"}
+
+
+class QueryError(ValueError):
+    """A query that cannot be parsed; ``position`` is the 1-based column of the problem."""
+
+    def __init__(self, position: int, message: str) -> None:
+        self.position = position
+        self.reason = message
+        super().__init__(f"position {position}: {message}")
+
+
+# --------------------------------------------------------------------------- syntax tree
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word or phrase: the folded syllables that must appear consecutively."""
+
+    text: str
+    syllables: tuple[str, ...]
+    position: int = field(default=1, compare=False)
+
+    @property
+    def key(self) -> str:
+        return " ".join(self.syllables)
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+Node: TypeAlias = Term | Not | And | Or
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # WORD, PHRASE, AND, OR, NOT, LPAREN, RPAREN, END
+    text: str
+    position: int  # 1-based
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch == "(":
+            tokens.append(_Token("LPAREN", ch, i + 1))
+            i += 1
+        elif ch == ")":
+            tokens.append(_Token("RPAREN", ch, i + 1))
+            i += 1
+        elif ch in "\"“”":
+            end = _find_closing_quote(text, i + 1)
+            if end < 0:
+                raise QueryError(i + 1, "unterminated quoted phrase (add a closing '\"')")
+            tokens.append(_Token("PHRASE", text[i + 1 : end], i + 1))
+            i = end + 1
+        else:
+            start = i
+            while i < n and not text[i].isspace() and text[i] not in "()\"“”":
+                i += 1
+            word = text[start:i]
+            kind = word.upper() if word.upper() in _OPERATORS else "WORD"
+            tokens.append(_Token(kind, word, start + 1))
+    tokens.append(_Token("END", "", n + 1))
+    return tokens
+
+
+def _find_closing_quote(text: str, start: int) -> int:
+    for j in range(start, len(text)):
+        if text[j] in "\"“”":
+            return j
+    return -1
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class _Parser:
+    def __init__(self, tokens: list[_Token]) -> None:
+        self.tokens = tokens
+        self.index = 0
+        self.depth = 0
+
+    @property
+    def current(self) -> _Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> _Token:
+        token = self.tokens[self.index]
+        if token.kind != "END":
+            self.index += 1
+        return token
+
+    def parse(self) -> Node:
+        node = self.parse_or()
+        token = self.current
+        if token.kind == "RPAREN":
+            raise QueryError(token.position, "unbalanced ')' (no '(' to close)")
+        if token.kind != "END":  # pragma: no cover - every other token starts a unary
+            raise QueryError(token.position, f"unexpected {token.text!r}")
+        return node
+
+    def parse_or(self) -> Node:
+        children = [self.parse_and()]
+        while self.current.kind == "OR":
+            operator = self.advance()
+            children.append(self.parse_and(after=operator))
+        return children[0] if len(children) == 1 else Or(tuple(children))
+
+    def parse_and(self, after: _Token | None = None) -> Node:
+        children = [self.parse_unary(after)]
+        while self.current.kind in ("AND", "NOT", "WORD", "PHRASE", "LPAREN"):
+            operator = self.advance() if self.current.kind == "AND" else None
+            children.append(self.parse_unary(operator))
+        return children[0] if len(children) == 1 else And(tuple(children))
+
+    def parse_unary(self, after: _Token | None = None) -> Node:
+        token = self.current
+        if token.kind == "NOT":
+            self.advance()
+            return Not(self.parse_unary(token))
+        return self.parse_primary(after)
+
+    def parse_primary(self, after: _Token | None) -> Node:
+        token = self.current
+        if token.kind == "WORD" or token.kind == "PHRASE":
+            self.advance()
+            syllables = tuple(fold(token.text).split())
+            if not syllables:
+                what = "quoted phrase" if token.kind == "PHRASE" else f"term {token.text!r}"
+                raise QueryError(token.position, f"{what} has no letters or digits to match")
+            return Term(token.text, syllables, token.position)
+        if token.kind == "LPAREN":
+            self.advance()
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise QueryError(token.position, f"parentheses nested deeper than {MAX_DEPTH}")
+            if self.current.kind == "RPAREN":
+                raise QueryError(self.current.position, "empty parentheses '()'")
+            node = self.parse_or()
+            if self.current.kind != "RPAREN":
+                raise QueryError(
+                    self.current.position,
+                    f"expected ')' after {_describe(self.tokens[self.index - 1])}"
+                    f" to close the '(' at position {token.position}",
+                )
+            self.advance()
+            self.depth -= 1
+            return node
+        # Nothing that can start an expression: say what was expected and after what.
+        if token.kind == "END":
+            if after is None:
+                raise QueryError(token.position, "empty query: give at least one term")
+            raise QueryError(token.position, f"expected a term after {after.kind} at end of query")
+        where = f"after {after.kind} " if after is not None else ""
+        raise QueryError(token.position, f"expected a term {where}but found {_describe(token)}")
+
+
+def _describe(token: _Token) -> str:
+    if token.kind == "PHRASE":
+        return f'"{token.text}"'
+    if token.kind == "END":
+        return "end of query"
+    return repr(token.text)
+
+
+# --------------------------------------------------------------------------- matching
+
+
+class MatchDoc:
+    """An article's title and summary, folded once and shared by every topic query.
+
+    Term hits are cached, so N topics sharing a term pay for it once.
+    """
+
+    __slots__ = ("_cache", "_concat", "summary", "summary_joined", "title", "title_joined")
+
+    def __init__(self, title: str, summary: str = "", *, folded: bool = False) -> None:
+        title_f = title if folded else fold(title)
+        summary_f = summary if folded else fold(summary)
+        self.title = f" {title_f} "
+        self.summary = f" {summary_f} "
+        self.title_joined = title_f.replace(" ", "")
+        self.summary_joined = summary_f.replace(" ", "")
+        self._cache: dict[str, tuple[bool, bool]] = {}
+        self._concat: tuple[frozenset[str], frozenset[str]] | None = None
+
+    def hit(self, term: Term) -> tuple[bool, bool]:
+        """(found in title, found in summary)."""
+        key = term.key
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = (self._find(term, 0), self._find(term, 1))
+            self._cache[key] = cached
+        return cached
+
+    def _find(self, term: Term, which: int) -> bool:
+        text = self.title if which == 0 else self.summary
+        joined = self.title_joined if which == 0 else self.summary_joined
+        syl = term.syllables
+        if len(syl) == 1:
+            word = syl[0]
+            if f" {word} " in text:
+                return True
+            if word not in joined:
+                return False
+            # "vacxin" against "vac xin": adjacent syllables written apart in the text.
+            return word in self._concatenations()[which]
+        if "".join(syl) not in joined:
+            return False
+        return _phrase_regex(syl).search(text) is not None
+
+    def _concatenations(self) -> tuple[frozenset[str], frozenset[str]]:
+        if self._concat is None:
+            self._concat = (_concat_set(self.title), _concat_set(self.summary))
+        return self._concat
+
+
+def _concat_set(text: str) -> frozenset[str]:
+    tokens = text.split()
+    out = set()
+    for i in range(len(tokens) - 1):
+        pair = tokens[i] + tokens[i + 1]
+        out.add(pair)
+        if i + 2 < len(tokens):
+            out.add(pair + tokens[i + 2])
+    return frozenset(out)
+
+
+_REGEX_CACHE: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _phrase_regex(syl: tuple[str, ...]) -> re.Pattern[str]:
+    pattern = _REGEX_CACHE.get(syl)
+    if pattern is None:
+        # Syllables are alphanumeric (fold() leaves nothing else), so no escaping is needed,
+        # but escape anyway so a future change to fold() cannot inject regex syntax.
+        pattern = re.compile(" " + " ?".join(re.escape(s) for s in syl) + " ")
+        _REGEX_CACHE[syl] = pattern
+    return pattern
+
+
+def _evaluate(node: Node, doc: MatchDoc, weights: dict[str, float] | None) -> bool:
+    """Boolean value of ``node``; records weights of positive hits in ``weights``."""
+    if isinstance(node, Term):
+        in_title, in_summary = doc.hit(node)
+        if weights is not None and (in_title or in_summary):
+            weights[node.key] = TITLE_WEIGHT if in_title else SUMMARY_WEIGHT
+        return in_title or in_summary
+    if isinstance(node, Not):
+        return not _evaluate(node.child, doc, None)
+    if isinstance(node, And):
+        # Short-circuiting is fine: once a child fails the weight of the whole match is 0.
+        return all(_evaluate(child, doc, weights) for child in node.children)
+    result = False
+    for child in node.children:
+        result = _evaluate(child, doc, weights) or result
+    return result
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed topic query; cheap to evaluate many times."""
+
+    text: str
+    root: Node
+
+    def match(self, title: str, summary: str = "") -> float:
+        """Weight of the match (0.0 = no match) on raw title/summary."""
+        return self.match_doc(MatchDoc(title, summary))
+
+    def match_doc(self, doc: MatchDoc) -> float:
+        """Weight of the match on a pre-folded :class:`MatchDoc` (the scanner's hot path)."""
+        weights: dict[str, float] = {}
+        if not _evaluate(self.root, doc, weights):
+            return 0.0
+        # A match made only of negations cannot happen (parse_query refuses such queries),
+        # but keep the weight positive for any match.
+        return sum(weights.values()) or SUMMARY_WEIGHT
+
+    @property
+    def terms(self) -> list[Term]:
+        """Every term of the query, in order (negated ones included)."""
+        out: list[Term] = []
+        stack: list[Node] = [self.root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Term):
+                out.append(node)
+            elif isinstance(node, Not):
+                stack.append(node.child)
+            else:
+                stack.extend(reversed(node.children))
+        return out
+
+
+def parse_query(text: str) -> Query:
+    """Parse ``text`` into a :class:`Query`; raises :class:`QueryError` with a 1-based position."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QueryError(MAX_QUERY_LENGTH + 1, f"query longer than {MAX_QUERY_LENGTH} characters")
+    tokens = _tokenize(text)
+    root = _Parser(tokens).parse()
+    if _evaluate(root, MatchDoc("", ""), None):
+        raise QueryError(
+            1, "query matches every article (only negations); add a term to look for"
+        )
+    return Query(text, root)
+
+
+def match(query: Query | str, title: str, summary: str = "") -> float:
+    """Weight of ``query`` on an article: 0 = no match; title hits weigh more than summary hits."""
+    parsed = parse_query(query) if isinstance(query, str) else query
+    return parsed.match(title, summary)
