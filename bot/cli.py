@@ -55,20 +55,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Apply every pending migration and sync the TOML's agencies, topics and sources."""
-    from storage.db import Database
-    from storage.migrate import upgrade
-    from storage.sync import sync_config
+    from storage.sync import prepare_database
 
-    settings = _settings(args)
-    url = settings.effective_database_url
-    upgrade(url)
-    db = Database.from_url(url)
-    try:
-        with db.session() as session:
-            report = sync_config(session, settings)
-    finally:
-        db.dispose()
-    print(f"database at head; {report.describe()}")
+    prepare_database(_settings(args)).dispose()
+    print("crisisdesk: database is at the latest revision and the config is synced")
     return EXIT_OK
 
 

@@ -518,3 +518,10 @@ class Setting(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     value: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
     updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+@sa.event.listens_for(AuditEvent, "before_update")
+@sa.event.listens_for(AuditEvent, "before_delete")
+def _audit_is_append_only(_mapper: Any, _connection: Any, target: AuditEvent) -> None:
+    """The audit log is evidence; the ORM refuses to change or delete a written event."""
+    raise PermissionError(f"audit event {target.id} is append-only")

@@ -1,0 +1,96 @@
+"""Wiring: build the python-telegram-bot Application with CrisisDesk's runtime, handlers and jobs.
+
+``build_application`` is used by ``crisisdesk run`` and, unchanged, by the end-to-end tests and
+the sandbox (they point ``TELEGRAM_API_URL`` at the local Bot API emulator), so what is tested is
+what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults
+
+import bot.services.notify  # noqa: F401  (registers the "notify" due kind)
+from bot.channels.telegram import TelegramNotifier
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.runtime import Runtime
+from bot.services.due import fire_due
+from bot.templating import Renderer
+from handlers import admin, errors
+from handlers.buttons import button_handler
+from storage.db import Database
+from storage.sync import prepare_database
+
+log = logging.getLogger(__name__)
+
+TICK_JOB_ID = "tick"
+
+
+async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Fire every Due row whose time has come (the single scheduler of later work)."""
+    runtime: Runtime = context.bot_data["runtime"]
+    fired = await fire_due(runtime)
+    if fired:
+        log.info("tick fired %s due item(s)", fired)
+
+
+def build_application(
+    settings: Settings,
+    db: Database,
+    clock: Clock | None = None,
+    *,
+    renderer: Renderer | None = None,
+) -> Application:  # type: ignore[type-arg]
+    """The configured Application; nothing runs until it is initialised and started."""
+    if settings.token is None:
+        raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
+    application = (
+        Application.builder()
+        .token(settings.token)
+        .base_url(settings.bot_base_url)
+        .base_file_url(settings.bot_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .defaults(Defaults(tzinfo=settings.tz))
+        .build()
+    )
+    application.bot_data["runtime"] = Runtime(
+        settings=settings,
+        db=db,
+        clock=clock or SystemClock(),
+        renderer=renderer or Renderer(settings.timezone),
+        notifier=TelegramNotifier(application.bot),
+    )
+    for handler in admin.handlers():
+        application.add_handler(handler)
+    application.add_handler(button_handler())
+    application.add_error_handler(errors.on_error)
+
+    job_queue = application.job_queue
+    assert job_queue is not None, "python-telegram-bot[job-queue] is a dependency"
+    job_queue.run_repeating(
+        tick_job,
+        interval=settings.tick_seconds,
+        first=0.2,
+        name=TICK_JOB_ID,
+        job_kwargs={
+            "id": TICK_JOB_ID,
+            "coalesce": True,
+            "max_instances": 1,
+            "replace_existing": True,
+            "misfire_grace_time": None,
+        },
+    )
+    return application
+
+
+def run_bot(settings: Settings) -> None:
+    """Run until interrupted: long polling against ``TELEGRAM_API_URL``."""
+    db = prepare_database(settings)
+    application = build_application(settings, db)
+    try:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    finally:
+        db.dispose()

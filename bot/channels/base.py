@@ -1,0 +1,91 @@
+"""The Notifier protocol: how services talk to people without knowing the messenger.
+
+Services decide *what* to say (rendered text, buttons as ``Button`` triples, files as bytes) and
+call a Notifier; the Telegram implementation turns that into Bot API calls and a Zalo one will do
+the same for Zalo. Failures come back as the channel-neutral exceptions below so that services can
+react (mark a person unreachable, retry later) without importing ``telegram``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.buttons import Button
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    """Where a message goes: a chat, optionally a forum topic (thread) inside it."""
+
+    chat_id: int
+    thread_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message the channel accepted; enough to edit or pin it later."""
+
+    chat_id: int
+    message_id: int
+    thread_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to send: the bytes and the name people will see."""
+
+    filename: str
+    data: bytes
+
+
+Buttons = Sequence[Sequence[Button]]
+
+
+class DeliveryError(Exception):
+    """A message could not be delivered; ``permanent`` says whether retrying can help."""
+
+    permanent = False
+
+
+class RecipientUnreachable(DeliveryError):
+    """The person blocked the bot, never started it, or the chat is gone."""
+
+    permanent = True
+
+
+class RateLimited(DeliveryError):
+    """The channel asked us to slow down; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited, retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Rejected(DeliveryError):
+    """The channel refused the request itself (bad markup, missing rights): a bug or setup issue."""
+
+    permanent = True
+
+
+class Notifier(Protocol):
+    async def send_text(
+        self, to: ChatRef, text: str, buttons: Buttons | None = None
+    ) -> SentMessage: ...
+
+    async def send_photo(
+        self, to: ChatRef, photo: Attachment, caption: str = "", buttons: Buttons | None = None
+    ) -> SentMessage: ...
+
+    async def send_document(
+        self, to: ChatRef, document: Attachment, caption: str = ""
+    ) -> SentMessage: ...
+
+    async def edit_text(
+        self, message: SentMessage, text: str, buttons: Buttons | None = None
+    ) -> None:
+        """Replace a message's text; editing to identical content is not an error."""
+        ...
+
+    async def pin(self, message: SentMessage) -> None: ...

@@ -1,0 +1,135 @@
+"""The Notifier over python-telegram-bot.
+
+Text is sent as Telegram HTML (templates escape what people typed); buttons become an inline
+keyboard whose callback data is the ``action:id`` of each ``Button``. PTB exceptions are mapped to
+the channel-neutral ones of ``bot.channels.base``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+
+from bot.channels.base import (
+    Attachment,
+    Buttons,
+    ChatRef,
+    DeliveryError,
+    RateLimited,
+    RecipientUnreachable,
+    Rejected,
+    SentMessage,
+)
+
+T = TypeVar("T")
+
+
+def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons]
+    )
+
+
+def _sent(message: Message) -> SentMessage:
+    return SentMessage(message.chat_id, message.message_id, message.message_thread_id)
+
+
+async def _call(request: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await request()
+    except RetryAfter as exc:
+        retry = exc.retry_after
+        seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+        raise RateLimited(seconds) from exc
+    except Forbidden as exc:
+        raise RecipientUnreachable(exc.message) from exc
+    except ChatMigrated as exc:
+        raise RecipientUnreachable(f"chat migrated to {exc.new_chat_id}") from exc
+    except BadRequest as exc:
+        if "chat not found" in exc.message.lower():
+            raise RecipientUnreachable(exc.message) from exc
+        raise Rejected(exc.message) from exc
+    except TelegramError as exc:
+        raise DeliveryError(exc.message) from exc
+
+
+class TelegramNotifier:
+    """Implements ``bot.channels.base.Notifier`` with a PTB ``Bot``."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send_text(
+        self, to: ChatRef, text: str, buttons: Buttons | None = None
+    ) -> SentMessage:
+        message = await _call(
+            lambda: self.bot.send_message(
+                chat_id=to.chat_id,
+                message_thread_id=to.thread_id,
+                text=text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(buttons),
+                disable_web_page_preview=True,
+            )
+        )
+        return _sent(message)
+
+    async def send_photo(
+        self, to: ChatRef, photo: Attachment, caption: str = "", buttons: Buttons | None = None
+    ) -> SentMessage:
+        message = await _call(
+            lambda: self.bot.send_photo(
+                chat_id=to.chat_id,
+                message_thread_id=to.thread_id,
+                photo=InputFile(photo.data, filename=photo.filename),
+                caption=caption or None,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(buttons),
+            )
+        )
+        return _sent(message)
+
+    async def send_document(
+        self, to: ChatRef, document: Attachment, caption: str = ""
+    ) -> SentMessage:
+        message = await _call(
+            lambda: self.bot.send_document(
+                chat_id=to.chat_id,
+                message_thread_id=to.thread_id,
+                document=InputFile(document.data, filename=document.filename),
+                caption=caption or None,
+                parse_mode=ParseMode.HTML,
+            )
+        )
+        return _sent(message)
+
+    async def edit_text(
+        self, message: SentMessage, text: str, buttons: Buttons | None = None
+    ) -> None:
+        try:
+            await _call(
+                lambda: self.bot.edit_message_text(
+                    chat_id=message.chat_id,
+                    message_id=message.message_id,
+                    text=text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(buttons),
+                    disable_web_page_preview=True,
+                )
+            )
+        except Rejected as exc:
+            if "message is not modified" not in str(exc).lower():
+                raise
+
+    async def pin(self, message: SentMessage) -> None:
+        await _call(
+            lambda: self.bot.pin_chat_message(
+                chat_id=message.chat_id, message_id=message.message_id, disable_notification=True
+            )
+        )

@@ -1,0 +1,51 @@
+"""The audit log: append-only AuditEvent rows, written in the caller's transaction.
+
+Writing the audit row in the same session as the change means a change and its record commit
+together or not at all; a refused action (forged button, missing permission) is recorded too, in
+its own short transaction, because refusals are what an inquiry asks about first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from storage.models import AuditEvent
+
+
+def record(
+    session: Session,
+    *,
+    action: str,
+    at: datetime,
+    actor_id: int | None = None,
+    actor_ref: str = "",
+    subject: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add one audit row to ``session`` (committed with the caller's change)."""
+    event = AuditEvent(
+        actor_id=actor_id,
+        actor_ref=actor_ref,
+        action=action,
+        subject=subject,
+        before=before,
+        after=after,
+        at=at,
+    )
+    session.add(event)
+    return event
+
+
+def history(session: Session, subject: str, limit: int = 100) -> list[AuditEvent]:
+    """The audit trail of one subject (e.g. ``"draft:12"``), oldest first."""
+    rows = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.subject == subject)
+        .order_by(col(AuditEvent.at), col(AuditEvent.id))
+        .limit(limit)
+    )
+    return list(rows)

@@ -1,0 +1,139 @@
+"""Due rows: everything that must happen later, and the tick that fires them.
+
+Reminders, escalations, deadlines and digests are rows with a due time rather than in-memory
+jobs, so a restart (or a SIGKILL) loses nothing: the rows *are* the schedule. One ``tick`` job
+asks the clock for now and fires what is due. A handler's own database changes and the row's
+``done_at`` commit in one transaction, so a row is done exactly when its effects are recorded.
+Delivery is at-least-once: a crash after a message went out but before the commit re-sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from storage.models import Due
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DueHandler = Callable[["Runtime", Session, Due], Awaitable[None]]
+MAX_ATTEMPTS = 8
+
+_HANDLERS: dict[str, DueHandler] = {}
+
+
+def due_handler(kind: str) -> Callable[[DueHandler], DueHandler]:
+    """Register the coroutine that fires rows of ``kind`` (one per kind)."""
+
+    def decorate(func: DueHandler) -> DueHandler:
+        if kind in _HANDLERS and _HANDLERS[kind] is not func:
+            raise ValueError(f"a due handler for {kind!r} is already registered")
+        _HANDLERS[kind] = func
+        return func
+
+    return decorate
+
+
+def schedule(
+    session: Session,
+    kind: str,
+    due_at: datetime,
+    *,
+    ref_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> Due | None:
+    """Add a due row in the caller's transaction.
+
+    With ``dedupe_key`` the row is scheduled at most once (e.g. "deadline80:crisis:7"), so code that
+    runs again after a restart cannot double a reminder; returns None when it already exists.
+    """
+    if kind not in _HANDLERS:
+        raise ValueError(f"no due handler registered for {kind!r}")
+    if dedupe_key is not None:
+        existing = session.exec(select(Due).where(Due.dedupe_key == dedupe_key)).first()
+        if existing is not None:
+            return None
+    row = Due(kind=kind, due_at=due_at, ref_id=ref_id, payload=payload or {}, dedupe_key=dedupe_key)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None  # a concurrent writer scheduled the same key first
+    return row
+
+
+def cancel(session: Session, *, kind: str, ref_id: int, at: datetime) -> int:
+    """Mark pending rows of ``kind`` for ``ref_id`` done without firing (e.g. a task closed)."""
+    rows = session.exec(
+        select(Due).where(Due.kind == kind, Due.ref_id == ref_id, col(Due.done_at).is_(None))
+    ).all()
+    for row in rows:
+        row.done_at = at
+        row.last_error = "cancelled"
+    return len(rows)
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(10 * 2 ** (attempts - 1), 3600))
+
+
+async def fire_due(runtime: Runtime, limit: int = 200) -> int:
+    """Fire every row due by now; returns how many fired successfully."""
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        ids = list(
+            session.exec(
+                select(Due.id)
+                .where(col(Due.done_at).is_(None), Due.due_at <= now)
+                .order_by(col(Due.due_at), col(Due.id))
+                .limit(limit)
+            )
+        )
+    fired = 0
+    for due_id in ids:
+        if await _fire_one(runtime, due_id, now):
+            fired += 1
+    return fired
+
+
+async def _fire_one(runtime: Runtime, due_id: int | None, now: datetime) -> bool:
+    error: str | None = None
+    with runtime.db.session() as session:
+        query = select(Due).where(Due.id == due_id, col(Due.done_at).is_(None))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        row = session.exec(query).first()
+        if row is None:
+            return False  # fired by another worker, or cancelled
+        handler = _HANDLERS.get(row.kind)
+        if handler is None:
+            row.done_at = now
+            row.last_error = f"no handler for kind {row.kind!r}"
+            log.error("due %s: %s", row.id, row.last_error)
+            return False
+        try:
+            with session.begin_nested():
+                await handler(runtime, session, row)
+        except Exception as exc:
+            log.exception("due %s (%s) failed", row.id, row.kind)
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        else:
+            row.done_at = now
+            return True
+        row.attempts += 1
+        row.last_error = error
+        if row.attempts >= MAX_ATTEMPTS:
+            row.done_at = now
+            log.error("due %s (%s) given up after %s attempts", row.id, row.kind, row.attempts)
+        else:
+            row.due_at = now + _backoff(row.attempts)
+    return False

@@ -1,0 +1,48 @@
+"""The ``notify`` due kind: a templated message to one person at a later time.
+
+It is the general-purpose reminder (task due soon, deadline at 80 %, …): other services schedule
+``notify`` rows with a template name and its context; the person's language is looked up when the
+row fires, so a language change in between is honoured.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
+
+from bot.channels.base import ChatRef, RecipientUnreachable
+from bot.services import audit
+from bot.services.due import due_handler
+from storage.models import Due, User
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def notify_payload(user_id: int, template: str, **context: Any) -> dict[str, Any]:
+    """The payload of a ``notify`` row; context values must be JSON-serialisable."""
+    return {"user_id": user_id, "template": template, "context": context}
+
+
+@due_handler("notify")
+async def fire_notify(runtime: Runtime, session: Session, due: Due) -> None:
+    user = session.get(User, due.payload["user_id"])
+    if user is None or user.telegram_id is None or not user.reachable:
+        log.info("due %s: nobody to notify", due.id)
+        return
+    text = runtime.renderer.render(due.payload["template"], user.language, **due.payload["context"])
+    try:
+        await runtime.notifier.send_text(ChatRef(user.telegram_id), text)
+    except RecipientUnreachable as exc:
+        user.reachable = False
+        audit.record(
+            session,
+            action="user.unreachable",
+            subject=f"user:{user.id}",
+            after={"reason": str(exc)},
+            at=runtime.clock.now(),
+        )
