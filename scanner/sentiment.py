@@ -139,9 +139,7 @@ class LexiconScorer:
                 continue
             weight = value
             for other_start, other_end, other_kind, factor in spans[max(0, index - 2) : index]:
-                if other_kind == "negator" and start - other_end <= 3:
-                    weight *= factor
-                elif other_kind == "intensifier" and start - other_end <= 2:
+                if (other_kind == "negator" and start - other_end <= 3) or (other_kind == "intensifier" and start - other_end <= 2):
                     weight *= factor
             for other_start, _e, other_kind, factor in spans[index + 1 : index + 2]:
                 if other_kind == "intensifier" and other_start - end <= 2:
@@ -199,7 +197,7 @@ class ModelScorer:
 
     name = "model"
 
-    def __init__(self, C: float = 4.0) -> None:  # noqa: N803 - scikit-learn's name
+    def __init__(self, C: float = 4.0) -> None:
         self.C = C
         self.vectorizers: tuple[Any, Any, Any] | None = None
         self.classifier: Any = None

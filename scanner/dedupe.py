@@ -1,0 +1,252 @@
+"""Duplicate handling: canonical URLs for exact copies, MinHash-LSH stories for syndicated ones.
+
+Vietnamese outlets copy each other heavily: one ministry statement reappears on ten sites within
+the hour with a reworded headline and the same lead. Trend detection must count *stories* and
+*outlets*, never raw copies, or one press release would look like a burst. So:
+
+* :func:`canonical_url` folds away URL noise (tracking parameters, fragments, default ports,
+  host case, trailing slashes, parameter order) — the same page fetched twice is one Article.
+* :class:`StoryIndex` clusters near-duplicates: MinHash signatures of diacritics-free word
+  2-shingles of title + lead (stopwords removed), candidate lookup by LSH banding, and a
+  rapidfuzz title check to confirm — a shared boilerplate lead alone must not merge two
+  different stories. The index only covers a recent window (72 h by default) and is rebuilt
+  from the database after a restart (:meth:`StoryIndex.rebuild`).
+
+The MinHash/LSH arithmetic is the same as datasketch's (affine permutations modulo the Mersenne
+prime 2^61-1, banding parameters from ``datasketch.lsh``'s optimiser), but vectorised over one
+item's shingles in numpy with a plain-dict band table: datasketch's per-object ``MinHash`` and
+``MinHashLSH.insert/query`` cost about 250 µs per item here, more than the whole per-item budget
+of the scanner (5,000 items/s per core).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+from rapidfuzz import fuzz
+
+from scanner.textnorm import content_syllables, fold
+
+__all__ = [
+    "TRACKING_PARAMS",
+    "Fingerprint",
+    "StoryIndex",
+    "canonical_url",
+    "content_fingerprint",
+]
+
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "twclid",
+        "ttclid", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "vero_id",
+        "oly_enc_id", "oly_anon_id", "rb_clickid", "s_cid", "spm", "zarsrc", "zalo_source",
+        "ref_src", "cmpid", "icid", "ocid", "srsltid",
+    }
+)
+_TRACKING_PREFIXES = ("utm_", "vn_", "pk_", "mtm_", "hsa_")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def canonical_url(url: str) -> str:
+    """One spelling per page: ``HTTPS://Example.vn:443/a/?utm_source=x&b=2&a=1#top`` →
+    ``https://example.vn/a?a=1&b=2``."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    if port is not None and _DEFAULT_PORTS.get(scheme) != port:
+        netloc = f"{netloc}:{port}"
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    query_pairs = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    query = urlencode(sorted(query_pairs))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def content_fingerprint(title: str, summary: str) -> str:
+    """Hash of the folded title + lead: the same text under two URLs of one outlet."""
+    text = f"{fold(title)}\n{fold(summary)}"
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+# --------------------------------------------------------------------------- MinHash
+
+
+_MERSENNE = np.uint64((1 << 61) - 1)
+_MAX_HASH = np.uint64((1 << 32) - 1)
+
+
+def _optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    try:
+        from datasketch.lsh import _optimal_param
+
+        b, r = _optimal_param(threshold, num_perm, 0.5, 0.5)
+        return int(b), int(r)
+    except Exception:  # private helper moved: fall back to a sane fixed banding
+        return num_perm // 4, 4
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the index needs to know about one article."""
+
+    signature: np.ndarray
+    title: str  # folded
+    shingles: int
+
+
+@dataclass
+class _Entry:
+    story_id: int
+    title: str
+    signature: np.ndarray
+    seen_at: datetime
+    bands: list[bytes] = field(default_factory=list)
+
+
+class StoryIndex:
+    """Near-duplicate index of recent articles, mapping each to its Story id.
+
+    Not thread-safe: one scan (or one replay) owns an index at a time.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: timedelta = timedelta(hours=72),
+        threshold: float = 0.5,
+        num_perm: int = 64,
+        title_ratio: float = 80.0,
+        min_title_ratio_with_lead: float = 55.0,
+        lead_jaccard: float = 0.6,
+        lead_tokens: int = 60,
+        seed: int = 1,
+    ) -> None:
+        self.window = window
+        self.num_perm = num_perm
+        self.title_ratio = title_ratio
+        self.min_title_ratio_with_lead = min_title_ratio_with_lead
+        self.lead_jaccard = lead_jaccard
+        self.lead_tokens = lead_tokens
+        rng = np.random.RandomState(seed)
+        self._a = rng.randint(1, 1 << 32, size=num_perm, dtype=np.uint64)
+        self._b = rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64)
+        self.bands, self.rows = _optimal_bands(threshold, num_perm)
+        self._tables: list[dict[bytes, set[int]]] = [{} for _ in range(self.bands)]
+        self._entries: dict[int, _Entry] = {}
+        self._next_key = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # ---------------------------------------------------------------- signatures
+
+    def fingerprint(self, title: str, summary: str = "", *, folded: bool = False) -> Fingerprint:
+        """MinHash of the word 2-shingles (plus single words, for very short texts)."""
+        title_f = title if folded else fold(title)
+        summary_f = summary if folded else fold(summary)
+        tokens = content_syllables(title_f.split()) + ["|"] + content_syllables(
+            summary_f.split()[: self.lead_tokens]
+        )
+        shingles = {f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)}
+        if len(shingles) < 4:
+            shingles.update(t for t in tokens if t != "|")
+        if not shingles:
+            shingles = {title_f or "-"}
+        hashes = np.fromiter(
+            (zlib.crc32(s.encode("utf-8")) for s in shingles), dtype=np.uint64, count=len(shingles)
+        )
+        permuted = (np.outer(self._a, hashes) + self._b[:, None]) % _MERSENNE & _MAX_HASH
+        return Fingerprint(permuted.min(axis=1), title_f, len(shingles))
+
+    def _band_keys(self, signature: np.ndarray) -> list[bytes]:
+        r = self.rows
+        return [signature[i * r : (i + 1) * r].tobytes() for i in range(self.bands)]
+
+    # ---------------------------------------------------------------- lookup
+
+    def find(self, fp: Fingerprint) -> int | None:
+        """The Story id of the best confirmed near-duplicate, or None for a new story."""
+        candidates: set[int] = set()
+        for table, key in zip(self._tables, self._band_keys(fp.signature), strict=True):
+            hit = table.get(key)
+            if hit:
+                candidates |= hit
+        best: tuple[float, int] | None = None
+        for key in candidates:
+            entry = self._entries[key]
+            jaccard = float(np.count_nonzero(entry.signature == fp.signature)) / self.num_perm
+            ratio = fuzz.token_set_ratio(fp.title, entry.title)
+            confirmed = ratio >= self.title_ratio or (
+                jaccard >= self.lead_jaccard and ratio >= self.min_title_ratio_with_lead
+            )
+            if confirmed:
+                rank = jaccard + ratio / 100.0
+                if best is None or rank > best[0]:
+                    best = (rank, entry.story_id)
+        return best[1] if best else None
+
+    def add(self, story_id: int, fp: Fingerprint, seen_at: datetime) -> None:
+        """Remember an article of ``story_id`` so later copies find it."""
+        key = self._next_key
+        self._next_key += 1
+        entry = _Entry(story_id, fp.title, fp.signature, seen_at, self._band_keys(fp.signature))
+        self._entries[key] = entry
+        for table, band in zip(self._tables, entry.bands, strict=True):
+            table.setdefault(band, set()).add(key)
+
+    def relabel(self, mapping: dict[int, int]) -> None:
+        """Replace provisional story ids (e.g. negative placeholders before an INSERT) with real ones."""
+        if not mapping:
+            return
+        for entry in self._entries.values():
+            new = mapping.get(entry.story_id)
+            if new is not None:
+                entry.story_id = new
+
+    def prune(self, now: datetime) -> int:
+        """Forget articles older than the window; returns how many were dropped."""
+        cutoff = now - self.window
+        old = [k for k, e in self._entries.items() if e.seen_at < cutoff]
+        for key in old:
+            entry = self._entries.pop(key)
+            for table, band in zip(self._tables, entry.bands, strict=True):
+                members = table.get(band)
+                if members is not None:
+                    members.discard(key)
+                    if not members:
+                        del table[band]
+        return len(old)
+
+    # ---------------------------------------------------------------- persistence
+
+    def rebuild(self, rows: Iterable[tuple[int, str, str, datetime]], now: datetime) -> int:
+        """Refill from (story_id, title, summary, seen_at) rows, e.g. after a restart.
+
+        The index holds no state that the database lacks: signatures are recomputed from the
+        stored title and lead, so a restart clusters exactly as the running process would.
+        """
+        cutoff = now - self.window
+        count = 0
+        for story_id, title, summary, seen_at in rows:
+            if seen_at >= cutoff:
+                self.add(story_id, self.fingerprint(title, summary), seen_at)
+                count += 1
+        return count
