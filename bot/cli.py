@@ -33,7 +33,14 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {}
     if getattr(args, "config", None):
         overrides["config"] = args.config
-    return load_settings(**overrides)
+    settings = load_settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic and httpx narrate every step at INFO; an operator needs only their problems.
+    for chatty in ("alembic", "httpx", "apscheduler"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    return settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -55,9 +62,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Apply every pending migration and sync the TOML's agencies, topics and sources."""
+    settings = _settings(args)
     from storage.sync import prepare_database
 
-    prepare_database(_settings(args)).dispose()
+    prepare_database(settings).dispose()
     print("crisisdesk: database is at the latest revision and the config is synced")
     return EXIT_OK
 
@@ -96,9 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Command | None = getattr(args, "func", None)
     if func is None:
         return _usage(parser)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         return func(args)
     except ConfigError as exc:
