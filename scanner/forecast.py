@@ -14,6 +14,7 @@ low counts get honest, integer, non-negative bands.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
