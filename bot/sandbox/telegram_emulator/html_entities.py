@@ -209,12 +209,16 @@ def _entity_for(
     if name == "tg-emoji":
         emoji_id = attrs.get("emoji-id")
         if not emoji_id:
-            raise _parse_error(f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {offset}')
+            raise _parse_error(
+                f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {offset}'
+            )
         return {"type": "custom_emoji", "custom_emoji_id": emoji_id}
     # tg-time
     unix = attrs.get("unix", "")
     if not unix.isdigit():
-        raise _parse_error(f'Tag "tg-time" must have a valid attribute "unix" at byte offset {offset}')
+        raise _parse_error(
+            f'Tag "tg-time" must have a valid attribute "unix" at byte offset {offset}'
+        )
     entity: dict[str, Any] = {"type": "date_time", "unix_time": int(unix)}
     if attrs.get("format"):
         entity["date_time_format"] = attrs["format"]

@@ -293,7 +293,9 @@ class Chat:
         return data
 
 
-def member_to_api(member: Member, user: User, chat: Chat, *, editable: bool = False) -> dict[str, Any]:
+def member_to_api(
+    member: Member, user: User, chat: Chat, *, editable: bool = False
+) -> dict[str, Any]:
     """The ``ChatMember`` variant Telegram would return for this member."""
     data: dict[str, Any] = {"status": member.status, "user": user.to_api()}
     if member.status == "creator":

@@ -93,8 +93,10 @@ class UpdateHub:
             log.info("allowed_updates has types the emulator never produces: %s", unknown)
         self.allowed_updates = list(allowed)
 
-    async def get_updates(self, offset: int | None, limit: int, timeout: float) -> list[dict[str, Any]]:
-        """``getUpdates``: confirm below ``offset``, then return or wait up to ``timeout``."""
+    async def get_updates(
+        self, offset: int | None, limit: int, wait_seconds: float
+    ) -> list[dict[str, Any]]:
+        """``getUpdates``: confirm below ``offset``, then return or wait up to ``wait_seconds``."""
         if self.webhook is not None:
             raise ApiError(
                 409,
@@ -105,7 +107,7 @@ class UpdateHub:
         self._poll_generation += 1
         generation = self._poll_generation
         self._wake()  # a newer request terminates an older waiting one, as on Telegram
-        deadline = asyncio.get_running_loop().time() + max(timeout, 0)
+        deadline = asyncio.get_running_loop().time() + max(wait_seconds, 0)
         while True:
             if generation != self._poll_generation:
                 raise ApiError(
