@@ -22,6 +22,7 @@ of the scanner (5,000 items/s per core).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,10 +44,36 @@ __all__ = [
 
 TRACKING_PARAMS = frozenset(
     {
-        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "twclid",
-        "ttclid", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "vero_id",
-        "oly_enc_id", "oly_anon_id", "rb_clickid", "s_cid", "spm", "zarsrc", "zalo_source",
-        "ref_src", "cmpid", "icid", "ocid", "srsltid",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "twclid",
+        "ttclid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "vero_id",
+        "oly_enc_id",
+        "oly_anon_id",
+        "rb_clickid",
+        "s_cid",
+        "spm",
+        "zarsrc",
+        "zalo_source",
+        "ref_src",
+        "cmpid",
+        "icid",
+        "ocid",
+        "srsltid",
     }
 )
 _TRACKING_PREFIXES = ("utm_", "vn_", "pk_", "mtm_", "hsa_")
@@ -162,10 +189,9 @@ class StoryIndex:
         """MinHash of the word 2-shingles (plus single words, for very short texts)."""
         title_f = title if folded else fold(title)
         summary_f = summary if folded else fold(summary)
-        tokens = content_syllables(title_f.split()) + ["|"] + content_syllables(
-            summary_f.split()[: self.lead_tokens]
-        )
-        shingles = {f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)}
+        lead = summary_f.split()[: self.lead_tokens]
+        tokens = [*content_syllables(title_f.split()), "|", *content_syllables(lead)]
+        shingles = {f"{a} {b}" for a, b in itertools.pairwise(tokens)}
         if len(shingles) < 4:
             shingles.update(t for t in tokens if t != "|")
         if not shingles:
@@ -185,13 +211,13 @@ class StoryIndex:
     def find(self, fp: Fingerprint) -> int | None:
         """The Story id of the best confirmed near-duplicate, or None for a new story."""
         candidates: set[int] = set()
-        for table, key in zip(self._tables, self._band_keys(fp.signature), strict=True):
-            hit = table.get(key)
+        for table, band in zip(self._tables, self._band_keys(fp.signature), strict=True):
+            hit = table.get(band)
             if hit:
                 candidates |= hit
         best: tuple[float, int] | None = None
-        for key in candidates:
-            entry = self._entries[key]
+        for candidate in candidates:
+            entry = self._entries[candidate]
             jaccard = float(np.count_nonzero(entry.signature == fp.signature)) / self.num_perm
             ratio = fuzz.token_set_ratio(fp.title, entry.title)
             confirmed = ratio >= self.title_ratio or (
@@ -213,7 +239,7 @@ class StoryIndex:
             table.setdefault(band, set()).add(key)
 
     def relabel(self, mapping: dict[int, int]) -> None:
-        """Replace provisional story ids (e.g. negative placeholders before an INSERT) with real ones."""
+        """Swap provisional story ids (negative placeholders before the INSERT) for real ones."""
         if not mapping:
             return
         for entry in self._entries.values():

@@ -56,8 +56,30 @@ class _TextExtractor(HTMLParser):
     """Collects text nodes; block tags become spaces so words do not run together."""
 
     _BLOCK = frozenset(
-        {"p", "br", "div", "li", "ul", "ol", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5",
-         "h6", "table", "section", "article", "blockquote", "figure", "figcaption", "img"}
+        {
+            "p",
+            "br",
+            "div",
+            "li",
+            "ul",
+            "ol",
+            "tr",
+            "td",
+            "th",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "table",
+            "section",
+            "article",
+            "blockquote",
+            "figure",
+            "figcaption",
+            "img",
+        }
     )
     _SKIP = frozenset({"script", "style", "noscript", "iframe", "template"})
 

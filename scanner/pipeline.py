@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import Clock
 from scanner.dedupe import StoryIndex, canonical_url, content_fingerprint
@@ -88,7 +88,9 @@ class ProcessResult:
     duplicates: int = 0
 
     def topics_of(self, article_id: int) -> list[tuple[int, float]]:
-        return [(link.topic_id, link.weight) for link in self.links if link.article_id == article_id]
+        return [
+            (link.topic_id, link.weight) for link in self.links if link.article_id == article_id
+        ]
 
 
 class Processor:
@@ -121,10 +123,15 @@ class Processor:
         """Refill the story index from articles of stories seen within the window."""
         cutoff = now - self.index.window
         rows = session.execute(
-            select(Article.story_id, Article.title, Article.summary, Article.fetched_at)
-            .join(Story, Story.id == Article.story_id)  # type: ignore[arg-type]
-            .where(Story.last_seen_at >= cutoff)  # type: ignore[arg-type]
-            .order_by(Article.id)  # type: ignore[arg-type]
+            select(
+                col(Article.story_id),
+                col(Article.title),
+                col(Article.summary),
+                col(Article.fetched_at),
+            )
+            .join(Story, col(Story.id) == col(Article.story_id))
+            .where(col(Story.last_seen_at) >= cutoff)
+            .order_by(col(Article.id))
         ).all()
         return self.index.rebuild(((r[0], r[1], r[2], r[3]) for r in rows if r[0] is not None), now)
 
@@ -140,7 +147,9 @@ class Processor:
         fresh = self._drop_known(session, items, result)
         if not fresh:
             return result
-        scores = self.scorer.score_many([(inc.item.title, inc.item.summary) for inc, _u, _f in fresh])
+        scores = self.scorer.score_many(
+            [(inc.item.title, inc.item.summary) for inc, _u, _f in fresh]
+        )
 
         placeholder_stories: dict[int, Story] = {}
         touched: set[int] = set()
@@ -197,12 +206,16 @@ class Processor:
         for article, _k, matches in pending:
             assert article.id is not None
             for topic_id, weight in matches:
-                result.links.append(ArticleTopic(article_id=article.id, topic_id=topic_id, weight=weight))
+                result.links.append(
+                    ArticleTopic(article_id=article.id, topic_id=topic_id, weight=weight)
+                )
         session.add_all(result.links)
         result.articles = [a for a, _k, _m in pending]
         result.new_stories = list(placeholder_stories.values())
         story_ids = {s.id for s in result.new_stories if s.id is not None} | touched
-        result.updated_stories = [s for s in self._refresh_stories(session, story_ids) if s.id in touched]
+        result.updated_stories = [
+            s for s in self._refresh_stories(session, story_ids) if s.id in touched
+        ]
         session.flush()
         return result
 
@@ -228,14 +241,16 @@ class Processor:
         for chunk in _chunks([c for _i, c, _f in candidates], _IN_CHUNK):
             known_urls.update(
                 session.execute(
-                    select(Article.canonical_url).where(Article.canonical_url.in_(chunk))  # type: ignore[attr-defined]
+                    select(col(Article.canonical_url)).where(col(Article.canonical_url).in_(chunk))
                 ).scalars()
             )
         for chunk in _chunks([f for _i, _c, f in candidates], _IN_CHUNK):
             known_content.update(
                 (outlet, fp)
                 for outlet, fp in session.execute(
-                    select(Article.outlet, Article.fingerprint).where(Article.fingerprint.in_(chunk))  # type: ignore[attr-defined]
+                    select(col(Article.outlet), col(Article.fingerprint)).where(
+                        col(Article.fingerprint).in_(chunk)
+                    )
                 ).all()
             )
         fresh = []
@@ -254,17 +269,19 @@ class Processor:
         per_story: dict[int, list[tuple[str, float, str, datetime]]] = defaultdict(list)
         for chunk in _chunks(ids, _IN_CHUNK):
             rows = session.execute(
-                select(Article.story_id, Article.outlet, Article.sentiment, Article.sentiment_label,
-                       Article.published_at)
-                .where(Article.story_id.in_(chunk))  # type: ignore[union-attr]
+                select(
+                    col(Article.story_id),
+                    col(Article.outlet),
+                    col(Article.sentiment),
+                    col(Article.sentiment_label),
+                    col(Article.published_at),
+                ).where(col(Article.story_id).in_(chunk))
             ).all()
             for story_id, outlet, score, label, published in rows:
                 per_story[story_id].append((outlet, score, label, published))
-        stories = []
+        stories: list[Story] = []
         for chunk in _chunks(ids, _IN_CHUNK):
-            stories.extend(
-                session.execute(select(Story).where(Story.id.in_(chunk))).scalars()  # type: ignore[union-attr]
-            )
+            stories.extend(session.execute(select(Story).where(col(Story.id).in_(chunk))).scalars())
         for story in stories:
             rows_of = per_story.get(story.id or 0, [])
             if not rows_of:
@@ -288,7 +305,7 @@ def _chunks(values: Sequence[Any], size: int) -> Iterable[list[Any]]:
 def load_topics(session: Session) -> list[CompiledTopic]:
     """Active topics with their queries compiled; a bad query is logged and skipped."""
     compiled = []
-    for topic in session.execute(select(Topic).where(Topic.active == True)).scalars():  # noqa: E712
+    for topic in session.execute(select(Topic).where(col(Topic.active).is_(True))).scalars():
         try:
             compiled.append(CompiledTopic(topic.id or 0, topic.name, parse_query(topic.query)))
         except QueryError as exc:
@@ -360,15 +377,22 @@ class ScanReport:
                 "topic_id": topic_id,
                 "articles": [
                     {
-                        "id": a.id, "title": a.title, "url": a.url, "outlet": a.outlet,
-                        "published_at": a.published_at.isoformat(), "story_id": a.story_id,
-                        "weight": w, "sentiment": a.sentiment, "label": a.sentiment_label,
+                        "id": a.id,
+                        "title": a.title,
+                        "url": a.url,
+                        "outlet": a.outlet,
+                        "published_at": a.published_at.isoformat(),
+                        "story_id": a.story_id,
+                        "weight": w,
+                        "sentiment": a.sentiment,
+                        "label": a.sentiment_label,
                     }
                     for a, w in topic_articles
                 ],
                 "stories": [
                     {
-                        "id": sid, "title": self.stories[sid].title,
+                        "id": sid,
+                        "title": self.stories[sid].title,
                         "article_count": self.stories[sid].article_count,
                         "outlet_count": self.stories[sid].outlet_count,
                         "first_seen_at": self.stories[sid].first_seen_at.isoformat(),
@@ -402,10 +426,15 @@ async def run_scan(
     started = time.perf_counter()
     with db.session() as s:
         sources = due_sources(s.execute(select(Source)).scalars().all(), now)
-        targets = [(src.id or 0, src.name, src.outlet, src.url, src.etag, src.last_modified) for src in sources]
+        targets = [
+            (src.id or 0, src.name, src.outlet, src.url, src.etag, src.last_modified)
+            for src in sources
+        ]
 
     async with FeedFetcher(policy, session=session) as fetcher:
-        fetched = await fetcher.fetch_many([(url, etag, lm) for _i, _n, _o, url, etag, lm in targets])
+        fetched = await fetcher.fetch_many(
+            [(url, etag, lm) for _i, _n, _o, url, etag, lm in targets]
+        )
 
     fetched_at = clock.now()
 
@@ -416,7 +445,9 @@ async def run_scan(
                 parsed.append((source_id, res, [], None, res.error))
                 continue
             try:
-                feed = parse_feed(res.body, fetched_at=fetched_at, headers=res.headers, base_url=res.final_url)
+                feed = parse_feed(
+                    res.body, fetched_at=fetched_at, headers=res.headers, base_url=res.final_url
+                )
             except FeedError as exc:
                 parsed.append((source_id, res, [], None, str(exc)))
             else:
@@ -426,14 +457,26 @@ async def run_scan(
             if processor is not None:
                 proc.reload_topics(s)
             report.topics = {t.id: t.name for t in proc.topics}
-            rows = {src.id: src for src in s.execute(select(Source).where(Source.id.in_([t[0] for t in targets]))).scalars()}  # type: ignore[union-attr]
+            rows = {
+                src.id: src
+                for src in s.execute(
+                    select(Source).where(col(Source.id).in_([t[0] for t in targets]))
+                ).scalars()
+            }
             incoming: list[Incoming] = []
             for (source_id, name, outlet, url, _e, _l), (_sid, res, items, warning, error) in zip(
                 targets, parsed, strict=True
             ):
                 row = rows[source_id]
-                outcome = SourceOutcome(source_id, name, url, res.status if error is None else "error",
-                                        items=len(items), error=error, warning=warning)
+                outcome = SourceOutcome(
+                    source_id,
+                    name,
+                    url,
+                    res.status if error is None else "error",
+                    items=len(items),
+                    error=error,
+                    warning=warning,
+                )
                 report.sources.append(outcome)
                 if error is not None:
                     record_failure(row, error, fetched_at, policy)
@@ -448,7 +491,9 @@ async def run_scan(
             report.new_stories = result.new_stories
             report.updated_stories = result.updated_stories
             report.links = result.links
-            report.stories = {st.id: st for st in result.new_stories + result.updated_stories if st.id is not None}
+            report.stories = {
+                st.id: st for st in result.new_stories + result.updated_stories if st.id is not None
+            }
             report.finished_at = clock.now()
             report.duration_s = time.perf_counter() - started
             _store_summary(s, report)
@@ -458,8 +503,11 @@ async def run_scan(
         log.warning("source %s (%s) failed: %s", outcome.name, outcome.url, outcome.error)
     log.info(
         "scan: %d sources, %d new articles, %d new stories, %d failing, %.2f s",
-        len(report.sources), len(report.new_articles), len(report.new_stories),
-        len(report.failing), report.duration_s,
+        len(report.sources),
+        len(report.new_articles),
+        len(report.new_stories),
+        len(report.failing),
+        report.duration_s,
     )
     return report
 

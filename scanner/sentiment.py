@@ -138,8 +138,10 @@ class LexiconScorer:
             if kind != "term":
                 continue
             weight = value
-            for other_start, other_end, other_kind, factor in spans[max(0, index - 2) : index]:
-                if (other_kind == "negator" and start - other_end <= 3) or (other_kind == "intensifier" and start - other_end <= 2):
+            for _start, other_end, other_kind, factor in spans[max(0, index - 2) : index]:
+                if (other_kind == "negator" and start - other_end <= 3) or (
+                    other_kind == "intensifier" and start - other_end <= 2
+                ):
                     weight *= factor
             for other_start, _e, other_kind, factor in spans[index + 1 : index + 2]:
                 if other_kind == "intensifier" and other_start - end <= 2:
@@ -202,7 +204,9 @@ class ModelScorer:
         self.vectorizers: tuple[Any, Any, Any] | None = None
         self.classifier: Any = None
 
-    def fit(self, titles: Sequence[str], leads: Sequence[str], labels: Sequence[str]) -> ModelScorer:
+    def fit(
+        self, titles: Sequence[str], leads: Sequence[str], labels: Sequence[str]
+    ) -> ModelScorer:
         from sklearn.linear_model import LogisticRegression
 
         texts = [model_text(t, lead) for t, lead in zip(titles, leads, strict=True)]

@@ -121,7 +121,9 @@ def check_url(url: str, *, allow_private: bool) -> None:
     """
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        raise UnsafeURLError(f"refused: only http(s) feed URLs are fetched, not {parts.scheme or 'no scheme'!r}")
+        raise UnsafeURLError(
+            f"refused: only http(s) feed URLs are fetched, not {parts.scheme or 'no scheme'!r}"
+        )
     host = parts.hostname
     if not host:
         raise UnsafeURLError(f"refused: no host in URL {url!r}")
@@ -130,9 +132,10 @@ def check_url(url: str, *, allow_private: bool) -> None:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        if host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or host.lower().endswith(
-            ".localhost"
-        ):
+        if host.lower().rstrip(".") in (
+            "localhost",
+            "localhost.localdomain",
+        ) or host.lower().endswith(".localhost"):
             raise UnsafeURLError(
                 f"refused: {host} is a loopback host "
                 "(set CRISISDESK_ALLOW_PRIVATE_FEEDS=true to allow it)"
@@ -157,7 +160,9 @@ class GuardedResolver(AbstractResolver):
             try:
                 check_address(result["host"])
             except UnsafeURLError as exc:
-                refused = UnsafeURLError(f"refused: {host} resolves to {result['host']}, {str(exc)[9:]}")
+                refused = UnsafeURLError(
+                    f"refused: {host} resolves to {result['host']}, {str(exc)[9:]}"
+                )
             else:
                 safe.append(result)
         if not safe:
@@ -195,7 +200,9 @@ class FeedFetcher:
     pre-flight DNS lookup instead.
     """
 
-    def __init__(self, policy: FetchPolicy | None = None, *, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self, policy: FetchPolicy | None = None, *, session: aiohttp.ClientSession | None = None
+    ) -> None:
         self.policy = policy or FetchPolicy()
         self._session = session
         self._owns_session = session is None
@@ -233,7 +240,9 @@ class FeedFetcher:
         """Fetch (url, etag, last_modified) triples concurrently; results in the same order."""
         return list(await asyncio.gather(*(self.fetch(u, e, m) for u, e, m in requests)))
 
-    async def fetch(self, url: str, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
+    async def fetch(
+        self, url: str, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
         """Never raises for network or HTTP trouble: the error is in the result."""
         started = time.perf_counter()
         async with self._semaphore:
@@ -242,7 +251,9 @@ class FeedFetcher:
                     self._fetch(url, etag, last_modified), timeout=self.policy.total_timeout
                 )
             except TimeoutError:
-                result = FetchResult(url, "error", error=f"timed out after {self.policy.total_timeout:g} s")
+                result = FetchResult(
+                    url, "error", error=f"timed out after {self.policy.total_timeout:g} s"
+                )
             except UnsafeURLError as exc:
                 result = FetchResult(url, "error", error=str(exc))
             except BodyTooLarge as exc:
@@ -266,7 +277,9 @@ class FeedFetcher:
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         assert self._session is not None, "use FeedFetcher as an async context manager"
         policy = self.policy
-        headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"}
+        headers = {
+            "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5"
+        }
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -277,43 +290,72 @@ class FeedFetcher:
             check_url(current, allow_private=policy.allow_private)
             if not policy.allow_private and not self._owns_session:
                 parts = urlsplit(current)
-                await _check_resolved(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+                await _check_resolved(
+                    parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+                )
             seen.append(current)
             async with self._session.get(
                 current,
                 headers=headers,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=policy.total_timeout, connect=policy.connect_timeout),
+                timeout=aiohttp.ClientTimeout(
+                    total=policy.total_timeout, connect=policy.connect_timeout
+                ),
             ) as response:
                 if response.status in (301, 302, 303, 307, 308):
                     location = response.headers.get("Location")
                     if not location:
-                        return FetchResult(url, "error", http_status=response.status, error=f"HTTP {response.status} without Location")
+                        return FetchResult(
+                            url,
+                            "error",
+                            http_status=response.status,
+                            error=f"HTTP {response.status} without Location",
+                        )
                     current = urljoin(current, location)
                     continue
                 response_headers = {k.lower(): v for k, v in response.headers.items()}
                 if response.status == 304:
                     return FetchResult(
-                        url, "not_modified", headers=response_headers, http_status=304, final_url=current,
+                        url,
+                        "not_modified",
+                        headers=response_headers,
+                        http_status=304,
+                        final_url=current,
                         etag=response.headers.get("ETag") or etag,
                         last_modified=response.headers.get("Last-Modified") or last_modified,
                     )
                 if response.status >= 400:
                     return FetchResult(
-                        url, "error", http_status=response.status, final_url=current,
+                        url,
+                        "error",
+                        http_status=response.status,
+                        final_url=current,
                         error=f"HTTP {response.status} {response.reason or ''}".strip(),
                     )
                 if response.status != 200:
-                    return FetchResult(url, "error", http_status=response.status, final_url=current,
-                                       error=f"unexpected HTTP {response.status}")
+                    return FetchResult(
+                        url,
+                        "error",
+                        http_status=response.status,
+                        final_url=current,
+                        error=f"unexpected HTTP {response.status}",
+                    )
                 body = await self._read_capped(response)
                 return FetchResult(
-                    url, "ok", body=body, headers=response_headers, http_status=200, final_url=current,
-                    etag=response.headers.get("ETag"), last_modified=response.headers.get("Last-Modified"),
+                    url,
+                    "ok",
+                    body=body,
+                    headers=response_headers,
+                    http_status=200,
+                    final_url=current,
+                    etag=response.headers.get("ETag"),
+                    last_modified=response.headers.get("Last-Modified"),
                 )
         return FetchResult(
-            url, "error", final_url=current,
-            error=f"too many redirects (more than {policy.max_redirects}): {' -> '.join(seen[-3:])}",
+            url,
+            "error",
+            final_url=current,
+            error=f"too many redirects (over {policy.max_redirects}): {' -> '.join(seen[-3:])}",
         )
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
@@ -342,7 +384,9 @@ def backoff_delay(failures: int, policy: FetchPolicy) -> timedelta:
     return min(delay, policy.backoff_max)
 
 
-def record_success(source: Source, result: FetchResult, now: datetime, *, warning: str | None = None) -> None:
+def record_success(
+    source: Source, result: FetchResult, now: datetime, *, warning: str | None = None
+) -> None:
     source.last_fetched_at = now
     source.last_success_at = now
     source.consecutive_failures = 0
@@ -363,5 +407,6 @@ def record_failure(source: Source, error: str, now: datetime, policy: FetchPolic
 
 def due_sources(sources: Iterable[Source], now: datetime) -> list[Source]:
     """Active sources whose backoff has passed."""
-    return [s for s in sources if s.active and (s.next_fetch_after is None or s.next_fetch_after <= now)]
-
+    return [
+        s for s in sources if s.active and (s.next_fetch_after is None or s.next_fetch_after <= now)
+    ]

@@ -78,7 +78,7 @@ def exact(text: str) -> str:
 
 
 def fold(text: str) -> str:
-    """Diacritics-insensitive form: ``"Vắc-xin COVID-19 ĐỒNG NAI"`` → ``"vac xin covid 19 dong nai"``.
+    """Diacritics-free form: ``"Vắc-xin COVID-19 ĐỒNG NAI"`` → ``"vac xin covid 19 dong nai"``.
 
     NFC is not needed first: combining marks are deleted by the table either way.
     """

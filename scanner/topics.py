@@ -130,7 +130,7 @@ def _tokenize(text: str) -> list[_Token]:
         elif ch == ")":
             tokens.append(_Token("RPAREN", ch, i + 1))
             i += 1
-        elif ch in "\"“”":
+        elif ch in '"“”':
             end = _find_closing_quote(text, i + 1)
             if end < 0:
                 raise QueryError(i + 1, "unterminated quoted phrase (add a closing '\"')")
@@ -138,7 +138,7 @@ def _tokenize(text: str) -> list[_Token]:
             i = end + 1
         else:
             start = i
-            while i < n and not text[i].isspace() and text[i] not in "()\"“”":
+            while i < n and not text[i].isspace() and text[i] not in '()"“”':
                 i += 1
             word = text[start:i]
             kind = word.upper() if word.upper() in _OPERATORS else "WORD"
@@ -149,7 +149,7 @@ def _tokenize(text: str) -> list[_Token]:
 
 def _find_closing_quote(text: str, start: int) -> int:
     for j in range(start, len(text)):
-        if text[j] in "\"“”":
+        if text[j] in '"“”':
             return j
     return -1
 
@@ -383,9 +383,7 @@ def parse_query(text: str) -> Query:
     tokens = _tokenize(text)
     root = _Parser(tokens).parse()
     if _evaluate(root, MatchDoc("", ""), None):
-        raise QueryError(
-            1, "query matches every article (only negations); add a term to look for"
-        )
+        raise QueryError(1, "query matches every article (only negations); add a term to look for")
     return Query(text, root)
 
 
