@@ -22,7 +22,7 @@ from bot.config import Settings, load_settings
 from storage.db import Database
 from storage.migrate import upgrade
 
-# PLUGINS
+pytest_plugins = ["emulator_fixtures"]
 
 PG_ENV = "CRISISDESK_TEST_DATABASE_URL"
 START = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội, a Monday

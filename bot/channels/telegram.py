@@ -7,8 +7,13 @@ the channel-neutral ones of ``bot.channels.base``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+
+# Opt in to PTB 23's timedelta durations (RetryAfter.retry_after) now, so the code reads them one
+# way only and PTB's deprecation warning does not fire on every 429.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.constants import ParseMode
