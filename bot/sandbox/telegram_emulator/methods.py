@@ -221,7 +221,8 @@ class BotApi:
         if not text and not allow_empty:
             raise bad_request(f"{what} is empty")
         if len(text) > limit:
-            raise bad_request(f"{what} is too long")
+            # Telegram's wording: "message is too long" but "message caption is too long"
+            raise bad_request(f"{what.removesuffix(' text')} is too long")
         return text, self.finish_entities(text, entities)
 
     def finish_entities(self, text: str, entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
