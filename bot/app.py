@@ -43,7 +43,7 @@ def build_application(
     clock: Clock | None = None,
     *,
     renderer: Renderer | None = None,
-) -> Application:  # type: ignore[type-arg]
+) -> Application:
     """The configured Application; nothing runs until it is initialised and started."""
     if settings.token is None:
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")

@@ -39,7 +39,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
     # Alembic and httpx narrate every step at INFO; an operator needs only their problems.
     for chatty in ("alembic", "httpx", "apscheduler"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+        logging.getLogger(chatty).setLevel(
+            max(logging.WARNING, logging.getLevelName(settings.log_level))
+        )
     return settings
 
 

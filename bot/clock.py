@@ -35,7 +35,9 @@ class SimulatedClock:
 
     def __init__(self, start: datetime, *, speed: float = 0.0) -> None:
         if start.tzinfo is None:
-            raise ValueError("SimulatedClock needs an aware start time, e.g. datetime(..., tzinfo=UTC)")
+            raise ValueError(
+                "SimulatedClock needs an aware start time, e.g. datetime(..., tzinfo=UTC)"
+            )
         self._lock = threading.Lock()
         self._base = start.astimezone(UTC)
         self._speed = speed

@@ -149,8 +149,9 @@ class Settings(BaseSettings):
             raise ValueError(f"agency code {duplicates[0]!r} is defined twice")
         for i, topic in enumerate(self.topics):
             if topic.agency not in codes:
+                known = ", ".join(codes) or "none"
                 raise ValueError(
-                    f"topics[{i}].agency: unknown agency {topic.agency!r} (known: {', '.join(codes) or 'none'})"
+                    f"topics[{i}].agency: unknown agency {topic.agency!r} (known: {known})"
                 )
         seen: set[tuple[str, str]] = set()
         for topic in self.topics:

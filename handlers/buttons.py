@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from telegram import Update
 from telegram.ext import CallbackQueryHandler, ContextTypes
 
-from bot.buttons import ForgedButton, decode
+from bot.buttons import ButtonAction, ForgedButton, decode
 from bot.runtime import Runtime
 from bot.services import audit
 from bot.services.people import actor_for_telegram
@@ -52,7 +52,17 @@ async def _refuse(
             after={"reason": reason},
             at=runtime.clock.now(),
         )
-    await query.answer(runtime.renderer.render(template, language_of(update, actor)), show_alert=True)
+    await query.answer(
+        runtime.renderer.render(template, language_of(update, actor)), show_alert=True
+    )
+
+
+def _resolve(data: str | None) -> tuple[ButtonAction, str, ButtonCallback]:
+    button, ident = decode(data)
+    callback = _CALLBACKS.get(button.name)
+    if callback is None:
+        raise ForgedButton(f"no handler for {button.name!r}")
+    return button, ident, callback
 
 
 async def dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -63,28 +73,24 @@ async def dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     with runtime.db.session() as session:
         actor = actor_for_telegram(session, runtime.settings, query.from_user.id)
         try:
-            button, ident = decode(query.data)
-            callback = _CALLBACKS.get(button.name)
-            if callback is None:
-                raise ForgedButton(f"no handler for {button.name!r}")
+            button, ident, callback = _resolve(query.data)
         except ForgedButton as exc:
-            forged: str | None = str(exc)
+            log.warning("forged button from %s: %s", actor.channel_ref, exc)
+            forged = str(exc)
         else:
-            forged = None
+            forged = ""
             allowed = not actor.suspended and button.rule(session, actor, ident)
-    if forged is not None:
-        log.warning("forged button from %s: %s", actor.channel_ref, forged)
+    if forged:
         await _refuse(
             update, runtime, actor, action="button.forged", reason=forged, template="button_invalid"
         )
-        return
-    if not allowed:
+    elif not allowed:
         template = "suspended" if actor.suspended else "button_not_allowed"
         await _refuse(
             update, runtime, actor, action="button.refused", reason=button.name, template=template
         )
-        return
-    await callback(update, context, actor, ident)
+    else:
+        await callback(update, context, actor, ident)
 
 
 def button_handler() -> CallbackQueryHandler[ContextTypes.DEFAULT_TYPE, None]:

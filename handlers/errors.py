@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    log.error("unhandled error for update %s", getattr(update, "update_id", None), exc_info=context.error)
+    log.error(
+        "unhandled error for update %s", getattr(update, "update_id", None), exc_info=context.error
+    )
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     runtime = runtime_of(context)

@@ -30,8 +30,10 @@ class SyncReport:
 
     @property
     def changed(self) -> bool:
-        return any(self.created.values()) or any(self.updated.values()) or any(
-            self.deactivated.values()
+        return (
+            any(self.created.values())
+            or any(self.updated.values())
+            or any(self.deactivated.values())
         )
 
     def describe(self) -> str:
@@ -74,9 +76,10 @@ def sync_config(session: Session, settings: Settings) -> SyncReport:
     session.flush()
 
     topics = {(t.agency_id, t.name): t for t in session.exec(select(Topic)).all()}
-    wanted_topics: set[tuple[int | None, str]] = set()
+    wanted_topics: set[tuple[int, str]] = set()
     for tconf in settings.topics:
         agency = agencies[tconf.agency]
+        assert agency.id is not None  # flushed above
         key = (agency.id, tconf.name)
         wanted_topics.add(key)
         tvalues: dict[str, object] = {
@@ -86,7 +89,6 @@ def sync_config(session: Session, settings: Settings) -> SyncReport:
         }
         topic = topics.get(key)
         if topic is None:
-            assert agency.id is not None
             session.add(Topic(agency_id=agency.id, name=tconf.name, owner=Owner.TOML, **tvalues))  # type: ignore[arg-type]
             report.created["topic"] += 1
         elif topic.owner != Owner.TOML:

@@ -6,7 +6,7 @@ service can depend on it without depending on the registration flow.
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.services.permissions import Actor
@@ -35,4 +35,4 @@ def active_with_role(session: Session, agency_id: int | None, role: Role) -> lis
     query = select(User).where(User.status == UserStatus.ACTIVE, User.role == role)
     if agency_id is not None:
         query = query.where(User.agency_id == agency_id)
-    return list(session.exec(query.order_by(User.id)))
+    return list(session.exec(query.order_by(col(User.id))))

@@ -31,7 +31,9 @@ class Actor:
 
     @property
     def active(self) -> bool:
-        return self.global_admin or (self.user is not None and self.user.status == UserStatus.ACTIVE)
+        return self.global_admin or (
+            self.user is not None and self.user.status == UserStatus.ACTIVE
+        )
 
     @property
     def suspended(self) -> bool:

@@ -25,13 +25,11 @@ class StatusSummary:
 
 
 def system_status(session: Session, now: datetime) -> StatusSummary:
-    users = dict(
-        session.exec(select(User.status, func.count()).group_by(User.status)).all()  # type: ignore[arg-type]
-    )
+    users = dict(session.exec(select(User.status, func.count()).group_by(User.status)).all())
     open_alerts = session.exec(
-        select(func.count()).select_from(Alert).where(
-            col(Alert.status).in_([AlertStatus.OPEN, AlertStatus.ESCALATED])
-        )
+        select(func.count())
+        .select_from(Alert)
+        .where(col(Alert.status).in_([AlertStatus.OPEN, AlertStatus.ESCALATED]))
     ).one()
     open_crises = session.exec(
         select(func.count()).select_from(Crisis).where(Crisis.status != CrisisStatus.RESOLVED)

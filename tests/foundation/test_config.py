@@ -133,14 +133,38 @@ def test_every_toml_key_is_read_and_env_wins(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"CRISISDESK_SCAN_INTERVAL": "often"}, "CRISISDESK_SCAN_INTERVAL: Input should be a valid integer"),
-        ({"CRISISDESK_SCAN_INTERVAL": "1"}, "CRISISDESK_SCAN_INTERVAL: Input should be greater than or equal to 10"),
-        ({"CRISISDESK_ADMIN_IDS": "1,bob"}, "CRISISDESK_ADMIN_IDS: expected comma-separated numeric Telegram ids, got 'bob'"),
-        ({"CRISISDESK_TIMEZONE": "Mars/Olympus"}, "CRISISDESK_TIMEZONE: unknown time zone 'Mars/Olympus'"),
-        ({"CRISISDESK_ALLOW_PRIVATE_FEEDS": "maybe"}, "CRISISDESK_ALLOW_PRIVATE_FEEDS: Input should be a valid boolean"),
-        ({"CRISISDESK_TELEGRAM_API_URL": "ftp://x"}, "CRISISDESK_TELEGRAM_API_URL: String should match pattern"),
-        ({"CRISISDESK_WEBHOOK_PORT": "70000"}, "CRISISDESK_WEBHOOK_PORT: Input should be less than or equal to 65535"),
-        ({"CRISISDESK_CONFIG": "/nonexistent/x.toml"}, "CRISISDESK_CONFIG: cannot read /nonexistent/x.toml"),
+        (
+            {"CRISISDESK_SCAN_INTERVAL": "often"},
+            "CRISISDESK_SCAN_INTERVAL: Input should be a valid integer",
+        ),
+        (
+            {"CRISISDESK_SCAN_INTERVAL": "1"},
+            "CRISISDESK_SCAN_INTERVAL: Input should be greater than or equal to 10",
+        ),
+        (
+            {"CRISISDESK_ADMIN_IDS": "1,bob"},
+            "CRISISDESK_ADMIN_IDS: expected comma-separated numeric Telegram ids, got 'bob'",
+        ),
+        (
+            {"CRISISDESK_TIMEZONE": "Mars/Olympus"},
+            "CRISISDESK_TIMEZONE: unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            {"CRISISDESK_ALLOW_PRIVATE_FEEDS": "maybe"},
+            "CRISISDESK_ALLOW_PRIVATE_FEEDS: Input should be a valid boolean",
+        ),
+        (
+            {"CRISISDESK_TELEGRAM_API_URL": "ftp://x"},
+            "CRISISDESK_TELEGRAM_API_URL: String should match pattern",
+        ),
+        (
+            {"CRISISDESK_WEBHOOK_PORT": "70000"},
+            "CRISISDESK_WEBHOOK_PORT: Input should be less than or equal to 65535",
+        ),
+        (
+            {"CRISISDESK_CONFIG": "/nonexistent/x.toml"},
+            "CRISISDESK_CONFIG: cannot read /nonexistent/x.toml",
+        ),
     ],
 )
 def test_bad_environment_values_name_the_variable(env: dict[str, str], expected: str) -> None:
@@ -154,17 +178,26 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], expected:
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("[[agencies]]\ncode = \"BYT\"\nname = \"Bộ Y tế\"\ndeadline_hours = \"soon\"\n",
-         "line 4: agencies[0].deadline_hours: Input should be a valid number"),
-        ("[[agencies]]\ncode = \"A\"\nname = \"A\"\n\n[[agencies]]\ncode = \"B\"\nname = \"B\"\ncolour = 1\n",
-         "line 8: agencies[1].colour: Extra inputs are not permitted"),
-        ("[[agencies]]\ncode = \"A\"\nname = \"A\"\n[[topics]]\nagency = \"A\"\nname = \"T\"\nquery = '(\"x\" OR'\n",
-         "line 7: topics[0].query: "),
-        ("[[topics]]\nagency = \"NOPE\"\nname = \"T\"\nquery = 'x'\n",
-         "unknown agency 'NOPE'"),
+        (
+            '[[agencies]]\ncode = "BYT"\nname = "Bộ Y tế"\ndeadline_hours = "soon"\n',
+            "line 4: agencies[0].deadline_hours: Input should be a valid number",
+        ),
+        (
+            '[[agencies]]\ncode = "A"\nname = "A"\n\n'
+            '[[agencies]]\ncode = "B"\nname = "B"\ncolour = 1\n',
+            "line 8: agencies[1].colour: Extra inputs are not permitted",
+        ),
+        (
+            '[[agencies]]\ncode = "A"\nname = "A"\n'
+            '[[topics]]\nagency = "A"\nname = "T"\nquery = \'("x" OR\'\n',
+            "line 7: topics[0].query: ",
+        ),
+        ('[[topics]]\nagency = "NOPE"\nname = "T"\nquery = \'x\'\n', "unknown agency 'NOPE'"),
         ("scan_interval = 300\nagencies = [\n", "malformed TOML: "),
-        ("[[sources]]\nname = \"x\"\noutlet = \"y\"\nurl = \"file:///etc/passwd\"\n",
-         "line 4: sources[0].url: String should match pattern"),
+        (
+            '[[sources]]\nname = "x"\noutlet = "y"\nurl = "file:///etc/passwd"\n',
+            "line 4: sources[0].url: String should match pattern",
+        ),
     ],
 )
 def test_bad_toml_names_the_line(tmp_path: Path, toml: str, expected: str) -> None:
@@ -178,7 +211,7 @@ def test_bad_toml_names_the_line(tmp_path: Path, toml: str, expected: str) -> No
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
-    path = write(tmp_path, "[[agencies]]\ncode = \"BYT\"\n")
+    path = write(tmp_path, '[[agencies]]\ncode = "BYT"\n')
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "db", "upgrade"],
         env={"CRISISDESK_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
@@ -188,5 +221,8 @@ def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
-    assert "configuration error" in result.stderr and "agencies[0].name: Field required" in result.stderr
+    assert (
+        "configuration error" in result.stderr
+        and "agencies[0].name: Field required" in result.stderr
+    )
     assert "Traceback" not in result.stderr

@@ -26,19 +26,27 @@ class RecordingNotifier:
         self.sent: list[tuple[int, str]] = []
         self.unreachable: set[int] = set()
 
-    async def send_text(self, to: ChatRef, text: str, buttons: Buttons | None = None) -> SentMessage:
+    async def send_text(
+        self, to: ChatRef, text: str, buttons: Buttons | None = None
+    ) -> SentMessage:
         if to.chat_id in self.unreachable:
             raise RecipientUnreachable("Forbidden: bot was blocked by the user")
         self.sent.append((to.chat_id, text))
         return SentMessage(to.chat_id, len(self.sent))
 
-    async def send_photo(self, to: ChatRef, photo: Attachment, caption: str = "", buttons: Buttons | None = None) -> SentMessage:
+    async def send_photo(
+        self, to: ChatRef, photo: Attachment, caption: str = "", buttons: Buttons | None = None
+    ) -> SentMessage:
         raise NotImplementedError
 
-    async def send_document(self, to: ChatRef, document: Attachment, caption: str = "") -> SentMessage:
+    async def send_document(
+        self, to: ChatRef, document: Attachment, caption: str = ""
+    ) -> SentMessage:
         raise NotImplementedError
 
-    async def edit_text(self, message: SentMessage, text: str, buttons: Buttons | None = None) -> None:
+    async def edit_text(
+        self, message: SentMessage, text: str, buttons: Buttons | None = None
+    ) -> None:
         raise NotImplementedError
 
     async def pin(self, message: SentMessage) -> None:
@@ -52,7 +60,9 @@ def runtime(db: Database, clock: SimulatedClock, make_settings: Any) -> Runtime:
 
 def add_user(db: Database, telegram_id: int = 100) -> int:
     with db.session() as s:
-        user = User(telegram_id=telegram_id, full_name="Nguyễn Văn A", language="en", status="active")
+        user = User(
+            telegram_id=telegram_id, full_name="Nguyễn Văn A", language="en", status="active"
+        )
         s.add(user)
         s.flush()
         assert user.id is not None
@@ -62,8 +72,12 @@ def add_user(db: Database, telegram_id: int = 100) -> int:
 async def test_notify_fires_once_when_due(runtime: Runtime, clock: SimulatedClock) -> None:
     user_id = add_user(runtime.db)
     with runtime.db.session() as s:
-        schedule(s, "notify", clock.now() + timedelta(minutes=10),
-                 payload=notify_payload(user_id, "reminder", text="call the editor"))
+        schedule(
+            s,
+            "notify",
+            clock.now() + timedelta(minutes=10),
+            payload=notify_payload(user_id, "reminder", text="call the editor"),
+        )
     assert await fire_due(runtime) == 0
     clock.advance(timedelta(minutes=10))
     assert await fire_due(runtime) == 1
@@ -73,13 +87,25 @@ async def test_notify_fires_once_when_due(runtime: Runtime, clock: SimulatedCloc
     assert notifier.sent == [(100, "⏰ <b>Reminder</b>: call the editor")]
 
 
-async def test_rows_survive_a_new_runtime(runtime: Runtime, clock: SimulatedClock, db: Database, make_settings: Any) -> None:
+async def test_rows_survive_a_new_runtime(
+    runtime: Runtime, clock: SimulatedClock, db: Database, make_settings: Any
+) -> None:
     user_id = add_user(db)
     with db.session() as s:
-        schedule(s, "notify", clock.now() + timedelta(hours=1), payload=notify_payload(user_id, "reminder", text="x"))
+        schedule(
+            s,
+            "notify",
+            clock.now() + timedelta(hours=1),
+            payload=notify_payload(user_id, "reminder", text="x"),
+        )
     # "Restart": nothing in memory is shared with the next runtime except the database.
-    fresh = Runtime(make_settings(), Database.from_url(str(db.engine.url.render_as_string(hide_password=False))),
-                    SimulatedClock(clock.now() + timedelta(hours=2)), Renderer(), RecordingNotifier())
+    fresh = Runtime(
+        make_settings(),
+        Database.from_url(str(db.engine.url.render_as_string(hide_password=False))),
+        SimulatedClock(clock.now() + timedelta(hours=2)),
+        Renderer(),
+        RecordingNotifier(),
+    )
     try:
         assert await fire_due(fresh) == 1
     finally:
@@ -89,8 +115,20 @@ async def test_rows_survive_a_new_runtime(runtime: Runtime, clock: SimulatedCloc
 async def test_dedupe_key_schedules_once(runtime: Runtime, clock: SimulatedClock) -> None:
     user_id = add_user(runtime.db)
     with runtime.db.session() as s:
-        first = schedule(s, "notify", clock.now(), payload=notify_payload(user_id, "reminder", text="a"), dedupe_key="k:1")
-        second = schedule(s, "notify", clock.now(), payload=notify_payload(user_id, "reminder", text="a"), dedupe_key="k:1")
+        first = schedule(
+            s,
+            "notify",
+            clock.now(),
+            payload=notify_payload(user_id, "reminder", text="a"),
+            dedupe_key="k:1",
+        )
+        second = schedule(
+            s,
+            "notify",
+            clock.now(),
+            payload=notify_payload(user_id, "reminder", text="a"),
+            dedupe_key="k:1",
+        )
     assert first is not None and second is None
     with runtime.db.session() as s:
         assert len(s.exec(select(Due)).all()) == 1
@@ -124,7 +162,9 @@ async def test_failures_back_off_then_give_up(runtime: Runtime, clock: Simulated
         assert s.exec(select(User).where(User.telegram_id == 999)).first() is None
 
 
-async def test_blocked_person_is_marked_unreachable(runtime: Runtime, clock: SimulatedClock) -> None:
+async def test_blocked_person_is_marked_unreachable(
+    runtime: Runtime, clock: SimulatedClock
+) -> None:
     user_id = add_user(runtime.db, telegram_id=555)
     notifier = runtime.notifier
     assert isinstance(notifier, RecordingNotifier)

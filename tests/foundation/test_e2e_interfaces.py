@@ -59,7 +59,9 @@ async def test_notifier_sends_edits_pins_and_uploads(emulator: TelegramEmulator,
     stored = emulator.message(alice.id, sent.message_id)
     assert stored.data["text"] == "Cảnh báo & chi tiết"
     assert stored.buttons()[0]["callback_data"] == "test.ok:7"
-    await notifier.edit_text(sent, "<b>Cảnh báo</b> &amp; chi tiết", [[Button("Xác nhận", "test.ok", 7)]])
+    await notifier.edit_text(
+        sent, "<b>Cảnh báo</b> &amp; chi tiết", [[Button("Xác nhận", "test.ok", 7)]]
+    )
     await notifier.edit_text(sent, "✓ đã xác nhận")
     assert emulator.message(alice.id, sent.message_id).data["text"] == "✓ đã xác nhận"
 
@@ -85,7 +87,7 @@ async def test_notifier_maps_failures(emulator: TelegramEmulator, bot: Bot) -> N
     with pytest.raises(RecipientUnreachable):
         await notifier.send_text(ChatRef(-100999), "hello")
     emulator.send_text(stranger.id, "/start")
-    with pytest.raises(Rejected, match="(?i)can't parse entities"):
+    with pytest.raises(Rejected, match=r"(?i)can't parse entities"):
         await notifier.send_text(ChatRef(stranger.id), "<script>x</script>")
     emulator.inject_error("sendMessage", 429, retry_after=3)
     with pytest.raises(RateLimited) as info:
@@ -117,7 +119,15 @@ async def test_admin_only_button_and_forged_data(
     admin = emulator.create_user("Admin", language_code="en")
     member = emulator.create_user("Member", language_code="en")
     with sqlite_db.session() as s:
-        s.add(User(telegram_id=member.id, full_name="Member", status="active", role="member", language="en"))
+        s.add(
+            User(
+                telegram_id=member.id,
+                full_name="Member",
+                status="active",
+                role="member",
+                language="en",
+            )
+        )
     app = build_application(app_settings(str(admin.id)), sqlite_db, clock)
     async with running_app(app):
         asked = emulator.send_text(admin.id, "/status")
@@ -134,7 +144,9 @@ async def test_admin_only_button_and_forged_data(
         refused_reply = await emulator.wait_for_message(member.id)
         assert refused_reply.data["text"] == "You are not allowed to use this command."
         mine = emulator.messages(member.id, from_bot=True)[-1]
-        answer = await emulator.press_button(member.id, member.id, mine.message_id, data="sys.status:0")
+        answer = await emulator.press_button(
+            member.id, member.id, mine.message_id, data="sys.status:0"
+        )
         assert answer["show_alert"] is True and answer["text"] == "You are not allowed to do this."
 
         for forged in ("sys.status:0:1", "drop.table:1", "sys.status:<b>"):
@@ -158,7 +170,9 @@ async def test_suspended_person_is_refused(
     async with running_app(app):
         emulator.send_text(person.id, "/start")
         fake = await emulator.wait_for_message(person.id, timeout=0.3, from_bot=False)
-        answer = await emulator.press_button(person.id, person.id, fake.message_id, data="sys.status:0")
+        answer = await emulator.press_button(
+            person.id, person.id, fake.message_id, data="sys.status:0"
+        )
     assert answer["text"].startswith("Tài khoản của bạn đang bị tạm khóa")
 
 
@@ -172,8 +186,12 @@ async def test_tick_fires_due_rows_on_the_simulated_clock(
         s.add(user)
         s.flush()
         assert user.id is not None
-        schedule(s, "notify", clock.now() + timedelta(hours=1),
-                 payload=notify_payload(user.id, "reminder", text="họp báo lúc 15:00"))
+        schedule(
+            s,
+            "notify",
+            clock.now() + timedelta(hours=1),
+            payload=notify_payload(user.id, "reminder", text="họp báo lúc 15:00"),
+        )
     app = build_application(app_settings(), sqlite_db, clock)
     async with running_app(app):
         await emulator.wait_for_call("getUpdates")

@@ -54,7 +54,9 @@ async def test_due_row_fires_after_sigkill_and_restart(
             s.add(user)
             s.flush()
             assert user.id is not None
-            schedule(s, "notify", due_at, payload=notify_payload(user.id, "reminder", text="deadline"))
+            schedule(
+                s, "notify", due_at, payload=notify_payload(user.id, "reminder", text="deadline")
+            )
         db.dispose()
     finally:
         first.send_signal(signal.SIGKILL)

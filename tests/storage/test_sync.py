@@ -61,10 +61,15 @@ def test_toml_changes_update_and_deactivate_only_toml_rows(
         agency = s.exec(select(Agency)).one()
         # A topic and a source added in chat, one of them colliding with a TOML name later.
         s.add(Topic(agency_id=agency.id, name="Sữa", query="sữa", owner=Owner.CHAT))
-        s.add(Source(name="Chat feed", outlet="Tuổi Trẻ", url="https://tt.vn/rss", owner=Owner.CHAT))
-    changed = TOML.replace("'\"ngộ độc\"'", "'\"ngộ độc thực phẩm\"'").replace(
-        '[[topics]]\nagency = "BYT"\nname = "Vắc-xin"\nquery = \'"vắc-xin" OR vaccine\'\n', ""
-    ) + '\n[[topics]]\nagency = "BYT"\nname = "Sữa"\nquery = "sữa bột"\n'
+        s.add(
+            Source(name="Chat feed", outlet="Tuổi Trẻ", url="https://tt.vn/rss", owner=Owner.CHAT)
+        )
+    changed = (
+        TOML.replace("'\"ngộ độc\"'", "'\"ngộ độc thực phẩm\"'").replace(
+            '[[topics]]\nagency = "BYT"\nname = "Vắc-xin"\nquery = \'"vắc-xin" OR vaccine\'\n', ""
+        )
+        + '\n[[topics]]\nagency = "BYT"\nname = "Sữa"\nquery = "sữa bột"\n'
+    )
     with db.session() as s:
         report = sync_config(s, settings_from(tmp_path, make_settings, changed))
     assert report.updated["topic"] == 1
@@ -87,9 +92,10 @@ def test_removed_source_is_deactivated_then_revived(
     with db.session() as s:
         sync_config(s, settings_from(tmp_path, make_settings, TOML))
     with db.session() as s:
-        assert sync_config(s, settings_from(tmp_path, make_settings, without)).deactivated[
-            "source"
-        ] == 1
+        assert (
+            sync_config(s, settings_from(tmp_path, make_settings, without)).deactivated["source"]
+            == 1
+        )
     with db.session() as s:
         sync_config(s, settings_from(tmp_path, make_settings, TOML))
         assert s.exec(select(Source)).one().active is True

@@ -32,7 +32,9 @@ def test_failed_transaction_leaves_no_rows_and_no_audit(db: Database) -> None:
 def test_change_and_audit_commit_together(db: Database) -> None:
     with db.session() as s:
         s.add(Agency(code="BYT", name="Bộ Y tế"))
-        audit.record(s, action="agency.created", subject="agency:BYT", after={"code": "BYT"}, at=NOW)
+        audit.record(
+            s, action="agency.created", subject="agency:BYT", after={"code": "BYT"}, at=NOW
+        )
     with db.session() as s:
         (event,) = audit.history(s, "agency:BYT")
         assert event.after == {"code": "BYT"}
@@ -62,4 +64,4 @@ def test_naive_datetimes_are_refused(db: Database) -> None:
     from sqlalchemy.exc import StatementError
 
     with pytest.raises(StatementError, match="naive datetime"), db.session() as s:
-        audit.record(s, action="x", at=datetime(2026, 1, 1))  # noqa: DTZ001
+        audit.record(s, action="x", at=datetime(2026, 1, 1))
