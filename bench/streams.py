@@ -1,0 +1,284 @@
+"""Seeded generator of labelled news streams for the trend benchmark.
+
+A stream is 14 days of items over a few topics, in the JSON-lines format of ``trends replay``,
+with ground truth on every line (``story``, ``topics``, ``sentiment``) and a list of labelled
+events. Headlines are spliced from real Vietnamese headlines (DANeS, CC BY 4.0, read from
+``scanner/data`` or ``../shared/data``; nothing is copied into the stream file's repository):
+the first half of one headline and the second half of another with the same sentiment label, with
+the topic's keyword in between, so thousands of distinct stories can be made from 1,200 headlines
+without the scanner's dedupe merging them.
+
+What is in a stream:
+
+* background: per topic, Poisson stories per bucket following a local office-day profile
+  (quiet nights, morning peak, slower weekends) with day-to-day gamma noise; some stories are
+  syndicated to 1-3 other outlets within the hour; a topic-specific negative/positive mix;
+* events that must alert: ``spike`` (many stories in 1-2 buckets), ``step`` (rate jumps for hours),
+  ``ramp`` (rate rises linearly for hours), ``negative_turn`` / ``positive_turn`` (the share turns
+  at unchanged volume);
+* noise that must not: ``syndicated`` (one story re-published by 10+ outlets with small edits and
+  tracking parameters), ``night_flood`` (one outlet posting 10-25 stories at night), ``quiet``
+  (hours without stories).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+BUCKET = timedelta(minutes=15)
+LOCAL = timezone(timedelta(hours=7))
+START = datetime(2026, 3, 2, 0, 0, tzinfo=LOCAL)  # a Monday, local midnight
+
+TOPICS: list[tuple[str, str, str, float]] = [
+    # name, query, keyword injected, peak stories per bucket
+    ("Ngộ độc thực phẩm", '"ngộ độc thực phẩm"', "ngộ độc thực phẩm", 1.2),
+    ("Sốt xuất huyết", '"sốt xuất huyết"', "sốt xuất huyết", 0.8),
+    ("Cấp nước", '"cấp nước"', "cấp nước", 0.6),
+    ("Học phí", '"học phí"', "học phí", 1.5),
+    ("Sạt lở", '"sạt lở"', "sạt lở", 0.5),
+    ("Giá xăng", '"giá xăng"', "giá xăng", 2.0),
+]
+OUTLETS = [
+    "VnExpress", "Tuổi Trẻ", "Thanh Niên", "Dân trí", "Vietnamnet", "Zing", "Lao Động", "Người Lao Động",
+    "Tiền Phong", "Sài Gòn Giải Phóng", "Nhân Dân", "VTV", "VOV", "Pháp Luật TP.HCM", "Kênh14",
+    "Soha", "24h", "Báo Mới", "Vietnamplus", "Công an nhân dân",
+]
+PROVINCES = [
+    "Hà Nội", "TP.HCM", "Đà Nẵng", "Hải Phòng", "Cần Thơ", "Quảng Ninh", "Nghệ An", "Thanh Hóa",
+    "Huế", "Khánh Hòa", "Lâm Đồng", "Đắk Lắk", "Bình Dương", "Đồng Nai", "Quảng Nam", "Bắc Ninh",
+]
+EVENT_WORDS = ["khẩn cấp", "bất thường", "điều tra", "nghi vấn", "lô hàng", "sự cố", "cảnh báo", "phong tỏa"]
+# stories per bucket relative to the peak, by local hour (0-23)
+HOUR_PROFILE = [0.08, 0.05, 0.04, 0.04, 0.06, 0.15, 0.4, 0.8, 1.0, 1.0, 0.95, 0.85,
+                0.6, 0.7, 0.85, 0.9, 0.85, 0.7, 0.5, 0.45, 0.4, 0.3, 0.2, 0.12]
+WEEKEND = 0.55
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str
+    kind: str  # spike | step | ramp | negative_turn | positive_turn | syndicated | night_flood | quiet
+    start: str  # ISO-8601
+    end: str
+
+    @property
+    def family(self) -> str:
+        return {"negative_turn": "negative", "positive_turn": "positive"}.get(self.kind, "volume")
+
+    @property
+    def must_alert(self) -> bool:
+        return self.kind not in ("syndicated", "night_flood", "quiet")
+
+
+def _data_path() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "scanner" / "data" / "danes-sentiment-train.jsonl",
+                      here.parent / "shared" / "data" / "danes-sentiment-train.jsonl"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError("danes-sentiment-train.jsonl not found in scanner/data or ../shared/data")
+
+
+def load_headlines() -> dict[str, list[tuple[str, str]]]:
+    """(title, lead) pairs by sentiment label."""
+    out: dict[str, list[tuple[str, str]]] = {"negative": [], "neutral": [], "positive": []}
+    with _data_path().open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            out[row["sentiment"]].append((row["title"], row.get("lead") or row["title"]))
+    return out
+
+
+class _Maker:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.pool = load_headlines()
+        self.n = 0
+
+    def _half(self, text: str, first: bool) -> str:
+        words = text.split()
+        cut = max(1, len(words) // 2)
+        return " ".join(words[:cut] if first else words[cut:])
+
+    def story(self, keyword: str, label: str, extra: str = "") -> tuple[str, str]:
+        a, b = self.rng.choice(self.pool[label]), self.rng.choice(self.pool[label])
+        c = self.rng.choice(self.pool[label])
+        place = self.rng.choice(PROVINCES)
+        self.n += 1
+        title = f"{self._half(a[0], True)} {keyword} {extra} {self._half(b[0], False)} ({place})"
+        lead = f"{self._half(a[1], True)} {self._half(c[1], False)}"
+        return " ".join(title.split()), " ".join(lead.split())
+
+    def edit(self, title: str, outlet: str) -> str:
+        """A syndicated copy: small edits a copy desk makes."""
+        words = title.split()
+        choice = self.rng.random()
+        if choice < 0.3 and len(words) > 6:
+            del words[self.rng.randrange(1, len(words) - 1)]
+        elif choice < 0.6:
+            words = [w.rstrip(",.:") for w in words]
+        text = " ".join(words)
+        return text + (f" - {outlet}" if self.rng.random() < 0.3 else "")
+
+
+def _slug(n: int, outlet: str, rng: random.Random, tracking: bool = False) -> str:
+    host = outlet.lower().replace(" ", "").replace(".", "")
+    url = f"https://{host}.example.vn/tin-{n}-{rng.randrange(10**6)}.html"
+    if tracking:
+        url += rng.choice(["?utm_source=facebook&utm_medium=social", "?fbclid=IwAR0x", "?zarsrc=30", "#comments"])
+    return url
+
+
+def generate(seed: int = 1, days: int = 14, scale: float = 1.0, other_per_bucket: float = 11.0,
+             ) -> tuple[list[dict[str, Any]], list[Event], list[tuple[str, str, str, float]]]:
+    """Items (sorted), events (incl. noise), and the topics used: (name, query, keyword, peak)."""
+    rng = random.Random(seed)
+    maker = _Maker(rng)
+    items: list[dict[str, Any]] = []
+    events: list[Event] = []
+    n_buckets = int(timedelta(days=days) / BUCKET)
+    topics = [(n, q, k, p * scale) for n, q, k, p in TOPICS]
+
+    def add(at: datetime, outlet: str, title: str, lead: str, story: str, topic: str | None,
+            label: str, tracking: bool = False) -> None:
+        items.append({"published_at": at.isoformat(), "outlet": outlet,
+                      "url": _slug(len(items), outlet, rng, tracking), "title": title, "lead": lead,
+                      "story": story, "topics": [topic] if topic else [], "sentiment": label})
+
+    def publish(at: datetime, topic: str, keyword: str, label: str, extra: str = "",
+                outlet: str | None = None, copies: int | None = None) -> None:
+        title, lead = maker.story(keyword, label, extra)
+        sid = f"s{maker.n}"
+        first = outlet or rng.choice(OUTLETS)
+        add(at, first, title, lead, sid, topic, label)
+        n_copies = copies if copies is not None else (rng.choice([1, 1, 2, 3]) if rng.random() < 0.3 else 0)
+        for other in rng.sample([o for o in OUTLETS if o != first], n_copies):
+            when = at + timedelta(minutes=rng.uniform(5, 60))
+            add(when, other, maker.edit(title, other), lead, sid, topic, label, tracking=rng.random() < 0.5)
+
+    def label_for(neg: float, pos: float) -> str:
+        r = rng.random()
+        return "negative" if r < neg else "positive" if r < neg + pos else "neutral"
+
+    # Plan the events: per topic, alternate must-alert events and noise, 14-30 h apart, after day 2.
+    plan: dict[str, list[tuple[str, int, int]]] = {}
+    kinds = ["spike", "step", "ramp", "negative_turn", "positive_turn", "syndicated", "night_flood", "quiet"]
+    for name, *_ in topics:
+        t = int(timedelta(days=2, hours=rng.uniform(0, 12)) / BUCKET)
+        plan[name] = []
+        while True:
+            kind = rng.choice(kinds)
+            day_start = (t // 96) * 96
+            if kind == "night_flood":
+                t = day_start + 96 + rng.randrange(4, 14)  # 01:00-03:30 the next night
+                length = rng.randrange(2, 5)
+            elif kind in ("negative_turn", "positive_turn", "step"):
+                t = day_start + 96 + rng.randrange(32, 44)  # 08:00-11:00
+                length = rng.randrange(16, 32)
+            elif kind == "ramp":
+                t = day_start + 96 + rng.randrange(28, 48)
+                length = rng.randrange(12, 24)
+            elif kind == "quiet":
+                t = day_start + 96 + rng.randrange(36, 56)
+                length = rng.randrange(16, 40)
+            elif kind == "syndicated":
+                t = day_start + 96 + rng.randrange(24, 80)
+                length = 4
+            else:  # spike
+                t = day_start + 96 + rng.randrange(0, 92)
+                length = rng.randrange(1, 3)
+            if t + length >= n_buckets - 4:
+                break
+            plan[name].append((kind, t, length))
+            t += length + rng.randrange(8, 40)
+            events.append(Event(name, kind, (START + BUCKET * plan[name][-1][1]).isoformat(),
+                                (START + BUCKET * (plan[name][-1][1] + length)).isoformat()))
+
+    for name, _query, keyword, peak in topics:
+        neg0, pos0 = rng.uniform(0.1, 0.25), rng.uniform(0.15, 0.3)
+        daily = [rng.gammavariate(8, 1 / 8) for _ in range(days + 1)]
+        for b in range(n_buckets):
+            at = START + BUCKET * b
+            hour, weekday = at.hour, at.weekday()
+            rate = peak * HOUR_PROFILE[hour] * (WEEKEND if weekday >= 5 else 1.0) * daily[b // 96]
+            neg, pos = neg0, pos0
+            extra_rate, extra_word = 0.0, ""
+            extra_outlets = OUTLETS
+            for kind, t0, length in plan[name]:
+                if not t0 <= b < t0 + length:
+                    continue
+                k = b - t0
+                word = EVENT_WORDS[t0 % len(EVENT_WORDS)]
+                if kind == "quiet":
+                    rate = 0.0
+                elif kind == "negative_turn":
+                    neg, pos = rng.uniform(0.55, 0.8), 0.05
+                elif kind == "positive_turn":
+                    pos, neg = rng.uniform(0.6, 0.85), 0.03
+                elif kind == "spike":
+                    extra_rate, extra_word = rng.uniform(6, 12) / length, word
+                elif kind == "step":
+                    extra_rate, extra_word = 2.5 + (t0 % 5) * 0.4, word
+                elif kind == "ramp":
+                    extra_rate, extra_word = 0.4 + 4.0 * (k + 1) / length, word
+                elif kind == "syndicated" and k == 0:
+                    publish(at + timedelta(minutes=2), name, keyword, label_for(neg, pos), copies=rng.randrange(10, 15))
+                elif kind == "night_flood":
+                    flooder = OUTLETS[t0 % len(OUTLETS)]
+                    for _ in range(rng.randrange(4, 9)):
+                        publish(at + timedelta(minutes=rng.uniform(0, 15)), name, keyword,
+                                label_for(neg, pos), outlet=flooder, copies=0)
+            for _ in range(_poisson(rng, rate)):
+                publish(at + timedelta(minutes=rng.uniform(0, 15)), name, keyword, label_for(neg, pos))
+            for _ in range(_poisson(rng, extra_rate)):
+                outlet = rng.choice(extra_outlets)
+                publish(at + timedelta(minutes=rng.uniform(0, 15)), name, keyword,
+                        label_for(max(neg, 0.3), pos), extra=extra_word, outlet=outlet)
+    # Everything else the feeds carry: real headlines that match no topic.
+    for b in range(n_buckets):
+        at = START + BUCKET * b
+        for _ in range(_poisson(rng, other_per_bucket * (HOUR_PROFILE[at.hour] + 0.2))):
+            label = rng.choice(["negative", "neutral", "neutral", "positive"])
+            title, lead = maker.story("", label)
+            add(at + timedelta(minutes=rng.uniform(0, 15)), rng.choice(OUTLETS), title, lead, f"o{len(items)}",
+                None, label)
+    end = START + BUCKET * n_buckets
+    items = [it for it in items if datetime.fromisoformat(it["published_at"]) < end]
+    items.sort(key=lambda it: it["published_at"])
+    return items, events, topics
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def config_toml(topics: list[tuple[str, str, str, float]]) -> str:
+    """A config naming the stream's topics (one agency, medium sensitivity)."""
+    lines = ['[[agencies]]', 'code = "BENCH"', 'name = "Benchmark"', ""]
+    for name, query, _k, _p in topics:
+        lines += ["[[topics]]", 'agency = "BENCH"', f"name = {json.dumps(name, ensure_ascii=False)}",
+                  f"query = '{query}'", ""]
+    return "\n".join(lines)
+
+
+def write_stream(path: Path, items: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for it in items:
+            fh.write(json.dumps(it, ensure_ascii=False) + "\n")
+
+
+def events_json(events: list[Event]) -> list[dict[str, Any]]:
+    return [asdict(e) | {"family": e.family, "must_alert": e.must_alert} for e in events]

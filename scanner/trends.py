@@ -1,0 +1,316 @@
+"""Trend detection after each scan: series → detectors → Alert rows, and chart data.
+
+Entry points:
+
+* :func:`run_detection` (own transaction, commits, then returns what to deliver) and
+  :func:`detect_for_topics` (inside the caller's session) — called after every scan;
+* :func:`chart_data` — the last 48 h of buckets with the seasonal baseline and the forecast band,
+  for the alert charts.
+
+One developing story gives one alert: sentiment turns are not raised while a volume alert of the
+same topic is active (the volume alert carries the negative share and its severity rises with it),
+and a burst must stay notable without its biggest outlet, so one outlet flooding its own feed (or
+a wire story and its copies, which dedupe already folds into one story) never alerts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from scanner.alerting import COOLDOWN, AlertChange, Finding, active_alert, record_finding
+from scanner.detectors import (
+    Detection,
+    DetectorConfig,
+    fit_baseline,
+    sentiment_turn,
+    slow_buildup,
+    upper_tail,
+    volume_burst,
+)
+from scanner.forecast import Forecast, forecast_counts
+from scanner.series import (
+    BUCKET,
+    OUTLET_CAP,
+    TopicSeries,
+    bucket_ceil,
+    load_series,
+    rebuild_buckets,
+)
+from scanner.terms import emerging_terms
+from storage.db import Database
+from storage.models import Alert, AlertKind, Article, ArticleTopic, Story, Topic
+
+HISTORY = timedelta(days=28)
+REBUILD = timedelta(hours=3)  # late items land in recent buckets: rebuild these every scan
+FORECAST_BUCKETS = 12  # 3 hours
+DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+@dataclass(frozen=True)
+class WindowFacts:
+    """What the stored articles say about one topic's window (read only when something fired)."""
+
+    stories: int
+    outlets: int  # distinct outlets of all articles, copies included (reach)
+    top_outlet_stories: int  # stories first published by the busiest outlet (capped per bucket)
+    negative_share: float
+    top_story_ids: list[int]
+    texts: list[str]
+
+
+def window_facts(session: Session, topic_id: int, start: datetime, end: datetime) -> WindowFacts:
+    label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)  # type: ignore[arg-type]
+    stmt = (
+        sa.select(  # type: ignore[call-overload]
+            Article.id, Article.story_id, Article.outlet, Article.published_at, Article.title,
+            Article.summary, label, Story.outlet_count,
+        )
+        .join(ArticleTopic, ArticleTopic.article_id == Article.id)  # type: ignore[arg-type]
+        .outerjoin(Story, Story.id == Article.story_id)  # type: ignore[arg-type]
+        .where(
+            ArticleTopic.topic_id == topic_id,  # type: ignore[arg-type]
+            Article.published_at >= start,  # type: ignore[arg-type]
+            Article.published_at < end,  # type: ignore[arg-type]
+        )
+        .order_by(Article.published_at)  # type: ignore[arg-type]
+    )
+    first: dict[int, tuple[str, datetime, str, str, int]] = {}
+    outlets: set[str] = set()
+    for aid, sid, outlet, published, title, summary, lab, reach in session.execute(stmt):
+        key = sid if sid is not None else -aid
+        outlets.add(outlet)
+        if key not in first:
+            first[key] = (outlet, published, f"{title}. {summary}", lab or "neutral", reach or 1)
+    per_bucket: Counter[tuple[str, int]] = Counter()
+    counted_by_outlet: Counter[str] = Counter()
+    negative = 0
+    for outlet, published, _text, lab, _reach in first.values():
+        b = int(published.timestamp() // BUCKET.total_seconds())
+        per_bucket[(outlet, b)] += 1
+        if per_bucket[(outlet, b)] <= OUTLET_CAP:
+            counted_by_outlet[outlet] += 1
+            negative += lab == "negative"
+    counted = sum(counted_by_outlet.values())
+    top = sorted((k for k in first if k > 0), key=lambda k: -first[k][4])[:5]
+    return WindowFacts(
+        stories=counted,
+        outlets=len(outlets),
+        top_outlet_stories=max(counted_by_outlet.values(), default=0),
+        negative_share=negative / counted if counted else 0.0,
+        top_story_ids=top,
+        texts=[v[2] for v in first.values()],
+    )
+
+
+def _background_texts(session: Session, topic_id: int, start: datetime, end: datetime,
+                      limit: int = 600) -> list[str]:
+    stmt = (
+        sa.select(Article.title, Article.summary)  # type: ignore[call-overload]
+        .join(ArticleTopic, ArticleTopic.article_id == Article.id)  # type: ignore[arg-type]
+        .where(
+            ArticleTopic.topic_id == topic_id,  # type: ignore[arg-type]
+            Article.published_at >= start,  # type: ignore[arg-type]
+            Article.published_at < end,  # type: ignore[arg-type]
+        )
+        .order_by(Article.published_at.desc())  # type: ignore[attr-defined]
+        .limit(limit)
+    )
+    return [f"{t}. {s}" for t, s in session.execute(stmt)]
+
+
+def _forecast(series: TopicSeries) -> Forecast:
+    return forecast_counts(series.stories, horizon=FORECAST_BUCKETS,
+                           bucket_minutes=series.bucket.total_seconds() / 60)
+
+
+def _finding(
+    session: Session, series: TopicSeries, det: Detection, cfg: DetectorConfig, kind: str
+) -> Finding | None:
+    """Turn a fired detection into a Finding, after the outlet-spread check for volume kinds."""
+    end = series.end
+    start = end - series.bucket * max(det.window, 1)
+    facts = window_facts(session, series.topic_id, start, end)
+    if kind in (AlertKind.VOLUME_BURST, AlertKind.SLOW_BUILDUP):
+        # A burst must stay notable without its busiest outlet (a flooding feed is not news).
+        rest = facts.stories - facts.top_outlet_stories
+        if rest < 1 or upper_tail(rest, max(det.baseline, 1e-9), 1.0) >= math.sqrt(cfg.alpha):
+            return None
+    threshold = -math.log10(cfg.alpha)
+    terms = []
+    if facts.texts:
+        background = _background_texts(session, series.topic_id, start - timedelta(days=3), start)
+        terms = [t.term for t in emerging_terms(facts.texts, background, top=5)]
+    fc = _forecast(series)
+    return Finding(
+        topic_id=series.topic_id,
+        kind=kind,
+        window_start=start,
+        window_end=end,
+        volume=det.volume,
+        baseline=round(det.baseline, 3),
+        score=round(det.score, 3),
+        strength=det.score / threshold,
+        outlets=facts.outlets,
+        negative_share=round(facts.negative_share if kind != AlertKind.NEGATIVE_TURN else det.share, 3),
+        forecast=fc.as_dict(),
+        details={
+            "terms": terms,
+            "top_story_ids": facts.top_story_ids,
+            "stories": facts.stories,
+            "detector": {"kind": det.kind, "window": det.window, "share": det.share,
+                         "reference": det.reference, **_jsonable(det.stats)},
+        },
+    )
+
+
+def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, np.floating | np.integer) else v) for k, v in d.items()}
+
+
+def detect_topic(
+    session: Session, topic: Topic, series: TopicSeries, now: datetime, *, tz: tzinfo = DEFAULT_TZ,
+    cooldown: timedelta = COOLDOWN,
+) -> list[AlertChange]:
+    """Run every detector on one topic's series (last element = current bucket)."""
+    assert topic.id is not None
+    cfg = DetectorConfig.for_sensitivity(topic.sensitivity)
+    changes: list[AlertChange] = []
+    burst = volume_burst(series, tz, cfg)
+    build = slow_buildup(series, tz, cfg)
+    volume_hit = False
+    for det, kind in sorted(((burst, AlertKind.VOLUME_BURST), (build, AlertKind.SLOW_BUILDUP)),
+                            key=lambda dk: -dk[0].score):
+        if det.fired:
+            finding = _finding(session, series, det, cfg, kind)
+            if finding is not None:
+                changes.append(record_finding(session, finding, now, cooldown=cooldown))
+                volume_hit = True
+                break
+    if volume_hit or active_alert(session, f"topic:{topic.id}:volume", now, cooldown) is not None:
+        return changes
+    for negative, kind in ((True, AlertKind.NEGATIVE_TURN), (False, AlertKind.POSITIVE_TURN)):
+        turn = sentiment_turn(series, cfg, negative=negative)
+        if turn.fired:
+            finding = _finding(session, series, turn, cfg, kind)
+            if finding is not None:
+                changes.append(record_finding(session, finding, now, cooldown=cooldown))
+    return changes
+
+
+def detect_for_topics(
+    session: Session,
+    topics: Sequence[Topic],
+    now: datetime,
+    *,
+    tz: tzinfo = DEFAULT_TZ,
+    rebuild: bool = True,
+    series: Mapping[int, TopicSeries] | None = None,
+    cooldown: timedelta = COOLDOWN,
+) -> list[AlertChange]:
+    """Update the recent buckets and run detection for ``topics`` at ``now``.
+
+    ``series`` lets a caller that keeps the arrays in memory (``trends replay``) skip loading 28
+    days of buckets per call. Rows are flushed, not committed: commit before delivering (or use
+    :func:`run_detection`, which does).
+    """
+    active = [t for t in topics if t.id is not None and t.active]
+    ids = [t.id for t in active if t.id is not None]
+    end = bucket_ceil(now)
+    if rebuild:
+        rebuild_buckets(session, now - REBUILD, end, ids)
+    loaded = series if series is not None else load_series(session, ids, end - HISTORY, end)
+    changes: list[AlertChange] = []
+    for topic in active:
+        assert topic.id is not None
+        s = loaded.get(topic.id)
+        if s is not None and len(s):
+            changes.extend(detect_topic(session, topic, s, now, tz=tz, cooldown=cooldown))
+    return changes
+
+
+def run_detection(db: Database, now: datetime, *, tz: tzinfo = DEFAULT_TZ) -> list[AlertChange]:
+    """After a scan: detect on every active topic, commit, and return the changes to deliver.
+
+    The commit happens before this returns, so the delivery code (which only sends changes whose
+    ``notify`` is true) never tells anyone about an alert that could still be rolled back.
+    """
+    with db.session() as session:
+        topics = list(session.execute(sa.select(Topic).where(Topic.active == sa.true())).scalars())  # type: ignore[arg-type]
+        changes = detect_for_topics(session, topics, now, tz=tz)
+    return changes
+
+
+# --------------------------------------------------------------------------- charts
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """One topic's last hours for a chart: counts, the expected band, and where it is going."""
+
+    topic_id: int
+    bucket_starts: list[datetime]
+    stories: list[float]
+    articles: list[float]
+    negative: list[float]
+    positive: list[float]
+    baseline: list[float]  # expected stories per bucket (seasonal)
+    baseline_high: list[float]  # the alert line: smallest count that would fire at the topic's level
+    forecast: Forecast
+    forecast_starts: list[datetime]
+    alerts: list[Alert]
+
+
+def chart_data(
+    session: Session, topic: Topic, now: datetime, *, hours: float = 48, tz: tzinfo = DEFAULT_TZ
+) -> ChartData:
+    """The last ``hours`` of buckets of ``topic`` with baseline, alert line and forecast band."""
+    assert topic.id is not None
+    end = bucket_ceil(now)
+    full = load_series(session, [topic.id], end - HISTORY, end)[topic.id]
+    cfg = DetectorConfig.for_sensitivity(topic.sensitivity)
+    n_show = int(timedelta(hours=hours) / BUCKET)
+    slots = full.slots(tz)
+    cut = max(len(full) - n_show, 0)
+    base = fit_baseline(full.stories[:cut], slots[:cut], cfg)
+    expected = base.expected(slots[cut:], cfg.rate_floor)
+    from scipy import stats
+
+    if base.dispersion <= 1.02:
+        high = stats.poisson.isf(cfg.alpha, expected) + 1
+    else:
+        size = expected / (base.dispersion - 1.0)
+        high = stats.nbinom.isf(cfg.alpha, size, 1.0 / base.dispersion) + 1
+    shown = full.tail(n_show)
+    fc = _forecast(full)
+    alerts = list(
+        session.execute(
+            sa.select(Alert).where(
+                Alert.topic_id == topic.id,  # type: ignore[arg-type]
+                Alert.window_end >= shown.start,  # type: ignore[arg-type]
+            ).order_by(Alert.window_start)  # type: ignore[arg-type]
+        ).scalars()
+    )
+    return ChartData(
+        topic_id=topic.id,
+        bucket_starts=[shown.bucket_start(i) for i in range(len(shown))],
+        stories=shown.stories.tolist(),
+        articles=shown.articles.tolist(),
+        negative=shown.negative.tolist(),
+        positive=shown.positive.tolist(),
+        baseline=[float(v) for v in expected],
+        baseline_high=[float(v) for v in np.maximum(high, cfg.min_stories)],
+        forecast=fc,
+        forecast_starts=[end + BUCKET * i for i in range(FORECAST_BUCKETS)],
+        alerts=alerts,
+    )
+
