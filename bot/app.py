@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 TICK_JOB_ID = "tick"
 
+# Each chat-facing area is a module in handlers/ with a ``handlers()`` function.
+HANDLER_MODULES = (admin,)
+
 
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Fire every Due row whose time has come (the single scheduler of later work)."""
@@ -63,8 +66,10 @@ def build_application(
         renderer=renderer or Renderer(settings.timezone),
         notifier=TelegramNotifier(application.bot),
     )
-    for handler in admin.handlers():
-        application.add_handler(handler)
+    # Order matters: conversation handlers first, then commands, then the catch-all buttons.
+    for module in HANDLER_MODULES:
+        for handler in module.handlers():
+            application.add_handler(handler)
     application.add_handler(button_handler())
     application.add_error_handler(errors.on_error)
 
