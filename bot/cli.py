@@ -72,6 +72,24 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_emulator(args: argparse.Namespace) -> int:
+    """Serve the local Telegram Bot API emulator until interrupted; print its root URL."""
+    import asyncio
+
+    from bot.sandbox.telegram_emulator import TelegramEmulator
+
+    async def serve() -> None:
+        emulator = TelegramEmulator(args.token, host=args.host, port=args.port)
+        print(await emulator.start(), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await emulator.stop()
+
+    asyncio.run(serve())
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crisisdesk",
@@ -85,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the bot (polling or webhook); no token: the sandbox")
     run.set_defaults(func=cmd_run)
+
+    emulator = sub.add_parser("emulator", help="run the local Telegram Bot API emulator")
+    emulator.add_argument("--port", type=int, required=True, help="0 picks a free port")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--token", default="123456:TEST", help="the one bot token accepted")
+    emulator.set_defaults(func=cmd_emulator)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")
