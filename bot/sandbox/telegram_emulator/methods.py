@@ -638,7 +638,10 @@ class BotApi:
         message = chat.messages.get(p.integer("message_id"))
         if message is None or message.deleted:
             raise bad_request("message to edit not found")
-        if message.sender_id != self.bot.id and chat.type != "channel":
+        channel_editor = chat.type == "channel" and chat.member(self.bot.id).can(
+            "can_edit_messages"
+        )
+        if message.sender_id != self.bot.id and not channel_editor:
             raise bad_request("message can't be edited")
         self.flood_check(method, chat)
         return chat, message
