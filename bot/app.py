@@ -7,6 +7,7 @@ what runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import Update
@@ -22,6 +23,7 @@ from bot.templating import Renderer
 from handlers import admin, errors
 from handlers.buttons import button_handler
 from storage.db import Database
+from storage.leader import Leadership
 from storage.sync import prepare_database
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ HANDLER_MODULES = (admin,)
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Fire every Due row whose time has come (the single scheduler of later work)."""
     runtime: Runtime = context.bot_data["runtime"]
+    if not runtime.leads():
+        return
     fired = await fire_due(runtime)
     if fired:
         log.info("tick fired %s due item(s)", fired)
@@ -65,6 +69,7 @@ def build_application(
         clock=clock or SystemClock(),
         renderer=renderer or Renderer(settings.timezone),
         notifier=TelegramNotifier(application.bot),
+        leadership=Leadership(db.engine),
     )
     # Order matters: conversation handlers first, then commands, then the catch-all buttons.
     for module in HANDLER_MODULES:
@@ -92,10 +97,15 @@ def build_application(
 
 
 def run_bot(settings: Settings) -> None:
-    """Run until interrupted: long polling against ``TELEGRAM_API_URL``."""
+    """Run until interrupted: long polling, or webhook mode when ``WEBHOOK_URL`` is set."""
     db = prepare_database(settings)
     application = build_application(settings, db)
     try:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        if settings.webhook_url:
+            from bot.webhook import run_webhook
+
+            asyncio.run(run_webhook(application))
+        else:
+            application.run_polling(allowed_updates=Update.ALL_TYPES)
     finally:
         db.dispose()

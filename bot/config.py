@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     timezone: str = "Asia/Ho_Chi_Minh"
     allow_private_feeds: bool = False
-    webhook_url: str | None = Field(default=None, pattern=r"^https://\S+$")
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     webhook_secret: SecretStr | None = None
     webhook_port: int = Field(default=8443, ge=1, le=65_535)
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
@@ -134,6 +134,16 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https_unless_local(cls, value: str | None) -> str | None:
+        # Telegram delivers only to HTTPS; plain HTTP is allowed for a local Bot API server.
+        if value and value.startswith("http://"):
+            host = value.split("/")[2].split(":")[0]
+            if host not in ("127.0.0.1", "localhost", "[::1]"):
+                raise ValueError("must be an https:// URL (http:// only for 127.0.0.1)")
         return value
 
     @field_validator("telegram_api_url")

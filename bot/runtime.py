@@ -7,13 +7,14 @@ simulated clock and a throw-away database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.channels.base import Notifier
 from bot.clock import Clock
 from bot.config import Settings
 from bot.templating import Renderer
 from storage.db import Database
+from storage.leader import Leadership
 
 
 @dataclass
@@ -23,3 +24,8 @@ class Runtime:
     clock: Clock
     renderer: Renderer
     notifier: Notifier
+    leadership: Leadership | None = field(default=None)
+
+    def leads(self) -> bool:
+        """Whether this process runs the tick and the scan (always, without a Leadership)."""
+        return self.leadership is None or self.leadership.is_leader()
