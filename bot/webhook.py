@@ -28,7 +28,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_UPDATE_BYTES = 1024 * 1024
 
 
-def webhook_app(application: Application, secret: str | None, path: str) -> web.Application:  # type: ignore[type-arg]
+def webhook_app(application: Application, secret: str | None, path: str) -> web.Application:
     """The aiohttp app that feeds POSTed updates into ``application.update_queue``."""
 
     async def receive(request: web.Request) -> web.Response:
@@ -52,10 +52,10 @@ def webhook_app(application: Application, secret: str | None, path: str) -> web.
 
 
 async def start_webhook(
-    application: Application,  # type: ignore[type-arg]
+    application: Application,
     settings: Settings,
     *,
-    host: str = "0.0.0.0",  # noqa: S104 - a webhook receiver listens for Telegram
+    host: str = "0.0.0.0",  # a webhook receiver listens for Telegram on every interface
     port: int | None = None,
 ) -> web.AppRunner:
     """Serve the webhook and register it with the Bot API; the caller has started the app."""
@@ -71,7 +71,7 @@ async def start_webhook(
     return runner
 
 
-async def run_webhook(application: Application) -> None:  # type: ignore[type-arg]
+async def run_webhook(application: Application) -> None:
     """Run until SIGINT/SIGTERM in webhook mode."""
     runtime = application.bot_data["runtime"]
     stop = asyncio.Event()
