@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.set_defaults(func=cmd_db_upgrade)
     db.set_defaults(func=lambda _args: _usage(db))
 
+    from scanner.cli_commands import register as register_scanner
+
+    register_scanner(sub, _settings)  # scan --once, sentiment score|train|eval
+
     return parser
 
 
