@@ -11,16 +11,17 @@ import asyncio
 import logging
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ContextTypes, Defaults
+from telegram.ext import Application, ContextTypes, Defaults
 
 import bot.services.notify  # noqa: F401  (registers the "notify" due kind)
+from bot.channels.ratelimit import TelegramRateLimiter
 from bot.channels.telegram import TelegramNotifier
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.services.due import fire_due
 from bot.templating import Renderer
-from handlers import admin, errors
+from handlers import admin, errors, fallback, people, start
 from handlers.buttons import button_handler
 from storage.db import Database
 from storage.leader import Leadership
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 TICK_JOB_ID = "tick"
 
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function.
-HANDLER_MODULES = (admin,)
+HANDLER_MODULES = (start, people, admin, fallback)
 
 
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -59,7 +60,7 @@ def build_application(
         .token(settings.token)
         .base_url(settings.bot_base_url)
         .base_file_url(settings.bot_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(TelegramRateLimiter(max_retries=3))
         .defaults(Defaults(tzinfo=settings.tz))
         .build()
     )
@@ -75,6 +76,7 @@ def build_application(
     for module in HANDLER_MODULES:
         for handler in module.handlers():
             application.add_handler(handler)
+    start.install(application)  # guards (groups -2, -1) and the command menus
     application.add_handler(button_handler())
     application.add_error_handler(errors.on_error)
 

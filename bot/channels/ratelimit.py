@@ -1,0 +1,173 @@
+"""Telegram's flood limits, kept by the bot before Telegram has to enforce them.
+
+PTB's ``AIORateLimiter`` uses leaky buckets that let through up to twice the rate in a sliding
+window, has no per-private-chat limit, and retries nothing by default. CrisisDesk fans an alert out
+to hundreds of people at once and must get no 429 doing it, so this limiter *reserves a send time*
+for each message that satisfies every window Telegram checks, then sleeps until it:
+
+* overall: sends at least ``1/29`` s apart, so no one-second window ever holds more than 30;
+* per chat (private or group): a token bucket of 3 refilled at 1 per second ("about one message
+  per second, short bursts tolerated");
+* per group or channel additionally: at most 20 in any 60-second window.
+
+Only calls that produce or change messages count (``send*``, ``edit*``, ``copy*``,
+``forward*``), as in Telegram's own accounting; answering a button or pinning is never delayed.
+A 429 that happens anyway is retried after its ``retry_after``.
+
+Reserving times (rather than acquiring several limiters one after the other) matters: waiting in
+one limiter while holding a slot of another compresses the sends when they finally go out, which
+is exactly what trips a sliding window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+log = logging.getLogger(__name__)
+
+JSONDict = dict[str, Any]
+COUNTED_PREFIXES = ("send", "edit", "copy", "forward")
+OVERALL_SPACING = 1 / 29
+CHAT_BURST, CHAT_RATE = 3.0, 1.0
+GROUP_MAX, GROUP_WINDOW = 20, 60.0
+SAFETY = 0.02  # seconds added to every computed bound, for clock and network jitter
+
+
+@dataclass
+class _Bucket:
+    tokens: float = CHAT_BURST
+    at: float = 0.0
+
+    def earliest(self, t: float) -> float:
+        """The earliest time ≥ t at which one token is available (after the last reservation)."""
+        t = max(t, self.at)
+        tokens = min(CHAT_BURST, self.tokens + (t - self.at) * CHAT_RATE)
+        return t if tokens >= 1 else t + (1 - tokens) / CHAT_RATE + SAFETY
+
+    def take(self, t: float) -> None:
+        self.tokens = min(CHAT_BURST, self.tokens + (t - self.at) * CHAT_RATE) - 1
+        self.at = t
+
+
+@dataclass
+class _Schedule:
+    """Reserved send times: overall (sorted), per chat (token buckets), per group (windows)."""
+
+    overall: list[float] = field(default_factory=list)
+    buckets: dict[int | str, _Bucket] = field(default_factory=dict)
+    groups: dict[int | str, deque[float]] = field(default_factory=dict)
+
+    def reserve(self, now: float, chat: int | str | None, group: bool) -> float:
+        self._forget(now)
+        t = now
+        while True:
+            start = t
+            if chat is not None:
+                bucket = self.buckets.setdefault(chat, _Bucket(at=now))
+                t = bucket.earliest(t)
+                if group:
+                    window = self.groups.setdefault(chat, deque())
+                    recent = [x for x in window if x > t - GROUP_WINDOW]
+                    if len(recent) >= GROUP_MAX:
+                        t = max(t, recent[-GROUP_MAX] + GROUP_WINDOW + SAFETY)
+            t = self._free_overall_slot(t)
+            if t == start:
+                break
+        bisect.insort(self.overall, t)
+        if chat is not None:
+            self.buckets[chat].take(t)
+            if group:
+                self.groups[chat].append(t)
+        return t
+
+    def _free_overall_slot(self, t: float) -> float:
+        """The earliest time ≥ t at least OVERALL_SPACING away from every reserved send."""
+        i = bisect.bisect_left(self.overall, t - OVERALL_SPACING)
+        while i < len(self.overall) and self.overall[i] < t + OVERALL_SPACING:
+            t = max(t, self.overall[i] + OVERALL_SPACING)
+            i += 1
+        return t
+
+    def _forget(self, now: float) -> None:
+        cut = bisect.bisect_left(self.overall, now - 1.0)
+        del self.overall[:cut]
+        for chat, window in list(self.groups.items()):
+            while window and window[0] <= now - GROUP_WINDOW:
+                window.popleft()
+            if not window:
+                del self.groups[chat]
+        for chat, bucket in list(self.buckets.items()):
+            if bucket.at + CHAT_BURST / CHAT_RATE < now:
+                del self.buckets[chat]
+
+
+class TelegramRateLimiter(BaseRateLimiter[int]):
+    """A ``BaseRateLimiter`` for PTB that keeps every Telegram flood window (see module doc)."""
+
+    def __init__(
+        self, max_retries: int = 3, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max_retries = max_retries
+        self._clock = clock
+        self._schedule = _Schedule()
+        self._resume = asyncio.Event()
+        self._resume.set()
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        counted = endpoint.lower().startswith(COUNTED_PREFIXES)
+        chat: Any = data.get("chat_id")
+        with contextlib.suppress(TypeError, ValueError):
+            chat = int(chat)
+        group = isinstance(chat, str) or (isinstance(chat, int) and chat < 0)
+        retries = self._max_retries if rate_limit_args is None else rate_limit_args
+        for attempt in range(retries + 1):
+            await self._resume.wait()
+            if counted:
+                at = self._schedule.reserve(
+                    self._clock(), chat if isinstance(chat, int | str) else None, group
+                )
+                delay = at - self._clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                if attempt == retries:
+                    raise
+                wait = _seconds(exc.retry_after) + 0.1
+                log.warning("429 on %s; pausing all sends for %.1f s", endpoint, wait)
+                self._resume.clear()
+                try:
+                    await asyncio.sleep(wait)
+                finally:
+                    self._resume.set()
+        raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _seconds(value: Any) -> float:
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)
