@@ -108,7 +108,7 @@ def cmd_scan(args: argparse.Namespace, settings: Any, *, out: IO[str] | None = N
 
 
 def _parse_line(line: str) -> tuple[dict[str, Any] | None, tuple[str, str] | None, str | None]:
-    """(object, (title, lead), None) for a scorable line, (object-or-None, None, error) otherwise."""
+    """(object, (title, lead), None) if scorable, else (object or None, None, error)."""
     text = line.strip()
     if not text:
         return None, None, "empty line"

@@ -195,15 +195,21 @@ class BodyTooLarge(Exception):
 class FeedFetcher:
     """Owns (or borrows) an aiohttp session and fetches feeds under a :class:`FetchPolicy`.
 
-    Use as ``async with FeedFetcher(policy) as fetcher: await fetcher.fetch_many(...)``. A
+    Use as ``async with FeedFetcher(policy) as fetcher: await fetcher.fetch_many(...)``.
+    ``resolver`` replaces the DNS resolver under the guard (custom DNS, tests). A
     borrowed ``session`` is not closed; its resolver is not ours, so addresses are checked by a
     pre-flight DNS lookup instead.
     """
 
     def __init__(
-        self, policy: FetchPolicy | None = None, *, session: aiohttp.ClientSession | None = None
+        self,
+        policy: FetchPolicy | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self.policy = policy or FetchPolicy()
+        self._resolver = resolver
         self._session = session
         self._owns_session = session is None
         self._semaphore = asyncio.Semaphore(self.policy.concurrency)
@@ -213,7 +219,7 @@ class FeedFetcher:
             connector = aiohttp.TCPConnector(
                 limit=self.policy.concurrency,
                 limit_per_host=self.policy.per_host,
-                resolver=None if self.policy.allow_private else GuardedResolver(),
+                resolver=self._resolver if self.policy.allow_private else GuardedResolver(self._resolver),
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(
