@@ -1,0 +1,263 @@
+"""Single-use invite codes: registration that skips approval.
+
+A code is ``secrets.token_urlsafe(24)`` (192 random bits, 32 characters of ``A-Za-z0-9_-``), so it
+fits a Telegram ``/start`` payload and cannot be guessed. It is claimed with one conditional
+``UPDATE … WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > now``: two people opening
+the same link get exactly one registration. Every refusal is audited, because a forged or replayed
+code is what an inquiry asks about first.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bot.services import audit
+from bot.services.permissions import Actor, can_act_for_agency, is_admin
+from storage.models import Agency, Invite, Role
+
+CODE_BYTES = 24  # 192 bits -> 32 characters
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+INVITABLE_BY_SUPERVISOR = (Role.MEMBER, Role.SPOKESPERSON)
+INVITABLE_BY_ADMIN = (Role.MEMBER, Role.SPOKESPERSON, Role.SUPERVISOR)
+
+
+class InviteRefused(Exception):
+    """A code that cannot be used; ``reason`` is unknown | expired | used | revoked."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invite refused: {reason}")
+        self.reason = reason
+
+
+class InviteNotAllowed(Exception):
+    """The actor may not create (or revoke) this invite."""
+
+
+def invitable_roles(actor: Actor) -> tuple[Role, ...]:
+    """Roles ``actor`` may invite people into (admins: supervisor too)."""
+    if is_admin(actor):
+        return INVITABLE_BY_ADMIN
+    if can_act_for_agency(actor, actor.agency_id, Role.SUPERVISOR):
+        return INVITABLE_BY_SUPERVISOR
+    return ()
+
+
+def can_invite(actor: Actor, agency_id: int | None, role: Role | str) -> bool:
+    """Admins invite any role into any agency; supervisors member/spokesperson into their own."""
+    try:
+        wanted = Role(role)
+    except ValueError:
+        return False
+    if wanted not in invitable_roles(actor):
+        return False
+    return can_act_for_agency(actor, agency_id, Role.SUPERVISOR)
+
+
+def create_invite(
+    session: Session,
+    *,
+    actor: Actor,
+    agency_id: int,
+    role: Role | str,
+    ttl_hours: float,
+    now: datetime,
+) -> Invite:
+    """A fresh code for ``agency_id`` and ``role``, valid for ``ttl_hours``."""
+    if session.get(Agency, agency_id) is None:
+        raise InviteNotAllowed(f"unknown agency {agency_id}")
+    if not can_invite(actor, agency_id, role):
+        raise InviteNotAllowed(f"{actor.channel_ref} may not invite {role} to agency {agency_id}")
+    invite = Invite(
+        code=secrets.token_urlsafe(CODE_BYTES),
+        role=Role(role),
+        agency_id=agency_id,
+        created_by_id=actor.user_id,
+        expires_at=now + timedelta(hours=ttl_hours),
+        created_at=now,
+    )
+    session.add(invite)
+    session.flush()
+    audit.record(
+        session,
+        action="invite.created",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"invite:{invite.id}",
+        after={
+            "role": invite.role,
+            "agency_id": agency_id,
+            "expires_at": invite.expires_at.isoformat(),
+        },
+        at=now,
+    )
+    return invite
+
+
+def refusal_reason(invite: Invite | None, now: datetime) -> str | None:
+    """Why ``invite`` cannot be claimed now, or None if it can."""
+    if invite is None:
+        return "unknown"
+    if invite.revoked_at is not None:
+        return "revoked"
+    if invite.used_at is not None:
+        return "used"
+    if invite.expires_at <= now:
+        return "expired"
+    return None
+
+
+def claim(session: Session, code: str, *, actor_ref: str, now: datetime) -> Invite:
+    """Atomically mark ``code`` used (the user is attached later by :func:`attach_user`).
+
+    Raises :class:`InviteRefused` (and audits it) when the code is malformed, unknown, expired,
+    used or revoked.
+    """
+    invite = None
+    if CODE_PATTERN.match(code):
+        result = session.execute(
+            sa.update(Invite)
+            .where(
+                col(Invite.code) == code,
+                col(Invite.used_at).is_(None),
+                col(Invite.revoked_at).is_(None),
+                col(Invite.expires_at) > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        invite = session.exec(select(Invite).where(Invite.code == code)).first()
+        if invite is not None:
+            session.refresh(invite)
+        if result.rowcount == 1 and invite is not None:  # type: ignore[attr-defined]
+            audit.record(
+                session,
+                action="invite.claimed",
+                actor_ref=actor_ref,
+                subject=f"invite:{invite.id}",
+                after={"used_at": now.isoformat()},
+                at=now,
+            )
+            return invite
+    reason = refusal_reason(invite, now) or "used"
+    audit.record(
+        session,
+        action="invite.refused",
+        actor_ref=actor_ref,
+        subject=f"invite:{invite.id}" if invite is not None else "invite:?",
+        after={"reason": reason, "code_prefix": code[:6] if CODE_PATTERN.match(code) else "?"},
+        at=now,
+    )
+    raise InviteRefused(reason)
+
+
+def release(session: Session, invite_id: int, *, actor_ref: str, now: datetime) -> None:
+    """Give back a claimed code whose registration was cancelled before it finished."""
+    result = session.execute(
+        sa.update(Invite)
+        .where(
+            col(Invite.id) == invite_id,
+            col(Invite.used_by_id).is_(None),
+            col(Invite.used_at).is_not(None),
+        )
+        .values(used_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            action="invite.released",
+            actor_ref=actor_ref,
+            subject=f"invite:{invite_id}",
+            at=now,
+        )
+
+
+def attach_user(session: Session, invite_id: int, user_id: int) -> None:
+    session.execute(
+        sa.update(Invite)
+        .where(col(Invite.id) == invite_id)
+        .values(used_by_id=user_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def open_invites(session: Session, actor: Actor, now: datetime) -> list[Invite]:
+    """Unused, unrevoked, unexpired codes the actor may see (admins: all; supervisors: own)."""
+    query = select(Invite).where(
+        col(Invite.used_at).is_(None),
+        col(Invite.revoked_at).is_(None),
+        col(Invite.expires_at) > now,
+    )
+    if not is_admin(actor):
+        if not can_act_for_agency(actor, actor.agency_id, Role.SUPERVISOR):
+            return []
+        query = query.where(Invite.agency_id == actor.agency_id)
+    return list(session.exec(query.order_by(col(Invite.id))))
+
+
+def can_revoke(session: Session, actor: Actor, invite_id: int) -> bool:
+    invite = session.get(Invite, invite_id)
+    return invite is not None and can_act_for_agency(actor, invite.agency_id, Role.SUPERVISOR)
+
+
+def revoke(session: Session, *, actor: Actor, invite_id: int, now: datetime) -> bool:
+    """Revoke an open code; False if it was already used or revoked (nothing changes)."""
+    if not can_revoke(session, actor, invite_id):
+        raise InviteNotAllowed(f"{actor.channel_ref} may not revoke invite {invite_id}")
+    result = session.execute(
+        sa.update(Invite)
+        .where(
+            col(Invite.id) == invite_id,
+            col(Invite.used_at).is_(None),
+            col(Invite.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    audit.record(
+        session,
+        action="invite.revoked",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"invite:{invite_id}",
+        before={"revoked_at": None},
+        after={"revoked_at": now.isoformat()},
+        at=now,
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class InviteView:
+    id: int
+    code: str
+    role: str
+    agency_code: str
+    agency_name: str
+    expires_at: datetime
+
+
+def describe(session: Session, invites: list[Invite]) -> list[InviteView]:
+    views = []
+    for invite in invites:
+        agency = session.get(Agency, invite.agency_id)
+        assert invite.id is not None
+        views.append(
+            InviteView(
+                invite.id,
+                invite.code,
+                invite.role,
+                agency.code if agency else "?",
+                agency.name if agency else "?",
+                invite.expires_at,
+            )
+        )
+    return views

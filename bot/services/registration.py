@@ -1,0 +1,817 @@
+"""Registration, verification and people management: who may become a verified official.
+
+Pure Python over storage (never imports ``telegram``), so the Zalo adapter can reuse it. The
+registration conversation is an explicit ``ConversationState`` row (flow ``register``); each step
+changes the row in the caller's transaction, which the handler commits *before* replying, so a hard
+kill resumes exactly where the person was. Steps::
+
+    language -> name -> agency -> role -> phone -> (pending | active via invite)
+
+Invites pre-fill agency and role (``name -> phone``). Decisions on pending requests are one
+conditional ``UPDATE … WHERE status = 'pending'``: two deciders pressing at once give exactly one
+decision, and the other is told who decided.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from bot.services import audit, invites
+from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
+from bot.templating import LANGUAGES
+from storage.models import Agency, AuditEvent, ConversationState, Invite, Role, User, UserStatus
+
+CHANNEL = "telegram"
+FLOW_REGISTER = "register"
+FLOW_REJECT = "reject_reason"
+FLOW_REVIEW = "review"
+FLOW_ME_NAME = "me_name"
+
+STEP_LANGUAGE = "language"
+STEP_NAME = "name"
+STEP_AGENCY = "agency"
+STEP_ROLE = "role"
+STEP_PHONE = "phone"
+STEPS = (STEP_LANGUAGE, STEP_NAME, STEP_AGENCY, STEP_ROLE, STEP_PHONE)
+
+NAME_MIN = 2
+NAME_MAX = 100
+REASON_MAX = 500
+AGENCIES_PER_PAGE = 8
+PEOPLE_PER_PAGE = 8
+REQUESTABLE_ROLES = (Role.SPOKESPERSON, Role.MEMBER)
+
+# Control characters, surrogates and line/paragraph separators are refused in names; format
+# characters (Cf: ZWJ in emoji sequences, right-to-left marks) are allowed.
+_REFUSED_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
+
+
+class RegistrationError(Exception):
+    """A step that cannot be taken; ``code`` names the template-facing reason."""
+
+    def __init__(self, code: str, **details: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.details = details
+
+
+class InvalidName(RegistrationError):
+    """``code`` is too_short | too_long | control."""
+
+
+class NotAllowed(Exception):
+    """The actor may not do this (checked again on the server, whatever buttons they saw)."""
+
+
+class AlreadyDecided(Exception):
+    def __init__(self, status: str, by: str) -> None:
+        super().__init__(f"already {status} by {by}")
+        self.status = status
+        self.by = by
+
+
+# --------------------------------------------------------------------------- text checks
+
+
+def clean_name(raw: str) -> str:
+    """A person's name: NFC, trimmed, inner whitespace collapsed, 2-100 characters.
+
+    Emoji and right-to-left scripts are welcome; control characters are not.
+    """
+    text = unicodedata.normalize("NFC", raw)
+    if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in text):
+        raise InvalidName("control", minimum=NAME_MIN, maximum=NAME_MAX)
+    text = " ".join(text.split())
+    if len(text) > NAME_MAX:
+        raise InvalidName("too_long", minimum=NAME_MIN, maximum=NAME_MAX, length=len(text))
+    if len(text) < NAME_MIN:
+        raise InvalidName("too_short", minimum=NAME_MIN, maximum=NAME_MAX)
+    return text
+
+
+def clean_reason(raw: str) -> str:
+    """A rejection reason: NFC, trimmed, at most 500 characters (newlines allowed)."""
+    text = unicodedata.normalize("NFC", raw).strip()
+    text = "".join(
+        c for c in text if c == "\n" or unicodedata.category(c) not in _REFUSED_CATEGORIES
+    )
+    if len(text) > REASON_MAX:
+        raise RegistrationError("reason_too_long", maximum=REASON_MAX)
+    return text
+
+
+def clean_phone(raw: str) -> str:
+    digits = "".join(c for c in raw if c.isdigit())
+    if not 6 <= len(digits) <= 15:
+        raise RegistrationError("bad_phone")
+    return "+" + digits
+
+
+# --------------------------------------------------------------------------- conversation rows
+
+
+def get_state(
+    session: Session, chat_ref: str, user_ref: str, flow: str, channel: str = CHANNEL
+) -> ConversationState | None:
+    return session.exec(
+        select(ConversationState).where(
+            ConversationState.channel == channel,
+            ConversationState.chat_ref == chat_ref,
+            ConversationState.user_ref == user_ref,
+            ConversationState.flow == flow,
+        )
+    ).first()
+
+
+def _put_state(
+    session: Session,
+    *,
+    chat_ref: str,
+    user_ref: str,
+    flow: str,
+    step: str,
+    data: dict[str, Any],
+    now: datetime,
+    channel: str = CHANNEL,
+) -> ConversationState:
+    state = get_state(session, chat_ref, user_ref, flow, channel)
+    if state is None:
+        state = ConversationState(
+            channel=channel, chat_ref=chat_ref, user_ref=user_ref, flow=flow, step=step
+        )
+    state.step = step
+    state.data = dict(data)
+    state.updated_at = now
+    session.add(state)
+    session.flush()
+    return state
+
+
+def _advance(
+    session: Session, state: ConversationState, step: str, now: datetime, **data: Any
+) -> ConversationState:
+    state.step = step
+    state.data = {**state.data, **data}  # a new dict, so the JSON column is marked dirty
+    state.updated_at = now
+    session.add(state)
+    session.flush()
+    return state
+
+
+def _expect(state: ConversationState, step: str) -> None:
+    if state.flow != FLOW_REGISTER or state.step != step:
+        raise RegistrationError("wrong_step", expected=step, actual=state.step)
+
+
+def has_open_registration(session: Session, user_ref: str) -> bool:
+    return (
+        session.exec(
+            select(ConversationState.id).where(
+                ConversationState.user_ref == user_ref, ConversationState.flow == FLOW_REGISTER
+            )
+        ).first()
+        is not None
+    )
+
+
+def registration_of(session: Session, user_ref: str) -> ConversationState | None:
+    """The person's open registration, whatever chat it is in (buttons only know the person)."""
+    return session.exec(
+        select(ConversationState).where(
+            ConversationState.user_ref == user_ref, ConversationState.flow == FLOW_REGISTER
+        )
+    ).first()
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def begin(
+    session: Session,
+    *,
+    chat_ref: str,
+    user_ref: str,
+    now: datetime,
+    invite: Invite | None = None,
+    username: str | None = None,
+) -> ConversationState:
+    """Start (or restart) a registration at the language step."""
+    old = get_state(session, chat_ref, user_ref, FLOW_REGISTER)
+    if (
+        old is not None
+        and old.data.get("invite_id")
+        and (invite is None or invite.id != old.data["invite_id"])
+    ):
+        invites.release(session, int(old.data["invite_id"]), actor_ref=user_ref, now=now)
+    data: dict[str, Any] = {"username": username}
+    if invite is not None:
+        data.update(invite_id=invite.id, agency_id=invite.agency_id, role=invite.role)
+    return _put_state(
+        session,
+        chat_ref=chat_ref,
+        user_ref=user_ref,
+        flow=FLOW_REGISTER,
+        step=STEP_LANGUAGE,
+        data=data,
+        now=now,
+    )
+
+
+def begin_with_invite(
+    session: Session,
+    *,
+    chat_ref: str,
+    user_ref: str,
+    code: str,
+    now: datetime,
+    username: str | None = None,
+) -> ConversationState:
+    """Claim ``code`` (raises ``invites.InviteRefused``) and start a pre-filled registration."""
+    invite = invites.claim(session, code, actor_ref=user_ref, now=now)
+    return begin(
+        session, chat_ref=chat_ref, user_ref=user_ref, now=now, invite=invite, username=username
+    )
+
+
+def choose_language(
+    session: Session, state: ConversationState, language: str, now: datetime
+) -> ConversationState:
+    _expect(state, STEP_LANGUAGE)
+    if language not in LANGUAGES:
+        raise RegistrationError("bad_language")
+    return _advance(session, state, STEP_NAME, now, language=language)
+
+
+def give_name(
+    session: Session, state: ConversationState, raw: str, now: datetime
+) -> ConversationState:
+    """Store the name (raises :class:`InvalidName`); invited people skip agency and role."""
+    _expect(state, STEP_NAME)
+    name = clean_name(raw)
+    step = STEP_PHONE if state.data.get("invite_id") else STEP_AGENCY
+    return _advance(session, state, step, now, full_name=name)
+
+
+def agencies_page(
+    session: Session, page: int, per_page: int = AGENCIES_PER_PAGE
+) -> tuple[list[Agency], int, int]:
+    """One page of agencies by code: (rows, page clamped to range, number of pages)."""
+    total = session.exec(select(func.count()).select_from(Agency)).one()
+    pages = max(1, -(-int(total) // per_page))
+    page = min(max(page, 0), pages - 1)
+    rows = session.exec(
+        select(Agency).order_by(col(Agency.code)).offset(page * per_page).limit(per_page)
+    ).all()
+    return list(rows), page, pages
+
+
+def agency_page_of(session: Session, agency_id: int, per_page: int = AGENCIES_PER_PAGE) -> int:
+    agency = session.get(Agency, agency_id)
+    if agency is None:
+        return 0
+    before = session.exec(
+        select(func.count()).select_from(Agency).where(col(Agency.code) < agency.code)
+    ).one()
+    return int(before) // per_page
+
+
+def choose_agency(
+    session: Session, state: ConversationState, agency_id: int, now: datetime
+) -> ConversationState:
+    _expect(state, STEP_AGENCY)
+    if session.get(Agency, agency_id) is None:
+        raise RegistrationError("unknown_agency")
+    return _advance(session, state, STEP_ROLE, now, agency_id=agency_id)
+
+
+def choose_role(
+    session: Session, state: ConversationState, role: str, now: datetime
+) -> ConversationState:
+    _expect(state, STEP_ROLE)
+    if role not in {r.value for r in REQUESTABLE_ROLES}:
+        raise RegistrationError("bad_role")
+    return _advance(session, state, STEP_PHONE, now, role=role)
+
+
+@dataclass
+class Registered:
+    user: User
+    invited: bool
+
+
+def give_phone(
+    session: Session,
+    state: ConversationState,
+    *,
+    phone: str,
+    contact_owner_ref: str | None,
+    telegram_id: int,
+    username: str | None,
+    now: datetime,
+) -> Registered:
+    """Finish: only the sender's own contact is accepted. Creates or renews the User row."""
+    _expect(state, STEP_PHONE)
+    if contact_owner_ref != state.user_ref:
+        raise RegistrationError("not_own_contact")
+    number = clean_phone(phone)
+    data = state.data
+    invite_id = data.get("invite_id")
+    user = session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+    before = _snapshot(user) if user is not None else None
+    if user is not None and user.status in (
+        UserStatus.ACTIVE,
+        UserStatus.PENDING,
+        UserStatus.SUSPENDED,
+    ):
+        raise RegistrationError("already_registered")
+    if user is None:
+        user = User(telegram_id=telegram_id, created_at=now)
+    user.username = _clean_username(username or data.get("username"))
+    user.full_name = data["full_name"]
+    user.phone = number
+    user.agency_id = int(data["agency_id"])
+    user.language = data.get("language", "vi")
+    user.updated_at = now
+    if invite_id:
+        user.role = data["role"]
+        user.requested_role = data["role"]
+        user.status = UserStatus.ACTIVE
+    else:
+        user.role = Role.MEMBER
+        user.requested_role = data["role"]
+        user.status = UserStatus.PENDING
+    session.add(user)
+    session.flush()
+    assert user.id is not None
+    if invite_id:
+        invites.attach_user(session, int(invite_id), user.id)
+    audit.record(
+        session,
+        action="user.registered",
+        actor_id=user.id,
+        actor_ref=state.user_ref,
+        subject=f"user:{user.id}",
+        before=before,
+        after={**_snapshot(user), "invite_id": invite_id},
+        at=now,
+    )
+    session.delete(state)
+    session.flush()
+    return Registered(user, bool(invite_id))
+
+
+def cancel(session: Session, *, chat_ref: str, user_ref: str, now: datetime) -> bool:
+    """Abandon whatever conversation the person has open in this chat; True if there was one."""
+    found = False
+    for flow in (FLOW_REGISTER, FLOW_REJECT, FLOW_ME_NAME):
+        state = get_state(session, chat_ref, user_ref, flow)
+        if state is None:
+            continue
+        found = True
+        if flow == FLOW_REGISTER and state.data.get("invite_id"):
+            invites.release(session, int(state.data["invite_id"]), actor_ref=user_ref, now=now)
+        session.delete(state)
+    session.flush()
+    return found
+
+
+# --------------------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Someone to tell: a Telegram chat and the language to write in."""
+
+    chat_id: int
+    language: str
+    user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReviewMessage:
+    chat_id: int
+    message_id: int
+    language: str
+
+
+def agency_supervisors(session: Session, agency_id: int) -> list[User]:
+    """Active supervisors of an agency (who decide its requests and manage its people)."""
+    return list(
+        session.exec(
+            select(User)
+            .where(
+                User.agency_id == agency_id,
+                User.role == Role.SUPERVISOR,
+                User.status == UserStatus.ACTIVE,
+            )
+            .order_by(col(User.id))
+        )
+    )
+
+
+def deciders_for(session: Session, admin_ids: list[int], applicant: User) -> list[Recipient]:
+    """Global admins (by Telegram id; they may have no row) and the agency's supervisors."""
+    seen: set[int] = set()
+    out: list[Recipient] = []
+    for telegram_id in admin_ids:
+        if telegram_id in seen or telegram_id == applicant.telegram_id:
+            continue
+        row = session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+        out.append(Recipient(telegram_id, row.language if row else "vi", row.id if row else None))
+        seen.add(telegram_id)
+    if applicant.agency_id is not None:
+        for sup in agency_supervisors(session, applicant.agency_id):
+            if sup.telegram_id is None or sup.telegram_id in seen or sup.id == applicant.id:
+                continue
+            out.append(Recipient(sup.telegram_id, sup.language, sup.id))
+            seen.add(sup.telegram_id)
+    return out
+
+
+def record_review_messages(
+    session: Session, applicant_id: int, sent: list[ReviewMessage], now: datetime
+) -> None:
+    """Remember where each decider's copy of a request is, to edit it once someone decides."""
+    for message in sent:
+        _put_state(
+            session,
+            chat_ref=str(message.chat_id),
+            user_ref=f"user:{applicant_id}",
+            flow=FLOW_REVIEW,
+            step="sent",
+            data={"message_id": message.message_id, "language": message.language},
+            now=now,
+        )
+
+
+def _review_messages(session: Session, applicant_id: int) -> list[ReviewMessage]:
+    rows = session.exec(
+        select(ConversationState).where(
+            ConversationState.flow == FLOW_REVIEW,
+            ConversationState.user_ref == f"user:{applicant_id}",
+        )
+    ).all()
+    out = []
+    for row in rows:
+        out.append(
+            ReviewMessage(
+                int(row.chat_ref), int(row.data["message_id"]), row.data.get("language", "vi")
+            )
+        )
+        session.delete(row)
+    return out
+
+
+def can_decide(session: Session, actor: Actor, applicant_id: int) -> bool:
+    """Admins decide for every agency; supervisors only for their own (checked at every press)."""
+    applicant = session.get(User, applicant_id)
+    if applicant is None or applicant.id == actor.user_id:
+        return False
+    return can_act_for_agency(actor, applicant.agency_id, Role.SUPERVISOR) and (
+        is_admin(actor) or has_role(actor, Role.SUPERVISOR)
+    )
+
+
+def decided_by(session: Session, applicant_id: int) -> tuple[str, str]:
+    """(status, decider's name) of the last decision on a request, from the audit log."""
+    event = session.exec(
+        select(AuditEvent)
+        .where(
+            AuditEvent.subject == f"user:{applicant_id}",
+            col(AuditEvent.action).in_(("user.approved", "user.rejected")),
+        )
+        .order_by(col(AuditEvent.id).desc())
+    ).first()
+    if event is None or not event.after:
+        user = session.get(User, applicant_id)
+        return (user.status if user else "unknown", "?")
+    return (str(event.after.get("status", "")), str(event.after.get("by", "?")))
+
+
+@dataclass
+class DecisionResult:
+    applicant: User
+    approved: bool
+    by: str
+    reason: str | None
+    reviews: list[ReviewMessage] = field(default_factory=list)
+
+
+def decide(
+    session: Session,
+    *,
+    actor: Actor,
+    applicant_id: int,
+    approve: bool,
+    decider_name: str,
+    now: datetime,
+    reason: str | None = None,
+) -> DecisionResult:
+    """Approve (active, requested role) or reject a pending request, exactly once.
+
+    Raises :class:`NotAllowed` if the actor may not decide for the applicant's agency and
+    :class:`AlreadyDecided` if someone was first.
+    """
+    if not can_decide(session, actor, applicant_id):
+        raise NotAllowed(f"{actor.channel_ref} may not decide on user {applicant_id}")
+    applicant = session.get(User, applicant_id)
+    assert applicant is not None
+    before = _snapshot(applicant)
+    values: dict[str, Any] = {"updated_at": now}
+    if approve:
+        values.update(status=UserStatus.ACTIVE, role=applicant.requested_role or Role.MEMBER)
+    else:
+        values.update(status=UserStatus.REJECTED)
+    result = session.execute(
+        sa.update(User)
+        .where(col(User.id) == applicant_id, col(User.status) == UserStatus.PENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        status, by = decided_by(session, applicant_id)
+        raise AlreadyDecided(status, by)
+    session.refresh(applicant)
+    audit.record(
+        session,
+        action="user.approved" if approve else "user.rejected",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"user:{applicant_id}",
+        before=before,
+        after={**_snapshot(applicant), "by": decider_name, "reason": reason},
+        at=now,
+    )
+    return DecisionResult(
+        applicant, approve, decider_name, reason, _review_messages(session, applicant_id)
+    )
+
+
+def ask_reject_reason(
+    session: Session, *, actor: Actor, applicant_id: int, chat_ref: str, now: datetime
+) -> User:
+    """Remember that the decider's next text in this chat is the reason for rejecting."""
+    if not can_decide(session, actor, applicant_id):
+        raise NotAllowed(f"{actor.channel_ref} may not decide on user {applicant_id}")
+    applicant = session.get(User, applicant_id)
+    assert applicant is not None
+    if applicant.status != UserStatus.PENDING:
+        status, by = decided_by(session, applicant_id)
+        raise AlreadyDecided(status, by)
+    _put_state(
+        session,
+        chat_ref=chat_ref,
+        user_ref=actor.channel_ref,
+        flow=FLOW_REJECT,
+        step="reason",
+        data={"applicant_id": applicant_id},
+        now=now,
+    )
+    return applicant
+
+
+def finish_reject(
+    session: Session,
+    state: ConversationState,
+    *,
+    actor: Actor,
+    decider_name: str,
+    reason: str | None,
+    now: datetime,
+) -> DecisionResult:
+    """Reject with the reason typed (or none with /skip); the reason row is removed either way."""
+    text = clean_reason(reason) if reason is not None else None
+    applicant_id = int(state.data["applicant_id"])
+    session.delete(state)
+    session.flush()
+    return decide(
+        session,
+        actor=actor,
+        applicant_id=applicant_id,
+        approve=False,
+        decider_name=decider_name,
+        reason=text or None,
+        now=now,
+    )
+
+
+# --------------------------------------------------------------------------- people
+
+
+def find_by_username(session: Session, username: str) -> User | None:
+    """The registered person with this Telegram @username (case-insensitive, ``@`` optional)."""
+    name = username.strip().removeprefix("@").lower()
+    if not name:
+        return None
+    return session.exec(
+        select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
+    ).first()
+
+
+def _clean_username(username: str | None) -> str | None:
+    return username.removeprefix("@")[:64] if username else None
+
+
+def refresh_username(session: Session, telegram_id: int, username: str | None) -> User | None:
+    """Keep a known person's @username fresh (one indexed read; a write only on change)."""
+    user = session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+    if user is None:
+        return None
+    clean = _clean_username(username)
+    if user.username != clean:
+        user.username = clean
+        session.add(user)
+    return user
+
+
+def _snapshot(user: User | None) -> dict[str, Any]:
+    if user is None:
+        return {}
+    return {
+        "status": user.status,
+        "role": user.role,
+        "agency_id": user.agency_id,
+        "full_name": user.full_name,
+        "language": user.language,
+    }
+
+
+def can_manage(session: Session, actor: Actor, target_id: int) -> bool:
+    """Admins manage anyone; supervisors their agency's members and spokespersons; not oneself."""
+    target = session.get(User, target_id)
+    if target is None or target.id == actor.user_id:
+        return False
+    if is_admin(actor):
+        return True
+    return (
+        can_act_for_agency(actor, target.agency_id, Role.SUPERVISOR)
+        and ROLE_RANK.get(Role(target.role), 0) < ROLE_RANK[Role.SUPERVISOR]
+    )
+
+
+def grantable_roles(actor: Actor) -> list[Role]:
+    """Roles the actor may give: supervisors up to spokesperson; admins any role."""
+    if is_admin(actor):
+        return [Role.MEMBER, Role.SPOKESPERSON, Role.SUPERVISOR, Role.ADMIN]
+    if has_role(actor, Role.SUPERVISOR):
+        return [Role.MEMBER, Role.SPOKESPERSON]
+    return []
+
+
+def _change(
+    session: Session, *, actor: Actor, target_id: int, action: str, now: datetime, **values: Any
+) -> User:
+    if not can_manage(session, actor, target_id):
+        raise NotAllowed(f"{actor.channel_ref} may not manage user {target_id}")
+    user = session.get(User, target_id)
+    assert user is not None
+    before = _snapshot(user)
+    for key, value in values.items():
+        setattr(user, key, value)
+    user.updated_at = now
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        action=action,
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"user:{target_id}",
+        before=before,
+        after=_snapshot(user),
+        at=now,
+    )
+    return user
+
+
+def suspend(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
+    target = session.get(User, target_id)
+    if target is None or target.status != UserStatus.ACTIVE:
+        raise RegistrationError("not_active")
+    return _change(
+        session,
+        actor=actor,
+        target_id=target_id,
+        action="user.suspended",
+        now=now,
+        status=UserStatus.SUSPENDED,
+    )
+
+
+def reactivate(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
+    target = session.get(User, target_id)
+    if target is None or target.status != UserStatus.SUSPENDED:
+        raise RegistrationError("not_suspended")
+    return _change(
+        session,
+        actor=actor,
+        target_id=target_id,
+        action="user.reactivated",
+        now=now,
+        status=UserStatus.ACTIVE,
+    )
+
+
+def change_role(
+    session: Session, *, actor: Actor, target_id: int, role: str, now: datetime
+) -> User:
+    try:
+        wanted = Role(role)
+    except ValueError:
+        raise RegistrationError("bad_role") from None
+    if wanted not in grantable_roles(actor):
+        raise NotAllowed(f"{actor.channel_ref} may not grant {role}")
+    return _change(
+        session,
+        actor=actor,
+        target_id=target_id,
+        action="user.role_changed",
+        now=now,
+        role=wanted,
+        requested_role=wanted,
+    )
+
+
+def people_of_agency(
+    session: Session, agency_id: int, page: int = 0, per_page: int = PEOPLE_PER_PAGE
+) -> tuple[list[User], int, int]:
+    """Pending, active and suspended people of an agency (in that order), one page of them."""
+    order = sa.case(
+        (col(User.status) == UserStatus.PENDING, 0),
+        (col(User.status) == UserStatus.ACTIVE, 1),
+        else_=2,
+    )
+    query = select(User).where(
+        User.agency_id == agency_id,
+        col(User.status).in_((UserStatus.PENDING, UserStatus.ACTIVE, UserStatus.SUSPENDED)),
+    )
+    total = len(session.exec(query).all())
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 0), pages - 1)
+    rows = session.exec(
+        query.order_by(order, col(User.full_name), col(User.id))
+        .offset(page * per_page)
+        .limit(per_page)
+    ).all()
+    return list(rows), page, pages
+
+
+def set_language(session: Session, user: User, language: str, now: datetime) -> User:
+    if language not in LANGUAGES:
+        raise RegistrationError("bad_language")
+    before = _snapshot(user)
+    user.language = language
+    user.updated_at = now
+    session.add(user)
+    audit.record(
+        session,
+        action="user.language_changed",
+        actor_id=user.id,
+        subject=f"user:{user.id}",
+        before=before,
+        after=_snapshot(user),
+        at=now,
+    )
+    return user
+
+
+def ask_new_name(
+    session: Session, *, user: User, chat_ref: str, user_ref: str, now: datetime
+) -> None:
+    _put_state(
+        session,
+        chat_ref=chat_ref,
+        user_ref=user_ref,
+        flow=FLOW_ME_NAME,
+        step="name",
+        data={},
+        now=now,
+    )
+
+
+def set_name(
+    session: Session, state: ConversationState, user: User, raw: str, now: datetime
+) -> User:
+    """Rename from ``/me`` (raises :class:`InvalidName`, keeping the state to try again)."""
+    name = clean_name(raw)
+    before = _snapshot(user)
+    user.full_name = name
+    user.updated_at = now
+    session.add(user)
+    session.delete(state)
+    audit.record(
+        session,
+        action="user.renamed",
+        actor_id=user.id,
+        subject=f"user:{user.id}",
+        before=before,
+        after=_snapshot(user),
+        at=now,
+    )
+    return user

@@ -1,0 +1,744 @@
+"""Registration (``/start``), verification of requests, and the guards every update passes.
+
+The conversation state is the ``ConversationState`` row (``bot.services.registration``), never
+PTB's in-memory ``ConversationHandler``: each handler reads the row, dispatches on its step,
+commits the change and only then replies, so a hard kill resumes where the person was.
+
+Handler groups (see :func:`install`):
+
+* ``-2`` :func:`gatekeeper` keeps @usernames fresh and refuses suspended people;
+* ``-1`` :func:`flow_message` takes private text and contacts that belong to an open flow
+  (registration, a rejection reason, a new name) and stops there; other text falls through;
+* ``0``  the commands of :func:`handlers` and of the other modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    BaseHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.buttons import Button, register
+from bot.channels.base import ChatRef, DeliveryError, SentMessage
+from bot.channels.telegram import keyboard
+from bot.runtime import Runtime
+from bot.services import commands as command_lists
+from bot.services import invites
+from bot.services import registration as reg
+from bot.services.people import actor_for_telegram, telegram_ref
+from bot.services.permissions import Actor
+from bot.templating import normalise_language
+from handlers.buttons import on_button
+from handlers.common import language_of, reply, runtime_of
+from storage.models import Agency, ConversationState, Role, User, UserStatus
+
+log = logging.getLogger(__name__)
+
+
+def _int(ident: str) -> int | None:
+    return int(ident) if ident.isdigit() and len(ident) <= 18 else None
+
+
+def _in_registration(session: Any, actor: Actor, _ident: str) -> bool:
+    return reg.registration_of(session, actor.channel_ref) is not None
+
+
+def _may_decide(session: Any, actor: Actor, ident: str) -> bool:
+    applicant_id = _int(ident)
+    return applicant_id is not None and reg.can_decide(session, actor, applicant_id)
+
+
+LANG = register("reg.lang", _in_registration, "registration: choose language")
+AGENCY = register("reg.agency", _in_registration, "registration: choose agency")
+AGENCY_PAGE = register("reg.apage", _in_registration, "registration: page of agencies")
+ROLE = register("reg.role", _in_registration, "registration: requested role")
+APPROVE = register("reg.approve", _may_decide, "approve a registration request")
+REJECT = register("reg.reject", _may_decide, "reject a registration request")
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _refs(update: Update) -> tuple[str, str]:
+    chat, user = update.effective_chat, update.effective_user
+    assert chat is not None and user is not None
+    return str(chat.id), telegram_ref(user.id)
+
+
+def _client_language(update: Update) -> str:
+    user = update.effective_user
+    return normalise_language(user.language_code if user else None)
+
+
+def _flow_language(update: Update, state: ConversationState | None) -> str:
+    if state is not None and state.data.get("language"):
+        return str(state.data["language"])
+    return _client_language(update)
+
+
+def label(runtime: Runtime, lang: str, name: str) -> str:
+    return runtime.renderer.render("reg_label", lang, key=name)
+
+
+def role_name(runtime: Runtime, lang: str, role: str) -> str:
+    return runtime.renderer.render("people_role", lang, role=role)
+
+
+async def _send(update: Update, text: str, markup: Any = None) -> None:
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_message(
+        text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True
+    )
+
+
+def display_name(update: Update, actor: Actor) -> str:
+    if actor.user is not None and actor.user.full_name:
+        return actor.user.full_name
+    user = update.effective_user
+    return user.full_name if user else "?"
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def _agency_keyboard(runtime: Runtime, lang: str, page: int) -> tuple[str, Any]:
+    with runtime.db.session() as session:
+        rows, page, pages = reg.agencies_page(session, page)
+    if not rows:
+        return runtime.renderer.render("reg_no_agencies", lang), None
+    buttons = [[Button(f"{a.name} ({a.code})", AGENCY.name, a.id or 0)] for a in rows]
+    nav = []
+    if page > 0:
+        nav.append(Button("◀", AGENCY_PAGE.name, page - 1))
+    if page < pages - 1:
+        nav.append(Button("▶", AGENCY_PAGE.name, page + 1))
+    if nav:
+        buttons.append(nav)
+    text = runtime.renderer.render("reg_ask_agency", lang, page=page + 1, pages=pages)
+    return text, keyboard(buttons)
+
+
+def _phone_keyboard(runtime: Runtime, lang: str) -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(label(runtime, lang, "share_phone"), request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+async def prompt(update: Update, runtime: Runtime, state: ConversationState) -> None:
+    """Ask the question of the step the person is at (used for every step and for resuming)."""
+    lang = _flow_language(update, state)
+    render = runtime.renderer.render
+    if state.step == reg.STEP_LANGUAGE:
+        buttons = [[Button("Tiếng Việt", LANG.name, "vi"), Button("English", LANG.name, "en")]]
+        await _send(update, render("reg_choose_language", lang), keyboard(buttons))
+    elif state.step == reg.STEP_NAME:
+        await _send(update, render("reg_ask_name", lang), ReplyKeyboardRemove())
+    elif state.step == reg.STEP_AGENCY:
+        text, markup = _agency_keyboard(runtime, lang, 0)
+        await _send(update, text, markup)
+    elif state.step == reg.STEP_ROLE:
+        buttons = [
+            [Button(role_name(runtime, lang, r), ROLE.name, r.value)] for r in reg.REQUESTABLE_ROLES
+        ]
+        await _send(update, render("reg_ask_role", lang), keyboard(buttons))
+    elif state.step == reg.STEP_PHONE:
+        with runtime.db.session() as session:
+            agency = session.get(Agency, int(state.data.get("agency_id") or 0))
+        await _send(
+            update,
+            render(
+                "reg_ask_phone",
+                lang,
+                invited=bool(state.data.get("invite_id")),
+                agency=agency.name if agency else "",
+                role=role_name(runtime, lang, str(state.data.get("role", ""))),
+            ),
+            _phone_keyboard(runtime, lang),
+        )
+
+
+# --------------------------------------------------------------------------- /start /cancel /skip
+
+
+async def start_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime = runtime_of(context)
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None:
+        return
+    if chat.type != ChatType.PRIVATE:
+        bot_name = context.bot.username
+        await reply(
+            update,
+            runtime.renderer.render("reg_group_private", _client_language(update), bot=bot_name),
+        )
+        return
+    chat_ref, user_ref = _refs(update)
+    code = context.args[0] if context.args else None
+    now = runtime.clock.now()
+    refused: str | None = None
+    state: ConversationState | None = None
+    resumed = False
+    with runtime.db.session() as session:
+        actor = actor_for_telegram(session, runtime.settings, user.id)
+        row = actor.user
+        settled = row is not None and row.status in (UserStatus.ACTIVE, UserStatus.PENDING)
+        if settled or (actor.global_admin and row is None and code is None):
+            pass
+        elif code is not None:
+            try:
+                state = reg.begin_with_invite(
+                    session,
+                    chat_ref=chat_ref,
+                    user_ref=user_ref,
+                    code=code,
+                    now=now,
+                    username=user.username,
+                )
+            except invites.InviteRefused as exc:
+                refused = exc.reason
+        else:
+            state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REGISTER)
+            resumed = state is not None
+            if state is None:
+                state = reg.begin(
+                    session, chat_ref=chat_ref, user_ref=user_ref, now=now, username=user.username
+                )
+    lang = language_of(update, actor)
+    render = runtime.renderer.render
+    if refused is not None:
+        await reply(update, render("invite_refused", lang, reason=refused))
+        return
+    if state is None:
+        if row is not None and row.status == UserStatus.PENDING:
+            await reply(update, render("reg_already_pending", lang))
+        else:
+            role = Role.ADMIN if actor.global_admin else Role(row.role if row else Role.MEMBER)
+            await reply(
+                update,
+                render(
+                    "reg_already_active",
+                    lang,
+                    person=display_name(update, actor),
+                    role=role_name(runtime, lang, role),
+                ),
+            )
+        return
+    if resumed:
+        await reply(update, render("reg_resume", _flow_language(update, state)))
+    elif state.data.get("invite_id"):
+        await reply(update, render("invite_welcome", lang))
+    await prompt(update, runtime, state)
+
+
+async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime = runtime_of(context)
+    if update.effective_chat is None or update.effective_user is None:
+        return
+    chat_ref, user_ref = _refs(update)
+    with runtime.db.session() as session:
+        state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REGISTER)
+        lang = _flow_language(update, state)
+        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+        if actor.user is not None:
+            lang = actor.user.language
+        found = reg.cancel(session, chat_ref=chat_ref, user_ref=user_ref, now=runtime.clock.now())
+    template = "reg_cancelled" if found else "reg_nothing_to_cancel"
+    markup = ReplyKeyboardRemove() if update.effective_chat.type == ChatType.PRIVATE else None
+    await _send(update, runtime.renderer.render(template, lang), markup)
+
+
+async def skip_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime = runtime_of(context)
+    if update.effective_user is None:
+        return
+    chat_ref, user_ref = _refs(update)
+    with runtime.db.session() as session:
+        state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REJECT)
+        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+    if state is None:
+        await reply(
+            update, runtime.renderer.render("reg_nothing_to_skip", language_of(update, actor))
+        )
+        return
+    await _finish_reject(update, context, actor, None)
+
+
+# --------------------------------------------------------------------------- free text in flows
+
+
+async def flow_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text or a contact from someone in one of our flows; otherwise let other handlers see it."""
+    runtime = runtime_of(context)
+    if update.effective_user is None or update.effective_message is None:
+        return
+    chat_ref, user_ref = _refs(update)
+    with runtime.db.session() as session:
+        flows = {
+            flow: reg.get_state(session, chat_ref, user_ref, flow)
+            for flow in (reg.FLOW_REJECT, reg.FLOW_ME_NAME, reg.FLOW_REGISTER)
+        }
+        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+    text = update.effective_message.text
+    if flows[reg.FLOW_REJECT] is not None and text is not None:
+        await _finish_reject(update, context, actor, text)
+    elif flows[reg.FLOW_ME_NAME] is not None and text is not None:
+        from handlers.people import rename_from_text  # the /me flow lives with /me
+
+        await rename_from_text(update, context, actor, text)
+    elif flows[reg.FLOW_REGISTER] is not None:
+        await _registration_message(update, runtime, flows[reg.FLOW_REGISTER])  # type: ignore[arg-type]
+    else:
+        return
+    raise ApplicationHandlerStop
+
+
+async def _registration_message(update: Update, runtime: Runtime, state: ConversationState) -> None:
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    lang = _flow_language(update, state)
+    render = runtime.renderer.render
+    now = runtime.clock.now()
+    if state.step == reg.STEP_NAME and message.text is not None:
+        error: reg.RegistrationError | None = None
+        with runtime.db.session() as session:
+            fresh = session.get(ConversationState, state.id)
+            assert fresh is not None
+            try:
+                state = reg.give_name(session, fresh, message.text, now)
+            except reg.RegistrationError as exc:
+                error = exc
+        if error is not None:
+            await reply(update, render("reg_name_invalid", lang, code=error.code, **error.details))
+            return
+        await prompt(update, runtime, state)
+        return
+    if state.step != reg.STEP_PHONE:
+        await reply(update, render("reg_use_buttons", lang))
+        await prompt(update, runtime, state)
+        return
+    contact = message.contact
+    if contact is None:
+        await _send(update, render("reg_phone_expected", lang), _phone_keyboard(runtime, lang))
+        return
+    owner = telegram_ref(contact.user_id) if contact.user_id else None
+    failure: str | None = None
+    with runtime.db.session() as session:
+        fresh = session.get(ConversationState, state.id)
+        assert fresh is not None
+        try:
+            done = reg.give_phone(
+                session,
+                fresh,
+                phone=contact.phone_number,
+                contact_owner_ref=owner,
+                telegram_id=user.id,
+                username=user.username,
+                now=now,
+            )
+        except reg.RegistrationError as exc:
+            failure = exc.code
+    if failure is not None:
+        await _send(update, render(f"reg_{failure}", lang), _phone_keyboard(runtime, lang))
+        return
+    applicant = done.user
+    assert applicant.id is not None
+    with runtime.db.session() as session:
+        agency = session.get(Agency, applicant.agency_id or 0)
+    role = role_name(
+        runtime, lang, applicant.role if done.invited else applicant.requested_role or ""
+    )
+    template = "reg_done_active" if done.invited else "reg_done_pending"
+    await _send(
+        update,
+        render(
+            template,
+            lang,
+            person=applicant.full_name,
+            agency=agency.name if agency else "",
+            role=role,
+        ),
+        ReplyKeyboardRemove(),
+    )
+    if done.invited:
+        await publish_person_commands(runtime, update.get_bot(), applicant)
+    else:
+        await send_review_requests(runtime, applicant.id)
+
+
+# --------------------------------------------------------------------------- registration buttons
+
+
+async def _step_button(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    actor: Actor,
+    change: Any,
+) -> None:
+    """Apply a registration button to the person's row, then ask the next question."""
+    runtime = runtime_of(context)
+    query = update.callback_query
+    assert query is not None
+    stale = False
+    with runtime.db.session() as session:
+        state = reg.registration_of(session, actor.channel_ref)
+        assert state is not None  # the button rule checked it
+        try:
+            state = change(session, state, runtime.clock.now())
+        except reg.RegistrationError:
+            stale = True
+    lang = _flow_language(update, state)
+    if stale:
+        await query.answer(runtime.renderer.render("reg_stale_button", lang), show_alert=True)
+    else:
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+    await prompt(update, runtime, state)
+
+
+@on_button(LANG.name)
+async def on_language(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    await _step_button(
+        update, context, actor, lambda s, st, now: reg.choose_language(s, st, ident, now)
+    )
+
+
+@on_button(AGENCY.name)
+async def on_agency(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    agency_id = _int(ident) or 0
+    await _step_button(
+        update, context, actor, lambda s, st, now: reg.choose_agency(s, st, agency_id, now)
+    )
+
+
+@on_button(ROLE.name)
+async def on_role(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    await _step_button(
+        update, context, actor, lambda s, st, now: reg.choose_role(s, st, ident, now)
+    )
+
+
+@on_button(AGENCY_PAGE.name)
+async def on_agency_page(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    runtime = runtime_of(context)
+    query = update.callback_query
+    assert query is not None
+    with runtime.db.session() as session:
+        state = reg.registration_of(session, actor.channel_ref)
+    lang = _flow_language(update, state)
+    await query.answer()
+    text, markup = _agency_keyboard(runtime, lang, _int(ident) or 0)
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _review_text(runtime: Runtime, lang: str, applicant: User, **extra: Any) -> str:
+    with runtime.db.session() as session:
+        agency = session.get(Agency, applicant.agency_id or 0)
+    return runtime.renderer.render(
+        "reg_review_request",
+        lang,
+        person=applicant.full_name,
+        username=applicant.username,
+        phone=applicant.phone or "",
+        agency=agency.name if agency else "",
+        role=role_name(runtime, lang, applicant.requested_role or Role.MEMBER),
+        **{"decided": None, "by": "", "reason": None, **extra},
+    )
+
+
+def review_buttons(runtime: Runtime, lang: str, applicant_id: int) -> list[list[Button]]:
+    return [
+        [
+            Button(label(runtime, lang, "approve"), APPROVE.name, applicant_id),
+            Button(label(runtime, lang, "reject"), REJECT.name, applicant_id),
+        ]
+    ]
+
+
+async def send_review_requests(runtime: Runtime, applicant_id: int) -> int:
+    """Send the request with Approve/Reject to every decider; returns how many got it."""
+    with runtime.db.session() as session:
+        applicant = session.get(User, applicant_id)
+        assert applicant is not None
+        recipients = reg.deciders_for(session, runtime.settings.admin_ids, applicant)
+    sent: list[reg.ReviewMessage] = []
+    for person in recipients:
+        text = _review_text(runtime, person.language, applicant)
+        try:
+            message = await runtime.notifier.send_text(
+                ChatRef(person.chat_id),
+                text,
+                review_buttons(runtime, person.language, applicant_id),
+            )
+        except DeliveryError as exc:
+            log.warning(
+                "could not send the request of user %s to %s: %s", applicant_id, person.chat_id, exc
+            )
+            continue
+        sent.append(reg.ReviewMessage(person.chat_id, message.message_id, person.language))
+    if not sent:
+        log.warning("nobody could be asked to verify user %s", applicant_id)
+    with runtime.db.session() as session:
+        reg.record_review_messages(session, applicant_id, sent, runtime.clock.now())
+    return len(sent)
+
+
+async def announce_decision(runtime: Runtime, bot: Any, result: reg.DecisionResult) -> None:
+    """Edit every decider's copy ("✓ Approved by …"), tell the applicant, refresh their menu."""
+    applicant = result.applicant
+    status = "approved" if result.approved else "rejected"
+    for review in result.reviews:
+        text = _review_text(
+            runtime, review.language, applicant, decided=status, by=result.by, reason=result.reason
+        )
+        try:
+            await runtime.notifier.edit_text(SentMessage(review.chat_id, review.message_id), text)
+        except DeliveryError as exc:
+            log.warning("could not update the request copy in %s: %s", review.chat_id, exc)
+    if applicant.telegram_id is not None:
+        lang = applicant.language
+        text = runtime.renderer.render(
+            f"reg_{status}",
+            lang,
+            role=role_name(runtime, lang, applicant.role),
+            reason=result.reason,
+        )
+        try:
+            await runtime.notifier.send_text(ChatRef(applicant.telegram_id), text)
+        except DeliveryError as exc:
+            log.warning("could not tell user %s about the decision: %s", applicant.id, exc)
+    await publish_person_commands(runtime, bot, applicant)
+
+
+@on_button(APPROVE.name)
+async def on_approve(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    runtime = runtime_of(context)
+    query = update.callback_query
+    assert query is not None
+    lang = language_of(update, actor)
+    result: reg.DecisionResult | None = None
+    already: reg.AlreadyDecided | None = None
+    with runtime.db.session() as session:
+        try:
+            result = reg.decide(
+                session,
+                actor=actor,
+                applicant_id=int(ident),
+                approve=True,
+                decider_name=display_name(update, actor),
+                now=runtime.clock.now(),
+            )
+        except reg.AlreadyDecided as exc:
+            already = exc
+    if already is not None or result is None:
+        assert already is not None
+        await query.answer(
+            runtime.renderer.render(
+                "reg_already_decided", lang, status=already.status, by=already.by
+            ),
+            show_alert=True,
+        )
+        return
+    await query.answer(runtime.renderer.render("reg_decision_saved", lang))
+    await announce_decision(runtime, context.bot, result)
+
+
+@on_button(REJECT.name)
+async def on_reject(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    runtime = runtime_of(context)
+    query = update.callback_query
+    assert query is not None and query.message is not None
+    lang = language_of(update, actor)
+    applicant: User | None = None
+    already: reg.AlreadyDecided | None = None
+    with runtime.db.session() as session:
+        try:
+            applicant = reg.ask_reject_reason(
+                session,
+                actor=actor,
+                applicant_id=int(ident),
+                chat_ref=str(query.message.chat.id),
+                now=runtime.clock.now(),
+            )
+        except reg.AlreadyDecided as exc:
+            already = exc
+    if already is not None or applicant is None:
+        assert already is not None
+        await query.answer(
+            runtime.renderer.render(
+                "reg_already_decided", lang, status=already.status, by=already.by
+            ),
+            show_alert=True,
+        )
+        return
+    await query.answer()
+    await query.message.chat.send_message(
+        runtime.renderer.render("reg_reject_ask_reason", lang, person=applicant.full_name),
+        parse_mode=ParseMode.HTML,
+    )
+
+
+async def _finish_reject(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, text: str | None
+) -> None:
+    runtime = runtime_of(context)
+    chat_ref, user_ref = _refs(update)
+    lang = language_of(update, actor)
+    render = runtime.renderer.render
+    result: reg.DecisionResult | None = None
+    problem: str | None = None
+    extra: dict[str, Any] = {}
+    with runtime.db.session() as session:
+        state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REJECT)
+        if state is None:
+            return
+        try:
+            result = reg.finish_reject(
+                session,
+                state,
+                actor=actor,
+                decider_name=display_name(update, actor),
+                reason=text,
+                now=runtime.clock.now(),
+            )
+        except reg.AlreadyDecided as exc:
+            problem, extra = "reg_already_decided", {"status": exc.status, "by": exc.by}
+        except reg.NotAllowed:
+            problem = "not_allowed"
+        except reg.RegistrationError as exc:
+            problem, extra = "reg_reason_invalid", exc.details
+    if problem is not None:
+        await reply(update, render(problem, lang, **extra))
+        return
+    assert result is not None
+    await reply(update, render("reg_decision_saved", lang))
+    await announce_decision(runtime, context.bot, result)
+
+
+# --------------------------------------------------------------------------- command menus
+
+
+def _bot_commands(runtime: Runtime, lang: str, names: list[str]) -> list[BotCommand]:
+    return [BotCommand(n, runtime.renderer.render("help_command", lang, key=n)) for n in names]
+
+
+async def publish_person_commands(runtime: Runtime, bot: Any, user: User) -> None:
+    """The command menu of one person's private chat: their role's commands, in their language.
+
+    Suspended, pending and rejected people fall back to the default (public) menu.
+    """
+    if user.telegram_id is None:
+        return
+    scope = BotCommandScopeChat(user.telegram_id)
+    admin = user.telegram_id in runtime.settings.admin_ids
+    try:
+        if admin or user.status == UserStatus.ACTIVE:
+            role = Role.ADMIN if admin else Role(user.role)
+            names = command_lists.commands_for_role(role)
+            await bot.set_my_commands(_bot_commands(runtime, user.language, names), scope=scope)
+        else:
+            await bot.delete_my_commands(scope=scope)
+    except TelegramError as exc:
+        log.warning("could not set the command menu of %s: %s", user.telegram_id, exc)
+
+
+async def publish_default_commands(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Default menus (Vietnamese default, English) and global admins' own menus, at start-up."""
+    runtime = runtime_of(context)
+    bot = context.bot
+    public = list(command_lists.PUBLIC_COMMANDS)
+    try:
+        await bot.set_my_commands(_bot_commands(runtime, "vi", public))
+        await bot.set_my_commands(_bot_commands(runtime, "en", public), language_code="en")
+    except TelegramError as exc:
+        log.warning("could not set the default command menus: %s", exc)
+    with runtime.db.session() as session:
+        rows = {
+            telegram_id: actor_for_telegram(session, runtime.settings, telegram_id).user
+            for telegram_id in runtime.settings.admin_ids
+        }
+    for telegram_id, row in rows.items():
+        person = row or User(telegram_id=telegram_id, status=UserStatus.ACTIVE, role=Role.ADMIN)
+        await publish_person_commands(runtime, bot, person)
+
+
+# --------------------------------------------------------------------------- guards
+
+
+async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every update: keep a known person's @username fresh; refuse suspended people."""
+    user = update.effective_user
+    if user is None or user.is_bot:
+        return
+    runtime = runtime_of(context)
+    with runtime.db.session() as session:
+        row = reg.refresh_username(session, user.id, user.username)
+    suspended = (
+        row is not None
+        and row.status == UserStatus.SUSPENDED
+        and user.id not in runtime.settings.admin_ids
+    )
+    message = update.message
+    if not suspended or message is None:
+        return  # buttons: the dispatcher refuses suspended people itself
+    assert row is not None
+    chat = update.effective_chat
+    if (chat is not None and chat.type == ChatType.PRIVATE) or (message.text or "").startswith("/"):
+        await reply(update, runtime.renderer.render("suspended", row.language))
+    raise ApplicationHandlerStop
+
+
+def install(application: Application) -> None:
+    """Add the guards (groups -2 and -1) and the start-up job publishing the command menus."""
+    private_input = filters.ChatType.PRIVATE & ((filters.TEXT & ~filters.COMMAND) | filters.CONTACT)
+    application.add_handler(TypeHandler(Update, gatekeeper), group=-2)
+    application.add_handler(MessageHandler(private_input, flow_message), group=-1)
+    job_queue = application.job_queue
+    assert job_queue is not None
+    job_queue.run_once(publish_default_commands, when=0, name="publish_commands")
+
+
+def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
+    return [
+        CommandHandler("start", start_command),
+        CommandHandler("cancel", cancel_command),
+        CommandHandler("skip", skip_command),
+    ]
