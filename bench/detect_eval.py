@@ -30,11 +30,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.streams import BUCKET, START, Event, config_toml, generate, write_stream  # noqa: E402
-from bot.config import load_settings  # noqa: E402
-from scanner.alerting import FAMILY  # noqa: E402
-from scanner.detectors import ewma_zscore_raw, fixed_threshold  # noqa: E402
-from scanner.replay import read_stream, replay  # noqa: E402
+from bench.streams import BUCKET, START, Event, config_toml, generate, write_stream
+from bot.config import load_settings
+from scanner.alerting import FAMILY
+from scanner.detectors import ewma_zscore_raw, fixed_threshold
+from scanner.replay import read_stream, replay
 
 COOLDOWN_BUCKETS = 12
 ABRUPT = {"spike", "step"}
@@ -77,19 +77,26 @@ class Score:
             return f"{np.percentile(xs, q):.1f}" if xs else "-"
 
         fa = (self.alerts - self.true_alerts) / self.topic_days if self.topic_days else 0.0
-        return (f"{name:<14} P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} "
-                f"delay med={pct(self.delays, 50)} p90={pct(self.delays, 90)} "
-                f"abrupt med={pct(self.abrupt_delays, 50)} p90={pct(self.abrupt_delays, 90)} "
-                f"(abrupt R={self.abrupt_found}/{self.abrupt_events}) "
-                f"FA/topic-day={fa:.3f} alerts={self.alerts} events={self.events}")
+        return (
+            f"{name:<14} P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} "
+            f"delay med={pct(self.delays, 50)} p90={pct(self.delays, 90)} "
+            f"abrupt med={pct(self.abrupt_delays, 50)} p90={pct(self.abrupt_delays, 90)} "
+            f"(abrupt R={self.abrupt_found}/{self.abrupt_events}) "
+            f"FA/topic-day={fa:.3f} alerts={self.alerts} events={self.events}"
+        )
 
 
 def _index(at: datetime) -> int:
     return int((at - START) / BUCKET)
 
 
-def score(alerts: list[tuple[str, str, int]], events: list[Event], topics: int, days: float,
-          families: set[str] | None = None) -> Score:
+def score(
+    alerts: list[tuple[str, str, int]],
+    events: list[Event],
+    topics: int,
+    days: float,
+    families: set[str] | None = None,
+) -> Score:
     """``alerts``: (topic, family, bucket index that fired)."""
     s = Score(topic_days=topics * days)
     wanted = [e for e in events if e.must_alert and (families is None or e.family in families)]
@@ -97,9 +104,14 @@ def score(alerts: list[tuple[str, str, int]], events: list[Event], topics: int, 
     s.abrupt_events = sum(e.kind in ABRUPT for e in wanted)
     for topic, family, b in alerts:
         s.alerts += 1
-        if any(e.topic == topic and e.family == family
-               and _index(datetime.fromisoformat(e.start)) <= b <= _index(datetime.fromisoformat(e.end)) + 1
-               for e in wanted):
+        if any(
+            e.topic == topic
+            and e.family == family
+            and _index(datetime.fromisoformat(e.start))
+            <= b
+            <= _index(datetime.fromisoformat(e.end)) + 1
+            for e in wanted
+        ):
             s.true_alerts += 1
     for e in wanted:
         lo, hi = _index(datetime.fromisoformat(e.start)), _index(datetime.fromisoformat(e.end)) + 1
@@ -115,7 +127,7 @@ def score(alerts: list[tuple[str, str, int]], events: list[Event], topics: int, 
 
 def _group(fired: np.ndarray) -> list[int]:
     """Bucket indices where a new alert starts, with the same cool-down as ours."""
-    out, last = [], -10**9
+    out, last = [], -(10**9)
     for b in np.flatnonzero(fired):
         if b - last > COOLDOWN_BUCKETS:
             out.append(int(b))
@@ -123,7 +135,9 @@ def _group(fired: np.ndarray) -> list[int]:
     return out
 
 
-def baselines(items: list[dict[str, object]], topic_names: list[str], n: int) -> dict[str, list[tuple[str, str, int]]]:
+def baselines(
+    items: list[dict[str, object]], topic_names: list[str], n: int
+) -> dict[str, list[tuple[str, str, int]]]:
     counts = {t: np.zeros(n) for t in topic_names}
     for it in items:
         b = _index(datetime.fromisoformat(str(it["published_at"])))
@@ -141,7 +155,9 @@ def baselines(items: list[dict[str, object]], topic_names: list[str], n: int) ->
     return out
 
 
-def _ewma_fire(c: np.ndarray, alpha: float = 0.05, z: float = 3.0, min_count: float = 3.0) -> np.ndarray:
+def _ewma_fire(
+    c: np.ndarray, alpha: float = 0.05, z: float = 3.0, min_count: float = 3.0
+) -> np.ndarray:
     """Online pass of the EWMA z-score baseline (same rule as ``ewma_zscore_raw``)."""
     fired = np.zeros(c.shape[0], dtype=bool)
     mean = var = float(c[:8].mean())
@@ -156,9 +172,11 @@ def _ewma_fire(c: np.ndarray, alpha: float = 0.05, z: float = 3.0, min_count: fl
     return fired
 
 
-def run_seed(seed: int, ingest: str, tmp: Path) -> tuple[dict[str, Score], dict[str, Score], float, int]:
+def run_seed(
+    seed: int, ingest: str, tmp: Path
+) -> tuple[dict[str, Score], dict[str, Score], float, int]:
     items, events, topics = generate(seed)
-    n = int(14 * 96)
+    n = 14 * 96
     cfg = tmp / f"bench-{seed}.toml"
     cfg.write_text(config_toml(topics), encoding="utf-8")
     stream = tmp / f"stream-{seed}.jsonl"
@@ -169,13 +187,18 @@ def run_seed(seed: int, ingest: str, tmp: Path) -> tuple[dict[str, Score], dict[
     t0 = time.perf_counter()
     report = replay(parsed, settings, None, ingest=ingest)
     seconds = time.perf_counter() - t0
-    ours = [(c["topic"], FAMILY[c["kind"]], _index(datetime.fromisoformat(c["at"])) - 1)
-            for c in report.changes if c["change"] == "new"]
+    ours = [
+        (c["topic"], FAMILY[c["kind"]], _index(datetime.fromisoformat(c["at"])) - 1)
+        for c in report.changes
+        if c["change"] == "new"
+    ]
     names = [t[0] for t in topics]
     systems = {"ours": ours, **baselines(items, names, n)}
     all_scores = {k: score(v, events, len(names), 14) for k, v in systems.items()}
-    vol_scores = {k: score([a for a in v if a[1] == "volume"], events, len(names), 14, {"volume"})
-                  for k, v in systems.items()}
+    vol_scores = {
+        k: score([a for a in v if a[1] == "volume"], events, len(names), 14, {"volume"})
+        for k, v in systems.items()
+    }
     return all_scores, vol_scores, seconds, len(items)
 
 
@@ -204,8 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in vols.items():
         print("  " + v.row(k))
     if args.json:
-        print(json.dumps({k: {"precision": v.precision, "recall": v.recall, "f1": v.f1}
-                          for k, v in totals.items()}))
+        print(
+            json.dumps(
+                {
+                    k: {"precision": v.precision, "recall": v.recall, "f1": v.f1}
+                    for k, v in totals.items()
+                }
+            )
+        )
     return 0
 
 

@@ -45,18 +45,82 @@ TOPICS: list[tuple[str, str, str, float]] = [
     ("Giá xăng", '"giá xăng"', "giá xăng", 2.0),
 ]
 OUTLETS = [
-    "VnExpress", "Tuổi Trẻ", "Thanh Niên", "Dân trí", "Vietnamnet", "Zing", "Lao Động", "Người Lao Động",
-    "Tiền Phong", "Sài Gòn Giải Phóng", "Nhân Dân", "VTV", "VOV", "Pháp Luật TP.HCM", "Kênh14",
-    "Soha", "24h", "Báo Mới", "Vietnamplus", "Công an nhân dân",
+    "VnExpress",
+    "Tuổi Trẻ",
+    "Thanh Niên",
+    "Dân trí",
+    "Vietnamnet",
+    "Zing",
+    "Lao Động",
+    "Người Lao Động",
+    "Tiền Phong",
+    "Sài Gòn Giải Phóng",
+    "Nhân Dân",
+    "VTV",
+    "VOV",
+    "Pháp Luật TP.HCM",
+    "Kênh14",
+    "Soha",
+    "24h",
+    "Báo Mới",
+    "Vietnamplus",
+    "Công an nhân dân",
 ]
 PROVINCES = [
-    "Hà Nội", "TP.HCM", "Đà Nẵng", "Hải Phòng", "Cần Thơ", "Quảng Ninh", "Nghệ An", "Thanh Hóa",
-    "Huế", "Khánh Hòa", "Lâm Đồng", "Đắk Lắk", "Bình Dương", "Đồng Nai", "Quảng Nam", "Bắc Ninh",
+    "Hà Nội",
+    "TP.HCM",
+    "Đà Nẵng",
+    "Hải Phòng",
+    "Cần Thơ",
+    "Quảng Ninh",
+    "Nghệ An",
+    "Thanh Hóa",
+    "Huế",
+    "Khánh Hòa",
+    "Lâm Đồng",
+    "Đắk Lắk",
+    "Bình Dương",
+    "Đồng Nai",
+    "Quảng Nam",
+    "Bắc Ninh",
 ]
-EVENT_WORDS = ["khẩn cấp", "bất thường", "điều tra", "nghi vấn", "lô hàng", "sự cố", "cảnh báo", "phong tỏa"]
+EVENT_WORDS = [
+    "khẩn cấp",
+    "bất thường",
+    "điều tra",
+    "nghi vấn",
+    "lô hàng",
+    "sự cố",
+    "cảnh báo",
+    "phong tỏa",
+]
 # stories per bucket relative to the peak, by local hour (0-23)
-HOUR_PROFILE = [0.08, 0.05, 0.04, 0.04, 0.06, 0.15, 0.4, 0.8, 1.0, 1.0, 0.95, 0.85,
-                0.6, 0.7, 0.85, 0.9, 0.85, 0.7, 0.5, 0.45, 0.4, 0.3, 0.2, 0.12]
+HOUR_PROFILE = [
+    0.08,
+    0.05,
+    0.04,
+    0.04,
+    0.06,
+    0.15,
+    0.4,
+    0.8,
+    1.0,
+    1.0,
+    0.95,
+    0.85,
+    0.6,
+    0.7,
+    0.85,
+    0.9,
+    0.85,
+    0.7,
+    0.5,
+    0.45,
+    0.4,
+    0.3,
+    0.2,
+    0.12,
+]
 WEEKEND = 0.55
 
 
@@ -78,11 +142,15 @@ class Event:
 
 def _data_path() -> Path:
     here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "scanner" / "data" / "danes-sentiment-train.jsonl",
-                      here.parent / "shared" / "data" / "danes-sentiment-train.jsonl"):
+    for candidate in (
+        here / "scanner" / "data" / "danes-sentiment-train.jsonl",
+        here.parent / "shared" / "data" / "danes-sentiment-train.jsonl",
+    ):
         if candidate.exists():
             return candidate
-    raise FileNotFoundError("danes-sentiment-train.jsonl not found in scanner/data or ../shared/data")
+    raise FileNotFoundError(
+        "danes-sentiment-train.jsonl not found in scanner/data or ../shared/data"
+    )
 
 
 def load_headlines() -> dict[str, list[tuple[str, str]]]:
@@ -131,12 +199,18 @@ def _slug(n: int, outlet: str, rng: random.Random, tracking: bool = False) -> st
     host = outlet.lower().replace(" ", "").replace(".", "")
     url = f"https://{host}.example.vn/tin-{n}-{rng.randrange(10**6)}.html"
     if tracking:
-        url += rng.choice(["?utm_source=facebook&utm_medium=social", "?fbclid=IwAR0x", "?zarsrc=30", "#comments"])
+        url += rng.choice(
+            ["?utm_source=facebook&utm_medium=social", "?fbclid=IwAR0x", "?zarsrc=30", "#comments"]
+        )
     return url
 
 
-def generate(seed: int = 1, days: int = 14, scale: float = 1.0, other_per_bucket: float = 11.0,
-             ) -> tuple[list[dict[str, Any]], list[Event], list[tuple[str, str, str, float]]]:
+def generate(
+    seed: int = 1,
+    days: int = 14,
+    scale: float = 1.0,
+    other_per_bucket: float = 11.0,
+) -> tuple[list[dict[str, Any]], list[Event], list[tuple[str, str, str, float]]]:
     """Items (sorted), events (incl. noise), and the topics used: (name, query, keyword, peak)."""
     rng = random.Random(seed)
     maker = _Maker(rng)
@@ -145,22 +219,59 @@ def generate(seed: int = 1, days: int = 14, scale: float = 1.0, other_per_bucket
     n_buckets = int(timedelta(days=days) / BUCKET)
     topics = [(n, q, k, p * scale) for n, q, k, p in TOPICS]
 
-    def add(at: datetime, outlet: str, title: str, lead: str, story: str, topic: str | None,
-            label: str, tracking: bool = False) -> None:
-        items.append({"published_at": at.isoformat(), "outlet": outlet,
-                      "url": _slug(len(items), outlet, rng, tracking), "title": title, "lead": lead,
-                      "story": story, "topics": [topic] if topic else [], "sentiment": label})
+    def add(
+        at: datetime,
+        outlet: str,
+        title: str,
+        lead: str,
+        story: str,
+        topic: str | None,
+        label: str,
+        tracking: bool = False,
+    ) -> None:
+        items.append(
+            {
+                "published_at": at.isoformat(),
+                "outlet": outlet,
+                "url": _slug(len(items), outlet, rng, tracking),
+                "title": title,
+                "lead": lead,
+                "story": story,
+                "topics": [topic] if topic else [],
+                "sentiment": label,
+            }
+        )
 
-    def publish(at: datetime, topic: str, keyword: str, label: str, extra: str = "",
-                outlet: str | None = None, copies: int | None = None) -> None:
+    def publish(
+        at: datetime,
+        topic: str,
+        keyword: str,
+        label: str,
+        extra: str = "",
+        outlet: str | None = None,
+        copies: int | None = None,
+    ) -> None:
         title, lead = maker.story(keyword, label, extra)
         sid = f"s{maker.n}"
         first = outlet or rng.choice(OUTLETS)
         add(at, first, title, lead, sid, topic, label)
-        n_copies = copies if copies is not None else (rng.choice([1, 1, 2, 3]) if rng.random() < 0.3 else 0)
+        n_copies = (
+            copies
+            if copies is not None
+            else (rng.choice([1, 1, 2, 3]) if rng.random() < 0.3 else 0)
+        )
         for other in rng.sample([o for o in OUTLETS if o != first], n_copies):
             when = at + timedelta(minutes=rng.uniform(5, 60))
-            add(when, other, maker.edit(title, other), lead, sid, topic, label, tracking=rng.random() < 0.5)
+            add(
+                when,
+                other,
+                maker.edit(title, other),
+                lead,
+                sid,
+                topic,
+                label,
+                tracking=rng.random() < 0.5,
+            )
 
     def label_for(neg: float, pos: float) -> str:
         r = rng.random()
@@ -168,7 +279,16 @@ def generate(seed: int = 1, days: int = 14, scale: float = 1.0, other_per_bucket
 
     # Plan the events: per topic, alternate must-alert events and noise, 14-30 h apart, after day 2.
     plan: dict[str, list[tuple[str, int, int]]] = {}
-    kinds = ["spike", "step", "ramp", "negative_turn", "positive_turn", "syndicated", "night_flood", "quiet"]
+    kinds = [
+        "spike",
+        "step",
+        "ramp",
+        "negative_turn",
+        "positive_turn",
+        "syndicated",
+        "night_flood",
+        "quiet",
+    ]
     for name, *_ in topics:
         t = int(timedelta(days=2, hours=rng.uniform(0, 12)) / BUCKET)
         plan[name] = []
@@ -197,8 +317,14 @@ def generate(seed: int = 1, days: int = 14, scale: float = 1.0, other_per_bucket
                 break
             plan[name].append((kind, t, length))
             t += length + rng.randrange(8, 40)
-            events.append(Event(name, kind, (START + BUCKET * plan[name][-1][1]).isoformat(),
-                                (START + BUCKET * (plan[name][-1][1] + length)).isoformat()))
+            events.append(
+                Event(
+                    name,
+                    kind,
+                    (START + BUCKET * plan[name][-1][1]).isoformat(),
+                    (START + BUCKET * (plan[name][-1][1] + length)).isoformat(),
+                )
+            )
 
     for name, _query, keyword, peak in topics:
         neg0, pos0 = rng.uniform(0.1, 0.25), rng.uniform(0.15, 0.3)
@@ -228,26 +354,53 @@ def generate(seed: int = 1, days: int = 14, scale: float = 1.0, other_per_bucket
                 elif kind == "ramp":
                     extra_rate, extra_word = 0.4 + 4.0 * (k + 1) / length, word
                 elif kind == "syndicated" and k == 0:
-                    publish(at + timedelta(minutes=2), name, keyword, label_for(neg, pos), copies=rng.randrange(10, 15))
+                    publish(
+                        at + timedelta(minutes=2),
+                        name,
+                        keyword,
+                        label_for(neg, pos),
+                        copies=rng.randrange(10, 15),
+                    )
                 elif kind == "night_flood":
                     flooder = OUTLETS[t0 % len(OUTLETS)]
                     for _ in range(rng.randrange(4, 9)):
-                        publish(at + timedelta(minutes=rng.uniform(0, 15)), name, keyword,
-                                label_for(neg, pos), outlet=flooder, copies=0)
+                        publish(
+                            at + timedelta(minutes=rng.uniform(0, 15)),
+                            name,
+                            keyword,
+                            label_for(neg, pos),
+                            outlet=flooder,
+                            copies=0,
+                        )
             for _ in range(_poisson(rng, rate)):
-                publish(at + timedelta(minutes=rng.uniform(0, 15)), name, keyword, label_for(neg, pos))
+                publish(
+                    at + timedelta(minutes=rng.uniform(0, 15)), name, keyword, label_for(neg, pos)
+                )
             for _ in range(_poisson(rng, extra_rate)):
                 outlet = rng.choice(extra_outlets)
-                publish(at + timedelta(minutes=rng.uniform(0, 15)), name, keyword,
-                        label_for(max(neg, 0.3), pos), extra=extra_word, outlet=outlet)
+                publish(
+                    at + timedelta(minutes=rng.uniform(0, 15)),
+                    name,
+                    keyword,
+                    label_for(max(neg, 0.3), pos),
+                    extra=extra_word,
+                    outlet=outlet,
+                )
     # Everything else the feeds carry: real headlines that match no topic.
     for b in range(n_buckets):
         at = START + BUCKET * b
         for _ in range(_poisson(rng, other_per_bucket * (HOUR_PROFILE[at.hour] + 0.2))):
             label = rng.choice(["negative", "neutral", "neutral", "positive"])
             title, lead = maker.story("", label)
-            add(at + timedelta(minutes=rng.uniform(0, 15)), rng.choice(OUTLETS), title, lead, f"o{len(items)}",
-                None, label)
+            add(
+                at + timedelta(minutes=rng.uniform(0, 15)),
+                rng.choice(OUTLETS),
+                title,
+                lead,
+                f"o{len(items)}",
+                None,
+                label,
+            )
     end = START + BUCKET * n_buckets
     items = [it for it in items if datetime.fromisoformat(it["published_at"]) < end]
     items.sort(key=lambda it: it["published_at"])
@@ -267,10 +420,15 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 def config_toml(topics: list[tuple[str, str, str, float]]) -> str:
     """A config naming the stream's topics (one agency, medium sensitivity)."""
-    lines = ['[[agencies]]', 'code = "BENCH"', 'name = "Benchmark"', ""]
+    lines = ["[[agencies]]", 'code = "BENCH"', 'name = "Benchmark"', ""]
     for name, query, _k, _p in topics:
-        lines += ["[[topics]]", 'agency = "BENCH"', f"name = {json.dumps(name, ensure_ascii=False)}",
-                  f"query = '{query}'", ""]
+        lines += [
+            "[[topics]]",
+            'agency = "BENCH"',
+            f"name = {json.dumps(name, ensure_ascii=False)}",
+            f"query = '{query}'",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -90,6 +90,15 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_trends_replay(args: argparse.Namespace) -> int:
+    """Backtest the detectors on a recorded stream (logic in ``scanner.replay``)."""
+    from pathlib import Path
+
+    from scanner.replay import cmd_replay
+
+    return cmd_replay(Path(args.stream), _settings(args), sys.stdout, sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crisisdesk",
@@ -119,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     from scanner.cli_commands import register as register_scanner
 
     register_scanner(sub, _settings)  # scan --once, sentiment score|train|eval
+
+    trends = sub.add_parser("trends", help="trend detection tools")
+    trends_sub = trends.add_subparsers(dest="trends_command", metavar="ACTION")
+    trends_replay = trends_sub.add_parser("replay", help="replay a JSON-lines stream through the detectors")
+    trends_replay.add_argument("stream", metavar="STREAM.jsonl")
+    trends_replay.add_argument(
+        "--config", help="TOML config file (default: $CRISISDESK_CONFIG)", metavar="FILE",
+        default=argparse.SUPPRESS,
+    )
+    trends_replay.set_defaults(func=cmd_trends_replay)
+    trends.set_defaults(func=lambda _args: _usage(trends))
 
     return parser
 

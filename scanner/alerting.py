@@ -87,7 +87,9 @@ def severity_for(f: Finding) -> Severity:
     return Severity.WARNING if points >= 2 else Severity.INFO
 
 
-def active_alert(session: Session, dedupe_key: str, now: datetime, cooldown: timedelta) -> Alert | None:
+def active_alert(
+    session: Session, dedupe_key: str, now: datetime, cooldown: timedelta
+) -> Alert | None:
     """The alert of ``dedupe_key`` that fired within the cool-down and is not closed."""
     stmt = (
         sa.select(Alert)

@@ -62,7 +62,7 @@ class DetectorConfig:
     cusum_rho: float = 2.0
     cusum_h: float = 10.0
     cusum_span: int = 32
-    turn_windows: tuple[int, ...] = (4, 8, 16)
+    turn_windows: tuple[int, ...] = (4, 8, 16, 32)
     turn_min_stories: int = 6
     turn_min_hits: int = 4
     turn_min_lift: float = 0.2  # share must exceed the reference share by this much
@@ -134,10 +134,22 @@ def fit_baseline(values: np.ndarray, slots: np.ndarray, cfg: DetectorConfig) -> 
     hour_rate = (hour_sum + k * overall) / (hour_n + k)
     slot_sum = np.bincount(slots, weights=clipped, minlength=N_SLOTS)
     slot_n = np.bincount(slots, minlength=N_SLOTS)
-    prior = np.concatenate([hour_rate * scale[0], hour_rate * scale[1]]) if overall > 0 else np.zeros(N_SLOTS)
+    prior = (
+        np.concatenate([hour_rate * scale[0], hour_rate * scale[1]])
+        if overall > 0
+        else np.zeros(N_SLOTS)
+    )
     rate = (slot_sum + k * prior) / (slot_n + k)
     mu = np.maximum(rate[slots], cfg.rate_floor)
-    pearson = float(np.mean((clipped - mu) ** 2 / mu)) if n >= 96 else 1.0
+    # Dispersion from hourly sums: day-to-day swings in a topic's level hardly show in one
+    # 15-minute bucket but dominate a window of several, so estimate it where it shows.
+    hours_n = n // 4
+    if hours_n >= 24:
+        xs = clipped[: hours_n * 4].reshape(hours_n, 4).sum(axis=1)
+        ms = mu[: hours_n * 4].reshape(hours_n, 4).sum(axis=1)
+        pearson = float(np.mean((xs - ms) ** 2 / ms))
+    else:
+        pearson = 1.0
     dispersion = float(min(max(pearson, 1.0), 5.0))
     return Baseline(rate, overall, dispersion, n)
 
@@ -155,7 +167,9 @@ def upper_tail(x: float, mu: float, dispersion: float) -> float:
     return float(stats.nbinom.sf(x - 1, size, 1.0 / dispersion))
 
 
-def _split(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> tuple[np.ndarray, np.ndarray, int]:
+def _split(
+    series: TopicSeries, tz: tzinfo, cfg: DetectorConfig
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Slots of the whole series and the index where the recent (guarded) part starts."""
     slots = series.slots(tz)
     cut = max(len(series) - cfg.guard, 0)
@@ -174,8 +188,15 @@ def volume_burst(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> Detect
     past = series.stories[max(cut - cfg.max_history, 0) : cut]
     history = n - 1
     if history < cfg.min_cold_history:
-        return Detection("volume_burst", False, 0.0, 1, float(series.stories[-1:].sum()), 0.0,
-                         stats={"method": "none", "history": history})
+        return Detection(
+            "volume_burst",
+            False,
+            0.0,
+            1,
+            float(series.stories[-1:].sum()),
+            0.0,
+            stats={"method": "none", "history": history},
+        )
     if past.shape[0] < cfg.min_history:
         return _ewma_burst(series, cfg)
     base = fit_baseline(past, past_slots, cfg)
@@ -189,9 +210,21 @@ def volume_burst(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> Detect
         p = min(upper_tail(x, mu, base.dispersion) * len(cfg.windows), 1.0)
         outlets = float(series.outlets[-w:].mean())
         ok = x >= cfg.min_stories and outlets >= cfg.min_outlets
-        d = Detection("volume_burst", ok and p < cfg.alpha, _score(p), w, x, mu,
-                      stats={"method": "seasonal", "p": p, "dispersion": base.dispersion,
-                             "overall_rate": base.overall, "mean_outlets": outlets})
+        d = Detection(
+            "volume_burst",
+            ok and p < cfg.alpha,
+            _score(p),
+            w,
+            x,
+            mu,
+            stats={
+                "method": "seasonal",
+                "p": p,
+                "dispersion": base.dispersion,
+                "overall_rate": base.overall,
+                "mean_outlets": outlets,
+            },
+        )
         if best is None or (d.fired, d.score) > (best.fired, best.score):
             best = d
     assert best is not None
@@ -218,8 +251,16 @@ def _ewma_burst(series: TopicSeries, cfg: DetectorConfig) -> Detection:
     z = (x - max(mean, cfg.rate_floor)) / sd
     p = float(stats.norm.sf(z))
     ok = x >= cfg.min_stories and series.outlets[-1] >= cfg.min_outlets
-    return Detection("volume_burst", ok and p < cfg.alpha, _score(p), 1, x, mean,
-                     stats={"method": "ewma", "z": z, "p": p, "history": len(past)})
+    # No seasonality yet, so every morning looks like a rise: ask for ten times more evidence.
+    return Detection(
+        "volume_burst",
+        ok and p < cfg.alpha / 10,
+        _score(p),
+        1,
+        x,
+        mean,
+        stats={"method": "ewma", "z": z, "p": p, "history": len(past)},
+    )
 
 
 def slow_buildup(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> Detection:
@@ -250,13 +291,30 @@ def slow_buildup(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> Detect
     outlets = float(series.outlets[-span:][run].mean()) if run_start < span else 0.0
     ok = volume >= 2 * cfg.min_stories and outlets >= cfg.min_outlets
     # Express the statistic on the same scale as the others: ln-evidence -> log10.
-    return Detection("slow_buildup", ok and s > cfg.cusum_h, s / math.log(10), span - run_start,
-                     volume, expected, stats={"method": "cusum", "cusum": s, "h": cfg.cusum_h,
-                                              "dispersion": base.dispersion, "mean_outlets": outlets})
+    return Detection(
+        "slow_buildup",
+        ok and s > cfg.cusum_h,
+        s / math.log(10),
+        span - run_start,
+        volume,
+        expected,
+        stats={
+            "method": "cusum",
+            "cusum": s,
+            "h": cfg.cusum_h,
+            "dispersion": base.dispersion,
+            "mean_outlets": outlets,
+        },
+    )
 
 
-def sentiment_turn(series: TopicSeries, cfg: DetectorConfig, *, negative: bool = True,
-                   prior_share: float | None = None) -> Detection:
+def sentiment_turn(
+    series: TopicSeries,
+    cfg: DetectorConfig,
+    *,
+    negative: bool = True,
+    prior_share: float | None = None,
+) -> Detection:
     """Has the negative (or positive) share of recent stories risen above the topic's own norm?
 
     The reference share comes from the ``cfg.turn_reference`` buckets before the longest window,
@@ -281,9 +339,20 @@ def sentiment_turn(series: TopicSeries, cfg: DetectorConfig, *, negative: bool =
         share = k / n if n else 0.0
         p = float(stats.binom.sf(k - 1, n, p0)) if n else 1.0
         p = min(p * len(cfg.turn_windows), 1.0)
-        ok = n >= cfg.turn_min_stories and k >= cfg.turn_min_hits and share >= p0 + cfg.turn_min_lift
-        d = Detection(kind, ok and p < cfg.alpha, _score(p), w, float(n), p0 * n, share=share,
-                      reference=p0, stats={"p": p, "hits": k, "reference_stories": ref_n})
+        ok = (
+            n >= cfg.turn_min_stories and k >= cfg.turn_min_hits and share >= p0 + cfg.turn_min_lift
+        )
+        d = Detection(
+            kind,
+            ok and p < cfg.alpha,
+            _score(p),
+            w,
+            float(n),
+            p0 * n,
+            share=share,
+            reference=p0,
+            stats={"p": p, "hits": k, "reference_stories": ref_n},
+        )
         if best is None or (d.fired, d.score) > (best.fired, best.score):
             best = d
     assert best is not None
@@ -298,8 +367,9 @@ def fixed_threshold(articles: np.ndarray, threshold: float) -> bool:
     return bool(articles.shape[0] and articles[-1] >= threshold)
 
 
-def ewma_zscore_raw(articles: np.ndarray, *, alpha: float = 0.05, z: float = 3.0,
-                    min_count: float = 3.0) -> bool:
+def ewma_zscore_raw(
+    articles: np.ndarray, *, alpha: float = 0.05, z: float = 3.0, min_count: float = 3.0
+) -> bool:
     """Baseline 2: EWMA z-score of raw article counts (no dedupe, no seasonality)."""
     if articles.shape[0] < 9:
         return False

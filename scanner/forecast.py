@@ -14,7 +14,6 @@ low counts get honest, integer, non-negative bands.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +37,12 @@ class Forecast:
 
     def as_dict(self) -> dict[str, float]:
         """The form stored in ``Alert.forecast`` and written by ``trends replay``."""
-        return {"hours": self.hours, "expected": round(self.expected, 2), "low": self.low, "high": self.high}
+        return {
+            "hours": self.hours,
+            "expected": round(self.expected, 2),
+            "low": self.low,
+            "high": self.high,
+        }
 
 
 def _holt(y: np.ndarray, alpha: float, beta: float, phi: float) -> tuple[float, float, float]:
@@ -68,7 +72,11 @@ def _quantiles(mean: float, var: float, level: float) -> tuple[float, float]:
 
 
 def forecast_counts(
-    history: np.ndarray, *, horizon: int = 12, bucket_minutes: float = 15.0, level: float = 0.8,
+    history: np.ndarray,
+    *,
+    horizon: int = 12,
+    bucket_minutes: float = 15.0,
+    level: float = 0.8,
     window: int = 32,
 ) -> Forecast:
     """Project the total count of the next ``horizon`` buckets from the last ``window`` buckets."""

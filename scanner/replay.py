@@ -59,7 +59,9 @@ def read_stream(lines: Iterable[str]) -> list[StreamItem]:
             raw = json.loads(line)
             published = datetime.fromisoformat(raw["published_at"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ReplayError(f"line {n}: need JSON with an ISO-8601 'published_at' ({exc})") from None
+            raise ReplayError(
+                f"line {n}: need JSON with an ISO-8601 'published_at' ({exc})"
+            ) from None
         if published.tzinfo is None:
             raise ReplayError(f"line {n}: published_at {raw['published_at']!r} has no UTC offset")
         items.append(
@@ -69,8 +71,11 @@ def read_stream(lines: Iterable[str]) -> list[StreamItem]:
                 url=str(raw.get("url") or f"replay:{n}"),
                 title=str(raw.get("title") or ""),
                 lead=str(raw.get("lead") or ""),
-                extra={k: v for k, v in raw.items()
-                       if k not in {"published_at", "outlet", "url", "title", "lead"}},
+                extra={
+                    k: v
+                    for k, v in raw.items()
+                    if k not in {"published_at", "outlet", "url", "title", "lead"}
+                },
             )
         )
     items.sort(key=lambda it: it.published_at)
@@ -86,18 +91,20 @@ class Ingest(Protocol):
 class ScannerIngest:
     """The production path: the scanner's Processor (dedupe, matching, sentiment)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, scorer: Any = None) -> None:
         from scanner.pipeline import Processor, load_topics
 
-        self.processor = Processor(load_topics(session))
+        self.processor = Processor(load_topics(session), scorer=scorer)
 
     def __call__(self, session: Session, items: Sequence[StreamItem], now: datetime) -> None:
         from scanner.parse import FeedItem
         from scanner.pipeline import Incoming
 
         incoming = [
-            Incoming(FeedItem(title=it.title, url=it.url, summary=it.lead, published_at=it.published_at),
-                     it.outlet)
+            Incoming(
+                FeedItem(title=it.title, url=it.url, summary=it.lead, published_at=it.published_at),
+                it.outlet,
+            )
             for it in items
         ]
         self.processor.process(session, incoming, now)
@@ -116,29 +123,49 @@ class TruthIngest:
         self.seen: set[str] = set()
 
     def __call__(self, session: Session, items: Sequence[StreamItem], now: datetime) -> None:
-        links = []
+        fresh = []
         for it in items:
-            if it.url in self.seen:
-                continue
-            self.seen.add(it.url)
+            if it.url not in self.seen:
+                self.seen.add(it.url)
+                fresh.append(it)
+        new: dict[str, Story] = {}
+        for it in fresh:
             key = str(it.extra.get("story", it.url))
-            label = str(it.extra.get("sentiment", "neutral"))
-            if key not in self.stories:
-                story = Story(title=it.title, first_seen_at=it.published_at, last_seen_at=it.published_at,
-                              sentiment_label=label)
-                session.add(story)
-                session.flush()
-                assert story.id is not None
-                self.stories[key] = story.id
-            article = Article(canonical_url=it.url, url=it.url, outlet=it.outlet, title=it.title,
-                              summary=it.lead, published_at=it.published_at, fetched_at=now,
-                              sentiment_label=label, story_id=self.stories[key])
-            session.add(article)
-            session.flush()
-            assert article.id is not None
-            for name in it.extra.get("topics", []):
-                if name in self.topic_ids:
-                    links.append(ArticleTopic(article_id=article.id, topic_id=self.topic_ids[name]))
+            if key not in self.stories and key not in new:
+                new[key] = Story(
+                    title=it.title,
+                    first_seen_at=it.published_at,
+                    last_seen_at=it.published_at,
+                    sentiment_label=str(it.extra.get("sentiment", "neutral")),
+                )
+        session.add_all(new.values())
+        session.flush()
+        self.stories.update({k: s.id for k, s in new.items() if s.id is not None})
+        articles = []
+        for it in fresh:
+            key = str(it.extra.get("story", it.url))
+            articles.append(
+                Article(
+                    canonical_url=it.url,
+                    url=it.url,
+                    outlet=it.outlet,
+                    title=it.title,
+                    summary=it.lead,
+                    published_at=it.published_at,
+                    fetched_at=now,
+                    sentiment_label=str(it.extra.get("sentiment", "neutral")),
+                    story_id=self.stories[key],
+                )
+            )
+        session.add_all(articles)
+        session.flush()
+        links = [
+            ArticleTopic(article_id=a.id, topic_id=self.topic_ids[name])
+            for a, it in zip(articles, fresh, strict=True)
+            if a.id is not None
+            for name in it.extra.get("topics", [])
+            if name in self.topic_ids
+        ]
         session.add_all(links)
         session.flush()
 
@@ -192,6 +219,7 @@ def replay(
     out: TextIO | None = None,
     *,
     ingest: str = "scanner",
+    scorer: Any = None,
 ) -> ReplayReport:
     """Replay ``items`` with the topics of ``settings`` in a throw-away database."""
     from storage.sync import sync_config
@@ -207,24 +235,35 @@ def replay(
             with db.session() as session:
                 sync_config(session, settings)
             with db.session() as session:
-                _run(session, items, settings, tz, ingest, out, report)
+                _run(session, items, tz, ingest, out, report, scorer)
         finally:
             db.dispose()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _run(session: Session, items: Sequence[StreamItem], settings: Settings, tz: tzinfo, ingest: str,
-         out: TextIO | None, report: ReplayReport) -> None:
+def _run(
+    session: Session,
+    items: Sequence[StreamItem],
+    tz: tzinfo,
+    ingest: str,
+    out: TextIO | None,
+    report: ReplayReport,
+    scorer: Any,
+) -> None:
     topics = [t for t in session.execute(sa.select(Topic)).scalars() if t.active]
     ids = [t.id for t in topics if t.id is not None]
-    store: Ingest = TruthIngest(session) if ingest == "truth" else ScannerIngest(session)
+    store: Ingest = TruthIngest(session) if ingest == "truth" else ScannerIngest(session, scorer)
     if not items or not topics:
         return
     first = bucket_floor(items[0].published_at)
     n_total = int((bucket_floor(items[-1].published_at) - first) / BUCKET) + 1
-    arrays = {t: {k: np.zeros(n_total) for k in ("stories", "outlets", "negative", "positive", "articles")}
-              for t in ids}
+    arrays = {
+        t: {
+            k: np.zeros(n_total) for k in ("stories", "outlets", "negative", "positive", "articles")
+        }
+        for t in ids
+    }
     history = int(HISTORY / BUCKET)
     clock = SimulatedClock(first)
     for index, (start, batch) in enumerate(_buckets(items)):
@@ -243,9 +282,16 @@ def _run(session: Session, items: Sequence[StreamItem], settings: Settings, tz: 
                 continue  # nothing new for this topic: nothing can newly fire
             lo = max(index + 1 - history, 0)
             a = arrays[topic.id]
-            series = TopicSeries(topic.id, first + BUCKET * lo, BUCKET, a["stories"][lo : index + 1],
-                                 a["outlets"][lo : index + 1], a["negative"][lo : index + 1],
-                                 a["positive"][lo : index + 1], a["articles"][lo : index + 1])
+            series = TopicSeries(
+                topic.id,
+                first + BUCKET * lo,
+                BUCKET,
+                a["stories"][lo : index + 1],
+                a["outlets"][lo : index + 1],
+                a["negative"][lo : index + 1],
+                a["positive"][lo : index + 1],
+                a["articles"][lo : index + 1],
+            )
             for change in detect_topic(session, topic, series, now, tz=tz):
                 if not change.notify:
                     continue
@@ -260,10 +306,20 @@ def _run(session: Session, items: Sequence[StreamItem], settings: Settings, tz: 
     session.commit()
 
 
-def cmd_replay(stream: Path, settings: Settings, out: TextIO, err: TextIO, *, ingest: str = "scanner") -> int:
+def cmd_replay(
+    stream: Path,
+    settings: Settings,
+    out: TextIO,
+    err: TextIO,
+    *,
+    ingest: str = "scanner",
+    scorer: Any = None,
+) -> int:
     """CLI body of ``crisisdesk trends replay``; returns the exit code."""
     if not settings.topics:
-        err.write("crisisdesk: no topics in the config; set CRISISDESK_CONFIG to a TOML with [[topics]]\n")
+        err.write(
+            "crisisdesk: no topics in the config; set CRISISDESK_CONFIG to a TOML with [[topics]]\n"
+        )
         return 2
     try:
         with stream.open(encoding="utf-8") as fh:
@@ -274,11 +330,9 @@ def cmd_replay(stream: Path, settings: Settings, out: TextIO, err: TextIO, *, in
     except ReplayError as exc:
         err.write(f"crisisdesk: {stream}: {exc}\n")
         return 2
-    report = replay(items, settings, out, ingest=ingest)
+    report = replay(items, settings, out, ingest=ingest, scorer=scorer)
     err.write(
         f"crisisdesk: replayed {report.items} items in {report.buckets} buckets, "
         f"{report.alerts} alerts raised or escalated, {report.seconds:.1f} s\n"
     )
     return 0
-
-

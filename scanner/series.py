@@ -67,7 +67,9 @@ class TopicSeries:
         return int(self.stories.shape[0])
 
     @classmethod
-    def empty(cls, topic_id: int, start: datetime, n: int, bucket: timedelta = BUCKET) -> TopicSeries:
+    def empty(
+        cls, topic_id: int, start: datetime, n: int, bucket: timedelta = BUCKET
+    ) -> TopicSeries:
         return cls(
             topic_id=topic_id,
             start=start,
@@ -132,7 +134,9 @@ class TopicSeries:
         else:  # a DST change inside the window: rare, do it per bucket
             offsets = np.array(
                 [
-                    (self.bucket_start(i).astimezone(tz).utcoffset() or timedelta(0)).total_seconds()
+                    (
+                        self.bucket_start(i).astimezone(tz).utcoffset() or timedelta(0)
+                    ).total_seconds()
                     for i in range(n)
                 ]
             )
@@ -151,7 +155,9 @@ class _Row:
     label: str
 
 
-def _rows(session: Session, start: datetime, end: datetime, topic_ids: Sequence[int] | None) -> list[_Row]:
+def _rows(
+    session: Session, start: datetime, end: datetime, topic_ids: Sequence[int] | None
+) -> list[_Row]:
     label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)  # type: ignore[arg-type]
     stmt = (
         sa.select(  # type: ignore[call-overload]
@@ -170,10 +176,14 @@ def _rows(session: Session, start: datetime, end: datetime, topic_ids: Sequence[
     if topic_ids is not None:
         stmt = stmt.where(ArticleTopic.topic_id.in_(list(topic_ids)))  # type: ignore[attr-defined]
     out = []
-    for topic_id, article_id, story_id, outlet, source_id, published_at, lab in session.execute(stmt):
+    for topic_id, article_id, story_id, outlet, source_id, published_at, lab in session.execute(
+        stmt
+    ):
         # An article without a story is its own story; negative keys never clash with story ids.
         key = story_id if story_id is not None else -article_id
-        name = outlet or (f"source:{source_id}" if source_id is not None else f"article:{article_id}")
+        name = outlet or (
+            f"source:{source_id}" if source_id is not None else f"article:{article_id}"
+        )
         out.append(_Row(topic_id, key, name, published_at, lab or "neutral"))
     return out
 
@@ -230,7 +240,9 @@ def count_buckets(
         out[key] = SeriesBucket(
             topic_id=key[0], bucket_start=key[1], outlets=len(outlets[key]), articles=articles[key]
         )
-    for (topic_id, _story), (outlet, published_at, label) in sorted(first.items(), key=lambda kv: kv[1][1]):
+    for (topic_id, _story), (outlet, published_at, label) in sorted(
+        first.items(), key=lambda kv: kv[1][1]
+    ):
         b = bucket_floor(published_at, bucket)
         per_outlet[(topic_id, b, outlet)] += 1
         if per_outlet[(topic_id, b, outlet)] > cap:
@@ -283,7 +295,11 @@ def rebuild_buckets(
 
 
 def load_series(
-    session: Session, topic_ids: Sequence[int], start: datetime, end: datetime, bucket: timedelta = BUCKET
+    session: Session,
+    topic_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    bucket: timedelta = BUCKET,
 ) -> dict[int, TopicSeries]:
     """Dense series of ``[start, end)`` per topic from the stored buckets (one query)."""
     start, end = bucket_floor(start, bucket), bucket_ceil(end, bucket)

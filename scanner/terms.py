@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from scanner.textnorm import STOPWORDS, syllables, word_ngrams
 
@@ -31,8 +32,12 @@ class TermScore:
     background: int  # stories in the background containing it
 
 
-def story_terms(text: str, n_max: int = 3) -> set[str]:
-    """The distinct 1..``n_max``-grams of a story that neither start nor end with a stopword."""
+@lru_cache(maxsize=50_000)
+def story_terms(text: str, n_max: int = 3) -> frozenset[str]:
+    """The distinct 1..``n_max``-grams of a story that neither start nor end with a stopword.
+
+    Cached: the background of a topic is mostly the same stories from one scan to the next.
+    """
     tokens = syllables(text, folded=False)
     out = set()
     for gram in word_ngrams(tokens, 1, n_max):
@@ -42,7 +47,7 @@ def story_terms(text: str, n_max: int = 3) -> set[str]:
         if all(p.isdigit() for p in parts) or len(gram) < 2:
             continue
         out.add(gram)
-    return out
+    return frozenset(out)
 
 
 def _doc_freq(texts: Iterable[str]) -> tuple[Counter[str], int]:

@@ -72,8 +72,14 @@ def window_facts(session: Session, topic_id: int, start: datetime, end: datetime
     label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)  # type: ignore[arg-type]
     stmt = (
         sa.select(  # type: ignore[call-overload]
-            Article.id, Article.story_id, Article.outlet, Article.published_at, Article.title,
-            Article.summary, label, Story.outlet_count,
+            Article.id,
+            Article.story_id,
+            Article.outlet,
+            Article.published_at,
+            Article.title,
+            Article.summary,
+            label,
+            Story.outlet_count,
         )
         .join(ArticleTopic, ArticleTopic.article_id == Article.id)  # type: ignore[arg-type]
         .outerjoin(Story, Story.id == Article.story_id)  # type: ignore[arg-type]
@@ -112,8 +118,9 @@ def window_facts(session: Session, topic_id: int, start: datetime, end: datetime
     )
 
 
-def _background_texts(session: Session, topic_id: int, start: datetime, end: datetime,
-                      limit: int = 600) -> list[str]:
+def _background_texts(
+    session: Session, topic_id: int, start: datetime, end: datetime, limit: int = 300
+) -> list[str]:
     stmt = (
         sa.select(Article.title, Article.summary)  # type: ignore[call-overload]
         .join(ArticleTopic, ArticleTopic.article_id == Article.id)  # type: ignore[arg-type]
@@ -129,8 +136,9 @@ def _background_texts(session: Session, topic_id: int, start: datetime, end: dat
 
 
 def _forecast(series: TopicSeries) -> Forecast:
-    return forecast_counts(series.stories, horizon=FORECAST_BUCKETS,
-                           bucket_minutes=series.bucket.total_seconds() / 60)
+    return forecast_counts(
+        series.stories, horizon=FORECAST_BUCKETS, bucket_minutes=series.bucket.total_seconds() / 60
+    )
 
 
 def _finding(
@@ -161,14 +169,21 @@ def _finding(
         score=round(det.score, 3),
         strength=det.score / threshold,
         outlets=facts.outlets,
-        negative_share=round(facts.negative_share if kind != AlertKind.NEGATIVE_TURN else det.share, 3),
+        negative_share=round(
+            facts.negative_share if kind != AlertKind.NEGATIVE_TURN else det.share, 3
+        ),
         forecast=fc.as_dict(),
         details={
             "terms": terms,
             "top_story_ids": facts.top_story_ids,
             "stories": facts.stories,
-            "detector": {"kind": det.kind, "window": det.window, "share": det.share,
-                         "reference": det.reference, **_jsonable(det.stats)},
+            "detector": {
+                "kind": det.kind,
+                "window": det.window,
+                "share": det.share,
+                "reference": det.reference,
+                **_jsonable(det.stats),
+            },
         },
     )
 
@@ -178,7 +193,12 @@ def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def detect_topic(
-    session: Session, topic: Topic, series: TopicSeries, now: datetime, *, tz: tzinfo = DEFAULT_TZ,
+    session: Session,
+    topic: Topic,
+    series: TopicSeries,
+    now: datetime,
+    *,
+    tz: tzinfo = DEFAULT_TZ,
     cooldown: timedelta = COOLDOWN,
 ) -> list[AlertChange]:
     """Run every detector on one topic's series (last element = current bucket)."""
@@ -188,8 +208,10 @@ def detect_topic(
     burst = volume_burst(series, tz, cfg)
     build = slow_buildup(series, tz, cfg)
     volume_hit = False
-    for det, kind in sorted(((burst, AlertKind.VOLUME_BURST), (build, AlertKind.SLOW_BUILDUP)),
-                            key=lambda dk: -dk[0].score):
+    for det, kind in sorted(
+        ((burst, AlertKind.VOLUME_BURST), (build, AlertKind.SLOW_BUILDUP)),
+        key=lambda dk: -dk[0].score,
+    ):
         if det.fired:
             finding = _finding(session, series, det, cfg, kind)
             if finding is not None:
@@ -264,7 +286,9 @@ class ChartData:
     negative: list[float]
     positive: list[float]
     baseline: list[float]  # expected stories per bucket (seasonal)
-    baseline_high: list[float]  # the alert line: smallest count that would fire at the topic's level
+    baseline_high: list[
+        float
+    ]  # the alert line: smallest count that would fire at the topic's level
     forecast: Forecast
     forecast_starts: list[datetime]
     alerts: list[Alert]
@@ -294,10 +318,12 @@ def chart_data(
     fc = _forecast(full)
     alerts = list(
         session.execute(
-            sa.select(Alert).where(
+            sa.select(Alert)
+            .where(
                 Alert.topic_id == topic.id,  # type: ignore[arg-type]
                 Alert.window_end >= shown.start,  # type: ignore[arg-type]
-            ).order_by(Alert.window_start)  # type: ignore[arg-type]
+            )
+            .order_by(Alert.window_start)  # type: ignore[arg-type]
         ).scalars()
     )
     return ChartData(
@@ -313,4 +339,3 @@ def chart_data(
         forecast_starts=[end + BUCKET * i for i in range(FORECAST_BUCKETS)],
         alerts=alerts,
     )
-

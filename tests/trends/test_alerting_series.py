@@ -1,0 +1,240 @@
+"""Series rebuild (idempotent, restart-safe), alert dedupe/cool-down/escalation, replay output."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session, SQLModel
+
+from scanner.alerting import Finding, record_finding, severity_for
+from scanner.replay import cmd_replay
+from scanner.sentiment import LexiconScorer
+from scanner.series import BUCKET, count_buckets, load_series, rebuild_buckets
+from storage.db import Database, make_engine
+from storage.models import Agency, Alert, Article, ArticleTopic, SeriesBucket, Story, Topic
+
+T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+WORDS = [
+    "Hà Giang cuốn trôi cầu treo",
+    "Lào Cai sơ tán trăm hộ dân",
+    "Yên Bái chia cắt quốc lộ",
+    "Sơn La mất điện diện rộng",
+    "Điện Biên trường học đóng cửa",
+    "Lai Châu thiệt hại hoa màu",
+    "Cao Bằng cứu hộ xuyên đêm",
+    "Bắc Kạn cảnh báo khẩn",
+    "Tuyên Quang hồ chứa xả lũ",
+    "Hòa Bình tìm kiếm người mất tích",
+    "Thái Nguyên đường sạt nghiêm trọng",
+]
+SYLLABLES = sorted({w for phrase in WORDS for w in phrase.split()})
+
+
+def _db(tmp_path: Path) -> Database:
+    engine = make_engine(f"sqlite:///{tmp_path / 't.sqlite3'}")
+    SQLModel.metadata.create_all(engine)
+    return Database(engine)
+
+
+def _seed(session: Session) -> int:
+    agency = Agency(code="A", name="A")
+    session.add(agency)
+    session.flush()
+    assert agency.id is not None
+    topic = Topic(agency_id=agency.id, name="t", query='"x"')
+    session.add(topic)
+    session.flush()
+    assert topic.id is not None
+    return topic.id
+
+
+def _article(
+    session: Session, topic_id: int, story: Story, outlet: str, at: datetime, n: int
+) -> None:
+    a = Article(
+        canonical_url=f"u{n}",
+        url=f"u{n}",
+        outlet=outlet,
+        title="t",
+        published_at=at,
+        fetched_at=at,
+        story_id=story.id,
+        sentiment_label=story.sentiment_label,
+    )
+    session.add(a)
+    session.flush()
+    assert a.id is not None
+    session.add(ArticleTopic(article_id=a.id, topic_id=topic_id))
+
+
+def test_count_rules_copies_once_outlet_cap_and_reach() -> None:
+    rows = [(1, 10, f"o{i}", T0 + timedelta(minutes=i), "negative") for i in range(12)]  # 12 copies
+    rows += [
+        (1, 100 + i, "flood", T0 + timedelta(minutes=i), "neutral") for i in range(9)
+    ]  # one outlet
+    rows += [(1, 200, "o1", T0 + timedelta(minutes=20), "positive")]  # next bucket
+    out = count_buckets(rows)
+    first = out[(1, T0)]
+    assert first.stories == 1 + 2  # the syndicated story once, the flooding outlet capped at 2
+    assert first.outlets == 13 and first.articles == 21 and first.negative == 1
+    assert out[(1, T0 + BUCKET)].positive == 1
+
+
+def test_rebuild_is_idempotent_and_survives_a_restart(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.session() as s:
+        tid = _seed(s)
+        for i in range(6):
+            story = Story(
+                title=f"s{i}",
+                first_seen_at=T0,
+                last_seen_at=T0,
+                sentiment_label="negative" if i % 2 else "neutral",
+            )
+            s.add(story)
+            s.flush()
+            for j, outlet in enumerate(["A", "B", "C"][: 1 + i % 3]):
+                _article(s, tid, story, outlet, T0 + timedelta(minutes=5 * i + j), i * 10 + j)
+        first = [
+            (b.bucket_start, b.stories, b.outlets, b.negative)
+            for b in rebuild_buckets(s, T0, T0 + 4 * BUCKET)
+        ]
+    with db.session() as s:  # a later rebuild of an overlapping range changes nothing
+        rebuild_buckets(s, T0 + BUCKET, T0 + 3 * BUCKET)
+        rebuild_buckets(s, T0, T0 + 4 * BUCKET)
+    db.dispose()
+    db = _db(tmp_path)  # "restart": a new engine over the same file
+    with db.session() as s:
+        rows = (
+            s.execute(sa.select(SeriesBucket).order_by(SeriesBucket.bucket_start)).scalars().all()
+        )  # type: ignore[arg-type]
+        assert [(b.bucket_start, b.stories, b.outlets, b.negative) for b in rows] == first
+        series = load_series(s, [tid], T0, T0 + 4 * BUCKET)[tid]
+        assert (
+            series.stories.sum() == 4 and len(series) == 4
+        )  # outlet A first-published all 6: capped 2+2
+    db.dispose()
+
+
+def _finding(
+    tid: int, at: datetime, strength: float, outlets: int = 3, neg: float = 0.1
+) -> Finding:
+    return Finding(
+        topic_id=tid,
+        kind="volume_burst",
+        window_start=at - BUCKET,
+        window_end=at,
+        volume=8,
+        baseline=1.0,
+        score=3 * strength,
+        strength=strength,
+        outlets=outlets,
+        negative_share=neg,
+    )
+
+
+def test_one_story_one_alert_escalation_and_cool_down(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.session() as s:
+        tid = _seed(s)
+    changes = []
+    with db.session() as s:
+        changes.append(record_finding(s, _finding(tid, T0, 1.1), T0))
+    with db.session() as s:
+        changes.append(record_finding(s, _finding(tid, T0 + BUCKET, 1.2), T0 + BUCKET))
+        changes.append(
+            record_finding(
+                s, _finding(tid, T0 + 2 * BUCKET, 4.0, outlets=12, neg=0.8), T0 + 2 * BUCKET
+            )
+        )
+        changes.append(record_finding(s, _finding(tid, T0 + 3 * BUCKET, 1.0), T0 + 3 * BUCKET))
+        later = T0 + 3 * BUCKET + timedelta(hours=4)
+        changes.append(record_finding(s, _finding(tid, later, 1.1), later))
+    assert [c.change for c in changes] == ["new", "updated", "escalated", "updated", "new"]
+    assert [c.notify for c in changes] == [True, False, True, False, True]
+    assert changes[2].alert.severity == "critical" and changes[2].previous_severity == "info"
+    assert changes[3].alert.severity == "critical"  # severity never drops within one alert
+    with db.session() as s:
+        assert s.execute(sa.select(sa.func.count()).select_from(Alert)).scalar() == 2
+    db.dispose()
+
+
+def test_severity_uses_strength_reach_and_negativity() -> None:
+    assert severity_for(_finding(1, T0, 1.0)) == "info"
+    assert severity_for(_finding(1, T0, 1.0, outlets=10)) == "warning"
+    assert severity_for(_finding(1, T0, 3.0, outlets=10, neg=0.8)) == "critical"
+
+
+def test_replay_writes_one_line_per_alert(tmp_path: Path, make_settings) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[agencies]]\ncode = "A"\nname = "A"\n\n[[topics]]\nagency = "A"\nname = "Lũ"\n'
+        "query = '\"lũ quét\"'\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(config=str(cfg))
+    lines = []
+    rng = random.Random(7)
+    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    n = 0
+    for b in range(60):  # a calm start, then a burst in bucket 36 across many outlets
+        count = 1 if b % 4 == 0 else 0
+        if b == 56:
+            count = 12
+        for i in range(count):
+            n += 1
+            lines.append(
+                {
+                    "published_at": (
+                        start + b * BUCKET + timedelta(seconds=30 * i + 1)
+                    ).isoformat(),
+                    "outlet": f"outlet{i % 6}",
+                    "url": f"https://e{i % 6}.vn/{n}",
+                    "title": "Lũ quét " + " ".join(rng.sample(SYLLABLES, 8)),
+                    "lead": " ".join(rng.sample(SYLLABLES, 12)),
+                }
+            )
+    stream = tmp_path / "s.jsonl"
+    stream.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    assert cmd_replay(stream, settings, out, err, scorer=LexiconScorer()) == 0
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert rows, err.getvalue()
+    for row in rows:
+        assert set(row) >= {
+            "at",
+            "topic",
+            "kind",
+            "severity",
+            "score",
+            "stories",
+            "outlets",
+            "negative_share",
+            "terms",
+            "forecast",
+        }
+        assert row["topic"] == "Lũ" and isinstance(row["terms"], list)
+        assert set(row["forecast"]) == {"hours", "expected", "low", "high"}
+        assert datetime.fromisoformat(row["at"]).utcoffset() is not None
+    bursts = [r for r in rows if r["kind"] == "volume_burst"]
+    assert bursts, rows
+    assert datetime.fromisoformat(bursts[0]["at"]) == start + 57 * BUCKET  # the bucket that fired
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_replay_rejects_naive_timestamps(tmp_path: Path, make_settings) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[agencies]]\ncode = "A"\nname = "A"\n\n[[topics]]\nagency = "A"\nname = "x"\nquery = "x"\n',
+        encoding="utf-8",
+    )
+    stream = tmp_path / "s.jsonl"
+    stream.write_text('{"published_at": "2026-03-02T08:00:00", "title": "x"}\n', encoding="utf-8")
+    err = io.StringIO()
+    assert cmd_replay(stream, make_settings(config=str(cfg)), io.StringIO(), err) == 2
+    assert "offset" in err.getvalue()

@@ -1,0 +1,148 @@
+"""Detectors on hand-made series: seasonality, floors, cold start, CUSUM, sentiment turns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from scanner.detectors import (
+    DetectorConfig,
+    fit_baseline,
+    sentiment_turn,
+    slow_buildup,
+    volume_burst,
+)
+from scanner.series import TopicSeries
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+START = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)  # Monday 00:00 in Hà Nội
+CFG = DetectorConfig()
+
+
+def seasonal(
+    days: int, day_rate: float = 2.0, night_rate: float = 0.1, seed: int = 0
+) -> TopicSeries:
+    """Poisson stories: busy 08:00-18:00 local, quiet otherwise; 3 outlets whenever busy."""
+    rng = np.random.default_rng(seed)
+    n = days * 96
+    s = TopicSeries.empty(1, START, n)
+    hours = s.slots(TZ) % 24
+    rate = np.where((hours >= 8) & (hours < 18), day_rate, night_rate)
+    s.stories = rng.poisson(rate).astype(float)
+    s.outlets = np.minimum(s.stories, 3)
+    s.articles = s.stories * 1.5
+    s.negative = np.floor(s.stories * 0.2)
+    return s
+
+
+def with_last(s: TopicSeries, stories: float, outlets: float) -> TopicSeries:
+    s.stories[-1], s.outlets[-1] = stories, outlets
+    return s
+
+
+def until(s: TopicSeries, hour_local: int, day: int) -> TopicSeries:
+    """Cut the series so the current bucket is ``hour_local``:00 on ``day``."""
+    return s.head(day * 96 + hour_local * 4 + 1)
+
+
+def test_slots_follow_local_time_and_weekends() -> None:
+    s = TopicSeries.empty(1, START, 7 * 96)
+    slots = s.slots(TZ)
+    assert slots[0] == 0  # Monday 00:00 local
+    assert slots[8 * 4] == 8
+    assert slots[5 * 96] == 24  # Saturday 00:00 -> weekend slot
+    assert slots[6 * 96 + 10 * 4] == 34
+
+
+def test_baseline_learns_day_night_profile() -> None:
+    s = seasonal(14)
+    base = fit_baseline(s.stories, s.slots(TZ), CFG)
+    assert 1.6 < base.rate[10] < 2.4
+    assert base.rate[3] < 0.3
+
+
+def test_same_count_alerts_at_night_not_at_noon() -> None:
+    night = with_last(until(seasonal(14), 2, 12), 6, 3)
+    noon = with_last(until(seasonal(14), 12, 12), 6, 3)
+    assert volume_burst(night, TZ, CFG).fired
+    assert not volume_burst(noon, TZ, CFG).fired
+
+
+def test_big_daytime_burst_fires_within_the_bucket() -> None:
+    s = with_last(until(seasonal(14), 11, 12), 14, 6)
+    d = volume_burst(s, TZ, CFG)
+    assert d.fired and d.window == 1 and d.stats["method"] == "seasonal"
+
+
+def test_quiet_night_floor_one_or_two_stories_never_alert() -> None:
+    s = seasonal(14, night_rate=0.0)
+    for stories in (1, 2):
+        assert not volume_burst(with_last(until(s, 3, 12), stories, 2), TZ, CFG).fired
+
+
+def test_single_outlet_is_not_a_burst() -> None:
+    s = with_last(until(seasonal(14), 2, 12), 8, 1)
+    assert not volume_burst(s, TZ, CFG).fired
+
+
+def test_sensitivity_changes_the_level() -> None:
+    s = with_last(until(seasonal(14), 12, 12), 8, 3)
+    low = volume_burst(s, TZ, DetectorConfig.for_sensitivity("low"))
+    high = volume_burst(s, TZ, DetectorConfig.for_sensitivity("high"))
+    assert high.fired and not low.fired
+
+
+def test_cold_start_uses_ewma_and_needs_some_history() -> None:
+    s = seasonal(1)
+    tiny = with_last(s.head(5), 10, 4)
+    assert not volume_burst(tiny, TZ, CFG).fired  # too little history to say anything
+    cold = with_last(s.head(60), 30, 8)
+    d = volume_burst(cold, TZ, CFG)
+    assert d.stats["method"] == "ewma" and d.fired
+    calm = with_last(s.head(60), 2, 2)
+    assert not volume_burst(calm, TZ, CFG).fired
+
+
+def test_background_alone_rarely_fires() -> None:
+    s = seasonal(21, seed=3)
+    fired = sum(volume_burst(s.head(i), TZ, CFG).fired for i in range(14 * 96, 21 * 96, 3))
+    assert fired <= 2
+
+
+def test_cusum_catches_a_slow_build_up_the_burst_test_misses() -> None:
+    s = until(seasonal(14, seed=5), 16, 12)
+    n = len(s)
+    s.stories[n - 24 :] = 4.0  # twice the usual rate for six hours, never a spike
+    s.outlets[n - 24 :] = 3
+    assert slow_buildup(s, TZ, CFG).fired
+    assert not volume_burst(s, TZ, CFG).fired
+    assert not slow_buildup(until(seasonal(14, seed=5), 16, 12), TZ, CFG).fired
+
+
+def test_negative_turn_at_unchanged_volume() -> None:
+    s = until(seasonal(14, seed=7), 16, 12)
+    n = len(s)
+    assert not sentiment_turn(s, CFG).fired
+    s.negative[n - 16 :] = s.stories[n - 16 :]  # same volume, all negative
+    d = sentiment_turn(s, CFG)
+    assert d.fired and d.share > 0.9 and d.reference < 0.4
+    assert not sentiment_turn(s, CFG, negative=False).fired
+
+
+def test_positive_turn() -> None:
+    s = until(seasonal(14, seed=8), 16, 12)
+    n = len(s)
+    s.positive[n - 16 :] = s.stories[n - 16 :]
+    assert sentiment_turn(s, CFG, negative=False).fired
+
+
+def test_detectors_are_causal() -> None:
+    """Appending future buckets must not change what was decided about an earlier one."""
+    s = with_last(until(seasonal(14), 11, 12), 14, 6)
+    before = volume_burst(s, TZ, CFG)
+    later = seasonal(14).head(len(s) + 20)
+    later.stories[len(s) - 1], later.outlets[len(s) - 1] = 14, 6
+    again = volume_burst(later.head(len(s)), TZ, CFG)
+    assert before.score == again.score
