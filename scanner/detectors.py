@@ -334,8 +334,8 @@ def sentiment_turn(
     p0 = min(max(p0, 0.02), 0.95)
     best: Detection | None = None
     for w in cfg.turn_windows:
-        n = int(round(float(series.stories[-w:].sum())))
-        k = int(round(float(hits_all[-w:].sum())))
+        n = round(float(series.stories[-w:].sum()))
+        k = round(float(hits_all[-w:].sum()))
         share = k / n if n else 0.0
         p = float(stats.binom.sf(k - 1, n, p0)) if n else 1.0
         p = min(p * len(cfg.turn_windows), 1.0)

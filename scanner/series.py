@@ -158,7 +158,7 @@ class _Row:
 def _rows(
     session: Session, start: datetime, end: datetime, topic_ids: Sequence[int] | None
 ) -> list[_Row]:
-    label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)  # type: ignore[arg-type]
+    label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)
     stmt = (
         sa.select(  # type: ignore[call-overload]
             ArticleTopic.topic_id,
@@ -169,9 +169,9 @@ def _rows(
             Article.published_at,
             label,
         )
-        .join(Article, Article.id == ArticleTopic.article_id)  # type: ignore[arg-type]
-        .outerjoin(Story, Story.id == Article.story_id)  # type: ignore[arg-type]
-        .where(Article.published_at >= start, Article.published_at < end)  # type: ignore[arg-type]
+        .join(Article, Article.id == ArticleTopic.article_id)
+        .outerjoin(Story, Story.id == Article.story_id)
+        .where(Article.published_at >= start, Article.published_at < end)
     )
     if topic_ids is not None:
         stmt = stmt.where(ArticleTopic.topic_id.in_(list(topic_ids)))  # type: ignore[attr-defined]
@@ -198,11 +198,11 @@ def _seen_before(
         chunk = story_ids[i : i + 500]
         stmt = (
             sa.select(ArticleTopic.topic_id, Article.story_id)  # type: ignore[call-overload]
-            .join(Article, Article.id == ArticleTopic.article_id)  # type: ignore[arg-type]
+            .join(Article, Article.id == ArticleTopic.article_id)
             .where(
                 Article.story_id.in_(chunk),  # type: ignore[union-attr]
-                Article.published_at < start,  # type: ignore[arg-type]
-                Article.published_at >= start - lookback,  # type: ignore[arg-type]
+                Article.published_at < start,
+                Article.published_at >= start - lookback,
             )
             .distinct()
         )
@@ -317,8 +317,8 @@ def load_series(
         SeriesBucket.articles,
     ).where(
         SeriesBucket.topic_id.in_(list(topic_ids)),  # type: ignore[attr-defined]
-        SeriesBucket.bucket_start >= start,  # type: ignore[arg-type]
-        SeriesBucket.bucket_start < end,  # type: ignore[arg-type]
+        SeriesBucket.bucket_start >= start,
+        SeriesBucket.bucket_start < end,
     )
     for topic_id, b, stories, outlets, negative, positive, articles in session.execute(stmt):
         i = int((b - start) / bucket)

@@ -69,7 +69,7 @@ class WindowFacts:
 
 
 def window_facts(session: Session, topic_id: int, start: datetime, end: datetime) -> WindowFacts:
-    label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)  # type: ignore[arg-type]
+    label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)
     stmt = (
         sa.select(  # type: ignore[call-overload]
             Article.id,
@@ -81,14 +81,14 @@ def window_facts(session: Session, topic_id: int, start: datetime, end: datetime
             label,
             Story.outlet_count,
         )
-        .join(ArticleTopic, ArticleTopic.article_id == Article.id)  # type: ignore[arg-type]
-        .outerjoin(Story, Story.id == Article.story_id)  # type: ignore[arg-type]
+        .join(ArticleTopic, ArticleTopic.article_id == Article.id)
+        .outerjoin(Story, Story.id == Article.story_id)
         .where(
-            ArticleTopic.topic_id == topic_id,  # type: ignore[arg-type]
-            Article.published_at >= start,  # type: ignore[arg-type]
-            Article.published_at < end,  # type: ignore[arg-type]
+            ArticleTopic.topic_id == topic_id,
+            Article.published_at >= start,
+            Article.published_at < end,
         )
-        .order_by(Article.published_at)  # type: ignore[arg-type]
+        .order_by(Article.published_at)
     )
     first: dict[int, tuple[str, datetime, str, str, int]] = {}
     outlets: set[str] = set()
@@ -123,11 +123,11 @@ def _background_texts(
 ) -> list[str]:
     stmt = (
         sa.select(Article.title, Article.summary)  # type: ignore[call-overload]
-        .join(ArticleTopic, ArticleTopic.article_id == Article.id)  # type: ignore[arg-type]
+        .join(ArticleTopic, ArticleTopic.article_id == Article.id)
         .where(
-            ArticleTopic.topic_id == topic_id,  # type: ignore[arg-type]
-            Article.published_at >= start,  # type: ignore[arg-type]
-            Article.published_at < end,  # type: ignore[arg-type]
+            ArticleTopic.topic_id == topic_id,
+            Article.published_at >= start,
+            Article.published_at < end,
         )
         .order_by(Article.published_at.desc())  # type: ignore[attr-defined]
         .limit(limit)
