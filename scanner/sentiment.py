@@ -113,6 +113,13 @@ class LexiconScorer:
     def score_many(self, items: Sequence[tuple[str, str]]) -> list[Sentiment]:
         return [self.score(title, lead) for title, lead in items]
 
+    def features(self, title: str, lead: str = "") -> tuple[float, float, float]:
+        """(title sum, lead sum, squashed score): the lexicon's view, as model features."""
+        t = self._raw(exact(title).split())
+        ld = self._raw(exact(lead).split())
+        total = t * self.title_factor + ld
+        return t, ld, total / math.sqrt(total * total + 1.0)
+
     def _raw(self, tokens: list[str]) -> float:
         # Pass 1: segment into lexicon terms and modifiers, longest phrase first.
         spans: list[tuple[int, int, str, float]] = []  # (start, end, kind, value)
@@ -199,29 +206,38 @@ class ModelScorer:
 
     name = "model"
 
-    def __init__(self, C: float = 4.0) -> None:
+    def __init__(self, C: float = 1.0) -> None:  # noqa: N803 - scikit-learn's name
+        # C = 1 (scikit-learn's default): stratified 5-fold CV over C in {0.3, 1, 3} moved
+        # macro-F1 by less than its fold-to-fold noise, so the default stands.
         self.C = C
         self.vectorizers: tuple[Any, Any, Any] | None = None
         self.classifier: Any = None
+        self.lexicon = LexiconScorer()
 
     def fit(
         self, titles: Sequence[str], leads: Sequence[str], labels: Sequence[str]
     ) -> ModelScorer:
         from sklearn.linear_model import LogisticRegression
 
-        texts = [model_text(t, lead) for t, lead in zip(titles, leads, strict=True)]
+        pairs = list(zip(titles, leads, strict=True))
         self.vectorizers = _features()
-        matrix = self._matrix(texts, fit=True)
+        matrix = self._matrix(pairs, fit=True)
         self.classifier = LogisticRegression(
             C=self.C, class_weight="balanced", max_iter=5000, random_state=RANDOM_STATE
         )
         self.classifier.fit(matrix, list(labels))
         return self
 
-    def _matrix(self, texts: Sequence[tuple[str, str]], *, fit: bool = False) -> Any:
-        from scipy.sparse import hstack
+    def _matrix(self, pairs: Sequence[tuple[str, str]], *, fit: bool = False) -> Any:
+        """TF-IDF blocks plus three lexicon features (title sum, lead sum, squashed score).
+
+        The lexicon features carry curated knowledge (negation, intensifiers) that 1,200
+        training headlines cannot teach; the model learns how much to trust them.
+        """
+        from scipy.sparse import csr_matrix, hstack
 
         assert self.vectorizers is not None, "model is not trained"
+        texts = [model_text(t, lead) for t, lead in pairs]
         exact_texts = [e for e, _ in texts]
         folded_texts = [f for _, f in texts]
         words_exact, words_folded, chars = self.vectorizers
@@ -232,13 +248,13 @@ class ModelScorer:
             (chars, folded_texts),
         ):
             parts.append(vectorizer.fit_transform(data) if fit else vectorizer.transform(data))
+        parts.append(csr_matrix(np.array([self.lexicon.features(t, ld) for t, ld in pairs])))
         return hstack(parts, format="csr")
 
     def score_many(self, items: Sequence[tuple[str, str]]) -> list[Sentiment]:
         if not items:
             return []
-        texts = [model_text(t, lead) for t, lead in items]
-        proba = self.classifier.predict_proba(self._matrix(texts))
+        proba = self.classifier.predict_proba(self._matrix(items))
         classes = list(self.classifier.classes_)
         neg = proba[:, classes.index("negative")]
         pos = proba[:, classes.index("positive")]

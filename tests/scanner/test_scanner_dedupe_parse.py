@@ -1,0 +1,98 @@
+"""Canonical URLs, near-duplicate stories (and their rebuild), and feed parsing edge cases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from scanner_feeds import NOW, SYNDICATED_LEAD, SYNDICATED_TITLES, atom, rss
+from sqlalchemy import select
+
+from scanner.dedupe import StoryIndex, canonical_url
+from scanner.parse import FeedError, html_to_text, parse_feed
+from scanner.pipeline import Incoming, Processor
+from scanner.sentiment import LexiconScorer
+from storage.db import Database
+from storage.models import Story
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("HTTPS://VnExpress.NET:443/a/b/?utm_source=fb&b=2&a=1&fbclid=x#top", "https://vnexpress.net/a/b?a=1&b=2"),
+        ("http://x.vn:80", "http://x.vn/"),
+        ("http://x.vn:8080/p/?gclid=1", "http://x.vn:8080/p"),
+        ("https://x.vn/p?utm_medium=a&utm_campaign=b", "https://x.vn/p"),
+    ],
+)
+def test_canonical_url(url: str, canonical: str) -> None:
+    assert canonical_url(url) == canonical
+
+
+def test_index_clusters_copies_and_keeps_distinct_stories_apart() -> None:
+    index = StoryIndex()
+    now = NOW
+    index.add(1, index.fingerprint(SYNDICATED_TITLES[0], SYNDICATED_LEAD), now)
+    for title in SYNDICATED_TITLES[1:]:
+        assert index.find(index.fingerprint(title, SYNDICATED_LEAD.replace("Chiều", "Tối"))) == 1
+    # Same boilerplate lead but a different headline and subject: not the same story.
+    assert index.find(index.fingerprint("Giá vàng tăng mạnh phiên sáng", "Thị trường vàng biến động")) is None
+    # Outside the window copies start a new story.
+    assert index.prune(now + timedelta(hours=73)) == 1
+    assert index.find(index.fingerprint(SYNDICATED_TITLES[1], SYNDICATED_LEAD)) is None
+
+
+def test_story_index_is_rebuilt_from_the_database(db: Database) -> None:
+    def item(n: int) -> Incoming:
+        from scanner.parse import FeedItem
+
+        return Incoming(FeedItem(SYNDICATED_TITLES[n % 5], f"https://o{n}.vn/x", SYNDICATED_LEAD, NOW), f"o{n}", None)
+
+    with db.session() as s:
+        first = Processor.from_db(s, NOW, scorer=LexiconScorer()).process(s, [item(0), item(1)], NOW)
+    assert len(first.new_stories) == 1
+    # A "restart": a fresh processor rebuilt from rows joins later copies to the same story.
+    later = NOW + timedelta(hours=2)
+    with db.session() as s:
+        processor = Processor.from_db(s, later, scorer=LexiconScorer())
+        assert len(processor.index) == 2
+        second = processor.process(s, [item(2), item(3)], later)
+    assert second.new_stories == []
+    with db.session() as s:
+        story = s.execute(select(Story)).scalar_one()
+    assert (story.article_count, story.outlet_count) == (4, 4)
+
+
+def test_parse_rss_atom_and_html() -> None:
+    feed = parse_feed(rss([("Tiêu đề <b>đậm</b>", "https://a.vn/1", "<p>Một</p><p>Hai &amp; ba</p>")]),
+                      fetched_at=NOW)
+    assert [(i.title, i.summary) for i in feed.items] == [("Tiêu đề đậm", "Một Hai & ba")]
+    entries = parse_feed(atom([("Atom", "https://a.vn/2", "x")]), fetched_at=NOW).items
+    assert entries[0].published_at == datetime(2026, 11, 2, 0, 15, tzinfo=UTC)
+
+
+def test_missing_date_falls_back_to_fetch_time() -> None:
+    body = b'<rss version="2.0"><channel><title>t</title><item><title>A</title><link>https://a.vn/a</link></item></channel></rss>'
+    assert parse_feed(body, fetched_at=NOW).items[0].published_at == NOW
+
+
+def test_broken_xml_without_entries_is_an_error() -> None:
+    with pytest.raises(FeedError):
+        parse_feed(b"<rss><channel><item><title>oops", fetched_at=NOW)
+    with pytest.raises(FeedError):
+        parse_feed(b"Service Unavailable", fetched_at=NOW)
+
+
+def test_rss_090_and_100() -> None:
+    rdf = (
+        b'<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        b'xmlns="http://purl.org/rss/1.0/"><channel rdf:about="x"><title>t</title></channel>'
+        b'<item rdf:about="https://a.vn/r"><title>RSS 1.0</title><link>https://a.vn/r</link></item></rdf:RDF>'
+    )
+    assert [i.title for i in parse_feed(rdf, fetched_at=NOW).items] == ["RSS 1.0"]
+    rss091 = b'<rss version="0.91"><channel><title>t</title><item><title>Old</title><link>https://a.vn/o</link></item></channel></rss>'
+    assert [i.title for i in parse_feed(rss091, fetched_at=NOW).items] == ["Old"]
+
+
+def test_html_to_text_drops_scripts() -> None:
+    assert html_to_text("<div>a<script>evil()</script><br/>b</div>") == "a b"
