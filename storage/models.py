@@ -131,6 +131,7 @@ class DraftStatus(StrEnum):
     REJECTED = "rejected"
     PUBLISHED = "published"
     DISCARDED = "discarded"
+    SUPERSEDED = "superseded"  # a newer version replaced it before a decision
 
 
 class Decision(StrEnum):

@@ -1,0 +1,800 @@
+"""Supervisor approval of a statement, and its publication. Nothing goes out unapproved.
+
+Rules (the agency's policy: ``approvals_required`` N, ``approval_pin``, ``public_channel``):
+
+* Submitting sends one exact version (its SHA-256 is in ``Draft.body_sha256``) to the approvers:
+  active supervisors and admins of the crisis's agency, and crisis members with the approver
+  role. The author never approves their own draft.
+* An approval is an ``Approval`` row bound to the version's id and hash; editing makes a new
+  version, so approvals of an older one no longer count and a press on an old request is refused.
+* One decision per person per version (unique constraint), and the draft's status changes only
+  from ``submitted`` through a conditional UPDATE that first locks the row: two approvers
+  pressing at once, or one pressing twice, give one decision.
+* With ``approval_pin`` the approver confirms with their PIN (``/pin``; scrypt hash + salt).
+* N approvals → ``approved``, and a ``draft.publish`` due row publishes it (room, author, public
+  channel) from the tick, so a restart between approval and publication loses nothing.
+* Reminders (``settings.approval_reminder_minutes``) and an escalation after a further period are
+  Due rows, cancelled by any decision or a new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.buttons import Button
+from bot.channels.base import ChatRef, DeliveryError, RecipientUnreachable, SentMessage
+from bot.services import audit, due
+from bot.services import drafts as dr
+from bot.services.permissions import Actor
+from storage.models import (
+    Agency,
+    Approval,
+    ConversationState,
+    Crisis,
+    CrisisMember,
+    CrisisRole,
+    Decision,
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftStatus,
+    Role,
+    User,
+    UserStatus,
+)
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+FLOW_PIN_SET = "pin_set"
+FLOW_PIN_APPROVE = "pin_approve"
+FLOW_REASON = "approval_reason"
+REMIND = "approval.remind"
+ESCALATE = "approval.escalate"
+PUBLISH = "draft.publish"
+DELIVERY_REQUEST = "approval_request"
+PIN_RE = re.compile(r"^\d{4,12}$")
+PIN_ATTEMPTS = 3
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+# --------------------------------------------------------------------------- who approves
+
+
+def approvers_for(session: Session, crisis: Crisis) -> list[User]:
+    """Active supervisors/admins of the crisis's agency and the crisis's approver members."""
+    people = {
+        u.id: u
+        for u in session.exec(
+            select(User).where(
+                User.agency_id == crisis.agency_id,
+                User.status == UserStatus.ACTIVE,
+                col(User.role).in_([Role.SUPERVISOR, Role.ADMIN]),
+            )
+        )
+    }
+    members = session.exec(
+        select(User)
+        .join(CrisisMember, col(CrisisMember.user_id) == col(User.id))
+        .where(
+            CrisisMember.crisis_id == crisis.id,
+            CrisisMember.role == CrisisRole.APPROVER,
+            col(CrisisMember.state).not_in(["declined", "removed"]),
+            User.status == UserStatus.ACTIVE,
+        )
+    )
+    for user in members:
+        people.setdefault(user.id, user)
+    return [people[k] for k in sorted(k for k in people if k is not None)]
+
+
+def is_approver(session: Session, actor: Actor, draft_id: int) -> bool:
+    """The button rule of Approve / Request changes / Reject, reloaded on every press."""
+    if actor.user is None or not actor.active:
+        return False
+    draft = session.get(Draft, draft_id)
+    crisis = session.get(Crisis, draft.crisis_id) if draft else None
+    if crisis is None:
+        return False
+    return any(u.id == actor.user.id for u in approvers_for(session, crisis))
+
+
+def _policy(session: Session, crisis: Crisis) -> Agency:
+    agency = session.get(Agency, crisis.agency_id)
+    assert agency is not None
+    return agency
+
+
+# --------------------------------------------------------------------------- submitting
+
+
+@dataclass
+class Submitted:
+    draft: Draft
+    crisis: Crisis
+    approvers: list[User]
+    required: int
+
+
+def submit(
+    session: Session, draft: Draft, actor: Actor, at: datetime, remind_after: timedelta
+) -> Submitted:
+    """Send the exact latest version for approval; schedule reminder and escalation."""
+    crisis = session.get(Crisis, draft.crisis_id)
+    if crisis is None:
+        raise dr.DraftError("draft_crisis_gone")
+    if not dr.can_work_on(session, actor, crisis):
+        raise dr.DraftError("draft_not_allowed")
+    newest = dr.latest(session, draft.crisis_id, draft.number)
+    assert newest is not None
+    if newest.id != draft.id:
+        raise dr.DraftError("approval_stale", version=draft.version, latest=newest.version)
+    if draft.status == DraftStatus.SUBMITTED:
+        raise dr.DraftError("draft_already_submitted", version=draft.version)
+    if draft.status != DraftStatus.DRAFTING:
+        raise dr.DraftError("draft_not_submittable", status=draft.status, version=draft.version)
+    if dr.sha256(draft.body) != draft.body_sha256:
+        raise dr.DraftError("approval_hash_mismatch")
+    agency = _policy(session, crisis)
+    approvers = [u for u in approvers_for(session, crisis) if u.id != draft.author_id]
+    if len(approvers) < agency.approvals_required:
+        raise dr.DraftError(
+            "approval_too_few", required=agency.approvals_required, available=len(approvers)
+        )
+    moved = session.execute(
+        update(Draft)
+        .where(col(Draft.id) == draft.id, col(Draft.status) == DraftStatus.DRAFTING)
+        .values(status=DraftStatus.SUBMITTED, submitted_at=at)
+    )
+    if cast(Any, moved).rowcount != 1:
+        raise dr.DraftError("draft_already_submitted", version=draft.version)
+    session.refresh(draft)
+    dr._record(
+        session,
+        draft,
+        "draft.submitted",
+        actor.user_id,
+        at,
+        text=f"#{draft.number} v{draft.version} → {', '.join(u.full_name for u in approvers)}",
+        extra={"approvers": [u.id for u in approvers], "required": agency.approvals_required},
+    )
+    due.schedule(
+        session, REMIND, at + remind_after, ref_id=draft.id, dedupe_key=f"{REMIND}:{draft.id}"
+    )
+    due.schedule(
+        session,
+        ESCALATE,
+        at + 2 * remind_after,
+        ref_id=draft.id,
+        dedupe_key=f"{ESCALATE}:{draft.id}",
+    )
+    return Submitted(draft, crisis, approvers, agency.approvals_required)
+
+
+def cancel_reminders(session: Session, draft: Draft, at: datetime) -> None:
+    assert draft.id is not None
+    due.cancel(session, kind=REMIND, ref_id=draft.id, at=at)
+    due.cancel(session, kind=ESCALATE, ref_id=draft.id, at=at)
+
+
+# --------------------------------------------------------------------------- deciding
+
+
+class NeedsPin(Exception):
+    """The agency asks approvers to confirm with their PIN before an approval is recorded."""
+
+    def __init__(self, has_pin: bool) -> None:
+        super().__init__("PIN required")
+        self.has_pin = has_pin
+
+
+@dataclass
+class Outcome:
+    draft: Draft
+    crisis: Crisis
+    decision: Decision
+    approver: User
+    comment: str
+    approvals: int
+    required: int
+    final: bool  # the draft's status changed (approved, changes requested, rejected)
+
+
+def precheck(session: Session, draft_id: int, approver: User) -> tuple[Draft, Crisis, Agency]:
+    """Refuse early what can never be recorded: stale, decided, own draft, tampered text."""
+    draft = session.get(Draft, draft_id)
+    if draft is None:
+        raise dr.DraftError("approval_unknown")
+    crisis = session.get(Crisis, draft.crisis_id)
+    assert crisis is not None
+    newest = dr.latest(session, draft.crisis_id, draft.number)
+    assert newest is not None
+    if newest.id != draft.id:
+        raise dr.DraftError("approval_stale", version=draft.version, latest=newest.version)
+    if draft.author_id == approver.id:
+        raise dr.DraftError("approval_self")
+    if draft.status != DraftStatus.SUBMITTED:
+        raise dr.DraftError("approval_already_decided", status=draft.status)
+    if dr.sha256(draft.body) != draft.body_sha256:
+        raise dr.DraftError("approval_hash_mismatch")
+    return draft, crisis, _policy(session, crisis)
+
+
+def decide(
+    session: Session,
+    draft_id: int,
+    approver: User,
+    decision: Decision,
+    *,
+    comment: str = "",
+    at: datetime,
+    pin_confirmed: bool = False,
+) -> Outcome:
+    """Record one approver's decision on one exact version, at most once, atomically."""
+    draft, crisis, agency = precheck(session, draft_id, approver)
+    if decision != Decision.APPROVE and not comment.strip():
+        raise dr.DraftError("approval_reason_needed")
+    if decision == Decision.APPROVE and agency.approval_pin and not pin_confirmed:
+        raise NeedsPin(approver.pin_hash is not None)
+    # Lock the draft row first (a no-op UPDATE guarded by the status): a concurrent decision
+    # waits here on PostgreSQL and then sees the status it left; SQLite serialises writers.
+    guard = session.execute(
+        update(Draft)
+        .where(col(Draft.id) == draft.id, col(Draft.status) == DraftStatus.SUBMITTED)
+        .values(status=DraftStatus.SUBMITTED)
+    )
+    if cast(Any, guard).rowcount != 1:
+        raise dr.DraftError("approval_already_decided", status=draft.status)
+    row = Approval(
+        draft_id=draft.id or 0,
+        approver_id=approver.id or 0,
+        body_sha256=draft.body_sha256,
+        decision=decision,
+        comment=comment.strip()[:2000],
+        at=at,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise dr.DraftError("approval_already_voted", version=draft.version) from None
+    approvals = len(
+        session.exec(
+            select(Approval.id).where(
+                Approval.draft_id == draft.id,
+                Approval.decision == Decision.APPROVE,
+                Approval.body_sha256 == draft.body_sha256,
+            )
+        ).all()
+    )
+    required = agency.approvals_required
+    new_status: DraftStatus | None = None
+    if decision == Decision.REQUEST_CHANGES:
+        new_status = DraftStatus.CHANGES_REQUESTED
+    elif decision == Decision.REJECT:
+        new_status = DraftStatus.REJECTED
+    elif approvals >= required:
+        new_status = DraftStatus.APPROVED
+    extra = {
+        "decision": str(decision),
+        "reason": row.comment,
+        "approvals": approvals,
+        "required": required,
+        "pin": pin_confirmed,
+    }
+    if new_status is not None:
+        moved = session.execute(
+            update(Draft)
+            .where(col(Draft.id) == draft.id, col(Draft.status) == DraftStatus.SUBMITTED)
+            .values(status=new_status)
+        )
+        if cast(Any, moved).rowcount != 1:
+            raise dr.DraftError("approval_already_decided", status=draft.status)
+        session.refresh(draft)
+        cancel_reminders(session, draft, at)
+        if new_status == DraftStatus.APPROVED:
+            due.schedule(session, PUBLISH, at, ref_id=draft.id, dedupe_key=f"{PUBLISH}:{draft.id}")
+    action = {
+        DraftStatus.APPROVED: "draft.approved",
+        DraftStatus.CHANGES_REQUESTED: "draft.changes_requested",
+        DraftStatus.REJECTED: "draft.rejected",
+        None: "draft.approval",
+    }[new_status]
+    dr._record(
+        session,
+        draft,
+        action,
+        approver.id,
+        at,
+        text=f"#{draft.number} v{draft.version} {approver.full_name}: {decision}"
+        + (f" — {row.comment}" if row.comment else ""),
+        extra=extra,
+    )
+    return Outcome(
+        draft,
+        crisis,
+        decision,
+        approver,
+        row.comment,
+        approvals,
+        required,
+        final=new_status is not None,
+    )
+
+
+def refuse(session: Session, actor: Actor, draft_id: int, code: str, at: datetime) -> None:
+    """Record a refused approval attempt (self-approval, stale, double press) for the inquiry."""
+    draft = session.get(Draft, draft_id)
+    audit.record(
+        session,
+        action="approval.refused",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=dr.subject(draft.crisis_id, draft.number) if draft else f"draft:{draft_id}",
+        after={"draft_id": draft_id, "reason": code, "version": draft.version if draft else None},
+        at=at,
+    )
+
+
+# --------------------------------------------------------------------------- PIN
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_pin(stored: str | None, pin: str) -> bool:
+    if not stored:
+        return False
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    candidate = hashlib.scrypt(
+        pin.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32
+    )
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+def valid_pin(pin: str) -> bool:
+    return bool(PIN_RE.match(pin.strip()))
+
+
+def state_for(
+    session: Session, chat_ref: str, user_ref: str, flow: str
+) -> ConversationState | None:
+    return session.exec(
+        select(ConversationState).where(
+            ConversationState.channel == "telegram",
+            ConversationState.chat_ref == chat_ref,
+            ConversationState.user_ref == user_ref,
+            ConversationState.flow == flow,
+        )
+    ).first()
+
+
+def open_state(
+    session: Session,
+    chat_ref: str,
+    user_ref: str,
+    flow: str,
+    step: str,
+    data: dict[str, Any],
+    at: datetime,
+) -> ConversationState:
+    state = state_for(session, chat_ref, user_ref, flow)
+    if state is None:
+        state = ConversationState(
+            channel="telegram", chat_ref=chat_ref, user_ref=user_ref, flow=flow, step=step
+        )
+    state.step = step
+    state.data = data
+    state.updated_at = at
+    session.add(state)
+    session.flush()
+    return state
+
+
+def pin_step(
+    session: Session, state: ConversationState, user: User, text: str, at: datetime
+) -> str:
+    """One answer in the ``/pin`` conversation; returns the message code to show."""
+    pin = text.strip()
+    if not valid_pin(pin):
+        return "pin_invalid"
+    if state.step == "new":
+        # Keep only a hash of the first entry while waiting for the confirmation.
+        state.data = {**state.data, "first": hash_pin(pin)}
+        state.step = "confirm"
+        state.updated_at = at
+        return "pin_confirm"
+    if not verify_pin(state.data.get("first"), pin):
+        state.data = {k: v for k, v in state.data.items() if k != "first"}
+        state.step = "new"
+        return "pin_mismatch"
+    had = user.pin_hash is not None
+    user.pin_hash = hash_pin(pin)
+    user.updated_at = at
+    session.add(user)
+    session.delete(state)
+    audit.record(
+        session,
+        action="user.pin_changed" if had else "user.pin_set",
+        actor_id=user.id,
+        subject=f"user:{user.id}",
+        at=at,
+    )
+    return "pin_saved"
+
+
+def pin_attempt(
+    session: Session, state: ConversationState, user: User, text: str, at: datetime
+) -> Outcome | str:
+    """The approver typed their PIN: record the approval, or say why not."""
+    draft_id = int(state.data["draft_id"])
+    if not verify_pin(user.pin_hash, text.strip()):
+        attempts = int(state.data.get("attempts", 0)) + 1
+        audit.record(
+            session,
+            action="approval.pin_failed",
+            actor_id=user.id,
+            subject=f"user:{user.id}",
+            after={"draft_id": draft_id, "attempts": attempts},
+            at=at,
+        )
+        if attempts >= PIN_ATTEMPTS:
+            session.delete(state)
+            return "pin_locked"
+        state.data = {**state.data, "attempts": attempts}
+        return "pin_wrong"
+    session.delete(state)
+    return decide(session, draft_id, user, Decision.APPROVE, at=at, pin_confirmed=True)
+
+
+# --------------------------------------------------------------------------- telling people
+
+
+def _label(runtime: Runtime, lang: str, which: str) -> str:
+    return runtime.renderer.render("approval_label", lang, which=which)
+
+
+def approval_buttons(runtime: Runtime, lang: str, draft_id: int) -> list[list[Button]]:
+    return [
+        [Button(_label(runtime, lang, "approve"), "appr.ok", draft_id)],
+        [
+            Button(_label(runtime, lang, "changes"), "appr.changes", draft_id),
+            Button(_label(runtime, lang, "reject"), "appr.reject", draft_id),
+        ],
+    ]
+
+
+def _names(users: list[User]) -> str:
+    return ", ".join(u.full_name or f"#{u.id}" for u in users)
+
+
+async def send_requests(runtime: Runtime, submitted: Submitted) -> list[User]:
+    """The exact version to each approver's private chat with the decision buttons.
+
+    Returns the approvers who could not be reached (they have not started the bot).
+    """
+    draft = submitted.draft
+    with runtime.db.session() as session:
+        author = session.get(User, draft.author_id) if draft.author_id else None
+        title = dr.template_title(dr.library(runtime), draft)
+    unreachable: list[User] = []
+    for person in submitted.approvers:
+        if person.telegram_id is None or not person.reachable:
+            unreachable.append(person)
+            continue
+        header = runtime.renderer.render(
+            "approval_request",
+            person.language,
+            draft=draft,
+            title=title,
+            crisis=submitted.crisis,
+            author=author.full_name if author else "",
+            required=submitted.required,
+            short_hash=draft.body_sha256[:12],
+        )
+        try:
+            sent = await dr.send_long(
+                runtime,
+                ChatRef(person.telegram_id),
+                header,
+                draft.body,
+                approval_buttons(runtime, person.language, draft.id or 0),
+            )
+        except DeliveryError as exc:
+            log.info("approval request to %s failed: %s", person.id, exc)
+            unreachable.append(person)
+            continue
+        with runtime.db.session() as session:
+            session.add(
+                Delivery(
+                    kind=DELIVERY_REQUEST,
+                    ref_id=draft.id or 0,
+                    user_id=person.id or 0,
+                    part="buttons",
+                    status=DeliveryStatus.SENT,
+                    chat_id=sent[-1].chat_id,
+                    message_id=sent[-1].message_id,
+                    attempts=1,
+                    sent_at=runtime.clock.now(),
+                    created_at=runtime.clock.now(),
+                )
+            )
+    return unreachable
+
+
+async def close_requests(runtime: Runtime, draft_id: int, code: str, **context: Any) -> None:
+    """Replace the buttons of every approver's request for this version with the outcome."""
+    with runtime.db.session() as session:
+        rows = session.exec(
+            select(Delivery, User)
+            .join(User, col(User.id) == col(Delivery.user_id))
+            .where(Delivery.kind == DELIVERY_REQUEST, Delivery.ref_id == draft_id)
+        ).all()
+        requests = [(d.chat_id, d.message_id, u.language) for d, u in rows]
+    for chat_id, message_id, lang in requests:
+        if chat_id is None or message_id is None:
+            continue
+        text = runtime.renderer.render("approval_closed", lang, code=code, **context)
+        try:
+            await runtime.notifier.edit_text(SentMessage(chat_id, message_id), text)
+        except DeliveryError as exc:
+            log.info("could not close approval request %s/%s: %s", chat_id, message_id, exc)
+
+
+async def _tell(runtime: Runtime, person: User | None, template: str, **context: Any) -> None:
+    if person is None or person.telegram_id is None or not person.reachable:
+        return
+    try:
+        await runtime.notifier.send_text(
+            ChatRef(person.telegram_id),
+            runtime.renderer.render(template, person.language, **context),
+        )
+    except RecipientUnreachable:
+        with runtime.db.session() as session:
+            fresh = session.get(User, person.id)
+            if fresh is not None:
+                fresh.reachable = False
+    except DeliveryError as exc:
+        log.info("could not tell %s: %s", person.id, exc)
+
+
+async def _room(runtime: Runtime, crisis: Crisis, template: str, lang: str, **context: Any) -> None:
+    room = dr.room_of(crisis)
+    if room is None:
+        return
+    try:
+        await runtime.notifier.send_text(room, runtime.renderer.render(template, lang, **context))
+    except DeliveryError as exc:
+        log.warning("could not post to the room of crisis %s: %s", crisis.id, exc)
+
+
+async def announce(runtime: Runtime, outcome: Outcome) -> None:
+    """After a decision: the room, the author, and the other approvers' requests."""
+    draft, crisis = outcome.draft, outcome.crisis
+    with runtime.db.session() as session:
+        author = session.get(User, draft.author_id) if draft.author_id else None
+    lang = author.language if author else "vi"
+    context = {
+        "draft": draft,
+        "who": outcome.approver.full_name,
+        "reason": outcome.comment,
+        "approvals": outcome.approvals,
+        "required": outcome.required,
+        "decision": str(outcome.decision),
+        "final": outcome.final,
+    }
+    await _room(runtime, crisis, "approval_decided", lang, **context)
+    if author is not None and author.telegram_id != crisis.room_chat_id:
+        await _tell(runtime, author, "approval_decided", **context)
+    if outcome.final:
+        await close_requests(
+            runtime,
+            draft.id or 0,
+            str(outcome.decision),
+            number=draft.number,
+            version=draft.version,
+            who=outcome.approver.full_name,
+        )
+
+
+async def announce_superseded(runtime: Runtime, previous: Draft, fresh: Draft) -> None:
+    await close_requests(
+        runtime,
+        previous.id or 0,
+        "superseded",
+        number=previous.number,
+        version=previous.version,
+        latest=fresh.version,
+        who="",
+    )
+
+
+# --------------------------------------------------------------------------- due kinds
+
+
+def _waiting(session: Session, draft_id: int | None) -> tuple[Draft, Crisis] | None:
+    draft = session.get(Draft, draft_id) if draft_id else None
+    if draft is None or draft.status != DraftStatus.SUBMITTED or not dr.is_latest(session, draft):
+        return None
+    crisis = session.get(Crisis, draft.crisis_id)
+    return (draft, crisis) if crisis else None
+
+
+def _undecided(session: Session, draft: Draft, crisis: Crisis) -> list[User]:
+    decided = set(session.exec(select(Approval.approver_id).where(Approval.draft_id == draft.id)))
+    return [
+        u for u in approvers_for(session, crisis) if u.id not in decided and u.id != draft.author_id
+    ]
+
+
+@due.due_handler(REMIND)
+async def fire_reminder(runtime: Runtime, session: Session, row: Any) -> None:
+    waiting = _waiting(session, row.ref_id)
+    if waiting is None:
+        return
+    draft, crisis = waiting
+    minutes = int(
+        (runtime.clock.now() - (draft.submitted_at or runtime.clock.now())).total_seconds() // 60
+    )
+    for person in _undecided(session, draft, crisis):
+        await _tell(
+            runtime,
+            person,
+            "approval_reminder",
+            draft=draft,
+            crisis=crisis,
+            minutes=minutes,
+            escalation=False,
+        )
+    audit.record(
+        session,
+        action="approval.reminded",
+        subject=dr.subject(draft.crisis_id, draft.number),
+        after={"draft_id": draft.id, "version": draft.version},
+        at=runtime.clock.now(),
+    )
+
+
+@due.due_handler(ESCALATE)
+async def fire_escalation(runtime: Runtime, session: Session, row: Any) -> None:
+    waiting = _waiting(session, row.ref_id)
+    if waiting is None:
+        return
+    draft, crisis = waiting
+    minutes = int(
+        (runtime.clock.now() - (draft.submitted_at or runtime.clock.now())).total_seconds() // 60
+    )
+    approvers = {u.id for u in approvers_for(session, crisis)}
+    people = {
+        u.id: u
+        for u in session.exec(
+            select(User).where(
+                User.status == UserStatus.ACTIVE,
+                (col(User.agency_id) == crisis.agency_id)
+                & col(User.role).in_([Role.SUPERVISOR, Role.ADMIN])
+                | col(User.telegram_id).in_(runtime.settings.admin_ids or [0])
+                | (col(User.agency_id).is_(None) & (col(User.role) == Role.ADMIN)),
+            )
+        )
+    }
+    pending = _undecided(session, draft, crisis)
+    recipients = [
+        u
+        for k, u in sorted(people.items(), key=lambda kv: kv[0] or 0)
+        if u.id != draft.author_id and (u.id not in approvers or u in pending)
+    ]
+    for person in recipients:
+        await _tell(
+            runtime,
+            person,
+            "approval_reminder",
+            draft=draft,
+            crisis=crisis,
+            minutes=minutes,
+            escalation=True,
+            waiting_for=_names(pending),
+        )
+    audit.record(
+        session,
+        action="approval.escalated",
+        subject=dr.subject(draft.crisis_id, draft.number),
+        after={"draft_id": draft.id, "version": draft.version, "to": [u.id for u in recipients]},
+        at=runtime.clock.now(),
+    )
+
+
+@due.due_handler(PUBLISH)
+async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
+    """Publish an approved version: the room, the author, the agency's public channel."""
+    draft = session.get(Draft, row.ref_id)
+    if draft is None or draft.status != DraftStatus.APPROVED:
+        return
+    crisis = session.get(Crisis, draft.crisis_id)
+    assert crisis is not None
+    agency = _policy(session, crisis)
+    author = session.get(User, draft.author_id) if draft.author_id else None
+    templates = dr.library(runtime)
+    try:
+        template = templates.get(draft.template, draft.language)
+        public = template.public
+        title = template.title
+    except Exception:  # a template removed since drafting: publish, but not to the public
+        public, title = False, draft.template
+    approvers = session.exec(
+        select(User.full_name)
+        .join(Approval, col(Approval.approver_id) == col(User.id))
+        .where(Approval.draft_id == draft.id, Approval.decision == Decision.APPROVE)
+    ).all()
+    now = runtime.clock.now()
+    lang = author.language if author else "vi"
+    header_context = {
+        "draft": draft,
+        "title": title,
+        "approvers": ", ".join(approvers),
+        "short_hash": draft.body_sha256[:12],
+        "at": now,
+    }
+    room = dr.room_of(crisis)
+    if room is not None:
+        header = runtime.renderer.render("approval_published", lang, **header_context)
+        await dr.send_long(runtime, room, header, draft.body)
+        for attachment in dr.attachments(draft, title):
+            await runtime.notifier.send_document(room, attachment)
+    if author is not None and author.telegram_id is not None and author.reachable:
+        try:
+            await dr.send_long(
+                runtime,
+                ChatRef(author.telegram_id),
+                runtime.renderer.render("approval_published", author.language, **header_context),
+                draft.body,
+            )
+        except RecipientUnreachable:
+            author.reachable = False
+    channel_result: dict[str, Any] = {}
+    if public and agency.public_channel:
+        channel_result["channel"] = agency.public_channel
+        target = agency.public_channel
+        chat: int | str = int(target) if target.lstrip("-").isdigit() else target
+        try:
+            # The Bot API takes "@username" wherever a chat id goes.
+            sent = await dr.send_long(runtime, ChatRef(cast(int, chat)), "", draft.body)
+            channel_result["message_ids"] = [m.message_id for m in sent]
+        except DeliveryError as exc:
+            channel_result["error"] = str(exc)
+            if room is not None:
+                await _room(
+                    runtime, crisis, "approval_channel_failed", lang, channel=target, error=str(exc)
+                )
+    draft.status = DraftStatus.PUBLISHED
+    draft.published_at = now
+    session.add(draft)
+    dr._record(
+        session,
+        draft,
+        "draft.published",
+        None,
+        now,
+        text=f"#{draft.number} v{draft.version} {title}",
+        extra={"public": public, **channel_result},
+    )
