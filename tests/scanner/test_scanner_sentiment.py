@@ -1,0 +1,103 @@
+"""Sentiment: the lexicon's rules, the model against the lexicon, loading, and the score CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+
+from scanner import sentiment
+from scanner.cli_commands import score_stream
+from scanner.sentiment import LexiconScorer, ModelScorer, default_scorer, load_training_data
+
+
+def test_lexicon_negation_and_intensifiers() -> None:
+    lex = LexiconScorer()
+    assert lex.score("Cháy lớn, 3 người tử vong").label == "negative"
+    assert lex.score("Khánh thành cầu vượt, giảm ùn tắc").score > lex.score("Ùn tắc kéo dài").score
+    assert lex.score("Không có thiệt hại").score > 0 > lex.score("Có thiệt hại").score
+    assert lex.score("Sự cố rất nghiêm trọng").score < lex.score("Sự cố").score
+    assert lex.score("Thời tiết hôm nay").label == "neutral"
+    assert -1.0 <= lex.score("tử vong " * 50).score <= 1.0
+
+
+@pytest.fixture(scope="session")
+def split() -> tuple[list[int], list[int]]:
+    data = load_training_data()
+    idx = np.arange(len(data.labels))
+    train, test = train_test_split(idx, test_size=0.25, stratify=data.labels, random_state=sentiment.RANDOM_STATE)
+    return list(train), list(test)
+
+
+def test_model_beats_lexicon_and_majority_on_held_out_split(split: tuple[list[int], list[int]]) -> None:
+    data = load_training_data()
+    train, test = split
+    model = ModelScorer().fit([data.titles[i] for i in train], [data.leads[i] for i in train],
+                              [data.labels[i] for i in train])
+    items = [(data.titles[i], data.leads[i]) for i in test]
+    truth = [data.labels[i] for i in test]
+    model_f1 = f1_score(truth, [s.label for s in model.score_many(items)], average="macro")
+    lexicon_f1 = f1_score(truth, [s.label for s in LexiconScorer().score_many(items)], average="macro")
+    majority_f1 = f1_score(truth, ["neutral"] * len(truth), average="macro")
+    assert model_f1 > lexicon_f1 > majority_f1
+
+
+def test_shipped_model_loads_and_scores() -> None:
+    scorer = default_scorer()
+    results = scorer.score_many([("Cháy lớn tại chung cư, nhiều người thương vong", ""),
+                                 ("Khánh thành bệnh viện mới, người dân phấn khởi", "")])
+    assert [r.label for r in results] == ["negative", "positive"]
+    assert all(-1.0 <= r.score <= 1.0 for r in results)
+
+
+def test_missing_or_foreign_model_is_retrained(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "model.joblib"
+    import joblib
+
+    joblib.dump({"sklearn_version": "0.0.1"}, path)
+    with caplog.at_level(logging.WARNING, logger="scanner.sentiment"):
+        model = default_scorer(path)
+    assert "retraining" in caplog.text
+    assert ModelScorer.load(path).score("Tai nạn giao thông").label == model.score("Tai nạn giao thông").label
+
+
+def test_score_stream_one_line_per_input() -> None:
+    lines = [
+        '{"title": "Cháy lớn tại chợ", "lead": "3 người tử vong", "id": 7}',
+        "",
+        "not json",
+        "[1, 2]",
+        '{"title": 5}',
+        '{"title": "", "lead": ""}',
+        '{"title": "Khánh thành cầu mới"}',
+    ]
+    out = io.StringIO()
+    assert score_stream(io.StringIO("\n".join(lines) + "\n"), out, "lexicon") == len(lines)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(rows) == len(lines)
+    assert rows[0]["label"] == "negative" and rows[0]["id"] == 7 and "error" not in rows[0]
+    assert [("error" in r) for r in rows] == [False, True, True, True, True, True, False]
+    assert all("label" not in r for r in rows[1:6])
+    assert rows[6]["label"] == "positive"
+
+
+def test_score_cli_end_to_end() -> None:
+    text = '{"title": "Sạt lở nghiêm trọng ở Quảng Nam"}\n\n{"title": "Khánh thành cầu"}\n'
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "sentiment", "score"],
+        input=text.encode(), capture_output=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = proc.stdout.decode("utf-8").splitlines()
+    assert len(out) == 3
+    assert "Sạt lở" in out[0]  # ensure_ascii=False
+    assert json.loads(out[0])["label"] == "negative"
+    assert "error" in json.loads(out[1])
