@@ -1,0 +1,79 @@
+"""The RoomAdmin protocol: the room operations a task force needs beyond sending messages.
+
+The ``Notifier`` sends, edits and pins; a crisis room also needs forum topics, invite links, join
+requests and member removal. Services ask :func:`room_admin_for` for the RoomAdmin that goes with
+the runtime's notifier (each channel registers a factory when its adapter module is imported), so
+services stay free of ``telegram`` imports and a Zalo adapter can supply its own.
+
+People are addressed by their channel id (``User.telegram_id`` on Telegram). Failures are the
+channel-neutral exceptions of :mod:`bot.channels.base`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class RoomAdmin(Protocol):
+    async def create_topic(self, chat_id: int, name: str) -> int:
+        """Create a forum topic; returns its thread id."""
+        ...
+
+    async def close_topic(self, chat_id: int, thread_id: int) -> None: ...
+
+    async def set_title(self, chat_id: int, title: str) -> None: ...
+
+    async def set_description(self, chat_id: int, description: str) -> None:
+        """Setting the description it already has is not an error."""
+        ...
+
+    async def create_invite_link(
+        self, chat_id: int, name: str, expire_at: datetime | None = None
+    ) -> str:
+        """A link that only *requests* to join (each request is approved or declined)."""
+        ...
+
+    async def revoke_invite_link(self, chat_id: int, link: str) -> None: ...
+
+    async def approve_join(self, chat_id: int, user_ref: int) -> None: ...
+
+    async def decline_join(self, chat_id: int, user_ref: int) -> None: ...
+
+    async def remove_member(self, chat_id: int, user_ref: int) -> None:
+        """Remove someone without banning them for good (they may be invited again)."""
+        ...
+
+    async def is_member(self, chat_id: int, user_ref: int) -> bool: ...
+
+    async def unpin_all(self, chat_id: int) -> None: ...
+
+
+RoomAdminFactory = Callable[[Any], RoomAdmin]
+_FACTORIES: list[tuple[type, RoomAdminFactory]] = []
+
+
+def register_room_admin(notifier_type: type, factory: RoomAdminFactory) -> None:
+    """Declare how to get a RoomAdmin from a notifier of ``notifier_type`` (channel adapters)."""
+    for i, (known, _) in enumerate(_FACTORIES):
+        if known is notifier_type:
+            _FACTORIES[i] = (notifier_type, factory)
+            return
+    _FACTORIES.append((notifier_type, factory))
+
+
+def room_admin_for(notifier: Any) -> RoomAdmin:
+    """The RoomAdmin of the channel behind ``notifier``.
+
+    A notifier that is itself a RoomAdmin (tests' fakes) is returned as is.
+    """
+    for notifier_type, factory in _FACTORIES:
+        if isinstance(notifier, notifier_type):
+            return factory(notifier)
+    if all(hasattr(notifier, name) for name in ("create_topic", "create_invite_link")):
+        return notifier
+    raise LookupError(
+        f"no RoomAdmin registered for {type(notifier).__name__}; import its channel adapter "
+        "(e.g. bot.channels.telegram_rooms) or pass rooms= explicitly"
+    )

@@ -1,0 +1,530 @@
+"""Crisis task forces in chat: ``/crisis`` and the room commands, invitations, join requests and
+the room pool.
+
+Thin by design: each handler parses the update, calls ``bot.services.taskforces`` (or ``rooms``)
+and renders a template. Room commands find their crisis from the chat and forum topic they are
+sent in. Every button is re-checked on the server by its rule (``bot.buttons.register``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from sqlmodel import select
+from telegram import Chat, Message, Update
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.ext import (
+    BaseHandler,
+    ChatJoinRequestHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+import bot.channels.telegram_rooms  # noqa: F401  (registers the Telegram RoomAdmin)
+from bot.buttons import Button, int_id, register
+from bot.channels.telegram import keyboard
+from bot.runtime import Runtime
+from bot.services import rooms, taskforces
+from bot.services.permissions import Actor
+from bot.services.taskforces import TaskForceError
+from handlers.buttons import on_button
+from handlers.common import actor_of, language_of, reply, runtime_of
+from storage.models import Agency, CrisisMember, Severity
+
+log = logging.getLogger(__name__)
+
+SEVERITY_WORDS = {
+    "critical": Severity.CRITICAL,
+    "khẩn": Severity.CRITICAL,
+    "khan": Severity.CRITICAL,
+    "khẩncấp": Severity.CRITICAL,
+    "warning": Severity.WARNING,
+    "cảnhbáo": Severity.WARNING,
+    "info": Severity.INFO,
+    "theodõi": Severity.INFO,
+}
+_USERNAME = re.compile(r"^@[A-Za-z0-9_]{3,64}$")
+
+
+# --------------------------------------------------------------------------- button rules
+
+
+def _owns_invitation(session: Any, actor: Actor, ident: str) -> bool:
+    member = session.get(CrisisMember, int_id(ident))
+    return actor.active and member is not None and member.user_id == actor.user_id
+
+
+def _may_close_task(session: Any, actor: Actor, ident: str) -> bool:
+    return taskforces.can_close_task(session, actor, int_id(ident))
+
+
+def _may_pick(session: Any, actor: Actor, ident: str) -> bool:
+    crisis_text, _, user_text = ident.partition("-")
+    crisis = session.get(taskforces.Crisis, int_id(crisis_text)) if user_text else None
+    return crisis is not None and taskforces.is_participant(session, actor, crisis)
+
+
+JOIN = register(taskforces.JOIN, _owns_invitation, "join a crisis task force")
+DECLINE = register(taskforces.DECLINE, _owns_invitation, "decline a crisis task force")
+DONE = register(taskforces.TASK_DONE, _may_close_task, "close a task")
+PICK = register(taskforces.PICK, _may_pick, "convene a person picked from the list")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _error(runtime: Runtime, lang: str, exc: TaskForceError) -> str:
+    return runtime.renderer.render("crisis_error", lang, code=exc.code, d=exc.details)
+
+
+def _thread_of(message: Message) -> int | None:
+    return message.message_thread_id if message.is_topic_message else None
+
+
+def _room_crisis_id(update: Update, runtime: Runtime) -> int | None:
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None or chat.type == Chat.PRIVATE:
+        return None
+    with runtime.db.session() as session:
+        crisis = rooms.crisis_in_room(session, chat.id, _thread_of(message))
+        return crisis.id if crisis else None
+
+
+async def _in_room(
+    update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> tuple[Runtime, Actor, str, int] | None:
+    """Common start of a room command: the runtime, actor, language and crisis (or a reply)."""
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    crisis_id = _room_crisis_id(update, runtime)
+    if crisis_id is None:
+        await reply(update, runtime.renderer.render("crisis_error", lang, code="not_in_room", d={}))
+        return None
+    return runtime, actor, lang, crisis_id
+
+
+def _args(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
+    return list(context.args or [])
+
+
+def parse_crisis_args(
+    words: list[str], agency_codes: set[str]
+) -> tuple[str | None, str, list[str], str]:
+    """``/crisis [AGENCY] [severity] title [@people …]`` → (agency code, severity, usernames,
+    title). Severity and agency code are recognised only before the title."""
+    agency: str | None = None
+    severity: str = Severity.WARNING
+    usernames = [w for w in words if _USERNAME.match(w)]
+    rest = [w for w in words if not _USERNAME.match(w)]
+    for _ in range(2):
+        if not rest:
+            break
+        head = rest[0]
+        key = head.lower().strip("!:[]")
+        if (
+            agency is None
+            and head.strip("[]:").upper() in agency_codes
+            and head.strip("[]:").isupper()
+        ):
+            agency = head.strip("[]:").upper()
+            rest = rest[1:]
+        elif key in SEVERITY_WORDS and severity == Severity.WARNING and len(rest) > 1:
+            severity = SEVERITY_WORDS[key]
+            rest = rest[1:]
+    return agency, severity, usernames, " ".join(rest)
+
+
+# --------------------------------------------------------------------------- /crisis
+
+
+async def crisis_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    chat = update.effective_chat
+    if chat is None or chat.type != Chat.PRIVATE:
+        await reply(
+            update, runtime.renderer.render("crisis_error", lang, code="private_only", d={})
+        )
+        return
+    words = _args(context)
+    if not words:
+        with runtime.db.session() as session:
+            crises = taskforces.crisis_for_lead(session, actor.user_id)
+        await reply(update, runtime.renderer.render("crisis_list", lang, crises=crises))
+        return
+    with runtime.db.session() as session:
+        codes = {a.code: a.id for a in session.exec(select(Agency))}
+    code, severity, usernames, title = parse_crisis_args(words, set(codes))
+    try:
+        opened = await taskforces.open_crisis(
+            runtime,
+            actor,
+            title,
+            severity,
+            agency_id=codes.get(code) if code else None,
+            usernames=usernames,
+        )
+    except TaskForceError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    await reply(update, runtime.renderer.render("crisis_opened", lang, o=opened))
+
+
+# --------------------------------------------------------------------------- invitations
+
+
+async def _answer(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str, join: bool
+) -> None:
+    query = update.callback_query
+    assert query is not None
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    try:
+        answer = await taskforces.answer_invitation(runtime, actor, int_id(ident), join)
+    except TaskForceError as exc:
+        await query.answer(_error(runtime, lang, exc), show_alert=True)
+        return
+    await query.answer()
+    text = runtime.renderer.render("crisis_invite_answer", lang, a=answer, join=join)
+    buttons = None
+    if not join:
+        buttons = [[Button(runtime.renderer.render("tf_button_join", lang), JOIN.name, ident)]]
+    if query.message is not None:
+        await query.edit_message_text(
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(buttons),
+            disable_web_page_preview=True,
+        )
+
+
+@on_button(JOIN.name)
+async def join_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    await _answer(update, context, actor, ident, True)
+
+
+@on_button(DECLINE.name)
+async def decline_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    await _answer(update, context, actor, ident, False)
+
+
+async def join_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    request = update.chat_join_request
+    if request is None:
+        return
+    runtime = runtime_of(context)
+    link = request.invite_link.invite_link if request.invite_link else None
+    try:
+        await taskforces.handle_join_request(
+            runtime, chat_id=request.chat.id, telegram_id=request.from_user.id, invite_link=link
+        )
+    except Exception:
+        log.exception("join request of %s to %s", request.from_user.id, request.chat.id)
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+async def bot_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    change = update.my_chat_member
+    if change is None:
+        return
+    runtime = runtime_of(context)
+    new = change.new_chat_member
+    rights = {r: bool(getattr(new, r, False)) for r in rooms.POOL_RIGHTS}
+    status = "administrator" if new.status == ChatMemberStatus.ADMINISTRATOR else str(new.status)
+    with runtime.db.session() as session:
+        result = rooms.register_group(
+            session,
+            runtime.settings,
+            chat_id=change.chat.id,
+            title=change.chat.title or "",
+            chat_type=change.chat.type,
+            status=status,
+            rights=rights,
+            by_telegram_id=change.from_user.id if change.from_user else None,
+            now=runtime.clock.now(),
+        )
+        free = rooms.pool_counts(session).get("free", 0)
+    lang = language_of(update, None)
+    if result.state == "free":
+        await _say(
+            context, change.chat.id, runtime.renderer.render("tf_pool_registered", lang, free=free)
+        )
+        await taskforces.attach_waiting(runtime)
+    elif result.missing and new.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER):
+        await _say(
+            context,
+            change.chat.id,
+            runtime.renderer.render("tf_pool_missing", lang, missing=result.missing),
+        )
+
+
+async def _say(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str) -> None:
+    try:
+        await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
+    except Exception as exc:
+        log.info("could not post in %s: %s", chat_id, exc)
+
+
+async def members_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or not message.new_chat_members:
+        return
+    runtime = runtime_of(context)
+    for person in message.new_chat_members:
+        if not person.is_bot:
+            taskforces.note_member_joined(
+                runtime, chat_id=message.chat_id, thread_id=None, telegram_id=person.id
+            )
+
+
+# --------------------------------------------------------------------------- room commands
+
+
+async def role_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, actor, lang, crisis_id = room
+    words = _args(context)
+    if len(words) < 2 or not words[0].startswith("@"):
+        await reply(update, runtime.renderer.render("crisis_error", lang, code="role_usage", d={}))
+        return
+    try:
+        wanted = taskforces.parse_role(" ".join(words[1:]))
+        person, role = taskforces.set_role(runtime, actor, crisis_id, words[0], wanted)
+    except TaskForceError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    await reply(update, runtime.renderer.render("crisis_role_set", lang, person=person, role=role))
+
+
+async def task_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, actor, lang, crisis_id = room
+    text = " ".join(_args(context))
+    try:
+        view = taskforces.add_task(runtime, actor, crisis_id, text)
+    except TaskForceError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    message = update.effective_message
+    assert message is not None
+    label = runtime.renderer.render("tf_button_done", lang)
+    await message.reply_text(
+        runtime.renderer.render("task_added", lang, t=view),
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboard([[Button(label, DONE.name, view.task.id or 0)]]),
+        do_quote=False,
+    )
+
+
+async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, _actor, lang, crisis_id = room
+    with runtime.db.session() as session:
+        crisis = session.get(taskforces.Crisis, crisis_id)
+        tasks = taskforces.open_tasks(session, crisis_id)
+    await reply(update, runtime.renderer.render("task_list", lang, c=crisis, tasks=tasks))
+
+
+@on_button(DONE.name)
+async def done_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    query = update.callback_query
+    assert query is not None
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    try:
+        view, _changed = taskforces.complete_task(runtime, actor, int_id(ident))
+    except TaskForceError as exc:
+        await query.answer(_error(runtime, lang, exc), show_alert=True)
+        return
+    await query.answer()
+    await taskforces.refresh_brief(runtime, view.task.crisis_id)
+    if query.message is not None:
+        await query.edit_message_text(
+            runtime.renderer.render("task_done", lang, t=view), parse_mode=ParseMode.HTML
+        )
+
+
+async def update_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, actor, lang, crisis_id = room
+    try:
+        taskforces.post_update(runtime, actor, crisis_id, " ".join(_args(context)))
+    except TaskForceError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    await taskforces.refresh_brief(runtime, crisis_id)
+    await reply(update, runtime.renderer.render("timeline_updated", lang))
+
+
+async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, actor, lang, crisis_id = room
+    message = update.effective_message
+    assert message is not None
+    target = message.reply_to_message
+    # In a forum topic every message "replies" to the topic's creation message: not a note.
+    if target is not None and target.forum_topic_created is not None:
+        target = None
+    text = " ".join(_args(context))
+    author = None
+    if target is not None:
+        text = target.text or target.caption or text
+        if target.from_user is not None:
+            author = target.from_user.full_name
+    try:
+        taskforces.add_note(
+            runtime,
+            actor,
+            crisis_id,
+            text,
+            message_id=target.message_id if target else message.message_id,
+            author=author,
+        )
+    except TaskForceError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    await reply(update, runtime.renderer.render("timeline_noted", lang))
+
+
+async def timeline_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, actor, lang, crisis_id = room
+    try:
+        crisis, lines = taskforces.timeline_lines(runtime, actor, crisis_id)
+    except TaskForceError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    await reply(update, runtime.renderer.render("timeline_list", lang, c=crisis, lines=lines))
+
+
+async def roster_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, _actor, lang, crisis_id = room
+    with runtime.db.session() as session:
+        crisis = session.get(taskforces.Crisis, crisis_id)
+        lines = taskforces.roster(session, crisis_id)
+    await reply(update, runtime.renderer.render("crisis_roster", lang, c=crisis, lines=lines))
+
+
+async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, actor, lang, crisis_id = room
+    words = _args(context)
+    names = [w for w in words if w.startswith("@")]
+    if words and not names:
+        await reply(
+            update, runtime.renderer.render("crisis_error", lang, code="convene_usage", d={})
+        )
+        return
+    if not names:
+        with runtime.db.session() as session:
+            crisis = session.get(taskforces.Crisis, crisis_id)
+            if crisis is None or not taskforces.is_participant(session, actor, crisis):
+                await reply(
+                    update,
+                    runtime.renderer.render("crisis_error", lang, code="not_member_self", d={}),
+                )
+                return
+            people = taskforces.pick_candidates(session, crisis_id)
+        buttons = [[Button(taskforces._name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people]
+        message = update.effective_message
+        assert message is not None
+        await message.reply_text(
+            runtime.renderer.render("crisis_pick", lang, c=crisis, count=len(people)),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(buttons),
+            do_quote=False,
+        )
+        return
+    try:
+        invited, unknown = await taskforces.convene_more(runtime, actor, crisis_id, usernames=names)
+    except TaskForceError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    await reply(
+        update, runtime.renderer.render("crisis_convened", lang, invited=invited, unknown=unknown)
+    )
+
+
+@on_button(PICK.name)
+async def pick_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    query = update.callback_query
+    assert query is not None
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    crisis_text, _, user_text = ident.partition("-")
+    try:
+        invited, _unknown = await taskforces.convene_more(
+            runtime, actor, int_id(crisis_text), user_ids=[int_id(user_text)]
+        )
+    except TaskForceError as exc:
+        await query.answer(_error(runtime, lang, exc), show_alert=True)
+        return
+    await query.answer(
+        runtime.renderer.render("crisis_convened", lang, invited=invited, unknown=[])[:190]
+    )
+
+
+async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    room = await _in_room(update, context)
+    if room is None:
+        return
+    runtime, actor, lang, crisis_id = room
+    try:
+        await taskforces.resolve_crisis(runtime, actor, crisis_id)
+    except TaskForceError as exc:
+        await reply(update, _error(runtime, lang, exc))
+
+
+def handlers() -> list[BaseHandler[Any, Any, Any]]:
+    group = filters.ChatType.GROUPS
+    return [
+        CommandHandler("crisis", crisis_command),
+        CommandHandler("role", role_command, filters=group),
+        CommandHandler("task", task_command, filters=group),
+        CommandHandler("tasks", tasks_command, filters=group),
+        CommandHandler("update", update_command, filters=group),
+        CommandHandler("note", note_command, filters=group),
+        CommandHandler("timeline", timeline_command, filters=group),
+        CommandHandler("roster", roster_command, filters=group),
+        CommandHandler("convene", convene_command, filters=group),
+        CommandHandler("resolve", resolve_command, filters=group),
+        ChatJoinRequestHandler(join_request),
+        ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER),
+        MessageHandler(filters.StatusUpdate.NEW_CHAT_MEMBERS, members_arrived),
+    ]
