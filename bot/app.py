@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.runtime import Runtime
 from bot.services.due import fire_due
 from bot.templating import Renderer
-from handlers import admin, errors, fallback, people, start, taskforce
+from handlers import admin, drafts, errors, fallback, people, start, taskforce
 from handlers.buttons import button_handler
 from storage.db import Database
 from storage.leader import Leadership
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 TICK_JOB_ID = "tick"
 
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function.
-HANDLER_MODULES = (start, people, admin, taskforce, fallback)
+HANDLER_MODULES = (start, people, admin, taskforce, drafts, fallback)
 
 
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:

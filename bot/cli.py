@@ -99,6 +99,17 @@ def cmd_trends_replay(args: argparse.Namespace) -> int:
     return cmd_replay(Path(args.stream), _settings(args), sys.stdout, sys.stderr)
 
 
+def cmd_templates_check(args: argparse.Namespace) -> int:
+    """Check press templates: front matter, syntax, sandbox, a render with sample data."""
+    from bot.services.press_templates import run_check
+
+    templates_dir = None if args.dir else _settings(args).templates_dir
+    code, lines = run_check(args.dir, templates_dir)
+    for line in lines:
+        print(line, file=sys.stderr if code else sys.stdout)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crisisdesk",
@@ -139,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trends_replay.set_defaults(func=cmd_trends_replay)
     trends.set_defaults(func=lambda _args: _usage(trends))
+
+    templates = sub.add_parser("templates", help="press-statement templates")
+    templates_sub = templates.add_subparsers(dest="templates_command", metavar="ACTION")
+    check = templates_sub.add_parser("check", help="validate press templates; exit 1 on problems")
+    check.add_argument(
+        "dir",
+        nargs="?",
+        help="folder with vi/ and en/ (default: built-ins + CRISISDESK_TEMPLATES_DIR)",
+    )
+    check.set_defaults(func=cmd_templates_check)
+    templates.set_defaults(func=lambda _args: _usage(templates))
 
     return parser
 

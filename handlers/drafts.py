@@ -1,0 +1,772 @@
+"""Press-response drafts in chat: ``/draft``, ``/set``, ``/history``, ``/pin`` and the buttons.
+
+Thin on purpose: parse the update, call ``bot.services.drafts`` / ``approvals``, render a message
+template. Questions (a field to fill, a reason, a PIN) are sent with ``ForceReply`` and answered
+by *replying*, because in a room under privacy mode the bot sees only commands and replies to its
+own messages; the conversation itself is a ``ConversationState`` row committed before each
+question, so a restart resumes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from telegram import ForceReply, Message, Update
+from telegram.constants import ChatType, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bot.buttons import Button, register
+from bot.runtime import Runtime
+from bot.services import approvals as ap
+from bot.services import drafts as dr
+from bot.services.people import actor_for_telegram, telegram_ref
+from bot.services.permissions import Actor
+from handlers.buttons import on_button
+from handlers.common import actor_of, language_of, reply, runtime_of
+from storage.models import ConversationState, Crisis, Decision, Draft, User
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- button rules
+
+
+def _id(ident: str) -> int | None:
+    return int(ident) if ident.isdigit() and len(ident) < 19 else None
+
+
+def _drafter_rule(session: Any, actor: Actor, ident: str) -> bool:
+    draft_id = _id(ident)
+    draft = session.get(Draft, draft_id) if draft_id else None
+    crisis = session.get(Crisis, draft.crisis_id) if draft else None
+    return crisis is not None and dr.can_work_on(session, actor, crisis)
+
+
+def _approver_rule(session: Any, actor: Actor, ident: str) -> bool:
+    draft_id = _id(ident)
+    return draft_id is not None and ap.is_approver(session, actor, draft_id)
+
+
+EDIT = register("draft.edit", _drafter_rule, "how to edit a draft")
+SUBMIT = register("draft.submit", _drafter_rule, "submit a draft version for approval")
+DISCARD = register("draft.discard", _drafter_rule, "discard a draft")
+APPROVE = register("appr.ok", _approver_rule, "approve a submitted version")
+CHANGES = register("appr.changes", _approver_rule, "request changes to a submitted version")
+REJECT = register("appr.reject", _approver_rule, "reject a submitted version")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _refs(update: Update) -> tuple[str, str, int | None]:
+    message = update.effective_message
+    user = update.effective_user
+    assert message is not None and user is not None
+    thread = message.message_thread_id if message.is_topic_message else None
+    return f"{message.chat_id}:{thread or 0}", telegram_ref(user.id), thread
+
+
+def _error(runtime: Runtime, lang: str, exc: dr.DraftError) -> str:
+    return runtime.renderer.render("draft_error", lang, code=exc.code, ctx=exc.context)
+
+
+def _error_code(runtime: Runtime, lang: str, code: str, **ctx: Any) -> str:
+    return runtime.renderer.render("draft_error", lang, code=code, ctx=ctx)
+
+
+def draft_buttons(runtime: Runtime, lang: str, draft_id: int) -> list[list[Button]]:
+    def label(which: str) -> str:
+        return runtime.renderer.render("draft_label", lang, which=which)
+
+    return [
+        [
+            Button(label("edit"), EDIT.name, draft_id),
+            Button(label("submit"), SUBMIT.name, draft_id),
+        ],
+        [Button(label("discard"), DISCARD.name, draft_id)],
+    ]
+
+
+async def post_draft(
+    runtime: Runtime, draft_id: int, lang: str, diff: dr.DiffSummary | None = None
+) -> None:
+    """Show a version in its room with Edit / Submit / Discard."""
+    with runtime.db.session() as session:
+        draft = session.get(Draft, draft_id)
+        assert draft is not None
+        title = dr.template_title(dr.library(runtime), draft)
+    header = runtime.renderer.render(
+        "draft_header", lang, draft=draft, title=title, diff=diff.as_dict() if diff else None
+    )
+    await dr.post_version(
+        runtime, draft_id, header=header, buttons=draft_buttons(runtime, lang, draft_id)
+    )
+
+
+async def _ask(message: Message, text: str) -> Message:
+    """A question answered by replying (ForceReply also works under privacy mode)."""
+    return await message.reply_text(
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=ForceReply(selective=True),
+        do_quote=True,
+    )
+
+
+async def _ask_private(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str) -> Message:
+    return await context.bot.send_message(
+        chat_id, text, parse_mode=ParseMode.HTML, reply_markup=ForceReply(selective=True)
+    )
+
+
+async def _after_fill(update: Update, runtime: Runtime, lang: str, started: dr.Started) -> None:
+    message = update.effective_message
+    assert message is not None
+    if started.prompt is not None:
+        text = runtime.renderer.render(
+            "draft_prompt", lang, prompt=started.prompt, prefilled=started.prefilled
+        )
+        asked = await _ask(message, text)
+        with runtime.db.session() as session:
+            dr.remember_prompt(session, started.prompt.state_id, asked.message_id)
+    elif started.draft is not None and started.draft.id is not None:
+        await post_draft(runtime, started.draft.id, lang)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    message = update.effective_message
+    assert message is not None
+    args = [a.lower() for a in (context.args or [])]
+    chat_ref, user_ref, thread = _refs(update)
+    templates = dr.library(runtime)
+    if args[:1] == ["cancel"]:
+        with runtime.db.session() as session:
+            done = dr.cancel_fill(session, chat_ref, user_ref)
+        await reply(
+            update,
+            runtime.renderer.render("draft_notice", lang, code="cancelled" if done else "nothing"),
+        )
+        return
+    with runtime.db.session() as session:
+        crisis = dr.crisis_for_room(session, message.chat_id, thread)
+    if crisis is None:
+        await reply(update, _error_code(runtime, lang, "draft_not_room"))
+        return
+    if not args:
+        kinds = [(k, templates.get(k, lang).title) for k in templates.kinds(lang)]
+        await reply(update, runtime.renderer.render("draft_usage", lang, kinds=kinds))
+        return
+    statement_lang = args[1] if len(args) > 1 and args[1] in ("vi", "en") else lang
+    try:
+        with runtime.db.session() as session:
+            fresh = session.get(Crisis, crisis.id)
+            assert fresh is not None
+            started = dr.start_draft(
+                session,
+                crisis=fresh,
+                actor=actor_for_telegram(session, runtime.settings, update.effective_user.id),  # type: ignore[union-attr]
+                kind=args[0],
+                lang=statement_lang,
+                ui_lang=lang,
+                chat_ref=chat_ref,
+                user_ref=user_ref,
+                at=runtime.clock.now(),
+                tz=runtime.settings.tz,
+                templates=templates,
+            )
+    except dr.DraftError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    await _after_fill(update, runtime, lang, started)
+
+
+def _target(session: Any, message: Message, crisis: Crisis) -> Draft | None:
+    replied = message.reply_to_message
+    if replied is not None:
+        found = dr.draft_for_message(session, message.chat_id, replied.message_id)
+        if found is not None:
+            return found
+    return dr.current_for_room(session, crisis.id or 0)
+
+
+async def _edit(
+    update: Update,
+    runtime: Runtime,
+    actor: Actor,
+    lang: str,
+    draft_id: int,
+    *,
+    body: str | None = None,
+    set_field: tuple[str, str] | None = None,
+) -> None:
+    try:
+        with runtime.db.session() as session:
+            draft = session.get(Draft, draft_id)
+            assert draft is not None
+            fresh, previous, diff = dr.new_version(
+                session,
+                draft,
+                actor,
+                body=body,
+                set_field=set_field,
+                at=runtime.clock.now(),
+                tz=runtime.settings.tz,
+                templates=dr.library(runtime),
+            )
+    except dr.DraftError as exc:
+        await reply(update, _error(runtime, lang, exc))
+        return
+    if previous.status == "superseded":
+        await ap.announce_superseded(runtime, previous, fresh)
+    assert fresh.id is not None
+    await post_draft(runtime, fresh.id, lang, diff)
+
+
+async def set_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    parts = message.text.split(maxsplit=2)
+    if len(parts) < 3:
+        await reply(update, _error_code(runtime, lang, "draft_set_usage"))
+        return
+    _chat_ref, _user_ref, thread = _refs(update)
+    with runtime.db.session() as session:
+        crisis = dr.crisis_for_room(session, message.chat_id, thread)
+        target = _target(session, message, crisis) if crisis else None
+    if crisis is None:
+        await reply(update, _error_code(runtime, lang, "draft_not_room"))
+        return
+    if target is None or target.id is None:
+        await reply(update, _error_code(runtime, lang, "draft_no_draft"))
+        return
+    await _edit(update, runtime, actor, lang, target.id, set_field=(parts[1].lower(), parts[2]))
+
+
+async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    message = update.effective_message
+    assert message is not None
+    args = context.args or []
+    number = int(args[0].lstrip("#")) if args and args[0].lstrip("#").isdigit() else None
+    _c, _u, thread = _refs(update)
+    with runtime.db.session() as session:
+        crisis = dr.crisis_for_room(session, message.chat_id, thread)
+        entries: list[dr.HistoryEntry] = []
+        title = ""
+        if crisis is None or number is None:
+            problem = "draft_not_room" if crisis is None else "history_usage"
+        elif not dr.can_work_on(session, actor, crisis):
+            problem = "draft_not_allowed"
+        else:
+            newest = dr.latest(session, crisis.id or 0, number)
+            problem = "" if newest else "history_not_found"
+            entries = dr.history(session, crisis.id or 0, number)[-40:]
+            title = dr.template_title(dr.library(runtime), newest) if newest else ""
+    if problem:
+        await reply(update, _error_code(runtime, lang, problem, number=number))
+        return
+    await reply(
+        update,
+        runtime.renderer.render(
+            "history_statement", lang, number=number, title=title, entries=entries
+        ),
+    )
+
+
+async def pin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    message = update.effective_message
+    chat = update.effective_chat
+    assert message is not None and chat is not None
+    if chat.type != ChatType.PRIVATE:
+        await reply(update, runtime.renderer.render("pin_message", lang, code="pin_private_only"))
+        return
+    if actor.user is None or not actor.active:
+        await reply(update, runtime.renderer.render("pin_message", lang, code="pin_not_registered"))
+        return
+    chat_ref, user_ref, _thread = _refs(update)
+    with runtime.db.session() as session:
+        state = ap.open_state(
+            session, chat_ref, user_ref, ap.FLOW_PIN_SET, "new", {}, runtime.clock.now()
+        )
+        state_id = state.id
+    asked = await _ask(message, runtime.renderer.render("pin_message", lang, code="pin_new"))
+    with runtime.db.session() as session:
+        _remember(session, state_id, asked.message_id)
+
+
+def _remember(session: Any, state_id: int | None, message_id: int) -> None:
+    state = session.get(ConversationState, state_id)
+    if state is not None:
+        state.data = {**state.data, "prompt_message_id": message_id}
+
+
+# --------------------------------------------------------------------------- replies
+
+
+async def reply_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A reply to one of the bot's messages: an answer, a reason, a PIN, or a new full text."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None or message.text is None or update.effective_user is None:
+        return
+    if chat.type == ChatType.PRIVATE:
+        await _private_reply(update, context, message)
+    else:
+        await _room_reply(update, context, message)
+
+
+async def _room_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    chat_ref, user_ref, _thread = _refs(update)
+    replied = message.reply_to_message
+    assert replied is not None and message.text is not None
+    with runtime.db.session() as session:
+        edited = dr.draft_for_message(session, message.chat_id, replied.message_id)
+        state = dr.fill_state(session, chat_ref, user_ref) if edited is None else None
+    if edited is not None and edited.id is not None:
+        await _edit(update, runtime, actor, lang, edited.id, body=message.text)
+        return
+    if state is None:
+        return
+    try:
+        with runtime.db.session() as session:
+            fresh = session.get(ConversationState, state.id)
+            if fresh is None:
+                return
+            started = dr.answer(
+                session, fresh, message.text, at=runtime.clock.now(), templates=dr.library(runtime)
+            )
+    except dr.DraftError as exc:
+        await _ask(message, _error(runtime, lang, exc))
+        return
+    await _after_fill(update, runtime, lang, started)
+
+
+async def _private_reply(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message
+) -> None:
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    chat_ref, user_ref, _thread = _refs(update)
+    replied = message.reply_to_message
+    assert replied is not None and message.text is not None
+    with runtime.db.session() as session:
+        states = [
+            s
+            for flow in (ap.FLOW_PIN_SET, ap.FLOW_PIN_APPROVE, ap.FLOW_REASON)
+            if (s := ap.state_for(session, chat_ref, user_ref, flow)) is not None
+        ]
+    if not states or actor.user is None:
+        return
+    exact = [s for s in states if s.data.get("prompt_message_id") == replied.message_id]
+    state = (exact or sorted(states, key=lambda s: s.updated_at))[-1]
+    if state.flow in (ap.FLOW_PIN_SET, ap.FLOW_PIN_APPROVE):
+        with contextlib.suppress(TelegramError):
+            await message.delete()  # the PIN should not stay on screen
+    if state.flow == ap.FLOW_PIN_SET:
+        with runtime.db.session() as session:
+            fresh = session.get(ConversationState, state.id)
+            user = session.get(User, actor.user.id)
+            assert user is not None
+            code = (
+                ap.pin_step(session, fresh, user, message.text, runtime.clock.now())
+                if fresh
+                else "pin_new"
+            )
+            state_id = fresh.id if fresh is not None and code != "pin_saved" else None
+        text = runtime.renderer.render("pin_message", lang, code=code)
+        if state_id is None:
+            await reply(update, text)
+        else:
+            asked = await _ask_private(context, message.chat_id, text)
+            with runtime.db.session() as session:
+                _remember(session, state_id, asked.message_id)
+        return
+    await _decide_from_state(update, context, runtime, actor, lang, state, message.text)
+
+
+async def _decide_from_state(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    runtime: Runtime,
+    actor: Actor,
+    lang: str,
+    state: ConversationState,
+    text: str,
+) -> None:
+    draft_id = int(state.data["draft_id"])
+    outcome: ap.Outcome | None = None
+    problem: str | None = None
+    error: dr.DraftError | None = None
+    try:
+        with runtime.db.session() as session:
+            fresh = session.get(ConversationState, state.id)
+            user = session.get(User, actor.user_id)
+            if fresh is None or user is None:
+                return
+            if fresh.flow == ap.FLOW_PIN_APPROVE:
+                result = ap.pin_attempt(session, fresh, user, text, runtime.clock.now())
+                if isinstance(result, str):
+                    problem = result
+                else:
+                    outcome = result
+            else:
+                decision = Decision(fresh.data["decision"])
+                session.delete(fresh)
+                outcome = ap.decide(
+                    session, draft_id, user, decision, comment=text, at=runtime.clock.now()
+                )
+    except dr.DraftError as exc:
+        error = exc
+    if error is not None:
+        with runtime.db.session() as session:
+            ap.refuse(session, actor, draft_id, error.code, runtime.clock.now())
+            leftover = session.get(ConversationState, state.id)
+            if leftover is not None:
+                session.delete(leftover)
+        await reply(update, _error(runtime, lang, error))
+        return
+    if problem is not None:
+        await reply(update, runtime.renderer.render("pin_message", lang, code=problem))
+        return
+    assert outcome is not None
+    await reply(update, runtime.renderer.render("approval_prompt", lang, code="recorded"))
+    await ap.announce(runtime, outcome)
+
+
+# --------------------------------------------------------------------------- drafter buttons
+
+
+def _button_draft(ident: str) -> int:
+    draft_id = _id(ident)
+    assert draft_id is not None  # the rule has already refused anything else
+    return draft_id
+
+
+@on_button(EDIT.name)
+async def edit_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    query = update.callback_query
+    assert query is not None
+    with runtime.db.session() as session:
+        draft = session.get(Draft, _button_draft(ident))
+        assert draft is not None
+        try:
+            fields = dr.library(runtime).get(draft.template, draft.language).field_names
+        except Exception:
+            fields = sorted(k for k in draft.fields if not k.startswith("_"))
+    await query.answer()
+    if query.message is not None:
+        await query.message.reply_text(  # type: ignore[attr-defined]
+            runtime.renderer.render("draft_edit_help", lang, number=draft.number, fields=fields),
+            parse_mode=ParseMode.HTML,
+            do_quote=False,
+        )
+
+
+@on_button(SUBMIT.name)
+async def submit_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    query = update.callback_query
+    assert query is not None
+    remind = timedelta(minutes=runtime.settings.approval_reminder_minutes)
+    try:
+        with runtime.db.session() as session:
+            draft = session.get(Draft, _button_draft(ident))
+            assert draft is not None
+            submitted = ap.submit(session, draft, actor, runtime.clock.now(), remind)
+    except dr.DraftError as exc:
+        await query.answer(_error(runtime, lang, exc)[:190], show_alert=True)
+        return
+    await query.answer()
+    unreachable = await ap.send_requests(runtime, submitted)
+    text = runtime.renderer.render(
+        "draft_notice",
+        lang,
+        code="submitted",
+        number=submitted.draft.number,
+        version=submitted.draft.version,
+        approvers=", ".join(u.full_name for u in submitted.approvers),
+        required=submitted.required,
+        unreachable=", ".join(u.full_name for u in unreachable),
+    )
+    room = dr.room_of(submitted.crisis)
+    if room is not None:
+        await runtime.notifier.send_text(room, text)
+
+
+@on_button(DISCARD.name)
+async def discard_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    query = update.callback_query
+    assert query is not None
+    try:
+        with runtime.db.session() as session:
+            draft = session.get(Draft, _button_draft(ident))
+            assert draft is not None
+            discarded = dr.discard(session, draft, actor, runtime.clock.now())
+            crisis = session.get(Crisis, discarded.crisis_id)
+    except dr.DraftError as exc:
+        await query.answer(_error(runtime, lang, exc)[:190], show_alert=True)
+        return
+    await query.answer()
+    await ap.close_requests(
+        runtime, discarded.id or 0, "closed", number=discarded.number, version=discarded.version
+    )
+    room = dr.room_of(crisis) if crisis else None
+    if room is not None:
+        who = actor.user.full_name if actor.user else ""
+        await runtime.notifier.send_text(
+            room,
+            runtime.renderer.render(
+                "draft_notice", lang, code="discarded", number=discarded.number, who=who
+            ),
+        )
+
+
+# --------------------------------------------------------------------------- approver buttons
+
+
+async def _refuse_press(
+    update: Update, runtime: Runtime, actor: Actor, lang: str, draft_id: int, exc: dr.DraftError
+) -> None:
+    query = update.callback_query
+    assert query is not None
+    with runtime.db.session() as session:
+        ap.refuse(session, actor, draft_id, exc.code, runtime.clock.now())
+    await query.answer(_error(runtime, lang, exc)[:190], show_alert=True)
+
+
+@on_button(APPROVE.name)
+async def approve_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    query = update.callback_query
+    assert query is not None and actor.user is not None
+    draft_id = _button_draft(ident)
+    needs_pin: ap.NeedsPin | None = None
+    try:
+        with runtime.db.session() as session:
+            user = session.get(User, actor.user.id)
+            assert user is not None
+            outcome = ap.decide(session, draft_id, user, Decision.APPROVE, at=runtime.clock.now())
+    except dr.DraftError as exc:
+        await _refuse_press(update, runtime, actor, lang, draft_id, exc)
+        return
+    except ap.NeedsPin as exc:
+        needs_pin = exc
+    if needs_pin is not None:
+        await _ask_for_pin(update, context, runtime, actor, lang, draft_id, needs_pin.has_pin)
+        return
+    await query.answer(runtime.renderer.render("approval_prompt", lang, code="recorded"))
+    await ap.announce(runtime, outcome)
+
+
+async def _ask_for_pin(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    runtime: Runtime,
+    actor: Actor,
+    lang: str,
+    draft_id: int,
+    has_pin: bool,
+) -> None:
+    query = update.callback_query
+    assert query is not None and actor.user is not None
+    if not has_pin or actor.user.telegram_id is None:
+        await query.answer(
+            runtime.renderer.render("approval_prompt", lang, code="pin_needed")[:190],
+            show_alert=True,
+        )
+        return
+    private = actor.user.telegram_id
+    with runtime.db.session() as session:
+        draft = session.get(Draft, draft_id)
+        assert draft is not None
+        state = ap.open_state(
+            session,
+            f"{private}:0",
+            actor.channel_ref,
+            ap.FLOW_PIN_APPROVE,
+            "pin",
+            {"draft_id": draft_id, "attempts": 0},
+            runtime.clock.now(),
+        )
+        state_id, number, version = state.id, draft.number, draft.version
+    await query.answer(runtime.renderer.render("approval_prompt", lang, code="check_private"))
+    asked = await _ask_private(
+        context,
+        private,
+        runtime.renderer.render(
+            "approval_prompt", lang, code="pin", number=number, version=version
+        ),
+    )
+    with runtime.db.session() as session:
+        _remember(session, state_id, asked.message_id)
+
+
+async def _ask_reason(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str, decision: Decision
+) -> None:
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    query = update.callback_query
+    assert query is not None and actor.user is not None and actor.user.telegram_id is not None
+    draft_id = _button_draft(ident)
+    private = actor.user.telegram_id
+    try:
+        with runtime.db.session() as session:
+            user = session.get(User, actor.user.id)
+            assert user is not None
+            draft, _crisis, _agency = ap.precheck(session, draft_id, user)
+            state = ap.open_state(
+                session,
+                f"{private}:0",
+                actor.channel_ref,
+                ap.FLOW_REASON,
+                "reason",
+                {"draft_id": draft_id, "decision": str(decision)},
+                runtime.clock.now(),
+            )
+            state_id, number, version = state.id, draft.number, draft.version
+    except dr.DraftError as exc:
+        await _refuse_press(update, runtime, actor, lang, draft_id, exc)
+        return
+    await query.answer(runtime.renderer.render("approval_prompt", lang, code="check_private"))
+    asked = await _ask_private(
+        context,
+        private,
+        runtime.renderer.render(
+            "approval_prompt",
+            lang,
+            code="reason",
+            decision=str(decision),
+            number=number,
+            version=version,
+        ),
+    )
+    with runtime.db.session() as session:
+        _remember(session, state_id, asked.message_id)
+
+
+@on_button(CHANGES.name)
+async def changes_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    await _ask_reason(update, context, actor, ident, Decision.REQUEST_CHANGES)
+
+
+@on_button(REJECT.name)
+async def reject_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    await _ask_reason(update, context, actor, ident, Decision.REJECT)
+
+
+# --------------------------------------------------------------------------- for other areas
+
+
+async def start_in_room(
+    context: ContextTypes.DEFAULT_TYPE,
+    crisis_id: int,
+    telegram_user_id: int,
+    kind: str = "holding",
+    lang: str | None = None,
+) -> str | None:
+    """Start a draft for ``crisis_id`` on behalf of a person (the alerts' "Draft response").
+
+    The first question is posted in the crisis room, addressed to the person, who answers by
+    replying there. Returns None on success, else the error text to show the person.
+    """
+    runtime = runtime_of(context)
+    with runtime.db.session() as session:
+        actor = actor_for_telegram(session, runtime.settings, telegram_user_id)
+        crisis = session.get(Crisis, crisis_id)
+        ui_lang = actor.user.language if actor.user else "vi"
+        if crisis is None or crisis.room_chat_id is None:
+            return _error_code(runtime, ui_lang, "draft_not_room")
+        chat_ref = f"{crisis.room_chat_id}:{crisis.room_thread_id or 0}"
+        try:
+            started = dr.start_draft(
+                session,
+                crisis=crisis,
+                actor=actor,
+                kind=kind,
+                lang=lang or ui_lang,
+                ui_lang=ui_lang,
+                chat_ref=chat_ref,
+                user_ref=telegram_ref(telegram_user_id),
+                at=runtime.clock.now(),
+                tz=runtime.settings.tz,
+                templates=dr.library(runtime),
+            )
+        except dr.DraftError as exc:
+            return _error(runtime, ui_lang, exc)
+        room = dr.room_of(crisis)
+    assert room is not None
+    if started.prompt is not None:
+        text = runtime.renderer.render(
+            "draft_prompt", ui_lang, prompt=started.prompt, prefilled=started.prefilled
+        )
+        asked = await context.bot.send_message(
+            room.chat_id,
+            text,
+            message_thread_id=room.thread_id,
+            parse_mode=ParseMode.HTML,
+            reply_markup=ForceReply(selective=False),
+        )
+        with runtime.db.session() as session:
+            dr.remember_prompt(session, started.prompt.state_id, asked.message_id)
+    elif started.draft is not None and started.draft.id is not None:
+        await post_draft(runtime, started.draft.id, ui_lang)
+    return None
+
+
+class _ReplyToBot(filters.MessageFilter):
+    """Text that replies to a message of a bot (ours: the only bot that sends our prompts)."""
+
+    def filter(self, message: Message) -> bool:
+        replied = message.reply_to_message
+        return bool(replied and replied.from_user and replied.from_user.is_bot)
+
+
+def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
+    return [
+        CommandHandler("draft", draft_command),
+        CommandHandler("set", set_command),
+        CommandHandler("history", history_command),
+        CommandHandler("pin", pin_command),
+        MessageHandler(filters.TEXT & ~filters.COMMAND & _ReplyToBot(), reply_message),
+    ]
