@@ -50,16 +50,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.token is None:
         print(
-            "crisisdesk: no CRISISDESK_TELEGRAM_TOKEN is set. With no token, 'crisisdesk run' "
-            "will start the local sandbox once it exists; until then set a bot token "
-            "from @BotFather.",
+            "crisisdesk: no CRISISDESK_TELEGRAM_TOKEN is set, so this is the local sandbox "
+            "(set a bot token from @BotFather to run the real bot).",
             file=sys.stderr,
+            flush=True,
         )
-        return EXIT_USAGE
+        return _run_sandbox(data=None, port=None, speed=None, drill=False, open_browser=True)
     from bot.app import run_bot
 
     run_bot(settings)
     return EXIT_OK
+
+
+def _run_sandbox(
+    *, data: str | None, port: int | None, speed: float | None, drill: bool, open_browser: bool
+) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from bot.sandbox.runner import DEFAULT_SPEED, SandboxOptions, can_open_browser, run_sandbox
+
+    options = SandboxOptions(
+        data_dir=Path(data) if data else None,
+        port=8080 if port is None else port,
+        port_fallback=port is None,  # the default port may be taken: then any free one
+        speed=DEFAULT_SPEED if speed is None else speed,
+        drill=drill,
+    )
+    try:
+        asyncio.run(run_sandbox(options, open_browser=open_browser and can_open_browser()))
+    except OSError as exc:  # the port is taken, the data directory is not writable…
+        print(f"crisisdesk: the sandbox could not start: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """The whole CrisisDesk on loopback with a simulated news day; prints the page's address."""
+    if args.speed is not None and not 0 <= args.speed <= 3600:
+        print("crisisdesk: --speed must be between 0 and 3600", file=sys.stderr)
+        return EXIT_USAGE
+    return _run_sandbox(
+        data=args.data,
+        port=args.port,
+        speed=args.speed,
+        drill=args.drill,
+        open_browser=not args.no_browser_open,
+    )
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -123,6 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the bot (polling or webhook); no token: the sandbox")
     run.set_defaults(func=cmd_run)
+
+    sandbox = sub.add_parser(
+        "sandbox", help="the whole CrisisDesk in a browser, on a simulated news day (no token)"
+    )
+    sandbox.add_argument(
+        "--data", metavar="DIR", help="keep the sandbox's SQLite and state here (default: temporary)"
+    )
+    sandbox.add_argument(
+        "--port", type=int, default=None, help="web page port (default 8080, or a free one)"
+    )
+    sandbox.add_argument(
+        "--speed", type=float, default=None, help="simulated seconds per real second (default 144)"
+    )
+    sandbox.add_argument("--drill", action="store_true", help="guided drill with a step panel")
+    sandbox.add_argument(
+        "--no-browser-open", action="store_true", help="do not open the page in a browser"
+    )
+    sandbox.set_defaults(func=cmd_sandbox)
 
     emulator = sub.add_parser("emulator", help="run the local Telegram Bot API emulator")
     emulator.add_argument("--port", type=int, required=True, help="0 picks a free port")

@@ -1,0 +1,175 @@
+"""The guided drill: what to do next, step by step, checked against the database and the emulator.
+
+Each :class:`Step` names the persona who acts, the words shown on the page (from the page's
+strings, ``drill_<key>``) and a condition. The panel shows every step; the first step whose
+condition is not met is the current one. A step whose feature is not wired into the bot
+(``bot.app.HANDLER_MODULES``) is shown as unavailable and skipped, so the drill grows as the
+features land. Conditions read rows (users, alerts, crises, drafts, approvals) and the emulator's
+chats: nothing is inferred from which buttons someone pressed on the page.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot.sandbox.personas import PERSONA_BY_KEY
+from storage.models import (
+    Alert,
+    Approval,
+    Crisis,
+    CrisisStatus,
+    Decision,
+    Draft,
+    DraftStatus,
+    Topic,
+    User,
+    UserStatus,
+)
+
+if TYPE_CHECKING:
+    from bot.sandbox.runner import Sandbox
+
+CRISIS_TOPIC = "An toàn thực phẩm"
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    persona: str  # who acts (a PERSONAS key)
+    feature: str | None  # the handlers module the step needs, e.g. "handlers.start"
+    done: Callable[[Sandbox, Session], bool]
+
+
+def _spokesperson(session: Session) -> User | None:
+    telegram_id = PERSONA_BY_KEY["spokesperson"].user_id
+    return session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+
+
+def _registered(sandbox: Sandbox, session: Session) -> bool:
+    user = _spokesperson(session)
+    return user is not None and user.status in (UserStatus.PENDING, UserStatus.ACTIVE)
+
+
+def _approved(sandbox: Sandbox, session: Session) -> bool:
+    user = _spokesperson(session)
+    return user is not None and user.status == UserStatus.ACTIVE
+
+
+def _alert_received(sandbox: Sandbox, session: Session) -> bool:
+    topic = session.exec(select(Topic).where(Topic.name == CRISIS_TOPIC)).first()
+    if topic is None:
+        return False
+    alert = session.exec(select(Alert).where(Alert.topic_id == topic.id)).first()
+    if alert is None:
+        return False
+    chat_id = PERSONA_BY_KEY["spokesperson"].user_id
+    chat = sandbox.emulator.world.chats.get(chat_id)
+    bot_id = sandbox.emulator.bot.id
+    return chat is not None and any(
+        m.sender_id == bot_id and "photo" in m.data for m in chat.live_messages()
+    )
+
+
+def _crisis_opened(sandbox: Sandbox, session: Session) -> bool:
+    return session.exec(select(Crisis.id).limit(1)).first() is not None
+
+
+def _draft_submitted(sandbox: Sandbox, session: Session) -> bool:
+    submitted = [s.value for s in DraftStatus if s not in (DraftStatus.DRAFTING,)]
+    return (
+        session.exec(select(Draft.id).where(sa.column("status").in_(submitted)).limit(1)).first()
+        is not None
+    )
+
+
+def _changes_requested(sandbox: Sandbox, session: Session) -> bool:
+    found = session.exec(
+        select(Approval.id).where(Approval.decision == Decision.REQUEST_CHANGES).limit(1)
+    ).first()
+    return found is not None
+
+
+def _approved_draft(sandbox: Sandbox, session: Session) -> bool:
+    statuses = (DraftStatus.APPROVED.value, DraftStatus.PUBLISHED.value)
+    return (
+        session.exec(select(Draft.id).where(sa.column("status").in_(statuses)).limit(1)).first()
+        is not None
+    )
+
+
+def _published(sandbox: Sandbox, session: Session) -> bool:
+    return (
+        session.exec(select(Draft.id).where(Draft.status == DraftStatus.PUBLISHED).limit(1)).first()
+        is not None
+    )
+
+
+def _resolved(sandbox: Sandbox, session: Session) -> bool:
+    return (
+        session.exec(
+            select(Crisis.id).where(Crisis.status == CrisisStatus.RESOLVED).limit(1)
+        ).first()
+        is not None
+    )
+
+
+STEPS: tuple[Step, ...] = (
+    Step("register", "spokesperson", "handlers.start", _registered),
+    Step("approve", "admin", "handlers.start", _approved),
+    Step("alert", "spokesperson", "handlers.alerts", _alert_received),
+    Step("crisis", "spokesperson", "handlers.taskforce", _crisis_opened),
+    Step("draft", "spokesperson", "handlers.drafts", _draft_submitted),
+    Step("changes", "supervisor", "handlers.drafts", _changes_requested),
+    Step("approve_draft", "supervisor", "handlers.drafts", _approved_draft),
+    Step("publish", "spokesperson", "handlers.drafts", _published),
+    Step("resolve", "spokesperson", "handlers.taskforce", _resolved),
+)
+
+
+def wired_features() -> set[str]:
+    """Handler modules the running bot has (``bot.app.HANDLER_MODULES``)."""
+    app = importlib.import_module("bot.app")
+    return {module.__name__ for module in getattr(app, "HANDLER_MODULES", ())}
+
+
+def drill_state(sandbox: Sandbox, lang: str) -> dict[str, Any]:
+    """The panel: every step with its status (done | current | todo | unavailable)."""
+    from bot.sandbox.web import load_strings
+
+    strings = load_strings()[lang]
+    wired = wired_features()
+    done_keys = sandbox.drill_done
+    with sandbox.db.session() as session:
+        for step in STEPS:
+            if step.key not in done_keys and step.done(sandbox, session):
+                done_keys.add(step.key)  # once met, a step stays done
+    steps = []
+    current_found = False
+    for number, step in enumerate(STEPS, 1):
+        persona = PERSONA_BY_KEY[step.persona]
+        if step.key in done_keys:
+            status = "done"
+        elif step.feature is not None and step.feature not in wired:
+            status = "unavailable"
+        elif not current_found:
+            status = "current"
+            current_found = True
+        else:
+            status = "todo"
+        steps.append(
+            {
+                "number": number,
+                "key": step.key,
+                "status": status,
+                "persona_id": persona.user_id,
+                "persona": persona.full_name,
+                "text": strings[f"drill_{step.key}"],
+            }
+        )
+    return {"steps": steps, "finished": not current_found}

@@ -1,0 +1,407 @@
+"""``crisisdesk sandbox``: the whole CrisisDesk on loopback, with no token and no set-up.
+
+One :class:`Sandbox` starts, in one event loop:
+
+* the Telegram Bot API emulator (its clock is the news day's simulated clock);
+* the feed server replaying the bundled news day (:mod:`bot.sandbox.feeds`);
+* the real bot — ``bot.app.build_application`` with ``TELEGRAM_API_URL`` pointing at the emulator
+  and a :class:`~bot.clock.SimulatedClock` at the news-day speed — polling, with its tick job and
+  a scan job (run_scan + trend detection) on the JobQueue;
+* the web page (:mod:`bot.sandbox.web`).
+
+It always uses its own SQLite database in a temporary directory, or in ``--data DIR`` (kept);
+``CRISISDESK_DATABASE_URL`` and ``CRISISDESK_CONFIG`` are ignored on purpose: a sandbox must never
+write into a real deployment's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlmodel import select
+from telegram import Update
+from telegram.ext import Application, ContextTypes
+
+from bot.clock import SimulatedClock
+from bot.config import Settings, load_settings
+from bot.sandbox import personas
+from bot.sandbox.feeds import feed_app
+from bot.sandbox.newsday import OUTLETS, NewsDay, NewsItem
+from bot.sandbox.telegram_emulator import TelegramEmulator
+from storage.db import Database, sqlite_url
+from storage.models import Article, Source, Topic
+
+log = logging.getLogger(__name__)
+
+TOKEN = "777000:SANDBOX"
+BOT_USERNAME = "crisisdesk_sandbox_bot"
+DEFAULT_SPEED = 144.0  # a 24-hour news day in 10 minutes
+SCAN_JOB_ID = "scan"
+META_FILE = "sandbox.json"
+
+TOPICS: tuple[dict[str, str], ...] = (
+    {
+        "agency": personas.AGENCY_CODE,
+        "name": "An toàn thực phẩm",
+        "query": '"ngộ độc" OR "an toàn thực phẩm" OR "vệ sinh thực phẩm" OR "bếp ăn"',
+        "sensitivity": "high",
+    },
+    {
+        "agency": personas.AGENCY_CODE,
+        "name": "Vắc-xin",
+        "query": '("vắc-xin" OR vaccine OR "tiêm chủng") AND NOT "thú y"',
+        "sensitivity": "medium",
+    },
+    {
+        "agency": personas.AGENCY_CODE,
+        "name": "Dịch bệnh",
+        "query": 'covid OR "dịch bệnh" OR "sốt xuất huyết" OR "ca mắc"',
+        "sensitivity": "low",
+    },
+)
+
+
+@dataclass
+class SandboxOptions:
+    data_dir: Path | None = None  # None: a temporary directory, deleted on stop
+    port: int = 8080  # the web page; 0 picks a free port
+    port_fallback: bool = False  # when ``port`` is taken, use a free one instead of failing
+    host: str = "127.0.0.1"
+    speed: float = DEFAULT_SPEED
+    drill: bool = False
+    day: date | None = None  # the news day's calendar date (default: today in Hà Nội)
+    scan_seconds: float = 2.0  # real seconds between scans
+    tick_seconds: float = 1.0
+    log_level: str = "WARNING"
+
+
+@dataclass
+class Sandbox:
+    """Everything the sandbox runs; ``await start()`` then ``await stop()``."""
+
+    options: SandboxOptions
+    newsday: NewsDay = field(init=False)
+    clock: SimulatedClock = field(init=False)
+    emulator: TelegramEmulator = field(init=False)
+    settings: Settings = field(init=False)
+    db: Database = field(init=False)
+    application: Application = field(init=False)  # type: ignore[type-arg]
+    chats: personas.SandboxChats = field(init=False)
+    data_dir: Path = field(init=False)
+    url: str = ""
+    feeds_url: str = ""
+    scans: int = 0
+    last_scan_error: str | None = None
+    custom_personas: list[int] = field(default_factory=list)  # people created on the page
+    resume_speed: float = 0.0  # the speed to resume at after a pause
+    drill_done: set[str] = field(default_factory=set)  # drill steps met so far
+    pokes: int = 0  # bumped by page actions that change no emulator state (the clock)
+    _temporary: bool = False
+    _runners: list[web.AppRunner] = field(default_factory=list)
+    _started: bool = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> str:
+        """Start every part and return the page's address."""
+        opts = self.options
+        if opts.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="crisisdesk-sandbox-"))
+            self._temporary = True
+        else:
+            self.data_dir = opts.data_dir.resolve()
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        meta = self._read_meta()
+        day = opts.day or (date.fromisoformat(meta["day"]) if "day" in meta else None)
+        self.newsday = NewsDay.load(day)
+        start_at = datetime.fromisoformat(meta["now"]) if "now" in meta else self.newsday.start
+        self.clock = SimulatedClock(start_at, speed=opts.speed)
+
+        self.emulator = TelegramEmulator(
+            TOKEN,
+            bot_username=BOT_USERNAME,
+            bot_first_name="CrisisDesk",
+            flood_limits=False,  # a paused clock would freeze the windows; the page is for people
+            now=lambda: self.clock.now().timestamp(),
+            host=opts.host,
+        )
+        await self.emulator.start()
+        self.feeds_url = await self._serve(feed_app(self.newsday, self.clock), 0)
+        self.chats = personas.seed_emulator(self.emulator)
+        self.settings = self._make_settings()
+
+        from storage.sync import prepare_database
+
+        self.db = await asyncio.to_thread(prepare_database, self.settings)
+        await asyncio.to_thread(self._seed_database)
+        self._write_meta()
+
+        self.application = self._build_application()
+        await self.application.initialize()
+        await self.application.start()
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(
+            poll_interval=0, timeout=10, allowed_updates=Update.ALL_TYPES
+        )
+        self._started = True
+        # Promote the bot where it works, now that it polls (it sees my_chat_member).
+        personas.add_bot_everywhere(self.emulator, self.chats)
+
+        from bot.sandbox.web import page_app
+
+        try:
+            self.url = await self._serve(page_app(self), opts.port) + "/"
+        except OSError:
+            if not opts.port_fallback:
+                raise
+            self.url = await self._serve(page_app(self), 0) + "/"
+        return self.url
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._write_meta()
+        if self._started:
+            updater = self.application.updater
+            if updater is not None and updater.running:
+                await updater.stop()
+            if self.application.running:
+                await self.application.stop()
+            await self.application.shutdown()
+            self._started = False
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if hasattr(self, "emulator"):
+            await self.emulator.stop()
+        if hasattr(self, "db"):
+            self.db.dispose()
+        if self._temporary:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    async def _serve(self, app: web.Application, port: int) -> str:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.options.host, port)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._runners.append(runner)
+        server = site._server
+        assert server is not None and hasattr(server, "sockets")
+        bound = server.sockets[0].getsockname()[1]
+        return f"http://{self.options.host}:{bound}"
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "crisisdesk.sqlite3"
+
+    def feed_url(self, outlet: str) -> str:
+        return f"{self.feeds_url}/feeds/{outlet}.rss"
+
+    def _make_settings(self) -> Settings:
+        """Settings from nothing but the sandbox's own values (the environment is ignored)."""
+        level = os.environ.get("CRISISDESK_LOG_LEVEL", self.options.log_level).upper()
+        return load_settings(
+            {},
+            telegram_token=TOKEN,
+            telegram_api_url=self.emulator.root_url,
+            data_dir=self.data_dir,
+            database_url=sqlite_url(self.data_dir),
+            admin_ids=[personas.PERSONA_BY_KEY["admin"].user_id],
+            hub_chat_id=self.chats.hub_id,
+            allow_private_feeds=True,
+            tick_seconds=self.options.tick_seconds,
+            scan_interval=max(10, int(self.options.scan_seconds * max(self.options.speed, 1))),
+            log_level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING",
+            agencies=[
+                {
+                    "code": personas.AGENCY_CODE,
+                    "name": personas.AGENCY_NAME,
+                    "hub_chat_id": self.chats.hub_id,
+                    "deadline_hours": 24,
+                    "approvals_required": 1,
+                }
+            ],
+            topics=list(TOPICS),
+            sources=[
+                {"name": outlet.name, "outlet": outlet.name, "url": self.feed_url(outlet.slug)}
+                for outlet in OUTLETS
+            ],
+        )
+
+    def _read_meta(self) -> dict[str, Any]:
+        path = self.data_dir / META_FILE
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_meta(self) -> None:
+        meta = {"day": self.newsday.day.isoformat(), "now": self.clock.now().isoformat()}
+        (self.data_dir / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+
+    # ------------------------------------------------------------------ seeding
+
+    def _seed_database(self) -> None:
+        now = self.clock.now()
+        with self.db.session() as session:
+            seeded = personas.seed_database(session, drill=self.options.drill, now=now)
+        for persona in seeded:
+            personas.mark_started(self.emulator, persona)
+        with self.db.session() as session:
+            has_articles = session.exec(select(Article.id).limit(1)).first() is not None
+        if not has_articles:
+            seed_history(self.db, self.newsday)
+
+    # ------------------------------------------------------------------ the bot
+
+    def _build_application(self) -> Application:  # type: ignore[type-arg]
+        from bot.app import build_application
+
+        application = build_application(self.settings, self.db, self.clock)
+        job_queue = application.job_queue
+        assert job_queue is not None
+        # The bot's own scan job runs every SCAN_INTERVAL real seconds; on a compressed day it
+        # must run every few real seconds, so the sandbox schedules it under the same id.
+        for job in job_queue.get_jobs_by_name(SCAN_JOB_ID):
+            job.schedule_removal()
+        job_queue.run_repeating(
+            self._scan_job,
+            interval=self.options.scan_seconds,
+            first=0.5,
+            name=SCAN_JOB_ID,
+            job_kwargs={
+                "id": f"sandbox-{SCAN_JOB_ID}",
+                "coalesce": True,
+                "max_instances": 1,
+                "replace_existing": True,
+                "misfire_grace_time": None,
+            },
+        )
+        return application
+
+    async def _scan_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The bot's scan job (scan, detect, plan alert deliveries), counted for the page."""
+        import bot.app
+
+        scan_job = getattr(bot.app, "scan_job", None)
+        try:
+            if scan_job is not None:
+                await scan_job(context)
+            else:  # a bot without alert delivery: scan and detect, as the live scan does
+                from scanner.pipeline import run_scan
+                from scanner.trends import run_detection
+
+                await run_scan(self.db, self.settings, self.clock)
+                await asyncio.to_thread(
+                    run_detection, self.db, self.clock.now(), tz=self.settings.tz
+                )
+        except Exception as exc:  # the sandbox keeps going; the page shows the problem
+            log.exception("sandbox scan failed")
+            self.last_scan_error = f"{type(exc).__name__}: {exc}"
+            return
+        self.scans += 1
+        self.last_scan_error = None
+
+    def scan_soon(self) -> None:
+        """Run the scan job now (after the clock jumps) instead of at its next interval."""
+        from datetime import UTC
+
+        job_queue = self.application.job_queue
+        assert job_queue is not None
+        for job in job_queue.get_jobs_by_name(SCAN_JOB_ID):
+            job.job.modify(next_run_time=datetime.now(UTC))
+
+
+def seed_history(db: Database, newsday: NewsDay) -> int:
+    """Store the fourteen days before the news day through the scanner's own Processor (dedupe,
+    topic matching, sentiment), day by day, then count the topic series: the seasonal baselines
+    the trend detectors compare the news day against. Returns the number of articles stored."""
+    from scanner.parse import FeedItem
+    from scanner.pipeline import Incoming, Processor, load_topics
+    from scanner.series import rebuild_buckets
+
+    items = newsday.history()
+    if not items:
+        return 0
+    by_day: dict[int, list[NewsItem]] = defaultdict(list)
+    for item in items:
+        by_day[item.minute // 1440].append(item)
+    stored = 0
+    with db.session() as session:
+        sources = {s.outlet: s.id for s in session.exec(select(Source)).all()}
+        names = {outlet.slug: outlet.name for outlet in OUTLETS}
+        processor = Processor(load_topics(session))
+        for day_index in sorted(by_day):
+            batch = by_day[day_index]
+            now = max(newsday.published_at(item) for item in batch) + timedelta(minutes=5)
+            incoming = [
+                Incoming(
+                    FeedItem(
+                        title=item.title,
+                        url=item.link("http://sandbox.invalid"),
+                        summary=item.lead,
+                        published_at=newsday.published_at(item),
+                        guid=item.id,
+                    ),
+                    names[item.outlet],
+                    sources.get(names[item.outlet]),
+                )
+                for item in batch
+            ]
+            stored += len(processor.process(session, incoming, now).articles)
+        topic_ids = [t.id for t in session.exec(select(Topic)).all() if t.id is not None]
+        rebuild_buckets(session, newsday.history_start, newsday.start, topic_ids)
+    return stored
+
+
+async def run_sandbox(options: SandboxOptions, *, open_browser: bool = False) -> None:
+    """Start, print the address, serve until cancelled (Ctrl-C), stop."""
+    sandbox = Sandbox(options)
+    try:
+        url = await sandbox.start()
+        print(f"CrisisDesk sandbox: {url}", flush=True)
+        print(
+            f"  news day {sandbox.newsday.day:%d/%m/%Y}, clock ×{options.speed:g}, "
+            f"data in {sandbox.data_dir}{' (temporary)' if sandbox._temporary else ''}"
+            f"{', guided drill' if options.drill else ''}. Ctrl-C stops.",
+            flush=True,
+        )
+        if open_browser:
+            import webbrowser
+
+            with contextlib.suppress(Exception):
+                webbrowser.open(url)
+        await asyncio.Event().wait()
+    finally:
+        await sandbox.stop()
+
+
+def can_open_browser() -> bool:
+    """Only where someone is looking: a desktop session (not CI, not a headless server)."""
+    import sys
+
+    if os.environ.get("CI"):
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
