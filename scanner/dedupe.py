@@ -165,6 +165,7 @@ class StoryIndex:
         lead_jaccard: float = 0.6,
         lead_tokens: int = 60,
         seed: int = 1,
+        max_candidates: int = 24,
     ) -> None:
         self.window = window
         self.num_perm = num_perm
@@ -172,6 +173,7 @@ class StoryIndex:
         self.min_title_ratio_with_lead = min_title_ratio_with_lead
         self.lead_jaccard = lead_jaccard
         self.lead_tokens = lead_tokens
+        self.max_candidates = max_candidates
         rng = np.random.RandomState(seed)
         self._a = rng.randint(1, 1 << 32, size=num_perm, dtype=np.uint64)
         self._b = rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64)
@@ -209,15 +211,28 @@ class StoryIndex:
     # ---------------------------------------------------------------- lookup
 
     def find(self, fp: Fingerprint) -> int | None:
-        """The Story id of the best confirmed near-duplicate, or None for a new story."""
-        candidates: set[int] = set()
+        """The Story id of the best confirmed near-duplicate, or None for a new story.
+
+        Candidates are ranked by how many LSH bands they share (a cheap Jaccard estimate) and
+        only the best few of each story are confirmed; a popular story with hundreds of copies
+        must not make every lookup scan all of them.
+        """
+        shared: dict[int, int] = {}
         for table, band in zip(self._tables, self._band_keys(fp.signature), strict=True):
             hit = table.get(band)
             if hit:
-                candidates |= hit
+                for candidate in hit:
+                    shared[candidate] = shared.get(candidate, 0) + 1
+        if not shared:
+            return None
+        ranked = sorted(shared.items(), key=lambda kv: (-kv[1], -kv[0]))
         best: tuple[float, int] | None = None
-        for candidate in candidates:
+        checked_per_story: dict[int, int] = {}
+        for candidate, _bands in ranked[: self.max_candidates]:
             entry = self._entries[candidate]
+            if checked_per_story.get(entry.story_id, 0) >= 3:
+                continue
+            checked_per_story[entry.story_id] = checked_per_story.get(entry.story_id, 0) + 1
             jaccard = float(np.count_nonzero(entry.signature == fp.signature)) / self.num_perm
             ratio = fuzz.token_set_ratio(fp.title, entry.title)
             confirmed = ratio >= self.title_ratio or (

@@ -123,7 +123,7 @@ def build_app(server: FeedServer) -> web.Application:
 
     async def slow(request: web.Request) -> web.Response:
         count(request)
-        await asyncio.sleep(5)
+        await asyncio.sleep(2)  # longer than the tests' 1 s total timeout
         return web.Response(body=rss([("Muộn", "https://d.vn/late", "")]))
 
     async def conditional(request: web.Request) -> web.Response:

@@ -1,0 +1,104 @@
+"""Scanner throughput on one core: feedparser, parsed entries → stored rows, the whole pipeline,
+and the sentiment scorers.
+
+Run: ``.venv/bin/python bench/scan_throughput.py [--items 5000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlmodel import SQLModel  # noqa: E402
+
+from bench.scanner_corpus import TOPICS, generate, rss_document  # noqa: E402
+from scanner.cli_commands import score_stream  # noqa: E402
+from scanner.parse import parse_feed  # noqa: E402
+from scanner.pipeline import Incoming, Processor  # noqa: E402
+from scanner.sentiment import LexiconScorer, default_scorer  # noqa: E402
+from storage.db import Database, make_engine  # noqa: E402
+from storage.models import Agency, Topic  # noqa: E402
+
+PER_FEED = 50
+
+
+def fresh_db(directory: str, name: str) -> Database:
+    db = Database(make_engine(f"sqlite:///{directory}/{name}.db"))
+    SQLModel.metadata.create_all(db.engine)
+    with db.session() as s:
+        agency = Agency(code="BYT", name="Bộ Y tế")
+        s.add(agency)
+        s.flush()
+        for name_, query in TOPICS:
+            s.add(Topic(agency_id=agency.id or 0, name=name_, query=query))
+    return db
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=5000)
+    args = parser.parse_args()
+    now = datetime(2026, 11, 3, tzinfo=UTC)
+    corpus = generate(args.items)
+    feeds = [
+        ([item for item, _ in corpus[i : i + PER_FEED]], corpus[i][1]) for i in range(0, len(corpus), PER_FEED)
+    ]
+    documents = [(rss_document(items), outlet) for items, outlet in feeds]
+    print(f"corpus: {len(corpus)} items in {len(documents)} RSS documents, {len(TOPICS)} topics; one core")
+
+    started = time.perf_counter()
+    parsed = [(parse_feed(body, fetched_at=now).items, outlet) for body, outlet in documents]
+    elapsed = time.perf_counter() - started
+    print(f"feedparser + cleaning (parse_feed):          {len(corpus) / elapsed:8.0f} items/s")
+    incoming = [Incoming(item, outlet) for items, outlet in parsed for item in items]
+
+    scorer = default_scorer()
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, batch in (("entries → stored rows (model sentiment)", 500),):
+            db = fresh_db(tmp, "process")
+            with db.session() as s:
+                processor = Processor.from_db(s, now, scorer=scorer)
+            started = time.perf_counter()
+            for i in range(0, len(incoming), batch):
+                with db.session() as s:
+                    processor.process(s, incoming[i : i + batch], now + timedelta(seconds=i))
+            elapsed = time.perf_counter() - started
+            print(f"{label}: {len(incoming) / elapsed:8.0f} items/s  (normalise, dedupe, match, score, store)")
+            with db.session() as s:
+                again = processor.process(s, incoming[:batch], now)
+            assert not again.articles, "re-processing stored nothing new"
+
+        db = fresh_db(tmp, "whole")
+        with db.session() as s:
+            processor = Processor.from_db(s, now, scorer=scorer)
+        started = time.perf_counter()
+        for body, outlet in documents:
+            items = parse_feed(body, fetched_at=now).items
+            with db.session() as s:
+                processor.process(s, [Incoming(item, outlet) for item in items], now)
+        elapsed = time.perf_counter() - started
+        print(f"whole pipeline (bytes → rows, per feed):     {len(corpus) / elapsed:8.0f} items/s")
+
+    pairs = [(item.title, item.summary) for item, _ in corpus]
+    for name, sc in (("model", scorer), ("lexicon", LexiconScorer())):
+        started = time.perf_counter()
+        sc.score_many(pairs)
+        elapsed = time.perf_counter() - started
+        print(f"sentiment {name:<8} score_many:              {len(pairs) / elapsed:8.0f} lines/s")
+    text = "\n".join(json.dumps({"title": t, "lead": ld}, ensure_ascii=False) for t, ld in pairs) + "\n"
+    started = time.perf_counter()
+    score_stream(io.StringIO(text), io.StringIO(), "model")
+    elapsed = time.perf_counter() - started
+    print(f"sentiment score CLI path (JSON in/out):      {len(pairs) / elapsed:8.0f} lines/s")
+
+
+if __name__ == "__main__":
+    main()
