@@ -48,7 +48,7 @@ SEVERITY_WORDS = {
     "info": Severity.INFO,
     "theodõi": Severity.INFO,
 }
-_USERNAME = re.compile(r"^@[A-Za-z0-9_]{3,64}$")
+_USERNAME = re.compile(r"^@[A-Za-z0-9_]{1,64}$")
 
 
 # --------------------------------------------------------------------------- button rules

@@ -994,7 +994,9 @@ async def _convene_due(runtime: Runtime, session: Session, due: Due) -> None:
     if due.ref_id is None:
         return
     if due.ref_id in _CONVENING:
-        raise RuntimeError(f"crisis {due.ref_id} is being convened right now; later")
+        # Being convened by this process right now: look again shortly (this row is done).
+        schedule(session, CONVENE_KIND, runtime.clock.now() + timedelta(seconds=30), ref_id=due.ref_id)
+        return
     await convene(runtime, due.ref_id, resume=True)
 
 
