@@ -1,0 +1,89 @@
+"""A hard kill mid-registration resumes at the same step: SIGKILL ``crisisdesk run``, start again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from registration.reg_helpers import add_agencies, labels, last_id
+from sqlmodel import select
+
+from bot.sandbox.telegram_emulator import TelegramEmulator
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import ConversationState
+
+
+def start_bot(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(process.wait)
+
+
+async def test_registration_resumes_after_sigkill(
+    emulator: TelegramEmulator, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    upgrade(url)
+    db = Database.from_url(url)
+    add_agencies(db, ("BYT", "Bộ Y tế"))
+    env = {
+        **os.environ,
+        "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
+        "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
+        "CRISISDESK_DATABASE_URL": url,
+        "CRISISDESK_DATA_DIR": str(tmp_path),
+    }
+    env.pop("CRISISDESK_CONFIG", None)
+    kim = emulator.create_user("Kim", language_code="en")
+    first = start_bot(env)
+    try:
+        await emulator.wait_for_call("getUpdates", timeout=30)
+        sent = emulator.send_text(kim.id, "/start")
+        choose = await emulator.wait_for_message(kim.id, after=sent.message_id, timeout=10)
+        before = last_id(emulator, kim.id)
+        await emulator.press_button(kim.id, kim.id, choose.message_id, text="English")
+        await emulator.wait_for_message(kim.id, after=before)
+        sent = emulator.send_text(kim.id, "Kim Lê")
+        ask_agency = await emulator.wait_for_message(kim.id, after=sent.message_id)
+        assert labels(ask_agency) == ["Bộ Y tế (BYT)"]
+    finally:
+        await stop(first)
+    with db.session() as s:
+        state = s.exec(select(ConversationState)).one()
+        assert state.step == "agency" and state.data["full_name"] == "Kim Lê"
+
+    second = start_bot(env)
+    try:
+        await emulator.wait_for_call("getUpdates", timeout=30)
+        # The old message's button still works: the row, not memory, says where Kim is.
+        before = last_id(emulator, kim.id)
+        answer = await emulator.press_button(
+            kim.id, kim.id, ask_agency.message_id, text="Bộ Y tế (BYT)", timeout=15
+        )
+        assert answer.get("show_alert") in (None, False)
+        ask_role = await emulator.wait_for_message(kim.id, after=before, timeout=10)
+        assert labels(ask_role) == ["Spokesperson", "Member"]
+        # /start while in progress re-asks the current step.
+        sent = emulator.send_text(kim.id, "/start")
+        again = await emulator.wait_for_message(
+            kim.id, lambda m: bool(m.buttons()), after=sent.message_id, timeout=10
+        )
+        assert labels(again) == ["Spokesperson", "Member"]
+    finally:
+        await stop(second)
+    with db.session() as s:
+        assert s.exec(select(ConversationState)).one().step == "role"
+    db.dispose()
