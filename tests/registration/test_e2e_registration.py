@@ -44,7 +44,7 @@ async def register(
 ) -> Any:
     first = await say(emulator, uid, "/start")
     assert labels(first) == ["Tiếng Việt", "English"]
-    _, ask_name = await press(emulator, uid, first, lang_label)
+    _, _ask_name = await press(emulator, uid, first, lang_label)
     ask_agency = await say(emulator, uid, name)
     _, ask_role = await press(emulator, uid, ask_agency, agency)
     _, ask_phone = await press(emulator, uid, ask_role, role)

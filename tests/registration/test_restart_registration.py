@@ -1,4 +1,4 @@
-"""A hard kill mid-registration resumes at the same step: SIGKILL ``crisisdesk run``, start again."""
+"""A hard kill mid-registration resumes at the same step (SIGKILL `crisisdesk run`, restart)."""
 
 from __future__ import annotations
 
