@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, ContextTypes, Defaults
@@ -19,9 +21,12 @@ from bot.channels.telegram import TelegramNotifier
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.runtime import Runtime
+from bot.services.delivery import deliver_pending
+from bot.services.digest import ensure_scheduled
 from bot.services.due import fire_due
+from bot.services.scanning import scan_and_alert
 from bot.templating import Renderer
-from handlers import admin, drafts, errors, fallback, people, start, taskforce
+from handlers import admin, alerts, drafts, errors, fallback, people, start, taskforce, topics
 from handlers.buttons import button_handler
 from storage.db import Database
 from storage.leader import Leadership
@@ -30,9 +35,12 @@ from storage.sync import prepare_database
 log = logging.getLogger(__name__)
 
 TICK_JOB_ID = "tick"
+SCAN_JOB_ID = "scan"
+DELIVER_JOB_ID = "deliver"
+DELIVER_SECONDS = 5.0
 
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function.
-HANDLER_MODULES = (start, people, admin, taskforce, drafts, fallback)
+HANDLER_MODULES = (start, people, admin, alerts, topics, taskforce, drafts, fallback)
 
 
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -43,6 +51,57 @@ async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     fired = await fire_due(runtime)
     if fired:
         log.info("tick fired %s due item(s)", fired)
+
+
+async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Scan, detect, plan deliveries, then wake the delivery job (it may be mid-run already)."""
+    runtime: Runtime = context.bot_data["runtime"]
+    if not runtime.leads():
+        return
+    outcome = await scan_and_alert(runtime)
+    if outcome is not None and outcome.planned and context.job_queue is not None:
+        for job in context.job_queue.get_jobs_by_name(DELIVER_JOB_ID):
+            job.job.modify(next_run_time=datetime.now(UTC))
+
+
+async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Send what the Delivery ledger owes; also resumes after a restart. One run at a time."""
+    runtime: Runtime = context.bot_data["runtime"]
+    if not runtime.leads():
+        return
+    report = await deliver_pending(runtime)
+    if report.sent or report.unreachable or report.failed:
+        log.info(
+            "delivered %s, unreachable %s, failed %s, deferred %s",
+            report.sent,
+            report.unreachable,
+            report.failed,
+            report.deferred,
+        )
+
+
+async def startup_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Once at start: make sure the next daily digest is scheduled."""
+    runtime: Runtime = context.bot_data["runtime"]
+    with runtime.db.session() as session:
+        ensure_scheduled(
+            session, runtime.clock.now(), runtime.settings.digest_time, runtime.settings.tz
+        )
+
+
+def _every(seconds: float, job_id: str, first: float) -> dict[str, Any]:
+    return {
+        "interval": seconds,
+        "first": first,
+        "name": job_id,
+        "job_kwargs": {
+            "id": job_id,
+            "coalesce": True,
+            "max_instances": 1,
+            "replace_existing": True,
+            "misfire_grace_time": None,
+        },
+    }
 
 
 def build_application(
@@ -82,19 +141,10 @@ def build_application(
 
     job_queue = application.job_queue
     assert job_queue is not None, "python-telegram-bot[job-queue] is a dependency"
-    job_queue.run_repeating(
-        tick_job,
-        interval=settings.tick_seconds,
-        first=0.2,
-        name=TICK_JOB_ID,
-        job_kwargs={
-            "id": TICK_JOB_ID,
-            "coalesce": True,
-            "max_instances": 1,
-            "replace_existing": True,
-            "misfire_grace_time": None,
-        },
-    )
+    job_queue.run_repeating(tick_job, **_every(settings.tick_seconds, TICK_JOB_ID, 0.2))
+    job_queue.run_repeating(deliver_job, **_every(DELIVER_SECONDS, DELIVER_JOB_ID, 0.5))
+    job_queue.run_repeating(scan_job, **_every(settings.scan_interval, SCAN_JOB_ID, 1.0))
+    job_queue.run_once(startup_job, 0)
     return application
 
 

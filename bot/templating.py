@@ -71,13 +71,19 @@ class Renderer:
         pattern = {"short": "HH:mm dd/MM/yyyy", "time": "HH:mm", "date": "dd/MM/yyyy"}.get(fmt, fmt)
         return format_datetime(value.astimezone(self.tz), pattern, tzinfo=self.tz, locale=lang)
 
-    def render(self, name: str, lang: str | None = None, **context: Any) -> str:
-        """Render ``messages/<lang>/<name>.j2``; surrounding whitespace is trimmed."""
+    def render(self, template_name: str, lang: str | None = None, /, **context: Any) -> str:
+        """Render ``messages/<lang>/<template_name>.j2``; surrounding whitespace is trimmed.
+
+        The name and language are positional-only so that templates may use any variable name
+        (``name``, ``lang``…) in ``context``.
+        """
         env = self._envs[normalise_language(lang)]
         try:
-            template = env.get_template(f"{name}.j2")
+            template = env.get_template(f"{template_name}.j2")
         except TemplateNotFound:
-            raise MissingTemplate(f"no message template {name!r} for language {lang!r}") from None
+            raise MissingTemplate(
+                f"no message template {template_name!r} for language {lang!r}"
+            ) from None
         return template.render(**context).strip()
 
     def names(self, lang: str) -> set[str]:

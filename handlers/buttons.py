@@ -74,12 +74,13 @@ async def dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         actor = actor_for_telegram(session, runtime.settings, query.from_user.id)
         try:
             button, ident, callback = _resolve(query.data)
+            # Rules parse the id too (int_id): a malformed id is forged, not an error.
+            allowed = not actor.suspended and button.rule(session, actor, ident)
         except ForgedButton as exc:
             log.warning("forged button from %s: %s", actor.channel_ref, exc)
             forged = str(exc)
         else:
             forged = ""
-            allowed = not actor.suspended and button.rule(session, actor, ident)
     if forged:
         await _refuse(
             update, runtime, actor, action="button.forged", reason=forged, template="button_invalid"

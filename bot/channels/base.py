@@ -30,14 +30,18 @@ class SentMessage:
     chat_id: int
     message_id: int
     thread_id: int | None = None
+    file_id: str | None = None  # of a sent photo or document, to send it again without upload
 
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file to send: the bytes and the name people will see."""
+    """A file to send: the bytes and the name people will see, or the id of an earlier upload
+    (Telegram sends a known ``file_id`` again without the bytes: a fan-out uploads a chart once).
+    """
 
     filename: str
-    data: bytes
+    data: bytes = b""
+    file_id: str | None = None
 
 
 Buttons = Sequence[Sequence[Button]]

@@ -42,7 +42,16 @@ def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
 
 
 def _sent(message: Message) -> SentMessage:
-    return SentMessage(message.chat_id, message.message_id, message.message_thread_id)
+    file_id = None
+    if message.photo:
+        file_id = message.photo[-1].file_id
+    elif message.document:
+        file_id = message.document.file_id
+    return SentMessage(message.chat_id, message.message_id, message.message_thread_id, file_id)
+
+
+def _file(attachment: Attachment) -> str | InputFile:
+    return attachment.file_id or InputFile(attachment.data, filename=attachment.filename)
 
 
 async def _call(request: Callable[[], Awaitable[T]]) -> T:
@@ -92,7 +101,7 @@ class TelegramNotifier:
             lambda: self.bot.send_photo(
                 chat_id=to.chat_id,
                 message_thread_id=to.thread_id,
-                photo=InputFile(photo.data, filename=photo.filename),
+                photo=_file(photo),
                 caption=caption or None,
                 parse_mode=ParseMode.HTML,
                 reply_markup=keyboard(buttons),
@@ -107,7 +116,7 @@ class TelegramNotifier:
             lambda: self.bot.send_document(
                 chat_id=to.chat_id,
                 message_thread_id=to.thread_id,
-                document=InputFile(document.data, filename=document.filename),
+                document=_file(document),
                 caption=caption or None,
                 parse_mode=ParseMode.HTML,
             )

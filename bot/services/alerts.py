@@ -1,0 +1,416 @@
+"""Alerts as people see them: who gets one, what it says, and what they may do with it.
+
+The scanner writes Alert rows; this module decides recipients (active subscribers of the topic in
+its agency, plus the agency's supervisors when it is critical), plans the Delivery ledger rows
+(written before anything is sent), gathers the facts a message shows, and applies the actions
+behind the buttons (acknowledge, dismiss with a reason, mute), each audited and re-checked on the
+server. Sending itself lives in ``bot.services.delivery``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bot.services import audit
+from bot.services.due import due_handler, schedule
+from bot.services.permissions import Actor, can_act_for_agency, is_admin
+from storage.models import (
+    Agency,
+    Alert,
+    AlertStatus,
+    Article,
+    Delivery,
+    DeliveryStatus,
+    Role,
+    Severity,
+    Story,
+    Subscription,
+    Topic,
+    User,
+    UserStatus,
+)
+
+ALERT_KIND = "alert"
+ESCALATION_KIND = "alert_escalation"
+REFRESH_KIND = "alert_refresh"
+REFRESH_DEBOUNCE = timedelta(seconds=10)
+DISMISS_REASONS = ("fp", "remit", "handled", "other")
+MUTE_HOURS_MAX = 24 * 30
+
+
+class AlertActionError(Exception):
+    """An action that cannot be applied; ``template`` names the message to show."""
+
+    def __init__(self, template: str, **context: Any) -> None:
+        super().__init__(template)
+        self.template = template
+        self.context = context
+
+
+@dataclass(frozen=True)
+class StoryFact:
+    title: str
+    url: str
+    outlets: list[str]
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """Everything an alert message shows, loaded in one place."""
+
+    alert: Alert
+    topic: Topic
+    agency: Agency
+    stories: list[StoryFact]
+    terms: list[str]
+    acknowledged_by: str | None
+    crisis_id: int | None
+
+
+def part_for(kind: str, severity: str) -> tuple[str, str]:
+    """Ledger parts of one delivery of an alert at a severity: its chart and its text.
+
+    An escalation is a new severity, hence new parts: the same person gets the escalated alert even
+    though they already got the first one, and a re-run never doubles either.
+    """
+    return f"photo:{severity}", f"text:{severity}"
+
+
+def recipients(session: Session, alert: Alert, now: datetime) -> list[User]:
+    """Active, reachable subscribers of the topic in its agency, not muted; and supervisors
+    too when the alert is critical."""
+    topic = session.get(Topic, alert.topic_id)
+    if topic is None:
+        return []
+    muted = sa.and_(col(Subscription.muted_until).is_not(None), col(Subscription.muted_until) > now)
+    subscribers = session.exec(
+        select(User)
+        .join(Subscription, col(Subscription.user_id) == col(User.id))
+        .where(
+            Subscription.topic_id == topic.id,
+            sa.not_(muted),
+            User.status == UserStatus.ACTIVE,
+            col(User.reachable).is_(True),
+            col(User.telegram_id).is_not(None),
+            sa.or_(col(User.agency_id) == topic.agency_id, col(User.role) == Role.ADMIN),
+        )
+        .order_by(col(User.id))
+    ).all()
+    people = {u.id: u for u in subscribers}
+    if alert.severity == Severity.CRITICAL:
+        for supervisor in supervisors_of(session, topic.agency_id):
+            people.setdefault(supervisor.id, supervisor)
+    return list(people.values())
+
+
+def supervisors_of(session: Session, agency_id: int) -> list[User]:
+    return list(
+        session.exec(
+            select(User)
+            .where(
+                User.agency_id == agency_id,
+                User.role == Role.SUPERVISOR,
+                User.status == UserStatus.ACTIVE,
+                col(User.reachable).is_(True),
+                col(User.telegram_id).is_not(None),
+            )
+            .order_by(col(User.id))
+        )
+    )
+
+
+def plan_delivery(
+    session: Session, alert: Alert, now: datetime, *, escalate_after: timedelta
+) -> int:
+    """Write the ledger rows for ``alert`` at its current severity; returns how many are new.
+
+    Idempotent thanks to the (kind, ref, user, part) unique key: planning again after a crash, or
+    on a second scan, adds nothing. Critical alerts also get their escalation scheduled.
+    """
+    assert alert.id is not None
+    photo, text = part_for(alert.kind, alert.severity)
+    existing = set(
+        session.exec(
+            select(Delivery.user_id, Delivery.part).where(
+                Delivery.kind == ALERT_KIND, Delivery.ref_id == alert.id
+            )
+        ).all()
+    )
+    added = 0
+    for person in recipients(session, alert, now):
+        assert person.id is not None
+        for part in (photo, text):
+            if (person.id, part) not in existing:
+                session.add(
+                    Delivery(
+                        kind=ALERT_KIND,
+                        ref_id=alert.id,
+                        user_id=person.id,
+                        part=part,
+                        chat_id=person.telegram_id,
+                        created_at=now,
+                    )
+                )
+                added += 1
+    if alert.severity == Severity.CRITICAL and alert.acknowledged_at is None:
+        schedule(
+            session,
+            ESCALATION_KIND,
+            now + escalate_after,
+            ref_id=alert.id,
+            dedupe_key=f"{ESCALATION_KIND}:{alert.id}",
+        )
+    session.flush()
+    return added
+
+
+def facts(session: Session, alert_id: int) -> AlertFacts:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise AlertActionError("alert_gone")
+    topic = session.get(Topic, alert.topic_id)
+    assert topic is not None
+    agency = session.get(Agency, topic.agency_id)
+    assert agency is not None
+    ids = [int(i) for i in (alert.details or {}).get("top_story_ids", [])][:3]
+    stories: list[StoryFact] = []
+    for story_id in ids:
+        story = session.get(Story, story_id)
+        if story is None:
+            continue
+        rows = session.exec(
+            select(Article.outlet, Article.url)
+            .where(Article.story_id == story_id)
+            .order_by(col(Article.published_at))
+        ).all()
+        outlets = list(dict.fromkeys(outlet for outlet, _url in rows))
+        stories.append(StoryFact(story.title, rows[0][1] if rows else "", outlets))
+    acknowledged_by = None
+    if alert.acknowledged_by_id is not None:
+        person = session.get(User, alert.acknowledged_by_id)
+        acknowledged_by = person.full_name if person else "?"
+    from storage.models import Crisis
+
+    crisis = session.exec(select(Crisis.id).where(Crisis.alert_id == alert.id)).first()
+    return AlertFacts(
+        alert=alert,
+        topic=topic,
+        agency=agency,
+        stories=stories,
+        terms=[str(t) for t in (alert.details or {}).get("terms", [])][:5],
+        acknowledged_by=acknowledged_by,
+        crisis_id=crisis,
+    )
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+def can_handle(session: Session, actor: Actor, alert_id: int) -> bool:
+    """Active spokespeople and above of the alert's agency (admins everywhere)."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return is_admin(actor)
+    topic = session.get(Topic, alert.topic_id)
+    return topic is not None and can_act_for_agency(actor, topic.agency_id, Role.SPOKESPERSON)
+
+
+def can_mute(session: Session, actor: Actor, alert_id: int) -> bool:
+    """Anyone active who follows the topic may silence it for themselves."""
+    alert = session.get(Alert, alert_id)
+    if alert is None or actor.user_id is None or not actor.active:
+        return False
+    return (
+        session.exec(
+            select(Subscription.id).where(
+                Subscription.user_id == actor.user_id, Subscription.topic_id == alert.topic_id
+            )
+        ).first()
+        is not None
+    )
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def acknowledge(session: Session, actor: Actor, alert_id: int, now: datetime) -> Alert:
+    """Record the first acknowledgement (later ones are no-ops) and schedule the refresh."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise AlertActionError("alert_gone")
+    if alert.acknowledged_at is not None:
+        return alert
+    updated = session.execute(
+        sa.update(Alert)
+        .where(col(Alert.id) == alert_id, col(Alert.acknowledged_at).is_(None))
+        .values(
+            acknowledged_by_id=actor.user_id,
+            acknowledged_at=now,
+            status=AlertStatus.ACKNOWLEDGED,
+            updated_at=now,
+        )
+    )
+    session.refresh(alert)
+    if updated.rowcount:  # type: ignore[attr-defined]
+        audit.record(
+            session,
+            action="alert.acknowledged",
+            actor_id=actor.user_id,
+            actor_ref=actor.channel_ref,
+            subject=f"alert:{alert_id}",
+            after={"status": AlertStatus.ACKNOWLEDGED},
+            at=now,
+        )
+        schedule_refresh(session, alert_id, now)
+    return alert
+
+
+def dismiss(session: Session, actor: Actor, alert_id: int, reason: str, now: datetime) -> Alert:
+    if reason not in DISMISS_REASONS:
+        raise AlertActionError("button_invalid")
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise AlertActionError("alert_gone")
+    if alert.status == AlertStatus.DISMISSED:
+        return alert
+    before = {"status": alert.status}
+    alert.status = AlertStatus.DISMISSED
+    alert.updated_at = now
+    alert.details = {**(alert.details or {}), "dismissed": {"by": actor.user_id, "reason": reason}}
+    audit.record(
+        session,
+        action="alert.dismissed",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"alert:{alert_id}",
+        before=before,
+        after={"status": AlertStatus.DISMISSED, "reason": reason},
+        at=now,
+    )
+    schedule_refresh(session, alert_id, now)
+    return alert
+
+
+def mute(session: Session, actor: Actor, topic_id: int, hours: float, now: datetime) -> datetime:
+    """Silence ``topic_id`` for ``actor`` until now + hours; returns the end time."""
+    if not 0 < hours <= MUTE_HOURS_MAX:
+        raise AlertActionError("mute_bad_hours", max=MUTE_HOURS_MAX)
+    subscription = session.exec(
+        select(Subscription).where(
+            Subscription.user_id == actor.user_id, Subscription.topic_id == topic_id
+        )
+    ).first()
+    if subscription is None:
+        raise AlertActionError("mute_not_subscribed")
+    until = now + timedelta(hours=hours)
+    subscription.muted_until = until
+    audit.record(
+        session,
+        action="topic.muted",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"topic:{topic_id}",
+        after={"until": until.isoformat()},
+        at=now,
+    )
+    return until
+
+
+def schedule_refresh(session: Session, alert_id: int, now: datetime) -> None:
+    """Edit everyone's copy once, a little later: many presses make one round of edits."""
+    schedule(
+        session,
+        REFRESH_KIND,
+        now + REFRESH_DEBOUNCE,
+        ref_id=alert_id,
+        dedupe_key=f"{REFRESH_KIND}:{alert_id}:{int(now.timestamp()) // 10}",
+    )
+
+
+def recent_alerts(session: Session, actor: Actor, limit: int = 15) -> list[tuple[Alert, Topic]]:
+    query = (
+        select(Alert, Topic)
+        .join(Topic, col(Topic.id) == col(Alert.topic_id))
+        .order_by(col(Alert.created_at).desc())
+        .limit(limit)
+    )
+    if not is_admin(actor):
+        query = query.where(Topic.agency_id == actor.agency_id)
+    return [(a, t) for a, t in session.exec(query).all()]
+
+
+def sent_text_messages(session: Session, alert_id: int) -> list[Delivery]:
+    """The delivered text parts of an alert (the messages an acknowledgement edits)."""
+    return list(
+        session.exec(
+            select(Delivery).where(
+                Delivery.kind == ALERT_KIND,
+                Delivery.ref_id == alert_id,
+                col(Delivery.part).startswith("text:"),
+                Delivery.status == DeliveryStatus.SENT,
+            )
+        )
+    )
+
+
+def pending_count(session: Session, alert_id: int) -> int:
+    return int(
+        session.exec(
+            select(sa.func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.kind == ALERT_KIND,
+                Delivery.ref_id == alert_id,
+                Delivery.status == DeliveryStatus.PENDING,
+            )
+        ).one()
+    )
+
+
+@due_handler(ESCALATION_KIND)
+async def _escalate(runtime: Any, session: Session, due: Any) -> None:
+    """A critical alert nobody acknowledged in time goes to the agency's supervisors."""
+    alert = session.get(Alert, due.ref_id)
+    if alert is None or alert.acknowledged_at is not None:
+        return
+    if alert.status in (AlertStatus.DISMISSED, AlertStatus.CLOSED):
+        return
+    topic = session.get(Topic, alert.topic_id)
+    assert topic is not None and alert.id is not None
+    now = runtime.clock.now()
+    alert.status = AlertStatus.ESCALATED
+    alert.updated_at = now
+    for supervisor in supervisors_of(session, topic.agency_id):
+        for part in ("photo:escalation", "text:escalation"):
+            exists = session.exec(
+                select(Delivery.id).where(
+                    Delivery.kind == ALERT_KIND,
+                    Delivery.ref_id == alert.id,
+                    Delivery.user_id == supervisor.id,
+                    Delivery.part == part,
+                )
+            ).first()
+            if exists is None:
+                assert supervisor.id is not None
+                session.add(
+                    Delivery(
+                        kind=ALERT_KIND,
+                        ref_id=alert.id,
+                        user_id=supervisor.id,
+                        part=part,
+                        chat_id=supervisor.telegram_id,
+                        created_at=now,
+                    )
+                )
+    audit.record(
+        session,
+        action="alert.escalated",
+        subject=f"alert:{alert.id}",
+        after={"status": AlertStatus.ESCALATED, "reason": "unacknowledged"},
+        at=now,
+    )

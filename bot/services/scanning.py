@@ -1,0 +1,66 @@
+"""The scheduled scan: fetch and store news, detect trends, plan the alert deliveries.
+
+Alert rows are committed by the detector before this plans anything, and the ledger rows are
+committed before the delivery job sends anything, so a crash anywhere loses nothing: the next run
+re-plans idempotently and resumes unsent rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+
+from bot.services.alerts import plan_delivery
+from scanner.alerting import AlertChange
+from scanner.pipeline import ScanReport, run_scan
+from scanner.trends import run_detection
+from storage.models import Alert, Source
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    report: ScanReport
+    changes: list[AlertChange]
+    planned: int  # new ledger rows (messages owed to people)
+
+
+def has_sources(runtime: Runtime) -> bool:
+    with runtime.db.session() as session:
+        return (
+            session.exec(select(Source.id).where(col(Source.active).is_(True))).first() is not None
+        )
+
+
+async def scan_and_alert(runtime: Runtime) -> ScanOutcome | None:
+    """One scan, detection and delivery plan; None when there is nothing to scan."""
+    if not has_sources(runtime):
+        return None
+    report = await run_scan(runtime.db, runtime.settings, runtime.clock)
+    now = runtime.clock.now()
+    changes = await asyncio.to_thread(run_detection, runtime.db, now, tz=runtime.settings.tz)
+    planned = 0
+    escalate_after = timedelta(minutes=runtime.settings.escalation_minutes)
+    with runtime.db.session() as session:
+        for change in changes:
+            if not change.notify:
+                continue
+            alert = session.get(Alert, change.alert.id)
+            if alert is not None:
+                planned += plan_delivery(session, alert, now, escalate_after=escalate_after)
+    log.info(
+        "scan: %s new articles, %s alert changes, %s messages planned",
+        len(report.new_articles),
+        len(changes),
+        planned,
+    )
+    return ScanOutcome(report, changes, planned)

@@ -1,0 +1,266 @@
+"""Topics, sources and who follows what.
+
+Admins and supervisors add, change and remove chat-owned topics and sources; TOML-owned ones are
+read-only here (the config file is their source of truth). A topic query is parsed before it is
+stored, so a malformed one is refused with the position of the fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.services import audit
+from bot.services.permissions import Actor, can_act_for_agency, has_role, is_admin
+from scanner.topics import QueryError, parse_query
+from storage.models import Owner, Role, Sensitivity, Source, Subscription, Topic
+
+
+class TopicError(Exception):
+    """A refused change; ``template`` names the message shown, ``context`` fills it."""
+
+    def __init__(self, template: str, **context: object) -> None:
+        super().__init__(template)
+        self.template = template
+        self.context = context
+
+
+@dataclass(frozen=True)
+class TopicLine:
+    topic: Topic
+    subscribed: bool
+    muted_until: datetime | None
+
+
+def visible_topics(session: Session, actor: Actor, now: datetime) -> list[TopicLine]:
+    """Active topics of the actor's agency (admins: all), with their subscription state."""
+    query = select(Topic).where(col(Topic.active).is_(True)).order_by(col(Topic.name))
+    if not is_admin(actor):
+        query = query.where(Topic.agency_id == actor.agency_id)
+    subs = {
+        s.topic_id: s
+        for s in session.exec(select(Subscription).where(Subscription.user_id == actor.user_id))
+    }
+    lines = []
+    for topic in session.exec(query):
+        sub = subs.get(topic.id or 0)
+        muted = sub.muted_until if sub and sub.muted_until and sub.muted_until > now else None
+        lines.append(TopicLine(topic, sub is not None, muted))
+    return lines
+
+
+def can_follow(session: Session, actor: Actor, topic_id: int) -> bool:
+    topic = session.get(Topic, topic_id)
+    return (
+        topic is not None
+        and topic.active
+        and actor.user_id is not None
+        and can_act_for_agency(actor, topic.agency_id, Role.MEMBER)
+    )
+
+
+def can_manage_topic(session: Session, actor: Actor, topic_id: int) -> bool:
+    topic = session.get(Topic, topic_id)
+    return topic is not None and can_act_for_agency(actor, topic.agency_id, Role.SUPERVISOR)
+
+
+def set_subscription(
+    session: Session, actor: Actor, topic_id: int, follow: bool, now: datetime
+) -> bool:
+    """Follow or unfollow; returns True if something changed."""
+    if not can_follow(session, actor, topic_id):
+        raise TopicError("topic_not_found")
+    existing = session.exec(
+        select(Subscription).where(
+            Subscription.user_id == actor.user_id, Subscription.topic_id == topic_id
+        )
+    ).first()
+    if follow == (existing is not None):
+        return False
+    if follow:
+        assert actor.user_id is not None
+        session.add(Subscription(user_id=actor.user_id, topic_id=topic_id, created_at=now))
+    else:
+        session.delete(existing)
+    audit.record(
+        session,
+        action="topic.subscribed" if follow else "topic.unsubscribed",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"topic:{topic_id}",
+        at=now,
+    )
+    return True
+
+
+def find_topic(session: Session, actor: Actor, name: str) -> Topic:
+    """A visible topic by case-insensitive name."""
+    wanted = name.strip().casefold()
+    query = select(Topic).where(col(Topic.active).is_(True))
+    if not is_admin(actor):
+        query = query.where(Topic.agency_id == actor.agency_id)
+    for topic in session.exec(query):
+        if topic.name.casefold() == wanted:
+            return topic
+    raise TopicError("topic_not_found", name=name)
+
+
+def check_query(query: str) -> None:
+    try:
+        parse_query(query)
+    except QueryError as exc:
+        raise TopicError("topic_bad_query", error=str(exc)) from None
+
+
+def add_topic(
+    session: Session,
+    actor: Actor,
+    *,
+    agency_id: int | None,
+    name: str,
+    query: str,
+    sensitivity: str,
+    now: datetime,
+) -> Topic:
+    agency = agency_id if agency_id is not None else actor.agency_id
+    if agency is None or not can_act_for_agency(actor, agency, Role.SUPERVISOR):
+        raise TopicError("not_allowed")
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise TopicError("topic_bad_name")
+    if sensitivity not in tuple(Sensitivity):
+        raise TopicError("topic_bad_sensitivity", value=sensitivity)
+    check_query(query)
+    clash = session.exec(select(Topic).where(Topic.agency_id == agency, Topic.name == name)).first()
+    if clash is not None:
+        raise TopicError("topic_exists", name=name)
+    topic = Topic(
+        agency_id=agency,
+        name=name,
+        query=query.strip(),
+        sensitivity=sensitivity,
+        owner=Owner.CHAT,
+        created_at=now,
+    )
+    session.add(topic)
+    session.flush()
+    audit.record(
+        session,
+        action="topic.created",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"topic:{topic.id}",
+        after={"name": name, "query": topic.query, "sensitivity": sensitivity},
+        at=now,
+    )
+    return topic
+
+
+def _editable(session: Session, actor: Actor, topic: Topic) -> None:
+    if not can_act_for_agency(actor, topic.agency_id, Role.SUPERVISOR):
+        raise TopicError("not_allowed")
+    if topic.owner == Owner.TOML:
+        raise TopicError("topic_read_only", name=topic.name)
+
+
+def change_topic(
+    session: Session,
+    actor: Actor,
+    topic: Topic,
+    *,
+    query: str | None = None,
+    sensitivity: str | None = None,
+    now: datetime,
+) -> Topic:
+    _editable(session, actor, topic)
+    before = {"query": topic.query, "sensitivity": topic.sensitivity}
+    if query is not None:
+        check_query(query)
+        topic.query = query.strip()
+    if sensitivity is not None:
+        if sensitivity not in tuple(Sensitivity):
+            raise TopicError("topic_bad_sensitivity", value=sensitivity)
+        topic.sensitivity = sensitivity
+    audit.record(
+        session,
+        action="topic.changed",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"topic:{topic.id}",
+        before=before,
+        after={"query": topic.query, "sensitivity": topic.sensitivity},
+        at=now,
+    )
+    return topic
+
+
+def remove_topic(session: Session, actor: Actor, topic: Topic, now: datetime) -> None:
+    """Deactivate (alerts and articles still point at it) and drop its subscriptions."""
+    _editable(session, actor, topic)
+    topic.active = False
+    for sub in session.exec(select(Subscription).where(Subscription.topic_id == topic.id)):
+        session.delete(sub)
+    audit.record(
+        session,
+        action="topic.removed",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"topic:{topic.id}",
+        at=now,
+    )
+
+
+def list_sources(session: Session) -> list[Source]:
+    return list(session.exec(select(Source).order_by(col(Source.outlet), col(Source.name))))
+
+
+def add_source(
+    session: Session, actor: Actor, *, name: str, outlet: str, url: str, now: datetime
+) -> Source:
+    """Sources are shared by every agency: only admins and supervisors add them."""
+    if not has_role(actor, Role.SUPERVISOR):
+        raise TopicError("not_allowed")
+    url = url.strip()
+    if not (url.startswith(("http://", "https://")) and 8 < len(url) <= 2048 and " " not in url):
+        raise TopicError("source_bad_url", url=url)
+    if not (1 <= len(name.strip()) <= 100 and 1 <= len(outlet.strip()) <= 100):
+        raise TopicError("source_usage")
+    if session.exec(select(Source).where(Source.url == url)).first() is not None:
+        raise TopicError("source_exists", url=url)
+    source = Source(
+        name=name.strip(), outlet=outlet.strip(), url=url, owner=Owner.CHAT, created_at=now
+    )
+    session.add(source)
+    session.flush()
+    audit.record(
+        session,
+        action="source.created",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"source:{source.id}",
+        after={"url": url, "outlet": source.outlet},
+        at=now,
+    )
+    return source
+
+
+def remove_source(session: Session, actor: Actor, source_id: int, now: datetime) -> Source:
+    if not has_role(actor, Role.SUPERVISOR):
+        raise TopicError("not_allowed")
+    source = session.get(Source, source_id)
+    if source is None:
+        raise TopicError("source_not_found")
+    if source.owner == Owner.TOML:
+        raise TopicError("source_read_only", name=source.name)
+    source.active = False
+    audit.record(
+        session,
+        action="source.removed",
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=f"source:{source.id}",
+        at=now,
+    )
+    return source
