@@ -26,6 +26,18 @@ EVENTS = [
     ("hỗ trợ người dân vùng lũ ổn định cuộc sống", "hàng nghìn suất quà được trao tặng cho các hộ bị thiệt hại"),
 ]
 PLACES = ["Hà Nội", "TP.HCM", "Đà Nẵng", "Quảng Nam", "Nghệ An", "Cần Thơ", "Lào Cai", "Huế", "Hải Phòng", "Gia Lai"]
+# Words for the per-story detail sentence, so that each original story is its own text (real
+# news is not 1,000 recombinations of one template) while copies still share their lead.
+DETAIL_WORDS = (
+    "người dân chính quyền địa phương cơ quan chức năng lực lượng kiểm tra báo cáo kết quả "
+    "ngày hôm qua sáng nay chiều tối tuần trước tháng này năm nay khu vực phường xã huyện "
+    "tỉnh thành phố trung tâm bệnh viện trường học nhà máy công ty doanh nghiệp hộ gia đình "
+    "cán bộ chiến sĩ bác sĩ giáo viên học sinh công nhân nông dân ngư dân tiểu thương "
+    "tiếp nhận phối hợp triển khai yêu cầu đề nghị chỉ đạo hướng dẫn theo dõi giám sát xác minh "
+    "đường dây nóng phản ánh thông tin chính thức số liệu ban đầu hiện trường nguyên nhân "
+    "Hoàng Nguyễn Trần Lê Phạm Vũ Đặng Bùi Đỗ Hồ Ngô Dương Lý Minh Lan Hùng Dũng Tuấn Hương "
+    "Phú Thọ Bình Dương Long An Tây Ninh Sóc Trăng Kon Tum Hà Giang Yên Bái Thái Bình Nam Định"
+).split()
 OUTLETS = [f"Báo {n}" for n in ("Tuổi Trẻ", "Thanh Niên", "VnExpress", "Dân Trí", "Lao Động", "VietNamNet",
                                 "Người Lao Động", "Tiền Phong", "Zing", "SGGP", "Nhân Dân", "VTC")]
 TOPICS = [
@@ -59,8 +71,10 @@ def generate(count: int, *, seed: int = 7, copies: float = 0.3, start: datetime 
         subject, place = rng.choice(SUBJECTS), rng.choice(PLACES)
         event, lead = rng.choice(EVENTS)
         number = rng.randint(2, 300)
-        title = f"{subject} {event} ở {place}"
-        summary = f"Ngày {rng.randint(1, 28)}/{rng.randint(1, 12)}, {subject.lower()} cho biết {lead} tại {place}, với {number} trường hợp được ghi nhận."
+        title = f"{subject} {event} ở {place}: {' '.join(rng.choice(DETAIL_WORDS) for _ in range(4))}"
+        detail = " ".join(rng.choice(DETAIL_WORDS) for _ in range(14))
+        summary = (f"Ngày {rng.randint(1, 28)}/{rng.randint(1, 12)}, {subject.lower()} cho biết {lead} "
+                   f"tại {place}, với {number} trường hợp được ghi nhận; {detail}.")
         out.append((FeedItem(title, f"https://{outlet.lower().replace(' ', '')}.vn/{i}?utm_source=rss", summary, published), outlet))
     return out
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel import Session, col
 
 from bot.clock import Clock
@@ -153,26 +153,28 @@ class Processor:
 
         placeholder_stories: dict[int, Story] = {}
         touched: set[int] = set()
-        pending: list[tuple[Article, int, list[tuple[int, float]]]] = []
+        pending: list[tuple[dict[str, Any], int, list[tuple[int, float]]]] = []
         next_placeholder = -1
         self.index.prune(now)
         for (incoming, canonical, fingerprint), sentiment in zip(fresh, scores, strict=True):
             item = incoming.item
             title_f, summary_f = fold(item.title), fold(item.summary)
             published = min(item.published_at.astimezone(UTC), now)
-            article = Article(
-                canonical_url=canonical,
-                url=item.url[:2048],
-                source_id=incoming.source_id,
-                outlet=incoming.outlet[:255],
-                title=item.title,
-                summary=item.summary,
-                published_at=item.published_at.astimezone(UTC),
-                fetched_at=now,
-                fingerprint=fingerprint,
-                sentiment=sentiment.score,
-                sentiment_label=sentiment.label,
-            )
+            # Plain dicts, inserted with one executemany below: constructing thousands of
+            # validated SQLModel objects and flushing them costs more than everything else here.
+            article: dict[str, Any] = {
+                "canonical_url": canonical,
+                "url": item.url[:2048],
+                "source_id": incoming.source_id,
+                "outlet": incoming.outlet[:255],
+                "title": item.title,
+                "summary": item.summary,
+                "published_at": item.published_at.astimezone(UTC),
+                "fetched_at": now,
+                "fingerprint": fingerprint,
+                "sentiment": sentiment.score,
+                "sentiment_label": sentiment.label,
+            }
             doc = MatchDoc(title_f, summary_f, folded=True)
             matches = [(t.id, w) for t in self.topics if (w := t.query.match_doc(doc)) > 0]
             fp = self.index.fingerprint(title_f, summary_f, folded=True)
@@ -200,17 +202,22 @@ class Processor:
         real_ids = {key: story.id for key, story in placeholder_stories.items()}
         self.index.relabel({k: v for k, v in real_ids.items() if v is not None})
         for article, story_key, _m in pending:
-            article.story_id = real_ids[story_key] if story_key < 0 else story_key
-        session.add_all([a for a, _k, _m in pending])
-        session.flush()
-        for article, _k, matches in pending:
-            assert article.id is not None
-            for topic_id, weight in matches:
-                result.links.append(
-                    ArticleTopic(article_id=article.id, topic_id=topic_id, weight=weight)
-                )
-        session.add_all(result.links)
-        result.articles = [a for a, _k, _m in pending]
+            article["story_id"] = real_ids[story_key] if story_key < 0 else story_key
+        rows = [article for article, _k, _m in pending]
+        ids = session.execute(
+            insert(Article).returning(col(Article.id), sort_by_parameter_order=True), rows
+        ).scalars().all()
+        links: list[dict[str, Any]] = []
+        for article_id, (article, _k, matches) in zip(ids, pending, strict=True):
+            article["id"] = article_id
+            result.articles.append(Article.model_construct(**article))
+            links.extend(
+                {"article_id": article_id, "topic_id": topic_id, "weight": weight}
+                for topic_id, weight in matches
+            )
+        if links:
+            session.execute(insert(ArticleTopic), links)
+        result.links = [ArticleTopic.model_construct(**link) for link in links]
         result.new_stories = list(placeholder_stories.values())
         story_ids = {s.id for s in result.new_stories if s.id is not None} | touched
         result.updated_stories = [

@@ -82,10 +82,11 @@ class Term:
     text: str
     syllables: tuple[str, ...]
     position: int = field(default=1, compare=False)
+    key: str = field(default="", compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return " ".join(self.syllables)
+    def __post_init__(self) -> None:
+        # The cache key of a term's hits, computed once: matching looks it up per article.
+        object.__setattr__(self, "key", " ".join(self.syllables))
 
 
 @dataclass(frozen=True)
