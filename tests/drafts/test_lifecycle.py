@@ -111,6 +111,9 @@ async def test_request_changes_edit_and_reapprove(make_desk: Any) -> None:
         first, _ = await fill(desk, "drafter", "holding", "en")
         v1 = draft_id_of(first)
         await submit(desk, "drafter", first)
+        # The approver still has v1's request open (its buttons are removed once decided, but a
+        # client can press a stale button it still shows).
+        old_request = await request_for(desk, "boss", v1)
         from drafts_flows import give_reason
 
         await give_reason(desk, "boss2", v1, "appr.changes", "Say how many pupils are in hospital now.")
@@ -138,7 +141,6 @@ async def test_request_changes_edit_and_reapprove(make_desk: Any) -> None:
         shown = [m.text for m in desk.room_messages() if m.message_id > edit.message_id]
         assert any("v2" in t and "+1 / −1 lines" in t for t in shown), shown
         # Approving the old version is refused: it is not what would be published.
-        old_request = await request_for(desk, "boss", v1)
         refused = await desk.emulator.press_button(
             desk["boss"].tg, desk["boss"].tg, old_request.message_id, data=f"appr.ok:{v1}"
         )
@@ -167,6 +169,7 @@ async def test_edit_after_partial_approval_needs_approval_again(make_desk: Any) 
         first, _ = await fill(desk, "drafter", "correction", "vi")
         v1 = draft_id_of(first)
         await submit(desk, "drafter", first)
+        stale = await request_for(desk, "boss2", v1)
         assert not (await approve(desk, "boss", v1)).get("show_alert")
         # An edit with /set after one of two approvals: version 2, the approval does not carry.
         edit = desk.emulator.send_text(
@@ -178,7 +181,11 @@ async def test_edit_after_partial_approval_needs_approval_again(make_desk: Any) 
             after=edit.message_id,
         )
         v2 = draft_id_of(second)
-        refused = await approve(desk, "boss2", v1)
+        closed = desk.emulator.message(desk["boss2"].tg, stale.message_id)
+        assert closed.buttons() == [] and "bản 2" in closed.text  # the request says it is outdated
+        refused = await desk.emulator.press_button(
+            desk["boss2"].tg, desk["boss2"].tg, stale.message_id, data=f"appr.ok:{v1}"
+        )
         assert refused["show_alert"] is True and "bản mới nhất: 2" in refused["text"]
         await submit(desk, "drafter", second)
         assert not (await approve(desk, "boss", v2)).get("show_alert")
