@@ -27,6 +27,7 @@ from storage.models import (
     Decision,
     Draft,
     DraftStatus,
+    Subscription,
     Topic,
     User,
     UserStatus,
@@ -59,6 +60,19 @@ def _registered(sandbox: Sandbox, session: Session) -> bool:
 def _approved(sandbox: Sandbox, session: Session) -> bool:
     user = _spokesperson(session)
     return user is not None and user.status == UserStatus.ACTIVE
+
+
+def _subscribed(sandbox: Sandbox, session: Session) -> bool:
+    user = _spokesperson(session)
+    topic = session.exec(select(Topic).where(Topic.name == CRISIS_TOPIC)).first()
+    if user is None or topic is None:
+        return False
+    found = session.exec(
+        select(Subscription.id).where(
+            Subscription.user_id == user.id, Subscription.topic_id == topic.id
+        )
+    ).first()
+    return found is not None
 
 
 def _alert_received(sandbox: Sandbox, session: Session) -> bool:
@@ -122,6 +136,7 @@ def _resolved(sandbox: Sandbox, session: Session) -> bool:
 STEPS: tuple[Step, ...] = (
     Step("register", "spokesperson", "handlers.start", _registered),
     Step("approve", "admin", "handlers.start", _approved),
+    Step("subscribe", "spokesperson", "handlers.topics", _subscribed),
     Step("alert", "spokesperson", "handlers.alerts", _alert_received),
     Step("crisis", "spokesperson", "handlers.taskforce", _crisis_opened),
     Step("draft", "spokesperson", "handlers.drafts", _draft_submitted),

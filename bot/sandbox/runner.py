@@ -82,7 +82,7 @@ class SandboxOptions:
     speed: float = DEFAULT_SPEED
     drill: bool = False
     day: date | None = None  # the news day's calendar date (default: today in Hà Nội)
-    scan_seconds: float = 2.0  # real seconds between scans
+    scan_seconds: float = 3.0  # real seconds between scans
     tick_seconds: float = 1.0
     log_level: str = "WARNING"
 
@@ -376,6 +376,8 @@ def seed_history(db: Database, newsday: NewsDay) -> int:
 
 async def run_sandbox(options: SandboxOptions, *, open_browser: bool = False) -> None:
     """Start, print the address, serve until cancelled (Ctrl-C), stop."""
+    # A compressed day makes APScheduler narrate every coalesced run; only problems matter here.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     sandbox = Sandbox(options)
     try:
         url = await sandbox.start()

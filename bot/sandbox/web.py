@@ -441,7 +441,10 @@ def current_reply_keyboard(
     for message in messages:
         if message.sender_id == bot_id and message.reply_keyboard is not None:
             markup = message.reply_keyboard
-            keyboard = markup if "keyboard" in markup else None
+            if "keyboard" in markup:
+                keyboard = markup
+            elif markup.get("remove_keyboard"):
+                keyboard = None
         elif message.sender_id == viewer and keyboard and keyboard.get("one_time_keyboard"):
             keyboard = None
     if keyboard is None:
@@ -459,6 +462,29 @@ def current_reply_keyboard(
         ],
         "placeholder": keyboard.get("input_field_placeholder", ""),
     }
+
+
+def force_reply_target(
+    messages: list[StoredMessage], bot_id: int, viewer: int, private: bool
+) -> dict[str, Any] | None:
+    """The bot question a client would open a reply to (``ForceReply``), if the person has not
+    written since. ``selective`` questions count only for the person they answer or mention."""
+    target: StoredMessage | None = None
+    for message in messages:
+        markup = message.reply_keyboard or {}
+        if message.sender_id == bot_id and markup.get("force_reply"):
+            replied = (message.data.get("reply_to_message") or {}).get("from", {}).get("id")
+            mentioned = any(
+                e.get("type") == "text_mention" and e.get("user", {}).get("id") == viewer
+                for e in message.entities
+            )
+            if private or not markup.get("selective") or replied == viewer or mentioned:
+                target = message
+        elif message.sender_id == viewer:
+            target = None
+    if target is None:
+        return None
+    return {"id": target.message_id, "text": (target.text or "")[:100]}
 
 
 async def api_state(request: web.Request) -> web.Response:
@@ -539,6 +565,9 @@ async def api_chat(request: web.Request) -> web.Response:
             "messages": [message_json(sandbox, m, user_id, strings) for m in messages],
             "pinned": pinned,
             "reply_keyboard": current_reply_keyboard(messages, bot_id, user_id),
+            "force_reply": force_reply_target(
+                messages, bot_id, user_id, chat.private_user is not None
+            ),
             "closed": closed,
         }
     )

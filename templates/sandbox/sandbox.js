@@ -5,7 +5,8 @@
   const T = S.strings;
   const $ = (id) => document.getElementById(id);
   const COLORS = ["#e17076", "#7bc862", "#65aadd", "#a695e7", "#ee7aae", "#6ec9cb", "#faa774", "#517da2"];
-  const state = { user: null, chat: null, thread: null, key: null, personas: [], chats: [], lastChatJson: "" };
+  const state = { user: null, chat: null, thread: null, key: null, personas: [], chats: [], lastChatJson: "",
+    replyTo: null, dismissed: new Set() };
 
   function api(path, body) {
     const sep = path.includes("?") ? "&" : "?";
@@ -101,6 +102,7 @@
     const entry = state.chats.find((c) => c.key === key);
     if (!entry) return;
     state.key = key; state.chat = entry.chat_id; state.thread = entry.thread_id; state.lastChatJson = "";
+    setReply(null, "");
     renderChats();
     refreshChat(true);
   }
@@ -129,8 +131,10 @@
       <div><b>${esc(m.contact.name)}</b><br>${esc(m.contact.phone)}</div></div>`;
     const meta = `<span class="meta">${m.edited ? esc(T.edited) + " " : ""}${m.pinned ? "📌 " : ""}${esc(m.time)}${m.mine ? " ✓✓" : ""}</span>`;
     body += `<div class="text">${m.html}${meta}</div>`;
+    const snippet = (m.html ? m.html.replace(/<[^>]+>/g, " ") : m.photo ? T.photo : m.document ? T.document : "").slice(0, 100);
     return `<div class="msg${m.mine ? " mine" : ""}" data-id="${m.id}" data-testid="message">
-      <div class="bubble">${body}</div>${renderButtons(m)}</div>`;
+      <div class="bubble">${body}</div>${renderButtons(m)}
+      <button type="button" class="reply-btn" data-reply="${m.id}" data-snippet="${esc(snippet)}" title="${esc(T.reply)}" data-testid="reply">↩</button></div>`;
   }
 
   function renderHead(chat) {
@@ -164,11 +168,25 @@
         `<button type="button" class="${b.contact ? "contact" : ""}" data-contact="${b.contact ? 1 : 0}" data-text="${esc(b.text)}" data-testid="reply-button">${esc(b.contact ? T.share_phone : b.text)}</button>`
       ).join("") + `</div>`).join("");
     }
+    if (chat.force_reply && !state.replyTo && !state.dismissed.has(chat.force_reply.id)) {
+      setReply(chat.force_reply.id, chat.force_reply.text);
+    }
     const composer = $("composer");
     composer.hidden = false;
     $("composer-input").disabled = chat.closed;
     $("composer-input").placeholder = chat.closed ? T.topic_closed : T.type_message;
   }
+
+  function setReply(id, text) {
+    state.replyTo = id;
+    $("reply-text").textContent = text;
+    $("reply-bar").hidden = id === null;
+    if (id !== null) $("composer-input").focus();
+  }
+  $("reply-cancel").addEventListener("click", () => {
+    if (state.replyTo) state.dismissed.add(state.replyTo);
+    setReply(null, "");
+  });
 
   function refreshChat(scroll) {
     if (state.chat === null) return Promise.resolve();
@@ -192,7 +210,10 @@
   function send(text) {
     if (!text.trim() || state.chat === null) return;
     state.forceScroll = true;
-    api("send", { user: state.user, chat: state.chat, thread: state.thread, text })
+    const replyTo = state.replyTo;
+    if (replyTo) state.dismissed.add(replyTo);
+    setReply(null, "");
+    api("send", { user: state.user, chat: state.chat, thread: state.thread, text, reply_to: replyTo })
       .then(() => refreshChat(true)).catch((e) => toast(T.error + ": " + e.message));
   }
   $("composer").addEventListener("submit", (e) => {
@@ -212,6 +233,8 @@
     }
   });
   $("messages").addEventListener("click", (e) => {
+    const replyButton = e.target.closest("button[data-reply]");
+    if (replyButton) { setReply(Number(replyButton.dataset.reply), replyButton.dataset.snippet); return; }
     const button = e.target.closest("button[data-data]");
     if (button) {
       button.disabled = true;
