@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp import web  # noqa: E402
+from aiohttp import web
 
-from bench.scan_throughput import fresh_db  # noqa: E402
-from bench.scanner_corpus import generate, rss_document  # noqa: E402
-from bot.clock import SimulatedClock  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from scanner.pipeline import Processor, run_scan  # noqa: E402
-from scanner.sources import FetchPolicy  # noqa: E402
-from storage.models import Source  # noqa: E402
+from bench.scan_throughput import fresh_db
+from bench.scanner_corpus import generate, rss_document
+from bot.clock import SimulatedClock
+from bot.config import Settings
+from scanner.pipeline import Processor, run_scan
+from scanner.sources import FetchPolicy
+from storage.models import Source
 
 
 async def main() -> None:
@@ -45,7 +45,9 @@ async def main() -> None:
 
     async def feed(request: web.Request) -> web.Response:
         await asyncio.sleep(args.delay)
-        return web.Response(body=bodies[int(request.match_info["n"])], content_type="application/rss+xml")
+        return web.Response(
+            body=bodies[int(request.match_info["n"])], content_type="application/rss+xml"
+        )
 
     app = web.Application()
     app.router.add_get("/feed/{n}", feed)
@@ -62,20 +64,35 @@ async def main() -> None:
         db = fresh_db(tmp, "fetch")
         with db.session() as s:
             for n in range(args.feeds):
-                s.add(Source(name=f"feed {n}", outlet=f"outlet {n % 40}", url=f"http://127.0.0.1:{ports[n % len(ports)]}/feed/{n}"))
+                s.add(
+                    Source(
+                        name=f"feed {n}",
+                        outlet=f"outlet {n % 40}",
+                        url=f"http://127.0.0.1:{ports[n % len(ports)]}/feed/{n}",
+                    )
+                )
         clock = SimulatedClock(datetime(2026, 11, 3, tzinfo=UTC))
         with db.session() as s:
             processor = Processor.from_db(s, clock.now())  # loads the model once, as the bot does
         started = time.perf_counter()
-        report = await run_scan(db, Settings(allow_private_feeds=True), clock,
-                                policy=FetchPolicy(allow_private=True), processor=processor)
+        report = await run_scan(
+            db,
+            Settings(allow_private_feeds=True),
+            clock,
+            policy=FetchPolicy(allow_private=True),
+            processor=processor,
+        )
         elapsed = time.perf_counter() - started
     await runner.cleanup()
     policy = FetchPolicy()
-    print(f"{args.feeds} feeds × {args.items} items, {args.delay * 1000:.0f} ms server latency, "
-          f"{args.hosts} hosts, concurrency {policy.concurrency} (per host {policy.per_host})")
-    print(f"fetch + process + store: {elapsed:.2f} s; {len(report.new_articles)} new articles, "
-          f"{len(report.new_stories)} stories, {len(report.failing)} failing sources")
+    print(
+        f"{args.feeds} feeds × {args.items} items, {args.delay * 1000:.0f} ms server latency, "
+        f"{args.hosts} hosts, concurrency {policy.concurrency} (per host {policy.per_host})"
+    )
+    print(
+        f"fetch + process + store: {elapsed:.2f} s; {len(report.new_articles)} new articles, "
+        f"{len(report.new_stories)} stories, {len(report.failing)} failing sources"
+    )
 
 
 if __name__ == "__main__":

@@ -18,15 +18,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlmodel import SQLModel  # noqa: E402
+from sqlmodel import SQLModel
 
-from bench.scanner_corpus import TOPICS, generate, rss_document  # noqa: E402
-from scanner.cli_commands import score_stream  # noqa: E402
-from scanner.parse import parse_feed  # noqa: E402
-from scanner.pipeline import Incoming, Processor  # noqa: E402
-from scanner.sentiment import LexiconScorer, default_scorer  # noqa: E402
-from storage.db import Database, make_engine  # noqa: E402
-from storage.models import Agency, Topic  # noqa: E402
+from bench.scanner_corpus import TOPICS, generate, rss_document
+from scanner.cli_commands import score_stream
+from scanner.parse import parse_feed
+from scanner.pipeline import Incoming, Processor
+from scanner.sentiment import LexiconScorer, default_scorer
+from storage.db import Database, make_engine
+from storage.models import Agency, Topic
 
 PER_FEED = 50
 
@@ -50,10 +50,14 @@ def main() -> None:
     now = datetime(2026, 11, 3, tzinfo=UTC)
     corpus = generate(args.items)
     feeds = [
-        ([item for item, _ in corpus[i : i + PER_FEED]], corpus[i][1]) for i in range(0, len(corpus), PER_FEED)
+        ([item for item, _ in corpus[i : i + PER_FEED]], corpus[i][1])
+        for i in range(0, len(corpus), PER_FEED)
     ]
     documents = [(rss_document(items), outlet) for items, outlet in feeds]
-    print(f"corpus: {len(corpus)} items in {len(documents)} RSS documents, {len(TOPICS)} topics; items per CPU-second")
+    print(
+        f"corpus: {len(corpus)} items in {len(documents)} RSS documents, "
+        f"{len(TOPICS)} topics; items per CPU-second"
+    )
 
     started = time.process_time()
     parsed = [(parse_feed(body, fetched_at=now).items, outlet) for body, outlet in documents]
@@ -72,7 +76,10 @@ def main() -> None:
                 with db.session() as s:
                     processor.process(s, incoming[i : i + batch], now + timedelta(seconds=i))
             elapsed = time.process_time() - started
-            print(f"{label}: {len(incoming) / elapsed:8.0f} items/s  (normalise, dedupe, match, score, store)")
+            print(
+                f"{label}: {len(incoming) / elapsed:8.0f} items/s"
+                "  (normalise, dedupe, match, score, store)"
+            )
             with db.session() as s:
                 again = processor.process(s, incoming[:batch], now)
             assert not again.articles, "re-processing stored nothing new"
@@ -94,7 +101,10 @@ def main() -> None:
         sc.score_many(pairs)
         elapsed = time.process_time() - started
         print(f"sentiment {name:<8} score_many:              {len(pairs) / elapsed:8.0f} lines/s")
-    text = "\n".join(json.dumps({"title": t, "lead": ld}, ensure_ascii=False) for t, ld in pairs) + "\n"
+    text = (
+        "\n".join(json.dumps({"title": t, "lead": ld}, ensure_ascii=False) for t, ld in pairs)
+        + "\n"
+    )
     started = time.process_time()
     score_stream(io.StringIO(text), io.StringIO(), "model")
     elapsed = time.process_time() - started

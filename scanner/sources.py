@@ -219,7 +219,9 @@ class FeedFetcher:
             connector = aiohttp.TCPConnector(
                 limit=self.policy.concurrency,
                 limit_per_host=self.policy.per_host,
-                resolver=self._resolver if self.policy.allow_private else GuardedResolver(self._resolver),
+                resolver=(
+                    self._resolver if self.policy.allow_private else GuardedResolver(self._resolver)
+                ),
                 ttl_dns_cache=300,
             )
             self._session = aiohttp.ClientSession(

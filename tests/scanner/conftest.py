@@ -13,7 +13,7 @@ from sqlmodel import SQLModel
 # The feed builders live beside the tests (the benches import them too); pytest's import mode
 # does not put this directory on sys.path for us, so do it explicitly.
 sys.path.insert(0, str(Path(__file__).parent))
-from scanner_feeds import FeedServer, build_app  # noqa: E402
+from scanner_feeds import FeedServer, build_app
 
 from storage.db import Database, make_engine
 from storage.models import Agency, Source, Topic
@@ -43,7 +43,11 @@ def db(tmp_path: Path) -> Iterator[Database]:
         s.add(agency)
         s.flush()
         assert agency.id is not None
-        s.add(Topic(agency_id=agency.id, name="Vắc-xin", query='("vắc-xin" OR vaccine) AND NOT "thú y"'))
+        s.add(
+            Topic(
+                agency_id=agency.id, name="Vắc-xin", query='("vắc-xin" OR vaccine) AND NOT "thú y"'
+            )
+        )
         s.add(Topic(agency_id=agency.id, name="Cháy nổ", query="cháy OR hỏa hoạn OR hoả hoạn"))
         s.add(Topic(agency_id=agency.id, name="Tắt", query="xăng", active=False))
     yield database

@@ -25,7 +25,12 @@ SYNDICATED_TITLES = [
 ]
 
 
-def rss(items: list[tuple[str, str, str]], *, encoding: str = "utf-8", pub: str = "Mon, 02 Nov 2026 07:30:00 +0700") -> bytes:
+def rss(
+    items: list[tuple[str, str, str]],
+    *,
+    encoding: str = "utf-8",
+    pub: str = "Mon, 02 Nov 2026 07:30:00 +0700",
+) -> bytes:
     body = "".join(
         f"<item><title>{t}</title><link>{link}</link><description><![CDATA[{d}]]></description>"
         f"<pubDate>{pub}</pubDate></item>"
@@ -59,7 +64,7 @@ def encode_1258(text: str) -> bytes:
 def atom(items: list[tuple[str, str, str]]) -> bytes:
     entries = "".join(
         f'<entry><title>{t}</title><link href="{link}"/><id>{link}</id>'
-        f"<updated>2026-11-02T00:15:00Z</updated><summary type=\"html\">{d}</summary></entry>"
+        f'<updated>2026-11-02T00:15:00Z</updated><summary type="html">{d}</summary></entry>'
         for t, link, d in items
     )
     return (
@@ -86,28 +91,51 @@ def build_app(server: FeedServer) -> web.Application:
 
     async def rss2(request: web.Request) -> web.Response:
         count(request)
-        body = rss([
-            ("Cháy lớn tại chợ Đồng Xuân, nhiều ki-ốt bị thiêu rụi", "https://a.vn/chay-cho?utm_source=rss&utm_medium=x",
-             "<p>Đám cháy <b>bùng phát</b> lúc 3h sáng &amp; lan nhanh.</p><script>x()</script>"),
-            ("Hà Nội khánh thành cầu vượt mới", "https://a.vn/cau-vuot", "Cây cầu giúp giảm ùn tắc."),
-        ])
+        body = rss(
+            [
+                (
+                    "Cháy lớn tại chợ Đồng Xuân, nhiều ki-ốt bị thiêu rụi",
+                    "https://a.vn/chay-cho?utm_source=rss&utm_medium=x",
+                    "<p>Đám cháy <b>bùng phát</b> lúc 3h sáng &amp; lan nhanh.</p>"
+                    "<script>x()</script>",
+                ),
+                (
+                    "Hà Nội khánh thành cầu vượt mới",
+                    "https://a.vn/cau-vuot",
+                    "Cây cầu giúp giảm ùn tắc.",
+                ),
+            ]
+        )
         return web.Response(body=body, content_type="application/rss+xml")
 
     async def atom_feed(request: web.Request) -> web.Response:
         count(request)
         return web.Response(
-            body=atom([("Sốt xuất huyết tăng mạnh ở phía Nam", "https://b.vn/sxh", "Số ca &lt;b&gt;tăng&lt;/b&gt; gấp đôi")]),
+            body=atom(
+                [
+                    (
+                        "Sốt xuất huyết tăng mạnh ở phía Nam",
+                        "https://b.vn/sxh",
+                        "Số ca &lt;b&gt;tăng&lt;/b&gt; gấp đôi",
+                    )
+                ]
+            ),
             content_type="application/atom+xml",
         )
 
     async def bozo(request: web.Request) -> web.Response:
         count(request)
         body = rss([("Giá xăng giảm mạnh", "https://c.vn/xang", "Giá xăng & dầu giảm")])  # bare '&'
-        return web.Response(body=body.replace(b"<![CDATA[", b"").replace(b"]]>", b""), content_type="application/rss+xml")
+        return web.Response(
+            body=body.replace(b"<![CDATA[", b"").replace(b"]]>", b""),
+            content_type="application/rss+xml",
+        )
 
     async def broken(request: web.Request) -> web.Response:
         count(request)
-        return web.Response(body=b"<html><body><h1>502 Bad Gateway</h1><p>oops", content_type="text/html")
+        return web.Response(
+            body=b"<html><body><h1>502 Bad Gateway</h1><p>oops", content_type="text/html"
+        )
 
     async def huge(request: web.Response) -> web.StreamResponse:
         count(request)  # type: ignore[arg-type]
@@ -146,7 +174,10 @@ def build_app(server: FeedServer) -> web.Application:
 
     async def legacy(request: web.Request) -> web.Response:
         count(request)
-        body = rss([("Café crème à Paris — été", "https://f.vn/cafe", "Déjà vu, naïve façade")], encoding="windows-1252")
+        body = rss(
+            [("Café crème à Paris — été", "https://f.vn/cafe", "Déjà vu, naïve façade")],
+            encoding="windows-1252",
+        )
         return web.Response(body=body, headers={"Content-Type": "application/rss+xml"})
 
     async def vietnamese_1258(request: web.Request) -> web.Response:
@@ -158,23 +189,40 @@ def build_app(server: FeedServer) -> web.Application:
     async def gz(request: web.Request) -> web.Response:
         count(request)
         body = gzip.compress(rss([("Tin nén gzip", "https://h.vn/gz", "nén")]))
-        return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/rss+xml"})
+        return web.Response(
+            body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/rss+xml"}
+        )
 
     async def outlet(request: web.Request) -> web.Response:
         count(request)
         n = int(request.match_info["n"])
         title = SYNDICATED_TITLES[n % len(SYNDICATED_TITLES)]
         lead = SYNDICATED_LEAD.replace("Chiều 1/11", "Chiều 1/11" if n % 2 else "Chiều ngày 1/11")
-        other = ("Giá vàng hôm nay tăng nhẹ", f"https://o{n}.vn/vang-{n}", f"Thị trường vàng trong nước biến động {n}")
-        return web.Response(body=rss([(title, f"https://o{n}.vn/vac-xin-soi", lead), other]), content_type="application/rss+xml")
+        other = (
+            "Giá vàng hôm nay tăng nhẹ",
+            f"https://o{n}.vn/vang-{n}",
+            f"Thị trường vàng trong nước biến động {n}",
+        )
+        return web.Response(
+            body=rss([(title, f"https://o{n}.vn/vac-xin-soi", lead), other]),
+            content_type="application/rss+xml",
+        )
 
     for path, handler in [
-        ("/rss2", rss2), ("/atom", atom_feed), ("/bozo", bozo), ("/broken", broken), ("/huge", huge),
-        ("/slow", slow), ("/etag", conditional), ("/loop", loop), ("/loop2", loop),
-        ("/moved", redirect_ok), ("/legacy", legacy), ("/vn1258", vietnamese_1258), ("/gz", gz),
+        ("/rss2", rss2),
+        ("/atom", atom_feed),
+        ("/bozo", bozo),
+        ("/broken", broken),
+        ("/huge", huge),
+        ("/slow", slow),
+        ("/etag", conditional),
+        ("/loop", loop),
+        ("/loop2", loop),
+        ("/moved", redirect_ok),
+        ("/legacy", legacy),
+        ("/vn1258", vietnamese_1258),
+        ("/gz", gz),
         ("/outlet/{n}", outlet),
     ]:
         app.router.add_get(path, handler)  # type: ignore[arg-type]
     return app
-
-

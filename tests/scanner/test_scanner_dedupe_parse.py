@@ -19,7 +19,10 @@ from storage.models import Story
 @pytest.mark.parametrize(
     ("url", "canonical"),
     [
-        ("HTTPS://VnExpress.NET:443/a/b/?utm_source=fb&b=2&a=1&fbclid=x#top", "https://vnexpress.net/a/b?a=1&b=2"),
+        (
+            "HTTPS://VnExpress.NET:443/a/b/?utm_source=fb&b=2&a=1&fbclid=x#top",
+            "https://vnexpress.net/a/b?a=1&b=2",
+        ),
         ("http://x.vn:80", "http://x.vn/"),
         ("http://x.vn:8080/p/?gclid=1", "http://x.vn:8080/p"),
         ("https://x.vn/p?utm_medium=a&utm_campaign=b", "https://x.vn/p"),
@@ -36,7 +39,10 @@ def test_index_clusters_copies_and_keeps_distinct_stories_apart() -> None:
     for title in SYNDICATED_TITLES[1:]:
         assert index.find(index.fingerprint(title, SYNDICATED_LEAD.replace("Chiều", "Tối"))) == 1
     # Same boilerplate lead but a different headline and subject: not the same story.
-    assert index.find(index.fingerprint("Giá vàng tăng mạnh phiên sáng", "Thị trường vàng biến động")) is None
+    assert (
+        index.find(index.fingerprint("Giá vàng tăng mạnh phiên sáng", "Thị trường vàng biến động"))
+        is None
+    )
     # Outside the window copies start a new story.
     assert index.prune(now + timedelta(hours=73)) == 1
     assert index.find(index.fingerprint(SYNDICATED_TITLES[1], SYNDICATED_LEAD)) is None
@@ -46,10 +52,16 @@ def test_story_index_is_rebuilt_from_the_database(db: Database) -> None:
     def item(n: int) -> Incoming:
         from scanner.parse import FeedItem
 
-        return Incoming(FeedItem(SYNDICATED_TITLES[n % 5], f"https://o{n}.vn/x", SYNDICATED_LEAD, NOW), f"o{n}", None)
+        return Incoming(
+            FeedItem(SYNDICATED_TITLES[n % 5], f"https://o{n}.vn/x", SYNDICATED_LEAD, NOW),
+            f"o{n}",
+            None,
+        )
 
     with db.session() as s:
-        first = Processor.from_db(s, NOW, scorer=LexiconScorer()).process(s, [item(0), item(1)], NOW)
+        first = Processor.from_db(s, NOW, scorer=LexiconScorer()).process(
+            s, [item(0), item(1)], NOW
+        )
     assert len(first.new_stories) == 1
     # A "restart": a fresh processor rebuilt from rows joins later copies to the same story.
     later = NOW + timedelta(hours=2)
@@ -64,8 +76,10 @@ def test_story_index_is_rebuilt_from_the_database(db: Database) -> None:
 
 
 def test_parse_rss_atom_and_html() -> None:
-    feed = parse_feed(rss([("Tiêu đề <b>đậm</b>", "https://a.vn/1", "<p>Một</p><p>Hai &amp; ba</p>")]),
-                      fetched_at=NOW)
+    feed = parse_feed(
+        rss([("Tiêu đề <b>đậm</b>", "https://a.vn/1", "<p>Một</p><p>Hai &amp; ba</p>")]),
+        fetched_at=NOW,
+    )
     assert [(i.title, i.summary) for i in feed.items] == [("Tiêu đề đậm", "Một Hai & ba")]
     entries = parse_feed(atom([("Atom", "https://a.vn/2", "x")]), fetched_at=NOW).items
     assert entries[0].published_at == datetime(2026, 11, 2, 0, 15, tzinfo=UTC)

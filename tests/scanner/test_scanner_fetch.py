@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 
-import socket
-
 from aiohttp.abc import AbstractResolver, ResolveResult
+from scanner_feeds import NOW, FeedServer
 from sqlalchemy import func, select
 
 from bot.clock import SimulatedClock
 from bot.config import Settings
-from scanner.pipeline import LAST_SCAN_KEY, run_scan
+from scanner.pipeline import LAST_SCAN_KEY, Processor, run_scan
 from scanner.sentiment import LexiconScorer
-from scanner.pipeline import Processor
 from scanner.sources import FeedFetcher, FetchPolicy, check_url
 from storage.db import Database
 from storage.models import Article, ArticleTopic, Setting, Source, Story
 
-from scanner_feeds import NOW, FeedServer
-
-POLICY = FetchPolicy(allow_private=True, total_timeout=1.0, connect_timeout=1.0, max_bytes=256 * 1024, max_redirects=3)
+POLICY = FetchPolicy(
+    allow_private=True,
+    total_timeout=1.0,
+    connect_timeout=1.0,
+    max_bytes=256 * 1024,
+    max_redirects=3,
+)
 
 
 def settings() -> Settings:
@@ -42,20 +45,30 @@ async def scan(db: Database, clock: SimulatedClock, policy: FetchPolicy = POLICY
 async def test_every_kind_of_feed_in_one_scan(
     db: Database, feed_server: FeedServer, add_sources: Callable[[dict[str, str]], None]
 ) -> None:
-    add_sources({
-        "A": feed_server.url("/rss2"), "B": feed_server.url("/atom"), "C": feed_server.url("/bozo"),
-        "Broken": feed_server.url("/broken"), "Huge": feed_server.url("/huge"),
-        "Slow": feed_server.url("/slow"), "Loop": feed_server.url("/loop"),
-        "Legacy": feed_server.url("/legacy"), "VN": feed_server.url("/vn1258"),
-        "Gz": feed_server.url("/gz"), "Moved": feed_server.url("/moved"),
-        "Ftp": "ftp://127.0.0.1/feed.rss",
-    })
+    add_sources(
+        {
+            "A": feed_server.url("/rss2"),
+            "B": feed_server.url("/atom"),
+            "C": feed_server.url("/bozo"),
+            "Broken": feed_server.url("/broken"),
+            "Huge": feed_server.url("/huge"),
+            "Slow": feed_server.url("/slow"),
+            "Loop": feed_server.url("/loop"),
+            "Legacy": feed_server.url("/legacy"),
+            "VN": feed_server.url("/vn1258"),
+            "Gz": feed_server.url("/gz"),
+            "Moved": feed_server.url("/moved"),
+            "Ftp": "ftp://127.0.0.1/feed.rss",
+        }
+    )
     clock = SimulatedClock(NOW)
     report = await scan(db, clock)
     rows = sources_by_name(db)
 
     # Bad sources record a clear error and back off; none stops the others.
-    assert "not a readable feed" in (rows["Broken"].last_error or "") or "not a feed" in (rows["Broken"].last_error or "")
+    assert "not a readable feed" in (rows["Broken"].last_error or "") or "not a feed" in (
+        rows["Broken"].last_error or ""
+    )
     assert "cap" in (rows["Huge"].last_error or "")
     assert "timed out" in (rows["Slow"].last_error or "")
     assert "too many redirects" in (rows["Loop"].last_error or "")
@@ -73,7 +86,9 @@ async def test_every_kind_of_feed_in_one_scan(
         articles = {a.title: a for a in s.execute(select(Article)).scalars()}
     fire = articles["Cháy lớn tại chợ Đồng Xuân, nhiều ki-ốt bị thiêu rụi"]
     assert fire.canonical_url == "https://a.vn/chay-cho"
-    assert fire.summary == "Đám cháy bùng phát lúc 3h sáng & lan nhanh."  # HTML stripped, script dropped
+    assert (
+        fire.summary == "Đám cháy bùng phát lúc 3h sáng & lan nhanh."
+    )  # HTML stripped, script dropped
     assert fire.published_at == NOW - timedelta(minutes=30)  # 07:30 +07:00 → 00:30 UTC
     assert fire.sentiment_label == "negative"
     assert articles["Sốt xuất huyết tăng mạnh ở phía Nam"].summary == "Số ca tăng gấp đôi"
@@ -90,7 +105,13 @@ async def test_every_kind_of_feed_in_one_scan(
         summary = s.get(Setting, LAST_SCAN_KEY)
         assert summary is not None
         assert summary.value["new_articles"] == len(articles)
-        assert {f["name"] for f in summary.value["failing_sources"]} == {"Broken", "Huge", "Slow", "Loop", "Ftp"}
+        assert {f["name"] for f in summary.value["failing_sources"]} == {
+            "Broken",
+            "Huge",
+            "Slow",
+            "Loop",
+            "Ftp",
+        }
         # The fire article matched the "Cháy nổ" topic; the inactive "xăng" topic matched nothing.
         links = s.execute(select(ArticleTopic)).scalars().all()
     assert [link.article_id for link in links] == [fire.id]
@@ -147,20 +168,34 @@ async def test_syndicated_copies_make_one_story(
     # or merge among themselves; never into the vaccine story.
     assert sum(st.article_count for st in stories) == 20
     by_topic = report.by_topic()["Vắc-xin"]
-    assert len(by_topic["articles"]) == 10 and [st["outlet_count"] for st in by_topic["stories"]] == [10]
+    assert len(by_topic["articles"]) == 10 and [
+        st["outlet_count"] for st in by_topic["stories"]
+    ] == [10]
 
 
 async def test_private_address_refused_unless_allowed(
     db: Database, feed_server: FeedServer, add_sources: Callable[[dict[str, str]], None]
 ) -> None:
-    add_sources({"Local": feed_server.url("/rss2"), "Named": feed_server.url("/rss2").replace("127.0.0.1", "localhost")})
+    add_sources(
+        {
+            "Local": feed_server.url("/rss2"),
+            "Named": feed_server.url("/rss2").replace("127.0.0.1", "localhost"),
+        }
+    )
     clock = SimulatedClock(NOW)
     strict = FetchPolicy(allow_private=False, total_timeout=2.0)
-    report = await run_scan(db, Settings(allow_private_feeds=False), clock, policy=strict,
-                            processor=Processor([], scorer=LexiconScorer()))
+    report = await run_scan(
+        db,
+        Settings(allow_private_feeds=False),
+        clock,
+        policy=strict,
+        processor=Processor([], scorer=LexiconScorer()),
+    )
     assert {o.name for o in report.failing} == {"Local", "Named"}
     rows = sources_by_name(db)
-    assert "127.0.0.1" in (rows["Local"].last_error or "") and "refused" in (rows["Local"].last_error or "")
+    assert "127.0.0.1" in (rows["Local"].last_error or "") and "refused" in (
+        rows["Local"].last_error or ""
+    )
     assert "refused" in (rows["Named"].last_error or "")
     assert feed_server.hits == {}
 
@@ -168,9 +203,19 @@ async def test_private_address_refused_unless_allowed(
 class _StaticResolver(AbstractResolver):
     """DNS stand-in: every name resolves to 127.0.0.1, like a rebinding attacker's domain."""
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET,
-                 "proto": 0, "flags": socket.AI_NUMERICHOST}]
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": "127.0.0.1",
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
 
     async def close(self) -> None:
         return None
@@ -179,13 +224,17 @@ class _StaticResolver(AbstractResolver):
 async def test_dns_name_resolving_to_private_address_is_refused(feed_server: FeedServer) -> None:
     port = feed_server.base.rsplit(":", 1)[1]
     url = f"http://feeds.example.vn:{port}/rss2"
-    async with FeedFetcher(FetchPolicy(allow_private=False, total_timeout=2.0), resolver=_StaticResolver()) as fetcher:
+    async with FeedFetcher(
+        FetchPolicy(allow_private=False, total_timeout=2.0), resolver=_StaticResolver()
+    ) as fetcher:
         refused = await fetcher.fetch(url)
     assert refused.status == "error"
     assert refused.error is not None and "feeds.example.vn resolves to 127.0.0.1" in refused.error
     assert feed_server.hits == {}
     # The same name is fetched when private addresses are allowed (sandbox, tests).
-    async with FeedFetcher(FetchPolicy(allow_private=True, total_timeout=2.0), resolver=_StaticResolver()) as fetcher:
+    async with FeedFetcher(
+        FetchPolicy(allow_private=True, total_timeout=2.0), resolver=_StaticResolver()
+    ) as fetcher:
         allowed = await fetcher.fetch(url)
     assert allowed.status == "ok" and b"<rss" in allowed.body
 
@@ -195,8 +244,15 @@ def test_check_url_rejects_schemes_and_private_literals() -> None:
 
     from scanner.sources import UnsafeURLError
 
-    for url in ("file:///etc/passwd", "gopher://x", "http://10.0.0.5/rss", "http://[::1]/rss",
-                "http://169.254.169.254/latest", "http://192.168.1.1/", "http://[::ffff:127.0.0.1]/"):
+    for url in (
+        "file:///etc/passwd",
+        "gopher://x",
+        "http://10.0.0.5/rss",
+        "http://[::1]/rss",
+        "http://169.254.169.254/latest",
+        "http://192.168.1.1/",
+        "http://[::ffff:127.0.0.1]/",
+    ):
         with pytest.raises(UnsafeURLError):
             check_url(url, allow_private=False)
     check_url("https://vnexpress.net/rss/suc-khoe.rss", allow_private=False)

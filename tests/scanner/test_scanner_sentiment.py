@@ -33,32 +33,47 @@ def test_lexicon_negation_and_intensifiers() -> None:
 def split() -> tuple[list[int], list[int]]:
     data = load_training_data()
     idx = np.arange(len(data.labels))
-    train, test = train_test_split(idx, test_size=0.25, stratify=data.labels, random_state=sentiment.RANDOM_STATE)
+    train, test = train_test_split(
+        idx, test_size=0.25, stratify=data.labels, random_state=sentiment.RANDOM_STATE
+    )
     return list(train), list(test)
 
 
-def test_model_beats_lexicon_and_majority_on_held_out_split(split: tuple[list[int], list[int]]) -> None:
+def test_model_beats_lexicon_and_majority_on_held_out_split(
+    split: tuple[list[int], list[int]],
+) -> None:
     data = load_training_data()
     train, test = split
-    model = ModelScorer().fit([data.titles[i] for i in train], [data.leads[i] for i in train],
-                              [data.labels[i] for i in train])
+    model = ModelScorer().fit(
+        [data.titles[i] for i in train],
+        [data.leads[i] for i in train],
+        [data.labels[i] for i in train],
+    )
     items = [(data.titles[i], data.leads[i]) for i in test]
     truth = [data.labels[i] for i in test]
     model_f1 = f1_score(truth, [s.label for s in model.score_many(items)], average="macro")
-    lexicon_f1 = f1_score(truth, [s.label for s in LexiconScorer().score_many(items)], average="macro")
+    lexicon_f1 = f1_score(
+        truth, [s.label for s in LexiconScorer().score_many(items)], average="macro"
+    )
     majority_f1 = f1_score(truth, ["neutral"] * len(truth), average="macro")
     assert model_f1 > lexicon_f1 > majority_f1
 
 
 def test_shipped_model_loads_and_scores() -> None:
     scorer = default_scorer()
-    results = scorer.score_many([("Cháy lớn tại chung cư, nhiều người thương vong", ""),
-                                 ("Khánh thành bệnh viện mới, người dân phấn khởi", "")])
+    results = scorer.score_many(
+        [
+            ("Cháy lớn tại chung cư, nhiều người thương vong", ""),
+            ("Khánh thành bệnh viện mới, người dân phấn khởi", ""),
+        ]
+    )
     assert [r.label for r in results] == ["negative", "positive"]
     assert all(-1.0 <= r.score <= 1.0 for r in results)
 
 
-def test_missing_or_foreign_model_is_retrained(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_or_foreign_model_is_retrained(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "model.joblib"
     import joblib
 
@@ -66,7 +81,10 @@ def test_missing_or_foreign_model_is_retrained(tmp_path: Path, caplog: pytest.Lo
     with caplog.at_level(logging.WARNING, logger="scanner.sentiment"):
         model = default_scorer(path)
     assert "retraining" in caplog.text
-    assert ModelScorer.load(path).score("Tai nạn giao thông").label == model.score("Tai nạn giao thông").label
+    assert (
+        ModelScorer.load(path).score("Tai nạn giao thông").label
+        == model.score("Tai nạn giao thông").label
+    )
 
 
 def test_score_stream_one_line_per_input() -> None:
@@ -93,7 +111,10 @@ def test_score_cli_end_to_end() -> None:
     text = '{"title": "Sạt lở nghiêm trọng ở Quảng Nam"}\n\n{"title": "Khánh thành cầu"}\n'
     proc = subprocess.run(
         [sys.executable, "-m", "bot.cli", "sentiment", "score"],
-        input=text.encode(), capture_output=True, timeout=60, check=False,
+        input=text.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr.decode()
     out = proc.stdout.decode("utf-8").splitlines()

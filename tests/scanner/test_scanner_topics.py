@@ -32,7 +32,12 @@ def test_fold_and_exact_forms() -> None:
         ('"vac xin"', "x", "Bộ Y tế nói về vắc xin", SUMMARY_WEIGHT),
         ('"vắc-xin" AND NOT "thú y"', "Vắc-xin thú y", "", 0.0),
         ('("vắc-xin" OR vaccine) AND NOT "thú y"', "Vaccine mới", "", TITLE_WEIGHT),
-        ("bão AND miền Trung", "Bão số 3", "Mưa lớn ở miền Trung", TITLE_WEIGHT + 2 * SUMMARY_WEIGHT),
+        (
+            "bão AND miền Trung",
+            "Bão số 3",
+            "Mưa lớn ở miền Trung",
+            TITLE_WEIGHT + 2 * SUMMARY_WEIGHT,
+        ),
         ("xin", "Tiêm vacxin", "", 0.0),  # whole syllables only
         ("covid19", "Ca Covid-19 tăng", "", TITLE_WEIGHT),
         ("sốt xuất huyết", "Sốt xuất huyết", "", 3 * TITLE_WEIGHT),
@@ -70,7 +75,22 @@ def test_errors_have_positions(query: str, position: int, fragment: str) -> None
 
 
 _TOKENS = st.sampled_from(
-    ["bão", "lũ", "vắc-xin", '"thú y"', "AND", "OR", "NOT", "and", "(", ")", '"', "Đà Nẵng", "!!", "x"]
+    [
+        "bão",
+        "lũ",
+        "vắc-xin",
+        '"thú y"',
+        "AND",
+        "OR",
+        "NOT",
+        "and",
+        "(",
+        ")",
+        '"',
+        "Đà Nẵng",
+        "!!",
+        "x",
+    ]
 )
 
 
@@ -88,7 +108,18 @@ def test_random_queries_parse_or_fail_with_a_position(text: str) -> None:
 
 
 _VIET_WORDS = st.sampled_from(
-    ["bão", "lũ lụt", "vắc-xin", "Đà Nẵng", "sạt lở", "ngộ độc", "cháy", "tử vong", "học sinh", "giá xăng"]
+    [
+        "bão",
+        "lũ lụt",
+        "vắc-xin",
+        "Đà Nẵng",
+        "sạt lở",
+        "ngộ độc",
+        "cháy",
+        "tử vong",
+        "học sinh",
+        "giá xăng",
+    ]
 )
 
 
