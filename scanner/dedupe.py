@@ -22,6 +22,7 @@ of the scanner (5,000 items/s per core).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import zlib
 from collections.abc import Iterable
@@ -225,10 +226,10 @@ class StoryIndex:
                     shared[candidate] = shared.get(candidate, 0) + 1
         if not shared:
             return None
-        ranked = sorted(shared.items(), key=lambda kv: (-kv[1], -kv[0]))
+        ranked = heapq.nlargest(self.max_candidates, shared.items(), key=lambda kv: (kv[1], kv[0]))
         best: tuple[float, int] | None = None
         checked_per_story: dict[int, int] = {}
-        for candidate, _bands in ranked[: self.max_candidates]:
+        for candidate, _bands in ranked:
             entry = self._entries[candidate]
             if checked_per_story.get(entry.story_id, 0) >= 3:
                 continue
