@@ -724,9 +724,55 @@ async def fire_escalation(runtime: Runtime, session: Session, row: Any) -> None:
     )
 
 
+DELIVERY_PUBLISH = "publication"
+
+
+def _published_to(runtime: Runtime, draft: Draft) -> set[str]:
+    with runtime.db.session() as session:
+        rows = session.exec(
+            select(Delivery.part).where(
+                Delivery.kind == DELIVERY_PUBLISH, Delivery.ref_id == draft.id
+            )
+        )
+        return set(rows)
+
+
+def _mark_published_to(
+    runtime: Runtime, draft: Draft, part: str, sent: list[SentMessage] | None = None
+) -> None:
+    """Ledger of the places a version went out to, written right after each send.
+
+    The publication runs from the tick; if a later step fails the row is retried, and the
+    ledger keeps a retry from posting the statement twice to the same place.
+    """
+    if draft.author_id is None:
+        return
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        session.add(
+            Delivery(
+                kind=DELIVERY_PUBLISH,
+                ref_id=draft.id or 0,
+                user_id=draft.author_id,
+                part=part,
+                status=DeliveryStatus.SENT,
+                chat_id=sent[0].chat_id if sent else None,
+                message_id=sent[0].message_id if sent else None,
+                attempts=1,
+                sent_at=now,
+                created_at=now,
+            )
+        )
+
+
 @due.due_handler(PUBLISH)
 async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
-    """Publish an approved version: the room, the author, the agency's public channel."""
+    """Publish an approved version: the room, the author, the agency's public channel.
+
+    Each place is recorded as soon as it is served, and the final state change is its own short
+    transaction, so a retry after a failure never posts twice and never waits on the tick's
+    long-lived read.
+    """
     draft = session.get(Draft, row.ref_id)
     if draft is None or draft.status != DraftStatus.APPROVED:
         return
@@ -746,6 +792,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
         .join(Approval, col(Approval.approver_id) == col(User.id))
         .where(Approval.draft_id == draft.id, Approval.decision == Decision.APPROVE)
     ).all()
+    done = _published_to(runtime, draft)
     now = runtime.clock.now()
     lang = author.language if author else "vi"
     header_context = {
@@ -756,23 +803,25 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
         "at": now,
     }
     room = dr.room_of(crisis)
-    if room is not None:
+    if room is not None and "room" not in done:
         header = runtime.renderer.render("approval_published", lang, **header_context)
-        await dr.send_long(runtime, room, header, draft.body)
+        sent = await dr.send_long(runtime, room, header, draft.body)
         for attachment in dr.attachments(draft, title):
             await runtime.notifier.send_document(room, attachment)
-    if author is not None and author.telegram_id is not None and author.reachable:
+        _mark_published_to(runtime, draft, "room", sent)
+    if author is not None and author.telegram_id is not None and "author" not in done:
         try:
-            await dr.send_long(
+            sent = await dr.send_long(
                 runtime,
                 ChatRef(author.telegram_id),
                 runtime.renderer.render("approval_published", author.language, **header_context),
                 draft.body,
             )
         except RecipientUnreachable:
-            author.reachable = False
+            sent = []
+        _mark_published_to(runtime, draft, "author", sent)
     channel_result: dict[str, Any] = {}
-    if public and agency.public_channel:
+    if public and agency.public_channel and "channel" not in done:
         channel_result["channel"] = agency.public_channel
         target = agency.public_channel
         chat: int | str = int(target) if target.lstrip("-").isdigit() else target
@@ -780,21 +829,29 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
             # The Bot API takes "@username" wherever a chat id goes.
             sent = await dr.send_long(runtime, ChatRef(cast(int, chat)), "", draft.body)
             channel_result["message_ids"] = [m.message_id for m in sent]
+            _mark_published_to(runtime, draft, "channel", sent)
         except DeliveryError as exc:
             channel_result["error"] = str(exc)
             if room is not None:
                 await _room(
                     runtime, crisis, "approval_channel_failed", lang, channel=target, error=str(exc)
                 )
-    draft.status = DraftStatus.PUBLISHED
-    draft.published_at = now
-    session.add(draft)
-    dr._record(
-        session,
-        draft,
-        "draft.published",
-        None,
-        now,
-        text=f"#{draft.number} v{draft.version} {title}",
-        extra={"public": public, **channel_result},
-    )
+    with runtime.db.session() as own:
+        moved = own.execute(
+            update(Draft)
+            .where(col(Draft.id) == draft.id, col(Draft.status) == DraftStatus.APPROVED)
+            .values(status=DraftStatus.PUBLISHED, published_at=now)
+        )
+        if cast(Any, moved).rowcount != 1:
+            return
+        fresh = own.get(Draft, draft.id)
+        assert fresh is not None
+        dr._record(
+            own,
+            fresh,
+            "draft.published",
+            None,
+            now,
+            text=f"#{draft.number} v{draft.version} {title}",
+            extra={"public": public, **channel_result},
+        )

@@ -76,7 +76,11 @@ class Desk:
 
 
 def add_person(
-    emulator: TelegramEmulator, db: Database, agency_id: int | None, name: str, role: str,
+    emulator: TelegramEmulator,
+    db: Database,
+    agency_id: int | None,
+    name: str,
+    role: str,
     language: str,
 ) -> Person:
     tg_user = emulator.create_user(name, language_code=language)
@@ -84,8 +88,13 @@ def add_person(
     emulator.world.private_chat(tg_user)
     with db.session() as s:
         row = User(
-            telegram_id=tg_user.id, full_name=name, agency_id=agency_id, role=role,
-            status="active", language=language, phone="0243 846 2195",
+            telegram_id=tg_user.id,
+            full_name=name,
+            agency_id=agency_id,
+            role=role,
+            status="active",
+            language=language,
+            phone="0243 846 2195",
         )
         s.add(row)
         s.flush()
@@ -94,7 +103,9 @@ def add_person(
 
 
 @pytest.fixture
-def make_desk(emulator: TelegramEmulator, sqlite_db: Database, make_settings: Any, clock: SimulatedClock) -> Any:
+def make_desk(
+    emulator: TelegramEmulator, sqlite_db: Database, make_settings: Any, clock: SimulatedClock
+) -> Any:
     def factory(language: str = "vi", *, forum: bool = True, approvals: int = 1) -> Desk:
         settings = make_settings(
             {
@@ -105,8 +116,13 @@ def make_desk(emulator: TelegramEmulator, sqlite_db: Database, make_settings: An
             }
         )
         with sqlite_db.session() as s:
-            agency = Agency(code="BYT", name="Bộ Y tế", approvals_required=approvals,
-                            public_channel="@byt_news", owner="chat")
+            agency = Agency(
+                code="BYT",
+                name="Bộ Y tế",
+                approvals_required=approvals,
+                public_channel="@byt_news",
+                owner="chat",
+            )
             other = Agency(code="BGD", name="Bộ Giáo dục và Đào tạo", owner="chat")
             s.add(agency)
             s.add(other)
@@ -115,15 +131,31 @@ def make_desk(emulator: TelegramEmulator, sqlite_db: Database, make_settings: An
         assert agency_id is not None
         people = {
             "drafter": add_person(emulator, sqlite_db, agency_id, "Lê Thu Hà", "member", language),
-            "speaker": add_person(emulator, sqlite_db, agency_id, "Nguyễn Văn An", "spokesperson", language),
-            "boss": add_person(emulator, sqlite_db, agency_id, "Trần Thị Bình", "supervisor", language),
-            "boss2": add_person(emulator, sqlite_db, agency_id, "Phạm Quốc Cường", "supervisor", language),
-            "stranger": add_person(emulator, sqlite_db, other_id, "Đỗ Minh Khoa", "supervisor", language),
+            "speaker": add_person(
+                emulator, sqlite_db, agency_id, "Nguyễn Văn An", "spokesperson", language
+            ),
+            "boss": add_person(
+                emulator, sqlite_db, agency_id, "Trần Thị Bình", "supervisor", language
+            ),
+            "boss2": add_person(
+                emulator, sqlite_db, agency_id, "Phạm Quốc Cường", "supervisor", language
+            ),
+            "stranger": add_person(
+                emulator, sqlite_db, other_id, "Đỗ Minh Khoa", "supervisor", language
+            ),
         }
         members = [p.tg for p in people.values()]
-        group = emulator.create_supergroup("Phòng xử lý khủng hoảng", forum=forum, member_ids=members)
-        emulator.add_bot(group.id, rights={"can_manage_topics": True, "can_pin_messages": True,
-                                           "can_delete_messages": True})
+        group = emulator.create_supergroup(
+            "Phòng xử lý khủng hoảng", forum=forum, member_ids=members
+        )
+        emulator.add_bot(
+            group.id,
+            rights={
+                "can_manage_topics": True,
+                "can_pin_messages": True,
+                "can_delete_messages": True,
+            },
+        )
         channel = emulator.create_channel("Bộ Y tế — Tin chính thức", username="byt_news")
         emulator.add_bot(channel.id, rights={"can_post_messages": True, "can_edit_messages": True})
         thread = None
@@ -142,10 +174,26 @@ def make_desk(emulator: TelegramEmulator, sqlite_db: Database, make_settings: An
             assert crisis.id is not None
             crisis_id = crisis.id
             for key in ("drafter", "speaker", "boss"):
-                s.add(CrisisMember(crisis_id=crisis_id, user_id=people[key].id,
-                                   role="drafter" if key == "drafter" else "member", state="joined"))
-        return Desk(emulator, sqlite_db, clock, settings, agency_id, crisis_id, group.id, thread,
-                    channel.id, people)
+                s.add(
+                    CrisisMember(
+                        crisis_id=crisis_id,
+                        user_id=people[key].id,
+                        role="drafter" if key == "drafter" else "member",
+                        state="joined",
+                    )
+                )
+        return Desk(
+            emulator,
+            sqlite_db,
+            clock,
+            settings,
+            agency_id,
+            crisis_id,
+            group.id,
+            thread,
+            channel.id,
+            people,
+        )
 
     return factory
 

@@ -33,7 +33,9 @@ async def fill(
     em = desk.emulator
     person = desk[who]
     template = pt.PressLibrary(desk.settings.templates_dir).get(kind, lang)
-    sent = em.send_text(person.tg, f"/draft {kind} {lang}", chat_id=desk.room, thread_id=desk.thread)
+    sent = em.send_text(
+        person.tg, f"/draft {kind} {lang}", chat_id=desk.room, thread_id=desk.thread
+    )
     last = sent.message_id
     asked: list[str] = []
     while True:

@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from bot.services import drafts as dr
 from storage.models import Approval, AuditEvent, Draft, TimelineEvent
 
+
 def _status(desk: Any, draft_id: int) -> str:
     with desk.db.session() as s:
         draft = s.get(Draft, draft_id)
@@ -87,7 +88,9 @@ async def test_full_lifecycle(make_desk: Any, kind: str, lang: str) -> None:
     body = draft.body
     # The statement reads as an administrative document of the agency, with the crisis filled in.
     if kind != "qa":
-        assert ("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" if lang == "vi" else "SOCIALIST REPUBLIC") in body
+        assert (
+            "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" if lang == "vi" else "SOCIALIST REPUBLIC"
+        ) in body
         assert ("ngày 02 tháng 11 năm 2026" if lang == "vi" else "2 November 2026") in body
         assert "/TCBC-BYT" in body or "/TB-BYT" in body
     assert "BỘ Y TẾ" in body and "Nguyễn Văn An" in body
@@ -116,7 +119,9 @@ async def test_request_changes_edit_and_reapprove(make_desk: Any) -> None:
         old_request = await request_for(desk, "boss", v1)
         from drafts_flows import give_reason
 
-        await give_reason(desk, "boss2", v1, "appr.changes", "Say how many pupils are in hospital now.")
+        await give_reason(
+            desk, "boss2", v1, "appr.changes", "Say how many pupils are in hospital now."
+        )
         changes = await desk.emulator.wait_for_message(
             desk.room, lambda m: "requested changes" in (m.text or ""), thread_id=desk.thread
         )
@@ -128,11 +133,16 @@ async def test_request_changes_edit_and_reapprove(make_desk: Any) -> None:
             "none in critical condition.", "none in critical condition; 6 remain in hospital."
         )
         edit = desk.emulator.send_text(
-            desk["drafter"].tg, new_body, chat_id=desk.room, thread_id=desk.thread,
+            desk["drafter"].tg,
+            new_body,
+            chat_id=desk.room,
+            thread_id=desk.thread,
             reply_to=first.message_id,
         )
         second = await desk.emulator.wait_for_message(
-            desk.room, lambda m: data_of(m, "draft.submit:") is not None, thread_id=desk.thread,
+            desk.room,
+            lambda m: data_of(m, "draft.submit:") is not None,
+            thread_id=desk.thread,
             after=edit.message_id,
         )
         v2 = draft_id_of(second)
@@ -173,11 +183,15 @@ async def test_edit_after_partial_approval_needs_approval_again(make_desk: Any) 
         assert not (await approve(desk, "boss", v1)).get("show_alert")
         # An edit with /set after one of two approvals: version 2, the approval does not carry.
         edit = desk.emulator.send_text(
-            desk["drafter"].tg, "/set where_published trang Facebook “Tin nóng Biên Hòa” sáng 02/11/2026",
-            chat_id=desk.room, thread_id=desk.thread,
+            desk["drafter"].tg,
+            "/set where_published trang Facebook “Tin nóng Biên Hòa” sáng 02/11/2026",
+            chat_id=desk.room,
+            thread_id=desk.thread,
         )
         second = await desk.emulator.wait_for_message(
-            desk.room, lambda m: data_of(m, "draft.submit:") is not None, thread_id=desk.thread,
+            desk.room,
+            lambda m: data_of(m, "draft.submit:") is not None,
+            thread_id=desk.thread,
             after=edit.message_id,
         )
         v2 = draft_id_of(second)
@@ -199,5 +213,7 @@ async def test_edit_after_partial_approval_needs_approval_again(make_desk: Any) 
     assert drafts[v1].status == "superseded" and drafts[v2].status == "published"
     assert "Tin nóng Biên Hòa" in drafts[v2].body
     assert [(r.draft_id, r.approver_id) for r in rows] == [
-        (v1, desk["boss"].id), (v2, desk["boss"].id), (v2, desk["boss2"].id)
+        (v1, desk["boss"].id),
+        (v2, desk["boss"].id),
+        (v2, desk["boss2"].id),
     ]
