@@ -13,7 +13,6 @@ from drafts_flows import (
     draft_id_of,
     fill,
     press,
-    published_in_room,
     request_for,
     submit,
     wait_private,
@@ -22,9 +21,9 @@ from emulator_fixtures import running_app
 from sqlmodel import col, select
 
 from bot.services import drafts as dr
+from bot.services import press_templates as pt
 from bot.services.permissions import Actor
 from bot.services.textsplit import TELEGRAM_LIMIT
-from bot.services import press_templates as pt
 from storage.models import (
     Approval,
     AuditEvent,
@@ -354,8 +353,8 @@ async def test_ten_thousand_character_statement_is_delivered_intact(make_desk: A
         parts = [
             m
             for m in desk.room_messages()
-            if before < m.message_id <= last.message_id
-            and "📝" in (m.text or "")
+            if (before < m.message_id <= last.message_id
+            and "📝" in (m.text or ""))
             or (before < m.message_id <= last.message_id and (m.text or "").startswith("("))
         ]
         files = {}

@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from emulator_fixtures import running_app
 from drafts_flows import (
     approve,
     data_of,
@@ -17,6 +16,7 @@ from drafts_flows import (
     submit,
     wait_private,
 )
+from emulator_fixtures import running_app
 from sqlmodel import col, select
 
 from bot.services import drafts as dr
