@@ -360,7 +360,6 @@ async def done_pressed(
         await query.answer(_error(runtime, lang, exc), show_alert=True)
         return
     await query.answer()
-    await taskforces.refresh_brief(runtime, view.task.crisis_id)
     if query.message is not None:
         await query.edit_message_text(
             runtime.renderer.render("task_done", lang, t=view), parse_mode=ParseMode.HTML
@@ -377,7 +376,6 @@ async def update_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     except TaskForceError as exc:
         await reply(update, _error(runtime, lang, exc))
         return
-    await taskforces.refresh_brief(runtime, crisis_id)
     await reply(update, runtime.renderer.render("timeline_updated", lang))
 
 

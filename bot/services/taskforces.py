@@ -103,6 +103,7 @@ CLAIM_LEASE = timedelta(seconds=60)  # PostgreSQL (several workers): a claim old
 MAX_TITLE = 200
 MAX_CONVENED = 60
 TASK_REMINDER_LEAD = timedelta(minutes=30)
+BRIEF_DEBOUNCE = timedelta(seconds=2)  # changes within this window share one edit of the brief
 ROLES = tuple(CrisisRole)
 SEVERITIES = tuple(Severity)
 
@@ -831,15 +832,19 @@ async def refresh_brief(runtime: Runtime, crisis_id: int) -> None:
 
 
 def touch_brief(session: Session, crisis_id: int, now: datetime) -> None:
-    """Ask for the brief to be edited soon: one pending ``crisis.brief`` row per crisis, so a
-    burst of joins becomes one edit (Telegram allows a group about 20 messages a minute)."""
-    pending = session.exec(
+    """Ask for the brief to be edited soon: a burst of changes within ``BRIEF_DEBOUNCE`` becomes
+    one edit (Telegram allows a group about 20 messages a minute). A row that is already due may
+    be firing right now with the state before this change, so then a new row is added."""
+    waiting = session.exec(
         select(Due.id).where(
-            Due.kind == BRIEF_KIND, Due.ref_id == crisis_id, col(Due.done_at).is_(None)
+            Due.kind == BRIEF_KIND,
+            Due.ref_id == crisis_id,
+            col(Due.done_at).is_(None),
+            Due.due_at > now,
         )
     ).first()
-    if pending is None:
-        schedule(session, BRIEF_KIND, now, ref_id=crisis_id)
+    if waiting is None:
+        schedule(session, BRIEF_KIND, now + BRIEF_DEBOUNCE, ref_id=crisis_id)
 
 
 @due_handler(BRIEF_KIND)

@@ -137,3 +137,24 @@ async def eventually(predicate: Any, timeout: float = 5.0) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def immediate_brief(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short debounce of brief edits (the clock below runs at real speed)."""
+    from datetime import timedelta
+
+    from bot.services import taskforces
+
+    monkeypatch.setattr(taskforces, "BRIEF_DEBOUNCE", timedelta(seconds=0.3))
+
+
+@pytest.fixture
+def clock() -> Any:
+    """A simulated clock that runs at real speed (debounced edits need time to pass) and can
+    still be moved forward by hours."""
+    from bot.clock import SimulatedClock
+
+    from conftest import START
+
+    return SimulatedClock(START, speed=1.0)

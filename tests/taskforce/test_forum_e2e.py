@@ -61,7 +61,7 @@ async def test_forum_task_force_from_command_to_resolve(
             assert crisis is not None
             assert (crisis.room_chat_id, crisis.room_thread_id) == (hub.id, topic.message_thread_id)
             assert crisis.severity == "critical"
-            assert crisis.detected_at == clock.now()
+            assert crisis.detected_at == crisis.created_at <= clock.now()
             assert (crisis.deadline_at - crisis.detected_at).total_seconds() == 24 * 3600
             brief_id = crisis.brief_message_id
             link = crisis.invite_link
