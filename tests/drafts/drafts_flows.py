@@ -58,7 +58,12 @@ async def fill(
 
 
 async def wait_private(
-    desk: Any, tg: int, predicate: Any = None, *, after: int = 0, timeout: float = 5.0
+    desk: Any,
+    tg: int,
+    predicate: Any = None,
+    *,
+    after: int = 0,
+    timeout: float = 5.0,  # noqa: ASYNC109
 ) -> StoredMessage:
     """Like ``wait_for_message`` for a private chat that may not exist yet."""
     em = desk.emulator

@@ -353,8 +353,7 @@ async def test_ten_thousand_character_statement_is_delivered_intact(make_desk: A
         parts = [
             m
             for m in desk.room_messages()
-            if (before < m.message_id <= last.message_id
-            and "📝" in (m.text or ""))
+            if (before < m.message_id <= last.message_id and "📝" in (m.text or ""))
             or (before < m.message_id <= last.message_id and (m.text or "").startswith("("))
         ]
         files = {}

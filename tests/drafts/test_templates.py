@@ -238,8 +238,8 @@ def test_templates_check_cli(tmp_path: Path, capsys: Any) -> None:
     assert err[-1] == "6 problem(s) in 3 template(s)"
     assert f"{tmp_path / 'vi' / 'bad.j2'}: front matter: unknown key(s) unknown" in err
     assert (
-        f"{tmp_path / 'vi' / 'syntax.j2'}:10: template syntax error: Expected an expression, got 'end of statement block'"
-        in err
+        f"{tmp_path / 'vi' / 'syntax.j2'}:10: template syntax error: "
+        "Expected an expression, got 'end of statement block'" in err
     )
     assert f"{tmp_path / 'en' / 'nofront.j2'}:1: front matter must start with a '+++' line" in err
     assert sum("missing:" in line for line in err) == 3
