@@ -12,6 +12,12 @@ and an EWMA z-score (alpha 0.05, z > 3, at least 3 articles).
 An event is found when an alert of its topic and family (volume: volume_burst/slow_buildup/
 emerging; negative; positive) is raised between its start and two buckets after its end; every
 other raised alert is a false alarm. Delay is in buckets from the event's start.
+
+A topic has one live alert at a time: a finding of another family (a burst that turns negative)
+is added to that alert's ``kinds`` and reported as an escalation. Such an escalation raises an
+alert *of that family* for the scoring (and counts as a false alarm if no event of the family is
+on), so merging neither hides nor double-counts a kind. ``--verbose`` lists misses and false
+alarms.
 """
 
 from __future__ import annotations
@@ -173,7 +179,7 @@ def _ewma_fire(
 
 
 def run_seed(
-    seed: int, ingest: str, tmp: Path
+    seed: int, ingest: str, tmp: Path, verbose: bool = False
 ) -> tuple[dict[str, Score], dict[str, Score], float, int]:
     items, events, topics = generate(seed)
     n = 14 * 96
@@ -187,11 +193,7 @@ def run_seed(
     t0 = time.perf_counter()
     report = replay(parsed, settings, None, ingest=ingest)
     seconds = time.perf_counter() - t0
-    ours = [
-        (c["topic"], FAMILY[c["kind"]], _index(datetime.fromisoformat(c["at"])) - 1)
-        for c in report.changes
-        if c["change"] == "new"
-    ]
+    ours = raised_families(report.changes)
     names = [t[0] for t in topics]
     systems = {"ours": ours, **baselines(items, names, n)}
     all_scores = {k: score(v, events, len(names), 14) for k, v in systems.items()}
@@ -199,7 +201,68 @@ def run_seed(
         k: score([a for a in v if a[1] == "volume"], events, len(names), 14, {"volume"})
         for k, v in systems.items()
     }
+    if verbose:
+        _explain(ours, events, report.changes)
     return all_scores, vol_scores, seconds, len(items)
+
+
+def raised_families(changes: list[dict[str, object]]) -> list[tuple[str, str, int]]:
+    """(topic, family, bucket) each time an alert is raised or gains a family it did not carry."""
+    seen: dict[object, set[str]] = defaultdict(set)
+    out = []
+    for c in changes:
+        kinds = c.get("kinds") or [c["kind"]]
+        key = c.get("alert", id(c))
+        b = _index(datetime.fromisoformat(str(c["at"]))) - 1
+        fams = [FAMILY[str(k)] for k in kinds]  # type: ignore[attr-defined]
+        for fam in dict.fromkeys(fams):
+            if fam not in seen[key]:
+                seen[key].add(fam)
+                out.append((str(c["topic"]), fam, b))
+    return out
+
+
+def _explain(
+    ours: list[tuple[str, str, int]], events: list[Event], changes: list[dict[str, object]]
+) -> None:
+    def when(b: int) -> str:
+        return (START + BUCKET * b).strftime("%a %d %H:%M")
+
+    for e in events:
+        lo, hi = _index(datetime.fromisoformat(e.start)), _index(datetime.fromisoformat(e.end))
+        hits = [b for t, f, b in ours if t == e.topic and f == e.family and lo <= b <= hi + 1]
+        if e.must_alert and not hits:
+            print(f"    MISS {e.topic} {e.kind} {when(lo)} ({hi - lo} buckets)")
+    for t, f, b in ours:
+        if not any(
+            e.must_alert
+            and e.topic == t
+            and e.family == f
+            and _index(datetime.fromisoformat(e.start))
+            <= b
+            <= _index(datetime.fromisoformat(e.end)) + 1
+            for e in events
+        ):
+            near = [
+                e.kind
+                for e in events
+                if e.topic == t
+                and _index(datetime.fromisoformat(e.start)) - 8
+                <= b
+                <= _index(datetime.fromisoformat(e.end)) + 8
+            ]
+            line = next(
+                (
+                    c
+                    for c in changes
+                    if c["topic"] == t and _index(datetime.fromisoformat(str(c["at"]))) - 1 == b
+                ),
+                {},
+            )
+            print(
+                f"    FA   {t} {f} {when(b)} kinds={line.get('kinds')} score={line.get('score')} "
+                f"stories={line.get('stories')} outlets={line.get('outlets')} near={near}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,13 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--scanner", action="store_true", help="end to end through the scanner")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="list misses and false alarms")
     args = parser.parse_args(argv)
     ingest = "scanner" if args.scanner else "truth"
     totals: dict[str, Score] = defaultdict(Score)
     vols: dict[str, Score] = defaultdict(Score)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            all_s, vol_s, seconds, n_items = run_seed(seed, ingest, Path(tmp))
+            all_s, vol_s, seconds, n_items = run_seed(seed, ingest, Path(tmp), args.verbose)
             print(f"seed {seed}: {n_items} items, replay ({ingest}) {seconds:.1f} s")
             for k, v in all_s.items():
                 print("  " + v.row(k))

@@ -1,10 +1,14 @@
 """From detections to Alert rows: severity, dedupe, cool-down and escalation.
 
 A developing story keeps firing for hours; people must hear about it once, and again only when it
-gets worse. So every finding has a dedupe key (topic + family: volume, negative, positive). While
-an alert of that key fired within the cool-down, a new finding updates that row (window, volume,
-score, forecast, details) and is reported as ``escalated`` only if its severity rises; otherwise
-it is ``updated`` and nobody is told. After a quiet cool-down, the next finding is a new alert.
+gets worse. So a topic has at most one live trend alert: while an alert of the topic fired within
+the cool-down, a new finding updates that row (window, volume, score, forecast, details) instead
+of opening another. The update is reported as ``escalated`` when the severity rises or when the
+finding adds a new family (volume, negative, positive) to the alert — a burst that turns
+negative is the same story, but a press office must hear that it turned. Otherwise it is
+``updated`` and nobody is told. ``details["kinds"]`` lists every kind the alert has carried.
+After a quiet cool-down, the next finding is a new alert. The dedupe key (``topic:{id}:{family}``)
+records the family the alert was opened with.
 
 The caller commits the session before handing ``notify`` changes to the delivery code, so an
 alert is durable before anyone is told about it (see :func:`scanner.trends.run_detection`).
@@ -104,12 +108,36 @@ def active_alert(
     return session.execute(stmt).scalars().first()
 
 
+def active_topic_alert(
+    session: Session, topic_id: int, now: datetime, cooldown: timedelta
+) -> Alert | None:
+    """The topic's trend alert (any family) that fired within the cool-down and is not closed."""
+    stmt = (
+        sa.select(Alert)
+        .where(
+            Alert.topic_id == topic_id,  # type: ignore[arg-type]
+            Alert.dedupe_key.like(f"topic:{topic_id}:%"),  # type: ignore[attr-defined]
+            Alert.status != AlertStatus.CLOSED,  # type: ignore[arg-type]
+            Alert.window_end >= now - cooldown,  # type: ignore[arg-type]
+        )
+        .order_by(Alert.window_end.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def families_of(alert: Alert) -> set[str]:
+    """The families (volume, negative, positive) an alert has carried."""
+    kinds = (alert.details or {}).get("kinds") or [alert.kind]
+    return {FAMILY.get(str(k), str(k)) for k in kinds}
+
+
 def record_finding(
     session: Session, finding: Finding, now: datetime, *, cooldown: timedelta = COOLDOWN
 ) -> AlertChange:
     """Create or update the Alert row of ``finding``; flushes, does not commit."""
     severity = severity_for(finding)
-    existing = active_alert(session, finding.dedupe_key, now, cooldown)
+    existing = active_topic_alert(session, finding.topic_id, now, cooldown)
     if existing is None:
         alert = Alert(
             topic_id=finding.topic_id,
@@ -134,7 +162,9 @@ def record_finding(
         return AlertChange(alert, "new")
     previous = existing.severity
     raised = _RANK[Severity(severity)] > _RANK[Severity(previous)]
+    new_family = finding.family not in families_of(existing)
     existing.window_end = max(existing.window_end, finding.window_end)
+    existing.window_start = min(existing.window_start, finding.window_start)
     existing.volume = finding.volume
     existing.baseline = finding.baseline
     existing.score = max(existing.score, finding.score)
@@ -144,7 +174,10 @@ def record_finding(
     kinds = list(existing.details.get("kinds", [existing.kind]))
     if finding.kind not in kinds:
         kinds.append(finding.kind)
-    existing.details = {**existing.details, **finding.details, "kinds": kinds}
+    details = {**existing.details, **finding.details, "kinds": kinds}
+    if not finding.details.get("terms") and existing.details.get("terms"):
+        details["terms"] = existing.details["terms"]  # keep the label until a new one is made
+    existing.details = details
     existing.updated_at = now
     if raised:
         existing.severity = severity
@@ -152,4 +185,4 @@ def record_finding(
             existing.status = AlertStatus.OPEN  # worse than when it was dismissed: look again
     session.add(existing)
     session.flush()
-    return AlertChange(existing, "escalated" if raised else "updated", previous)
+    return AlertChange(existing, "escalated" if raised or new_family else "updated", previous)

@@ -7,10 +7,12 @@ Entry points:
 * :func:`chart_data` — the last 48 h of buckets with the seasonal baseline and the forecast band,
   for the alert charts.
 
-One developing story gives one alert: sentiment turns are not raised while a volume alert of the
-same topic is active (the volume alert carries the negative share and its severity rises with it),
-and a burst must stay notable without its biggest outlet, so one outlet flooding its own feed (or
-a wire story and its copies, which dedupe already folds into one story) never alerts.
+One developing story gives one alert: every finding on a topic with a live alert updates that
+alert (a sentiment turn during a burst is added to it as a second kind and reported as an
+escalation, never suppressed), and a burst must stay notable without its biggest outlet, so one
+outlet flooding its own feed (or a wire story and its copies, which dedupe already folds into one
+story) never alerts. The label (emerging terms) is computed only when people are about to be
+told (a new or escalated alert), not on every silent update.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from scanner.alerting import COOLDOWN, AlertChange, Finding, active_alert, record_finding
+from scanner.alerting import COOLDOWN, AlertChange, Finding, record_finding
 from scanner.detectors import (
+    Baseline,
     Detection,
     DetectorConfig,
     fit_baseline,
+    predict,
     sentiment_turn,
     slow_buildup,
     upper_tail,
@@ -154,10 +158,6 @@ def _finding(
         if rest < 1 or upper_tail(rest, max(det.baseline, 1e-9), 1.0) >= math.sqrt(cfg.alpha):
             return None
     threshold = -math.log10(cfg.alpha)
-    terms = []
-    if facts.texts:
-        background = _background_texts(session, series.topic_id, start - timedelta(days=3), start)
-        terms = [t.term for t in emerging_terms(facts.texts, background, top=5)]
     fc = _forecast(series)
     return Finding(
         topic_id=series.topic_id,
@@ -174,7 +174,6 @@ def _finding(
         ),
         forecast=fc.as_dict(),
         details={
-            "terms": terms,
             "top_story_ids": facts.top_story_ids,
             "stories": facts.stories,
             "detector": {
@@ -186,6 +185,17 @@ def _finding(
             },
         },
     )
+
+
+def label_terms(
+    session: Session, topic_id: int, start: datetime, end: datetime, *, top: int = 5
+) -> list[str]:
+    """What the stories of ``[start, end)`` are about: their emerging terms against 3 days."""
+    facts = window_facts(session, topic_id, start, end)
+    if not facts.texts:
+        return []
+    background = _background_texts(session, topic_id, start - timedelta(days=3), start)
+    return [t.term for t in emerging_terms(facts.texts, background, top=top)]
 
 
 def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,13 +211,16 @@ def detect_topic(
     tz: tzinfo = DEFAULT_TZ,
     cooldown: timedelta = COOLDOWN,
 ) -> list[AlertChange]:
-    """Run every detector on one topic's series (last element = current bucket)."""
+    """Run every detector on one topic's series (last element = current bucket).
+
+    Returns at most one change: all findings of the bucket land on the topic's one live alert.
+    """
     assert topic.id is not None
     cfg = DetectorConfig.for_sensitivity(topic.sensitivity)
-    changes: list[AlertChange] = []
-    burst = volume_burst(series, tz, cfg)
-    build = slow_buildup(series, tz, cfg)
-    volume_hit = False
+    base = _profile(series, tz, cfg)
+    burst = volume_burst(series, tz, cfg, base)
+    build = slow_buildup(series, tz, cfg, base)
+    findings: list[Finding] = []
     for det, kind in sorted(
         ((burst, AlertKind.VOLUME_BURST), (build, AlertKind.SLOW_BUILDUP)),
         key=lambda dk: -dk[0].score,
@@ -215,18 +228,38 @@ def detect_topic(
         if det.fired:
             finding = _finding(session, series, det, cfg, kind)
             if finding is not None:
-                changes.append(record_finding(session, finding, now, cooldown=cooldown))
-                volume_hit = True
+                findings.append(finding)
                 break
-    if volume_hit or active_alert(session, f"topic:{topic.id}:volume", now, cooldown) is not None:
-        return changes
     for negative, kind in ((True, AlertKind.NEGATIVE_TURN), (False, AlertKind.POSITIVE_TURN)):
         turn = sentiment_turn(series, cfg, negative=negative)
         if turn.fired:
             finding = _finding(session, series, turn, cfg, kind)
             if finding is not None:
-                changes.append(record_finding(session, finding, now, cooldown=cooldown))
-    return changes
+                findings.append(finding)
+    if not findings:
+        return []
+    changes = [record_finding(session, f, now, cooldown=cooldown) for f in findings]
+    rank = {"new": 2, "escalated": 1, "updated": 0}
+    change = max(changes, key=lambda c: rank[c.change])  # all are the same alert row
+    if change.change == "new" and len(changes) > 1:
+        change = AlertChange(change.alert, "new")
+    if change.notify:
+        alert = change.alert
+        terms = label_terms(session, topic.id, alert.window_start, alert.window_end)
+        alert.details = {**alert.details, "terms": terms}
+        session.add(alert)
+        session.flush()
+    return [change]
+
+
+def _profile(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> Baseline | None:
+    """The seasonal profile both volume detectors share (``None`` while history is short)."""
+    cut = max(len(series) - cfg.guard, 0)
+    lo = max(cut - cfg.max_history, 0)
+    if cut - lo < cfg.min_history:
+        return None
+    slots = series.slots(tz)
+    return fit_baseline(series.stories[lo:cut], slots[lo:cut], cfg)
 
 
 def detect_for_topics(
@@ -306,14 +339,24 @@ def chart_data(
     slots = full.slots(tz)
     cut = max(len(full) - n_show, 0)
     base = fit_baseline(full.stories[:cut], slots[:cut], cfg)
-    expected = base.expected(slots[cut:], cfg.rate_floor)
+    # Each shown bucket: the predictive of that bucket given the buckets before it, as the
+    # detector saw it (seasonal profile × today's level), and the count that would have fired.
+    means, sizes = [], []
+    for i in range(cut, len(full)):
+        r0 = max(i - cfg.level_span, 0)
+        pred = predict(base, slots[i : i + 1], full.stories[r0:i], slots[r0:i], cfg)
+        means.append(pred.mean)
+        sizes.append(pred.size)
+    expected = np.array(means)
+    size = np.array(sizes)
+    level = cfg.alpha / len(cfg.windows)
     from scipy import stats
 
-    if base.dispersion <= 1.02:
-        high = stats.poisson.isf(cfg.alpha, expected) + 1
-    else:
-        size = expected / (base.dispersion - 1.0)
-        high = stats.nbinom.isf(cfg.alpha, size, 1.0 / base.dispersion) + 1
+    high = (
+        stats.nbinom.isf(level, size, size / (size + np.maximum(expected, 1e-9))) + 1
+        if len(expected)
+        else np.zeros(0)
+    )
     shown = full.tail(n_show)
     fc = _forecast(full)
     alerts = list(
