@@ -153,8 +153,8 @@ def immediate_brief(monkeypatch: pytest.MonkeyPatch) -> None:
 def clock() -> Any:
     """A simulated clock that runs at real speed (debounced edits need time to pass) and can
     still be moved forward by hours."""
-    from bot.clock import SimulatedClock
-
     from conftest import START
+
+    from bot.clock import SimulatedClock
 
     return SimulatedClock(START, speed=1.0)

@@ -32,7 +32,7 @@ def _room_state(db: Database) -> str:
 def _buttons(message: Any) -> list[dict[str, Any]]:
     try:
         return list(message.buttons())
-    except Exception:  # noqa: BLE001 - messages without a keyboard
+    except Exception:
         return []
 
 
@@ -98,11 +98,14 @@ async def test_forum_task_force_from_command_to_resolve(
         # The lead comes in through the same link (convened as lead).
         emulator.request_join(lead.tg, link)
         await emulator.wait_for(lambda: emulator.chat(hub.id).member(lead.tg).is_member)
+
         def states() -> dict[int, str]:
             with sqlite_db.session() as s:
                 return {m.user_id: m.state for m in s.exec(select(CrisisMember)).all()}
 
-        await eventually(lambda: states() == {lead.id: "joined", boss.id: "declined", m1.id: "joined"})
+        await eventually(
+            lambda: states() == {lead.id: "joined", boss.id: "declined", m1.id: "joined"}
+        )
         with sqlite_db.session() as s:
             declined = s.exec(
                 select(AuditEvent).where(AuditEvent.action == "crisis.join_declined")
@@ -121,7 +124,9 @@ async def test_forum_task_force_from_command_to_resolve(
         assert refused.thread_id == thread
         asked = emulator.send_text(lead.tg, "/role @m1 drafter", chat_id=hub.id, thread_id=thread)
         done = await emulator.wait_for_message(hub.id, after=asked.message_id)
-        assert "role: <b>Drafter</b>" in (done.data.get("text_html") or "") or "Drafter" in done.text
+        assert (
+            "role: <b>Drafter</b>" in (done.data.get("text_html") or "") or "Drafter" in done.text
+        )
 
         # A task with an owner and a due time; the brief shows it, then shows it done.
         asked = emulator.send_text(
@@ -163,7 +168,14 @@ async def test_forum_task_force_from_command_to_resolve(
         assert "Added to the timeline" in noted.text
         asked = emulator.send_text(lead.tg, "/timeline", chat_id=hub.id, thread_id=thread)
         shown = await emulator.wait_for_message(hub.id, after=asked.message_id)
-        for expected in ("Opened", "Joined", "Role", "Task done", "Update", "Tuoi Tre will publish"):
+        for expected in (
+            "Opened",
+            "Joined",
+            "Role",
+            "Task done",
+            "Update",
+            "Tuoi Tre will publish",
+        ):
             assert expected in shown.text, expected
 
         # Resolve: report in the topic and to the supervisor, topic closed, link revoked.
