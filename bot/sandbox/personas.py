@@ -63,10 +63,14 @@ PERSONA_BY_KEY = {p.key: p for p in PERSONAS}
 PERSONA_BY_ID = {p.user_id: p for p in PERSONAS}
 
 
+PUBLIC_CHANNEL = "byt_tin_chinh_thuc"  # the agency's public channel (approved statements)
+
+
 @dataclass
 class SandboxChats:
     hub_id: int
     pool_ids: list[int]
+    channel_id: int
 
 
 def seed_emulator(emulator: TelegramEmulator) -> SandboxChats:
@@ -88,13 +92,24 @@ def seed_emulator(emulator: TelegramEmulator) -> SandboxChats:
     pools = [
         emulator.create_supergroup(f"BYT · Tổ công tác {n}", owner_id=admin) for n in (1, 2)
     ]
-    return SandboxChats(hub.id, [pool.id for pool in pools])
+    channel = emulator.create_channel(
+        "Bộ Y tế · Tin chính thức", owner_id=admin, username=PUBLIC_CHANNEL
+    )
+    for persona in PERSONAS:
+        if persona.user_id != admin:
+            emulator.join(persona.user_id, channel.id)  # public: anyone may subscribe
+    return SandboxChats(hub.id, [pool.id for pool in pools], channel.id)
 
 
 def add_bot_everywhere(emulator: TelegramEmulator, chats: SandboxChats) -> None:
     admin = PERSONA_BY_KEY["admin"].user_id
     for chat_id in (chats.hub_id, *chats.pool_ids):
         emulator.add_bot(chat_id, rights=BOT_RIGHTS, by_user_id=admin)
+    emulator.add_bot(
+        chats.channel_id,
+        rights={"can_post_messages": True, "can_edit_messages": True},
+        by_user_id=admin,
+    )
 
 
 def mark_started(emulator: TelegramEmulator, persona: Persona) -> None:

@@ -236,6 +236,7 @@ class Sandbox:
                     "hub_chat_id": self.chats.hub_id,
                     "deadline_hours": 24,
                     "approvals_required": 1,
+                    "public_channel": f"@{personas.PUBLIC_CHANNEL}",
                 }
             ],
             topics=list(TOPICS),

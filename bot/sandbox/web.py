@@ -18,6 +18,7 @@ import contextlib
 import html
 import json
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -639,6 +640,18 @@ async def api_link(request: web.Request) -> web.Response:
     user_id = _user_id(request, data)
     url = str(data.get("url", ""))
     emulator = sandbox.emulator
+    room = re.fullmatch(r"https://t\.me/c/(\d+)(?:/(\d+))?/?", url)
+    if room is not None:  # a link to a message or topic of a supergroup: open it if a member
+        chat_id = int(f"-100{room.group(1)}")
+        thread_id = int(room.group(2)) if room.group(2) else None
+        chat = emulator.world.chats.get(chat_id)
+        if chat is None or not chat.member(user_id).is_member:
+            return web.json_response({"ok": True, "result": "not_member", "chat_id": chat_id})
+        if thread_id is not None and thread_id not in chat.topics:
+            thread_id = None
+        return web.json_response(
+            {"ok": True, "result": "open", "chat_id": chat_id, "thread_id": thread_id}
+        )
     for chat in emulator.world.chats.values():
         link = chat.invite_links.get(url)
         if link is None:

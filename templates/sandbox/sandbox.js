@@ -84,7 +84,7 @@
       const title = c.forum ? (c.thread_id === null ? c.title : c.topic) : c.title;
       const avatarText = c.kind === "bot" ? "CD" : c.forum && c.thread_id !== null ? "#" : initials(c.title);
       return `<li class="chat-item${c.key === state.key ? " active" : ""}${topic ? " topic" : ""}"
-          data-key="${esc(c.key)}" data-title="${esc(c.title)}" data-testid="chat-item">
+          data-key="${esc(c.key)}" data-kind="${c.kind}" data-title="${esc(c.title)}" data-testid="chat-item">
         <div class="avatar" style="background:${color(c.chat_id + (c.thread_id || 0))}">${esc(avatarText)}</div>
         <div class="chat-text">
           <div class="chat-title"><span class="name">${esc(topic ? c.topic : title)}${c.closed ? ` <small class="closed-tag">${esc(T.topic_closed)}</small>` : ""}</span>
@@ -258,6 +258,10 @@
         if (r.result === "requested") toast(T.join_requested);
         else if (r.result === "joined") toast(T.joined);
         else if (r.result === "member") toast(T.already_member);
+        else if (r.result === "not_member") toast(T.not_member);
+        else if (r.result === "open") {
+          return refreshState().then(() => openChat(`${r.chat_id}:${r.thread_id === null ? "" : r.thread_id}`));
+        }
         else window.open(link.dataset.link, "_blank");
         return refreshState();
       }).catch((err) => toast(T.error + ": " + err.message));

@@ -70,12 +70,15 @@ class Drill:
 
     def open_chat(self, title: str) -> None:
         """Open the chat (or forum topic) whose list entry contains ``title``."""
-        item = self.page.locator("[data-testid=chat-item]", has_text=title).first
+        name = self.page.locator(".name", has_text=title)
+        item = self.page.locator("[data-testid=chat-item]").filter(has=name).first
         item.click()
         expect(item).to_have_class(re.compile(r"\bactive\b"))
 
     def open_bot_chat(self) -> None:
-        self.open_chat("CrisisDesk")
+        item = self.page.locator("[data-testid=chat-item][data-kind=bot]")
+        item.click()
+        expect(item).to_have_class(re.compile(r"\bactive\b"))
 
     def send(self, text: str) -> None:
         self.page.fill("[data-testid=composer]", text)
@@ -178,8 +181,78 @@ def alert(d: Drill) -> None:
 
 def crisis(d: Drill) -> None:
     d.press("Lập tổ công tác")
+    d.bot_says("Đã mở vụ việc #1")
     d.wait_done("crisis")
-    time.sleep(4)
+    assert d.query("select status, lead_id is not null from crisis") == [("open", 1)]
+    # The lead enters the room: the invite link asks to join, the bot approves the request.
+    d.page.locator("[data-testid=message]", has_text="Đã mở vụ việc #1").last.get_by_role(
+        "link", name="vào phòng"
+    ).click()
+    room = d.page.locator("[data-testid=chat-item].topic", has_text="An toàn thực phẩm")
+    expect(room).to_be_visible(timeout=WAIT_MS)
+    room.click()
+    d.bot_says("vụ việc|#1")
+
+
+def draft(d: Drill) -> None:
+    d.send("/draft holding")
+    for _ in range(12):  # each question is a ForceReply: the page opens a reply to it
+        d.page.wait_for_timeout(400)
+        expect(d.page.locator("[data-testid=message]").last).not_to_have_class(
+            re.compile(r"\bmine\b"), timeout=WAIT_MS
+        )
+        last = d.page.locator("[data-testid=message]").last
+        if not re.search(r"mục \d+/\d+", last.inner_text()):
+            break
+        expect(d.page.locator("#reply-bar")).to_be_visible()
+        d.send("Đang xác minh nguyên nhân; 52 học sinh đã được cấp cứu kịp thời.")
+    d.bot_says("Dự thảo #1 · bản 1")
+    d.press("Trình duyệt")
+    d.wait_done("draft")
+    assert d.query("select version, status from draft") == [(1, "submitted")]
+
+
+def changes(d: Drill) -> None:
+    d.persona(SUPERVISOR)
+    d.open_bot_chat()
+    d.bot_says("Đề nghị phê duyệt: dự thảo #1 bản 1")
+    d.press("Yêu cầu sửa")
+    d.bot_says("trả lời tin nhắn này bằng lý do")
+    expect(d.page.locator("#reply-bar")).to_be_visible()
+    d.send("Nêu rõ giờ cập nhật tiếp theo.")
+    d.wait_done("changes")
+    assert d.query("select decision, comment from approval") == [
+        ("request_changes", "Nêu rõ giờ cập nhật tiếp theo.")
+    ]
+
+
+def approve_draft(d: Drill) -> None:
+    d.persona(SPOKESPERSON)
+    d.open_chat("An toàn thực phẩm")
+    d.send("/set next_update 17 giờ 00 hôm nay")
+    d.bot_says("Dự thảo #1 · bản 2")
+    d.press("Trình duyệt")
+    d.persona(SUPERVISOR)
+    d.open_bot_chat()
+    d.bot_says("Đề nghị phê duyệt: dự thảo #1 bản 2")
+    d.press("Phê duyệt")
+    d.wait_done("approve_draft")
+
+
+def publish(d: Drill) -> None:
+    d.wait_done("publish", timeout=30_000)
+    d.persona(SPOKESPERSON)
+    d.open_chat("Tin chính thức")
+    d.bot_says("17 giờ 00 hôm nay")
+    assert d.query("select version from draft where status = 'published'") == [(2,)]
+
+
+def resolve(d: Drill) -> None:
+    d.open_chat("An toàn thực phẩm")
+    d.send("/resolve")
+    d.wait_done("resolve")
+    expect(d.page.locator("[data-testid=drill-finished]")).to_be_visible()
+    assert d.query("select status from crisis") == [("resolved",)]
 
 
 STEPS: list[tuple[str, Callable[[Drill], None]]] = [
@@ -188,6 +261,11 @@ STEPS: list[tuple[str, Callable[[Drill], None]]] = [
     ("subscribe", subscribe),
     ("alert", alert),
     ("crisis", crisis),
+    ("draft", draft),
+    ("changes", changes),
+    ("approve_draft", approve_draft),
+    ("publish", publish),
+    ("resolve", resolve),
 ]
 
 
@@ -212,7 +290,11 @@ def test_the_drill_in_chromium(drill_sandbox: SandboxProcess) -> None:
             for key, step in STEPS:
                 if drill.step_status(key) == "unavailable":
                     continue
-                step(drill)
+                try:
+                    step(drill)
+                except Exception:
+                    drill.shot(f"{key}-FAILED")
+                    raise
                 drill.shot(key)
                 covered.append(key)
             assert errors == [], errors
