@@ -18,15 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlmodel import SQLModel
+from sqlalchemy import select
+from sqlmodel import SQLModel, col
 
-from bench.scanner_corpus import TOPICS, generate, rss_document
+from bench.scanner_corpus import TOPICS, cluster_quality, generate_with_truth, rss_document
 from scanner.cli_commands import score_stream
 from scanner.parse import parse_feed
 from scanner.pipeline import Incoming, Processor
 from scanner.sentiment import LexiconScorer, default_scorer
 from storage.db import Database, make_engine
-from storage.models import Agency, Topic
+from storage.models import Agency, Article, Topic
 
 PER_FEED = 50
 
@@ -48,7 +49,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=5000)
     args = parser.parse_args()
     now = datetime(2026, 11, 3, tzinfo=UTC)
-    corpus = generate(args.items)
+    truth_corpus = generate_with_truth(args.items)
+    corpus = [(item, outlet) for item, outlet, _story in truth_corpus]
+    truth_by_url = {item.url: story for item, _o, story in truth_corpus}
     feeds = [
         ([item for item, _ in corpus[i : i + PER_FEED]], corpus[i][1])
         for i in range(0, len(corpus), PER_FEED)
@@ -83,6 +86,16 @@ def main() -> None:
             with db.session() as s:
                 again = processor.process(s, incoming[:batch], now)
             assert not again.articles, "re-processing stored nothing new"
+            with db.session() as s:
+                stored = s.execute(select(col(Article.url), col(Article.story_id))).all()
+            predicted = [story_id for _url, story_id in stored]
+            truth = [truth_by_url[url] for url, _story_id in stored]
+            precision, recall = cluster_quality(predicted, truth)
+            print(
+                f"clustering: {len(stored)} articles, {len(set(truth))} true stories, "
+                f"{len(set(predicted))} found; pairwise precision {precision:.3f}, "
+                f"recall {recall:.3f}"
+            )
 
         db = fresh_db(tmp, "whole")
         with db.session() as s:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -79,6 +80,7 @@ TRACKING_PARAMS = frozenset(
 )
 _TRACKING_PREFIXES = ("utm_", "vn_", "pk_", "mtm_", "hsa_")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=\-._~]*\Z")
 
 
 def canonical_url(url: str) -> str:
@@ -96,21 +98,29 @@ def canonical_url(url: str) -> str:
         netloc = f"{parts.username}@{netloc}"
     if port is not None and _DEFAULT_PORTS.get(scheme) != port:
         netloc = f"{netloc}:{port}"
-    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    path = parts.path or "/"
+    if not _SAFE_PATH.match(path):  # most feed links need no quoting: skip the slow path
+        path = quote(path, safe="/%:@!$&'()*+,;=-._~")
     if len(path) > 1:
         path = path.rstrip("/") or "/"
-    query_pairs = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
-    ]
-    query = urlencode(sorted(query_pairs))
+    query = ""
+    if parts.query:
+        query_pairs = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
+        ]
+        query = urlencode(sorted(query_pairs))
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
-def content_fingerprint(title: str, summary: str) -> str:
-    """Hash of the folded title + lead: the same text under two URLs of one outlet."""
-    text = f"{fold(title)}\n{fold(summary)}"
+def content_fingerprint(title: str, summary: str, *, folded: bool = False) -> str:
+    """Hash of the folded title + lead: the same text under two URLs of one outlet.
+
+    ``folded=True`` says both are already :func:`~scanner.textnorm.fold`-ed (the pipeline folds
+    each item once and reuses it).
+    """
+    text = f"{title}\n{summary}" if folded else f"{fold(title)}\n{fold(summary)}"
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -119,6 +129,7 @@ def content_fingerprint(title: str, summary: str) -> str:
 
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MAX_HASH = np.uint64((1 << 32) - 1)
+_FP_CHUNK = 256  # items per numpy batch: 64 × ~60 shingles × 8 B × 256 ≈ 8 MB
 
 
 def _optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -190,8 +201,9 @@ class StoryIndex:
 
     def fingerprint(self, title: str, summary: str = "", *, folded: bool = False) -> Fingerprint:
         """MinHash of the word 2-shingles (plus single words, for very short texts)."""
-        title_f = title if folded else fold(title)
-        summary_f = summary if folded else fold(summary)
+        return self.fingerprints([(title, summary)], folded=folded)[0]
+
+    def _shingles(self, title_f: str, summary_f: str) -> list[int]:
         lead = summary_f.split()[: self.lead_tokens]
         tokens = [*content_syllables(title_f.split()), "|", *content_syllables(lead)]
         shingles = {f"{a} {b}" for a, b in itertools.pairwise(tokens)}
@@ -199,15 +211,39 @@ class StoryIndex:
             shingles.update(t for t in tokens if t != "|")
         if not shingles:
             shingles = {title_f or "-"}
-        hashes = np.fromiter(
-            (zlib.crc32(s.encode("utf-8")) for s in shingles), dtype=np.uint64, count=len(shingles)
-        )
-        permuted = (np.outer(self._a, hashes) + self._b[:, None]) % _MERSENNE & _MAX_HASH
-        return Fingerprint(permuted.min(axis=1), title_f, len(shingles))
+        crc = zlib.crc32
+        return [crc(s.encode("utf-8")) for s in shingles]
+
+    def fingerprints(
+        self, pairs: Sequence[tuple[str, str]], *, folded: bool = False
+    ) -> list[Fingerprint]:
+        """:meth:`fingerprint` of many (title, summary) pairs in a few numpy calls.
+
+        The permutations of all shingles of a chunk of items are one (num_perm × shingles)
+        array, and each item's signature is a ``minimum.reduceat`` over its columns: per-item
+        numpy calls cost more in overhead than the arithmetic itself.
+        """
+        out: list[Fingerprint] = []
+        for start in range(0, len(pairs), _FP_CHUNK):
+            chunk = pairs[start : start + _FP_CHUNK]
+            titles = [t if folded else fold(t) for t, _s in chunk]
+            hashed = [
+                self._shingles(t, s if folded else fold(s))
+                for t, (_t, s) in zip(titles, chunk, strict=True)
+            ]
+            counts = [len(h) for h in hashed]
+            flat = np.fromiter(itertools.chain.from_iterable(hashed), np.uint64, sum(counts))
+            permuted = (np.outer(self._a, flat) + self._b[:, None]) % _MERSENNE & _MAX_HASH
+            offsets = np.zeros(len(counts), dtype=np.intp)
+            np.cumsum(counts[:-1], out=offsets[1:])
+            signatures = np.ascontiguousarray(np.minimum.reduceat(permuted, offsets, axis=1).T)
+            out.extend(Fingerprint(signatures[i], titles[i], counts[i]) for i in range(len(chunk)))
+        return out
 
     def _band_keys(self, signature: np.ndarray) -> list[bytes]:
-        r = self.rows
-        return [signature[i * r : (i + 1) * r].tobytes() for i in range(self.bands)]
+        raw = signature.tobytes()
+        width = self.rows * signature.itemsize
+        return [raw[i * width : (i + 1) * width] for i in range(self.bands)]
 
     # ---------------------------------------------------------------- lookup
 
@@ -286,9 +322,8 @@ class StoryIndex:
         stored title and lead, so a restart clusters exactly as the running process would.
         """
         cutoff = now - self.window
-        count = 0
-        for story_id, title, summary, seen_at in rows:
-            if seen_at >= cutoff:
-                self.add(story_id, self.fingerprint(title, summary), seen_at)
-                count += 1
-        return count
+        recent = [row for row in rows if row[3] >= cutoff]
+        fingerprints = self.fingerprints([(title, summary) for _i, title, summary, _s in recent])
+        for (story_id, _t, _s, seen_at), fp in zip(recent, fingerprints, strict=True):
+            self.add(story_id, fp, seen_at)
+        return len(recent)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlmodel import Session, col
 
 from bot.clock import Clock
@@ -41,7 +41,7 @@ from scanner.sources import (
     record_success,
 )
 from scanner.textnorm import fold
-from scanner.topics import MatchDoc, Query, QueryError, parse_query
+from scanner.topics import MatchDoc, Query, QueryError, TopicMatcher, parse_query
 from storage.db import Database
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
 
@@ -93,6 +93,17 @@ class ProcessResult:
         ]
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """An incoming item with its canonical URL and folded text, computed once."""
+
+    incoming: Incoming
+    canonical: str
+    title_f: str
+    summary_f: str
+    fingerprint: str
+
+
 class Processor:
     """Parsed items → Article/Story/ArticleTopic rows. Reusable across scans and replays."""
 
@@ -106,6 +117,15 @@ class Processor:
         self.topics = list(topics)
         self.scorer: Scorer = scorer if scorer is not None else default_scorer()
         self.index = index if index is not None else StoryIndex()
+
+    @property
+    def topics(self) -> list[CompiledTopic]:
+        return self._topics
+
+    @topics.setter
+    def topics(self, topics: Sequence[CompiledTopic]) -> None:
+        self._topics = list(topics)
+        self._matcher = TopicMatcher((t.id, t.query) for t in self._topics)
 
     # ---------------------------------------------------------------- construction
 
@@ -142,71 +162,86 @@ class Processor:
 
         ``now`` is the fetch time (simulated in a replay). Flushes but does not commit: the
         caller's unit of work decides.
+
+        Every item is folded once; the folded title and lead feed the content fingerprint,
+        the topic matcher and the MinHash shingles. Rows are written with one multi-row
+        INSERT per table (SQLAlchemy Core, ids back from RETURNING): building thousands of
+        validated ORM objects and flushing them cost more than everything else together.
         """
         result = ProcessResult()
-        fresh = self._drop_known(session, items, result)
+        fresh = self._drop_known(session, self._prepare(items), result)
         if not fresh:
             return result
         scores = self.scorer.score_many(
-            [(inc.item.title, inc.item.summary) for inc, _u, _f in fresh]
+            [(p.incoming.item.title, p.incoming.item.summary) for p in fresh]
         )
+        fingerprints = self.index.fingerprints(
+            [(p.title_f, p.summary_f) for p in fresh], folded=True
+        )
+        matcher = self._matcher
+        self.index.prune(now)
 
-        placeholder_stories: dict[int, Story] = {}
+        new_stories: dict[int, dict[str, Any]] = {}  # placeholder key (< 0) → row
         touched: set[int] = set()
         pending: list[tuple[dict[str, Any], int, list[tuple[int, float]]]] = []
         next_placeholder = -1
-        self.index.prune(now)
-        for (incoming, canonical, fingerprint), sentiment in zip(fresh, scores, strict=True):
+        for prepared, sentiment, fp in zip(fresh, scores, fingerprints, strict=True):
+            incoming = prepared.incoming
             item = incoming.item
-            title_f, summary_f = fold(item.title), fold(item.summary)
-            published = min(item.published_at.astimezone(UTC), now)
-            # Plain dicts, inserted with one executemany below: constructing thousands of
-            # validated SQLModel objects and flushing them costs more than everything else here.
+            published_utc = item.published_at.astimezone(UTC)
             article: dict[str, Any] = {
-                "canonical_url": canonical,
+                "canonical_url": prepared.canonical,
                 "url": item.url[:2048],
                 "source_id": incoming.source_id,
                 "outlet": incoming.outlet[:255],
                 "title": item.title,
                 "summary": item.summary,
-                "published_at": item.published_at.astimezone(UTC),
+                "published_at": published_utc,
                 "fetched_at": now,
-                "fingerprint": fingerprint,
+                "fingerprint": prepared.fingerprint,
                 "sentiment": sentiment.score,
                 "sentiment_label": sentiment.label,
             }
-            doc = MatchDoc(title_f, summary_f, folded=True)
-            matches = [(t.id, w) for t in self.topics if (w := t.query.match_doc(doc)) > 0]
-            fp = self.index.fingerprint(title_f, summary_f, folded=True)
+            matches = matcher.match(MatchDoc(prepared.title_f, prepared.summary_f, folded=True))
             story_key = self.index.find(fp)
             if story_key is None:
                 story_key = next_placeholder
                 next_placeholder -= 1
-                placeholder_stories[story_key] = Story(
-                    title=item.title,
-                    first_seen_at=published,
-                    last_seen_at=published,
-                    article_count=0,
-                    outlet_count=0,
-                    sentiment=sentiment.score,
-                    sentiment_label=sentiment.label,
-                )
+                new_stories[story_key] = {"title": item.title}
             elif story_key > 0:
                 touched.add(story_key)
             self.index.add(story_key, fp, now)
             pending.append((article, story_key, matches))
 
-        # New stories first (their ids are needed by the articles), then the articles.
-        session.add_all(placeholder_stories.values())
-        session.flush()
-        real_ids = {key: story.id for key, story in placeholder_stories.items()}
-        self.index.relabel({k: v for k, v in real_ids.items() if v is not None})
+        # New stories first (the articles need their ids), with their final aggregates: all
+        # their articles are in this batch.
+        members: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for article, story_key, _m in pending:
+            if story_key < 0:
+                members[story_key].append(article)
+        keys = list(new_stories)
+        story_rows = [{**new_stories[key], **_aggregate(members[key], now)} for key in keys]
+        real_ids: dict[int, int] = {}
+        if story_rows:
+            ids = (
+                session.execute(
+                    insert(Story).returning(col(Story.id), sort_by_parameter_order=True), story_rows
+                )
+                .scalars()
+                .all()
+            )
+            real_ids = dict(zip(keys, ids, strict=True))
+            self.index.relabel(real_ids)
         for article, story_key, _m in pending:
             article["story_id"] = real_ids[story_key] if story_key < 0 else story_key
-        rows = [article for article, _k, _m in pending]
-        ids = session.execute(
-            insert(Article).returning(col(Article.id), sort_by_parameter_order=True), rows
-        ).scalars().all()
+        ids = (
+            session.execute(
+                insert(Article).returning(col(Article.id), sort_by_parameter_order=True),
+                [article for article, _k, _m in pending],
+            )
+            .scalars()
+            .all()
+        )
         links: list[dict[str, Any]] = []
         for article_id, (article, _k, matches) in zip(ids, pending, strict=True):
             article["id"] = article_id
@@ -218,40 +253,56 @@ class Processor:
         if links:
             session.execute(insert(ArticleTopic), links)
         result.links = [ArticleTopic.model_construct(**link) for link in links]
-        result.new_stories = list(placeholder_stories.values())
-        story_ids = {s.id for s in result.new_stories if s.id is not None} | touched
-        result.updated_stories = [
-            s for s in self._refresh_stories(session, story_ids) if s.id in touched
+        result.new_stories = [
+            Story.model_construct(id=real_ids[key], **row)
+            for key, row in zip(keys, story_rows, strict=True)
         ]
-        session.flush()
+        result.updated_stories = self._refresh_stories(session, touched, now)
         return result
 
+    def _prepare(self, items: Sequence[Incoming]) -> list[_Prepared]:
+        out = []
+        for incoming in items:
+            item = incoming.item
+            title_f, summary_f = fold(item.title), fold(item.summary)
+            out.append(
+                _Prepared(
+                    incoming,
+                    canonical_url(item.url)[:2048],
+                    title_f,
+                    summary_f,
+                    content_fingerprint(title_f, summary_f, folded=True),
+                )
+            )
+        return out
+
     def _drop_known(
-        self, session: Session, items: Sequence[Incoming], result: ProcessResult
-    ) -> list[tuple[Incoming, str, str]]:
-        """Items whose canonical URL (and outlet+content) is new, first occurrence only."""
-        candidates: list[tuple[Incoming, str, str]] = []
+        self, session: Session, items: list[_Prepared], result: ProcessResult
+    ) -> list[_Prepared]:
+        """Items whose canonical URL (and outlet+content) is new, first occurrence only.
+
+        The database is asked once per chunk of 500 URLs (and fingerprints), not per item.
+        """
+        candidates: list[_Prepared] = []
         seen_urls: set[str] = set()
         seen_content: set[tuple[str, str]] = set()
-        for incoming in items:
-            canonical = canonical_url(incoming.item.url)[:2048]
-            fingerprint = content_fingerprint(incoming.item.title, incoming.item.summary)
-            key = (incoming.outlet, fingerprint)
-            if canonical in seen_urls or key in seen_content:
+        for prepared in items:
+            key = (prepared.incoming.outlet, prepared.fingerprint)
+            if prepared.canonical in seen_urls or key in seen_content:
                 result.duplicates += 1
                 continue
-            seen_urls.add(canonical)
+            seen_urls.add(prepared.canonical)
             seen_content.add(key)
-            candidates.append((incoming, canonical, fingerprint))
+            candidates.append(prepared)
         known_urls: set[str] = set()
         known_content: set[tuple[str, str]] = set()
-        for chunk in _chunks([c for _i, c, _f in candidates], _IN_CHUNK):
+        for chunk in _chunks([p.canonical for p in candidates], _IN_CHUNK):
             known_urls.update(
                 session.execute(
                     select(col(Article.canonical_url)).where(col(Article.canonical_url).in_(chunk))
                 ).scalars()
             )
-        for chunk in _chunks([f for _i, _c, f in candidates], _IN_CHUNK):
+        for chunk in _chunks([p.fingerprint for p in candidates], _IN_CHUNK):
             known_content.update(
                 (outlet, fp)
                 for outlet, fp in session.execute(
@@ -261,47 +312,89 @@ class Processor:
                 ).all()
             )
         fresh = []
-        for incoming, canonical, fingerprint in candidates:
-            if canonical in known_urls or (incoming.outlet, fingerprint) in known_content:
+        for prepared in candidates:
+            if prepared.canonical in known_urls or (
+                (prepared.incoming.outlet, prepared.fingerprint) in known_content
+            ):
                 result.duplicates += 1
             else:
-                fresh.append((incoming, canonical, fingerprint))
+                fresh.append(prepared)
         return fresh
 
-    def _refresh_stories(self, session: Session, story_ids: Iterable[int]) -> list[Story]:
-        """Recount articles and distinct outlets, and the stories' sentiment, from the rows."""
+    def _refresh_stories(
+        self, session: Session, story_ids: Iterable[int], now: datetime
+    ) -> list[Story]:
+        """Recount articles, distinct outlets and sentiment of existing stories from the rows.
+
+        Only stories that gained an article in this batch and existed before it; new stories
+        were inserted with their final numbers.
+        """
         ids = sorted(story_ids)
         if not ids:
             return []
-        per_story: dict[int, list[tuple[str, float, str, datetime]]] = defaultdict(list)
+        per_story: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        stored: dict[int, Any] = {}
         for chunk in _chunks(ids, _IN_CHUNK):
-            rows = session.execute(
+            for story_id, outlet, score, label, published in session.execute(
                 select(
                     col(Article.story_id),
                     col(Article.outlet),
                     col(Article.sentiment),
                     col(Article.sentiment_label),
                     col(Article.published_at),
-                ).where(col(Article.story_id).in_(chunk))
-            ).all()
-            for story_id, outlet, score, label, published in rows:
-                per_story[story_id].append((outlet, score, label, published))
-        stories: list[Story] = []
-        for chunk in _chunks(ids, _IN_CHUNK):
-            stories.extend(session.execute(select(Story).where(col(Story.id).in_(chunk))).scalars())
-        for story in stories:
-            rows_of = per_story.get(story.id or 0, [])
-            if not rows_of:
+                )
+                .where(col(Article.story_id).in_(chunk))
+                .order_by(col(Article.id))
+            ).all():
+                per_story[story_id].append(
+                    {
+                        "outlet": outlet,
+                        "sentiment": score,
+                        "sentiment_label": label,
+                        "published_at": published,
+                    }
+                )
+            for row in session.execute(
+                select(
+                    col(Story.id),
+                    col(Story.title),
+                    col(Story.first_seen_at),
+                    col(Story.last_seen_at),
+                ).where(col(Story.id).in_(chunk))
+            ).all():
+                stored[row[0]] = row
+        updates = []
+        stories = []
+        for story_id in ids:
+            if story_id not in stored or not per_story.get(story_id):
                 continue
-            story.article_count = len(rows_of)
-            story.outlet_count = len({o for o, _s, _l, _p in rows_of})
-            story.sentiment = round(sum(s for _o, s, _l, _p in rows_of) / len(rows_of), 4)
-            labels = Counter(label for _o, _s, label, _p in rows_of).most_common()
-            story.sentiment_label = labels[0][0]
-            story.first_seen_at = min(story.first_seen_at, *(p for _o, _s, _l, p in rows_of))
-            story.last_seen_at = max(story.last_seen_at, *(p for _o, _s, _l, p in rows_of))
-            session.add(story)
+            _id, title, first_seen, last_seen = stored[story_id]
+            values = _aggregate(per_story[story_id], now)
+            values["first_seen_at"] = min(first_seen, values["first_seen_at"])
+            values["last_seen_at"] = max(last_seen, values["last_seen_at"])
+            updates.append({"id": story_id, **values})
+            stories.append(Story.model_construct(id=story_id, title=title, **values))
+        if updates:
+            session.execute(update(Story), updates)
         return stories
+
+
+def _aggregate(articles: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """A story's numbers from its articles: counts, mean sentiment, most common label, times.
+
+    Publication times are clamped to the fetch time: a feed dating an item in the future
+    must not push a story's first sighting ahead of when it was seen.
+    """
+    published = [min(a["published_at"], now) for a in articles]
+    labels = Counter(a["sentiment_label"] for a in articles).most_common(1)
+    return {
+        "article_count": len(articles),
+        "outlet_count": len({a["outlet"] for a in articles}),
+        "sentiment": round(sum(a["sentiment"] for a in articles) / len(articles), 4),
+        "sentiment_label": labels[0][0],
+        "first_seen_at": min(published),
+        "last_seen_at": max(published),
+    }
 
 
 def _chunks(values: Sequence[Any], size: int) -> Iterable[list[Any]]:

@@ -35,6 +35,7 @@ subject, while a lead often only mentions it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -51,8 +52,10 @@ __all__ = [
     "Query",
     "QueryError",
     "Term",
+    "TopicMatcher",
     "match",
     "parse_query",
+    "positive_terms",
 ]
 
 TITLE_WEIGHT = 2.0
@@ -392,3 +395,91 @@ def match(query: Query | str, title: str, summary: str = "") -> float:
     """Weight of ``query`` on an article: 0 = no match; title hits weigh more than summary hits."""
     parsed = parse_query(query) if isinstance(query, str) else query
     return parsed.match(title, summary)
+
+
+# --------------------------------------------------------------------------- many topics
+
+
+_PREFIX = 3
+
+
+def positive_terms(node: Node, negated: bool = False) -> list[Term]:
+    """Terms under an even number of NOTs: a query can only match if one of them is found.
+
+    (The query is monotone: finding a term under an odd number of NOTs can only turn it off,
+    and with none of the even ones found it equals its value on an empty article, which
+    :func:`parse_query` guarantees is false.)
+    """
+    if isinstance(node, Term):
+        return [] if negated else [node]
+    if isinstance(node, Not):
+        return positive_terms(node.child, not negated)
+    out: list[Term] = []
+    for child in node.children:
+        out.extend(positive_terms(child, negated))
+    return out
+
+
+def _doc_prefixes(text: str) -> set[str]:
+    """The first three letters of every run of syllables starting at a syllable boundary.
+
+    Every term match starts at a syllable boundary and spells the term's syllables joined
+    ("vac xin" ≈ "vacxin"), so a term whose joined form starts with a prefix not in this set
+    cannot match. Short syllables borrow letters from the next ones ("o to" → "oto").
+    """
+    tokens = text.split()
+    keys = set()
+    count = len(tokens)
+    for i, token in enumerate(tokens):
+        if len(token) >= _PREFIX:
+            keys.add(token[:_PREFIX])
+            continue
+        joined = token
+        j = i + 1
+        while len(joined) < _PREFIX and j < count:
+            joined += tokens[j]
+            j += 1
+        keys.add(joined[:_PREFIX])
+    return keys
+
+
+class TopicMatcher:
+    """Many topic queries against one article, running only the queries that can match.
+
+    An inverted index maps the first three letters of each positive term (joined syllables)
+    to the topics using it; an article looks up its own syllable-run prefixes, and only those
+    topics are evaluated. With tens or hundreds of topics most of them are never touched.
+    """
+
+    def __init__(self, topics: Iterable[tuple[int, Query]]) -> None:
+        self.topics = list(topics)
+        self._by_prefix: dict[str, set[int]] = {}
+        for index, (_id, query) in enumerate(self.topics):
+            for term in positive_terms(query.root):
+                joined = "".join(term.syllables)
+                self._by_prefix.setdefault(joined[:_PREFIX], set()).add(index)
+        self._short = {key: ids for key, ids in self._by_prefix.items() if len(key) < _PREFIX}
+
+    def candidates(self, doc: MatchDoc) -> list[int]:
+        """Indexes (into ``topics``) of the queries that might match ``doc``, in order."""
+        found: set[int] = set()
+        index = self._by_prefix
+        for key in _doc_prefixes(doc.title) | _doc_prefixes(doc.summary):
+            hit = index.get(key)
+            if hit:
+                found |= hit
+        if self._short:  # a one- or two-letter term ("lu"): a prefix of a longer run
+            for key, ids in self._short.items():
+                if key in doc.title_joined or key in doc.summary_joined:
+                    found |= ids
+        return sorted(found)
+
+    def match(self, doc: MatchDoc) -> list[tuple[int, float]]:
+        """(topic id, weight) of every topic whose query matches ``doc``."""
+        out = []
+        for index in self.candidates(doc):
+            topic_id, query = self.topics[index]
+            weight = query.match_doc(doc)
+            if weight > 0:
+                out.append((topic_id, weight))
+        return out
