@@ -94,6 +94,7 @@ class DetectorConfig:
     turn_null_shift: float = 0.0  # tested null: the reference share plus this much
     turn_reference: int = 7 * DAY
     turn_prior_weight: float = 10.0  # pseudo-stories of the prior share
+    turn_min_reference: int = 20  # stories before the window: a topic needs a norm to turn from
 
     @classmethod
     def for_sensitivity(cls, sensitivity: str, **overrides: Any) -> DetectorConfig:
@@ -501,7 +502,10 @@ def sentiment_turn(
         k = min(round(float(hits_all[-w:].sum())), n)
         share = k / n if n else 0.0
         ok = (
-            n >= cfg.turn_min_stories and k >= cfg.turn_min_hits and share >= p0 + cfg.turn_min_lift
+            ref_n >= cfg.turn_min_reference
+            and n >= cfg.turn_min_stories
+            and k >= cfg.turn_min_hits
+            and share >= p0 + cfg.turn_min_lift
         )
         p = (
             min(float(stats.betabinom.sf(k - 1, n, a1, b1)) * len(cfg.turn_windows), 1.0)

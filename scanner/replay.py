@@ -267,15 +267,22 @@ def replay(
     *,
     ingest: str = "scanner",
     scorer: Any = None,
+    keep: Path | None = None,
 ) -> ReplayReport:
-    """Replay ``items`` with the topics of ``settings`` in a throw-away database."""
+    """Replay ``items`` with the topics of ``settings`` in a throw-away database.
+
+    ``keep`` names a new SQLite file to replay into instead, left for inspection (tests).
+    """
     from storage.sync import sync_config
 
     report = ReplayReport(items=len(items))
     started = time.perf_counter()
     tz = settings.tz
     with tempfile.TemporaryDirectory(prefix="crisisdesk-replay-") as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'replay.sqlite3'}")
+        if keep is not None and keep.exists():
+            raise ReplayError(f"{keep} exists; replay only writes to a new database file")
+        path = keep if keep is not None else Path(tmp) / "replay.sqlite3"
+        engine = make_engine(f"sqlite:///{path}")
         SQLModel.metadata.create_all(engine)
         db = Database(engine)
         try:
@@ -330,8 +337,8 @@ def _run(
         active: set[int] = set()
         for (topic_id, _b), row in counted.items():
             a = arrays[topic_id]
-            for k in ("stories", "outlets", "negative", "positive", "articles"):
-                a[k][index] = getattr(row, k)
+            for field_name in ("stories", "outlets", "negative", "positive", "articles"):
+                a[field_name][index] = getattr(row, field_name)
             active.add(topic_id)
         for topic in topics:
             if topic.id not in active:

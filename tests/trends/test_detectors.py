@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -146,3 +147,72 @@ def test_detectors_are_causal() -> None:
     later.stories[len(s) - 1], later.outlets[len(s) - 1] = 14, 6
     again = volume_burst(later.head(len(s)), TZ, CFG)
     assert before.score == again.score
+
+
+def test_busy_day_level_is_not_a_burst_but_a_burst_on_it_is() -> None:
+    """A day at 1.8x the usual level: the recent-level term absorbs it; a real burst still shows."""
+    s = until(seasonal(14, seed=11), 15, 12)
+    n = len(s)
+    rng = np.random.default_rng(4)
+    today = np.arange(n - 7 * 4 - 1, n)  # since 08:00 today
+    s.stories[today] = rng.poisson(3.6, today.shape[0]).astype(float)
+    s.outlets[today] = np.minimum(s.stories[today], 3)
+    fired = sum(volume_burst(s.head(i), TZ, CFG).fired for i in range(n - 16, n + 1))
+    assert fired == 0
+    burst = with_last(s, 16, 8)
+    d = volume_burst(burst, TZ, CFG)
+    assert d.fired and d.stats["level"] > 1.1
+
+
+def test_level_only_adapts_upward_after_a_quiet_spell() -> None:
+    s = until(seasonal(14, seed=12), 14, 12)
+    n = len(s)
+    s.stories[n - 25 : n - 1] = 0  # six silent hours, then an ordinary bucket
+    s.outlets[n - 25 : n - 1] = 0
+    d = volume_burst(with_last(s, 3, 2), TZ, CFG)
+    assert not d.fired and d.stats["level"] == 1.0
+
+
+def test_young_topic_profile_is_uncertain_and_cautious() -> None:
+    """With two days of history the slot estimates carry their uncertainty (wider predictive)."""
+    young = seasonal(2, seed=13)
+    old = seasonal(20, seed=13)
+    b_young = fit_baseline(young.stories, young.slots(TZ), CFG)
+    b_old = fit_baseline(old.stories, old.slots(TZ), CFG)
+    assert b_young.shape[10] < b_old.shape[10]
+
+
+def test_cold_start_morning_rise_is_not_a_burst() -> None:
+    """First day: the gradual rise from a quiet night into the office day is not news."""
+    profile = np.array([0.1] * 5 + [0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 0.9] + [0.8] * 6 + [0.4] * 6)
+    fired = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        s = TopicSeries.empty(1, START, 96)
+        s.stories = rng.poisson(1.5 * np.repeat(profile, 4)).astype(float)
+        s.outlets = np.minimum(s.stories, 3)
+        fired += sum(volume_burst(s.head(i), TZ, CFG).fired for i in range(9, 96))
+    assert fired == 0
+
+
+def test_negative_turn_on_a_quiet_topic_needs_enough_stories() -> None:
+    s = until(seasonal(14, day_rate=0.3, night_rate=0.02, seed=15), 16, 12)
+    n = len(s)
+    s.negative[:] = 0
+    s.negative[: n - 32] = np.floor(s.stories[: n - 32] * 0.5) * (np.arange(n - 32) % 5 == 0)
+    s.stories[n - 32 :] = 0
+    s.stories[n - 3 :] = 1
+    s.negative[n - 3 :] = 1  # three negative stories: too few to call a turn
+    assert not sentiment_turn(s, CFG).fired
+    s.stories[n - 16 : n - 3] = np.where(np.arange(13) % 2 == 0, 1, 0)
+    s.negative[n - 16 :] = s.stories[n - 16 :]  # ten of ten negative against ~10 %
+    assert sentiment_turn(s, CFG).fired
+
+
+def test_predictive_tail_matches_scipy() -> None:
+    from scipy import stats
+
+    from scanner.detectors import predictive_tail
+
+    assert abs(predictive_tail(6, 2.0, 3.0) - stats.nbinom.sf(5, 3.0, 3.0 / 5.0)) < 1e-12
+    assert abs(predictive_tail(6, 2.0, math.inf) - stats.poisson.sf(5, 2.0)) < 1e-12
