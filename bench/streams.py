@@ -127,7 +127,8 @@ WEEKEND = 0.55
 @dataclass(frozen=True)
 class Event:
     topic: str
-    kind: str  # spike | step | ramp | negative_turn | positive_turn | syndicated | night_flood | quiet
+    # spike | step | ramp | negative_turn | positive_turn | syndicated | night_flood | quiet
+    kind: str
     start: str  # ISO-8601
     end: str
 
