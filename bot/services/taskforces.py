@@ -1000,7 +1000,7 @@ async def _convene_due(runtime: Runtime, session: Session, due: Due) -> None:
         return
     if due.ref_id in _CONVENING:
         # Being convened by this process right now: look again shortly (this row is done).
-        schedule(session, CONVENE_KIND, runtime.clock.now() + timedelta(seconds=30), ref_id=due.ref_id)
+        schedule(session, CONVENE_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id)
         return
     await convene(runtime, due.ref_id, resume=True)
 
