@@ -165,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sandbox", help="the whole CrisisDesk in a browser, on a simulated news day (no token)"
     )
     sandbox.add_argument(
-        "--data", metavar="DIR", help="keep the sandbox's SQLite and state here (default: temporary)"
+        "--data",
+        metavar="DIR",
+        help="keep the sandbox's SQLite and state here (default: temporary)",
     )
     sandbox.add_argument(
         "--port", type=int, default=None, help="web page port (default 8080, or a free one)"
@@ -197,10 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     trends = sub.add_parser("trends", help="trend detection tools")
     trends_sub = trends.add_subparsers(dest="trends_command", metavar="ACTION")
-    trends_replay = trends_sub.add_parser("replay", help="replay a JSON-lines stream through the detectors")
+    trends_replay = trends_sub.add_parser(
+        "replay", help="replay a JSON-lines stream through the detectors"
+    )
     trends_replay.add_argument("stream", metavar="STREAM.jsonl")
     trends_replay.add_argument(
-        "--config", help="TOML config file (default: $CRISISDESK_CONFIG)", metavar="FILE",
+        "--config",
+        help="TOML config file (default: $CRISISDESK_CONFIG)",
+        metavar="FILE",
         default=argparse.SUPPRESS,
     )
     trends_replay.set_defaults(func=cmd_trends_replay)

@@ -49,14 +49,30 @@ class Persona:
 PERSONAS: tuple[Persona, ...] = (
     Persona("admin", 7001, "An", "Nguyễn Văn", "an_admin", "+84901000001", Role.ADMIN, True, True),
     Persona(
-        "supervisor", 7002, "Bình", "Trần Thị", "binh_gs", "+84901000002", Role.SUPERVISOR,
-        True, True,
+        "supervisor",
+        7002,
+        "Bình",
+        "Trần Thị",
+        "binh_gs",
+        "+84901000002",
+        Role.SUPERVISOR,
+        True,
+        True,
     ),
     Persona(
-        "spokesperson", 7003, "Châu", "Lê Minh", "chau_pn", "+84901000003", Role.SPOKESPERSON,
-        True, False,
+        "spokesperson",
+        7003,
+        "Châu",
+        "Lê Minh",
+        "chau_pn",
+        "+84901000003",
+        Role.SPOKESPERSON,
+        True,
+        False,
     ),
-    Persona("member", 7004, "Dũng", "Phạm Quốc", "dung_tct", "+84901000004", Role.MEMBER, True, True),
+    Persona(
+        "member", 7004, "Dũng", "Phạm Quốc", "dung_tct", "+84901000004", Role.MEMBER, True, True
+    ),
     Persona("outsider", 7005, "Hà", "Hoàng Thu", "ha_khach", "+84901000005", None, False, False),
 )
 PERSONA_BY_KEY = {p.key: p for p in PERSONAS}
@@ -89,9 +105,7 @@ def seed_emulator(emulator: TelegramEmulator) -> SandboxChats:
     hub = emulator.create_supergroup(
         "BYT · Trung tâm xử lý khủng hoảng", forum=True, owner_id=admin, member_ids=[supervisor]
     )
-    pools = [
-        emulator.create_supergroup(f"BYT · Tổ công tác {n}", owner_id=admin) for n in (1, 2)
-    ]
+    pools = [emulator.create_supergroup(f"BYT · Tổ công tác {n}", owner_id=admin) for n in (1, 2)]
     channel = emulator.create_channel(
         "Bộ Y tế · Tin chính thức", owner_id=admin, username=PUBLIC_CHANNEL
     )
@@ -147,6 +161,8 @@ def seed_database(session: Session, *, drill: bool, now: datetime) -> list[Perso
         session.add(user)
         session.flush()
         if persona.role in (Role.SPOKESPERSON, Role.SUPERVISOR):
+            assert user.id is not None
             for topic in topics:
+                assert topic.id is not None
                 session.add(Subscription(user_id=user.id, topic_id=topic.id, created_at=now))
     return seeded

@@ -97,7 +97,7 @@ class Sandbox:
     emulator: TelegramEmulator = field(init=False)
     settings: Settings = field(init=False)
     db: Database = field(init=False)
-    application: Application = field(init=False)  # type: ignore[type-arg]
+    application: Application = field(init=False)  # type: ignore[type-arg,unused-ignore]
     chats: personas.SandboxChats = field(init=False)
     data_dir: Path = field(init=False)
     url: str = ""
@@ -275,7 +275,7 @@ class Sandbox:
 
     # ------------------------------------------------------------------ the bot
 
-    def _build_application(self) -> Application:  # type: ignore[type-arg]
+    def _build_application(self) -> Application:  # type: ignore[type-arg,unused-ignore]
         from bot.app import build_application
 
         application = build_application(self.settings, self.db, self.clock)

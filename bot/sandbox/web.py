@@ -85,7 +85,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _sandbox(request: web.Request) -> Sandbox:
-    return request.app[SANDBOX_KEY]  # type: ignore[no-any-return]
+    return request.app[SANDBOX_KEY]
 
 
 def _lang(request: web.Request) -> str:
@@ -404,9 +404,7 @@ def message_json(
     if "contact" in data:
         contact = data["contact"]
         out["contact"] = {
-            "name": " ".join(
-                p for p in (contact.get("first_name"), contact.get("last_name")) if p
-            ),
+            "name": " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p),
             "phone": contact.get("phone_number", ""),
         }
     reply = data.get("reply_to_message")
@@ -540,8 +538,10 @@ async def api_chat(request: web.Request) -> web.Response:
     pinned = None
     for message_id in reversed(chat.pinned):
         candidate = chat.messages.get(message_id)
-        if candidate and not candidate.deleted and (
-            not chat.is_forum or candidate.thread_id == thread_id
+        if (
+            candidate
+            and not candidate.deleted
+            and (not chat.is_forum or candidate.thread_id == thread_id)
         ):
             pinned = {"id": candidate.message_id, "text": (candidate.text or "")[:120]}
             break
@@ -555,6 +555,7 @@ async def api_chat(request: web.Request) -> web.Response:
         and member.status not in ("creator", "administrator")
     )
     title = sandbox.emulator.bot.first_name if chat.private_user else chat.title
+    can_write = chat.type != "channel" or member.status in ("creator", "administrator")
     members = sum(1 for m in chat.members.values() if m.is_member)
     return web.json_response(
         {
@@ -570,6 +571,7 @@ async def api_chat(request: web.Request) -> web.Response:
                 messages, bot_id, user_id, chat.private_user is not None
             ),
             "closed": closed,
+            "can_write": can_write,
         }
     )
 
@@ -742,12 +744,18 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     last = _signature(sandbox)
     await response.write(b"event: change\ndata: {}\n\n")
+
+    def changed_since(seen: tuple[int, ...]) -> Callable[[], tuple[int, ...] | None]:
+        def check() -> tuple[int, ...] | None:
+            now = _signature(sandbox)
+            return now if now != seen else None
+
+        return check
+
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
         while True:
             try:
-                last = await sandbox.emulator.wait_for(
-                    lambda: (sig := _signature(sandbox)) != last and sig, timeout=3.0
-                )
+                await sandbox.emulator.wait_for(changed_since(last), timeout=3.0)
                 await asyncio.sleep(0.05)  # let a burst of calls settle into one refresh
                 last = _signature(sandbox)
                 await response.write(b"event: change\ndata: {}\n\n")

@@ -172,7 +172,7 @@
       setReply(chat.force_reply.id, chat.force_reply.text);
     }
     const composer = $("composer");
-    composer.hidden = false;
+    composer.hidden = !chat.can_write;
     $("composer-input").disabled = chat.closed;
     $("composer-input").placeholder = chat.closed ? T.topic_closed : T.type_message;
   }
@@ -294,7 +294,11 @@
         ${s.text}${s.status === "unavailable" ? ` <small>(${esc(T.drill_unavailable)})</small>` : ""}
         ${s.status === "current" && s.persona_id !== state.user ? `<span class="who"><button type="button" data-persona="${s.persona_id}">${esc(T.drill_switch)} ${esc(s.persona)}</button></span>` : ""}
       </li>`).join("") + (drill.finished ? `<div class="finished" data-testid="drill-finished">${esc(T.drill_finished)}</div>` : "");
-    if (list.dataset.html !== html) { list.innerHTML = html; list.dataset.html = html; }
+    if (list.dataset.html !== html) {
+      list.innerHTML = html; list.dataset.html = html;
+      const current = list.querySelector("li.current");
+      if (current) current.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    }
   }
   document.addEventListener("click", (e) => {
     const b = e.target.closest("#drill-steps button[data-persona]");

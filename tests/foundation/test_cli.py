@@ -37,11 +37,33 @@ def test_no_command_prints_usage() -> None:
     assert "usage: crisisdesk" in result.stderr
 
 
-def test_run_without_token_explains_and_exits_2(tmp_path: Path) -> None:
-    result = run("run", env={"CRISISDESK_DATA_DIR": str(tmp_path)})
-    assert result.returncode == 2
-    assert "no CRISISDESK_TELEGRAM_TOKEN" in result.stderr
-    assert "Traceback" not in result.stderr
+def test_run_without_token_starts_the_sandbox(tmp_path: Path) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
+    env = {
+        **base,
+        "CRISISDESK_DATA_DIR": str(tmp_path / "configured"),
+        # The sandbox must never use a configured database.
+        "CRISISDESK_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/production",
+    }
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    process = subprocess.Popen(
+        [*CLI, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("CrisisDesk sandbox: http://127.0.0.1:"), line
+        url = line.split(": ", 1)[1].strip()
+        with urllib.request.urlopen(f"{url}api/state", timeout=10) as response:
+            state = json.load(response)
+        assert [p["key"] for p in state["personas"]][:2] == ["admin", "supervisor"]
+        assert not (tmp_path / "configured").exists()
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=30)
+    assert "no CRISISDESK_TELEGRAM_TOKEN" in err
+    assert "Traceback" not in err
 
 
 def test_db_upgrade_migrates_and_syncs(tmp_path: Path) -> None:

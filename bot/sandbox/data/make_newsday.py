@@ -1,6 +1,9 @@
 """Rebuild ``newsday.jsonl`` from the DANeS headlines and the written crisis items.
 
-Run from the repository root: ``python bot/sandbox/data/make_newsday.py /path/to/danes-sentiment-train.jsonl``.
+Run from the repository root::
+
+    python bot/sandbox/data/make_newsday.py /path/to/danes-sentiment-train.jsonl
+
 Deterministic (fixed seed), so the bundled file only changes when this script does.
 """
 
@@ -23,8 +26,32 @@ OUTLET_BY_TOPIC = [
 ]
 
 # Minutes after local midnight, weighted like a newsroom's day: morning and afternoon peaks.
-HOURS = [0.2, 0.1, 0.1, 0.1, 0.3, 1.0, 2.5, 4.0, 4.5, 4.0, 3.5, 3.0, 2.0, 2.5, 3.5, 3.5, 3.0, 2.5,
-         2.0, 2.5, 3.0, 2.5, 1.5, 0.6]
+HOURS = [
+    0.2,
+    0.1,
+    0.1,
+    0.1,
+    0.3,
+    1.0,
+    2.5,
+    4.0,
+    4.5,
+    4.0,
+    3.5,
+    3.0,
+    2.0,
+    2.5,
+    3.5,
+    3.5,
+    3.0,
+    2.5,
+    2.0,
+    2.5,
+    3.0,
+    2.5,
+    1.5,
+    0.6,
+]
 
 
 def outlet_for(topics: list[str], rng: random.Random) -> str:
@@ -61,7 +88,11 @@ def main(danes_path: str) -> None:
                 "sentiment": row["sentiment"],
             }
         )
-    written = [json.loads(line) for line in (HERE / "crisis_written.jsonl").read_text("utf-8").splitlines() if line.strip()]
+    written = [
+        json.loads(line)
+        for line in (HERE / "crisis_written.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     for item in written:
         h, m = (int(x) for x in item.pop("time").split(":"))
         item["minute"] = h * 60 + m
