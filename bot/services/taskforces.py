@@ -1316,7 +1316,7 @@ def set_role(
 
 _DURATION = re.compile(
     r"^\+?(?:(?P<d>\d+)\s*(?:d|ngày|ngay))?"
-    r"(?:(?P<h>\d+(?:[.,]\d+)?)\s*(?:h|g|giờ|gio|hr|hrs|hours?)(?!\w))?"
+    r"(?:(?P<h>\d+(?:[.,]\d+)?)\s*(?:hours?|hrs|hr|giờ|gio|h|g))?"
     r"(?:(?P<m>\d+)\s*(?:m|p|ph|phút|phut|min|mins|minutes?)?)?$",
     re.IGNORECASE,
 )

@@ -124,7 +124,7 @@ def private_texts(emulator: TelegramEmulator, user_id: int) -> list[str]:
     return [m.text or "" for m in emulator.messages(user_id, from_bot=True)]
 
 
-async def eventually(predicate: Any, timeout: float = 5.0) -> Any:
+async def eventually(predicate: Any, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
     """Poll ``predicate`` (database state changes the emulator cannot signal) until truthy."""
     import asyncio
     import time

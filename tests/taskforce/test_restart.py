@@ -78,7 +78,7 @@ async def test_deadline_and_task_reminders_fire_after_a_restart(
         clock.advance(timedelta(hours=2))  # 10 h 01: overdue
         await emulator.wait_for(lambda: _count(emulator, boss.tg, "OVERDUE") == 1)
         await asyncio.sleep(0.5)
-    assert "Never published" in [t for t in private_texts(emulator, boss.tg) if "OVERDUE" in t][0]
+    assert "Never published" in next(t for t in private_texts(emulator, boss.tg) if "OVERDUE" in t)
     assert _count(emulator, lead.tg, "80% of the time") == 1  # not for the published one
     assert _count(emulator, boss.tg, "OVERDUE") == 1
     assert _count(emulator, lead.tg, "Call the hospital") == 2  # soon, then due
