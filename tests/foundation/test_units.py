@@ -118,3 +118,24 @@ def test_language_normalisation() -> None:
     assert normalise_language("en-US") == "en"
     assert normalise_language("fr") == "vi"
     assert normalise_language(None) == "vi"
+
+
+def test_template_literals_are_valid_telegram_html() -> None:
+    """The fixed text of every message template must parse as Telegram HTML (a bare "<id>" in a
+    usage line is a 400 from Telegram). Jinja expressions are replaced by safe text first."""
+    import re
+
+    from bot.sandbox.telegram_emulator.errors import ApiError
+    from bot.sandbox.telegram_emulator.html_entities import parse_html
+    from bot.templating import TEMPLATES_ROOT
+
+    bad = []
+    for path in sorted((TEMPLATES_ROOT / "messages").glob("*/*.j2")):
+        source = path.read_text(encoding="utf-8")
+        literal = re.sub(r"\{\{.*?\}\}", "x", source, flags=re.S)
+        literal = re.sub(r"\{[%#].*?[%#]\}", "", literal, flags=re.S)
+        try:
+            parse_html(literal)
+        except ApiError as exc:
+            bad.append(f"{path.relative_to(TEMPLATES_ROOT)}: {exc}")
+    assert bad == []
