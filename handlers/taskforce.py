@@ -30,11 +30,12 @@ from bot.buttons import Button, int_id, register
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
 from bot.services import rooms, taskforces
+from bot.services.commands import register_command
 from bot.services.permissions import Actor
 from bot.services.taskforces import TaskForceError
 from handlers.buttons import on_button
 from handlers.common import actor_of, language_of, reply, runtime_of
-from storage.models import Agency, CrisisMember, Severity
+from storage.models import Agency, CrisisMember, Role, Severity
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ JOIN = register(taskforces.JOIN, _owns_invitation, "join a crisis task force")
 DECLINE = register(taskforces.DECLINE, _owns_invitation, "decline a crisis task force")
 DONE = register(taskforces.TASK_DONE, _may_close_task, "close a task")
 PICK = register(taskforces.PICK, _may_pick, "convene a person picked from the list")
+register_command("crisis", Role.SPOKESPERSON)  # the room commands are used in the room itself
 
 
 # --------------------------------------------------------------------------- helpers
