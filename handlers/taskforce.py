@@ -511,6 +511,16 @@ async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await reply(update, _error(runtime, lang, exc))
 
 
+class _GroupBotMembership(ChatMemberHandler[ContextTypes.DEFAULT_TYPE, None]):
+    """``my_chat_member`` in groups only: private-chat blocks belong to other modules."""
+
+    def check_update(self, update: object) -> bool:
+        if not super().check_update(update):
+            return False
+        chat = update.effective_chat if isinstance(update, Update) else None
+        return chat is not None and chat.type in (Chat.GROUP, Chat.SUPERGROUP)
+
+
 def handlers() -> list[BaseHandler[Any, Any, Any]]:
     group = filters.ChatType.GROUPS
     return [
@@ -525,6 +535,6 @@ def handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("convene", convene_command, filters=group),
         CommandHandler("resolve", resolve_command, filters=group),
         ChatJoinRequestHandler(join_request),
-        ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER),
+        _GroupBotMembership(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER),
         MessageHandler(filters.StatusUpdate.NEW_CHAT_MEMBERS, members_arrived),
     ]
