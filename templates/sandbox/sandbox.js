@@ -188,18 +188,22 @@
     setReply(null, "");
   });
 
+  let chatRequests = 0;
   function refreshChat(scroll) {
     if (state.chat === null) return Promise.resolve();
     const q = `chat?user=${state.user}&chat=${state.chat}` + (state.thread !== null ? `&thread=${state.thread}` : "");
-    const key = state.key;
+    const key = state.key, user = state.user, request = ++chatRequests;
+    // Only the newest request for the chat still open, as the person still chosen, is shown.
+    const current = () => request === chatRequests && key === state.key && user === state.user;
     return api(q).then((chat) => {
-      if (key !== state.key) return;
+      if (!current()) return;
       const json = JSON.stringify(chat);
       if (json === state.lastChatJson && !scroll) return;
       state.lastChatJson = json;
       if (scroll) state.forceScroll = true;
       renderChat(chat);
     }).catch(() => {
+      if (!current()) return;
       state.chat = null; state.key = null;
       $("messages").innerHTML = `<div class="empty">${esc(T.not_member)}</div>`;
     });

@@ -68,7 +68,10 @@ class Drill:
 
     def persona(self, user_id: int) -> None:
         self.page.select_option("[data-testid=persona]", str(user_id))
-        expect(self.page.locator("[data-testid=chat-title]")).to_be_visible()
+        # Switching opens the persona's chat with the bot.
+        bot_chat = self.page.locator("[data-testid=chat-item][data-kind=bot]")
+        expect(bot_chat).to_have_class(re.compile(r"\bactive\b"))
+        expect(self.page.locator("[data-testid=chat-title]")).to_have_text("CrisisDesk")
 
     def open_chat(self, title: str) -> None:
         """Open the chat (or forum topic) whose list entry contains ``title``."""
