@@ -15,7 +15,11 @@ What is in a stream:
   syndicated to 1-3 other outlets within the hour; a topic-specific negative/positive mix;
 * events that must alert: ``spike`` (many stories in 1-2 buckets), ``step`` (rate jumps for hours),
   ``ramp`` (rate rises linearly for hours), ``negative_turn`` / ``positive_turn`` (the share turns
-  at unchanged volume);
+  at unchanged volume, for at least 6 h and until the topic is expected to have published
+  ``TURN_MIN_STORIES`` stories, at most 24 h; a topic-day too quiet for that gets a volume event
+  instead), ``negative_burst`` (the negative side of a step or ramp whose extra stories are
+  mostly negative: the same window is labelled as a volume event and a negative event). The
+  extra stories of every other burst follow the topic's own sentiment mix;
 * noise that must not: ``syndicated`` (one story re-published by 10+ outlets with small edits and
   tracking parameters), ``night_flood`` (one outlet posting 10-25 stories at night), ``quiet``
   (hours without stories).
@@ -122,19 +126,30 @@ HOUR_PROFILE = [
     0.12,
 ]
 WEEKEND = 0.55
+# A sentiment turn is planned only where the topic is expected to publish at least this many
+# stories over the turn (else the slot gets a volume event): see docs/trends.md, "Benchmark".
+TURN_MIN_STORIES = 24.0
+# Share of step and ramp bursts whose extra stories are mostly negative (labelled as a volume
+# event and a ``negative_burst`` event); other bursts follow the topic's sentiment norm.
+NEGATIVE_BURST_SHARE = 0.4
 
 
 @dataclass(frozen=True)
 class Event:
     topic: str
-    # spike | step | ramp | negative_turn | positive_turn | syndicated | night_flood | quiet
+    # spike | step | ramp | negative_turn | positive_turn | negative_burst (the negative side
+    # of a step or ramp whose stories are mostly negative) | syndicated | night_flood | quiet
     kind: str
     start: str  # ISO-8601
     end: str
 
     @property
     def family(self) -> str:
-        return {"negative_turn": "negative", "positive_turn": "positive"}.get(self.kind, "volume")
+        return {
+            "negative_turn": "negative",
+            "negative_burst": "negative",
+            "positive_turn": "positive",
+        }.get(self.kind, "volume")
 
     @property
     def must_alert(self) -> bool:
@@ -278,8 +293,18 @@ def generate(
         r = rng.random()
         return "negative" if r < neg else "positive" if r < neg + pos else "neutral"
 
+    # Per-topic norms and day-to-day level, drawn first: the plan needs the expected volume.
+    norms = {name: (rng.uniform(0.1, 0.25), rng.uniform(0.15, 0.3)) for name, *_ in topics}
+    daily = {name: [rng.gammavariate(8, 1 / 8) for _ in range(days + 1)] for name, *_ in topics}
+    peaks = {name: peak for name, _q, _k, peak in topics}
+
+    def base_rate(name: str, b: int) -> float:
+        at = START + BUCKET * b
+        weekend = WEEKEND if at.weekday() >= 5 else 1.0
+        return peaks[name] * HOUR_PROFILE[at.hour] * weekend * daily[name][b // 96]
+
     # Plan the events: per topic, alternate must-alert events and noise, 14-30 h apart, after day 2.
-    plan: dict[str, list[tuple[str, int, int]]] = {}
+    plan: dict[str, list[tuple[str, int, int, float]]] = {}
     kinds = [
         "spike",
         "step",
@@ -296,10 +321,31 @@ def generate(
         while True:
             kind = rng.choice(kinds)
             day_start = (t // 96) * 96
+            tone = 0.0  # negative share of a burst's extra stories (0: the topic's norm)
+            if kind in ("negative_turn", "positive_turn"):
+                # A turn is a change in how a running story is covered. It starts in the working
+                # day (07:00-11:00), lasts at least 6 h, and goes on until the topic is expected
+                # to have published TURN_MIN_STORIES stories (at most 24 h): on a quiet topic a
+                # turn takes the day to show. A topic-day too quiet even for that cannot carry a
+                # detectable turn (nor, for a press office, a meaningful one): the slot gets a
+                # volume event instead.
+                t = day_start + 96 + rng.randrange(28, 44)
+                length, expected = 0, 0.0
+                while (
+                    length < 96
+                    and t + length < n_buckets
+                    and (length < 24 or expected < TURN_MIN_STORIES)
+                ):
+                    expected += base_rate(name, t + length)
+                    length += 1
+                if expected < TURN_MIN_STORIES:
+                    kind = rng.choice(["spike", "step", "ramp"])
             if kind == "night_flood":
                 t = day_start + 96 + rng.randrange(4, 14)  # 01:00-03:30 the next night
                 length = rng.randrange(2, 5)
-            elif kind in ("negative_turn", "positive_turn", "step"):
+            elif kind in ("negative_turn", "positive_turn"):
+                pass
+            elif kind == "step":
                 t = day_start + 96 + rng.randrange(32, 44)  # 08:00-11:00
                 length = rng.randrange(16, 32)
             elif kind == "ramp":
@@ -314,40 +360,42 @@ def generate(
             else:  # spike
                 t = day_start + 96 + rng.randrange(0, 92)
                 length = rng.randrange(1, 3)
+            if kind in ("step", "ramp") and rng.random() < NEGATIVE_BURST_SHARE:
+                tone = rng.uniform(0.6, 0.85)  # a crisis breaking: mostly negative coverage
             if t + length >= n_buckets - 4:
                 break
-            plan[name].append((kind, t, length))
+            plan[name].append((kind, t, length, tone))
+            start, end = START + BUCKET * t, START + BUCKET * (t + length)
             t += length + rng.randrange(8, 40)
-            events.append(
-                Event(
-                    name,
-                    kind,
-                    (START + BUCKET * plan[name][-1][1]).isoformat(),
-                    (START + BUCKET * (plan[name][-1][1] + length)).isoformat(),
-                )
-            )
+            events.append(Event(name, kind, start.isoformat(), end.isoformat()))
+            if tone:
+                # The burst's stories are mostly negative, so the topic's negative share does
+                # rise: the truth says so (a volume event and a negative event, same window).
+                events.append(Event(name, "negative_burst", start.isoformat(), end.isoformat()))
 
-    for name, _query, keyword, peak in topics:
-        neg0, pos0 = rng.uniform(0.1, 0.25), rng.uniform(0.15, 0.3)
-        daily = [rng.gammavariate(8, 1 / 8) for _ in range(days + 1)]
+    for name, _query, keyword, _peak in topics:
+        neg0, pos0 = norms[name]
+        turn_share = {t0: rng.uniform(0.55, 0.8) for _k, t0, _l, _t in plan[name]}
         for b in range(n_buckets):
             at = START + BUCKET * b
-            hour, weekday = at.hour, at.weekday()
-            rate = peak * HOUR_PROFILE[hour] * (WEEKEND if weekday >= 5 else 1.0) * daily[b // 96]
+            rate = base_rate(name, b)
             neg, pos = neg0, pos0
             extra_rate, extra_word = 0.0, ""
+            extra_neg = neg0
             extra_outlets = OUTLETS
-            for kind, t0, length in plan[name]:
+            for kind, t0, length, tone in plan[name]:
                 if not t0 <= b < t0 + length:
                     continue
                 k = b - t0
                 word = EVENT_WORDS[t0 % len(EVENT_WORDS)]
+                if tone:
+                    extra_neg = tone
                 if kind == "quiet":
                     rate = 0.0
                 elif kind == "negative_turn":
-                    neg, pos = rng.uniform(0.55, 0.8), 0.05
+                    neg, pos = turn_share[t0], 0.05
                 elif kind == "positive_turn":
-                    pos, neg = rng.uniform(0.6, 0.85), 0.03
+                    pos, neg = turn_share[t0] + 0.05, 0.03
                 elif kind == "spike":
                     extra_rate, extra_word = rng.uniform(6, 12) / length, word
                 elif kind == "step":
@@ -383,7 +431,7 @@ def generate(
                     at + timedelta(minutes=rng.uniform(0, 15)),
                     name,
                     keyword,
-                    label_for(max(neg, 0.3), pos),
+                    label_for(extra_neg, pos0 * (1.0 - extra_neg) / (1.0 - neg0)),
                     extra=extra_word,
                     outlet=outlet,
                 )
