@@ -42,6 +42,7 @@ OVERALL_SPACING = 1 / 29
 CHAT_BURST, CHAT_RATE = 3.0, 1.0
 GROUP_MAX, GROUP_WINDOW = 20, 60.0
 SAFETY = 0.02  # seconds added to every computed bound, for clock and network jitter
+LATE_TOLERANCE = 0.010  # a sender woken later than this after its slot reserves a new one
 
 
 @dataclass
@@ -130,6 +131,21 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     async def shutdown(self) -> None:
         """Nothing to release."""
 
+    async def _wait_for_slot(self, chat: int | str | None, group: bool) -> None:
+        """Sleep until a reserved send time; if the event loop woke us late, reserve again.
+
+        A stalled loop (a slow handler, a long database call) wakes every overdue sender at the
+        same instant; sending them together would compress many reservations into one burst,
+        which is exactly what trips a sliding window. A late sender takes a fresh slot instead.
+        """
+        while True:
+            at = self._schedule.reserve(self._clock(), chat, group)
+            delay = at - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._clock() - at <= LATE_TOLERANCE:
+                return
+
     async def process_request(
         self,
         callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
@@ -148,12 +164,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         for attempt in range(retries + 1):
             await self._resume.wait()
             if counted:
-                at = self._schedule.reserve(
-                    self._clock(), chat if isinstance(chat, int | str) else None, group
-                )
-                delay = at - self._clock()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                await self._wait_for_slot(chat if isinstance(chat, int | str) else None, group)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:

@@ -111,24 +111,35 @@ def chart_labels(renderer: Renderer, lang: str, f: AlertFacts) -> ChartLabels:
 
 @dataclass
 class _Charts:
-    """Chart bytes and uploaded file ids per (alert, language), shared by one fan-out."""
+    """Chart bytes and uploaded file ids per (alert, language), shared by one fan-out.
+
+    The first sender of a chart uploads it; everyone else waits for that upload and sends its
+    ``file_id`` (no bytes). If the upload fails, the next waiter becomes the uploader.
+    """
 
     runtime: Runtime
     data: dict[tuple[int, str], bytes] = field(default_factory=dict)
     file_ids: dict[tuple[int, str], str] = field(default_factory=dict)
-    locks: dict[tuple[int, str], asyncio.Lock] = field(
-        default_factory=lambda: defaultdict(asyncio.Lock)
-    )
+    uploading: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
 
-    async def attachment(self, f: AlertFacts, lang: str) -> Attachment:
+    async def attachment(self, f: AlertFacts, lang: str) -> tuple[Attachment, bool]:
+        """The chart to send and whether this caller is the uploader (must call ``finished``)."""
         assert f.alert.id is not None
         key = (f.alert.id, lang)
-        async with self.locks[key]:
+        while True:
             if key in self.file_ids:
-                return Attachment("chart.png", file_id=self.file_ids[key])
-            if key not in self.data:
-                self.data[key] = await asyncio.to_thread(self._render, f, lang)
-            return Attachment(f"alert-{f.alert.id}.png", self.data[key])
+                return Attachment("chart.png", file_id=self.file_ids[key]), False
+            pending = self.uploading.get(key)
+            if pending is None:
+                self.uploading[key] = asyncio.Event()
+                try:
+                    if key not in self.data:
+                        self.data[key] = await asyncio.to_thread(self._render, f, lang)
+                except BaseException:
+                    self.finished(f, lang, None)
+                    raise
+                return Attachment(f"alert-{f.alert.id}.png", self.data[key]), True
+            await pending.wait()
 
     def _render(self, f: AlertFacts, lang: str) -> bytes:
         rt = self.runtime
@@ -138,10 +149,14 @@ class _Charts:
             data = chart_data(session, topic, rt.clock.now(), tz=rt.settings.tz)
         return render_chart(data, chart_labels(rt.renderer, lang, f), rt.settings.tz)
 
-    def uploaded(self, f: AlertFacts, lang: str, sent: SentMessage) -> None:
+    def finished(self, f: AlertFacts, lang: str, sent: SentMessage | None) -> None:
         assert f.alert.id is not None
-        if sent.file_id:
-            self.file_ids.setdefault((f.alert.id, lang), sent.file_id)
+        key = (f.alert.id, lang)
+        if sent is not None and sent.file_id:
+            self.file_ids.setdefault(key, sent.file_id)
+        event = self.uploading.pop(key, None)
+        if event is not None:
+            event.set()
 
 
 async def deliver_pending(runtime: Runtime) -> DeliveryReport:
@@ -199,10 +214,14 @@ async def _deliver_person(
         to = ChatRef(row.chat_id or person.telegram_id or 0)
         try:
             if row.part.startswith("photo:"):
-                attachment = await charts.attachment(f, lang)
+                attachment, uploader = await charts.attachment(f, lang)
                 caption = runtime.renderer.render("alert_caption", lang, f=f, a=f.alert)
-                sent = await runtime.notifier.send_photo(to, attachment, caption)
-                charts.uploaded(f, lang, sent)
+                sent_photo: SentMessage | None = None
+                try:
+                    sent = sent_photo = await runtime.notifier.send_photo(to, attachment, caption)
+                finally:
+                    if uploader:
+                        charts.finished(f, lang, sent_photo)
             else:
                 escalation = row.part == "text:escalation"
                 text = alert_text(runtime.renderer, lang, f, escalation=escalation)
@@ -223,15 +242,21 @@ async def _deliver_person(
                 continue
             report.deferred += 1
             return
-        with runtime.db.session() as session:
-            stored = session.get(Delivery, row.id)
-            assert stored is not None
-            stored.status = DeliveryStatus.SENT
-            stored.message_id = sent.message_id
-            stored.chat_id = sent.chat_id
-            stored.attempts += 1
-            stored.sent_at = runtime.clock.now()
+        # Off the event loop: a commit per message would otherwise stall the loop and, with it,
+        # the rate limiter's timing of every other send.
+        await asyncio.to_thread(_mark_sent, runtime, row, sent)
         report.sent += 1
+
+
+def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage) -> None:
+    with runtime.db.session() as session:
+        stored = session.get(Delivery, row.id)
+        assert stored is not None
+        stored.status = DeliveryStatus.SENT
+        stored.message_id = sent.message_id
+        stored.chat_id = sent.chat_id
+        stored.attempts += 1
+        stored.sent_at = runtime.clock.now()
 
 
 def _failed_attempt(runtime: Runtime, row: Delivery, error: str, *, give_up: bool) -> bool:

@@ -1,0 +1,110 @@
+"""Alert fan-out at Telegram's limit: one alert to N registered people (chart + text each).
+
+    python -m bench.fanout [--people 1000]
+
+The real Application (delivery job, Delivery ledger, TelegramRateLimiter) sends to the Bot API
+emulator with its flood limits ON (30/s per bot, 1/s per chat with a burst of 3). Prints the number
+of sends, the total time against the bound (sends ÷ 30 per second) and the number of 429s.
+Target: ≤ 1.05 × the bound, zero 429s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.app import DELIVER_JOB_ID, build_application
+from bot.clock import SystemClock
+from bot.config import load_settings
+from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services.alerts import plan_delivery
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import Agency, Alert, AlertKind, Role, Subscription, Topic, User
+
+SENDS = ("sendPhoto", "sendMessage")
+
+
+def seed(db: Database, emulator: TelegramEmulator, people: int) -> int:
+    now = datetime.now(UTC)
+    with db.session() as s:
+        agency = Agency(code="BYT", name="Bộ Y tế")
+        s.add(agency)
+        s.flush()
+        topic = Topic(agency_id=agency.id, name="An toàn thực phẩm", query='"ngộ độc"')
+        s.add(topic)
+        s.flush()
+        for i in range(people):
+            tg = emulator.create_user(f"Người {i}", language_code="vi" if i % 5 else "en")
+            emulator.world.private_chat(tg)
+            tg.started = True
+            user = User(telegram_id=tg.id, full_name=tg.first_name, role=Role.SPOKESPERSON,
+                        status="active", agency_id=agency.id, language=tg.language_code or "vi")
+            s.add(user)
+            s.flush()
+            s.add(Subscription(user_id=user.id, topic_id=topic.id))
+        alert = Alert(topic_id=topic.id, kind=AlertKind.VOLUME_BURST, severity="warning",
+                      dedupe_key="bench", window_start=now - timedelta(minutes=15),
+                      window_end=now, volume=12, baseline=1.5, outlets=6, negative_share=0.75,
+                      details={"terms": ["ngộ độc", "bán trú"]}, created_at=now, updated_at=now)
+        s.add(alert)
+        s.flush()
+        return plan_delivery(s, alert, now, escalate_after=timedelta(minutes=15))
+
+
+async def run(people: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'fanout.sqlite3'}"
+        upgrade(url)
+        db = Database.from_url(url)
+        async with TelegramEmulator(flood_limits=True) as emulator:
+            planned = seed(db, emulator, people)
+            settings = load_settings({
+                "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
+                "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
+                "CRISISDESK_DATA_DIR": tmp,
+                "CRISISDESK_SCAN_INTERVAL": "3600",
+            })
+            app = build_application(settings, db, SystemClock())
+            async with app:
+                await app.start()
+                assert app.job_queue is not None
+                started = time.perf_counter()
+                job = app.job_queue.scheduler.get_job(DELIVER_JOB_ID)
+                assert job is not None
+                job.modify(next_run_time=datetime.now(UTC))
+                await emulator.wait_for(
+                    lambda: sum(1 for c in emulator.calls if c.method in SENDS and c.status == 200)
+                    >= planned,
+                    timeout=planned / 10 + 60,
+                )
+                elapsed = time.perf_counter() - started
+                await app.stop()
+            calls = [c for c in emulator.calls if c.method in SENDS]
+            too_many = sum(1 for c in calls if c.status == 429)
+            ok = sum(1 for c in calls if c.status == 200)
+            uploads = sum(1 for c in calls if c.method == "sendPhoto" and c.status == 200
+                          and isinstance(c.params.get("photo"), dict))
+        db.dispose()
+    bound = ok / 30
+    print(f"people: {people}; sends: {ok} (planned {planned}); chart uploads: {uploads}")
+    print(f"total time: {elapsed:.1f} s; bound (sends / 30 per s): {bound:.1f} s; "
+          f"ratio: {elapsed / bound:.3f} (target ≤ 1.05)")
+    print(f"429 responses: {too_many} (target 0)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=1000)
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.people))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
