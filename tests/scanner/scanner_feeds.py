@@ -172,6 +172,11 @@ def build_app(server: FeedServer) -> web.Application:
         count(request)
         raise web.HTTPMovedPermanently("/rss2")
 
+    async def redirect_to(request: web.Request) -> web.Response:
+        """/to?target=URL answers 302 to any URL: a feed that bounces to an internal address."""
+        count(request)
+        raise web.HTTPFound(request.query["target"])
+
     async def legacy(request: web.Request) -> web.Response:
         count(request)
         body = rss(
@@ -219,6 +224,7 @@ def build_app(server: FeedServer) -> web.Application:
         ("/loop", loop),
         ("/loop2", loop),
         ("/moved", redirect_ok),
+        ("/to", redirect_to),
         ("/legacy", legacy),
         ("/vn1258", vietnamese_1258),
         ("/gz", gz),

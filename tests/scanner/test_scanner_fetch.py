@@ -257,3 +257,40 @@ def test_check_url_rejects_schemes_and_private_literals() -> None:
             check_url(url, allow_private=False)
     check_url("https://vnexpress.net/rss/suc-khoe.rss", allow_private=False)
     check_url("http://127.0.0.1:8080/rss", allow_private=True)
+
+
+async def test_redirect_to_private_address_is_refused(feed_server: FeedServer) -> None:
+    """A public-looking feed that bounces to an internal address is refused at the redirect.
+
+    The first hop (our local server) is trusted through the policy hook, as if it were a
+    public host; every hop after it is checked like any URL: a real 302 to loopback on the
+    same server, and to private and link-local literals that must never be connected to.
+    """
+    port = feed_server.base.rsplit(":", 1)[1]
+    targets = {
+        "loopback": feed_server.url("/rss2"),
+        "loopback-name": f"http://localhost:{port}/rss2",
+        "private": "http://10.0.0.7/rss",
+        "link-local": "http://169.254.169.254/latest/meta-data/",
+        "v6-mapped": f"http://[::ffff:127.0.0.1]:{port}/rss2",
+    }
+    entries = {name: feed_server.url(f"/to?target={url}") for name, url in targets.items()}
+    policy = FetchPolicy(
+        allow_private=False, total_timeout=2.0, trusted_urls=frozenset(entries.values())
+    )
+    async with FeedFetcher(policy) as fetcher:
+        results = {name: await fetcher.fetch(url) for name, url in entries.items()}
+    for name, result in results.items():
+        assert result.status == "error", (name, result)
+        assert result.error is not None and result.error.startswith("refused"), (name, result.error)
+    assert "127.0.0.1" in (results["loopback"].error or "")
+    assert "10.0.0.7" in (results["private"].error or "")
+    assert "169.254.169.254" in (results["link-local"].error or "")
+    # The first hops were really served (the redirects happened); /rss2 never was.
+    assert feed_server.hits.get("/to") == len(targets)
+    assert "/rss2" not in feed_server.hits
+
+    # The same redirect is followed when private addresses are allowed (sandbox, tests).
+    async with FeedFetcher(FetchPolicy(allow_private=True, total_timeout=2.0)) as fetcher:
+        followed = await fetcher.fetch(entries["loopback"])
+    assert followed.status == "ok" and followed.final_url == targets["loopback"]
