@@ -34,6 +34,9 @@ NOTE = "note"
 DEADLINE = "deadline"
 RESOLVED = "crisis.resolved"
 
+# Kinds written by other services that change the brief.
+BRIEF_KINDS = ("draft.",)
+
 KINDS = (
     OPENED,
     ROOM_READY,
@@ -81,6 +84,12 @@ def add(
         at=at,
     )
     session.add(event)
+    if kind.startswith(BRIEF_KINDS):
+        # Drafts and approvals change what the pinned brief shows (statements published):
+        # ask for an edit in the same transaction. Imported here: taskforces imports this module.
+        from bot.services.taskforces import touch_brief
+
+        touch_brief(session, crisis_id, at)
     return event
 
 

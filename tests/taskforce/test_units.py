@@ -281,3 +281,20 @@ def test_room_url_and_topic_name() -> None:
     )
     assert taskforces.topic_name(crisis).startswith("🔴 #3 xxx")
     assert len(taskforces.topic_name(crisis)) == 128
+
+
+def test_a_draft_event_asks_for_a_brief_edit(sqlite_db: Database) -> None:
+    from sqlmodel import select
+
+    from storage.models import Due
+
+    with sqlite_db.session() as s:
+        agency = Agency(code="A", name="A")
+        s.add(agency)
+        s.flush()
+        crisis = _crisis(s, agency.id or 0)
+        timeline.add(s, crisis.id or 0, "note", None, "x", at=T0)
+        assert s.exec(select(Due).where(Due.kind == "crisis.brief")).all() == []
+        timeline.add(s, crisis.id or 0, "draft.published", None, "#1", at=T0)
+        [due] = s.exec(select(Due).where(Due.kind == "crisis.brief")).all()
+        assert due.ref_id == crisis.id
