@@ -46,8 +46,20 @@ HEADLINES = [
     "Phụ huynh bức xúc vụ ngộ độc tập thể ở trường tiểu học {p}, {n} em cấp cứu",
     "Ngộ độc thực phẩm tại bếp ăn trường học {p}: {n} học sinh phải điều trị",
 ]
-PLACES = ["Cầu Giấy", "Hoàng Mai", "Thủ Đức", "Ninh Kiều", "Hải Châu", "Lê Chân", "Đống Đa",
-          "Ba Đình", "Bình Thạnh", "Gò Vấp", "Sơn Trà", "Hồng Bàng"]
+PLACES = [
+    "Cầu Giấy",
+    "Hoàng Mai",
+    "Thủ Đức",
+    "Ninh Kiều",
+    "Hải Châu",
+    "Lê Chân",
+    "Đống Đa",
+    "Ba Đình",
+    "Bình Thạnh",
+    "Gò Vấp",
+    "Sơn Trà",
+    "Hồng Bàng",
+]
 
 
 class Feeds:
@@ -61,9 +73,11 @@ class Feeds:
             f"</description><pubDate>{format_datetime(at)}</pubDate></item>"
             for t, link, at in self.items.get(index, [])
         )
-        body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x'
-                f"</title><link>https://x.vn</link><description>x</description>{entries}"
-                "</channel></rss>")
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x'
+            f"</title><link>https://x.vn</link><description>x</description>{entries}"
+            "</channel></rss>"
+        )
         return web.Response(body=body.encode(), content_type="application/rss+xml")
 
 
@@ -73,8 +87,9 @@ def seed(db: Database, emulator: TelegramEmulator, feeds_base: str, subscribers:
         agency = Agency(code="BYT", name="Bộ Y tế")
         s.add(agency)
         s.flush()
-        topic = Topic(agency_id=agency.id, name="An toàn thực phẩm",
-                      query='"ngộ độc" OR "an toàn thực phẩm"')
+        topic = Topic(
+            agency_id=agency.id, name="An toàn thực phẩm", query='"ngộ độc" OR "an toàn thực phẩm"'
+        )
         s.add(topic)
         s.flush()
         for i, _outlet in enumerate(OUTLETS):
@@ -84,16 +99,27 @@ def seed(db: Database, emulator: TelegramEmulator, feeds_base: str, subscribers:
             tg = emulator.create_user(f"Người {i}")
             emulator.world.private_chat(tg)
             tg.started = True
-            user = User(telegram_id=tg.id, full_name=tg.first_name, role="spokesperson",
-                        status="active", agency_id=agency.id)
+            user = User(
+                telegram_id=tg.id,
+                full_name=tg.first_name,
+                role="spokesperson",
+                status="active",
+                agency_id=agency.id,
+            )
             s.add(user)
             s.flush()
             s.add(Subscription(user_id=user.id, topic_id=topic.id))
             ids.append(tg.id)
     history = [
-        Incoming(FeedItem(f"Kiểm tra an toàn thực phẩm định kỳ đợt {i}", f"https://bg.vn/{i}",
-                          "Kiểm tra định kỳ.", now - timedelta(hours=4 * (i + 1))),
-                 OUTLETS[i % len(OUTLETS)])
+        Incoming(
+            FeedItem(
+                f"Kiểm tra an toàn thực phẩm định kỳ đợt {i}",
+                f"https://bg.vn/{i}",
+                "Kiểm tra định kỳ.",
+                now - timedelta(hours=4 * (i + 1)),
+            ),
+            OUTLETS[i % len(OUTLETS)],
+        )
         for i in range(7 * 6)
     ]
     with db.session() as s:
@@ -116,13 +142,15 @@ async def one_run(run: int, subscribers: int) -> tuple[float, float]:
             db = Database.from_url(url)
             async with TelegramEmulator(flood_limits=True) as emulator:
                 people = seed(db, emulator, base, subscribers)
-                settings = load_settings({
-                    "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
-                    "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
-                    "CRISISDESK_DATA_DIR": tmp,
-                    "CRISISDESK_SCAN_INTERVAL": "3600",
-                    "CRISISDESK_ALLOW_PRIVATE_FEEDS": "true",
-                })
+                settings = load_settings(
+                    {
+                        "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
+                        "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
+                        "CRISISDESK_DATA_DIR": tmp,
+                        "CRISISDESK_SCAN_INTERVAL": "3600",
+                        "CRISISDESK_ALLOW_PRIVATE_FEEDS": "true",
+                    }
+                )
                 app = build_application(settings, db, SystemClock())
                 async with app:
                     await app.start()
@@ -131,8 +159,11 @@ async def one_run(run: int, subscribers: int) -> tuple[float, float]:
                     for i in range(18):
                         title = HEADLINES[i % 3].format(n=20 + 3 * i, p=PLACES[i % len(PLACES)])
                         feeds.items.setdefault(i % len(OUTLETS), []).append(
-                            (f"{title} (tin {run}-{i})", f"https://news.vn/{run}/{i}",
-                             now - timedelta(minutes=i % 9))
+                            (
+                                f"{title} (tin {run}-{i})",
+                                f"https://news.vn/{run}/{i}",
+                                now - timedelta(minutes=i % 9),
+                            )
                         )
                     started = time.perf_counter()
                     assert app.job_queue is not None
@@ -142,8 +173,10 @@ async def one_run(run: int, subscribers: int) -> tuple[float, float]:
 
                     def got(predicate_photo: bool) -> bool:
                         return all(
-                            any(("photo" in m.data) if predicate_photo else bool(m.buttons())
-                                for m in emulator.messages(pid, from_bot=True))
+                            any(
+                                ("photo" in m.data) if predicate_photo else bool(m.buttons())
+                                for m in emulator.messages(pid, from_bot=True)
+                            )
                             for pid in people
                         )
 
@@ -170,11 +203,16 @@ async def run(subscribers: int, runs: int) -> None:
         first, last = await one_run(i, subscribers)
         firsts.append(first)
         lasts.append(last)
-        print(f"run {i + 1}: every subscriber has the chart after {first:.2f} s, "
-              f"the text after {last:.2f} s")
-    print(f"median over {runs} runs, {subscribers} subscribers: chart {statistics.median(firsts):.2f} s, "
-          f"text {statistics.median(lasts):.2f} s beyond the scan interval "
-          f"(rate-limit floor for the text: {2 * subscribers / 29:.2f} s)")
+        print(
+            f"run {i + 1}: every subscriber has the chart after {first:.2f} s, "
+            f"the text after {last:.2f} s"
+        )
+    chart = statistics.median(firsts)
+    print(
+        f"median over {runs} runs, {subscribers} subscribers: chart {chart:.2f} s, "
+        f"text {statistics.median(lasts):.2f} s beyond the scan interval "
+        f"(rate-limit floor for the text: {2 * subscribers / 29:.2f} s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

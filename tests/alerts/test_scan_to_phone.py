@@ -59,9 +59,12 @@ def burst_items(feeds: FeedServer, desk: Desk, stories: int = 18) -> None:
         outlet = OUTLETS[i % len(OUTLETS)]
         title = BURST[i % 3].format(n=30 + i * 7) + f" ở quận {i + 1}"
         feeds.items.setdefault(outlet, []).append(
-            (title, f"https://news.example.vn/{outlet[:2]}/{i}?utm_source=rss",
-             "Các em có biểu hiện đau bụng, nôn ói, nhiều phụ huynh lo lắng.",
-             now - timedelta(minutes=10 - i % 8))
+            (
+                title,
+                f"https://news.example.vn/{outlet[:2]}/{i}?utm_source=rss",
+                "Các em có biểu hiện đau bụng, nôn ói, nhiều phụ huynh lo lắng.",
+                now - timedelta(minutes=10 - i % 8),
+            )
         )
 
 
@@ -69,7 +72,9 @@ def is_alert_text(message: StoredMessage) -> bool:
     return "An toàn thực phẩm" in message.data.get("text", "") and bool(message.buttons())
 
 
-async def test_burst_on_the_feeds_reaches_every_subscriber_once(desk: Desk, feeds: FeedServer) -> None:
+async def test_burst_on_the_feeds_reaches_every_subscriber_once(
+    desk: Desk, feeds: FeedServer
+) -> None:
     seed_history(desk)
     add_sources(desk.db, feeds)
     burst_items(feeds, desk)
@@ -83,29 +88,41 @@ async def test_burst_on_the_feeds_reaches_every_subscriber_once(desk: Desk, feed
             assert "ngộ độc" in text.data["text"].lower()
         alerts = existing_alerts(desk.db)
         assert len(alerts) >= 1
-        first_counts = {tg.id: len(emulator.messages(tg.id, from_bot=True)) for tg, _ in desk.spokespeople}
+
+        def counts() -> dict[int, int]:
+            return {
+                tg.id: len(emulator.messages(tg.id, from_bot=True)) for tg, _ in desk.spokespeople
+            }
+
+        first_counts = counts()
         # The same items again: nothing new is stored, no second alert, no second message.
         desk.clock.advance(timedelta(minutes=5))
         await run_job_now(app, "scan")
         await emulator.wait_for(lambda: len(emulator.calls_to("getUpdates")) > 0)
         await asyncio.sleep(1.0)
         assert len(existing_alerts(desk.db)) == len(alerts)
-        assert {tg.id: len(emulator.messages(tg.id, from_bot=True)) for tg, _ in desk.spokespeople} == first_counts
+        assert counts() == first_counts
     with desk.db.session() as s:
         outlets = {a.outlets for a in s.exec(select(Alert))}
     assert max(outlets) >= 2
 
 
+def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _bot_env(emulator: TelegramEmulator, url: str, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
-    env.update({
-        "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
-        "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
-        "CRISISDESK_DATABASE_URL": url,
-        "CRISISDESK_DATA_DIR": str(tmp),
-        "CRISISDESK_TICK_SECONDS": "0.5",
-        "CRISISDESK_SCAN_INTERVAL": "3600",
-    })
+    env.update(
+        {
+            "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
+            "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
+            "CRISISDESK_DATABASE_URL": url,
+            "CRISISDESK_DATA_DIR": str(tmp),
+            "CRISISDESK_TICK_SECONDS": "0.5",
+            "CRISISDESK_SCAN_INTERVAL": "3600",
+        }
+    )
     return env
 
 
@@ -132,14 +149,26 @@ async def test_sigkill_during_fan_out_loses_nothing(
         s.add(topic)
         s.flush()
         for p in people:
-            user = User(telegram_id=p.id, full_name=p.first_name, role=Role.SPOKESPERSON,
-                        status="active", agency_id=agency.id)
+            user = User(
+                telegram_id=p.id,
+                full_name=p.first_name,
+                role=Role.SPOKESPERSON,
+                status="active",
+                agency_id=agency.id,
+            )
             s.add(user)
             s.flush()
             s.add(Subscription(user_id=user.id, topic_id=topic.id))
-        alert = Alert(topic_id=topic.id, kind=AlertKind.VOLUME_BURST, severity="warning",
-                      dedupe_key="k", window_start=now - timedelta(minutes=15), window_end=now,
-                      created_at=now, updated_at=now)
+        alert = Alert(
+            topic_id=topic.id,
+            kind=AlertKind.VOLUME_BURST,
+            severity="warning",
+            dedupe_key="k",
+            window_start=now - timedelta(minutes=15),
+            window_end=now,
+            created_at=now,
+            updated_at=now,
+        )
         s.add(alert)
         s.flush()
         assert plan_delivery(s, alert, now, escalate_after=timedelta(minutes=15)) == 80
@@ -148,7 +177,7 @@ async def test_sigkill_during_fan_out_loses_nothing(
 
     env = _bot_env(emulator, url, tmp_path)
     cmd = [sys.executable, "-m", "bot.cli", "run"]
-    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = spawn(cmd, env)
     try:
         await emulator.wait_for(
             lambda: len([c for c in emulator.calls_to("sendMessage") if c.status == 200]) >= 12,
@@ -157,11 +186,14 @@ async def test_sigkill_during_fan_out_loses_nothing(
     finally:
         first.send_signal(signal.SIGKILL)
         await asyncio.to_thread(first.wait)
-    sent_before = sum(1 for c in emulator.calls if c.method in ("sendPhoto", "sendMessage") and c.status == 200)
+    sent_before = sum(
+        1 for c in emulator.calls if c.method in ("sendPhoto", "sendMessage") and c.status == 200
+    )
     assert sent_before < 80, "the kill must land mid fan-out"
 
-    second = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = spawn(cmd, env)
     try:
+
         def all_done() -> bool:
             check = Database.from_url(url)
             try:
@@ -178,8 +210,11 @@ async def test_sigkill_during_fan_out_loses_nothing(
 
     per_person: Counter[int] = Counter()
     for p in people:
-        received = [m for m in emulator.messages(p.id, from_bot=True)
-                    if "photo" in m.data or "An toàn thực phẩm" in m.data.get("text", "")]
+        received = [
+            m
+            for m in emulator.messages(p.id, from_bot=True)
+            if "photo" in m.data or "An toàn thực phẩm" in m.data.get("text", "")
+        ]
         per_person[p.id] = len(received)
         kinds = {"photo" if "photo" in m.data else "text" for m in received}
         assert kinds == {"photo", "text"}, (p.id, kinds)  # nobody lost a message

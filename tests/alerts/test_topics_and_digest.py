@@ -24,22 +24,29 @@ async def test_follow_unfollow_and_mute(desk: Desk) -> None:
         assert "✅ <b>" not in listing.data["text"]
         assert "✅ An toàn thực phẩm" in listing.data["text"]
         assert "Học đường" not in listing.data["text"]  # another agency's topic
-        await desk.emulator.press_button(lan.id, lan.id, listing.message_id,
-                                         text="Bỏ theo dõi: An toàn thực phẩm")
+        await desk.emulator.press_button(
+            lan.id, lan.id, listing.message_id, text="Bỏ theo dõi: An toàn thực phẩm"
+        )
         await desk.emulator.wait_for(
-            lambda: "▫️ An toàn thực phẩm"
-            in desk.emulator.message(lan.id, listing.message_id).data["text"]
+            lambda: (
+                "▫️ An toàn thực phẩm"
+                in desk.emulator.message(lan.id, listing.message_id).data["text"]
+            )
         )
         with desk.db.session() as s:
             assert s.exec(select(Subscription).where(Subscription.user_id == lan_id)).all() == []
-        await desk.emulator.press_button(lan.id, lan.id, listing.message_id,
-                                         text="Theo dõi: An toàn thực phẩm")
+        await desk.emulator.press_button(
+            lan.id, lan.id, listing.message_id, text="Theo dõi: An toàn thực phẩm"
+        )
         await desk.emulator.wait_for(
-            lambda: "✅ An toàn thực phẩm"
-            in desk.emulator.message(lan.id, listing.message_id).data["text"]
+            lambda: (
+                "✅ An toàn thực phẩm"
+                in desk.emulator.message(lan.id, listing.message_id).data["text"]
+            )
         )
         reply = await ask(desk, lan.id, "/mute an toàn thực phẩm 12")
-        assert "Đã tắt thông báo chủ đề «An toàn thực phẩm» đến 20:00 02/11/2026" in reply.data["text"]
+        expected = "Đã tắt thông báo chủ đề «An toàn thực phẩm» đến 20:00 02/11/2026"
+        assert expected in reply.data["text"]
         reply = await ask(desk, lan.id, "/mute Không có 3")
         assert "Không tìm thấy chủ đề «Không có»" in reply.data["text"]
         reply = await ask(desk, lan.id, "/mute")
@@ -55,14 +62,15 @@ async def test_supervisor_manages_topics_and_sources(desk: Desk) -> None:
         reply = await ask(desk, hung.id, '/addtopic Sữa bột | ("sữa bột" OR "sua bot" | high')
         assert "Truy vấn không hợp lệ" in reply.data["text"] and "position" in reply.data["text"]
         reply = await ask(desk, hung.id, '/addtopic Sữa bột | "sữa bột" AND NOT "quảng cáo" | high')
-        assert "Đã thêm chủ đề <b>Sữa bột</b>" in reply.data["text"] or "Đã thêm chủ đề Sữa bột" in reply.data["text"]
+        assert "Đã thêm chủ đề Sữa bột" in reply.data["text"]
         reply = await ask(desk, hung.id, "/settopic Vắc-xin | vaccine")
         assert "tệp cấu hình" in reply.data["text"]
         reply = await ask(desk, lan.id, "/addtopic X | y")
         assert "không có quyền" in reply.data["text"]
         reply = await ask(desk, hung.id, "/addsource Sức khỏe | VnExpress | ftp://x")
         assert "không hợp lệ" in reply.data["text"]
-        reply = await ask(desk, hung.id, "/addsource Sức khỏe | VnExpress | https://vnexpress.net/rss/suc-khoe.rss")
+        feed = "https://vnexpress.net/rss/suc-khoe.rss"
+        reply = await ask(desk, hung.id, f"/addsource Sức khỏe | VnExpress | {feed}")
         assert "Đã thêm nguồn" in reply.data["text"]
         reply = await ask(desk, hung.id, "/sources")
         assert "vnexpress.net/rss/suc-khoe.rss" in reply.data["text"]
@@ -77,17 +85,35 @@ async def test_scanstatus_and_alerts_commands(desk: Desk) -> None:
     lan, _ = desk.spokespeople[0]
     desk.add_alert()
     with desk.db.session() as s:
-        s.add(Setting(key="last_scan", value={
-            "started_at": "2026-11-02T00:55:00+00:00", "finished_at": "2026-11-02T00:55:02+00:00",
-            "duration_s": 2.25, "sources": 3, "sources_ok": 2, "sources_not_modified": 0,
-            "new_articles": 14, "new_stories": 9,
-            "failing_sources": [{"id": 3, "name": "Báo X", "url": "https://x.vn/rss", "error": "timeout after 20 s"}],
-        }))
+        s.add(
+            Setting(
+                key="last_scan",
+                value={
+                    "started_at": "2026-11-02T00:55:00+00:00",
+                    "finished_at": "2026-11-02T00:55:02+00:00",
+                    "duration_s": 2.25,
+                    "sources": 3,
+                    "sources_ok": 2,
+                    "sources_not_modified": 0,
+                    "new_articles": 14,
+                    "new_stories": 9,
+                    "failing_sources": [
+                        {
+                            "id": 3,
+                            "name": "Báo X",
+                            "url": "https://x.vn/rss",
+                            "error": "timeout after 20 s",
+                        }
+                    ],
+                },
+            )
+        )
     async with running_app(desk.make_app()):
         status = await ask(desk, lan.id, "/scanstatus")
         assert "Bài mới: 14" in status.data["text"] and "timeout after 20 s" in status.data["text"]
         listing = await ask(desk, lan.id, "/alerts")
-        assert "An toàn thực phẩm" in listing.data["text"] and "Tăng đột biến" in listing.data["text"]
+        assert "An toàn thực phẩm" in listing.data["text"]
+        assert "Tăng đột biến" in listing.data["text"]
 
 
 async def test_daily_digest_fires_at_local_time(desk: Desk) -> None:
