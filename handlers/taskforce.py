@@ -341,10 +341,16 @@ async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     room = await _in_room(update, context)
     if room is None:
         return
-    runtime, _actor, lang, crisis_id = room
+    runtime, actor, lang, crisis_id = room
     with runtime.db.session() as session:
         crisis = session.get(taskforces.Crisis, crisis_id)
+        allowed = crisis is not None and taskforces.is_participant(session, actor, crisis)
         tasks = taskforces.open_tasks(session, crisis_id)
+    if not allowed:
+        await reply(
+            update, runtime.renderer.render("crisis_error", lang, code="not_member_self", d={})
+        )
+        return
     await reply(update, runtime.renderer.render("task_list", lang, c=crisis, tasks=tasks))
 
 
@@ -430,10 +436,16 @@ async def roster_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     room = await _in_room(update, context)
     if room is None:
         return
-    runtime, _actor, lang, crisis_id = room
+    runtime, actor, lang, crisis_id = room
     with runtime.db.session() as session:
         crisis = session.get(taskforces.Crisis, crisis_id)
+        allowed = crisis is not None and taskforces.is_participant(session, actor, crisis)
         lines = taskforces.roster(session, crisis_id)
+    if not allowed:
+        await reply(
+            update, runtime.renderer.render("crisis_error", lang, code="not_member_self", d={})
+        )
+        return
     await reply(update, runtime.renderer.render("crisis_roster", lang, c=crisis, lines=lines))
 
 

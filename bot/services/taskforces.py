@@ -273,8 +273,27 @@ def _add_invitation(
     """A CrisisMember (invited) and its Delivery (pending); False if already convened."""
     assert crisis.id is not None and user.id is not None
     member = _member(session, crisis.id, user.id)
+    delivery = session.exec(
+        select(Delivery).where(
+            Delivery.kind == INVITE_KIND,
+            Delivery.ref_id == crisis.id,
+            Delivery.user_id == user.id,
+        )
+    ).first()
     if member is not None:
         if member.state != "declined":
+            if (
+                member.state == "invited"
+                and delivery is not None
+                and delivery.status
+                in (
+                    DeliveryStatus.UNREACHABLE,
+                    DeliveryStatus.FAILED,
+                )
+            ):
+                delivery.status = DeliveryStatus.PENDING  # they may have started the bot since
+                delivery.last_error = None
+                return True
             return False
         member.state = "invited"  # asked again
         member.answered_at = None
@@ -283,13 +302,6 @@ def _add_invitation(
             crisis_id=crisis.id, user_id=user.id, role=role, state="invited", invited_at=now
         )
         session.add(member)
-    delivery = session.exec(
-        select(Delivery).where(
-            Delivery.kind == INVITE_KIND,
-            Delivery.ref_id == crisis.id,
-            Delivery.user_id == user.id,
-        )
-    ).first()
     if delivery is None:
         session.add(Delivery(kind=INVITE_KIND, ref_id=crisis.id, user_id=user.id, created_at=now))
     else:
@@ -1000,7 +1012,9 @@ async def _convene_due(runtime: Runtime, session: Session, due: Due) -> None:
         return
     if due.ref_id in _CONVENING:
         # Being convened by this process right now: look again shortly (this row is done).
-        schedule(session, CONVENE_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id)
+        schedule(
+            session, CONVENE_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id
+        )
         return
     await convene(runtime, due.ref_id, resume=True)
 

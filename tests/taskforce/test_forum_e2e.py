@@ -13,7 +13,7 @@ from bot.sandbox.telegram_emulator import TelegramEmulator
 from storage.db import Database
 from storage.models import AuditEvent, Crisis, CrisisMember, Room, Task, TimelineEvent
 
-from .conftest import HUB_RIGHTS, eventually, make_world, private_texts
+from .conftest import HUB_RIGHTS, add_person, eventually, make_world, private_texts
 
 
 def _invites(emulator: TelegramEmulator, user_id: int) -> list[Any]:
@@ -200,3 +200,38 @@ async def test_forum_task_force_from_command_to_resolve(
     assert kinds[0] == "crisis.opened" and kinds[-1] == "crisis.resolved"
     for kind in ("room.ready", "member.joined", "role.changed", "task.added", "task.done", "note"):
         assert kind in kinds
+
+
+async def test_hub_member_joins_at_once_and_unreachable_people_can_be_asked_again(
+    emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
+) -> None:
+    hub = emulator.create_supergroup("Hub", forum=True)
+    emulator.add_bot(hub.id, rights=HUB_RIGHTS)
+    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id, members=0)
+    lead, boss = world["lead"], world["boss"]
+    shy = add_person(emulator, sqlite_db, world, "shy", "spokesperson", started=False)
+    emulator.join(boss.tg, hub.id)  # the supervisor is already in the hub
+    emulator.join(lead.tg, hub.id)
+    app = build_application(tf_settings(), sqlite_db, clock)
+    async with running_app(app):
+        sent = emulator.send_text(lead.tg, "/crisis Bridge closure @shy")
+        await emulator.wait_for_message(
+            lead.tg, lambda m: "is open" in m.text, after=sent.message_id
+        )
+        await emulator.wait_for(lambda: len(_invites(emulator, boss.tg)) == 1)
+        invite = _invites(emulator, boss.tg)[0]
+        await emulator.press_button(boss.tg, boss.tg, invite.message_id, text="Join")
+        await emulator.wait_for(
+            lambda: "already in the room" in emulator.message(boss.tg, invite.message_id).text
+        )
+        thread = emulator.topics(hub.id)[0].message_thread_id
+        asked = emulator.send_text(lead.tg, "/roster", chat_id=hub.id, thread_id=thread)
+        roster = await emulator.wait_for_message(hub.id, after=asked.message_id, timeout=10)
+        assert "Boss (Member): ✅ joined" in roster.text
+        assert "Shy (Member): ⏳ no answer — cannot be messaged" in roster.text
+        # Once they have started the bot, convening them again sends the invitation.
+        emulator.user(shy.tg).started = True
+        emulator.world.private_chat(emulator.user(shy.tg))
+        asked = emulator.send_text(lead.tg, "/convene @shy", chat_id=hub.id, thread_id=thread)
+        await emulator.wait_for_message(hub.id, after=asked.message_id, timeout=10)
+        await eventually(lambda: len(_invites(emulator, shy.tg)) == 1)
