@@ -122,21 +122,79 @@ def test_cusum_catches_a_slow_build_up_the_burst_test_misses() -> None:
     assert not slow_buildup(until(seasonal(14, seed=5), 16, 12), TZ, CFG).fired
 
 
+def turn_fires(s: TopicSeries, since: int, *, negative: bool = True) -> int | None:
+    """First bucket index >= ``since`` at which the turn detector fires on the series so far."""
+    for i in range(since, len(s) + 1):
+        if sentiment_turn(s.head(i), CFG, negative=negative).fired:
+            return i - 1
+    return None
+
+
 def test_negative_turn_at_unchanged_volume() -> None:
     s = until(seasonal(14, seed=7), 16, 12)
     n = len(s)
-    assert not sentiment_turn(s, CFG).fired
+    assert turn_fires(s, n - 40) is None
     s.negative[n - 16 :] = s.stories[n - 16 :]  # same volume, all negative
-    d = sentiment_turn(s, CFG)
-    assert d.fired and d.share > 0.9 and d.reference < 0.4
-    assert not sentiment_turn(s, CFG, negative=False).fired
+    at = turn_fires(s, n - 40)
+    assert at is not None and at <= n - 12  # a few busy buckets are enough evidence
+    d = sentiment_turn(s.head(at + 1), CFG)
+    assert d.share > 0.9 and d.reference < 0.4 and d.stats["method"] == "cusum"
+    assert turn_fires(s, n - 40, negative=False) is None
 
 
 def test_positive_turn() -> None:
     s = until(seasonal(14, seed=8), 16, 12)
     n = len(s)
     s.positive[n - 16 :] = s.stories[n - 16 :]
-    assert sentiment_turn(s, CFG, negative=False).fired
+    assert turn_fires(s, n - 16, negative=False) is not None
+
+
+def test_turn_evidence_accumulates_across_buckets_on_a_quiet_topic() -> None:
+    """One story an hour, 70 % negative against ~15 %: no single window holds much, but the
+    sequential test adds the evidence up and fires within the day, after >= 8 stories."""
+    rng = np.random.default_rng(21)
+    s = until(seasonal(14, day_rate=0.3, night_rate=0.05, seed=21), 8, 12)
+    s.negative[:] = (rng.random(len(s)) < 0.15) * s.stories
+    n = len(s)
+    extra = TopicSeries.empty(1, s.end, 48)
+    extra.stories[::4] = 1  # one story an hour for 12 hours
+    extra.negative[::4] = rng.random(12) < 0.75
+    extra.negative[0:12:4] = 1
+    joined = TopicSeries(
+        1,
+        s.start,
+        s.bucket,
+        np.concatenate([s.stories, extra.stories]),
+        np.concatenate([s.outlets, np.minimum(extra.stories, 1)]),
+        np.concatenate([s.negative, extra.negative]),
+        np.concatenate([s.positive, extra.positive]),
+        np.concatenate([s.articles, extra.stories]),
+    )
+    at = turn_fires(joined, n)
+    assert at is not None
+    assert joined.stories[n : at + 1].sum() >= CFG.turn_min_stories
+
+
+def test_turn_null_rarely_fires() -> None:
+    """A stable 20 % negative share: simulated average run to a false turn (per direction)."""
+    from scanner.detectors import turn_threshold
+
+    h = turn_threshold(CFG)
+    rng = np.random.default_rng(0)
+    x = rng.random(200_000) < 0.2
+    p0 = 0.2
+    alarms = 0
+    cusum = [0.0] * len(CFG.turn_lifts)
+    for v in x:
+        for j, lift in enumerate(CFG.turn_lifts):
+            p1 = p0 + lift
+            cusum[j] = max(
+                0.0, cusum[j] + (math.log(p1 / p0) if v else math.log((1 - p1) / (1 - p0)))
+            )
+        if max(cusum) > h:
+            alarms += 1
+            cusum = [0.0] * len(CFG.turn_lifts)
+    assert alarms <= 200_000 / 15_000
 
 
 def test_detectors_are_causal() -> None:
@@ -203,10 +261,11 @@ def test_negative_turn_on_a_quiet_topic_needs_enough_stories() -> None:
     s.stories[n - 32 :] = 0
     s.stories[n - 3 :] = 1
     s.negative[n - 3 :] = 1  # three negative stories: too few to call a turn
-    assert not sentiment_turn(s, CFG).fired
-    s.stories[n - 16 : n - 3] = np.where(np.arange(13) % 2 == 0, 1, 0)
-    s.negative[n - 16 :] = s.stories[n - 16 :]  # ten of ten negative against ~10 %
-    assert sentiment_turn(s, CFG).fired
+    assert turn_fires(s, n - 32) is None
+    s.stories[n - 20 : n - 3] = np.where(np.arange(17) % 2 == 0, 1, 0)
+    s.negative[n - 20 :] = s.stories[n - 20 :]  # twelve of twelve negative against ~10 %
+    at = turn_fires(s, n - 32)
+    assert at is not None and s.stories[: at + 1][n - 20 :].sum() >= CFG.turn_min_stories
 
 
 def test_predictive_tail_matches_scipy() -> None:
