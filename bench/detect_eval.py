@@ -11,7 +11,10 @@ and an EWMA z-score (alpha 0.05, z > 3, at least 3 articles).
 
 An event is found when an alert of its topic and family (volume: volume_burst/slow_buildup/
 emerging; negative; positive) is raised between its start and two buckets after its end; every
-other raised alert is a false alarm. Delay is in buckets from the event's start.
+other raised alert is a false alarm (a turn confirmed only later is a miss *and* a false alarm).
+Delay is in buckets from the event's start. Events of the negative family are the stream's
+``negative_turn`` events and the ``negative_burst`` events (the negative side of a step or ramp
+whose stories are mostly negative, labelled alongside its volume event; see bench/streams.py).
 
 A topic has one live alert at a time: a finding of another family (a burst that turns negative)
 is added to that alert's ``kinds`` and reported as an escalation. Such an escalation raises an
@@ -275,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     ingest = "scanner" if args.scanner else "truth"
     totals: dict[str, Score] = defaultdict(Score)
     vols: dict[str, Score] = defaultdict(Score)
+    per_seed: dict[str, list[Score]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             all_s, vol_s, seconds, n_items = run_seed(seed, ingest, Path(tmp), args.verbose)
@@ -282,11 +286,18 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in all_s.items():
                 print("  " + v.row(k))
                 totals[k].add(v)
+                per_seed[k].append(v)
             for k, v in vol_s.items():
                 vols[k].add(v)
     print(f"\nALL EVENTS ({ingest}, seeds {args.seeds})")
     for k, v in totals.items():
         print("  " + v.row(k))
+    print(f"MEAN OF THE {len(args.seeds)} SEEDS")
+    for k, scores in per_seed.items():
+        p, r, f = (
+            float(np.mean([getattr(x, a) for x in scores])) for a in ("precision", "recall", "f1")
+        )
+        print(f"  {k:<14} P={p:.3f} R={r:.3f} F1={f:.3f}")
     print("VOLUME EVENTS ONLY (what the baselines can see)")
     for k, v in vols.items():
         print("  " + v.row(k))
