@@ -165,6 +165,9 @@ def _name(user: User | None) -> str:
     return f"@{user.username}" if user.username else f"#{user.id}"
 
 
+display_name = _name  # how people are named in briefs, rosters and reports
+
+
 def is_lead_or_supervisor(session: Session, actor: Actor, crisis: Crisis) -> bool:
     """The crisis lead, or a supervisor (or admin) acting for the crisis's agency."""
     if can_act_for_agency(actor, crisis.agency_id, Role.SUPERVISOR):
