@@ -471,7 +471,9 @@ async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
                 )
                 return
             people = taskforces.pick_candidates(session, crisis_id)
-        buttons = [[Button(taskforces.display_name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people]
+        buttons = [
+            [Button(taskforces.display_name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people
+        ]
         message = update.effective_message
         assert message is not None
         await message.reply_text(
