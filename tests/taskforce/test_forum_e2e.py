@@ -235,3 +235,10 @@ async def test_hub_member_joins_at_once_and_unreachable_people_can_be_asked_agai
         asked = emulator.send_text(lead.tg, "/convene @shy", chat_id=hub.id, thread_id=thread)
         await emulator.wait_for_message(hub.id, after=asked.message_id, timeout=10)
         await eventually(lambda: len(_invites(emulator, shy.tg)) == 1)
+        # Or picked from a list of the agency's registered people not yet convened.
+        asked = emulator.send_text(lead.tg, "/convene", chat_id=hub.id, thread_id=thread)
+        picker = await emulator.wait_for_message(hub.id, after=asked.message_id, timeout=10)
+        assert [b["text"] for b in picker.buttons()] == ["Other"]
+        other = world["other"]
+        await emulator.press_button(lead.tg, hub.id, picker.message_id, text="Other")
+        await eventually(lambda: len(_invites(emulator, other.tg)) == 1)
