@@ -150,11 +150,9 @@ def immediate_brief(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def clock() -> Any:
-    """A simulated clock that runs at real speed (debounced edits need time to pass) and can
-    still be moved forward by hours."""
-    from conftest import START
-
+def clock(clock: Any) -> Any:
+    """The shared simulated clock's start, running at real speed (debounced edits need time to
+    pass); it can still be moved forward by hours."""
     from bot.clock import SimulatedClock
 
-    return SimulatedClock(START, speed=1.0)
+    return SimulatedClock(clock.now(), speed=1.0)
