@@ -16,16 +16,19 @@ Delay is in buckets from the event's start. Events of the negative family are th
 ``negative_turn`` events and the ``negative_burst`` events (the negative side of a step or ramp
 whose stories are mostly negative, labelled alongside its volume event; see bench/streams.py).
 
-A topic has one live alert at a time: a finding of another family (a burst that turns negative)
-is added to that alert's ``kinds`` and reported as an escalation. Such an escalation raises an
-alert *of that family* for the scoring (and counts as a false alarm if no event of the family is
-on), so merging neither hides nor double-counts a kind. ``--verbose`` lists misses and false
-alarms.
+What counts as an alert is what people are told: the JSON lines `crisisdesk trends replay`
+writes (the same ``replay`` call, its output read back), one per alert raised or escalated. A
+``new`` line is an alert of each family it carries; an ``escalated`` line (a new family joined
+the topic's live alert, e.g. a burst that turned negative, or a finding raised its severity) is
+an alert of the family that escalated it — found if an event of that family is on, a false
+alarm otherwise. An ``updated`` change tells no one and counts as nothing. ``--verbose`` lists
+misses and false alarms.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import tempfile
@@ -194,9 +197,12 @@ def run_seed(
     with stream.open(encoding="utf-8") as fh:
         parsed = read_stream(fh)
     t0 = time.perf_counter()
-    report = replay(parsed, settings, None, ingest=ingest)
+    out = io.StringIO()  # exactly the lines `crisisdesk trends replay` writes
+    report = replay(parsed, settings, out, ingest=ingest)
     seconds = time.perf_counter() - t0
-    ours = raised_families(report.changes)
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+    assert len(lines) == report.alerts
+    ours = told_alerts(lines)
     names = [t[0] for t in topics]
     systems = {"ours": ours, **baselines(items, names, n)}
     all_scores = {k: score(v, events, len(names), 14) for k, v in systems.items()}
@@ -205,23 +211,25 @@ def run_seed(
         for k, v in systems.items()
     }
     if verbose:
-        _explain(ours, events, report.changes)
+        _explain(ours, events, lines)
     return all_scores, vol_scores, seconds, len(items)
 
 
-def raised_families(changes: list[dict[str, object]]) -> list[tuple[str, str, int]]:
-    """(topic, family, bucket) each time an alert is raised or gains a family it did not carry."""
-    seen: dict[object, set[str]] = defaultdict(set)
+def told_alerts(lines: list[dict[str, object]]) -> list[tuple[str, str, int]]:
+    """(topic, family, bucket) for each thing a replay line tells people.
+
+    Replay writes one line per alert raised or escalated (an ``updated`` change tells no one and
+    writes nothing). A ``new`` line tells every family it carries (a burst that is also a turn:
+    both); an ``escalated`` line tells the family that escalated it (a new family joined the
+    alert, or a finding of that family raised its severity). Each counts as a raised alert of
+    that family: a detection if an event of the topic and family is on, else a false alarm.
+    """
     out = []
-    for c in changes:
-        kinds = c.get("kinds") or [c["kind"]]
-        key = c.get("alert", id(c))
+    for c in lines:
         b = _index(datetime.fromisoformat(str(c["at"]))) - 1
-        fams = [FAMILY[str(k)] for k in kinds]  # type: ignore[attr-defined]
-        for fam in dict.fromkeys(fams):
-            if fam not in seen[key]:
-                seen[key].add(fam)
-                out.append((str(c["topic"]), fam, b))
+        fams = c.get("families") or [FAMILY[str(c["kind"])]]
+        for fam in dict.fromkeys(str(f) for f in fams):  # type: ignore[attr-defined]
+            out.append((str(c["topic"]), fam, b))
     return out
 
 
@@ -263,7 +271,8 @@ def _explain(
                 {},
             )
             print(
-                f"    FA   {t} {f} {when(b)} kinds={line.get('kinds')} score={line.get('score')} "
+                f"    FA   {t} {f} {when(b)} {line.get('change')}/{line.get('reason')} "
+                f"sev={line.get('severity')} kinds={line.get('kinds')} score={line.get('score')} "
                 f"stories={line.get('stories')} outlets={line.get('outlets')} near={near}"
             )
 

@@ -16,7 +16,7 @@ alert is durable before anyone is told about it (see :func:`scanner.trends.run_d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -132,6 +132,56 @@ def families_of(alert: Alert) -> set[str]:
     return {FAMILY.get(str(k), str(k)) for k in kinds}
 
 
+WORSE_FACTOR = 2.0  # evidence or reach must double since people were last told ...
+WORSE_SHARE = 0.2  # ... or the negative share rise this much (the turn detector's minimum lift)
+
+
+def materially_worse(finding: Finding, alert: Alert) -> Finding:
+    """``finding`` with only what is clearly worse than what people were last told about ``alert``.
+
+    A topic in alert keeps firing for hours, and its numbers wobble around the severity
+    thresholds (8 outlets, then 10; a negative share of 0.45, then 0.5): a severity rise on such
+    a wobble would tell people again about the same thing. So each part of the severity counts
+    at its new value only if it got materially worse since the last notification: the
+    detector's strength (``-log10 p`` over the threshold) or the reach at least doubled (for the
+    strength: p squared, as surprising against the told state as an alert is against noise),
+    the negative share up by ``WORSE_SHARE``; otherwise at its told value. The severity is
+    raised (and people told) only if this still gives a higher severity.
+    """
+    told = (alert.details or {}).get("told") or {}
+    strength = float(told.get("strength", 0.0))
+    outlets = int(told.get("outlets", alert.outlets or 0))
+    share = float(told.get("negative_share", alert.negative_share or 0.0))
+    return replace(
+        finding,
+        strength=finding.strength if finding.strength >= WORSE_FACTOR * strength else strength,
+        outlets=finding.outlets if finding.outlets >= WORSE_FACTOR * max(outlets, 1) else outlets,
+        negative_share=(
+            finding.negative_share if finding.negative_share >= share + WORSE_SHARE else share
+        ),
+    )
+
+
+def _told(
+    finding: Finding,
+    reason: str,
+    previous: str | None = None,
+    severity: str | None = None,
+) -> dict[str, Any]:
+    """What people are told by a new or escalated alert: which kind and family, and why."""
+    told: dict[str, Any] = {
+        "kind": finding.kind,
+        "families": [finding.family],
+        "reason": reason,
+        "strength": round(finding.strength, 3),
+        "outlets": finding.outlets,
+        "negative_share": finding.negative_share,
+    }
+    if previous is not None and severity is not None:
+        told["severity"] = [str(previous), str(severity)]
+    return told
+
+
 def record_finding(
     session: Session, finding: Finding, now: datetime, *, cooldown: timedelta = COOLDOWN
 ) -> AlertChange:
@@ -153,7 +203,12 @@ def record_finding(
             outlets=finding.outlets,
             negative_share=finding.negative_share,
             forecast=finding.forecast,
-            details={**finding.details, "kinds": [finding.kind], "first_at": now.isoformat()},
+            details={
+                **finding.details,
+                "kinds": [finding.kind],
+                "first_at": now.isoformat(),
+                "told": _told(finding, "new"),
+            },
             created_at=now,
             updated_at=now,
         )
@@ -161,7 +216,10 @@ def record_finding(
         session.flush()
         return AlertChange(alert, "new")
     previous = existing.severity
-    raised = _RANK[Severity(severity)] > _RANK[Severity(previous)]
+    raised = (
+        _RANK[Severity(severity_for(materially_worse(finding, existing)))]
+        > _RANK[Severity(previous)]
+    )
     new_family = finding.family not in families_of(existing)
     existing.window_end = max(existing.window_end, finding.window_end)
     existing.window_start = min(existing.window_start, finding.window_start)
@@ -177,6 +235,12 @@ def record_finding(
     details = {**existing.details, **finding.details, "kinds": kinds}
     if not finding.details.get("terms") and existing.details.get("terms"):
         details["terms"] = existing.details["terms"]  # keep the label until a new one is made
+    if raised or new_family:
+        details["told"] = _told(
+            finding,
+            "family" if new_family else "severity",
+            *((previous, severity) if raised else (None, None)),
+        )
     existing.details = details
     existing.updated_at = now
     if raised:

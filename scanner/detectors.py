@@ -30,7 +30,7 @@ Detectors
 ---------
 * **volume burst**: the smallest predictive tail probability over windows of 1, 2 and 4 buckets,
   Bonferroni-corrected, below the sensitivity's level; the window needs ``min_stories`` distinct
-  stories from on average ``min_outlets`` outlets per bucket. Under one day of history an EWMA
+  stories from ``min_outlets`` distinct outlets. Under one day of history an EWMA
   z-score on stories (ten times stricter) stands in.
 * **slow build-up**: a CUSUM of the log-likelihood ratio "rate doubled", against the same
   level-adjusted baseline (level taken before the CUSUM span), scaled for overdispersion.
@@ -73,7 +73,7 @@ class DetectorConfig:
     alpha: float = 1e-3
     windows: tuple[int, ...] = (1, 2, 4)  # buckets summed by the volume test
     min_stories: int = 3  # a window needs this many distinct stories to alert at all
-    min_outlets: float = 2.0  # mean distinct outlets per bucket over the window
+    min_outlets: float = 2.0  # distinct outlets in the window (burst), per bucket (build-up)
     rate_floor: float = 0.1  # stories per bucket: the least a baseline may expect
     history_clip: float = 3.0  # past buckets above this multiple of their slot (+2) are clipped
     prior_buckets: float = 8.0  # shrinkage strength of a slot toward its hour of day
@@ -393,7 +393,7 @@ def volume_burst(
 
     The smallest predictive tail probability over the windows is Bonferroni-corrected and
     compared with ``cfg.alpha``. A window must also hold ``cfg.min_stories`` distinct stories
-    from, on average, ``cfg.min_outlets`` outlets per bucket.
+    from ``cfg.min_outlets`` distinct outlets.
     """
     n = len(series)
     history = n - 1
@@ -420,7 +420,10 @@ def volume_burst(
         pred = predict(base, slots[n - w :], series.stories[r0 : n - w], slots[r0 : n - w], cfg)
         x = float(series.stories[-w:].sum())
         p = min(pred.tail(x) * len(cfg.windows), 1.0)
-        outlets = float(series.outlets[-w:].mean())
+        # Distinct outlets in the window: at least the most seen in one of its buckets (the
+        # series keeps per-bucket counts). A mean per bucket would ask a 2-bucket spike of 4
+        # stories for 4 outlet appearances; one outlet flooding is judged by ``_finding``.
+        outlets = float(series.outlets[-w:].max())
         ok = x >= cfg.min_stories and outlets >= cfg.min_outlets
         d = Detection(
             "volume_burst",

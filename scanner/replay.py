@@ -31,7 +31,7 @@ from sqlmodel import Session, SQLModel
 
 from bot.clock import SimulatedClock
 from bot.config import Settings
-from scanner.alerting import AlertChange
+from scanner.alerting import FAMILY, AlertChange
 from scanner.series import (
     BUCKET,
     STORY_LOOKBACK,
@@ -243,13 +243,18 @@ def change_line(change: AlertChange, topic_name: str, tz: tzinfo) -> dict[str, A
     """The JSON object written for one raised or escalated alert."""
     a = change.alert
     kinds = [str(k) for k in a.details.get("kinds", [a.kind])]
+    told = a.details.get("told") or {}
+    families = [str(f) for f in told.get("families", [])] or [FAMILY.get(str(a.kind), "volume")]
     return {
         "at": a.window_end.astimezone(tz).isoformat(),
         "topic": topic_name,
-        "kind": a.kind if change.change == "new" else kinds[-1],
+        "kind": a.kind if change.change == "new" else str(told.get("kind", kinds[-1])),
         "kinds": kinds,
+        "families": families,
+        "reason": str(told.get("reason", change.change)),
         "alert": a.id,
         "severity": a.severity,
+        "previous_severity": change.previous_severity,
         "change": change.change,
         "score": round(a.score, 3),
         "stories": a.volume,

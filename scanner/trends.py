@@ -238,7 +238,13 @@ def detect_topic(
                 findings.append(finding)
     if not findings:
         return []
-    changes = [record_finding(session, f, now, cooldown=cooldown) for f in findings]
+    changes = []
+    told: list[dict[str, Any]] = []  # what each notifying change of this scan tells people
+    for f in findings:
+        c = record_finding(session, f, now, cooldown=cooldown)
+        changes.append(c)
+        if c.notify:
+            told.append(dict(c.alert.details.get("told") or {}))
     rank = {"new": 2, "escalated": 1, "updated": 0}
     change = max(changes, key=lambda c: rank[c.change])  # all are the same alert row
     if change.change == "new" and len(changes) > 1:
@@ -246,7 +252,11 @@ def detect_topic(
     if change.notify:
         alert = change.alert
         terms = label_terms(session, topic.id, alert.window_start, alert.window_end)
-        alert.details = {**alert.details, "terms": terms}
+        families = list(dict.fromkeys(fam for t in told for fam in t.get("families", [])))
+        merged = {**told[0], "families": families}
+        for key in ("strength", "outlets", "negative_share"):  # the most people were told
+            merged[key] = max((t.get(key, 0) for t in told), default=0)
+        alert.details = {**alert.details, "terms": terms, "told": merged}
         session.add(alert)
         session.flush()
     return [change]

@@ -164,6 +164,34 @@ def test_one_story_one_alert_escalation_and_cool_down(tmp_path: Path) -> None:
     db.dispose()
 
 
+def test_severity_escalates_only_on_material_new_evidence(tmp_path: Path) -> None:
+    """A live alert whose numbers wobble across a severity threshold is not news again."""
+    db = _db(tmp_path)
+    with db.session() as s:
+        tid = _seed(s)
+    with db.session() as s:
+        first = record_finding(s, _finding(tid, T0, 1.1, outlets=8), T0)
+        # 8 -> 10 outlets would make it a warning, but that is a wobble: updated, nobody told.
+        wobble = record_finding(s, _finding(tid, T0 + BUCKET, 1.2, outlets=10), T0 + BUCKET)
+        # The negative share creeping up from 0.1 to 0.25 is not material either.
+        creep = record_finding(
+            s, _finding(tid, T0 + 2 * BUCKET, 1.3, outlets=10, neg=0.25), T0 + 2 * BUCKET
+        )
+        # Twice the reach people were told about: it escalates, and says why.
+        spread = record_finding(s, _finding(tid, T0 + 3 * BUCKET, 1.2, outlets=16), T0 + 3 * BUCKET)
+    assert [c.change for c in (first, wobble, creep, spread)] == [
+        "new",
+        "updated",
+        "updated",
+        "escalated",
+    ]
+    assert spread.previous_severity == "info"  # the wobbles did not raise it silently
+    told = spread.alert.details["told"]
+    assert told["reason"] == "severity" and told["severity"] == ["info", "warning"]
+    assert told["families"] == ["volume"] and told["outlets"] == 16
+    db.dispose()
+
+
 def test_severity_uses_strength_reach_and_negativity() -> None:
     assert severity_for(_finding(1, T0, 1.0)) == "info"
     assert severity_for(_finding(1, T0, 1.0, outlets=10)) == "warning"
@@ -221,6 +249,7 @@ def test_replay_writes_one_line_per_alert(tmp_path: Path, make_settings) -> None
         assert row["topic"] == "Lũ" and isinstance(row["terms"], list)
         assert set(row["forecast"]) == {"hours", "expected", "low", "high"}
         assert datetime.fromisoformat(row["at"]).utcoffset() is not None
+        assert row["change"] in ("new", "escalated") and row["families"]
     bursts = [r for r in rows if r["kind"] == "volume_burst"]
     assert bursts, rows
     assert datetime.fromisoformat(bursts[0]["at"]) == start + 57 * BUCKET  # the bucket that fired

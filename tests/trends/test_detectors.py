@@ -83,6 +83,14 @@ def test_quiet_night_floor_one_or_two_stories_never_alert() -> None:
         assert not volume_burst(with_last(until(s, 3, 12), stories, 2), TZ, CFG).fired
 
 
+def test_two_bucket_night_spike_counts_distinct_outlets_of_the_window() -> None:
+    """2 + 2 stories at 02:00 (2 outlets, then 1): four times nothing, from two outlets."""
+    s = until(seasonal(14, night_rate=0.05), 2, 12)
+    s.stories[-2:], s.outlets[-2:] = [2, 2], [2, 1]
+    d = volume_burst(s, TZ, CFG)
+    assert d.fired and d.window == 2
+
+
 def test_single_outlet_is_not_a_burst() -> None:
     s = with_last(until(seasonal(14), 2, 12), 8, 1)
     assert not volume_burst(s, TZ, CFG).fired
