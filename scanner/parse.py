@@ -158,7 +158,11 @@ def parse_feed(
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     if base_url:
         response_headers.setdefault("content-location", base_url)
-    parsed = feedparser.parse(body, response_headers=response_headers, sanitize_html=False)
+    # Summaries are reduced to plain text below, so feedparser need not sanitise their HTML
+    # or resolve the relative links inside it (a quarter of its time).
+    parsed = feedparser.parse(
+        body, response_headers=response_headers, sanitize_html=False, resolve_relative_uris=False
+    )
     items: list[FeedItem] = []
     skipped = 0
     fetched_utc = fetched_at.astimezone(UTC)

@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.textnorm import STOPWORDS, char_ngrams, exact, fold, syllables, word_ngrams
-from scanner.topics import SUMMARY_WEIGHT, TITLE_WEIGHT, QueryError, match, parse_query
+from scanner.topics import (
+    SUMMARY_WEIGHT,
+    TITLE_WEIGHT,
+    MatchDoc,
+    QueryError,
+    TopicMatcher,
+    match,
+    parse_query,
+)
 
 
 def test_fold_and_exact_forms() -> None:
@@ -134,3 +142,49 @@ def test_matching_is_diacritics_and_case_insensitive(words: list[str], pick: int
     assert query.match(fold(title)) == weight
     assert query.match(title.upper()) == weight
     assert parse_query(f'"{fold(term)}"').match(title) == weight
+
+
+_DOC_WORDS = st.sampled_from(
+    [
+        "bão",
+        "báo",
+        "lũ",
+        "vắc-xin",
+        "vacxin",
+        "vac",
+        "xin",
+        "thú y",
+        "Đà Nẵng",
+        "danang",
+        "ô tô",
+        "oto",
+        "o",
+        "to",
+        "cháy",
+        "nổ",
+        "ngộ độc",
+        "và",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(_TOKENS, min_size=1, max_size=8).map(" ".join), min_size=1, max_size=6),
+    st.lists(_DOC_WORDS, max_size=10).map(" ".join),
+    st.lists(_DOC_WORDS, max_size=14).map(" ".join),
+)
+def test_topic_matcher_prefilter_never_changes_the_result(
+    texts: list[str], title: str, summary: str
+) -> None:
+    """The inverted index only skips queries that cannot match: same answers as running all."""
+    queries = []
+    for text in texts:
+        try:
+            queries.append(parse_query(text))
+        except QueryError:
+            continue
+    topics = list(enumerate(queries, start=1))
+    doc = MatchDoc(title, summary)
+    expected = [(i, w) for i, q in topics if (w := q.match_doc(MatchDoc(title, summary))) > 0]
+    assert TopicMatcher(topics).match(doc) == expected
