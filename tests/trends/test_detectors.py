@@ -91,6 +91,19 @@ def test_two_bucket_night_spike_counts_distinct_outlets_of_the_window() -> None:
     assert d.fired and d.window == 2
 
 
+def test_a_past_weekend_step_does_not_become_next_weekends_profile() -> None:
+    """Quiet topic, one Saturday with 3 stories a bucket 09:00-13:00: plausible bucket by bucket,
+    not hour by hour. The next Saturday's 10:00 must not expect it again."""
+    clean = seasonal(13, day_rate=0.4, night_rate=0.05, seed=3)
+    stepped = seasonal(13, day_rate=0.4, night_rate=0.05, seed=3)
+    sat = 5 * 96
+    stepped.stories[sat + 36 : sat + 52] += 3
+    slots = clean.slots(TZ)
+    a = fit_baseline(clean.stories, slots, CFG).rate[24 + 10]
+    b = fit_baseline(stepped.stories, slots, CFG).rate[24 + 10]
+    assert b < a + 0.45  # without the hour clip: about +0.63
+
+
 def test_single_outlet_is_not_a_burst() -> None:
     s = with_last(until(seasonal(14), 2, 12), 8, 1)
     assert not volume_burst(s, TZ, CFG).fired
