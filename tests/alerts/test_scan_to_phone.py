@@ -28,21 +28,37 @@ BACKGROUND = [
     "Hà Nội tăng cường kiểm tra an toàn thực phẩm dịp cuối năm",
     "Bộ Y tế hướng dẫn bảo đảm an toàn thực phẩm tại bếp ăn tập thể",
     "TP.HCM lấy mẫu kiểm nghiệm an toàn thực phẩm ở chợ đầu mối",
+    "Đà Nẵng cấp giấy chứng nhận an toàn thực phẩm cho cơ sở nhỏ lẻ",
+    "Cần Thơ tập huấn an toàn thực phẩm cho tiểu thương",
+    "Hải Phòng công bố kết quả thanh tra an toàn thực phẩm quý III",
 ]
+# Distinct stories (different facts and wording), as a real developing crisis produces them.
 BURST = [
-    "Hơn {n} học sinh nhập viện nghi ngộ độc thực phẩm sau bữa trưa bán trú",
-    "Phụ huynh bức xúc vụ ngộ độc tập thể ở trường tiểu học, {n} em cấp cứu",
-    "Ngộ độc thực phẩm tại bếp ăn trường học: {n} học sinh phải điều trị",
+    "Hơn 40 học sinh Trường Tiểu học Sao Mai nhập viện sau bữa trưa bán trú",
+    "Phụ huynh vây cổng trường đòi làm rõ vụ ngộ độc tập thể",
+    "Sở Y tế lấy mẫu thức ăn tại bếp ăn Trường Sao Mai để xét nghiệm",
+    "Bệnh viện Nhi tiếp nhận thêm 12 ca nghi ngộ độc thực phẩm",
+    "Công ty cung cấp suất ăn cho trường bị đình chỉ hoạt động",
+    "Chủ tịch quận chỉ đạo khẩn trương điều tra nguyên nhân ngộ độc",
+    "Nhiều trường học khác tạm dừng dùng suất ăn của cùng nhà cung cấp",
+    "Ba học sinh phải chuyển tuyến trên vì ngộ độc nặng",
+    "Phụ huynh bức xúc vì nhà trường chậm thông tin về vụ ngộ độc",
+    "Công an vào cuộc xác minh vụ ngộ độc thực phẩm ở trường tiểu học",
+    "Chuyên gia cảnh báo nguy cơ ngộ độc thực phẩm tại bếp ăn bán trú",
+    "Bộ Y tế cử đoàn công tác hỗ trợ điều trị các học sinh ngộ độc",
+    "Kết quả xét nghiệm ban đầu phát hiện vi khuẩn trong mẫu cơm gà",
+    "Hiệu trưởng xin lỗi phụ huynh sau vụ ngộ độc thực phẩm",
+    "Quận rà soát toàn bộ bếp ăn trường học sau vụ ngộ độc",
 ]
 
 
-def seed_history(desk: Desk, days: int = 8) -> None:
+def seed_history(desk: Desk, days: int = 14) -> None:
     """A quiet topic: one story every six hours for ``days`` days, through the real pipeline."""
     now = desk.clock.now()
     items = []
     for i in range(days * 4):
         at = now - timedelta(hours=6 * (i + 1))
-        title = f"{BACKGROUND[i % 3]} (đợt {i})"
+        title = f"{BACKGROUND[i % len(BACKGROUND)]}, đợt {i + 1} năm nay"
         items.append(
             Incoming(
                 FeedItem(title, f"https://bg.example.vn/{i}", "Kiểm tra định kỳ.", at),
@@ -53,17 +69,16 @@ def seed_history(desk: Desk, days: int = 8) -> None:
         Processor.from_db(s, now).process(s, items, now)
 
 
-def burst_items(feeds: FeedServer, desk: Desk, stories: int = 18) -> None:
+def burst_items(feeds: FeedServer, desk: Desk) -> None:
     now = desk.clock.now()
-    for i in range(stories):
+    for i, title in enumerate(BURST):
         outlet = OUTLETS[i % len(OUTLETS)]
-        title = BURST[i % 3].format(n=30 + i * 7) + f" ở quận {i + 1}"
         feeds.items.setdefault(outlet, []).append(
             (
                 title,
                 f"https://news.example.vn/{outlet[:2]}/{i}?utm_source=rss",
-                "Các em có biểu hiện đau bụng, nôn ói, nhiều phụ huynh lo lắng.",
-                now - timedelta(minutes=10 - i % 8),
+                "Các em có biểu hiện đau bụng, nôn ói; phụ huynh lo lắng, bức xúc.",
+                now - timedelta(minutes=12 - i % 10),
             )
         )
 
