@@ -269,7 +269,7 @@ async def invite_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await _send_invite(update, context, actor, actor.agency_id, role)
         return
     with runtime.db.session() as session:
-        agencies = session.query(Agency).order_by(Agency.code).limit(90).all()
+        agencies = invites.agencies_to_invite_for(session)
     if not agencies:
         await reply(update, render("reg_no_agencies", lang))
         return
@@ -389,7 +389,7 @@ async def people_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     if is_admin(actor):
         with runtime.db.session() as session:
-            agencies = session.query(Agency).order_by(Agency.code).limit(90).all()
+            agencies = invites.agencies_to_invite_for(session)
         buttons = [
             [Button(f"{a.name} ({a.code})", PEOPLE_PAGE.name, f"{a.id}-0")] for a in agencies
         ]

@@ -48,6 +48,11 @@ def invitable_roles(actor: Actor) -> tuple[Role, ...]:
     return ()
 
 
+def agencies_to_invite_for(session: Session, limit: int = 90) -> list[Agency]:
+    """The agencies an admin picks from when inviting (buttons: kept to a phone-sized list)."""
+    return list(session.exec(select(Agency).order_by(col(Agency.code)).limit(limit)))
+
+
 def can_invite(actor: Actor, agency_id: int | None, role: Role | str) -> bool:
     """Admins invite any role into any agency; supervisors member/spokesperson into their own."""
     try:
