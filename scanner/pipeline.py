@@ -32,7 +32,7 @@ from sqlmodel import Session, col
 from bot.clock import Clock
 from scanner.dedupe import StoryIndex, canonical_url, content_fingerprint
 from scanner.parse import FeedError, FeedItem, parse_feed
-from scanner.sentiment import Scorer, default_scorer
+from scanner.sentiment import ModelScorer, Scorer, default_scorer
 from scanner.sources import (
     FeedFetcher,
     FetchPolicy,
@@ -173,9 +173,11 @@ class Processor:
         fresh = self._drop_known(session, self._prepare(items), result)
         if not fresh:
             return result
-        scores = self.scorer.score_many(
-            [(p.incoming.item.title, p.incoming.item.summary) for p in fresh]
-        )
+        pairs = [(p.incoming.item.title, p.incoming.item.summary) for p in fresh]
+        if isinstance(self.scorer, ModelScorer):  # reuse the folds made for matching
+            scores = self.scorer.score_many(pairs, folded=[(p.title_f, p.summary_f) for p in fresh])
+        else:
+            scores = self.scorer.score_many(pairs)
         fingerprints = self.index.fingerprints(
             [(p.title_f, p.summary_f) for p in fresh], folded=True
         )
@@ -367,9 +369,9 @@ class Processor:
         return stories
 
 
-_STORY: Any = Story.__table__
-_ARTICLE: Any = Article.__table__
-_ARTICLE_TOPIC: Any = ArticleTopic.__table__
+_STORY: Any = Story.__table__  # type: ignore[attr-defined]
+_ARTICLE: Any = Article.__table__  # type: ignore[attr-defined]
+_ARTICLE_TOPIC: Any = ArticleTopic.__table__  # type: ignore[attr-defined]
 
 
 def _insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:

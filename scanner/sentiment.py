@@ -33,7 +33,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from scanner.textnorm import exact, fold
+from scanner.textnorm import exact, fold, syllables
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,8 @@ class LexiconScorer:
         i = 0
         n = len(tokens)
         starts = self._starts
+        if starts.keys().isdisjoint(tokens):  # most lines of most leads: nothing to find
+            return 0.0
         while i < n:
             longest = starts.get(tokens[i], 0)
             if not longest:
@@ -260,22 +262,28 @@ class Featurizer:
         self.idf: np.ndarray = np.zeros(0)
         self.size = 0
 
-    def analyse(self, title: str, lead: str) -> dict[str, list[Any]]:
-        """The n-grams of one item, per block (empty blocks omitted), and the lexicon's view."""
+    def analyse(
+        self, title: str, lead: str, folded: tuple[str, str] | None = None
+    ) -> dict[str, list[Any]]:
+        """The n-grams of one item, per block (empty blocks omitted), and the lexicon's view.
+
+        ``folded`` is ``(fold(title), fold(lead))`` when the caller has it already (the
+        scanner folds every item once).
+        """
         spec = self.spec
         out: dict[str, list[Any]] = {}
-        title_e, lead_e = exact(title).split(), exact(lead).split()
+        title_e, lead_e = syllables(title, folded=False), syllables(lead, folded=False)
         if spec.words_exact:
             out["words_exact"] = _ngrams(title_e) + _ngrams(lead_e)
         if spec.title_words:
             out["title_words"] = _ngrams(title_e)
-        title_f = fold(title)
+        title_f, lead_f = folded if folded is not None else (fold(title), fold(lead))
         if spec.words_folded:
-            out["words_folded"] = _ngrams(title_f.split()) + _ngrams(fold(lead).split())
+            out["words_folded"] = _ngrams(title_f.split()) + _ngrams(lead_f.split())
         if spec.chars_title:
             out["chars_title"] = _chars(title_f, spec.chars_title)
         if spec.chars_lead and lead:
-            out["chars_lead"] = _chars(fold(lead), spec.chars_lead)
+            out["chars_lead"] = _chars(lead_f, spec.chars_lead)
         if spec.lexicon_weight:
             out["lexicon"] = _lexicon_numbers(self.lexicon, title_e, lead_e)
         return out
@@ -393,11 +401,21 @@ class ModelScorer:
             matrix = hstack([matrix, csr_matrix(lexicon * self.spec.lexicon_weight)], format="csr")
         return matrix
 
-    def score_many(self, items: Sequence[tuple[str, str]]) -> list[Sentiment]:
+    def score_many(
+        self,
+        items: Sequence[tuple[str, str]],
+        *,
+        folded: Sequence[tuple[str, str]] | None = None,
+    ) -> list[Sentiment]:
+        """Score (title, lead) pairs; ``folded`` optionally gives their folded forms, in order."""
         if not items:
             return []
         assert self.featurizer is not None, "model is not trained"
-        docs = [self.featurizer.analyse(t, ld) for t, ld in items]
+        analyse = self.featurizer.analyse
+        if folded is None:
+            docs = [analyse(t, ld) for t, ld in items]
+        else:
+            docs = [analyse(t, ld, f) for (t, ld), f in zip(items, folded, strict=True)]
         proba = self.classifier.predict_proba(self._matrix(docs, items))
         classes = list(self.classifier.classes_)
         score = proba[:, classes.index("positive")] - proba[:, classes.index("negative")]

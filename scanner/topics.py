@@ -400,7 +400,13 @@ def match(query: Query | str, title: str, summary: str = "") -> float:
 # --------------------------------------------------------------------------- many topics
 
 
-_PREFIX = 3
+_PREFIX = 4
+#: Up to this many distinct terms, TopicMatcher scans them all by substring search.
+_SCAN_LIMIT = 64
+
+
+def _term_key(term: Term) -> str:
+    return "".join(term.syllables)[:_PREFIX]
 
 
 def positive_terms(node: Node, negated: bool = False) -> list[Term]:
@@ -420,58 +426,68 @@ def positive_terms(node: Node, negated: bool = False) -> list[Term]:
     return out
 
 
-def _doc_prefixes(text: str) -> set[str]:
-    """The first three letters of every run of syllables starting at a syllable boundary.
+def _doc_keys(text: str, keys: set[str]) -> None:
+    """Add the index keys a term found in ``text`` could have.
 
-    Every term match starts at a syllable boundary and spells the term's syllables joined
-    ("vac xin" ≈ "vacxin"), so a term whose joined form starts with a prefix not in this set
-    cannot match. Short syllables borrow letters from the next ones ("o to" → "oto").
+    A term always matches a run of whole syllables, spelled as its own syllables joined
+    ("vac xin" ≈ "vacxin"). So its key — the first four letters of the joined term, or the
+    whole of it if shorter — is, for the run starting at some syllable, either the run's
+    first four letters or the exact concatenation of a short run of whole syllables.
     """
     tokens = text.split()
-    keys = set()
     count = len(tokens)
     for i, token in enumerate(tokens):
         if len(token) >= _PREFIX:
             keys.add(token[:_PREFIX])
             continue
         joined = token
+        keys.add(joined)
         j = i + 1
-        while len(joined) < _PREFIX and j < count:
+        while j < count:
             joined += tokens[j]
             j += 1
-        keys.add(joined[:_PREFIX])
-    return keys
+            if len(joined) >= _PREFIX:
+                keys.add(joined[:_PREFIX])
+                break
+            keys.add(joined)
 
 
 class TopicMatcher:
     """Many topic queries against one article, running only the queries that can match.
 
-    An inverted index maps the first three letters of each positive term (joined syllables)
-    to the topics using it; an article looks up its own syllable-run prefixes, and only those
+    An inverted index maps the first four letters of each positive term (syllables joined) to
+    the topics using it; an article looks up the keys of its own syllable runs, and only those
     topics are evaluated. With tens or hundreds of topics most of them are never touched.
     """
 
     def __init__(self, topics: Iterable[tuple[int, Query]]) -> None:
         self.topics = list(topics)
-        self._by_prefix: dict[str, set[int]] = {}
+        self._by_key: dict[str, set[int]] = {}
+        by_joined: dict[str, set[int]] = {}
         for index, (_id, query) in enumerate(self.topics):
             for term in positive_terms(query.root):
-                joined = "".join(term.syllables)
-                self._by_prefix.setdefault(joined[:_PREFIX], set()).add(index)
-        self._short = {key: ids for key, ids in self._by_prefix.items() if len(key) < _PREFIX}
+                self._by_key.setdefault(_term_key(term), set()).add(index)
+                by_joined.setdefault("".join(term.syllables), set()).add(index)
+        # Few distinct terms (the usual case): a substring test of each joined term against
+        # the article's joined text is cheaper than building the article's keys. A match
+        # spells the term's syllables joined, so a term absent from the joined text is absent.
+        self._joined = list(by_joined.items()) if len(by_joined) <= _SCAN_LIMIT else None
 
     def candidates(self, doc: MatchDoc) -> list[int]:
         """Indexes (into ``topics``) of the queries that might match ``doc``, in order."""
         found: set[int] = set()
-        index = self._by_prefix
-        for key in _doc_prefixes(doc.title) | _doc_prefixes(doc.summary):
-            hit = index.get(key)
-            if hit:
-                found |= hit
-        if self._short:  # a one- or two-letter term ("lu"): a prefix of a longer run
-            for key, ids in self._short.items():
-                if key in doc.title_joined or key in doc.summary_joined:
+        if self._joined is not None:
+            title, summary = doc.title_joined, doc.summary_joined
+            for joined, ids in self._joined:
+                if joined in title or joined in summary:
                     found |= ids
+            return sorted(found)
+        keys: set[str] = set()
+        _doc_keys(doc.title, keys)
+        _doc_keys(doc.summary, keys)
+        index = self._by_key
+        for key in keys & index.keys():
+            found |= index[key]
         return sorted(found)
 
     def match(self, doc: MatchDoc) -> list[tuple[int, float]]:

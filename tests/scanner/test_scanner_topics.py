@@ -187,4 +187,7 @@ def test_topic_matcher_prefilter_never_changes_the_result(
     topics = list(enumerate(queries, start=1))
     doc = MatchDoc(title, summary)
     expected = [(i, w) for i, q in topics if (w := q.match_doc(MatchDoc(title, summary))) > 0]
-    assert TopicMatcher(topics).match(doc) == expected
+    matcher = TopicMatcher(topics)
+    assert matcher.match(doc) == expected  # few terms: substring scan
+    matcher._joined = None  # the inverted-index path taken beyond _SCAN_LIMIT distinct terms
+    assert matcher.match(doc) == expected
