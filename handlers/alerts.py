@@ -18,10 +18,10 @@ from bot.services import alerts, taskforces
 from bot.services.alerts import DISMISS_REASONS, AlertActionError
 from bot.services.commands import register_command
 from bot.services.delivery import alert_buttons, alert_text
-from bot.services.permissions import Actor, has_role
+from bot.services.permissions import Actor
 from bot.services.taskforces import TaskForceError
 from handlers.buttons import on_button
-from handlers.common import actor_of, language_of, reply, runtime_of
+from handlers.common import gate, press_of, reply, runtime_of
 from handlers.drafts import start_in_room
 from storage.models import Role, Setting
 
@@ -59,10 +59,8 @@ def _refusing(callback: Any) -> Any:
         try:
             await callback(update, context, actor, ident)
         except AlertActionError as exc:
-            runtime = runtime_of(context)
-            query = update.callback_query
-            assert query is not None
-            text = runtime.renderer.render(exc.template, language_of(update, actor), **exc.context)
+            runtime, lang, query = press_of(update, context, actor)
+            text = runtime.renderer.render(exc.template, lang, **exc.context)
             await query.answer(text, show_alert=True)
 
     return wrapper
@@ -98,10 +96,7 @@ async def _show(
 async def acknowledge(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
 ) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
+    runtime, lang, query = press_of(update, context, actor)
     alert_id = int_id(ident)
     with runtime.db.session() as session:
         alert = alerts.acknowledge(session, actor, alert_id, runtime.clock.now())
@@ -144,10 +139,7 @@ async def _crisis_for_alert(
 async def open_task_force(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
 ) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
+    runtime, lang, query = press_of(update, context, actor)
     alert_id = int_id(ident)
     with runtime.db.session() as session:
         existing = alerts.facts(session, alert_id).crisis_id
@@ -167,10 +159,8 @@ async def draft_response(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
 ) -> None:
     """Open or reuse the alert's crisis, then start a holding statement in its room."""
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None and query.from_user is not None
+    runtime, lang, query = press_of(update, context, actor)
+    assert query.from_user is not None
     await query.answer(runtime.renderer.render("alert_starting_draft", lang))
     crisis_id = await _crisis_for_alert(update, context, actor, int_id(ident), lang)
     if crisis_id is None:
@@ -187,10 +177,7 @@ async def draft_response(
 async def ask_dismiss_reason(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
 ) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
+    runtime, lang, query = press_of(update, context, actor)
     alert_id = int_id(ident)
     await query.answer()
     buttons = [
@@ -218,10 +205,7 @@ async def ask_dismiss_reason(
 async def dismiss(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
 ) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
+    runtime, lang, query = press_of(update, context, actor)
     alert_id, reason = _split_reason(ident)
     with runtime.db.session() as session:
         alerts.dismiss(session, actor, alert_id, reason, runtime.clock.now())
@@ -237,10 +221,7 @@ async def dismiss(
 async def mute(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
 ) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
+    runtime, lang, query = press_of(update, context, actor)
     with runtime.db.session() as session:
         f = alerts.facts(session, int_id(ident))
         assert f.topic.id is not None
@@ -255,24 +236,20 @@ async def mute(
 
 
 async def alerts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    if not has_role(actor, Role.MEMBER):
-        await reply(update, runtime.renderer.render("not_allowed", lang))
+    gated = await gate(update, context, Role.MEMBER)
+    if gated is None:
         return
+    runtime, actor, lang = gated
     with runtime.db.session() as session:
         rows = alerts.recent_alerts(session, actor)
     await reply(update, runtime.renderer.render("alerts_list", lang, rows=rows))
 
 
 async def scanstatus_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    if not has_role(actor, Role.SPOKESPERSON):
-        await reply(update, runtime.renderer.render("not_allowed", lang))
+    gated = await gate(update, context, Role.SPOKESPERSON)
+    if gated is None:
         return
+    runtime, _actor, lang = gated
     with runtime.db.session() as session:
         row = session.get(Setting, "last_scan")
         summary = dict(row.value) if row else None

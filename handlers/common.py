@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import NamedTuple, cast
 
-from telegram import Update
+from telegram import CallbackQuery, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.runtime import Runtime
 from bot.services.people import actor_for_telegram
-from bot.services.permissions import Actor
+from bot.services.permissions import Actor, has_role
 from bot.templating import normalise_language
+from storage.models import Role
 
 
 def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
@@ -41,3 +42,31 @@ async def reply(update: Update, text: str) -> None:
     await message.reply_text(
         text, parse_mode=ParseMode.HTML, do_quote=False, disable_web_page_preview=True
     )
+
+
+class Press(NamedTuple):
+    """What a button callback needs: the runtime, the presser's language and the query."""
+
+    runtime: Runtime
+    lang: str
+    query: CallbackQuery
+
+
+def press_of(update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor) -> Press:
+    query = update.callback_query
+    assert query is not None, "button callbacks run on callback queries"
+    return Press(runtime_of(context), language_of(update, actor), query)
+
+
+async def gate(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, minimum: Role
+) -> tuple[Runtime, Actor, str] | None:
+    """The runtime, actor and language of a command, or None after telling the person that
+    their role does not allow it (checked on the server, whatever menu they were shown)."""
+    runtime = runtime_of(context)
+    actor = actor_of(update, runtime)
+    lang = language_of(update, actor)
+    if not has_role(actor, minimum):
+        await reply(update, runtime.renderer.render("not_allowed", lang))
+        return None
+    return runtime, actor, lang

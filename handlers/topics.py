@@ -22,7 +22,7 @@ from bot.services.commands import register_command
 from bot.services.permissions import Actor, has_role
 from bot.services.subscriptions import TopicError
 from handlers.buttons import on_button
-from handlers.common import actor_of, language_of, reply, runtime_of
+from handlers.common import actor_of, gate, language_of, press_of, reply, runtime_of
 from storage.models import Role
 
 FOLLOW = register(
@@ -64,12 +64,10 @@ def _topics_view(context: ContextTypes.DEFAULT_TYPE, actor: Actor, lang: str) ->
 
 
 async def topics_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    if not has_role(actor, Role.MEMBER):
-        await reply(update, runtime.renderer.render("not_allowed", lang))
+    gated = await gate(update, context, Role.MEMBER)
+    if gated is None:
         return
+    _runtime, actor, lang = gated
     text, markup = _topics_view(context, actor, lang)
     message = update.effective_message
     assert message is not None
@@ -79,10 +77,7 @@ async def topics_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def _toggle(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str, follow: bool
 ) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
+    runtime, lang, query = press_of(update, context, actor)
     with runtime.db.session() as session:
         subscriptions.set_subscription(session, actor, int_id(ident), follow, runtime.clock.now())
     await query.answer(runtime.renderer.render("topics_toggled", lang, follow=follow))
@@ -133,12 +128,10 @@ async def mute_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def _manage(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    if not has_role(actor, Role.SUPERVISOR):
-        await reply(update, runtime.renderer.render("not_allowed", lang))
+    gated = await gate(update, context, Role.SUPERVISOR)
+    if gated is None:
         return
+    runtime, actor, lang = gated
     parts = _parts(context)
     now = runtime.clock.now()
     try:
