@@ -89,7 +89,8 @@ class UpdateHub:
         if allowed is None:
             return
         unknown = [kind for kind in allowed if kind not in UPDATE_TYPES]
-        if unknown:
+        if unknown and allowed != self.allowed_updates:
+            # Said once per change: pollers repeat allowed_updates on every getUpdates.
             log.info("allowed_updates has types the emulator never produces: %s", unknown)
         self.allowed_updates = list(allowed)
 
