@@ -132,6 +132,11 @@ _MAX_HASH = np.uint64((1 << 32) - 1)
 _FP_CHUNK = 256  # items per numpy batch: 64 × ~60 shingles × 8 B × 256 ≈ 8 MB
 
 
+def _title_key(title_f: str) -> str:
+    words = content_syllables(title_f.split())
+    return " ".join(words) if len(words) >= 4 else ""
+
+
 def _optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     try:
         from datasketch.lsh import _optimal_param
@@ -149,6 +154,9 @@ class Fingerprint:
     signature: np.ndarray
     title: str  # folded
     shingles: int
+    #: Folded content syllables of the title (≥ 4 of them), or "": an exact-title LSH key, so
+    #: a copy under the same headline is a candidate however much its lead was cut or tagged.
+    title_key: str = ""
 
 
 @dataclass
@@ -190,7 +198,8 @@ class StoryIndex:
         self._a = rng.randint(1, 1 << 32, size=num_perm, dtype=np.uint64)
         self._b = rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64)
         self.bands, self.rows = _optimal_bands(threshold, num_perm)
-        self._tables: list[dict[bytes, set[int]]] = [{} for _ in range(self.bands)]
+        # One table per band, plus one for the exact-title key.
+        self._tables: list[dict[bytes, set[int]]] = [{} for _ in range(self.bands + 1)]
         self._entries: dict[int, _Entry] = {}
         self._next_key = 0
 
@@ -237,13 +246,19 @@ class StoryIndex:
             offsets = np.zeros(len(counts), dtype=np.intp)
             np.cumsum(counts[:-1], out=offsets[1:])
             signatures = np.ascontiguousarray(np.minimum.reduceat(permuted, offsets, axis=1).T)
-            out.extend(Fingerprint(signatures[i], titles[i], counts[i]) for i in range(len(chunk)))
+            out.extend(
+                Fingerprint(signatures[i], titles[i], counts[i], _title_key(titles[i]))
+                for i in range(len(chunk))
+            )
         return out
 
-    def _band_keys(self, signature: np.ndarray) -> list[bytes]:
-        raw = signature.tobytes()
-        width = self.rows * signature.itemsize
-        return [raw[i * width : (i + 1) * width] for i in range(self.bands)]
+    def _band_keys(self, fp: Fingerprint) -> list[bytes]:
+        """The LSH band keys of ``fp``, then its exact-title key (b"" when it has none)."""
+        raw = fp.signature.tobytes()
+        width = self.rows * fp.signature.itemsize
+        keys = [raw[i * width : (i + 1) * width] for i in range(self.bands)]
+        keys.append(fp.title_key.encode("utf-8"))
+        return keys
 
     # ---------------------------------------------------------------- lookup
 
@@ -255,8 +270,8 @@ class StoryIndex:
         must not make every lookup scan all of them.
         """
         shared: dict[int, int] = {}
-        for table, band in zip(self._tables, self._band_keys(fp.signature), strict=True):
-            hit = table.get(band)
+        for table, band in zip(self._tables, self._band_keys(fp), strict=True):
+            hit = table.get(band) if band else None
             if hit:
                 for candidate in hit:
                     shared[candidate] = shared.get(candidate, 0) + 1
@@ -285,10 +300,11 @@ class StoryIndex:
         """Remember an article of ``story_id`` so later copies find it."""
         key = self._next_key
         self._next_key += 1
-        entry = _Entry(story_id, fp.title, fp.signature, seen_at, self._band_keys(fp.signature))
+        entry = _Entry(story_id, fp.title, fp.signature, seen_at, self._band_keys(fp))
         self._entries[key] = entry
         for table, band in zip(self._tables, entry.bands, strict=True):
-            table.setdefault(band, set()).add(key)
+            if band:
+                table.setdefault(band, set()).add(key)
 
     def relabel(self, mapping: dict[int, int]) -> None:
         """Swap provisional story ids (negative placeholders before the INSERT) for real ones."""
