@@ -201,22 +201,28 @@ def fit_baseline(values: np.ndarray, slots: np.ndarray, cfg: DetectorConfig) -> 
     # Second pass: past bursts clipped against the first pass's own slot (a burst at 03:00 is
     # far above its hour long before it is above the topic's daily mean).
     clipped = np.minimum(clipped, cfg.history_clip * np.maximum(first[slots], floor) + 2.0)
-    clipped = _clip_hours(clipped, slots, cfg)
-    overall = float(clipped.mean())
-    weekend = slots >= 24
-    hours = slots % 24
+    clipped, event = _clip_hours(clipped, slots, cfg)
+    # Hours beyond the hour clip are past events: they teach the profile nothing (kept at their
+    # cap they still lifted a weekend learned from one weekend day that held a step).
+    keep = ~event
+    kv, ks = clipped[keep], slots[keep]
+    if kv.shape[0] == 0:
+        kv, ks = clipped, slots
+    overall = float(kv.mean())
+    weekend = ks >= 24
+    hours = ks % 24
     k = cfg.prior_buckets
-    part = np.array([clipped[~weekend].sum(), clipped[weekend].sum()])
+    part = np.array([kv[~weekend].sum(), kv[weekend].sum()])
     part_n = np.array([(~weekend).sum(), weekend.sum()])
     part_rate = (part + k * 4 * overall) / (part_n + k * 4)
     scale = part_rate / max(overall, 1e-9)
-    hour_sum = _smooth_circular(np.bincount(hours, weights=clipped, minlength=24))
+    hour_sum = _smooth_circular(np.bincount(hours, weights=kv, minlength=24))
     hour_n = _smooth_circular(np.bincount(hours, minlength=24).astype(float))
     k0 = cfg.hour_prior_buckets
     hour_rate = (hour_sum + k0 * overall) / (hour_n + k0)
     prior = np.concatenate([hour_rate * scale[0], hour_rate * scale[1]])
-    slot_sum = np.bincount(slots, weights=clipped, minlength=N_SLOTS)
-    slot_n = np.bincount(slots, minlength=N_SLOTS).astype(float)
+    slot_sum = np.bincount(ks, weights=kv, minlength=N_SLOTS)
+    slot_n = np.bincount(ks, minlength=N_SLOTS).astype(float)
     level_shape = _level_shape(clipped, np.maximum(prior[slots], floor), cfg)
     k_slot = _slot_prior_weight(slot_sum, slot_n, prior, level_shape, cfg)
     rate = (slot_sum + k_slot * prior) / (slot_n + k_slot)
@@ -246,8 +252,13 @@ def _pooled_prior(values: np.ndarray, slots: np.ndarray, cfg: DetectorConfig) ->
     return np.concatenate([hour_rate * scale[0], hour_rate * scale[1]])
 
 
-def _clip_hours(values: np.ndarray, slots: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+def _clip_hours(
+    values: np.ndarray, slots: np.ndarray, cfg: DetectorConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Clip each past hour (a run of buckets of one slot) at ``history_clip × expected + 2``.
+
+    Returns the clipped values and the mask of the buckets of hours that were beyond the cap
+    (past events, which :func:`fit_baseline` then leaves out of the profile).
 
     The per-bucket clip cannot see a past step on a quiet topic (3 stories a bucket for five
     hours: each bucket is plausible, the hours are not), and a slot seen on two weekend days, one
@@ -256,8 +267,11 @@ def _clip_hours(values: np.ndarray, slots: np.ndarray, cfg: DetectorConfig) -> n
     many), not from the slot itself; the hour's buckets are scaled down together.
     """
     if values.shape[0] < 2:
-        return values
+        return values, np.zeros(values.shape[0], dtype=bool)
     pooled = _pooled_prior(values, slots, cfg)
+    # The day-type ratio of the reference is not lifted above 1 by the data it clips either: a
+    # first weekend learned from one Saturday that held a step would otherwise expect the step.
+    pooled[24:] = np.minimum(pooled[24:], pooled[:24])
     block = np.concatenate([[0], np.cumsum(slots[1:] != slots[:-1])])
     total = np.bincount(block, weights=values)
     length = np.bincount(block).astype(float)
@@ -275,7 +289,7 @@ def _clip_hours(values: np.ndarray, slots: np.ndarray, cfg: DetectorConfig) -> n
     expected = np.bincount(block, weights=ref[slots])
     cap = cfg.history_clip * expected + 2.0
     factor = np.minimum(1.0, cap / np.maximum(total, 1e-12))
-    return np.asarray(values * factor[block])
+    return np.asarray(values * factor[block]), (factor < 1.0)[block]
 
 
 def _slot_prior_weight(
