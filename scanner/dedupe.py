@@ -157,6 +157,8 @@ class Fingerprint:
     #: Folded content syllables of the title (≥ 4 of them), or "": an exact-title LSH key, so
     #: a copy under the same headline is a candidate however much its lead was cut or tagged.
     title_key: str = ""
+    #: The LSH keys (bands, then the title key), computed once by :meth:`StoryIndex.fingerprints`.
+    bands: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -246,14 +248,19 @@ class StoryIndex:
             offsets = np.zeros(len(counts), dtype=np.intp)
             np.cumsum(counts[:-1], out=offsets[1:])
             signatures = np.ascontiguousarray(np.minimum.reduceat(permuted, offsets, axis=1).T)
-            out.extend(
-                Fingerprint(signatures[i], titles[i], counts[i], _title_key(titles[i]))
-                for i in range(len(chunk))
-            )
+            width = self.rows * signatures.itemsize
+            spans = [(b * width, (b + 1) * width) for b in range(self.bands)]
+            for i in range(len(chunk)):
+                raw = signatures[i].tobytes()
+                key = _title_key(titles[i])
+                keys = (*(raw[a:z] for a, z in spans), key.encode("utf-8"))
+                out.append(Fingerprint(signatures[i], titles[i], counts[i], key, keys))
         return out
 
     def _band_keys(self, fp: Fingerprint) -> list[bytes]:
         """The LSH band keys of ``fp``, then its exact-title key (b"" when it has none)."""
+        if len(fp.bands) == self.bands + 1:
+            return list(fp.bands)
         raw = fp.signature.tobytes()
         width = self.rows * fp.signature.itemsize
         keys = [raw[i * width : (i + 1) * width] for i in range(self.bands)]
