@@ -30,7 +30,7 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 FAMILY: dict[str, str] = {
     AlertKind.VOLUME_BURST: "volume",
     AlertKind.SLOW_BUILDUP: "volume",
-    AlertKind.EMERGING: "volume",
+    AlertKind.EMERGING: "emerging",
     AlertKind.NEGATIVE_TURN: "negative",
     AlertKind.POSITIVE_TURN: "positive",
 }
@@ -250,3 +250,81 @@ def record_finding(
     session.add(existing)
     session.flush()
     return AlertChange(existing, "escalated" if raised or new_family else "updated", previous)
+
+
+EMERGING_COOLDOWN = timedelta(hours=24)  # one emerging alert per term and topic a day
+
+
+def emerging_key(topic_id: int, term: str) -> str:
+    """Dedupe key of an emerging-term alert (not ``topic:...``: it never joins a trend alert)."""
+    return f"emerging:{topic_id}:{term}"
+
+
+def record_emerging(
+    session: Session,
+    finding: Finding,
+    term: str,
+    now: datetime,
+    *,
+    cooldown: timedelta = EMERGING_COOLDOWN,
+) -> AlertChange:
+    """Create (``new``) or silently update (``updated``) the emerging alert of ``term``.
+
+    Rate limit: one alert per term and topic within ``cooldown`` of its last firing — the key
+    ``emerging:{topic}:{term}`` — and a term already shown by another live emerging alert of the
+    topic (as one of its ``terms``) updates that alert instead of opening one. Severity is
+    always info: an emerging term says what is being written about, not that it is urgent.
+    Flushes, does not commit.
+    """
+    key = emerging_key(finding.topic_id, term)
+    existing = active_alert(session, key, now, cooldown)
+    if existing is None:
+        stmt = (
+            sa.select(Alert)
+            .where(
+                Alert.topic_id == finding.topic_id,  # type: ignore[arg-type]
+                Alert.dedupe_key.like(f"emerging:{finding.topic_id}:%"),  # type: ignore[attr-defined]
+                Alert.status != AlertStatus.CLOSED,  # type: ignore[arg-type]
+                Alert.window_end >= now - cooldown,  # type: ignore[arg-type]
+            )
+            .order_by(Alert.window_end.desc())  # type: ignore[attr-defined]
+        )
+        for alert in session.execute(stmt).scalars():
+            if term in (alert.details or {}).get("terms", []):
+                existing = alert
+                break
+    if existing is not None:
+        existing.window_end = max(existing.window_end, finding.window_end)
+        existing.volume = finding.volume
+        existing.score = max(existing.score, finding.score)
+        existing.outlets = max(existing.outlets, finding.outlets)
+        existing.updated_at = now
+        session.add(existing)
+        session.flush()
+        return AlertChange(existing, "updated", existing.severity)
+    alert = Alert(
+        topic_id=finding.topic_id,
+        kind=AlertKind.EMERGING,
+        severity=Severity.INFO,
+        status=AlertStatus.OPEN,
+        dedupe_key=key,
+        window_start=finding.window_start,
+        window_end=finding.window_end,
+        volume=finding.volume,
+        baseline=finding.baseline,
+        score=finding.score,
+        outlets=finding.outlets,
+        negative_share=finding.negative_share,
+        forecast=finding.forecast,
+        details={
+            **finding.details,
+            "kinds": [AlertKind.EMERGING],
+            "first_at": now.isoformat(),
+            "told": _told(finding, "new"),
+        },
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    return AlertChange(alert, "new")

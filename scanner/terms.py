@@ -96,3 +96,122 @@ def emerging_terms(
         if len(kept) >= top:
             break
     return kept
+
+
+# --------------------------------------------------------------------------- emerging alerts
+
+
+@dataclass(frozen=True)
+class EmergingTerm:
+    """A term whose share of a topic's recent stories rose sharply against its background."""
+
+    term: str
+    stories: int  # recent stories containing the term
+    outlets: int  # distinct outlets that first published those stories
+    background: int  # background stories containing it
+    expected: float  # recent stories expected to contain it at the background rate
+    p: float  # binomial upper tail, Bonferroni-corrected over the candidate terms
+
+
+def emerging_signal(
+    foreground: Sequence[tuple[str, str]],
+    background: Sequence[str],
+    *,
+    alpha: float,
+    min_stories: int = 4,
+    min_outlets: int = 3,
+    min_lift: float = 3.0,
+    min_background: int = 30,
+    exclude: Iterable[str] = (),
+) -> list[EmergingTerm]:
+    """Terms of the recent ``foreground`` stories ``(text, outlet)`` that rose sharply.
+
+    A term is a candidate when at least ``min_stories`` recent stories from ``min_outlets``
+    distinct outlets contain it (one outlet repeating itself is not a trend). Its background
+    rate is the share of ``background`` stories containing it, as a Laplace estimate
+    ``(b + 1) / (n + 2)`` (a term never seen before is not certain to be absent); under "nothing
+    changed" the recent count is binomial with that rate. The upper tail, Bonferroni-corrected
+    over the candidates, must be below ``alpha``, and the recent share at least ``min_lift``
+    times the background rate ("rises sharply": a significant 20 % rise on a busy topic is not
+    an emerging term). The topic needs ``min_background`` background stories (a norm). Nested
+    n-grams found in the same stories are reported once, the longest. ``exclude``: terms that
+    are on every story anyway (the topic's own query terms), compared in lower case.
+    """
+    from scipy import stats
+
+    n_fg, n_bg = len(foreground), len(background)
+    if n_fg < min_stories or n_bg < min_background:
+        return []
+    skip = {" ".join(syllables(t)) for t in exclude}
+    fg_sets = [story_terms(text) for text, _ in foreground]
+    df: Counter[str] = Counter()
+    for terms in fg_sets:
+        df.update(terms)
+    cands = [t for t, c in df.items() if c >= min_stories and not _covered(t, skip)]
+    if not cands:
+        return []
+    outlets: dict[str, set[str]] = {t: set() for t in cands}
+    for terms, (_, outlet) in zip(fg_sets, foreground, strict=True):
+        for t in cands:
+            if t in terms:
+                outlets[t].add(outlet)
+    cands = [t for t in cands if len(outlets[t]) >= min_outlets]
+    if not cands:
+        return []
+    bg_sets = [story_terms(text) for text in background]
+    m = len(cands)
+    found: list[EmergingTerm] = []
+    for t in cands:
+        b = sum(t in s for s in bg_sets)
+        rate = (b + 1.0) / (n_bg + 2.0)
+        k = df[t]
+        if k / n_fg < min_lift * rate:
+            continue
+        p = min(float(stats.binom.sf(k - 1, n_fg, rate)) * m, 1.0)
+        if p < alpha:
+            found.append(EmergingTerm(t, k, len(outlets[t]), b, rate * n_fg, p))
+    found.sort(key=lambda e: (e.p, -len(e.term)))
+    kept: list[EmergingTerm] = []
+    for cand in found:
+        if any(cand.term in k.term and cand.stories <= k.stories for k in kept):
+            continue
+        kept = [k for k in kept if not (k.term in cand.term and k.stories <= cand.stories)]
+        kept.append(cand)
+    return kept
+
+
+def _covered(term: str, own: set[str]) -> bool:
+    """Is ``term`` (or a part of it) one of the topic's own query terms (folded)?"""
+    folded = " ".join(syllables(term))
+    return any(o == folded or f" {o} " in f" {folded} " for o in own)
+
+
+def suggested_queries(terms: Sequence[str], stories: Sequence[str], *, top: int = 3) -> list[str]:
+    """Boolean queries (the scanner's query language) to watch what ``terms`` are about.
+
+    A pair of emerging terms that occur together in at least two of ``stories`` gives
+    ``"a" AND "b"`` (narrower: the story itself); each term alone gives ``"a"``. Every query is
+    parsed with :func:`scanner.topics.parse_query`; one that does not parse is dropped.
+    """
+    from scanner.topics import QueryError, parse_query
+
+    sets = [story_terms(text) for text in stories]
+    out: list[str] = []
+    head = list(terms)[:top]
+    for i, a in enumerate(head):
+        for b in head[i + 1 :]:
+            if a in b or b in a:
+                continue
+            if sum(a in s and b in s for s in sets) >= 2:
+                out.append(f'"{a}" AND "{b}"')
+    out += [f'"{t}"' for t in head]
+    valid = []
+    for q in dict.fromkeys(out):
+        if '"' in q.strip('"').replace('" AND "', ""):
+            continue
+        try:
+            parse_query(q)
+        except QueryError:
+            continue
+        valid.append(q)
+    return valid

@@ -29,7 +29,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from scanner.alerting import COOLDOWN, AlertChange, Finding, record_finding
+from scanner.alerting import COOLDOWN, AlertChange, Finding, record_emerging, record_finding
 from scanner.detectors import (
     Baseline,
     Detection,
@@ -50,13 +50,16 @@ from scanner.series import (
     load_series,
     rebuild_buckets,
 )
-from scanner.terms import emerging_terms
+from scanner.terms import emerging_signal, emerging_terms, suggested_queries
+from scanner.topics import parse_query
 from storage.db import Database
 from storage.models import Alert, AlertKind, Article, ArticleTopic, Story, Topic
 
 HISTORY = timedelta(days=28)
 REBUILD = timedelta(hours=3)  # late items land in recent buckets: rebuild these every scan
 FORECAST_BUCKETS = 12  # 3 hours
+EMERGING_WINDOW = timedelta(hours=6)  # recent stories an emerging term is counted in
+EMERGING_BACKGROUND = timedelta(days=3)  # ... against the topic's stories of the 3 days before
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -217,6 +220,21 @@ def detect_topic(
     """
     assert topic.id is not None
     cfg = DetectorConfig.for_sensitivity(topic.sensitivity)
+    emerging = detect_emerging(session, topic, series, now, cfg=cfg, tz=tz)
+    return _detect_trend(session, topic, series, now, cfg, tz=tz, cooldown=cooldown) + emerging
+
+
+def _detect_trend(
+    session: Session,
+    topic: Topic,
+    series: TopicSeries,
+    now: datetime,
+    cfg: DetectorConfig,
+    *,
+    tz: tzinfo,
+    cooldown: timedelta,
+) -> list[AlertChange]:
+    assert topic.id is not None
     base = _profile(series, tz, cfg)
     burst = volume_burst(series, tz, cfg, base)
     build = slow_buildup(series, tz, cfg, base)
@@ -260,6 +278,100 @@ def detect_topic(
         session.add(alert)
         session.flush()
     return [change]
+
+
+def _stories(
+    session: Session, topic_id: int, start: datetime, end: datetime
+) -> list[tuple[str, str, datetime]]:
+    """(text, outlet, published) of the first article of each story of the topic in the range."""
+    stmt = (
+        sa.select(  # type: ignore[call-overload]
+            Article.id,
+            Article.story_id,
+            Article.outlet,
+            Article.published_at,
+            Article.title,
+            Article.summary,
+        )
+        .join(ArticleTopic, ArticleTopic.article_id == Article.id)
+        .where(
+            ArticleTopic.topic_id == topic_id,
+            Article.published_at >= start,
+            Article.published_at < end,
+        )
+        .order_by(Article.published_at)
+    )
+    first: dict[int, tuple[str, str, datetime]] = {}
+    for aid, sid, outlet, published, title, summary in session.execute(stmt):
+        key = sid if sid is not None else -aid
+        if key not in first:
+            first[key] = (f"{title}. {summary}", outlet, published)
+    return list(first.values())
+
+
+def detect_emerging(
+    session: Session,
+    topic: Topic,
+    series: TopicSeries,
+    now: datetime,
+    *,
+    cfg: DetectorConfig,
+    tz: tzinfo = DEFAULT_TZ,
+) -> list[AlertChange]:
+    """Emerging terms of a topic, checked once an hour (when the bucket ends on the hour).
+
+    The stories of the last 6 h against those of the 3 days before (:func:`emerging_signal`: at
+    least 4 stories from 3 distinct outlets, a Bonferroni-corrected binomial test at the topic's
+    level, at least three times the background rate). At most one new alert per topic and hour
+    (the most significant term; the others significant with it go in its ``terms``), one per
+    term and topic a day (:func:`scanner.alerting.record_emerging`). Volume plays no part: a
+    new term carried by several outlets at an unchanged volume is what this is for.
+    """
+    assert topic.id is not None
+    end = series.end
+    if end.astimezone(tz).minute != 0:
+        return []
+    start = end - EMERGING_WINDOW
+    rows = _stories(session, topic.id, start - EMERGING_BACKGROUND, end)
+    fg = [(text, outlet) for text, outlet, at in rows if at >= start]
+    bg = [text for text, _, at in rows if at < start]
+    try:
+        own = [t.key for t in parse_query(topic.query).terms]
+    except Exception:  # a topic's query was validated when saved; never fail detection on it
+        own = []
+    found = emerging_signal(fg, bg, alpha=cfg.alpha, exclude=own)
+    if not found:
+        return []
+    best = found[0]
+    terms = [e.term for e in found[:5]]
+    fg_texts = [text for text, _ in fg]
+    finding = Finding(
+        topic_id=topic.id,
+        kind=AlertKind.EMERGING,
+        window_start=start,
+        window_end=end,
+        volume=float(best.stories),
+        baseline=round(best.expected, 3),
+        score=round(-math.log10(max(best.p, 1e-300)), 3),
+        strength=-math.log10(max(best.p, 1e-300)) / -math.log10(cfg.alpha),
+        outlets=best.outlets,
+        negative_share=0.0,
+        details={
+            "terms": terms,
+            "suggested_queries": suggested_queries(terms, fg_texts),
+            "stories": len(fg),
+            "detector": {
+                "kind": "emerging",
+                "term": best.term,
+                "term_stories": best.stories,
+                "term_outlets": best.outlets,
+                "background_stories": len(bg),
+                "background_hits": best.background,
+                "p": best.p,
+            },
+        },
+    )
+    return [record_emerging(session, finding, best.term, now)]
 
 
 def _profile(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> Baseline | None:
