@@ -142,22 +142,10 @@ def emerging_signal(
     n_fg, n_bg = len(foreground), len(background)
     if n_fg < min_stories or n_bg < min_background:
         return []
-    skip = {" ".join(syllables(t)) for t in exclude}
-    fg_sets = [story_terms(text) for text, _ in foreground]
-    df: Counter[str] = Counter()
-    for terms in fg_sets:
-        df.update(terms)
-    cands = [t for t, c in df.items() if c >= min_stories and not _covered(t, skip)]
-    if not cands:
+    df, outlets = _candidates(foreground, min_stories, min_outlets, exclude)
+    if not outlets:
         return []
-    outlets: dict[str, set[str]] = {t: set() for t in cands}
-    for terms, (_, outlet) in zip(fg_sets, foreground, strict=True):
-        for t in cands:
-            if t in terms:
-                outlets[t].add(outlet)
-    cands = [t for t in cands if len(outlets[t]) >= min_outlets]
-    if not cands:
-        return []
+    cands = list(outlets)
     bg_sets = [story_terms(text) for text in background]
     m = len(cands)
     found: list[EmergingTerm] = []
@@ -178,6 +166,38 @@ def emerging_signal(
         kept = [k for k in kept if not (k.term in cand.term and k.stories <= cand.stories)]
         kept.append(cand)
     return kept
+
+
+def _candidates(
+    foreground: Sequence[tuple[str, str]],
+    min_stories: int,
+    min_outlets: int,
+    exclude: Iterable[str],
+) -> tuple[Counter[str], dict[str, set[str]]]:
+    """Story counts of the foreground's terms, and the outlets of those that qualify."""
+    skip = {" ".join(syllables(t)) for t in exclude}
+    fg_sets = [story_terms(text) for text, _ in foreground]
+    df: Counter[str] = Counter()
+    for terms in fg_sets:
+        df.update(terms)
+    cands = [t for t, c in df.items() if c >= min_stories and not _covered(t, skip)]
+    outlets: dict[str, set[str]] = {t: set() for t in cands}
+    for terms, (_, outlet) in zip(fg_sets, foreground, strict=True):
+        for t in cands:
+            if t in terms:
+                outlets[t].add(outlet)
+    return df, {t: o for t, o in outlets.items() if len(o) >= min_outlets}
+
+
+def has_candidates(
+    foreground: Sequence[tuple[str, str]],
+    *,
+    min_stories: int = 4,
+    min_outlets: int = 3,
+    exclude: Iterable[str] = (),
+) -> bool:
+    """Could any term of ``foreground`` qualify (before reading a background)?"""
+    return bool(_candidates(foreground, min_stories, min_outlets, exclude)[1])
 
 
 def _covered(term: str, own: set[str]) -> bool:

@@ -50,7 +50,7 @@ from scanner.series import (
     load_series,
     rebuild_buckets,
 )
-from scanner.terms import emerging_signal, emerging_terms, suggested_queries
+from scanner.terms import emerging_signal, emerging_terms, has_candidates, suggested_queries
 from scanner.topics import parse_query
 from storage.db import Database
 from storage.models import Alert, AlertKind, Article, ArticleTopic, Story, Topic
@@ -332,13 +332,17 @@ def detect_emerging(
     if end.astimezone(tz).minute != 0:
         return []
     start = end - EMERGING_WINDOW
-    rows = _stories(session, topic.id, start - EMERGING_BACKGROUND, end)
-    fg = [(text, outlet) for text, outlet, at in rows if at >= start]
-    bg = [text for text, _, at in rows if at < start]
+    fg = [(text, outlet) for text, outlet, _ in _stories(session, topic.id, start, end)]
+    if not fg:
+        return []
+    # The 3-day background is read only when some term of the window could qualify at all.
     try:
         own = [t.key for t in parse_query(topic.query).terms]
     except Exception:  # a topic's query was validated when saved; never fail detection on it
         own = []
+    if not has_candidates(fg, exclude=own):
+        return []
+    bg = [text for text, _, _ in _stories(session, topic.id, start - EMERGING_BACKGROUND, start)]
     found = emerging_signal(fg, bg, alpha=cfg.alpha, exclude=own)
     if not found:
         return []
