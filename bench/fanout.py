@@ -43,15 +43,32 @@ def seed(db: Database, emulator: TelegramEmulator, people: int) -> int:
             tg = emulator.create_user(f"Người {i}", language_code="vi" if i % 5 else "en")
             emulator.world.private_chat(tg)
             tg.started = True
-            user = User(telegram_id=tg.id, full_name=tg.first_name, role=Role.SPOKESPERSON,
-                        status="active", agency_id=agency.id, language=tg.language_code or "vi")
+            user = User(
+                telegram_id=tg.id,
+                full_name=tg.first_name,
+                role=Role.SPOKESPERSON,
+                status="active",
+                agency_id=agency.id,
+                language=tg.language_code or "vi",
+            )
             s.add(user)
             s.flush()
             s.add(Subscription(user_id=user.id, topic_id=topic.id))
-        alert = Alert(topic_id=topic.id, kind=AlertKind.VOLUME_BURST, severity="warning",
-                      dedupe_key="bench", window_start=now - timedelta(minutes=15),
-                      window_end=now, volume=12, baseline=1.5, outlets=6, negative_share=0.75,
-                      details={"terms": ["ngộ độc", "bán trú"]}, created_at=now, updated_at=now)
+        alert = Alert(
+            topic_id=topic.id,
+            kind=AlertKind.VOLUME_BURST,
+            severity="warning",
+            dedupe_key="bench",
+            window_start=now - timedelta(minutes=15),
+            window_end=now,
+            volume=12,
+            baseline=1.5,
+            outlets=6,
+            negative_share=0.75,
+            details={"terms": ["ngộ độc", "bán trú"]},
+            created_at=now,
+            updated_at=now,
+        )
         s.add(alert)
         s.flush()
         return plan_delivery(s, alert, now, escalate_after=timedelta(minutes=15))
@@ -64,12 +81,14 @@ async def run(people: int) -> None:
         db = Database.from_url(url)
         async with TelegramEmulator(flood_limits=True) as emulator:
             planned = seed(db, emulator, people)
-            settings = load_settings({
-                "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
-                "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
-                "CRISISDESK_DATA_DIR": tmp,
-                "CRISISDESK_SCAN_INTERVAL": "3600",
-            })
+            settings = load_settings(
+                {
+                    "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
+                    "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
+                    "CRISISDESK_DATA_DIR": tmp,
+                    "CRISISDESK_SCAN_INTERVAL": "3600",
+                }
+            )
             app = build_application(settings, db, SystemClock())
             async with app:
                 await app.start()
@@ -79,8 +98,10 @@ async def run(people: int) -> None:
                 assert job is not None
                 job.modify(next_run_time=datetime.now(UTC))
                 await emulator.wait_for(
-                    lambda: sum(1 for c in emulator.calls if c.method in SENDS and c.status == 200)
-                    >= planned,
+                    lambda: (
+                        sum(1 for c in emulator.calls if c.method in SENDS and c.status == 200)
+                        >= planned
+                    ),
                     timeout=planned / 10 + 60,
                 )
                 elapsed = time.perf_counter() - started
@@ -88,13 +109,20 @@ async def run(people: int) -> None:
             calls = [c for c in emulator.calls if c.method in SENDS]
             too_many = sum(1 for c in calls if c.status == 429)
             ok = sum(1 for c in calls if c.status == 200)
-            uploads = sum(1 for c in calls if c.method == "sendPhoto" and c.status == 200
-                          and isinstance(c.params.get("photo"), dict))
+            uploads = sum(
+                1
+                for c in calls
+                if c.method == "sendPhoto"
+                and c.status == 200
+                and isinstance(c.params.get("photo"), dict)
+            )
         db.dispose()
     bound = ok / 30
     print(f"people: {people}; sends: {ok} (planned {planned}); chart uploads: {uploads}")
-    print(f"total time: {elapsed:.1f} s; bound (sends / 30 per s): {bound:.1f} s; "
-          f"ratio: {elapsed / bound:.3f} (target ≤ 1.05)")
+    print(
+        f"total time: {elapsed:.1f} s; bound (sends / 30 per s): {bound:.1f} s; "
+        f"ratio: {elapsed / bound:.3f} (target ≤ 1.05)"
+    )
     print(f"429 responses: {too_many} (target 0)")
 
 
