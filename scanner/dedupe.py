@@ -107,11 +107,25 @@ def canonical_url(url: str) -> str:
     if parts.query:
         query_pairs = [
             (k, v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            for k, v in _query_pairs(parts.query)
             if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
         ]
         query = urlencode(sorted(query_pairs))
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query, keep_blank_values=True)``, without its per-field unquoting when
+    there is nothing to unquote (no ``%`` and no ``+``): the same pairs, a fraction of the
+    cost."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            name, _eq, value = part.partition("=")
+            pairs.append((name, value))
+    return pairs
 
 
 def content_fingerprint(title: str, summary: str, *, folded: bool = False) -> str:

@@ -41,7 +41,7 @@ from scanner.sources import (
     record_failure,
     record_success,
 )
-from scanner.textnorm import fold
+from scanner.textnorm import tokens
 from scanner.topics import MatchDoc, Query, QueryError, TopicMatcher, parse_query
 from storage.db import Database
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
@@ -103,6 +103,8 @@ class _Prepared:
     title_f: str
     summary_f: str
     fingerprint: str
+    #: exact title, exact lead, folded title, folded lead syllables (sentiment features)
+    tokens: tuple[list[str], list[str], list[str], list[str]]
 
 
 class Processor:
@@ -174,8 +176,8 @@ class Processor:
         if not fresh:
             return result
         pairs = [(p.incoming.item.title, p.incoming.item.summary) for p in fresh]
-        if isinstance(self.scorer, ModelScorer):  # reuse the folds made for matching
-            scores = self.scorer.score_many(pairs, folded=[(p.title_f, p.summary_f) for p in fresh])
+        if isinstance(self.scorer, ModelScorer):  # reuse the syllables made for matching
+            scores = self.scorer.score_many(pairs, tokens=[p.tokens for p in fresh])
         else:
             scores = self.scorer.score_many(pairs)
         fingerprints = self.index.fingerprints(
@@ -254,7 +256,11 @@ class Processor:
         out = []
         for incoming in items:
             item = incoming.item
-            title_f, summary_f = fold(item.title), fold(item.summary)
+            # One pass per text (cached per word) gives both the toned and the folded
+            # syllables; the folded strings equal textnorm.fold(text).
+            title_x, title_fs = tokens(item.title)
+            summary_x, summary_fs = tokens(item.summary)
+            title_f, summary_f = " ".join(title_fs), " ".join(summary_fs)
             out.append(
                 _Prepared(
                     incoming,
@@ -262,6 +268,7 @@ class Processor:
                     title_f,
                     summary_f,
                     content_fingerprint(title_f, summary_f, folded=True),
+                    (title_x, summary_x, title_fs, summary_fs),
                 )
             )
         return out

@@ -126,11 +126,16 @@ class LexiconScorer:
         self.max_len = max((len(p.split()) for p in phrases), default=1)
         # Longest phrase length per first syllable: most syllables start no phrase at all,
         # and skipping them is what makes the lexicon cheap enough for the hot path.
-        self._starts: dict[str, int] = {}
+        # Each start syllable keeps the lengths of its phrases, longest first, so the lookup
+        # never joins a span length no phrase has.
+        sizes: dict[str, set[int]] = {}
         for phrase in phrases:
             words = phrase.split()
             if words:
-                self._starts[words[0]] = max(self._starts.get(words[0], 0), len(words))
+                sizes.setdefault(words[0], set()).add(len(words))
+        self._starts: dict[str, tuple[int, ...]] = {
+            word: tuple(sorted(found, reverse=True)) for word, found in sizes.items()
+        }
 
     def score(self, title: str, lead: str = "") -> Sentiment:
         total = self._raw(exact(title).split()) * self.title_factor + self._raw(exact(lead).split())
@@ -167,7 +172,9 @@ class LexiconScorer:
         for i in candidates:
             if i < covered:
                 continue
-            for size in range(min(starts[tokens[i]], n - i), 0, -1):
+            for size in starts[tokens[i]]:
+                if size > n - i:
+                    continue
                 phrase = tokens[i] if size == 1 else " ".join(tokens[i : i + size])
                 weight = lexicon.get(phrase)
                 if weight is not None:
@@ -262,25 +269,45 @@ class Featurizer:
         self.vocab: dict[str, dict[str, int]] = {}
         self.idf: np.ndarray = np.zeros(0)
         self.size = 0
+        self._tables: dict[str, dict[Any, int]] | None = None
 
     def analyse(
-        self, title: str, lead: str, folded: tuple[str, str] | None = None
-    ) -> dict[str, list[Any]]:
-        """The n-grams of one item, per block (empty blocks omitted), and the lexicon's view.
+        self,
+        title: str,
+        lead: str,
+        folded: tuple[str, str] | None = None,
+        tokens: tuple[list[str], list[str], list[str], list[str]] | None = None,
+    ) -> dict[str, Any]:
+        """The tokens of one item, per block (empty blocks omitted), and the lexicon's view.
 
-        ``folded`` is ``(fold(title), fold(lead))`` when the caller has it already (the
-        scanner folds every item once).
+        Word blocks hold their syllable lists (title and lead apart: no bigram crosses
+        them); their 1–2-grams are only spelled out as strings when fitting (:func:`_grams`).
+        Scoring looks unigrams up by syllable and bigrams by ``(a, b)`` tuple, so no n-gram
+        string is built on the hot path. ``folded`` is ``(fold(title), fold(lead))`` when the
+        caller has it already; ``tokens`` is ``(exact title, exact lead, folded title, folded
+        lead)`` syllables (:func:`scanner.textnorm.tokens`; the scanner makes them once per
+        item).
         """
         spec = self.spec
-        out: dict[str, list[Any]] = {}
-        title_e, lead_e = syllables(title, folded=False), syllables(lead, folded=False)
+        out: dict[str, Any] = {}
+        title_fs: list[str] | None
+        lead_fs: list[str] | None
+        if tokens is not None:
+            title_e, lead_e, title_fs, lead_fs = tokens
+        else:
+            title_e, lead_e = syllables(title, folded=False), syllables(lead, folded=False)
+            title_fs = lead_fs = None
         if spec.words_exact:
-            out["words_exact"] = _ngrams(title_e) + _ngrams(lead_e)
+            out["words_exact"] = (title_e, lead_e)
         if spec.title_words:
-            out["title_words"] = _ngrams(title_e)
-        title_f, lead_f = folded if folded is not None else (fold(title), fold(lead))
+            out["title_words"] = (title_e,)
+        if title_fs is None or lead_fs is None:
+            title_f, lead_f = folded if folded is not None else (fold(title), fold(lead))
+            title_fs, lead_fs = title_f.split(), lead_f.split()
+        else:
+            title_f, lead_f = " ".join(title_fs), " ".join(lead_fs)
         if spec.words_folded:
-            out["words_folded"] = _ngrams(title_f.split()) + _ngrams(lead_f.split())
+            out["words_folded"] = (title_fs, lead_fs)
         if spec.chars_title:
             out["chars_title"] = _chars(title_f, spec.chars_title)
         if spec.chars_lead and lead:
@@ -296,7 +323,7 @@ class Featurizer:
         for block in self.BLOCKS:
             df: dict[str, int] = {}
             for doc in docs:
-                for gram in set(doc.get(block, ())):
+                for gram in set(_grams(block, doc.get(block, ()))):
                     df[gram] = df.get(gram, 0) + 1
             kept = sorted(g for g, c in df.items() if c >= self.spec.min_df)
             if not kept:
@@ -307,40 +334,78 @@ class Featurizer:
             offset += len(kept)
         self.size = offset
         self.idf = np.concatenate(idf_parts) if idf_parts else np.zeros(0)
+        self._tables = None
         return self
 
     @property
-    def _idf_unknown(self) -> np.ndarray:
-        cached: np.ndarray | None = getattr(self, "_idf_cache", None)
-        if cached is None or len(cached) != self.size + 1:
-            cached = np.append(self.idf, 0.0)
-            self._idf_cache = cached
-        return cached
+    def tables(self) -> dict[str, dict[Any, int]]:
+        """The vocabulary as lookup tables: word blocks keyed by syllable (unigrams) and by
+        ``(a, b)`` tuple (bigrams), so scoring never joins n-gram strings."""
+        tables: dict[str, dict[Any, int]] | None = getattr(self, "_tables", None)
+        if tables is None:
+            tables = {}
+            for block, vocab in self.vocab.items():
+                if block in _WORD_BLOCKS:
+                    tables[block] = {
+                        (tuple(g.split(" ")) if " " in g else g): i for g, i in vocab.items()
+                    }
+                else:
+                    tables[block] = vocab
+            self._tables = tables
+        return tables
 
-    def transform(self, docs: Sequence[dict[str, list[Any]]]) -> Any:
+    def transform(self, docs: Sequence[dict[str, Any]]) -> Any:
+        """The L2-normalised TF-IDF rows of ``docs`` (``size`` columns), built in one go."""
         from scipy.sparse import csr_matrix
-        from sklearn.preprocessing import normalize
 
-        # Unknown n-grams land in one extra column whose idf is 0: map(dict.get, grams,
-        # repeat(unknown)) stays in C, with no per-gram Python test.
+        # Unknown n-grams map to ``unknown`` (map(dict.get, grams, repeat(unknown)) stays in
+        # C, with no per-gram Python test) and are dropped before the matrix is built.
         unknown = self.size
         columns: list[int] = []
+        extend = columns.extend
         lengths: list[int] = []
-        vocab = self.vocab
+        tables = self.tables
+        rep = itertools.repeat(unknown)
         for doc in docs:
             before = len(columns)
-            for block, grams in doc.items():
-                table = vocab.get(block)
-                if table is not None:
-                    columns.extend(map(table.get, grams, itertools.repeat(unknown)))
+            for block, value in doc.items():
+                table = tables.get(block)
+                if table is None:
+                    continue
+                if block in _WORD_BLOCKS:
+                    get = table.get
+                    for tokens in value:
+                        extend(map(get, tokens, rep))
+                        extend(map(get, itertools.pairwise(tokens), rep))
+                else:
+                    extend(map(table.get, value, rep))
             lengths.append(len(columns) - before)
-        rows = np.repeat(np.arange(len(docs)), lengths)
+        n = len(docs)
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
         cols = np.fromiter(columns, dtype=np.int64, count=len(columns))
-        matrix = csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(docs), self.size + 1))
+        known = cols != unknown
+        rows, cols = rows[known], cols[known]
+        matrix = csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(n, max(self.size, 1)))
         matrix.sum_duplicates()
-        matrix.data = (1.0 + np.log(matrix.data)) * self._idf_unknown[matrix.indices]
-        matrix = normalize(matrix, copy=False)[:, : self.size]
+        data = (1.0 + np.log(matrix.data)) * self.idf[matrix.indices]
+        row_of = np.repeat(np.arange(n), np.diff(matrix.indptr))
+        norms = np.sqrt(np.bincount(row_of, weights=data * data, minlength=n))
+        norms[norms == 0.0] = 1.0
+        matrix.data = data / norms[row_of]
+        if self.size == 0:
+            return csr_matrix((n, 0))
         return matrix
+
+
+_WORD_BLOCKS = frozenset({"words_exact", "words_folded", "title_words"})
+
+
+def _grams(block: str, value: Any) -> list[str]:
+    """A block's features as strings (fitting): 1–2-grams of each syllable list of a word
+    block, the character n-grams themselves otherwise."""
+    if block in _WORD_BLOCKS:
+        return [gram for tokens in value for gram in _ngrams(tokens)]
+    return list(value)
 
 
 class ModelScorer:
@@ -407,13 +472,17 @@ class ModelScorer:
         items: Sequence[tuple[str, str]],
         *,
         folded: Sequence[tuple[str, str]] | None = None,
+        tokens: Sequence[tuple[list[str], list[str], list[str], list[str]]] | None = None,
     ) -> list[Sentiment]:
-        """Score (title, lead) pairs; ``folded`` optionally gives their folded forms, in order."""
+        """Score (title, lead) pairs; ``folded`` optionally gives their folded forms, in order,
+        ``tokens`` their syllables (exact title, exact lead, folded title, folded lead)."""
         if not items:
             return []
         assert self.featurizer is not None, "model is not trained"
         analyse = self.featurizer.analyse
-        if folded is None:
+        if tokens is not None:
+            docs = [analyse(t, ld, None, tk) for (t, ld), tk in zip(items, tokens, strict=True)]
+        elif folded is None:
             docs = [analyse(t, ld) for t, ld in items]
         else:
             docs = [analyse(t, ld, f) for (t, ld), f in zip(items, folded, strict=True)]
@@ -468,6 +537,7 @@ class ModelScorer:
         featurizer.vocab = payload["vocab"]
         featurizer.idf = payload["idf"]
         featurizer.size = payload["size"]
+        featurizer._tables = None
         model.featurizer = featurizer
         model.classifier = payload["classifier"]
         return model

@@ -146,3 +146,35 @@ def test_bench_corpus_clusters_copies_and_keeps_stories_apart(db: Database) -> N
     predicted = [a.story_id or 0 for a in result.articles]
     precision, recall = cluster_quality(predicted, [truth[a.url] for a in result.articles])
     assert precision >= 0.9 and recall >= 0.95, (precision, recall)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Vắc-xin COVID-19 ĐỒNG NAI…“x”",
+        "A\u0301o  x\u0300-y",  # combining marks (not NFC)
+        "\u0301abc",
+        "a\u3000b\u00a0c\u2009d\x1ce",  # exotic whitespace
+        "",
+        "Hà Nội: 3 người tử vong, 12 người bị thương (Dân trí) - ",
+    ],
+)
+def test_tokens_equal_syllables_and_fold(text: str) -> None:
+    from scanner.textnorm import fold, syllables, tokens
+
+    for _ in range(2):  # second round from the per-word cache
+        exact_tokens, folded_tokens = tokens(text)
+        assert exact_tokens == syllables(text, folded=False)
+        assert folded_tokens == syllables(text)
+        assert " ".join(folded_tokens) == fold(text)
+
+
+@pytest.mark.parametrize(
+    "query", ["", "a", "a=", "=b", "&&a=1&", "a=1=2", "x;y=1", "a&b", "q=a+b", "q=%C3%A1&b=1"]
+)
+def test_query_pairs_equal_parse_qsl(query: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from scanner.dedupe import _query_pairs
+
+    assert _query_pairs(query) == parse_qsl(query, keep_blank_values=True)
