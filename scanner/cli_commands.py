@@ -199,7 +199,11 @@ def cmd_sentiment_eval(args: argparse.Namespace) -> int:
     from scanner.sentiment import cross_validate
 
     print(f"stratified {args.folds}-fold cross-validation on the bundled DANeS training data")
-    print(f"{'scorer':<10} {'macro-F1':>9} {'neg recall':>11}")
-    for result in cross_validate(folds=args.folds):
-        print(f"{result.name:<10} {result.macro_f1:>9.3f} {result.negative_recall:>11.3f}")
+    print("pooled over the held-out folds; ± is the standard deviation across folds")
+    print(f"{'scorer':<10} {'macro-F1':>15} {'neg recall':>15}")
+    for r in cross_validate(folds=args.folds):
+        print(
+            f"{r.name:<10} {r.macro_f1:>7.3f} ± {r.macro_f1_std:.3f}"
+            f" {r.negative_recall:>7.3f} ± {r.negative_recall_std:.3f}"
+        )
     return EXIT_OK

@@ -675,9 +675,13 @@ def _retrain(path: Path) -> ModelScorer:
 
 @dataclass(frozen=True)
 class EvalResult:
+    """Pooled over all held-out folds; ``*_std`` is the standard deviation across folds."""
+
     name: str
     macro_f1: float
     negative_recall: float
+    macro_f1_std: float = 0.0
+    negative_recall_std: float = 0.0
 
 
 def cross_validate(
@@ -705,6 +709,7 @@ def cross_validate(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predictions: dict[str, list[Any]] = {"model": [], "lexicon": [], "majority": []}
     truth: list[str] = []
+    bounds: list[int] = [0]  # fold boundaries in the pooled lists
     lexicon = LexiconScorer()
     items = list(zip(data.titles, data.leads, strict=True))
     analyser = Featurizer(spec)
@@ -721,15 +726,22 @@ def cross_validate(
         majority = Counter(labels[train_idx]).most_common(1)[0][0]
         predictions["majority"] += [majority] * len(test_idx)
         truth += [data.labels[i] for i in test_idx]
+        bounds.append(len(truth))
+
+    def scores(gold: list[str], predicted: list[Any]) -> tuple[float, float]:
+        return (
+            float(f1_score(gold, predicted, average="macro", labels=list(LABELS))),
+            float(recall_score(gold, predicted, labels=["negative"], average="macro")),
+        )
+
     results = []
     for name, predicted in predictions.items():
-        results.append(
-            EvalResult(
-                name,
-                float(f1_score(truth, predicted, average="macro", labels=list(LABELS))),
-                float(recall_score(truth, predicted, labels=["negative"], average="macro")),
-            )
+        per_fold = np.array(
+            [scores(truth[a:b], predicted[a:b]) for a, b in itertools.pairwise(bounds)]
         )
+        f1, recall = scores(truth, predicted)
+        std = per_fold.std(axis=0)
+        results.append(EvalResult(name, f1, recall, float(std[0]), float(std[1])))
     return results
 
 
