@@ -167,36 +167,27 @@ async def fire_digest(runtime: Runtime, session: Session, due: Due) -> None:
     ordinal = day.toordinal()
     people = subscribers(session)
     topics = {t.id: t for t in session.exec(select(Topic).where(col(Topic.active).is_(True)))}
-    facts = topic_days(
-        session,
-        [t for t in topics.values() if t.id in {tid for tids in people.values() for tid in tids}],
-        now,
-    )
+    # Buckets are rebuilt in a short transaction of its own, before any message is sent: a
+    # write lock must never be held across network calls (SQLite has one writer at a time).
+    with runtime.db.session() as work:
+        followed = {tid for tids in people.values() for tid in tids}
+        facts = topic_days(work, [t for t in topics.values() if t.id in followed], now)
     charts: dict[tuple[tuple[int, ...], str], bytes] = {}
     failed = 0
-    for user_id, topic_ids in people.items():
-        done = session.exec(
-            select(Delivery).where(
+    sent_before = set(
+        session.exec(
+            select(Delivery.user_id).where(
                 Delivery.kind == DIGEST_KIND,
                 Delivery.ref_id == ordinal,
-                Delivery.user_id == user_id,
+                Delivery.status != DeliveryStatus.PENDING,
             )
-        ).first()
-        if done is not None and done.status != DeliveryStatus.PENDING:
+        )
+    )
+    for user_id, topic_ids in people.items():
+        if user_id in sent_before:
             continue
         user = session.get(User, user_id)
         assert user is not None and user.telegram_id is not None
-        if done is None:
-            done = Delivery(
-                kind=DIGEST_KIND,
-                ref_id=ordinal,
-                user_id=user_id,
-                part="digest",
-                chat_id=user.telegram_id,
-                created_at=now,
-            )
-            session.add(done)
-            session.flush()
         mine = [facts[t] for t in topic_ids if t in facts]
         lang = user.language
         key = (tuple(topic_ids), lang)
@@ -210,21 +201,15 @@ async def fire_digest(runtime: Runtime, session: Session, due: Due) -> None:
             )
             await runtime.notifier.send_text(ChatRef(user.telegram_id), text)
         except RecipientUnreachable as exc:
-            user.reachable = False
-            done.status = DeliveryStatus.UNREACHABLE
-            done.last_error = str(exc)[:500]
+            _record(runtime, ordinal, user, DeliveryStatus.UNREACHABLE, error=str(exc))
             continue
         except DeliveryError as exc:
-            done.attempts += 1
-            done.last_error = str(exc)[:500]
             if exc.permanent:
-                done.status = DeliveryStatus.FAILED
+                _record(runtime, ordinal, user, DeliveryStatus.FAILED, error=str(exc))
             else:
                 failed += 1
             continue
-        done.status = DeliveryStatus.SENT
-        done.message_id = sent.message_id
-        done.sent_at = now
+        _record(runtime, ordinal, user, DeliveryStatus.SENT, message_id=sent.message_id)
     retry = int(due.payload.get("retry", 0))
     if failed and retry < MAX_RETRIES:
         # Retry only the people still pending (their Delivery rows say so), a little later.
@@ -236,3 +221,37 @@ async def fire_digest(runtime: Runtime, session: Session, due: Due) -> None:
             dedupe_key=f"{DIGEST_KIND}:{day.isoformat()}:retry:{retry + 1}",
         )
     ensure_scheduled(session, now + timedelta(minutes=1), runtime.settings.digest_time, tz)
+
+
+def _record(
+    runtime: Runtime,
+    ordinal: int,
+    user: User,
+    status: str,
+    *,
+    message_id: int | None = None,
+    error: str | None = None,
+) -> None:
+    """One person's digest outcome, committed at once (a retry skips them)."""
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        assert user.id is not None
+        session.add(
+            Delivery(
+                kind=DIGEST_KIND,
+                ref_id=ordinal,
+                user_id=user.id,
+                part="digest",
+                chat_id=user.telegram_id,
+                status=status,
+                message_id=message_id,
+                attempts=1,
+                last_error=error[:500] if error else None,
+                created_at=now,
+                sent_at=now if status == DeliveryStatus.SENT else None,
+            )
+        )
+        if status == DeliveryStatus.UNREACHABLE:
+            stored = session.get(User, user.id)
+            if stored is not None:
+                stored.reachable = False

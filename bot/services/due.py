@@ -108,10 +108,7 @@ async def fire_due(runtime: Runtime, limit: int = 200) -> int:
 async def _fire_one(runtime: Runtime, due_id: int | None, now: datetime) -> bool:
     error: str | None = None
     with runtime.db.session() as session:
-        query = select(Due).where(Due.id == due_id, col(Due.done_at).is_(None))
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        row = session.exec(query).first()
+        row = _claim(session, due_id)
         if row is None:
             return False  # fired by another worker, or cancelled
         handler = _HANDLERS.get(row.kind)
@@ -120,15 +117,22 @@ async def _fire_one(runtime: Runtime, due_id: int | None, now: datetime) -> bool
             row.last_error = f"no handler for kind {row.kind!r}"
             log.error("due %s: %s", row.id, row.last_error)
             return False
+        # No savepoint around the handler: on SQLite a SAVEPOINT opens the transaction at once,
+        # pinning a read snapshot across the handler's network awaits, and the write at the end
+        # then fails with "database is locked" if anyone else committed meanwhile. Without it,
+        # reads run outside a transaction and the handler's writes and done_at commit together.
         try:
-            with session.begin_nested():
-                await handler(runtime, session, row)
+            await handler(runtime, session, row)
         except Exception as exc:
             log.exception("due %s (%s) failed", row.id, row.kind)
             error = f"{type(exc).__name__}: {exc}"[:500]
+            session.rollback()  # the handler's partial changes go; the row is counted below
         else:
             row.done_at = now
             return True
+        row = _claim(session, due_id)
+        if row is None:
+            return False
         row.attempts += 1
         row.last_error = error
         if row.attempts >= MAX_ATTEMPTS:
@@ -137,3 +141,11 @@ async def _fire_one(runtime: Runtime, due_id: int | None, now: datetime) -> bool
         else:
             row.due_at = now + _backoff(row.attempts)
     return False
+
+
+def _claim(session: Session, due_id: int | None) -> Due | None:
+    """The pending row, locked against other workers on PostgreSQL (SKIP LOCKED)."""
+    query = select(Due).where(Due.id == due_id, col(Due.done_at).is_(None))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return session.exec(query).first()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -181,3 +182,35 @@ async def test_blocked_person_is_marked_unreachable(
 def test_unknown_kind_cannot_be_scheduled(runtime: Runtime, clock: SimulatedClock) -> None:
     with pytest.raises(ValueError, match="no due handler"), runtime.db.session() as s:
         schedule(s, "nope", clock.now())
+
+
+CONCURRENT_WRITES: list[str] = []
+
+
+@due_handler("test.await_then_write")
+async def await_then_write(rt: Runtime, session: Session, row: Due) -> None:
+    """Read, wait on the network while someone else commits, then write (the common shape of
+    a reminder: look the person up, send, record)."""
+    assert session.get(User, row.payload["user_id"]) is not None
+    with rt.db.session() as other:  # e.g. a button handler committing meanwhile
+        other.add(User(telegram_id=4242, full_name="committed meanwhile"))
+    await asyncio.sleep(0)
+    user = session.get(User, row.payload["user_id"])
+    assert user is not None
+    user.full_name = "written after the await"
+    CONCURRENT_WRITES.append("done")
+
+
+async def test_handler_may_write_after_others_committed(
+    runtime: Runtime, clock: SimulatedClock
+) -> None:
+    """On SQLite a transaction opened before the await would pin a stale snapshot and the final
+    write would fail with "database is locked"; the tick must not open one early."""
+    user_id = add_user(runtime.db)
+    with runtime.db.session() as s:
+        schedule(s, "test.await_then_write", clock.now(), payload={"user_id": user_id})
+    assert await fire_due(runtime) == 1
+    with runtime.db.session() as s:
+        user = s.get(User, user_id)
+        assert user is not None and user.full_name == "written after the await"
+        assert s.exec(select(User).where(User.telegram_id == 4242)).first() is not None
