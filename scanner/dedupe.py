@@ -27,7 +27,7 @@ import itertools
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -181,7 +181,7 @@ class _Entry:
     title: str
     signature: np.ndarray
     seen_at: datetime
-    bands: list[bytes] = field(default_factory=list)
+    bands: tuple[bytes, ...] = ()
 
 
 class StoryIndex:
@@ -215,7 +215,7 @@ class StoryIndex:
         self._b = rng.randint(0, 1 << 32, size=num_perm, dtype=np.uint64)
         self.bands, self.rows = _optimal_bands(threshold, num_perm)
         # One table per band, plus one for the exact-title key.
-        self._tables: list[dict[bytes, set[int]]] = [{} for _ in range(self.bands + 1)]
+        self._tables: list[dict[bytes, tuple[int, ...]]] = [{} for _ in range(self.bands + 1)]
         self._entries: dict[int, _Entry] = {}
         self._next_key = 0
 
@@ -321,11 +321,16 @@ class StoryIndex:
         """Remember an article of ``story_id`` so later copies find it."""
         key = self._next_key
         self._next_key += 1
-        entry = _Entry(story_id, fp.title, fp.signature, seen_at, self._band_keys(fp))
+        bands = fp.bands if len(fp.bands) == self.bands + 1 else tuple(self._band_keys(fp))
+        entry = _Entry(story_id, fp.title, fp.signature, seen_at, bands)
         self._entries[key] = entry
-        for table, band in zip(self._tables, entry.bands, strict=True):
+        # Buckets are tuples, not sets: tuples of ints drop out of the garbage collector's
+        # tracking, so a big index does not make every full collection slower (and growing it
+        # by ~15 sets per article triggered those collections over and over).
+        for table, band in zip(self._tables, bands, strict=True):
             if band:
-                table.setdefault(band, set()).add(key)
+                members = table.get(band)
+                table[band] = (key,) if members is None else (*members, key)
 
     def relabel(self, mapping: dict[int, int]) -> None:
         """Swap provisional story ids (negative placeholders before the INSERT) for real ones."""
@@ -345,8 +350,10 @@ class StoryIndex:
             for table, band in zip(self._tables, entry.bands, strict=True):
                 members = table.get(band)
                 if members is not None:
-                    members.discard(key)
-                    if not members:
+                    kept = tuple(k for k in members if k != key)
+                    if kept:
+                        table[band] = kept
+                    else:
                         del table[band]
         return len(old)
 
