@@ -16,6 +16,7 @@ scan over the same feeds stores nothing twice.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import Counter, defaultdict
@@ -170,7 +171,23 @@ class Processor:
         the topic matcher and the MinHash shingles. Rows are written with one multi-row
         INSERT per table (SQLAlchemy Core, ids back from RETURNING): building thousands of
         validated ORM objects and flushing them cost more than everything else together.
+
+        The cyclic garbage collector is paused for the call (reference counting still frees
+        everything): a batch allocates enough short-lived containers to trigger several full
+        collections, each walking every object of the process (the sentiment model, the
+        story index, SQLAlchemy's caches) — 10–25 % of the CPU time, for nothing, since
+        the batch creates no reference cycles worth collecting early.
         """
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._process(session, items, now)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _process(self, session: Session, items: Sequence[Incoming], now: datetime) -> ProcessResult:
         result = ProcessResult()
         fresh = self._drop_known(session, self._prepare(items), result)
         if not fresh:
