@@ -35,7 +35,7 @@ subject, while a lead often only mentions it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -291,7 +291,7 @@ class MatchDoc:
             if word not in joined:
                 return False
             # "vacxin" against "vac xin": adjacent syllables written apart in the text.
-            return word in self._concatenations()[which]
+            return any(split in text for split in _splits(word))
         if "".join(syl) not in joined:
             return False
         return _phrase_regex(syl).search(text) is not None
@@ -300,6 +300,27 @@ class MatchDoc:
         if self._concat is None:
             self._concat = (_concat_set(self.title), _concat_set(self.summary))
         return self._concat
+
+
+_SPLITS_CACHE: dict[str, tuple[str, ...]] = {}
+
+
+def _splits(word: str) -> tuple[str, ...]:
+    """``word`` written as two or three adjacent syllables, space-delimited: " va cxin ", ….
+
+    A substring test of each against the space-padded, single-spaced text says whether
+    ``word`` is the concatenation of a pair or triple of adjacent syllables — the same answer
+    as looking it up in :func:`_concat_set`, without building every pair and triple.
+    """
+    found = _SPLITS_CACHE.get(word)
+    if found is None:
+        n = len(word)
+        out = [f" {word[:a]} {word[a:]} " for a in range(1, n)]
+        out += [
+            f" {word[:a]} {word[a:b]} {word[b:]} " for a in range(1, n - 1) for b in range(a + 1, n)
+        ]
+        found = _SPLITS_CACHE[word] = tuple(out)
+    return found
 
 
 def _concat_set(text: str) -> frozenset[str]:
@@ -344,12 +365,73 @@ def _evaluate(node: Node, doc: MatchDoc, weights: dict[str, float] | None) -> bo
     return result
 
 
+_Compiled: TypeAlias = Callable[[MatchDoc, dict[str, float]], bool]
+
+
+def _compile(node: Node, record: bool) -> _Compiled:
+    """:func:`_evaluate` of ``node`` as nested closures (``record``: weights are wanted).
+
+    Same results, same order of evaluation (AND short-circuits, OR evaluates every child so
+    each hit records its weight), without the per-node ``isinstance`` dispatch.
+    """
+    if isinstance(node, Term):
+        term, key = node, node.key
+        if record:
+
+            def term_weighted(doc: MatchDoc, weights: dict[str, float]) -> bool:
+                cached = doc._cache.get(key)
+                if cached is None:
+                    cached = doc.hit(term)
+                if cached[0]:
+                    weights[key] = TITLE_WEIGHT
+                    return True
+                if cached[1]:
+                    weights[key] = SUMMARY_WEIGHT
+                    return True
+                return False
+
+            return term_weighted
+
+        def term_only(doc: MatchDoc, weights: dict[str, float]) -> bool:
+            cached = doc._cache.get(key)
+            if cached is None:
+                cached = doc.hit(term)
+            return cached[0] or cached[1]
+
+        return term_only
+    if isinstance(node, Not):
+        child = _compile(node.child, False)
+        return lambda doc, weights: not child(doc, weights)
+    children = tuple(_compile(c, record) for c in node.children)
+    if isinstance(node, And):
+
+        def all_of(doc: MatchDoc, weights: dict[str, float]) -> bool:
+            for c in children:  # noqa: SIM110 - a plain loop, no generator per call
+                if not c(doc, weights):
+                    return False
+            return True
+
+        return all_of
+
+    def any_of(doc: MatchDoc, weights: dict[str, float]) -> bool:
+        result = False
+        for c in children:
+            result = c(doc, weights) or result
+        return result
+
+    return any_of
+
+
 @dataclass(frozen=True)
 class Query:
     """A parsed topic query; cheap to evaluate many times."""
 
     text: str
     root: Node
+    _evaluate: _Compiled = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_evaluate", _compile(self.root, True))
 
     def match(self, title: str, summary: str = "") -> float:
         """Weight of the match (0.0 = no match) on raw title/summary."""
@@ -358,7 +440,7 @@ class Query:
     def match_doc(self, doc: MatchDoc) -> float:
         """Weight of the match on a pre-folded :class:`MatchDoc` (the scanner's hot path)."""
         weights: dict[str, float] = {}
-        if not _evaluate(self.root, doc, weights):
+        if not self._evaluate(doc, weights):
             return 0.0
         # A match made only of negations cannot happen (parse_query refuses such queries),
         # but keep the weight positive for any match.
