@@ -191,3 +191,22 @@ def test_topic_matcher_prefilter_never_changes_the_result(
     assert matcher.match(doc) == expected  # few terms: substring scan
     matcher._joined = None  # the inverted-index path taken beyond _SCAN_LIMIT distinct terms
     assert matcher.match(doc) == expected
+
+
+def test_written_apart_splits_equal_the_pair_and_triple_set() -> None:
+    """`_splits` substring search gives the same answer as `_concat_set` membership."""
+    import random
+
+    from scanner.topics import _concat_set, _splits
+
+    rng = random.Random(1)
+    for _ in range(3000):
+        syllables = [
+            "".join(rng.choice("abn") for _ in range(rng.randint(1, 3)))
+            for _ in range(rng.randint(0, 7))
+        ]
+        text = " " + " ".join(syllables) + " "
+        pairs_and_triples = _concat_set(text)
+        words = {"".join(rng.choice("abn") for _ in range(rng.randint(1, 7))) for _ in range(8)}
+        for word in words | set(pairs_and_triples):
+            assert (word in pairs_and_triples) == any(s in text for s in _splits(word))
