@@ -37,6 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ from bench.streams import (
 )
 from bot.config import load_settings
 from scanner.alerting import FAMILY
-from scanner.detectors import ewma_zscore_raw, fixed_threshold
+from scanner.detectors import DetectorConfig, ewma_zscore_raw, fixed_threshold
 from scanner.replay import read_stream, replay
 
 COOLDOWN_BUCKETS = 12
@@ -318,13 +319,31 @@ def _explain(
             )
 
 
+def _set_window_correction(mode: str) -> None:
+    """Every topic's DetectorConfig (``for_sensitivity``) gets this window correction."""
+    original = DetectorConfig.for_sensitivity.__func__  # type: ignore[attr-defined]
+
+    def patched(cls: type[DetectorConfig], sensitivity: str, **overrides: Any) -> DetectorConfig:
+        return original(cls, sensitivity, **{"window_correction": mode, **overrides})
+
+    DetectorConfig.for_sensitivity = classmethod(patched)  # type: ignore[method-assign,assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--scanner", action="store_true", help="end to end through the scanner")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="list misses and false alarms")
+    parser.add_argument(
+        "--window-correction",
+        choices=["bonferroni", "exact"],
+        default=None,
+        help="override DetectorConfig.window_correction (volume burst's 1/2/4-bucket windows)",
+    )
     args = parser.parse_args(argv)
+    if args.window_correction:
+        _set_window_correction(args.window_correction)
     ingest = "scanner" if args.scanner else "truth"
     totals: dict[str, Score] = defaultdict(Score)
     vols: dict[str, Score] = defaultdict(Score)
