@@ -127,3 +127,17 @@ def test_score_cli_end_to_end() -> None:
     assert "Sạt lở" in out[0]  # ensure_ascii=False
     assert json.loads(out[0])["label"] == "negative"
     assert "error" in json.loads(out[1])
+
+
+def test_choose_c_is_deterministic_and_picks_from_the_grid() -> None:
+    """C is chosen by an inner CV on the training part only, the same way every time."""
+    from scanner.sentiment import DEFAULT_SPEC, Featurizer, choose_c, load_training_data
+
+    data = load_training_data()
+    pairs = list(zip(data.titles, data.leads, strict=True))[:300]
+    labels = data.labels[:300]
+    docs = [Featurizer(DEFAULT_SPEC).analyse(t, lead) for t, lead in pairs]
+    grid = (0.1, 1.0, 10.0)
+    first = choose_c(docs, pairs, labels, grid=grid)
+    assert first in grid
+    assert choose_c(docs, pairs, labels, grid=grid) == first
