@@ -15,7 +15,8 @@ from bot.channels.telegram import keyboard
 from bot.services.permissions import Actor, is_admin
 from bot.services.status import system_status
 from handlers.buttons import on_button
-from handlers.common import actor_of, language_of, reply, runtime_of
+from handlers.common import gate, language_of, reply, runtime_of
+from storage.models import Role
 
 REFRESH = register("sys.status", lambda _s, actor, _id: is_admin(actor), "refresh /status")
 
@@ -33,20 +34,11 @@ def _refresh_keyboard(lang: str, context: ContextTypes.DEFAULT_TYPE) -> list[lis
 
 
 async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    if not is_admin(actor):
-        await reply(update, runtime.renderer.render("not_allowed", lang))
+    gated = await gate(update, context, Role.ADMIN)
+    if gated is None:
         return
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(
-        _status_text(context, lang),
-        parse_mode=ParseMode.HTML,
-        reply_markup=keyboard(_refresh_keyboard(lang, context)),
-        do_quote=False,
-    )
+    _runtime, _actor, lang = gated
+    await reply(update, _status_text(context, lang), _refresh_keyboard(lang, context))
 
 
 @on_button(REFRESH.name)

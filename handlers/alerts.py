@@ -190,14 +190,7 @@ async def ask_dismiss_reason(
         ]
         for reason in DISMISS_REASONS
     ]
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(
-        runtime.renderer.render("alert_dismiss_ask", lang),
-        parse_mode=ParseMode.HTML,
-        reply_markup=keyboard(buttons),
-        do_quote=False,
-    )
+    await reply(update, runtime.renderer.render("alert_dismiss_ask", lang), buttons)
 
 
 @on_button(DISMISS_REASON.name)

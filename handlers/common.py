@@ -8,6 +8,8 @@ from telegram import CallbackQuery, Update
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
+from bot.channels.base import Buttons
+from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
 from bot.services.people import actor_for_telegram
 from bot.services.permissions import Actor, has_role
@@ -34,13 +36,18 @@ def language_of(update: Update, actor: Actor | None) -> str:
     return normalise_language(user.language_code if user else None)
 
 
-async def reply(update: Update, text: str) -> None:
-    """Answer in the chat (and forum topic) the update came from, as Telegram HTML."""
+async def reply(update: Update, text: str, buttons: Buttons | None = None) -> None:
+    """Answer in the chat (and forum topic) the update came from, as Telegram HTML, with
+    inline ``buttons`` if given."""
     message = update.effective_message
     if message is None:
         return
     await message.reply_text(
-        text, parse_mode=ParseMode.HTML, do_quote=False, disable_web_page_preview=True
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboard(buttons),
+        do_quote=False,
+        disable_web_page_preview=True,
     )
 
 

@@ -45,7 +45,9 @@ def _parts(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
     return [p.strip() for p in " ".join(context.args or []).split("|")]
 
 
-def _topics_view(context: ContextTypes.DEFAULT_TYPE, actor: Actor, lang: str) -> tuple[str, Any]:
+def _topics_view(
+    context: ContextTypes.DEFAULT_TYPE, actor: Actor, lang: str
+) -> tuple[str, list[list[Button]]]:
     runtime = runtime_of(context)
     with runtime.db.session() as session:
         lines = subscriptions.visible_topics(session, actor, runtime.clock.now())
@@ -60,7 +62,7 @@ def _topics_view(context: ContextTypes.DEFAULT_TYPE, actor: Actor, lang: str) ->
         ]
         for line in lines
     ]
-    return text, keyboard(buttons)
+    return text, buttons
 
 
 async def topics_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -68,10 +70,8 @@ async def topics_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if gated is None:
         return
     _runtime, actor, lang = gated
-    text, markup = _topics_view(context, actor, lang)
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup, do_quote=False)
+    text, buttons = _topics_view(context, actor, lang)
+    await reply(update, text, buttons)
 
 
 async def _toggle(
@@ -81,8 +81,8 @@ async def _toggle(
     with runtime.db.session() as session:
         subscriptions.set_subscription(session, actor, int_id(ident), follow, runtime.clock.now())
     await query.answer(runtime.renderer.render("topics_toggled", lang, follow=follow))
-    text, markup = _topics_view(context, actor, lang)
-    await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    text, buttons = _topics_view(context, actor, lang)
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard(buttons))
 
 
 @on_button(FOLLOW.name)

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from bot.services import audit
 from bot.services.due import due_handler, schedule
+from bot.services.people import active_with_role
 from bot.services.permissions import Actor, can_act_for_agency, is_admin
 from storage.models import (
     Agency,
@@ -109,19 +110,12 @@ def recipients(session: Session, alert: Alert, now: datetime) -> list[User]:
 
 
 def supervisors_of(session: Session, agency_id: int) -> list[User]:
-    return list(
-        session.exec(
-            select(User)
-            .where(
-                User.agency_id == agency_id,
-                User.role == Role.SUPERVISOR,
-                User.status == UserStatus.ACTIVE,
-                col(User.reachable).is_(True),
-                col(User.telegram_id).is_not(None),
-            )
-            .order_by(col(User.id))
-        )
-    )
+    """Active supervisors of the agency whom the bot can message."""
+    return [
+        user
+        for user in active_with_role(session, agency_id, Role.SUPERVISOR)
+        if user.reachable and user.telegram_id is not None
+    ]
 
 
 def plan_delivery(

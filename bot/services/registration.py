@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from bot.services import audit, invites
+from bot.services.people import active_with_role
 from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
 from bot.templating import LANGUAGES
 from storage.models import Agency, AuditEvent, ConversationState, Invite, Role, User, UserStatus
@@ -402,17 +403,7 @@ class ReviewMessage:
 
 def agency_supervisors(session: Session, agency_id: int) -> list[User]:
     """Active supervisors of an agency (who decide its requests and manage its people)."""
-    return list(
-        session.exec(
-            select(User)
-            .where(
-                User.agency_id == agency_id,
-                User.role == Role.SUPERVISOR,
-                User.status == UserStatus.ACTIVE,
-            )
-            .order_by(col(User.id))
-        )
-    )
+    return active_with_role(session, agency_id, Role.SUPERVISOR)
 
 
 def deciders_for(session: Session, admin_ids: list[int], applicant: User) -> list[Recipient]:
