@@ -274,9 +274,7 @@ class Processor:
         Items are looked up and added one by one, so a later copy in the same batch joins the
         new story of an earlier one.
         """
-        fingerprints = self.index.fingerprints(
-            [(p.title_f, p.summary_f) for p in fresh], folded=True
-        )
+        fingerprints = self.index.syllable_fingerprints([p.tokens[2:] for p in fresh])
         self.index.prune(now)
         keys: list[int] = []
         touched: set[int] = set()

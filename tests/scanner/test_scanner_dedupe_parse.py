@@ -178,3 +178,23 @@ def test_query_pairs_equal_parse_qsl(query: str) -> None:
     from scanner.dedupe import _query_pairs
 
     assert _query_pairs(query) == parse_qsl(query, keep_blank_values=True)
+
+
+def test_mersenne_reduction_equals_numpy_modulo() -> None:
+    """The MinHash permutation's shift-and-add modulo agrees with ``%`` on every uint64,
+    including the values where one subtraction of the prime is needed."""
+    import numpy as np
+
+    from scanner.dedupe import _MERSENNE, _mod_mersenne
+
+    prime = (1 << 61) - 1
+    edges = [0, 1, prime - 1, prime, prime + 1, 2 * prime, 2 * prime + 6, (1 << 64) - 1]
+    edges += [k * (1 << 61) + prime - d for k in range(8) for d in range(9)]
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            np.array(edges, dtype=np.uint64),
+            rng.integers(0, 1 << 64, size=100_000, dtype=np.uint64, endpoint=False),
+        ]
+    )
+    assert np.array_equal(_mod_mersenne(values.copy()), values % _MERSENNE)
