@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scanner_feeds import NOW, SYNDICATED_LEAD, SYNDICATED_TITLES, atom, rss
 from sqlalchemy import select
 
@@ -198,3 +201,38 @@ def test_mersenne_reduction_equals_numpy_modulo() -> None:
         ]
     )
     assert np.array_equal(_mod_mersenne(values.copy()), values % _MERSENNE)
+
+
+_URL_CHARS = "aZ09.-_~/?#@:[]%+=&; \t\nÁđ\u00a0\u2100ｆ"
+_URL_PIECES = st.sampled_from(
+    [
+        *("http", "HTTPS", "ftp", "x+y.z", "://", ":", "//", "/", "?", "#", "@", ":8080"),
+        *(":99999", "[::1]", "%41", "báo.vn", "Dân-Trí.VN.", "\u2100b", "ｅｘ.vn", "a=1&b="),
+        *("utm_x=1", " "),
+    ]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(_URL_PIECES | st.text(_URL_CHARS, max_size=4), max_size=10).map("".join)
+    | st.text(_URL_CHARS, max_size=30)
+)
+def test_plain_url_split_equals_urlsplit(url: str) -> None:
+    """The regex fast path of canonical_url returns exactly urlsplit's parts, or steps aside."""
+    from scanner.dedupe import _split, _split_urllib
+
+    try:
+        expected = _split_urllib(url)
+    except ValueError as exc:  # urlsplit refuses it: so must the fast path (by deferring)
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            _split(url)
+        return
+    assert _split(url) == expected
+
+
+def test_plain_url_split_is_taken_for_feed_links() -> None:
+    from scanner.dedupe import _PLAIN_URL
+
+    for url in ("https://vnexpress.net/a-1.html?x=1#c", "https://báodântrí.vn/tin/0.html"):
+        assert _PLAIN_URL.match(url) is not None
