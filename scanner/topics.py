@@ -259,7 +259,7 @@ class MatchDoc:
     Term hits are cached, so N topics sharing a term pay for it once.
     """
 
-    __slots__ = ("_cache", "_concat", "summary", "summary_joined", "title", "title_joined")
+    __slots__ = ("_cache", "joined", "summary", "summary_joined", "title", "title_joined")
 
     def __init__(self, title: str, summary: str = "", *, folded: bool = False) -> None:
         title_f = title if folded else fold(title)
@@ -268,8 +268,9 @@ class MatchDoc:
         self.summary = f" {summary_f} "
         self.title_joined = title_f.replace(" ", "")
         self.summary_joined = summary_f.replace(" ", "")
+        # Both, apart by a character no joined term contains (folded text has no whitespace).
+        self.joined = f"{self.title_joined}\n{self.summary_joined}"
         self._cache: dict[str, tuple[bool, bool]] = {}
-        self._concat: tuple[frozenset[str], frozenset[str]] | None = None
 
     def hit(self, term: Term) -> tuple[bool, bool]:
         """(found in title, found in summary)."""
@@ -295,11 +296,6 @@ class MatchDoc:
         if "".join(syl) not in joined:
             return False
         return _phrase_regex(syl).search(text) is not None
-
-    def _concatenations(self) -> tuple[frozenset[str], frozenset[str]]:
-        if self._concat is None:
-            self._concat = (_concat_set(self.title), _concat_set(self.summary))
-        return self._concat
 
 
 _SPLITS_CACHE: dict[str, tuple[str, ...]] = {}
@@ -557,13 +553,10 @@ class TopicMatcher:
 
     def candidates(self, doc: MatchDoc) -> list[int]:
         """Indexes (into ``topics``) of the queries that might match ``doc``, in order."""
-        found: set[int] = set()
         if self._joined is not None:
-            title, summary = doc.title_joined, doc.summary_joined
-            for joined, ids in self._joined:
-                if joined in title or joined in summary:
-                    found |= ids
-            return sorted(found)
+            text = doc.joined
+            return sorted(set().union(*[ids for joined, ids in self._joined if joined in text]))
+        found: set[int] = set()
         keys: set[str] = set()
         _doc_keys(doc.title, keys)
         _doc_keys(doc.summary, keys)
