@@ -188,10 +188,9 @@ _SHIFT = np.uint64(61)
 _FP_CHUNK = 256  # items per numpy batch: 64 × ~60 shingles × 8 B × 256 ≈ 8 MB
 
 
-def _title_key(title: Sequence[str]) -> str:
-    """The exact-title LSH key of a title's folded syllables ("" below 4 content syllables)."""
-    words = content_syllables(title)
-    return " ".join(words) if len(words) >= 4 else ""
+def _title_key(content: list[str]) -> str:
+    """The exact-title LSH key of a title's content syllables ("" below 4 of them)."""
+    return " ".join(content) if len(content) >= 4 else ""
 
 
 def _mod_mersenne(x: np.ndarray) -> np.ndarray:
@@ -277,6 +276,8 @@ class StoryIndex:
         # One table per band, plus one for the exact-title key.
         self._tables: list[dict[bytes, tuple[int, ...]]] = [{} for _ in range(self.bands + 1)]
         self._entries: dict[int, _Entry] = {}
+        #: The entries still under a placeholder story id (< 0), for :meth:`relabel`.
+        self._provisional: dict[int, _Entry] = {}
         self._next_key = 0
 
     def __len__(self) -> int:
@@ -308,24 +309,29 @@ class StoryIndex:
         out: list[Fingerprint] = []
         for start in range(0, len(items), _FP_CHUNK):
             chunk = items[start : start + _FP_CHUNK]
-            hashed = [self._shingles(title, lead) for title, lead in chunk]
+            titles = [(" ".join(title), content_syllables(title)) for title, _lead in chunk]
+            hashed = [
+                self._shingles(title, content, lead)
+                for (title, content), (_title, lead) in zip(titles, chunk, strict=True)
+            ]
             signatures = self._signatures(hashed)
-            for (title, _lead), shingles, signature in zip(chunk, hashed, signatures, strict=True):
-                key = _title_key(title)
+            for (title, content), shingles, signature in zip(
+                titles, hashed, signatures, strict=True
+            ):
+                key = _title_key(content)
                 bands = (*map(signature.tobytes().__getitem__, self._spans), key.encode("utf-8"))
-                out.append(Fingerprint(signature, " ".join(title), len(shingles), key, bands))
+                out.append(Fingerprint(signature, title, len(shingles), key, bands))
         return out
 
-    def _shingles(self, title: Sequence[str], lead: Sequence[str]) -> list[int]:
-        """CRC32s of the distinct content-syllable 2-shingles of title | lead (60 syllables)."""
-        tokens = content_syllables(title)
-        tokens.append("|")
-        tokens += content_syllables(lead[: self.lead_tokens])
+    def _shingles(self, title: str, content: list[str], lead: Sequence[str]) -> list[int]:
+        """CRC32s of the distinct 2-shingles of the title's content syllables, "|" and those of
+        the lead's first 60 syllables (single syllables too when there are under 4)."""
+        tokens = [*content, "|", *content_syllables(lead[: self.lead_tokens])]
         shingles = set(map(" ".join, itertools.pairwise(tokens)))
         if len(shingles) < 4:
             shingles.update(t for t in tokens if t != "|")
         if not shingles:
-            shingles = {" ".join(title) or "-"}
+            shingles = {title or "-"}
         return list(map(zlib.crc32, map(str.encode, shingles)))
 
     def _signatures(self, hashed: list[list[int]]) -> np.ndarray:
@@ -375,12 +381,11 @@ class StoryIndex:
             if checked_per_story.get(entry.story_id, 0) >= 3:
                 continue
             checked_per_story[entry.story_id] = checked_per_story.get(entry.story_id, 0) + 1
-            jaccard = float(np.count_nonzero(entry.signature == fp.signature)) / self.num_perm
             ratio = fuzz.token_set_ratio(fp.title, entry.title)
-            confirmed = ratio >= self.title_ratio or (
-                jaccard >= self.lead_jaccard and ratio >= self.min_title_ratio_with_lead
-            )
-            if confirmed:
+            if ratio < self.min_title_ratio_with_lead:
+                continue  # unconfirmed whatever the leads share: skip the signature compare
+            jaccard = float(np.count_nonzero(entry.signature == fp.signature)) / self.num_perm
+            if ratio >= self.title_ratio or jaccard >= self.lead_jaccard:
                 rank = jaccard + ratio / 100.0
                 if best is None or rank > best[0]:
                     best = (rank, entry.story_id)
@@ -393,6 +398,8 @@ class StoryIndex:
         bands = fp.bands if len(fp.bands) == self.bands + 1 else tuple(self._band_keys(fp))
         entry = _Entry(story_id, fp.title, fp.signature, seen_at, bands)
         self._entries[key] = entry
+        if story_id < 0:
+            self._provisional[key] = entry
         # Buckets are tuples, not sets: tuples of ints drop out of the garbage collector's
         # tracking, so a big index does not make every full collection slower (and growing it
         # by ~15 sets per article triggered those collections over and over).
@@ -402,13 +409,14 @@ class StoryIndex:
                 table[band] = (key,) if members is None else (*members, key)
 
     def relabel(self, mapping: dict[int, int]) -> None:
-        """Swap provisional story ids (negative placeholders before the INSERT) for real ones."""
-        if not mapping:
-            return
-        for entry in self._entries.values():
+        """Swap provisional story ids (negative placeholders before the INSERT) for the real
+        ones in ``mapping``. Only entries still under a placeholder are visited, not the whole
+        index (which holds every article of the window)."""
+        for key, entry in list(self._provisional.items()):
             new = mapping.get(entry.story_id)
             if new is not None:
                 entry.story_id = new
+                del self._provisional[key]
 
     def prune(self, now: datetime) -> int:
         """Forget articles older than the window; returns how many were dropped."""
@@ -416,6 +424,7 @@ class StoryIndex:
         old = [k for k, e in self._entries.items() if e.seen_at < cutoff]
         for key in old:
             entry = self._entries.pop(key)
+            self._provisional.pop(key, None)
             for table, band in zip(self._tables, entry.bands, strict=True):
                 members = table.get(band)
                 if members is not None:

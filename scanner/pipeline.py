@@ -473,12 +473,14 @@ def _aggregate(articles: Sequence[dict[str, Any]], now: datetime) -> dict[str, A
     must not push a story's first sighting ahead of when it was seen.
     """
     published = [min(a["published_at"], now) for a in articles]
-    labels = Counter(a["sentiment_label"] for a in articles).most_common(1)
+    labels = [a["sentiment_label"] for a in articles]
     return {
         "article_count": len(articles),
         "outlet_count": len({a["outlet"] for a in articles}),
         "sentiment": round(sum(a["sentiment"] for a in articles) / len(articles), 4),
-        "sentiment_label": labels[0][0],
+        # The most common label, the first seen on a tie: Counter.most_common(1) without
+        # building a Counter (most stories have one article).
+        "sentiment_label": max(dict.fromkeys(labels), key=labels.count),
         "first_seen_at": min(published),
         "last_seen_at": max(published),
     }

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scanner_feeds import NOW
 
 from bench.scanner_corpus import TOPICS, generate_with_truth
@@ -115,3 +117,17 @@ def test_equal_new_stories_get_ids_in_order_of_first_sight(both_db: Database) ->
     story_ids = [a.story_id or 0 for a in result.articles]
     assert story_ids == sorted(story_ids) and len(set(story_ids)) == 3
     assert [s.id for s in result.new_stories] == story_ids
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["negative", "neutral", "positive"]), min_size=1, max_size=9))
+def test_story_label_is_the_most_common_first_seen_on_ties(labels: list[str]) -> None:
+    from collections import Counter
+
+    from scanner.pipeline import _aggregate
+
+    articles = [
+        {"published_at": NOW, "outlet": "o", "sentiment": 0.0, "sentiment_label": label}
+        for label in labels
+    ]
+    assert _aggregate(articles, NOW)["sentiment_label"] == Counter(labels).most_common(1)[0][0]
