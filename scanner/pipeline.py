@@ -28,7 +28,7 @@ from functools import cached_property
 from typing import Any
 
 import aiohttp
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session, col
 
 from bot.clock import Clock
@@ -342,7 +342,11 @@ class Processor:
         """Items whose canonical URL (and outlet+content) is new, first occurrence only.
 
         The database is asked once per chunk of 500 URLs (and fingerprints), not per item.
+        The queries run on the connection, which does not autoflush: the caller's pending ORM
+        changes are flushed first, as the session would have before its first query.
         """
+        session.flush()
+        connection = session.connection()
         candidates: list[_Prepared] = []
         seen_urls: set[str] = set()
         seen_content: set[tuple[str, str]] = set()
@@ -356,19 +360,10 @@ class Processor:
         known_urls: set[str] = set()
         known_content: set[tuple[str, str]] = set()
         for chunk in _chunks([p.canonical for p in candidates], _IN_CHUNK):
-            known_urls.update(
-                session.execute(
-                    select(col(Article.canonical_url)).where(col(Article.canonical_url).in_(chunk))
-                ).scalars()
-            )
+            known_urls.update(connection.execute(_KNOWN_URLS, {"keys": chunk}).scalars())
         for chunk in _chunks([p.fingerprint for p in candidates], _IN_CHUNK):
             known_content.update(
-                (outlet, fp)
-                for outlet, fp in session.execute(
-                    select(col(Article.outlet), col(Article.fingerprint)).where(
-                        col(Article.fingerprint).in_(chunk)
-                    )
-                ).all()
+                (outlet, fp) for outlet, fp in connection.execute(_KNOWN_CONTENT, {"keys": chunk})
             )
         return [
             prepared
@@ -388,20 +383,13 @@ class Processor:
         ids = sorted(story_ids)
         if not ids:
             return []
+        connection = session.connection()
         per_story: dict[int, list[dict[str, Any]]] = defaultdict(list)
         stored: dict[int, Any] = {}
         for chunk in _chunks(ids, _IN_CHUNK):
-            for story_id, outlet, score, label, published in session.execute(
-                select(
-                    col(Article.story_id),
-                    col(Article.outlet),
-                    col(Article.sentiment),
-                    col(Article.sentiment_label),
-                    col(Article.published_at),
-                )
-                .where(col(Article.story_id).in_(chunk))
-                .order_by(col(Article.id))
-            ).all():
+            for story_id, outlet, score, label, published in connection.execute(
+                _STORY_ARTICLES, {"keys": chunk}
+            ):
                 per_story[story_id].append(
                     {
                         "outlet": outlet,
@@ -410,14 +398,7 @@ class Processor:
                         "published_at": published,
                     }
                 )
-            for row in session.execute(
-                select(
-                    col(Story.id),
-                    col(Story.title),
-                    col(Story.first_seen_at),
-                    col(Story.last_seen_at),
-                ).where(col(Story.id).in_(chunk))
-            ).all():
+            for row in connection.execute(_STORY_TIMES, {"keys": chunk}):
                 stored[row[0]] = row
         updates = []
         stories = []
@@ -428,10 +409,10 @@ class Processor:
             values = _aggregate(per_story[story_id], now)
             values["first_seen_at"] = min(first_seen, values["first_seen_at"])
             values["last_seen_at"] = max(last_seen, values["last_seen_at"])
-            updates.append({"id": story_id, **values})
+            updates.append({"story_id": story_id, **values})
             stories.append({"id": story_id, "title": title, **values})
         if updates:
-            session.execute(update(Story), updates)
+            connection.execute(_STORY_UPDATE, updates)
         return stories
 
 
@@ -439,6 +420,30 @@ _STORY: Any = Story.__table__  # type: ignore[attr-defined]
 _ARTICLE: Any = Article.__table__  # type: ignore[attr-defined]
 _ARTICLE_TOPIC: Any = ArticleTopic.__table__  # type: ignore[attr-defined]
 _ARTICLE_KEY = ("canonical_url",)  # unique: what matches an inserted article to its id
+
+# The batch's queries, built once and run on the session's connection (Core): statement
+# construction and the ORM's execute path cost more than SQLite's own work for these queries.
+_KEYS: Any = bindparam("keys", expanding=True)
+_KNOWN_URLS = select(_ARTICLE.c.canonical_url).where(_ARTICLE.c.canonical_url.in_(_KEYS))
+_KNOWN_CONTENT = select(_ARTICLE.c.outlet, _ARTICLE.c.fingerprint).where(
+    _ARTICLE.c.fingerprint.in_(_KEYS)
+)
+_STORY_ARTICLES = (
+    select(
+        _ARTICLE.c.story_id,
+        _ARTICLE.c.outlet,
+        _ARTICLE.c.sentiment,
+        _ARTICLE.c.sentiment_label,
+        _ARTICLE.c.published_at,
+    )
+    .where(_ARTICLE.c.story_id.in_(_KEYS))
+    .order_by(_ARTICLE.c.id)
+)
+_STORY_TIMES = select(
+    _STORY.c.id, _STORY.c.title, _STORY.c.first_seen_at, _STORY.c.last_seen_at
+).where(_STORY.c.id.in_(_KEYS))
+#: Executed with one parameter set per story: SET takes the columns named in the sets.
+_STORY_UPDATE = update(_STORY).where(_STORY.c.id == bindparam("story_id"))
 
 
 def _insert_returning_ids(
