@@ -365,14 +365,13 @@ class StoryIndex:
         only the best few of each story are confirmed; a popular story with hundreds of copies
         must not make every lookup scan all of them.
         """
-        shared: dict[int, int] = {}
-        for table, band in zip(self._tables, self._band_keys(fp), strict=True):
-            hit = table.get(band) if band else None
-            if hit:
-                for candidate in hit:
-                    shared[candidate] = shared.get(candidate, 0) + 1
-        if not shared:
+        # One lookup per table in C; b"" (no title key) is never a stored key, so it misses.
+        hits = [hit for hit in map(dict.get, self._tables, self._band_keys(fp)) if hit]
+        if not hits:
             return None
+        shared: dict[int, int] = {}
+        for candidate in itertools.chain.from_iterable(hits):
+            shared[candidate] = shared.get(candidate, 0) + 1
         ranked = heapq.nlargest(self.max_candidates, shared.items(), key=lambda kv: (kv[1], kv[0]))
         best: tuple[float, int] | None = None
         checked_per_story: dict[int, int] = {}
