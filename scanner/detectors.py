@@ -97,6 +97,13 @@ class DetectorConfig:
     level_prior_days: float = 2.0  # pseudo-days of that prior in the measured spread
     level_shape_bounds: tuple[float, float] = (2.0, 100.0)
     ewma_alpha: float = 0.05
+    # Coherent burst: a window whose volume is up (predictive tail below ``coherence_gate``)
+    # and whose stories share a term that is rare in the topic's background and in the news at
+    # large (term tail below ``alpha × coherence_term_factor``).
+    coherence_gate: float = 0.05
+    coherence_term_factor: float = 0.01
+    coherence_min_stories: int = 4  # stories of the window containing the shared term
+    coherence_min_outlets: int = 3  # ... first published by this many distinct outlets
     cusum_rho: float = 2.0
     cusum_h: float = 10.0
     cusum_span: int = 32
@@ -589,6 +596,7 @@ def volume_burst(
     exact = cfg.window_correction == "exact"
     bucket_means = base.expected(slots[n - wmax :], cfg.rate_floor) if exact else None
     best: Detection | None = None
+    per_window: dict[int, dict[str, float]] = {}
     for w in windows:
         pred = preds[w]
         x = float(series.stories[-w:].sum())
@@ -602,6 +610,7 @@ def volume_burst(
         # stories for 4 outlet appearances; one outlet flooding is judged by ``_finding``.
         outlets = float(series.outlets[-w:].max())
         ok = x >= cfg.min_stories and outlets >= cfg.min_outlets
+        per_window[w] = {"stories": x, "expected": pred.mean, "p": raw, "eligible": float(ok)}
         d = Detection(
             "volume_burst",
             ok and p < cfg.alpha,
@@ -622,6 +631,76 @@ def volume_burst(
         if best is None or (d.fired, d.score) > (best.fired, best.score):
             best = d
     assert best is not None
+    best.stats["windows"] = per_window
+    return best
+
+
+def coherence_candidates(burst: Detection, cfg: DetectorConfig) -> list[int]:
+    """Windows of a volume test worth asking about shared terms (volume up, gates met)."""
+    if burst.fired or burst.stats.get("method") != "seasonal":
+        return []
+    windows: dict[int, dict[str, float]] = burst.stats.get("windows", {})
+    return [w for w, v in windows.items() if v["eligible"] and v["p"] < cfg.coherence_gate]
+
+
+def coherent_burst(
+    burst: Detection, terms: dict[int, tuple[str, int, int, float]], cfg: DetectorConfig
+) -> Detection | None:
+    """A burst told by volume *and* content: the window's count is up and its stories share a
+    term that is rare in the topic's background.
+
+    A developing story is many outlets writing about the same thing. Volume alone cannot tell a
+    weak spike (six stories against two expected) from a busy quarter hour; a term shared by
+    several of the window's stories, from several outlets, that neither the topic's last days
+    nor the news at large often carry, can. ``terms[w]`` is the window's best such term
+    ``(term, stories, outlets, p)``, ``p`` its binomial tail against the larger of the
+    background and the general-news rate, corrected over the candidate terms
+    (:func:`scanner.terms.emerging_signal`).
+
+    It fires when the window's volume tail is below ``cfg.coherence_gate`` and the term's tail
+    below ``cfg.alpha × cfg.coherence_term_factor``, with ``cfg.coherence_min_stories`` stories
+    from ``cfg.coherence_min_outlets`` outlets carrying the term. The term's level is a hundred
+    times stricter than the topic's because the binomial null treats stories as independent
+    draws of words, while real stories cluster (a shared phrase rewritten by three desks, a
+    day's wording): measured on streams without events, shared terms at 1e-3 to 1e-5 come from
+    that clustering, not from news. The reported ``p`` is the two tails combined by Fisher's
+    method (chi-squared with 4 degrees of freedom), corrected for the number of windows.
+    Returns the strongest window's detection, or ``None``.
+    """
+    windows: dict[int, dict[str, float]] = burst.stats.get("windows", {})
+    best: Detection | None = None
+    for w, (term, k, outlets, p_term) in terms.items():
+        v = windows.get(w)
+        if (
+            v is None
+            or v["p"] >= cfg.coherence_gate
+            or k < cfg.coherence_min_stories
+            or outlets < cfg.coherence_min_outlets
+            or p_term >= cfg.alpha * cfg.coherence_term_factor
+        ):
+            continue
+        stat = -2.0 * (math.log(max(v["p"], 1e-300)) + math.log(max(p_term, 1e-300)))
+        p = min(float(stats.chi2.sf(stat, 4)) * len(cfg.windows), 1.0)
+        d = Detection(
+            "volume_burst",
+            True,
+            _score(p),
+            w,
+            v["stories"],
+            v["expected"],
+            stats={
+                **{k_: val for k_, val in burst.stats.items() if k_ != "windows"},
+                "method": "coherent",
+                "p": p,
+                "p_window": v["p"],
+                "term": term,
+                "term_stories": k,
+                "term_outlets": outlets,
+                "p_term": p_term,
+            },
+        )
+        if best is None or d.score > best.score:
+            best = d
     return best
 
 

@@ -13,15 +13,20 @@ the z-score is comparable between a term seen twice and one seen fifty times.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from scanner.textnorm import STOPWORDS, syllables, word_ngrams
 
 PRIOR_WEIGHT = 50.0  # total pseudo-count of the Dirichlet prior
+# A general Vietnamese news corpus (the DANeS headlines and leads shipped for the sentiment
+# model): how common a term is in news at large, whatever the topic.
+GENERAL_CORPUS = Path(__file__).resolve().parent / "data" / "danes-sentiment-train.jsonl"
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,29 @@ def story_terms(text: str, n_max: int = 3) -> frozenset[str]:
             continue
         out.add(gram)
     return frozenset(out)
+
+
+@lru_cache(maxsize=1)
+def _general_doc_freq() -> tuple[Counter[str], int]:
+    texts = []
+    with GENERAL_CORPUS.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                texts.append(f"{row.get('title') or ''}. {row.get('lead') or ''}")
+    return _doc_freq(texts)
+
+
+def general_rate(term: str) -> float:
+    """Share of general news stories containing ``term`` (Laplace estimate).
+
+    A topic's own background is small (a quiet topic has a hundred stories in three days), so
+    a term it never carried gets a rate near 1 %, however ordinary the word is in the news
+    ("tiếp tục", a province): three stories sharing it would look like an event. The rate a
+    term is tested against is the larger of the topic's and this one.
+    """
+    df, n = _general_doc_freq()
+    return (df.get(term, 0) + 1.0) / (n + 2.0)
 
 
 def _doc_freq(texts: Iterable[str]) -> tuple[Counter[str], int]:
@@ -129,8 +157,9 @@ def emerging_signal(
     A term is a candidate when at least ``min_stories`` recent stories from ``min_outlets``
     distinct outlets contain it (one outlet repeating itself is not a trend). Its background
     rate is the share of ``background`` stories containing it, as a Laplace estimate
-    ``(b + 1) / (n + 2)`` (a term never seen before is not certain to be absent); under "nothing
-    changed" the recent count is binomial with that rate. The upper tail, Bonferroni-corrected
+    ``(b + 1) / (n + 2)`` (a term never seen before is not certain to be absent), or its rate in
+    general news (:func:`general_rate`) if that is higher; under "nothing changed" the recent
+    count is binomial with that rate. The upper tail, Bonferroni-corrected
     over the candidates, must be below ``alpha``, and the recent share at least ``min_lift``
     times the background rate ("rises sharply": a significant 20 % rise on a busy topic is not
     an emerging term). The topic needs ``min_background`` background stories (a norm). Nested
@@ -151,7 +180,7 @@ def emerging_signal(
     found: list[EmergingTerm] = []
     for t in cands:
         b = sum(t in s for s in bg_sets)
-        rate = (b + 1.0) / (n_bg + 2.0)
+        rate = max((b + 1.0) / (n_bg + 2.0), general_rate(t))
         k = df[t]
         if k / n_fg < min_lift * rate:
             continue

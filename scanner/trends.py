@@ -34,6 +34,8 @@ from scanner.detectors import (
     Baseline,
     Detection,
     DetectorConfig,
+    coherence_candidates,
+    coherent_burst,
     fit_baseline,
     predict,
     sentiment_turn,
@@ -155,8 +157,11 @@ def _finding(
     end = series.end
     start = end - series.bucket * max(det.window, 1)
     facts = window_facts(session, series.topic_id, start, end)
-    if kind in (AlertKind.VOLUME_BURST, AlertKind.SLOW_BUILDUP):
+    if kind in (AlertKind.VOLUME_BURST, AlertKind.SLOW_BUILDUP) and det.stats.get("method") != (
+        "coherent"
+    ):
         # A burst must stay notable without its busiest outlet (a flooding feed is not news).
+        # A coherent burst's shared term already comes from several outlets.
         rest = facts.stories - facts.top_outlet_stories
         if rest < 1 or upper_tail(rest, max(det.baseline, 1e-9), 1.0) >= math.sqrt(cfg.alpha):
             return None
@@ -237,6 +242,9 @@ def _detect_trend(
     assert topic.id is not None
     base = _profile(series, tz, cfg)
     burst = volume_burst(series, tz, cfg, base)
+    coherent = _coherence(session, topic, series, burst, cfg)
+    if coherent is not None:
+        burst = coherent
     build = slow_buildup(series, tz, cfg, base)
     findings: list[Finding] = []
     for det, kind in sorted(
@@ -270,6 +278,9 @@ def _detect_trend(
     if change.notify:
         alert = change.alert
         terms = label_terms(session, topic.id, alert.window_start, alert.window_end)
+        shared = [str(f.details["detector"].get("term") or "") for f in findings]
+        for term in reversed([t for t in shared if t]):  # a coherent burst's own term first
+            terms = [term, *(t for t in terms if t not in term and term not in t)][:5]
         families = list(dict.fromkeys(fam for t in told for fam in t.get("families", [])))
         merged = {**told[0], "families": families}
         for key in ("strength", "outlets", "negative_share"):  # the most people were told
@@ -278,6 +289,63 @@ def _detect_trend(
         session.add(alert)
         session.flush()
     return [change]
+
+
+def _coherence(
+    session: Session, topic: Topic, series: TopicSeries, burst: Detection, cfg: DetectorConfig
+) -> Detection | None:
+    """The volume test's windows that are up, asked whether their stories share a rare term.
+
+    Reads the stories only when some window's volume passed the gate (a few buckets a day), and
+    the topic's 3-day background only when a term could qualify. See
+    :func:`scanner.detectors.coherent_burst`.
+    """
+    assert topic.id is not None
+    windows = coherence_candidates(burst, cfg)
+    if not windows:
+        return None
+    end = series.end
+    recent = _stories(session, topic.id, end - series.bucket * max(windows), end)
+    own = _own_terms(topic)
+    fg_by_window = {
+        w: [(text, outlet) for text, outlet, at in recent if at >= end - series.bucket * w]
+        for w in windows
+    }
+    fg_by_window = {
+        w: fg
+        for w, fg in fg_by_window.items()
+        if has_candidates(
+            fg,
+            min_stories=cfg.coherence_min_stories,
+            min_outlets=cfg.coherence_min_outlets,
+            exclude=own,
+        )
+    }
+    if not fg_by_window:
+        return None
+    start = end - series.bucket * max(windows)
+    bg = [text for text, _, _ in _stories(session, topic.id, start - EMERGING_BACKGROUND, start)]
+    terms: dict[int, tuple[str, int, int, float]] = {}
+    for w, fg in fg_by_window.items():
+        found = emerging_signal(
+            fg,
+            bg,
+            alpha=1.0,
+            min_stories=cfg.coherence_min_stories,
+            min_outlets=cfg.coherence_min_outlets,
+            exclude=own,
+        )
+        if found:
+            terms[w] = (found[0].term, found[0].stories, found[0].outlets, found[0].p)
+    return coherent_burst(burst, terms, cfg) if terms else None
+
+
+def _own_terms(topic: Topic) -> list[str]:
+    """The topic's own query terms (on every story of the topic, so never news in themselves)."""
+    try:
+        return [t.key for t in parse_query(topic.query).terms]
+    except Exception:  # a topic's query was validated when saved; never fail detection on it
+        return []
 
 
 def _stories(
@@ -336,10 +404,7 @@ def detect_emerging(
     if not fg:
         return []
     # The 3-day background is read only when some term of the window could qualify at all.
-    try:
-        own = [t.key for t in parse_query(topic.query).terms]
-    except Exception:  # a topic's query was validated when saved; never fail detection on it
-        own = []
+    own = _own_terms(topic)
     if not has_candidates(fg, exclude=own):
         return []
     bg = [text for text, _, _ in _stories(session, topic.id, start - EMERGING_BACKGROUND, start)]

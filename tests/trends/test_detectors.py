@@ -9,7 +9,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from scanner.detectors import (
+    Detection,
     DetectorConfig,
+    coherence_candidates,
+    coherent_burst,
     fit_baseline,
     sentiment_turn,
     slow_buildup,
@@ -296,3 +299,33 @@ def test_predictive_tail_matches_scipy() -> None:
 
     assert abs(predictive_tail(6, 2.0, 3.0) - stats.nbinom.sf(5, 3.0, 3.0 / 5.0)) < 1e-12
     assert abs(predictive_tail(6, 2.0, math.inf) - stats.poisson.sf(5, 2.0)) < 1e-12
+
+
+def _weak_noon_spike() -> Detection:
+    """Seven stories at noon against about two: notable, not enough for volume alone."""
+    d = volume_burst(with_last(until(seasonal(14, seed=21), 12, 12), 7, 5), TZ, CFG)
+    assert not d.fired and 1e-3 < d.stats["windows"][1]["p"] < CFG.coherence_gate
+    return d
+
+
+def test_coherent_burst_needs_volume_up_and_a_strong_shared_term() -> None:
+    burst = _weak_noon_spike()
+    assert 1 in coherence_candidates(burst, CFG)
+    strong = {1: ("vỡ đập", 6, 5, 1e-8)}
+    d = coherent_burst(burst, strong, CFG)
+    assert d is not None and d.fired and d.window == 1
+    assert d.stats["method"] == "coherent" and d.stats["term"] == "vỡ đập"
+    assert d.stats["p"] < CFG.alpha  # the combined evidence is reported as the p-value
+    # A term tail that would pass a plain test at alpha is not enough: stories cluster.
+    assert coherent_burst(burst, {1: ("vỡ đập", 6, 5, 1e-4)}, CFG) is None
+    assert coherent_burst(burst, {1: ("vỡ đập", 3, 3, 1e-8)}, CFG) is None  # too few stories
+    assert coherent_burst(burst, {1: ("vỡ đập", 6, 2, 1e-8)}, CFG) is None  # too few outlets
+
+
+def test_coherence_is_asked_only_when_volume_is_up() -> None:
+    calm = volume_burst(with_last(until(seasonal(14, seed=21), 12, 12), 2, 2), TZ, CFG)
+    assert coherence_candidates(calm, CFG) == []
+    assert coherent_burst(calm, {1: ("vỡ đập", 6, 5, 1e-12)}, CFG) is None
+    loud = volume_burst(with_last(until(seasonal(14), 11, 12), 14, 6), TZ, CFG)
+    assert loud.fired and coherence_candidates(loud, CFG) == []  # already an alert
+
