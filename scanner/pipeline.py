@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
 import aiohttp
@@ -308,7 +309,7 @@ class Processor:
         ]
         real_ids: dict[int, int] = {}
         if rows:
-            ids = _insert_returning_ids(session, _STORY, rows, tuple(rows[0]))
+            ids = _insert_returning_ids(session, _STORY, rows, _story_key(rows))
             real_ids = dict(zip(members, ids, strict=True))
             self.index.relabel(real_ids)
             for row, story_id in zip(rows, ids, strict=True):
@@ -457,18 +458,29 @@ def _insert_returning_ids(
     columns returned with them, not by the order of the RETURNING rows: SQLite does not promise
     that order, so SQLAlchemy's ``sort_by_parameter_order`` falls back there to one INSERT per
     row — a seventh of a batch's time. Rows with equal keys take their ids in ascending order;
-    the key is unique (an article's canonical URL) or the whole row (a story), so such rows are
+    the key is unique within ``rows`` or the whole row (:func:`_story_key`), so such rows are
     interchangeable.
     """
     if not rows:
         return []
     statement = insert(table).returning(table.c.id, *(table.c[name] for name in key))
-    ids: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    for row_id, *values in session.connection().execute(statement, rows):
-        ids[tuple(values)].append(row_id)
+    returned_key = itemgetter(*range(1, len(key) + 1))  # a value, or a tuple, like row_key
+    ids: dict[Any, list[int]] = defaultdict(list)
+    for returned in session.connection().execute(statement, rows):
+        ids[returned_key(returned)].append(returned[0])
     for same in ids.values():
         same.sort(reverse=True)
-    return [ids[tuple(row[name] for name in key)].pop() for row in rows]
+    row_key = itemgetter(*key)
+    return [ids[row_key(row)].pop() for row in rows]
+
+
+def _story_key(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The columns that match new stories to their ids: the title when the batch's new stories
+    all have different titles (the usual case: nothing else to return and compare, no dates to
+    parse back), else the whole row."""
+    if len({row["title"] for row in rows}) == len(rows):
+        return ("title",)
+    return tuple(rows[0])
 
 
 def _aggregate(articles: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any]:

@@ -105,18 +105,22 @@ def test_equal_new_stories_get_ids_in_order_of_first_sight(both_db: Database) ->
         "Mưa lớn kéo dài khiến nhiều tuyến đường ngập sâu, giao thông ùn tắc nhiều giờ liền",
         "Giá cà phê xuất khẩu tăng mạnh nhờ nhu cầu từ châu Âu phục hồi sau mùa thu hoạch",
         "Đội tuyển bóng đá nữ giành chiến thắng thuyết phục trong trận mở màn vòng loại",
+        "Sân bay quốc tế mở thêm đường bay thẳng tới các nước Bắc Âu từ đầu tháng sau",
     ]
+    published = [NOW, NOW, NOW, NOW - timedelta(hours=1)]  # the last row differs: its date
     items = [
-        Incoming(FeedItem("Tin nhanh", f"https://o{n}.vn/{n}", lead, NOW), f"o{n}")
-        for n, lead in enumerate(leads)
+        Incoming(FeedItem("Tin nhanh", f"https://o{n}.vn/{n}", lead, at), f"o{n}")
+        for n, (lead, at) in enumerate(zip(leads, published, strict=True))
     ]
     with both_db.session() as s:
         result = Processor([], scorer=_Flat()).process(s, items, NOW)
     rows = [{k: v for k, v in row.items() if k != "id"} for row in _dump(result.new_stories)]
-    assert len(rows) == 3 and rows[0] == rows[1] == rows[2]  # indistinguishable rows
+    assert len(rows) == 4 and rows[0] == rows[1] == rows[2] != rows[3]
     story_ids = [a.story_id or 0 for a in result.articles]
-    assert story_ids == sorted(story_ids) and len(set(story_ids)) == 3
+    assert story_ids == sorted(story_ids) and len(set(story_ids)) == 4
     assert [s.id for s in result.new_stories] == story_ids
+    stored = _rows(both_db, Story.__table__)  # type: ignore[attr-defined]
+    assert [stored[(i,)]["first_seen_at"] for i in story_ids] == published
 
 
 @settings(max_examples=300, deadline=None)
