@@ -86,10 +86,13 @@ class Term:
     syllables: tuple[str, ...]
     position: int = field(default=1, compare=False)
     key: str = field(default="", compare=False, repr=False)
+    joined: str = field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # The cache key of a term's hits, computed once: matching looks it up per article.
+        # Computed once, used per article: the cache key of the term's hits, and its
+        # syllables joined (how every match is spelled once spaces are dropped).
         object.__setattr__(self, "key", " ".join(self.syllables))
+        object.__setattr__(self, "joined", "".join(self.syllables))
 
 
 @dataclass(frozen=True)
@@ -277,25 +280,23 @@ class MatchDoc:
         key = term.key
         cached = self._cache.get(key)
         if cached is None:
-            cached = (self._find(term, 0), self._find(term, 1))
+            cached = (
+                _found(term, self.title, self.title_joined),
+                _found(term, self.summary, self.summary_joined),
+            )
             self._cache[key] = cached
         return cached
 
-    def _find(self, term: Term, which: int) -> bool:
-        text = self.title if which == 0 else self.summary
-        joined = self.title_joined if which == 0 else self.summary_joined
-        syl = term.syllables
-        if len(syl) == 1:
-            word = syl[0]
-            if f" {word} " in text:
-                return True
-            if word not in joined:
-                return False
-            # "vacxin" against "vac xin": adjacent syllables written apart in the text.
-            return any(split in text for split in _splits(word))
-        if "".join(syl) not in joined:
-            return False
-        return _phrase_regex(syl).search(text) is not None
+
+def _found(term: Term, text: str, joined: str) -> bool:
+    """Whether ``term`` matches whole syllables of ``text`` (space-padded, single-spaced)."""
+    if term.joined not in joined:
+        return False  # every match spells the term's syllables joined
+    if len(term.syllables) == 1:
+        word = term.joined
+        # As a syllable, or written apart as 2–3 adjacent ones ("vacxin" vs "vac xin").
+        return f" {word} " in text or any(split in text for split in _splits(word))
+    return _phrase_regex(term.syllables).search(text) is not None
 
 
 _SPLITS_CACHE: dict[str, tuple[str, ...]] = {}
