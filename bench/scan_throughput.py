@@ -2,7 +2,11 @@
 does not count against it): feedparser, parsed entries → stored rows, the whole pipeline,
 and the sentiment scorers.
 
-Run: ``.venv/bin/python bench/scan_throughput.py [--items 5000]``
+Run: ``.venv/bin/python bench/scan_throughput.py [--items 5000] [--dump rows.jsonl]``
+
+``--dump`` writes what the "entries → stored rows" run stored, one article per line (URL, story
+id, topics with weights, sentiment label and score), so two versions of the scanner can be
+compared for identical results with ``cmp``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import select
-from sqlmodel import SQLModel, col
+from sqlmodel import Session, SQLModel, col
 
 from bench.scanner_corpus import TOPICS, cluster_quality, generate_with_truth, rss_document
 from scanner.cli_commands import score_stream
@@ -27,7 +31,7 @@ from scanner.parse import parse_feed
 from scanner.pipeline import Incoming, Processor
 from scanner.sentiment import LexiconScorer, default_scorer
 from storage.db import Database, make_engine
-from storage.models import Agency, Article, Topic
+from storage.models import Agency, Article, ArticleTopic, Topic
 
 PER_FEED = 50
 
@@ -44,9 +48,34 @@ def fresh_db(directory: str, name: str) -> Database:
     return db
 
 
+def dump_rows(session: Session, path: Path) -> None:
+    """Every stored article as a JSON line: URL, story id, topics, sentiment label and score."""
+    topics: dict[int, list[tuple[str, float]]] = {}
+    for article_id, name, weight in session.execute(
+        select(col(ArticleTopic.article_id), col(Topic.name), col(ArticleTopic.weight))
+        .join(Topic, col(Topic.id) == col(ArticleTopic.topic_id))
+        .order_by(col(ArticleTopic.article_id), col(Topic.name))
+    ):
+        topics.setdefault(article_id, []).append((name, weight))
+    rows = session.execute(
+        select(
+            col(Article.id),
+            col(Article.url),
+            col(Article.story_id),
+            col(Article.sentiment_label),
+            col(Article.sentiment),
+        ).order_by(col(Article.id))
+    )
+    with path.open("w", encoding="utf-8") as out:
+        for article_id, url, story_id, label, score in rows:
+            line = [url, story_id, topics.get(article_id, []), label, score]
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--dump", type=Path, help="write the stored articles here (JSON lines)")
     args = parser.parse_args()
     now = datetime(2026, 11, 3, tzinfo=UTC)
     truth_corpus = generate_with_truth(args.items)
@@ -96,6 +125,9 @@ def main() -> None:
                 f"{len(set(predicted))} found; pairwise precision {precision:.3f}, "
                 f"recall {recall:.3f}"
             )
+            if args.dump:
+                with db.session() as s:
+                    dump_rows(s, args.dump)
 
         db = fresh_db(tmp, "whole")
         with db.session() as s:
