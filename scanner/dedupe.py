@@ -330,11 +330,12 @@ class StoryIndex:
         """CRC32s of the distinct 2-shingles of the title's content syllables, "|" and those of
         the lead's first 60 syllables (single syllables too when there are under 4)."""
         tokens = [*content, "|", *content_syllables(lead[: self.lead_tokens])]
-        shingles = set(map(" ".join, itertools.pairwise(tokens)))
-        if len(shingles) < 4:
-            shingles.update(t for t in tokens if t != "|")
+        # Distinct pairs first (their hashes come from the syllables'), then one string each.
+        shingles = list(map(" ".join, set(itertools.pairwise(tokens))))
+        if len(shingles) < 4:  # single syllables have no space: never equal to a pair
+            shingles += {t for t in tokens if t != "|"}
         if not shingles:
-            shingles = {title or "-"}
+            shingles = [title or "-"]
         return list(map(zlib.crc32, map(str.encode, shingles)))
 
     def _signatures(self, hashed: list[list[int]]) -> np.ndarray:
