@@ -51,6 +51,13 @@ def register(sub: Any, settings_loader: Callable[[argparse.Namespace], Any]) -> 
         "eval", help="stratified 5-fold CV: macro-F1 and negative recall of model/lexicon/majority"
     )
     evaluate.add_argument("--folds", type=int, default=5)
+    evaluate.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="seeds of the outer split, figures averaged over them (default: 20240601)",
+    )
     evaluate.set_defaults(func=cmd_sentiment_eval)
 
     def _usage(_args: argparse.Namespace) -> int:
@@ -196,12 +203,22 @@ def cmd_sentiment_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sentiment_eval(args: argparse.Namespace) -> int:
-    from scanner.sentiment import cross_validate
+    from scanner.sentiment import RANDOM_STATE, cross_validate
 
-    print(f"stratified {args.folds}-fold cross-validation on the bundled DANeS training data")
-    print("pooled over the held-out folds; ± is the standard deviation across folds")
+    seeds = args.seeds or [RANDOM_STATE]
+    print(
+        f"stratified {args.folds}-fold cross-validation on the bundled DANeS training data, "
+        f"nested (C chosen inside each outer fold), seed{'s' if len(seeds) > 1 else ''} "
+        + " ".join(map(str, seeds))
+    )
+    print(
+        "pooled over the held-out folds"
+        + (", mean over seeds" if len(seeds) > 1 else "")
+        + "; ± is the standard deviation across "
+        + ("all folds of all seeds" if len(seeds) > 1 else "folds")
+    )
     print(f"{'scorer':<10} {'macro-F1':>15} {'neg recall':>15}")
-    for r in cross_validate(folds=args.folds):
+    for r in cross_validate(folds=args.folds, seeds=seeds):
         print(
             f"{r.name:<10} {r.macro_f1:>7.3f} ± {r.macro_f1_std:.3f}"
             f" {r.negative_recall:>7.3f} ± {r.negative_recall_std:.3f}"

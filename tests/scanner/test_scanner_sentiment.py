@@ -92,6 +92,25 @@ def test_missing_or_foreign_model_is_retrained(
     )
 
 
+def test_cross_validate_averages_over_seeds() -> None:
+    """Several outer seeds: one result per scorer; the lexicon has no fitted parameter, so its
+    pooled figure is its score on all items whatever the split."""
+    data = load_training_data()
+    small = sentiment.TrainingData(data.titles[:240], data.leads[:240], data.labels[:240], "")
+    results = {r.name: r for r in sentiment.cross_validate(small, folds=3, seeds=(1, 2))}
+    assert set(results) == {"model", "lexicon", "majority"}
+    items = list(zip(small.titles, small.leads, strict=True))
+    lexicon_f1 = f1_score(
+        small.labels,
+        [s.label for s in LexiconScorer().score_many(items)],
+        average="macro",
+        labels=list(sentiment.LABELS),
+    )
+    assert results["lexicon"].macro_f1 == pytest.approx(lexicon_f1)
+    assert results["majority"].negative_recall == 0.0
+    assert all(0.0 <= r.macro_f1 <= 1.0 and r.macro_f1_std >= 0.0 for r in results.values())
+
+
 def test_score_stream_one_line_per_input() -> None:
     lines = [
         '{"title": "Cháy lớn tại chợ", "lead": "3 người tử vong", "id": 7}',
