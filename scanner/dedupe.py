@@ -196,19 +196,19 @@ def _title_key(content: list[str]) -> str:
     return " ".join(content) if len(content) >= 4 else ""
 
 
-def _mod_mersenne(x: np.ndarray) -> np.ndarray:
-    """``x % (2**61 - 1)`` for a uint64 array (``x`` is clobbered: used as scratch).
+def _mod_mersenne(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``x % (2**61 - 1)`` of a uint64 array, written to ``out`` (``x`` is clobbered).
 
     2**61 ≡ 1 modulo the Mersenne prime, so x ≡ (x & M) + (x >> 61), a sum below 2M: one
     conditional subtraction finishes it. The same value as numpy's ``%`` (which datasketch
     uses) for every uint64, but ``%`` is a hardware division per element: this takes about
     40 % off the signature arithmetic.
     """
-    low = x & _MERSENNE
+    np.bitwise_and(x, _MERSENNE, out=out)
     x >>= _SHIFT
-    low += x
-    np.subtract(low, _MERSENNE, out=low, where=low >= _MERSENNE)
-    return low
+    out += x
+    np.subtract(out, _MERSENNE, out=out, where=out >= _MERSENNE)
+    return out
 
 
 def _optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -282,6 +282,7 @@ class StoryIndex:
         #: The entries still under a placeholder story id (< 0), for :meth:`relabel`.
         self._provisional: dict[int, _Entry] = {}
         self._next_key = 0
+        self._scratch = np.empty(0, dtype=np.uint64)  # see _workspace
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -342,13 +343,27 @@ class StoryIndex:
         """One MinHash signature row per item of ``hashed`` (the shingle hashes of each)."""
         counts = [len(h) for h in hashed]
         flat = np.fromiter(itertools.chain.from_iterable(hashed), np.uint64, sum(counts))
-        permuted = np.multiply.outer(self._a, flat)
+        permuted, hashes = self._workspace(flat.size)
+        np.multiply.outer(self._a, flat, out=permuted)
         permuted += self._b[:, None]
-        permuted = _mod_mersenne(permuted)
-        permuted &= _MAX_HASH
+        _mod_mersenne(permuted, out=hashes)
+        hashes &= _MAX_HASH
         offsets = np.zeros(len(counts), dtype=np.intp)
         np.cumsum(counts[:-1], out=offsets[1:])
-        return np.ascontiguousarray(np.minimum.reduceat(permuted, offsets, axis=1).T)
+        # reduceat makes a new array: no signature is a view of the reused workspace.
+        return np.ascontiguousarray(np.minimum.reduceat(hashes, offsets, axis=1).T)
+
+    def _workspace(self, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Two (num_perm × width) uint64 arrays over one buffer kept between calls.
+
+        Fresh ~4 MB arrays for every chunk cost as much as the arithmetic on them (page
+        faults and cold memory on each allocation); the buffer only grows.
+        """
+        size = self.num_perm * width
+        if self._scratch.size < 2 * size:
+            self._scratch = np.empty(2 * size, dtype=np.uint64)
+        first = self._scratch[:size].reshape(self.num_perm, width)
+        return first, self._scratch[size : 2 * size].reshape(self.num_perm, width)
 
     def _band_keys(self, fp: Fingerprint) -> list[bytes]:
         """The LSH band keys of ``fp``, then its exact-title key (b"" when it has none)."""
