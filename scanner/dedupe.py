@@ -185,9 +185,10 @@ def content_fingerprint(title: str, summary: str, *, folded: bool = False) -> st
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MAX_HASH = np.uint64((1 << 32) - 1)
 _SHIFT = np.uint64(61)
-#: Items per numpy batch: 64 permutations × ~60 shingles × 8 B × 128 ≈ 4 MB per array, which
-#: stays in cache; batches of 256 (8 MB arrays) made every pass run at memory speed, twice
-#: the time per item on the dev machine (64: +20 %, 192 and up: as slow as 256).
+#: Items per numpy batch: 64 permutations × ~60 shingles × 8 B × 128 ≈ 4 MB per array. With
+#: fresh arrays per batch, 256 items (8 MB) took twice the time per item of 128 on the dev
+#: machine (new memory, page faults); the reused workspace (StoryIndex._workspace) removed
+#: most of that difference, and 128 keeps the workspace at ~8 MB.
 _FP_CHUNK = 128
 
 
