@@ -29,6 +29,18 @@ def test_lexicon_negation_and_intensifiers() -> None:
     assert -1.0 <= lex.score("tử vong " * 50).score <= 1.0
 
 
+def test_lexicon_blockers_tone_placements_and_undoing_verbs() -> None:
+    """A phrase that starts with a term or modifier but means something else does not fire it
+    ("không khí" is air, not negation); both tone placements match; verbs that undo a harm
+    ("giảm", "khắc phục") turn it around."""
+    lex = LexiconScorer()
+    assert lex.score("Không khí phấn khởi").score > 0
+    assert lex.score("Tết thiếu nhi").score == 0.0
+    assert lex.score("Hòa bình").score == lex.score("Hoà bình").score > 0
+    assert lex.score("Giảm tai nạn giao thông").score > 0 > lex.score("Tai nạn giao thông").score
+    assert lex.score("Khắc phục sự cố").score > 0
+
+
 @pytest.fixture(scope="session")
 def split() -> tuple[list[int], list[int]]:
     data = load_training_data()
@@ -90,6 +102,19 @@ def test_missing_or_foreign_model_is_retrained(
         ModelScorer.load(path).score("Tai nạn giao thông").label
         == model.score("Tai nạn giao thông").label
     )
+
+
+def test_model_from_other_lexicon_files_is_rejected(tmp_path: Path) -> None:
+    """The model's lexicon columns depend on the lexicon files: a model saved with other files
+    is not loaded (default_scorer then retrains it)."""
+    import joblib
+
+    payload = joblib.load(sentiment._data_path(sentiment.MODEL_FILE))
+    payload["lexicon_sha256"] = "0" * 64
+    path = tmp_path / "model.joblib"
+    joblib.dump(payload, path)
+    with pytest.raises(ValueError, match="lexicon"):
+        ModelScorer.load(path)
 
 
 def test_cross_validate_averages_over_seeds() -> None:
