@@ -47,6 +47,7 @@ from bench.streams import (
     BUCKET,
     EVENT_WORDS,
     START,
+    STYLES,
     Event,
     config_toml,
     generate,
@@ -194,9 +195,9 @@ def _ewma_fire(
 
 
 def run_seed(
-    seed: int, ingest: str, tmp: Path, verbose: bool = False
+    seed: int, ingest: str, tmp: Path, verbose: bool = False, style: str = "office"
 ) -> tuple[dict[str, Score], dict[str, Score], float, int]:
-    items, events, topics = generate(seed)
+    items, events, topics = generate(seed, style=style)
     n = 14 * 96
     cfg = tmp / f"bench-{seed}.toml"
     cfg.write_text(config_toml(topics), encoding="utf-8")
@@ -336,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="list misses and false alarms")
     parser.add_argument(
+        "--style",
+        choices=sorted(STYLES),
+        default="office",
+        help="stream family (bench/streams.py): office, or evening (built differently)",
+    )
+    parser.add_argument(
         "--window-correction",
         choices=["bonferroni", "exact"],
         default=None,
@@ -350,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     per_seed: dict[str, list[Score]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            all_s, vol_s, seconds, n_items = run_seed(seed, ingest, Path(tmp), args.verbose)
+            all_s, vol_s, seconds, n_items = run_seed(
+                seed, ingest, Path(tmp), args.verbose, args.style
+            )
             print(f"seed {seed}: {n_items} items, replay ({ingest}) {seconds:.1f} s")
             for k, v in all_s.items():
                 print("  " + v.row(k))

@@ -126,6 +126,34 @@ HOUR_PROFILE = [
     0.12,
 ]
 WEEKEND = 0.55
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a family of streams is built.
+
+    ``office`` is the benchmark's own family (everything above). ``evening`` is built
+    differently — two daily peaks with the larger in the evening, livelier nights and
+    weekends, noisier days, more syndication, and bursts whose extra stories carry their event
+    word only sometimes — to check that the detectors generalise; no detector setting is chosen
+    on it.
+    """
+
+    hour_profile: tuple[float, ...]
+    weekend: float
+    daily_shape: float  # gamma shape of the day-to-day level (CV = 1 / sqrt(shape))
+    copy_share: float  # share of stories syndicated to 1-3 other outlets
+    event_word_share: float  # share of a burst's extra stories that carry its event word
+
+
+EVENING_PROFILE = (
+    0.15, 0.1, 0.08, 0.08, 0.1, 0.2, 0.35, 0.5, 0.65, 0.75, 0.8, 0.9,
+    0.85, 0.7, 0.65, 0.7, 0.75, 0.8, 0.9, 1.0, 0.95, 0.7, 0.45, 0.25,
+)  # fmt: skip
+STYLES: dict[str, Style] = {
+    "office": Style(tuple(HOUR_PROFILE), WEEKEND, 8.0, 0.3, 1.0),
+    "evening": Style(EVENING_PROFILE, 0.8, 4.0, 0.45, 0.6),
+}
 # A sentiment turn is planned only where the topic is expected to publish at least this many
 # stories over the turn (else the slot gets a volume event): see docs/trends.md, "Benchmark".
 TURN_MIN_STORIES = 24.0
@@ -226,8 +254,10 @@ def generate(
     days: int = 14,
     scale: float = 1.0,
     other_per_bucket: float = 11.0,
+    style: str = "office",
 ) -> tuple[list[dict[str, Any]], list[Event], list[tuple[str, str, str, float]]]:
     """Items (sorted), events (incl. noise), and the topics used: (name, query, keyword, peak)."""
+    look = STYLES[style]
     rng = random.Random(seed)
     maker = _Maker(rng)
     items: list[dict[str, Any]] = []
@@ -274,7 +304,7 @@ def generate(
         n_copies = (
             copies
             if copies is not None
-            else (rng.choice([1, 1, 2, 3]) if rng.random() < 0.3 else 0)
+            else (rng.choice([1, 1, 2, 3]) if rng.random() < look.copy_share else 0)
         )
         for other in rng.sample([o for o in OUTLETS if o != first], n_copies):
             when = at + timedelta(minutes=rng.uniform(5, 60))
@@ -295,13 +325,16 @@ def generate(
 
     # Per-topic norms and day-to-day level, drawn first: the plan needs the expected volume.
     norms = {name: (rng.uniform(0.1, 0.25), rng.uniform(0.15, 0.3)) for name, *_ in topics}
-    daily = {name: [rng.gammavariate(8, 1 / 8) for _ in range(days + 1)] for name, *_ in topics}
+    shape = look.daily_shape
+    daily = {
+        name: [rng.gammavariate(shape, 1 / shape) for _ in range(days + 1)] for name, *_ in topics
+    }
     peaks = {name: peak for name, _q, _k, peak in topics}
 
     def base_rate(name: str, b: int) -> float:
         at = START + BUCKET * b
-        weekend = WEEKEND if at.weekday() >= 5 else 1.0
-        return peaks[name] * HOUR_PROFILE[at.hour] * weekend * daily[name][b // 96]
+        weekend = look.weekend if at.weekday() >= 5 else 1.0
+        return peaks[name] * look.hour_profile[at.hour] * weekend * daily[name][b // 96]
 
     # Plan the events: per topic, alternate must-alert events and noise, 14-30 h apart, after day 2.
     plan: dict[str, list[tuple[str, int, int, float]]] = {}
@@ -432,13 +465,15 @@ def generate(
                     name,
                     keyword,
                     label_for(extra_neg, pos0 * (1.0 - extra_neg) / (1.0 - neg0)),
-                    extra=extra_word,
+                    extra=extra_word
+                    if look.event_word_share >= 1.0 or rng.random() < look.event_word_share
+                    else "",
                     outlet=outlet,
                 )
     # Everything else the feeds carry: real headlines that match no topic.
     for b in range(n_buckets):
         at = START + BUCKET * b
-        for _ in range(_poisson(rng, other_per_bucket * (HOUR_PROFILE[at.hour] + 0.2))):
+        for _ in range(_poisson(rng, other_per_bucket * (look.hour_profile[at.hour] + 0.2))):
             label = rng.choice(["negative", "neutral", "neutral", "positive"])
             title, lead = maker.story("", label)
             add(

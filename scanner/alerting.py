@@ -52,6 +52,9 @@ class Finding:
     negative_share: float
     forecast: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # Whether this finding may raise a live alert's severity (and so tell people again): the
+    # story is still growing in the last half hour. See :func:`record_finding`.
+    current: bool = True
 
     @property
     def family(self) -> str:
@@ -185,7 +188,15 @@ def _told(
 def record_finding(
     session: Session, finding: Finding, now: datetime, *, cooldown: timedelta = COOLDOWN
 ) -> AlertChange:
-    """Create or update the Alert row of ``finding``; flushes, does not commit."""
+    """Create or update the Alert row of ``finding``; flushes, does not commit.
+
+    A finding raises a live alert's severity only if it is ``current``: a sentiment turn, or a
+    volume finding while the topic's last half hour is still up on its own. Evidence summed
+    over hours — the 4-bucket window, the build-up's CUSUM — keeps growing, and copies keep
+    adding outlets, after a story has peaked; telling people again then, about a story that is
+    fading, would be noise. Such findings still update the alert silently, and still tell
+    people when they add a family.
+    """
     severity = severity_for(finding)
     existing = active_topic_alert(session, finding.topic_id, now, cooldown)
     if existing is None:
@@ -216,7 +227,7 @@ def record_finding(
         session.flush()
         return AlertChange(alert, "new")
     previous = existing.severity
-    raised = (
+    raised = finding.current and (
         _RANK[Severity(severity_for(materially_worse(finding, existing)))]
         > _RANK[Severity(previous)]
     )

@@ -97,10 +97,11 @@ class DetectorConfig:
     level_prior_days: float = 2.0  # pseudo-days of that prior in the measured spread
     level_shape_bounds: tuple[float, float] = (2.0, 100.0)
     ewma_alpha: float = 0.05
-    # Coherent burst: a window whose volume is up (predictive tail below ``coherence_gate``)
-    # and whose stories share a term that is rare in the topic's background and in the news at
-    # large (term tail below ``alpha × coherence_term_factor``).
-    coherence_gate: float = 0.05
+    # Volume is "up" in a window whose predictive tail is below this: the gate of a coherent
+    # burst, and what a live alert's last half hour needs for a severity rise to be told.
+    up_level: float = 0.05
+    # Coherent burst: a window whose volume is up and whose stories share a term that is rare
+    # in the topic's background and in the news at large (tail below alpha × this factor).
     coherence_term_factor: float = 0.01
     coherence_min_stories: int = 4  # stories of the window containing the shared term
     coherence_min_outlets: int = 3  # ... first published by this many distinct outlets
@@ -364,6 +365,31 @@ def _level_shape(x: np.ndarray, mu: np.ndarray, cfg: DetectorConfig) -> float:
     cv2 = (days * cv2 + k * default_cv2) / (days + k)
     lo, hi = cfg.level_shape_bounds
     return float(min(max(1.0 / max(cv2, 1e-9), lo), hi))
+
+
+def qn_scale(values: np.ndarray) -> float:
+    """Rousseeuw and Croux's Qn: a robust scale (50 % breakdown) that, unlike the median
+    absolute deviation, is nearly as efficient as the standard deviation (82 %).
+
+    With two weeks of days the MAD's estimate of the day-to-day spread is so noisy that one
+    topic in ten came out more than twice as steady as it was (simulated on gamma days: 90th
+    percentile of the implied level shape 14.9 against a true 8; Qn: 11.8), and its ordinary
+    busy mornings alerted. The first quartile of the pairwise distances, scaled to the normal
+    (2.2219) with Croux and Rousseeuw's small-sample factor; written here (a dozen values a
+    call) rather than adding statsmodels for its ``qn_scale``.
+    """
+    x = np.asarray(values, dtype=float)
+    n = x.shape[0]
+    if n < 2:
+        return 0.0
+    diffs = np.sort(np.abs(x[:, None] - x[None, :])[np.triu_indices(n, 1)])
+    h = n // 2 + 1
+    k = h * (h - 1) // 2
+    if n <= 9:
+        small = (0.399, 0.994, 0.512, 0.844, 0.611, 0.857, 0.669, 0.872)[n - 2]
+    else:
+        small = n / (n + 1.4) if n % 2 else n / (n + 3.8)
+    return float(2.2219 * diffs[k - 1] * small)
 
 
 @dataclass(frozen=True)
@@ -640,7 +666,7 @@ def coherence_candidates(burst: Detection, cfg: DetectorConfig) -> list[int]:
     if burst.fired or burst.stats.get("method") != "seasonal":
         return []
     windows: dict[int, dict[str, float]] = burst.stats.get("windows", {})
-    return [w for w, v in windows.items() if v["eligible"] and v["p"] < cfg.coherence_gate]
+    return [w for w, v in windows.items() if v["eligible"] and v["p"] < cfg.up_level]
 
 
 def coherent_burst(
@@ -657,7 +683,7 @@ def coherent_burst(
     background and the general-news rate, corrected over the candidate terms
     (:func:`scanner.terms.emerging_signal`).
 
-    It fires when the window's volume tail is below ``cfg.coherence_gate`` and the term's tail
+    It fires when the window's volume is up (tail below ``cfg.up_level``) and the term's tail
     below ``cfg.alpha × cfg.coherence_term_factor``, with ``cfg.coherence_min_stories`` stories
     from ``cfg.coherence_min_outlets`` outlets carrying the term. The term's level is a hundred
     times stricter than the topic's because the binomial null treats stories as independent
@@ -673,7 +699,7 @@ def coherent_burst(
         v = windows.get(w)
         if (
             v is None
-            or v["p"] >= cfg.coherence_gate
+            or v["p"] >= cfg.up_level
             or k < cfg.coherence_min_stories
             or outlets < cfg.coherence_min_outlets
             or p_term >= cfg.alpha * cfg.coherence_term_factor

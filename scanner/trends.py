@@ -151,9 +151,19 @@ def _forecast(series: TopicSeries) -> Forecast:
 
 
 def _finding(
-    session: Session, series: TopicSeries, det: Detection, cfg: DetectorConfig, kind: str
+    session: Session,
+    series: TopicSeries,
+    det: Detection,
+    cfg: DetectorConfig,
+    kind: str,
+    *,
+    now_up: bool = True,
 ) -> Finding | None:
-    """Turn a fired detection into a Finding, after the outlet-spread check for volume kinds."""
+    """Turn a fired detection into a Finding, after the outlet-spread check for volume kinds.
+
+    ``now_up``: the topic's last half hour is up on its own (volume findings may raise a live
+    alert's severity only then; see :func:`scanner.alerting.record_finding`).
+    """
     end = series.end
     start = end - series.bucket * max(det.window, 1)
     facts = window_facts(session, series.topic_id, start, end)
@@ -180,6 +190,7 @@ def _finding(
         negative_share=round(
             facts.negative_share if kind != AlertKind.NEGATIVE_TURN else det.share, 3
         ),
+        current=now_up or kind not in (AlertKind.VOLUME_BURST, AlertKind.SLOW_BUILDUP),
         forecast=fc.as_dict(),
         details={
             "top_story_ids": facts.top_story_ids,
@@ -242,6 +253,10 @@ def _detect_trend(
     assert topic.id is not None
     base = _profile(series, tz, cfg)
     burst = volume_burst(series, tz, cfg, base)
+    windows = burst.stats.get("windows", {})
+    now_up = any(v["p"] < cfg.up_level for w, v in windows.items() if w <= 2) or (
+        burst.fired and not windows
+    )
     coherent = _coherence(session, topic, series, burst, cfg)
     if coherent is not None:
         burst = coherent
@@ -252,7 +267,7 @@ def _detect_trend(
         key=lambda dk: -dk[0].score,
     ):
         if det.fired:
-            finding = _finding(session, series, det, cfg, kind)
+            finding = _finding(session, series, det, cfg, kind, now_up=now_up)
             if finding is not None:
                 findings.append(finding)
                 break

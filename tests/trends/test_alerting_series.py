@@ -192,6 +192,35 @@ def test_severity_escalates_only_on_material_new_evidence(tmp_path: Path) -> Non
     db.dispose()
 
 
+def test_a_fading_story_is_not_told_again(tmp_path: Path) -> None:
+    """Hours-long evidence (the 4-bucket window, the CUSUM) and reach keep growing after a story
+    peaked: a finding that is not ``current`` updates the alert silently, whatever it adds up to;
+    it still tells people when it brings a new family."""
+    db = _db(tmp_path)
+    with db.session() as s:
+        tid = _seed(s)
+    with db.session() as s:
+        first = record_finding(s, _finding(tid, T0, 1.1, outlets=4), T0)
+        late = _finding(tid, T0 + BUCKET, 4.0, outlets=16, neg=0.8)
+        late.current = False
+        fading = record_finding(s, late, T0 + BUCKET)
+        turned = _finding(tid, T0 + 2 * BUCKET, 1.0)
+        turned.kind, turned.current = "negative_turn", False
+        family = record_finding(s, turned, T0 + 2 * BUCKET)
+        assert family.alert.details["told"]["reason"] == "family"
+        again = _finding(tid, T0 + 3 * BUCKET, 4.0, outlets=16, neg=0.8)
+        growing = record_finding(s, again, T0 + 3 * BUCKET)
+    assert [c.change for c in (first, fading, family, growing)] == [
+        "new",
+        "updated",
+        "escalated",
+        "escalated",
+    ]
+    assert fading.alert.outlets == 16 and fading.previous_severity == "info"  # kept, not told
+    assert growing.alert.details["told"]["severity"] == ["info", "critical"]
+    db.dispose()
+
+
 def test_severity_uses_strength_reach_and_negativity() -> None:
     assert severity_for(_finding(1, T0, 1.0)) == "info"
     assert severity_for(_finding(1, T0, 1.0, outlets=10)) == "warning"

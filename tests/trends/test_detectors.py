@@ -304,7 +304,7 @@ def test_predictive_tail_matches_scipy() -> None:
 def _weak_noon_spike() -> Detection:
     """Seven stories at noon against about two: notable, not enough for volume alone."""
     d = volume_burst(with_last(until(seasonal(14, seed=21), 12, 12), 7, 5), TZ, CFG)
-    assert not d.fired and 1e-3 < d.stats["windows"][1]["p"] < CFG.coherence_gate
+    assert not d.fired and 1e-3 < d.stats["windows"][1]["p"] < CFG.up_level
     return d
 
 
@@ -328,4 +328,5 @@ def test_coherence_is_asked_only_when_volume_is_up() -> None:
     assert coherent_burst(calm, {1: ("vỡ đập", 6, 5, 1e-12)}, CFG) is None
     loud = volume_burst(with_last(until(seasonal(14), 11, 12), 14, 6), TZ, CFG)
     assert loud.fired and coherence_candidates(loud, CFG) == []  # already an alert
+
 
