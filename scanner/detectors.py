@@ -235,7 +235,7 @@ def fit_baseline(values: np.ndarray, slots: np.ndarray, cfg: DetectorConfig) -> 
     prior = np.concatenate([hour_rate * scale[0], hour_rate * scale[1]])
     slot_sum = np.bincount(ks, weights=kv, minlength=N_SLOTS)
     slot_n = np.bincount(ks, minlength=N_SLOTS).astype(float)
-    level_shape = _level_shape(clipped, np.maximum(prior[slots], floor), cfg)
+    level_shape = _level_shape(clipped, np.maximum(prior[slots], floor), slots, cfg)
     k_slot = _slot_prior_weight(slot_sum, slot_n, prior, level_shape, cfg)
     rate = (slot_sum + k_slot * prior) / (slot_n + k_slot)
     # The prior's own weight: the hour-of-day estimate pools the hour's buckets of all days.
@@ -339,27 +339,34 @@ def _slot_prior_weight(
     return np.asarray(np.clip(1.0 / (tau2 * p), 1.0, cfg.slot_prior_max))
 
 
-def _level_shape(x: np.ndarray, mu: np.ndarray, cfg: DetectorConfig) -> float:
+def _level_shape(x: np.ndarray, mu: np.ndarray, slots: np.ndarray, cfg: DetectorConfig) -> float:
     """Prior shape of today's level (1 / squared CV of the day-to-day multiplier), robustly.
 
-    The spread of the 24-hour ratios actual / expected is taken from their median absolute
-    deviation (a past crisis day is an outlier, not a sign that every day is unpredictable), net
-    of Poisson noise, then shrunk toward ``1 / level_shape_default`` with
+    The spread of the daily ratios actual / expected is taken from their Qn scale
+    (:func:`qn_scale`: a past crisis day is an outlier, not a sign that every day is
+    unpredictable), net of Poisson noise, then shrunk toward ``1 / level_shape_default`` with
     ``cfg.level_prior_days`` pseudo-days: with a week of history the model still allows busier
     days than it has seen, and it trusts the measured spread as the weeks add up.
+
+    Days are local calendar days (from ``slots``, midnight to midnight), as the level they
+    measure is: a 24-hour block ending at an arbitrary bucket straddles two days and averages
+    their levels, which made busy topics look twice as steady as they are (a level shape of
+    15-21 where the days varied with shape 8) and their busy mornings look like bursts.
     """
-    days = x.shape[0] // DAY
     default_cv2 = 1.0 / cfg.level_shape_default
+    hours = slots % 24
+    starts = np.flatnonzero((hours == 0) & (np.r_[-1, hours[:-1]] != 0))
+    full = [(a, b) for a, b in itertools.pairwise(starts) if b - a >= DAY - 4]
+    days = len(full)
     if days < 3:
         return cfg.level_shape_default
-    cut = x.shape[0] - days * DAY  # whole 24-hour blocks ending at the most recent bucket
-    xs = x[cut:].reshape(days, DAY).sum(axis=1)
-    ms = np.maximum(mu[cut:].reshape(days, DAY).sum(axis=1), 1e-9)
+    xs = np.array([x[a:b].sum() for a, b in full])
+    ms = np.maximum(np.array([mu[a:b].sum() for a, b in full]), 1e-9)
     ratio = xs / ms
     med = float(np.median(ratio))
     if med <= 0:
         return cfg.level_shape_default
-    spread = 1.4826 * float(np.median(np.abs(ratio - med)))
+    spread = qn_scale(ratio)
     cv2 = max(spread**2 - float(np.mean(ratio / ms)), 0.0) / med**2
     k = cfg.level_prior_days
     cv2 = (days * cv2 + k * default_cv2) / (days + k)
