@@ -330,3 +330,30 @@ def test_coherence_is_asked_only_when_volume_is_up() -> None:
     assert loud.fired and coherence_candidates(loud, CFG) == []  # already an alert
 
 
+def test_qn_scale_is_the_standard_deviation_of_normal_data_and_robust() -> None:
+    from scanner.detectors import qn_scale
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(1.0, 0.3, 400)
+    assert abs(qn_scale(x) - np.std(x)) < 0.02
+    spoiled = x.copy()
+    spoiled[:40] = 5.0  # a tenth of the days are crises
+    assert abs(qn_scale(spoiled) - np.std(x)) < 0.06
+    assert np.std(spoiled) > 1.0  # the plain standard deviation is ruined
+
+
+def test_level_spread_is_measured_on_calendar_days() -> None:
+    """Gamma day levels (shape 8) on a busy topic: the spread is that of the days. Read off
+    24-hour blocks that straddle two days (days starting at noon here), it looks about half."""
+    from scanner.detectors import _level_shape
+
+    days = 21
+    slots = TopicSeries.empty(1, START, days * 96).slots(TZ)
+    mu = np.full(days * 96, 50.0)
+    cut = days * 96 - 40  # the history ends mid-day, as the profile's does
+    for seed in range(3):
+        level = np.repeat(np.random.default_rng(seed).gamma(8.0, 1 / 8.0, days), 96)
+        x = (level * mu)[:cut]
+        aligned = _level_shape(x, mu[:cut], slots[:cut], CFG)
+        straddling = _level_shape(x, mu[:cut], np.roll(slots, 48)[:cut], CFG)
+        assert 5.0 < aligned < 12.0 and straddling > 1.5 * aligned
