@@ -411,13 +411,31 @@ class Level:
         return self.shape / self.rate
 
 
+def today_start(recent_slots: np.ndarray, next_slot: int) -> int:
+    """Index of the first of ``recent_slots`` on the local day of the bucket after them.
+
+    ``recent_slots`` are contiguous and end just before a bucket of slot ``next_slot``; a local
+    day starts where the hour of day wraps from 23 to 0.
+    """
+    hours = recent_slots % 24
+    if hours.shape[0] == 0 or (next_slot % 24 == 0 and hours[-1] == 23):
+        return int(hours.shape[0])
+    wraps = np.flatnonzero((hours[1:] == 0) & (hours[:-1] == 23))
+    return int(wraps[-1] + 1) if wraps.shape[0] else 0
+
+
 def recent_level(
     values: np.ndarray, expected: np.ndarray, base: Baseline, cfg: DetectorConfig
 ) -> Level:
-    """Today's level from ``values`` (the buckets just before the tested window, oldest first).
+    """Today's level from ``values`` (today's buckets before the tested window, oldest first).
 
     Discounted gamma–Poisson update; each bucket is clipped at a generous multiple of its
     expectation so a recent burst lifts the level only moderately. Floored at 1 (upward only).
+    Callers pass only the buckets of the window's local day (:func:`today_start`): news days
+    differ (the day-to-day spread is what ``base.level_shape`` measures), so yesterday
+    evening's level says little about this morning's. Carried across midnight it made the
+    predictive as sure of today's level as of yesterday's, and an ordinary busy day looked
+    like a build-up by mid-afternoon.
     """
     a0 = base.level_shape
     m = values.shape[0]
@@ -476,7 +494,10 @@ def predict(
 ) -> Prediction:
     """Predictive of the total over ``slots`` given the ``recent`` buckets just before them."""
     mu = base.expected(slots, cfg.rate_floor)
-    lvl = recent_level(recent, base.expected(recent_slots, cfg.rate_floor), base, cfg)
+    today = today_start(recent_slots, int(slots[0]))
+    lvl = recent_level(
+        recent[today:], base.expected(recent_slots[today:], cfg.rate_floor), base, cfg
+    )
     m = float(mu.sum())
     inv_param = float((mu * base.inv_shape(slots)).sum() / max(m, 1e-12))
     size = 1.0 / (1.0 / lvl.shape + inv_param)
@@ -793,6 +814,7 @@ def slow_buildup(
         base = fit_baseline(series.stories[lo:cut], slots[lo:cut], cfg)
     span = min(cfg.cusum_span, n)
     r0 = max(n - span - cfg.level_span, 0)
+    r0 += today_start(slots[r0 : n - span], int(slots[n - span]))
     lvl = recent_level(
         series.stories[r0 : n - span],
         base.expected(slots[r0 : n - span], cfg.rate_floor),
@@ -819,13 +841,14 @@ def slow_buildup(
     outlets = float(series.outlets[-span:][run].mean()) if run_start < span else 0.0
     ok = volume >= 2 * cfg.min_stories and outlets >= cfg.min_outlets
     # The CUSUM finds where the rise began; whether the run's total is really more than a busy
-    # day brings is then asked of the negative binomial predictive (today's level is uncertain).
+    # day brings is then asked of the negative binomial predictive of the run, given all of
+    # today's buckets before it (today's level is uncertain; those buckets say how busy).
     p = 1.0
     if ok and s > cfg.cusum_h:
-        inv_param = float(
-            (mu[run] * base.inv_shape(slots[-span:][run])).sum() / max(expected, 1e-12)
-        )
-        p = predictive_tail(volume, expected, 1.0 / (1.0 / lvl.shape + inv_param))
+        start = n - span + run_start
+        r1 = max(start - cfg.level_span, 0)
+        pred = predict(base, slots[start:n], series.stories[r1:start], slots[r1:start], cfg)
+        p, expected = pred.tail(volume), pred.mean
     # Express the statistic on the same scale as the others: ln-evidence -> log10.
     return Detection(
         "slow_buildup",
