@@ -36,7 +36,7 @@ Detectors
 * **slow build-up**: a CUSUM of the log-likelihood ratio "rate doubled", against the same
   level-adjusted baseline (level taken before the CUSUM span), scaled for overdispersion.
 * **sentiment turn**: a sequential test (CUSUM of the per-story log-likelihood ratio "the share
-  rose by 0.2 / 0.4" against the topic's previous 7 days, conservative for an uncertain norm):
+  rose by 0.2 / 0.4" against the topic's previous 14 days, conservative for an uncertain norm):
   evidence accumulates across buckets and the test fires as soon as it is enough, with a minimum
   number of stories, labelled stories and lift in share in the alarm's run. Volume plays no part,
   so a turn at unchanged volume is seen.
@@ -49,7 +49,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 from typing import Any
 
 import numpy as np
@@ -116,7 +116,7 @@ class DetectorConfig:
     turn_min_stories: int = 8  # the least evidence of a turn: stories in the alarm's run
     turn_min_hits: int = 5  # ... and labelled stories among them
     turn_min_lift: float = 0.2  # ... whose share exceeds the reference share by this much
-    turn_reference: int = 7 * DAY
+    turn_reference: int = 14 * DAY
     turn_prior_weight: float = 10.0  # pseudo-stories of the prior share
     turn_min_reference: int = 30  # stories before the span: a topic needs a norm to turn from
 
@@ -888,8 +888,9 @@ def reference_share(
     """The topic's share before bucket ``end``: (estimate, conservative share, stories).
 
     The ``cfg.turn_reference`` buckets before ``end`` are cut into days; the estimate is the
-    median of the daily shares (days with 3 stories or more; robust: last week's crisis days,
-    when most stories were negative and there were many, do not become the norm), as a beta
+    median of the daily shares (days with 3 stories or more; robust: a fortnight holds a few
+    turn or crisis days, when most stories were negative and there were many, and they do not
+    become the norm), as a beta
     posterior with the reference's stories around ``prior`` (``cfg.turn_prior_weight``
     pseudo-stories). The conservative share is the estimate plus one posterior standard
     deviation: a quiet topic's norm is uncertain, and a turn is judged against the upper end of
@@ -918,6 +919,7 @@ def sentiment_turn(
     *,
     negative: bool = True,
     prior_share: float | None = None,
+    tz: tzinfo = UTC,
 ) -> Detection:
     """Has the negative (or positive) share of recent stories turned above the topic's norm?
 
@@ -930,8 +932,11 @@ def sentiment_turn(
     stories. One CUSUM per alternative ``p1 = p0 + lift`` (``cfg.turn_lifts``), threshold
     :func:`turn_threshold`.
 
-    ``p0`` is the topic's share over the ``cfg.turn_reference`` buckets before the CUSUM span
-    (:func:`reference_share`, conservative). The run that crosses the threshold must also hold
+    ``p0`` is the topic's share over the ``cfg.turn_reference`` buckets of whole local days
+    (in ``tz``) before the day the CUSUM span starts in (:func:`reference_share`,
+    conservative). Whole days, so the norm changes once a day: slid with the span bucket by
+    bucket it jittered, and an alarm whose crossing came from a lower norm at the next bucket
+    was dated back past the hold and never told. The run that crosses the threshold must also hold
     the minimum evidence of a turn: ``cfg.turn_min_stories`` stories, ``cfg.turn_min_hits`` of
     them labelled, and a share at least ``cfg.turn_min_lift`` above the norm; a topic needs
     ``cfg.turn_min_reference`` earlier stories (a norm to turn from). Volume plays no part, so a
@@ -943,7 +948,13 @@ def sentiment_turn(
     n = len(series)
     span = min(cfg.turn_span, n)
     first = n - span
-    p_mean, p0, ref_n = reference_share(series, first, cfg, hits_all, prior)
+    local = series.bucket_start(first).astimezone(tz)
+    since_midnight = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)) // (
+        series.bucket
+    )
+    p_mean, p0, ref_n = reference_share(
+        series, max(first - since_midnight, 0), cfg, hits_all, prior
+    )
     h = turn_threshold(cfg)
     m = series.stories[first:]
     k = np.minimum(hits_all[first:], m)

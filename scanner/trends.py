@@ -272,7 +272,7 @@ def _detect_trend(
                 findings.append(finding)
                 break
     for negative, kind in ((True, AlertKind.NEGATIVE_TURN), (False, AlertKind.POSITIVE_TURN)):
-        turn = sentiment_turn(series, cfg, negative=negative)
+        turn = sentiment_turn(series, cfg, negative=negative, tz=tz)
         if turn.fired:
             finding = _finding(session, series, turn, cfg, kind)
             if finding is not None:

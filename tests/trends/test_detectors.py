@@ -395,3 +395,18 @@ def test_a_busy_day_is_not_a_build_up() -> None:
         s.outlets[today] = np.minimum(s.stories[today], 3)
         fired_days += any(slow_buildup(s.head(i), TZ, CFG).fired for i in range(n - 40, n + 1, 4))
     assert fired_days <= 1
+
+
+def test_turn_norm_changes_once_a_day() -> None:
+    """The norm is read off whole local days before the span: it does not jitter bucket by
+    bucket (an alarm crossed only because the norm dipped was dated back past the hold)."""
+    s = seasonal(14, seed=8)
+    rng = np.random.default_rng(8)
+    s.negative = np.floor(s.stories * (rng.random(len(s)) < 0.3))
+    norms = {}
+    for i in range(10 * 96 + 1, 12 * 96 + 1):
+        d = sentiment_turn(s.head(i), CFG, tz=TZ)
+        if "null_share" in d.stats or d.stats.get("reference_stories"):
+            day = (i - 96) // 96  # the local day the span starts in (START is midnight)
+            norms.setdefault(day, set()).add(round(d.reference, 12))
+    assert norms and all(len(v) == 1 for v in norms.values())
