@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from news_words import SYLLABLES
 from sqlmodel import Session, SQLModel
 
 from scanner.alerting import Finding, record_finding, severity_for
@@ -19,20 +20,6 @@ from storage.db import Database, make_engine
 from storage.models import Agency, Alert, Article, ArticleTopic, SeriesBucket, Story, Topic
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
-WORDS = [
-    "Hà Giang cuốn trôi cầu treo",
-    "Lào Cai sơ tán trăm hộ dân",
-    "Yên Bái chia cắt quốc lộ",
-    "Sơn La mất điện diện rộng",
-    "Điện Biên trường học đóng cửa",
-    "Lai Châu thiệt hại hoa màu",
-    "Cao Bằng cứu hộ xuyên đêm",
-    "Bắc Kạn cảnh báo khẩn",
-    "Tuyên Quang hồ chứa xả lũ",
-    "Hòa Bình tìm kiếm người mất tích",
-    "Thái Nguyên đường sạt nghiêm trọng",
-]
-SYLLABLES = sorted({w for phrase in WORDS for w in phrase.split()})
 
 
 def _db(tmp_path: Path) -> Database:

@@ -10,38 +10,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from news_words import SYLLABLES
+
 from scanner.replay import cmd_replay
 from scanner.sentiment import LexiconScorer
 from scanner.series import BUCKET
 
 START = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)  # Monday 00:00 in Hà Nội
-FILLER = sorted(
-    {
-        w
-        for phrase in (
-            "Hà Giang cuốn trôi cầu treo",
-            "Lào Cai sơ tán trăm hộ dân",
-            "Yên Bái chia cắt quốc lộ",
-            "Sơn La mất điện diện rộng",
-            "Điện Biên trường học đóng cửa",
-            "Lai Châu thiệt hại hoa màu",
-            "Cao Bằng cứu hộ xuyên đêm",
-            "Tuyên Quang hồ chứa mực nước",
-            "Thái Nguyên đường sạt nghiêm trọng",
-        )
-        for w in phrase.split()
-    }
-)
 CONFIG = (
     '[[agencies]]\ncode = "A"\nname = "A"\n\n[[topics]]\nagency = "A"\nname = "Lũ"\n'
     "query = '\"lũ quét\"'\n"
 )
 
 
-def _replay(tmp_path: Path, make_settings: Any, shared: str) -> list[dict[str, Any]]:
-    """Four office days of ~1.5 stories a quarter hour, then at 12:00 on day 5 seven stories
-    from seven outlets whose titles carry ``shared`` (or nothing in common if empty)."""
-    rng = random.Random(7)
+def _replay(tmp_path: Path, make_settings: Any, shared: str, seed: int = 7) -> list[dict[str, Any]]:
+    """Four office days of ~1.5 stories a quarter hour, then at 12:00 on day 5 six stories
+    from six outlets whose titles carry ``shared`` (or nothing in common if empty): about
+    p = 0.01 for the bucket's volume, notable but no burst at 1e-3 on its own."""
+    rng = random.Random(seed)
     lines: list[dict[str, str]] = []
 
     def add(at: datetime, outlet: str, title: str) -> None:
@@ -51,7 +37,7 @@ def _replay(tmp_path: Path, make_settings: Any, shared: str) -> list[dict[str, A
                 "outlet": outlet,
                 "url": f"https://{outlet}.vn/{len(lines)}",
                 "title": title,
-                "lead": " ".join(rng.sample(FILLER, 12)),
+                "lead": " ".join(rng.sample(SYLLABLES, 12)),
             }
         )
 
@@ -60,15 +46,16 @@ def _replay(tmp_path: Path, make_settings: Any, shared: str) -> list[dict[str, A
         at = START + b * BUCKET
         hour = (b // 4) % 24
         rate = 1.5 if 8 <= hour < 18 else 0.1
-        for _ in range(sum(rng.random() < rate / 4 for _ in range(4))):
+        background = sum(rng.random() < rate / 4 for _ in range(4))
+        for _ in range(0 if at == spike else background):  # the spike's bucket: six, exactly
             add(
                 at + timedelta(minutes=rng.uniform(0, 14)),
                 f"o{rng.randrange(12)}",
-                "Lũ quét " + " ".join(rng.sample(FILLER, 8)),
+                "Lũ quét " + " ".join(rng.sample(SYLLABLES, 8)),
             )
         if at == spike:
-            for i in range(7):
-                words = rng.sample(FILLER, 6)
+            for i in range(6):
+                words = rng.sample(SYLLABLES, 6)
                 add(
                     at + timedelta(minutes=1 + i),
                     f"s{i}",
