@@ -25,13 +25,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select
 from sqlmodel import Session, SQLModel, col
 
-from bench.scanner_corpus import TOPICS, cluster_quality, generate_with_truth, rss_document
+from bench.scanner_corpus import (
+    TOPICS,
+    add_topics,
+    cluster_quality,
+    generate_with_truth,
+    rss_document,
+)
 from scanner.cli_commands import score_stream
 from scanner.parse import parse_feed
 from scanner.pipeline import Incoming, Processor
 from scanner.sentiment import LexiconScorer, default_scorer
 from storage.db import Database, make_engine
-from storage.models import Agency, Article, ArticleTopic, Topic
+from storage.models import Article, ArticleTopic, Topic
 
 PER_FEED = 50
 
@@ -40,11 +46,7 @@ def fresh_db(directory: str, name: str) -> Database:
     db = Database(make_engine(f"sqlite:///{directory}/{name}.db"))
     SQLModel.metadata.create_all(db.engine)
     with db.session() as s:
-        agency = Agency(code="BYT", name="Bộ Y tế")
-        s.add(agency)
-        s.flush()
-        for name_, query in TOPICS:
-            s.add(Topic(agency_id=agency.id or 0, name=name_, query=query))
+        add_topics(s)
     return db
 
 

@@ -24,8 +24,11 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib.resources import files
 
+from sqlmodel import Session
+
 from scanner.parse import FeedItem
 from scanner.textnorm import fold
+from storage.models import Agency, Topic
 
 OUTLETS = [
     f"Báo {n}"
@@ -56,6 +59,15 @@ TOPICS = [
     ("Nông sản", '"nông sản" AND (xuất khẩu OR giá)'),
     ("Lũ lụt", '"vùng lũ" OR "lũ lụt" OR "ngập lụt"'),
 ]
+
+
+def add_topics(session: Session) -> None:
+    """The bench's agency and its ten topics, for a fresh database."""
+    agency = Agency(code="BYT", name="Bộ Y tế")
+    session.add(agency)
+    session.flush()
+    for name, query in TOPICS:
+        session.add(Topic(agency_id=agency.id or 0, name=name, query=query))
 
 
 @lru_cache(maxsize=1)

@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scanner_feeds import NOW
 
-from bench.scanner_corpus import TOPICS, generate_with_truth
+from bench.scanner_corpus import add_topics, generate_with_truth
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor, load_topics
 from scanner.sentiment import LexiconScorer, Sentiment
 from storage.db import Database
-from storage.models import Agency, Article, ArticleTopic, Story, Topic
+from storage.models import Article, ArticleTopic, Story
 
 
 @pytest.fixture
@@ -30,11 +30,7 @@ def both_db(db_url: str) -> Iterator[Database]:
     """A migrated database on each backend, with the bench's topics."""
     database = Database.from_url(db_url)
     with database.session() as s:
-        agency = Agency(code="BYT", name="Bộ Y tế")
-        s.add(agency)
-        s.flush()
-        for name, query in TOPICS:
-            s.add(Topic(agency_id=agency.id or 0, name=name, query=query))
+        add_topics(s)
     yield database
     database.dispose()
 
