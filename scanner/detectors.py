@@ -103,7 +103,7 @@ class DetectorConfig:
     # Coherent burst: a window whose volume is up and whose stories share a term that is rare
     # in the topic's background and in the news at large (tail below alpha × this factor).
     coherence_term_factor: float = 0.01
-    coherence_min_stories: int = 4  # stories of the window containing the shared term
+    coherence_min_stories: int = 3  # stories of the window containing the shared term
     coherence_min_outlets: int = 3  # ... first published by this many distinct outlets
     cusum_rho: float = 2.0
     cusum_h: float = 10.0

@@ -318,8 +318,9 @@ def test_coherent_burst_needs_volume_up_and_a_strong_shared_term() -> None:
     assert d.stats["p"] < CFG.alpha  # the combined evidence is reported as the p-value
     # A term tail that would pass a plain test at alpha is not enough: stories cluster.
     assert coherent_burst(burst, {1: ("vỡ đập", 6, 5, 1e-4)}, CFG) is None
-    assert coherent_burst(burst, {1: ("vỡ đập", 3, 3, 1e-8)}, CFG) is None  # too few stories
+    assert coherent_burst(burst, {1: ("vỡ đập", 2, 2, 1e-8)}, CFG) is None  # too few stories
     assert coherent_burst(burst, {1: ("vỡ đập", 6, 2, 1e-8)}, CFG) is None  # too few outlets
+    assert coherent_burst(burst, {1: ("vỡ đập", 3, 3, 1e-8)}, CFG) is not None  # three desks
 
 
 def test_coherence_is_asked_only_when_volume_is_up() -> None:
