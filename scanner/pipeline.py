@@ -163,6 +163,7 @@ class Processor:
     def topics(self, topics: Sequence[CompiledTopic]) -> None:
         self._topics = list(topics)
         self._matcher = TopicMatcher((t.id, t.query) for t in self._topics)
+        self._queries = {t.id: t.query for t in self._topics}
 
     # ---------------------------------------------------------------- construction
 
@@ -232,13 +233,9 @@ class Processor:
         story_keys, touched = self._cluster(fresh, now)
         stories = self._insert_new_stories(session, articles, story_keys, now)
         ids = _insert_returning_ids(session, _ARTICLE, articles, _ARTICLE_KEY)
-        links: list[dict[str, Any]] = []
-        for article_id, article, found in zip(ids, articles, matches, strict=True):
+        for article_id, article in zip(ids, articles, strict=True):
             article["id"] = article_id
-            links.extend(
-                {"article_id": article_id, "topic_id": topic_id, "weight": weight}
-                for topic_id, weight in found
-            )
+        links = self._link_rows(fresh, articles, matches)
         if links:
             session.connection().execute(insert(_ARTICLE_TOPIC), links)
         updated = self._refresh_stories(session, touched, now)
@@ -267,6 +264,45 @@ class Processor:
             }
             for p, sentiment in zip(fresh, scores, strict=True)
         ]
+
+    def _link_rows(
+        self,
+        fresh: list[_Prepared],
+        articles: list[dict[str, Any]],
+        matches: list[list[tuple[int, float]]],
+    ) -> list[dict[str, Any]]:
+        """The ArticleTopic rows, each with the article's sentiment *for that topic*: scored
+        without the topic's own terms (:meth:`scanner.topics.Query.without_subject`), so that
+        the name of a crisis topic ("sạt lở", "ngộ độc") does not make its every story read
+        negative. One batch for all links; an article left unchanged keeps its own score."""
+        links: list[dict[str, Any]] = []
+        todo: list[tuple[int, tuple[list[str], list[str], list[str], list[str]]]] = []
+        for p, article, found in zip(fresh, articles, matches, strict=True):
+            title_x, lead_x, title_f, lead_f = p.tokens
+            for topic_id, weight in found:
+                link = {
+                    "article_id": article["id"],
+                    "topic_id": topic_id,
+                    "weight": weight,
+                    "sentiment": article["sentiment"],
+                    "sentiment_label": article["sentiment_label"],
+                }
+                query = self._queries[topic_id]
+                tx, tf = query.without_subject(title_x, title_f)
+                lx, lf = query.without_subject(lead_x, lead_f)
+                if len(tx) + len(lx) < len(title_x) + len(lead_x):
+                    todo.append((len(links), (tx, lx, tf, lf)))
+                links.append(link)
+        if todo:
+            pairs = [(" ".join(tk[0]), " ".join(tk[1])) for _, tk in todo]
+            if isinstance(self.scorer, ModelScorer):
+                scores = self.scorer.score_many(pairs, tokens=[tk for _, tk in todo])
+            else:
+                scores = self.scorer.score_many(pairs)
+            for (at, _), sentiment in zip(todo, scores, strict=True):
+                links[at]["sentiment"] = sentiment.score
+                links[at]["sentiment_label"] = sentiment.label
+        return links
 
     def _cluster(self, fresh: list[_Prepared], now: datetime) -> tuple[list[int], set[int]]:
         """Each item's story: an existing story id (> 0) or a new story's placeholder (< 0,

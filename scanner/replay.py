@@ -104,17 +104,20 @@ class Ingest(Protocol):
 
 
 def _series_rows(
-    articles: Sequence[Article], links: Iterable[tuple[int, int]], labels: dict[int, str]
+    articles: Sequence[Article],
+    links: Iterable[tuple[int, int, str | None]],
+    labels: dict[int, str],
 ) -> list[Row]:
     """The (topic, story, outlet, time, label) rows of stored articles, as ``rebuild_buckets``
-    reads them: the story's label, else the article's; an article without a story is its own."""
+    reads them: the link's label (the article's tone for that topic), else the story's, else
+    the article's; an article without a story is its own."""
     by_id = {a.id: a for a in articles}
     out: list[Row] = []
-    for article_id, topic_id in links:
+    for article_id, topic_id, link_label in links:
         a = by_id[article_id]
         assert a.id is not None
         key = a.story_id if a.story_id is not None else -a.id
-        label = labels.get(a.story_id or 0) or a.sentiment_label or "neutral"
+        label = link_label or labels.get(a.story_id or 0) or a.sentiment_label or "neutral"
         out.append((topic_id, key, a.outlet, a.published_at, label))
     return out
 
@@ -144,7 +147,10 @@ class ScannerIngest:
             for s in [*result.new_stories, *result.updated_stories]
             if s.id is not None and s.sentiment_label
         }
-        links = [(link.article_id, link.topic_id) for link in result.links]
+        links = [
+            (link["article_id"], link["topic_id"], link.get("sentiment_label"))
+            for link in result.link_rows
+        ]
         return _series_rows(result.articles, links, labels)
 
 
@@ -210,7 +216,7 @@ class TruthIngest:
         for it in fresh:
             sid = self.stories[str(it.extra.get("story", it.url))]
             labels.setdefault(sid, str(it.extra.get("sentiment", "neutral")))
-        return _series_rows(articles, [(x.article_id, x.topic_id) for x in links], labels)
+        return _series_rows(articles, [(x.article_id, x.topic_id, None) for x in links], labels)
 
 
 @dataclass

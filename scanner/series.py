@@ -158,7 +158,10 @@ class _Row:
 def _rows(
     session: Session, start: datetime, end: datetime, topic_ids: Sequence[int] | None
 ) -> list[_Row]:
-    label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)
+    # The story's tone for this topic (scored without the topic's own terms), else as a whole.
+    label = sa.func.coalesce(
+        ArticleTopic.sentiment_label, Story.sentiment_label, Article.sentiment_label
+    )
     stmt = (
         sa.select(  # type: ignore[call-overload]
             ArticleTopic.topic_id,

@@ -35,8 +35,9 @@ subject, while a lead often only mentions it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TypeAlias
 
 from scanner.textnorm import fold
@@ -457,6 +458,41 @@ class Query:
             else:
                 stack.extend(reversed(node.children))
         return out
+
+    def without_subject(
+        self, exact: Sequence[str], folded: Sequence[str]
+    ) -> tuple[list[str], list[str]]:
+        """An article's syllables (toned and folded, aligned) without the query's own terms.
+
+        What a story says about its topic is its tone beyond the topic's name: "sạt lở" in a
+        landslide topic, "ngộ độc" in a food-poisoning topic is the subject, not a judgement,
+        yet sentiment scorers read it as negative. On generated streams whose stories carry
+        the topic's keyword, truly neutral stories of such topics came out negative 40-50 % of
+        the time (7 % with the keyword blanked), and a turn's lift shrank to half. Runs of
+        syllables that spell a positive term (any spacing: "vac xin", "vacxin") are removed.
+        """
+        spells = {t.joined for t in self.positive}
+        if not spells:
+            return list(exact), list(folded)
+        longest = max(len(t.syllables) for t in self.positive) + 2
+        keep_x: list[str] = []
+        keep_f: list[str] = []
+        i, n = 0, len(folded)
+        while i < n:
+            for size in range(min(longest, n - i), 0, -1):
+                if "".join(folded[i : i + size]) in spells:
+                    i += size
+                    break
+            else:
+                keep_x.append(exact[i])
+                keep_f.append(folded[i])
+                i += 1
+        return keep_x, keep_f
+
+    @cached_property
+    def positive(self) -> tuple[Term, ...]:
+        """The terms a match can rest on (not under an odd number of NOTs)."""
+        return tuple(positive_terms(self.root))
 
 
 def parse_query(text: str) -> Query:

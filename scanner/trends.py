@@ -78,7 +78,9 @@ class WindowFacts:
 
 
 def window_facts(session: Session, topic_id: int, start: datetime, end: datetime) -> WindowFacts:
-    label = sa.func.coalesce(Story.sentiment_label, Article.sentiment_label)
+    label = sa.func.coalesce(
+        ArticleTopic.sentiment_label, Story.sentiment_label, Article.sentiment_label
+    )
     stmt = (
         sa.select(  # type: ignore[call-overload]
             Article.id,

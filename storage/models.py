@@ -293,11 +293,16 @@ class Article(SQLModel, table=True):
 
 
 class ArticleTopic(SQLModel, table=True):
-    """Which topics an article matched, with the match weight (title hits count more)."""
+    """Which topics an article matched, with the match weight (title hits count more) and the
+    article's sentiment for that topic: scored without the topic's own terms, since a crisis
+    topic's name ("sạt lở") is its subject, not a judgement. ``None`` on rows stored before
+    it was kept; readers fall back to the story's or the article's label."""
 
     article_id: int = Field(foreign_key="article.id", primary_key=True)
     topic_id: int = Field(foreign_key="topic.id", primary_key=True, index=True)
     weight: float = 1.0
+    sentiment: float | None = None
+    sentiment_label: str | None = Field(default=None, max_length=8)
 
 
 class SeriesBucket(SQLModel, table=True):

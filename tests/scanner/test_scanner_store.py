@@ -131,3 +131,38 @@ def test_story_label_is_the_most_common_first_seen_on_ties(labels: list[str]) ->
         for label in labels
     ]
     assert _aggregate(articles, NOW)["sentiment_label"] == Counter(labels).most_common(1)[0][0]
+
+
+def test_each_topic_gets_the_articles_tone_without_its_own_name(db_url: str) -> None:
+    """A landslide story that says the road is open again is good news for the landslide topic,
+    although "sạt lở" reads negative; for a topic about the road itself, the rest of the story
+    is the landslide. Links keep the tone per topic and the series counts it."""
+    from scanner.series import rebuild_buckets
+    from storage.models import Agency, Topic
+
+    db = Database.from_url(db_url)
+    with db.session() as s:
+        agency = Agency(code="BXD", name="Bộ Xây dựng")
+        s.add(agency)
+        s.flush()
+        for name, query in (("Sạt lở", '"sạt lở"'), ("Thông xe", '"thông xe"')):
+            s.add(Topic(agency_id=agency.id or 0, name=name, query=query))
+    item = FeedItem("Sạt lở ở Quảng Nam, đường đã thông xe", "https://o.vn/1", "Đèo Lò Xo", NOW)
+    with db.session() as s:
+        processor = Processor(load_topics(s), scorer=LexiconScorer())
+        result = processor.process(s, [Incoming(item, "o")], NOW)
+        names = {t.id: t.name for t in processor.topics}
+    article = result.articles[0]
+    assert article.sentiment_label == "neutral"  # both names read at once cancel out
+    tone = {names[link["topic_id"]]: link["sentiment_label"] for link in result.link_rows}
+    assert tone == {"Sạt lở": "positive", "Thông xe": "negative"}
+    stored = _rows(db, ArticleTopic.__table__)  # type: ignore[attr-defined]
+    assert {names[k[1]]: v["sentiment_label"] for k, v in stored.items()} == tone
+    with db.session() as s:
+        buckets = {
+            names[b.topic_id]: b
+            for b in rebuild_buckets(s, NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+        }
+    assert (buckets["Sạt lở"].positive, buckets["Sạt lở"].negative) == (1, 0)
+    assert (buckets["Thông xe"].positive, buckets["Thông xe"].negative) == (0, 1)
+    db.dispose()

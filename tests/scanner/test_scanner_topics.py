@@ -210,3 +210,14 @@ def test_written_apart_splits_equal_the_pair_and_triple_set() -> None:
         words = {"".join(rng.choice("abn") for _ in range(rng.randint(1, 7))) for _ in range(8)}
         for word in words | set(pairs_and_triples):
             assert (word in pairs_and_triples) == any(s in text for s in _splits(word))
+
+
+def test_without_subject_drops_the_topics_own_terms_in_any_spelling() -> None:
+    from scanner.textnorm import tokens
+
+    q = parse_query('("vắc-xin" OR vaccine) AND NOT "thú y"')
+    exact, folded = tokens("Vắc-xin mới: tiêm VACXIN và vac xin cho thú y, vaccine an toàn")
+    kept_x, kept_f = q.without_subject(exact, folded)
+    assert kept_x == ["mới", "tiêm", "và", "cho", "thú", "y", "an", "toàn"]  # NOT terms stay
+    assert kept_f == [fold(w) for w in kept_x]
+    assert q.without_subject(["xin", "chào"], ["xin", "chao"]) == (["xin", "chào"], ["xin", "chao"])
