@@ -169,9 +169,8 @@ def _finding(
     end = series.end
     start = end - series.bucket * max(det.window, 1)
     facts = window_facts(session, series.topic_id, start, end)
-    if kind in (AlertKind.VOLUME_BURST, AlertKind.SLOW_BUILDUP) and det.stats.get("method") != (
-        "coherent"
-    ):
+    volume = kind in (AlertKind.VOLUME_BURST, AlertKind.SLOW_BUILDUP)
+    if volume and det.stats.get("method") != "coherent":
         # A burst must stay notable without its busiest outlet (a flooding feed is not news).
         # A coherent burst's shared term already comes from several outlets.
         rest = facts.stories - facts.top_outlet_stories
@@ -192,7 +191,7 @@ def _finding(
         negative_share=round(
             facts.negative_share if kind != AlertKind.NEGATIVE_TURN else det.share, 3
         ),
-        current=now_up or kind not in (AlertKind.VOLUME_BURST, AlertKind.SLOW_BUILDUP),
+        current=now_up or not volume,
         forecast=fc.as_dict(),
         details={
             "top_story_ids": facts.top_story_ids,
