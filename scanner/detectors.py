@@ -716,8 +716,8 @@ def coherent_burst(
     from ``cfg.coherence_min_outlets`` outlets carrying the term. The term's level is a hundred
     times stricter than the topic's because the binomial null treats stories as independent
     draws of words, while real stories cluster (a shared phrase rewritten by three desks, a
-    day's wording): measured on streams without events, shared terms at 1e-3 to 1e-5 come from
-    that clustering, not from news. The reported ``p`` is the two tails combined by Fisher's
+    day's wording): on the benchmark's streams, shared terms with tails of 1e-3 to 1e-5
+    outside any event came from that clustering, not from news (docs/trends.md). The reported ``p`` is the two tails combined by Fisher's
     method (chi-squared with 4 degrees of freedom), corrected for the number of windows.
     Returns the strongest window's detection, or ``None``.
     """
