@@ -208,9 +208,11 @@ def load_headlines() -> dict[str, list[tuple[str, str]]]:
 
 
 class _Maker:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(
+        self, rng: random.Random, pool: dict[str, list[tuple[str, str]]] | None = None
+    ) -> None:
         self.rng = rng
-        self.pool = load_headlines()
+        self.pool = pool or load_headlines()
         self.n = 0
 
     def _half(self, text: str, first: bool) -> str:
@@ -255,11 +257,14 @@ def generate(
     scale: float = 1.0,
     other_per_bucket: float = 11.0,
     style: str = "office",
+    headlines: dict[str, list[tuple[str, str]]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Event], list[tuple[str, str, str, float]]]:
-    """Items (sorted), events (incl. noise), and the topics used: (name, query, keyword, peak)."""
+    """Items (sorted), events (incl. noise), and the topics used: (name, query, keyword, peak).
+
+    ``headlines``: the (title, lead) pools by label to splice from (default: all of DANeS)."""
     look = STYLES[style]
     rng = random.Random(seed)
-    maker = _Maker(rng)
+    maker = _Maker(rng, headlines)
     items: list[dict[str, Any]] = []
     events: list[Event] = []
     n_buckets = int(timedelta(days=days) / BUCKET)
