@@ -717,8 +717,9 @@ def coherent_burst(
     times stricter than the topic's because the binomial null treats stories as independent
     draws of words, while real stories cluster (a shared phrase rewritten by three desks, a
     day's wording): on the benchmark's streams, shared terms with tails of 1e-3 to 1e-5
-    outside any event came from that clustering, not from news (docs/trends.md). The reported ``p`` is the two tails combined by Fisher's
-    method (chi-squared with 4 degrees of freedom), corrected for the number of windows.
+    outside any event came from that clustering, not from news (docs/trends.md). The reported
+    ``p`` is the two tails combined by Fisher's method (chi-squared with 4 degrees of
+    freedom), corrected for the number of windows.
     Returns the strongest window's detection, or ``None``.
     """
     windows: dict[int, dict[str, float]] = burst.stats.get("windows", {})
