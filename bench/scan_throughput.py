@@ -5,8 +5,8 @@ and the sentiment scorers.
 Run: ``.venv/bin/python bench/scan_throughput.py [--items 5000] [--dump rows.jsonl]``
 
 ``--dump`` writes what the "entries → stored rows" run stored, one article per line (URL, story
-id, topics with weights, sentiment label and score), so two versions of the scanner can be
-compared for identical results with ``cmp``.
+id, topics with weights and the tone for each, sentiment label and score), so two versions of
+the scanner can be compared for identical results with ``cmp``.
 """
 
 from __future__ import annotations
@@ -51,14 +51,21 @@ def fresh_db(directory: str, name: str) -> Database:
 
 
 def dump_rows(session: Session, path: Path) -> None:
-    """Every stored article as a JSON line: URL, story id, topics, sentiment label and score."""
-    topics: dict[int, list[tuple[str, float]]] = {}
-    for article_id, name, weight in session.execute(
-        select(col(ArticleTopic.article_id), col(Topic.name), col(ArticleTopic.weight))
+    """Every stored article as a JSON line: URL, story id, topics (name, weight and the
+    article's tone for that topic), sentiment label and score."""
+    topics: dict[int, list[tuple[str, float, str | None, float | None]]] = {}
+    for article_id, name, weight, link_label, link_score in session.execute(
+        select(
+            col(ArticleTopic.article_id),
+            col(Topic.name),
+            col(ArticleTopic.weight),
+            col(ArticleTopic.sentiment_label),
+            col(ArticleTopic.sentiment),
+        )
         .join(Topic, col(Topic.id) == col(ArticleTopic.topic_id))
         .order_by(col(ArticleTopic.article_id), col(Topic.name))
     ):
-        topics.setdefault(article_id, []).append((name, weight))
+        topics.setdefault(article_id, []).append((name, weight, link_label, link_score))
     rows = session.execute(
         select(
             col(Article.id),

@@ -471,23 +471,40 @@ class Query:
         the time (7 % with the keyword blanked), and a turn's lift shrank to half. Runs of
         syllables that spell a positive term (any spacing: "vac xin", "vacxin") are removed.
         """
-        spells = {t.joined for t in self.positive}
-        if not spells:
+        spells, prefixes, longest = self._subject_spellings
+        if prefixes.isdisjoint(folded):
             return list(exact), list(folded)
-        longest = max(len(t.syllables) for t in self.positive) + 2
         keep_x: list[str] = []
         keep_f: list[str] = []
         i, n = 0, len(folded)
         while i < n:
-            for size in range(min(longest, n - i), 0, -1):
-                if "".join(folded[i : i + size]) in spells:
-                    i += size
+            # The longest run from i that spells a term; a run is only extended while it is
+            # still the beginning of some term's spelling, so most syllables cost one lookup.
+            joined, size, found = folded[i], 1, 0
+            last = min(longest, n - i)
+            while joined in prefixes:
+                if joined in spells:
+                    found = size
+                if size == last:
                     break
-            else:
-                keep_x.append(exact[i])
-                keep_f.append(folded[i])
-                i += 1
+                joined += folded[i + size]
+                size += 1
+            if found:
+                i += found
+                continue
+            keep_x.append(exact[i])
+            keep_f.append(folded[i])
+            i += 1
         return keep_x, keep_f
+
+    @cached_property
+    def _subject_spellings(self) -> tuple[frozenset[str], frozenset[str], int]:
+        """How the query's positive terms are spelled with spaces dropped, every beginning of
+        those spellings, and the longest run of syllables to try (a term's syllables + 2)."""
+        spells = frozenset(t.joined for t in self.positive)
+        prefixes = frozenset(s[:k] for s in spells for k in range(1, len(s) + 1))
+        longest = max((len(t.syllables) for t in self.positive), default=0) + 2
+        return spells, prefixes, longest
 
     @cached_property
     def positive(self) -> tuple[Term, ...]:

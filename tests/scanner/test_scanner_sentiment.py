@@ -83,6 +83,23 @@ def test_shipped_model_loads_and_scores() -> None:
     assert all(-1.0 <= r.score <= 1.0 for r in results)
 
 
+def test_scoring_arithmetic_is_the_classifiers_own() -> None:
+    """The scanner's scoring path sums the logits itself (no stacked matrix, no input
+    checks); it must give what scikit-learn's ``predict_proba`` gives on the full matrix,
+    for ordinary, empty and out-of-vocabulary items and for a batch of one."""
+    scorer = default_scorer()
+    assert scorer.featurizer is not None
+    data = load_training_data()
+    pairs = list(zip(data.titles[:300], data.leads[:300], strict=True))
+    pairs += [("", ""), ("zzzz qqqq", ""), ("", "Cháy lớn tại chung cư")]
+    for batch in (pairs, pairs[:1], pairs[-3:]):
+        docs = [scorer.featurizer.analyse(t, ld) for t, ld in batch]
+        ours = scorer._proba(docs)
+        theirs = scorer.classifier.predict_proba(scorer._matrix(docs, batch))
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+        assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).all()
+
+
 def test_missing_or_foreign_model_is_retrained(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
