@@ -472,14 +472,17 @@ class Query:
         syllables that spell a positive term (any spacing: "vac xin", "vacxin") are removed.
         """
         spells, prefixes, longest = self._subject_spellings
-        if prefixes.isdisjoint(folded):
+        # Only a syllable that begins some term's spelling can begin a run to remove; a run
+        # is extended only while it still begins one, so most syllables cost one lookup.
+        starts = [i for i, syllable in enumerate(folded) if syllable in prefixes]
+        if not starts:
             return list(exact), list(folded)
         keep_x: list[str] = []
         keep_f: list[str] = []
-        i, n = 0, len(folded)
-        while i < n:
-            # The longest run from i that spells a term; a run is only extended while it is
-            # still the beginning of some term's spelling, so most syllables cost one lookup.
+        done, n = 0, len(folded)  # syllables before ``done`` are kept or removed already
+        for i in starts:
+            if i < done:
+                continue
             joined, size, found = folded[i], 1, 0
             last = min(longest, n - i)
             while joined in prefixes:
@@ -490,11 +493,11 @@ class Query:
                 joined += folded[i + size]
                 size += 1
             if found:
-                i += found
-                continue
-            keep_x.append(exact[i])
-            keep_f.append(folded[i])
-            i += 1
+                keep_x += exact[done:i]
+                keep_f += folded[done:i]
+                done = i + found
+        keep_x += exact[done:]
+        keep_f += folded[done:]
         return keep_x, keep_f
 
     @cached_property
