@@ -221,3 +221,51 @@ def test_without_subject_drops_the_topics_own_terms_in_any_spelling() -> None:
     assert kept_x == ["mới", "tiêm", "và", "cho", "thú", "y", "an", "toàn"]  # NOT terms stay
     assert kept_f == [fold(w) for w in kept_x]
     assert q.without_subject(["xin", "chào"], ["xin", "chao"]) == (["xin", "chào"], ["xin", "chao"])
+
+
+def _without_subject_by_brute_force(
+    spells: set[str], longest: int, exact: list[str], folded: list[str]
+) -> tuple[list[str], list[str]]:
+    """The rule stated plainly: at each syllable, remove the longest run (up to ``longest``
+    syllables) whose letters spell a term, else keep the syllable."""
+    kept_x: list[str] = []
+    kept_f: list[str] = []
+    i = 0
+    while i < len(folded):
+        size = next(
+            (
+                k
+                for k in range(min(longest, len(folded) - i), 0, -1)
+                if "".join(folded[i : i + k]) in spells
+            ),
+            0,
+        )
+        if size:
+            i += size
+        else:
+            kept_x.append(exact[i])
+            kept_f.append(folded[i])
+            i += 1
+    return kept_x, kept_f
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    query=st.sampled_from(['"vac xin"', 'vacxin OR "sat lo"', '"a b c" OR ab', "a AND NOT b"]),
+    folded=st.lists(
+        st.sampled_from(
+            ["vac", "xin", "vacxin", "va", "cxin", "sat", "lo", "a", "b", "ab", "c", "bc", "x"]
+        ),
+        max_size=14,
+    ),
+)
+def test_without_subject_removes_exactly_the_runs_that_spell_a_term(
+    query: str, folded: list[str]
+) -> None:
+    q = parse_query(query)
+    exact = [s.upper() for s in folded]
+    spells = {t.joined for t in q.positive}
+    longest = max(len(t.syllables) for t in q.positive) + 2
+    assert q.without_subject(exact, folded) == _without_subject_by_brute_force(
+        spells, longest, exact, folded
+    )
