@@ -93,24 +93,27 @@ def _data_path(name: str) -> Path:
 # --------------------------------------------------------------------------- lexicon
 
 
-def _lexicon_numbers(lexicon: LexiconScorer, title: list[str], lead: list[str]) -> list[float]:
-    """The lexicon's view of an item as model features: raw sums of title and lead (and their
-    positive and negative parts), the squashed score and its label as two indicators."""
-    t = lexicon._raw(title)
-    ld = lexicon._raw(lead)
-    total = t * lexicon.title_factor + ld
-    score = total / math.sqrt(total * total + 1.0)
-    return [
-        t,
-        max(t, 0.0),
-        min(t, 0.0),
-        ld,
-        max(ld, 0.0),
-        min(ld, 0.0),
-        score,
-        float(score >= NEUTRAL_BAND),
-        float(score <= -NEUTRAL_BAND),
-    ]
+def _lexicon_columns(sums: Sequence[Sequence[float]]) -> np.ndarray:
+    """The lexicon's view of items as model features, from each item's (title, lead) sums:
+    the two sums and their positive and negative parts, the squashed score and its label as
+    two indicators (nine columns, computed for the whole batch at once)."""
+    raw = np.array(sums, dtype=float).reshape(-1, 2)
+    title, lead = raw[:, 0], raw[:, 1]
+    total = title * LexiconScorer.title_factor + lead
+    score = total / np.sqrt(total * total + 1.0)
+    return np.column_stack(
+        [
+            title,
+            np.maximum(title, 0.0),
+            np.minimum(title, 0.0),
+            lead,
+            np.maximum(lead, 0.0),
+            np.minimum(lead, 0.0),
+            score,
+            (score >= NEUTRAL_BAND).astype(float),
+            (score <= -NEUTRAL_BAND).astype(float),
+        ]
+    )
 
 
 class LexiconScorer:
@@ -141,9 +144,14 @@ class LexiconScorer:
         self._starts: dict[str, tuple[int, ...]] = {
             word: tuple(sorted(found, reverse=True)) for word, found in sizes.items()
         }
+        # Terms and modifiers in one table, a term winning over a modifier spelled the same.
+        self._phrases: dict[str, tuple[str, float]] = {
+            **self.modifiers,
+            **{phrase: ("term", weight) for phrase, weight in self.lexicon.items()},
+        }
 
     def score(self, title: str, lead: str = "") -> Sentiment:
-        total = self._raw(exact(title).split()) * self.title_factor + self._raw(exact(lead).split())
+        total = self.raw(exact(title).split()) * self.title_factor + self.raw(exact(lead).split())
         # Squash the unbounded sum into (-1, 1); two strong hits already give about ±0.8.
         score = total / math.sqrt(total * total + 1.0)
         return Sentiment(round(score, 4), label_for(score))
@@ -151,18 +159,8 @@ class LexiconScorer:
     def score_many(self, items: Sequence[tuple[str, str]]) -> list[Sentiment]:
         return [self.score(title, lead) for title, lead in items]
 
-    def features(self, title: str, lead: str = "") -> tuple[float, float, float]:
-        """(title sum, lead sum, squashed score): the lexicon's view, as model features."""
-        return self.token_features(exact(title).split(), exact(lead).split())
-
-    def token_features(self, title: list[str], lead: list[str]) -> tuple[float, float, float]:
-        """:meth:`features` on already exact-normalised syllables."""
-        t = self._raw(title)
-        ld = self._raw(lead)
-        total = t * self.title_factor + ld
-        return t, ld, total / math.sqrt(total * total + 1.0)
-
-    def _raw(self, tokens: list[str]) -> float:
+    def raw(self, tokens: list[str]) -> float:
+        """The unsquashed sum of one text's terms, after negators and intensifiers."""
         # Pass 1: segment into lexicon terms and modifiers, longest phrase first.
         spans: list[tuple[int, int, str, float]] = []  # (start, end, kind, value)
         n = len(tokens)
@@ -172,7 +170,7 @@ class LexiconScorer:
         candidates = [i for i, token in enumerate(tokens) if token in starts]
         if not candidates:
             return 0.0
-        lexicon, modifiers = self.lexicon, self.modifiers
+        phrases = self._phrases
         covered = 0  # first position not inside an earlier span
         for i in candidates:
             if i < covered:
@@ -180,15 +178,9 @@ class LexiconScorer:
             for size in starts[tokens[i]]:
                 if size > n - i:
                     continue
-                phrase = tokens[i] if size == 1 else " ".join(tokens[i : i + size])
-                weight = lexicon.get(phrase)
-                if weight is not None:
-                    spans.append((i, i + size, "term", weight))
-                    covered = i + size
-                    break
-                modifier = modifiers.get(phrase)
-                if modifier is not None:
-                    spans.append((i, i + size, modifier[0], modifier[1]))
+                found = phrases.get(tokens[i] if size == 1 else " ".join(tokens[i : i + size]))
+                if found is not None:
+                    spans.append((i, i + size, *found))
                     covered = i + size
                     break
         # Pass 2: apply negators (before, within 3 syllables) and intensifiers (either side).
@@ -284,7 +276,8 @@ class Featurizer:
         self.vocab: dict[str, dict[str, int]] = {}
         self.idf: np.ndarray = np.zeros(0)
         self.size = 0
-        self._tables: dict[str, dict[Any, int]] | None = None
+        self._tables: dict[str, dict[str, int]] | None = None
+        self._bigrams: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def analyse(
         self,
@@ -293,15 +286,16 @@ class Featurizer:
         folded: tuple[str, str] | None = None,
         tokens: tuple[list[str], list[str], list[str], list[str]] | None = None,
     ) -> dict[str, Any]:
-        """The tokens of one item, per block (empty blocks omitted), and the lexicon's view.
+        """The tokens of one item, per block (empty blocks omitted), and the lexicon's sums
+        of its title and lead (:func:`_lexicon_columns` turns them into features).
 
         Word blocks hold their syllable lists (title and lead apart: no bigram crosses
         them); their 1–2-grams are only spelled out as strings when fitting (:func:`_grams`).
-        Scoring looks unigrams up by syllable and bigrams by ``(a, b)`` tuple, so no n-gram
-        string is built on the hot path. ``folded`` is ``(fold(title), fold(lead))`` when the
-        caller has it already; ``tokens`` is ``(exact title, exact lead, folded title, folded
-        lead)`` syllables (:func:`scanner.textnorm.tokens`; the scanner makes them once per
-        item).
+        Scoring looks unigrams up by syllable and bigrams by their syllables' columns
+        (:attr:`Featurizer.bigrams`), so no n-gram string is built on the hot path.
+        ``folded`` is ``(fold(title), fold(lead))`` when the caller has it already;
+        ``tokens`` is ``(exact title, exact lead, folded title, folded lead)`` syllables
+        (:func:`scanner.textnorm.tokens`; the scanner makes them once per item).
         """
         spec = self.spec
         out: dict[str, Any] = {}
@@ -330,7 +324,7 @@ class Featurizer:
             if spec.chars_lead and lead:
                 out["chars_lead"] = _chars(lead_f, spec.chars_lead)
         if spec.lexicon_weight:
-            out["lexicon"] = _lexicon_numbers(self.lexicon, title_e, lead_e)
+            out["lexicon"] = (self.lexicon.raw(title_e), self.lexicon.raw(lead_e))
         return out
 
     def fit(self, docs: Sequence[dict[str, list[Any]]]) -> Featurizer:
@@ -355,21 +349,36 @@ class Featurizer:
         return self
 
     @property
-    def tables(self) -> dict[str, dict[Any, int]]:
-        """The vocabulary as lookup tables: word blocks keyed by syllable (unigrams) and by
-        ``(a, b)`` tuple (bigrams), so scoring never joins n-gram strings."""
-        tables: dict[str, dict[Any, int]] | None = getattr(self, "_tables", None)
+    def tables(self) -> dict[str, dict[str, int]]:
+        """The vocabulary as lookup tables: word blocks keyed by syllable (their unigrams;
+        bigrams are looked up in :attr:`bigrams`), the other blocks by n-gram."""
+        tables = getattr(self, "_tables", None)
         if tables is None:
             tables = {}
+            bigrams: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+            width = self.size + 1
             for block, vocab in self.vocab.items():
-                if block in _WORD_BLOCKS:
-                    tables[block] = {
-                        (tuple(g.split(" ")) if " " in g else g): i for g, i in vocab.items()
-                    }
-                else:
+                if block not in _WORD_BLOCKS:
                     tables[block] = vocab
-            self._tables = tables
+                    continue
+                tables[block] = {g: i for g, i in vocab.items() if " " not in g}
+                pairs = [(g.split(" "), i) for g, i in vocab.items() if " " in g]
+                # A bigram's syllables are unigrams of the vocabulary: every item holding the
+                # bigram holds both, so neither is rarer than min_df.
+                codes = np.array([vocab[a] * width + vocab[b] for (a, b), _ in pairs], np.int64)
+                order = np.argsort(codes)
+                columns = np.array([i for _, i in pairs], np.int64)
+                bigrams[block] = (codes[order], columns[order])
+            self._tables, self._bigrams = tables, bigrams
         return tables
+
+    @property
+    def bigrams(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per word block, the bigrams as ``a × (size + 1) + b`` of their syllables' unigram
+        columns, sorted, and their own columns in the same order: a batch's bigrams are
+        looked up with one ``searchsorted`` instead of a tuple and a dict lookup each."""
+        self.tables  # noqa: B018 - builds both
+        return self._bigrams
 
     def transform(self, docs: Sequence[dict[str, Any]]) -> Any:
         """The L2-normalised TF-IDF rows of ``docs`` (``size`` columns), built in one go."""
@@ -388,32 +397,54 @@ class Featurizer:
         that only need products with it (scoring builds no sparse matrix: scipy's
         constructors cost ~0.2 ms a call, as much as 50 items' arithmetic)."""
         # Unknown n-grams map to ``unknown`` (map(dict.get, grams, repeat(unknown)) stays in
-        # C, with no per-gram Python test) and are dropped before counting.
+        # C, with no per-gram Python test) and are dropped after counting.
+        n = len(docs)
         unknown = self.size
-        columns: list[int] = []
-        extend = columns.extend
-        lengths: list[int] = []
+        width = unknown + 1
         tables = self.tables
         rep = itertools.repeat(unknown)
-        for doc in docs:
-            before = len(columns)
+        other: list[int] = []  # columns of the non-word blocks, item after item
+        other_counts: list[int] = []
+        # per word block: unigram column of every syllable, syllables per list, list's item
+        words: dict[str, tuple[list[int], list[int], list[int]]] = {}
+        for row, doc in enumerate(docs):
+            before = len(other)
             for block, value in doc.items():
                 table = tables.get(block)
                 if table is None:
                     continue
                 if block in _WORD_BLOCKS:
+                    ids, sizes, owners = words.setdefault(block, ([], [], []))
                     get = table.get
                     for tokens in value:
-                        extend(map(get, tokens, rep))
-                        extend(map(get, itertools.pairwise(tokens), rep))
+                        ids.extend(map(get, tokens, rep))
+                        sizes.append(len(tokens))
+                        owners.append(row)
                 else:
-                    extend(map(table.get, value, rep))
-            lengths.append(len(columns) - before)
-        n = len(docs)
-        width = unknown + 1
-        keys = np.repeat(np.arange(n, dtype=np.int64) * width, lengths)
-        keys += np.fromiter(columns, dtype=np.int64, count=len(columns))
-        keys, counts = np.unique(keys, return_counts=True)
+                    other.extend(map(table.get, value, rep))
+            other_counts.append(len(other) - before)
+        parts = [
+            np.repeat(np.arange(n, dtype=np.int64) * width, other_counts)
+            + np.fromiter(other, np.int64, len(other))
+        ]
+        for block, (ids, sizes, owners) in words.items():
+            flat = np.fromiter(ids, np.int64, len(ids))
+            rows = np.repeat(np.array(owners, np.int64), sizes)
+            parts.append(rows * width + flat)
+            codes, columns = self.bigrams[block]
+            if flat.size < 2 or codes.size == 0:
+                continue
+            # Pair p joins syllables p and p + 1 unless p ends its list.
+            inside = np.ones(flat.size - 1, dtype=bool)
+            last = np.cumsum(sizes)[:-1] - 1
+            inside[last[(last >= 0) & (last < inside.size)]] = False
+            left, right = flat[:-1], flat[1:]
+            inside &= (left != unknown) & (right != unknown)
+            pair = left[inside] * width + right[inside]
+            at = np.minimum(np.searchsorted(codes, pair), codes.size - 1)
+            hit = codes[at] == pair
+            parts.append(rows[:-1][inside][hit] * width + columns[at[hit]])
+        keys, counts = np.unique(np.concatenate(parts), return_counts=True)
         rows, cols = np.divmod(keys, width)
         known = cols != unknown
         rows, cols, counts = rows[known], cols[known], counts[known]
@@ -493,7 +524,7 @@ class ModelScorer:
         if self.spec.lexicon_weight:
             from scipy.sparse import csr_matrix, hstack
 
-            lexicon = np.array([doc["lexicon"] for doc in docs], dtype=float)
+            lexicon = _lexicon_columns([doc["lexicon"] for doc in docs])
             matrix = hstack([matrix, csr_matrix(lexicon * self.spec.lexicon_weight)], format="csr")
         return matrix
 
@@ -513,7 +544,7 @@ class ModelScorer:
         for c in range(coef.shape[0]):
             logits[:, c] = np.bincount(rows, weights=data * coef[c, cols], minlength=n)
         if self.spec.lexicon_weight:
-            lexicon = np.array([doc["lexicon"] for doc in docs], dtype=float)
+            lexicon = _lexicon_columns([doc["lexicon"] for doc in docs])
             logits += (lexicon * self.spec.lexicon_weight) @ coef[:, size:].T
         logits += self.classifier.intercept_
         logits -= logits.max(axis=1, keepdims=True)
