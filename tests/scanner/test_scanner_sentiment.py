@@ -83,6 +83,37 @@ def test_shipped_model_loads_and_scores() -> None:
     assert all(-1.0 <= r.score <= 1.0 for r in results)
 
 
+def test_featurizer_is_scikit_learns_tfidf() -> None:
+    """Our featurizer (unigrams by dict, bigrams by a sorted array of their syllables'
+    columns, counts by np.unique) must be TfidfVectorizer's arithmetic: sublinear tf, smoothed
+    idf, L2 rows, 1–2-grams within title and within lead, never across them."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from scanner.sentiment import DEFAULT_SPEC, Featurizer, _grams
+
+    data = load_training_data()
+    train = list(zip(data.titles, data.leads, strict=True))
+    ours = Featurizer(DEFAULT_SPEC)
+    ours.fit([ours.analyse(t, ld) for t, ld in train])
+
+    def analyzer(pair: tuple[str, str]) -> list[str]:
+        return _grams("words_exact", ours.analyse(*pair)["words_exact"])
+
+    theirs = TfidfVectorizer(
+        analyzer=analyzer, vocabulary=ours.vocab["words_exact"], sublinear_tf=True
+    ).fit(train)
+    probe = [
+        *train[:200],
+        ("", ""),
+        ("zzzz qqqq", "zzzz"),  # nothing known
+        ("giao thông tai tai", "nạn tai"),  # repeats; "tai nạn" only across title and lead
+        ("Cháy", ""),
+    ]
+    for batch in (probe, probe[-4:], probe[-1:]):
+        got = ours.transform([ours.analyse(t, ld) for t, ld in batch]).toarray()
+        np.testing.assert_allclose(got, theirs.transform(batch).toarray(), rtol=0, atol=1e-12)
+
+
 def test_scoring_arithmetic_is_the_classifiers_own() -> None:
     """The scanner's scoring path sums the logits itself (no stacked matrix, no input
     checks); it must give what scikit-learn's ``predict_proba`` gives on the full matrix,
