@@ -481,7 +481,6 @@ class ModelScorer:
         self.spec = spec or DEFAULT_SPEC
         self.featurizer: Featurizer | None = None
         self.classifier: Any = None
-        self.lexicon = LexiconScorer()
 
     def fit(
         self, titles: Sequence[str], leads: Sequence[str], labels: Sequence[str]
@@ -490,13 +489,10 @@ class ModelScorer:
         docs = [featurizer.analyse(t, ld) for t, ld in zip(titles, leads, strict=True)]
         featurizer.fit(docs)
         self.featurizer = featurizer
-        return self.fit_analysed(docs, list(zip(titles, leads, strict=True)), labels)
+        return self.fit_analysed(docs, labels)
 
     def fit_analysed(
-        self,
-        docs: Sequence[dict[str, list[Any]]],
-        pairs: Sequence[tuple[str, str]],
-        labels: Sequence[str],
+        self, docs: Sequence[dict[str, list[Any]]], labels: Sequence[str]
     ) -> ModelScorer:
         from sklearn.linear_model import LogisticRegression
         from threadpoolctl import threadpool_limits
@@ -508,12 +504,10 @@ class ModelScorer:
         # One thread: the solver's OpenMP threads fight over the cores for a problem this small
         # (a fit took 15 s instead of 0.6 s on the 2-core machine, and train/eval fit dozens).
         with threadpool_limits(limits=1):
-            self.classifier.fit(self._matrix(docs, pairs), list(labels))
+            self.classifier.fit(self._matrix(docs), list(labels))
         return self
 
-    def _matrix(
-        self, docs: Sequence[dict[str, list[Any]]], pairs: Sequence[tuple[str, str]]
-    ) -> Any:
+    def _matrix(self, docs: Sequence[dict[str, list[Any]]]) -> Any:
         """TF-IDF of the n-grams, plus the lexicon's numbers (scaled) as dense columns.
 
         The lexicon carries curated knowledge (negation, intensifiers, crisis vocabulary)
@@ -533,7 +527,7 @@ class ModelScorer:
         arithmetic, softmax(X·Wᵀ + b), as ``predict_proba`` computes it, but summed straight
         from the TF-IDF entries and the lexicon columns. Stacking them into one sparse matrix
         and scikit-learn's input checks cost ~0.6 ms a call, which the scanner pays per feed
-        and per batch of topic links (``tests/scanner/test_sentiment.py`` holds it equal to
+        and per batch of topic links (``tests/scanner/test_scanner_sentiment.py`` holds it equal to
         ``predict_proba``)."""
         assert self.featurizer is not None, "model is not trained"
         coef = self.classifier.coef_
@@ -668,21 +662,16 @@ def load_training_data(path: Path | None = None) -> TrainingData:
 
 
 def _fit_on(
-    docs: Sequence[dict[str, list[Any]]],
-    pairs: Sequence[tuple[str, str]],
-    labels: Sequence[str],
-    C: float,
-    spec: FeatureSpec,
+    docs: Sequence[dict[str, list[Any]]], labels: Sequence[str], C: float, spec: FeatureSpec
 ) -> ModelScorer:
     """A model fitted on already-analysed items (the vocabulary is built from these only)."""
     model = ModelScorer(C=C, spec=spec)
     model.featurizer = Featurizer(spec).fit(docs)
-    return model.fit_analysed(docs, pairs, labels)
+    return model.fit_analysed(docs, labels)
 
 
 def choose_c(
     docs: Sequence[dict[str, list[Any]]],
-    pairs: Sequence[tuple[str, str]],
     labels: Sequence[str],
     *,
     spec: FeatureSpec = DEFAULT_SPEC,
@@ -700,13 +689,10 @@ def choose_c(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train_idx, test_idx in splitter.split(np.zeros(len(y)), y):
         train_docs = [docs[i] for i in train_idx]
-        train_pairs = [pairs[i] for i in train_idx]
         test_docs = [docs[i] for i in test_idx]
-        test_pairs = [pairs[i] for i in test_idx]
         for c in grid:
-            model = _fit_on(train_docs, train_pairs, y[train_idx], c, spec)
-            assert model.featurizer is not None
-            matrix = model._matrix(test_docs, test_pairs)
+            model = _fit_on(train_docs, y[train_idx], c, spec)
+            matrix = model._matrix(test_docs)
             predicted[c][test_idx] = model.classifier.predict(matrix)
     scores = {c: f1_score(y, predicted[c], average="macro") for c in grid}
     best = max(scores.values())
@@ -720,8 +706,8 @@ def train_model(path: Path | None = None, data: TrainingData | None = None) -> M
     pairs = list(zip(data.titles, data.leads, strict=True))
     analyser = Featurizer(DEFAULT_SPEC)
     docs = [analyser.analyse(t, ld) for t, ld in pairs]
-    c = choose_c(docs, pairs, data.labels)
-    model = _fit_on(docs, pairs, data.labels, c, DEFAULT_SPEC)
+    c = choose_c(docs, data.labels)
+    model = _fit_on(docs, data.labels, c, DEFAULT_SPEC)
     if path is not None:
         model.save(path, data_sha256=data.sha256)
     return model
@@ -822,11 +808,9 @@ def cross_validate(
         bounds: list[int] = [0]  # fold boundaries in the pooled lists
         for train_idx, test_idx in splitter.split(np.zeros(len(labels)), labels):
             train_docs = [docs[i] for i in train_idx]
-            train_items = [items[i] for i in train_idx]
-            c = choose_c(train_docs, train_items, labels[train_idx], spec=spec)
-            model = _fit_on(train_docs, train_items, labels[train_idx], c, spec)
-            test_items = [items[i] for i in test_idx]
-            matrix = model._matrix([docs[i] for i in test_idx], test_items)
+            c = choose_c(train_docs, labels[train_idx], spec=spec)
+            model = _fit_on(train_docs, labels[train_idx], c, spec)
+            matrix = model._matrix([docs[i] for i in test_idx])
             predictions["model"] += [str(p) for p in model.classifier.predict(matrix)]
             predictions["lexicon"] += [lexicon_labels[i] for i in test_idx]
             majority = Counter(labels[train_idx]).most_common(1)[0][0]

@@ -126,7 +126,7 @@ def test_scoring_arithmetic_is_the_classifiers_own() -> None:
     for batch in (pairs, pairs[:1], pairs[-3:]):
         docs = [scorer.featurizer.analyse(t, ld) for t, ld in batch]
         ours = scorer._proba(docs)
-        theirs = scorer.classifier.predict_proba(scorer._matrix(docs, batch))
+        theirs = scorer.classifier.predict_proba(scorer._matrix(docs))
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
         assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).all()
 
@@ -230,6 +230,6 @@ def test_choose_c_is_deterministic_and_picks_from_the_grid() -> None:
     labels = data.labels[:300]
     docs = [Featurizer(DEFAULT_SPEC).analyse(t, lead) for t, lead in pairs]
     grid = (0.1, 1.0, 10.0)
-    first = choose_c(docs, pairs, labels, grid=grid)
+    first = choose_c(docs, labels, grid=grid)
     assert first in grid
-    assert choose_c(docs, pairs, labels, grid=grid) == first
+    assert choose_c(docs, labels, grid=grid) == first
