@@ -35,7 +35,7 @@ from sqlmodel import Session, col
 from bot.clock import Clock
 from scanner.dedupe import StoryIndex, canonical_url, content_fingerprint
 from scanner.parse import FeedError, FeedItem, parse_feed
-from scanner.sentiment import ModelScorer, Scorer, default_scorer
+from scanner.sentiment import ModelScorer, Scorer, Sentiment, default_scorer
 from scanner.sources import (
     FeedFetcher,
     FetchPolicy,
@@ -243,11 +243,10 @@ class Processor:
 
     def _article_rows(self, fresh: list[_Prepared], now: datetime) -> list[dict[str, Any]]:
         """The Article rows of ``fresh`` (no ``story_id`` yet), with their sentiment."""
-        pairs = [(p.incoming.item.title, p.incoming.item.summary) for p in fresh]
-        if isinstance(self.scorer, ModelScorer):  # reuse the syllables made for matching
-            scores = self.scorer.score_many(pairs, tokens=[p.tokens for p in fresh])
-        else:
-            scores = self.scorer.score_many(pairs)
+        scores = self._score(
+            [(p.incoming.item.title, p.incoming.item.summary) for p in fresh],
+            [p.tokens for p in fresh],
+        )
         return [
             {
                 "canonical_url": p.canonical,
@@ -295,14 +294,22 @@ class Processor:
                 links.append(link)
         if todo:
             pairs = [(" ".join(tk[0]), " ".join(tk[1])) for _, tk in todo]
-            if isinstance(self.scorer, ModelScorer):
-                scores = self.scorer.score_many(pairs, tokens=[tk for _, tk in todo])
-            else:
-                scores = self.scorer.score_many(pairs)
+            scores = self._score(pairs, [tk for _, tk in todo])
             for (at, _), sentiment in zip(todo, scores, strict=True):
                 links[at]["sentiment"] = sentiment.score
                 links[at]["sentiment_label"] = sentiment.label
         return links
+
+    def _score(
+        self,
+        pairs: list[tuple[str, str]],
+        tokens: list[tuple[list[str], list[str], list[str], list[str]]],
+    ) -> list[Sentiment]:
+        """Sentiment of (title, lead) pairs; the model reuses the syllables made for matching
+        (``tokens``, aligned with ``pairs``), other scorers read the text."""
+        if isinstance(self.scorer, ModelScorer):
+            return self.scorer.score_many(pairs, tokens=tokens)
+        return self.scorer.score_many(pairs)
 
     def _cluster(self, fresh: list[_Prepared], now: datetime) -> tuple[list[int], set[int]]:
         """Each item's story: an existing story id (> 0) or a new story's placeholder (< 0,

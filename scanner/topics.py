@@ -541,7 +541,7 @@ _SCAN_LIMIT = 64
 
 
 def _term_key(term: Term) -> str:
-    return "".join(term.syllables)[:_PREFIX]
+    return term.joined[:_PREFIX]
 
 
 def positive_terms(node: Node, negated: bool = False) -> list[Term]:
@@ -600,9 +600,9 @@ class TopicMatcher:
         self._by_key: dict[str, set[int]] = {}
         by_joined: dict[str, set[int]] = {}
         for index, (_id, query) in enumerate(self.topics):
-            for term in positive_terms(query.root):
+            for term in query.positive:
                 self._by_key.setdefault(_term_key(term), set()).add(index)
-                by_joined.setdefault("".join(term.syllables), set()).add(index)
+                by_joined.setdefault(term.joined, set()).add(index)
         # Few distinct terms (the usual case): a substring test of each joined term against
         # the article's joined text is cheaper than building the article's keys. A match
         # spells the term's syllables joined, so a term absent from the joined text is absent.
