@@ -31,6 +31,11 @@ from storage.models import Article, ArticleTopic, SeriesBucket, Story
 
 BUCKET = timedelta(minutes=15)
 OUTLET_CAP = 2
+#: An article's label as a topic counts it: its tone for that topic (scored without the
+#: topic's own terms), else its story's, else its own (links stored before migration 0002).
+TOPIC_LABEL = sa.func.coalesce(
+    ArticleTopic.sentiment_label, Story.sentiment_label, Article.sentiment_label
+)
 STORY_LOOKBACK = timedelta(hours=72)  # the story clustering TTL: older copies start new stories
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -158,10 +163,6 @@ class _Row:
 def _rows(
     session: Session, start: datetime, end: datetime, topic_ids: Sequence[int] | None
 ) -> list[_Row]:
-    # The story's tone for this topic (scored without the topic's own terms), else as a whole.
-    label = sa.func.coalesce(
-        ArticleTopic.sentiment_label, Story.sentiment_label, Article.sentiment_label
-    )
     stmt = (
         sa.select(  # type: ignore[call-overload]
             ArticleTopic.topic_id,
@@ -170,7 +171,7 @@ def _rows(
             Article.outlet,
             Article.source_id,
             Article.published_at,
-            label,
+            TOPIC_LABEL,
         )
         .join(Article, Article.id == ArticleTopic.article_id)
         .outerjoin(Story, Story.id == Article.story_id)

@@ -47,6 +47,7 @@ from scanner.forecast import Forecast, forecast_counts
 from scanner.series import (
     BUCKET,
     OUTLET_CAP,
+    TOPIC_LABEL,
     TopicSeries,
     bucket_ceil,
     load_series,
@@ -78,9 +79,6 @@ class WindowFacts:
 
 
 def window_facts(session: Session, topic_id: int, start: datetime, end: datetime) -> WindowFacts:
-    label = sa.func.coalesce(
-        ArticleTopic.sentiment_label, Story.sentiment_label, Article.sentiment_label
-    )
     stmt = (
         sa.select(  # type: ignore[call-overload]
             Article.id,
@@ -89,7 +87,7 @@ def window_facts(session: Session, topic_id: int, start: datetime, end: datetime
             Article.published_at,
             Article.title,
             Article.summary,
-            label,
+            TOPIC_LABEL,
             Story.outlet_count,
         )
         .join(ArticleTopic, ArticleTopic.article_id == Article.id)
