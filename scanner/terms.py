@@ -13,20 +13,15 @@ the z-score is comparable between a term seen twice and one seen fifty times.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from scanner.textnorm import STOPWORDS, syllables, word_ngrams
 
 PRIOR_WEIGHT = 50.0  # total pseudo-count of the Dirichlet prior
-# A general Vietnamese news corpus (the DANeS headlines and leads shipped for the sentiment
-# model): how common a term is in news at large, whatever the topic.
-GENERAL_CORPUS = Path(__file__).resolve().parent / "data" / "danes-sentiment-train.jsonl"
 
 
 @dataclass(frozen=True)
@@ -57,13 +52,12 @@ def story_terms(text: str, n_max: int = 3) -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _general_doc_freq() -> tuple[Counter[str], int]:
-    texts = []
-    with GENERAL_CORPUS.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                texts.append(f"{row.get('title') or ''}. {row.get('lead') or ''}")
-    return _doc_freq(texts)
+    """Document frequencies in a general Vietnamese news corpus: the DANeS headlines and leads
+    bundled for the sentiment model, whatever their topic."""
+    from scanner.sentiment import load_training_data
+
+    data = load_training_data()
+    return _doc_freq(f"{t}. {ld}" for t, ld in zip(data.titles, data.leads, strict=True))
 
 
 def general_rate(term: str) -> float:
