@@ -6,10 +6,11 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlmodel import SQLModel
 
 from scanner.alerting import Finding, record_emerging, record_finding
-from scanner.terms import emerging_signal, suggested_queries
+from scanner.terms import emerging_signal, general_rate, suggested_queries
 from scanner.topics import parse_query
 from storage.db import Database, make_engine
 from storage.models import Agency, Topic
@@ -137,3 +138,19 @@ def test_emerging_alert_is_info_rate_limited_per_term_and_apart_from_trend_alert
         c4 = record_emerging(s, _finding(tid, day, ["bán trú"]), "bán trú", day)
         assert c4.change == "new" and c4.alert.id != c1.alert.id
     db.dispose()
+
+
+def test_a_word_common_in_all_news_does_not_emerge_on_a_topic_that_never_carried_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A topic's own background is small, so an everyday word it never carried ("tiếp tục")
+    would look as rare as a new event; it is tested against its rate in general news too."""
+    assert general_rate("tiếp tục") > 10 * general_rate("bán trú")
+    rng = random.Random(1)
+    bg = _background(rng)
+    fg = [(_story(rng), f"o{i % 7}") for i in range(20)]
+    fg += [(_story(rng, "tiếp tục"), f"o{i}") for i in range(6)]  # 6 stories, 6 outlets
+    assert not any("tiếp tục" in e.term for e in emerging_signal(fg, bg, alpha=1e-3))
+    # The same window judged on the topic's background alone would call it news.
+    monkeypatch.setattr("scanner.terms.general_rate", lambda term: 0.0)
+    assert any("tiếp tục" in e.term for e in emerging_signal(fg, bg, alpha=1e-3))
