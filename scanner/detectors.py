@@ -354,9 +354,7 @@ def _level_shape(x: np.ndarray, mu: np.ndarray, slots: np.ndarray, cfg: Detector
     15-21 where the days varied with shape 8) and their busy mornings look like bursts.
     """
     default_cv2 = 1.0 / cfg.level_shape_default
-    hours = slots % 24
-    starts = np.flatnonzero((hours == 0) & (np.r_[-1, hours[:-1]] != 0))
-    full = [(a, b) for a, b in itertools.pairwise(starts) if b - a >= DAY - 4]
+    full = [(a, b) for a, b in itertools.pairwise(day_starts(slots)) if b - a >= DAY - 4]
     days = len(full)
     if days < 3:
         return cfg.level_shape_default
@@ -411,17 +409,23 @@ class Level:
         return self.shape / self.rate
 
 
+def day_starts(slots: np.ndarray) -> np.ndarray:
+    """Indexes of the buckets of contiguous ``slots`` that begin a local day: hour 0 after
+    another hour (or first)."""
+    hours = slots % 24
+    return np.flatnonzero((hours == 0) & (np.r_[-1, hours[:-1]] != 0))
+
+
 def today_start(recent_slots: np.ndarray, next_slot: int) -> int:
     """Index of the first of ``recent_slots`` on the local day of the bucket after them.
 
-    ``recent_slots`` are contiguous and end just before a bucket of slot ``next_slot``; a local
-    day starts where the hour of day wraps from 23 to 0.
+    ``recent_slots`` are contiguous and end just before a bucket of slot ``next_slot``.
     """
-    hours = recent_slots % 24
-    if hours.shape[0] == 0 or (next_slot % 24 == 0 and hours[-1] == 23):
-        return int(hours.shape[0])
-    wraps = np.flatnonzero((hours[1:] == 0) & (hours[:-1] == 23))
-    return int(wraps[-1] + 1) if wraps.shape[0] else 0
+    n = int(recent_slots.shape[0])
+    if n == 0 or (next_slot % 24 == 0 and recent_slots[-1] % 24 != 0):
+        return n
+    starts = day_starts(recent_slots)
+    return int(starts[-1]) if starts.shape[0] else 0
 
 
 def recent_level(

@@ -319,7 +319,8 @@ def _coherence(
     if not windows:
         return None
     end = series.end
-    recent = _stories(session, topic.id, end - series.bucket * max(windows), end)
+    start = end - series.bucket * max(windows)
+    recent = _stories(session, topic.id, start, end)
     own = _own_terms(topic)
     fg_by_window = {
         w: [(text, outlet) for text, outlet, at in recent if at >= end - series.bucket * w]
@@ -337,7 +338,6 @@ def _coherence(
     }
     if not fg_by_window:
         return None
-    start = end - series.bucket * max(windows)
     bg = [text for text, _, _ in _stories(session, topic.id, start - EMERGING_BACKGROUND, start)]
     terms: dict[int, tuple[str, int, int, float]] = {}
     for w, fg in fg_by_window.items():
