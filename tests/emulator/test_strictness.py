@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 
@@ -9,7 +10,7 @@ import pytest
 import pytest_asyncio
 from emulator_fixtures import app_builder
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, RetryAfter
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
 from bot.sandbox.telegram_emulator import TelegramEmulator
 
@@ -191,3 +192,19 @@ async def test_injected_errors(bot: Bot, emulator: TelegramEmulator, alice: int)
             await bot.send_message(alice, "x")
     await bot.send_message(alice, "through")
     assert [c.status for c in emulator.calls_to("sendMessage")] == [429, 403, 403, 200]
+
+
+async def test_injected_faults_aimed_by_text(
+    bot: Bot, emulator: TelegramEmulator, alice: int
+) -> None:
+    emulator.inject_delay("sendMessage", 0, times=1, text_contains="invite")
+    emulator.inject_error("sendMessage", 502, delay=0.2, text_contains="invite")
+    await bot.send_message(alice, "invite one")  # takes the pass-through
+    await bot.send_message(alice, "reply")  # not aimed at: untouched
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(NetworkError):
+        await bot.send_message(alice, "invite two")
+    assert loop.time() - started >= 0.2
+    await bot.send_message(alice, "invite three")  # the faults are used up
+    assert [c.status for c in emulator.calls_to("sendMessage")] == [200, 200, 502, 200]

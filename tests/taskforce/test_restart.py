@@ -18,7 +18,6 @@ from sqlmodel import select
 from bot.app import build_application
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
-from bot.sandbox.telegram_emulator.server import Fault
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Crisis, Delivery, Draft
@@ -118,23 +117,24 @@ async def test_hard_kill_in_the_middle_of_convening_resumes_without_doubles(
     first = _start_bot(env)
     try:
         await emulator.wait_for_call("getUpdates", timeout=30)
-        # The brief and three invitations go through; the fourth invitation hangs and never
-        # reaches Telegram (held, then failed without being processed): the process dies
-        # while it is in flight.
-        emulator.inject_delay("sendMessage", 0, times=4)
-        emulator.gateway.inject(Fault("sendmessage", 1, status=502, delay=6))
+        # Three invitations go through; the fourth hangs and never reaches Telegram (held,
+        # then failed without being processed): the process dies while it is in flight. The
+        # faults aim at invitations: the reply to the lead may go out between them.
+        invitation = "You are convened"
+        emulator.inject_delay("sendMessage", 0, times=3, text_contains=invitation)
+        emulator.inject_error("sendMessage", 502, delay=6, text_contains=invitation)
         emulator.send_text(
             world["lead"].tg, "/crisis Convening under fire " + " ".join(f"@{n}" for n in names)
         )
         await eventually(
-            lambda: sum(_count(emulator, p.tg, "You are convened") for p in everyone) == 3,
+            lambda: sum(_count(emulator, p.tg, invitation) for p in everyone) == 3,
             timeout=30,
         )
         await asyncio.sleep(0.3)
     finally:
         first.send_signal(signal.SIGKILL)
         await asyncio.to_thread(first.wait)
-    assert sum(_count(emulator, p.tg, "You are convened") for p in everyone) == 3
+    assert sum(_count(emulator, p.tg, invitation) for p in everyone) == 3
 
     second = _start_bot(env)
     try:

@@ -528,14 +528,33 @@ class TelegramEmulator:
         *,
         retry_after: int | None = None,
         times: int = 1,
+        delay: float = 0.0,
+        text_contains: str | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with this error instead of running
-        them (429 gets ``retry_after``, default 1; descriptions default to Telegram's)."""
-        self.gateway.inject(Fault(method.lower(), times, status, description, retry_after))
+        them (429 gets ``retry_after``, default 1; descriptions default to Telegram's), after
+        holding each for ``delay`` seconds. ``text_contains`` aims the fault at the calls whose
+        text or caption holds it; other calls of ``method`` pass untouched."""
+        self.gateway.inject(
+            Fault(
+                method.lower(),
+                times,
+                status,
+                description,
+                retry_after,
+                delay=delay,
+                text_contains=text_contains,
+            )
+        )
 
-    def inject_delay(self, method: str, seconds: float, *, times: int = 1) -> None:
-        """Hold the next ``times`` responses of ``method`` for ``seconds`` (client timeouts)."""
-        self.gateway.inject(Fault(method.lower(), times, delay=seconds))
+    def inject_delay(
+        self, method: str, seconds: float, *, times: int = 1, text_contains: str | None = None
+    ) -> None:
+        """Hold the next ``times`` responses of ``method`` for ``seconds`` (client timeouts);
+        ``text_contains`` as for :meth:`inject_error`."""
+        self.gateway.inject(
+            Fault(method.lower(), times, delay=seconds, text_contains=text_contains)
+        )
 
     # ---- internals -------------------------------------------------------------------------
 

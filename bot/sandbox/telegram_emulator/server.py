@@ -59,7 +59,9 @@ class Call:
 
 @dataclass
 class Fault:
-    """An error or delay to apply to the next ``remaining`` calls of ``method``."""
+    """An error or delay to apply to the next ``remaining`` calls of ``method``; with
+    ``text_contains``, only to calls whose ``text`` or ``caption`` holds it, so a test can aim
+    at one kind of message while the bot sends others in an order it does not promise."""
 
     method: str
     remaining: int
@@ -67,6 +69,15 @@ class Fault:
     description: str | None = None
     retry_after: int | None = None
     delay: float = 0.0
+    text_contains: str | None = None
+
+    def applies(self, method: str, params: Params) -> bool:
+        if self.method != method.lower():
+            return False
+        if self.text_contains is None:
+            return True
+        text = params.get("text") or params.get("caption") or ""
+        return self.text_contains in str(text)
 
     def error(self) -> ApiError | None:
         if self.status is None:
@@ -108,7 +119,7 @@ class Gateway:
             params = Params(await _read_params(request))
         except ApiError as error:
             return self._logged(method, {}, error=error)
-        fault = self._take_fault(method)
+        fault = self._take_fault(method, params)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
@@ -134,9 +145,9 @@ class Gateway:
     def inject(self, fault: Fault) -> None:
         self.faults.append(fault)
 
-    def _take_fault(self, method: str) -> Fault | None:
+    def _take_fault(self, method: str, params: Params) -> Fault | None:
         for fault in self.faults:
-            if fault.method == method.lower():
+            if fault.applies(method, params):
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self.faults.remove(fault)
