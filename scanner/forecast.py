@@ -10,6 +10,10 @@ uncertainty of Holt's error-correction form (each past shock keeps feeding later
 the level and trend) to the count noise, and the quantiles come from a negative binomial (or a
 Poisson when the errors are no wider than counting noise) matched to that mean and variance, so
 low counts get honest, integer, non-negative bands.
+
+Written here rather than taken from statsmodels' ``Holt``: that would bring statsmodels, pandas
+and patsy for some forty lines, refit by numerical optimisation on every alert, and give
+Gaussian bands that go below zero on the small counts a young story has.
 """
 
 from __future__ import annotations
