@@ -258,6 +258,10 @@ def _chars(text: str, span: tuple[int, int]) -> list[str]:
     return [padded[i : i + n] for n in range(span[0], span[1] + 1) for i in range(length - n + 1)]
 
 
+#: A word block's bigrams: their codes ``a × (size + 1) + b``, sorted, and their columns.
+Bigrams = tuple[np.ndarray, np.ndarray]
+
+
 class Featurizer:
     """TF-IDF (sublinear tf, smoothed idf, one L2 norm per item) over a fixed vocabulary.
 
@@ -276,8 +280,8 @@ class Featurizer:
         self.vocab: dict[str, dict[str, int]] = {}
         self.idf: np.ndarray = np.zeros(0)
         self.size = 0
-        self._tables: dict[str, dict[str, int]] | None = None
-        self._bigrams: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # (tables, bigrams), built from the vocabulary on first use (:meth:`_build_lookups`)
+        self._lookups: tuple[dict[str, dict[str, int]], dict[str, Bigrams]] | None = None
 
     def analyse(
         self,
@@ -345,40 +349,43 @@ class Featurizer:
             offset += len(kept)
         self.size = offset
         self.idf = np.concatenate(idf_parts) if idf_parts else np.zeros(0)
-        self._tables = None
+        self._lookups = None
         return self
 
     @property
     def tables(self) -> dict[str, dict[str, int]]:
         """The vocabulary as lookup tables: word blocks keyed by syllable (their unigrams;
         bigrams are looked up in :attr:`bigrams`), the other blocks by n-gram."""
-        tables = getattr(self, "_tables", None)
-        if tables is None:
-            tables = {}
-            bigrams: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-            width = self.size + 1
-            for block, vocab in self.vocab.items():
-                if block not in _WORD_BLOCKS:
-                    tables[block] = vocab
-                    continue
-                tables[block] = {g: i for g, i in vocab.items() if " " not in g}
-                pairs = [(g.split(" "), i) for g, i in vocab.items() if " " in g]
-                # A bigram's syllables are unigrams of the vocabulary: every item holding the
-                # bigram holds both, so neither is rarer than min_df.
-                codes = np.array([vocab[a] * width + vocab[b] for (a, b), _ in pairs], np.int64)
-                order = np.argsort(codes)
-                columns = np.array([i for _, i in pairs], np.int64)
-                bigrams[block] = (codes[order], columns[order])
-            self._tables, self._bigrams = tables, bigrams
-        return tables
+        if self._lookups is None:
+            self._lookups = self._build_lookups()
+        return self._lookups[0]
 
     @property
-    def bigrams(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def bigrams(self) -> dict[str, Bigrams]:
         """Per word block, the bigrams as ``a × (size + 1) + b`` of their syllables' unigram
         columns, sorted, and their own columns in the same order: a batch's bigrams are
         looked up with one ``searchsorted`` instead of a tuple and a dict lookup each."""
-        self.tables  # noqa: B018 - builds both
-        return self._bigrams
+        if self._lookups is None:
+            self._lookups = self._build_lookups()
+        return self._lookups[1]
+
+    def _build_lookups(self) -> tuple[dict[str, dict[str, int]], dict[str, Bigrams]]:
+        tables: dict[str, dict[str, int]] = {}
+        bigrams: dict[str, Bigrams] = {}
+        width = self.size + 1
+        for block, vocab in self.vocab.items():
+            if block not in _WORD_BLOCKS:
+                tables[block] = vocab
+                continue
+            tables[block] = {g: i for g, i in vocab.items() if " " not in g}
+            pairs = [(g.split(" "), i) for g, i in vocab.items() if " " in g]
+            # A bigram's syllables are unigrams of the vocabulary: every item holding the
+            # bigram holds both, so neither is rarer than min_df.
+            codes = np.array([vocab[a] * width + vocab[b] for (a, b), _ in pairs], np.int64)
+            order = np.argsort(codes)
+            columns = np.array([i for _, i in pairs], np.int64)
+            bigrams[block] = (codes[order], columns[order])
+        return tables, bigrams
 
     def transform(self, docs: Sequence[dict[str, Any]]) -> Any:
         """The L2-normalised TF-IDF rows of ``docs`` (``size`` columns), built in one go."""
@@ -622,7 +629,6 @@ class ModelScorer:
         featurizer.vocab = payload["vocab"]
         featurizer.idf = payload["idf"]
         featurizer.size = payload["size"]
-        featurizer._tables = None
         model.featurizer = featurizer
         model.classifier = payload["classifier"]
         return model
