@@ -57,6 +57,7 @@ from bench.streams import (
     Event,
     config_toml,
     generate,
+    load_headlines,
     write_stream,
 )
 from bot.config import load_settings
@@ -213,9 +214,11 @@ def unseen_split() -> Unseen:
     """Halves by a hash of the title (stable across runs and machines)."""
     from scanner.sentiment import TrainingData, load_training_data, train_model
 
+    def second_half(title: str) -> bool:
+        return hashlib.sha256(title.encode("utf-8")).digest()[0] % 2 == 1
+
     data = load_training_data()
-    half = [hashlib.sha256(t.encode("utf-8")).digest()[0] % 2 for t in data.titles]
-    train = [i for i, h in enumerate(half) if h == 0]
+    train = [i for i, t in enumerate(data.titles) if not second_half(t)]
     scorer = train_model(
         data=TrainingData(
             [data.titles[i] for i in train],
@@ -224,11 +227,7 @@ def unseen_split() -> Unseen:
             "first half",
         )
     )
-    pools: dict[str, list[tuple[str, str]]] = {"negative": [], "neutral": [], "positive": []}
-    for i, h in enumerate(half):
-        if h == 1:
-            pools[data.labels[i]].append((data.titles[i], data.leads[i] or data.titles[i]))
-    return Unseen(scorer, pools)
+    return Unseen(scorer, load_headlines(keep=second_half))
 
 
 def run_seed(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -184,26 +185,16 @@ class Event:
         return self.kind not in ("syndicated", "night_flood", "quiet")
 
 
-def _data_path() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (
-        here / "scanner" / "data" / "danes-sentiment-train.jsonl",
-        here.parent / "shared" / "data" / "danes-sentiment-train.jsonl",
-    ):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(
-        "danes-sentiment-train.jsonl not found in scanner/data or ../shared/data"
-    )
+def load_headlines(keep: Callable[[str], bool] | None = None) -> dict[str, list[tuple[str, str]]]:
+    """(title, lead) pairs of the bundled DANeS items by sentiment label (a missing lead is the
+    title again); with ``keep``, only the items whose title it accepts."""
+    from scanner.sentiment import load_training_data
 
-
-def load_headlines() -> dict[str, list[tuple[str, str]]]:
-    """(title, lead) pairs by sentiment label."""
+    data = load_training_data()
     out: dict[str, list[tuple[str, str]]] = {"negative": [], "neutral": [], "positive": []}
-    with _data_path().open(encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            out[row["sentiment"]].append((row["title"], row.get("lead") or row["title"]))
+    for title, lead, label in zip(data.titles, data.leads, data.labels, strict=True):
+        if keep is None or keep(title):
+            out[label].append((title, lead or title))
     return out
 
 
