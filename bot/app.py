@@ -128,7 +128,7 @@ def build_application(
         db=db,
         clock=clock or SystemClock(),
         renderer=renderer or Renderer(settings.timezone),
-        notifier=TelegramNotifier(application.bot),
+        notifier=TelegramNotifier(application.bot, send_timeout=settings.send_timeout),
         leadership=Leadership(db.engine),
     )
     # Order matters: conversation handlers first, then commands, then the catch-all buttons.
