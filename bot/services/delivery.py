@@ -25,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 CONCURRENT_PEOPLE = 100
 BATCH = 5000
+KEPT_CHARTS = 64  # charts (a PNG of ~100 KB each) kept between runs of the deliver job
 FIRST_BACKOFF = 2.0  # seconds before the first retry (the deliver job runs every 5 s anyway)
 MAX_BACKOFF = 300.0  # retries keep coming at least every 5 minutes until the budget is spent
 UNDELIVERED_KIND = "alert_undelivered"
@@ -77,6 +78,7 @@ NOTICE_DELAY = timedelta(minutes=1)  # gathers everyone of a fan-out who failed 
 NOTICE_NAMES = 20  # names listed in the notice; the count says how many more
 
 _jitter = random.Random()
+T = TypeVar("T")
 
 
 @dataclass
@@ -153,23 +155,29 @@ def chart_labels(renderer: Renderer, lang: str, f: AlertFacts) -> ChartLabels:
     )
 
 
-@dataclass
-class _Charts:
-    """Chart bytes and uploaded file ids per (alert, language), shared by one fan-out.
+ChartKey = tuple[int, str, str]  # alert id, ledger part (a chart per severity), language
 
-    The first sender of a chart uploads it; everyone else waits for that upload and sends its
-    ``file_id`` (no bytes). If the upload fails, the next waiter becomes the uploader.
+
+@dataclass
+class Charts:
+    """Chart bytes and uploaded file ids per (alert, part, language).
+
+    One instance lives as long as the deliver job (it is the job's ``data``), so retries through an
+    outage neither render a chart again nor upload it again; the latest ``KEPT_CHARTS`` are kept.
+    Within a fan-out, the first sender of a chart uploads it; everyone else waits for that upload
+    and sends its ``file_id`` (no bytes). If the upload fails, the next waiter becomes the uploader.
     """
 
-    runtime: Runtime
-    data: dict[tuple[int, str], bytes] = field(default_factory=dict)
-    file_ids: dict[tuple[int, str], str] = field(default_factory=dict)
-    uploading: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
+    data: OrderedDict[ChartKey, bytes] = field(default_factory=OrderedDict)
+    file_ids: OrderedDict[ChartKey, str] = field(default_factory=OrderedDict)
+    uploading: dict[ChartKey, asyncio.Event] = field(default_factory=dict)
 
-    async def attachment(self, f: AlertFacts, lang: str) -> tuple[Attachment, bool]:
+    async def attachment(
+        self, runtime: Runtime, f: AlertFacts, part: str, lang: str
+    ) -> tuple[Attachment, bool]:
         """The chart to send and whether this caller is the uploader (must call ``finished``)."""
         assert f.alert.id is not None
-        key = (f.alert.id, lang)
+        key = (f.alert.id, part, lang)
         while True:
             if key in self.file_ids:
                 return Attachment("chart.png", file_id=self.file_ids[key]), False
@@ -178,35 +186,41 @@ class _Charts:
                 self.uploading[key] = asyncio.Event()
                 try:
                     if key not in self.data:
-                        self.data[key] = await asyncio.to_thread(self._render, f, lang)
+                        chart = await asyncio.to_thread(_render_chart, runtime, f, lang)
+                        _keep(self.data, key, chart)
                 except BaseException:
-                    self.finished(f, lang, None)
+                    self.finished(key, None)
                     raise
                 return Attachment(f"alert-{f.alert.id}.png", self.data[key]), True
             await pending.wait()
 
-    def _render(self, f: AlertFacts, lang: str) -> bytes:
-        rt = self.runtime
-        with rt.db.session() as session:
-            topic = session.get(Topic, f.topic.id)
-            assert topic is not None
-            data = chart_data(session, topic, rt.clock.now(), tz=rt.settings.tz)
-        return render_chart(data, chart_labels(rt.renderer, lang, f), rt.settings.tz)
-
-    def finished(self, f: AlertFacts, lang: str, sent: SentMessage | None) -> None:
-        assert f.alert.id is not None
-        key = (f.alert.id, lang)
-        if sent is not None and sent.file_id:
-            self.file_ids.setdefault(key, sent.file_id)
+    def finished(self, key: ChartKey, sent: SentMessage | None) -> None:
+        if sent is not None and sent.file_id and key not in self.file_ids:
+            _keep(self.file_ids, key, sent.file_id)
         event = self.uploading.pop(key, None)
         if event is not None:
             event.set()
 
 
-async def deliver_pending(runtime: Runtime) -> DeliveryReport:
-    """Send every pending alert delivery; returns what happened. Safe to run again at any time."""
+def _keep(cache: OrderedDict[ChartKey, T], key: ChartKey, value: T) -> None:
+    cache[key] = value
+    while len(cache) > KEPT_CHARTS:
+        cache.popitem(last=False)
+
+
+def _render_chart(runtime: Runtime, f: AlertFacts, lang: str) -> bytes:
+    with runtime.db.session() as session:
+        topic = session.get(Topic, f.topic.id)
+        assert topic is not None
+        data = chart_data(session, topic, runtime.clock.now(), tz=runtime.settings.tz)
+    return render_chart(data, chart_labels(runtime.renderer, lang, f), runtime.settings.tz)
+
+
+async def deliver_pending(runtime: Runtime, charts: Charts | None = None) -> DeliveryReport:
+    """Send every pending alert delivery that is due; returns what happened. Safe to run again
+    at any time; pass the same ``charts`` to every run (the deliver job does)."""
     report = DeliveryReport()
-    charts = _Charts(runtime)
+    charts = charts if charts is not None else Charts()
     facts_cache: dict[int, AlertFacts] = {}
     semaphore = asyncio.Semaphore(CONCURRENT_PEOPLE)
     while True:
@@ -260,7 +274,7 @@ async def _deliver_person(
     person: User,
     queue: list[Delivery],
     facts_cache: dict[int, AlertFacts],
-    charts: _Charts,
+    charts: Charts,
     report: DeliveryReport,
 ) -> None:
     """Send the person's parts in order; stop at the first failure that may pass."""
@@ -302,20 +316,21 @@ async def _deliver_person(
 
 
 async def _send_part(
-    runtime: Runtime, charts: _Charts, row: Delivery, f: AlertFacts, lang: str, to: ChatRef
+    runtime: Runtime, charts: Charts, row: Delivery, f: AlertFacts, lang: str, to: ChatRef
 ) -> SentMessage:
     """Send one ledger row: the chart (uploaded once per alert and language) or the text."""
     if row.part.startswith("photo:"):
-        attachment, uploader = await charts.attachment(f, lang)
+        attachment, uploader = await charts.attachment(runtime, f, row.part, lang)
         caption = runtime.renderer.render("alert_caption", lang, f=f, a=f.alert)
+        key = (row.ref_id, row.part, lang)
         try:
             sent = await runtime.notifier.send_photo(to, attachment, caption)
         except BaseException:
             if uploader:
-                charts.finished(f, lang, None)
+                charts.finished(key, None)
             raise
         if uploader:
-            charts.finished(f, lang, sent)
+            charts.finished(key, sent)
         return sent
     escalation = row.part == "text:escalation"
     text = alert_text(runtime.renderer, lang, f, escalation=escalation)
