@@ -167,10 +167,18 @@ def _person(
 def desk(
     emulator: TelegramEmulator, sqlite_db: Database, make_settings: Any, clock: SimulatedClock
 ) -> Desk:
-    def person(name: str, role: str, agency_id: int, lang: str = "vi") -> tuple[EmuUser, int]:
-        return _person(emulator, sqlite_db, name, role, agency_id, lang)
+    return make_desk(emulator, sqlite_db, make_settings, clock)
 
-    with sqlite_db.session() as s:
+
+def make_desk(
+    emulator: TelegramEmulator, db: Database, make_settings: Any, clock: SimulatedClock
+) -> Desk:
+    """The desk on any database (the ``desk`` fixture: on SQLite)."""
+
+    def person(name: str, role: str, agency_id: int, lang: str = "vi") -> tuple[EmuUser, int]:
+        return _person(emulator, db, name, role, agency_id, lang)
+
+    with db.session() as s:
         agency = Agency(code="BYT", name="Bộ Y tế")
         other = Agency(code="BGDDT", name="Bộ Giáo dục và Đào tạo")
         s.add(agency)
@@ -199,7 +207,7 @@ def desk(
     ]
     supervisor = person("Hung", Role.SUPERVISOR, agency_id)
     outsider = person("Khoa", Role.SPOKESPERSON, other_id)
-    with sqlite_db.session() as s:
+    with db.session() as s:
         for _tg, uid in spokespeople:
             s.add(Subscription(user_id=uid, topic_id=topic_id))
         s.add(Subscription(user_id=outsider[1], topic_id=other_topic_id))
@@ -215,11 +223,11 @@ def desk(
     )
 
     def make_app() -> Application:  # type: ignore[type-arg]
-        return build_application(settings, sqlite_db, clock)
+        return build_application(settings, db, clock)
 
     return Desk(
         emulator,
-        sqlite_db,
+        db,
         clock,
         settings,
         agency_id,
@@ -242,4 +250,12 @@ def existing_alerts(db: Database) -> list[Alert]:
         return list(s.exec(select(Alert)))
 
 
-__all__ = ["Desk", "FeedServer", "add_sources", "existing_alerts", "run_job_now", "running_app"]
+__all__ = [
+    "Desk",
+    "FeedServer",
+    "add_sources",
+    "existing_alerts",
+    "make_desk",
+    "run_job_now",
+    "running_app",
+]
