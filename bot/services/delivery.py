@@ -28,7 +28,7 @@ import random
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -352,15 +352,20 @@ def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage, recovering: b
         stored.sent_at = runtime.clock.now()
         stored.retry_at = None
         if recovering:
-            session.execute(
-                sa.update(Delivery)
-                .where(
-                    col(Delivery.user_id) == row.user_id,
-                    col(Delivery.kind) == ALERT_KIND,
-                    col(Delivery.status) == DeliveryStatus.PENDING,
-                )
-                .values(retry_at=None, failing_since=None)
-            )
+            _update_owed(session, row.user_id, retry_at=None, failing_since=None)
+
+
+def _update_owed(session: Session, user_id: int, **values: Any) -> None:
+    """Set ``values`` on every alert row still owed to the person (their queue is one unit)."""
+    session.execute(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.user_id) == user_id,
+            col(Delivery.kind) == ALERT_KIND,
+            col(Delivery.status) == DeliveryStatus.PENDING,
+        )
+        .values(**values)
+    )
 
 
 def _mark_uncertain(runtime: Runtime, row: Delivery, error: str) -> None:
@@ -397,17 +402,11 @@ def _record_failure(
             doomed = [stored]
         elif now - (stored.failing_since or now) < budget:
             delay = timedelta(seconds=retry_delay(stored.attempts, retry_after))
-            session.execute(
-                sa.update(Delivery)
-                .where(
-                    col(Delivery.user_id) == row.user_id,
-                    col(Delivery.kind) == ALERT_KIND,
-                    col(Delivery.status) == DeliveryStatus.PENDING,
-                )
-                .values(
-                    retry_at=now + delay,
-                    failing_since=sa.func.coalesce(col(Delivery.failing_since), now),
-                )
+            _update_owed(
+                session,
+                row.user_id,
+                retry_at=now + delay,
+                failing_since=sa.func.coalesce(col(Delivery.failing_since), now),
             )
             return 0
         else:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -42,18 +44,25 @@ TOPIC = "An toàn thực phẩm"  # in every alert text and caption, in both lan
 ALERT_MARKERS = ("Tăng đột biến", "Volume burst")  # in alert texts, not in the admin notice
 
 
-def plan(desk: Desk, alert_id: int) -> int:
+@asynccontextmanager
+async def fan_out(
+    desk: Desk,
+    app: Application | None = None,  # type: ignore[type-arg]
+) -> AsyncIterator[tuple[Application, int]]:  # type: ignore[type-arg]
+    """An alert planned for the desk's three subscribers and the app running, its deliver job
+    held: the test runs ``deliver`` itself."""
+    alert_id = desk.add_alert()
     with desk.db.session() as s:
         alert = s.get(Alert, alert_id)
         assert alert is not None
-        return plan_delivery(s, alert, desk.clock.now(), escalate_after=timedelta(minutes=15))
-
-
-def hold_deliver_job(app: Application) -> None:  # type: ignore[type-arg]
-    assert app.job_queue is not None
-    job = app.job_queue.scheduler.get_job(DELIVER_JOB_ID)
-    assert job is not None
-    job.pause()
+        plan_delivery(s, alert, desk.clock.now(), escalate_after=timedelta(minutes=15))
+    app = app or desk.make_app()
+    async with running_app(app):
+        assert app.job_queue is not None
+        job = app.job_queue.scheduler.get_job(DELIVER_JOB_ID)
+        assert job is not None
+        job.pause()
+        yield app, alert_id
 
 
 async def deliver(app: Application) -> DeliveryReport:  # type: ignore[type-arg]
@@ -106,11 +115,7 @@ async def test_a_sixteen_second_outage_delays_the_alert_and_loses_nothing(
         return render_chart(runtime, f, lang)
 
     monkeypatch.setattr(delivery, "_render_chart", counted)
-    alert_id = desk.add_alert()
-    plan(desk, alert_id)
-    app = desk.make_app()
-    async with running_app(app):
-        hold_deliver_job(app)
+    async with fan_out(desk) as (app, _alert_id):
         for method in down:
             emulator.inject_error(method, 502, times=100_000)
         start = desk.clock.now()
@@ -134,11 +139,7 @@ async def test_a_sixteen_second_outage_delays_the_alert_and_loses_nothing(
 
 async def test_a_429_puts_off_that_person_for_retry_after_not_the_fan_out(desk: Desk) -> None:
     emulator = desk.emulator
-    alert_id = desk.add_alert()
-    plan(desk, alert_id)
-    app = desk.make_app()
-    async with running_app(app):
-        hold_deliver_job(app)
+    async with fan_out(desk) as (app, _alert_id):
         emulator.inject_error("sendMessage", 429, retry_after=30, text_contains=TOPIC)
         report = await asyncio.wait_for(deliver(app), timeout=10)
         assert (report.sent, report.deferred) == (5, 1)
@@ -159,11 +160,7 @@ async def test_a_slow_answer_is_waited_for_and_not_sent_twice(desk: Desk) -> Non
     """The issue's 12-second delay, shortened to 6 s: still past PTB's default 5 s read
     timeout, after which the old code sent the text again."""
     emulator = desk.emulator
-    alert_id = desk.add_alert()
-    plan(desk, alert_id)
-    app = desk.make_app()
-    async with running_app(app):
-        hold_deliver_job(app)
+    async with fan_out(desk) as (app, _alert_id):
         emulator.inject_delay("sendMessage", 6, text_contains=TOPIC)
         await deliver(app)
         # Had the send been given up after 5 s, the held one would land within a second more.
@@ -178,12 +175,8 @@ async def test_a_slow_answer_is_waited_for_and_not_sent_twice(desk: Desk) -> Non
 async def test_a_lost_answer_is_marked_uncertain_and_never_repeated(desk: Desk) -> None:
     emulator = desk.emulator
     admin, _ = desk.add_person("Quang", Role.ADMIN)
-    alert_id = desk.add_alert()
-    plan(desk, alert_id)
     settings = desk.settings.model_copy(update={"send_timeout": 1.0})
-    app = build_application(settings, desk.db, desk.clock)
-    async with running_app(app):
-        hold_deliver_job(app)
+    async with fan_out(desk, build_application(settings, desk.db, desk.clock)) as (app, alert_id):
         emulator.inject_delay("sendMessage", 2.5, text_contains=TOPIC)
         report = await deliver(app)
         assert (report.sent, report.uncertain) == (5, 1)
@@ -214,11 +207,7 @@ async def test_an_outage_past_the_budget_fails_the_alert_visibly_once(any_desk: 
     desk = any_desk
     emulator = desk.emulator
     admin, _ = desk.add_person("Quang", Role.ADMIN)
-    alert_id = desk.add_alert()
-    plan(desk, alert_id)
-    app = desk.make_app()
-    async with running_app(app):
-        hold_deliver_job(app)
+    async with fan_out(desk) as (app, alert_id):
         emulator.inject_error("sendPhoto", 502, times=100_000)
         for marker in ALERT_MARKERS:
             emulator.inject_error("sendMessage", 502, times=100_000, text_contains=marker)
