@@ -20,10 +20,15 @@ import pytest
 from alert_desk import Desk, make_desk
 from emulator_fixtures import running_app
 from sqlmodel import col, select
+from telegram import Bot
 from telegram.ext import Application
+from telegram.request import HTTPXRequest
 
 from bot.app import DELIVER_JOB_ID, build_application
+from bot.channels.base import ChatRef, DeliveryError, OutcomeUnknown
+from bot.channels.telegram import TelegramNotifier
 from bot.clock import SimulatedClock
+from bot.config import ConfigError
 from bot.runtime import Runtime
 from bot.sandbox.telegram_emulator import StoredMessage, TelegramEmulator
 from bot.services import delivery
@@ -257,3 +262,32 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert max(delays) - min(delays) > ceiling / 4  # spread, not in lockstep
         assert all(60 <= retry_delay(failures, 60, rng=rng) <= max(61, ceiling) for _ in range(50))
+
+
+async def test_the_notifier_tells_a_lost_answer_from_a_send_that_never_left(
+    emulator: TelegramEmulator,
+) -> None:
+    async with Bot(
+        emulator.token, base_url=emulator.bot_url, request=HTTPXRequest(read_timeout=5)
+    ) as bot:
+        notifier = TelegramNotifier(bot, send_timeout=0.5)
+        lan = emulator.create_user("Lan")
+        emulator.send_text(lan.id, "/start")
+        emulator.inject_delay("sendMessage", 1.5)
+        with pytest.raises(OutcomeUnknown):  # written, then no answer in time
+            await notifier.send_text(ChatRef(lan.id), "một")
+        emulator.inject_error("sendMessage", 502)
+        with pytest.raises(DeliveryError) as answered:  # Telegram's own "not done"
+            await notifier.send_text(ChatRef(lan.id), "hai")
+        await emulator.stop()
+        with pytest.raises(DeliveryError) as refused:  # nothing listening: never left
+            await notifier.send_text(ChatRef(lan.id), "ba")
+    assert not isinstance(answered.value, OutcomeUnknown)
+    assert not isinstance(refused.value, OutcomeUnknown)
+
+
+def test_the_retry_budget_is_a_setting_of_at_least_an_hour(make_settings: Any) -> None:
+    assert make_settings().delivery_retry_minutes == 60
+    assert make_settings({"CRISISDESK_DELIVERY_RETRY_MINUTES": "180"}).delivery_retry_minutes == 180
+    with pytest.raises(ConfigError, match="DELIVERY_RETRY_MINUTES"):
+        make_settings({"CRISISDESK_DELIVERY_RETRY_MINUTES": "30"})
