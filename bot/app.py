@@ -21,7 +21,7 @@ from bot.channels.telegram import TelegramNotifier
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.runtime import Runtime
-from bot.services.delivery import deliver_pending
+from bot.services.delivery import Charts, deliver_pending
 from bot.services.digest import ensure_scheduled
 from bot.services.due import fire_due
 from bot.services.scanning import scan_and_alert
@@ -69,13 +69,15 @@ async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     runtime: Runtime = context.bot_data["runtime"]
     if not runtime.leads():
         return
-    report = await deliver_pending(runtime)
-    if report.sent or report.unreachable or report.failed:
+    assert context.job is not None and isinstance(context.job.data, Charts)
+    report = await deliver_pending(runtime, context.job.data)  # charts kept between runs
+    if report.settled:
         log.info(
-            "delivered %s, unreachable %s, failed %s, deferred %s",
+            "delivered %s, unreachable %s, failed %s, uncertain %s, deferred %s",
             report.sent,
             report.unreachable,
             report.failed,
+            report.uncertain,
             report.deferred,
         )
 
@@ -128,7 +130,7 @@ def build_application(
         db=db,
         clock=clock or SystemClock(),
         renderer=renderer or Renderer(settings.timezone),
-        notifier=TelegramNotifier(application.bot),
+        notifier=TelegramNotifier(application.bot, send_timeout=settings.send_timeout),
         leadership=Leadership(db.engine),
     )
     # Order matters: conversation handlers first, then commands, then the catch-all buttons.
@@ -142,7 +144,9 @@ def build_application(
     job_queue = application.job_queue
     assert job_queue is not None, "python-telegram-bot[job-queue] is a dependency"
     job_queue.run_repeating(tick_job, **_every(settings.tick_seconds, TICK_JOB_ID, 0.2))
-    job_queue.run_repeating(deliver_job, **_every(DELIVER_SECONDS, DELIVER_JOB_ID, 0.5))
+    job_queue.run_repeating(
+        deliver_job, data=Charts(), **_every(DELIVER_SECONDS, DELIVER_JOB_ID, 0.5)
+    )
     job_queue.run_repeating(scan_job, **_every(settings.scan_interval, SCAN_JOB_ID, 1.0))
     job_queue.run_once(startup_job, 0)
     return application

@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     escalation_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     digest_time: time = time(7, 30)
     approval_reminder_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    send_timeout: float = Field(default=30.0, gt=0, le=600)
+    delivery_retry_minutes: float = Field(default=60.0, ge=60, le=7 * 24 * 60)
     templates_dir: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -145,6 +145,7 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNREACHABLE = "unreachable"
+    UNCERTAIN = "uncertain"  # sent, but the answer was lost: maybe delivered, never re-sent
 
 
 class RoomKind(StrEnum):
@@ -487,6 +488,9 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=utc_column())
+    # Through an outage: not before ``retry_at``; given up once failing longer than the budget.
+    retry_at: datetime | None = Field(default=None, sa_column=utc_column())
+    failing_since: datetime | None = Field(default=None, sa_column=utc_column())
 
 
 class Due(SQLModel, table=True):

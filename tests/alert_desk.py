@@ -94,6 +94,10 @@ class Desk:
     outsider: tuple[EmuUser, int]
     make_app: Callable[[], Application]  # type: ignore[type-arg]
 
+    def add_person(self, name: str, role: str, lang: str = "vi") -> tuple[EmuUser, int]:
+        """Another active person of the desk's agency who has started the bot."""
+        return _person(self.emulator, self.db, name, role, self.agency_id, lang)
+
     def add_alert(self, severity: str = Severity.WARNING, **fields: Any) -> int:
         now = self.clock.now()
         with self.db.session() as s:
@@ -135,32 +139,46 @@ async def run_job_now(app: Application, job_id: str) -> None:  # type: ignore[ty
 JOB_IDS = (TICK_JOB_ID, SCAN_JOB_ID, DELIVER_JOB_ID)
 
 
+def _person(
+    emulator: TelegramEmulator, db: Database, name: str, role: str, agency_id: int, lang: str
+) -> tuple[EmuUser, int]:
+    tg = emulator.create_user(name, language_code=lang, username=name.lower())
+    # They registered long ago: their private chat with the bot exists, and no /start is
+    # waiting in the update queue to be answered when the app starts.
+    emulator.world.private_chat(tg)
+    tg.started = True
+    with db.session() as s:
+        user = User(
+            telegram_id=tg.id,
+            username=tg.username,
+            full_name=name,
+            role=role,
+            status=UserStatus.ACTIVE,
+            agency_id=agency_id,
+            language=lang,
+        )
+        s.add(user)
+        s.flush()
+        assert user.id is not None
+        return tg, user.id
+
+
 @pytest.fixture
 def desk(
     emulator: TelegramEmulator, sqlite_db: Database, make_settings: Any, clock: SimulatedClock
 ) -> Desk:
-    def person(name: str, role: str, agency_id: int, lang: str = "vi") -> tuple[EmuUser, int]:
-        tg = emulator.create_user(name, language_code=lang, username=name.lower())
-        # They registered long ago: their private chat with the bot exists, and no /start is
-        # waiting in the update queue to be answered when the app starts.
-        emulator.world.private_chat(tg)
-        tg.started = True
-        with sqlite_db.session() as s:
-            user = User(
-                telegram_id=tg.id,
-                username=tg.username,
-                full_name=name,
-                role=role,
-                status=UserStatus.ACTIVE,
-                agency_id=agency_id,
-                language=lang,
-            )
-            s.add(user)
-            s.flush()
-            assert user.id is not None
-            return tg, user.id
+    return make_desk(emulator, sqlite_db, make_settings, clock)
 
-    with sqlite_db.session() as s:
+
+def make_desk(
+    emulator: TelegramEmulator, db: Database, make_settings: Any, clock: SimulatedClock
+) -> Desk:
+    """The desk on any database (the ``desk`` fixture: on SQLite)."""
+
+    def person(name: str, role: str, agency_id: int, lang: str = "vi") -> tuple[EmuUser, int]:
+        return _person(emulator, db, name, role, agency_id, lang)
+
+    with db.session() as s:
         agency = Agency(code="BYT", name="Bộ Y tế")
         other = Agency(code="BGDDT", name="Bộ Giáo dục và Đào tạo")
         s.add(agency)
@@ -189,7 +207,7 @@ def desk(
     ]
     supervisor = person("Hung", Role.SUPERVISOR, agency_id)
     outsider = person("Khoa", Role.SPOKESPERSON, other_id)
-    with sqlite_db.session() as s:
+    with db.session() as s:
         for _tg, uid in spokespeople:
             s.add(Subscription(user_id=uid, topic_id=topic_id))
         s.add(Subscription(user_id=outsider[1], topic_id=other_topic_id))
@@ -205,11 +223,11 @@ def desk(
     )
 
     def make_app() -> Application:  # type: ignore[type-arg]
-        return build_application(settings, sqlite_db, clock)
+        return build_application(settings, db, clock)
 
     return Desk(
         emulator,
-        sqlite_db,
+        db,
         clock,
         settings,
         agency_id,
@@ -232,4 +250,12 @@ def existing_alerts(db: Database) -> list[Alert]:
         return list(s.exec(select(Alert)))
 
 
-__all__ = ["Desk", "FeedServer", "add_sources", "existing_alerts", "run_job_now", "running_app"]
+__all__ = [
+    "Desk",
+    "FeedServer",
+    "add_sources",
+    "existing_alerts",
+    "make_desk",
+    "run_job_now",
+    "running_app",
+]

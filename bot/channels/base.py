@@ -67,6 +67,12 @@ class RateLimited(DeliveryError):
         self.retry_after = retry_after
 
 
+class OutcomeUnknown(DeliveryError):
+    """The request reached the channel but its answer was lost (a read timeout, a connection
+    dropped mid-answer): the message may or may not have been delivered. Sending it again may
+    duplicate it; the Bot API offers no way to ask which it was."""
+
+
 class Rejected(DeliveryError):
     """The channel refused the request itself (bad markup, missing rights): a bug or setup issue."""
 

@@ -12,7 +12,10 @@ for each message that satisfies every window Telegram checks, then sleeps until 
 
 Only calls that produce or change messages count (``send*``, ``edit*``, ``copy*``,
 ``forward*``), as in Telegram's own accounting; answering a button or pinning is never delayed.
-A 429 that happens anyway is retried after its ``retry_after``.
+A 429 that happens anyway is retried after its ``retry_after`` when that is short (at most
+``INLINE_RETRY_MAX`` seconds; every send waits meanwhile); a longer one is raised at once, so the
+caller can put the message off (the alert ledger does, honouring ``retry_after``) instead of a
+whole fan-out standing still for it.
 
 Reserving times (rather than acquiring several limiters one after the other) matters: waiting in
 one limiter while holding a slot of another compresses the sends when they finally go out, which
@@ -43,6 +46,7 @@ CHAT_BURST, CHAT_RATE = 3.0, 1.0
 GROUP_MAX, GROUP_WINDOW = 20, 60.0
 SAFETY = 0.02  # seconds added to every computed bound, for clock and network jitter
 LATE_TOLERANCE = 0.010  # a sender woken later than this after its slot reserves a new one
+INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to schedule
 
 
 @dataclass
@@ -168,7 +172,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
-                if attempt == retries:
+                if attempt == retries or _seconds(exc.retry_after) > INLINE_RETRY_MAX:
                     raise
                 wait = _seconds(exc.retry_after) + 0.1
                 log.warning("429 on %s; pausing all sends for %.1f s", endpoint, wait)

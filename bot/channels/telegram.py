@@ -3,6 +3,12 @@
 Text is sent as Telegram HTML (templates escape what people typed); buttons become an inline
 keyboard whose callback data is the ``action:id`` of each ``Button``. PTB exceptions are mapped to
 the channel-neutral ones of ``bot.channels.base``.
+
+A send that fails before its request was fully written cannot have reached Telegram and is safe
+to repeat; one that fails after it (the answer timed out or the connection dropped mid-answer) may
+have been delivered, and the Bot API has no way to ask, so it raises ``OutcomeUnknown`` and the
+caller decides. Sends get a read timeout long enough (the ``SEND_TIMEOUT`` setting) that a merely
+slow answer is waited for rather than turned into that doubt.
 """
 
 from __future__ import annotations
@@ -11,19 +17,29 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import httpx
+
 # Opt in to PTB 23's timedelta durations (RetryAfter.retry_after) now, so the code reads them one
 # way only and PTB's deprecation warning does not fire on every 429.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
 from bot.channels.base import (
     Attachment,
     Buttons,
     ChatRef,
     DeliveryError,
+    OutcomeUnknown,
     RateLimited,
     RecipientUnreachable,
     Rejected,
@@ -31,6 +47,11 @@ from bot.channels.base import (
 )
 
 T = TypeVar("T")
+
+# Transport failures that happen after the whole request went out: Telegram may have acted on it.
+# Connect errors, pool and write timeouts happen before, and an HTTP error status is Telegram's
+# own answer that it did not.
+_AFTER_REQUEST_SENT = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
 
 
 def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
@@ -69,15 +90,24 @@ async def _call(request: Callable[[], Awaitable[T]]) -> T:
         if "chat not found" in exc.message.lower():
             raise RecipientUnreachable(exc.message) from exc
         raise Rejected(exc.message) from exc
+    except NetworkError as exc:
+        if isinstance(exc.__cause__, _AFTER_REQUEST_SENT):
+            raise OutcomeUnknown(f"no answer to a sent request: {exc.message}") from exc
+        raise DeliveryError(exc.message) from exc
     except TelegramError as exc:
         raise DeliveryError(exc.message) from exc
 
 
 class TelegramNotifier:
-    """Implements ``bot.channels.base.Notifier`` with a PTB ``Bot``."""
+    """Implements ``bot.channels.base.Notifier`` with a PTB ``Bot``.
 
-    def __init__(self, bot: Bot) -> None:
+    ``send_timeout`` is the read timeout of every send (seconds): how long a slow Bot API is
+    waited for before the send's outcome counts as unknown.
+    """
+
+    def __init__(self, bot: Bot, *, send_timeout: float = 30.0) -> None:
         self.bot = bot
+        self.send_timeout = send_timeout
 
     async def send_text(
         self, to: ChatRef, text: str, buttons: Buttons | None = None
@@ -90,6 +120,7 @@ class TelegramNotifier:
                 parse_mode=ParseMode.HTML,
                 reply_markup=keyboard(buttons),
                 disable_web_page_preview=True,
+                read_timeout=self.send_timeout,
             )
         )
         return _sent(message)
@@ -105,6 +136,7 @@ class TelegramNotifier:
                 caption=caption or None,
                 parse_mode=ParseMode.HTML,
                 reply_markup=keyboard(buttons),
+                read_timeout=self.send_timeout,
             )
         )
         return _sent(message)
@@ -119,6 +151,7 @@ class TelegramNotifier:
                 document=_file(document),
                 caption=caption or None,
                 parse_mode=ParseMode.HTML,
+                read_timeout=self.send_timeout,
             )
         )
         return _sent(message)

@@ -118,6 +118,28 @@ def supervisors_of(session: Session, agency_id: int) -> list[User]:
     ]
 
 
+def admins_of(session: Session, agency_id: int, global_admin_ids: list[int]) -> list[User]:
+    """Active admins the bot can message who answer for ``agency_id``: its own, those of no
+    agency, and the global admins of ``ADMIN_IDS`` who registered."""
+    query = (
+        select(User)
+        .where(
+            User.status == UserStatus.ACTIVE,
+            col(User.reachable).is_(True),
+            col(User.telegram_id).is_not(None),
+            sa.or_(
+                sa.and_(
+                    col(User.role) == Role.ADMIN,
+                    sa.or_(col(User.agency_id) == agency_id, col(User.agency_id).is_(None)),
+                ),
+                col(User.telegram_id).in_(global_admin_ids),
+            ),
+        )
+        .order_by(col(User.id))
+    )
+    return list(session.exec(query))
+
+
 def plan_delivery(
     session: Session, alert: Alert, now: datetime, *, escalate_after: timedelta
 ) -> int:

@@ -2,10 +2,19 @@
 
 Every (alert, person, part) row is written before anything is sent and marked with the message
 id right after, so a restart resumes exactly the unsent rows. Each person's parts go out one after
-the other (chart, then text), so a crash can re-send at most the one message in flight per person
-and never lose one (at-least-once). People are served concurrently; Telegram's flood windows are
-kept by the bot's rate limiter, so the fan-out runs at the overall limit without 429s. A chart is
-rendered once per alert and language and uploaded once: later sends reuse its ``file_id``.
+the other (chart, then text with its buttons), so a crash can re-send at most the one message in
+flight per person and never lose one (at-least-once). People are served concurrently; Telegram's
+flood windows are kept by the bot's rate limiter, so the fan-out runs at the overall limit without
+429s. A chart is rendered once per alert and language and uploaded once: later sends reuse its
+``file_id``.
+
+Through an outage (docs/reliability.md, "Delivery through outages"): a send that failed without
+reaching Telegram puts off the person's whole queue (exponential backoff with jitter, never
+sooner than a 429's ``retry_after``), so their parts stay in order and a sent chart is never sent
+again. The budget is time, not tries: a person failing for ``DELIVERY_RETRY_MINUTES`` has the
+alert's remaining parts marked failed together, and the agency's admins are told once per alert.
+A send whose answer was lost after it went out may have been delivered: it is marked uncertain
+and never repeated, because the Bot API cannot say which it was.
 
 A person who blocked the bot is marked unreachable, their remaining rows are closed, and their
 supervisors are told once.
@@ -15,10 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import random
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.buttons import Button
@@ -26,6 +38,7 @@ from bot.channels.base import (
     Attachment,
     ChatRef,
     DeliveryError,
+    OutcomeUnknown,
     RateLimited,
     RecipientUnreachable,
     SentMessage,
@@ -34,7 +47,9 @@ from bot.services import audit
 from bot.services.alerts import (
     ALERT_KIND,
     REFRESH_KIND,
+    AlertActionError,
     AlertFacts,
+    admins_of,
     facts,
     pending_count,
     schedule_refresh,
@@ -53,9 +68,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
 CONCURRENT_PEOPLE = 100
 BATCH = 5000
+KEPT_CHARTS = 64  # charts (a PNG of ~100 KB each) kept between runs of the deliver job
+FIRST_BACKOFF = 2.0  # seconds before the first retry (the deliver job runs every 5 s anyway)
+MAX_BACKOFF = 300.0  # retries keep coming at least every 5 minutes until the budget is spent
+UNDELIVERED_KIND = "alert_undelivered"
+NOTICE_DELAY = timedelta(minutes=1)  # gathers everyone of a fan-out who failed in one notice
+NOTICE_NAMES = 20  # names listed in the notice; the count says how many more
+
+_jitter = random.Random()
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,8 +86,31 @@ class DeliveryReport:
     sent: int = 0
     unreachable: int = 0
     failed: int = 0
+    uncertain: int = 0
     deferred: int = 0
     rounds: int = 0
+
+    @property
+    def settled(self) -> int:
+        """Rows this run settled for good (anything but a deferral)."""
+        return self.sent + self.unreachable + self.failed + self.uncertain
+
+
+def retry_delay(
+    failures: int, retry_after: float | None = None, rng: random.Random = _jitter
+) -> float:
+    """Seconds to wait after the ``failures``-th failed send in a row.
+
+    Exponential backoff with equal jitter (between half and all of ``FIRST_BACKOFF · 2ⁿ⁻¹``,
+    capped at ``MAX_BACKOFF``), so people who failed together do not all retry at the same
+    instant when the Bot API comes back; never shorter than a 429's ``retry_after`` (plus up to a
+    second of jitter, so a bot-wide flood wait does not end in one burst).
+    """
+    ceiling = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(failures - 1, 0))
+    delay = rng.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after + rng.uniform(0, 1))
+    return delay
 
 
 def alert_buttons(renderer: Renderer, lang: str, alert: Alert) -> list[list[Button]]:
@@ -109,23 +155,29 @@ def chart_labels(renderer: Renderer, lang: str, f: AlertFacts) -> ChartLabels:
     )
 
 
-@dataclass
-class _Charts:
-    """Chart bytes and uploaded file ids per (alert, language), shared by one fan-out.
+ChartKey = tuple[int, str, str]  # alert id, ledger part (a chart per severity), language
 
-    The first sender of a chart uploads it; everyone else waits for that upload and sends its
-    ``file_id`` (no bytes). If the upload fails, the next waiter becomes the uploader.
+
+@dataclass
+class Charts:
+    """Chart bytes and uploaded file ids per (alert, part, language).
+
+    One instance lives as long as the deliver job (it is the job's ``data``), so retries through an
+    outage neither render a chart again nor upload it again; the latest ``KEPT_CHARTS`` are kept.
+    Within a fan-out, the first sender of a chart uploads it; everyone else waits for that upload
+    and sends its ``file_id`` (no bytes). If the upload fails, the next waiter becomes the uploader.
     """
 
-    runtime: Runtime
-    data: dict[tuple[int, str], bytes] = field(default_factory=dict)
-    file_ids: dict[tuple[int, str], str] = field(default_factory=dict)
-    uploading: dict[tuple[int, str], asyncio.Event] = field(default_factory=dict)
+    data: OrderedDict[ChartKey, bytes] = field(default_factory=OrderedDict)
+    file_ids: OrderedDict[ChartKey, str] = field(default_factory=OrderedDict)
+    uploading: dict[ChartKey, asyncio.Event] = field(default_factory=dict)
 
-    async def attachment(self, f: AlertFacts, lang: str) -> tuple[Attachment, bool]:
+    async def attachment(
+        self, runtime: Runtime, f: AlertFacts, part: str, lang: str
+    ) -> tuple[Attachment, bool]:
         """The chart to send and whether this caller is the uploader (must call ``finished``)."""
         assert f.alert.id is not None
-        key = (f.alert.id, lang)
+        key = (f.alert.id, part, lang)
         while True:
             if key in self.file_ids:
                 return Attachment("chart.png", file_id=self.file_ids[key]), False
@@ -134,43 +186,60 @@ class _Charts:
                 self.uploading[key] = asyncio.Event()
                 try:
                     if key not in self.data:
-                        self.data[key] = await asyncio.to_thread(self._render, f, lang)
+                        chart = await asyncio.to_thread(_render_chart, runtime, f, lang)
+                        _keep(self.data, key, chart)
                 except BaseException:
-                    self.finished(f, lang, None)
+                    self.finished(key, None)
                     raise
                 return Attachment(f"alert-{f.alert.id}.png", self.data[key]), True
             await pending.wait()
 
-    def _render(self, f: AlertFacts, lang: str) -> bytes:
-        rt = self.runtime
-        with rt.db.session() as session:
-            topic = session.get(Topic, f.topic.id)
-            assert topic is not None
-            data = chart_data(session, topic, rt.clock.now(), tz=rt.settings.tz)
-        return render_chart(data, chart_labels(rt.renderer, lang, f), rt.settings.tz)
-
-    def finished(self, f: AlertFacts, lang: str, sent: SentMessage | None) -> None:
-        assert f.alert.id is not None
-        key = (f.alert.id, lang)
-        if sent is not None and sent.file_id:
-            self.file_ids.setdefault(key, sent.file_id)
+    def finished(self, key: ChartKey, sent: SentMessage | None) -> None:
+        if sent is not None and sent.file_id and key not in self.file_ids:
+            _keep(self.file_ids, key, sent.file_id)
         event = self.uploading.pop(key, None)
         if event is not None:
             event.set()
 
 
-async def deliver_pending(runtime: Runtime) -> DeliveryReport:
-    """Send every pending alert delivery; returns what happened. Safe to run again at any time."""
+def _keep(cache: OrderedDict[ChartKey, T], key: ChartKey, value: T) -> None:
+    cache[key] = value
+    while len(cache) > KEPT_CHARTS:
+        cache.popitem(last=False)
+
+
+def _render_chart(runtime: Runtime, f: AlertFacts, lang: str) -> bytes:
+    with runtime.db.session() as session:
+        topic = session.get(Topic, f.topic.id)
+        assert topic is not None
+        data = chart_data(session, topic, runtime.clock.now(), tz=runtime.settings.tz)
+    return render_chart(data, chart_labels(runtime.renderer, lang, f), runtime.settings.tz)
+
+
+async def deliver_pending(runtime: Runtime, charts: Charts | None = None) -> DeliveryReport:
+    """Send every pending alert delivery that is due; returns what happened. Safe to run again
+    at any time; pass the same ``charts`` to every run (the deliver job does)."""
     report = DeliveryReport()
-    charts = _Charts(runtime)
+    charts = charts if charts is not None else Charts()
     facts_cache: dict[int, AlertFacts] = {}
     semaphore = asyncio.Semaphore(CONCURRENT_PEOPLE)
     while True:
+        now = runtime.clock.now()
         with runtime.db.session() as session:
+            # A person with any row put off is skipped whole: their parts stay in order.
+            waiting = select(Delivery.user_id).where(
+                Delivery.kind == ALERT_KIND,
+                Delivery.status == DeliveryStatus.PENDING,
+                col(Delivery.retry_at) > now,
+            )
             rows = list(
                 session.exec(
                     select(Delivery)
-                    .where(Delivery.kind == ALERT_KIND, Delivery.status == DeliveryStatus.PENDING)
+                    .where(
+                        Delivery.kind == ALERT_KIND,
+                        Delivery.status == DeliveryStatus.PENDING,
+                        col(Delivery.user_id).not_in(waiting),
+                    )
                     .order_by(col(Delivery.id))
                     .limit(BATCH)
                 )
@@ -194,10 +263,10 @@ async def deliver_pending(runtime: Runtime) -> DeliveryReport:
             async with semaphore:
                 await _deliver_person(runtime, person, queue, facts_cache, charts, report)
 
-        before = report.sent + report.unreachable + report.failed
+        before = report.settled
         await asyncio.gather(*(serve(people[uid], q) for uid, q in by_person.items()))
-        if report.sent + report.unreachable + report.failed == before:
-            return report  # only deferrals this round: the next run retries them
+        if report.settled == before:
+            return report  # only deferrals this round: the next run retries them when due
 
 
 async def _deliver_person(
@@ -205,50 +274,74 @@ async def _deliver_person(
     person: User,
     queue: list[Delivery],
     facts_cache: dict[int, AlertFacts],
-    charts: _Charts,
+    charts: Charts,
     report: DeliveryReport,
 ) -> None:
+    """Send the person's parts in order; stop at the first failure that may pass."""
     lang = person.language
+    recovering = any(row.failing_since is not None for row in queue)
+    given_up: set[int] = set()  # alerts whose remaining parts were just marked failed
     for row in queue:
+        if row.ref_id in given_up:
+            continue
         f = facts_cache[row.ref_id]
         to = ChatRef(row.chat_id or person.telegram_id or 0)
         try:
-            if row.part.startswith("photo:"):
-                attachment, uploader = await charts.attachment(f, lang)
-                caption = runtime.renderer.render("alert_caption", lang, f=f, a=f.alert)
-                sent_photo: SentMessage | None = None
-                try:
-                    sent = sent_photo = await runtime.notifier.send_photo(to, attachment, caption)
-                finally:
-                    if uploader:
-                        charts.finished(f, lang, sent_photo)
-            else:
-                escalation = row.part == "text:escalation"
-                text = alert_text(runtime.renderer, lang, f, escalation=escalation)
-                sent = await runtime.notifier.send_text(
-                    to, text, alert_buttons(runtime.renderer, lang, f.alert)
-                )
+            sent = await _send_part(runtime, charts, row, f, lang, to)
         except RecipientUnreachable as exc:
             _mark_unreachable(runtime, person, str(exc))
             report.unreachable += 1
             return
-        except RateLimited as exc:
-            _failed_attempt(runtime, row, f"rate limited ({exc.retry_after} s)", give_up=False)
-            report.deferred += 1
-            return
+        except OutcomeUnknown as exc:
+            await asyncio.to_thread(_mark_uncertain, runtime, row, str(exc))
+            report.uncertain += 1
+            continue
         except DeliveryError as exc:
-            if _failed_attempt(runtime, row, str(exc), give_up=True):
-                report.failed += 1
-                continue
-            report.deferred += 1
-            return
+            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+            failed = await asyncio.to_thread(
+                _record_failure, runtime, row, str(exc), exc.permanent, retry_after
+            )
+            if not failed:
+                report.deferred += 1
+                return
+            report.failed += failed
+            if not exc.permanent:
+                given_up.add(row.ref_id)
+            continue
         # Off the event loop: a commit per message would otherwise stall the loop and, with it,
         # the rate limiter's timing of every other send.
-        await asyncio.to_thread(_mark_sent, runtime, row, sent)
+        await asyncio.to_thread(_mark_sent, runtime, row, sent, recovering)
+        recovering = False
         report.sent += 1
 
 
-def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage) -> None:
+async def _send_part(
+    runtime: Runtime, charts: Charts, row: Delivery, f: AlertFacts, lang: str, to: ChatRef
+) -> SentMessage:
+    """Send one ledger row: the chart (uploaded once per alert and language) or the text."""
+    if row.part.startswith("photo:"):
+        attachment, uploader = await charts.attachment(runtime, f, row.part, lang)
+        caption = runtime.renderer.render("alert_caption", lang, f=f, a=f.alert)
+        key = (row.ref_id, row.part, lang)
+        try:
+            sent = await runtime.notifier.send_photo(to, attachment, caption)
+        except BaseException:
+            if uploader:
+                charts.finished(key, None)
+            raise
+        if uploader:
+            charts.finished(key, sent)
+        return sent
+    escalation = row.part == "text:escalation"
+    text = alert_text(runtime.renderer, lang, f, escalation=escalation)
+    return await runtime.notifier.send_text(
+        to, text, alert_buttons(runtime.renderer, lang, f.alert)
+    )
+
+
+def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage, recovering: bool) -> None:
+    """Record the message; a person who was failing is healthy again, so their other rows lose
+    their wait and start a fresh budget."""
     with runtime.db.session() as session:
         stored = session.get(Delivery, row.id)
         assert stored is not None
@@ -257,20 +350,96 @@ def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage) -> None:
         stored.chat_id = sent.chat_id
         stored.attempts += 1
         stored.sent_at = runtime.clock.now()
+        stored.retry_at = None
+        if recovering:
+            _update_owed(session, row.user_id, retry_at=None, failing_since=None)
 
 
-def _failed_attempt(runtime: Runtime, row: Delivery, error: str, *, give_up: bool) -> bool:
-    """Count a failed attempt; returns True when the row is given up (marked failed)."""
+def _update_owed(session: Session, user_id: int, **values: Any) -> None:
+    """Set ``values`` on every alert row still owed to the person (their queue is one unit)."""
+    session.execute(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.user_id) == user_id,
+            col(Delivery.kind) == ALERT_KIND,
+            col(Delivery.status) == DeliveryStatus.PENDING,
+        )
+        .values(**values)
+    )
+
+
+def _mark_uncertain(runtime: Runtime, row: Delivery, error: str) -> None:
+    """The send went out and its answer was lost: maybe delivered. Never sent again (a second
+    copy is the failure this prevents); counted in /status."""
+    log.warning("delivery %s: outcome unknown, not repeated: %s", row.id, error)
+    with runtime.db.session() as session:
+        stored = session.get(Delivery, row.id)
+        assert stored is not None
+        stored.status = DeliveryStatus.UNCERTAIN
+        stored.attempts += 1
+        stored.last_error = error[:500]
+        stored.retry_at = None
+
+
+def _record_failure(
+    runtime: Runtime, row: Delivery, error: str, permanent: bool, retry_after: float | None
+) -> int:
+    """Count a failed send; returns how many rows were given up (0: put off, to be retried).
+
+    A refusal (``permanent``) fails that part at once. Anything else puts off every row owed to
+    the person until ``retry_delay`` has passed, and starts their budget if it is not running;
+    once they have been failing for ``DELIVERY_RETRY_MINUTES``, the alert's remaining parts for
+    them fail together and its undelivered notice is scheduled (one per alert).
+    """
+    now = runtime.clock.now()
+    budget = timedelta(minutes=runtime.settings.delivery_retry_minutes)
     with runtime.db.session() as session:
         stored = session.get(Delivery, row.id)
         assert stored is not None
         stored.attempts += 1
         stored.last_error = error[:500]
-        if give_up and stored.attempts >= MAX_ATTEMPTS:
-            stored.status = DeliveryStatus.FAILED
-            log.error("delivery %s failed for good: %s", row.id, error)
-            return True
-    return False
+        if permanent:
+            doomed = [stored]
+        elif now - (stored.failing_since or now) < budget:
+            delay = timedelta(seconds=retry_delay(stored.attempts, retry_after))
+            _update_owed(
+                session,
+                row.user_id,
+                retry_at=now + delay,
+                failing_since=sa.func.coalesce(col(Delivery.failing_since), now),
+            )
+            return 0
+        else:
+            doomed = list(
+                session.exec(
+                    select(Delivery).where(
+                        Delivery.kind == ALERT_KIND,
+                        Delivery.ref_id == row.ref_id,
+                        Delivery.user_id == row.user_id,
+                        Delivery.status == DeliveryStatus.PENDING,
+                    )
+                )
+            )
+        for failed in doomed:
+            failed.status = DeliveryStatus.FAILED
+            failed.retry_at = None
+            failed.failing_since = failed.failing_since or now
+        log.error(
+            "alert %s: %s part(s) for user %s failed: %s",
+            row.ref_id,
+            len(doomed),
+            row.user_id,
+            error,
+        )
+        if any(failed.part.startswith("text:") for failed in doomed):
+            schedule(
+                session,
+                UNDELIVERED_KIND,
+                now + NOTICE_DELAY,
+                ref_id=row.ref_id,
+                dedupe_key=f"{UNDELIVERED_KIND}:{row.ref_id}",
+            )
+        return len(doomed)
 
 
 def _mark_unreachable(runtime: Runtime, person: User, reason: str) -> None:
@@ -339,3 +508,63 @@ async def _refresh(runtime: Runtime, session: Session, due: Due) -> None:
             )
         except RecipientUnreachable:
             continue
+
+
+@due_handler(UNDELIVERED_KIND)
+async def _report_undelivered(runtime: Runtime, session: Session, due: Due) -> None:
+    """Tell the agency's admins, once per alert, who never got it: one ``notify`` row each.
+
+    Fired a minute after the first person's parts failed, so everyone of that fan-out who failed
+    together is in the one notice; anyone failing later is still in /status.
+    """
+    alert_id = int(due.ref_id or 0)
+    try:
+        f = facts(session, alert_id)
+    except AlertActionError:
+        return  # the alert is gone
+    names = list(
+        session.exec(
+            select(User.full_name)
+            .join(Delivery, col(Delivery.user_id) == col(User.id))
+            .where(
+                Delivery.kind == ALERT_KIND,
+                Delivery.ref_id == alert_id,
+                Delivery.status == DeliveryStatus.FAILED,
+                col(Delivery.part).startswith("text:"),
+            )
+            .order_by(col(User.full_name))
+            .distinct()
+        )
+    )
+    if not names:
+        return
+    now = runtime.clock.now()
+    admins = admins_of(session, f.agency.id or 0, runtime.settings.admin_ids)
+    for admin in admins:
+        assert admin.id is not None
+        schedule(
+            session,
+            "notify",
+            now,
+            payload=notify_payload(
+                admin.id,
+                "alert_undelivered",
+                alert_id=alert_id,
+                topic=f.topic.name,
+                names=names[:NOTICE_NAMES],
+                count=len(names),
+                seconds=runtime.settings.delivery_retry_minutes * 60,
+            ),
+            dedupe_key=f"{UNDELIVERED_KIND}:{alert_id}:{admin.id}",
+        )
+    audit.record(
+        session,
+        action="alert.undelivered",
+        subject=f"alert:{alert_id}",
+        after={"people": len(names), "admins_told": len(admins)},
+        at=now,
+    )
+    if not admins:
+        log.error(
+            "alert %s reached nobody of %s people and no admin can be told", alert_id, len(names)
+        )

@@ -1,4 +1,9 @@
-"""A system summary for admins (``/status``): is the desk healthy right now?"""
+"""A system summary for admins (``/status``): is the desk healthy right now?
+
+It includes alert delivery through an outage: how many people are being retried and since when,
+and the latest alerts that did not reach someone (failed after the retry budget) or may not have
+(the send's answer was lost; see docs/reliability.md).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,32 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from storage.models import Alert, AlertStatus, Crisis, CrisisStatus, Due, Setting, User
+from bot.services.alerts import ALERT_KIND
+from storage.models import (
+    Alert,
+    AlertStatus,
+    Crisis,
+    CrisisStatus,
+    Delivery,
+    DeliveryStatus,
+    Due,
+    Setting,
+    Topic,
+    User,
+)
+
+DELIVERY_PROBLEMS_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class DeliveryProblem:
+    """An alert that did not reach (``failed``) or may not have reached (``uncertain``) people."""
+
+    alert_id: int
+    topic: str
+    at: datetime
+    failed: int
+    uncertain: int
 
 
 @dataclass(frozen=True)
@@ -22,6 +52,9 @@ class StatusSummary:
     pending_due: int
     overdue_due: int
     last_scan: dict[str, Any] | None
+    retrying: int = 0  # people whose alert delivery is failing now and being retried
+    failing_since: datetime | None = None
+    delivery_problems: tuple[DeliveryProblem, ...] = ()
 
 
 def system_status(session: Session, now: datetime) -> StatusSummary:
@@ -41,6 +74,13 @@ def system_status(session: Session, now: datetime) -> StatusSummary:
         select(func.count()).select_from(Due).where(col(Due.done_at).is_(None), Due.due_at < now)
     ).one()
     scan = session.get(Setting, "last_scan")
+    retrying, failing_since = session.exec(
+        select(func.count(func.distinct(Delivery.user_id)), func.min(Delivery.failing_since)).where(
+            Delivery.kind == ALERT_KIND,
+            Delivery.status == DeliveryStatus.PENDING,
+            col(Delivery.failing_since).is_not(None),
+        )
+    ).one()
     return StatusSummary(
         at=now,
         database=session.get_bind().dialect.name,
@@ -50,4 +90,47 @@ def system_status(session: Session, now: datetime) -> StatusSummary:
         pending_due=int(pending),
         overdue_due=int(overdue),
         last_scan=scan.value if scan else None,
+        retrying=int(retrying),
+        failing_since=failing_since,
+        delivery_problems=delivery_problems(session),
+    )
+
+
+def delivery_problems(
+    session: Session, limit: int = DELIVERY_PROBLEMS_SHOWN
+) -> tuple[DeliveryProblem, ...]:
+    """The latest alerts whose text failed or is uncertain for someone, with head counts."""
+    counts = session.exec(
+        select(Delivery.ref_id, Delivery.status, func.count(func.distinct(Delivery.user_id)))
+        .where(
+            Delivery.kind == ALERT_KIND,
+            col(Delivery.status).in_([DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN]),
+            col(Delivery.part).startswith("text:"),
+        )
+        .group_by(col(Delivery.ref_id), col(Delivery.status))
+        .order_by(col(Delivery.ref_id).desc())
+        .limit(2 * limit)  # at most two rows (failed, uncertain) per alert
+    ).all()
+    by_alert: dict[int, dict[str, int]] = {}
+    for alert_id, status, people in counts:
+        by_alert.setdefault(alert_id, {})[status] = int(people)
+    latest = sorted(by_alert, reverse=True)[:limit]
+    alerts = {
+        alert.id: (alert, topic)
+        for alert, topic in session.exec(
+            select(Alert, Topic)
+            .join(Topic, col(Topic.id) == col(Alert.topic_id))
+            .where(col(Alert.id).in_(latest))
+        )
+    }
+    return tuple(
+        DeliveryProblem(
+            alert_id=alert_id,
+            topic=alerts[alert_id][1].name,
+            at=alerts[alert_id][0].created_at,
+            failed=by_alert[alert_id].get(DeliveryStatus.FAILED, 0),
+            uncertain=by_alert[alert_id].get(DeliveryStatus.UNCERTAIN, 0),
+        )
+        for alert_id in latest
+        if alert_id in alerts
     )

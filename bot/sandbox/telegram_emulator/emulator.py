@@ -556,6 +556,10 @@ class TelegramEmulator:
             Fault(method.lower(), times, delay=seconds, text_contains=text_contains)
         )
 
+    def clear_faults(self) -> None:
+        """Drop every injected fault not yet used up (an outage ends)."""
+        self.gateway.faults.clear()
+
     # ---- internals -------------------------------------------------------------------------
 
     def _changed(self) -> None:

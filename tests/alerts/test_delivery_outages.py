@@ -1,0 +1,293 @@
+"""Alert delivery through Bot API trouble, through the real PTB stack against the emulator:
+an outage, a 429 with retry_after, a slow answer, a lost answer, and an outage outlasting the
+retry budget (admins told once, /status shows it).
+
+The deliver job is held and ``deliver_pending`` run by the test instead, on the simulated clock,
+so a minute-long outage takes the test a few real seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from alert_desk import Desk, make_desk
+from emulator_fixtures import running_app
+from sqlmodel import col, select
+from telegram import Bot
+from telegram.ext import Application
+from telegram.request import HTTPXRequest
+
+from bot.app import DELIVER_JOB_ID, build_application
+from bot.channels.base import ChatRef, DeliveryError, OutcomeUnknown
+from bot.channels.telegram import TelegramNotifier
+from bot.clock import SimulatedClock
+from bot.config import ConfigError
+from bot.runtime import Runtime
+from bot.sandbox.telegram_emulator import StoredMessage, TelegramEmulator
+from bot.services import delivery
+from bot.services.alerts import AlertFacts, plan_delivery
+from bot.services.delivery import (
+    FIRST_BACKOFF,
+    MAX_BACKOFF,
+    DeliveryReport,
+    deliver_pending,
+    retry_delay,
+)
+from storage.db import Database
+from storage.models import Alert, AuditEvent, Delivery, DeliveryStatus, Role
+
+render_chart = delivery._render_chart
+
+TOPIC = "An toàn thực phẩm"  # in every alert text and caption, in both languages
+ALERT_MARKERS = ("Tăng đột biến", "Volume burst")  # in alert texts, not in the admin notice
+
+
+@asynccontextmanager
+async def fan_out(
+    desk: Desk,
+    app: Application | None = None,  # type: ignore[type-arg]
+) -> AsyncIterator[tuple[Application, int]]:  # type: ignore[type-arg]
+    """An alert planned for the desk's three subscribers and the app running, its deliver job
+    held: the test runs ``deliver`` itself."""
+    alert_id = desk.add_alert()
+    with desk.db.session() as s:
+        alert = s.get(Alert, alert_id)
+        assert alert is not None
+        plan_delivery(s, alert, desk.clock.now(), escalate_after=timedelta(minutes=15))
+    app = app or desk.make_app()
+    async with running_app(app):
+        assert app.job_queue is not None
+        job = app.job_queue.scheduler.get_job(DELIVER_JOB_ID)
+        assert job is not None
+        job.pause()
+        yield app, alert_id
+
+
+async def deliver(app: Application) -> DeliveryReport:  # type: ignore[type-arg]
+    """One run of the held deliver job, with the job's own chart cache."""
+    assert app.job_queue is not None
+    (job,) = app.job_queue.get_jobs_by_name(DELIVER_JOB_ID)
+    return await deliver_pending(app.bot_data["runtime"], job.data)
+
+
+def rows(desk: Desk) -> list[Delivery]:
+    with desk.db.session() as s:
+        return list(s.exec(select(Delivery).order_by(col(Delivery.id))))
+
+
+def pending(desk: Desk) -> list[Delivery]:
+    return [r for r in rows(desk) if r.status == DeliveryStatus.PENDING]
+
+
+def alert_parts(emulator: TelegramEmulator, chat_id: int) -> tuple[list[int], list[int]]:
+    """Message ids of the alert charts and of the alert texts a person received."""
+    got = emulator.messages(chat_id, from_bot=True)
+    photos = [m.message_id for m in got if "photo" in m.data]
+    texts = [m.message_id for m in got if is_alert_text(m)]
+    return photos, texts
+
+
+def is_alert_text(message: StoredMessage) -> bool:
+    return TOPIC in message.data.get("text", "") and bool(message.buttons())
+
+
+def assert_each_got_it_once_in_order(desk: Desk) -> None:
+    for tg, _uid in desk.spokespeople:
+        photos, texts = alert_parts(desk.emulator, tg.id)
+        assert len(photos) == 1, (tg.first_name, photos)
+        assert len(texts) == 1, (tg.first_name, texts)
+        assert photos[0] < texts[0]  # the chart, then the text with its buttons
+
+
+@pytest.mark.parametrize(
+    "down", [("sendMessage",), ("sendPhoto", "sendMessage")], ids=["texts", "everything"]
+)
+async def test_a_sixteen_second_outage_delays_the_alert_and_loses_nothing(
+    desk: Desk, down: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = desk.emulator
+    renders: list[str] = []
+
+    def counted(runtime: Runtime, f: AlertFacts, lang: str) -> bytes:
+        renders.append(lang)
+        return render_chart(runtime, f, lang)
+
+    monkeypatch.setattr(delivery, "_render_chart", counted)
+    async with fan_out(desk) as (app, _alert_id):
+        for method in down:
+            emulator.inject_error(method, 502, times=100_000)
+        start = desk.clock.now()
+        while desk.clock.now() - start <= timedelta(seconds=16):
+            await deliver(app)  # as often as every simulated second: retries wait their turn
+            desk.clock.advance(timedelta(seconds=1))
+        assert len(pending(desk)) >= 3  # nothing given up
+        emulator.clear_faults()
+        for _ in range(120):
+            await deliver(app)
+            if not pending(desk):
+                break
+            desk.clock.advance(timedelta(seconds=1))
+        back = desk.clock.now() - start
+    assert {r.status for r in rows(desk)} == {DeliveryStatus.SENT}
+    assert_each_got_it_once_in_order(desk)
+    assert sorted(renders) == ["en", "vi"]  # retries reuse the chart rendered first
+    # Back within the backoff of the last failure (≤ 32 s) after the 16 s outage ended.
+    assert back <= timedelta(seconds=16 + 32 + 1), back
+
+
+async def test_a_429_puts_off_that_person_for_retry_after_not_the_fan_out(desk: Desk) -> None:
+    emulator = desk.emulator
+    async with fan_out(desk) as (app, _alert_id):
+        emulator.inject_error("sendMessage", 429, retry_after=30, text_contains=TOPIC)
+        report = await asyncio.wait_for(deliver(app), timeout=10)
+        assert (report.sent, report.deferred) == (5, 1)
+        (waiting,) = pending(desk)
+        assert waiting.part.startswith("text:") and waiting.retry_at is not None
+        assert waiting.retry_at - desk.clock.now() >= timedelta(seconds=30)
+        calls = len(emulator.calls_to("sendMessage"))
+        desk.clock.advance(timedelta(seconds=29))
+        await deliver(app)
+        assert len(emulator.calls_to("sendMessage")) == calls  # not before retry_after
+        desk.clock.advance(timedelta(seconds=3))
+        report = await deliver(app)
+        assert report.sent == 1
+    assert_each_got_it_once_in_order(desk)
+
+
+async def test_a_slow_answer_is_waited_for_and_not_sent_twice(desk: Desk) -> None:
+    """The issue's 12-second delay, shortened to 6 s: still past PTB's default 5 s read
+    timeout, after which the old code sent the text again."""
+    emulator = desk.emulator
+    async with fan_out(desk) as (app, _alert_id):
+        emulator.inject_delay("sendMessage", 6, text_contains=TOPIC)
+        await deliver(app)
+        # Had the send been given up after 5 s, the held one would land within a second more.
+        given_up_by = time.monotonic() + 1.5
+        desk.clock.advance(timedelta(seconds=10))
+        await deliver(app)  # the next run of the job
+        await asyncio.sleep(max(0.0, given_up_by - time.monotonic()))
+    assert_each_got_it_once_in_order(desk)
+    assert {r.status for r in rows(desk)} == {DeliveryStatus.SENT}
+
+
+async def test_a_lost_answer_is_marked_uncertain_and_never_repeated(desk: Desk) -> None:
+    emulator = desk.emulator
+    admin, _ = desk.add_person("Quang", Role.ADMIN)
+    settings = desk.settings.model_copy(update={"send_timeout": 1.0})
+    async with fan_out(desk, build_application(settings, desk.db, desk.clock)) as (app, alert_id):
+        emulator.inject_delay("sendMessage", 2.5, text_contains=TOPIC)
+        report = await deliver(app)
+        assert (report.sent, report.uncertain) == (5, 1)
+        desk.clock.advance(timedelta(minutes=5))
+        report = await deliver(app)
+        assert report.sent == report.uncertain == 0
+        await emulator.wait_for(
+            lambda: sum(len(alert_parts(emulator, tg.id)[1]) for tg, _ in desk.spokespeople) == 3
+        )
+        sent = emulator.send_text(admin.id, "/status")
+        status = await emulator.wait_for_message(admin.id, after=sent.message_id)
+    (uncertain,) = [r for r in rows(desk) if r.status == DeliveryStatus.UNCERTAIN]
+    assert uncertain.part.startswith("text:")
+    assert_each_got_it_once_in_order(desk)  # the held send did arrive, once
+    assert f"#{alert_id}" in status.data["text"]
+    assert "1 người không rõ đã nhận chưa" in status.data["text"]
+
+
+@pytest.fixture
+def any_desk(
+    emulator: TelegramEmulator, db: Database, make_settings: Any, clock: SimulatedClock
+) -> Desk:
+    """The desk on SQLite and on PostgreSQL."""
+    return make_desk(emulator, db, make_settings, clock)
+
+
+async def test_an_outage_past_the_budget_fails_the_alert_visibly_once(any_desk: Desk) -> None:
+    desk = any_desk
+    emulator = desk.emulator
+    admin, _ = desk.add_person("Quang", Role.ADMIN)
+    async with fan_out(desk) as (app, alert_id):
+        emulator.inject_error("sendPhoto", 502, times=100_000)
+        for marker in ALERT_MARKERS:
+            emulator.inject_error("sendMessage", 502, times=100_000, text_contains=marker)
+        start = desk.clock.now()
+        for minutes in (0, 1, 10, 30, 59):  # retried all hour long, never given up early
+            desk.clock.advance(start + timedelta(minutes=minutes) - desk.clock.now())
+            await deliver(app)
+            assert len(pending(desk)) == 6, minutes
+        sent = emulator.send_text(admin.id, "/status")
+        status = await emulator.wait_for_message(admin.id, after=sent.message_id)
+        assert "Đang gửi lại cảnh báo cho 3 người" in status.data["text"]
+
+        desk.clock.advance(timedelta(minutes=1, seconds=1))
+        report = await deliver(app)
+        assert report.failed == 6  # each person's chart and text, as one unit
+        assert {r.status for r in rows(desk)} == {DeliveryStatus.FAILED}
+        desk.clock.advance(timedelta(minutes=1, seconds=1))  # the notice gathers for a minute
+        notice = await emulator.wait_for_message(
+            admin.id, lambda m: "chưa đến được" in m.data.get("text", ""), after=status.message_id
+        )
+        desk.clock.advance(timedelta(minutes=5))
+        await deliver(app)
+        sent = emulator.send_text(admin.id, "/status")
+        status = await emulator.wait_for_message(admin.id, after=sent.message_id)
+    text = notice.data["text"]
+    assert f"#{alert_id}" in text and "3 người" in text and "60 phút" in text
+    assert all(name in text for name in ("Lan", "Minh", "Anna"))
+    notices = [
+        m for m in emulator.messages(admin.id, from_bot=True) if "chưa đến được" in m.data["text"]
+    ]
+    assert len(notices) == 1  # once per alert, not per person
+    assert f"Cảnh báo #{alert_id}" in status.data["text"]
+    assert "3 người không nhận được" in status.data["text"]
+    assert "Đang gửi lại" not in status.data["text"]
+    for tg, _uid in desk.spokespeople:
+        assert alert_parts(emulator, tg.id) == ([], [])
+    with desk.db.session() as s:
+        audits = s.exec(select(AuditEvent).where(AuditEvent.action == "alert.undelivered")).all()
+        assert len(audits) == 1
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
+    rng = random.Random(7)
+    for failures in range(1, 15):
+        ceiling = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (failures - 1))
+        delays = [retry_delay(failures, rng=rng) for _ in range(200)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert max(delays) - min(delays) > ceiling / 4  # spread, not in lockstep
+        assert all(60 <= retry_delay(failures, 60, rng=rng) <= max(61, ceiling) for _ in range(50))
+
+
+async def test_the_notifier_tells_a_lost_answer_from_a_send_that_never_left(
+    emulator: TelegramEmulator,
+) -> None:
+    async with Bot(
+        emulator.token, base_url=emulator.bot_url, request=HTTPXRequest(read_timeout=5)
+    ) as bot:
+        notifier = TelegramNotifier(bot, send_timeout=0.5)
+        lan = emulator.create_user("Lan")
+        emulator.send_text(lan.id, "/start")
+        emulator.inject_delay("sendMessage", 1.5)
+        with pytest.raises(OutcomeUnknown):  # written, then no answer in time
+            await notifier.send_text(ChatRef(lan.id), "một")
+        emulator.inject_error("sendMessage", 502)
+        with pytest.raises(DeliveryError) as answered:  # Telegram's own "not done"
+            await notifier.send_text(ChatRef(lan.id), "hai")
+        await emulator.stop()
+        with pytest.raises(DeliveryError) as refused:  # nothing listening: never left
+            await notifier.send_text(ChatRef(lan.id), "ba")
+    assert not isinstance(answered.value, OutcomeUnknown)
+    assert not isinstance(refused.value, OutcomeUnknown)
+
+
+def test_the_retry_budget_is_a_setting_of_at_least_an_hour(make_settings: Any) -> None:
+    assert make_settings().delivery_retry_minutes == 60
+    assert make_settings({"CRISISDESK_DELIVERY_RETRY_MINUTES": "180"}).delivery_retry_minutes == 180
+    with pytest.raises(ConfigError, match="DELIVERY_RETRY_MINUTES"):
+        make_settings({"CRISISDESK_DELIVERY_RETRY_MINUTES": "30"})
