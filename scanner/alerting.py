@@ -172,8 +172,8 @@ def materially_worse(finding: Finding, alert: Alert) -> Finding:
     at its new value only if it got materially worse since the last notification: the
     detector's strength (``-log10 p`` over the threshold), the reach or the harm score at least
     doubled (for the strength: p squared, as surprising against the told state as an alert is
-    against noise), the negative share up by ``WORSE_SHARE``; otherwise at its told value. The severity is
-    raised (and people told) only if this still gives a higher severity.
+    against noise), the negative share up by ``WORSE_SHARE``; otherwise at its told value. The
+    severity is raised (and people told) only if this still gives a higher severity.
     """
     told = (alert.details or {}).get("told") or {}
     strength = float(told.get("strength", 0.0))

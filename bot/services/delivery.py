@@ -96,16 +96,8 @@ def alert_text(renderer: Renderer, lang: str, f: AlertFacts, *, escalation: bool
 
 
 def chart_labels(renderer: Renderer, lang: str, f: AlertFacts) -> ChartLabels:
-    def r(name: str) -> str:
-        return renderer.render(f"chart_{name}", lang, topic=f.topic.name)
-
-    return ChartLabels(
-        title=r("title"),
-        stories=r("stories"),
-        baseline=r("baseline"),
-        alert_line=r("alert_line"),
-        negative=r("negative"),
-        forecast=r("forecast"),
+    return ChartLabels.build(
+        lambda name: renderer.render(f"chart_{name}", lang, topic=f.topic.name, a=f.alert)
     )
 
 
@@ -146,7 +138,8 @@ class _Charts:
         with rt.db.session() as session:
             topic = session.get(Topic, f.topic.id)
             assert topic is not None
-            data = chart_data(session, topic, rt.clock.now(), tz=rt.settings.tz)
+            alert = session.get(Alert, f.alert.id)
+            data = chart_data(session, topic, rt.clock.now(), tz=rt.settings.tz, alert=alert)
         return render_chart(data, chart_labels(rt.renderer, lang, f), rt.settings.tz)
 
     def finished(self, f: AlertFacts, lang: str, sent: SentMessage | None) -> None:

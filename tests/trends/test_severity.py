@@ -40,7 +40,7 @@ def _crisis_rows(until: str) -> list[dict[str, str]]:
 def _stories(rows: list[dict[str, str]]) -> list[tuple[str, set[str]]]:
     stories: dict[str, tuple[str, set[str]]] = {}
     for r in rows:
-        text, outlets = stories.setdefault(r["story"], (f"{r['title']}. {r['lead']}", set()))
+        _text, outlets = stories.setdefault(r["story"], (f"{r['title']}. {r['lead']}", set()))
         outlets.add(r["outlet"])
     return list(stories.values())
 
