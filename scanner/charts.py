@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta, tzinfo
+from typing import Any
 
 import matplotlib
 
@@ -22,6 +23,7 @@ matplotlib.use("Agg")
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -62,6 +64,29 @@ def render_chart(data: ChartData, labels: ChartLabels, tz: tzinfo) -> bytes:
     return buffer.getvalue()
 
 
+def _band(
+    axis: Axes,
+    edges: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    color: str,
+    alpha: float,
+) -> None:
+    """A step band between ``low`` and ``high`` over the bars whose edges are ``edges``."""
+    axis.stairs(
+        high, edges, baseline=low, fill=True, color=color, alpha=alpha, linewidth=0, zorder=0.5
+    )
+
+
+def _level(
+    axis: Axes, edges: Sequence[float], values: Sequence[float], color: str, label: str, style: Any
+) -> None:
+    """A step line (no risers to zero at its ends) over the bars whose edges are ``edges``."""
+    axis.stairs(
+        values, edges, baseline=None, color=color, linewidth=2.6, linestyle=style, label=label
+    )
+
+
 def _draw(data: ChartData, labels: ChartLabels, tz: tzinfo) -> Figure:
     figure, axis = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), layout="constrained")
     step = data.bucket / timedelta(days=1)  # matplotlib dates are float days
@@ -98,45 +123,13 @@ def _draw(data: ChartData, labels: ChartLabels, tz: tzinfo) -> Figure:
             color=STORIES,
             label=labels.other,
         )
-        edges = [*starts, ends[-1]]
-        axis.stairs(
-            data.band_high,
-            edges,
-            baseline=data.band_low,
-            fill=True,
-            color=EXPECTED,
-            alpha=0.12,
-            linewidth=0,
-        )
-        axis.stairs(
-            data.expected,
-            edges,
-            baseline=None,
-            color=EXPECTED,
-            linewidth=2.6,
-            label=labels.baseline,
-        )
+        _band(axis, [*starts, ends[-1]], data.band_low, data.band_high, EXPECTED, 0.12)
+        _level(axis, [*starts, ends[-1]], data.expected, EXPECTED, labels.baseline, "solid")
     if data.forecast_starts:
         f_starts = mdates.date2num(data.forecast_starts)
         f_edges = [*f_starts, f_starts[-1] + step]
-        axis.stairs(
-            data.forecast_high,
-            f_edges,
-            baseline=data.forecast_low,
-            fill=True,
-            color=FORECAST,
-            alpha=0.18,
-            linewidth=0,
-        )
-        axis.stairs(
-            data.forecast_expected,
-            f_edges,
-            baseline=None,
-            color=FORECAST,
-            linewidth=2.6,
-            linestyle=(0, (4, 2)),
-            label=labels.forecast,
-        )
+        _band(axis, f_edges, data.forecast_low, data.forecast_high, FORECAST, 0.18)
+        _level(axis, f_edges, data.forecast_expected, FORECAST, labels.forecast, (0, (4, 2)))
         now = f_starts[0]
         axis.axvline(now, color="#777777", linewidth=1.2, linestyle=":")
         axis.text(

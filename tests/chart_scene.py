@@ -44,12 +44,37 @@ def _history(session: Session, topic_id: int, until: datetime) -> None:
         t += BUCKET
 
 
-def _articles(session: Session, topic_id: int, until: str, *, own: bool, mixed: bool) -> None:
+def crisis_rows(until: str) -> list[dict[str, str]]:
+    """The written crisis's articles published up to local ``until`` ("HH:MM")."""
     rows = [json.loads(line) for line in CRISIS.read_text(encoding="utf-8").splitlines()]
+    return [r for r in rows if r["time"] <= until]
+
+
+def local(hhmm: str) -> datetime:
+    """The crisis day's local ``hhmm`` (Hà Nội, UTC+7) as an aware UTC datetime."""
+    h, m = map(int, hhmm.split(":"))
+    return DAY0 + timedelta(hours=h - 7, minutes=m)
+
+
+def food_safety_topic(session: Session) -> Topic:
+    agency = Agency(code="BYT", name="Bộ Y tế")
+    session.add(agency)
+    session.flush()
+    assert agency.id is not None
+    topic = Topic(agency_id=agency.id, name="An toàn thực phẩm", query='"ngộ độc"')
+    session.add(topic)
+    session.flush()
+    assert topic.id is not None
+    return topic
+
+
+def store_crisis(
+    session: Session, topic_id: int, until: str, *, own: bool = False, mixed: bool = False
+) -> None:
+    """Store the crisis's articles up to ``until`` as a scan would (stories, topic links)."""
     stories: dict[str, Story] = {}
-    for r in (x for x in rows if x["time"] <= until):
-        h, m = map(int, r["time"].split(":"))
-        at = DAY0 + timedelta(hours=h - 7, minutes=m)
+    for r in crisis_rows(until):
+        at = local(r["time"])
         key = f"{r['story']}-{r['outlet']}" if own else r["story"]
         label = "neutral" if mixed and int(r["story"][1:]) % 2 == 0 else r["sentiment"]
         story = stories.get(key)
@@ -87,18 +112,11 @@ def poisoning_scene(
     ``own``: every outlet wrote its own story (no syndicated copies), a volume burst.
     ``mixed``: the even-numbered stories are labelled neutral (a mixed negative share).
     """
-    agency = Agency(code="BYT", name="Bộ Y tế")
-    session.add(agency)
-    session.flush()
-    assert agency.id is not None
-    topic = Topic(agency_id=agency.id, name="An toàn thực phẩm", query='"ngộ độc"')
-    session.add(topic)
-    session.flush()
+    topic = food_safety_topic(session)
     assert topic.id is not None
-    h, m = map(int, until.split(":"))
-    now = DAY0 + timedelta(hours=h - 7, minutes=m)
-    _history(session, topic.id, DAY0 + timedelta(hours=2))  # ordinary news until 09:00
-    _articles(session, topic.id, until, own=own, mixed=mixed)
+    now = local(until)
+    _history(session, topic.id, local("09:00"))  # ordinary news until 09:00
+    store_crisis(session, topic.id, until, own=own, mixed=mixed)
     session.flush()
     t = DAY0 + timedelta(hours=2, minutes=5)
     while t <= now:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from chart_scene import crisis_rows, food_safety_topic, local, store_crisis
 from sqlmodel import SQLModel
 
 from bot.services.alerts import ESCALATION_KIND, plan_delivery
@@ -16,9 +16,8 @@ from scanner.harm import assess, lexicon
 from scanner.series import BUCKET
 from scanner.trends import window_facts
 from storage.db import Database, make_engine
-from storage.models import Agency, Article, ArticleTopic, Due, Story, Topic
+from storage.models import Due
 
-CRISIS = Path(__file__).parents[2] / "bot" / "sandbox" / "data" / "crisis_written.jsonl"
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 09:00 in Hà Nội
 
 #: A routine announcement every outlet reprints: a real burst, nothing harmful in it.
@@ -30,11 +29,6 @@ ANNOUNCEMENTS = [
     "Ra mắt ứng dụng đặt lịch khám bệnh trực tuyến cho người dân",
     "Học sinh Trường Tiểu học Sao Mai đạt giải nhất cuộc thi vẽ tranh",
 ]
-
-
-def _crisis_rows(until: str) -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in CRISIS.read_text(encoding="utf-8").splitlines()]
-    return [r for r in rows if r["time"] <= until]
 
 
 def _stories(rows: list[dict[str, str]]) -> list[tuple[str, set[str]]]:
@@ -84,7 +78,7 @@ def test_harm_counts_each_category_once_by_the_outlets_that_carry_it() -> None:
 
 
 def test_childrens_poisoning_carried_by_many_outlets_is_critical() -> None:
-    rows = _crisis_rows("10:30")  # 34, then 52 children in hospital
+    rows = crisis_rows("10:30")  # 34, then 52 children in hospital
     harm = assess(_stories(rows))
     assert {"vulnerable", "hospital", "poisoning"} <= harm.outlets.keys()
     assert harm.score >= 6
@@ -98,7 +92,7 @@ def test_childrens_poisoning_carried_by_many_outlets_is_critical() -> None:
 
 
 def test_first_report_from_one_outlet_is_not_yet_critical() -> None:
-    rows = _crisis_rows("09:20")  # one outlet: "Hàng chục học sinh nhập viện"
+    rows = crisis_rows("09:20")  # one outlet: "Hàng chục học sinh nhập viện"
     harm = assess(_stories(rows))
     assert 0 < harm.score < 3
     assert severity_for(_finding(1.1, 1, 1.0, harm.score)) != "critical"
@@ -130,48 +124,16 @@ def db(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_stored_poisoning_story_is_critical_and_escalation_is_scheduled(db: Database) -> None:
     """window_facts reads the harm from stored articles; the critical alert schedules escalation."""
-    rows = _crisis_rows("10:45")
     with db.session() as s:
-        agency = Agency(code="BYT", name="Bộ Y tế")
-        s.add(agency)
-        s.flush()
-        assert agency.id is not None
-        topic = Topic(agency_id=agency.id, name="An toàn thực phẩm", query='"ngộ độc"')
-        s.add(topic)
-        s.flush()
+        topic = food_safety_topic(s)
         assert topic.id is not None
-        stories: dict[str, Story] = {}
-        for n, r in enumerate(rows):
-            h, m = map(int, r["time"].split(":"))
-            at = T0 + timedelta(hours=h - 9, minutes=m)
-            story = stories.get(r["story"])
-            if story is None:
-                story = stories[r["story"]] = Story(
-                    title=r["title"], first_seen_at=at, last_seen_at=at, sentiment_label="negative"
-                )
-                s.add(story)
-                s.flush()
-            article = Article(
-                canonical_url=f"u{n}",
-                url=f"u{n}",
-                outlet=r["outlet"],
-                title=r["title"],
-                summary=r["lead"],
-                published_at=at,
-                fetched_at=at,
-                story_id=story.id,
-                sentiment_label="negative",
-            )
-            s.add(article)
-            s.flush()
-            assert article.id is not None
-            s.add(ArticleTopic(article_id=article.id, topic_id=topic.id))
+        store_crisis(s, topic.id, "10:45")
         s.flush()
-        end = T0 + timedelta(hours=2)
-        facts = window_facts(s, topic.id, T0, end)
+        start, end = local("09:00"), local("11:00")
+        facts = window_facts(s, topic.id, start, end)
         assert facts.harm.score >= 6 and facts.outlets == 4
         finding = _finding(1.1, facts.outlets, 0.25, facts.harm.score)
-        finding.topic_id, finding.window_end = topic.id, end
+        finding.topic_id, finding.window_start, finding.window_end = topic.id, start, end
         change = record_finding(s, finding, end)
         assert change.alert.severity == "critical"
         assert change.alert.details["told"]["points"]["harm"] == 4
