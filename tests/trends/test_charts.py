@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from babel.numbers import format_percent
-from chart_scene import poisoning_scene
+from chart_scene import local, poisoning_scene
 from sqlmodel import Session, SQLModel
 
 from bot.templating import Renderer
@@ -43,6 +43,8 @@ def _in_window(data: ChartData, alert: Alert) -> list[int]:
 
 def test_the_chart_shows_the_hours_around_the_alert(session: Session) -> None:
     topic, alert, now = poisoning_scene(session, "10:45", own=True, mixed=True)
+    # The alert's window starts with its first story (09:20), not with empty buckets before it.
+    assert alert.window_start == local("09:15")
     data = chart_data(session, topic, now, tz=TZ, alert=alert)
     end = bucket_ceil(now)
     assert data.bucket in (BUCKET, 2 * BUCKET, 4 * BUCKET)
