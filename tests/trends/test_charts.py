@@ -102,6 +102,8 @@ def test_one_negative_share_after_findings_of_other_windows(session: Session) ->
 
 def test_the_chart_is_a_1280x720_png_and_deterministic(session: Session) -> None:
     topic, alert, now = poisoning_scene(session, "11:30")
+    # A negative turn: its CUSUM run began in the empty night; the window says 09:15.
+    assert alert.kind == "negative_turn" and alert.window_start == local("09:15")
     data = chart_data(session, topic, now, tz=TZ, alert=alert)
     renderer = Renderer()
     labels = ChartLabels.build(
