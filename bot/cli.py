@@ -18,6 +18,7 @@ from bot.config import ConfigError, Settings, load_settings
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+MAX_PORT = 65535
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -34,6 +35,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "config", None):
         overrides["config"] = args.config
     settings = load_settings(**overrides)
+    args.settings = settings  # for the one-line report of a failure (see main)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -56,6 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             flush=True,
         )
         return _run_sandbox(data=None, port=None, speed=None, drill=False, open_browser=True)
+    from bot.startup_errors import check_telegram
+
+    check_telegram(settings)  # a wrong token or API address: one line, not PTB's traceback
     from bot.app import run_bot
 
     run_bot(settings)
@@ -90,6 +95,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.speed is not None and not 0 <= args.speed <= 3600:
         print("crisisdesk: --speed must be between 0 and 3600", file=sys.stderr)
         return EXIT_USAGE
+    if args.port is not None and not 0 <= args.port <= MAX_PORT:
+        print(f"crisisdesk: --port must be between 0 and {MAX_PORT}", file=sys.stderr)
+        return EXIT_USAGE
     return _run_sandbox(
         data=args.data,
         port=args.port,
@@ -114,6 +122,10 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     import asyncio
 
     from bot.sandbox.telegram_emulator import TelegramEmulator
+
+    if not 0 <= args.port <= MAX_PORT:
+        print(f"crisisdesk: --port must be between 0 and {MAX_PORT}", file=sys.stderr)
+        return EXIT_USAGE
 
     async def serve() -> None:
         emulator = TelegramEmulator(args.token, host=args.host, port=args.port)
@@ -244,6 +256,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from bot.startup_errors import StartupError, known_failure
+
+        settings = getattr(args, "settings", None)
+        failure = exc if isinstance(exc, StartupError) else known_failure(exc, settings)
+        if failure is None:
+            raise
+        print(f"crisisdesk: {failure}", file=sys.stderr)
+        return failure.code
 
 
 if __name__ == "__main__":  # pragma: no cover

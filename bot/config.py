@@ -156,9 +156,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
         codes = [a.code for a in self.agencies]
-        duplicates = sorted({c for c in codes if codes.count(c) > 1})
-        if duplicates:
-            raise ValueError(f"agency code {duplicates[0]!r} is defined twice")
+        for i, code in enumerate(codes):
+            if code in codes[:i]:  # messages start with the place, so the TOML line is found
+                raise ValueError(f"agencies[{i}].code: agency code {code!r} is defined twice")
         for i, topic in enumerate(self.topics):
             if topic.agency not in codes:
                 known = ", ".join(codes) or "none"
@@ -166,14 +166,16 @@ class Settings(BaseSettings):
                     f"topics[{i}].agency: unknown agency {topic.agency!r} (known: {known})"
                 )
         seen: set[tuple[str, str]] = set()
-        for topic in self.topics:
+        for i, topic in enumerate(self.topics):
             if (topic.agency, topic.name) in seen:
-                raise ValueError(f"topic {topic.name!r} of {topic.agency} is defined twice")
+                raise ValueError(
+                    f"topics[{i}].name: topic {topic.name!r} of {topic.agency} is defined twice"
+                )
             seen.add((topic.agency, topic.name))
         urls = [s.url for s in self.sources]
-        for url in urls:
-            if urls.count(url) > 1:
-                raise ValueError(f"source url {url!r} is listed twice")
+        for i, url in enumerate(urls):
+            if url in urls[:i]:
+                raise ValueError(f"sources[{i}].url: source url {url!r} is listed twice")
         return self
 
     @classmethod
@@ -234,7 +236,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         try:
             toml_data = tomllib.loads(toml_text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+            line, message = _toml_error_line(toml_text, exc)
+            raise ConfigError(f"{path} line {line}: malformed TOML: {message}") from None
         toml_data = {k.lower(): v for k, v in toml_data.items()}
         toml_data["config"] = path
     kwargs = {**toml_data, **overrides}
@@ -266,8 +269,11 @@ def _describe(
     value = error.get("input")
     shown = "" if isinstance(value, dict | list) or value is None else f" (got {str(value)[:60]!r})"
     if not loc:
-        # Model-level checks name their own place; point at the TOML if there is one.
-        return f"{path}: {message}" if path else f"configuration: {message}"
+        # Model-level checks start with their place ("topics[2].agency: ..."); find its line.
+        place = _PLACE.match(message)
+        line = _toml_line(text, [place[1], place[2], place[3]]) if place and path else None
+        where = f"{path} line {line}" if line else str(path)
+        return f"{where}: {message}" if path else f"configuration: {message}"
     top = loc[0]
     env_name = f"{ENV_PREFIX}{top.upper()}"
     if top not in overrides and env_name in env:
@@ -277,6 +283,33 @@ def _describe(
         where = f"{path} line {line}" if line else str(path)
         return f"{where}: {_dotted(loc)}: {message}{shown}"
     return f"{env_name}: {message}{shown}"
+
+
+_PLACE = re.compile(r"^([a-z_]+)\[(\d+)\]\.([a-z_]+): ")
+_AT_LINE = re.compile(r"\s*\(at line (\d+), column \d+\)$")
+_AT_END = re.compile(r"\s*\(at end of document\)$")
+
+
+def _toml_error_line(text: str, exc: tomllib.TOMLDecodeError) -> tuple[int, str]:
+    """The line of a TOML syntax error and its message without the position.
+
+    tomllib names the line for most errors, but reports some (a key set twice on the last
+    line, an unclosed array) "at end of document"; then the line is the first whose prefix of
+    the file fails with the same message.
+    """
+    message = str(exc)
+    found = _AT_LINE.search(message)
+    if found:
+        return int(found[1]), message[: found.start()]
+    bare = _AT_END.sub("", message)
+    lines = text.splitlines()
+    for n in range(1, len(lines) + 1):
+        try:
+            tomllib.loads("\n".join(lines[:n]))
+        except tomllib.TOMLDecodeError as partial:
+            if _AT_END.sub("", _AT_LINE.sub("", str(partial))) == bare:
+                return n, bare
+    return max(len(lines), 1), bare
 
 
 def _dotted(loc: list[str]) -> str:
@@ -298,7 +331,10 @@ def _toml_line(text: str, loc: list[str]) -> int | None:
             start = starts[index]
             if key is None:
                 return start + 1
+            sub_table = re.compile(rf"^\s*\[\s*{re.escape(table)}\.{re.escape(key)}\s*\]")
             for i in range(start + 1, len(lines)):
+                if sub_table.match(lines[i]):
+                    return i + 1
                 if lines[i].lstrip().startswith("["):
                     break
                 if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]):

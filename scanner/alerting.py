@@ -50,6 +50,8 @@ class Finding:
     strength: float  # score relative to the firing threshold (1 = just fired)
     outlets: int
     negative_share: float
+    # Harm the window's stories describe, weighted by the outlets carrying it (scanner.harm).
+    harm: float = 0.0
     forecast: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     # Whether this finding may raise a live alert's severity (and so tell people again): the
@@ -78,20 +80,42 @@ class AlertChange:
         return self.change in ("new", "escalated")
 
 
-def severity_for(f: Finding) -> Severity:
-    """Points for strength, reach and negativity: 0-1 info, 2-3 warning, 4+ critical.
+HARM_POINTS = ((6.0, 4), (4.0, 3), (2.5, 2), (1.5, 1))  # harm score -> points, highest first
 
-    Why these three: a statistically extreme burst, one that many outlets carry, and one that is
-    mostly negative are each more urgent for a press office; together they are a crisis.
-    """
-    points = 0
-    points += 2 if f.strength >= 3 else 1 if f.strength >= 1.5 else 0
-    points += 2 if f.outlets >= 10 else 1 if f.outlets >= 5 else 0
+
+def severity_points(f: Finding) -> dict[str, int]:
+    """Each part of the severity's points (see :func:`severity_for`); stored with the alert."""
+    points = {
+        "evidence": 2 if f.strength >= 3 else 1 if f.strength >= 1.5 else 0,
+        "reach": 2 if f.outlets >= 10 else 1 if f.outlets >= 5 else 0,
+        "negative": 0,
+        "harm": next((p for floor, p in HARM_POINTS if f.harm >= floor), 0),
+    }
     if f.volume >= 3 and f.kind != AlertKind.POSITIVE_TURN:
-        points += 2 if f.negative_share >= 0.7 else 1 if f.negative_share >= 0.5 else 0
-    if points >= 4:
+        points["negative"] = 2 if f.negative_share >= 0.7 else 1 if f.negative_share >= 0.5 else 0
+    if f.kind == AlertKind.POSITIVE_TURN:
+        points["harm"] = 0  # a turn to good news is not a harm, whatever words it repeats
+    return points
+
+
+def severity_for(f: Finding) -> Severity:
+    """Surprise and harm together: 0-1 points info, 2-3 warning, 4+ critical if harmful.
+
+    Points: the detector's evidence (strength ≥ 1.5 / 3: 1 / 2), reach (≥ 5 / 10 distinct
+    outlets: 1 / 2), negativity (negative share ≥ 0.5 / 0.7 of at least 3 stories: 1 / 2) and
+    harm (:mod:`scanner.harm` score ≥ 1.5 / 2.5 / 4 / 6: 1 / 2 / 3 / 4). Critical also needs the
+    story to be harmful — a harm or a negativity point: a routine announcement every outlet
+    reprints is surprising and wide, worth a warning, but not a crisis. Why harm alone can make
+    it critical: an alert has already fired (something is statistically notable), and children
+    in hospital from poisoning that three outlets report (three harm categories carried in
+    full, score 6) is a crisis for a press office however the sentiment model labelled the
+    stories or however many outlets have caught up yet.
+    """
+    points = severity_points(f)
+    total = sum(points.values())
+    if total >= 4 and (points["harm"] or points["negative"]):
         return Severity.CRITICAL
-    return Severity.WARNING if points >= 2 else Severity.INFO
+    return Severity.WARNING if total >= 2 else Severity.INFO
 
 
 def active_alert(
@@ -146,15 +170,16 @@ def materially_worse(finding: Finding, alert: Alert) -> Finding:
     thresholds (8 outlets, then 10; a negative share of 0.45, then 0.5): a severity rise on such
     a wobble would tell people again about the same thing. So each part of the severity counts
     at its new value only if it got materially worse since the last notification: the
-    detector's strength (``-log10 p`` over the threshold) or the reach at least doubled (for the
-    strength: p squared, as surprising against the told state as an alert is against noise),
-    the negative share up by ``WORSE_SHARE``; otherwise at its told value. The severity is
-    raised (and people told) only if this still gives a higher severity.
+    detector's strength (``-log10 p`` over the threshold), the reach or the harm score at least
+    doubled (for the strength: p squared, as surprising against the told state as an alert is
+    against noise), the negative share up by ``WORSE_SHARE``; otherwise at its told value. The
+    severity is raised (and people told) only if this still gives a higher severity.
     """
     told = (alert.details or {}).get("told") or {}
     strength = float(told.get("strength", 0.0))
     outlets = int(told.get("outlets", alert.outlets or 0))
     share = float(told.get("negative_share", alert.negative_share or 0.0))
+    harm = float(told.get("harm", 0.0))
     return replace(
         finding,
         strength=finding.strength if finding.strength >= WORSE_FACTOR * strength else strength,
@@ -162,6 +187,7 @@ def materially_worse(finding: Finding, alert: Alert) -> Finding:
         negative_share=(
             finding.negative_share if finding.negative_share >= share + WORSE_SHARE else share
         ),
+        harm=finding.harm if finding.harm >= WORSE_FACTOR * harm else harm,
     )
 
 
@@ -179,6 +205,8 @@ def _told(
         "strength": round(finding.strength, 3),
         "outlets": finding.outlets,
         "negative_share": finding.negative_share,
+        "harm": round(finding.harm, 3),
+        "points": severity_points(finding),
     }
     if previous is not None and severity is not None:
         told["severity"] = [str(previous), str(severity)]

@@ -1,16 +1,21 @@
-"""Alert charts: the last 48 hours of a topic as a PNG a phone shows well.
+"""Alert charts: the hours around an alert as a PNG read at a glance on a phone.
 
-Stories per bucket (bars), the seasonal baseline and the alert line, the negative share on a
-second axis, and the forecast with its 80 % band. Rendered with matplotlib's Agg backend (no
-display, thread-safe enough to run in ``asyncio.to_thread``). The words on the chart come from the
-caller (``ChartLabels``), rendered from templates in the reader's language.
+What a press officer needs from the picture, in the order the eye finds it: the alert window
+(shaded, with its numbers — the same the alert text quotes), each bucket's stories as a bar
+whose negative part is red, the level the detector expected and its 80 % band, and the forecast
+continuing past "now". 1280×720 px with large type, so it stays legible as Telegram's small
+preview. Rendered with matplotlib's Agg backend (no display; safe in ``asyncio.to_thread``). The
+words come from the caller (``ChartLabels``), rendered from templates in the reader's language.
 """
 
 from __future__ import annotations
 
+import html
 import io
-from dataclasses import dataclass
-from datetime import tzinfo
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import timedelta, tzinfo
+from typing import Any
 
 import matplotlib
 
@@ -18,21 +23,36 @@ matplotlib.use("Agg")
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from scanner.trends import ChartData
 
-WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.2, 110  # ≈ 880×460 px: sharp on a phone, small to send
+WIDTH_IN, HEIGHT_IN, DPI = 12.8, 7.2, 100  # 1280×720 px
+STORIES, NEGATIVE = "#7f9cc7", "#c0392b"
+EXPECTED, WINDOW, FORECAST = "#333333", "#f5b041", "#7a3fb0"
 
 
 @dataclass(frozen=True)
 class ChartLabels:
-    title: str
-    stories: str
-    baseline: str
-    alert_line: str
-    negative: str
+    """The chart's words; each is the template ``chart_<field>`` in the reader's language."""
+
+    title: str  # the topic
+    stories: str  # the y axis
+    other: str  # the part of each bar that is not negative
+    negative: str  # the negative part of each bar
+    baseline: str  # the expected level and its band
+    alert_line: str  # the alert window's legend entry, with its numbers
+    window_note: str  # the alert window's key numbers, written large beside it
     forecast: str
+    now: str
+
+    @classmethod
+    def build(cls, render: Callable[[str], str]) -> ChartLabels:
+        """Every label from ``render(field name)`` (message templates escape for Telegram's
+        HTML; a picture shows the characters themselves)."""
+        return cls(**{f.name: html.unescape(render(f.name)) for f in fields(cls)})
 
 
 def render_chart(data: ChartData, labels: ChartLabels, tz: tzinfo) -> bytes:
@@ -44,45 +64,86 @@ def render_chart(data: ChartData, labels: ChartLabels, tz: tzinfo) -> bytes:
     return buffer.getvalue()
 
 
+def _band(
+    axis: Axes,
+    edges: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    color: str,
+    alpha: float,
+) -> None:
+    """A step band between ``low`` and ``high`` over the bars whose edges are ``edges``."""
+    axis.stairs(
+        high, edges, baseline=low, fill=True, color=color, alpha=alpha, linewidth=0, zorder=0.5
+    )
+
+
+def _level(
+    axis: Axes, edges: Sequence[float], values: Sequence[float], color: str, label: str, style: Any
+) -> None:
+    """A step line (no risers to zero at its ends) over the bars whose edges are ``edges``."""
+    axis.stairs(
+        values, edges, baseline=None, color=color, linewidth=2.6, linestyle=style, label=label
+    )
+
+
 def _draw(data: ChartData, labels: ChartLabels, tz: tzinfo) -> Figure:
     figure, axis = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), layout="constrained")
-    starts = mdates.date2num(data.bucket_starts)  # matplotlib's float days, UTC-based
-    width = float(starts[1] - starts[0]) * 0.85 if len(starts) > 1 else 0.01
+    step = data.bucket / timedelta(days=1)  # matplotlib dates are float days
+    starts = mdates.date2num(data.bucket_starts)
+    ends = mdates.date2num(data.bar_ends)
+    rest = [s - n for s, n in zip(data.stories, data.negative, strict=True)]
+    top = max([*data.stories, *data.band_high, *data.forecast_high, 1.0])
+    if data.window_start is not None and data.window_end is not None:
+        w0, w1 = mdates.date2num([data.window_start, data.window_end])
+        axis.axvspan(w0, w1, color=WINDOW, alpha=0.22, linewidth=0, label=labels.alert_line)
+        if labels.window_note and len(starts):  # beside the window, pointing at it
+            left = w0 - starts[0] > 0.3 * (ends[-1] - starts[0])  # room before the window
+            axis.text(
+                w0 if left else w1,
+                top * 1.12,
+                f"{labels.window_note} →" if left else f"← {labels.window_note}",
+                fontsize=17,
+                fontweight="bold",
+                color="#8a4b08",
+                va="top",
+                ha="right" if left else "left",
+            )
     if len(starts):
+        widths = (ends - starts) * 0.86
         axis.bar(
-            starts, data.stories, width=width, align="edge", color="#4a78b5", label=labels.stories
+            starts, data.negative, width=widths, align="edge", color=NEGATIVE, label=labels.negative
         )
-        axis.plot(starts, data.baseline, color="#555555", linewidth=1.4, label=labels.baseline)
-        axis.step(
+        axis.bar(
             starts,
-            data.baseline_high,
-            where="post",
-            color="#d08c1f",
-            linewidth=1.0,
-            linestyle="--",
-            label=labels.alert_line,
+            rest,
+            width=widths,
+            align="edge",
+            bottom=data.negative,
+            color=STORIES,
+            label=labels.other,
         )
-    fc = data.forecast
-    if data.forecast_starts and fc.per_bucket:
-        f_starts = mdates.date2num(data.forecast_starts[: len(fc.per_bucket)])
-        expected = list(fc.per_bucket)
-        total = sum(expected) or 1.0
-        low = [v * fc.low / total for v in expected]
-        high = [v * fc.high / total for v in expected]
-        axis.plot(f_starts, expected, color="#7a3fb0", linewidth=1.6, label=labels.forecast)
-        axis.fill_between(f_starts, low, high, color="#7a3fb0", alpha=0.18, linewidth=0)
-    axis.set_ylim(bottom=0)
-    axis.set_title(labels.title, fontsize=12, loc="left")
+        _band(axis, [*starts, ends[-1]], data.band_low, data.band_high, EXPECTED, 0.12)
+        _level(axis, [*starts, ends[-1]], data.expected, EXPECTED, labels.baseline, "solid")
+    if data.forecast_starts:
+        f_starts = mdates.date2num(data.forecast_starts)
+        f_edges = [*f_starts, f_starts[-1] + step]
+        _band(axis, f_edges, data.forecast_low, data.forecast_high, FORECAST, 0.18)
+        _level(axis, f_edges, data.forecast_expected, FORECAST, labels.forecast, (0, (4, 2)))
+        now = f_starts[0]
+        axis.axvline(now, color="#777777", linewidth=1.2, linestyle=":")
+        axis.text(
+            now, top * 1.01, f" {labels.now}", fontsize=15, color="#555555", va="bottom", ha="left"
+        )
+    axis.set_ylim(0, top * 1.15)
+    axis.set_title(labels.title, fontsize=22, loc="left", pad=12, fontweight="bold")
+    axis.set_ylabel(labels.stories, fontsize=15)
+    axis.tick_params(labelsize=15)
     axis.grid(axis="y", alpha=0.3)
+    axis.spines[["top", "right"]].set_visible(False)
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     axis.xaxis_date(tz)
-    axis.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M\n%d/%m", tz=tz))
-    share = axis.twinx()
-    shares = [n / s if s else 0.0 for n, s in zip(data.negative, data.stories, strict=True)]
-    if len(starts):
-        share.plot(starts, shares, color="#c0392b", linewidth=1.2, alpha=0.9, label=labels.negative)
-    share.set_ylim(0, 1)
-    share.yaxis.set_major_formatter(lambda value, _pos: f"{value:.0%}")
-    handles, names = axis.get_legend_handles_labels()
-    more, more_names = share.get_legend_handles_labels()
-    axis.legend(handles + more, names + more_names, loc="upper left", fontsize=8, framealpha=0.8)
+    axis.xaxis.set_major_locator(mdates.AutoDateLocator(tz=tz, minticks=5, maxticks=9))
+    axis.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize=14, frameon=False)
     return figure

@@ -4,8 +4,8 @@ Entry points:
 
 * :func:`run_detection` (own transaction, commits, then returns what to deliver) and
   :func:`detect_for_topics` (inside the caller's session) — called after every scan;
-* :func:`chart_data` — the last 48 h of buckets with the seasonal baseline and the forecast band,
-  for the alert charts.
+* :func:`chart_data` — the hours around an alert with the detector's expected level and band,
+  the alert window's numbers and the forecast, for the alert charts.
 
 One developing story gives one alert: every finding on a topic with a live alert updates that
 alert (a sentiment turn during a burst is added to it as a second kind and reported as an
@@ -17,10 +17,11 @@ told (a new or escalated alert), not on every silent update.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +35,7 @@ from scanner.detectors import (
     Baseline,
     Detection,
     DetectorConfig,
+    Prediction,
     coherence_candidates,
     coherent_burst,
     fit_baseline,
@@ -44,6 +46,7 @@ from scanner.detectors import (
     volume_burst,
 )
 from scanner.forecast import Forecast, forecast_counts
+from scanner.harm import Harm, assess
 from scanner.series import (
     BUCKET,
     OUTLET_CAP,
@@ -73,9 +76,9 @@ class WindowFacts:
     stories: int
     outlets: int  # distinct outlets of all articles, copies included (reach)
     top_outlet_stories: int  # stories first published by the busiest outlet (capped per bucket)
-    negative_share: float
     top_story_ids: list[int]
     texts: list[str]
+    harm: Harm  # what the stories say happened to people, by the outlets that carry it
 
 
 def window_facts(session: Session, topic_id: int, start: datetime, end: datetime) -> WindowFacts:
@@ -99,32 +102,93 @@ def window_facts(session: Session, topic_id: int, start: datetime, end: datetime
         )
         .order_by(Article.published_at)
     )
-    first: dict[int, tuple[str, datetime, str, str, int]] = {}
+    first: dict[int, tuple[str, datetime, str, int]] = {}
+    carried: dict[int, set[str]] = {}
     outlets: set[str] = set()
-    for aid, sid, outlet, published, title, summary, lab, reach in session.execute(stmt):
+    for aid, sid, outlet, published, title, summary, _lab, reach in session.execute(stmt):
         key = sid if sid is not None else -aid
         outlets.add(outlet)
+        carried.setdefault(key, set()).add(outlet)
         if key not in first:
-            first[key] = (outlet, published, f"{title}. {summary}", lab or "neutral", reach or 1)
+            first[key] = (outlet, published, f"{title}. {summary}", reach or 1)
     per_bucket: Counter[tuple[str, int]] = Counter()
     counted_by_outlet: Counter[str] = Counter()
-    negative = 0
-    for outlet, published, _text, lab, _reach in first.values():
+    for outlet, published, _text, _reach in first.values():
         b = int(published.timestamp() // BUCKET.total_seconds())
         per_bucket[(outlet, b)] += 1
         if per_bucket[(outlet, b)] <= OUTLET_CAP:
             counted_by_outlet[outlet] += 1
-            negative += lab == "negative"
-    counted = sum(counted_by_outlet.values())
-    top = sorted((k for k in first if k > 0), key=lambda k: -first[k][4])[:5]
+    top = sorted((k for k in first if k > 0), key=lambda k: -first[k][3])[:5]
     return WindowFacts(
-        stories=counted,
+        stories=sum(counted_by_outlet.values()),
         outlets=len(outlets),
         top_outlet_stories=max(counted_by_outlet.values(), default=0),
-        negative_share=negative / counted if counted else 0.0,
         top_story_ids=top,
         texts=[v[2] for v in first.values()],
+        harm=assess((v[2], carried[k]) for k, v in first.items()),
     )
+
+
+def _first_story(series: TopicSeries, start: datetime, end: datetime) -> datetime:
+    """Start of the first bucket of ``[start, end)`` with a story (``start`` if none has).
+
+    A turn's CUSUM run starts after its last reset, often hours of empty night before the
+    first story; the alert's window ("09:15–11:30") should say when the stories came.
+    """
+    i0 = max(int((start - series.start) / series.bucket), 0)
+    i1 = max(int((end - series.start) / series.bucket), i0)
+    hits = np.flatnonzero(series.stories[i0:i1] > 0)
+    return series.bucket_start(i0 + int(hits[0])) if len(hits) else start
+
+
+def negative_share(series: TopicSeries, start: datetime, end: datetime) -> float:
+    """Share of the counted stories of ``[start, end)`` labelled negative: the one number.
+
+    The alert text, the crisis room card and the chart all show this, over the alert's window,
+    from the same buckets the detectors read (the negative turn's share is this over its run).
+    """
+    i0 = max(int((start - series.start) / series.bucket), 0)
+    i1 = max(int((end - series.start) / series.bucket), i0)
+    stories = series.stories[i0:i1]
+    total = float(stories.sum())
+    return float(np.minimum(series.negative[i0:i1], stories).sum()) / total if total else 0.0
+
+
+def _index(series: TopicSeries, at: datetime) -> int:
+    """Index of the bucket starting at ``at``, clipped to ``[0, len(series)]``."""
+    return min(max(int((at - series.start) / series.bucket), 0), len(series))
+
+
+def window_prediction(
+    series: TopicSeries, base: Baseline, cfg: DetectorConfig, slots: np.ndarray, i0: int, i1: int
+) -> Prediction:
+    """The detector's predictive of the stories of buckets ``[i0, i1)``: the seasonal profile
+    times today's level read from the buckets before ``i0`` (as :func:`volume_burst` sees a
+    window). The alert's baseline and the chart's expected level over the window are this."""
+    r0 = max(i0 - cfg.level_span, 0)
+    return predict(base, slots[i0:i1], series.stories[r0:i0], slots[r0:i0], cfg)
+
+
+def _window_numbers(
+    alert: Alert, series: TopicSeries, base: Baseline | None, cfg: DetectorConfig, tz: tzinfo
+) -> None:
+    """Set the alert's volume, baseline and negative share to those of its whole window.
+
+    Findings of different kinds and windows land on one alert (a burst, then a turn over a
+    longer run; windows merge). Each used to leave its own numbers on the row, so the text
+    quoted one window's share and the crisis room card, read after a silent update, another's.
+    The row's numbers now always describe its window: counted stories, the detector's expected
+    stories over it (when the seasonal profile exists) and the negative share
+    (:func:`negative_share`) — what the alert text, the chart and the card all show.
+    """
+    i0, i1 = _index(series, alert.window_start), _index(series, alert.window_end)
+    if i1 <= i0:
+        return
+    alert.volume = float(series.stories[i0:i1].sum())
+    if base is not None:
+        pred = window_prediction(series, base, cfg, series.slots(tz), i0, i1)
+        alert.baseline = round(pred.mean, 3)
+    alert.negative_share = round(negative_share(series, alert.window_start, alert.window_end), 3)
 
 
 def _background_texts(
@@ -165,7 +229,7 @@ def _finding(
     alert's severity only then; see :func:`scanner.alerting.record_finding`).
     """
     end = series.end
-    start = end - series.bucket * max(det.window, 1)
+    start = _first_story(series, end - series.bucket * max(det.window, 1), end)
     facts = window_facts(session, series.topic_id, start, end)
     volume = kind in (AlertKind.VOLUME_BURST, AlertKind.SLOW_BUILDUP)
     if volume and det.stats.get("method") != "coherent":
@@ -186,14 +250,14 @@ def _finding(
         score=round(det.score, 3),
         strength=det.score / threshold,
         outlets=facts.outlets,
-        negative_share=round(
-            facts.negative_share if kind != AlertKind.NEGATIVE_TURN else det.share, 3
-        ),
+        negative_share=round(negative_share(series, start, end), 3),
+        harm=round(facts.harm.score, 3),
         current=now_up or not volume,
         forecast=fc.as_dict(),
         details={
             "top_story_ids": facts.top_story_ids,
             "stories": facts.stories,
+            "harm": facts.harm.as_dict(),
             "detector": {
                 "kind": det.kind,
                 "window": det.window,
@@ -289,6 +353,7 @@ def _detect_trend(
     change = max(changes, key=lambda c: rank[c.change])  # all are the same alert row
     if change.change == "new" and len(changes) > 1:
         change = AlertChange(change.alert, "new")
+    _window_numbers(change.alert, series, base, cfg, tz)
     if change.notify:
         alert = change.alert
         terms = label_terms(session, topic.id, alert.window_start, alert.window_end)
@@ -297,7 +362,7 @@ def _detect_trend(
             terms = [term, *(t for t in terms if t not in term and term not in t)][:5]
         families = list(dict.fromkeys(fam for t in told for fam in t.get("families", [])))
         merged = {**told[0], "families": families}
-        for key in ("strength", "outlets", "negative_share"):  # the most people were told
+        for key in ("strength", "outlets", "negative_share", "harm"):  # the most people were told
             merged[key] = max((t.get(key, 0) for t in told), default=0)
         alert.details = {**alert.details, "terms": terms, "told": merged}
         session.add(alert)
@@ -438,7 +503,7 @@ def detect_emerging(
         score=round(-math.log10(max(best.p, 1e-300)), 3),
         strength=-math.log10(max(best.p, 1e-300)) / -math.log10(cfg.alpha),
         outlets=best.outlets,
-        negative_share=0.0,
+        negative_share=round(negative_share(series, start, end), 3),
         details={
             "terms": terms,
             "suggested_queries": suggested_queries(terms, fg_texts),
@@ -513,77 +578,175 @@ def run_detection(db: Database, now: datetime, *, tz: tzinfo = DEFAULT_TZ) -> li
 # --------------------------------------------------------------------------- charts
 
 
+CHART_CONTEXT = timedelta(hours=5)  # baseline shown before the alert window
+CHART_MIN = timedelta(hours=8)  # the shortest chart
+CHART_MAX = timedelta(hours=24)  # the longest chart: hours, not days
+CHART_BARS = 24  # at most this many bars ...
+CHART_PEAK = 3  # ... and buckets widened (15 → 30 → 60 min) until the peak bar holds this many
+BAND = 0.8  # the central predictive interval drawn as the expected band
+
+
 @dataclass(frozen=True)
 class ChartData:
-    """One topic's last hours for a chart: counts, the expected band, and where it is going."""
+    """What an alert chart draws: one topic's hours around the alert, as the detector saw them.
+
+    Every list has one value per bar of ``bucket`` (15, 30 or 60 minutes: the shortest that
+    gives at most 24 bars and a peak of at least 3 stories; bars never straddle the alert
+    window's edges).
+    ``expected``/``band_*`` are the seasonal predictive of each bucket given the buckets before
+    it; inside the alert window they are the detector's prediction of the whole window (the
+    level read before it), spread over its buckets by the seasonal profile, so the expected
+    line over the window adds up to the baseline the alert text quotes.
+    """
 
     topic_id: int
+    bucket: timedelta
     bucket_starts: list[datetime]
+    bar_ends: list[datetime]  # a bar ends early at the alert window's edge or at "now"
     stories: list[float]
-    articles: list[float]
-    negative: list[float]
-    positive: list[float]
-    baseline: list[float]  # expected stories per bucket (seasonal)
-    baseline_high: list[
-        float
-    ]  # the alert line: smallest count that would fire at the topic's level
-    forecast: Forecast
+    negative: list[float]  # the negative part of each bar (at most ``stories``)
+    expected: list[float]
+    band_low: list[float]
+    band_high: list[float]
+    forecast: Forecast  # the alert's stored forecast when there is an alert
     forecast_starts: list[datetime]
-    alerts: list[Alert]
+    forecast_expected: list[float]
+    forecast_low: list[float]
+    forecast_high: list[float]
+    alert: Alert | None
+    window_start: datetime | None
+    window_end: datetime | None
+    window_expected: float  # the detector's expected stories over the alert window
+    window_stories: float  # counted stories in the alert window
+    negative_share: float  # share of the alert window's stories that are negative
+    now: datetime
+
+
+def _chart_span(end: datetime, alert: Alert | None) -> datetime:
+    """Start of the chart: the alert window and a few hours before it to compare, on the hour."""
+    start = end - CHART_MIN if alert is None else alert.window_start - CHART_CONTEXT
+    start = max(min(start, end - CHART_MIN), end - CHART_MAX)
+    return datetime.fromtimestamp(start.timestamp() // 3600 * 3600, tz=start.tzinfo)
+
+
+def _chart_step(stories: np.ndarray) -> int:
+    """Buckets per bar: the smallest of 1, 2, 4 giving few enough bars and a readable peak."""
+    if not len(stories):
+        return 1
+    for k in (1, 2):
+        pooled = np.add.reduceat(stories, np.arange(0, len(stories), k))
+        if len(pooled) <= CHART_BARS and pooled.max(initial=0) >= CHART_PEAK:
+            return k
+    return 4
 
 
 def chart_data(
-    session: Session, topic: Topic, now: datetime, *, hours: float = 48, tz: tzinfo = DEFAULT_TZ
+    session: Session,
+    topic: Topic,
+    now: datetime,
+    *,
+    tz: tzinfo = DEFAULT_TZ,
+    alert: Alert | None = None,
 ) -> ChartData:
-    """The last ``hours`` of buckets of ``topic`` with baseline, alert line and forecast band."""
-    assert topic.id is not None
-    end = bucket_ceil(now)
-    full = load_series(session, [topic.id], end - HISTORY, end)[topic.id]
-    cfg = DetectorConfig.for_sensitivity(topic.sensitivity)
-    n_show = int(timedelta(hours=hours) / BUCKET)
-    slots = full.slots(tz)
-    cut = max(len(full) - n_show, 0)
-    base = fit_baseline(full.stories[:cut], slots[:cut], cfg)
-    # Each shown bucket: the predictive of that bucket given the buckets before it, as the
-    # detector saw it (seasonal profile × today's level), and the count that would have fired.
-    means, sizes = [], []
-    for i in range(cut, len(full)):
-        r0 = max(i - cfg.level_span, 0)
-        pred = predict(base, slots[i : i + 1], full.stories[r0:i], slots[r0:i], cfg)
-        means.append(pred.mean)
-        sizes.append(pred.size)
-    expected = np.array(means)
-    size = np.array(sizes)
-    level = cfg.alpha / len(cfg.windows)
+    """The hours of ``topic`` around ``alert`` (default: its latest), as the detector saw them."""
     from scipy import stats
 
-    high = (
-        stats.nbinom.isf(level, size, size / (size + np.maximum(expected, 1e-9))) + 1
-        if len(expected)
-        else np.zeros(0)
-    )
-    shown = full.tail(n_show)
-    fc = _forecast(full)
-    alerts = list(
-        session.execute(
+    assert topic.id is not None
+    end = bucket_ceil(now)
+    if alert is None:
+        alert = session.execute(
             sa.select(Alert)
-            .where(
-                Alert.topic_id == topic.id,  # type: ignore[arg-type]
-                Alert.window_end >= shown.start,  # type: ignore[arg-type]
-            )
-            .order_by(Alert.window_start)  # type: ignore[arg-type]
-        ).scalars()
+            .where(Alert.topic_id == topic.id)  # type: ignore[arg-type]
+            .order_by(Alert.window_end.desc())  # type: ignore[attr-defined]
+            .limit(1)
+        ).scalar_one_or_none()
+    full = load_series(session, [topic.id], end - HISTORY, end)[topic.id]
+    cfg = DetectorConfig.for_sensitivity(topic.sensitivity)
+    first = max(len(full) - int((end - _chart_span(end, alert)) / BUCKET), 0)
+    w0 = w1 = len(full)
+    if alert is not None:
+        w0 = min(max(int((alert.window_start - full.start) / BUCKET), first), len(full))
+        w1 = min(max(int((alert.window_end - full.start) / BUCKET), w0), len(full))
+    k = _chart_step(full.stories[first:])
+    # Bars never straddle the window's edges: they start at the window and step out from it.
+    first = w0 - (w0 - first) // k * k if w0 > first else first
+    edges = sorted(
+        {*range(first, w0, k), *range(w0, w1, k), *range(w1, len(full), k), len(full)}
+        - ({len(full)} if first == len(full) else set())
     )
+    slots = full.slots(tz)
+    base = _profile(full, tz, cfg)
+    means, sizes = [], []
+    window_expected = 0.0
+    window_pred = None
+    if base is not None and w1 > w0:
+        window_pred = window_prediction(full, base, cfg, slots, w0, w1)
+        window_mu = base.expected(slots[w0:w1], cfg.rate_floor)
+        window_expected = window_pred.mean
+    for a, b in itertools.pairwise(edges):
+        if base is None:
+            means.append(0.0)
+            sizes.append(math.inf)
+        elif window_pred is not None and w0 <= a < w1:
+            # The detector's prediction of the whole window, spread by the seasonal profile;
+            # one shared level, so each part keeps the window's gamma size.
+            part = float(window_mu[a - w0 : b - w0].sum()) / max(float(window_mu.sum()), 1e-12)
+            means.append(window_pred.mean * part)
+            sizes.append(window_pred.size)
+        else:
+            r0 = max(a - cfg.level_span, 0)
+            pred = predict(base, slots[a:b], full.stories[r0:a], slots[r0:a], cfg)
+            means.append(pred.mean)
+            sizes.append(pred.size)
+    mean = np.array(means)
+    size = np.array(sizes)
+    finite = np.isfinite(size) & (mean > 0)
+    n = np.where(finite, size, 1.0)
+    p = n / (n + np.maximum(mean, 1e-9))
+    tail = (1 - BAND) / 2
+    low = np.where(finite, stats.nbinom.ppf(tail, n, p), 0.0)
+    high = np.where(finite, stats.nbinom.ppf(1 - tail, n, p), 0.0)
+    stories = [float(full.stories[a:b].sum()) for a, b in itertools.pairwise(edges)]
+    negative = [
+        float(np.minimum(full.negative[a:b], full.stories[a:b]).sum())
+        for a, b in itertools.pairwise(edges)
+    ]
+    fc = _forecast(full)
+    # The alert's own forecast (the numbers its text quotes) while it is current; a chart of an
+    # alert that ended earlier continues from now with today's forecast.
+    if alert is not None and alert.forecast and alert.window_end >= end - BUCKET:
+        stored = alert.forecast
+        fc = replace(
+            fc,
+            hours=float(stored.get("hours", fc.hours)),
+            expected=float(stored.get("expected", fc.expected)),
+            low=float(stored.get("low", fc.low)),
+            high=float(stored.get("high", fc.high)),
+        )
+    total = sum(fc.per_bucket) or 1.0
+    f_edges = list(range(0, len(fc.per_bucket), k))
     return ChartData(
         topic_id=topic.id,
-        bucket_starts=[shown.bucket_start(i) for i in range(len(shown))],
-        stories=shown.stories.tolist(),
-        articles=shown.articles.tolist(),
-        negative=shown.negative.tolist(),
-        positive=shown.positive.tolist(),
-        baseline=[float(v) for v in expected],
-        baseline_high=[float(v) for v in np.maximum(high, cfg.min_stories)],
+        bucket=BUCKET * k,
+        bucket_starts=[full.bucket_start(a) for a in edges[:-1]],
+        bar_ends=[full.bucket_start(b) if b < len(full) else end for b in edges[1:]],
+        stories=stories,
+        negative=negative,
+        expected=mean.tolist(),
+        band_low=low.tolist(),
+        band_high=high.tolist(),
         forecast=fc,
-        forecast_starts=[end + BUCKET * i for i in range(FORECAST_BUCKETS)],
-        alerts=alerts,
+        forecast_starts=[end + BUCKET * i for i in f_edges],
+        forecast_expected=[sum(fc.per_bucket[i : i + k]) * fc.expected / total for i in f_edges],
+        forecast_low=[sum(fc.per_bucket[i : i + k]) * fc.low / total for i in f_edges],
+        forecast_high=[sum(fc.per_bucket[i : i + k]) * fc.high / total for i in f_edges],
+        alert=alert,
+        window_start=alert.window_start if alert is not None else None,
+        window_end=alert.window_end if alert is not None else None,
+        window_expected=window_expected,
+        window_stories=float(full.stories[w0:w1].sum()),
+        negative_share=negative_share(full, alert.window_start, alert.window_end)
+        if alert is not None
+        else 0.0,
+        now=end,
     )

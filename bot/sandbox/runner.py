@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -376,9 +377,18 @@ def seed_history(db: Database, newsday: NewsDay) -> int:
 
 
 async def run_sandbox(options: SandboxOptions, *, open_browser: bool = False) -> None:
-    """Start, print the address, serve until cancelled (Ctrl-C), stop."""
-    # A compressed day makes APScheduler narrate every coalesced run; only problems matter here.
+    """Start, print the address, serve until Ctrl-C or SIGTERM, stop (and remove a temporary
+    data folder either way)."""
+    # A compressed day makes APScheduler narrate every coalesced run, and the scan (every few
+    # real seconds, paused or not) its counts; only problems matter here, unless asked (DEBUG).
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for chatty in ("scanner.pipeline", "bot.services.scanning"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+        loop.add_signal_handler(signal.SIGTERM, stop.set)  # `kill`, a service manager
     sandbox = Sandbox(options)
     try:
         url = await sandbox.start()
@@ -394,8 +404,10 @@ async def run_sandbox(options: SandboxOptions, *, open_browser: bool = False) ->
 
             with contextlib.suppress(Exception):
                 webbrowser.open(url)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGTERM)
         await sandbox.stop()
 
 

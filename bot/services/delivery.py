@@ -142,16 +142,8 @@ def alert_text(renderer: Renderer, lang: str, f: AlertFacts, *, escalation: bool
 
 
 def chart_labels(renderer: Renderer, lang: str, f: AlertFacts) -> ChartLabels:
-    def r(name: str) -> str:
-        return renderer.render(f"chart_{name}", lang, topic=f.topic.name)
-
-    return ChartLabels(
-        title=r("title"),
-        stories=r("stories"),
-        baseline=r("baseline"),
-        alert_line=r("alert_line"),
-        negative=r("negative"),
-        forecast=r("forecast"),
+    return ChartLabels.build(
+        lambda name: renderer.render(f"chart_{name}", lang, topic=f.topic.name, a=f.alert)
     )
 
 
@@ -212,7 +204,8 @@ def _render_chart(runtime: Runtime, f: AlertFacts, lang: str) -> bytes:
     with runtime.db.session() as session:
         topic = session.get(Topic, f.topic.id)
         assert topic is not None
-        data = chart_data(session, topic, runtime.clock.now(), tz=runtime.settings.tz)
+        alert = session.get(Alert, f.alert.id)
+        data = chart_data(session, topic, runtime.clock.now(), tz=runtime.settings.tz, alert=alert)
     return render_chart(data, chart_labels(runtime.renderer, lang, f), runtime.settings.tz)
 
 

@@ -192,8 +192,21 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], expected:
             '[[topics]]\nagency = "A"\nname = "T"\nquery = \'("x" OR\'\n',
             "line 7: topics[0].query: ",
         ),
-        ('[[topics]]\nagency = "NOPE"\nname = "T"\nquery = \'x\'\n', "unknown agency 'NOPE'"),
-        ("scan_interval = 300\nagencies = [\n", "malformed TOML: "),
+        (
+            '[[topics]]\nagency = "NOPE"\nname = "T"\nquery = \'x\'\n',
+            "line 2: topics[0].agency: unknown agency 'NOPE'",
+        ),
+        ("scan_interval = 300\nagencies = [\n", "line 2: malformed TOML: "),
+        # tomllib says "at end of document" for these; the line is found all the same.
+        ("scan_interval = 300\nscan_interval = 200\n", "line 2: malformed TOML: Cannot overwrite"),
+        (
+            '[[agencies]]\ncode = "A"\nname = "A"\n\n[[agencies]]\ncode = "A"\nname = "B"\n',
+            "line 6: agencies[1].code: agency code 'A' is defined twice",
+        ),
+        (
+            '[[agencies]]\ncode = "A"\nname = "A"\n[agencies.policy]\nx = 1\n',
+            "line 4: agencies[0].policy: Extra inputs are not permitted",
+        ),
         (
             '[[sources]]\nname = "x"\noutlet = "y"\nurl = "file:///etc/passwd"\n',
             "line 4: sources[0].url: String should match pattern",
