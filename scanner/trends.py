@@ -50,8 +50,8 @@ from scanner.series import (
     TOPIC_LABEL,
     TopicSeries,
     bucket_ceil,
+    history_starts,
     load_series,
-    rebuild_buckets,
 )
 from scanner.terms import emerging_signal, emerging_terms, has_candidates, suggested_queries
 from scanner.topics import parse_query
@@ -59,7 +59,7 @@ from storage.db import Database
 from storage.models import Alert, AlertKind, Article, ArticleTopic, Story, Topic
 
 HISTORY = timedelta(days=28)
-REBUILD = timedelta(hours=3)  # late items land in recent buckets: rebuild these every scan
+SHORT_HISTORY = timedelta(days=7)  # less real history than this: the alert says so
 FORECAST_BUCKETS = 12  # 3 hours
 EMERGING_WINDOW = timedelta(hours=6)  # recent stories an emerging term is counted in
 EMERGING_BACKGROUND = timedelta(days=3)  # ... against the topic's stories of the 3 days before
@@ -194,6 +194,7 @@ def _finding(
         details={
             "top_story_ids": facts.top_story_ids,
             "stories": facts.stories,
+            "history": history_note(series, det),
             "detector": {
                 "kind": det.kind,
                 "window": det.window,
@@ -203,6 +204,21 @@ def _finding(
             },
         },
     )
+
+
+def history_note(series: TopicSeries, det: Detection) -> dict[str, Any]:
+    """How much real history the finding stands on, for the alert to say when it is little.
+
+    ``cold_start``: the volume test had under a day of profile and compared the bucket with the
+    average of the past hours (``detectors._ewma_burst``); ``short``: under ``SHORT_HISTORY``,
+    the seasonal model is still wide (weekends, the day's level) and the usual level a rough one.
+    """
+    hours = len(series) * series.bucket / timedelta(hours=1)
+    return {
+        "hours": round(hours, 1),
+        "short": hours < SHORT_HISTORY / timedelta(hours=1),
+        "cold_start": det.stats.get("method") == "ewma",
+    }
 
 
 def label_terms(
@@ -467,28 +483,34 @@ def _profile(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> Baseline |
     return fit_baseline(series.stories[lo:cut], slots[lo:cut], cfg)
 
 
+def real_series(session: Session, topics: Sequence[Topic], now: datetime) -> dict[int, TopicSeries]:
+    """Each topic's series up to the current bucket over its real history only (at most
+    ``HISTORY``; :func:`scanner.series.history_starts`): a young topic's series is short, so the
+    detectors take their cold-start rules instead of fitting a seasonal model on zeros."""
+    end = bucket_ceil(now)
+    starts = history_starts(session, topics, now, HISTORY)
+    loaded = load_series(session, list(starts), min(starts.values(), default=end - BUCKET), end)
+    return {t: s.tail(int((end - starts[t]) / BUCKET)) for t, s in loaded.items()}
+
+
 def detect_for_topics(
     session: Session,
     topics: Sequence[Topic],
     now: datetime,
     *,
     tz: tzinfo = DEFAULT_TZ,
-    rebuild: bool = True,
     series: Mapping[int, TopicSeries] | None = None,
     cooldown: timedelta = COOLDOWN,
 ) -> list[AlertChange]:
-    """Update the recent buckets and run detection for ``topics`` at ``now``.
+    """Run detection for ``topics`` at ``now`` on their stored series (:func:`real_series`).
 
-    ``series`` lets a caller that keeps the arrays in memory (``trends replay``) skip loading 28
-    days of buckets per call. Rows are flushed, not committed: commit before delivering (or use
-    :func:`run_detection`, which does).
+    The scan has already rebuilt the buckets its articles touched
+    (:func:`scanner.series.rebuild_for_articles`). ``series`` lets a caller that keeps the arrays
+    in memory (``trends replay``) skip loading them per call. Rows are flushed, not committed:
+    commit before delivering (or use :func:`run_detection`, which does).
     """
     active = [t for t in topics if t.id is not None and t.active]
-    ids = [t.id for t in active if t.id is not None]
-    end = bucket_ceil(now)
-    if rebuild:
-        rebuild_buckets(session, now - REBUILD, end, ids)
-    loaded = series if series is not None else load_series(session, ids, end - HISTORY, end)
+    loaded = series if series is not None else real_series(session, active, now)
     changes: list[AlertChange] = []
     for topic in active:
         assert topic.id is not None
@@ -538,7 +560,7 @@ def chart_data(
     """The last ``hours`` of buckets of ``topic`` with baseline, alert line and forecast band."""
     assert topic.id is not None
     end = bucket_ceil(now)
-    full = load_series(session, [topic.id], end - HISTORY, end)[topic.id]
+    full = real_series(session, [topic], now)[topic.id]
     cfg = DetectorConfig.for_sensitivity(topic.sensitivity)
     n_show = int(timedelta(hours=hours) / BUCKET)
     slots = full.slots(tz)
