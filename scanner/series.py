@@ -516,18 +516,11 @@ def history_starts(
             continue
         candidates = [end - bucket]
         if (b := first.get(topic.id)) is not None:
-            candidates.append(_aware(b))
+            candidates.append(b)
         if sources_from is not None:
-            candidates.append(bucket_floor(max(_aware(topic.created_at), _aware(sources_from))))
+            candidates.append(bucket_floor(max(topic.created_at, sources_from), bucket))
         out[topic.id] = max(floor, bucket_floor(min(candidates), bucket))
     return out
-
-
-def _aware(at: datetime) -> datetime:
-    """Aggregates (``min``) bypass the UTC column type: SQLite hands them back naive or as text."""
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at)
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def load_series(
