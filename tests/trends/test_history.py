@@ -8,7 +8,6 @@ import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 from alert_desk import OUTLETS, FeedServer, add_sources, feeds
 from news_words import SYLLABLES
@@ -20,18 +19,11 @@ from bot.services.alerts import facts
 from bot.services.delivery import alert_text
 from bot.services.scanning import scan_and_alert
 from bot.templating import Renderer
+from scanner import series
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor, run_scan
-from scanner.series import (
-    BUCKET,
-    bucket_floor,
-    history_starts,
-    load_series,
-    rebuild_buckets,
-    rebuild_for_articles,
-    repair_series,
-)
-from scanner.trends import detect_for_topics, real_series, run_detection
+from scanner.series import BUCKET, bucket_floor, rebuild_buckets
+from scanner.trends import detect_for_topics, run_detection
 from storage.db import Database
 from storage.models import Agency, SeriesBucket, Source, Topic
 
@@ -165,13 +157,14 @@ async def test_start_up_repairs_missing_and_stale_buckets(
     assert await scan_and_alert(runtime) is None  # no sources: nothing to scan, series repaired
     with db.session() as s:
         assert _stored(s, topic_id) == expected
-        assert repair_series(s) == 0  # nothing stale: the cheap path
+        assert series.repair_series(s) == 0  # nothing stale: the cheap path
 
 
 def _burst(session: Session, now: datetime, stories: int, seed: int) -> None:
+    """Stories in the current bucket, and the series of the last day rebuilt."""
     times = [now - timedelta(minutes=12 - i % 10) for i in range(stories)]
-    ids = _store(session, times, now, seed)
-    rebuild_for_articles(session, ids)
+    _store(session, times, now, seed)
+    rebuild_buckets(session, now - timedelta(days=1), now)
 
 
 def _alert_text(db: Database, alert_id: int, lang: str) -> str:
@@ -187,10 +180,8 @@ def test_short_history_takes_the_cold_start_path_and_says_so(sqlite_db: Database
     with sqlite_db.session() as s:
         topic = _topic(s)
         times = [NOW - timedelta(hours=h, minutes=20) for h in range(1, 11)]
-        rebuild_for_articles(s, _store(s, times, NOW, seed=5))
+        _store(s, times, NOW, seed=5)
         _burst(s, NOW, 9, seed=6)
-        series = real_series(s, [topic], NOW)[topic.id or 0]
-        assert 40 <= len(series) <= 46  # ten hours and a bit, not 28 days
         changes = detect_for_topics(s, [topic], NOW)
     assert [c.change for c in changes] == ["new"]
     alert = changes[0].alert
@@ -203,19 +194,18 @@ def test_short_history_takes_the_cold_start_path_and_says_so(sqlite_db: Database
     assert "only 10 hours of history" in _alert_text(sqlite_db, alert.id, "en")
 
 
-@pytest.mark.parametrize("days", [5])
-def test_days_of_real_silence_are_history(sqlite_db: Database, days: int) -> None:
+def test_days_of_real_silence_are_history(sqlite_db: Database) -> None:
     """A topic watched for days (its sources were scanned) with no article until now has a
     real zero history: the seasonal model runs, and the alert says the history is short."""
+    days = 5
     with sqlite_db.session() as s:
         topic = _topic(s, created_at=NOW - timedelta(days=days))
         s.add(Source(name="x", outlet="x", url="https://x.vn/rss", created_at=topic.created_at))
         s.flush()
-        assert history_starts(s, [topic], NOW, timedelta(days=28)) == {
-            topic.id: bucket_floor(NOW - timedelta(days=days))
-        }
         _burst(s, NOW, 9, seed=7)
         changes = detect_for_topics(s, [topic], NOW)
+        starts = series.history_starts(s, [topic], NOW, timedelta(days=28))
+    assert starts == {topic.id: bucket_floor(NOW - timedelta(days=days))}
     alert = changes[0].alert
     assert alert.details["detector"]["method"] == "seasonal"
     assert alert.details["history"] == {"hours": days * 24.0, "short": True, "cold_start": False}
@@ -223,10 +213,27 @@ def test_days_of_real_silence_are_history(sqlite_db: Database, days: int) -> Non
     assert f"mới có dữ liệu {days} ngày" in _alert_text(sqlite_db, alert.id, "vi")
 
 
-def test_without_any_source_or_article_history_is_one_bucket(sqlite_db: Database) -> None:
+def test_zeros_before_anybody_looked_are_not_history(sqlite_db: Database) -> None:
+    """A topic created 20 days ago whose first source came 2 days ago: its history starts with
+    the source (not 20 or 28 days of invented zeros); with no source and no article, it is
+    only the current bucket."""
     with sqlite_db.session() as s:
-        topic = _topic(s)
-        starts = history_starts(s, [topic], NOW, timedelta(days=28))
-        series = load_series(s, [topic.id or 0], NOW - BUCKET, NOW)
-    assert starts == {topic.id: NOW - BUCKET}
-    assert len(series[topic.id or 0]) == 1
+        topic = _topic(s, created_at=NOW - timedelta(days=20))
+        assert series.history_starts(s, [topic], NOW, timedelta(days=28)) == {
+            topic.id: NOW - BUCKET
+        }
+        _store(s, [NOW - timedelta(days=1, minutes=3)], NOW, seed=9)
+        rebuild_buckets(s, NOW - timedelta(days=2), NOW)
+        assert series.history_starts(s, [topic], NOW, timedelta(days=28)) == {
+            topic.id: bucket_floor(NOW - timedelta(days=1, minutes=3))
+        }
+        s.add(
+            Source(name="x", outlet="x", url="https://x.vn/rss", created_at=NOW - timedelta(days=2))
+        )
+        s.flush()
+        assert series.history_starts(s, [topic], NOW, timedelta(days=28)) == {
+            topic.id: NOW - timedelta(days=2)
+        }
+        assert series.history_starts(s, [topic], NOW, timedelta(days=1)) == {
+            topic.id: NOW - timedelta(days=1)
+        }
