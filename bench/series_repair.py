@@ -11,6 +11,8 @@ schema) with ``--articles`` articles spread over ``--days`` days, each matching 
   start of the bot pays (two grouped counts);
 * ``repair, one bucket lost``: the same after one topic's bucket row was deleted (that topic's
   buckets are compared one by one and the bucket rebuilt);
+* ``repair, a topic never built``: every bucket row of one topic deleted (a database from
+  before the series followed backfills, at its worst);
 * ``backfill rebuild``: ``series.rebuild_for_articles`` for a new source's first scan, 14 days of
   its items (one every 20 minutes) stored at once — what the scan adds for them.
 """
@@ -143,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             ).scalar_one()
             s.execute(sa.delete(SeriesBucket).where(SeriesBucket.id == victim))  # type: ignore[arg-type]
         timed("repair, one bucket lost", repair)
+        with db.session() as s:
+            s.execute(sa.delete(SeriesBucket).where(SeriesBucket.topic_id == ids[2]))  # type: ignore[arg-type]
+        timed("repair, a topic never built", repair)
         new = backfill(db, ids[1])
 
         def rebuild() -> int:

@@ -466,19 +466,19 @@ def repair_series(session: Session) -> int:
         return 0
     touched: dict[int, set[datetime]] = {t: set(bs) for t, bs in stale.items()}
     for topic_id, buckets in stale.items():
-        for start, end in _runs(buckets, BUCKET, timedelta(0)):
-            ids = session.execute(
-                sa.select(Article.id)  # type: ignore[call-overload]
+        ids: list[int] = []
+        for start, end in _runs(buckets, BUCKET, MERGE_GAP):  # a few queries, not one a bucket
+            rows = session.execute(
+                sa.select(Article.id, Article.published_at)  # type: ignore[call-overload]
                 .join(ArticleTopic, ArticleTopic.article_id == Article.id)
                 .where(
                     ArticleTopic.topic_id == topic_id,
                     Article.published_at >= start,
                     Article.published_at < end,
                 )
-            ).scalars()
-            for t, bs in touched_buckets(session, list(ids)).items():
-                if t == topic_id:
-                    touched[t] |= bs
+            )
+            ids.extend(i for i, at in rows if bucket_floor(at) in buckets)
+        touched[topic_id] |= touched_buckets(session, ids).get(topic_id, set())
     rebuild_touched(session, touched)
     return sum(len(bs) for bs in stale.values())
 
