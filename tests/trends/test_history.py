@@ -19,7 +19,8 @@ from bot.services.alerts import facts
 from bot.services.delivery import alert_text
 from bot.services.scanning import scan_and_alert
 from bot.templating import Renderer
-from scanner import series
+from scanner import series, trends
+from scanner.charts import ChartLabels, render_chart
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor, run_scan
 from scanner.series import BUCKET, bucket_floor, rebuild_buckets
@@ -192,6 +193,11 @@ def test_short_history_takes_the_cold_start_path_and_says_so(sqlite_db: Database
     vi = _alert_text(sqlite_db, alert.id, "vi")
     assert "chủ đề này mới có dữ liệu 10 giờ" in vi and "chưa đủ để biết nhịp tin" in vi
     assert "only 10 hours of history" in _alert_text(sqlite_db, alert.id, "en")
+    with sqlite_db.session() as s:  # the chart shows the real hours, its baseline fitted on them
+        chart = trends.chart_data(s, topic, NOW)
+    assert len(chart.bucket_starts) == 42 and chart.bucket_starts[0] == NOW - 42 * BUCKET
+    labels = ChartLabels("t", "stories", "baseline", "alert line", "negative", "forecast")
+    assert render_chart(chart, labels, UTC).startswith(b"\x89PNG")
 
 
 def test_days_of_real_silence_are_history(sqlite_db: Database) -> None:
