@@ -25,6 +25,8 @@ class Runtime:
     renderer: Renderer
     notifier: Notifier
     leadership: Leadership | None = field(default=None)
+    #: The trend series were checked against the stored articles (and repaired) since start.
+    series_repaired: bool = field(default=False)
 
     def leads(self) -> bool:
         """Whether this process runs the tick and the scan (always, without a Leadership)."""

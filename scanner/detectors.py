@@ -774,6 +774,16 @@ def _ewma(values: np.ndarray, alpha: float, start: float) -> tuple[float, float]
     return mean, var
 
 
+def cold_rate(past: np.ndarray, cfg: DetectorConfig) -> tuple[float, float]:
+    """The cold start's expected stories per bucket after ``past`` (and the EWMA variance): the
+    larger of the EWMA mean and the mean of all history, never below the rate floor. The chart
+    draws the same level, so a cold-start alert's picture quotes the detector's numbers."""
+    if len(past) == 0:
+        return cfg.rate_floor, cfg.rate_floor
+    mean, var = _ewma(past, cfg.ewma_alpha, float(past[: min(8, len(past))].mean()))
+    return max(mean, float(past.mean()), cfg.rate_floor), var
+
+
 def _ewma_burst(series: TopicSeries, cfg: DetectorConfig) -> Detection:
     """Cold start: the current bucket against an EWMA of the past, with a geometric tail.
 
@@ -783,8 +793,7 @@ def _ewma_burst(series: TopicSeries, cfg: DetectorConfig) -> Detection:
     history (a geometric distribution, ``P(X >= x) = (m / (1 + m)) ** x``).
     """
     past = series.stories[:-1]
-    mean, var = _ewma(past, cfg.ewma_alpha, float(past[: min(8, len(past))].mean()))
-    m = max(mean, float(past.mean()), cfg.rate_floor)
+    m, var = cold_rate(past, cfg)
     x = float(series.stories[-1])
     p = (m / (1.0 + m)) ** x if x > 0 else 1.0
     z = (x - m) / math.sqrt(max(var, m))

@@ -36,6 +36,7 @@ from bot.clock import Clock
 from scanner.dedupe import StoryIndex, canonical_url, content_fingerprint
 from scanner.parse import FeedError, FeedItem, parse_feed
 from scanner.sentiment import ModelScorer, Scorer, Sentiment, default_scorer
+from scanner.series import rebuild_for_articles
 from scanner.sources import (
     FeedFetcher,
     FetchPolicy,
@@ -752,6 +753,9 @@ async def run_scan(
                     record_success(row, res, fetched_at, warning=warning)
                     incoming.extend(Incoming(item, outlet, source_id) for item in items)
             result = proc.process(s, incoming, fetched_at)
+            # Their buckets, however old (a new source's first scan, a scan after an outage),
+            # in the same transaction: stored articles and their series never disagree.
+            rebuild_for_articles(s, [a.id for a in result.articles if a.id is not None])
             per_source = Counter(a.source_id for a in result.articles)
             for outcome in report.sources:
                 outcome.new_articles = per_source.get(outcome.source_id, 0)

@@ -38,6 +38,7 @@ from scanner.detectors import (
     Prediction,
     coherence_candidates,
     coherent_burst,
+    cold_rate,
     fit_baseline,
     predict,
     sentiment_turn,
@@ -53,8 +54,8 @@ from scanner.series import (
     TOPIC_LABEL,
     TopicSeries,
     bucket_ceil,
+    history_starts,
     load_series,
-    rebuild_buckets,
 )
 from scanner.terms import emerging_signal, emerging_terms, has_candidates, suggested_queries
 from scanner.topics import parse_query
@@ -62,7 +63,7 @@ from storage.db import Database
 from storage.models import Alert, AlertKind, Article, ArticleTopic, Story, Topic
 
 HISTORY = timedelta(days=28)
-REBUILD = timedelta(hours=3)  # late items land in recent buckets: rebuild these every scan
+SHORT_HISTORY = timedelta(days=7)  # less real history than this: the alert says so
 FORECAST_BUCKETS = 12  # 3 hours
 EMERGING_WINDOW = timedelta(hours=6)  # recent stories an emerging term is counted in
 EMERGING_BACKGROUND = timedelta(days=3)  # ... against the topic's stories of the 3 days before
@@ -258,6 +259,7 @@ def _finding(
             "top_story_ids": facts.top_story_ids,
             "stories": facts.stories,
             "harm": facts.harm.as_dict(),
+            "history": history_note(series, det),
             "detector": {
                 "kind": det.kind,
                 "window": det.window,
@@ -267,6 +269,21 @@ def _finding(
             },
         },
     )
+
+
+def history_note(series: TopicSeries, det: Detection) -> dict[str, Any]:
+    """How much real history the finding stands on, for the alert to say when it is little.
+
+    ``cold_start``: the volume test had under a day of profile and compared the bucket with the
+    average of the past hours (``detectors._ewma_burst``); ``short``: under ``SHORT_HISTORY``,
+    the seasonal model is still wide (weekends, the day's level) and the usual level a rough one.
+    """
+    hours = len(series) * series.bucket / timedelta(hours=1)
+    return {
+        "hours": round(hours, 1),
+        "short": hours < SHORT_HISTORY / timedelta(hours=1),
+        "cold_start": det.stats.get("method") == "ewma",
+    }
 
 
 def label_terms(
@@ -532,28 +549,34 @@ def _profile(series: TopicSeries, tz: tzinfo, cfg: DetectorConfig) -> Baseline |
     return fit_baseline(series.stories[lo:cut], slots[lo:cut], cfg)
 
 
+def real_series(session: Session, topics: Sequence[Topic], now: datetime) -> dict[int, TopicSeries]:
+    """Each topic's series up to the current bucket over its real history only (at most
+    ``HISTORY``; :func:`scanner.series.history_starts`): a young topic's series is short, so the
+    detectors take their cold-start rules instead of fitting a seasonal model on zeros."""
+    end = bucket_ceil(now)
+    starts = history_starts(session, topics, now, HISTORY)
+    loaded = load_series(session, list(starts), min(starts.values(), default=end - BUCKET), end)
+    return {t: s.tail(int((end - starts[t]) / BUCKET)) for t, s in loaded.items()}
+
+
 def detect_for_topics(
     session: Session,
     topics: Sequence[Topic],
     now: datetime,
     *,
     tz: tzinfo = DEFAULT_TZ,
-    rebuild: bool = True,
     series: Mapping[int, TopicSeries] | None = None,
     cooldown: timedelta = COOLDOWN,
 ) -> list[AlertChange]:
-    """Update the recent buckets and run detection for ``topics`` at ``now``.
+    """Run detection for ``topics`` at ``now`` on their stored series (:func:`real_series`).
 
-    ``series`` lets a caller that keeps the arrays in memory (``trends replay``) skip loading 28
-    days of buckets per call. Rows are flushed, not committed: commit before delivering (or use
-    :func:`run_detection`, which does).
+    The scan has already rebuilt the buckets its articles touched
+    (:func:`scanner.series.rebuild_for_articles`). ``series`` lets a caller that keeps the arrays
+    in memory (``trends replay``) skip loading them per call. Rows are flushed, not committed:
+    commit before delivering (or use :func:`run_detection`, which does).
     """
     active = [t for t in topics if t.id is not None and t.active]
-    ids = [t.id for t in active if t.id is not None]
-    end = bucket_ceil(now)
-    if rebuild:
-        rebuild_buckets(session, now - REBUILD, end, ids)
-    loaded = series if series is not None else load_series(session, ids, end - HISTORY, end)
+    loaded = series if series is not None else real_series(session, active, now)
     changes: list[AlertChange] = []
     for topic in active:
         assert topic.id is not None
@@ -660,7 +683,7 @@ def chart_data(
             .order_by(Alert.window_end.desc())  # type: ignore[attr-defined]
             .limit(1)
         ).scalar_one_or_none()
-    full = load_series(session, [topic.id], end - HISTORY, end)[topic.id]
+    full = real_series(session, [topic], now)[topic.id]
     cfg = DetectorConfig.for_sensitivity(topic.sensitivity)
     first = max(len(full) - int((end - _chart_span(end, alert)) / BUCKET), 0)
     w0 = w1 = len(full)
@@ -683,10 +706,14 @@ def chart_data(
         window_pred = window_prediction(full, base, cfg, slots, w0, w1)
         window_mu = base.expected(slots[w0:w1], cfg.rate_floor)
         window_expected = window_pred.mean
+    elif w1 > w0:  # cold start: the detector's rate from the history before the window
+        window_expected = cold_rate(full.stories[:w0], cfg)[0] * (w1 - w0)
     for a, b in itertools.pairwise(edges):
         if base is None:
-            means.append(0.0)
-            sizes.append(math.inf)
+            # Cold start: each bucket geometric around the rate of the history before the bar
+            # (the detector's predictive), so a bar of k buckets is negative binomial of size k.
+            means.append(cold_rate(full.stories[:a], cfg)[0] * (b - a))
+            sizes.append(float(b - a))
         elif window_pred is not None and w0 <= a < w1:
             # The detector's prediction of the whole window, spread by the seasonal profile;
             # one shared level, so each part keeps the window's gamma size.

@@ -122,7 +122,7 @@ def poisoning_scene(
     while t <= now:
         # Rebuild only the crisis morning: the history before it exists as buckets only.
         rebuild_buckets(session, DAY0 + timedelta(hours=2), bucket_ceil(t), [topic.id])
-        detect_for_topics(session, [topic], t, rebuild=False)
+        detect_for_topics(session, [topic], t)
         t += BUCKET
     first = select(Alert).where(Alert.topic_id == topic.id).order_by(col(Alert.id))
     alert = session.exec(first).first()

@@ -371,8 +371,17 @@ def seed_history(db: Database, newsday: NewsDay) -> int:
                 for item in batch
             ]
             stored += len(processor.process(session, incoming, now).articles)
-        topic_ids = [t.id for t in session.exec(select(Topic)).all() if t.id is not None]
-        rebuild_buckets(session, newsday.history_start, newsday.start, topic_ids)
+        topics = list(session.exec(select(Topic)).all())
+        rebuild_buckets(
+            session, newsday.history_start, newsday.start, [t.id for t in topics if t.id]
+        )
+        # The fourteen days stand for scans that happened: the topics and sources were watched
+        # since then, so a topic the history never mentions has fourteen days of real zeros
+        # (scanner.series.history_starts), not a history that starts this morning.
+        watched: list[Topic | Source] = [*topics, *session.exec(select(Source)).all()]
+        for row in watched:
+            row.created_at = min(row.created_at, newsday.history_start)
+            session.add(row)
     return stored
 
 

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from bot.services.alerts import plan_delivery
 from scanner.alerting import AlertChange
 from scanner.pipeline import ScanReport, run_scan
+from scanner.series import repair_series
 from scanner.trends import run_detection
 from storage.models import Alert, Source
 
@@ -41,8 +42,23 @@ def has_sources(runtime: Runtime) -> bool:
         )
 
 
+def repair_series_once(runtime: Runtime) -> int:
+    """Before this process's first detection: rebuild every series bucket that stored articles
+    touch and that is missing or stale (``scanner.series.repair_series``; cheap when none is).
+    Run by the scan job, not beside it, so the repair and a scan never rebuild at once."""
+    if runtime.series_repaired:
+        return 0
+    with runtime.db.session() as session:
+        repaired = repair_series(session)
+    runtime.series_repaired = True
+    if repaired:
+        log.info("series: %s missing or stale buckets rebuilt at start-up", repaired)
+    return repaired
+
+
 async def scan_and_alert(runtime: Runtime) -> ScanOutcome | None:
     """One scan, detection and delivery plan; None when there is nothing to scan."""
+    await asyncio.to_thread(repair_series_once, runtime)
     if not has_sources(runtime):
         return None
     report = await run_scan(runtime.db, runtime.settings, runtime.clock)
