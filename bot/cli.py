@@ -117,6 +117,61 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the SQLite database while the bot runs; for PostgreSQL, print the pg_dump line."""
+    from pathlib import Path
+
+    from storage.backup import BackupError, backup_sqlite, pg_dump_line, sqlite_path
+
+    url = _settings(args).effective_database_url
+    try:
+        database = sqlite_path(url)
+        if database is None:
+            print(
+                "crisisdesk: back up PostgreSQL with pg_dump (password in PGPASSWORD): "
+                + pg_dump_line(url, args.out),
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        copied = backup_sqlite(database, Path(args.out).resolve())
+    except BackupError as exc:
+        print(f"crisisdesk: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(
+        f"crisisdesk: backed up {database} (revision {copied.revision}, {copied.size} bytes) "
+        f"to {copied.path}"
+    )
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Replace the SQLite database by a backup (no bot may run on it) and migrate it to head."""
+    from pathlib import Path
+
+    from storage.backup import BackupError, pg_restore_line, restore_sqlite, sqlite_path
+
+    url = _settings(args).effective_database_url
+    try:
+        database = sqlite_path(url)
+        if database is None:
+            print(
+                "crisisdesk: restore PostgreSQL with pg_restore, with every worker stopped: "
+                + pg_restore_line(url, args.backup),
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        revision, kept = restore_sqlite(Path(args.backup).resolve(), database)
+    except BackupError as exc:
+        print(f"crisisdesk: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    previous = f"; the previous database is kept as {kept}" if kept else ""
+    print(
+        f"crisisdesk: restored {args.backup} (revision {revision}) into {database} and "
+        f"migrated it to the latest revision{previous}"
+    )
+    return EXIT_OK
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     """Serve the local Telegram Bot API emulator until interrupted; print its root URL."""
     import asyncio
@@ -204,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_sub.add_parser("upgrade", help="apply migrations and sync the TOML config")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
     db.set_defaults(func=lambda _args: _usage(db))
+
+    backup = sub.add_parser("backup", help="copy the SQLite database, safe while the bot runs")
+    backup.add_argument("out", metavar="OUT", help="the new backup file (must not exist)")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser(
+        "restore", help="replace the database by a backup (bot stopped) and migrate it"
+    )
+    restore.add_argument("backup", metavar="IN", help="a file made by 'crisisdesk backup'")
+    restore.set_defaults(func=cmd_restore)
 
     from scanner.cli_commands import register as register_scanner
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from bot.channels.base import Notifier
 from bot.clock import Clock
 from bot.config import Settings
+from bot.metrics import Monitor
 from bot.templating import Renderer
 from storage.db import Database
 from storage.leader import Leadership
@@ -25,6 +26,7 @@ class Runtime:
     renderer: Renderer
     notifier: Notifier
     leadership: Leadership | None = field(default=None)
+    monitor: Monitor = field(default_factory=Monitor)  # /metrics and /healthz (bot.health)
 
     def leads(self) -> bool:
         """Whether this process runs the tick and the scan (always, without a Leadership)."""
