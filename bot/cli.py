@@ -117,59 +117,32 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    """Copy the SQLite database while the bot runs; for PostgreSQL, print the pg_dump line."""
-    from pathlib import Path
-
-    from storage.backup import BackupError, backup_sqlite, pg_dump_line, sqlite_path
+def _database_file_command(args: argparse.Namespace, action: Callable[[str], str]) -> int:
+    """Run a backup or restore ``action`` on the configured database; one line either way."""
+    from storage.backup import BackupError
 
     url = _settings(args).effective_database_url
     try:
-        database = sqlite_path(url)
-        if database is None:
-            print(
-                "crisisdesk: back up PostgreSQL with pg_dump (password in PGPASSWORD): "
-                + pg_dump_line(url, args.out),
-                file=sys.stderr,
-            )
-            return EXIT_FAILURE
-        copied = backup_sqlite(database, Path(args.out).resolve())
+        done = action(url)
     except BackupError as exc:
         print(f"crisisdesk: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(
-        f"crisisdesk: backed up {database} (revision {copied.revision}, {copied.size} bytes) "
-        f"to {copied.path}"
-    )
+    print(f"crisisdesk: {done}")
     return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the SQLite database while the bot runs; for PostgreSQL, print the pg_dump line."""
+    from storage.backup import backup
+
+    return _database_file_command(args, lambda url: backup(url, args.out))
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Replace the SQLite database by a backup (no bot may run on it) and migrate it to head."""
-    from pathlib import Path
+    from storage.backup import restore
 
-    from storage.backup import BackupError, pg_restore_line, restore_sqlite, sqlite_path
-
-    url = _settings(args).effective_database_url
-    try:
-        database = sqlite_path(url)
-        if database is None:
-            print(
-                "crisisdesk: restore PostgreSQL with pg_restore, with every worker stopped: "
-                + pg_restore_line(url, args.backup),
-                file=sys.stderr,
-            )
-            return EXIT_FAILURE
-        revision, kept = restore_sqlite(Path(args.backup).resolve(), database)
-    except BackupError as exc:
-        print(f"crisisdesk: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    previous = f"; the previous database is kept as {kept}" if kept else ""
-    print(
-        f"crisisdesk: restored {args.backup} (revision {revision}) into {database} and "
-        f"migrated it to the latest revision{previous}"
-    )
-    return EXIT_OK
+    return _database_file_command(args, lambda url: restore(url, args.backup))
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:

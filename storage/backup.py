@@ -207,3 +207,32 @@ def restore_sqlite(source: Path, database: Path) -> tuple[str, Path | None]:
             raise BackupError(f"the restore into {database} failed: {exc}") from None
         upgrade(f"sqlite:///{database}")
     return revision, kept
+
+
+def backup(url: str, out: str) -> str:
+    """``crisisdesk backup OUT``: what was done, as one line; raises BackupError."""
+    database = sqlite_path(url)
+    if database is None:
+        raise BackupError(
+            "back up PostgreSQL with pg_dump (password in PGPASSWORD): " + pg_dump_line(url, out)
+        )
+    copied = backup_sqlite(database, Path(out).resolve())
+    return (
+        f"backed up {database} (revision {copied.revision}, {copied.size} bytes) to {copied.path}"
+    )
+
+
+def restore(url: str, source: str) -> str:
+    """``crisisdesk restore IN``: what was done, as one line; raises BackupError."""
+    database = sqlite_path(url)
+    if database is None:
+        raise BackupError(
+            "restore PostgreSQL with pg_restore, with every worker stopped: "
+            + pg_restore_line(url, source)
+        )
+    revision, kept = restore_sqlite(Path(source).resolve(), database)
+    previous = f"; the previous database is kept as {kept}" if kept else ""
+    return (
+        f"restored {source} (revision {revision}) into {database} and migrated it to the "
+        f"latest revision{previous}"
+    )
