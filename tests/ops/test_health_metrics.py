@@ -64,11 +64,12 @@ async def _wait_for(predicate: Any, seconds: float = 5.0) -> None:
 
 
 async def test_healthz_and_metrics_report_the_running_bot(
-    emulator: TelegramEmulator, sqlite_db: Database, make_settings: Any, clock: SimulatedClock
+    emulator: TelegramEmulator, db: Database, make_settings: Any, clock: SimulatedClock
 ) -> None:
+    """On both databases: the collector's queries and the leader lock differ."""
     admin = emulator.create_user("Admin", language_code="en")
     settings = _settings(make_settings, emulator, admin.id)
-    with sqlite_db.session() as session:
+    with db.session() as session:
         person = User(telegram_id=777, full_name="Lan", status="active")
         session.add(person)
         session.flush()
@@ -76,7 +77,7 @@ async def test_healthz_and_metrics_report_the_running_bot(
         statuses = (DeliveryStatus.SENT, DeliveryStatus.SENT, DeliveryStatus.FAILED)
         for ref_id, status in enumerate(statuses, start=1):
             session.add(Delivery(kind="alert", ref_id=ref_id, user_id=person.id, status=status))
-    application = build_application(settings, sqlite_db, clock)
+    application = build_application(settings, db, clock)
     monitor = application.bot_data["runtime"].monitor
     async with serving(application) as root, aiohttp.ClientSession() as http:
         await _wait_for(lambda: monitor.last_tick is not None)
