@@ -20,7 +20,10 @@ from bot.channels.ratelimit import TelegramRateLimiter
 from bot.channels.telegram import TelegramNotifier
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.health import serve_monitoring
+from bot.metrics import InstrumentedApplication
 from bot.runtime import Runtime
+from bot.services import retention
 from bot.services.delivery import Charts, deliver_pending
 from bot.services.digest import ensure_scheduled
 from bot.services.due import fire_due
@@ -46,6 +49,7 @@ HANDLER_MODULES = (start, people, admin, alerts, topics, taskforce, drafts, fall
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Fire every Due row whose time has come (the single scheduler of later work)."""
     runtime: Runtime = context.bot_data["runtime"]
+    runtime.monitor.ticked()  # the scheduler's heartbeat for /healthz, leader or not
     if not runtime.leads():
         return
     fired = await fire_due(runtime)
@@ -58,7 +62,12 @@ async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     runtime: Runtime = context.bot_data["runtime"]
     if not runtime.leads():
         return
-    outcome = await scan_and_alert(runtime)
+    try:
+        outcome = await scan_and_alert(runtime)
+    except Exception:
+        runtime.monitor.scan_failed()
+        raise
+    runtime.monitor.scanned(outcome)
     if outcome is not None and outcome.planned and context.job_queue is not None:
         for job in context.job_queue.get_jobs_by_name(DELIVER_JOB_ID):
             job.job.modify(next_run_time=datetime.now(UTC))
@@ -71,6 +80,7 @@ async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     assert context.job is not None and isinstance(context.job.data, Charts)
     report = await deliver_pending(runtime, context.job.data)  # charts kept between runs
+    runtime.monitor.delivered(report)
     if report.settled:
         log.info(
             "delivered %s, unreachable %s, failed %s, uncertain %s, deferred %s",
@@ -83,11 +93,14 @@ async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def startup_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Once at start: make sure the next daily digest is scheduled."""
+    """Once at start: make sure the next daily digest (and article purge) is scheduled."""
     runtime: Runtime = context.bot_data["runtime"]
     with runtime.db.session() as session:
         ensure_scheduled(
             session, runtime.clock.now(), runtime.settings.digest_time, runtime.settings.tz
+        )
+        retention.ensure_scheduled(
+            session, runtime.clock.now(), runtime.settings.article_retention_days
         )
 
 
@@ -118,6 +131,7 @@ def build_application(
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
     application = (
         Application.builder()
+        .application_class(InstrumentedApplication)
         .token(settings.token)
         .base_url(settings.bot_base_url)
         .base_file_url(settings.bot_file_url)
@@ -162,6 +176,7 @@ def run_bot(settings: Settings) -> None:
 
             asyncio.run(run_webhook(application))
         else:
+            serve_monitoring(application)  # /healthz and /metrics (webhook mode starts its own)
             application.run_polling(allowed_updates=Update.ALL_TYPES)
     finally:
         db.dispose()

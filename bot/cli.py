@@ -117,6 +117,34 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _database_file_command(args: argparse.Namespace, action: Callable[[str], str]) -> int:
+    """Run a backup or restore ``action`` on the configured database; one line either way."""
+    from storage.backup import BackupError
+
+    url = _settings(args).effective_database_url
+    try:
+        done = action(url)
+    except BackupError as exc:
+        print(f"crisisdesk: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"crisisdesk: {done}")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the SQLite database while the bot runs; for PostgreSQL, print the pg_dump line."""
+    from storage.backup import backup
+
+    return _database_file_command(args, lambda url: backup(url, args.out))
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Replace the SQLite database by a backup (no bot may run on it) and migrate it to head."""
+    from storage.backup import restore
+
+    return _database_file_command(args, lambda url: restore(url, args.backup))
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     """Serve the local Telegram Bot API emulator until interrupted; print its root URL."""
     import asyncio
@@ -204,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_sub.add_parser("upgrade", help="apply migrations and sync the TOML config")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
     db.set_defaults(func=lambda _args: _usage(db))
+
+    backup = sub.add_parser("backup", help="copy the SQLite database, safe while the bot runs")
+    backup.add_argument("out", metavar="OUT", help="the new backup file (must not exist)")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser(
+        "restore", help="replace the database by a backup (bot stopped) and migrate it"
+    )
+    restore.add_argument("backup", metavar="IN", help="a file made by 'crisisdesk backup'")
+    restore.set_defaults(func=cmd_restore)
 
     from scanner.cli_commands import register as register_scanner
 

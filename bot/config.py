@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     delivery_retry_minutes: float = Field(default=60.0, ge=60, le=7 * 24 * 60)
     templates_dir: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http_listen: str = Field(default="127.0.0.1", min_length=1)  # /healthz and /metrics
+    http_port: int = Field(default=9108, ge=0, le=65_535)  # 0: no health/metrics server
+    article_retention_days: int | None = Field(default=None, ge=30, le=36_500)
 
     agencies: list[AgencyConfig] = Field(default_factory=list)
     topics: list[TopicConfig] = Field(default_factory=list)

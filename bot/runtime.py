@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from bot.channels.base import Notifier
 from bot.clock import Clock
 from bot.config import Settings
+from bot.metrics import Monitor
 from bot.templating import Renderer
 from storage.db import Database
 from storage.leader import Leadership
@@ -27,6 +28,7 @@ class Runtime:
     leadership: Leadership | None = field(default=None)
     #: The trend series were checked against the stored articles (and repaired) since start.
     series_repaired: bool = field(default=False)
+    monitor: Monitor = field(default_factory=Monitor)  # /metrics and /healthz (bot.health)
 
     def leads(self) -> bool:
         """Whether this process runs the tick and the scan (always, without a Leadership)."""

@@ -21,6 +21,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.health import start_monitoring
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,11 @@ async def run_webhook(application: Application) -> None:
         await application.start()
         runner = await start_webhook(application, runtime.settings)
         log.info("webhook mode: listening on port %s", runtime.settings.webhook_port)
+        monitoring = await start_monitoring(application)
         try:
             await stop.wait()
         finally:
+            if monitoring is not None:
+                await monitoring.cleanup()
             await runner.cleanup()
             await application.stop()

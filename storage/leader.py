@@ -24,6 +24,11 @@ class Leadership:
         self.engine = engine
         self._connection: Connection | None = None
 
+    @property
+    def holds(self) -> bool:
+        """Whether the last check made this process the leader (no database I/O)."""
+        return self.engine.dialect.name != "postgresql" or self._connection is not None
+
     def is_leader(self) -> bool:
         """True if this process holds (or just acquired) the leader lock."""
         if self.engine.dialect.name != "postgresql":

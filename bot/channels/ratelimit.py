@@ -128,6 +128,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._schedule = _Schedule()
         self._resume = asyncio.Event()
         self._resume.set()
+        self.waiting = 0  # sends sleeping until their slot (the send queue depth, for /metrics)
+        self.flood_waits = 0  # 429 answers received
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -142,13 +144,17 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         same instant; sending them together would compress many reservations into one burst,
         which is exactly what trips a sliding window. A late sender takes a fresh slot instead.
         """
-        while True:
-            at = self._schedule.reserve(self._clock(), chat, group)
-            delay = at - self._clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if self._clock() - at <= LATE_TOLERANCE:
-                return
+        self.waiting += 1
+        try:
+            while True:
+                at = self._schedule.reserve(self._clock(), chat, group)
+                delay = at - self._clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if self._clock() - at <= LATE_TOLERANCE:
+                    return
+        finally:
+            self.waiting -= 1
 
     async def process_request(
         self,
@@ -172,6 +178,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
+                self.flood_waits += 1
                 if attempt == retries or _seconds(exc.retry_after) > INLINE_RETRY_MAX:
                     raise
                 wait = _seconds(exc.retry_after) + 0.1
