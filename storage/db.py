@@ -4,6 +4,11 @@ SQLite is the default (a file in ``DATA_DIR``) and is tuned for a single bot pro
 concurrent readers: WAL journal, foreign keys on, and a busy timeout so that the scan job and a
 handler writing at the same moment wait for each other instead of failing. PostgreSQL is used
 through ``DATABASE_URL`` for scale-out.
+
+Text the databases refuse (NUL, lone surrogates: :mod:`storage.text`) is cleaned here, in two
+hooks every session and statement pass through: ``before_flush`` cleans the ORM objects being
+written (so the objects a service goes on using say what was stored), and
+``before_cursor_execute`` cleans the parameters of every statement, Core and raw SQL included.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
+
+from storage.text import clean_deep, clean_text, needs_cleaning
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -60,11 +68,54 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _clean_parameters(
+    _conn: Any,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    """``before_cursor_execute``: every string parameter made storable (see storage.text)."""
+    if executemany:
+        return statement, [_clean_set(p) for p in parameters]
+    return statement, _clean_set(parameters)
+
+
+def _clean_set(parameters: Any) -> Any:
+    if isinstance(parameters, dict):
+        if any(isinstance(v, str) and needs_cleaning(v) for v in parameters.values()):
+            return {k: clean_text(v) if isinstance(v, str) else v for k, v in parameters.items()}
+        return parameters
+    if isinstance(parameters, list | tuple) and any(
+        isinstance(v, str) and needs_cleaning(v) for v in parameters
+    ):
+        cleaned = [clean_text(v) if isinstance(v, str) else v for v in parameters]
+        return tuple(cleaned) if isinstance(parameters, tuple) else cleaned
+    return parameters
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _clean_objects(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """Clean the text (and JSON) attributes of the objects about to be written, in place."""
+    for obj in (*session.new, *session.dirty):
+        state = inspect(obj)
+        for attr in state.mapper.column_attrs:
+            value = state.dict.get(attr.key)
+            if value is None or isinstance(value, int | float | bool):
+                continue
+            cleaned = clean_deep(value)
+            if cleaned is not value:
+                setattr(obj, attr.key, cleaned)
+
+
 class Database:
     """Owns the engine and hands out sessions; shared by handlers, jobs and the scanner."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        if not event.contains(engine, "before_cursor_execute", _clean_parameters):
+            event.listen(engine, "before_cursor_execute", _clean_parameters, retval=True)
 
     @classmethod
     def from_url(cls, url: str) -> Database:
