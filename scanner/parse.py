@@ -5,12 +5,22 @@ prolog or the HTTP ``Content-Type``); this module decides what counts as a usabl
 that feedparser flags as malformed ("bozo") still yields the entries it recovered — Vietnamese
 outlets often serve slightly broken XML, and dropping a whole feed for one stray ``&`` would
 hide news. Only a feed with no usable entry *and* a parse fault is an error.
+
+Charsets: a declared charset (HTTP ``Content-Type`` or the XML prolog) is checked against the
+bytes before feedparser reads them (:func:`choose_charset`). Declared single-byte charsets such
+as windows-1252 decode any bytes, so a server that labels UTF-8 as one of them used to turn every
+headline into mojibake ("BÃ£o sá»‘ 3") with no fault raised. A body that is valid UTF-8 with
+non-ASCII bytes is read as UTF-8 whatever the label says (text in a single-byte charset is
+practically never valid UTF-8); a declared charset that does not decode the body falls back to
+UTF-8, then to windows-1258 (Vietnamese Windows). Either way the source gets a warning.
 """
 
 from __future__ import annotations
 
 import calendar
+import codecs
 import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +30,7 @@ from typing import Any
 import feedparser
 
 from scanner.textnorm import nfc
+from storage.text import clean_text
 
 __all__ = ["FeedError", "FeedItem", "ParsedFeed", "html_to_text", "parse_feed"]
 
@@ -40,6 +51,15 @@ class FeedItem:
     summary: str
     published_at: datetime
     guid: str = ""
+
+    def __post_init__(self) -> None:
+        # Text the database refuses (NUL, lone surrogates) never gets this far; the scanner
+        # matches stored rows back to items by value, so items must hold what is stored.
+        for name in ("title", "url", "summary", "guid"):
+            value = getattr(self, name)
+            cleaned = clean_text(value)
+            if cleaned is not value:
+                object.__setattr__(self, name, cleaned)
 
 
 @dataclass
@@ -140,6 +160,59 @@ def _entry_summary(entry: Mapping[str, Any]) -> str:
     return html_to_text(str(summary))[:MAX_SUMMARY]
 
 
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+_PROLOG = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+#: The last resort when neither the declared charset nor UTF-8 decodes: the Vietnamese Windows
+#: code page (decodes almost any byte, and it is what a Vietnamese legacy feed would be in).
+LEGACY_CHARSET = "windows-1258"
+_PROLOG_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
+def declared_charset(body: bytes, headers: Mapping[str, str]) -> str | None:
+    """The charset the server declares: HTTP ``Content-Type`` first, then the XML prolog."""
+    match = _CHARSET.search(headers.get("content-type", ""))
+    if match:
+        return match.group(1)
+    prolog = _PROLOG.match(body[:256])
+    return prolog.group(1).decode("ascii") if prolog else None
+
+
+def _decodes(body: bytes, charset: str) -> bool:
+    try:
+        body.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def choose_charset(body: bytes, headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The charset to read ``body`` in (None: let feedparser detect it) and a warning when the
+    declared one was not used."""
+    declared = declared_charset(body, headers)
+    if declared is None:
+        return None, None
+    try:
+        declared_name = codecs.lookup(declared).name
+    except LookupError:
+        declared_name = None
+    if declared_name in ("utf-8", "utf-8-sig") and _decodes(body, "utf-8"):
+        return None, None
+    if declared_name is not None and declared_name.startswith("utf-") and declared_name != "utf-8":
+        if _decodes(body, declared):
+            return None, None  # UTF-16/32: not valid UTF-8 anyway
+    elif body.isascii():
+        return None, None  # every ASCII-compatible charset reads it the same
+    if declared_name not in ("utf-8", "utf-8-sig") and _decodes(body, "utf-8"):
+        return "utf-8", f"declared charset {declared} but the body is UTF-8; read as UTF-8"
+    if declared_name is not None and _decodes(body, declared):
+        return None, None
+    for fallback in ("utf-8", LEGACY_CHARSET):
+        if _decodes(body, fallback):
+            note = f"declared charset {declared} does not decode the body; read as {fallback}"
+            return fallback, note
+    return None, f"declared charset {declared} does not decode the body"
+
+
 def parse_feed(
     body: bytes,
     *,
@@ -158,6 +231,14 @@ def parse_feed(
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     if base_url:
         response_headers.setdefault("content-location", base_url)
+    charset, charset_warning = choose_charset(body, response_headers)
+    if charset is not None:
+        # Decoded here and handed over as UTF-8 with a matching label, so neither the HTTP
+        # header nor the XML prolog can make feedparser read it otherwise.
+        text = body.decode(charset)
+        text = _PROLOG_DECL.sub("", text, count=1)
+        body = text.encode("utf-8")
+        response_headers["content-type"] = "application/xml; charset=utf-8"
     # Summaries are reduced to plain text below, so feedparser need not sanitise their HTML
     # or resolve the relative links inside it (a quarter of its time).
     parsed = feedparser.parse(
@@ -184,10 +265,11 @@ def parse_feed(
                 guid=str(entry.get("id") or ""),
             )
         )
-    warning = None
+    warning = charset_warning
     if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")
-        warning = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
+        fault = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
+        warning = f"{warning}; {fault}" if warning else fault
     if not items:
         if warning is not None:
             raise FeedError(f"not a readable feed ({warning[:300]})")

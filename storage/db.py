@@ -77,7 +77,14 @@ def _clean_parameters(
     executemany: bool,
 ) -> tuple[str, Any]:
     """``before_cursor_execute``: every string parameter made storable (see storage.text)."""
-    if executemany:
+    # With "insertmanyvalues" SQLAlchemy passes one flattened parameter set for a batch even
+    # when ``executemany`` is set, so the shape decides, not the flag.
+    if (
+        executemany
+        and isinstance(parameters, list | tuple)
+        and parameters
+        and isinstance(parameters[0], dict | list | tuple)
+    ):
         return statement, [_clean_set(p) for p in parameters]
     return statement, _clean_set(parameters)
 
