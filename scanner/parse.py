@@ -7,12 +7,13 @@ outlets often serve slightly broken XML, and dropping a whole feed for one stray
 hide news. Only a feed with no usable entry *and* a parse fault is an error.
 
 Charsets: a declared charset (HTTP ``Content-Type`` or the XML prolog) is checked against the
-bytes before feedparser reads them (:func:`choose_charset`). Declared single-byte charsets such
+bytes before feedparser reads them (:func:`decode_declared`). Declared single-byte charsets such
 as windows-1252 decode any bytes, so a server that labels UTF-8 as one of them used to turn every
 headline into mojibake ("BÃ£o sá»‘ 3") with no fault raised. A body that is valid UTF-8 with
 non-ASCII bytes is read as UTF-8 whatever the label says (text in a single-byte charset is
 practically never valid UTF-8); a declared charset that does not decode the body falls back to
-UTF-8, then to windows-1258 (Vietnamese Windows). Either way the source gets a warning.
+UTF-8 when only a few byte sequences are broken (they become U+FFFD), else to windows-1258
+(Vietnamese Windows). Either way the source gets a warning.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import feedparser
 
 from scanner.textnorm import nfc
-from storage.text import clean_text
+from storage.text import REPLACEMENT, clean_text
 
 __all__ = ["FeedError", "FeedItem", "ParsedFeed", "html_to_text", "parse_feed"]
 
@@ -162,8 +163,8 @@ def _entry_summary(entry: Mapping[str, Any]) -> str:
 
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 _PROLOG = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
-#: The last resort when neither the declared charset nor UTF-8 decodes: the Vietnamese Windows
-#: code page (decodes almost any byte, and it is what a Vietnamese legacy feed would be in).
+#: The last resort when neither the declared charset nor UTF-8 reads the body: the Vietnamese
+#: Windows code page (what a Vietnamese legacy feed would be in).
 LEGACY_CHARSET = "windows-1258"
 _PROLOG_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 
@@ -177,40 +178,49 @@ def declared_charset(body: bytes, headers: Mapping[str, str]) -> str | None:
     return prolog.group(1).decode("ascii") if prolog else None
 
 
-def _decodes(body: bytes, charset: str) -> bool:
+def _decode(body: bytes, charset: str) -> str | None:
     try:
-        body.decode(charset)
+        return body.decode(charset)
     except (LookupError, UnicodeDecodeError):
-        return False
-    return True
+        return None
 
 
-def choose_charset(body: bytes, headers: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """The charset to read ``body`` in (None: let feedparser detect it) and a warning when the
-    declared one was not used."""
+def decode_declared(body: bytes, headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """``body`` as text, read in its declared charset or a fallback, and a warning when the
+    declared one was not used; (None, None) to let feedparser detect the charset itself (none
+    declared, UTF-8 as declared, or plain ASCII)."""
     declared = declared_charset(body, headers)
-    if declared is None:
+    if declared is None or body.isascii():
         return None, None
     try:
-        declared_name = codecs.lookup(declared).name
+        name = codecs.lookup(declared).name
     except LookupError:
-        declared_name = None
-    if declared_name in ("utf-8", "utf-8-sig") and _decodes(body, "utf-8"):
-        return None, None
-    if declared_name is not None and declared_name.startswith("utf-") and declared_name != "utf-8":
-        if _decodes(body, declared):
-            return None, None  # UTF-16/32: not valid UTF-8 anyway
-    elif body.isascii():
-        return None, None  # every ASCII-compatible charset reads it the same
-    if declared_name not in ("utf-8", "utf-8-sig") and _decodes(body, "utf-8"):
-        return "utf-8", f"declared charset {declared} but the body is UTF-8; read as UTF-8"
-    if declared_name is not None and _decodes(body, declared):
-        return None, None
-    for fallback in ("utf-8", LEGACY_CHARSET):
-        if _decodes(body, fallback):
-            note = f"declared charset {declared} does not decode the body; read as {fallback}"
-            return fallback, note
-    return None, f"declared charset {declared} does not decode the body"
+        name = None
+    if name is not None and name.startswith(("utf-16", "utf-32")):
+        text = _decode(body, declared)
+        if text is not None:
+            return text, None
+    utf8 = _decode(body, "utf-8")
+    if utf8 is not None:
+        if name in ("utf-8", "utf-8-sig"):
+            return None, None
+        return utf8, f"declared charset {declared} but the body is UTF-8; read as UTF-8"
+    text = _decode(body, declared) if name is not None else None
+    if text is not None:
+        return text, None
+    # The declared charset does not decode: UTF-8 with a few broken bytes, or legacy. Text in
+    # a single-byte charset almost never forms a well-formed UTF-8 sequence, so well-formed
+    # ones outnumbering the broken ones two to one mean UTF-8.
+    lossy = body.decode("utf-8", "replace")
+    broken = lossy.count(REPLACEMENT)
+    if sum(1 for ch in lossy if ord(ch) > 127) - broken >= 2 * broken:
+        return lossy, (
+            f"declared charset {declared} does not decode the body; read as UTF-8 "
+            f"({broken} broken byte sequence(s) replaced)"
+        )
+    return body.decode(LEGACY_CHARSET, "replace"), (
+        f"declared charset {declared} does not decode the body; read as {LEGACY_CHARSET}"
+    )
 
 
 def parse_feed(
@@ -231,13 +241,11 @@ def parse_feed(
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     if base_url:
         response_headers.setdefault("content-location", base_url)
-    charset, charset_warning = choose_charset(body, response_headers)
-    if charset is not None:
+    text, charset_warning = decode_declared(body, response_headers)
+    if text is not None:
         # Decoded here and handed over as UTF-8 with a matching label, so neither the HTTP
         # header nor the XML prolog can make feedparser read it otherwise.
-        text = body.decode(charset)
-        text = _PROLOG_DECL.sub("", text, count=1)
-        body = text.encode("utf-8")
+        body = _PROLOG_DECL.sub("", text, count=1).encode("utf-8")
         response_headers["content-type"] = "application/xml; charset=utf-8"
     # Summaries are reduced to plain text below, so feedparser need not sanitise their HTML
     # or resolve the relative links inside it (a quarter of its time).

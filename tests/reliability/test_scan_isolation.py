@@ -48,6 +48,7 @@ class Feeds:
 
     def __init__(self) -> None:
         self.bodies: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
         self.base = ""
 
     def url(self, path: str) -> str:
@@ -62,7 +63,8 @@ async def feeds() -> AsyncIterator[Feeds]:
         body = served.bodies.get(request.path)
         if body is None:
             return web.Response(status=503, text="down for maintenance")
-        return web.Response(body=body, content_type="application/rss+xml")
+        content_type = served.content_types.get(request.path, "application/rss+xml")
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     app = web.Application()
     app.router.add_get("/{name}", handle)
@@ -255,3 +257,16 @@ async def test_fetch_failures_are_reported_too(db: Database, feeds: Feeds) -> No
         dues = s.exec(select(Due).where(Due.kind == "notify")).all()
         assert {d.payload["template"] for d in dues} == {"source_down"}
         assert "503" in dues[0].payload["context"]["error"]
+
+
+async def test_a_lying_charset_header_is_detected_and_recorded_on_the_source(
+    db: Database, feeds: Feeds
+) -> None:
+    feeds.bodies["/a"] = rss([("Bão số 3 đổ bộ", "https://a.vn/1", "")])
+    feeds.content_types["/a"] = "text/xml; charset=windows-1252"
+    _seed(db, feeds, ["a"])
+    await _scan(db, SimulatedClock(NOW))
+    assert _titles(db) == {"Bão số 3 đổ bộ"}  # not "BÃ£o sá»‘ 3 Ä‘á»• bá»™"
+    with db.session() as s:
+        row = s.exec(select(Source)).one()
+        assert "declared charset windows-1252 but the body is UTF-8" in (row.last_error or "")
