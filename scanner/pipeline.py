@@ -47,7 +47,7 @@ from scanner.sources import (
 )
 from scanner.textnorm import tokens
 from scanner.topics import MatchDoc, Query, QueryError, TopicMatcher, parse_query
-from storage.db import Database
+from storage.db import Database, begin_write
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
 
 log = logging.getLogger(__name__)
@@ -741,7 +741,9 @@ async def run_scan(
                     select(Source).where(col(Source.id).in_([t[0] for t in targets]))
                 ).scalars()
             }
-            _begin_write(s)
+            # Savepoints nest only in an open transaction (pysqlite would otherwise let each
+            # RELEASE commit on its own): take SQLite's write lock first, waiting if need be.
+            begin_write(s)
             results: list[ProcessResult] = []
             for (source_id, name, outlet, url, _e, _l), (res, items, warning, error) in zip(
                 targets, fetched, strict=True
@@ -799,22 +801,6 @@ async def run_scan(
         report.duration_s,
     )
     return report
-
-
-def _begin_write(session: Session) -> None:
-    """Open the write transaction now, so the per-source savepoints nest inside it.
-
-    pysqlite begins a transaction only before a data-changing statement; a SAVEPOINT issued
-    outside one starts a transaction of its own that its RELEASE commits, which would make each
-    source's rows durable before the scan's summary. ``BEGIN IMMEDIATE`` takes SQLite's write
-    lock at once (waiting out the busy timeout), so nothing read after it can turn stale.
-    """
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    raw = connection.connection.driver_connection
-    if raw is not None and not raw.in_transaction:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _store_items(

@@ -13,8 +13,12 @@ written (so the objects a service goes on using say what was stored), and
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,11 @@ from sqlmodel import Session, create_engine
 
 from storage.text import clean_deep, clean_text, needs_cleaning
 
+log = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: How long a write waits, in busy timeouts, for SQLite's write lock before it gives up.
+SQLITE_WRITE_PATIENCE_S = 600.0
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -34,8 +42,14 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'crisisdesk.sqlite3').resolve()}"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine for ``url`` with the pragmas and pool settings CrisisDesk relies on."""
+def make_engine(
+    url: str, *, echo: bool = False, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine:
+    """Create an engine for ``url`` with the pragmas and pool settings CrisisDesk relies on.
+
+    ``busy_timeout_ms`` is SQLite's wait for a lock per attempt (tests shorten it); a write
+    waits several of them (:func:`begin_write`).
+    """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
@@ -43,7 +57,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
         kwargs["connect_args"] = {
             "check_same_thread": False,
-            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "timeout": busy_timeout_ms / 1000,
         }
         if in_memory:
             # One shared connection, or every session would see its own empty database.
@@ -51,17 +65,17 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_ms))
         return engine
     kwargs["pool_pre_ping"] = True
     return create_engine(url, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
@@ -114,6 +128,45 @@ def _clean_objects(session: OrmSession, _context: Any, _instances: Any) -> None:
             cleaned = clean_deep(value)
             if cleaned is not value:
                 setattr(obj, attr.key, cleaned)
+
+
+def begin_write(session: OrmSession) -> None:
+    """On SQLite, take the write lock now (``BEGIN IMMEDIATE``), waiting as long as it takes.
+
+    pysqlite begins a transaction only at the first data-changing statement, and that statement
+    waits one busy timeout for SQLite's single write lock, then fails with "database is
+    locked". That failure used to come at the commit that records what was already done
+    outside the database (a message sent, then marked sent): the mark was lost and the message
+    went out again on the next run (36 of 40 people got an alert twice while another writer held
+    the lock for 15 s). ``BEGIN IMMEDIATE`` either gets the lock or changes nothing, so it can
+    simply be tried again; once it is held, the flush and the commit cannot be refused a lock.
+    Gives up, raising, only after :data:`SQLITE_WRITE_PATIENCE_S`. No-op on PostgreSQL (row
+    locks, no database-wide writer) and inside a transaction already open.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.driver_connection
+    if raw is None or raw.in_transaction:
+        return
+    started = time.monotonic()
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            waited = time.monotonic() - started
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if waited >= SQLITE_WRITE_PATIENCE_S:
+                raise
+            log.warning("SQLite is locked by another writer (%.0f s so far); still waiting", waited)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _take_write_lock(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """Every ORM write waits for SQLite's write lock instead of failing (see begin_write)."""
+    begin_write(session)
 
 
 class Database:
