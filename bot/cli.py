@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from bot.config import ConfigError, Settings, load_settings
+from storage.lock import DatabaseInUse
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -57,8 +58,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return _run_sandbox(data=None, port=None, speed=None, drill=False, open_browser=True)
     from bot.app import run_bot
+    from bot.polling import PollingConflict
 
-    run_bot(settings)
+    try:
+        run_bot(settings)
+    except PollingConflict as exc:
+        print(f"crisisdesk: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -242,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"crisisdesk: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DatabaseInUse as exc:
+        print(f"crisisdesk: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
 

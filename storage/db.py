@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
+from storage.lock import DatabaseLock
 from storage.text import clean_deep, clean_text, needs_cleaning
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: The one-process-per-SQLite-file lock, when this process took it (storage.lock).
+        self.lock: DatabaseLock | None = None
         if not event.contains(engine, "before_cursor_execute", _clean_parameters):
             event.listen(engine, "before_cursor_execute", _clean_parameters, retval=True)
 
@@ -198,3 +201,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
