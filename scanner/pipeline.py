@@ -69,7 +69,7 @@ LAST_SCAN_KEY = "last_scan"
 REPORT_AFTER_FAILURES = 3
 _FAILURES_BEFORE_GIVING_UP = 3  # items in a row the database refuses: the source fails
 #: Called inside the scan's transaction with the Source row and "down" or "up".
-HealthHook = Callable[[Session, Source, str], None]
+HealthHook = Callable[[Session, Source, str], object]
 _IN_CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps statements small
 
 

@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 from aiohttp import web
+from emulator_fixtures import serving
 from sqlmodel import col, select
 
 from bot.clock import SimulatedClock
@@ -68,15 +69,9 @@ async def feeds() -> AsyncIterator[Feeds]:
 
     app = web.Application()
     app.router.add_get("/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    served.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(app) as base:
+        served.base = base
         yield served
-    finally:
-        await runner.cleanup()
 
 
 def _seed(db: Database, feeds: Feeds, names: list[str]) -> None:
