@@ -13,6 +13,7 @@ written (so the objects a service goes on using say what was stored), and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -132,7 +133,7 @@ def _clean_objects(session: OrmSession, _context: Any, _instances: Any) -> None:
 
 
 def begin_write(session: OrmSession) -> None:
-    """On SQLite, take the write lock now (``BEGIN IMMEDIATE``), waiting as long as it takes.
+    """On SQLite, take the write lock now (``BEGIN IMMEDIATE``), waiting out a busy database.
 
     pysqlite begins a transaction only at the first data-changing statement, and that statement
     waits one busy timeout for SQLite's single write lock, then fails with "database is
@@ -141,8 +142,12 @@ def begin_write(session: OrmSession) -> None:
     went out again on the next run (36 of 40 people got an alert twice while another writer held
     the lock for 15 s). ``BEGIN IMMEDIATE`` either gets the lock or changes nothing, so it can
     simply be tried again; once it is held, the flush and the commit cannot be refused a lock.
-    Gives up, raising, only after :data:`SQLITE_WRITE_PATIENCE_S`. No-op on PostgreSQL (row
-    locks, no database-wide writer) and inside a transaction already open.
+
+    Off the event loop's thread (``asyncio.to_thread`` work: the delivery marks, the scan's
+    store) it is retried for up to :data:`SQLITE_WRITE_PATIENCE_S`. On the loop's thread it is
+    tried once (one busy timeout, as before): the lock's holder may be a coroutine suspended on
+    this very loop, which a longer wait would only deadlock. No-op on PostgreSQL (row locks, no
+    database-wide writer) and inside a transaction already open.
     """
     connection = session.connection()
     if connection.dialect.name != "sqlite":
@@ -150,6 +155,7 @@ def begin_write(session: OrmSession) -> None:
     raw = connection.connection.driver_connection
     if raw is None or raw.in_transaction:
         return
+    patient = not _on_event_loop()
     started = time.monotonic()
     while True:
         try:
@@ -157,17 +163,25 @@ def begin_write(session: OrmSession) -> None:
             return
         except sqlite3.OperationalError as exc:
             waited = time.monotonic() - started
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if waited >= SQLITE_WRITE_PATIENCE_S:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or not patient or waited >= SQLITE_WRITE_PATIENCE_S:
                 raise
             log.warning("SQLite is locked by another writer (%.0f s so far); still waiting", waited)
 
 
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 @event.listens_for(OrmSession, "before_flush")
 def _take_write_lock(session: OrmSession, _context: Any, _instances: Any) -> None:
-    """Every ORM write waits for SQLite's write lock instead of failing (see begin_write)."""
-    begin_write(session)
+    """An ORM flush that will write takes SQLite's write lock first (see begin_write)."""
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        begin_write(session)
 
 
 class Database:
