@@ -22,6 +22,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.health import serve_monitoring
 from bot.metrics import InstrumentedApplication
+from bot.polling import ConflictGuard, PollingConflict
 from bot.runtime import Runtime
 from bot.services import retention
 from bot.services.delivery import Charts, deliver_pending
@@ -125,8 +126,13 @@ def build_application(
     clock: Clock | None = None,
     *,
     renderer: Renderer | None = None,
+    conflicts: ConflictGuard | None = None,
 ) -> Application:
-    """The configured Application; nothing runs until it is initialised and started."""
+    """The configured Application; nothing runs until it is initialised and started.
+
+    ``conflicts`` decides what a 409 from ``getUpdates`` (another poller on the token) does;
+    ``run_bot`` passes its own to learn that polling stopped for that reason.
+    """
     if settings.token is None:
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
     application = (
@@ -153,6 +159,7 @@ def build_application(
             application.add_handler(handler)
     start.install(application)  # guards (groups -2, -1) and the command menus
     application.add_handler(button_handler())
+    application.add_error_handler((conflicts or ConflictGuard()).on_error)  # before on_error
     application.add_error_handler(errors.on_error)
 
     job_queue = application.job_queue
@@ -169,7 +176,9 @@ def build_application(
 def run_bot(settings: Settings) -> None:
     """Run until interrupted: long polling, or webhook mode when ``WEBHOOK_URL`` is set."""
     db = prepare_database(settings)
-    application = build_application(settings, db)
+    conflicts = ConflictGuard()
+    application = build_application(settings, db, conflicts=conflicts)
+    conflicts.on_trip = application.stop_running
     try:
         if settings.webhook_url:
             from bot.webhook import run_webhook
@@ -180,3 +189,5 @@ def run_bot(settings: Settings) -> None:
             application.run_polling(allowed_updates=Update.ALL_TYPES)
     finally:
         db.dispose()
+    if conflicts.tripped is not None:
+        raise PollingConflict(conflicts.tripped)

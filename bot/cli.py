@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from bot.config import ConfigError, Settings, load_settings
+from storage.lock import DatabaseInUse
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -62,8 +63,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_telegram(settings)  # a wrong token or API address: one line, not PTB's traceback
     from bot.app import run_bot
+    from bot.polling import PollingConflict
 
-    run_bot(settings)
+    try:
+        run_bot(settings)
+    except PollingConflict as exc:
+        print(f"crisisdesk: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -291,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"crisisdesk: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DatabaseInUse as exc:
+        print(f"crisisdesk: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

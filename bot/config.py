@@ -179,6 +179,13 @@ class Settings(BaseSettings):
         for i, url in enumerate(urls):
             if url in urls[:i]:
                 raise ValueError(f"sources[{i}].url: source url {url!r} is listed twice")
+        from scanner.sources import UnsafeURLError, check_url
+
+        for i, url in enumerate(urls):
+            try:  # the fetcher's own rule, at start-up rather than on every scan
+                check_url(url, allow_private=self.allow_private_feeds)
+            except (UnsafeURLError, ValueError) as exc:
+                raise ValueError(f"sources[{i}].url {url!r}: {exc}") from None
         return self
 
     @classmethod

@@ -185,7 +185,13 @@ def _apply(
         if len(parts) != 3 or not all(parts):
             return str(render("source_usage", lang))
         source = subscriptions.add_source(
-            session, actor, name=parts[0], outlet=parts[1], url=parts[2], now=now
+            session,
+            actor,
+            name=parts[0],
+            outlet=parts[1],
+            url=parts[2],
+            now=now,
+            allow_private=runtime.settings.allow_private_feeds,
         )
         return str(render("source_saved", lang, source=source))
     if action == "rmsource":

@@ -288,6 +288,13 @@ class StoryIndex:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every entry (before :meth:`rebuild`, when the stories it held were rolled
+        back); the hash functions and the workspace stay."""
+        self._tables = [{} for _ in range(self.bands + 1)]
+        self._entries = {}
+        self._provisional = {}
+
     # ---------------------------------------------------------------- signatures
 
     def fingerprint(self, title: str, summary: str = "", *, folded: bool = False) -> Fingerprint:

@@ -20,7 +20,7 @@ import gc
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ from scanner.parse import FeedError, FeedItem, parse_feed
 from scanner.sentiment import ModelScorer, Scorer, Sentiment, default_scorer
 from scanner.series import rebuild_for_articles
 from scanner.sources import (
+    MAX_ERROR_LENGTH,
     FeedFetcher,
     FetchPolicy,
     FetchResult,
@@ -47,14 +48,16 @@ from scanner.sources import (
 )
 from scanner.textnorm import tokens
 from scanner.topics import MatchDoc, Query, QueryError, TopicMatcher, parse_query
-from storage.db import Database
+from storage.db import Database, begin_write
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "LAST_SCAN_KEY",
+    "REPORT_AFTER_FAILURES",
     "CompiledTopic",
+    "HealthHook",
     "Incoming",
     "ProcessResult",
     "Processor",
@@ -63,6 +66,11 @@ __all__ = [
 ]
 
 LAST_SCAN_KEY = "last_scan"
+#: A source failing this many scans in a row (fetch, parse or store) is reported once.
+REPORT_AFTER_FAILURES = 3
+_FAILURES_BEFORE_GIVING_UP = 3  # items in a row the database refuses: the source fails
+#: Called inside the scan's transaction with the Source row and "down" or "up".
+HealthHook = Callable[[Session, Source, str], object]
 _IN_CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps statements small
 
 
@@ -668,8 +676,16 @@ async def run_scan(
     session: aiohttp.ClientSession | None = None,
     policy: FetchPolicy | None = None,
     processor: Processor | None = None,
+    on_health: HealthHook | None = None,
 ) -> ScanReport:
-    """One scan of every due, active source. One bad source never stops the others."""
+    """One scan of every due, active source. One bad source never stops the others.
+
+    Each source's items are stored in a savepoint of their own (:func:`_store_items`): an item
+    the database refuses costs that item, not the source, and never the scan. A source whose
+    fetch, parse or store has failed ``REPORT_AFTER_FAILURES`` times in a row, and later one
+    that recovers from that, is passed to ``on_health`` inside the scan's transaction (the
+    bot schedules its messages there; the scanner knows nothing of people).
+    """
     policy = policy or policy_from_settings(settings)
     now = clock.now()
     report = ScanReport(started_at=now)
@@ -715,12 +731,6 @@ async def run_scan(
     fetched_at = clock.now()
 
     def _cpu_and_store() -> None:
-        parsed = [
-            (source_id, res, items, warning, error)
-            for (source_id, *_rest), (res, items, warning, error) in zip(
-                targets, fetched, strict=True
-            )
-        ]
         with db.session() as s:
             proc = processor or Processor.from_db(s, fetched_at)
             if processor is not None:
@@ -732,39 +742,52 @@ async def run_scan(
                     select(Source).where(col(Source.id).in_([t[0] for t in targets]))
                 ).scalars()
             }
-            incoming: list[Incoming] = []
-            for (source_id, name, outlet, url, _e, _l), (_sid, res, items, warning, error) in zip(
-                targets, parsed, strict=True
+            # Savepoints nest only in an open transaction (pysqlite would otherwise let each
+            # RELEASE commit on its own): take SQLite's write lock first, waiting if need be.
+            begin_write(s)
+            results: list[ProcessResult] = []
+            for (source_id, name, outlet, url, _e, _l), (res, items, warning, error) in zip(
+                targets, fetched, strict=True
             ):
                 row = rows[source_id]
                 outcome = SourceOutcome(
-                    source_id,
-                    name,
-                    url,
-                    res.status if error is None else "error",
-                    items=len(items),
-                    error=error,
-                    warning=warning,
+                    source_id, name, url, res.status, items=len(items), warning=warning
                 )
                 report.sources.append(outcome)
+                if error is None and items:
+                    stored, error, skipped = _store_items(
+                        s, proc, [Incoming(item, outlet, source_id) for item in items], fetched_at
+                    )
+                    results.extend(stored)
+                    if skipped:
+                        note = f"{skipped} of {len(items)} items could not be stored"
+                        warning = f"{warning}; {note}" if warning else note
+                        outcome.warning = warning
                 if error is not None:
+                    outcome.status, outcome.error = "error", error
                     record_failure(row, error, fetched_at, policy)
+                    if on_health is not None and row.consecutive_failures == REPORT_AFTER_FAILURES:
+                        on_health(s, row, "down")
                 else:
+                    recovered = (row.consecutive_failures or 0) >= REPORT_AFTER_FAILURES
                     record_success(row, res, fetched_at, warning=warning)
-                    incoming.extend(Incoming(item, outlet, source_id) for item in items)
-            result = proc.process(s, incoming, fetched_at)
+                    if on_health is not None and recovered:
+                        on_health(s, row, "up")
+            articles = [a for r in results for a in r.articles]
             # Their buckets, however old (a new source's first scan, a scan after an outage),
             # in the same transaction: stored articles and their series never disagree.
-            rebuild_for_articles(s, [a.id for a in result.articles if a.id is not None])
-            per_source = Counter(a.source_id for a in result.articles)
+            rebuild_for_articles(s, [a.id for a in articles if a.id is not None])
+            per_source = Counter(a.source_id for a in articles)
             for outcome in report.sources:
                 outcome.new_articles = per_source.get(outcome.source_id, 0)
-            report.new_articles = result.articles
-            report.new_stories = result.new_stories
-            report.updated_stories = result.updated_stories
-            report.links = result.links
+            report.new_articles = articles
+            report.new_stories = [st for r in results for st in r.new_stories]
+            # A story grown by two sources' batches: its last state counts.
+            updated = {st.id: st for r in results for st in r.updated_stories}
+            report.updated_stories = list(updated.values())
+            report.links = [link for r in results for link in r.links]
             report.stories = {
-                st.id: st for st in result.new_stories + result.updated_stories if st.id is not None
+                st.id: st for st in report.new_stories + report.updated_stories if st.id is not None
             }
             report.finished_at = clock.now()
             report.duration_s = time.perf_counter() - started
@@ -782,6 +805,47 @@ async def run_scan(
         report.duration_s,
     )
     return report
+
+
+def _store_items(
+    session: Session, processor: Processor, items: list[Incoming], now: datetime
+) -> tuple[list[ProcessResult], str | None, int]:
+    """Store one source's items in a savepoint: (results, error or None, items skipped).
+
+    When the batch fails, it is rolled back and retried item by item, each in its own
+    savepoint, so only the items the database refuses are lost. Several failures in a row mean
+    the trouble is not one item: the source fails this scan and is retried at its next turn.
+    A failed batch leaves the in-memory story index holding stories that were rolled back, so
+    it is rebuilt from the database after each failure.
+    """
+    try:
+        with session.begin_nested():
+            return [processor.process(session, items, now)], None, 0
+    except Exception as exc:  # any refusal of the database, or a bug on one odd item
+        log.warning("storing %d items failed, retrying one by one: %s", len(items), exc)
+        first_error = f"store error: {type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+        _restore_index(session, processor, now)
+    results: list[ProcessResult] = []
+    skipped = failed_in_row = 0
+    for incoming in items:
+        try:
+            with session.begin_nested():
+                results.append(processor.process(session, [incoming], now))
+            failed_in_row = 0
+        except Exception as exc:
+            log.warning("item %s not stored: %s", incoming.item.url[:200], exc)
+            _restore_index(session, processor, now)
+            skipped += 1
+            failed_in_row += 1
+            if failed_in_row >= _FAILURES_BEFORE_GIVING_UP:
+                return results, first_error, skipped
+    return results, None, skipped
+
+
+def _restore_index(session: Session, processor: Processor, now: datetime) -> None:
+    """The story index as the database has it, after a rolled-back batch."""
+    processor.index.clear()
+    processor.rebuild_index(session, now)
 
 
 def _store_summary(session: Session, report: ScanReport) -> None:

@@ -4,21 +4,39 @@ SQLite is the default (a file in ``DATA_DIR``) and is tuned for a single bot pro
 concurrent readers: WAL journal, foreign keys on, and a busy timeout so that the scan job and a
 handler writing at the same moment wait for each other instead of failing. PostgreSQL is used
 through ``DATABASE_URL`` for scale-out.
+
+Text the databases refuse (NUL, lone surrogates: :mod:`storage.text`) is cleaned here, in two
+hooks every session and statement pass through: ``before_flush`` cleans the ORM objects being
+written (so the objects a service goes on using say what was stored), and
+``before_cursor_execute`` cleans the parameters of every statement, Core and raw SQL included.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
+from storage.lock import DatabaseLock
+from storage.text import clean_deep, clean_text, needs_cleaning
+
+log = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: How long a write waits, in busy timeouts, for SQLite's write lock before it gives up.
+SQLITE_WRITE_PATIENCE_S = 600.0
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -26,8 +44,14 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'crisisdesk.sqlite3').resolve()}"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine for ``url`` with the pragmas and pool settings CrisisDesk relies on."""
+def make_engine(
+    url: str, *, echo: bool = False, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine:
+    """Create an engine for ``url`` with the pragmas and pool settings CrisisDesk relies on.
+
+    ``busy_timeout_ms`` is SQLite's wait for a lock per attempt (tests shorten it); a write
+    waits several of them (:func:`begin_write`).
+    """
     parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
@@ -35,7 +59,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
         kwargs["connect_args"] = {
             "check_same_thread": False,
-            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "timeout": busy_timeout_ms / 1000,
         }
         if in_memory:
             # One shared connection, or every session would see its own empty database.
@@ -43,21 +67,121 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         else:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_ms))
         return engine
     kwargs["pool_pre_ping"] = True
     return create_engine(url, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _clean_parameters(
+    _conn: Any,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    """``before_cursor_execute``: every string parameter made storable (see storage.text)."""
+    # With "insertmanyvalues" SQLAlchemy passes one flattened parameter set for a batch even
+    # when ``executemany`` is set, so the shape decides, not the flag.
+    if (
+        executemany
+        and isinstance(parameters, list | tuple)
+        and parameters
+        and isinstance(parameters[0], dict | list | tuple)
+    ):
+        return statement, [_clean_set(p) for p in parameters]
+    return statement, _clean_set(parameters)
+
+
+def _clean_set(parameters: Any) -> Any:
+    if isinstance(parameters, dict):
+        if any(isinstance(v, str) and needs_cleaning(v) for v in parameters.values()):
+            return {k: clean_text(v) if isinstance(v, str) else v for k, v in parameters.items()}
+        return parameters
+    if isinstance(parameters, list | tuple) and any(
+        isinstance(v, str) and needs_cleaning(v) for v in parameters
+    ):
+        cleaned = [clean_text(v) if isinstance(v, str) else v for v in parameters]
+        return tuple(cleaned) if isinstance(parameters, tuple) else cleaned
+    return parameters
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _clean_objects(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """Clean the text (and JSON) attributes of the objects about to be written, in place."""
+    for obj in (*session.new, *session.dirty):
+        state = inspect(obj)
+        for attr in state.mapper.column_attrs:
+            value = state.dict.get(attr.key)
+            if value is None or isinstance(value, int | float | bool):
+                continue
+            cleaned = clean_deep(value)
+            if cleaned is not value:
+                setattr(obj, attr.key, cleaned)
+
+
+def begin_write(session: OrmSession) -> None:
+    """On SQLite, take the write lock now (``BEGIN IMMEDIATE``), waiting out a busy database.
+
+    pysqlite begins a transaction only at the first data-changing statement, and that statement
+    waits one busy timeout for SQLite's single write lock, then fails with "database is
+    locked". That failure used to come at the commit that records what was already done
+    outside the database (a message sent, then marked sent): the mark was lost and the message
+    went out again on the next run (36 of 40 people got an alert twice while another writer held
+    the lock for 15 s). ``BEGIN IMMEDIATE`` either gets the lock or changes nothing, so it can
+    simply be tried again; once it is held, the flush and the commit cannot be refused a lock.
+
+    Off the event loop's thread (``asyncio.to_thread`` work: the delivery marks, the scan's
+    store) it is retried for up to :data:`SQLITE_WRITE_PATIENCE_S`. On the loop's thread it is
+    tried once (one busy timeout, as before): the lock's holder may be a coroutine suspended on
+    this very loop, which a longer wait would only deadlock. No-op on PostgreSQL (row locks, no
+    database-wide writer) and inside a transaction already open.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.driver_connection
+    if raw is None or raw.in_transaction:
+        return
+    patient = not _on_event_loop()
+    started = time.monotonic()
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            waited = time.monotonic() - started
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or not patient or waited >= SQLITE_WRITE_PATIENCE_S:
+                raise
+            log.warning("SQLite is locked by another writer (%.0f s so far); still waiting", waited)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _take_write_lock(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """An ORM flush that will write takes SQLite's write lock first (see begin_write)."""
+    if session.new or session.deleted or any(session.is_modified(o) for o in session.dirty):
+        begin_write(session)
 
 
 class Database:
@@ -65,6 +189,10 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: The one-process-per-SQLite-file lock, when this process took it (storage.lock).
+        self.lock: DatabaseLock | None = None
+        if not event.contains(engine, "before_cursor_execute", _clean_parameters):
+            event.listen(engine, "before_cursor_execute", _clean_parameters, retval=True)
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -87,3 +215,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None

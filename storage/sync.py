@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from bot.config import Settings
 from storage.db import Database
+from storage.lock import DatabaseLock
 from storage.migrate import upgrade
 from storage.models import Agency, Owner, Source, Topic
 
@@ -122,10 +123,22 @@ def sync_config(session: Session, settings: Settings) -> SyncReport:
 
 
 def prepare_database(settings: Settings) -> Database:
-    """Migrate to head and sync the TOML: what ``crisisdesk run`` and ``db upgrade`` do first."""
+    """Migrate to head and sync the TOML: what ``crisisdesk run`` and ``db upgrade`` do first.
+
+    A SQLite file is locked for this process first (``storage.lock``; released by
+    ``Database.dispose``): a second process on the same file is refused before it migrates
+    or writes anything (raises :class:`storage.lock.DatabaseInUse`).
+    """
     url = settings.effective_database_url
-    upgrade(url)
-    db = Database.from_url(url)
+    lock = DatabaseLock.acquire(url)
+    try:
+        upgrade(url)
+        db = Database.from_url(url)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    db.lock = lock
     with db.session() as session:
         report = sync_config(session, settings)
     log.info("%s", report.describe())

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from emulator_fixtures import running_app
+from emulator_fixtures import running_app, serving
 from sqlmodel import select
 from telegram.ext import Application
 
@@ -70,15 +70,9 @@ async def feeds() -> AsyncIterator[FeedServer]:
     server = FeedServer()
     app = web.Application()
     app.router.add_get("/rss/{index}.rss", server.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(app) as base:
+        server.base = base
         yield server
-    finally:
-        await runner.cleanup()
 
 
 @dataclass

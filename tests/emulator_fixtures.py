@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import pytest_asyncio
+from aiohttp import web
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
@@ -77,3 +78,16 @@ async def running_app(
             if app.updater is not None and app.updater.running:
                 await app.updater.stop()
             await app.stop()
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port; yields its base URL, cleans up afterwards."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

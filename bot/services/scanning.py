@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.services.alerts import plan_delivery
+from bot.services.due import schedule
+from bot.services.notify import notify_payload
+from bot.services.people import active_with_role
 from scanner.alerting import AlertChange
 from scanner.pipeline import ScanReport, run_scan
 from scanner.series import repair_series
 from scanner.trends import run_detection
-from storage.models import Alert, Source
+from storage.models import Alert, Role, Source
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -61,7 +64,14 @@ async def scan_and_alert(runtime: Runtime) -> ScanOutcome | None:
     await asyncio.to_thread(repair_series_once, runtime)
     if not has_sources(runtime):
         return None
-    report = await run_scan(runtime.db, runtime.settings, runtime.clock)
+    report = await run_scan(
+        runtime.db,
+        runtime.settings,
+        runtime.clock,
+        on_health=lambda session, source, event: report_source_health(
+            session, source, event, runtime.clock.now()
+        ),
+    )
     now = runtime.clock.now()
     changes = await asyncio.to_thread(run_detection, runtime.db, now, tz=runtime.settings.tz)
     planned = 0
@@ -80,3 +90,40 @@ async def scan_and_alert(runtime: Runtime) -> ScanOutcome | None:
         planned,
     )
     return ScanOutcome(report, changes, planned)
+
+
+def report_source_health(session: Session, source: Source, event: str, now: datetime) -> int:
+    """Tell the admins and supervisors that a feed keeps failing ("down") or works again
+    ("up"); returns how many messages were scheduled.
+
+    Called by the scan inside its own transaction, once per transition, so the message is
+    owed exactly when the source's health says so. Sources are shared by every agency (only
+    supervisors and admins may add them), so every agency's admins and supervisors hear it.
+    """
+    assert source.id is not None
+    people = [
+        *active_with_role(session, None, Role.ADMIN),
+        *active_with_role(session, None, Role.SUPERVISOR),
+    ]
+    stamp = now.strftime("%Y%m%dT%H%M%S")
+    scheduled = 0
+    for person in people:
+        if person.id is None or person.telegram_id is None or not person.reachable:
+            continue
+        row = schedule(
+            session,
+            "notify",
+            now,
+            payload=notify_payload(
+                person.id,
+                f"source_{event}",
+                name=source.name,
+                url=source.url,
+                failures=source.consecutive_failures,
+                error=(source.last_error or "")[:300],
+            ),
+            dedupe_key=f"source_{event}:{source.id}:{person.id}:{stamp}",
+        )
+        scheduled += row is not None
+    log.warning("source %s (%s) is %s; %d people told", source.name, source.url, event, scheduled)
+    return scheduled

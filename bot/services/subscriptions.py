@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from bot.services import audit
 from bot.services.permissions import Actor, can_act_for_agency, has_role, is_admin
+from scanner.sources import UnsafeURLError, check_url
 from scanner.topics import QueryError, parse_query
 from storage.models import Owner, Role, Sensitivity, Source, Subscription, Topic
 
@@ -217,14 +218,31 @@ def list_sources(session: Session) -> list[Source]:
 
 
 def add_source(
-    session: Session, actor: Actor, *, name: str, outlet: str, url: str, now: datetime
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    outlet: str,
+    url: str,
+    now: datetime,
+    allow_private: bool = False,
 ) -> Source:
-    """Sources are shared by every agency: only admins and supervisors add them."""
+    """Sources are shared by every agency: only admins and supervisors add them.
+
+    The address is checked now with the fetcher's own rule (``check_url``: loopback, private,
+    link-local and other non-public IP addresses are refused unless ``allow_private``), so the
+    person hears it at once rather than the scan refusing the feed forever after. A DNS name
+    is checked by the fetcher on each fetch, on the addresses it resolves to then.
+    """
     if not has_role(actor, Role.SUPERVISOR):
         raise TopicError("not_allowed")
     url = url.strip()
     if not (url.startswith(("http://", "https://")) and 8 < len(url) <= 2048 and " " not in url):
         raise TopicError("source_bad_url", url=url)
+    try:
+        check_url(url, allow_private=allow_private)
+    except (UnsafeURLError, ValueError):
+        raise TopicError("source_unsafe_url", url=url) from None
     if not (1 <= len(name.strip()) <= 100 and 1 <= len(outlet.strip()) <= 100):
         raise TopicError("source_usage")
     if session.exec(select(Source).where(Source.url == url)).first() is not None:
