@@ -20,7 +20,6 @@ is one line.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
+from storage.lock import DatabaseInUse, DatabaseLock
 from storage.migrate import alembic_config, upgrade
 
 BUSY_TIMEOUT_S = 10.0
@@ -151,25 +151,18 @@ def backup_sqlite(database: Path, out: Path) -> Copied:
 
 @contextlib.contextmanager
 def _no_bot_running(database: Path) -> Iterator[None]:
-    """Hold the lock a running bot holds on ``database`` (``<database>.lock``), or refuse."""
-    lock_path = database.with_name(database.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold the lock a running bot holds on ``database`` (:mod:`storage.lock`), or refuse."""
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise BackupError(
-                f"a CrisisDesk bot ({who}) is running on {database}; stop it before restoring"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock = DatabaseLock.acquire(f"sqlite:///{database}")
+    except DatabaseInUse as exc:
+        raise BackupError(
+            f"a CrisisDesk bot ({exc.holder}) is running on {database}; stop it before restoring"
+        ) from None
+    try:
+        yield
     finally:
-        os.close(fd)
+        if lock is not None:
+            lock.release()
 
 
 def restore_sqlite(source: Path, database: Path) -> tuple[str, Path | None]:

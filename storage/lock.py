@@ -24,7 +24,12 @@ __all__ = ["DatabaseInUse", "DatabaseLock", "lock_path_for"]
 
 
 class DatabaseInUse(RuntimeError):
-    """Another process holds the database; the message is one line for the operator."""
+    """Another process holds the database; the message is one line for the operator, and
+    ``holder`` names that process ("process 4242") for callers that word their own line."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def lock_path_for(url: str) -> Path | None:
@@ -71,7 +76,8 @@ class DatabaseLock:
             raise DatabaseInUse(
                 f"the database {self.database} is already in use by {who} (another "
                 "'crisisdesk run' or sandbox); stop it first, or give this one its own "
-                "CRISISDESK_DATA_DIR or DATABASE_URL"
+                "CRISISDESK_DATA_DIR or DATABASE_URL",
+                who,
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
