@@ -26,7 +26,7 @@ from bot.services import drafts as dr
 from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
 from handlers.buttons import on_button
-from handlers.common import actor_of, language_of, reply, runtime_of
+from handlers.common import actor_of, audited, language_of, reply, runtime_of
 from storage.models import ConversationState, Crisis, Decision, Draft, User
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
                 templates=templates,
             )
     except dr.DraftError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
         return
     await _after_fill(update, runtime, lang, started)
 
@@ -224,7 +224,7 @@ async def _edit(
                 templates=dr.library(runtime),
             )
     except dr.DraftError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
         return
     if previous.status == "superseded":
         await ap.announce_superseded(runtime, previous, fresh)
@@ -278,7 +278,8 @@ async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             entries = dr.history(session, crisis.id or 0, number)[-40:]
             title = dr.template_title(dr.library(runtime), newest) if newest else ""
     if problem:
-        await reply(update, _error_code(runtime, lang, problem, number=number))
+        text = _error_code(runtime, lang, problem, number=number)
+        await reply(update, audited(update, runtime, actor, problem, text))
         return
     await reply(
         update,
@@ -357,7 +358,7 @@ async def _room_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, messag
                 session, fresh, message.text, at=runtime.clock.now(), templates=dr.library(runtime)
             )
     except dr.DraftError as exc:
-        await _ask(message, _error(runtime, lang, exc))
+        await _ask(message, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
         return
     await _after_fill(update, runtime, lang, started)
 
