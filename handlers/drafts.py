@@ -26,7 +26,7 @@ from bot.services import drafts as dr
 from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
 from handlers.buttons import on_button
-from handlers.common import actor_of, audited, language_of, reply, runtime_of
+from handlers.common import actor_of, audit_refusal, audited, language_of, reply, runtime_of
 from storage.models import ConversationState, Crisis, Decision, Draft, User
 
 log = logging.getLogger(__name__)
@@ -300,6 +300,7 @@ async def pin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await reply(update, runtime.renderer.render("pin_message", lang, code="pin_private_only"))
         return
     if actor.user is None or not actor.active:
+        audit_refusal(update, runtime, actor, "not_registered")
         await reply(update, runtime.renderer.render("pin_message", lang, code="pin_not_registered"))
         return
     chat_ref, user_ref, _thread = _refs(update)
