@@ -28,9 +28,11 @@ from bot.channels import ratelimit
 from bot.clock import SimulatedClock
 from bot.config import load_settings
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import taskforces
+from bot.services.permissions import Actor
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Agency, AuditEvent, Crisis, CrisisMember, User
+from storage.models import Agency, AuditEvent, Crisis, CrisisMember, CrisisStatus, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -131,6 +133,9 @@ class Outcome:
     refused: dict[tuple[str, str], list[AuditEvent]] = field(default_factory=dict)
     button_answers: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     button_rows: dict[tuple[str, str], list[AuditEvent]] = field(default_factory=dict)
+    button_data: dict[str, str] = field(default_factory=dict)
+    other_agency_invited: list[int] = field(default_factory=list)
+    service_refusal: str = ""
     errors: list[str] = field(default_factory=list)
 
 
@@ -236,6 +241,7 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
             result = Outcome(people)
             await _burst(emulator, db, people, sentinel.id, hub.id, thread, result)
             await _press_buttons(emulator, db, people, sentinel.id, agencies, result)
+            await _pick_across_agencies(app.bot_data["runtime"], db, people, result)
         result.errors = list(errors.lines)
         yield result
     finally:
@@ -243,6 +249,37 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
         logging.getLogger().removeHandler(errors)
         await emulator.stop()
         db.dispose()
+
+
+async def _pick_across_agencies(
+    runtime: Any, db: Database, people: list[Person], result: Outcome
+) -> None:
+    """The service itself refuses a pick outside the crisis's agency, whatever the button."""
+    stranger = _row_of(people, "member", "other")
+    with db.session() as s:
+        supervisor = s.get(User, _row_of(people, "supervisor", "own"))
+        agency = supervisor.agency_id if supervisor else None
+        crisis = s.exec(
+            select(Crisis).where(Crisis.status != CrisisStatus.RESOLVED, Crisis.agency_id == agency)
+        ).first()
+        assert supervisor is not None and crisis is not None and crisis.id is not None
+        actor = Actor(f"tg:{supervisor.telegram_id}", supervisor)
+        crisis_id = crisis.id
+    try:
+        await taskforces.convene_more(runtime, actor, crisis_id, user_ids=[stranger])
+    except taskforces.TaskForceError as exc:
+        result.service_refusal = exc.code
+    with db.session() as s:
+        result.other_agency_invited = [
+            m.crisis_id
+            for m in s.exec(select(CrisisMember).where(CrisisMember.user_id == stranger))
+        ]
+
+
+def _row_of(people: list[Person], role: str, side: str) -> int:
+    [row_id] = [p.row_id for p in people if p.role == role and p.side == side]
+    assert row_id is not None
+    return row_id
 
 
 def _start() -> Any:
@@ -319,19 +356,21 @@ async def test_no_unhandled_error(outcome: Outcome) -> None:
 # --------------------------------------------------------------------------- buttons
 
 # (action, whose object, who may). Targets are people of the own agency (BYT).
-BUTTONS: list[tuple[str, str, Rule]] = [
-    ("sys.status", "none", at_least("admin")),
-    ("ppl.page", "agency", for_agency("supervisor")),
-    ("ppl.open", "person", for_agency("supervisor")),
-    ("ppl.suspend", "person", for_agency("supervisor")),
-    ("ppl.react", "person", for_agency("supervisor")),
-    ("ppl.role", "person-role", for_agency("supervisor")),
-    ("reg.approve", "applicant", for_agency("supervisor")),
-    ("reg.reject", "applicant", for_agency("supervisor")),
-    ("tf.pick", "pick", for_agency("supervisor")),
-    ("tf.join", "invitation", lambda role, own: False),  # someone else's invitation
-    ("me.name", "none", lambda role, own: role not in ("unregistered", "suspended")),
-    ("inv.revoke", "invite", lambda role, own: False),  # nobody's invite: no such code
+BUTTONS: list[tuple[str, str, str, Rule]] = [
+    ("sys.status", "sys.status", "none", at_least("admin")),
+    ("ppl.page", "ppl.page", "agency", for_agency("supervisor")),
+    ("ppl.open", "ppl.open", "person", for_agency("supervisor")),
+    ("ppl.suspend", "ppl.suspend", "person", for_agency("supervisor")),
+    ("ppl.react", "ppl.react", "person", for_agency("supervisor")),
+    ("ppl.role", "ppl.role", "person-role", for_agency("supervisor")),
+    ("reg.approve", "reg.approve", "applicant", for_agency("supervisor")),
+    ("reg.reject", "reg.reject", "applicant", for_agency("supervisor")),
+    ("tf.pick", "tf.pick", "pick", for_agency("supervisor")),
+    # A forged pick of another agency's person: nobody, admins included (issue 16, item 6).
+    ("tf.pick-other-agency", "tf.pick", "pick-other", lambda role, own: False),
+    ("tf.join", "tf.join", "invitation", lambda role, own: False),  # someone else's invitation
+    ("me.name", "me.name", "none", lambda role, own: role not in ("unregistered", "suspended")),
+    ("inv.revoke", "inv.revoke", "invite", lambda role, own: False),  # no such code
 ]
 
 
@@ -375,6 +414,7 @@ async def _press_buttons(
             "person-role": f"{target.id}-s",
             "applicant": str(applicant.id),
             "pick": f"{crisis.id}-{target.id}",
+            "pick-other": f"{crisis.id}-{_row_of(people, 'member', 'other')}",
             "invitation": str(invitation.id),
             "invite": "999999",
         }
@@ -385,8 +425,9 @@ async def _press_buttons(
         for tg, after in asked.items()
     }
     mark = _mark(db)
-    for action, whose, _rule in BUTTONS:
+    for label, action, whose, _rule in BUTTONS:
         data = encode(action, idents[whose])
+        result.button_data[label] = data
         answers = await asyncio.gather(
             *(
                 emulator.press_button(p.tg, p.tg, carrier[p.tg], data=data, timeout=30)
@@ -394,7 +435,7 @@ async def _press_buttons(
             )
         )
         for person, answer in zip(people, answers, strict=True):
-            result.button_answers[(person.ref, action)] = answer
+            result.button_answers[(person.ref, data)] = answer
     await _settle(emulator, sentinel)
     with db.session() as s:
         rows = s.exec(
@@ -403,21 +444,29 @@ async def _press_buttons(
             )
         ).all()
     for row in rows:
-        action = row.subject.removeprefix("button:").split(":")[0]
-        result.button_rows.setdefault((row.actor_ref, action), []).append(row)
+        data = row.subject.removeprefix("button:")
+        result.button_rows.setdefault((row.actor_ref, data), []).append(row)
 
 
-@pytest.mark.parametrize(("action", "whose", "rule"), BUTTONS, ids=[b[0] for b in BUTTONS])
+@pytest.mark.parametrize(("label", "action", "whose", "rule"), BUTTONS, ids=[b[0] for b in BUTTONS])
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("role", ROLES)
 async def test_button(
-    outcome: Outcome, action: str, whose: str, rule: Rule, role: str, side: str
+    outcome: Outcome, label: str, action: str, whose: str, rule: Rule, role: str, side: str
 ) -> None:
     [person] = [p for p in outcome.people if p.role == role and p.side == side]
-    rows = outcome.button_rows.get((person.ref, action), [])
+    data = outcome.button_data[label]
+    rows = outcome.button_rows.get((person.ref, data), [])
+    answer = outcome.button_answers[(person.ref, data)]
     if rule(role, side == "own"):
-        assert rows == [], f"{role} ({side} agency) was refused {action}: {rows}"
+        assert rows == [], f"{role} ({side} agency) was refused {label}: {rows}"
     else:
-        assert len(rows) == 1, f"{role} ({side} agency) pressed {action} without a refusal row"
+        assert len(rows) == 1, f"{role} ({side} agency) pressed {label} without a refusal row"
         assert rows[0].after and rows[0].after.get("reason")
-        assert outcome.button_answers[(person.ref, action)].get("show_alert") is True
+        assert answer.get("show_alert") is True
+        assert "Other" not in str(answer.get("text"))  # no name of the person picked
+
+
+async def test_forged_pick_convenes_nobody_of_another_agency(outcome: Outcome) -> None:
+    assert outcome.other_agency_invited == []
+    assert outcome.service_refusal == "not_allowed"
