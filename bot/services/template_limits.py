@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
-from jinja2 import nodes
+from jinja2 import Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import Environment
 from jinja2.exceptions import SecurityError
@@ -245,6 +245,12 @@ def _limited_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return limited
 
 
+@lru_cache(maxsize=128)
+def _compiled(env: SandboxedEnvironment, source: str) -> Template:
+    """Compiling is most of a render's cost; a draft re-renders the same template often."""
+    return env.from_string(source)
+
+
 def render_limited(
     env: SandboxedEnvironment,
     source: str,
@@ -257,7 +263,7 @@ def render_limited(
     budget = Budget(deadline=time.monotonic() + seconds, seconds=seconds, max_output=max_output)
     token = _BUDGET.set(budget)
     try:
-        template = env.from_string(source)
+        template = _compiled(env, source)
         chunks: list[str] = []
         for chunk in template.generate(dict(context)):
             budget.output += len(chunk)
