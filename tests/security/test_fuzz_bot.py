@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from emulator_fixtures import running_app
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sqlmodel import select
 
 from bot.app import build_application
 from bot.clock import SimulatedClock
@@ -53,7 +54,7 @@ async def _exchange(
                 s.add(Agency(id=1, code="BYT", name="Bộ Y tế", owner="chat"))
                 s.flush()
             spokes = people["spokesperson"].id
-            if s.exec(sa.select(User).where(User.telegram_id == spokes)).first() is None:
+            if s.exec(select(User).where(User.telegram_id == spokes)).first() is None:
                 s.add(
                     User(
                         telegram_id=spokes,
