@@ -80,15 +80,18 @@ REFUSAL_CODES = frozenset(
 )
 
 
-def audit_refusal(update: Update, runtime: Runtime, actor: Actor, reason: str) -> None:
-    """Record a refused command, message or button press: who, what, and why.
+def audit_refusal(
+    update: Update, runtime: Runtime, actor: Actor, reason: str, button_action: str = "refused"
+) -> None:
+    """Record a refused command, message or button press (``button.<button_action>``): who,
+    what, and why.
 
     Written in its own short transaction (the refused action changed nothing to commit with),
     because refusals are what an inquiry asks about first.
     """
     query = update.callback_query
     if query is not None:
-        action, subject = "button.refused", f"button:{(query.data or '')[:100]}"
+        action, subject = f"button.{button_action}", f"button:{(query.data or '')[:100]}"
     else:
         message = update.effective_message
         text = (message.text or "") if message is not None else ""

@@ -27,6 +27,7 @@ from bot.buttons import encode
 from bot.channels import ratelimit
 from bot.clock import SimulatedClock
 from bot.config import load_settings
+from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import taskforces
 from bot.services.permissions import Actor
@@ -34,19 +35,13 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Agency, AuditEvent, Crisis, CrisisMember, CrisisStatus, User
 
+from .error_lines import ErrorLines
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ROLES = ("admin", "supervisor", "spokesperson", "member", "pending", "suspended", "unregistered")
 SIDES = ("own", "other")
 RANK = {"member": 0, "spokesperson": 1, "supervisor": 2, "admin": 3}
-HUB_RIGHTS = {
-    "can_manage_topics": True,
-    "can_pin_messages": True,
-    "can_invite_users": True,
-    "can_restrict_members": True,
-    "can_delete_messages": True,
-    "can_change_info": True,
-}
 
 Rule = Callable[[str, bool], bool]
 
@@ -139,15 +134,6 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def _add_people(emulator: TelegramEmulator, db: Database, agencies: dict[str, int]) -> list[Person]:
     people: list[Person] = []
     with db.session() as s:
@@ -184,7 +170,7 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
     db = Database.from_url(url)
     emulator = TelegramEmulator(flood_limits=False)
     await emulator.start()
-    errors = _Errors()
+    errors = ErrorLines()
     logging.getLogger().addHandler(errors)
     patch = pytest.MonkeyPatch()
     # Hundreds of replies in a minute: Telegram's pacing (tested in tests/foundation) would
@@ -194,7 +180,7 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
     patch.setattr(ratelimit, "GROUP_MAX", 10**9)
     try:
         hub = emulator.create_supergroup("BYT hub", forum=True)
-        emulator.add_bot(hub.id, rights=HUB_RIGHTS)
+        emulator.add_bot(hub.id, rights=BOT_RIGHTS)
         with db.session() as s:
             byt = Agency(code="BYT", name="Bộ Y tế", owner="chat", hub_chat_id=hub.id)
             btc = Agency(code="BTC", name="Bộ Tài chính", owner="chat")

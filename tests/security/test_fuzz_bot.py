@@ -21,6 +21,7 @@ from bot.services.commands import _COMMANDS
 from storage.db import Database
 from storage.models import Agency, User
 
+from .error_lines import ErrorLines
 from .test_fuzz_parsers import TEXT
 
 COMMAND_NAMES = [*sorted(_COMMANDS), "set", "history", "pin", "skip", "draft", "crisis"]
@@ -31,21 +32,12 @@ MESSAGE = st.one_of(
 SENDERS = ("admin", "spokesperson", "stranger")
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 async def _exchange(
     db: Database, make_settings: Any, clock: Any, script: list[tuple[int, str]]
 ) -> list[str]:
     emulator = TelegramEmulator(flood_limits=False)
     await emulator.start()
-    errors = _Errors()
+    errors = ErrorLines()
     logging.getLogger().addHandler(errors)
     try:
         people = {role: emulator.create_user(role.title(), language_code="en") for role in SENDERS}
