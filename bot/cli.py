@@ -8,12 +8,12 @@ must see what to fix, not a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.logging_setup import configure_logging
 from storage.lock import DatabaseInUse
 
 EXIT_OK = 0
@@ -37,14 +37,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["config"] = args.config
     settings = load_settings(**overrides)
     args.settings = settings  # for the one-line report of a failure (see main)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic and httpx narrate every step at INFO; an operator needs only their problems.
-    for chatty in ("alembic", "httpx", "apscheduler"):
-        logging.getLogger(chatty).setLevel(
-            max(logging.WARNING, logging.getLevelName(settings.log_level))
-        )
+    configure_logging(settings)
     return settings
 
 

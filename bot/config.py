@@ -30,6 +30,10 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 ENV_PREFIX = "CRISISDESK_"
 OFFICIAL_API_URL = "https://api.telegram.org"
+# Telegram's setWebhook ``secret_token``: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_SECRET_RULE = "1-256 characters, only A-Z a-z 0-9 _ -"
+SECRET_SETTINGS = frozenset({"telegram_token", "webhook_secret"})
 
 
 class ConfigError(Exception):
@@ -101,6 +105,7 @@ class Settings(BaseSettings):
     allow_private_feeds: bool = False
     webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     webhook_secret: SecretStr | None = None
+    webhook_listen: str = Field(default="0.0.0.0", min_length=1, max_length=255)
     webhook_port: int = Field(default=8443, ge=1, le=65_535)
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
     invite_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 90)
@@ -151,10 +156,30 @@ class Settings(BaseSettings):
                 raise ValueError("must be an https:// URL (http:// only for 127.0.0.1)")
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret_form(cls, value: SecretStr | None) -> SecretStr | None:
+        # setWebhook accepts 1-256 characters of A-Z a-z 0-9 _ -; anything else it refuses,
+        # and the error would surface only after start-up. The value itself is never echoed.
+        if value is not None and not WEBHOOK_SECRET_RE.fullmatch(value.get_secret_value()):
+            raise ValueError(WEBHOOK_SECRET_RULE)
+        return value
+
     @field_validator("telegram_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        # Without a secret the receiver could not tell Telegram from anyone who finds the URL,
+        # and a forged update acts as any user id, admins included.
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError(
+                f"{ENV_PREFIX}WEBHOOK_URL is set but {ENV_PREFIX}WEBHOOK_SECRET is not; "
+                f"webhook mode needs a secret ({WEBHOOK_SECRET_RULE})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
@@ -278,6 +303,8 @@ def _describe(
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
     shown = "" if isinstance(value, dict | list) or value is None else f" (got {str(value)[:60]!r})"
+    if loc and loc[0] in SECRET_SETTINGS:
+        shown = ""  # a mistyped secret is still a secret: never echo it
     if not loc:
         # Model-level checks start with their place ("topics[2].agency: ..."); find its line.
         place = _PLACE.match(message)

@@ -20,7 +20,7 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
-from bot.config import Settings
+from bot.config import WEBHOOK_SECRET_RE, WEBHOOK_SECRET_RULE, Settings
 from bot.health import start_monitoring
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,27 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_UPDATE_BYTES = 1024 * 1024
 
 
-def webhook_app(application: Application, secret: str | None, path: str) -> web.Application:
-    """The aiohttp app that feeds POSTed updates into ``application.update_queue``."""
+def webhook_app(application: Application, secret: str, path: str) -> web.Application:
+    """The aiohttp app that feeds POSTed updates into ``application.update_queue``.
+
+    Every POST must carry ``secret``: without it anyone who learns the URL could post an update
+    that acts as any user id. A refused post is logged with its origin only; its body may hold
+    whatever the forger chose (or a real person's data) and is never read.
+    """
+    if not WEBHOOK_SECRET_RE.fullmatch(secret):
+        raise ValueError(f"webhook secret must be {WEBHOOK_SECRET_RULE}")
+    expected = secret.encode()
 
     async def receive(request: web.Request) -> web.Response:
-        if secret is not None:
-            given = request.headers.get(SECRET_HEADER, "")
-            if not hmac.compare_digest(given.encode(), secret.encode()):
-                log.warning("webhook call with a wrong secret from %s", request.remote)
-                return web.Response(status=403, text="wrong secret token")
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected):
+            log.warning(
+                "webhook: refused a POST to %s from %s (%s secret header)",
+                request.path,
+                request.remote,
+                "wrong" if given else "no",
+            )
+            return web.Response(status=403, text="wrong secret token")
         try:
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -56,16 +68,22 @@ async def start_webhook(
     application: Application,
     settings: Settings,
     *,
-    host: str = "0.0.0.0",  # a webhook receiver listens for Telegram on every interface
+    host: str | None = None,
     port: int | None = None,
 ) -> web.AppRunner:
-    """Serve the webhook and register it with the Bot API; the caller has started the app."""
-    assert settings.webhook_url is not None
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    """Serve the webhook on ``WEBHOOK_LISTEN`` and register it with the Bot API; the caller
+    has started the app. Settings refuse a webhook URL without a secret; this checks again."""
+    if settings.webhook_url is None or settings.webhook_secret is None:
+        raise ValueError("webhook mode needs CRISISDESK_WEBHOOK_URL and CRISISDESK_WEBHOOK_SECRET")
+    secret = settings.webhook_secret.get_secret_value()
     path = urlsplit(settings.webhook_url).path or "/"
     runner = web.AppRunner(webhook_app(application, secret, path), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, settings.webhook_port if port is None else port).start()
+    await web.TCPSite(
+        runner,
+        settings.webhook_listen if host is None else host,
+        settings.webhook_port if port is None else port,
+    ).start()
     await application.bot.set_webhook(
         settings.webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
     )
@@ -83,7 +101,11 @@ async def run_webhook(application: Application) -> None:
     async with application:
         await application.start()
         runner = await start_webhook(application, runtime.settings)
-        log.info("webhook mode: listening on port %s", runtime.settings.webhook_port)
+        log.info(
+            "webhook mode: listening on %s port %s",
+            runtime.settings.webhook_listen,
+            runtime.settings.webhook_port,
+        )
         monitoring = await start_monitoring(application)
         try:
             await stop.wait()

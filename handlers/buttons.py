@@ -16,10 +16,9 @@ from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot.buttons import ButtonAction, ForgedButton, decode
 from bot.runtime import Runtime
-from bot.services import audit
 from bot.services.people import actor_for_telegram
 from bot.services.permissions import Actor
-from handlers.common import language_of, runtime_of
+from handlers.common import audit_refusal, language_of, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +41,7 @@ async def _refuse(
 ) -> None:
     query = update.callback_query
     assert query is not None
-    with runtime.db.session() as session:
-        audit.record(
-            session,
-            action=action,
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
-            subject=f"button:{(query.data or '')[:100]}",
-            after={"reason": reason},
-            at=runtime.clock.now(),
-        )
+    audit_refusal(update, runtime, actor, reason, action.removeprefix("button."))
     await query.answer(
         runtime.renderer.render(template, language_of(update, actor)), show_alert=True
     )

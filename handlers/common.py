@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 from bot.channels.base import Buttons
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
+from bot.services import audit
 from bot.services.people import actor_for_telegram
 from bot.services.permissions import Actor, has_role
 from bot.templating import normalise_language
@@ -65,6 +66,64 @@ def press_of(update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor) -
     return Press(runtime_of(context), language_of(update, actor), query)
 
 
+# Error codes that mean "you may not", as opposed to "that did not work": each is audited.
+REFUSAL_CODES = frozenset(
+    {
+        "not_allowed",
+        "not_lead",
+        "not_member_self",
+        "not_registered",
+        "draft_not_allowed",
+        "approval_self",
+        "suspended",
+    }
+)
+
+
+def audit_refusal(
+    update: Update, runtime: Runtime, actor: Actor, reason: str, button_action: str = "refused"
+) -> None:
+    """Record a refused command, message or button press (``button.<button_action>``): who,
+    what, and why.
+
+    Written in its own short transaction (the refused action changed nothing to commit with),
+    because refusals are what an inquiry asks about first.
+    """
+    query = update.callback_query
+    if query is not None:
+        action, subject = f"button.{button_action}", f"button:{(query.data or '')[:100]}"
+    else:
+        message = update.effective_message
+        text = (message.text or "") if message is not None else ""
+        word = text.split(maxsplit=1)[0].split("@")[0][:40] if text.startswith("/") else ""
+        action, subject = "command.refused", f"command:{word}" if word else "message"
+    with runtime.db.session() as session:
+        audit.record(
+            session,
+            action=action,
+            actor_id=actor.user_id,
+            actor_ref=actor.channel_ref,
+            subject=subject,
+            after={"reason": reason},
+            at=runtime.clock.now(),
+        )
+
+
+def audited(update: Update, runtime: Runtime, actor: Actor, code: str, text: str) -> str:
+    """``text`` (the message for error ``code``), after auditing it if ``code`` is a refusal."""
+    if code in REFUSAL_CODES:
+        audit_refusal(update, runtime, actor, code)
+    return text
+
+
+async def refuse(
+    update: Update, runtime: Runtime, actor: Actor, lang: str, reason: str, template: str
+) -> None:
+    """Audit a refused command and tell the person with ``template``."""
+    audit_refusal(update, runtime, actor, reason)
+    await reply(update, runtime.renderer.render(template, lang))
+
+
 async def gate(
     update: Update, context: ContextTypes.DEFAULT_TYPE, minimum: Role
 ) -> tuple[Runtime, Actor, str] | None:
@@ -74,6 +133,6 @@ async def gate(
     actor = actor_of(update, runtime)
     lang = language_of(update, actor)
     if not has_role(actor, minimum):
-        await reply(update, runtime.renderer.render("not_allowed", lang))
+        await refuse(update, runtime, actor, lang, f"needs {minimum.value}", "not_allowed")
         return None
     return runtime, actor, lang

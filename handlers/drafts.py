@@ -26,7 +26,7 @@ from bot.services import drafts as dr
 from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
 from handlers.buttons import on_button
-from handlers.common import actor_of, language_of, reply, runtime_of
+from handlers.common import actor_of, audit_refusal, audited, language_of, reply, runtime_of
 from storage.models import ConversationState, Crisis, Decision, Draft, User
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
                 templates=templates,
             )
     except dr.DraftError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
         return
     await _after_fill(update, runtime, lang, started)
 
@@ -224,7 +224,7 @@ async def _edit(
                 templates=dr.library(runtime),
             )
     except dr.DraftError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
         return
     if previous.status == "superseded":
         await ap.announce_superseded(runtime, previous, fresh)
@@ -278,7 +278,8 @@ async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             entries = dr.history(session, crisis.id or 0, number)[-40:]
             title = dr.template_title(dr.library(runtime), newest) if newest else ""
     if problem:
-        await reply(update, _error_code(runtime, lang, problem, number=number))
+        text = _error_code(runtime, lang, problem, number=number)
+        await reply(update, audited(update, runtime, actor, problem, text))
         return
     await reply(
         update,
@@ -299,6 +300,7 @@ async def pin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await reply(update, runtime.renderer.render("pin_message", lang, code="pin_private_only"))
         return
     if actor.user is None or not actor.active:
+        audit_refusal(update, runtime, actor, "not_registered")
         await reply(update, runtime.renderer.render("pin_message", lang, code="pin_not_registered"))
         return
     chat_ref, user_ref, _thread = _refs(update)
@@ -357,7 +359,7 @@ async def _room_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, messag
                 session, fresh, message.text, at=runtime.clock.now(), templates=dr.library(runtime)
             )
     except dr.DraftError as exc:
-        await _ask(message, _error(runtime, lang, exc))
+        await _ask(message, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
         return
     await _after_fill(update, runtime, lang, started)
 

@@ -23,7 +23,7 @@ from bot.services import invites
 from bot.services import registration as reg
 from bot.services.permissions import Actor, Role, has_role, is_admin
 from handlers.buttons import on_button
-from handlers.common import actor_of, language_of, reply, runtime_of
+from handlers.common import actor_of, language_of, refuse, reply, runtime_of
 from handlers.start import label, publish_person_commands, review_buttons, role_name
 from storage.models import Agency, User, UserStatus
 
@@ -256,7 +256,7 @@ async def invite_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     render = runtime.renderer.render
     allowed = invites.invitable_roles(actor)
     if not allowed:
-        await reply(update, render("not_allowed", lang))
+        await refuse(update, runtime, actor, lang, "cannot invite", "not_allowed")
         return
     arg = context.args[0].lower() if context.args else ""
     roles = {r.value: r for r in allowed}
@@ -319,7 +319,7 @@ async def invites_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     actor = actor_of(update, runtime)
     lang = language_of(update, actor)
     if not invites.invitable_roles(actor):
-        await reply(update, runtime.renderer.render("not_allowed", lang))
+        await refuse(update, runtime, actor, lang, "cannot invite", "not_allowed")
         return
     text, markup = _invite_list(runtime, actor, lang)
     message = update.effective_message
@@ -385,7 +385,7 @@ async def people_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message = update.effective_message
     assert message is not None
     if not has_role(actor, Role.SUPERVISOR):
-        await reply(update, runtime.renderer.render("not_allowed", lang))
+        await refuse(update, runtime, actor, lang, "needs supervisor", "not_allowed")
         return
     if is_admin(actor):
         with runtime.db.session() as session:

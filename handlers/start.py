@@ -49,7 +49,7 @@ from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
 from bot.templating import normalise_language
 from handlers.buttons import on_button
-from handlers.common import language_of, reply, runtime_of
+from handlers.common import audit_refusal, audited, language_of, reply, runtime_of
 from storage.models import Agency, ConversationState, Role, User, UserStatus
 
 log = logging.getLogger(__name__)
@@ -646,7 +646,9 @@ async def _finish_reject(
         except reg.RegistrationError as exc:
             problem, extra = "reg_reason_invalid", exc.details
     if problem is not None:
-        await reply(update, render(problem, lang, **extra))
+        await reply(
+            update, audited(update, runtime, actor, problem, render(problem, lang, **extra))
+        )
         return
     assert result is not None
     await reply(update, render("reg_decision_saved", lang))
@@ -721,6 +723,8 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return  # buttons: the dispatcher refuses suspended people itself
     assert row is not None
     chat = update.effective_chat
+    if (message.text or "").startswith("/"):
+        audit_refusal(update, runtime, Actor(telegram_ref(user.id), row), "suspended")
     if (chat is not None and chat.type == ChatType.PRIVATE) or (message.text or "").startswith("/"):
         await reply(update, runtime.renderer.render("suspended", row.language))
     raise ApplicationHandlerStop

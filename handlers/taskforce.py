@@ -34,8 +34,8 @@ from bot.services.commands import register_command
 from bot.services.permissions import Actor
 from bot.services.taskforces import TaskForceError
 from handlers.buttons import on_button
-from handlers.common import actor_of, language_of, reply, runtime_of
-from storage.models import Agency, CrisisMember, Role, Severity
+from handlers.common import actor_of, audited, language_of, reply, runtime_of
+from storage.models import Agency, CrisisMember, Role, Severity, User
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,11 @@ def _may_close_task(session: Any, actor: Actor, ident: str) -> bool:
 def _may_pick(session: Any, actor: Actor, ident: str) -> bool:
     crisis_text, _, user_text = ident.partition("-")
     crisis = session.get(taskforces.Crisis, int_id(crisis_text)) if user_text else None
-    return crisis is not None and taskforces.is_participant(session, actor, crisis)
+    return (
+        crisis is not None
+        and taskforces.is_participant(session, actor, crisis)
+        and taskforces.may_convene(crisis, session.get(User, int_id(user_text)))
+    )
 
 
 JOIN = register(taskforces.JOIN, _owns_invitation, "join a crisis task force")
@@ -80,8 +84,10 @@ register_command("crisis", Role.SPOKESPERSON)  # the room commands are used in t
 # --------------------------------------------------------------------------- helpers
 
 
-def _error(runtime: Runtime, lang: str, exc: TaskForceError) -> str:
-    return runtime.renderer.render("crisis_error", lang, code=exc.code, d=exc.details)
+def _error(update: Update, runtime: Runtime, actor: Actor, lang: str, exc: TaskForceError) -> str:
+    """The message for ``exc``; a refusal is audited on the way."""
+    text = runtime.renderer.render("crisis_error", lang, code=exc.code, d=exc.details)
+    return audited(update, runtime, actor, exc.code, text)
 
 
 def _thread_of(message: Message) -> int | None:
@@ -175,7 +181,7 @@ async def crisis_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             usernames=usernames,
         )
     except TaskForceError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, _error(update, runtime, actor, lang, exc))
         return
     await reply(update, runtime.renderer.render("crisis_opened", lang, o=opened))
 
@@ -193,7 +199,7 @@ async def _answer(
     try:
         answer = await taskforces.answer_invitation(runtime, actor, int_id(ident), join)
     except TaskForceError as exc:
-        await query.answer(_error(runtime, lang, exc), show_alert=True)
+        await query.answer(_error(update, runtime, actor, lang, exc), show_alert=True)
         return
     await query.answer()
     text = runtime.renderer.render("crisis_invite_answer", lang, a=answer, join=join)
@@ -310,7 +316,7 @@ async def role_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         wanted = taskforces.parse_role(" ".join(words[1:]))
         person, role = taskforces.set_role(runtime, actor, crisis_id, words[0], wanted)
     except TaskForceError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, _error(update, runtime, actor, lang, exc))
         return
     await reply(update, runtime.renderer.render("crisis_role_set", lang, person=person, role=role))
 
@@ -324,7 +330,7 @@ async def task_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     try:
         view = taskforces.add_task(runtime, actor, crisis_id, text)
     except TaskForceError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, _error(update, runtime, actor, lang, exc))
         return
     message = update.effective_message
     assert message is not None
@@ -347,9 +353,7 @@ async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         allowed = crisis is not None and taskforces.is_participant(session, actor, crisis)
         tasks = taskforces.open_tasks(session, crisis_id)
     if not allowed:
-        await reply(
-            update, runtime.renderer.render("crisis_error", lang, code="not_member_self", d={})
-        )
+        await reply(update, _error(update, runtime, actor, lang, TaskForceError("not_member_self")))
         return
     await reply(update, runtime.renderer.render("task_list", lang, c=crisis, tasks=tasks))
 
@@ -365,7 +369,7 @@ async def done_pressed(
     try:
         view, _changed = taskforces.complete_task(runtime, actor, int_id(ident))
     except TaskForceError as exc:
-        await query.answer(_error(runtime, lang, exc), show_alert=True)
+        await query.answer(_error(update, runtime, actor, lang, exc), show_alert=True)
         return
     await query.answer()
     if query.message is not None:
@@ -382,7 +386,7 @@ async def update_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     try:
         taskforces.post_update(runtime, actor, crisis_id, " ".join(_args(context)))
     except TaskForceError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, _error(update, runtime, actor, lang, exc))
         return
     await reply(update, runtime.renderer.render("timeline_updated", lang))
 
@@ -414,7 +418,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             author=author,
         )
     except TaskForceError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, _error(update, runtime, actor, lang, exc))
         return
     await reply(update, runtime.renderer.render("timeline_noted", lang))
 
@@ -427,7 +431,7 @@ async def timeline_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     try:
         crisis, lines = taskforces.timeline_lines(runtime, actor, crisis_id)
     except TaskForceError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, _error(update, runtime, actor, lang, exc))
         return
     await reply(update, runtime.renderer.render("timeline_list", lang, c=crisis, lines=lines))
 
@@ -442,9 +446,7 @@ async def roster_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         allowed = crisis is not None and taskforces.is_participant(session, actor, crisis)
         lines = taskforces.roster(session, crisis_id)
     if not allowed:
-        await reply(
-            update, runtime.renderer.render("crisis_error", lang, code="not_member_self", d={})
-        )
+        await reply(update, _error(update, runtime, actor, lang, TaskForceError("not_member_self")))
         return
     await reply(update, runtime.renderer.render("crisis_roster", lang, c=crisis, lines=lines))
 
@@ -464,13 +466,12 @@ async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not names:
         with runtime.db.session() as session:
             crisis = session.get(taskforces.Crisis, crisis_id)
-            if crisis is None or not taskforces.is_participant(session, actor, crisis):
-                await reply(
-                    update,
-                    runtime.renderer.render("crisis_error", lang, code="not_member_self", d={}),
-                )
-                return
-            people = taskforces.pick_candidates(session, crisis_id)
+            allowed = crisis is not None and taskforces.is_participant(session, actor, crisis)
+            people = taskforces.pick_candidates(session, crisis_id) if allowed else []
+        if not allowed:
+            refusal = TaskForceError("not_member_self")
+            await reply(update, _error(update, runtime, actor, lang, refusal))
+            return
         buttons = [
             [Button(taskforces.display_name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people
         ]
@@ -486,7 +487,7 @@ async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     try:
         invited, unknown = await taskforces.convene_more(runtime, actor, crisis_id, usernames=names)
     except TaskForceError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, _error(update, runtime, actor, lang, exc))
         return
     await reply(
         update, runtime.renderer.render("crisis_convened", lang, invited=invited, unknown=unknown)
@@ -507,7 +508,7 @@ async def pick_pressed(
             runtime, actor, int_id(crisis_text), user_ids=[int_id(user_text)]
         )
     except TaskForceError as exc:
-        await query.answer(_error(runtime, lang, exc), show_alert=True)
+        await query.answer(_error(update, runtime, actor, lang, exc), show_alert=True)
         return
     await query.answer(
         runtime.renderer.render("crisis_convened", lang, invited=invited, unknown=[])[:190]
@@ -522,7 +523,7 @@ async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     try:
         await taskforces.resolve_crisis(runtime, actor, crisis_id)
     except TaskForceError as exc:
-        await reply(update, _error(runtime, lang, exc))
+        await reply(update, _error(update, runtime, actor, lang, exc))
 
 
 class _GroupBotMembership(ChatMemberHandler[ContextTypes.DEFAULT_TYPE, None]):

@@ -22,7 +22,16 @@ from bot.services.commands import register_command
 from bot.services.permissions import Actor, has_role
 from bot.services.subscriptions import TopicError
 from handlers.buttons import on_button
-from handlers.common import actor_of, gate, language_of, press_of, reply, runtime_of
+from handlers.common import (
+    actor_of,
+    audited,
+    gate,
+    language_of,
+    press_of,
+    refuse,
+    reply,
+    runtime_of,
+)
 from storage.models import Role
 
 FOLLOW = register(
@@ -112,7 +121,10 @@ async def mute_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             args = args[:-1]
         except ValueError:
             pass
-    if not args or not has_role(actor, Role.MEMBER):
+    if not has_role(actor, Role.MEMBER):
+        await refuse(update, runtime, actor, lang, "needs member", "not_allowed")
+        return
+    if not args:
         await reply(update, runtime.renderer.render("mute_usage", lang))
         return
     try:
@@ -122,7 +134,8 @@ async def mute_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             until = mute(session, actor, topic.id, hours, runtime.clock.now())
             name = topic.name
     except (TopicError, AlertActionError) as exc:
-        await reply(update, runtime.renderer.render(exc.template, lang, **exc.context))
+        text = runtime.renderer.render(exc.template, lang, **exc.context)
+        await reply(update, audited(update, runtime, actor, exc.template, text))
         return
     await reply(update, runtime.renderer.render("mute_done", lang, topic=name, until=until))
 
@@ -139,6 +152,7 @@ async def _manage(update: Update, context: ContextTypes.DEFAULT_TYPE, action: st
             text = _apply(session, actor, action, parts, now, runtime, lang)
     except TopicError as exc:
         text = runtime.renderer.render(exc.template, lang, **exc.context)
+        audited(update, runtime, actor, exc.template, text)
     await reply(update, text)
 
 

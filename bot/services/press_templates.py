@@ -41,7 +41,8 @@ from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+
+from bot.services.template_limits import LimitedEnvironment, RenderLimitExceeded, render_limited
 
 BUILTIN_ROOT = Path(str(files("templates"))) / "press"
 LANGUAGES = ("vi", "en")
@@ -151,9 +152,10 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
 
 
-def environment() -> SandboxedEnvironment:
-    """The one environment press templates render in: sandboxed, strict, plain text."""
-    return SandboxedEnvironment(
+def environment() -> LimitedEnvironment:
+    """The one environment press templates render in: sandboxed, limited in time and size,
+    strict, plain text."""
+    return LimitedEnvironment(
         undefined=StrictUndefined,
         autoescape=False,  # plain text; escaped for Telegram HTML when shown in a chat
         trim_blocks=True,
@@ -379,14 +381,21 @@ def render(template: PressTemplate, values: Mapping[str, str], globals_: Mapping
         f.name: str(values.get(f.name) or f.default or "").strip() for f in template.fields
     }
     context.update(globals_)
+    name = f"template {template.lang}/{template.kind}.j2"
     try:
-        text = _ENV.from_string(template.source).render(context)
+        text = render_limited(_ENV, template.source, context)
+    except RenderLimitExceeded as exc:
+        raise PressTemplateError(f"{name} stopped: {exc}") from None
     except SecurityError as exc:
-        raise PressTemplateError(f"sandbox refused: {exc}") from None
+        raise PressTemplateError(f"{name}: sandbox refused: {exc}") from None
     except UndefinedError as exc:
-        raise PressTemplateError(f"undefined value: {exc.message}") from None
+        raise PressTemplateError(f"{name}: undefined value: {exc.message}") from None
     except TemplateError as exc:
-        raise PressTemplateError(f"template error: {exc}") from None
+        raise PressTemplateError(f"{name}: template error: {exc}") from None
+    except RecursionError:
+        raise PressTemplateError(f"{name} stopped: calls nest too deep") from None
+    except Exception as exc:  # an admin's template is code: 1/0, 'a' - 1, …
+        raise PressTemplateError(f"{name}: {type(exc).__name__}: {exc}") from None
     return _tidy(text)
 
 

@@ -437,7 +437,7 @@ async def open_crisis(
         )
         _schedule_deadline(session, crisis)
         named, unknown = resolve_usernames(session, usernames)
-        extra = [u for u in (session.get(User, i) for i in user_ids) if u is not None]
+        extra = convenable(session, crisis, user_ids)
         people = suggested_members(session, agency_id, topic_id, exclude=[user.id or 0])
         seen = {user.id}
         for person in [*people, *named, *extra]:
@@ -1038,7 +1038,10 @@ async def convene_more(
         if not is_participant(session, actor, crisis):
             raise TaskForceError("not_allowed")
         named, unknown = resolve_usernames(session, usernames)
-        extra = [u for u in (session.get(User, i) for i in user_ids) if u is not None]
+        extra = convenable(session, crisis, user_ids)
+        if len(extra) < len(set(user_ids)):
+            # A picked id outside the crisis's agency: the list never offered it, so it is forged.
+            raise TaskForceError("not_allowed")
         invited: list[str] = []
         for person in [*named, *extra]:
             if person.status != UserStatus.ACTIVE:
@@ -1049,6 +1052,26 @@ async def convene_more(
     if invited and ready:
         await convene(runtime, crisis_id)
     return invited, unknown
+
+
+def may_convene(crisis: Crisis, user: User | None) -> bool:
+    """Whom a crisis may convene by id (the pick list): active people of the crisis's agency.
+
+    Checked here, not only in the keyboard: a forged button can carry any user id, and
+    convening someone also shows the presser that person's name.
+    """
+    return (
+        user is not None
+        and user.status == UserStatus.ACTIVE
+        and user.agency_id is not None
+        and user.agency_id == crisis.agency_id
+    )
+
+
+def convenable(session: Session, crisis: Crisis, user_ids: Iterable[int]) -> list[User]:
+    """The people among ``user_ids`` that ``crisis`` may convene (others are left out)."""
+    people = (session.get(User, i) for i in dict.fromkeys(user_ids))
+    return [u for u in people if u is not None and may_convene(crisis, u)]
 
 
 def pick_candidates(session: Session, crisis_id: int, limit: int = 20) -> list[User]:
