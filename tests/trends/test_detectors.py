@@ -461,3 +461,33 @@ def test_day_turn_tail_is_the_exact_beta_binomial_tail_times_the_looks() -> None
     assert abs(day_turn_tail(9, 12, 0.15, 168, CFG) - 12 * exact) < 1e-15
     # An uncertain norm (few reference stories) gives a heavier tail than a known one.
     assert day_turn_tail(9, 12, 0.15, 30, CFG) > day_turn_tail(9, 12, 0.15, 3000, CFG)
+
+
+def test_a_return_after_a_silent_spell_is_not_a_burst_but_a_burst_on_return_is() -> None:
+    """Four ordinary days, six silent ones (the topic was out of the news), then a day at the
+    usual level: not a burst (the silent days used to halve the profile, and the return
+    alerted on every seed). A real spike on the return day still fires."""
+    fired = 0
+    for seed in range(3):
+        s = seasonal(11, day_rate=2.0, night_rate=0.1, seed=seed)
+        s.stories[4 * 96 : 10 * 96] = 0
+        s.outlets[4 * 96 : 10 * 96] = 0
+        for i in range(10 * 96 + 1, 11 * 96 + 1):
+            fired += volume_burst(s.head(i), TZ, CFG).fired
+            fired += slow_buildup(s.head(i), TZ, CFG).fired
+    assert fired == 0
+    spike = with_last(until(s, 11, 10), 16, 8)
+    assert volume_burst(spike, TZ, CFG).fired
+
+
+def test_silent_days_are_only_those_a_usual_day_makes_implausible() -> None:
+    from scanner.detectors import silent_days
+
+    busy = seasonal(10, day_rate=2.0, seed=3)
+    busy.stories[3 * 96 : 5 * 96] = 0
+    mask = silent_days(busy.stories, busy.slots(TZ), CFG)
+    assert mask[3 * 96 : 5 * 96].all() and not mask[: 3 * 96].any() and mask.sum() == 2 * 96
+    # One story every other day: an empty day is ordinary, nothing is left out.
+    sparse = TopicSeries.empty(1, START, 10 * 96)
+    sparse.stories[40 :: 2 * 96] = 1
+    assert not silent_days(sparse.stories, sparse.slots(TZ), CFG).any()
