@@ -972,6 +972,14 @@ def day_turn_tail(k: float, n: float, mean: float, ref_n: float, cfg: DetectorCo
     return min(tail * n, 1.0)
 
 
+def local_midnight(series: TopicSeries, index: int, tz: tzinfo) -> int:
+    """Index of the bucket that begins the local day of bucket ``index`` (0 if before the
+    series)."""
+    local = series.bucket_start(index).astimezone(tz)
+    since = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)) // series.bucket
+    return max(index - since, 0)
+
+
 def sentiment_turn(
     series: TopicSeries,
     cfg: DetectorConfig,
@@ -1007,12 +1015,8 @@ def sentiment_turn(
     n = len(series)
     span = min(cfg.turn_span, n)
     first = n - span
-    local = series.bucket_start(first).astimezone(tz)
-    since_midnight = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)) // (
-        series.bucket
-    )
     p_mean, p0, ref_n = reference_share(
-        series, max(first - since_midnight, 0), cfg, hits_all, prior
+        series, local_midnight(series, first, tz), cfg, hits_all, prior
     )
     h = turn_threshold(cfg)
     m = series.stories[first:]
@@ -1108,9 +1112,7 @@ def _day_turn(
     the CUSUM's run applies (stories, labelled stories, lift).
     """
     n = len(series)
-    local = series.bucket_start(n - 1).astimezone(tz)
-    since = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)) // series.bucket
-    today = max(n - 1 - since, 0)
+    today = local_midnight(series, n - 1, tz)
     m = series.stories[today:]
     run_n = float(m.sum())
     run_k = float(np.minimum(hits_all[today:], m).sum())
