@@ -66,9 +66,7 @@ def everyday_terms(stories: Iterable[str]) -> frozenset[str]:
     )
 
 
-def mask(
-    exact: list[str], folded: list[str], terms: frozenset[str]
-) -> tuple[list[str], list[str]]:
+def mask(exact: list[str], folded: list[str], terms: frozenset[str]) -> tuple[list[str], list[str]]:
     """Syllables (toned and folded, aligned) without the runs that spell one of ``terms``
     (a bigram before a unigram); the same lists when there are none."""
     if not terms:
