@@ -80,24 +80,19 @@ def mask(exact: list[str], folded: list[str], terms: frozenset[str]) -> tuple[li
     hits = [i for i, syllable in enumerate(exact) if syllable in starts]
     if not hits:
         return exact, folded
-    keep_x: list[str] = []
-    keep_f: list[str] = []
-    done, n = 0, len(exact)
+    drop: set[int] = set()
+    last = len(exact) - 1
     for i in hits:
-        if i < done:
+        if i in drop:
             continue
-        if i + 1 < n and f"{exact[i]} {exact[i + 1]}" in terms:
-            size = 2
+        if i < last and f"{exact[i]} {exact[i + 1]}" in terms:
+            drop.update((i, i + 1))
         elif exact[i] in terms:
-            size = 1
-        else:
-            continue
-        keep_x += exact[done:i]
-        keep_f += folded[done:i]
-        done = i + size
-    keep_x += exact[done:]
-    keep_f += folded[done:]
-    return keep_x, keep_f
+            drop.add(i)
+    if not drop:
+        return exact, folded
+    keep = [i for i in range(len(exact)) if i not in drop]
+    return [exact[i] for i in keep], [folded[i] for i in keep]
 
 
 @lru_cache(maxsize=256)
