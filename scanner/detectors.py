@@ -39,7 +39,9 @@ Detectors
   rose by 0.2 / 0.4" against the topic's previous 14 days, conservative for an uncertain norm):
   evidence accumulates across buckets and the test fires as soon as it is enough, with a minimum
   number of stories, labelled stories and lift in share in the alarm's run. Volume plays no part,
-  so a turn at unchanged volume is seen.
+  so a turn at unchanged volume is seen. On a quiet topic the day's stories are also tested at
+  once, exactly (a beta-binomial tail against the norm's posterior): a dozen stories carry too
+  few nats for the CUSUM even when their labels are clear.
 * **baselines** (benchmark only): a fixed threshold and a plain EWMA z-score on raw article
   counts, which is what naive monitors do.
 """
@@ -1012,7 +1014,8 @@ def sentiment_turn(
     the minimum evidence of a turn: ``cfg.turn_min_stories`` stories, ``cfg.turn_min_hits`` of
     them labelled, and a share at least ``cfg.turn_min_lift`` above the norm; a topic needs
     ``cfg.turn_min_reference`` earlier stories (a norm to turn from). Volume plays no part, so a
-    turn at unchanged volume is seen, and a burst of mostly negative stories is one too.
+    turn at unchanged volume is seen, and a burst of mostly negative stories is one too. When the
+    CUSUM does not fire, a quiet topic's day is tested at once (:func:`_day_turn`).
     """
     kind = "negative_turn" if negative else "positive_turn"
     hits_all = series.negative if negative else series.positive
