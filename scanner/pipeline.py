@@ -47,6 +47,7 @@ from scanner.sources import (
     record_success,
 )
 from scanner.textnorm import tokens
+from scanner.tone import TopicVocabulary, mask
 from scanner.topics import MatchDoc, Query, QueryError, TopicMatcher, parse_query
 from storage.db import Database, begin_write
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
@@ -163,6 +164,7 @@ class Processor:
         self.topics = list(topics)
         self.scorer: Scorer = scorer if scorer is not None else default_scorer()
         self.index = index if index is not None else StoryIndex()
+        self.vocabulary = TopicVocabulary()
 
     @property
     def topics(self) -> list[CompiledTopic]:
@@ -244,6 +246,8 @@ class Processor:
         ids = _insert_returning_ids(session, _ARTICLE, articles, _ARTICLE_KEY)
         for article_id, article in zip(ids, articles, strict=True):
             article["id"] = article_id
+        if any(matches):
+            self.vocabulary.refresh(session, now)
         links = self._link_rows(fresh, articles, matches)
         if links:
             session.connection().execute(insert(_ARTICLE_TOPIC), links)
@@ -280,9 +284,11 @@ class Processor:
         matches: list[list[tuple[int, float]]],
     ) -> list[dict[str, Any]]:
         """The ArticleTopic rows, each with the article's sentiment *for that topic*: scored
-        without the topic's own terms (:meth:`scanner.topics.Query.without_subject`), so that
-        the name of a crisis topic ("sạt lở", "ngộ độc") does not make its every story read
-        negative. One batch for all links; an article left unchanged keeps its own score."""
+        without the topic's own terms (:meth:`scanner.topics.Query.without_subject`) and its
+        everyday vocabulary (:mod:`scanner.tone`), so that the name of a crisis topic ("sạt
+        lở", "ngộ độc") and the words all its stories carry ("mưa lớn", "ngập") do not make its
+        every story read negative. One batch for all links; an article left unchanged keeps
+        its own score."""
         links: list[dict[str, Any]] = []
         todo: list[tuple[int, tuple[list[str], list[str], list[str], list[str]]]] = []
         for p, article, found in zip(fresh, articles, matches, strict=True):
@@ -296,8 +302,9 @@ class Processor:
                     "sentiment_label": article["sentiment_label"],
                 }
                 query = self._queries[topic_id]
-                tx, tf = query.without_subject(title_x, title_f)
-                lx, lf = query.without_subject(lead_x, lead_f)
+                everyday = self.vocabulary.of(topic_id)
+                tx, tf = mask(*query.without_subject(title_x, title_f), everyday)
+                lx, lf = mask(*query.without_subject(lead_x, lead_f), everyday)
                 if len(tx) + len(lx) < len(title_x) + len(lead_x):
                     todo.append((len(links), (tx, lx, tf, lf)))
                 links.append(link)

@@ -19,9 +19,39 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scanner.textnorm import STOPWORDS, syllables, word_ngrams
+from scanner.textnorm import STOPWORDS, exact, syllables, word_ngrams
 
 PRIOR_WEIGHT = 50.0  # total pseudo-count of the Dirichlet prior
+
+
+@lru_cache(maxsize=1)
+def boilerplate() -> frozenset[str]:
+    """Attribution, sourcing and newsroom phrases and outlet names (``boilerplate_vi.txt``,
+    exact form): every subject's stories carry them, so they never say what a story is about."""
+    from importlib.resources import files
+
+    raw = files("scanner.data").joinpath("boilerplate_vi.txt").read_text(encoding="utf-8")
+    lines = (line for line in raw.splitlines() if not line.startswith("#"))
+    return frozenset(p for p in (" ".join(exact(line).split()) for line in lines) if p)
+
+
+def _segments(tokens: list[str], words: frozenset[str]) -> list[list[str]]:
+    """``tokens`` cut at every boilerplate phrase (longest first, the phrase dropped), so that
+    no term holds one: "cho biết", "theo thông tin", "VnExpress" shared by four stories say
+    how they were written or who wrote them, and their fragments ("biết", "thông") no more."""
+    out: list[list[str]] = [[]]
+    i, n = 0, len(tokens)
+    while i < n:
+        for size in (3, 2, 1):
+            if i + size <= n and " ".join(tokens[i : i + size]) in words:
+                if out[-1]:
+                    out.append([])
+                i += size
+                break
+        else:
+            out[-1].append(tokens[i])
+            i += 1
+    return [seg for seg in out if seg]
 
 
 @dataclass(frozen=True)
@@ -34,13 +64,18 @@ class TermScore:
 
 @lru_cache(maxsize=50_000)
 def story_terms(text: str, n_max: int = 3) -> frozenset[str]:
-    """The distinct 1..``n_max``-grams of a story that neither start nor end with a stopword.
+    """The distinct 1..``n_max``-grams of a story that neither start nor end with a stopword
+    nor hold a boilerplate phrase (:func:`boilerplate`).
 
     Cached: the background of a topic is mostly the same stories from one scan to the next.
     """
-    tokens = syllables(text, folded=False)
     out = set()
-    for gram in word_ngrams(tokens, 1, n_max):
+    grams = (
+        gram
+        for segment in _segments(syllables(text, folded=False), boilerplate())
+        for gram in word_ngrams(segment, 1, n_max)
+    )
+    for gram in grams:
         parts = gram.split(" ")
         if parts[0] in STOPWORDS or parts[-1] in STOPWORDS or gram in STOPWORDS:
             continue
@@ -199,6 +234,9 @@ def _candidates(
 ) -> tuple[Counter[str], dict[str, set[str]]]:
     """Story counts of the foreground's terms, and the outlets of those that qualify."""
     skip = {" ".join(syllables(t)) for t in exclude}
+    # The outlets' own names ("Thanh Niên", "Lao Động": ordinary words too) in a copy's
+    # credit line ("... - Thanh Niên") say who published it, not what happened.
+    skip |= {" ".join(syllables(outlet)) for _, outlet in foreground} - {""}
     fg_sets = [story_terms(text) for text, _ in foreground]
     df: Counter[str] = Counter()
     for terms in fg_sets:
@@ -224,7 +262,8 @@ def has_candidates(
 
 
 def _covered(term: str, own: set[str]) -> bool:
-    """Is ``term`` (or a part of it) one of the topic's own query terms (folded)?"""
+    """Does ``term`` hold one of ``own`` (folded): the topic's own query terms, the outlets'
+    names?"""
     folded = " ".join(syllables(term))
     return any(o == folded or f" {o} " in f" {folded} " for o in own)
 

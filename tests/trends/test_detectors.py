@@ -196,7 +196,8 @@ def test_turn_evidence_accumulates_across_buckets_on_a_quiet_topic() -> None:
     )
     at = turn_fires(joined, n)
     assert at is not None
-    assert joined.stories[n : at + 1].sum() >= CFG.turn_min_stories
+    # The alarm's run (the CUSUM's, or the day's for the exact day test) holds >= 8 stories.
+    assert sentiment_turn(joined.head(at + 1), CFG).volume >= CFG.turn_min_stories
 
 
 def test_turn_null_rarely_fires() -> None:
@@ -289,7 +290,8 @@ def test_negative_turn_on_a_quiet_topic_needs_enough_stories() -> None:
     s.stories[n - 20 : n - 3] = np.where(np.arange(17) % 2 == 0, 1, 0)
     s.negative[n - 20 :] = s.stories[n - 20 :]  # twelve of twelve negative against ~10 %
     at = turn_fires(s, n - 32)
-    assert at is not None and s.stories[: at + 1][n - 20 :].sum() >= CFG.turn_min_stories
+    assert at is not None
+    assert sentiment_turn(s.head(at + 1), CFG).volume >= CFG.turn_min_stories
 
 
 def test_predictive_tail_matches_scipy() -> None:
@@ -411,3 +413,81 @@ def test_turn_norm_changes_once_a_day() -> None:
             day = (i - 96) // 96  # the local day the span starts in (START is midnight)
             norms.setdefault(day, set()).add(round(d.reference, 12))
     assert norms and all(len(v) == 1 for v in norms.values())
+
+
+def _quiet_topic(negative_today: list[int]) -> TopicSeries:
+    """Fourteen working days of 12 stories (08:00-18:00 local, 2 of them negative), then a
+    day whose stories are labelled negative where ``negative_today`` says (one a bucket)."""
+    s = TopicSeries.empty(1, START, 15 * 96)
+    at = [8 * 4 + round(i * 40 / 12) for i in range(12)]  # 08:00, 08:50, ... 17:10
+    for day in range(15):
+        for j, b in enumerate(at):
+            s.stories[day * 96 + b] = 1
+            if day < 14:
+                s.negative[day * 96 + b] = float(j in (3, 9))
+            else:
+                s.negative[day * 96 + b] = float(negative_today[j])
+    s.outlets = np.minimum(s.stories, 1)
+    s.articles = s.stories.copy()
+    return s
+
+
+def test_turn_on_a_dozen_stories_a_day_is_found_when_the_labels_carry_it() -> None:
+    """Nine negative stories of a working day's twelve against a 1-in-6 norm: an exact tail
+    of ~1e-5, yet the CUSUM alone (8.6 nats against its norm's mean + 1 sd) never fired. The
+    day's exact beta-binomial test finds it; three or six of twelve are no turn."""
+    turned = _quiet_topic([0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1])
+    fired = [
+        i for i in range(14 * 96, 15 * 96) if sentiment_turn(turned.head(i + 1), CFG, tz=TZ).fired
+    ]
+    assert fired, "a turn carried by 9 of 12 labels was missed"
+    d = sentiment_turn(turned.head(fired[0] + 1), CFG, tz=TZ)
+    assert d.stats["method"] == "day" and d.stats["p"] < CFG.alpha and d.share >= 0.6
+    assert d.volume >= CFG.turn_min_stories and d.stats["hits"] >= CFG.turn_min_hits
+    for labels in ([0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0], [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0]):
+        usual = _quiet_topic(labels)
+        assert not any(
+            sentiment_turn(usual.head(i + 1), CFG, tz=TZ).fired for i in range(14 * 96, 15 * 96)
+        )
+
+
+def test_day_turn_tail_is_the_exact_beta_binomial_tail_times_the_looks() -> None:
+    from scipy import stats
+
+    from scanner.detectors import day_turn_tail
+
+    total = 168 + CFG.turn_prior_weight
+    exact = stats.betabinom.sf(8, 12, 0.15 * total, 0.85 * total)
+    assert abs(day_turn_tail(9, 12, 0.15, 168, CFG) - 12 * exact) < 1e-15
+    # An uncertain norm (few reference stories) gives a heavier tail than a known one.
+    assert day_turn_tail(9, 12, 0.15, 30, CFG) > day_turn_tail(9, 12, 0.15, 3000, CFG)
+
+
+def test_a_return_after_a_silent_spell_is_not_a_burst_but_a_burst_on_return_is() -> None:
+    """Four ordinary days, six silent ones (the topic was out of the news), then a day at the
+    usual level: not a burst (the silent days used to halve the profile, and the return
+    alerted on every seed). A real spike on the return day still fires."""
+    fired = 0
+    for seed in range(3):
+        s = seasonal(11, day_rate=2.0, night_rate=0.1, seed=seed)
+        s.stories[4 * 96 : 10 * 96] = 0
+        s.outlets[4 * 96 : 10 * 96] = 0
+        for i in range(10 * 96 + 1, 11 * 96 + 1):
+            fired += volume_burst(s.head(i), TZ, CFG).fired
+            fired += slow_buildup(s.head(i), TZ, CFG).fired
+    assert fired == 0
+    spike = with_last(until(s, 11, 10), 16, 8)
+    assert volume_burst(spike, TZ, CFG).fired
+
+
+def test_silent_days_are_only_those_a_usual_day_makes_implausible() -> None:
+    from scanner.detectors import silent_days
+
+    busy = seasonal(10, day_rate=2.0, seed=3)
+    busy.stories[3 * 96 : 5 * 96] = 0
+    mask = silent_days(busy.stories, busy.slots(TZ), CFG)
+    assert mask[3 * 96 : 5 * 96].all() and not mask[: 3 * 96].any() and mask.sum() == 2 * 96
+    # One story every other day: an empty day is ordinary, nothing is left out.
+    sparse = TopicSeries.empty(1, START, 10 * 96)
+    sparse.stories[40 :: 2 * 96] = 1
+    assert not silent_days(sparse.stories, sparse.slots(TZ), CFG).any()

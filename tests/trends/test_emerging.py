@@ -154,3 +154,28 @@ def test_a_word_common_in_all_news_does_not_emerge_on_a_topic_that_never_carried
     # The same window judged on the topic's background alone would call it news.
     monkeypatch.setattr("scanner.terms.general_rate", lambda term: 0.0)
     assert any("tiếp tục" in e.term for e in emerging_signal(fg, bg, alpha=1e-3))
+
+
+def test_attribution_boilerplate_and_outlet_names_never_emerge() -> None:
+    """Four or more stories from several outlets that share only how they were written ("cho
+    biết", "theo thông tin", "phóng viên") or who wrote them ("VnExpress", an outlet's credit
+    line "- Thanh Niên") hold no emerging term; a real new term among them still emerges."""
+    rng = random.Random(5)
+    bg = _background(rng)
+    credits = ["VnExpress", "Thanh Niên", "Tiền Phong", "Dân trí", "Tuổi Trẻ"]
+    fg = [(_story(rng), f"o{i % 7}") for i in range(20)]
+    fg += [
+        (
+            f"{_story(rng)}, theo thông tin phóng viên cho biết - {outlet}",
+            outlet,
+        )
+        for outlet in credits
+        for _ in range(2)
+    ]
+    found = emerging_signal(fg, bg, alpha=1e-3, exclude=["ngộ độc"])
+    words = {"biết", "thông", "tin", "phóng", "viên", "vnexpress", "thanh", "niên", "trẻ"}
+    assert not [e.term for e in found if words & set(e.term.lower().split())]
+    fg += [(_story(rng, "bán trú"), f"p{i}") for i in range(6)]
+    found = emerging_signal(fg, bg, alpha=1e-3, exclude=["ngộ độc"])
+    assert found and "bán trú" in found[0].term
+    assert not [e.term for e in found if words & set(e.term.lower().split())]
