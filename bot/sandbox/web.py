@@ -404,7 +404,8 @@ def message_json(
     if "contact" in data:
         contact = data["contact"]
         out["contact"] = {
-            "name": " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p),
+            # Vietnamese order, family name first, as everywhere else on the page.
+            "name": " ".join(p for p in (contact.get("last_name"), contact.get("first_name")) if p),
             "phone": contact.get("phone_number", ""),
         }
     reply = data.get("reply_to_message")

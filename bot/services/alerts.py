@@ -185,6 +185,29 @@ def plan_delivery(
     return added
 
 
+# A newcomer to a topic is handed the alerts of this last stretch still waiting for someone.
+HANDOVER_WINDOW = timedelta(hours=24)
+
+
+def hand_over_open_alerts(
+    session: Session, topic_id: int, now: datetime, *, escalate_after: timedelta
+) -> int:
+    """Plan deliveries of the topic's still-open alerts (recent ones) to people who follow it now.
+
+    Someone who starts following a topic after its alert went out would otherwise never see it
+    (and a drill would wait for them forever). ``plan_delivery`` is idempotent, so only the
+    newcomers get rows. Returns how many rows were added.
+    """
+    open_alerts = session.exec(
+        select(Alert).where(
+            Alert.topic_id == topic_id,
+            col(Alert.status).in_((AlertStatus.OPEN, AlertStatus.ESCALATED)),
+            col(Alert.created_at) >= now - HANDOVER_WINDOW,
+        )
+    ).all()
+    return sum(plan_delivery(session, a, now, escalate_after=escalate_after) for a in open_alerts)
+
+
 def facts(session: Session, alert_id: int) -> AlertFacts:
     alert = session.get(Alert, alert_id)
     if alert is None:

@@ -260,6 +260,7 @@ def publish(d: Drill) -> None:
 def resolve(d: Drill) -> None:
     d.open_chat("An toàn thực phẩm")
     d.send("/resolve")
+    d.press("Xác nhận kết thúc")
     d.wait_done("resolve")
     expect(d.page.locator("[data-testid=drill-finished]")).to_be_visible()
     assert d.query("select status from crisis") == [("resolved",)]

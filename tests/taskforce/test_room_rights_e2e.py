@@ -1,0 +1,78 @@
+"""Rooms that say what is wrong: a right the bot lacks in the hub is reported, in plain words
+with the fix, to the opener and the agency's supervisors; a change of the bot's rights in the hub
+is reported at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emulator_fixtures import running_app
+
+from bot.app import build_application
+from bot.clock import SimulatedClock
+from bot.sandbox.telegram_emulator import TelegramEmulator
+from storage.db import Database
+
+from .conftest import HUB_RIGHTS, make_world, private_texts
+
+
+def _said(emulator: TelegramEmulator, tg: int, text: str) -> str | None:
+    return next((t for t in private_texts(emulator, tg) if text in t), None)
+
+
+async def test_brief_that_cannot_be_pinned_is_reported_with_the_fix(
+    emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
+) -> None:
+    hub = emulator.create_supergroup("Điều phối BYT", forum=True)
+    emulator.add_bot(hub.id, rights={**HUB_RIGHTS, "can_pin_messages": False})
+    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id)
+    lead, boss = world["lead"], world["boss"]
+    async with running_app(build_application(tf_settings(), sqlite_db, clock)):
+        sent = emulator.send_text(lead.tg, "/crisis critical Fake vaccine rumour")
+        opened = await emulator.wait_for_message(
+            lead.tg, lambda m: "is open" in (m.text or ""), after=sent.message_id
+        )
+        warned = await emulator.wait_for(lambda: _said(emulator, lead.tg, "could not pin"))
+        told_boss = await emulator.wait_for(lambda: _said(emulator, boss.tg, "could not pin"))
+    assert emulator.chat(hub.id).pinned == []
+    assert "Note: the bot could not pin the brief" in opened.text, opened.text
+    for text in (warned, told_boss):
+        assert "Crisis #1" in text and "“Pin messages”" in text and "Administrators" in text
+
+
+async def test_hub_without_topic_right_tells_the_opener_in_plain_words(
+    emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
+) -> None:
+    hub = emulator.create_supergroup("Điều phối BYT", forum=True)
+    emulator.add_bot(hub.id, rights={**HUB_RIGHTS, "can_manage_topics": False})
+    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id)
+    lead, boss = world["lead"], world["boss"]
+    async with running_app(build_application(tf_settings(), sqlite_db, clock)):
+        sent = emulator.send_text(lead.tg, "/crisis warning Exam leak")
+        opened = await emulator.wait_for_message(
+            lead.tg, lambda m: "is open" in (m.text or ""), after=sent.message_id
+        )
+        told_boss = await emulator.wait_for(lambda: _said(emulator, boss.tg, "create the topic"))
+    assert "hub_failed" not in opened.text
+    assert "could not create the room in the coordination group" in opened.text, opened.text
+    assert "“Manage topics”" in told_boss and "tries again every minute" in told_boss
+
+
+async def test_a_change_of_the_bots_rights_in_the_hub_is_reported_at_once(
+    emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
+) -> None:
+    hub = emulator.create_supergroup("Điều phối BYT", forum=True)
+    emulator.add_bot(hub.id, rights=HUB_RIGHTS)
+    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id)
+    boss, other = world["boss"], world["other"]
+    async with running_app(build_application(tf_settings(), sqlite_db, clock)):
+        emulator.add_bot(hub.id, rights={**HUB_RIGHTS, "can_manage_topics": False})
+        lost = await emulator.wait_for(lambda: _said(emulator, boss.tg, "just lost rights"))
+        assert "“Manage topics”" in lost and "Điều phối BYT" in lost
+        emulator.add_bot(hub.id, rights=HUB_RIGHTS)
+        back = await emulator.wait_for(lambda: _said(emulator, boss.tg, "every right it needs"))
+        assert "Điều phối BYT" in back
+        emulator.remove_bot(hub.id)
+        gone = await emulator.wait_for(lambda: _said(emulator, boss.tg, "was just removed"))
+        assert "“Pin messages”" in gone
+    assert not private_texts(emulator, other.tg), "members who cannot fix it are not bothered"
