@@ -20,22 +20,36 @@ def _said(emulator: TelegramEmulator, tg: int, text: str) -> str | None:
     return next((t for t in private_texts(emulator, tg) if text in t), None)
 
 
-async def test_brief_that_cannot_be_pinned_is_reported_with_the_fix(
-    emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
-) -> None:
+async def _open_without(
+    emulator: TelegramEmulator, sqlite_db: Database, app: Any, right: str, told: str
+) -> tuple[int, str, str, str]:
+    """Open a crisis in a hub where the bot lacks ``right``; returns the hub's id, the opener's
+    reply, and what the lead and the supervisor were told (the messages containing ``told``)."""
     hub = emulator.create_supergroup("Điều phối BYT", forum=True)
-    emulator.add_bot(hub.id, rights={**HUB_RIGHTS, "can_pin_messages": False})
+    emulator.add_bot(hub.id, rights={**HUB_RIGHTS, right: False})
     world = make_world(emulator, sqlite_db, hub_chat_id=hub.id)
     lead, boss = world["lead"], world["boss"]
-    async with running_app(build_application(tf_settings(), sqlite_db, clock)):
+    async with running_app(app()):
         sent = emulator.send_text(lead.tg, "/crisis critical Fake vaccine rumour")
         opened = await emulator.wait_for_message(
             lead.tg, lambda m: "is open" in (m.text or ""), after=sent.message_id
         )
-        warned = await emulator.wait_for(lambda: _said(emulator, lead.tg, "could not pin"))
-        told_boss = await emulator.wait_for(lambda: _said(emulator, boss.tg, "could not pin"))
-    assert emulator.chat(hub.id).pinned == []
-    assert "Note: the bot could not pin the brief" in opened.text, opened.text
+        warned = await emulator.wait_for(lambda: _said(emulator, lead.tg, told))
+        told_boss = await emulator.wait_for(lambda: _said(emulator, boss.tg, told))
+    return hub.id, opened.text or "", warned, told_boss
+
+
+async def test_brief_that_cannot_be_pinned_is_reported_with_the_fix(
+    emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
+) -> None:
+    def app() -> Any:
+        return build_application(tf_settings(), sqlite_db, clock)
+
+    hub, opened, warned, told_boss = await _open_without(
+        emulator, sqlite_db, app, "can_pin_messages", "could not pin"
+    )
+    assert emulator.chat(hub).pinned == []
+    assert "Note: the bot could not pin the brief" in opened, opened
     for text in (warned, told_boss):
         assert "Crisis #1" in text and "“Pin messages”" in text and "Administrators" in text
 
@@ -43,19 +57,16 @@ async def test_brief_that_cannot_be_pinned_is_reported_with_the_fix(
 async def test_hub_without_topic_right_tells_the_opener_in_plain_words(
     emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
 ) -> None:
-    hub = emulator.create_supergroup("Điều phối BYT", forum=True)
-    emulator.add_bot(hub.id, rights={**HUB_RIGHTS, "can_manage_topics": False})
-    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id)
-    lead, boss = world["lead"], world["boss"]
-    async with running_app(build_application(tf_settings(), sqlite_db, clock)):
-        sent = emulator.send_text(lead.tg, "/crisis warning Exam leak")
-        opened = await emulator.wait_for_message(
-            lead.tg, lambda m: "is open" in (m.text or ""), after=sent.message_id
-        )
-        told_boss = await emulator.wait_for(lambda: _said(emulator, boss.tg, "create the topic"))
-    assert "hub_failed" not in opened.text
-    assert "could not create the room in the coordination group" in opened.text, opened.text
-    assert "“Manage topics”" in told_boss and "tries again every minute" in told_boss
+    def app() -> Any:
+        return build_application(tf_settings(), sqlite_db, clock)
+
+    _hub, opened, warned, told_boss = await _open_without(
+        emulator, sqlite_db, app, "can_manage_topics", "create the topic"
+    )
+    assert "hub_failed" not in opened
+    assert "could not create the room in the coordination group" in opened, opened
+    for text in (warned, told_boss):
+        assert "“Manage topics”" in text and "tries again every minute" in text
 
 
 async def test_a_change_of_the_bots_rights_in_the_hub_is_reported_at_once(
