@@ -334,3 +334,17 @@ async def test_drill_cannot_stall(sandbox: Sandbox) -> None:
         assert clock["paused"] is False and clock["speed"] == 144
         async with http.post(base + "api/drill", json={"action": "rewind"}) as response:
             assert response.status == 400
+
+
+def test_contact_card_puts_the_family_name_first() -> None:
+    """A Vietnamese name reads family name first ("Lê Minh Châu"), on the card as elsewhere."""
+    from types import SimpleNamespace
+
+    from bot.sandbox.telegram_emulator.state import StoredMessage
+    from bot.sandbox.web import load_strings, message_json
+
+    contact = {"first_name": "Minh Châu", "last_name": "Lê", "phone_number": "+84901234567"}
+    message = StoredMessage(5, 2, 2, None, {"message_id": 5, "date": 0, "contact": contact})
+    fake = SimpleNamespace(emulator=SimpleNamespace(bot=SimpleNamespace(id=1)))
+    shown = message_json(fake, message, 2, load_strings()["vi"])  # type: ignore[arg-type]
+    assert shown["contact"] == {"name": "Lê Minh Châu", "phone": "+84901234567"}
