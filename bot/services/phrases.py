@@ -10,7 +10,9 @@ nonsense. :func:`as_written` maps each term back onto the stories' own text:
   the term's capitalised words;
 * a phrase is widened, word by word, while the stories agree on the neighbouring word (at least
   two occurrences, and four in five of them): "ngộ" is always followed by "độc", "sinh" always
-  preceded by "học"; function words ("và", "của", "tại"…) and punctuation are never crossed;
+  preceded by "học"; with too few stories to tell, when general news uses the edge syllable
+  mostly inside that two-syllable word (``scanner.terms.general_rate``, the DANeS corpus);
+  function words ("và", "của", "tại"…), numbers and punctuation are never crossed;
 * a single lower-case syllable that cannot be widened is dropped; so is a phrase contained in
   another one shown.
 
@@ -24,8 +26,12 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
+from scanner.terms import general_rate
+
 MAX_WORDS = 7
 AGREEMENT = 0.8
+COHESION = 0.25  # share of a syllable's general-news uses inside the two-syllable word
+MIN_PAIR_RATE = 0.002  # the pair itself is seen in general news (a few stories at least)
 
 # Words a phrase never starts or ends with, and that never join two names into one.
 _FUNCTION_WORDS_TEXT = (
@@ -119,7 +125,19 @@ def _agreed(docs: list[Words], phrase: Words) -> Words:
             if not counts:
                 break
             word, count = counts.most_common(1)[0]
-            if count < 2 or count < AGREEMENT * len(found) or word in FUNCTION_WORDS:
+            if word in FUNCTION_WORDS or word.isdigit():
+                break
+            agreed = count >= 2 and count >= AGREEMENT * len(found)
+            edge = (words[-1] if side == 1 else words[0]).casefold()
+            pair = f"{edge} {word}" if side == 1 else f"{word} {edge}"
+            # Too few stories to tell: general news says whether the syllable is usually part
+            # of that word ("sinh" of "học sinh", "ngộ" of "ngộ độc").
+            cohesive = (
+                count == len(found)
+                and general_rate(pair) >= MIN_PAIR_RATE
+                and general_rate(pair) >= COHESION * general_rate(edge)
+            )
+            if not (agreed or cohesive):
                 break
             written = next(w for w in neighbours if w is not None and w.casefold() == word)
             words = [*words, written] if side == 1 else [written, *words]
