@@ -8,7 +8,7 @@ entities, which Telegram accepts). Undefined variables raise instead of leaving 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -65,9 +65,14 @@ class Renderer:
         env.globals["lang"] = lang
         return env
 
-    def _datetime(self, value: datetime | None, lang: str, fmt: str) -> str:
-        if value is None:
+    def _datetime(self, value: datetime | str | None, lang: str, fmt: str) -> str:
+        """Local time; ISO strings (from JSON settings such as the last scan) are accepted."""
+        if value is None or value == "":
             return "—"
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:  # the database hands back naive UTC on SQLite
+            value = value.replace(tzinfo=UTC)
         pattern = {"short": "HH:mm dd/MM/yyyy", "time": "HH:mm", "date": "dd/MM/yyyy"}.get(fmt, fmt)
         return format_datetime(value.astimezone(self.tz), pattern, tzinfo=self.tz, locale=lang)
 

@@ -23,11 +23,15 @@ from bot.buttons import Button, register
 from bot.runtime import Runtime
 from bot.services import approvals as ap
 from bot.services import drafts as dr
+from bot.services import press_templates as pt
+from bot.services.commands import register_command
 from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
 from handlers.buttons import on_button
 from handlers.common import actor_of, audit_refusal, audited, language_of, reply, runtime_of
-from storage.models import ConversationState, Crisis, Decision, Draft, User
+from storage.models import ConversationState, Crisis, Decision, Draft, Role, User
+
+register_command("draft", Role.MEMBER)  # used in a crisis room; listed so people find it
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +167,9 @@ async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await reply(update, _error_code(runtime, lang, "draft_not_room"))
         return
     if not args:
-        kinds = [(k, templates.get(k, lang).title) for k in templates.kinds(lang)]
+        kinds = [
+            (pt.kind_word(k, lang), templates.get(k, lang).title) for k in templates.kinds(lang)
+        ]
         await reply(update, runtime.renderer.render("draft_usage", lang, kinds=kinds))
         return
     statement_lang = args[1] if len(args) > 1 and args[1] in ("vi", "en") else lang
@@ -175,7 +181,7 @@ async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
                 session,
                 crisis=fresh,
                 actor=actor_for_telegram(session, runtime.settings, update.effective_user.id),  # type: ignore[union-attr]
-                kind=args[0],
+                kind=pt.kind_from_word(args[0]),
                 lang=statement_lang,
                 ui_lang=lang,
                 chat_ref=chat_ref,

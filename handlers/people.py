@@ -8,6 +8,7 @@ service. Menus are refreshed whenever a person's role or status changes.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 from telegram import Update
@@ -98,11 +99,19 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     actor = actor_of(update, runtime)
     lang = language_of(update, actor)
     names = command_lists.commands_for(actor)
-    items = [(n, runtime.renderer.render("help_command", lang, key=n)) for n in names]
+
+    def described(ns: Iterable[str]) -> list[tuple[str, str]]:
+        return [(n, runtime.renderer.render("help_command", lang, key=n)) for n in ns]
+
+    room = described(command_lists.ROOM_COMMANDS) if actor.active else []
     await reply(
         update,
         runtime.renderer.render(
-            "help", lang, commands=items, registered=actor.user is not None or actor.global_admin
+            "help",
+            lang,
+            commands=described(names),
+            room=room,
+            registered=actor.user is not None or actor.global_admin,
         ),
     )
 
@@ -138,6 +147,12 @@ async def me_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await reply(
             update, runtime.renderer.render("me_not_registered", lang, admin=actor.global_admin)
         )
+        return
+    if actor.user.status in (UserStatus.PENDING, UserStatus.REJECTED) and not actor.global_admin:
+        with runtime.db.session() as session:
+            where = reg.standing(session, actor.user)
+        role = role_name(runtime, lang, where.requested_role)
+        await reply(update, runtime.renderer.render("me_request", lang, s=where, role=role))
         return
     text, markup = _profile(runtime, lang, actor.user)
     message = update.effective_message

@@ -8,6 +8,7 @@ sent in. Every button is re-checked on the server by its rule (``bot.buttons.reg
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from sqlmodel import select
 from telegram import Chat, Message, Update
 from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import TelegramError
 from telegram.ext import (
     BaseHandler,
     ChatJoinRequestHandler,
@@ -29,7 +31,7 @@ import bot.channels.telegram_rooms  # noqa: F401  (registers the Telegram RoomAd
 from bot.buttons import Button, int_id, register
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
-from bot.services import rooms, taskforces
+from bot.services import room_rights, rooms, taskforces
 from bot.services.commands import register_command
 from bot.services.permissions import Actor
 from bot.services.taskforces import TaskForceError
@@ -64,6 +66,14 @@ def _may_close_task(session: Any, actor: Actor, ident: str) -> bool:
     return taskforces.can_close_task(session, actor, int_id(ident))
 
 
+def _may_resolve(session: Any, actor: Actor, ident: str) -> bool:
+    try:
+        taskforces.may_resolve(session, actor, int_id(ident))
+    except TaskForceError:
+        return False
+    return True
+
+
 def _may_pick(session: Any, actor: Actor, ident: str) -> bool:
     crisis_text, _, user_text = ident.partition("-")
     crisis = session.get(taskforces.Crisis, int_id(crisis_text)) if user_text else None
@@ -78,6 +88,11 @@ JOIN = register(taskforces.JOIN, _owns_invitation, "join a crisis task force")
 DECLINE = register(taskforces.DECLINE, _owns_invitation, "decline a crisis task force")
 DONE = register(taskforces.TASK_DONE, _may_close_task, "close a task")
 PICK = register(taskforces.PICK, _may_pick, "convene a person picked from the list")
+RESOLVE = register(
+    taskforces.RESOLVE,
+    lambda s, actor, ident: _may_resolve(s, actor, ident),
+    "close a crisis after confirming",
+)
 register_command("crisis", Role.SPOKESPERSON)  # the room commands are used in the room itself
 
 
@@ -252,8 +267,20 @@ async def bot_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     runtime = runtime_of(context)
     new = change.new_chat_member
-    rights = {r: bool(getattr(new, r, False)) for r in rooms.POOL_RIGHTS}
     status = "administrator" if new.status == ChatMemberStatus.ADMINISTRATOR else str(new.status)
+    with runtime.db.session() as session:
+        hub = rooms.is_hub(session, runtime.settings, change.chat.id)
+    if hub:  # a change of the bot's rights in a hub is reported at once
+        await room_rights.hub_rights_changed(
+            runtime,
+            chat_id=change.chat.id,
+            title=change.chat.title or "",
+            status=status,
+            rights={r: bool(getattr(new, r, False)) for r in room_rights.HUB_NEEDS},
+            by_telegram_id=change.from_user.id if change.from_user else None,
+        )
+        return
+    rights = {r: bool(getattr(new, r, False)) for r in rooms.POOL_RIGHTS}
     with runtime.db.session() as session:
         result = rooms.register_group(
             session,
@@ -521,8 +548,33 @@ async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     runtime, actor, lang, crisis_id = room
     try:
-        await taskforces.resolve_crisis(runtime, actor, crisis_id)
+        with runtime.db.session() as session:
+            crisis = taskforces.may_resolve(session, actor, crisis_id)
     except TaskForceError as exc:
+        await reply(update, _error(update, runtime, actor, lang, exc))
+        return
+    # Closing cannot be undone (the room is handed back, the report is sent): ask first.
+    text = runtime.renderer.render("crisis_resolve_confirm", lang, c=crisis)
+    button = runtime.renderer.render("crisis_resolve_button", lang)
+    await reply(update, text, [[Button(button, RESOLVE.name, crisis_id)]])
+
+
+@on_button(RESOLVE.name)
+async def resolve_pressed(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
+) -> None:
+    query = update.callback_query
+    assert query is not None
+    runtime = runtime_of(context)
+    lang = language_of(update, actor)
+    # Answer at once: closing (the report, handing the room back) takes longer than Telegram
+    # waits for an answer. The button rule already checked that this person may close it.
+    await query.answer()
+    with contextlib.suppress(TelegramError):
+        await query.edit_message_reply_markup(None)
+    try:
+        await taskforces.resolve_crisis(runtime, actor, int_id(ident))
+    except TaskForceError as exc:  # closed meanwhile, or the right was lost since
         await reply(update, _error(update, runtime, actor, lang, exc))
 
 

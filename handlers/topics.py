@@ -1,6 +1,7 @@
 """Topics and sources in chat: follow, mute, and (admins, supervisors) manage them.
 
-``/topics`` lists the agency's topics with a follow/unfollow button each; ``/mute <topic> [hours]``;
+``/topics`` lists the agency's topics with a follow/unfollow button each (``/topics <name>``
+shows one topic's query); ``/mute <topic> [hours]``;
 ``/addtopic name | query | sensitivity``, ``/settopic name | query [| sensitivity]``,
 ``/rmtopic name``; ``/sources``, ``/addsource name | outlet | url``, ``/rmsource id``.
 Arguments are split on ``|`` because topic names and queries contain spaces.
@@ -8,6 +9,7 @@ Arguments are split on ``|`` because topic names and queries contain spaces.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from telegram import Update
@@ -16,7 +18,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import Button, int_id, register
 from bot.channels.telegram import keyboard
-from bot.services import subscriptions
+from bot.services import alerts, subscriptions
 from bot.services.alerts import AlertActionError, mute
 from bot.services.commands import register_command
 from bot.services.permissions import Actor, has_role
@@ -78,7 +80,17 @@ async def topics_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     gated = await gate(update, context, Role.MEMBER)
     if gated is None:
         return
-    _runtime, actor, lang = gated
+    runtime, actor, lang = gated
+    wanted = " ".join(context.args or []).strip()
+    if wanted:  # ``/topics <name>``: that topic's query, shown only on request
+        with runtime.db.session() as session:
+            lines = subscriptions.visible_topics(session, actor, runtime.clock.now())
+        line = next((x for x in lines if x.topic.name.casefold() == wanted.casefold()), None)
+        if line is None:
+            await reply(update, runtime.renderer.render("topic_not_found", lang, name=wanted))
+        else:
+            await reply(update, runtime.renderer.render("topic_detail", lang, line=line))
+        return
     text, buttons = _topics_view(context, actor, lang)
     await reply(update, text, buttons)
 
@@ -87,8 +99,12 @@ async def _toggle(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str, follow: bool
 ) -> None:
     runtime, lang, query = press_of(update, context, actor)
+    now = runtime.clock.now()
     with runtime.db.session() as session:
-        subscriptions.set_subscription(session, actor, int_id(ident), follow, runtime.clock.now())
+        changed = subscriptions.set_subscription(session, actor, int_id(ident), follow, now)
+        if changed and follow:  # arriving late: the alert already out is handed over too
+            escalate_after = timedelta(minutes=runtime.settings.escalation_minutes)
+            alerts.hand_over_open_alerts(session, int_id(ident), now, escalate_after=escalate_after)
     await query.answer(runtime.renderer.render("topics_toggled", lang, follow=follow))
     text, buttons = _topics_view(context, actor, lang)
     await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard(buttons))

@@ -6,6 +6,10 @@ condition is not met is the current one. A step whose feature is not wired into 
 (``bot.app.HANDLER_MODULES``) is shown as unavailable and skipped, so the drill grows as the
 features land. Conditions read rows (users, alerts, crises, drafts, approvals) and the emulator's
 chats: nothing is inferred from which buttons someone pressed on the page.
+
+A new drill starts with the news day paused and runs once the trainee follows the topic (or says
+they are ready), so the alert can never go out before there is someone to receive it; who
+follows late is handed the open alert by the bot itself. The page can start it over.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
     from bot.sandbox.runner import Sandbox
 
 CRISIS_TOPIC = "An toàn thực phẩm"
+# The news day of a drill holds still until this step is done (or the trainee presses start).
+READY_STEP = "subscribe"
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,8 @@ def drill_state(sandbox: Sandbox, lang: str) -> dict[str, Any]:
         for step in STEPS:
             if step.key not in done_keys and step.done(sandbox, session):
                 done_keys.add(step.key)  # once met, a step stays done
+    if READY_STEP in done_keys:
+        sandbox.drill_go()  # following the topic is being ready: the news day runs
     steps = []
     current_found = False
     for number, step in enumerate(STEPS, 1):
@@ -187,4 +195,4 @@ def drill_state(sandbox: Sandbox, lang: str) -> dict[str, Any]:
                 "text": strings[f"drill_{step.key}"],
             }
         )
-    return {"steps": steps, "finished": not current_found}
+    return {"steps": steps, "finished": not current_found, "waiting": sandbox.drill_waiting}

@@ -108,9 +108,11 @@ class Sandbox:
     custom_personas: list[int] = field(default_factory=list)  # people created on the page
     resume_speed: float = 0.0  # the speed to resume at after a pause
     drill_done: set[str] = field(default_factory=set)  # drill steps met so far
+    drill_waiting: bool = False  # a drill's news day holds at its start until the trainee is ready
     pokes: int = 0  # bumped by page actions that change no emulator state (the clock)
     _temporary: bool = False
     _runners: list[web.AppRunner] = field(default_factory=list)
+    _feeds_runner: web.AppRunner | None = None
     _started: bool = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -124,11 +126,30 @@ class Sandbox:
         else:
             self.data_dir = opts.data_dir.resolve()
             self.data_dir.mkdir(parents=True, exist_ok=True)
+        await self._start_world()
+
+        from bot.sandbox.web import page_app
+
+        try:
+            self.url = await self._serve(page_app(self), opts.port) + "/"
+        except OSError:
+            if not opts.port_fallback:
+                raise
+            self.url = await self._serve(page_app(self), 0) + "/"
+        return self.url
+
+    async def _start_world(self) -> None:
+        """Everything but the page: the clock, the emulator, the feeds, the database, the bot."""
+        opts = self.options
         meta = self._read_meta()
         day = opts.day or (date.fromisoformat(meta["day"]) if "day" in meta else None)
         self.newsday = NewsDay.load(day)
         start_at = datetime.fromisoformat(meta["now"]) if "now" in meta else self.newsday.start
-        self.clock = SimulatedClock(start_at, speed=opts.speed)
+        # A new drill holds the news day still until the trainee is ready (see ``drill_go``):
+        # otherwise the alert can go out before they follow the topic.
+        self.drill_waiting = opts.drill and "now" not in meta and opts.speed > 0
+        self.resume_speed = opts.speed if self.drill_waiting else self.resume_speed
+        self.clock = SimulatedClock(start_at, speed=0 if self.drill_waiting else opts.speed)
 
         self.emulator = TelegramEmulator(
             TOKEN,
@@ -140,6 +161,7 @@ class Sandbox:
         )
         await self.emulator.start()
         self.feeds_url = await self._serve(feed_app(self.newsday, self.clock), 0)
+        self._feeds_runner = self._runners.pop()  # restarted with the world, not with the page
         self.chats = personas.seed_emulator(self.emulator)
         self.settings = self._make_settings()
 
@@ -160,19 +182,17 @@ class Sandbox:
         # Promote the bot where it works, now that it polls (it sees my_chat_member).
         personas.add_bot_everywhere(self.emulator, self.chats)
 
-        from bot.sandbox.web import page_app
-
-        try:
-            self.url = await self._serve(page_app(self), opts.port) + "/"
-        except OSError:
-            if not opts.port_fallback:
-                raise
-            self.url = await self._serve(page_app(self), 0) + "/"
-        return self.url
-
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             self._write_meta()
+        await self._stop_world()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        if self._temporary:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    async def _stop_world(self) -> None:
         if self._started:
             updater = self.application.updater
             if updater is not None and updater.running:
@@ -181,15 +201,36 @@ class Sandbox:
                 await self.application.stop()
             await self.application.shutdown()
             self._started = False
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-        self._runners.clear()
+        if self._feeds_runner is not None:
+            await self._feeds_runner.cleanup()
+            self._feeds_runner = None
         if hasattr(self, "emulator"):
             await self.emulator.stop()
         if hasattr(self, "db"):
             self.db.dispose()
-        if self._temporary:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    async def reset(self) -> None:
+        """Start over from the page: a fresh database, chats and news day, the page kept open.
+
+        A drill that went wrong (or a trainer's next trainee) needs no restart of the process.
+        """
+        await self._stop_world()
+        for path in self.data_dir.glob(self.database_path.name + "*"):
+            path.unlink()
+        (self.data_dir / META_FILE).unlink(missing_ok=True)
+        self.drill_done.clear()
+        self.custom_personas.clear()
+        self.scans = 0
+        self.last_scan_error = None
+        await self._start_world()
+        self.pokes += 1
+
+    def drill_go(self) -> None:
+        """The trainee is ready: let the drill's news day run (at the speed it was started with)."""
+        if self.drill_waiting:
+            self.drill_waiting = False
+            self.clock.set_speed(self.resume_speed or self.options.speed)
+            self.pokes += 1
 
     async def _serve(self, app: web.Application, port: int) -> str:
         runner = web.AppRunner(app, access_log=None)

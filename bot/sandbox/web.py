@@ -7,7 +7,7 @@ calls ``/_control/`` exposes) and reads the emulator's state; ``/api/events`` is
 event stream that fires whenever the emulator changes, so the page refreshes live.
 
 Routes: ``GET /`` (the page), ``GET /static/{file}``, ``GET /api/state``, ``GET /api/chat``,
-``POST /api/send|contact|press|link|personas|clock``, ``GET /api/file/{file_id}``,
+``POST /api/send|contact|press|link|personas|clock|drill``, ``GET /api/file/{file_id}``,
 ``GET /api/events``.
 """
 
@@ -70,6 +70,7 @@ def page_app(sandbox: Sandbox) -> web.Application:
             web.post("/api/link", api_link),
             web.post("/api/personas", api_new_persona),
             web.post("/api/clock", api_clock),
+            web.post("/api/drill", api_drill),
         ]
     )
     return app
@@ -404,7 +405,8 @@ def message_json(
     if "contact" in data:
         contact = data["contact"]
         out["contact"] = {
-            "name": " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p),
+            # Vietnamese order, family name first, as everywhere else on the page.
+            "name": " ".join(p for p in (contact.get("last_name"), contact.get("first_name")) if p),
             "phone": contact.get("phone_number", ""),
         }
     reply = data.get("reply_to_message")
@@ -490,16 +492,17 @@ async def api_state(request: web.Request) -> web.Response:
     sandbox = _sandbox(request)
     lang = _lang(request)
     strings = request.app[STRINGS_KEY][lang]
+    drill = None
+    if sandbox.options.drill:  # first: a step met may start the drill's clock
+        from bot.sandbox.drill import drill_state
+
+        drill = await asyncio.to_thread(drill_state, sandbox, lang)
     state: dict[str, Any] = {
         "personas": persona_list(sandbox, lang, strings),
         "clock": clock_json(sandbox),
         "scan": {"count": sandbox.scans, "error": sandbox.last_scan_error},
-        "drill": None,
+        "drill": drill,
     }
-    if sandbox.options.drill:
-        from bot.sandbox.drill import drill_state
-
-        state["drill"] = await asyncio.to_thread(drill_state, sandbox, lang)
     if "user" in request.query:
         user_id = _user_id(request)
         state["chats"] = chat_entries(sandbox, user_id, strings)
@@ -694,6 +697,7 @@ async def api_clock(request: web.Request) -> web.Response:
         if not 0 < speed <= 3600:
             raise ValueError("speed must be between 0 and 3600")
         sandbox.clock.set_speed(speed)
+        sandbox.drill_waiting = False  # playing is being ready
     elif action == "advance":
         minutes = float(data.get("minutes", 60))
         if not 0 < minutes <= 24 * 60:
@@ -703,6 +707,20 @@ async def api_clock(request: web.Request) -> web.Response:
     else:
         raise ValueError("action must be pause, play or advance")
     sandbox.pokes += 1
+    return web.json_response({"ok": True, "clock": clock_json(sandbox)})
+
+
+async def api_drill(request: web.Request) -> web.Response:
+    """The drill's own buttons: ``start`` (the trainee is ready) and ``reset`` (start over)."""
+    sandbox = _sandbox(request)
+    data = await _body(request)
+    action = data.get("action")
+    if action == "start":
+        sandbox.drill_go()
+    elif action == "reset":
+        await sandbox.reset()
+    else:
+        raise ValueError("action must be start or reset")
     return web.json_response({"ok": True, "clock": clock_json(sandbox)})
 
 

@@ -20,11 +20,13 @@ from bot.services import audit
 from bot.services.due import due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import Actor, can_act_for_agency, is_admin
+from bot.services.phrases import as_written
 from storage.models import (
     Agency,
     Alert,
     AlertStatus,
     Article,
+    ArticleTopic,
     Delivery,
     DeliveryStatus,
     Role,
@@ -185,6 +187,45 @@ def plan_delivery(
     return added
 
 
+# A newcomer to a topic is handed the alerts of this last stretch still waiting for someone.
+HANDOVER_WINDOW = timedelta(hours=24)
+
+
+def hand_over_open_alerts(
+    session: Session, topic_id: int, now: datetime, *, escalate_after: timedelta
+) -> int:
+    """Plan deliveries of the topic's still-open alerts (recent ones) to people who follow it now.
+
+    Someone who starts following a topic after its alert went out would otherwise never see it
+    (and a drill would wait for them forever). ``plan_delivery`` is idempotent, so only the
+    newcomers get rows. Returns how many rows were added.
+    """
+    open_alerts = session.exec(
+        select(Alert).where(
+            Alert.topic_id == topic_id,
+            col(Alert.status).in_((AlertStatus.OPEN, AlertStatus.ESCALATED)),
+            col(Alert.created_at) >= now - HANDOVER_WINDOW,
+        )
+    ).all()
+    return sum(plan_delivery(session, a, now, escalate_after=escalate_after) for a in open_alerts)
+
+
+def _window_texts(session: Session, alert: Alert) -> list[str]:
+    """Titles and summaries of the topic's articles in the alert's window (and a little before),
+    so its terms can be shown as the stories write them."""
+    rows = session.exec(
+        select(Article.title, Article.summary)
+        .join(ArticleTopic, col(ArticleTopic.article_id) == col(Article.id))
+        .where(
+            ArticleTopic.topic_id == alert.topic_id,
+            col(Article.published_at) >= alert.window_start - timedelta(hours=1),
+            col(Article.published_at) <= alert.window_end,
+        )
+        .limit(500)
+    ).all()
+    return [f"{title}. {summary or ''}" for title, summary in rows]
+
+
 def facts(session: Session, alert_id: int) -> AlertFacts:
     alert = session.get(Alert, alert_id)
     if alert is None:
@@ -218,7 +259,10 @@ def facts(session: Session, alert_id: int) -> AlertFacts:
         topic=topic,
         agency=agency,
         stories=stories,
-        terms=[str(t) for t in (alert.details or {}).get("terms", [])][:5],
+        terms=as_written(
+            [str(t) for t in (alert.details or {}).get("terms", [])][:5],
+            _window_texts(session, alert),
+        ),
         acknowledged_by=acknowledged_by,
         crisis_id=crisis,
     )

@@ -40,6 +40,22 @@ register_command("people", Role.SUPERVISOR)
 register_command("status", Role.ADMIN)
 
 PUBLIC_COMMANDS = ("start", "help", "me", "cancel")
+# Typed in a crisis room by its members; /help lists them for active people (not in the menu of
+# the private chat, where they do nothing).
+ROOM_COMMANDS = (
+    "task",
+    "tasks",
+    "update",
+    "note",
+    "timeline",
+    "roster",
+    "role",
+    "convene",
+    "set",
+    "history",
+    "pin",
+    "resolve",
+)
 
 
 def commands_for_role(role: Role | None) -> list[str]:

@@ -259,7 +259,7 @@ class Started:
 
     prompt: Prompt | None = None
     draft: Draft | None = None
-    prefilled: list[str] = field(default_factory=list)
+    prefilled: list[tuple[str, str]] = field(default_factory=list)  # (question, value) pairs
 
 
 def _state(session: Session, chat_ref: str, user_ref: str) -> ConversationState | None:
@@ -302,7 +302,8 @@ def start_draft(
     try:
         template = templates.get(kind, lang)
     except pt.UnknownTemplate:
-        raise DraftError("draft_unknown_kind", kind=kind, kinds=templates.kinds(lang)) from None
+        words = [pt.kind_word(k, ui_lang) for k in templates.kinds(lang)]
+        raise DraftError("draft_unknown_kind", kind=kind, kinds=words) from None
     except pt.PressTemplateError as exc:
         raise DraftError("draft_template_broken", kind=kind, detail=str(exc)) from None
     values = _prefill(template, crisis_context(session, crisis, lang, tz))
@@ -328,7 +329,10 @@ def start_draft(
     session.add(state)
     session.flush()
     result = _advance(session, state, template, at)
-    result.prefilled = sorted(values)
+    # Shown as the questions the drafter would have been asked, never as internal field names.
+    result.prefilled = [
+        (f.prompt(ui_lang), values[f.name]) for f in template.fields if f.name in values
+    ]
     return result
 
 

@@ -68,6 +68,28 @@ AUTO_KEYS = frozenset(
 GLOBAL_NAMES = frozenset({"number", "day", "month", "year", "date_en", "lang"})
 _FIELD_KEYS = frozenset({"required", "prompt_vi", "prompt_en", "sample", "auto", "default"})
 _TOP_KEYS = frozenset({"title", "description", "public", "doc_code", "fields"})
+# The built-in kinds are named in English in code; a Vietnamese user types (and reads) these words
+# after /draft instead. Both spellings are accepted in either language.
+_VI_WORDS = {
+    "holding": "bandau",
+    "release": "thongcao",
+    "qa": "hoidap",
+    "correction": "dinhchinh",
+    "conference": "hopbao",
+}
+_KIND_OF_WORD = {word: kind for kind, word in _VI_WORDS.items()}
+
+
+def kind_word(kind: str, lang: str) -> str:
+    """What a person of ``lang`` types after /draft for ``kind``."""
+    return _VI_WORDS.get(kind, kind) if lang == "vi" else kind
+
+
+def kind_from_word(word: str) -> str:
+    """The template kind a typed word names ("thongcao" → "release"; unknown words unchanged)."""
+    return _KIND_OF_WORD.get(word, word)
+
+
 _MONTHS_EN = [
     "January",
     "February",

@@ -485,6 +485,38 @@ def decided_by(session: Session, applicant_id: int) -> tuple[str, str]:
     return (str(event.after.get("status", "")), str(event.after.get("by", "?")))
 
 
+@dataclass(frozen=True)
+class Standing:
+    """Where a person's own registration request stands, for /me."""
+
+    status: str  # pending or rejected
+    agency: str
+    requested_role: str
+    asked_at: datetime
+    decided_at: datetime | None
+    reason: str | None
+
+
+def standing(session: Session, user: User) -> Standing:
+    """The request's agency, role, dates and (when refused) the reason, from the audit log."""
+    agency = session.get(Agency, user.agency_id or 0)
+    event = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.subject == f"user:{user.id}", AuditEvent.action == "user.rejected")
+        .order_by(col(AuditEvent.id).desc())
+    ).first()
+    refused = user.status == UserStatus.REJECTED and event is not None
+    reason = event.after.get("reason") if refused and event and event.after else None
+    return Standing(
+        status=user.status,
+        agency=agency.name if agency else "",
+        requested_role=user.requested_role or user.role,
+        asked_at=user.created_at,
+        decided_at=event.at if refused and event else None,
+        reason=str(reason) if reason else None,
+    )
+
+
 @dataclass
 class DecisionResult:
     applicant: User

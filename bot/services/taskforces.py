@@ -41,7 +41,7 @@ from bot.channels.base import (
     SentMessage,
 )
 from bot.channels.rooms import RoomAdmin, room_admin_for
-from bot.services import audit, rooms, timeline
+from bot.services import audit, room_rights, rooms, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import (
@@ -96,6 +96,7 @@ JOIN = "tf.join"
 DECLINE = "tf.decline"
 TASK_DONE = "tf.done"
 PICK = "tf.pick"
+RESOLVE = "tf.resolve"
 
 SENDING = "sending"  # a Delivery claimed by a process that is sending it now
 BOOT = uuid.uuid4().hex[:12]  # this process; claims by another boot belong to a dead process
@@ -147,6 +148,14 @@ def _crisis(session: Session, crisis_id: int) -> Crisis:
     crisis = session.get(Crisis, crisis_id)
     if crisis is None:
         raise TaskForceError("no_crisis", id=crisis_id)
+    return crisis
+
+
+def may_resolve(session: Session, actor: Actor, crisis_id: int) -> Crisis:
+    """The open crisis ``actor`` may close (asked before /resolve shows its confirm button)."""
+    crisis = _open_crisis_row(session, crisis_id)
+    if not is_lead_or_supervisor(session, actor, crisis):
+        raise TaskForceError("not_lead")
     return crisis
 
 
@@ -206,6 +215,7 @@ class Opened:
     invited: int
     unknown: list[str] = field(default_factory=list)
     deadline_at: datetime | None = None
+    missing_rights: list[str] = field(default_factory=list)  # pin, topics, invite
 
 
 def room_url(chat_id: int | None, thread_id: int | None) -> str | None:
@@ -468,6 +478,7 @@ async def open_crisis(
         opened.room_ready = crisis.room_chat_id is not None
         opened.invite_link = crisis.invite_link
         opened.room_url = room_url(crisis.room_chat_id, crisis.room_thread_id)
+        opened.missing_rights = room_rights.reported(session, crisis_id)
     if opened.room_ready:
         await convene(runtime, crisis_id)
     return opened
@@ -502,11 +513,17 @@ async def attach_room(
         link_name = f"crisis-{crisis_id}"
         expire = None
     if hub is not None:
+        right = "topics"
         try:
             thread_id = await admin.create_topic(hub, name)
+            right = "invite"
             link = await admin.create_invite_link(hub, link_name, expire)
         except DeliveryError as exc:
-            await _room_problem(runtime, crisis_id, "hub_failed", str(exc))
+            # Refused by Telegram: a right is missing; say which, in plain words, with the fix.
+            told = isinstance(exc, Rejected)
+            if told:
+                await room_rights.right_missing(runtime, crisis_id, right, "hub", str(exc))
+            await _room_problem(runtime, crisis_id, "hub_failed", str(exc), tell=not told)
             raise TaskForceError("hub_failed", reason=str(exc)) from exc
         with runtime.db.session() as session:
             crisis = _crisis(session, crisis_id)
@@ -613,8 +630,11 @@ def _description(runtime: Runtime, crisis_id: int) -> str:
         return runtime.renderer.render("crisis_room_description", lang, c=crisis)[:255]
 
 
-async def _room_problem(runtime: Runtime, crisis_id: int, code: str, reason: str) -> None:
-    """Tell the opener and the admins (once per crisis and problem) that the room must wait."""
+async def _room_problem(
+    runtime: Runtime, crisis_id: int, code: str, reason: str, *, tell: bool = True
+) -> None:
+    """Tell the opener and the admins (once per crisis and problem) that the room must wait
+    (``tell=False``: they were already told why, by ``room_rights``), and schedule a retry."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
         crisis = _crisis(session, crisis_id)
@@ -622,13 +642,14 @@ async def _room_problem(runtime: Runtime, crisis_id: int, code: str, reason: str
             select(Due.id).where(Due.dedupe_key == f"crisis:{crisis_id}:room")
         ).first()
         recipients: dict[int, User] = {}
-        if already is None:
+        if already is None and tell:
             lead = session.get(User, crisis.lead_id) if crisis.lead_id else None
             if lead is not None and lead.id is not None:
                 recipients[lead.id] = lead
             for admin in active_with_role(session, None, Role.ADMIN):
                 if admin.id is not None:
                     recipients.setdefault(admin.id, admin)
+        if already is None:
             timeline.add(
                 session, crisis_id, timeline.ROOM_PENDING, None, code, {"reason": reason}, now
             )
@@ -831,6 +852,10 @@ async def post_brief(runtime: Runtime, crisis_id: int) -> None:
         crisis.brief_message_id = sent.message_id
     try:
         await runtime.notifier.pin(sent)
+    except Rejected as exc:  # the bot may not pin here: the lead and the admins hear it
+        log.warning("crisis %s: brief not pinned: %s", crisis_id, exc)
+        where = "hub" if to.thread_id is not None else "group"
+        await room_rights.right_missing(runtime, crisis_id, "pin", where, str(exc))
     except DeliveryError as exc:
         log.warning("crisis %s: brief not pinned: %s", crisis_id, exc)
 
@@ -1135,7 +1160,7 @@ async def answer_invitation(
             timeline.add(
                 session,
                 crisis.id,
-                timeline.JOINED if join else timeline.DECLINED,
+                timeline.ACCEPTED if join else timeline.DECLINED,
                 user.id,
                 _name(user),
                 {"state": state},

@@ -24,6 +24,7 @@ OPENED = "crisis.opened"
 ROOM_READY = "room.ready"
 ROOM_PENDING = "room.pending"
 CONVENED = "member.invited"
+ACCEPTED = "member.accepted"  # pressed Join; JOINED is written when they are in the room
 JOINED = "member.joined"
 DECLINED = "member.declined"
 ROLE = "role.changed"
@@ -42,6 +43,7 @@ KINDS = (
     ROOM_READY,
     ROOM_PENDING,
     CONVENED,
+    ACCEPTED,
     JOINED,
     DECLINED,
     ROLE,

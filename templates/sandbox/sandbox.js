@@ -297,7 +297,9 @@
     const html = drill.steps.map((s) => `<li class="${s.status}" data-number="${s.number}" data-step="${s.key}" data-status="${s.status}" data-testid="drill-step">
         ${s.text}${s.status === "unavailable" ? ` <small>(${esc(T.drill_unavailable)})</small>` : ""}
         ${s.status === "current" && s.persona_id !== state.user ? `<span class="who"><button type="button" data-persona="${s.persona_id}">${esc(T.drill_switch)} ${esc(s.persona)}</button></span>` : ""}
-      </li>`).join("") + (drill.finished ? `<div class="finished" data-testid="drill-finished">${esc(T.drill_finished)}</div>` : "");
+      </li>`).join("") + (drill.finished ? `<div class="finished" data-testid="drill-finished">${esc(T.drill_finished)}</div>` : "")
+      + (drill.waiting ? `<div class="drill-waiting" data-testid="drill-waiting">${esc(T.drill_waiting)} <button type="button" data-drill="start" data-testid="drill-start">${esc(T.drill_start)}</button></div>` : "")
+      + `<div class="drill-controls"><button type="button" data-drill="reset" data-testid="drill-reset">${esc(T.drill_reset)}</button></div>`;
     if (list.dataset.html !== html) {
       list.innerHTML = html; list.dataset.html = html;
       const current = list.querySelector("li.current");
@@ -307,6 +309,13 @@
   document.addEventListener("click", (e) => {
     const b = e.target.closest("#drill-steps button[data-persona]");
     if (b) selectPersona(Number(b.dataset.persona));
+    const d = e.target.closest("#drill-steps button[data-drill]");
+    if (!d) return;
+    if (d.dataset.drill === "reset" && !window.confirm(T.drill_reset_confirm)) return;
+    d.disabled = true;
+    api("drill", { action: d.dataset.drill })
+      .then((r) => { renderClock(r.clock); return refreshAll(); })
+      .catch((err) => toast(T.error + ": " + err.message));
   });
 
   // ------------------------------------------------------------------ refresh loop

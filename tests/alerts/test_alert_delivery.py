@@ -219,3 +219,45 @@ async def test_acknowledged_critical_alert_does_not_escalate(
         assert alert is not None and alert.status == AlertStatus.ACKNOWLEDGED
         escalations = s.exec(select(Delivery).where(Delivery.part == "text:escalation")).all()
         assert escalations == []
+
+
+async def test_alert_says_what_it_is_about_in_whole_words(desk: Desk) -> None:
+    """The "Nội dung nổi lên" line reads the stories' own words and names, not syllables."""
+    from storage.models import Article, ArticleTopic
+
+    now = desk.clock.now()
+    headlines = [
+        "Nghi ngộ độc thực phẩm, 34 học sinh Trường Tiểu học Sao Mai nhập viện",
+        "Vụ nghi ngộ độc thực phẩm ở trường Sao Mai: 52 học sinh nhập viện",
+        "Phụ huynh bức xúc vụ nghi ngộ độc thực phẩm tại Trường Tiểu học Sao Mai",
+    ]
+    with desk.db.session() as s:
+        for n, title in enumerate(headlines):
+            article = Article(
+                canonical_url=f"https://bao{n}.vn/a",
+                url=f"https://bao{n}.vn/a",
+                outlet=f"Báo {n}",
+                title=title,
+                published_at=now - timedelta(minutes=5 + n),
+                fetched_at=now,
+            )
+            s.add(article)
+            s.flush()
+            assert article.id is not None
+            s.add(ArticleTopic(article_id=article.id, topic_id=desk.topic_id))
+    alert_id = desk.add_alert()
+    with desk.db.session() as s:
+        alert = s.get(Alert, alert_id)
+        assert alert is not None
+        terms = ["trường sao mai", "vụ nghi ngộ", "sinh nhập viện", "đình"]
+        alert.details = {**alert.details, "terms": terms}  # what scanner.terms picked
+    plan(desk, alert_id)
+    async with running_app(desk.make_app()):
+        lan = desk.spokespeople[0][0]
+        # The first use reads the general-news corpus (the scanner has it loaded in a live bot).
+        alert = await desk.emulator.wait_for_message(lan.id, is_alert_text, timeout=30)
+        text = alert.data["text"]
+    line = next(x for x in text.splitlines() if x.startswith("Nội dung nổi lên"))
+    assert line == (
+        "Nội dung nổi lên: Trường Tiểu học Sao Mai, vụ nghi ngộ độc thực phẩm, học sinh nhập viện"
+    ), line

@@ -9,7 +9,17 @@ from emulator_fixtures import running_app
 from sqlmodel import select
 
 from bot.sandbox.telegram_emulator import StoredMessage
-from storage.models import Due, Setting, Subscription, Topic
+from bot.services.alerts import plan_delivery
+from storage.models import (
+    Alert,
+    AlertStatus,
+    Delivery,
+    DeliveryStatus,
+    Due,
+    Setting,
+    Subscription,
+    Topic,
+)
 
 
 async def ask(desk: Desk, user_id: int, text: str) -> StoredMessage:
@@ -134,3 +144,48 @@ async def test_daily_digest_fires_at_local_time(desk: Desk) -> None:
     with desk.db.session() as s:
         kinds = s.exec(select(Due).where(Due.kind == "digest")).all()
         assert len(kinds) == 2  # today's, done; tomorrow's, scheduled
+
+
+async def test_who_follows_a_topic_late_gets_the_alert_already_out(desk: Desk) -> None:
+    """Following a topic after its alert went out hands over that open alert (not a dismissed
+    one), once; the people who had it already are not sent it again."""
+    late, late_id = desk.add_person("Ngoc", "spokesperson")
+    dismissed_id = desk.add_alert()
+    with desk.db.session() as s:
+        s.get(Alert, dismissed_id).dedupe_key = "earlier"  # type: ignore[union-attr]
+    open_id = desk.add_alert()
+    with desk.db.session() as s:
+        for alert_id in (open_id, dismissed_id):
+            alert = s.get(Alert, alert_id)
+            assert alert is not None
+            plan_delivery(s, alert, desk.clock.now(), escalate_after=timedelta(minutes=15))
+        s.get(Alert, dismissed_id).status = AlertStatus.DISMISSED  # type: ignore[union-attr]
+        for row in s.exec(select(Delivery)).all():
+            row.status = DeliveryStatus.SENT  # the subscribers had it before the app starts
+        before = len(s.exec(select(Delivery)).all())
+    async with running_app(desk.make_app()):
+        listing = await ask(desk, late.id, "/topics")
+        await desk.emulator.press_button(
+            late.id, late.id, listing.message_id, text="Theo dõi: An toàn thực phẩm"
+        )
+        await desk.emulator.wait_for_message(
+            late.id, lambda m: "photo" in m.data, after=listing.message_id, timeout=15
+        )
+        # Unfollow and follow again: no second copy.
+        await desk.emulator.press_button(
+            late.id, late.id, listing.message_id, text="Bỏ theo dõi: An toàn thực phẩm"
+        )
+        await desk.emulator.wait_for(
+            lambda: "▫️" in desk.emulator.message(late.id, listing.message_id).data["text"]
+        )
+        await desk.emulator.press_button(
+            late.id, late.id, listing.message_id, text="Theo dõi: An toàn thực phẩm"
+        )
+        await desk.emulator.wait_for(
+            lambda: "✅" in desk.emulator.message(late.id, listing.message_id).data["text"]
+        )
+    with desk.db.session() as s:
+        rows = s.exec(select(Delivery)).all()
+        mine = sorted((r.ref_id, r.part) for r in rows if r.user_id == late_id)
+        assert mine == [(open_id, "photo:warning"), (open_id, "text:warning")]
+        assert len(rows) == before + 2, "nobody else gets a second copy"

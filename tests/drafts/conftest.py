@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +14,6 @@ from bot.app import build_application
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage
-from bot.services import press_templates as pt
 from storage.db import Database
 from storage.models import Agency, Crisis, CrisisMember, User
 
@@ -196,13 +194,3 @@ def make_desk(
         )
 
     return factory
-
-
-FIELD_RE = re.compile(r"\((\w+)\)")
-
-
-def sample_for(kind: str, lang: str, name: str) -> str:
-    template = pt.PressLibrary().get(kind, lang)
-    spec = template.field(name)
-    assert spec is not None, name
-    return spec.sample

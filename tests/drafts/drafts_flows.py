@@ -9,7 +9,18 @@ from bot.sandbox.telegram_emulator.errors import ControlError
 from bot.sandbox.telegram_emulator.state import StoredMessage
 from bot.services import press_templates as pt
 
-PROMPT_RE = re.compile(r"— (?:mục|item) \d+/\d+ \((\w+)\)")
+PROMPT_RE = re.compile(r"— (?:câu hỏi|question) \d+/\d+$", re.M)
+
+
+def field_asked(template: pt.PressTemplate, text: str) -> str | None:
+    """The field a prompt asks for, known from its question (the line under the heading)."""
+    match = PROMPT_RE.search(text)
+    if match is None:
+        return None
+    question = text[match.end() :].lstrip("\n").split("\n", 1)[0]
+    names = [f.name for f in template.fields if question in (f.prompt_vi, f.prompt_en)]
+    assert len(names) == 1, (question, names)
+    return names[0]
 
 
 def data_of(message: StoredMessage, prefix: str) -> str | None:
@@ -43,10 +54,9 @@ async def fill(
         last = message.message_id
         if data_of(message, "draft.submit:"):
             return message, asked
-        match = PROMPT_RE.search(message.text or "")
-        if match is None:
+        name = field_asked(template, message.text or "")
+        if name is None:
             continue
-        name = match.group(1)
         asked.append(name)
         spec = template.field(name)
         assert spec is not None

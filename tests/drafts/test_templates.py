@@ -4,6 +4,7 @@ admin's override folder, ``crisisdesk templates check`` and the HTML-safe splitt
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,20 @@ def test_split_round_trips(text: str, limit: int) -> None:
     pieces = split_plain(text, limit)
     assert "".join(pieces) == text
     assert all(len(p) <= limit for p in pieces)
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_blank_document_number_leaves_no_stray_number_line(
+    sqlite_db: Database, kind: str, lang: str
+) -> None:
+    """A skipped number must not publish as "Số: /TCBC-BYT" ("/TCBC" turns into a command
+    link in Telegram); a given one is printed in full."""
+    body = _render_for_crisis(sqlite_db, kind, lang)
+    assert not re.search(r"(?m)^(Số|No\.):", body), body[:200]
+    assert not re.search(r"(?:^|\s)/[A-Z]", body), "nothing that Telegram would link as a command"
+    template = pt.PressLibrary().get(kind, lang)
+    if template.field("doc_number") is not None:
+        values = {**pt.sample_values(template), "doc_number": "15"}
+        numbered = pt.render(template, values, pt.template_globals(1, datetime.now(TZ), lang))
+        assert re.search(r"(?m)^(Số|No\.): 15/[A-Z]+-", numbered), numbered[:200]

@@ -186,8 +186,9 @@ async def test_supervisor_decides_only_for_own_agency_and_forged_presses_are_ref
     other = emulator.create_user("Other", language_code="en")
     member = emulator.create_user("Member", language_code="en")
     carol = emulator.create_user("Carol", language_code="en")
-    for person in (own, other, member):
-        emulator.send_text(person.id, "hi")
+    for person in (own, other, member):  # they have talked to the bot before
+        emulator.world.private_chat(person)
+        person.started = True
     add_user(
         sqlite_db,
         own.id,

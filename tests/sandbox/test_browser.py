@@ -202,14 +202,14 @@ def crisis(d: Drill) -> None:
 
 
 def draft(d: Drill) -> None:
-    d.send("/draft holding")
+    d.send("/draft bandau")
     for _ in range(12):  # each question is a ForceReply: the page opens a reply to it
         d.page.wait_for_timeout(400)
         expect(d.page.locator("[data-testid=message]").last).not_to_have_class(
             re.compile(r"\bmine\b"), timeout=WAIT_MS
         )
         last = d.page.locator("[data-testid=message]").last
-        if not re.search(r"mục \d+/\d+", last.inner_text()):
+        if not re.search(r"câu hỏi \d+/\d+", last.inner_text()):
             break
         expect(d.page.locator("#reply-bar")).to_be_visible()
         optional = "để bỏ qua" in last.inner_text()
@@ -260,6 +260,7 @@ def publish(d: Drill) -> None:
 def resolve(d: Drill) -> None:
     d.open_chat("An toàn thực phẩm")
     d.send("/resolve")
+    d.press("Xác nhận kết thúc")
     d.wait_done("resolve")
     expect(d.page.locator("[data-testid=drill-finished]")).to_be_visible()
     assert d.query("select status from crisis") == [("resolved",)]

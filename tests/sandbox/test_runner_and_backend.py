@@ -17,10 +17,11 @@ import pytest_asyncio
 from aiohttp import ClientSession
 from sqlmodel import func, select
 
-from bot.sandbox.personas import PERSONA_BY_KEY
+from bot.sandbox.drill import CRISIS_TOPIC
+from bot.sandbox.personas import AGENCY_CODE, PERSONA_BY_KEY
 from bot.sandbox.runner import Sandbox, SandboxOptions
 from bot.sandbox.web import current_reply_keyboard, entities_to_html, force_reply_target
-from storage.models import Alert, Article, SeriesBucket, Source, Topic, User
+from storage.models import Agency, Alert, Article, SeriesBucket, Source, Topic, User
 
 ADMIN = PERSONA_BY_KEY["admin"].user_id
 SPOKESPERSON = PERSONA_BY_KEY["spokesperson"].user_id
@@ -34,10 +35,12 @@ async def sandbox(
     # A configured deployment must be ignored: the sandbox never touches its database.
     monkeypatch.setenv("CRISISDESK_DATABASE_URL", "postgresql+psycopg://x@127.0.0.1:1/prod")
     monkeypatch.setenv("CRISISDESK_DATA_DIR", str(tmp_path / "production-data"))
-    drill = getattr(request, "param", False)
-    box = Sandbox(
-        SandboxOptions(data_dir=tmp_path / "sb", port=0, speed=0, drill=drill, scan_seconds=1.0)
-    )
+    param = getattr(request, "param", False)  # drill on/off, or the options to change
+    options: dict[str, Any] = {
+        "speed": 0,
+        **(param if isinstance(param, dict) else {"drill": param}),
+    }
+    box = Sandbox(SandboxOptions(data_dir=tmp_path / "sb", port=0, scan_seconds=1.0, **options))
     await box.start()
     try:
         yield box
@@ -256,3 +259,95 @@ def test_reply_keyboard_and_force_reply_follow_telegram() -> None:
     assert force_reply_target(question, bot, me, private=True) == {"id": 1, "text": "m1"}
     assert force_reply_target(question, bot, me, private=False) is None  # selective, not for me
     assert force_reply_target([*question, msg(2, me)], bot, me, private=True) is None
+
+
+async def _state(http: ClientSession, base: str) -> dict[str, Any]:
+    async with http.get(base + f"api/state?user={SPOKESPERSON}") as response:
+        return dict(await response.json())
+
+
+@pytest.mark.parametrize("sandbox", [{"drill": True, "speed": 144}], indirect=True)
+async def test_drill_cannot_stall(sandbox: Sandbox) -> None:
+    """A drill that cannot stall: the news day waits for the trainee, a trainee who follows the
+    topic after the alert went out is handed that alert by the bot, and the page starts over."""
+    drill = sandbox
+    base = drill.url
+    emulator = drill.emulator
+    async with ClientSession() as http:
+        # The news day waits at its start for the trainee.
+        state = await _state(http, base)
+        assert state["drill"]["waiting"] is True and state["clock"]["paused"] is True
+        start = drill.clock.now()
+        await asyncio.sleep(0.3)
+        assert drill.clock.now() == start
+
+        # A trainer jumps to 11:00 anyway: the alert fires while nobody follows the topic.
+        drill.clock.advance(timedelta(hours=5))
+        drill.scan_soon()
+
+        def food_alert() -> Alert | None:
+            with drill.db.session() as s:
+                topic = s.exec(select(Topic).where(Topic.name == CRISIS_TOPIC)).one()
+                return s.exec(select(Alert).where(Alert.topic_id == topic.id)).first()
+
+        await _wait(food_alert)
+
+        # The trainee arrives late (registered and approved), then follows the topic.
+        with drill.db.session() as s:
+            agency = s.exec(select(Agency).where(Agency.code == AGENCY_CODE)).one()
+            s.add(
+                User(
+                    telegram_id=SPOKESPERSON,
+                    full_name="Lê Minh Châu",
+                    agency_id=agency.id,
+                    role="spokesperson",
+                    status="active",
+                )
+            )
+        asked = emulator.send_text(SPOKESPERSON, "/topics")
+        listing = await emulator.wait_for_message(SPOKESPERSON, after=asked.message_id)
+        await emulator.press_button(
+            SPOKESPERSON, SPOKESPERSON, listing.message_id, text=f"Theo dõi: {CRISIS_TOPIC}"
+        )
+        photo = await emulator.wait_for_message(
+            SPOKESPERSON, lambda m: "photo" in m.data, after=listing.message_id, timeout=30
+        )
+        assert photo is not None
+        state = await _state(http, base)
+        steps = {s["key"]: s["status"] for s in state["drill"]["steps"]}
+        assert steps["alert"] == "done" and steps["crisis"] == "current", steps
+        assert state["drill"]["waiting"] is False and state["clock"]["paused"] is False
+
+        # Start over from the page: a fresh day, nobody registered, the clock waiting again.
+        async with http.post(base + "api/drill", json={"action": "reset"}) as response:
+            assert response.status == 200, await response.text()
+        state = await _state(http, base)
+        steps = {s["key"]: s["status"] for s in state["drill"]["steps"]}
+        assert steps["register"] == "current" and "done" not in steps.values(), steps
+        assert state["drill"]["waiting"] is True and state["clock"]["local"] == "06:00"
+        with drill.db.session() as s:
+            assert s.exec(select(User).where(User.telegram_id == SPOKESPERSON)).first() is None
+            assert s.exec(select(Alert)).first() is None
+        chat = drill.emulator.world.chats.get(SPOKESPERSON)
+        assert chat is None or not chat.live_messages(), "the chats start empty"
+
+        # Ready: the trainee (or trainer) presses start and the day runs.
+        async with http.post(base + "api/drill", json={"action": "start"}) as response:
+            clock = (await response.json())["clock"]
+        assert clock["paused"] is False and clock["speed"] == 144
+        async with http.post(base + "api/drill", json={"action": "rewind"}) as response:
+            assert response.status == 400
+
+
+def test_contact_card_puts_the_family_name_first() -> None:
+    """A Vietnamese name reads family name first ("Lê Minh Châu"), on the card as elsewhere."""
+    from types import SimpleNamespace
+
+    from bot.sandbox.telegram_emulator.state import StoredMessage
+    from bot.sandbox.web import load_strings, message_json
+
+    contact = {"first_name": "Minh Châu", "last_name": "Lê", "phone_number": "+84901234567"}
+    message = StoredMessage(5, 2, 2, None, {"message_id": 5, "date": 0, "contact": contact})
+    fake = SimpleNamespace(emulator=SimpleNamespace(bot=SimpleNamespace(id=1)))
+    shown = message_json(fake, message, 2, load_strings()["vi"])  # type: ignore[arg-type]
+    assert shown["contact"] == {"name": "Lê Minh Châu", "phone": "+84901234567"}

@@ -15,6 +15,8 @@ from storage.models import AuditEvent, Crisis, CrisisMember, Room, Task, Timelin
 
 from .conftest import HUB_RIGHTS, add_person, eventually, make_world, private_texts
 
+CONFIRM = "✅ Yes, close the crisis"  # the button /resolve asks to press
+
 
 def _invites(emulator: TelegramEmulator, user_id: int) -> list[Any]:
     return [
@@ -179,7 +181,15 @@ async def test_forum_task_force_from_command_to_resolve(
             assert expected in shown.text, expected
 
         # Resolve: report in the topic and to the supervisor, topic closed, link revoked.
-        emulator.send_text(lead.tg, "/resolve", chat_id=hub.id, thread_id=thread)
+        # /resolve asks first; nothing is closed until the lead confirms.
+        asked = emulator.send_text(lead.tg, "/resolve", chat_id=hub.id, thread_id=thread)
+        confirm = await emulator.wait_for_message(hub.id, after=asked.message_id)
+        assert "cannot be reopened" in confirm.text and confirm.thread_id == thread
+        with sqlite_db.session() as s:
+            assert s.get(Crisis, 1).status != "resolved"  # type: ignore[union-attr]
+        answer = await emulator.press_button(m1.tg, hub.id, confirm.message_id, text=CONFIRM)
+        assert answer.get("show_alert"), "a member who is not the lead cannot close it"
+        await emulator.press_button(lead.tg, hub.id, confirm.message_id, text=CONFIRM)
         await emulator.wait_for(lambda: emulator.topics(hub.id)[0].closed, timeout=10)
         docs = [m for m in emulator.messages(hub.id, thread_id=thread) if "document" in m.data]
         assert sorted(d.data["document"]["file_name"] for d in docs) == [
@@ -200,6 +210,9 @@ async def test_forum_task_force_from_command_to_resolve(
     assert kinds[0] == "crisis.opened" and kinds[-1] == "crisis.resolved"
     for kind in ("room.ready", "member.joined", "role.changed", "task.added", "task.done", "note"):
         assert kind in kinds
+    # Pressing Join is an accepted invitation; the join itself is written once, when it happens.
+    assert kinds.count("member.accepted") == 1  # m1 pressed Join
+    assert kinds.count("member.joined") == 2  # m1 and the lead came into the room
 
 
 async def test_hub_member_joins_at_once_and_unreachable_people_can_be_asked_again(

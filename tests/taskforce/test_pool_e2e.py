@@ -25,6 +25,8 @@ from storage.models import Alert, AuditEvent, Crisis, Room, Subscription, Topic
 
 from .conftest import POOL_RIGHTS, add_person, eventually, make_world, private_texts
 
+CONFIRM = "✅ Yes, close the crisis"  # the button /resolve asks to press
+
 
 def _room(db: Database, chat_id: int) -> Room | None:
     with db.session() as s:
@@ -87,7 +89,9 @@ async def test_pool_group_lifecycle(
         assert "M1 (Member): ✅ joined" in roster.text
 
         # Resolve: members removed, link revoked, title reset, the group free again.
-        emulator.send_text(lead.tg, "/resolve", chat_id=group.id)
+        asked = emulator.send_text(lead.tg, "/resolve", chat_id=group.id)
+        confirm = await emulator.wait_for_message(group.id, after=asked.message_id)
+        await emulator.press_button(lead.tg, group.id, confirm.message_id, text=CONFIRM)
         await eventually(lambda: _room(sqlite_db, group.id).state == "free", timeout=15)  # type: ignore[union-attr]
         assert emulator.chat(group.id).title == "Phòng dự phòng 1"
         assert not emulator.chat(group.id).member(m1.tg).is_member
