@@ -1,0 +1,194 @@
+"""What one headline and lead say about which story they belong to.
+
+Vietnamese headlines are formulaic: "Cháy xưởng gỗ ở KCN Tân Uyên, 3 người thoát nạn" and
+"Cháy xưởng nhựa ở KCN Sóng Thần, 5 người thoát nạn" share most of their words and are two
+stories. What tells them apart is a *slot*: a place, a person, a company, a number, a date. What
+a syndicated copy changes is *decoration*: an outlet tag before the lead ("(Dân trí) - "), a
+"NÓNG:" or "[Ảnh]" before the headline, an outlet name after it, a cut sentence. So
+:func:`features` strips the decoration and keeps, per item:
+
+* the headline's content syllables and the lead's content syllable pairs, compared each on its
+  own with a containment measure (:func:`containment`: shared / the smaller set), so a
+  shortened or decorated copy scores as high as a verbatim one;
+* the slots: names (a capitalised syllable that does not start a sentence, or an all-capitals
+  code such as "HPM") and numbers (``4/10``, ``1.200``, ``16``), folded;
+* every folded syllable and number of the item, to tell whether the other item mentions a slot.
+
+:func:`conflict` is the evidence of two stories: each side names a slot the other never
+mentions. A copy can add a slot (a place before the headline) or lose one (a cut sentence), but
+only distinct stories do both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import pairwise
+
+from scanner.textnorm import content_syllables, fold, tokens
+
+__all__ = ["Features", "conflict", "containment", "features", "strip_lead", "strip_title"]
+
+#: Syllables of the lead compared (a shortened copy keeps the start of the lead).
+LEAD_SYLLABLES = 60
+#: Content syllables of the lead that make its key: a masthead repeated under many headlines
+#: shares it, distinct stories of one frame differ in a slot before it ends.
+LEAD_KEY_SYLLABLES = 16
+#: Below this many content syllables a lead says too little to be evidence.
+MIN_LEAD_SYLLABLES = 5
+
+_NUMBER = re.compile(r"\d+(?:[.,:/h\-]\d+)*")
+_SEPARATORS = re.compile(r"[.,:h\-]")
+_EDGE = "\"'“”‘’()[]{}<>«»,.;:!?…*/|"
+#: A word ending with one of these ends a sentence or a clause: the next word's capital says
+#: nothing about it being a name.
+_SENTENCE_END = (".", "!", "?", ":", "…", '"', "“", "”", "|")
+#: Words a copy desk puts before or around a headline, never a slot (folded).
+_DECORATION = frozenset(
+    {
+        *("nong", "clip", "video", "infographic", "emagazine", "longform", "podcast", "photo"),
+        *("truc", "tiep", "cap", "nhat", "doc", "quyen", "live", "breaking", "update"),
+    }
+)
+#: "(Dân trí) - ", "[Ảnh]", "TTO - ", "VOV.VN - ", "(CMO) " before a lead or a headline.
+_BRACKETED = re.compile(r"\s*(?:\([^()]{1,40}\)|\[[^\[\]]{1,40}\])\s*[-–—:]?\s*")
+_DASH_TAG = re.compile(r"\s*((?:\S+\s){0,3}\S+?)\s*[-–—]\s+")
+_TRAILING_TAG = re.compile(r"\s+[-–—|]\s+((?:\S+\s?){1,3})\s*$")
+_PREFIX = re.compile(r"\s*(\S+(?:\s\S+)?)\s*:\s+")
+
+
+def _capitalised(words: str) -> bool:
+    """Every word starts with a capital (an outlet name or a tag), at least one letter."""
+    parts = words.split()
+    return bool(parts) and all(w[:1].isupper() or w[:1] == "(" for w in parts)
+
+
+def strip_lead(lead: str) -> str:
+    """The lead without an outlet tag before it or an outlet name after it."""
+    text = lead.strip()
+    bracketed = _BRACKETED.match(text)
+    if bracketed:
+        text = text[bracketed.end() :]
+    else:
+        dash = _DASH_TAG.match(text)
+        if dash and _capitalised(dash[1]):
+            text = text[dash.end() :]
+    trailing = _TRAILING_TAG.search(text)
+    if trailing and _capitalised(trailing[1]):
+        text = text[: trailing.start()]
+    return text
+
+
+def strip_title(title: str) -> str:
+    """The headline without a bracketed tag or a decoration word before a colon ("NÓNG:",
+    "Clip:"). A place or a code before the colon stays: it is a slot ("Hà Nội: ...",
+    "HPM: ..."); so does a name after a dash (an outlet's, or a match's second team): a copy
+    that adds an outlet's name adds a slot on its side only, which is no conflict."""
+    text = title.strip()
+    bracketed = _BRACKETED.match(text)
+    if bracketed and bracketed.start() == 0 and bracketed.end() < len(text):
+        text = text[bracketed.end() :]
+    prefix = _PREFIX.match(text)
+    if prefix and set(fold(prefix[1]).split()) <= _DECORATION:
+        text = text[prefix.end() :]
+    return text
+
+
+def _slots(text: str) -> list[tuple[int, str]]:
+    """(syllable position, slot) of the names and numbers of ``text``.
+
+    A name is a capitalised word that does not start a sentence, or a word of two or more
+    capitals ("HPM", "UBND"); in a text written in capitals only the numbers count. Numbers
+    keep their inner separators, all spelled "/" ("4-10" and "4/10" are one date).
+    """
+    words = text.split()
+    letters = [w for w in words if w[:1].isalpha()]
+    shouting = bool(letters) and sum(w[:1].isupper() for w in letters) > 0.6 * len(letters)
+    out: list[tuple[int, str]] = []
+    start = True
+    position = 0
+    for word in words:
+        core = word.strip(_EDGE)
+        if not core or not any(c.isalnum() for c in core):
+            start = True  # a lone dash or bullet: a new clause starts
+            continue
+        if any(c.isdigit() for c in core):
+            out.extend((position, _SEPARATORS.sub("/", n)) for n in _NUMBER.findall(core))
+        elif not shouting:
+            upper = sum(c.isupper() for c in core)
+            if (upper >= 2 and upper == sum(c.isalpha() for c in core)) or (
+                not start and core[0].isupper() and word[0] not in "\"“'‘("
+            ):
+                for syllable in fold(core).split():
+                    if syllable not in _DECORATION:
+                        out.append((position, syllable))
+        position += 1
+        start = word.endswith(_SENTENCE_END)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """An item's evidence for the story index (folded, decoration stripped)."""
+
+    title_terms: frozenset[str]  # content syllables of the headline
+    title_size: int  # len(title_terms)
+    lead_grams: frozenset[str]  # content syllable pairs of the lead's start (empty: no lead)
+    lead_key: str  # its first LEAD_KEY_SYLLABLES content syllables ("" without a lead)
+    lead_length: int  # syllables of the lead compared (0 without a lead)
+    title_slots: frozenset[str]
+    lead_slots: tuple[tuple[int, str], ...]  # (position in the lead, slot)
+    mentions: frozenset[str]  # every folded syllable and number of headline and lead
+
+
+def features(title: str, lead: str) -> Features:
+    """The :class:`Features` of one item (raw headline and lead, as the feed gave them)."""
+    title = strip_title(title)
+    lead = strip_lead(lead)
+    title_syllables = tokens(title)[1]
+    lead_syllables = tokens(lead)[1][:LEAD_SYLLABLES]
+    title_terms = frozenset(content_syllables(title_syllables))
+    lead_content = content_syllables(lead_syllables)
+    title_slots = _slots(title)
+    lead_slots = [(p, s) for p, s in _slots(lead) if p < LEAD_SYLLABLES]
+    # A lead that is the headline again (or inside it) adds no evidence of its own.
+    informative = (
+        len(lead_content) >= MIN_LEAD_SYLLABLES
+        and containment(frozenset(lead_content), title_terms) < 0.8
+    )
+    lead_grams = frozenset(map(" ".join, pairwise(lead_content))) if informative else frozenset()
+    mentions = {*title_syllables, *tokens(lead)[1]}
+    mentions.update(s for _p, s in title_slots)
+    mentions.update(s for _p, s in _slots(lead))
+    return Features(
+        title_terms,
+        len(title_terms),
+        lead_grams,
+        " ".join(lead_content[:LEAD_KEY_SYLLABLES]) if informative else "",
+        len(lead_syllables) if informative else 0,
+        frozenset(s for _p, s in title_slots),
+        tuple(lead_slots),
+        frozenset(mentions),
+    )
+
+
+def containment(a: frozenset[str], b: frozenset[str]) -> float:
+    """|a ∩ b| / the smaller of |a|, |b| (0 when either is empty): a copy cut short or
+    decorated is contained in the original as much as a verbatim one."""
+    if not a or not b:
+        return 0.0
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    return len(small & large) / len(small)
+
+
+def conflict(a: Features, b: Features, *, leads: bool = True) -> bool:
+    """Whether ``a`` and ``b`` name different slots: each headline holds a name or number the
+    other item never mentions, or (``leads``: the leads share enough text to be aligned),
+    within the part of the leads both have, each lead does."""
+    if a.title_slots - b.mentions and b.title_slots - a.mentions:
+        return True
+    common = min(a.lead_length, b.lead_length) if leads else 0
+    if not common:
+        return False
+    mine = {s for p, s in a.lead_slots if p < common} - b.mentions
+    return bool(mine) and any(p < common and s not in a.mentions for p, s in b.lead_slots)
