@@ -37,8 +37,10 @@ LEAD_KEY_SYLLABLES = 16
 #: Below this many content syllables a lead says too little to be evidence.
 MIN_LEAD_SYLLABLES = 5
 
-_NUMBER = re.compile(r"\d+(?:[.,:/h\-]\d+)*")
-_SEPARATORS = re.compile(r"[.,:h\-]")
+_NUMBER = re.compile(r"\d+(?:[.,/]\d+)*")
+#: A time of day ("6h", "6h00", "06:00", "10g30"): the hour, and the minutes unless 00.
+_TIME = re.compile(r"(\d{1,2})[hg:](?:(\d\d)|(?!\d))")
+_SEPARATORS = re.compile(r"[.,]")
 _EDGE = "\"'“”‘’()[]{}<>«»,.;:!?…*/|"
 #: A word ending with one of these ends a sentence or a clause: the next word's capital says
 #: nothing about it being a name.
@@ -94,6 +96,18 @@ def strip_title(title: str) -> str:
     return text
 
 
+def _hour(time: re.Match[str]) -> str:
+    minutes = time[2]
+    return time[1] if not minutes or minutes == "00" else f"{time[1]}/{minutes}"
+
+
+def _initials(syllables: list[str]) -> list[str]:
+    """The initials of every run of 2-4 syllables ("benh vien" → "bv", "uy ban nhan dan" →
+    "ubnd"): an abbreviation in one item is the words in the other."""
+    heads = [s[0] for s in syllables]
+    return ["".join(heads[i : i + n]) for n in (2, 3, 4) for i in range(len(heads) - n + 1)]
+
+
 def _slots(text: str) -> list[tuple[int, str]]:
     """(syllable position, slot) of the names and numbers of ``text``.
 
@@ -103,7 +117,7 @@ def _slots(text: str) -> list[tuple[int, str]]:
     """
     words = text.split()
     letters = [w for w in words if w[:1].isalpha()]
-    shouting = bool(letters) and sum(w[:1].isupper() for w in letters) > 0.6 * len(letters)
+    shouting = bool(letters) and sum(w[:1].isupper() for w in letters) > 0.9 * len(letters)
     out: list[tuple[int, str]] = []
     start = True
     position = 0
@@ -113,6 +127,7 @@ def _slots(text: str) -> list[tuple[int, str]]:
             start = True  # a lone dash or bullet: a new clause starts
             continue
         if any(c.isdigit() for c in core):
+            core = _TIME.sub(_hour, core)
             out.extend((position, _SEPARATORS.sub("/", n)) for n in _NUMBER.findall(core))
         elif not shouting:
             upper = sum(c.isupper() for c in core)
@@ -152,12 +167,13 @@ def features(title: str, lead: str) -> Features:
     title_slots = _slots(title)
     lead_slots = [(p, s) for p, s in _slots(lead) if p < LEAD_SYLLABLES]
     # A lead that is the headline again (or inside it) adds no evidence of its own.
-    informative = (
-        len(lead_content) >= MIN_LEAD_SYLLABLES
-        and containment(frozenset(lead_content), title_terms) < 0.8
-    )
+    lead_terms = frozenset(lead_content)
+    informative = len(lead_content) >= MIN_LEAD_SYLLABLES and len(
+        lead_terms & title_terms
+    ) < 0.8 * len(lead_terms)
     lead_grams = frozenset(map(" ".join, pairwise(lead_content))) if informative else frozenset()
-    mentions = {*title_syllables, *tokens(lead)[1]}
+    all_lead = tokens(lead)[1]
+    mentions = {*title_syllables, *all_lead, *_initials(title_syllables), *_initials(all_lead)}
     mentions.update(s for _p, s in title_slots)
     mentions.update(s for _p, s in _slots(lead))
     return Features(
