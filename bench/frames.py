@@ -29,7 +29,7 @@ DISTRICTS = [
     "Thuận Châu", "Kỳ Anh", "Hương Khê", "Quỳnh Lưu", "Diễn Châu", "Tĩnh Gia", "Hoằng Hóa",
 ]  # fmt: skip
 SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô"]
-MIDDLE = ["Văn", "Thị", "Minh", "Quang", "Thanh", "Đức", "Ngọc", "Hữu"]
+MIDDLE = ["Văn", "Minh", "Quang", "Thanh", "Đức", "Ngọc", "Hữu"]
 GIVEN = [
     "An", "Bình", "Cường", "Dũng", "Giang", "Hải", "Hùng", "Khoa", "Lan", "Long", "Mai",
     "Nam", "Phong", "Quân", "Sơn", "Tâm", "Thảo", "Trung", "Tuấn", "Việt", "Yến", "Hạnh",
@@ -105,7 +105,7 @@ TOPIC_FRAMES: dict[str, list[tuple[tuple[str, ...], str]]] = {
                 "{place} họp bàn giải pháp về {kw} trong tháng {month}",
                 "UBND tỉnh {place} chỉ đạo rà soát {kw}",
             ),
-            "Chiều {date}, ông {person}, Phó Chủ tịch UBND tỉnh {place}, chủ trì cuộc họp với "
+            "Chiều {date}, {person}, Phó Chủ tịch UBND tỉnh {place}, chủ trì cuộc họp với "
             "các sở, ngành về tình hình {kw}. Các đơn vị báo cáo kết quả trước ngày {date2}.",
         ),
         (
@@ -258,9 +258,10 @@ MASTHEAD = "Tin tức mới nhất trong ngày, cập nhật liên tục 24/7, �
 
 
 def _person(rng: random.Random) -> str:
-    title = rng.choice(["ông", "bà"])
-    middle = "Thị" if title == "bà" else rng.choice(MIDDLE)
-    return f"{title} {rng.choice(SURNAMES)} {middle} {rng.choice(GIVEN)}"
+    """ "ông Nguyễn Văn Hùng" or "bà Trần Thị Lan"."""
+    if rng.random() < 0.5:
+        return f"bà {rng.choice(SURNAMES)} Thị {rng.choice(GIVEN)}"
+    return f"ông {rng.choice(SURNAMES)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
 
 
 def slots(rng: random.Random) -> dict[str, str]:

@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
-from scanner.evidence import Features, conflict, containment, features
+from scanner.evidence import Features, agreeing_slots, conflict, containment, features
 from scanner.textnorm import content_syllables, fold, syllables
 
 __all__ = [
@@ -192,6 +192,10 @@ _SHIFT = np.uint64(61)
 _FP_CHUNK = 128
 
 
+#: Slots two headlines must share to merge without a lead (:meth:`StoryIndex._agreement`).
+_SHARED_SLOTS = 3
+
+
 def _title_key(terms: frozenset[str]) -> str:
     """The title LSH key: the headline's content syllables, sorted ("" below 4 of them), so a
     copy under the same headline, decorated or with its clauses swapped, is a candidate
@@ -233,8 +237,8 @@ class Fingerprint:
     shingles: int
     #: The headline's content syllables, sorted (≥ 4 of them), or "": see :func:`_title_key`.
     title_key: str = ""
-    #: The LSH keys (bands, the title key, the lead key), computed once by
-    #: :meth:`StoryIndex.fingerprints`.
+    #: The LSH keys (bands, the title key, the title's two ends, the lead key), computed once
+    #: by :meth:`StoryIndex.fingerprints`.
     bands: tuple[bytes, ...] = ()
     #: What the headline and lead say (:mod:`scanner.evidence`); what confirms a candidate.
     evidence: Features = field(default_factory=lambda: features("", ""))
@@ -282,8 +286,9 @@ class StoryIndex:
         self.bands, self.rows = _optimal_bands(threshold, num_perm)
         width = self.rows * self._a.itemsize  # bytes of one band of a signature
         self._spans = [slice(b * width, (b + 1) * width) for b in range(self.bands)]
-        # One table per band, one for the title key, one for the lead key.
-        self._tables: list[dict[bytes, tuple[int, ...]]] = [{} for _ in range(self.bands + 2)]
+        # One table per band, one for the title key, one for each end of the title, one for
+        # the lead key (last).
+        self._tables: list[dict[bytes, tuple[int, ...]]] = [{} for _ in range(self.bands + 4)]
         self._entries: dict[int, _Entry] = {}
         #: The entries still under a placeholder story id (< 0), for :meth:`relabel`.
         self._provisional: dict[int, _Entry] = {}
@@ -334,9 +339,12 @@ class StoryIndex:
             ):
                 evidence = features(raw_title, raw_lead)
                 key = _title_key(evidence.title_terms)
+                head, tail = evidence.title_ends
                 bands = (
                     *map(signature.tobytes().__getitem__, self._spans),
                     key.encode("utf-8"),
+                    head.encode("utf-8"),
+                    tail.encode("utf-8"),
                     evidence.lead_key.encode("utf-8"),
                 )
                 out.append(Fingerprint(signature, title, len(shingles), key, bands, evidence))
@@ -424,9 +432,13 @@ class StoryIndex:
         * a slot conflict (:func:`scanner.evidence.conflict`) is never one story;
         * otherwise headline containment ≥ 0.5 and lead containment ≥ 0.5, or headline
           ≥ 0.3 and lead ≥ 0.8 (a re-titled copy over the same lead);
-        * without a lead on one side (none, the headline again, or boilerplate), or with a
-          rewritten one, only the same headline: one's content syllables all in the other's,
-          at least 5 of them, at most 4 syllables of decoration apart.
+        * two leads that disagree are two stories, however alike the headlines;
+        * without a lead on one side (none, the headline again, or boilerplate), only the
+          same headline: one's content syllables all in the other's, at least 5 of them, at
+          most 4 syllables of decoration apart;
+        * without a lead on one side, also headlines that agree (containment ≥ 0.75) and name
+          the same slots, at least three, each side's all mentioned by the other: "Long
+          Thành (Bình Định)" in both is the evidence the missing lead would have given.
         """
         a, b = fp.evidence, entry.evidence
         leads = (
@@ -442,8 +454,12 @@ class StoryIndex:
         title = containment(a.title_terms, b.title_terms) if small >= 2 else 0.0
         if leads and ((title >= 0.5 and lead >= 0.5) or (title >= 0.3 and lead >= 0.8)):
             return title + lead
+        if leads:
+            return None  # two leads that disagree: two stories, however alike the headlines
         if title == 1.0 and small >= 5 and large <= small + 4:
-            return 1.0 + lead
+            return 1.0
+        if title >= 0.75 and agreeing_slots(a, b) >= _SHARED_SLOTS:
+            return title
         return None
 
     def add(self, story_id: int, fp: Fingerprint, seen_at: datetime) -> None:

@@ -22,18 +22,29 @@ only distinct stories do both.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from scanner.textnorm import content_syllables, fold, tokens
+from scanner.textnorm import content_syllables, fold, syllables
 
-__all__ = ["Features", "conflict", "containment", "features", "strip_lead", "strip_title"]
+__all__ = [
+    "Features",
+    "agreeing_slots",
+    "conflict",
+    "containment",
+    "features",
+    "strip_lead",
+    "strip_title",
+]
 
 #: Syllables of the lead compared (a shortened copy keeps the start of the lead).
 LEAD_SYLLABLES = 60
 #: Content syllables of the lead that make its key: a masthead repeated under many headlines
 #: shares it, distinct stories of one frame differ in a slot before it ends.
 LEAD_KEY_SYLLABLES = 16
+#: Characters of a lead read at all (mentions included): a lead is a sentence or two.
+LEAD_CHARS = 600
 #: Below this many content syllables a lead says too little to be evidence.
 MIN_LEAD_SYLLABLES = 5
 
@@ -101,44 +112,63 @@ def _hour(time: re.Match[str]) -> str:
     return time[1] if not minutes or minutes == "00" else f"{time[1]}/{minutes}"
 
 
-def _initials(syllables: list[str]) -> list[str]:
+def _initials(syllables: Sequence[str]) -> set[str]:
     """The initials of every run of 2-4 syllables ("benh vien" → "bv", "uy ban nhan dan" →
-    "ubnd"): an abbreviation in one item is the words in the other."""
-    heads = [s[0] for s in syllables]
-    return ["".join(heads[i : i + n]) for n in (2, 3, 4) for i in range(len(heads) - n + 1)]
+    "ubnd"): an abbreviation in one item is the words in the other. Computed only for a
+    conflict's unmatched slots (rare), never per item."""
+    heads = "".join(s[0] for s in syllables)
+    return {heads[i : i + n] for n in (2, 3, 4) for i in range(len(heads) - n + 1)}
+
+
+_UPPER_CLASS = "[" + re.escape("".join(c for c in map(chr, range(0x3000)) if c.isupper())) + "]"
+_OPENING = "[\"“'‘(\\[]"
+#: Every capitalised word (after an optional opening quote or bracket) ...
+_CAPITALISED = re.compile(r"(?<!\S)(" + _OPENING + r"?)(" + _UPPER_CLASS + r"\S*)")
+#: ... and those that start the text, a sentence or a clause (their capital says nothing).
+_CLAUSE_START = re.compile(r"(?:^|(?<=[.!?:…\"“”|\-–—] ))" + _OPENING + r"?" + _UPPER_CLASS)
+_DIGIT_START = re.compile(r"(?<!\S)\d")
+#: capitalised word → (an all-capitals code, its name syllables)
+_NAMES: dict[str, tuple[bool, tuple[str, ...]]] = {}
+_NAMES_LIMIT = 100_000
+
+
+def _name(word: str) -> tuple[bool, tuple[str, ...]]:
+    core = word.strip(_EDGE)
+    upper = sum(c.isupper() for c in core)
+    code = upper >= 2 and upper == sum(c.isalpha() for c in core)
+    return code, tuple(s for s in fold(core).split() if s not in _DECORATION)
 
 
 def _slots(text: str) -> list[tuple[int, str]]:
-    """(syllable position, slot) of the names and numbers of ``text``.
+    """(character offset, slot) of the names and numbers of ``text`` (single-spaced).
 
-    A name is a capitalised word that does not start a sentence, or a word of two or more
-    capitals ("HPM", "UBND"); in a text written in capitals only the numbers count. Numbers
-    keep their inner separators, all spelled "/" ("4-10" and "4/10" are one date).
+    A name is a capitalised word that does not start a sentence or a clause, or a word of two
+    or more capitals ("HPM", "UBND"); in a text written in capitals only the numbers count.
+    Numbers keep their inner separators, spelled "/" ("4.10" and "4/10" are one date; a dash
+    is a range, two numbers); a time of day is its hour ("6h00" → "6", "10h30" → "10/30").
+    This runs on every fetched item: regular expressions do the reading, Python sees only
+    the capitalised words, each classified once (cached).
     """
-    words = text.split()
-    letters = [w for w in words if w[:1].isalpha()]
-    shouting = bool(letters) and sum(w[:1].isupper() for w in letters) > 0.9 * len(letters)
-    out: list[tuple[int, str]] = []
-    start = True
-    position = 0
-    for word in words:
-        core = word.strip(_EDGE)
-        if not core or not any(c.isalnum() for c in core):
-            start = True  # a lone dash or bullet: a new clause starts
-            continue
-        if any(c.isdigit() for c in core):
-            core = _TIME.sub(_hour, core)
-            out.extend((position, _SEPARATORS.sub("/", n)) for n in _NUMBER.findall(core))
-        elif not shouting:
-            upper = sum(c.isupper() for c in core)
-            if (upper >= 2 and upper == sum(c.isalpha() for c in core)) or (
-                not start and core[0].isupper() and word[0] not in "\"“'‘("
-            ):
-                for syllable in fold(core).split():
-                    if syllable not in _DECORATION:
-                        out.append((position, syllable))
-        position += 1
-        start = word.endswith(_SENTENCE_END)
+    out = [
+        (m.start(), _SEPARATORS.sub("/", m[0])) for m in _NUMBER.finditer(_TIME.sub(_hour, text))
+    ]
+    capitalised = list(_CAPITALISED.finditer(text))
+    if not capitalised:
+        return out
+    words = text.count(" ") + 1 - len(_DIGIT_START.findall(text))
+    shouting = len(capitalised) > 0.9 * words
+    starts = {m.start() for m in _CLAUSE_START.finditer(text)}
+    names = _NAMES
+    for m in capitalised:
+        word = m[2]
+        info = names.get(word)
+        if info is None:
+            if len(names) >= _NAMES_LIMIT:
+                names.clear()
+            info = names[word] = _name(word)
+        code, syllables = info
+        if (code and not shouting) or not (shouting or m[1] or m.start() in starts):
+            out.extend((m.start(), s) for s in syllables)
     return out
 
 
@@ -150,41 +180,57 @@ class Features:
     title_size: int  # len(title_terms)
     lead_grams: frozenset[str]  # content syllable pairs of the lead's start (empty: no lead)
     lead_key: str  # its first LEAD_KEY_SYLLABLES content syllables ("" without a lead)
-    lead_length: int  # syllables of the lead compared (0 without a lead)
+    lead_length: int  # characters of the lead compared (0 without a lead)
     title_slots: frozenset[str]
-    lead_slots: tuple[tuple[int, str], ...]  # (position in the lead, slot)
+    lead_slots: tuple[tuple[int, str], ...]  # (character offset in the lead, slot)
     mentions: frozenset[str]  # every folded syllable and number of headline and lead
+    words: tuple[str, ...]  # the folded syllables of headline and lead, in order
+    #: The headline's first and last four content syllables (a candidate key each, "" under
+    #: six): a copy with a word dropped inside, or decorated at one end, keeps one of them.
+    title_ends: tuple[str, str] = ("", "")
 
 
 def features(title: str, lead: str) -> Features:
     """The :class:`Features` of one item (raw headline and lead, as the feed gave them)."""
     title = strip_title(title)
     lead = strip_lead(lead)
-    title_syllables = tokens(title)[1]
-    lead_syllables = tokens(lead)[1][:LEAD_SYLLABLES]
-    title_terms = frozenset(content_syllables(title_syllables))
-    lead_content = content_syllables(lead_syllables)
+    title = " ".join(title.split())
+    lead = " ".join(lead[:LEAD_CHARS].split())
+    title_syllables = syllables(title)
+    all_lead = syllables(lead)
+    lead_syllables = all_lead[:LEAD_SYLLABLES]
     title_slots = _slots(title)
-    lead_slots = [(p, s) for p, s in _slots(lead) if p < LEAD_SYLLABLES]
+    every_lead_slot = _slots(lead)
+    title_content = content_syllables(title_syllables)
+    title_terms = frozenset(title_content)
+    ends = (
+        (" ".join(title_content[:4]), " ".join(title_content[-4:]))
+        if len(title_content) >= 6
+        else ("", "")
+    )
+    lead_content = content_syllables(lead_syllables)
+    compared = len(" ".join(lead.split(" ")[:LEAD_SYLLABLES]))
+    lead_slots = [(p, s) for p, s in every_lead_slot if p < compared]
     # A lead that is the headline again (or inside it) adds no evidence of its own.
     lead_terms = frozenset(lead_content)
     informative = len(lead_content) >= MIN_LEAD_SYLLABLES and len(
         lead_terms & title_terms
     ) < 0.8 * len(lead_terms)
     lead_grams = frozenset(map(" ".join, pairwise(lead_content))) if informative else frozenset()
-    all_lead = tokens(lead)[1]
-    mentions = {*title_syllables, *all_lead, *_initials(title_syllables), *_initials(all_lead)}
+    mentions = {*title_syllables, *all_lead}
     mentions.update(s for _p, s in title_slots)
-    mentions.update(s for _p, s in _slots(lead))
+    mentions.update(s for _p, s in every_lead_slot)
     return Features(
         title_terms,
         len(title_terms),
         lead_grams,
         " ".join(lead_content[:LEAD_KEY_SYLLABLES]) if informative else "",
-        len(lead_syllables) if informative else 0,
+        compared if informative else 0,
         frozenset(s for _p, s in title_slots),
         tuple(lead_slots),
         frozenset(mentions),
+        (*title_syllables, *all_lead),
+        ends,
     )
 
 
@@ -201,10 +247,28 @@ def conflict(a: Features, b: Features, *, leads: bool = True) -> bool:
     """Whether ``a`` and ``b`` name different slots: each headline holds a name or number the
     other item never mentions, or (``leads``: the leads share enough text to be aligned),
     within the part of the leads both have, each lead does."""
-    if a.title_slots - b.mentions and b.title_slots - a.mentions:
+    if _unmatched(a.title_slots, b) and _unmatched(b.title_slots, a):
         return True
     common = min(a.lead_length, b.lead_length) if leads else 0
     if not common:
         return False
-    mine = {s for p, s in a.lead_slots if p < common} - b.mentions
-    return bool(mine) and any(p < common and s not in a.mentions for p, s in b.lead_slots)
+    mine = {s for p, s in a.lead_slots if p < common}
+    return bool(_unmatched(mine, b)) and bool(
+        _unmatched({s for p, s in b.lead_slots if p < common}, a)
+    )
+
+
+def agreeing_slots(a: Features, b: Features) -> int:
+    """How many slots the two headlines share, or 0 if either names one the other item never
+    mentions: positive evidence of one story where the leads give none."""
+    if _unmatched(a.title_slots, b) or _unmatched(b.title_slots, a):
+        return 0
+    return len(a.title_slots & b.title_slots)
+
+
+def _unmatched(slots: Iterable[str], other: Features) -> set[str]:
+    """The slots ``other`` never mentions, in words or as the initials of its words."""
+    missing = set(slots) - other.mentions
+    if missing:
+        missing -= _initials(other.words)
+    return missing

@@ -326,12 +326,14 @@ class Processor:
         fingerprints = self.index.syllable_fingerprints(
             [(p.incoming.item.title, p.incoming.item.summary, *p.tokens[2:]) for p in fresh]
         )
-        self.index.prune(now)
+        times = [min(p.incoming.item.published_at, now) for p in fresh]
+        # Pruned as of the batch's earliest item: a batch of older items (a new source's
+        # first fetch) still finds the stories that were open at their time.
+        self.index.prune(min(times))
         keys: list[int] = []
         touched: set[int] = set()
         next_placeholder = -1
-        for p, fp in zip(fresh, fingerprints, strict=True):
-            at = min(p.incoming.item.published_at, now)
+        for at, fp in zip(times, fingerprints, strict=True):
             story_key = self.index.find(fp, at)
             if story_key is None:
                 story_key = next_placeholder
