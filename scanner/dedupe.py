@@ -7,10 +7,12 @@ the hour with a reworded headline and the same lead. Trend detection must count 
 * :func:`canonical_url` folds away URL noise (tracking parameters, fragments, default ports,
   host case, trailing slashes, parameter order) — the same page fetched twice is one Article.
 * :class:`StoryIndex` clusters near-duplicates: MinHash signatures of diacritics-free word
-  2-shingles of title + lead (stopwords removed), candidate lookup by LSH banding, and a
-  rapidfuzz title check to confirm — a shared boilerplate lead alone must not merge two
-  different stories. The index only covers a recent window (72 h by default) and is rebuilt
-  from the database after a restart (:meth:`StoryIndex.rebuild`).
+  2-shingles of title + lead (stopwords removed) and a few exact keys give candidates by LSH
+  banding; the evidence of :mod:`scanner.evidence` decides (headline and lead agree each by
+  containment, no conflicting place, name, number or date, boilerplate leads count for
+  nothing), and a story closes 12 hours after its first article. Vietnamese headlines are
+  formulaic: a headline match alone merged distinct stories of one frame (issue 15). The
+  index is rebuilt from the database after a restart (:meth:`StoryIndex.rebuild`).
 
 The MinHash/LSH arithmetic is the same as datasketch's (affine permutations modulo the Mersenne
 prime 2^61-1, banding parameters from ``datasketch.lsh``'s optimiser), but vectorised over one
