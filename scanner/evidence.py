@@ -95,8 +95,8 @@ def strip_lead(lead: str) -> str:
 def strip_title(title: str) -> str:
     """The headline without a bracketed tag or a decoration word before a colon ("NÓNG:",
     "Clip:"). A place or a code before the colon stays: it is a slot ("Hà Nội: ...",
-    "HPM: ..."); so does a name after a dash (an outlet's, or a match's second team): a copy
-    that adds an outlet's name adds a slot on its side only, which is no conflict."""
+    "HPM: ..."); so does a name after a dash (an outlet's, or a match's second team), which
+    :func:`features` counts as mentioned but never as evidence of another story."""
     text = title.strip()
     bracketed = _BRACKETED.match(text)
     if bracketed and bracketed.start() == 0 and bracketed.end() < len(text):
@@ -167,7 +167,8 @@ def _slots(text: str) -> list[tuple[int, str]]:
                 names.clear()
             info = names[word] = _name(word)
         code, syllables = info
-        if (code and not shouting) or not (shouting or m[1] or m.start() in starts):
+        quoted = m[1] and m[1] not in "(["  # a quotation's first word; a bracket holds names
+        if (code and not shouting) or not (shouting or quoted or m.start() in starts):
             out.extend((m.start(), s) for s in syllables)
     return out
 
@@ -200,6 +201,12 @@ def features(title: str, lead: str) -> Features:
     all_lead = syllables(lead)
     lead_syllables = all_lead[:LEAD_SYLLABLES]
     title_slots = _slots(title)
+    outlet = _TRAILING_TAG.search(title)
+    mentions_only: list[tuple[int, str]] = []
+    if outlet and _capitalised(outlet[1]):
+        # An outlet's name after a dash is mentioned, but no evidence of another story.
+        mentions_only = title_slots
+        title_slots = _slots(title[: outlet.start()])
     every_lead_slot = _slots(lead)
     title_content = content_syllables(title_syllables)
     title_terms = frozenset(title_content)
@@ -219,6 +226,7 @@ def features(title: str, lead: str) -> Features:
     lead_grams = frozenset(map(" ".join, pairwise(lead_content))) if informative else frozenset()
     mentions = {*title_syllables, *all_lead}
     mentions.update(s for _p, s in title_slots)
+    mentions.update(s for _p, s in mentions_only)
     mentions.update(s for _p, s in every_lead_slot)
     return Features(
         title_terms,
