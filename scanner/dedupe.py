@@ -336,10 +336,13 @@ class StoryIndex:
                 for (title, content), (_t, _l, _title, lead) in zip(titles, chunk, strict=True)
             ]
             signatures = self._signatures(hashed)
-            for (title, _content), (raw_title, raw_lead, _t, _l), shingles, signature in zip(
-                titles, chunk, hashed, signatures, strict=True
-            ):
-                evidence = features(raw_title, raw_lead)
+            for (title, _c), (
+                raw_title,
+                raw_lead,
+                title_syllables,
+                lead_syllables,
+            ), shingles, signature in zip(titles, chunk, hashed, signatures, strict=True):
+                evidence = features(raw_title, raw_lead, title_syllables, lead_syllables)
                 key = _title_key(evidence.title_terms)
                 head, tail = evidence.title_ends
                 bands = (

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import pairwise
+from functools import cached_property
+from itertools import chain, pairwise
+from typing import Any
 
 from scanner.textnorm import content_syllables, fold, syllables
 
@@ -121,11 +122,11 @@ def _initials(syllables: Sequence[str]) -> set[str]:
 
 
 _UPPER_CLASS = "[" + re.escape("".join(c for c in map(chr, range(0x3000)) if c.isupper())) + "]"
-_OPENING = "[\"“'‘(\\[]"
-#: Every capitalised word (after an optional opening quote or bracket) ...
-_CAPITALISED = re.compile(r"(?<!\S)(" + _OPENING + r"?)(" + _UPPER_CLASS + r"\S*)")
-#: ... and those that start the text, a sentence or a clause (their capital says nothing).
-_CLAUSE_START = re.compile(r"(?:^|(?<=[.!?:…\"“”|\-–—] ))" + _OPENING + r"?" + _UPPER_CLASS)
+_OPENERS = "\"“'‘(["
+#: Every capitalised word (after an optional opening quote or bracket); one that starts the
+#: text, a sentence or a clause is no name by its capital.
+_CAPITALISED = re.compile(_UPPER_CLASS + r"\S*")
+_CLAUSE_END = frozenset('.!?:…"“”|-–—')
 _DIGIT_START = re.compile(r"(?<!\S)\d")
 #: capitalised word → (an all-capitals code, its name syllables)
 _NAMES: dict[str, tuple[bool, tuple[str, ...]]] = {}
@@ -149,100 +150,175 @@ def _slots(text: str) -> list[tuple[int, str]]:
     This runs on every fetched item: regular expressions do the reading, Python sees only
     the capitalised words, each classified once (cached).
     """
+    numbers = _TIME.sub(_hour, text) if "h" in text or "g" in text or ":" in text else text
     out = [
-        (m.start(), _SEPARATORS.sub("/", m[0])) for m in _NUMBER.finditer(_TIME.sub(_hour, text))
+        (m.start(), _SEPARATORS.sub("/", m[0]) if "." in m[0] or "," in m[0] else m[0])
+        for m in _NUMBER.finditer(numbers)
     ]
     capitalised = list(_CAPITALISED.finditer(text))
     if not capitalised:
         return out
-    words = text.count(" ") + 1 - len(_DIGIT_START.findall(text))
-    shouting = len(capitalised) > 0.9 * words
-    starts = {m.start() for m in _CLAUSE_START.finditer(text)}
+    words = text.count(" ") + 1
+    shouting = len(capitalised) > 0.9 * words or (
+        len(capitalised) > 0.5 * words
+        and len(capitalised) > 0.9 * (words - len(_DIGIT_START.findall(text)))
+    )
     names = _NAMES
     for m in capitalised:
-        word = m[2]
+        at = m.start()
+        before = text[at - 1] if at else " "
+        quoted = False
+        if before != " ":
+            if before not in _OPENERS:
+                continue  # a capital inside a word
+            quoted = before not in "(["  # a quotation's first word; a bracket holds names
+            at -= 1
+        word = m[0]
         info = names.get(word)
         if info is None:
             if len(names) >= _NAMES_LIMIT:
                 names.clear()
             info = names[word] = _name(word)
         code, syllables = info
-        quoted = m[1] and m[1] not in "(["  # a quotation's first word; a bracket holds names
-        if (code and not shouting) or not (shouting or quoted or m.start() in starts):
-            out.extend((m.start(), s) for s in syllables)
+        # The text is single-spaced: the character two before a word ends the previous one.
+        opens = at < 2 or text[at - 2] in _CLAUSE_END
+        if (code and not shouting) or not (shouting or quoted or opens):
+            out.extend((at, s) for s in syllables)
     return out
 
 
-@dataclass(frozen=True, slots=True)
 class Features:
-    """An item's evidence for the story index (folded, decoration stripped)."""
+    """An item's evidence for the story index (folded, decoration stripped).
 
-    title_terms: frozenset[str]  # content syllables of the headline
-    title_size: int  # len(title_terms)
-    lead_grams: frozenset[str]  # content syllable pairs of the lead's start (empty: no lead)
-    lead_key: str  # its first LEAD_KEY_SYLLABLES content syllables ("" without a lead)
-    lead_length: int  # characters of the lead compared (0 without a lead)
-    title_slots: frozenset[str]
-    lead_slots: tuple[tuple[int, str], ...]  # (character offset in the lead, slot)
-    mentions: frozenset[str]  # every folded syllable and number of headline and lead
-    words: tuple[str, ...]  # the folded syllables of headline and lead, in order
-    #: The headline's first and last four content syllables (a candidate key each, "" under
-    #: six): a copy with a word dropped inside, or decorated at one end, keeps one of them.
-    title_ends: tuple[str, str] = ("", "")
+    What the candidate keys need (headline terms and ends, the lead key) is read at once;
+    the slots, mentions and lead pairs only when a candidate has to be confirmed
+    (:func:`conflict`, :func:`containment` of ``lead_grams``): most items of a scan have no
+    candidate, and reading names and numbers is most of the cost.
+    """
+
+    def __init__(
+        self,
+        title: str,
+        lead: str,
+        title_syllables: Sequence[str] | None = None,
+        lead_syllables: Sequence[str] | None = None,
+    ) -> None:
+        raw_title, raw_lead = title.strip(), lead.strip()
+        title = strip_title(raw_title)
+        lead = strip_lead(raw_lead)
+        if title_syllables is None or lead_syllables is None:
+            title_words = syllables(title)
+            all_lead = syllables(lead)
+        else:
+            skip = _count(raw_title[: len(raw_title) - len(title)])
+            title_words = list(title_syllables[skip:])
+            start = raw_lead.find(lead) if lead else 0
+            end = len(lead_syllables) - _count(raw_lead[start + len(lead) :])
+            all_lead = list(lead_syllables[_count(raw_lead[:start]) : end])
+        self._title = title
+        self._lead = lead
+        self.words = (title_words, all_lead)  # folded syllables of headline and lead
+        title_content = content_syllables(title_words)
+        #: content syllables of the headline
+        self.title_terms = frozenset(title_content)
+        self.title_size = len(self.title_terms)
+        #: The headline's first and last four content syllables (a candidate key each, ""
+        #: under six): a copy with a word dropped inside, or decorated at one end, keeps one.
+        self.title_ends = (
+            (" ".join(title_content[:4]), " ".join(title_content[-4:]))
+            if len(title_content) >= 6
+            else ("", "")
+        )
+        self._lead_content = content_syllables(all_lead[:LEAD_SYLLABLES])
+        # A lead that is the headline again (or inside it) adds no evidence of its own.
+        lead_terms = frozenset(self._lead_content)
+        self.informative = len(self._lead_content) >= MIN_LEAD_SYLLABLES and len(
+            lead_terms & self.title_terms
+        ) < 0.8 * len(lead_terms)
+        #: the lead's first LEAD_KEY_SYLLABLES content syllables ("" without a lead)
+        self.lead_key = (
+            " ".join(self._lead_content[:LEAD_KEY_SYLLABLES]) if self.informative else ""
+        )
+
+    @cached_property
+    def lead_grams(self) -> frozenset[tuple[str, str]]:
+        """Content syllable pairs of the lead's start (empty: no lead)."""
+        return frozenset(pairwise(self._lead_content)) if self.informative else frozenset()
+
+    @cached_property
+    def _read(self) -> tuple[frozenset[str], tuple[tuple[int, str], ...], int, frozenset[str]]:
+        """(headline slots, (offset, slot) of the lead's, characters of the lead compared,
+        every folded syllable and number mentioned)."""
+        title = " ".join(self._title.split())
+        lead = " ".join(self._lead[:LEAD_CHARS].split())
+        title_slots = _slots(title)
+        outlet = _TRAILING_TAG.search(title)
+        mentions_only: list[tuple[int, str]] = []
+        if outlet and _capitalised(outlet[1]):
+            # An outlet's name after a dash is mentioned, but no evidence of another story.
+            mentions_only = title_slots
+            title_slots = _slots(title[: outlet.start()])
+        every_lead_slot = _slots(lead)
+        compared = (
+            len(lead)
+            if lead.count(" ") < LEAD_SYLLABLES
+            else len(" ".join(lead.split(" ")[:LEAD_SYLLABLES]))
+        )
+        mentions = frozenset(
+            chain(
+                self.words[0],
+                self.words[1],
+                (s for _p, s in mentions_only or title_slots),
+                (s for _p, s in every_lead_slot),
+            )
+        )
+        return (
+            frozenset(s for _p, s in title_slots),
+            tuple((p, s) for p, s in every_lead_slot if p < compared),
+            compared if self.informative else 0,
+            mentions,
+        )
+
+    @property
+    def title_slots(self) -> frozenset[str]:
+        return self._read[0]
+
+    @property
+    def lead_slots(self) -> tuple[tuple[int, str], ...]:
+        """(character offset in the lead, slot) within the part compared."""
+        return self._read[1]
+
+    @property
+    def lead_length(self) -> int:
+        """Characters of the lead compared (0 without a lead)."""
+        return self._read[2]
+
+    @property
+    def mentions(self) -> frozenset[str]:
+        """Every folded syllable and number of headline and lead."""
+        return self._read[3]
 
 
-def features(title: str, lead: str) -> Features:
-    """The :class:`Features` of one item (raw headline and lead, as the feed gave them)."""
-    title = strip_title(title)
-    lead = strip_lead(lead)
-    title = " ".join(title.split())
-    lead = " ".join(lead[:LEAD_CHARS].split())
-    title_syllables = syllables(title)
-    all_lead = syllables(lead)
-    lead_syllables = all_lead[:LEAD_SYLLABLES]
-    title_slots = _slots(title)
-    outlet = _TRAILING_TAG.search(title)
-    mentions_only: list[tuple[int, str]] = []
-    if outlet and _capitalised(outlet[1]):
-        # An outlet's name after a dash is mentioned, but no evidence of another story.
-        mentions_only = title_slots
-        title_slots = _slots(title[: outlet.start()])
-    every_lead_slot = _slots(lead)
-    title_content = content_syllables(title_syllables)
-    title_terms = frozenset(title_content)
-    ends = (
-        (" ".join(title_content[:4]), " ".join(title_content[-4:]))
-        if len(title_content) >= 6
-        else ("", "")
-    )
-    lead_content = content_syllables(lead_syllables)
-    compared = len(" ".join(lead.split(" ")[:LEAD_SYLLABLES]))
-    lead_slots = [(p, s) for p, s in every_lead_slot if p < compared]
-    # A lead that is the headline again (or inside it) adds no evidence of its own.
-    lead_terms = frozenset(lead_content)
-    informative = len(lead_content) >= MIN_LEAD_SYLLABLES and len(
-        lead_terms & title_terms
-    ) < 0.8 * len(lead_terms)
-    lead_grams = frozenset(map(" ".join, pairwise(lead_content))) if informative else frozenset()
-    mentions = {*title_syllables, *all_lead}
-    mentions.update(s for _p, s in title_slots)
-    mentions.update(s for _p, s in mentions_only)
-    mentions.update(s for _p, s in every_lead_slot)
-    return Features(
-        title_terms,
-        len(title_terms),
-        lead_grams,
-        " ".join(lead_content[:LEAD_KEY_SYLLABLES]) if informative else "",
-        compared if informative else 0,
-        frozenset(s for _p, s in title_slots),
-        tuple(lead_slots),
-        frozenset(mentions),
-        (*title_syllables, *all_lead),
-        ends,
-    )
+def features(
+    title: str,
+    lead: str,
+    title_syllables: Sequence[str] | None = None,
+    lead_syllables: Sequence[str] | None = None,
+) -> Features:
+    """The :class:`Features` of one item (raw headline and lead, as the feed gave them).
+
+    The folded syllables of the raw headline and lead (:func:`~scanner.textnorm.fold` split),
+    when the caller has them, are reused: only the stripped decorations are folded again.
+    """
+    return Features(title, lead, title_syllables, lead_syllables)
 
 
-def containment(a: frozenset[str], b: frozenset[str]) -> float:
+def _count(text: str) -> int:
+    """How many folded syllables ``text`` has (a stripped decoration: usually none)."""
+    return len(syllables(text)) if text else 0
+
+
+def containment(a: frozenset[Any], b: frozenset[Any]) -> float:
     """|a ∩ b| / the smaller of |a|, |b| (0 when either is empty): a copy cut short or
     decorated is contained in the original as much as a verbatim one."""
     if not a or not b:
@@ -278,5 +354,5 @@ def _unmatched(slots: Iterable[str], other: Features) -> set[str]:
     """The slots ``other`` never mentions, in words or as the initials of its words."""
     missing = set(slots) - other.mentions
     if missing:
-        missing -= _initials(other.words)
+        missing -= _initials([*other.words[0], *other.words[1]])
     return missing
