@@ -235,8 +235,6 @@ class Fingerprint:
     """What the index needs to know about one article."""
 
     signature: np.ndarray
-    title: str  # folded
-    shingles: int
     #: The headline's content syllables, sorted (≥ 4 of them), or "": see :func:`_title_key`.
     title_key: str = ""
     #: The LSH keys (bands, the title key, the title's two ends, the lead key), computed once
@@ -336,12 +334,9 @@ class StoryIndex:
                 for (title, content), (_t, _l, _title, lead) in zip(titles, chunk, strict=True)
             ]
             signatures = self._signatures(hashed)
-            for (title, _c), (
-                raw_title,
-                raw_lead,
-                title_syllables,
-                lead_syllables,
-            ), shingles, signature in zip(titles, chunk, hashed, signatures, strict=True):
+            for (raw_title, raw_lead, title_syllables, lead_syllables), signature in zip(
+                chunk, signatures, strict=True
+            ):
                 evidence = features(raw_title, raw_lead, title_syllables, lead_syllables)
                 key = _title_key(evidence.title_terms)
                 head, tail = evidence.title_ends
@@ -352,7 +347,7 @@ class StoryIndex:
                     tail.encode("utf-8"),
                     evidence.lead_key.encode("utf-8"),
                 )
-                out.append(Fingerprint(signature, title, len(shingles), key, bands, evidence))
+                out.append(Fingerprint(signature, key, bands, evidence))
         return out
 
     def _shingles(self, title: str, content: list[str], lead: Sequence[str]) -> list[int]:
