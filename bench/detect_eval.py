@@ -1,12 +1,13 @@
 """Event-level precision, recall and delay of the trend detectors against naive baselines.
 
-    .venv/bin/python bench/detect_eval.py [--seeds 1 2 3] [--style office|evening]
+    .venv/bin/python bench/detect_eval.py [--seeds 1 2 3] [--style office|evening|frames]
         [--scanner | --unseen] [--verbose]
 
 Each seed generates a labelled 14-day stream (bench/streams.py, ``--style``: the office family
 or the evening one, built differently) and replays it with ``scanner.replay.replay``: ``truth``
 ingest stores the stream's own story/topic/sentiment labels (the detectors alone),
-``--scanner`` runs the real dedupe, matching and sentiment (end to end), ``--unseen`` does so
+``--scanner`` runs the real dedupe, matching and sentiment (end to end; it also prints the
+clustering's story-count errors, bench/story_counts.py), ``--unseen`` does so
 with a sentiment model trained on half of DANeS and streams spliced from the other half (the
 shipped model was trained on every headline the streams are made of, so ``--scanner`` flatters
 the sentiment turns).
@@ -46,9 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.story_counts import StoryCounts, story_counts
 from bench.streams import (
     BUCKET,
     EVENT_WORDS,
@@ -237,7 +240,7 @@ def run_seed(
     verbose: bool = False,
     style: str = "office",
     unseen: Unseen | None = None,
-) -> tuple[dict[str, Score], dict[str, Score], float, int]:
+) -> tuple[dict[str, Score], dict[str, Score], float, int, StoryCounts | None]:
     items, events, topics = generate(
         seed, style=style, headlines=unseen.headlines if unseen else None
     )
@@ -251,8 +254,14 @@ def run_seed(
         parsed = read_stream(fh)
     t0 = time.perf_counter()
     out = io.StringIO()  # exactly the lines `crisisdesk trends replay` writes
-    report = replay(parsed, settings, out, ingest=ingest, scorer=unseen.scorer if unseen else None)
+    kept = tmp / f"replay-{style}-{seed}.sqlite3"
+    kept.unlink(missing_ok=True)
+    report = replay(
+        parsed, settings, out, ingest=ingest, scorer=unseen.scorer if unseen else None, keep=kept
+    )
     seconds = time.perf_counter() - t0
+    counts = _story_counts(kept, items) if ingest == "scanner" else None
+    kept.unlink(missing_ok=True)
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
     assert len(lines) == report.alerts
     emerging = [c for c in lines if "emerging" in (c.get("families") or [])]
@@ -267,7 +276,19 @@ def run_seed(
     }
     if verbose:
         _explain(ours, events, lines)
-    return all_scores, vol_scores, seconds, len(items)
+    return all_scores, vol_scores, seconds, len(items), counts
+
+
+def _story_counts(database: Path, items: list[dict[str, Any]]) -> StoryCounts:
+    """Stories absorbed and copies unmerged by the scanner's clustering in a kept replay."""
+    truth = {str(it["url"]): str(it["story"]) for it in items}
+    engine = sa.create_engine(f"sqlite:///{database}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT url, story_id FROM article ORDER BY id"))
+            return story_counts([(truth[url], story) for url, story in rows])
+    finally:
+        engine.dispose()
 
 
 def _emerging_report(
@@ -389,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         "--style",
         choices=sorted(STYLES),
         default="office",
-        help="stream family (bench/streams.py): office, or evening (built differently)",
+        help="stream family (bench/streams.py): office, evening (built differently), or frames "
+        "(stories from headline frames with slots)",
     )
     parser.add_argument(
         "--window-correction",
@@ -403,20 +425,29 @@ def main(argv: list[str] | None = None) -> int:
     ingest = "scanner" if args.scanner or args.unseen else "truth"
     unseen = unseen_split() if args.unseen else None
     totals: dict[str, Score] = defaultdict(Score)
+    story_totals: list[StoryCounts] = []
     vols: dict[str, Score] = defaultdict(Score)
     per_seed: dict[str, list[Score]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            all_s, vol_s, seconds, n_items = run_seed(
+            all_s, vol_s, seconds, n_items, counts = run_seed(
                 seed, ingest, Path(tmp), args.verbose, args.style, unseen
             )
             print(f"seed {seed}: {n_items} items, replay ({ingest}) {seconds:.1f} s")
+            if counts is not None:
+                print(f"  clustering     {counts.row()}")
+                story_totals.append(counts)
             for k, v in all_s.items():
                 print("  " + v.row(k))
                 totals[k].add(v)
                 per_seed[k].append(v)
             for k, v in vol_s.items():
                 vols[k].add(v)
+    if story_totals:
+        pooled = StoryCounts(
+            *(sum(getattr(c, k) for c in story_totals) for k in StoryCounts.__dataclass_fields__)
+        )
+        print(f"\nCLUSTERING ({args.style}, seeds {args.seeds}): {pooled.row()}")
     print(f"\nALL EVENTS ({ingest}, seeds {args.seeds})")
     for k, v in totals.items():
         print("  " + v.row(k))

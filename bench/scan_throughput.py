@@ -32,6 +32,7 @@ from bench.scanner_corpus import (
     generate_with_truth,
     rss_document,
 )
+from bench.story_counts import story_counts
 from scanner.cli_commands import score_stream
 from scanner.parse import parse_feed
 from scanner.pipeline import Incoming, Processor
@@ -125,14 +126,17 @@ def main() -> None:
                 again = processor.process(s, incoming[:batch], now)
             assert not again.articles, "re-processing stored nothing new"
             with db.session() as s:
-                stored = s.execute(select(col(Article.url), col(Article.story_id))).all()
+                stored = s.execute(
+                    select(col(Article.url), col(Article.story_id)).order_by(col(Article.id))
+                ).all()
             predicted = [story_id for _url, story_id in stored]
             truth = [truth_by_url[url] for url, _story_id in stored]
             precision, recall = cluster_quality(predicted, truth)
+            counts = story_counts(list(zip(truth, predicted, strict=True)))
             print(
                 f"clustering: {len(stored)} articles, {len(set(truth))} true stories, "
                 f"{len(set(predicted))} found; pairwise precision {precision:.3f}, "
-                f"recall {recall:.3f}"
+                f"recall {recall:.3f}; {counts.row()}"
             )
             if args.dump:
                 with db.session() as s:

@@ -36,6 +36,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.frames import FrameMaker
+
 BUCKET = timedelta(minutes=15)
 LOCAL = timezone(timedelta(hours=7))
 START = datetime(2026, 3, 2, 0, 0, tzinfo=LOCAL)  # a Monday, local midnight
@@ -137,7 +139,10 @@ class Style:
     differently — two daily peaks with the larger in the evening, livelier nights and
     weekends, noisier days, more syndication, and bursts whose extra stories carry their event
     word only sometimes — to check that the detectors generalise; no detector setting is chosen
-    on it.
+    on it. ``frames`` has the office day but builds every story from a headline frame with
+    slots (bench/frames.py), so many distinct stories share a frame and differ by a place, a
+    name, a number or a date, as Vietnamese news does; its copies are decorated, cut and
+    re-titled. It checks that story clustering keeps such stories apart.
     """
 
     hour_profile: tuple[float, ...]
@@ -145,6 +150,8 @@ class Style:
     daily_shape: float  # gamma shape of the day-to-day level (CV = 1 / sqrt(shape))
     copy_share: float  # share of stories syndicated to 1-3 other outlets
     event_word_share: float  # share of a burst's extra stories that carry its event word
+    #: Stories from headline frames with slots (bench/frames.py) instead of spliced headlines.
+    frames: bool = False
 
 
 EVENING_PROFILE = (
@@ -154,7 +161,10 @@ EVENING_PROFILE = (
 STYLES: dict[str, Style] = {
     "office": Style(tuple(HOUR_PROFILE), WEEKEND, 8.0, 0.3, 1.0),
     "evening": Style(EVENING_PROFILE, 0.8, 4.0, 0.45, 0.6),
+    "frames": Style(tuple(HOUR_PROFILE), WEEKEND, 6.0, 0.45, 1.0, frames=True),
 }
+#: The outlet of the frames family that prints one masthead line as the lead of its own items.
+MASTHEAD_OUTLET = "Báo Mới"
 # A sentiment turn is planned only where the topic is expected to publish at least this many
 # stories over the turn (else the slot gets a volume event): see docs/trends.md, "Benchmark".
 TURN_MIN_STORIES = 24.0
@@ -220,6 +230,14 @@ class _Maker:
         lead = f"{self._half(a[1], True)} {self._half(c[1], False)}"
         return " ".join(title.split()), " ".join(lead.split())
 
+    def first_lead(self, outlet: str, lead: str) -> str:
+        """The lead the story's first outlet prints (spliced stories: the lead itself)."""
+        return lead
+
+    def copy(self, title: str, lead: str, outlet: str) -> tuple[str, str]:
+        """A syndicated copy: the headline edited, the lead as it was."""
+        return self.edit(title, outlet), lead
+
     def edit(self, title: str, outlet: str) -> str:
         """A syndicated copy: small edits a copy desk makes."""
         words = title.split()
@@ -255,7 +273,9 @@ def generate(
     ``headlines``: the (title, lead) pools by label to splice from (default: all of DANeS)."""
     look = STYLES[style]
     rng = random.Random(seed)
-    maker = _Maker(rng, headlines)
+    maker: _Maker | FrameMaker = (
+        FrameMaker(rng, MASTHEAD_OUTLET) if look.frames else _Maker(rng, headlines)
+    )
     items: list[dict[str, Any]] = []
     events: list[Event] = []
     n_buckets = int(timedelta(days=days) / BUCKET)
@@ -296,7 +316,7 @@ def generate(
         title, lead = maker.story(keyword, label, extra)
         sid = f"s{maker.n}"
         first = outlet or rng.choice(OUTLETS)
-        add(at, first, title, lead, sid, topic, label)
+        add(at, first, title, maker.first_lead(first, lead), sid, topic, label)
         n_copies = (
             copies
             if copies is not None
@@ -304,11 +324,12 @@ def generate(
         )
         for other in rng.sample([o for o in OUTLETS if o != first], n_copies):
             when = at + timedelta(minutes=rng.uniform(5, 60))
+            copy_title, copy_lead = maker.copy(title, lead, other)
             add(
                 when,
                 other,
-                maker.edit(title, other),
-                lead,
+                copy_title,
+                copy_lead,
                 sid,
                 topic,
                 label,
@@ -472,11 +493,13 @@ def generate(
         for _ in range(_poisson(rng, other_per_bucket * (look.hour_profile[at.hour] + 0.2))):
             label = rng.choice(["negative", "neutral", "neutral", "positive"])
             title, lead = maker.story("", label)
+            when = at + timedelta(minutes=rng.uniform(0, 15))
+            outlet = rng.choice(OUTLETS)
             add(
-                at + timedelta(minutes=rng.uniform(0, 15)),
-                rng.choice(OUTLETS),
+                when,
+                outlet,
                 title,
-                lead,
+                maker.first_lead(outlet, lead),
                 f"o{len(items)}",
                 None,
                 label,

@@ -7,10 +7,12 @@ the hour with a reworded headline and the same lead. Trend detection must count 
 * :func:`canonical_url` folds away URL noise (tracking parameters, fragments, default ports,
   host case, trailing slashes, parameter order) — the same page fetched twice is one Article.
 * :class:`StoryIndex` clusters near-duplicates: MinHash signatures of diacritics-free word
-  2-shingles of title + lead (stopwords removed), candidate lookup by LSH banding, and a
-  rapidfuzz title check to confirm — a shared boilerplate lead alone must not merge two
-  different stories. The index only covers a recent window (72 h by default) and is rebuilt
-  from the database after a restart (:meth:`StoryIndex.rebuild`).
+  2-shingles of title + lead (stopwords removed) and a few exact keys give candidates by LSH
+  banding; the evidence of :mod:`scanner.evidence` decides (headline and lead agree each by
+  containment, no conflicting place, name, number or date, boilerplate leads count for
+  nothing), and a story closes 12 hours after its first article. Vietnamese headlines are
+  formulaic: a headline match alone merged distinct stories of one frame (issue 15). The
+  index is rebuilt from the database after a restart (:meth:`StoryIndex.rebuild`).
 
 The MinHash/LSH arithmetic is the same as datasketch's (affine permutations modulo the Mersenne
 prime 2^61-1, banding parameters from ``datasketch.lsh``'s optimiser), but vectorised over one
@@ -28,13 +30,13 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
-from rapidfuzz import fuzz
 
+from scanner.evidence import Features, agreeing_slots, conflict, containment, features
 from scanner.textnorm import content_syllables, fold, syllables
 
 __all__ = [
@@ -192,9 +194,15 @@ _SHIFT = np.uint64(61)
 _FP_CHUNK = 128
 
 
-def _title_key(content: list[str]) -> str:
-    """The exact-title LSH key of a title's content syllables ("" below 4 of them)."""
-    return " ".join(content) if len(content) >= 4 else ""
+#: Slots two headlines must share to merge without a lead (:meth:`StoryIndex._agreement`).
+_SHARED_SLOTS = 3
+
+
+def _title_key(terms: frozenset[str]) -> str:
+    """The title LSH key: the headline's content syllables, sorted ("" below 4 of them), so a
+    copy under the same headline, decorated or with its clauses swapped, is a candidate
+    however much its lead was cut or tagged."""
+    return " ".join(sorted(terms)) if len(terms) >= 4 else ""
 
 
 def _mod_mersenne(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -227,19 +235,19 @@ class Fingerprint:
     """What the index needs to know about one article."""
 
     signature: np.ndarray
-    title: str  # folded
-    shingles: int
-    #: Folded content syllables of the title (≥ 4 of them), or "": an exact-title LSH key, so
-    #: a copy under the same headline is a candidate however much its lead was cut or tagged.
+    #: The headline's content syllables, sorted (≥ 4 of them), or "": see :func:`_title_key`.
     title_key: str = ""
-    #: The LSH keys (bands, then the title key), computed once by :meth:`StoryIndex.fingerprints`.
+    #: The LSH keys (bands, the title key, the title's two ends, the lead key), computed once
+    #: by :meth:`StoryIndex.fingerprints`.
     bands: tuple[bytes, ...] = ()
+    #: What the headline and lead say (:mod:`scanner.evidence`); what confirms a candidate.
+    evidence: Features = field(default_factory=lambda: features("", ""))
 
 
 @dataclass
 class _Entry:
     story_id: int
-    title: str
+    evidence: Features
     signature: np.ndarray
     seen_at: datetime
     bands: tuple[bytes, ...] = ()
@@ -248,6 +256,11 @@ class _Entry:
 class StoryIndex:
     """Near-duplicate index of recent articles, mapping each to its Story id.
 
+    A candidate (from the LSH tables) joins a story only on the evidence of
+    :meth:`_agreement`: headline and lead agree each on its own, no slot conflicts, the lead
+    is not boilerplate, and the story is younger than ``lifetime`` (counted from its first
+    article, so later copies cannot keep it alive). docs/scanner.md states the rule and why.
+
     Not thread-safe: one scan (or one replay) owns an index at a time.
     """
 
@@ -255,20 +268,16 @@ class StoryIndex:
         self,
         *,
         window: timedelta = timedelta(hours=72),
+        lifetime: timedelta = timedelta(hours=12),
         threshold: float = 0.5,
         num_perm: int = 64,
-        title_ratio: float = 80.0,
-        min_title_ratio_with_lead: float = 55.0,
-        lead_jaccard: float = 0.6,
         lead_tokens: int = 60,
         seed: int = 1,
         max_candidates: int = 24,
     ) -> None:
         self.window = window
+        self.lifetime = lifetime
         self.num_perm = num_perm
-        self.title_ratio = title_ratio
-        self.min_title_ratio_with_lead = min_title_ratio_with_lead
-        self.lead_jaccard = lead_jaccard
         self.lead_tokens = lead_tokens
         self.max_candidates = max_candidates
         rng = np.random.RandomState(seed)
@@ -277,11 +286,17 @@ class StoryIndex:
         self.bands, self.rows = _optimal_bands(threshold, num_perm)
         width = self.rows * self._a.itemsize  # bytes of one band of a signature
         self._spans = [slice(b * width, (b + 1) * width) for b in range(self.bands)]
-        # One table per band, plus one for the exact-title key.
-        self._tables: list[dict[bytes, tuple[int, ...]]] = [{} for _ in range(self.bands + 1)]
+        # One table per band, one for the title key, one for each end of the title, one for
+        # the lead key (last).
+        self._tables: list[dict[bytes, tuple[int, ...]]] = [{} for _ in range(self.bands + 4)]
         self._entries: dict[int, _Entry] = {}
         #: The entries still under a placeholder story id (< 0), for :meth:`relabel`.
         self._provisional: dict[int, _Entry] = {}
+        #: When each story's first article was seen: its lifetime runs from there.
+        self._born: dict[int, datetime] = {}
+        #: Lead keys seen under two or more stories: a masthead or boilerplate, no evidence.
+        self.boilerplate: set[str] = set()
+        self._clock: datetime | None = None  # the latest time added
         self._next_key = 0
         self._scratch = np.empty(0, dtype=np.uint64)  # see _workspace
 
@@ -297,23 +312,22 @@ class StoryIndex:
 
     # ---------------------------------------------------------------- signatures
 
-    def fingerprint(self, title: str, summary: str = "", *, folded: bool = False) -> Fingerprint:
-        """MinHash of the word 2-shingles (plus single words, for very short texts)."""
-        return self.fingerprints([(title, summary)], folded=folded)[0]
+    def fingerprint(self, title: str, summary: str = "") -> Fingerprint:
+        """The fingerprint of one raw headline and lead."""
+        return self.fingerprints([(title, summary)])[0]
 
-    def fingerprints(
-        self, pairs: Sequence[tuple[str, str]], *, folded: bool = False
-    ) -> list[Fingerprint]:
-        """:meth:`fingerprint` of many (title, summary) pairs (``folded``: already folded)."""
-        split = str.split if folded else syllables
-        return self.syllable_fingerprints([(split(t), split(s)) for t, s in pairs])
+    def fingerprints(self, pairs: Sequence[tuple[str, str]]) -> list[Fingerprint]:
+        """:meth:`fingerprint` of many raw (title, summary) pairs."""
+        return self.syllable_fingerprints([(t, s, syllables(t), syllables(s)) for t, s in pairs])
 
     def syllable_fingerprints(
-        self, items: Sequence[tuple[Sequence[str], Sequence[str]]]
+        self, items: Sequence[tuple[str, str, Sequence[str], Sequence[str]]]
     ) -> list[Fingerprint]:
-        """Fingerprints from each item's folded title and lead syllables, in a few numpy calls.
+        """Fingerprints of (raw title, raw lead, folded title syllables, folded lead
+        syllables), the MinHash signatures in a few numpy calls.
 
-        The pipeline has the syllables already (:func:`~scanner.textnorm.tokens`). The
+        The pipeline has the syllables already (:func:`~scanner.textnorm.tokens`); the raw
+        text gives the evidence (capitals tell names, punctuation tells tags). The
         permutations of all shingles of a chunk of items are one (num_perm × shingles) array,
         and each item's signature is a ``minimum.reduceat`` over its columns: per-item numpy
         calls cost more in overhead than the arithmetic itself.
@@ -321,18 +335,26 @@ class StoryIndex:
         out: list[Fingerprint] = []
         for start in range(0, len(items), _FP_CHUNK):
             chunk = items[start : start + _FP_CHUNK]
-            titles = [(" ".join(title), content_syllables(title)) for title, _lead in chunk]
+            titles = [(" ".join(title), content_syllables(title)) for _t, _l, title, _ in chunk]
             hashed = [
                 self._shingles(title, content, lead)
-                for (title, content), (_title, lead) in zip(titles, chunk, strict=True)
+                for (title, content), (_t, _l, _title, lead) in zip(titles, chunk, strict=True)
             ]
             signatures = self._signatures(hashed)
-            for (title, content), shingles, signature in zip(
-                titles, hashed, signatures, strict=True
+            for (raw_title, raw_lead, title_syllables, lead_syllables), signature in zip(
+                chunk, signatures, strict=True
             ):
-                key = _title_key(content)
-                bands = (*map(signature.tobytes().__getitem__, self._spans), key.encode("utf-8"))
-                out.append(Fingerprint(signature, title, len(shingles), key, bands))
+                evidence = features(raw_title, raw_lead, title_syllables, lead_syllables)
+                key = _title_key(evidence.title_terms)
+                head, tail = evidence.title_ends
+                bands = (
+                    *map(signature.tobytes().__getitem__, self._spans),
+                    key.encode("utf-8"),
+                    head.encode("utf-8"),
+                    tail.encode("utf-8"),
+                    evidence.lead_key.encode("utf-8"),
+                )
+                out.append(Fingerprint(signature, key, bands, evidence))
         return out
 
     def _shingles(self, title: str, content: list[str], lead: Sequence[str]) -> list[int]:
@@ -373,63 +395,112 @@ class StoryIndex:
         first = self._scratch[:size].reshape(self.num_perm, width)
         return first, self._scratch[size : 2 * size].reshape(self.num_perm, width)
 
-    def _band_keys(self, fp: Fingerprint) -> list[bytes]:
-        """The LSH band keys of ``fp``, then its exact-title key (b"" when it has none)."""
-        if len(fp.bands) == self.bands + 1:
-            return list(fp.bands)
-        raw = fp.signature.tobytes()
-        width = self.rows * fp.signature.itemsize
-        keys = [raw[i * width : (i + 1) * width] for i in range(self.bands)]
-        keys.append(fp.title_key.encode("utf-8"))
-        return keys
-
     # ---------------------------------------------------------------- lookup
 
-    def find(self, fp: Fingerprint) -> int | None:
+    def find(self, fp: Fingerprint, at: datetime | None = None) -> int | None:
         """The Story id of the best confirmed near-duplicate, or None for a new story.
 
-        Candidates are ranked by how many LSH bands they share (a cheap Jaccard estimate) and
-        only the best few of each story are confirmed; a popular story with hundreds of copies
-        must not make every lookup scan all of them.
+        ``at`` is the article's time (default: the latest time added); a story whose first
+        article is more than ``lifetime`` before it is closed. Candidates are ranked by how
+        many LSH keys they share (a cheap Jaccard estimate) and only the best few of each
+        story are confirmed; a popular story with hundreds of copies must not make every
+        lookup scan all of them.
         """
-        # One lookup per table in C; b"" (no title key) is never a stored key, so it misses.
-        hits = [hit for hit in map(dict.get, self._tables, self._band_keys(fp)) if hit]
+        keys = fp.bands
+        if fp.evidence.lead_key in self.boilerplate:
+            keys = keys[:-1]
+        # One lookup per table in C; b"" (no title or lead key) is never a stored key.
+        hits = [hit for hit in map(dict.get, self._tables, keys) if hit]
         if not hits:
             return None
+        when = at if at is not None else self._clock
         shared: dict[int, int] = {}
         for candidate in itertools.chain.from_iterable(hits):
             shared[candidate] = shared.get(candidate, 0) + 1
         ranked = heapq.nlargest(self.max_candidates, shared.items(), key=lambda kv: (kv[1], kv[0]))
         best: tuple[float, int] | None = None
         checked_per_story: dict[int, int] = {}
-        for candidate, _bands in ranked:
+        for candidate, _keys in ranked:
             entry = self._entries[candidate]
-            if checked_per_story.get(entry.story_id, 0) >= 3:
+            story = entry.story_id
+            if checked_per_story.get(story, 0) >= 3:
                 continue
-            checked_per_story[entry.story_id] = checked_per_story.get(entry.story_id, 0) + 1
-            ratio = fuzz.token_set_ratio(fp.title, entry.title)
-            if ratio < self.min_title_ratio_with_lead:
-                continue  # unconfirmed whatever the leads share: skip the signature compare
-            jaccard = float(np.count_nonzero(entry.signature == fp.signature)) / self.num_perm
-            if ratio >= self.title_ratio or jaccard >= self.lead_jaccard:
-                rank = jaccard + ratio / 100.0
-                if best is None or rank > best[0]:
-                    best = (rank, entry.story_id)
+            checked_per_story[story] = checked_per_story.get(story, 0) + 1
+            if when is not None and when - self._born[story] > self.lifetime:
+                continue
+            rank = self._agreement(fp, entry)
+            if rank is not None and (best is None or rank > best[0]):
+                best = (rank, story)
         return best[1] if best else None
 
+    def _agreement(self, fp: Fingerprint, entry: _Entry) -> float | None:
+        """How well ``fp`` agrees with ``entry`` (higher is better), or None: not one story.
+
+        * a slot conflict (:func:`scanner.evidence.conflict`) is never one story;
+        * otherwise headline containment ≥ 0.5 and lead containment ≥ 0.5, or headline
+          ≥ 0.3 and lead ≥ 0.8 (a re-titled copy over the same lead);
+        * two leads that disagree are two stories, however alike the headlines;
+        * without a lead on one side (none, the headline again, or boilerplate), only the
+          same headline: one's content syllables all in the other's, at least 5 of them, at
+          most 4 syllables of decoration apart;
+        * without a lead on one side, also headlines that agree (containment ≥ 0.75) and name
+          the same slots, at least three, each side's all mentioned by the other: "Long
+          Thành (Bình Định)" in both is the evidence the missing lead would have given.
+        """
+        a, b = fp.evidence, entry.evidence
+        leads = (
+            bool(a.lead_grams)
+            and bool(b.lead_grams)
+            and a.lead_key not in self.boilerplate
+            and b.lead_key not in self.boilerplate
+        )
+        lead = containment(a.lead_grams, b.lead_grams) if leads else 0.0
+        if conflict(a, b, leads=lead >= 0.3):
+            return None
+        small, large = sorted((a.title_size, b.title_size))
+        title = containment(a.title_terms, b.title_terms) if small >= 2 else 0.0
+        if leads and ((title >= 0.5 and lead >= 0.5) or (title >= 0.3 and lead >= 0.8)):
+            return title + lead
+        if leads:
+            return None  # two leads that disagree: two stories, however alike the headlines
+        if title == 1.0 and small >= 5 and large <= small + 4:
+            return 1.0
+        if title >= 0.75 and agreeing_slots(a, b) >= _SHARED_SLOTS:
+            return title
+        return None
+
     def add(self, story_id: int, fp: Fingerprint, seen_at: datetime) -> None:
-        """Remember an article of ``story_id`` so later copies find it."""
+        """Remember an article of ``story_id`` so later copies find it.
+
+        ``seen_at`` is the article's time: the story's lifetime runs from its earliest. A lead
+        key already held by another story marks the lead as boilerplate (and is no longer
+        indexed: a masthead under every headline would make every lookup a long scan)."""
         key = self._next_key
         self._next_key += 1
-        bands = fp.bands if len(fp.bands) == self.bands + 1 else tuple(self._band_keys(fp))
-        entry = _Entry(story_id, fp.title, fp.signature, seen_at, bands)
+        bands = fp.bands
+        entry = _Entry(story_id, fp.evidence, fp.signature, seen_at, bands)
         self._entries[key] = entry
         if story_id < 0:
             self._provisional[key] = entry
+        born = self._born.get(story_id)
+        if born is None or seen_at < born:
+            self._born[story_id] = seen_at
+        if self._clock is None or seen_at > self._clock:
+            self._clock = seen_at
+        lead_table = self._tables[-1]
+        lead_key = fp.evidence.lead_key
+        if lead_key in self.boilerplate:
+            bands = bands[:-1]  # zip below stops before the lead table
+        elif lead_key:
+            sharing = lead_table.get(bands[-1], ())
+            if any(self._entries[m].story_id != story_id for m in sharing):
+                self.boilerplate.add(lead_key)
+                del lead_table[bands[-1]]
+                bands = bands[:-1]
         # Buckets are tuples, not sets: tuples of ints drop out of the garbage collector's
         # tracking, so a big index does not make every full collection slower (and growing it
         # by ~15 sets per article triggered those collections over and over).
-        for table, band in zip(self._tables, bands, strict=True):
+        for table, band in zip(self._tables, bands, strict=False):
             if band:
                 members = table.get(band)
                 table[band] = (key,) if members is None else (*members, key)
@@ -443,11 +514,20 @@ class StoryIndex:
             if new is not None:
                 entry.story_id = new
                 del self._provisional[key]
+        for old, new in mapping.items():
+            born = self._born.pop(old, None)
+            if born is not None:
+                self._born[new] = min(born, self._born.get(new, born))
 
     def prune(self, now: datetime) -> int:
-        """Forget articles older than the window; returns how many were dropped."""
+        """Forget articles older than the window and articles of stories past their lifetime
+        (no later article can join those); returns how many were dropped."""
         cutoff = now - self.window
-        old = [k for k, e in self._entries.items() if e.seen_at < cutoff]
+        closed = now - self.lifetime
+        born = self._born
+        old = [
+            k for k, e in self._entries.items() if e.seen_at < cutoff or born[e.story_id] < closed
+        ]
         for key in old:
             entry = self._entries.pop(key)
             self._provisional.pop(key, None)
@@ -459,6 +539,9 @@ class StoryIndex:
                         table[band] = kept
                     else:
                         del table[band]
+        if old:
+            alive = {e.story_id for e in self._entries.values()}
+            self._born = {story: at for story, at in born.items() if story in alive}
         return len(old)
 
     # ---------------------------------------------------------------- persistence
@@ -466,12 +549,21 @@ class StoryIndex:
     def rebuild(self, rows: Iterable[tuple[int, str, str, datetime]], now: datetime) -> int:
         """Refill from (story_id, title, summary, seen_at) rows, e.g. after a restart.
 
-        The index holds no state that the database lacks: signatures are recomputed from the
-        stored title and lead, so a restart clusters exactly as the running process would.
+        The index holds no state that the database lacks: signatures, evidence and the
+        boilerplate leads are recomputed from the stored titles and leads (in row order), and
+        each story's birth is its earliest row, so a restart clusters as the running process
+        would.
         """
+        rows = list(rows)
+        born: dict[int, datetime] = {}
+        for story_id, _t, _s, seen_at in rows:
+            if story_id not in born or seen_at < born[story_id]:
+                born[story_id] = seen_at
         cutoff = now - self.window
-        recent = [row for row in rows if row[3] >= cutoff]
+        closed = now - self.lifetime
+        recent = [row for row in rows if row[3] >= cutoff and born[row[0]] >= closed]
         fingerprints = self.fingerprints([(title, summary) for _i, title, summary, _s in recent])
         for (story_id, _t, _s, seen_at), fp in zip(recent, fingerprints, strict=True):
             self.add(story_id, fp, seen_at)
+            self._born[story_id] = born[story_id]
         return len(recent)

@@ -196,13 +196,17 @@ class Processor:
                 col(Article.story_id),
                 col(Article.title),
                 col(Article.summary),
+                col(Article.published_at),
                 col(Article.fetched_at),
             )
             .join(Story, col(Story.id) == col(Article.story_id))
             .where(col(Story.last_seen_at) >= cutoff)
             .order_by(col(Article.id))
         ).all()
-        return self.index.rebuild(((r[0], r[1], r[2], r[3]) for r in rows if r[0] is not None), now)
+        # The same time as _cluster gave each article: published, never after the fetch.
+        return self.index.rebuild(
+            ((r[0], r[1], r[2], min(r[3], r[4])) for r in rows if r[0] is not None), now
+        )
 
     # ---------------------------------------------------------------- the work
 
@@ -332,21 +336,27 @@ class Processor:
         numbered in order of first appearance); and the existing stories that grew.
 
         Items are looked up and added one by one, so a later copy in the same batch joins the
-        new story of an earlier one.
+        new story of an earlier one. An item's time for the index is its publication time
+        (never later than ``now``): a story's lifetime runs from its first article's.
         """
-        fingerprints = self.index.syllable_fingerprints([p.tokens[2:] for p in fresh])
-        self.index.prune(now)
+        fingerprints = self.index.syllable_fingerprints(
+            [(p.incoming.item.title, p.incoming.item.summary, *p.tokens[2:]) for p in fresh]
+        )
+        times = [min(p.incoming.item.published_at, now) for p in fresh]
+        # Pruned as of the batch's earliest item: a batch of older items (a new source's
+        # first fetch) still finds the stories that were open at their time.
+        self.index.prune(min(times))
         keys: list[int] = []
         touched: set[int] = set()
         next_placeholder = -1
-        for fp in fingerprints:
-            story_key = self.index.find(fp)
+        for at, fp in zip(times, fingerprints, strict=True):
+            story_key = self.index.find(fp, at)
             if story_key is None:
                 story_key = next_placeholder
                 next_placeholder -= 1
             elif story_key > 0:
                 touched.add(story_key)
-            self.index.add(story_key, fp, now)
+            self.index.add(story_key, fp, at)
             keys.append(story_key)
         return keys, touched
 

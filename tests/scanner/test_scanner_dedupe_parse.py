@@ -115,17 +115,21 @@ def test_html_to_text_drops_scripts() -> None:
     assert html_to_text("<div>a<script>evil()</script><br/>b</div>") == "a b"
 
 
-def test_same_headline_with_a_rewritten_lead_is_one_story() -> None:
-    """The exact-title key: a copy whose lead was tagged, cut and reworded still clusters."""
+def test_same_headline_with_a_tagged_cut_lead_is_one_story() -> None:
+    """The title key: a copy under the same headline whose lead was tagged and cut still
+    clusters; a lead rewritten into another one does not (issue 15: headlines alone never
+    merge)."""
     index = StoryIndex()
     title = "Ngành đường sắt dự kiến mở lại nhiều tuyến tàu khách từ ngày 7/10"
     first = index.fingerprint(title, "Tổng công ty Đường sắt Việt Nam cho biết sẽ chạy lại tàu.")
     index.add(1, first, NOW)
-    copy = index.fingerprint(
-        title.upper(), "(Dân trí) - Sau thời gian dài tạm dừng vì dịch bệnh, các đoàn tàu Bắc Nam"
-    )
+    copy = index.fingerprint(title.upper(), "(Dân trí) - Tổng công ty Đường sắt Việt Nam cho biết")
     assert copy.title_key == first.title_key != ""
     assert index.find(copy) == 1
+    rewritten = index.fingerprint(
+        title, "(Dân trí) - Sau thời gian dài tạm dừng vì dịch bệnh, các đoàn tàu Bắc Nam"
+    )
+    assert index.find(rewritten) is None
     other = index.fingerprint("Ngành hàng không mở lại đường bay nội địa từ ngày 10/10", "Khác")
     assert index.find(other) is None
     short = index.fingerprint("Video", "Clip")  # too short to be a title key: no false merges
