@@ -16,7 +16,7 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, Defaults
 
 import bot.services.notify  # noqa: F401  (registers the "notify" due kind)
-from bot.channels.ratelimit import TelegramRateLimiter
+from bot.channels.ratelimit import TelegramRateLimiter, bulk_sends
 from bot.channels.telegram import TelegramNotifier
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -30,6 +30,7 @@ from bot.services.digest import ensure_scheduled
 from bot.services.due import fire_due
 from bot.services.scanning import scan_and_alert
 from bot.templating import Renderer
+from bot.updates import ChatOrderedUpdateProcessor
 from handlers import admin, alerts, drafts, errors, fallback, people, start, taskforce, topics
 from handlers.buttons import button_handler
 from storage.db import Database
@@ -80,7 +81,8 @@ async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     if not runtime.leads():
         return
     assert context.job is not None and isinstance(context.job.data, Charts)
-    report = await deliver_pending(runtime, context.job.data)  # charts kept between runs
+    with bulk_sends():  # replies to people go ahead of the fan-out
+        report = await deliver_pending(runtime, context.job.data)  # charts kept between runs
     runtime.monitor.delivered(report)
     if report.settled:
         log.info(
@@ -142,6 +144,7 @@ def build_application(
         .base_url(settings.bot_base_url)
         .base_file_url(settings.bot_file_url)
         .rate_limiter(TelegramRateLimiter(max_retries=3))
+        .concurrent_updates(ChatOrderedUpdateProcessor())  # chats in parallel, each in order
         .defaults(Defaults(tzinfo=settings.tz))
         .build()
     )

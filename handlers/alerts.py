@@ -215,16 +215,16 @@ async def mute(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
 ) -> None:
     runtime, lang, query = press_of(update, context, actor)
-    with runtime.db.session() as session:
-        f = alerts.facts(session, int_id(ident))
-        assert f.topic.id is not None
-        try:
+    try:
+        with runtime.db.session() as session:  # closed before any network call
+            f = alerts.facts(session, int_id(ident))
+            assert f.topic.id is not None
             until = alerts.mute(session, actor, f.topic.id, 24, runtime.clock.now())
-        except AlertActionError as exc:
-            await query.answer(
-                runtime.renderer.render(exc.template, lang, **exc.context), show_alert=True
-            )
-            return
+    except AlertActionError as exc:
+        await query.answer(
+            runtime.renderer.render(exc.template, lang, **exc.context), show_alert=True
+        )
+        return
     await query.answer(runtime.renderer.render("mute_done", lang, topic=f.topic.name, until=until))
 
 

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 from telegram import Bot
+from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
-from bot.channels.ratelimit import TelegramRateLimiter
+from bot.channels.ratelimit import TelegramRateLimiter, bulk_sends
 from bot.sandbox.telegram_emulator import TelegramEmulator
+
+
+def _limited_bot(emulator: TelegramEmulator, limiter: TelegramRateLimiter) -> Bot:
+    return ExtBot(
+        emulator.token,
+        base_url=emulator.bot_url,
+        base_file_url=emulator.file_url,
+        rate_limiter=limiter,
+    )
 
 
 async def test_mixed_burst_gets_no_429(emulator: TelegramEmulator) -> None:
@@ -19,12 +31,7 @@ async def test_mixed_burst_gets_no_429(emulator: TelegramEmulator) -> None:
     emulator.add_bot(group.id, rights={"can_pin_messages": True})
     emulator.set_flood_limits(True)
     limiter = TelegramRateLimiter(max_retries=0)
-    bot: Bot = ExtBot(
-        emulator.token,
-        base_url=emulator.bot_url,
-        base_file_url=emulator.file_url,
-        rate_limiter=limiter,
-    )
+    bot = _limited_bot(emulator, limiter)
     async with bot:
         sends = [bot.send_message(p.id, f"cảnh báo {i}") for i, p in enumerate(people)]
         sends += [bot.send_message(people[1].id, f"thêm {i}") for i in range(5)]
@@ -62,3 +69,54 @@ def test_reserved_times_keep_every_window() -> None:
             assert bisect_left(sends, t + 1.0) - i <= 3
             if chat < 0:
                 assert bisect_left(sends, t + 60.0) - i <= 20
+
+
+async def test_a_reply_goes_ahead_of_a_running_fan_out(emulator: TelegramEmulator) -> None:
+    """A fan-out books only a few slots ahead, so a reply asked mid-way waits ~0.15 s, not 4 s."""
+    people = [emulator.create_user(f"P{i}") for i in range(120)]
+    asker = emulator.create_user("Asker")
+    for person in [*people, asker]:
+        emulator.send_text(person.id, "/start")
+    emulator.set_flood_limits(True)
+    limiter = TelegramRateLimiter(max_retries=0)
+    bot = _limited_bot(emulator, limiter)
+
+    async def fan_out() -> None:
+        with bulk_sends():
+            await asyncio.gather(*(bot.send_message(p.id, "cảnh báo") for p in people))
+
+    async with bot:
+        started = time.monotonic()
+        fan = asyncio.create_task(fan_out())
+        await asyncio.sleep(0.5)
+        assert limiter.waiting > 100  # the fan-out is queued up
+        asked = time.monotonic()
+        await bot.send_message(asker.id, "trả lời")
+        reply_wait = time.monotonic() - asked
+        await fan
+        total = time.monotonic() - started
+    assert reply_wait < 0.3, reply_wait
+    assert total > 3.5  # 121 sends at ≤ 30/s: the fan-out itself was paced, not skipped
+    statuses = [call.status for call in emulator.calls_to("sendMessage")]
+    assert len(statuses) == 121 and set(statuses) == {200}
+
+
+async def test_button_answers_are_not_held_by_a_429_pause(emulator: TelegramEmulator) -> None:
+    """A short 429 pauses every send; answering a button is not a send and goes straight out."""
+    person = emulator.create_user("P")
+    emulator.send_text(person.id, "/start")
+    limiter = TelegramRateLimiter(max_retries=1)
+    bot = _limited_bot(emulator, limiter)
+    emulator.inject_error("sendMessage", 429, retry_after=2)
+    async with bot:
+        send = asyncio.create_task(bot.send_message(person.id, "tin"))
+        await emulator.wait_for_call("sendMessage")
+        await asyncio.sleep(0.2)  # the 429 is back at the bot: all sends now pause 2 s
+        assert limiter.flood_waits == 1
+        asked = time.monotonic()
+        with contextlib.suppress(BadRequest):  # an unknown query id: Telegram says so at once
+            await bot.answer_callback_query("unknown-query")
+        answered = time.monotonic() - asked
+        await send
+    assert answered < 0.5, answered
+    assert [c.status for c in emulator.calls_to("sendMessage")] == [429, 200]
