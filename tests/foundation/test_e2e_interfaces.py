@@ -182,7 +182,7 @@ async def test_tick_fires_due_rows_on_the_simulated_clock(
     emulator: TelegramEmulator, sqlite_db: Database, app_settings: Any, clock: SimulatedClock
 ) -> None:
     alice = emulator.create_user("Alice", language_code="vi")
-    emulator.send_text(alice.id, "xin chào")  # opens the chat; the bot ignores it
+    emulator.world.private_chat(alice)  # opens the chat without a message (free text is answered)
     with sqlite_db.session() as s:
         user = User(telegram_id=alice.id, full_name="Alice", status="active", language="vi")
         s.add(user)
