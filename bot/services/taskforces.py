@@ -41,7 +41,7 @@ from bot.channels.base import (
     SentMessage,
 )
 from bot.channels.rooms import RoomAdmin, room_admin_for
-from bot.services import audit, rooms, timeline
+from bot.services import audit, outbox, rooms, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import (
@@ -90,6 +90,8 @@ CONVENE_KIND = "crisis.convene"
 ROOM_KIND = "crisis.room"
 BRIEF_KIND = "crisis.brief"
 TASK_KIND = "task.reminder"
+RESOLVE_KIND = "crisis.resolved"  # finishes announcing a resolution after a restart
+RESOLVE_DELIVERY = "crisis_resolve"
 
 # Button actions (registered with their rules in handlers/taskforce.py).
 JOIN = "tf.join"
@@ -110,6 +112,7 @@ SEVERITIES = tuple(Severity)
 # Which suggestions are turned into invitations: people the opener names always; the agency's
 # supervisors and the spokespeople following the crisis topic by default.
 _CONVENING: set[int] = set()  # crises being convened by this process right now
+_RESOLVING: set[int] = set()  # crises whose resolution this process is announcing now
 
 
 class TaskForceError(Exception):
@@ -1771,9 +1774,11 @@ async def resolve_crisis(
     runtime: Runtime, actor: Actor, crisis_id: int, rooms_admin: RoomAdmin | None = None
 ) -> Resolved:
     """Close a crisis (lead or supervisor): the after-action report to the room and the
-    supervisors (Markdown and .docx), the topic closed or the pooled group handed back."""
-    from bot.services import reports  # reports depends on this module's helpers
+    supervisors (Markdown and .docx), the topic closed or the pooled group handed back.
 
+    The state change commits with a ``crisis.resolved`` due row; the announcements follow at
+    once, each message through the ``outbox`` ledger, and the due row finishes them after a
+    restart without posting anything twice."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
         crisis = _open_crisis_row(session, crisis_id)
@@ -1796,10 +1801,46 @@ async def resolve_crisis(
         for task_id in task_ids:
             if task_id is not None:
                 cancel(session, kind=TASK_KIND, ref_id=task_id, at=now)
+        schedule(
+            session, RESOLVE_KIND, now, ref_id=crisis_id, dedupe_key=f"{RESOLVE_KIND}:{crisis_id}"
+        )
+    return await _announce_resolution(runtime, crisis_id, rooms_admin)
+
+
+@due_handler(RESOLVE_KIND)
+async def _resolution_due(runtime: Runtime, session: Session, due: Due) -> None:
+    # Own sessions only: see _retry_room.
+    if due.ref_id is None:
+        return
+    if due.ref_id in _RESOLVING:  # being announced by this process right now
+        schedule(
+            session, RESOLVE_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id
+        )
+        return
+    await _announce_resolution(runtime, due.ref_id)
+
+
+async def _announce_resolution(
+    runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None = None
+) -> Resolved:
+    _RESOLVING.add(crisis_id)
+    try:
+        resolved = await _announce(runtime, crisis_id, rooms_admin)
+    finally:
+        _RESOLVING.discard(crisis_id)
+    with runtime.db.session() as session:
+        cancel(session, kind=RESOLVE_KIND, ref_id=crisis_id, at=runtime.clock.now())
+    return resolved
+
+
+async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None) -> Resolved:
+    from bot.services import reports  # reports depends on this module's helpers
+
     with runtime.db.session() as session:
         crisis = _crisis(session, crisis_id)
+        at = crisis.resolved_at or runtime.clock.now()
         room_lang = _language_of_room(session, crisis)
-        data = reports.build(session, crisis_id, now)
+        data = reports.build(session, crisis_id, at)
         supervisors = [
             u
             for u in active_with_role(session, crisis.agency_id, Role.SUPERVISOR)
@@ -1824,6 +1865,10 @@ async def resolve_crisis(
             else None
         )
         link = crisis.invite_link
+        # The room's ledger rows need a person: the lead, else a supervisor or a member.
+        owner = crisis.lead_id or next(
+            (u.id for u in supervisors), next((uid for _, uid in members), None)
+        )
     markdown = reports.render_markdown(runtime, data, room_lang)
     files = [
         Attachment(f"crisis-{crisis_id}-report.md", markdown.encode("utf-8")),
@@ -1831,19 +1876,40 @@ async def resolve_crisis(
             f"crisis-{crisis_id}-report.docx", reports.render_docx(runtime, data, room_lang)
         ),
     ]
+
+    async def once(user_id: int | None, part: str, send: Any) -> None:
+        if user_id is None:
+            await _try(send(), part)
+            return
+        await _try(
+            outbox.send_once(
+                runtime,
+                kind=RESOLVE_DELIVERY,
+                ref_id=crisis_id,
+                user_id=user_id,
+                part=part,
+                send=send,
+            ),
+            part,
+        )
+
     if to is not None:
         summary = runtime.renderer.render("crisis_resolved", room_lang, r=data)
-        await _try(runtime.notifier.send_text(to, summary), "room summary")
-        for attachment in files:
-            await _try(runtime.notifier.send_document(to, attachment), "room report")
+        await once(owner, "room", lambda: runtime.notifier.send_text(to, summary))
+        for name, attachment in zip(("room.md", "room.docx"), files, strict=True):
+            await once(owner, name, lambda f=attachment: runtime.notifier.send_document(to, f))
         await _try(refresh_brief(runtime, crisis_id), "final brief")
     for person in supervisors:
         assert person.telegram_id is not None
         text = runtime.renderer.render("crisis_report_sent", person.language, r=data)
         chat = ChatRef(person.telegram_id)
-        await _try(runtime.notifier.send_text(chat, text), "supervisor summary")
-        for attachment in files:
-            await _try(runtime.notifier.send_document(chat, attachment), "supervisor report")
+        await once(person.id, "text", lambda c=chat, t=text: runtime.notifier.send_text(c, t))
+        for name, attachment in zip(("md", "docx"), files, strict=True):
+            await once(
+                person.id,
+                name,
+                lambda c=chat, f=attachment: runtime.notifier.send_document(c, f),
+            )
     freed = False
     removed = 0
     if room_id is not None and to is not None:
