@@ -435,6 +435,12 @@ class TelegramEmulator:
         """Every Bot API request, in order."""
         return self.gateway.calls
 
+    @property
+    def held(self) -> list[tuple[str, dict[str, Any]]]:
+        """(method, parameters) of the calls an injected delay is holding right now: a test
+        kills the bot while one is held, and the call is carried out after the hold."""
+        return list(self.gateway.held)
+
     def calls_to(self, method: str) -> list[Call]:
         return [call for call in self.gateway.calls if call.method.lower() == method.lower()]
 

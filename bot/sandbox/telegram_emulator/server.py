@@ -102,6 +102,7 @@ class Gateway:
         self.on_change = on_change
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.held: list[tuple[str, dict[str, Any]]] = []  # calls an injected delay holds now
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -122,7 +123,13 @@ class Gateway:
         fault = self._take_fault(method, params)
         if fault is not None:
             if fault.delay:
-                await asyncio.sleep(fault.delay)
+                entry = (method, params.raw())
+                self.held.append(entry)
+                self.on_change()
+                try:
+                    await asyncio.sleep(fault.delay)
+                finally:
+                    self.held.remove(entry)
             injected = fault.error()
             if injected is not None:
                 return self._logged(method, params.raw(), error=injected)
