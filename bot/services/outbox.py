@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.channels.base import DeliveryError, SentMessage
 from bot.services import audit
@@ -43,6 +43,25 @@ log = logging.getLogger(__name__)
 BOOT = uuid.uuid4().hex[:12]  # this process; a claim by another boot belongs to a dead process
 SENDING = "sending"
 IN_DOUBT = "in_doubt"
+
+
+def sent(runtime: Runtime, kind: str, ref_id: int) -> list[SentMessage]:
+    """Where the sent parts of one (kind, ref_id) went, in the order they were claimed."""
+    with runtime.db.session() as session:
+        rows = session.exec(
+            select(Delivery)
+            .where(
+                Delivery.kind == kind,
+                Delivery.ref_id == ref_id,
+                Delivery.status == DeliveryStatus.SENT,
+            )
+            .order_by(col(Delivery.id))
+        ).all()
+        return [
+            SentMessage(r.chat_id, r.message_id)
+            for r in rows
+            if r.chat_id is not None and r.message_id is not None
+        ]
 
 
 def _row(session: Session, kind: str, ref_id: int, user_id: int, part: str) -> Delivery | None:

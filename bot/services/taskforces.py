@@ -92,6 +92,7 @@ BRIEF_KIND = "crisis.brief"
 TASK_KIND = "task.reminder"
 RESOLVE_KIND = "crisis.resolved"  # finishes announcing a resolution after a restart
 RESOLVE_DELIVERY = "crisis_resolve"
+BRIEF_DELIVERY = "crisis_brief"
 
 # Button actions (registered with their rules in handlers/taskforce.py).
 JOIN = "tf.join"
@@ -113,6 +114,8 @@ SEVERITIES = tuple(Severity)
 # supervisors and the spokespeople following the crisis topic by default.
 _CONVENING: set[int] = set()  # crises being convened by this process right now
 _RESOLVING: set[int] = set()  # crises whose resolution this process is announcing now
+_ATTACHING: set[int] = set()  # crises this process is getting a room for right now
+ATTACH_GRACE = timedelta(seconds=2)  # the live path usually has the room by then
 
 
 class TaskForceError(Exception):
@@ -439,6 +442,14 @@ async def open_crisis(
             at=now,
         )
         _schedule_deadline(session, crisis)
+        # Attaching the room resumes from this row after a kill; _room_ready cancels it.
+        schedule(
+            session,
+            ROOM_KIND,
+            now + ATTACH_GRACE,
+            ref_id=crisis.id,
+            dedupe_key=f"crisis:{crisis.id}:attach",
+        )
         named, unknown = resolve_usernames(session, usernames)
         extra = [u for u in (session.get(User, i) for i in user_ids) if u is not None]
         people = suggested_members(session, agency_id, topic_id, exclude=[user.id or 0])
@@ -491,6 +502,14 @@ async def attach_room(
     the brief. Idempotent: a crisis that has a room keeps it. Returns whether it has one now;
     raises ``TaskForceError("no_room")`` when the pool is empty (the opener and the admins are
     told, and a ``crisis.room`` due row retries)."""
+    _ATTACHING.add(crisis_id)
+    try:
+        return await _attach_room(runtime, crisis_id, rooms_admin)
+    finally:
+        _ATTACHING.discard(crisis_id)
+
+
+async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None) -> bool:
     admin = rooms_admin or room_admin_for(runtime.notifier)
     now = runtime.clock.now()
     with runtime.db.session() as session:
@@ -498,6 +517,7 @@ async def attach_room(
         if crisis.status == CrisisStatus.RESOLVED:
             return False
         if crisis.room_chat_id is not None:
+            await post_brief(runtime, crisis_id)  # a kill may have come between the two
             return True
         agency = session.get(Agency, crisis.agency_id)
         hub = rooms.hub_for(agency, runtime.settings)
@@ -716,12 +736,18 @@ async def _retry_room(runtime: Runtime, session: Session, due: Due) -> None:
     # Uses its own sessions only (the tick's session stays untouched until the row is marked).
     if due.ref_id is None:
         return
+    if due.ref_id in _ATTACHING:  # the live path is at it: look again shortly
+        schedule(session, ROOM_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id)
+        return
+    with runtime.db.session() as own:
+        had_room = _crisis(own, due.ref_id).room_chat_id is not None
     try:
         ready = await attach_room(runtime, due.ref_id)
     except TaskForceError as exc:
         raise RuntimeError(f"crisis {due.ref_id} still has no room ({exc.code})") from exc
     if ready:
-        await _tell_lead_room_ready(runtime, due.ref_id)
+        if not had_room:
+            await _tell_lead_room_ready(runtime, due.ref_id)
         await convene(runtime, due.ref_id)
 
 
@@ -828,7 +854,20 @@ async def post_brief(runtime: Runtime, crisis_id: int) -> None:
             return
         to = ChatRef(crisis.room_chat_id, crisis.room_thread_id)
         text = render_brief(runtime, session, crisis_id)
-    sent = await runtime.notifier.send_text(to, text)
+        lead = crisis.lead_id
+    if lead is None:
+        sent: SentMessage | None = await runtime.notifier.send_text(to, text)
+    else:  # once across kills: a brief in doubt is not posted again
+        sent = await outbox.send_once(
+            runtime,
+            kind=BRIEF_DELIVERY,
+            ref_id=crisis_id,
+            user_id=lead,
+            part="brief",
+            send=lambda: runtime.notifier.send_text(to, text),
+        )
+    if sent is None:
+        return
     with runtime.db.session() as session:
         crisis = _crisis(session, crisis_id)
         crisis.brief_message_id = sent.message_id
