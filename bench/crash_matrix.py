@@ -45,6 +45,8 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlmodel import col, select
 
+from bench.alert_latency import OUTLETS
+from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.errors import ControlError
 from bot.sandbox.telegram_emulator.state import StoredMessage
@@ -73,15 +75,6 @@ from storage.models import (
 
 HOLD = 2.5  # seconds a held call waits at "Telegram" before it is carried out
 PG_ENV = "CRISISDESK_TEST_DATABASE_URL"
-HUB_RIGHTS = {
-    "can_manage_topics": True,
-    "can_pin_messages": True,
-    "can_invite_users": True,
-    "can_restrict_members": True,
-    "can_delete_messages": True,
-    "can_change_info": True,
-}
-OUTLETS = ["VnExpress", "Tuổi Trẻ", "Thanh Niên", "Dân Trí", "VietNamNet", "Lao Động"]
 BACKGROUND = [
     "Hà Nội tăng cường kiểm tra an toàn thực phẩm dịp cuối năm",
     "Bộ Y tế hướng dẫn bảo đảm an toàn thực phẩm tại bếp ăn tập thể",
@@ -641,7 +634,7 @@ async def pub_setup(run: Run) -> None:
     hub = run.emu.create_supergroup(
         "Hub", forum=True, member_ids=[run.people["author"], run.people["boss"]]
     )
-    run.emu.add_bot(hub.id, rights=HUB_RIGHTS)
+    run.emu.add_bot(hub.id, rights=BOT_RIGHTS)
     ch = run.emu.create_channel("Bộ Y tế", username=channel[1:])
     run.emu.add_bot(ch.id, rights={"can_post_messages": True})
     run.chats.update(room=hub.id, channel=ch.id)
@@ -811,7 +804,7 @@ async def conv_setup(run: Run) -> None:
     for i in range(INVITEES):
         run.person(f"p{i}", "spokesperson")
     hub = run.emu.create_supergroup("Hub", forum=True, member_ids=[run.people["lead"]])
-    run.emu.add_bot(hub.id, rights=HUB_RIGHTS)
+    run.emu.add_bot(hub.id, rights=BOT_RIGHTS)
     run.chats["hub"] = hub.id
     with run.db.session() as s:
         agency = s.get(Agency, run.ids["agency"])
@@ -937,7 +930,7 @@ async def res_setup(run: Run) -> None:
     run.person("boss", "supervisor")
     run.person("boss2", "supervisor")
     hub = run.emu.create_supergroup("Hub", forum=True, member_ids=[run.people["lead"]])
-    run.emu.add_bot(hub.id, rights=HUB_RIGHTS)
+    run.emu.add_bot(hub.id, rights=BOT_RIGHTS)
     run.chats["hub"] = hub.id
     thread = await _create_topic(run, hub.id, "#1 Ngộ độc ở Sao Mai")
     run.ids["thread"] = thread
