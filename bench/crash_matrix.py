@@ -262,7 +262,7 @@ def _db_one(run: Run, stmt: Any) -> Any:
 # --------------------------------------------------------------------------- alerts
 
 
-ALERT_PEOPLE = 5
+ALERT_PEOPLE = 8  # the k-th chart or text is held for k up to 5: some still to go
 
 
 async def alert_setup(run: Run) -> None:
@@ -1122,6 +1122,7 @@ def _spawn(run: Run, scenario: Scenario, log: Path) -> subprocess.Popen[bytes]:
         CRISISDESK_TICK_SECONDS="0.2",
         CRISISDESK_SCAN_INTERVAL=str(scenario.scan_interval),
         CRISISDESK_ALLOW_PRIVATE_FEEDS="true",
+        PYTHONFAULTHANDLER="1",  # a SIGABRT writes every thread's stack to the log
     )
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -1208,6 +1209,9 @@ async def run_point(
                 finished = await _until(lambda: scenario.done(run), 60, step=0.2)
                 phases.append(time.monotonic() - started)
                 await asyncio.sleep(1.0)  # time for a double to show up
+                if not finished:  # stuck: leave the threads' stacks in the log
+                    second.send_signal(signal.SIGABRT)
+                    await asyncio.to_thread(second.wait)
             finally:
                 await _kill(second)
                 driver.cancel()
