@@ -31,7 +31,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram.error import RetryAfter
+from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,13 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 await self._wait_for_slot(chat if isinstance(chat, int | str) else None, group)
             try:
                 return await callback(*args, **kwargs)
+            except BadRequest as exc:
+                if endpoint.lower() != "answercallbackquery" or "too old" not in str(exc).lower():
+                    raise
+                # A press that waited for a restarting bot can no longer be answered; the
+                # answer is only a toast, and the press's work must still go on.
+                log.info("callback query expired before it was answered: %s", exc)
+                return True
             except RetryAfter as exc:
                 if attempt == retries:
                     raise
