@@ -73,6 +73,7 @@ from storage.models import (
     User,
 )
 
+PRESS_TIMEOUT = 15.0  # a press expires unanswered after this (Telegram allows about as long)
 HOLD = 2.5  # seconds a held call waits at "Telegram" before it is carried out
 PG_ENV = "CRISISDESK_TEST_DATABASE_URL"
 BACKGROUND = [
@@ -490,7 +491,9 @@ async def reg_setup(run: Run) -> None:
 def _press_later(run: Run, who: str, chat: int, message: StoredMessage, label: str) -> None:
     async def press() -> None:
         with contextlib.suppress(Exception):  # the bot may be dead: the press then expires
-            await run.emu.press_button(run.people[who], chat, message.message_id, text=label)
+            await run.emu.press_button(
+                run.people[who], chat, message.message_id, text=label, timeout=PRESS_TIMEOUT
+            )
 
     task = asyncio.get_running_loop().create_task(press())
     _TASKS.add(task)
