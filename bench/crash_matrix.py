@@ -73,6 +73,7 @@ from storage.models import (
     User,
 )
 
+BUDGET = float(os.environ.get("CRASH_MATRIX_BUDGET", "120"))  # s to reach a point, s to finish
 PRESS_TIMEOUT = 15.0  # a press expires unanswered after this (Telegram allows about as long)
 HOLD = 2.5  # seconds a held call waits at "Telegram" before it is carried out
 PG_ENV = "CRISISDESK_TEST_DATABASE_URL"
@@ -1197,7 +1198,7 @@ async def run_point(
                     armed = point.arm_later(run)
                 return armed and point.fired(run)
 
-            reached = await _until(kill_now, 60)
+            reached = await _until(kill_now, BUDGET)
             phases = [time.monotonic() - started]
             await _kill(first)
             driver.cancel()
@@ -1209,7 +1210,7 @@ async def run_point(
             second = _spawn(run, scenario, log)
             driver = asyncio.create_task(_drive(scenario, run))
             try:
-                finished = await _until(lambda: scenario.done(run), 60, step=0.2)
+                finished = await _until(lambda: scenario.done(run), BUDGET, step=0.2)
                 phases.append(time.monotonic() - started)
                 await asyncio.sleep(1.0)  # time for a double to show up
                 if not finished:  # stuck: leave the threads' stacks in the log
