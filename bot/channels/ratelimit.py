@@ -34,6 +34,8 @@ from typing import Any
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from bot.channels.base import ON_WIRE
+
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
@@ -165,6 +167,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             await self._resume.wait()
             if counted:
                 await self._wait_for_slot(chat if isinstance(chat, int | str) else None, group)
+            on_wire = ON_WIRE.get()
+            if on_wire is not None:
+                on_wire()
             try:
                 return await callback(*args, **kwargs)
             except BadRequest as exc:

@@ -2,23 +2,25 @@
 
 A publication or a resolution posts several messages in a row (statement parts, files, the
 report) from code that a restart runs again. Each message is one ``Delivery`` row (kind, ref_id,
-user_id, part), *inserted* before the send as a claim naming this process, and marked ``sent``
-with the message id right after. Run again, a step
+user_id, part): written ``pending`` before the send, claimed (``sending``, naming this process)
+by the channel right before the request leaves the process — after the flood-limit wait, through
+``bot.channels.base.ON_WIRE`` — and marked ``sent`` with the message id right after. Run again,
+a step
 
 * skips a part that is ``sent``;
-* re-sends a part whose send failed with an answer from Telegram (the row was put back to
-  ``pending``: the message did not go out);
+* sends a part that is ``pending`` (never left: the process died before, or during the wait),
+  or whose send failed with an answer from Telegram (put back to ``pending``);
 * does **not** re-send a part claimed by a process that died (``sending`` with another boot's
   claim): the request may have reached Telegram, which has no way to ask, and a statement posted
   twice to a room or a public channel is worse than the in-doubt part. The row becomes
   ``in_doubt`` and an audit event names it, so people can see what to check.
 
-The unique key of the ledger makes the claim itself race-free between workers on PostgreSQL: the
-second insert fails and that worker leaves the part alone.
+The unique key of the ledger makes the row race-free between workers on PostgreSQL: the second
+insert fails and that worker leaves the part alone.
 
-Residual risk (docs/reliability.md): a process killed after the claim commits and before its
-request leaves (the flood-limit wait of a busy group is the longest part of that window) leaves a
-part in doubt that never went out.
+Residual risk (docs/reliability.md): a process killed between the claim and the request reaching
+Telegram (microseconds of local work, then the network) leaves a part in doubt that never went
+out.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.channels.base import DeliveryError, SentMessage
+from bot.channels.base import ON_WIRE, DeliveryError, SentMessage
 from bot.services import audit
 from storage.models import Delivery, DeliveryStatus
 
@@ -75,10 +77,10 @@ def _row(session: Session, kind: str, ref_id: int, user_id: int, part: str) -> D
     ).first()
 
 
-def _claim(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) -> bool:
-    """Own the part for this process; False when it is done, in doubt or someone else's."""
+def _reserve(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) -> bool:
+    """Make the part this process's to send (``pending``); False when it is done, in doubt or
+    someone else's."""
     now = runtime.clock.now()
-    claim = f"claim {BOOT}"
     try:
         with runtime.db.session() as session:
             row = _row(session, kind, ref_id, user_id, part)
@@ -89,17 +91,18 @@ def _claim(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) ->
                         ref_id=ref_id,
                         user_id=user_id,
                         part=part,
-                        status=SENDING,
-                        attempts=1,
-                        last_error=claim,
+                        status=DeliveryStatus.PENDING,
+                        last_error=f"queued {BOOT}",
                         created_at=now,
                     )
                 )
                 return True
             if row.status == DeliveryStatus.PENDING:
-                row.status, row.attempts, row.last_error = SENDING, row.attempts + 1, claim
+                if row.last_error == f"queued {BOOT}":
+                    return False  # queued by this process right now (a second caller)
+                row.last_error = f"queued {BOOT}"
                 return True
-            if row.status == SENDING and row.last_error != claim:
+            if row.status == SENDING and row.last_error != f"claim {BOOT}":
                 row.status = IN_DOUBT
                 row.last_error = f"{row.last_error}: the process died during the send"
                 audit.record(
@@ -109,12 +112,20 @@ def _claim(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) ->
                     after={"part": part, "user_id": user_id},
                     at=now,
                 )
-                log.warning(
-                    "%s %s part %s in doubt after a restart: not re-sent", kind, ref_id, part
-                )
+                log.warning("%s %s part %s in doubt after a restart", kind, ref_id, part)
             return False
-    except IntegrityError:  # another worker inserted the claim first
+    except IntegrityError:  # another worker inserted it first
         return False
+
+
+def _claim(runtime: Runtime, key: tuple[str, int, int, str]) -> None:
+    """The request is about to leave: from now on a kill leaves the part in doubt."""
+    with runtime.db.session() as session:
+        row = _row(session, *key)
+        assert row is not None, key
+        row.status = SENDING
+        row.attempts += 1
+        row.last_error = f"claim {BOOT}"
 
 
 def _finish(
@@ -151,13 +162,16 @@ async def send_once(
     removed) closes the part as ``unreachable`` and propagates.
     """
     key = (kind, ref_id, user_id, part)
-    if not _claim(runtime, *key):
+    if not _reserve(runtime, *key):
         return None
+    token = ON_WIRE.set(lambda: _claim(runtime, key))
     try:
         sent = await send()
     except DeliveryError as exc:
         status = DeliveryStatus.UNREACHABLE if exc.permanent else DeliveryStatus.PENDING
         _finish(runtime, key, status, error=str(exc))
         raise
+    finally:
+        ON_WIRE.reset(token)
     _finish(runtime, key, DeliveryStatus.SENT, sent)
     return sent
