@@ -50,7 +50,7 @@ async def test_an_expired_callback_query_answer_is_not_an_error(
     )
     async with bot:
         assert await bot.answer_callback_query("123456000000000042") is True
-        with pytest.raises(BadRequest, match="(?i)chat not found"):
+        with pytest.raises(BadRequest, match=r"(?i)chat not found"):
             await bot.send_message(999, "nobody")
     assert [c.status for c in emulator.calls_to("answerCallbackQuery")] == [400]
 
