@@ -1102,17 +1102,18 @@ def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp / f'{uuid.uuid4().hex[:8]}.sqlite3'}"
         return
-    base = os.environ[PG_ENV]
-    schema = f"crash_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    sep = "&" if "?" in base else "?"
+    # A database of its own, not a schema: the bot's leader election is an advisory lock per
+    # database, and any other process on the shared one (a test, a second bench) would hold it.
+    base = sa.engine.make_url(os.environ[PG_ENV])
+    name = f"crash_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
     try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+        yield base.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database "{name}" with (force)'))
         admin.dispose()
 
 
