@@ -853,7 +853,9 @@ def conv_done(run: Run) -> bool:
         return False
     brief_in_doubt = _db_one(
         run,
-        select(Delivery.id).where(Delivery.kind == "crisis_brief", Delivery.status == "in_doubt"),
+        select(Delivery.id).where(
+            Delivery.kind == "crisis_brief", col(Delivery.status).in_(["in_doubt", "sending"])
+        ),
     )
     if crises[0].brief_message_id is None and not brief_in_doubt:
         return False
