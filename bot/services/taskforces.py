@@ -975,6 +975,10 @@ async def convene(runtime: Runtime, crisis_id: int, *, resume: bool = False) -> 
                 )
                 if row is None:
                     cancel(session, kind=CONVENE_KIND, ref_id=crisis_id, at=now)
+                    if any(d.status == SENDING for d in rows):
+                        # A claim of another process (PostgreSQL): look again once its lease
+                        # is over, or an invitation a dead worker held is never sent.
+                        schedule(session, CONVENE_KIND, now + CLAIM_LEASE, ref_id=crisis_id)
                     break
                 claimed = session.execute(
                     sa.update(Delivery)
