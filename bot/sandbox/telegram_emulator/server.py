@@ -70,9 +70,12 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     text_contains: str | None = None
+    chat_id: int | str | None = None
 
     def applies(self, method: str, params: Params) -> bool:
         if self.method != method.lower():
+            return False
+        if self.chat_id is not None and str(params.get("chat_id")) != str(self.chat_id):
             return False
         if self.text_contains is None:
             return True
