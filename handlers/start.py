@@ -15,6 +15,7 @@ Handler groups (see :func:`install`):
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from telegram import (
@@ -43,7 +44,7 @@ from bot.channels.base import ChatRef, DeliveryError, SentMessage
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
-from bot.services import invites
+from bot.services import due, invites, outbox
 from bot.services import registration as reg
 from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
@@ -53,6 +54,7 @@ from handlers.common import audit_refusal, audited, language_of, reply, runtime_
 from storage.models import Agency, ConversationState, Role, User, UserStatus
 
 log = logging.getLogger(__name__)
+_AGAIN = timedelta(seconds=5)  # a due row that finds its work under way looks again after
 
 
 def _int(ident: str) -> int | None:
@@ -489,36 +491,96 @@ def review_buttons(runtime: Runtime, lang: str, applicant_id: int) -> list[list[
     ]
 
 
+_REVIEWING: set[int] = set()  # applicants whose requests this process is sending now
+_ANNOUNCING: set[int] = set()  # applicants whose decision this process is announcing now
+REVIEW_DELIVERY = "reg_review"
+DECISION_DELIVERY = "reg_decision"
+
+
 async def send_review_requests(runtime: Runtime, applicant_id: int) -> int:
-    """Send the request with Approve/Reject to every decider; returns how many got it."""
+    """Send the request with Approve/Reject to every decider; returns how many have it.
+
+    Each request goes through the ``outbox`` ledger (keyed by the registration round), so the
+    ``registration.review`` due row, which finishes this after a kill, asks nobody twice."""
+    if applicant_id in _REVIEWING:
+        return 0
+    _REVIEWING.add(applicant_id)
+    try:
+        return await _send_review_requests(runtime, applicant_id)
+    finally:
+        _REVIEWING.discard(applicant_id)
+
+
+async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
     with runtime.db.session() as session:
         applicant = session.get(User, applicant_id)
         assert applicant is not None
+        if applicant.status != UserStatus.PENDING:
+            return 0  # decided meanwhile
         recipients = reg.deciders_for(session, runtime.settings.admin_ids, applicant)
-    sent: list[reg.ReviewMessage] = []
+        round_id = reg.review_round(session, applicant_id)
     for person in recipients:
         text = _review_text(runtime, person.language, applicant)
+        buttons = review_buttons(runtime, person.language, applicant_id)
+
+        def send(chat: int = person.chat_id, text: str = text, buttons: Any = buttons) -> Any:
+            return runtime.notifier.send_text(ChatRef(chat), text, buttons)
+
         try:
-            message = await runtime.notifier.send_text(
-                ChatRef(person.chat_id),
-                text,
-                review_buttons(runtime, person.language, applicant_id),
+            await outbox.send_once(
+                runtime,
+                kind=REVIEW_DELIVERY,
+                ref_id=round_id,
+                user_id=applicant_id,
+                part=f"rv{person.chat_id}",
+                send=send,
             )
         except DeliveryError as exc:
             log.warning(
                 "could not send the request of user %s to %s: %s", applicant_id, person.chat_id, exc
             )
-            continue
-        sent.append(reg.ReviewMessage(person.chat_id, message.message_id, person.language))
-    if not sent:
-        log.warning("nobody could be asked to verify user %s", applicant_id)
+    languages = {p.chat_id: p.language for p in recipients}
+    sent = [
+        reg.ReviewMessage(m.chat_id, m.message_id, languages.get(m.chat_id, "vi"))
+        for m in outbox.sent(runtime, REVIEW_DELIVERY, round_id)
+    ]
     with runtime.db.session() as session:
+        if not sent:
+            log.warning("nobody could be asked to verify user %s", applicant_id)
         reg.record_review_messages(session, applicant_id, sent, runtime.clock.now())
+        due.cancel(session, kind=reg.REVIEW_KIND, ref_id=applicant_id, at=runtime.clock.now())
     return len(sent)
 
 
+@due.due_handler(reg.REVIEW_KIND)
+async def _review_due(runtime: Runtime, session: Any, row: Any) -> None:
+    # Own sessions only (see bot.services.taskforces._retry_room).
+    if row.ref_id in _REVIEWING:  # being sent by this process right now: look again shortly
+        due.schedule(session, reg.REVIEW_KIND, runtime.clock.now() + _AGAIN, ref_id=row.ref_id)
+        return
+    await send_review_requests(runtime, row.ref_id)
+
+
 async def announce_decision(runtime: Runtime, bot: Any, result: reg.DecisionResult) -> None:
-    """Edit every decider's copy ("✓ Approved by …"), tell the applicant, refresh their menu."""
+    """Edit every decider's copy ("✓ Approved by …"), tell the applicant, refresh their menu.
+
+    Finishes the ``registration.decided`` due row the decision committed; the tick runs it
+    again after a kill (edits are idempotent, the applicant's message goes through the
+    ``outbox`` ledger)."""
+    applicant = result.applicant
+    assert applicant.id is not None
+    if applicant.id in _ANNOUNCING:
+        return
+    _ANNOUNCING.add(applicant.id)
+    try:
+        await _announce_decision(runtime, bot, result)
+    finally:
+        _ANNOUNCING.discard(applicant.id)
+    with runtime.db.session() as session:
+        due.cancel(session, kind=reg.DECIDED_KIND, ref_id=applicant.id, at=runtime.clock.now())
+
+
+async def _announce_decision(runtime: Runtime, bot: Any, result: reg.DecisionResult) -> None:
     applicant = result.applicant
     status = "approved" if result.approved else "rejected"
     for review in result.reviews:
@@ -537,11 +599,39 @@ async def announce_decision(runtime: Runtime, bot: Any, result: reg.DecisionResu
             role=role_name(runtime, lang, applicant.role),
             reason=result.reason,
         )
+        chat = ChatRef(applicant.telegram_id)
         try:
-            await runtime.notifier.send_text(ChatRef(applicant.telegram_id), text)
+            await outbox.send_once(
+                runtime,
+                kind=DECISION_DELIVERY,
+                ref_id=result.event_id,
+                user_id=applicant.id or 0,
+                part="told",
+                send=lambda: runtime.notifier.send_text(chat, text),
+            )
         except DeliveryError as exc:
             log.warning("could not tell user %s about the decision: %s", applicant.id, exc)
     await publish_person_commands(runtime, bot, applicant)
+
+
+@due.due_handler(reg.DECIDED_KIND)
+async def _decided_due(runtime: Runtime, session: Any, row: Any) -> None:
+    if row.ref_id in _ANNOUNCING:
+        due.schedule(
+            session,
+            reg.DECIDED_KIND,
+            runtime.clock.now() + _AGAIN,
+            ref_id=row.ref_id,
+            payload=row.payload,
+        )
+        return
+    with runtime.db.session() as own:
+        applicant = own.get(User, row.ref_id)
+    if applicant is None:
+        return
+    result = reg.DecisionResult.from_payload(applicant, row.payload)
+    # The tick has no update to take the bot from; the Telegram notifier holds it.
+    await announce_decision(runtime, getattr(runtime.notifier, "bot", None), result)
 
 
 @on_button(APPROVE.name)
@@ -667,7 +757,7 @@ async def publish_person_commands(runtime: Runtime, bot: Any, user: User) -> Non
 
     Suspended, pending and rejected people fall back to the default (public) menu.
     """
-    if user.telegram_id is None:
+    if user.telegram_id is None or bot is None:
         return
     scope = BotCommandScopeChat(user.telegram_id)
     admin = user.telegram_id in runtime.settings.admin_ids

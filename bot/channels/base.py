@@ -8,7 +8,8 @@ react (mark a person unreachable, retry later) without importing ``telegram``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,6 +58,12 @@ class RecipientUnreachable(DeliveryError):
     """The person blocked the bot, never started it, or the chat is gone."""
 
     permanent = True
+
+
+# Called by the channel right before a request leaves the process (after any flood-limit wait),
+# in the task that sends it: ``bot.services.outbox`` claims a message there, so a kill during
+# the wait leaves the message owed, not in doubt.
+ON_WIRE: ContextVar[Callable[[], None] | None] = ContextVar("on_wire", default=None)
 
 
 class RateLimited(DeliveryError):

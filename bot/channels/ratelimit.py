@@ -43,8 +43,10 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram.error import RetryAfter
+from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
+
+from bot.channels.base import ON_WIRE
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +230,18 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                         await self._wait_for_slot(target, group)
                 finally:
                     self.waiting -= 1
+            on_wire = ON_WIRE.get()
+            if on_wire is not None:
+                on_wire()
             try:
                 return await callback(*args, **kwargs)
+            except BadRequest as exc:
+                if endpoint.lower() != "answercallbackquery" or "too old" not in str(exc).lower():
+                    raise
+                # A press that waited for a restarting bot can no longer be answered; the
+                # answer is only a toast, and the press's work must still go on.
+                log.info("callback query expired before it was answered: %s", exc)
+                return True
             except RetryAfter as exc:
                 self.flood_waits += 1
                 if attempt == retries or _seconds(exc.retry_after) > INLINE_RETRY_MAX:

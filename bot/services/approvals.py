@@ -19,11 +19,13 @@ Rules (the agency's policy: ``approvals_required`` N, ``approval_pin``, ``public
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -33,8 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.buttons import Button
-from bot.channels.base import ChatRef, DeliveryError, RecipientUnreachable, SentMessage
-from bot.services import audit, due
+from bot.channels.base import Attachment, ChatRef, DeliveryError, RecipientUnreachable, SentMessage
+from bot.services import audit, due, outbox
 from bot.services import drafts as dr
 from bot.services.permissions import Actor
 from storage.models import (
@@ -727,51 +729,47 @@ async def fire_escalation(runtime: Runtime, session: Session, row: Any) -> None:
 DELIVERY_PUBLISH = "publication"
 
 
-def _published_to(runtime: Runtime, draft: Draft) -> set[str]:
-    with runtime.db.session() as session:
-        rows = session.exec(
-            select(Delivery.part).where(
-                Delivery.kind == DELIVERY_PUBLISH, Delivery.ref_id == draft.id
-            )
+async def _post_once(
+    runtime: Runtime,
+    draft: Draft,
+    ledger_user: int,
+    place: str,
+    to: ChatRef,
+    texts: list[str],
+    files: Sequence[Attachment] = (),
+) -> list[SentMessage]:
+    """Post texts then files to one place, each message once across restarts (``outbox``)."""
+    sent: list[SentMessage] = []
+    sends: list[tuple[str, Any]] = [
+        (f"{place}.{i + 1}", lambda t=text: runtime.notifier.send_text(to, t))
+        for i, text in enumerate(texts)
+    ]
+    sends += [
+        (f"{place}.doc{i + 1}", lambda f=file: runtime.notifier.send_document(to, f))
+        for i, file in enumerate(files)
+    ]
+    for part, send in sends:
+        message = await outbox.send_once(
+            runtime,
+            kind=DELIVERY_PUBLISH,
+            ref_id=draft.id or 0,
+            user_id=ledger_user,
+            part=part,
+            send=send,
         )
-        return set(rows)
-
-
-def _mark_published_to(
-    runtime: Runtime, draft: Draft, part: str, sent: list[SentMessage] | None = None
-) -> None:
-    """Ledger of the places a version went out to, written right after each send.
-
-    The publication runs from the tick; if a later step fails the row is retried, and the
-    ledger keeps a retry from posting the statement twice to the same place.
-    """
-    if draft.author_id is None:
-        return
-    now = runtime.clock.now()
-    with runtime.db.session() as session:
-        session.add(
-            Delivery(
-                kind=DELIVERY_PUBLISH,
-                ref_id=draft.id or 0,
-                user_id=draft.author_id,
-                part=part,
-                status=DeliveryStatus.SENT,
-                chat_id=sent[0].chat_id if sent else None,
-                message_id=sent[0].message_id if sent else None,
-                attempts=1,
-                sent_at=now,
-                created_at=now,
-            )
-        )
+        if message is not None:
+            sent.append(message)
+    return sent
 
 
 @due.due_handler(PUBLISH)
 async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
     """Publish an approved version: the room, the author, the agency's public channel.
 
-    Each place is recorded as soon as it is served, and the final state change is its own short
-    transaction, so a retry after a failure never posts twice and never waits on the tick's
-    long-lived read.
+    Every message is claimed in the ledger before it is sent and marked right after
+    (``bot.services.outbox``), so the due row, run again after a failure or a kill, sends only
+    what did not go out and never posts a part twice. The final state change is its own short
+    transaction, so it never waits on the tick's long-lived read.
     """
     draft = session.get(Draft, row.ref_id)
     if draft is None or draft.status != DraftStatus.APPROVED:
@@ -788,48 +786,61 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
     except Exception:  # a template removed since drafting: publish, but not to the public
         public, title = False, draft.template
     approvers = session.exec(
-        select(User.full_name)
+        select(User.id, User.full_name)
         .join(Approval, col(Approval.approver_id) == col(User.id))
         .where(Approval.draft_id == draft.id, Approval.decision == Decision.APPROVE)
     ).all()
-    done = _published_to(runtime, draft)
+    # The ledger's rows need a person: the author, or the first approver of an orphaned draft.
+    ledger_user = draft.author_id or next(uid for uid, _ in approvers if uid is not None)
     now = runtime.clock.now()
     lang = author.language if author else "vi"
     header_context = {
         "draft": draft,
         "title": title,
-        "approvers": ", ".join(approvers),
+        "approvers": ", ".join(name for _, name in approvers),
         "short_hash": draft.body_sha256[:12],
         "at": now,
     }
     room = dr.room_of(crisis)
-    if room is not None and "room" not in done:
+    if room is not None:
         header = runtime.renderer.render("approval_published", lang, **header_context)
-        sent = await dr.send_long(runtime, room, header, draft.body)
-        for attachment in dr.attachments(draft, title):
-            await runtime.notifier.send_document(room, attachment)
-        _mark_published_to(runtime, draft, "room", sent)
-    if author is not None and author.telegram_id is not None and "author" not in done:
-        try:
-            sent = await dr.send_long(
+        await _post_once(
+            runtime,
+            draft,
+            ledger_user,
+            "room",
+            room,
+            dr.long_pieces(header, draft.body),
+            dr.attachments(draft, title),
+        )
+    if author is not None and author.telegram_id is not None:
+        header = runtime.renderer.render("approval_published", author.language, **header_context)
+        # An author who blocked the bot: the room and the channel still get it.
+        with contextlib.suppress(RecipientUnreachable):
+            await _post_once(
                 runtime,
+                draft,
+                ledger_user,
+                "author",
                 ChatRef(author.telegram_id),
-                runtime.renderer.render("approval_published", author.language, **header_context),
-                draft.body,
+                dr.long_pieces(header, draft.body),
             )
-        except RecipientUnreachable:
-            sent = []
-        _mark_published_to(runtime, draft, "author", sent)
     channel_result: dict[str, Any] = {}
-    if public and agency.public_channel and "channel" not in done:
+    if public and agency.public_channel:
         channel_result["channel"] = agency.public_channel
         target = agency.public_channel
         chat: int | str = int(target) if target.lstrip("-").isdigit() else target
         try:
             # The Bot API takes "@username" wherever a chat id goes.
-            sent = await dr.send_long(runtime, ChatRef(cast(int, chat)), "", draft.body)
+            sent = await _post_once(
+                runtime,
+                draft,
+                ledger_user,
+                "channel",
+                ChatRef(cast(int, chat)),
+                dr.long_pieces("", draft.body),
+            )
             channel_result["message_ids"] = [m.message_id for m in sent]
-            _mark_published_to(runtime, draft, "channel", sent)
         except DeliveryError as exc:
             channel_result["error"] = str(exc)
             if room is not None:

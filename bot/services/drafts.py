@@ -719,6 +719,26 @@ def docx_text(data: bytes) -> str:
     return "\n".join(p.text for p in Document(io.BytesIO(data)).paragraphs)
 
 
+def long_pieces(header: str, body: str) -> list[str]:
+    """Header + body as Telegram HTML messages under 4,096 characters each.
+
+    The header is HTML from a message template; the body is plain text, split first and escaped
+    piece by piece, so no tag or entity is ever cut.
+    """
+    limit = max(500, DEFAULT_PIECE - len(header))
+    pieces = [p for p in html_pieces(body, limit) if p.strip()] or [""]
+    texts: list[str] = []
+    for index, piece in enumerate(pieces):
+        part = f" ({index + 1}/{len(pieces)})" if len(pieces) > 1 else ""
+        if index > 0:
+            texts.append(f"<i>({index + 1}/{len(pieces)})</i>\n{piece}")
+        elif header:
+            texts.append(f"{header}{part}\n\n{piece}")
+        else:
+            texts.append(piece)
+    return texts
+
+
 async def send_long(
     runtime: Runtime,
     to: ChatRef,
@@ -726,23 +746,11 @@ async def send_long(
     body: str,
     buttons: list[list[Button]] | None = None,
 ) -> list[SentMessage]:
-    """Header + body as Telegram HTML, split under 4,096 characters; buttons on the last part.
-
-    The header is HTML from a message template; the body is plain text, split first and escaped
-    piece by piece, so no tag or entity is ever cut.
-    """
-    limit = max(500, DEFAULT_PIECE - len(header))
-    pieces = [p for p in html_pieces(body, limit) if p.strip()] or [""]
+    """:func:`long_pieces` sent in order; buttons on the last part."""
+    texts = long_pieces(header, body)
     sent: list[SentMessage] = []
-    for index, piece in enumerate(pieces):
-        part = f" ({index + 1}/{len(pieces)})" if len(pieces) > 1 else ""
-        if index > 0:
-            text = f"<i>({index + 1}/{len(pieces)})</i>\n{piece}"
-        elif header:
-            text = f"{header}{part}\n\n{piece}"
-        else:
-            text = piece
-        last = index == len(pieces) - 1
+    for index, text in enumerate(texts):
+        last = index == len(texts) - 1
         sent.append(await runtime.notifier.send_text(to, text, buttons if last else None))
     return sent
 

@@ -73,8 +73,13 @@ def schedule(
 
 def cancel(session: Session, *, kind: str, ref_id: int, at: datetime) -> int:
     """Mark pending rows of ``kind`` for ``ref_id`` done without firing (e.g. a task closed)."""
+    # SKIP LOCKED: a row being fired right now is locked by the tick's own session (PostgreSQL,
+    # FOR UPDATE), which marks it done itself; waiting for it from a handler's own session would
+    # wait for ever.
     rows = session.exec(
-        select(Due).where(Due.kind == kind, Due.ref_id == ref_id, col(Due.done_at).is_(None))
+        select(Due)
+        .where(Due.kind == kind, Due.ref_id == ref_id, col(Due.done_at).is_(None))
+        .with_for_update(skip_locked=True)
     ).all()
     for row in rows:
         row.done_at = at

@@ -10,6 +10,12 @@ kill resumes exactly where the person was. Steps::
 Invites pre-fill agency and role (``name -> phone``). Decisions on pending requests are one
 conditional ``UPDATE … WHERE status = 'pending'``: two deciders pressing at once give exactly one
 decision, and the other is told who decided.
+
+What follows a state change is owed in the same transaction as a due row: the requests to the
+deciders (``registration.review``) and the announcement of a decision
+(``registration.decided``). The handler sends them at once; after a kill the tick finishes them,
+each message through the ``outbox`` ledger, so nobody is asked or told twice and nobody is left
+unasked.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from bot.services import audit, invites
+from bot.services import audit, due, invites
 from bot.services.people import active_with_role
 from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
 from bot.templating import LANGUAGES
@@ -32,6 +38,8 @@ CHANNEL = "telegram"
 FLOW_REGISTER = "register"
 FLOW_REJECT = "reject_reason"
 FLOW_REVIEW = "review"
+REVIEW_KIND = "registration.review"  # due: ask the deciders about a pending request
+DECIDED_KIND = "registration.decided"  # due: edit the deciders' copies, tell the applicant
 FLOW_ME_NAME = "me_name"
 
 STEP_LANGUAGE = "language"
@@ -362,9 +370,22 @@ def give_phone(
         after={**_snapshot(user), "invite_id": invite_id},
         at=now,
     )
+    if not invite_id:
+        due.schedule(session, REVIEW_KIND, now, ref_id=user.id)
     session.delete(state)
     session.flush()
     return Registered(user, bool(invite_id))
+
+
+def review_round(session: Session, applicant_id: int) -> int:
+    """The id of the applicant's latest ``user.registered`` event: the ledger key of one round of
+    review requests (someone rejected who registers again is asked about again)."""
+    event_id = session.exec(
+        select(func.max(AuditEvent.id)).where(
+            AuditEvent.subject == f"user:{applicant_id}", AuditEvent.action == "user.registered"
+        )
+    ).one()
+    return int(event_id or 0)
 
 
 def cancel(session: Session, *, chat_ref: str, user_ref: str, now: datetime) -> bool:
@@ -524,6 +545,28 @@ class DecisionResult:
     by: str
     reason: str | None
     reviews: list[ReviewMessage] = field(default_factory=list)
+    event_id: int = 0  # the decision's audit event: the ledger key of its announcement
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "approved": self.approved,
+            "by": self.by,
+            "reason": self.reason,
+            "event_id": self.event_id,
+            "reviews": [[r.chat_id, r.message_id, r.language] for r in self.reviews],
+        }
+
+    @classmethod
+    def from_payload(cls, applicant: User, data: dict[str, Any]) -> DecisionResult:
+        reviews = [ReviewMessage(int(c), int(m), str(lang)) for c, m, lang in data["reviews"]]
+        return cls(
+            applicant,
+            bool(data["approved"]),
+            str(data["by"]),
+            data["reason"],
+            reviews,
+            int(data["event_id"]),
+        )
 
 
 def decide(
@@ -561,7 +604,7 @@ def decide(
         status, by = decided_by(session, applicant_id)
         raise AlreadyDecided(status, by)
     session.refresh(applicant)
-    audit.record(
+    event = audit.record(
         session,
         action="user.approved" if approve else "user.rejected",
         actor_id=actor.user_id,
@@ -571,9 +614,18 @@ def decide(
         after={**_snapshot(applicant), "by": decider_name, "reason": reason},
         at=now,
     )
-    return DecisionResult(
-        applicant, approve, decider_name, reason, _review_messages(session, applicant_id)
+    due.cancel(session, kind=REVIEW_KIND, ref_id=applicant_id, at=now)  # nobody else to ask
+    session.flush()
+    decision = DecisionResult(
+        applicant,
+        approve,
+        decider_name,
+        reason,
+        _review_messages(session, applicant_id),
+        event.id or 0,
     )
+    due.schedule(session, DECIDED_KIND, now, ref_id=applicant_id, payload=decision.payload())
+    return decision
 
 
 def ask_reject_reason(

@@ -41,7 +41,7 @@ from bot.channels.base import (
     SentMessage,
 )
 from bot.channels.rooms import RoomAdmin, room_admin_for
-from bot.services import audit, room_rights, rooms, timeline
+from bot.services import audit, outbox, room_rights, rooms, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import (
@@ -90,6 +90,9 @@ CONVENE_KIND = "crisis.convene"
 ROOM_KIND = "crisis.room"
 BRIEF_KIND = "crisis.brief"
 TASK_KIND = "task.reminder"
+RESOLVE_KIND = "crisis.resolved"  # finishes announcing a resolution after a restart
+RESOLVE_DELIVERY = "crisis_resolve"
+BRIEF_DELIVERY = "crisis_brief"
 
 # Button actions (registered with their rules in handlers/taskforce.py).
 JOIN = "tf.join"
@@ -111,6 +114,9 @@ SEVERITIES = tuple(Severity)
 # Which suggestions are turned into invitations: people the opener names always; the agency's
 # supervisors and the spokespeople following the crisis topic by default.
 _CONVENING: set[int] = set()  # crises being convened by this process right now
+_RESOLVING: set[int] = set()  # crises whose resolution this process is announcing now
+_ATTACHING: set[int] = set()  # crises this process is getting a room for right now
+ATTACH_GRACE = timedelta(seconds=2)  # the live path usually has the room by then
 
 
 class TaskForceError(Exception):
@@ -446,6 +452,14 @@ async def open_crisis(
             at=now,
         )
         _schedule_deadline(session, crisis)
+        # Attaching the room resumes from this row after a kill; _room_ready cancels it.
+        schedule(
+            session,
+            ROOM_KIND,
+            now + ATTACH_GRACE,
+            ref_id=crisis.id,
+            dedupe_key=f"crisis:{crisis.id}:attach",
+        )
         named, unknown = resolve_usernames(session, usernames)
         extra = convenable(session, crisis, user_ids)
         people = suggested_members(session, agency_id, topic_id, exclude=[user.id or 0])
@@ -499,6 +513,14 @@ async def attach_room(
     the brief. Idempotent: a crisis that has a room keeps it. Returns whether it has one now;
     raises ``TaskForceError("no_room")`` when the pool is empty (the opener and the admins are
     told, and a ``crisis.room`` due row retries)."""
+    _ATTACHING.add(crisis_id)
+    try:
+        return await _attach_room(runtime, crisis_id, rooms_admin)
+    finally:
+        _ATTACHING.discard(crisis_id)
+
+
+async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None) -> bool:
     admin = rooms_admin or room_admin_for(runtime.notifier)
     now = runtime.clock.now()
     with runtime.db.session() as session:
@@ -506,6 +528,7 @@ async def attach_room(
         if crisis.status == CrisisStatus.RESOLVED:
             return False
         if crisis.room_chat_id is not None:
+            await post_brief(runtime, crisis_id)  # a kill may have come between the two
             return True
         agency = session.get(Agency, crisis.agency_id)
         hub = rooms.hub_for(agency, runtime.settings)
@@ -734,12 +757,18 @@ async def _retry_room(runtime: Runtime, session: Session, due: Due) -> None:
     # Uses its own sessions only (the tick's session stays untouched until the row is marked).
     if due.ref_id is None:
         return
+    if due.ref_id in _ATTACHING:  # the live path is at it: look again shortly
+        schedule(session, ROOM_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id)
+        return
+    with runtime.db.session() as own:
+        had_room = _crisis(own, due.ref_id).room_chat_id is not None
     try:
         ready = await attach_room(runtime, due.ref_id)
     except TaskForceError as exc:
         raise RuntimeError(f"crisis {due.ref_id} still has no room ({exc.code})") from exc
     if ready:
-        await _tell_lead_room_ready(runtime, due.ref_id)
+        if not had_room:
+            await _tell_lead_room_ready(runtime, due.ref_id)
         await convene(runtime, due.ref_id)
 
 
@@ -846,7 +875,20 @@ async def post_brief(runtime: Runtime, crisis_id: int) -> None:
             return
         to = ChatRef(crisis.room_chat_id, crisis.room_thread_id)
         text = render_brief(runtime, session, crisis_id)
-    sent = await runtime.notifier.send_text(to, text)
+        lead = crisis.lead_id
+    if lead is None:
+        sent: SentMessage | None = await runtime.notifier.send_text(to, text)
+    else:  # once across kills: a brief in doubt is not posted again
+        sent = await outbox.send_once(
+            runtime,
+            kind=BRIEF_DELIVERY,
+            ref_id=crisis_id,
+            user_id=lead,
+            part="brief",
+            send=lambda: runtime.notifier.send_text(to, text),
+        )
+    if sent is None:
+        return
     with runtime.db.session() as session:
         crisis = _crisis(session, crisis_id)
         crisis.brief_message_id = sent.message_id
@@ -958,6 +1000,10 @@ async def convene(runtime: Runtime, crisis_id: int, *, resume: bool = False) -> 
                 )
                 if row is None:
                     cancel(session, kind=CONVENE_KIND, ref_id=crisis_id, at=now)
+                    if any(d.status == SENDING for d in rows):
+                        # A claim of another process (PostgreSQL): look again once its lease
+                        # is over, or an invitation a dead worker held is never sent.
+                        schedule(session, CONVENE_KIND, now + CLAIM_LEASE, ref_id=crisis_id)
                     break
                 claimed = session.execute(
                     sa.update(Delivery)
@@ -1819,9 +1865,11 @@ async def resolve_crisis(
     runtime: Runtime, actor: Actor, crisis_id: int, rooms_admin: RoomAdmin | None = None
 ) -> Resolved:
     """Close a crisis (lead or supervisor): the after-action report to the room and the
-    supervisors (Markdown and .docx), the topic closed or the pooled group handed back."""
-    from bot.services import reports  # reports depends on this module's helpers
+    supervisors (Markdown and .docx), the topic closed or the pooled group handed back.
 
+    The state change commits with a ``crisis.resolved`` due row; the announcements follow at
+    once, each message through the ``outbox`` ledger, and the due row finishes them after a
+    restart without posting anything twice."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
         crisis = _open_crisis_row(session, crisis_id)
@@ -1844,10 +1892,46 @@ async def resolve_crisis(
         for task_id in task_ids:
             if task_id is not None:
                 cancel(session, kind=TASK_KIND, ref_id=task_id, at=now)
+        schedule(
+            session, RESOLVE_KIND, now, ref_id=crisis_id, dedupe_key=f"{RESOLVE_KIND}:{crisis_id}"
+        )
+    return await _announce_resolution(runtime, crisis_id, rooms_admin)
+
+
+@due_handler(RESOLVE_KIND)
+async def _resolution_due(runtime: Runtime, session: Session, due: Due) -> None:
+    # Own sessions only: see _retry_room.
+    if due.ref_id is None:
+        return
+    if due.ref_id in _RESOLVING:  # being announced by this process right now
+        schedule(
+            session, RESOLVE_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id
+        )
+        return
+    await _announce_resolution(runtime, due.ref_id)
+
+
+async def _announce_resolution(
+    runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None = None
+) -> Resolved:
+    _RESOLVING.add(crisis_id)
+    try:
+        resolved = await _announce(runtime, crisis_id, rooms_admin)
+    finally:
+        _RESOLVING.discard(crisis_id)
+    with runtime.db.session() as session:
+        cancel(session, kind=RESOLVE_KIND, ref_id=crisis_id, at=runtime.clock.now())
+    return resolved
+
+
+async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None) -> Resolved:
+    from bot.services import reports  # reports depends on this module's helpers
+
     with runtime.db.session() as session:
         crisis = _crisis(session, crisis_id)
+        at = crisis.resolved_at or runtime.clock.now()
         room_lang = _language_of_room(session, crisis)
-        data = reports.build(session, crisis_id, now)
+        data = reports.build(session, crisis_id, at)
         supervisors = [
             u
             for u in active_with_role(session, crisis.agency_id, Role.SUPERVISOR)
@@ -1872,6 +1956,10 @@ async def resolve_crisis(
             else None
         )
         link = crisis.invite_link
+        # The room's ledger rows need a person: the lead, else a supervisor or a member.
+        owner = crisis.lead_id or next(
+            (u.id for u in supervisors), next((uid for _, uid in members), None)
+        )
     markdown = reports.render_markdown(runtime, data, room_lang)
     files = [
         Attachment(f"crisis-{crisis_id}-report.md", markdown.encode("utf-8")),
@@ -1879,19 +1967,40 @@ async def resolve_crisis(
             f"crisis-{crisis_id}-report.docx", reports.render_docx(runtime, data, room_lang)
         ),
     ]
+
+    async def once(user_id: int | None, part: str, send: Any) -> None:
+        if user_id is None:
+            await _try(send(), part)
+            return
+        await _try(
+            outbox.send_once(
+                runtime,
+                kind=RESOLVE_DELIVERY,
+                ref_id=crisis_id,
+                user_id=user_id,
+                part=part,
+                send=send,
+            ),
+            part,
+        )
+
     if to is not None:
         summary = runtime.renderer.render("crisis_resolved", room_lang, r=data)
-        await _try(runtime.notifier.send_text(to, summary), "room summary")
-        for attachment in files:
-            await _try(runtime.notifier.send_document(to, attachment), "room report")
+        await once(owner, "room", lambda: runtime.notifier.send_text(to, summary))
+        for name, attachment in zip(("room.md", "room.docx"), files, strict=True):
+            await once(owner, name, lambda f=attachment: runtime.notifier.send_document(to, f))
         await _try(refresh_brief(runtime, crisis_id), "final brief")
     for person in supervisors:
         assert person.telegram_id is not None
         text = runtime.renderer.render("crisis_report_sent", person.language, r=data)
         chat = ChatRef(person.telegram_id)
-        await _try(runtime.notifier.send_text(chat, text), "supervisor summary")
-        for attachment in files:
-            await _try(runtime.notifier.send_document(chat, attachment), "supervisor report")
+        await once(person.id, "text", lambda c=chat, t=text: runtime.notifier.send_text(c, t))
+        for name, attachment in zip(("md", "docx"), files, strict=True):
+            await once(
+                person.id,
+                name,
+                lambda c=chat, f=attachment: runtime.notifier.send_document(c, f),
+            )
     freed = False
     removed = 0
     if room_id is not None and to is not None:

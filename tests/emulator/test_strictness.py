@@ -208,3 +208,19 @@ async def test_injected_faults_aimed_by_text(
     assert loop.time() - started >= 0.2
     await bot.send_message(alice, "invite three")  # the faults are used up
     assert [c.status for c in emulator.calls_to("sendMessage")] == [200, 200, 502, 200]
+
+
+async def test_faults_aimed_at_a_chat_and_held_calls_listed(
+    bot: Bot, emulator: TelegramEmulator, alice: int
+) -> None:
+    bob = emulator.create_user("Bob")
+    emulator.send_text(bob.id, "hi")
+    emulator.inject_delay("sendMessage", 0.5, chat_id=bob.id)
+    await bot.send_message(alice, "to alice")  # not aimed at: untouched
+    assert emulator.held == []
+    held = asyncio.create_task(bot.send_message(bob.id, "to bob"))
+    await emulator.wait_for(lambda: emulator.held)
+    assert [(m, p["text"]) for m, p in emulator.held] == [("sendMessage", "to bob")]
+    await held
+    assert emulator.held == []
+    assert [m.text for m in emulator.messages(bob.id, from_bot=True)] == ["to bob"]

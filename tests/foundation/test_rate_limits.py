@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 
+import pytest
 from telegram import Bot
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
@@ -40,6 +41,24 @@ async def test_mixed_burst_gets_no_429(emulator: TelegramEmulator) -> None:
     statuses = [call.status for call in emulator.calls_to("sendMessage")]
     assert len(statuses) == 51
     assert set(statuses) == {200}
+
+
+async def test_an_expired_callback_query_answer_is_not_an_error(
+    emulator: TelegramEmulator,
+) -> None:
+    """A press queued while the bot restarted can no longer be answered: the handler goes on
+    (it used to stop there, and a registration step never sent its next question)."""
+    bot: Bot = ExtBot(
+        emulator.token,
+        base_url=emulator.bot_url,
+        base_file_url=emulator.file_url,
+        rate_limiter=TelegramRateLimiter(max_retries=0),
+    )
+    async with bot:
+        assert await bot.answer_callback_query("123456000000000042") is True
+        with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+            await bot.send_message(999, "nobody")
+    assert [c.status for c in emulator.calls_to("answerCallbackQuery")] == [400]
 
 
 def test_reserved_times_keep_every_window() -> None:

@@ -435,6 +435,12 @@ class TelegramEmulator:
         """Every Bot API request, in order."""
         return self.gateway.calls
 
+    @property
+    def held(self) -> list[tuple[str, dict[str, Any]]]:
+        """(method, parameters) of the calls an injected delay is holding right now: a test
+        kills the bot while one is held, and the call is carried out after the hold."""
+        return list(self.gateway.held)
+
     def calls_to(self, method: str) -> list[Call]:
         return [call for call in self.gateway.calls if call.method.lower() == method.lower()]
 
@@ -530,11 +536,13 @@ class TelegramEmulator:
         times: int = 1,
         delay: float = 0.0,
         text_contains: str | None = None,
+        chat_id: int | str | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` with this error instead of running
         them (429 gets ``retry_after``, default 1; descriptions default to Telegram's), after
         holding each for ``delay`` seconds. ``text_contains`` aims the fault at the calls whose
-        text or caption holds it; other calls of ``method`` pass untouched."""
+        text or caption holds it, ``chat_id`` at the calls to that chat; other calls of
+        ``method`` pass untouched."""
         self.gateway.inject(
             Fault(
                 method.lower(),
@@ -544,16 +552,25 @@ class TelegramEmulator:
                 retry_after,
                 delay=delay,
                 text_contains=text_contains,
+                chat_id=chat_id,
             )
         )
 
     def inject_delay(
-        self, method: str, seconds: float, *, times: int = 1, text_contains: str | None = None
+        self,
+        method: str,
+        seconds: float,
+        *,
+        times: int = 1,
+        text_contains: str | None = None,
+        chat_id: int | str | None = None,
     ) -> None:
         """Hold the next ``times`` responses of ``method`` for ``seconds`` (client timeouts);
-        ``text_contains`` as for :meth:`inject_error`."""
+        ``text_contains`` and ``chat_id`` as for :meth:`inject_error`."""
         self.gateway.inject(
-            Fault(method.lower(), times, delay=seconds, text_contains=text_contains)
+            Fault(
+                method.lower(), times, delay=seconds, text_contains=text_contains, chat_id=chat_id
+            )
         )
 
     def clear_faults(self) -> None:

@@ -70,9 +70,12 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     text_contains: str | None = None
+    chat_id: int | str | None = None
 
     def applies(self, method: str, params: Params) -> bool:
         if self.method != method.lower():
+            return False
+        if self.chat_id is not None and str(params.get("chat_id")) != str(self.chat_id):
             return False
         if self.text_contains is None:
             return True
@@ -102,6 +105,7 @@ class Gateway:
         self.on_change = on_change
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.held: list[tuple[str, dict[str, Any]]] = []  # calls an injected delay holds now
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -122,7 +126,13 @@ class Gateway:
         fault = self._take_fault(method, params)
         if fault is not None:
             if fault.delay:
-                await asyncio.sleep(fault.delay)
+                entry = (method, params.raw())
+                self.held.append(entry)
+                self.on_change()
+                try:
+                    await asyncio.sleep(fault.delay)
+                finally:
+                    self.held.remove(entry)
             injected = fault.error()
             if injected is not None:
                 return self._logged(method, params.raw(), error=injected)

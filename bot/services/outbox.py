@@ -1,0 +1,177 @@
+"""Messages to shared places (a crisis room, a public channel) sent at most once, across kills.
+
+A publication or a resolution posts several messages in a row (statement parts, files, the
+report) from code that a restart runs again. Each message is one ``Delivery`` row (kind, ref_id,
+user_id, part): written ``pending`` before the send, claimed (``sending``, naming this process)
+by the channel right before the request leaves the process — after the flood-limit wait, through
+``bot.channels.base.ON_WIRE`` — and marked ``sent`` with the message id right after. Run again,
+a step
+
+* skips a part that is ``sent``;
+* sends a part that is ``pending`` (never left: the process died before, or during the wait),
+  or whose send failed with an answer from Telegram (put back to ``pending``);
+* does **not** re-send a part claimed by a process that died (``sending`` with another boot's
+  claim): the request may have reached Telegram, which has no way to ask, and a statement posted
+  twice to a room or a public channel is worse than the in-doubt part. The row becomes
+  ``in_doubt`` and an audit event names it, so people can see what to check.
+
+The unique key of the ledger makes the row race-free between workers on PostgreSQL: the second
+insert fails and that worker leaves the part alone.
+
+Residual risk (docs/reliability.md): a process killed between the claim and the request reaching
+Telegram (microseconds of local work, then the network) leaves a part in doubt that never went
+out.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.channels.base import ON_WIRE, DeliveryError, SentMessage
+from bot.services import audit
+from storage.models import Delivery, DeliveryStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BOOT = uuid.uuid4().hex[:12]  # this process; a claim by another boot belongs to a dead process
+SENDING = "sending"
+IN_DOUBT = "in_doubt"
+
+
+def sent(runtime: Runtime, kind: str, ref_id: int) -> list[SentMessage]:
+    """Where the sent parts of one (kind, ref_id) went, in the order they were claimed."""
+    with runtime.db.session() as session:
+        rows = session.exec(
+            select(Delivery)
+            .where(
+                Delivery.kind == kind,
+                Delivery.ref_id == ref_id,
+                Delivery.status == DeliveryStatus.SENT,
+            )
+            .order_by(col(Delivery.id))
+        ).all()
+        return [
+            SentMessage(r.chat_id, r.message_id)
+            for r in rows
+            if r.chat_id is not None and r.message_id is not None
+        ]
+
+
+def _row(session: Session, kind: str, ref_id: int, user_id: int, part: str) -> Delivery | None:
+    return session.exec(
+        select(Delivery).where(
+            Delivery.kind == kind,
+            Delivery.ref_id == ref_id,
+            Delivery.user_id == user_id,
+            Delivery.part == part,
+        )
+    ).first()
+
+
+def _reserve(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) -> bool:
+    """Make the part this process's to send (``pending``); False when it is done, in doubt or
+    someone else's."""
+    now = runtime.clock.now()
+    try:
+        with runtime.db.session() as session:
+            row = _row(session, kind, ref_id, user_id, part)
+            if row is None:
+                session.add(
+                    Delivery(
+                        kind=kind,
+                        ref_id=ref_id,
+                        user_id=user_id,
+                        part=part,
+                        status=DeliveryStatus.PENDING,
+                        last_error=f"queued {BOOT}",
+                        created_at=now,
+                    )
+                )
+                return True
+            if row.status == DeliveryStatus.PENDING:
+                if row.last_error == f"queued {BOOT}":
+                    return False  # queued by this process right now (a second caller)
+                row.last_error = f"queued {BOOT}"
+                return True
+            if row.status == SENDING and row.last_error != f"claim {BOOT}":
+                row.status = IN_DOUBT
+                row.last_error = f"{row.last_error}: the process died during the send"
+                audit.record(
+                    session,
+                    action="outbox.in_doubt",
+                    subject=f"{kind}:{ref_id}",
+                    after={"part": part, "user_id": user_id},
+                    at=now,
+                )
+                log.warning("%s %s part %s in doubt after a restart", kind, ref_id, part)
+            return False
+    except IntegrityError:  # another worker inserted it first
+        return False
+
+
+def _claim(runtime: Runtime, key: tuple[str, int, int, str]) -> None:
+    """The request is about to leave: from now on a kill leaves the part in doubt."""
+    with runtime.db.session() as session:
+        row = _row(session, *key)
+        assert row is not None, key
+        row.status = SENDING
+        row.attempts += 1
+        row.last_error = f"claim {BOOT}"
+
+
+def _finish(
+    runtime: Runtime,
+    key: tuple[str, int, int, str],
+    status: str,
+    sent: SentMessage | None = None,
+    error: str | None = None,
+) -> None:
+    with runtime.db.session() as session:
+        row = _row(session, *key)
+        assert row is not None, key
+        row.status = status
+        row.last_error = error[:500] if error else None
+        if sent is not None:
+            row.chat_id = sent.chat_id
+            row.message_id = sent.message_id
+            row.sent_at = runtime.clock.now()
+
+
+async def send_once(
+    runtime: Runtime,
+    *,
+    kind: str,
+    ref_id: int,
+    user_id: int,
+    part: str,
+    send: Callable[[], Awaitable[SentMessage]],
+) -> SentMessage | None:
+    """Send one message through the ledger; returns what was sent now (None if skipped).
+
+    A transient :class:`DeliveryError` puts the part back to ``pending`` and propagates, so the
+    caller's retry (a due row) sends it again; a permanent one (the chat is gone, the bot was
+    removed) closes the part as ``unreachable`` and propagates.
+    """
+    key = (kind, ref_id, user_id, part)
+    if not _reserve(runtime, *key):
+        return None
+    token = ON_WIRE.set(lambda: _claim(runtime, key))
+    try:
+        sent = await send()
+    except DeliveryError as exc:
+        status = DeliveryStatus.UNREACHABLE if exc.permanent else DeliveryStatus.PENDING
+        _finish(runtime, key, status, error=str(exc))
+        raise
+    finally:
+        ON_WIRE.reset(token)
+    _finish(runtime, key, DeliveryStatus.SENT, sent)
+    return sent

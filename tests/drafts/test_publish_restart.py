@@ -1,0 +1,178 @@
+"""A publication interrupted by a hard kill: after the restart every message of the statement is
+in the room exactly once (the statement used to be posted again with both files)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import approvals, due
+from bot.services import drafts as dr
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import (
+    Agency,
+    Approval,
+    AuditEvent,
+    Crisis,
+    Delivery,
+    Draft,
+    DraftStatus,
+    User,
+)
+
+pytestmark = pytest.mark.slow
+
+BODY = "Bộ Y tế đã cử đoàn công tác đến Trường Tiểu học Tân Phong.\nCác em đã ổn định."
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _kill(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(process.wait)
+
+
+def _approved_draft(emulator: TelegramEmulator, db: Database, room: int) -> tuple[int, int]:
+    """An agency, an author and a supervisor, a crisis whose room is ``room``, and version 1 of
+    a holding statement approved a moment ago, its publication due now. Returns (draft, author
+    Telegram id)."""
+    author = emulator.create_user("Ha", language_code="en")
+    boss = emulator.create_user("Binh", language_code="en")
+    now = datetime.now(UTC)
+    with db.session() as s:
+        agency = Agency(code="BYT", name="Bộ Y tế", owner="chat", public_channel="@byt_news")
+        s.add(agency)
+        s.flush()
+        people = []
+        for tg, role in ((author, "spokesperson"), (boss, "supervisor")):
+            tg.started = True
+            emulator.world.private_chat(tg)
+            row = User(
+                telegram_id=tg.id,
+                full_name=tg.first_name,
+                agency_id=agency.id,
+                role=role,
+                status="active",
+                language="en",
+            )
+            s.add(row)
+            s.flush()
+            people.append(row)
+        crisis = Crisis(
+            agency_id=agency.id or 0,
+            title="Ngộ độc thực phẩm",
+            lead_id=people[0].id,
+            room_chat_id=room,
+            detected_at=now - timedelta(hours=1),
+            deadline_at=now + timedelta(hours=23),
+        )
+        s.add(crisis)
+        s.flush()
+        draft = Draft(
+            crisis_id=crisis.id or 0,
+            template="holding",
+            language="vi",
+            body=BODY,
+            body_sha256=dr.sha256(BODY),
+            status=DraftStatus.APPROVED,
+            author_id=people[0].id,
+            submitted_at=now,
+        )
+        s.add(draft)
+        s.flush()
+        s.add(
+            Approval(
+                draft_id=draft.id or 0,
+                approver_id=people[1].id or 0,
+                body_sha256=draft.body_sha256,
+                decision="approve",
+                at=now,
+            )
+        )
+        due.schedule(s, approvals.PUBLISH, now, ref_id=draft.id)
+        return draft.id or 0, author.id
+
+
+async def test_a_kill_during_publication_posts_nothing_twice(
+    emulator: TelegramEmulator, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    upgrade(url)
+    db = Database.from_url(url)
+    room = emulator.create_supergroup("Phòng xử lý").id
+    emulator.add_bot(room, rights={"can_pin_messages": True})
+    channel = emulator.create_channel("Bộ Y tế", username="byt_news").id
+    emulator.add_bot(channel, rights={"can_post_messages": True})
+    draft_id, author_tg = _approved_draft(emulator, db, room)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
+    env.update(
+        CRISISDESK_TELEGRAM_TOKEN=emulator.token,
+        CRISISDESK_TELEGRAM_API_URL=emulator.root_url,
+        CRISISDESK_DATABASE_URL=url,
+        CRISISDESK_DATA_DIR=str(tmp_path),
+        CRISISDESK_TICK_SECONDS="0.2",
+    )
+    # The statement goes out, then its .docx is held at "Telegram": the process dies while it
+    # is in flight, and the emulator carries the upload out after the hold, as Telegram would.
+    emulator.inject_delay("sendDocument", 3.0)
+    first = _start(env)
+    try:
+        await emulator.wait_for(lambda: emulator.held, timeout=30)
+    finally:
+        await _kill(first)
+    await emulator.wait_for(lambda: not emulator.held, timeout=10)
+
+    def posted() -> list[str]:
+        texts = [
+            m.text or m.data.get("document", {}).get("file_name", "")
+            for m in emulator.messages(room, from_bot=True)
+        ]  # (the bot also tells the group it is not a pooled room: not counted)
+        return [t for t in texts if t.startswith(("📢", "statement-"))]
+
+    assert len(posted()) == 2  # the statement and its .docx; the .txt never started
+
+    second = _start(env)
+    try:
+
+        def published() -> bool:
+            with db.session() as s:
+                draft = s.get(Draft, draft_id)
+                return draft is not None and draft.status == DraftStatus.PUBLISHED
+
+        await emulator.wait_for(
+            lambda: published() and len(emulator.messages(channel, from_bot=True)) == 1,
+            timeout=30,
+        )
+        await asyncio.sleep(1.0)  # time for any double to show up
+    finally:
+        await _kill(second)
+    room_posts = posted()
+    assert sum(1 for text in room_posts if BODY.splitlines()[0] in text) == 1, room_posts
+    assert sorted(p.rsplit(".", 1)[-1] for p in room_posts if p.startswith("statement-")) == [
+        "docx",
+        "txt",
+    ]
+    assert len(emulator.messages(author_tg, from_bot=True)) == 1
+    with db.session() as s:
+        doubt = s.exec(select(Delivery).where(Delivery.status == "in_doubt")).all()
+        assert [d.part for d in doubt] == ["room.doc1"]
+        events = s.exec(select(AuditEvent).where(AuditEvent.action == "outbox.in_doubt")).all()
+        assert len(events) == 1
+    db.dispose()
