@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.errors import ControlError
 from bot.sandbox.telegram_emulator.state import StoredMessage
-from bot.services import approvals, due
+from bot.services import approvals, due, taskforces
 from bot.services import drafts as dr
 from bot.services.taskforces import _schedule_deadline
 from storage.db import Database
@@ -989,11 +990,35 @@ def _crisis_status(run: Run) -> str:
     return str(_db_one(run, select(Crisis.status).where(Crisis.id == run.ids["crisis"]))[0])
 
 
-async def res_drive(run: Run) -> None:
-    while _crisis_status(run) != "resolved":
-        run.emu.send_text(
-            run.people["lead"], "/resolve", chat_id=run.chats["hub"], thread_id=run.ids["thread"]
+def _resolve_confirmations(run: Run) -> list[StoredMessage]:
+    """The bot's "close this crisis?" questions in the room (/resolve asks before closing)."""
+    hub, thread = run.chats["hub"], run.ids["thread"]
+    return [
+        m
+        for m in run.emu.messages(hub, thread_id=thread, from_bot=True)
+        if any(
+            str(b.get("callback_data", "")).startswith(f"{taskforces.RESOLVE}:")
+            for b in m.buttons()
         )
+    ]
+
+
+async def res_drive(run: Run) -> None:
+    hub, thread = run.chats["hub"], run.ids["thread"]
+    while _crisis_status(run) != "resolved":
+        asked = len(_resolve_confirmations(run))
+        run.emu.send_text(run.people["lead"], "/resolve", chat_id=hub, thread_id=thread)
+        await _until(partial(lambda n: len(_resolve_confirmations(run)) > n, asked), 6)
+        questions = _resolve_confirmations(run)
+        if len(questions) > asked:
+            with contextlib.suppress(Exception):  # the bot may be dead: the press then expires
+                await run.emu.press_button(
+                    run.people["lead"],
+                    hub,
+                    questions[-1].message_id,
+                    data=f"{taskforces.RESOLVE}:{run.ids['crisis']}",
+                    timeout=PRESS_TIMEOUT,
+                )
         await _until(lambda: _crisis_status(run) == "resolved", 6)
     await asyncio.sleep(3600)
 
