@@ -13,6 +13,7 @@ from typing import Any
 
 from telegram import Update
 from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import Button, register
@@ -509,7 +510,11 @@ async def _apply(
         return
     await query.answer(runtime.renderer.render("people_changed", lang))
     text, markup = _card(runtime, lang, actor, target)
-    await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    try:
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+    except BadRequest as exc:  # two presses at once: the card already shows this state
+        if "not modified" not in str(exc).lower():
+            raise
     await publish_person_commands(runtime, context.bot, target)
     if target.telegram_id is not None:
         note = runtime.renderer.render(

@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from emulator_fixtures import running_app
 from sqlmodel import col, select
+from telegram.ext import Application
 
 from bot.app import build_application
 from bot.buttons import encode
@@ -31,6 +32,7 @@ from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import taskforces
 from bot.services.permissions import Actor
+from bot.updates import ChatOrderedUpdateProcessor
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Agency, AuditEvent, Crisis, CrisisMember, CrisisStatus, User
@@ -225,8 +227,8 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
                 thread = crisis.room_thread_id
             assert thread is not None
             result = Outcome(people)
-            await _burst(emulator, db, people, sentinel.id, hub.id, thread, result)
-            await _press_buttons(emulator, db, people, sentinel.id, agencies, result)
+            await _burst(emulator, app, db, people, sentinel.id, hub.id, thread, result)
+            await _press_buttons(emulator, app, db, people, sentinel.id, agencies, result)
             await _pick_across_agencies(app.bot_data["runtime"], db, people, result)
         result.errors = list(errors.lines)
         yield result
@@ -279,14 +281,25 @@ def _mark(db: Database) -> int:
         return s.exec(select(AuditEvent.id).order_by(col(AuditEvent.id).desc())).first() or 0
 
 
-async def _settle(emulator: TelegramEmulator, sentinel: int) -> None:
-    """Updates are handled in order: once the sentinel is answered, the burst is done."""
+async def _settle(
+    emulator: TelegramEmulator, app: Application[Any, Any, Any, Any, Any, Any], sentinel: int
+) -> None:
+    """Wait until the burst is handled. Chats run in parallel (each in order), so the
+    sentinel's answer only proves every earlier update was taken up; then the processor must
+    have no chat left with an update running or waiting."""
     sent = emulator.send_text(sentinel, "/help")
     await emulator.wait_for_message(sentinel, after=sent.message_id, timeout=60)
+    processor = app.update_processor
+    assert isinstance(processor, ChatOrderedUpdateProcessor)
+    deadline = asyncio.get_running_loop().time() + 60
+    while processor.chains or not app.update_queue.empty():
+        assert asyncio.get_running_loop().time() < deadline, "the burst was not handled in time"
+        await asyncio.sleep(0.05)
 
 
 async def _burst(
     emulator: TelegramEmulator,
+    app: Application[Any, Any, Any, Any, Any, Any],
     db: Database,
     people: list[Person],
     sentinel: int,
@@ -305,7 +318,7 @@ async def _burst(
                 emulator.send_text(person.tg, command, chat_id=hub, thread_id=thread)
             else:
                 emulator.send_text(person.tg, command)
-    await _settle(emulator, sentinel)
+    await _settle(emulator, app, sentinel)
     with db.session() as s:
         rows = s.exec(
             select(AuditEvent)
@@ -362,6 +375,7 @@ BUTTONS: list[tuple[str, str, str, Rule]] = [
 
 async def _press_buttons(
     emulator: TelegramEmulator,
+    app: Application[Any, Any, Any, Any, Any, Any],
     db: Database,
     people: list[Person],
     sentinel: int,
@@ -422,7 +436,7 @@ async def _press_buttons(
         )
         for person, answer in zip(people, answers, strict=True):
             result.button_answers[(person.ref, data)] = answer
-    await _settle(emulator, sentinel)
+    await _settle(emulator, app, sentinel)
     with db.session() as s:
         rows = s.exec(
             select(AuditEvent).where(

@@ -123,6 +123,8 @@ class Gateway:
             params = Params(await _read_params(request))
         except ApiError as error:
             return self._logged(method, {}, error=error)
+        except ConnectionResetError:  # the client left mid-request (a bot shutting down)
+            return web.Response(status=400)
         fault = self._take_fault(method, params)
         if fault is not None:
             if fault.delay:
