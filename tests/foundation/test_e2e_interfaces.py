@@ -156,9 +156,11 @@ async def test_admin_only_button_and_forged_data(
 
     with sqlite_db.session() as s:
         events = s.exec(select(AuditEvent).order_by(AuditEvent.id)).all()  # type: ignore[arg-type]
-    assert [e.action for e in events] == ["button.refused"] + ["button.forged"] * 3
+    actions = ["command.refused", "button.refused"] + ["button.forged"] * 3
+    assert [e.action for e in events] == actions
     assert all(e.actor_ref == f"tg:{member.id}" for e in events)
-    assert events[0].after == {"reason": "sys.status"}
+    assert events[0].subject == "command:/status" and events[0].after == {"reason": "needs admin"}
+    assert events[1].after == {"reason": "sys.status"}
 
 
 async def test_suspended_person_is_refused(
