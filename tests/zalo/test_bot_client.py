@@ -43,20 +43,20 @@ async def test_get_updates_hands_out_one_update_per_call(
 ) -> None:
     zalo.send_text(ALICE, "xin chào", display_name="Alice")
     zalo.send_text(ALICE, "/ack 12")
-    first = await client.get_update(timeout=1)
-    second = await client.get_update(timeout=1)
+    first = await client.get_update(wait_seconds=1)
+    second = await client.get_update(wait_seconds=1)
     assert first is not None and first.message is not None and first.message.text == "xin chào"
     assert second is not None and second.message is not None and second.message.text == "/ack 12"
     assert first.message.sender.display_name == "Alice"
     started = time.monotonic()
-    assert await client.get_update(timeout=1) is None  # 408 "Request timeout": nothing came
+    assert await client.get_update(wait_seconds=1) is None  # 408 "Request timeout": nothing came
     assert 0.8 < time.monotonic() - started < 3
 
 
 async def test_a_long_poll_returns_as_soon_as_a_message_arrives(
     client: ZaloBotClient, zalo: ZaloEmulator
 ) -> None:
-    poll = asyncio.create_task(client.get_update(timeout=10))
+    poll = asyncio.create_task(client.get_update(wait_seconds=10))
     await asyncio.sleep(0.2)
     zalo.send_text(ALICE, "đang chờ")
     update = await asyncio.wait_for(poll, timeout=3)
@@ -78,7 +78,9 @@ async def test_send_message_limits(client: ZaloBotClient, zalo: ZaloEmulator) ->
     assert len(zalo.messages(ALICE, from_bot=True)) == 1
 
 
-async def test_long_text_is_split_at_line_boundaries(client: ZaloBotClient, zalo: ZaloEmulator) -> None:
+async def test_long_text_is_split_at_line_boundaries(
+    client: ZaloBotClient, zalo: ZaloEmulator
+) -> None:
     zalo.send_text(ALICE, "hi")
     lines = [f"Dòng {i}: " + "nội dung " * 20 for i in range(40)]
     sent = await client.send_long_message(ALICE, "\n".join(lines))
@@ -131,10 +133,10 @@ async def test_webhook_lifecycle_excludes_get_updates(
     assert info.url == "https://bot.example.vn/zalo" and info.updated_at is not None
     assert (await client.get_webhook_info()).url == "https://bot.example.vn/zalo"
     with pytest.raises(ZaloBadRequest) as caught:
-        await client.get_update(timeout=1)
+        await client.get_update(wait_seconds=1)
     assert caught.value.code == 409
     assert (await client.delete_webhook()).url == ""
-    assert await client.get_update(timeout=0) is None
+    assert await client.get_update(wait_seconds=0) is None
     with pytest.raises(ValueError, match="https"):
         await client.set_webhook("http://bot.example.vn/zalo", "s3cret-s3cret")
     with pytest.raises(ValueError, match="8-256"):
@@ -152,7 +154,9 @@ async def test_webhook_lifecycle_excludes_get_updates(
         (200, None, ZaloBadResponse),
     ],
 )
-async def test_envelopes_and_error_mapping(status: int, body: object, expected: type | None) -> None:
+async def test_envelopes_and_error_mapping(
+    status: int, body: object, expected: type | None
+) -> None:
     async def answer(_request: web.Request) -> web.Response:
         if body is None:
             return web.Response(status=status, text="<html>gateway</html>")

@@ -46,7 +46,9 @@ async def test_a_room_is_created_staffed_used_and_closed(
     oa: ZaloOaClient, zalo: ZaloEmulator
 ) -> None:
     group = await oa.create_group(
-        "KH-2026-031 Tin đồn lũ", ["u1", "u2", "u1"], asset_id="gmf10-asset-1",
+        "KH-2026-031 Tin đồn lũ",
+        ["u1", "u2", "u1"],
+        asset_id="gmf10-asset-1",
         description="Tổ phản ứng nhanh",
     )
     assert group.group_link.endswith(group.group_id)
@@ -55,7 +57,9 @@ async def test_a_room_is_created_staffed_used_and_closed(
     assert await oa.list_members(group.group_id) == ["u2", "u3"]
     message_id = await oa.send_group_text(group.group_id, "Bản tóm tắt vụ việc")
     stored = zalo.oa.group(group.group_id)
-    assert stored.messages == [{"from": "oa", "text": "Bản tóm tắt vụ việc", "message_id": message_id}]
+    assert stored.messages == [
+        {"from": "oa", "text": "Bản tóm tắt vụ việc", "message_id": message_id}
+    ]
     assert stored.description == "Tổ phản ứng nhanh"
     await oa.close_group(group.group_id)
     assert stored.closed and zalo.oa.assets["gmf10-asset-1"] is None
@@ -106,8 +110,14 @@ def sign(body: bytes, key: str, app_id: str, timestamp: str) -> str:
 @pytest.mark.parametrize("forgery", ["missing", "wrong_key", "app_secret", "tampered", "other_app"])
 async def test_bad_signatures_are_refused(forgery: str) -> None:
     app_id = ZaloEmulator().oa.app_id
-    event = {"app_id": app_id, "event_name": "user_send_group_text", "timestamp": "1750000000000",
-             "sender": {"id": "u9"}, "recipient": {"id": "g1"}, "message": {"text": "/duyet 45"}}
+    event = {
+        "app_id": app_id,
+        "event_name": "user_send_group_text",
+        "timestamp": "1750000000000",
+        "sender": {"id": "u9"},
+        "recipient": {"id": "g1"},
+        "message": {"text": "/duyet 45"},
+    }
     body = json.dumps(event).encode()
     headers = {"Content-Type": "application/json"}
     if forgery == "wrong_key":
@@ -125,8 +135,10 @@ async def test_bad_signatures_are_refused(forgery: str) -> None:
     async with serving(app) as root, aiohttp.ClientSession() as http:
         async with http.post(f"{root}/zalo/oa", data=body, headers=headers) as answer:
             assert answer.status == 403
-        good = {**headers, SIGNATURE_HEADER: sign(body, OA_KEY, json.loads(body)["app_id"],
-                                                   event["timestamp"])}
+        good = {
+            **headers,
+            SIGNATURE_HEADER: sign(body, OA_KEY, json.loads(body)["app_id"], event["timestamp"]),
+        }
         async with http.post(f"{root}/zalo/oa", data=body, headers=good) as answer:
             assert answer.status == (403 if forgery == "other_app" else 200)
     assert len(events) == (0 if forgery == "other_app" else 1)

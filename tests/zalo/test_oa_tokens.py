@@ -102,13 +102,16 @@ async def test_two_workers_refreshing_at_once_spend_the_refresh_token_once(
     zalo.add_oa_follower("u1")
     zalo.add_oa_asset("a1")
     kwargs = {"oauth_url": zalo.root_url, "api_url": zalo.root_url, "timeout": 5.0}
-    async with ZaloOaClient(first, APP_SECRET, **kwargs) as a, ZaloOaClient(
-        second, APP_SECRET, **kwargs
-    ) as b:
+    async with (
+        ZaloOaClient(first, APP_SECRET, **kwargs) as a,
+        ZaloOaClient(second, APP_SECRET, **kwargs) as b,
+    ):
         group = await a.create_group("Tổ KH-31", ["u1"], asset_id="a1")
         zalo.expire_oa_access_tokens()
         for _ in range(3):
-            results = await asyncio.gather(a.list_members(group.group_id), b.list_members(group.group_id))
+            results = await asyncio.gather(
+                a.list_members(group.group_id), b.list_members(group.group_id)
+            )
             assert results == [["u1"], ["u1"]]
     assert [c.ok for c in zalo.oa.refresh_calls] == [True, True]  # the grant, then one rotation
     assert first.current() == second.current()

@@ -33,7 +33,9 @@ def test_both_envelopes_give_the_same_update(payload: dict) -> None:
 def test_documented_get_updates_sample_without_event_name_is_a_text() -> None:
     sample = {"message": {**BARE["message"], "from": {"id": "x", "first_name": "Nguyen Van A"}}}
     update = parse_update({"ok": True, "result": sample})
-    assert update.is_text and update.message and update.message.sender.display_name == "Nguyen Van A"
+    assert (
+        update.is_text and update.message and update.message.sender.display_name == "Nguyen Van A"
+    )
 
 
 @pytest.mark.parametrize(

@@ -66,9 +66,12 @@ async def test_a_webhook_with_another_secret_refuses_every_delivery(
 )
 async def test_forged_posts_are_refused(headers: dict[str, str]) -> None:
     received: list[ZaloUpdate] = []
-    async with serving(receiver(received)) as root, aiohttp.ClientSession() as http:
-        async with http.post(f"{root}/zalo/webhook", json=UPDATE, headers=headers) as answer:
-            assert answer.status == 403
+    async with (
+        serving(receiver(received)) as root,
+        aiohttp.ClientSession() as http,
+        http.post(f"{root}/zalo/webhook", json=UPDATE, headers=headers) as answer,
+    ):
+        assert answer.status == 403
     assert received == []
 
 
@@ -81,7 +84,9 @@ async def test_malformed_bodies_are_400_even_with_the_secret() -> None:
             ) as answer:
                 assert answer.status == 400
         async with http.post(
-            f"{root}/zalo/webhook", json={"ok": True, "result": UPDATE}, headers={SECRET_HEADER: SECRET}
+            f"{root}/zalo/webhook",
+            json={"ok": True, "result": UPDATE},
+            headers={SECRET_HEADER: SECRET},
         ) as answer:
             assert answer.status == 200
     assert len(received) == 1

@@ -108,15 +108,18 @@ class ZaloBotClient:
             can_join_groups=bool(result.get("can_join_groups", False)),
         )
 
-    async def get_update(self, timeout: int = 30) -> ZaloUpdate | None:
-        """Wait up to ``timeout`` seconds for the next update; ``None`` if none came.
+    async def get_update(self, wait_seconds: int = 30) -> ZaloUpdate | None:
+        """Wait up to ``wait_seconds`` for the next update (Zalo's long poll); ``None`` if none
+        came.
 
         Zalo hands out one update per call and has no offsets: an update is gone once
         answered, so the caller must process it (or store it) before asking for the next.
         """
         try:
             result = await self.call(
-                "getUpdates", {"timeout": str(timeout)}, timeout=timeout + self.connect_timeout
+                "getUpdates",
+                {"timeout": str(wait_seconds)},
+                time_limit=wait_seconds + self.connect_timeout,
             )
         except ZaloApiError as error:
             if error.code == EMPTY_POLL_CODE:
@@ -169,12 +172,13 @@ class ZaloBotClient:
     # ---- transport -----------------------------------------------------------------------
 
     async def call(
-        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+        self, method: str, params: dict[str, Any] | None = None, *, time_limit: float | None = None
     ) -> Any:
         """POST ``params`` as JSON to ``method`` and return its result (envelope removed)."""
         session = self._ensure_session()
         limit = aiohttp.ClientTimeout(
-            total=timeout if timeout is not None else self.timeout, connect=self.connect_timeout
+            total=time_limit if time_limit is not None else self.timeout,
+            connect=self.connect_timeout,
         )
         url = f"{self.base_url}/bot{self._token}/{method}"
         try:
@@ -188,7 +192,9 @@ class ZaloBotClient:
             raise ZaloTimeout(f"{method}: no answer from Zalo in time") from None
         except aiohttp.ClientError as error:
             host = urlsplit(self.base_url).netloc
-            raise ZaloNetworkError(f"{method}: cannot reach {host} ({type(error).__name__})") from None
+            raise ZaloNetworkError(
+                f"{method}: cannot reach {host} ({type(error).__name__})"
+            ) from None
         return _result(method, status, body)
 
     def _ensure_session(self) -> aiohttp.ClientSession:
@@ -252,16 +258,18 @@ def _sent(result: Any) -> ZaloSent:
 
 def _webhook_info(result: Any) -> ZaloWebhookInfo:
     data = result if isinstance(result, dict) else {}
-    return ZaloWebhookInfo(url=str(data.get("url") or ""), updated_at=_millis(data.get("updated_at")))
+    return ZaloWebhookInfo(
+        url=str(data.get("url") or ""), updated_at=_millis(data.get("updated_at"))
+    )
 
 
 async def poll_updates(
-    client: ZaloBotClient, *, timeout: int = 30, backoff: float = 5.0
+    client: ZaloBotClient, *, wait_seconds: int = 30, backoff: float = 5.0
 ) -> AsyncIterator[ZaloUpdate]:
     """Yield updates forever; network and server errors wait ``backoff`` seconds and go on."""
     while True:
         try:
-            update = await client.get_update(timeout)
+            update = await client.get_update(wait_seconds)
         except (ZaloNetworkError, ZaloServerError, ZaloTimeout) as error:
             log.warning("zalo: getUpdates failed (%s); retrying in %.0f s", error, backoff)
             await asyncio.sleep(backoff)

@@ -29,9 +29,7 @@ MIN_KEY_BYTES = 32
 class ChartLinks:
     """Makes and checks chart links for one secret key and one public base URL."""
 
-    def __init__(
-        self, key: bytes, base_url: str, *, now: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, key: bytes, base_url: str, *, now: Callable[[], float] = time.time) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"the signing key must be at least {MIN_KEY_BYTES} bytes")
         self._key = key

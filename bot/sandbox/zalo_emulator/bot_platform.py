@@ -106,7 +106,10 @@ class BotPlatform:
             person = Person(user_id, display_name or f"User {user_id[-4:]}")
             self.people[user_id] = person
         message = StoredMessage(
-            message_id=self._new_id(), chat_id=user_id, from_bot=False, date=self._millis(),
+            message_id=self._new_id(),
+            chat_id=user_id,
+            from_bot=False,
+            date=self._millis(),
             text=text,
         )
         self.messages.append(message)
@@ -200,7 +203,9 @@ class BotPlatform:
         url = str(params.get("url") or "")
         secret = str(params.get("secret_token") or "")
         parts = urlsplit(url)
-        if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)):
+        if not (
+            parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
+        ):
             raise bad_request("url must be HTTPS")
         if not 8 <= len(secret) <= 256:
             raise bad_request("secret_token must be 8-256 characters")
@@ -235,7 +240,12 @@ class BotPlatform:
         size = await self._fetch_photo(url) if self.fetch_photos else None
         return self._store(
             StoredMessage(
-                self._new_id(), chat_id, True, self._millis(), photo_url=url, caption=caption,
+                self._new_id(),
+                chat_id,
+                True,
+                self._millis(),
+                photo_url=url,
+                caption=caption,
                 photo_bytes=size,
             )
         )

@@ -100,7 +100,10 @@ class ZaloEmulator:
         return self.bot_platform.chat(str(chat_id), from_bot=from_bot)
 
     async def wait_for_message(
-        self, chat_id: str, after: str = "", timeout: float = 5.0
+        self,
+        chat_id: str,
+        after: str = "",
+        timeout: float = 5.0,  # noqa: ASYNC109 - tests state how long they are willing to wait
     ) -> StoredMessage:
         """The bot's first message in ``chat_id`` after the message ``after`` (any if empty)."""
 
@@ -139,7 +142,9 @@ class ZaloEmulator:
     def set_oa_webhook(self, url: str) -> None:
         self.oa.set_webhook(url)
 
-    def inject_oa_error(self, path: str, code: int, message: str = "injected", times: int = 1) -> None:
+    def inject_oa_error(
+        self, path: str, code: int, message: str = "injected", times: int = 1
+    ) -> None:
         self.oa.inject_error(path, code, message, times)
 
     async def user_sends_group_text(self, group_id: str, user_id: str, text: str) -> int:
@@ -154,7 +159,12 @@ class ZaloEmulator:
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method.lower() == method.lower()]
 
-    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 5.0) -> Any:
+    async def wait_for(
+        self,
+        predicate: Callable[[], Any],
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - tests state how long they are willing to wait
+    ) -> Any:
         """Re-check ``predicate`` on every change until it is truthy; TimeoutError otherwise."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:

@@ -164,8 +164,11 @@ class OfficialAccount:
         except OaFailure as failure:
             self._log("access_token", params, failure)
             return web.json_response(
-                {**failure.payload(), "error_name": "invalid_grant",
-                 "error_description": failure.message}
+                {
+                    **failure.payload(),
+                    "error_name": "invalid_grant",
+                    "error_description": failure.message,
+                }
             )
         self._log("access_token", params)
         return web.json_response(result)

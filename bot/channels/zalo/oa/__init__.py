@@ -9,7 +9,14 @@ from .errors import (
     OaNotConfigured,
     OaTransportError,
 )
-from .events import SIGNATURE_HEADER, BadSignature, event_signature, group_of, oa_event_handler, verify_event
+from .events import (
+    SIGNATURE_HEADER,
+    BadSignature,
+    event_signature,
+    group_of,
+    oa_event_handler,
+    verify_event,
+)
 from .tokens import OaGrant, OaTokens, OaTokenStore
 
 __all__ = [
