@@ -57,6 +57,14 @@ async def test_first_call_exchanges_the_grant_and_rotates(
     assert len(zalo.oa.refresh_calls) == 1  # a live access token is reused
 
 
+async def test_refresh_now_rotates_a_live_token(oa: ZaloOaClient, zalo: ZaloEmulator) -> None:
+    first = await oa.refresh_now()
+    second = await oa.refresh_now()
+    assert (first.generation, second.generation) == (1, 2)
+    assert first.access_token != second.access_token
+    assert [c.ok for c in zalo.oa.refresh_calls] == [True, True]
+
+
 async def test_expired_token_216_is_refreshed_and_the_call_retried_once(
     oa: ZaloOaClient, zalo: ZaloEmulator
 ) -> None:

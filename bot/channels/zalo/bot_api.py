@@ -226,7 +226,7 @@ def _result(method: str, status: int, body: Any) -> Any:
     description = str(body.get("description") or body.get("message") or "error")
     if code == EMPTY_POLL_CODE:
         raise ZaloApiError(method, code, description)
-    if code in (401, 403) and status in (401, 403):
+    if code == 401 or status == 401:
         raise ZaloUnauthorized(method, code, description)
     if code >= 500 or status >= 500:
         raise ZaloServerError(method, code, description)

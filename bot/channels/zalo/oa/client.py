@@ -198,6 +198,15 @@ class ZaloOaClient:
 
     # ---- token refresh -------------------------------------------------------------------
 
+    async def refresh_now(self) -> OaTokens:
+        """Rotate even if the access token is still good.
+
+        A refresh token dies after about three months unused; an OA whose rooms sit idle that
+        long would need its administrator again. A periodic job (a due row) calls this.
+        """
+        tokens = await asyncio.to_thread(self.store.current)
+        return await self._rotate(tokens.access_token)
+
     async def _rotate(self, stale_access_token: str) -> OaTokens:
         loop = asyncio.get_running_loop()
 
