@@ -82,6 +82,7 @@ class BotPlatform:
         self.webhook_updated_at = 0
         self.webhook_last_error = ""
         self._delivery: asyncio.Task[None] | None = None
+        self._wakers: set[asyncio.Task[None]] = set()  # held so they are not collected mid-run
         self._http: aiohttp.ClientSession | None = None
 
     def routes(self) -> list[web.RouteDef]:
@@ -330,7 +331,9 @@ class BotPlatform:
                 self._arrived.notify_all()
 
         with contextlib.suppress(RuntimeError):  # no running loop: nobody is waiting
-            asyncio.get_running_loop().create_task(notify())
+            task = asyncio.get_running_loop().create_task(notify())
+            self._wakers.add(task)
+            task.add_done_callback(self._wakers.discard)
         self.on_change()
 
     def _new_id(self) -> str:
