@@ -52,6 +52,8 @@ async def test_control_misuse_is_a_clear_4xx(zalo: ZaloEmulator) -> None:
         status, body = await control(http, root, "wait_for_message", chat_id="nobody")
         assert status == 400 and "never wrote" in body["error"]
         assert (await control(http, root, "set_webhook_envelope", envelope="xml"))[0] == 400
+        assert (await control(http, root, "set_fetch_photos", enabled=False))[0] == 200
+        assert zalo.bot_platform.fetch_photos is False
         async with http.get(f"{root}/_control/chats/nobody/messages") as answer:
             assert answer.status == 404
 

@@ -99,3 +99,25 @@ def test_a_short_secret_is_refused_at_setup() -> None:
 
 async def receiver_noop(update: ZaloUpdate) -> None:
     return None
+
+
+async def test_a_failed_hand_over_is_delivered_again_in_order(
+    zalo: ZaloEmulator, client: ZaloBotClient
+) -> None:
+    received: list[ZaloUpdate] = []
+    failures = [RuntimeError("queue full")]
+
+    async def flaky(update: ZaloUpdate) -> None:
+        if failures:
+            raise failures.pop()
+        received.append(update)
+
+    app = web.Application()
+    add_webhook_route(app, "/zalo/webhook", SECRET, flaky)
+    async with serving(app) as root:
+        await client.set_webhook(f"{root}/zalo/webhook", SECRET)
+        zalo.send_text(ALICE, "một")
+        zalo.send_text(ALICE, "hai")
+        await zalo.wait_for(lambda: len(received) == 2)
+    assert [u.message.text for u in received if u.message] == ["một", "hai"]
+    assert len({u.dedupe_key for u in received}) == 2

@@ -25,6 +25,7 @@ ACTIONS = frozenset(
         "send_text",
         "wait_for_message",
         "set_webhook_envelope",
+        "set_fetch_photos",
         "grant_oa_access",
         "expire_oa_access_tokens",
         "add_oa_follower",

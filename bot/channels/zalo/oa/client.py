@@ -213,7 +213,11 @@ class ZaloOaClient:
         def exchange(refresh_token: str) -> OaGrant:
             # Runs in the worker thread that holds the row lock; the HTTP call runs on the loop.
             future = asyncio.run_coroutine_threadsafe(self._exchange(refresh_token), loop)
-            return future.result(self.timeout.total)
+            try:
+                return future.result(self.timeout.total)
+            except TimeoutError:
+                future.cancel()
+                raise OaTransportError("token refresh: no answer from Zalo in time") from None
 
         async with self._rotating:
             return await asyncio.to_thread(self.store.rotate, stale_access_token, exchange)
