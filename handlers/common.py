@@ -9,7 +9,7 @@ from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.channels.base import Buttons
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.runtime import Runtime
 from bot.services import audit
 from bot.services.people import actor_for_telegram
