@@ -51,9 +51,10 @@ from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.errors import ControlError
 from bot.sandbox.telegram_emulator.state import StoredMessage
-from bot.services import approvals, due, taskforces
+from bot.services import approvals, due
 from bot.services import drafts as dr
-from bot.services.taskforces import _schedule_deadline
+from bot.services.taskforces import resolve
+from bot.services.taskforces.deadline import schedule_deadline
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -659,7 +660,7 @@ async def pub_setup(run: Run) -> None:
         s.add(crisis)
         s.flush()
         assert crisis.id is not None
-        _schedule_deadline(s, crisis)
+        schedule_deadline(s, crisis)
         draft = Draft(
             crisis_id=crisis.id,
             template="holding",
@@ -963,7 +964,7 @@ async def res_setup(run: Run) -> None:
         s.flush()
         assert crisis.id is not None
         run.ids["crisis"] = crisis.id
-        _schedule_deadline(s, crisis)
+        schedule_deadline(s, crisis)
         s.add(
             Room(
                 kind="forum_topic",
@@ -997,8 +998,7 @@ def _resolve_confirmations(run: Run) -> list[StoredMessage]:
         m
         for m in run.emu.messages(hub, thread_id=thread, from_bot=True)
         if any(
-            str(b.get("callback_data", "")).startswith(f"{taskforces.RESOLVE}:")
-            for b in m.buttons()
+            str(b.get("callback_data", "")).startswith(f"{resolve.RESOLVE}:") for b in m.buttons()
         )
     ]
 
@@ -1016,7 +1016,7 @@ async def res_drive(run: Run) -> None:
                     run.people["lead"],
                     hub,
                     questions[-1].message_id,
-                    data=f"{taskforces.RESOLVE}:{run.ids['crisis']}",
+                    data=f"{resolve.RESOLVE}:{run.ids['crisis']}",
                     timeout=PRESS_TIMEOUT,
                 )
         await _until(lambda: _crisis_status(run) == "resolved", 6)

@@ -13,11 +13,12 @@ from functools import wraps
 from typing import Any
 
 from bot.buttons import Button, ForgedButton, int_id, register
-from bot.services import alerts, status, taskforces
+from bot.services import alerts, status
 from bot.services.alerts import DISMISS_REASONS, AlertActionError
 from bot.services.delivery import alert_buttons, alert_text
 from bot.services.permissions import Actor
-from bot.services.taskforces import TaskForceError
+from bot.services.taskforces import opening
+from bot.services.taskforces.crises import TaskForceError
 from handlers.conversation.dispatch import PressFlow, on_command, on_press
 from handlers.conversation.turn import Turn
 from storage.models import Role
@@ -102,7 +103,7 @@ async def crisis_for_alert(turn: Turn, alert_id: int) -> int | None:
         return f.crisis_id
     title = turn.render("alert_crisis_title", f=f)
     try:
-        opened = await taskforces.open_crisis(
+        opened = await opening.open_crisis(
             runtime,
             turn.actor,
             title,
