@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from alert_desk import Desk
-from emulator_fixtures import running_app
 from sqlmodel import select
 
 from bot.sandbox.telegram_emulator import StoredMessage
 from storage.models import Crisis
-from tests.alerts.test_alert_delivery import is_alert_text, plan
+from tests.alerts.test_alert_delivery import alert_on_screen
 
 
 def said(words: str) -> Callable[[StoredMessage], bool]:
@@ -21,12 +20,8 @@ def said(words: str) -> Callable[[StoredMessage], bool]:
 
 async def test_task_force_then_draft_from_one_alert(desk: Desk) -> None:
     emulator = desk.emulator
-    alert_id = desk.add_alert()
-    plan(desk, alert_id)
     lan, lan_id = desk.spokespeople[0]
-    app = desk.make_app()
-    async with running_app(app):
-        text = await emulator.wait_for_message(lan.id, is_alert_text)
+    async with alert_on_screen(desk) as (alert_id, text):
         answer = await emulator.press_button(
             lan.id, lan.id, text.message_id, text="👥 Lập tổ công tác"
         )
