@@ -23,7 +23,7 @@ from bot.buttons import Button
 from bot.channels import base
 from bot.channels.base import Attachment, Buttons, Notifier, SentMessage
 from bot.channels.refs import ChatRef, MessageRef
-from bot.channels.zalo.text import split_text
+from bot.services.textsplit import split_plain
 from handlers.conversation.surface import Capabilities, Surface
 
 _TYPED: dict[str, str | None] = {}  # button action → its short command (None: numbered)
@@ -97,7 +97,10 @@ def fit(caps: Capabilities, chat: AnyChat, text: str, buttons: Buttons | None) -
     choices = _choices(chat, buttons) if buttons and not caps.buttons else ""
     if choices:
         text = f"{text}\n\n{choices}"
-    return split_text(text, caps.max_text) if len(text) > caps.max_text else [text]
+    if len(text) <= caps.max_text:
+        return [text]
+    # Cut at paragraph or line breaks first, which never fall inside a template's markup.
+    return [piece for piece in (p.strip() for p in split_plain(text, caps.max_text)) if piece]
 
 
 class Replies:
