@@ -268,6 +268,7 @@ def parse(text: str, path: Path, lang: str) -> PressTemplate:
     if not isinstance(raw_fields, dict):
         raise PressTemplateError("front matter: 'fields' must be a table of [fields.<name>]")
     specs = [_field_spec(name, value) for name, value in raw_fields.items()]
+    _check_labels(specs)
     source = "\n".join(lines[end + 1 :]).strip("\n")
     if not source.strip():
         raise PressTemplateError("the template has no text after the front matter")
@@ -287,6 +288,20 @@ def parse(text: str, path: Path, lang: str) -> PressTemplate:
         path=path,
         body_line=end + 2,
     )
+
+
+def _check_labels(specs: list[FieldSpec]) -> None:
+    """Two parts ``/set`` could not tell apart are a mistake in the template, not at run time."""
+    owner: dict[str, str] = {}
+    for spec in specs:
+        for written in {spec.name, spec.label("vi"), spec.label("en")}:
+            key = _folded_words(written)
+            other = owner.setdefault(key, spec.name)
+            if other != spec.name:
+                raise PressTemplateError(
+                    f"front matter: fields {other!r} and {spec.name!r} are both called "
+                    f"{written!r}; give one a different label_vi/label_en"
+                )
 
 
 def _field_spec(name: str, value: Any) -> FieldSpec:

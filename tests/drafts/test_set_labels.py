@@ -4,6 +4,7 @@ unknown part is answered with the choices in plain words."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +115,20 @@ async def test_set_in_plain_vietnamese_in_the_room(make_desk: Any) -> None:
     assert [d.version for d in drafts] == [1, 2]
     assert drafts[1].fields["next_update"] == "17 giờ 00 hôm nay"
     assert "17 giờ 00 hôm nay" in drafts[1].body
+
+
+def test_two_parts_with_one_label_are_refused_when_the_template_is_read(tmp_path: Path) -> None:
+    text = """+++
+title = "Thông cáo"
+[fields.time]
+prompt_vi = "Thời gian"
+prompt_en = "Time"
+[fields.when]
+prompt_vi = "Thời gian họp"
+prompt_en = "When"
+label_vi = "thoi gian"
++++
+{{ time }} {{ when }}
+"""
+    with pytest.raises(pt.PressTemplateError, match="both called 'thoi gian'"):
+        pt.parse(text, tmp_path / "vi" / "notice.j2", "vi")
