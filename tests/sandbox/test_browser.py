@@ -56,6 +56,9 @@ FLAGS = [
 ]
 ADMIN, SUPERVISOR, SPOKESPERSON = 7001, 7002, 7003
 WAIT_MS = 15_000
+ENGLISH_WORDS = re.compile(
+    r"\b(?:the|and|you|your|press|please|sandbox|drill|step|clock|speed|chat|send|reset)\b", re.I
+)
 
 pytestmark = pytest.mark.slow
 
@@ -386,6 +389,9 @@ def test_the_drill_in_chromium(drill_sandbox: SandboxProcess) -> None:
             expect(page.locator("[data-testid=drill-step]").first).to_have_attribute(
                 "data-status", "current"
             )
+            # The page's own words are Vietnamese: nothing English but the switch to English.
+            words = page.locator("body").inner_text().replace("English", "")
+            assert not re.findall(ENGLISH_WORDS, words), re.findall(ENGLISH_WORDS, words)
             drill.shot("start")
             for name, key, step in WALK:
                 if key is not None and drill.step_status(key) == "unavailable":
