@@ -41,7 +41,7 @@ from telegram.ext import (
 
 from bot.buttons import Button, register
 from bot.channels.base import ChatRef, DeliveryError, SentMessage
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
 from bot.services import due, invites, outbox

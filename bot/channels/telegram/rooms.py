@@ -12,7 +12,7 @@ from telegram.constants import ChatMemberStatus
 
 from bot.channels.base import Rejected
 from bot.channels.rooms import register_room_admin
-from bot.channels.telegram import TelegramNotifier, _call
+from bot.channels.telegram.notifier import TelegramNotifier, _call
 
 _MEMBER_STATUSES = {
     ChatMemberStatus.OWNER,
