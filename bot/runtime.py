@@ -31,5 +31,6 @@ class Runtime:
     monitor: Monitor = field(default_factory=Monitor)  # /metrics and /healthz (bot.health)
 
     def leads(self) -> bool:
-        """Whether this process runs the tick and the scan (always, without a Leadership)."""
-        return self.leadership is None or self.leadership.is_leader()
+        """Whether this process runs the tick, the scan and the fan-out (always, without a
+        Leadership); from the last leader check, without database I/O."""
+        return self.leadership is None or self.leadership.holds

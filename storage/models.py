@@ -507,6 +507,26 @@ class Due(SQLModel, table=True):
     dedupe_key: str | None = Field(default=None, max_length=128, unique=True)
 
 
+class ReceivedUpdate(SQLModel, table=True):
+    """A Telegram update taken by one worker. Behind a round-robin proxy the same update can
+    reach two workers (Telegram re-delivers one whose answer was slow); the first to insert its
+    id handles it, the other drops it. Kept for two days: Telegram gives up after one."""
+
+    update_id: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    received_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+
+
+class SendSlot(SQLModel, table=True):
+    """One slot of the bot's overall send budget taken by a worker (``storage.send_budget``;
+    PostgreSQL only): a number of 1/29 s since the epoch by the database's clock."""
+
+    slot: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+
+
 class ConversationState(SQLModel, table=True):
     """A half-finished multi-step conversation (registration, filling a draft)."""
 

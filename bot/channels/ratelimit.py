@@ -28,6 +28,11 @@ and holding its place until that slot. So at most ``BULK_AHEAD`` bulk sends are 
 future, and a reply booked at any moment waits for those few (about 0.14 s) instead of behind
 1,000 reserved fan-out slots. More than one place keeps the fan-out at full speed when a sender
 wakes late and books again: the others are already booked behind it.
+
+Several workers (PostgreSQL): the overall window is the bot's, not the process's, so each send
+also books its slot in the database (``shared``: ``storage.send_budget``) after the local
+reservation and waits for the later of the two. The per-chat windows stay per process
+(docs/operations.md, "Several workers").
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,10 +163,17 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     """A ``BaseRateLimiter`` for PTB that keeps every Telegram flood window (see module doc)."""
 
     def __init__(
-        self, max_retries: int = 3, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_retries: int = 3,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        shared: Callable[[float], Awaitable[float]] | None = None,
     ) -> None:
         self._max_retries = max_retries
         self._clock = clock
+        #: Several workers: books the overall slot in the budget they share (given the delay
+        #: this process wants, returns the delay granted); ``storage.send_budget``.
+        self._shared = shared
         self._schedule = _Schedule()
         self._resume = asyncio.Event()
         self._resume.set()
@@ -197,6 +209,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         """
         while True:
             at = self._schedule.reserve(self._clock(), chat, group)
+            if self._shared is not None:
+                granted = await self._shared(at - self._clock())
+                at = max(at, self._clock() + granted)
             delay = at - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)

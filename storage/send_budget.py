@@ -1,0 +1,72 @@
+"""The bot's overall send budget, shared by every worker on one PostgreSQL database.
+
+Telegram counts its ~30 messages a second per bot, not per process. With several workers, the
+leader's fan-out and the other workers' replies to people must share one budget, so on
+PostgreSQL every counted send books a slot in the ``sendslot`` table first: time is cut into
+slots of ``1/SLOTS_PER_SECOND`` seconds numbered from the epoch *by the database's clock* (so
+workers on hosts whose clocks disagree still agree on the slots), and a slot is taken by
+inserting its number, which the primary key lets exactly one worker do. Any one-second window
+then holds at most ``SLOTS_PER_SECOND + 1`` sends of the whole deployment.
+
+One short statement per message (about a millisecond on a local server, run off the event
+loop) is cheap next to the message itself; old slots are deleted now and then by whoever books.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+SLOTS_PER_SECOND = 29
+SEARCH = 2000  # slots looked at per attempt (about 70 s ahead)
+KEEP_SECONDS = 60  # slots older than this are deleted
+PURGE_EVERY = 500  # bookings between deletions, per process
+RACES = 100  # lost races for a slot before giving up (each loss means another worker sent)
+
+# The first free slot at or after the wanted one, in one statement; a worker that loses the race
+# for it gets no row back and tries again.
+_BOOK = sa.text(
+    """
+    with wanted as (
+        select cast(ceil((extract(epoch from clock_timestamp()) + :delay) * :per) as bigint)
+            as first
+    )
+    insert into sendslot (slot)
+    select wanted.first + g
+    from wanted, generate_series(0, :search) as g
+    where not exists (select 1 from sendslot s where s.slot = wanted.first + g)
+    order by g
+    limit 1
+    on conflict do nothing
+    returning slot, extract(epoch from clock_timestamp()) as now
+    """
+)
+_PURGE = sa.text(
+    "delete from sendslot where slot < "
+    "cast(floor((extract(epoch from clock_timestamp()) - :keep) * :per) as bigint)"
+)
+
+
+class SendBudget:
+    """Books overall send slots in the database (module doc); blocking, call it in a thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._booked = 0
+
+    def book(self, delay: float) -> float:
+        """Take the first free slot at least ``delay`` seconds from now; returns the seconds
+        from now (by the database's clock) until that slot starts."""
+        for _attempt in range(RACES):
+            with self.engine.begin() as connection:
+                row = connection.execute(
+                    _BOOK, {"delay": max(0.0, delay), "per": SLOTS_PER_SECOND, "search": SEARCH}
+                ).first()
+                self._booked += 1
+                if self._booked % PURGE_EVERY == 0:
+                    connection.execute(_PURGE, {"keep": KEEP_SECONDS, "per": SLOTS_PER_SECOND})
+            if row is not None:
+                slot, now = int(row[0]), float(row[1])
+                return max(0.0, slot / SLOTS_PER_SECOND - now)
+            # Another worker took the slot between our look and our insert: look again.
+        raise RuntimeError(f"no free send slot after {RACES} attempts")
