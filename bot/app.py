@@ -60,6 +60,17 @@ T = TypeVar("T")
 HANDLER_MODULES = (start, people, admin, alerts, topics, taskforce, drafts, fallback)
 
 
+class WorkerApplication(InstrumentedApplication):
+    """Gives up the leader lock when stopped: another worker takes over at its next check
+    instead of when this process exits."""
+
+    async def stop(self) -> None:
+        await super().stop()
+        runtime: Runtime | None = self.bot_data.get("runtime")
+        if runtime is not None and runtime.leadership is not None:
+            await asyncio.to_thread(runtime.leadership.release)
+
+
 async def leader_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Check (or try to take) the leader lock, in a thread: the other jobs read the result."""
     runtime: Runtime = context.bot_data["runtime"]
@@ -92,8 +103,9 @@ async def while_leading(runtime: Runtime, work: Coroutine[Any, Any, T]) -> T | N
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Fire every Due row whose time has come (the single scheduler of later work)."""
     runtime: Runtime = context.bot_data["runtime"]
+    leads = await runtime.leading()
     runtime.monitor.ticked()  # the scheduler's heartbeat for /healthz, leader or not
-    if not runtime.leads():
+    if not leads:
         return
     fired = await fire_due(runtime)
     if fired:
@@ -103,7 +115,7 @@ async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Scan, detect, plan deliveries, then wake the delivery job (it may be mid-run already)."""
     runtime: Runtime = context.bot_data["runtime"]
-    if not runtime.leads():
+    if not await runtime.leading():
         return
     try:
         outcome = await scan_and_alert(runtime)
@@ -119,7 +131,7 @@ async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send what the Delivery ledger owes; also resumes after a restart. One run at a time."""
     runtime: Runtime = context.bot_data["runtime"]
-    if not runtime.leads():
+    if not await runtime.leading():
         return
     assert context.job is not None and isinstance(context.job.data, Charts)
     with bulk_sends():  # replies to people go ahead of the fan-out
@@ -142,7 +154,7 @@ async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def forget_updates_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """The leader forgets update ids Telegram can no longer re-deliver."""
     runtime: Runtime = context.bot_data["runtime"]
-    if runtime.leads():
+    if await runtime.leading():
         forget = partial(received_updates.purge, runtime.db.engine, runtime.clock.now())
         await asyncio.to_thread(forget)
 
@@ -191,7 +203,7 @@ def build_application(
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
     application = (
         Application.builder()
-        .application_class(InstrumentedApplication)
+        .application_class(WorkerApplication)
         .token(settings.token)
         .base_url(settings.bot_base_url)
         .base_file_url(settings.bot_file_url)
@@ -266,9 +278,6 @@ def run_bot(settings: Settings) -> None:
             serve_monitoring(application)  # /healthz and /metrics (webhook mode starts its own)
             application.run_polling(allowed_updates=Update.ALL_TYPES)
     finally:
-        runtime: Runtime = application.bot_data["runtime"]
-        if runtime.leadership is not None:
-            runtime.leadership.release()  # the next worker takes over now, not at our exit
         if receiving is not None:
             receiving.release()
         db.dispose()

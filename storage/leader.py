@@ -49,6 +49,7 @@ class Leadership:
         self._connection: Connection | None = None
         self._confirmed_at: float | None = None
         self._lock = threading.Lock()  # one check at a time, whatever thread runs it
+        self._checks = 0  # checks finished, whatever their outcome
         self._pending: asyncio.Future[bool] | None = None
         # A thread of its own: in the shared default pool a busy fan-out's database writes
         # would queue the check behind them until the lease ran out.
@@ -75,10 +76,21 @@ class Leadership:
             and self._clock() - confirmed < self.lease
         )
 
+    @property
+    def checked(self) -> bool:
+        """Whether a check has finished since start (before it, ``holds`` is only a guess)."""
+        return not self.shared or self._checks > 0
+
     def is_leader(self) -> bool:
         """Confirm or try to take the lock: blocking database I/O, run it off the event loop."""
         if not self.shared:
             return True
+        try:
+            return self._check()
+        finally:
+            self._checks += 1
+
+    def _check(self) -> bool:
         with self._lock:
             if self._connection is not None:
                 try:
