@@ -146,6 +146,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     UNREACHABLE = "unreachable"
     UNCERTAIN = "uncertain"  # sent, but the answer was lost: maybe delivered, never re-sent
+    SENDING = "sending"  # claimed: its request may be on its way to the channel
 
 
 class RoomKind(StrEnum):
@@ -491,6 +492,10 @@ class Delivery(SQLModel, table=True):
     # Through an outage: not before ``retry_at``; given up once failing longer than the budget.
     retry_at: datetime | None = Field(default=None, sa_column=utc_column())
     failing_since: datetime | None = Field(default=None, sa_column=utc_column())
+    # While ``sending``: which process claimed the row and until when its send can still finish
+    # (an alert row found ``sending`` after that is an uncertain outcome, never sent again).
+    claimed_by: str | None = Field(default=None, max_length=32)
+    claimed_until: datetime | None = Field(default=None, sa_column=utc_column())
 
 
 class Due(SQLModel, table=True):

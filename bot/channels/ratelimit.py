@@ -247,7 +247,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                     self.waiting -= 1
             on_wire = ON_WIRE.get()
             if on_wire is not None:
-                on_wire()
+                claimed = on_wire()
+                if claimed is not None:
+                    await claimed
             try:
                 return await callback(*args, **kwargs)
             except BadRequest as exc:
