@@ -27,7 +27,7 @@ from bot.health import serve_monitoring
 from bot.metrics import InstrumentedApplication
 from bot.polling import ConflictGuard, PollingConflict
 from bot.runtime import Runtime
-from bot.services import retention
+from bot.services import retention, takeover
 from bot.services.delivery import Charts, deliver_pending
 from bot.services.digest import ensure_scheduled
 from bot.services.due import fire_due
@@ -220,6 +220,9 @@ def build_application(
         notifier=TelegramNotifier(application.bot, send_timeout=settings.send_timeout),
         leadership=Leadership(db.engine, interval=settings.leader_check_seconds),
     )
+    runtime: Runtime = application.bot_data["runtime"]
+    assert runtime.leadership is not None
+    runtime.leadership.on_acquired = partial(takeover.end_earlier_claims, runtime)
     # Order matters: conversation handlers first, then commands, then the catch-all buttons.
     for module in HANDLER_MODULES:
         for handler in module.handlers():

@@ -40,8 +40,12 @@ class Leadership:
         *,
         interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        on_acquired: Callable[[], object] | None = None,
     ) -> None:
         self.engine = engine
+        #: Run (in the check's thread) each time this process takes the lock, before ``holds``
+        #: turns true: the new leader settles what the old one left before its jobs start.
+        self.on_acquired = on_acquired
         self.interval = interval
         #: Leadership without a confirmation for this long is given up (three missed checks).
         self.lease = 3 * interval
@@ -112,6 +116,13 @@ class Leadership:
                 connection.close()
                 raise
             if got:
+                if self.on_acquired is not None:
+                    try:
+                        self.on_acquired()
+                    except BaseException:
+                        connection.invalidate()  # closing the session gives the lock back
+                        connection.close()
+                        raise
                 self._connection = connection
                 self._confirmed_at = self._clock()
                 log.info("this process is now the leader (tick, scan and fan-out)")

@@ -14,6 +14,8 @@ loop) is cheap next to the message itself; old slots are deleted now and then by
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -55,8 +57,12 @@ class SendBudget:
         self._booked = 0
 
     def book(self, delay: float) -> float:
-        """Take the first free slot at least ``delay`` seconds from now; returns the seconds
-        from now (by the database's clock) until that slot starts."""
+        """Take the first free slot at least ``delay`` seconds from now; returns when it starts
+        on this process's ``time.monotonic`` clock.
+
+        The conversion happens here, as soon as the answer arrives: measured later (after the
+        hop back to the event loop of a busy process) the error would shift this worker's sends
+        against the others' and bunch them."""
         for _attempt in range(RACES):
             with self.engine.begin() as connection:
                 row = connection.execute(
@@ -67,6 +73,6 @@ class SendBudget:
                     connection.execute(_PURGE, {"keep": KEEP_SECONDS, "per": SLOTS_PER_SECOND})
             if row is not None:
                 slot, now = int(row[0]), float(row[1])
-                return max(0.0, slot / SLOTS_PER_SECOND - now)
+                return time.monotonic() + slot / SLOTS_PER_SECOND - now
             # Another worker took the slot between our look and our insert: look again.
         raise RuntimeError(f"no free send slot after {RACES} attempts")

@@ -30,9 +30,9 @@ future, and a reply booked at any moment waits for those few (about 0.14 s) inst
 wakes late and books again: the others are already booked behind it.
 
 Several workers (PostgreSQL): the overall window is the bot's, not the process's, so each send
-also books its slot in the database (``shared``: ``storage.send_budget``) after the local
-reservation and waits for the later of the two. The per-chat windows stay per process
-(docs/operations.md, "Several workers").
+books its slot in the database (``shared``: ``storage.send_budget``) instead of spacing the
+sends locally, then reserves its chat's windows at that slot. The per-chat windows stay per
+process (docs/operations.md, "Several workers").
 """
 
 from __future__ import annotations
@@ -99,12 +99,16 @@ class _Schedule:
     """Reserved send times: overall (sorted), per chat (token buckets), per group (windows)."""
 
     overall: list[float] = field(default_factory=list)
+    #: Keep the overall spacing here; off when the workers' shared budget keeps it instead.
+    spaced: bool = True
     buckets: dict[int | str, _Bucket] = field(default_factory=dict)
     groups: dict[int | str, deque[float]] = field(default_factory=dict)
 
-    def reserve(self, now: float, chat: int | str | None, group: bool) -> float:
+    def reserve(
+        self, now: float, chat: int | str | None, group: bool, not_before: float = 0.0
+    ) -> float:
         self._forget(now)
-        t = now
+        t = max(now, not_before)
         while True:
             start = t
             if chat is not None:
@@ -140,6 +144,8 @@ class _Schedule:
 
     def _free_overall_slot(self, t: float) -> float:
         """The earliest time ≥ t at least OVERALL_SPACING away from every reserved send."""
+        if not self.spaced:
+            return t
         i = bisect.bisect_left(self.overall, t - OVERALL_SPACING)
         while i < len(self.overall) and self.overall[i] < t + OVERALL_SPACING:
             t = max(t, self.overall[i] + OVERALL_SPACING)
@@ -172,9 +178,10 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._max_retries = max_retries
         self._clock = clock
         #: Several workers: books the overall slot in the budget they share (given the delay
-        #: this process wants, returns the delay granted); ``storage.send_budget``.
+        #: this process wants, returns when the granted slot starts on ``clock``);
+        #: ``storage.send_budget``.
         self._shared = shared
-        self._schedule = _Schedule()
+        self._schedule = _Schedule(spaced=shared is None)
         self._resume = asyncio.Event()
         self._resume.set()
         self._bulk_gate = asyncio.Semaphore(BULK_AHEAD)  # bulk sends booked ahead (module doc)
@@ -208,10 +215,18 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         which is exactly what trips a sliding window. A late sender takes a fresh slot instead.
         """
         while True:
-            at = self._schedule.reserve(self._clock(), chat, group)
-            if self._shared is not None:
-                granted = await self._shared(at - self._clock())
-                at = max(at, self._clock() + granted)
+            if self._shared is None:
+                at = self._schedule.reserve(self._clock(), chat, group)
+            else:
+                # The shared slot first, from the earliest time this chat allows; then the
+                # chat's own reservation at that slot. (The other way round, a slot granted
+                # late would send a chat's reserved burst closer together than reserved.)
+                now = self._clock()
+                wanted = self._schedule.chat_earliest(now, chat, group) - now
+                granted = await self._shared(wanted)
+                at = self._schedule.reserve(self._clock(), chat, group, not_before=granted)
+                if at > granted + LATE_TOLERANCE:
+                    continue  # another send took this chat's turn meanwhile: book again
             delay = at - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)

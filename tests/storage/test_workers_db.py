@@ -66,10 +66,8 @@ def test_workers_share_one_overall_send_budget(pg_schema_url: str) -> None:
     engines = [sa.create_engine(pg_schema_url) for _ in range(2)]
     budgets = [SendBudget(e) for e in engines]
     try:
-        start = time.monotonic()
-
         def book(i: int) -> float:
-            return time.monotonic() - start + budgets[i % 2].book(0.0)
+            return budgets[i % 2].book(0.0)
 
         with ThreadPoolExecutor(8) as pool:
             times = sorted(pool.map(book, range(90)))

@@ -1,7 +1,7 @@
 """several workers: update ids taken by a worker, and the shared send budget
 
-Revision ID: 0004_several_workers
-Revises: 0003_delivery_retry
+Revision ID: 0005_several_workers
+Revises: 0004_delivery_claim
 Create Date: 2026-12-07 00:20:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0004_several_workers'
-down_revision: str | None = '0003_delivery_retry'
+revision: str = '0005_several_workers'
+down_revision: str | None = '0004_delivery_claim'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
