@@ -12,28 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
-from aiohttp import web
+import pytest
 from sqlmodel import col, func, select
 
+from bench.workers import Front, Worker, serve_front
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.sandbox.telegram_emulator.limits import COUNTED_METHODS, GLOBAL_MAX, GLOBAL_WINDOW
 from bot.services import drafts as dr
 from bot.services.alerts import plan_delivery
-from bot.webhook import SECRET_HEADER
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -55,116 +50,21 @@ from storage.models import (
 
 PEOPLE = 40  # two messages each (chart, text): about 3 s of fan-out at Telegram's 30/s
 LEADER_CHECK = 0.5  # CRISISDESK_LEADER_CHECK_SECONDS of both workers
-TAKEOVER_SLACK = 2.0  # a loaded 2-core CI machine: scheduling, not design
-SECRET = "two-workers-secret"
+TAKEOVER_SLACK = 2.0
+# Sends the leader can have claimed and not settled at once: the bulk gate's four places and
+# the requests that left it (a bound, not a target).
+IN_FLIGHT = 8  # a loaded 2-core CI machine: scheduling, not design
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 TOPIC = "An toàn thực phẩm"
 FIRST_LINE = "Thông cáo của Bộ Y tế về vụ ngộ độc."
 BODY = f"{FIRST_LINE}\nĐoàn công tác đã đến trường; các em đã ổn định.\nHết thông cáo."
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Front:
-    """Round robin over the workers, skipping a dead one; each update then goes to the other
-    worker too, so the workers' update claims decide who handles it."""
-
-    def __init__(self, ports: list[int]) -> None:
-        self.ports = ports
-        self.turn = 0
-        self._session: aiohttp.ClientSession | None = None
-
-    async def _post(self, port: int, body: bytes, secret: str) -> int:
-        assert self._session is not None
-        async with self._session.post(
-            f"http://127.0.0.1:{port}/hook", data=body, headers={SECRET_HEADER: secret}
-        ) as answer:
-            return answer.status
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        body, secret = await request.read(), request.headers.get(SECRET_HEADER, "")
-        self.turn += 1
-        order = self.ports[self.turn % 2 :] + self.ports[: self.turn % 2]
-        status = 502
-        for i, port in enumerate(order):
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                status = await self._post(port, body, secret)
-                if status == 200:
-                    for other in order[i + 1 :] + order[:i]:  # the re-delivery
-                        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                            await self._post(other, body, secret)
-                    break
-        return web.Response(status=status)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-@contextlib.asynccontextmanager
-async def serve_front(front: Front) -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_post("/hook", front.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-    finally:
-        await front.close()
-        await runner.cleanup()
-
-
-class Worker:
-    def __init__(self, name: str, url: str, emulator: TelegramEmulator, tmp: Path) -> None:
-        self.name = name
-        self.hook_port, self.http_port = _free_port(), _free_port()
-        self.log = tmp / f"{name}.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
-        self.env.update(
-            CRISISDESK_TELEGRAM_TOKEN=emulator.token,
-            CRISISDESK_TELEGRAM_API_URL=emulator.root_url,
-            CRISISDESK_DATABASE_URL=url,
-            CRISISDESK_DATA_DIR=str(tmp / name),
-            CRISISDESK_TICK_SECONDS="0.5",
-            CRISISDESK_LEADER_CHECK_SECONDS=str(LEADER_CHECK),
-            CRISISDESK_SCAN_INTERVAL="3600",
-            CRISISDESK_WEBHOOK_SECRET=SECRET,
-            CRISISDESK_WEBHOOK_LISTEN="127.0.0.1",
-            CRISISDESK_WEBHOOK_PORT=str(self.hook_port),
-            CRISISDESK_HTTP_PORT=str(self.http_port),
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, front_url: str) -> None:
-        self.env["CRISISDESK_WEBHOOK_URL"] = front_url
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run"], env=self.env, stdout=out, stderr=out
-            )
-
-    async def health(self) -> dict[str, Any] | None:
-        try:
-            async with httpx.AsyncClient(timeout=1) as client:
-                answer = await client.get(f"http://127.0.0.1:{self.http_port}/healthz")
-            body: dict[str, Any] = answer.json()
-            return body
-        except (httpx.HTTPError, ValueError):
-            return None
-
-    async def leads(self) -> bool:
-        health = await self.health()
-        return bool(health and health.get("leader"))
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            await asyncio.to_thread(self.process.wait)
+def leader_since(worker: Worker) -> datetime:
+    """When the worker last logged that it became the leader."""
+    lines = worker.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    line = [x for x in lines if "this process is now the leader" in x][-1]
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
 
 
 async def leaders_now(workers: list[Worker]) -> list[Worker]:
@@ -407,13 +307,15 @@ def alert_sends(emu: TelegramEmulator, spokespeople: set[str]) -> int:
     )
 
 
-def diagnose_429(emulator: TelegramEmulator, refused: Any) -> str:
-    counted = ("sendMessage", "sendPhoto", "sendDocument", "editMessageText")
-    sent = [c for c in emulator.calls if c.status == 200 and c.method in counted]
-    window = [c for c in sent if refused.time - 1 < c.time <= refused.time]
-    chat = [c for c in sent if str(c.params.get("chat_id")) == str(refused.params.get("chat_id"))]
-    recent = [round(refused.time - c.time, 2) for c in chat if c.time <= refused.time][-4:]
-    return f"{refused.method} to {refused.params.get('chat_id')}: {len(window)} in the last s; chat {recent}"
+def overall_refusals(emulator: TelegramEmulator) -> list[str]:
+    """429s refused for the bot's overall window: 30 counted sends in the second before."""
+    sent = [c for c in emulator.calls if c.status == 200 and c.method.lower() in COUNTED_METHODS]
+    refusals = []
+    for refused in (c for c in emulator.calls if c.status == 429):
+        window = [c for c in sent if refused.time - GLOBAL_WINDOW < c.time <= refused.time]
+        if len(window) >= GLOBAL_MAX:
+            refusals.append(f"{refused.method} after {len(window)} sends in a second")
+    return refusals
 
 
 async def test_two_workers_share_the_work_and_survive_the_leaders_death(
@@ -427,13 +329,22 @@ async def test_two_workers_share_the_work_and_survive_the_leaders_death(
     try:
         await set_up(world)
         emulator.set_flood_limits(True)
-        workers = [Worker(n, pg_schema_url, emulator, tmp_path) for n in ("w1", "w2")]
-        front = Front([w.hook_port for w in workers])
+        workers = [
+            Worker(
+                name,
+                pg_schema_url,
+                emulator,
+                tmp_path,
+                tick_seconds="0.5",
+                leader_check_seconds=str(LEADER_CHECK),
+            )
+            for name in ("w1", "w2")
+        ]
+        front = Front([w.hook_port for w in workers], redeliver=True)
         async with serve_front(front) as front_url:
             for worker in workers:
                 worker.start(front_url)
-            for worker in workers:
-                await until(worker.health, 60, f"{worker.name} serves /healthz")
+            await asyncio.gather(*(worker.ready() for worker in workers))
             await until(lambda: leaders_now(workers), 10, "a leader")
             leaders = await leaders_now(workers)
             assert len(leaders) == 1, "exactly one leader"
@@ -447,11 +358,11 @@ async def test_two_workers_share_the_work_and_survive_the_leaders_death(
             driving = asyncio.gather(register(world), approve(world))
             await until(lambda: alert_sends(emulator, people) >= PEOPLE // 2, 20, "fan-out")
             await leader.kill()
-            killed_at = time.monotonic()
+            killed_at = datetime.now()  # the workers' log lines are in local time
             sent_before = alert_sends(emulator, people)
             assert sent_before < 2 * PEOPLE, "the kill must land mid fan-out"
             await until(survivor.leads, 10, "the survivor leads")
-            took_over = time.monotonic() - killed_at
+            took_over = (leader_since(survivor) - killed_at).total_seconds()
 
             await asyncio.wait_for(driving, 40)
             sampling.cancel()
@@ -485,10 +396,10 @@ async def test_two_workers_share_the_work_and_survive_the_leaders_death(
                     select(AuditEvent.id).where(AuditEvent.action == "user.approved")
                 ).all()
                 claimed = set(s.exec(select(ReceivedUpdate.update_id)).all())
-                statuses = s.exec(select(Delivery.status, func.count()).group_by(Delivery.status))
-                ledger = dict(statuses.all())
-                uncertain = s.exec(
-                    select(Delivery.user_id).where(col(Delivery.status) != "sent")
+                rows = s.exec(
+                    select(User.telegram_id, Delivery.part, Delivery.status)
+                    .join(User, col(User.id) == Delivery.user_id)
+                    .where(Delivery.kind == "alert")
                 ).all()
     finally:
         if driving is not None and not driving.done():
@@ -498,25 +409,38 @@ async def test_two_workers_share_the_work_and_survive_the_leaders_death(
             await worker.kill()
         db.dispose()
 
-    # Never two leaders; the other worker took over within its configured leader check.
+    # Never two leaders; the other worker took over within its configured leader check (from
+    # the kill to its log line; the slack is for a loaded machine's scheduling).
     assert most_leaders and max(most_leaders) == 1, most_leaders
     assert took_over <= LEADER_CHECK + TAKEOVER_SLACK, took_over
     # Every update reached both workers; each was claimed once (ids are unique by key).
     emitted = {u["update_id"] for u in emulator.updates}
     assert emitted <= claimed, emitted - claimed
-    # Nothing lost, nothing twice: every spokesperson has the chart and the text exactly once.
+    # Nothing twice, nothing lost silently: every spokesperson has each part at most once;
+    # every part recorded as sent arrived; a part that did not arrive is one the killed leader
+    # had claimed and may have sent (uncertain: never sent again, as with a lost answer).
+    ledger = {(int(tg or 0), part.split(":")[0]): status for tg, part, status in rows}
+    assert len(ledger) == 2 * PEOPLE
+    assert set(ledger.values()) <= {"sent", "uncertain"}, ledger
     for i in range(PEOPLE):
+        tg = world.tg[f"s{i}"]
         received = [
             m
             for m in world.private(f"s{i}")
             if "photo" in m.data or TOPIC in m.data.get("text", "")
         ]
-        kinds = sorted("photo" if "photo" in m.data else "text" for m in received)
-        assert kinds == ["photo", "text"], (i, kinds, ledger, uncertain)
+        for part in ("photo", "text"):
+            copies = sum(1 for m in received if ("photo" in m.data) == (part == "photo"))
+            assert copies <= 1, (i, part, copies)
+            assert copies == 1 or ledger[(tg, part)] == "uncertain", (i, part, ledger[(tg, part)])
+    in_doubt = sum(1 for status in ledger.values() if status == "uncertain")
+    assert in_doubt <= IN_FLIGHT, in_doubt  # only what was on its way at the kill
     # The registration and the approval: applied once, told once.
     assert len(decided) == 1 and world.told("newbie", "has been approved") == 1
     assert len(approvals_) == 1 and len(published) == 1
     channel = [m.text or "" for m in emulator.messages(world.ids["channel"], from_bot=True)]
     assert sum(FIRST_LINE in t for t in channel) == 1, channel
-    # The shared budget kept Telegram's overall limit: no 429 for the whole deployment.
-    assert not [diagnose_429(emulator, c) for c in emulator.calls if c.status == 429]
+    # The shared budget kept the bot's overall limit for both workers together. (A person's own
+    # window of about one message a second is kept per worker: two workers answering one
+    # person at the same moment may meet a 429, which is waited out and retried.)
+    assert not overall_refusals(emulator)

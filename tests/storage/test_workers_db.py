@@ -3,7 +3,6 @@ the shared send budget."""
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -66,6 +65,7 @@ def test_workers_share_one_overall_send_budget(pg_schema_url: str) -> None:
     engines = [sa.create_engine(pg_schema_url) for _ in range(2)]
     budgets = [SendBudget(e) for e in engines]
     try:
+
         def book(i: int) -> float:
             return budgets[i % 2].book(0.0)
 
