@@ -13,10 +13,10 @@ p50/p95/p99 from the update to the button answer and to the first reply message,
 not answered, a command not replied to within 30 s), and how many tick runs APScheduler skipped.
 ``--database`` takes a migrated-to-be PostgreSQL URL (an empty schema); default: a temporary SQLite.
 
-``--workers N`` (N ≥ 2, PostgreSQL only) runs N real ``crisisdesk run`` processes in webhook mode
-behind a round-robin front on loopback (``bench.workers``) instead of one Application in this
-process; they share the database, one flood budget (``storage.send_budget``) and one leader.
-Skipped ticks are then counted in the workers' logs.
+``--workers N`` runs N real ``crisisdesk run`` processes in webhook mode behind a round-robin
+front on loopback (``bench.workers``) instead of one Application in this process (N ≥ 2 needs
+PostgreSQL: they share the database, one flood budget and one leader). Skipped ticks are then
+counted in the workers' logs.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ async def _workers(
         )
         for i in range(count)
     ]
-    async with serve_front(Front([w.hook_port for w in workers])) as front_url:
+    front = Front([w.hook_port for w in workers], parallel=True)  # as Telegram's connections
+    async with serve_front(front) as front_url:
         for worker in workers:
             worker.start(front_url)
         try:
@@ -157,7 +158,7 @@ def _skipped_in_logs(workers: list[Worker], offsets: dict[str, int]) -> int:
 
 
 async def run(
-    rate: float, people: int, seconds: float, url: str | None, data: Path, workers: int = 1
+    rate: float, people: int, seconds: float, url: str | None, data: Path, workers: int = 0
 ) -> None:
     if url is None:
         url = f"sqlite:///{data / 'load.sqlite3'}"
@@ -170,7 +171,7 @@ async def run(
         admins, askers = users[: people // 2], users[people // 2 :]
         async with contextlib.AsyncExitStack() as stack:
             processes: list[Worker] = []
-            if workers > 1:
+            if workers > 0:
                 processes = await stack.enter_async_context(
                     _workers(emulator, url, data, admins, workers)
                 )
@@ -225,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--database", default=None, help="a PostgreSQL URL (an empty schema)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="N >= 2: crisisdesk run processes (PostgreSQL)"
+        "--workers",
+        type=int,
+        default=0,
+        help="N >= 1: crisisdesk run processes in webhook mode (N >= 2: PostgreSQL)",
     )
     args = parser.parse_args(argv)
     if args.workers > 1 and not (args.database or "").startswith("postgresql"):

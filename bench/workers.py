@@ -4,7 +4,10 @@ Used by the two-worker failover test (tests/ops/test_two_workers.py) and the two
 bench/handler_load.py. The front is what nginx's ``upstream`` does in production: each POST from
 the Bot API goes to the next worker, a dead worker is skipped (``proxy_next_upstream``). With
 ``redeliver`` it then also posts the update to every other live worker, the way Telegram re-sends
-an update whose answer was slow, so the workers' update claims decide who handles it.
+an update whose answer was slow, so the workers' update claims decide who handles it. With
+``parallel`` it answers the Bot API at once and forwards in the background: the emulator posts
+one update at a time and waits for the answer, where Telegram keeps up to 40 connections open
+(``max_connections``), so without it a load test measures the emulator's one connection.
 """
 
 from __future__ import annotations
@@ -40,11 +43,15 @@ def free_port() -> int:
 class Front:
     """Round robin over the workers' webhook ports (module doc)."""
 
-    def __init__(self, ports: list[int], *, redeliver: bool = False) -> None:
+    def __init__(
+        self, ports: list[int], *, redeliver: bool = False, parallel: bool = False
+    ) -> None:
         self.ports = ports
         self.redeliver = redeliver
+        self.parallel = parallel
         self.turn = 0
         self._session: aiohttp.ClientSession | None = None
+        self._forwarding: set[asyncio.Task[int]] = set()
 
     async def _post(self, port: int, body: bytes, secret: str) -> int:
         assert self._session is not None
@@ -60,6 +67,14 @@ class Front:
         self.turn += 1
         first = self.turn % len(self.ports)
         order = self.ports[first:] + self.ports[:first]
+        if not self.parallel:
+            return web.Response(status=await self._forward(order, body, secret))
+        task = asyncio.create_task(self._forward(order, body, secret))
+        self._forwarding.add(task)
+        task.add_done_callback(self._forwarding.discard)
+        return web.Response(text="ok")
+
+    async def _forward(self, order: list[int], body: bytes, secret: str) -> int:
         status = 502
         for i, port in enumerate(order):
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
@@ -70,9 +85,10 @@ class Front:
                             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                                 await self._post(other, body, secret)
                     break
-        return web.Response(status=status)
+        return status
 
     async def close(self) -> None:
+        await asyncio.gather(*self._forwarding, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 

@@ -245,7 +245,7 @@ def build_application(
     return application
 
 
-def _shared_budget(db: Database) -> Callable[[float], Awaitable[float]] | None:
+def _shared_budget(db: Database) -> Callable[[float, int | None], Awaitable[float]] | None:
     """On PostgreSQL (several workers possible) the overall send slot is booked in the
     database, off the event loop; elsewhere None (this process's limiter is the budget)."""
     if db.engine.dialect.name != "postgresql":
@@ -255,8 +255,9 @@ def _shared_budget(db: Database) -> Callable[[float], Awaitable[float]] | None:
     # (and with it every reply) would wait for them.
     threads = ThreadPoolExecutor(BOOKING_THREADS, thread_name_prefix="send-budget")
 
-    async def book(delay: float) -> float:
-        return await asyncio.get_running_loop().run_in_executor(threads, budget.book, delay)
+    async def book(delay: float, group: int | None) -> float:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(threads, budget.book, delay, group)
 
     return book
 

@@ -525,11 +525,13 @@ class ReceivedUpdate(SQLModel, table=True):
 
 class SendSlot(SQLModel, table=True):
     """One slot of the bot's overall send budget taken by a worker (``storage.send_budget``;
-    PostgreSQL only): a number of 1/29 s since the epoch by the database's clock."""
+    PostgreSQL only): a number of 1/29 s since the epoch by the database's clock, and the group
+    it went to (a group's 20-a-minute window is counted from these)."""
 
     slot: int = Field(
         primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
     )
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
 
 
 class ConversationState(SQLModel, table=True):

@@ -30,9 +30,10 @@ future, and a reply booked at any moment waits for those few (about 0.14 s) inst
 wakes late and books again: the others are already booked behind it.
 
 Several workers (PostgreSQL): the overall window is the bot's, not the process's, so each send
-books its slot in the database (``shared``: ``storage.send_budget``) instead of spacing the
-sends locally, then reserves its chat's windows at that slot. The per-chat windows stay per
-process (docs/operations.md, "Several workers").
+books its slot in the database (``shared``: ``storage.send_budget``, which also keeps a group's
+20-a-minute window for all workers) instead of spacing the sends locally, then reserves its
+chat's windows at that slot. A private chat's window stays per process (docs/operations.md,
+"Several workers").
 """
 
 from __future__ import annotations
@@ -173,13 +174,13 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         max_retries: int = 3,
         *,
         clock: Callable[[], float] = time.monotonic,
-        shared: Callable[[float], Awaitable[float]] | None = None,
+        shared: Callable[[float, int | None], Awaitable[float]] | None = None,
     ) -> None:
         self._max_retries = max_retries
         self._clock = clock
         #: Several workers: books the overall slot in the budget they share (given the delay
-        #: this process wants, returns when the granted slot starts on ``clock``);
-        #: ``storage.send_budget``.
+        #: this process wants and the group sent to, if any, returns when the granted slot
+        #: starts on ``clock``); ``storage.send_budget``.
         self._shared = shared
         self._schedule = _Schedule(spaced=shared is None)
         self._resume = asyncio.Event()
@@ -223,7 +224,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 # late would send a chat's reserved burst closer together than reserved.)
                 now = self._clock()
                 wanted = self._schedule.chat_earliest(now, chat, group) - now
-                granted = await self._shared(wanted)
+                shared_group = chat if group and isinstance(chat, int) else None
+                granted = await self._shared(wanted, shared_group)
                 at = self._schedule.reserve(self._clock(), chat, group, not_before=granted)
                 if at > granted + LATE_TOLERANCE:
                     continue  # another send took this chat's turn meanwhile: book again

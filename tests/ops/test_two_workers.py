@@ -363,6 +363,7 @@ async def test_two_workers_share_the_work_and_survive_the_leaders_death(
             assert sent_before < 2 * PEOPLE, "the kill must land mid fan-out"
             await until(survivor.leads, 10, "the survivor leads")
             took_over = (leader_since(survivor) - killed_at).total_seconds()
+            print(f"the survivor led {took_over:.2f} s after the kill")  # shown with -s
 
             await asyncio.wait_for(driving, 40)
             sampling.cancel()

@@ -3,6 +3,7 @@ the shared send budget."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from storage.db import Database
 from storage.lock import DatabaseInUse
 from storage.migrate import upgrade
 from storage.receive_lock import ReceiveLock
-from storage.send_budget import SLOTS_PER_SECOND, SendBudget
+from storage.send_budget import GROUP_MAX, GROUP_SECONDS, SLOTS_PER_SECOND, SendBudget
 
 
 def test_an_update_is_claimed_once_and_forgotten_after_two_days(
@@ -78,6 +79,26 @@ def test_workers_share_one_overall_send_budget(pg_schema_url: str) -> None:
         for i in range(len(times)):
             window = [t for t in times[i:] if t < times[i] + 1.0]
             assert len(window) <= SLOTS_PER_SECOND + 1 + 2, (i, len(window))  # +2: timing noise
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_a_groups_window_is_kept_for_all_workers(pg_schema_url: str) -> None:
+    """Twenty sends to one group from two workers go at the overall pace; the 21st waits until
+    the first is a minute old."""
+    upgrade(pg_schema_url)
+    engines = [sa.create_engine(pg_schema_url) for _ in range(2)]
+    budgets = [SendBudget(e) for e in engines]
+    group = -1001234
+    try:
+        start = time.monotonic()
+        times = [budgets[i % 2].book(0.0, group) for i in range(GROUP_MAX)]
+        assert times[-1] - start < 5
+        twenty_first = budgets[0].book(0.0, group)
+        assert twenty_first - times[0] >= GROUP_SECONDS
+        other_group = budgets[1].book(0.0, group - 1)  # another group is not held up
+        assert other_group - start < 5
     finally:
         for engine in engines:
             engine.dispose()

@@ -31,11 +31,16 @@ def upgrade() -> None:
     op.create_table(
         'sendslot',
         sa.Column('slot', sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column('chat_id', sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint('slot'),
     )
+    with op.batch_alter_table('sendslot', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sendslot_chat_id'), ['chat_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('sendslot', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sendslot_chat_id'))
     op.drop_table('sendslot')
     with op.batch_alter_table('receivedupdate', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_receivedupdate_received_at'))
