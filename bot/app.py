@@ -245,7 +245,9 @@ def build_application(
     return application
 
 
-def _shared_budget(db: Database) -> Callable[[float, int | None], Awaitable[float]] | None:
+def _shared_budget(
+    db: Database,
+) -> Callable[[float, int | None, int | None], Awaitable[tuple[float, int]]] | None:
     """On PostgreSQL (several workers possible) the overall send slot is booked in the
     database, off the event loop; elsewhere None (this process's limiter is the budget)."""
     if db.engine.dialect.name != "postgresql":
@@ -255,9 +257,9 @@ def _shared_budget(db: Database) -> Callable[[float, int | None], Awaitable[floa
     # (and with it every reply) would wait for them.
     threads = ThreadPoolExecutor(BOOKING_THREADS, thread_name_prefix="send-budget")
 
-    async def book(delay: float, group: int | None) -> float:
+    async def book(delay: float, group: int | None, missed: int | None) -> tuple[float, int]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(threads, budget.book, delay, group)
+        return await loop.run_in_executor(threads, budget.book, delay, group, missed)
 
     return book
 

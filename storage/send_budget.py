@@ -52,6 +52,7 @@ _BOOK = sa.text(
     returning slot, extract(epoch from clock_timestamp()) as now
     """
 )
+_RELEASE = sa.text("delete from sendslot where slot = :slot")
 _GROUP_LOCK = sa.text("select pg_advisory_xact_lock(:chat)")
 _GROUP_TWENTIETH = sa.text(
     "select slot from sendslot where chat_id = :chat order by slot desc offset :skip limit 1"
@@ -69,10 +70,13 @@ class SendBudget:
         self.engine = engine
         self._booked = 0
 
-    def book(self, delay: float, group: int | None = None) -> float:
+    def book(
+        self, delay: float, group: int | None = None, missed: int | None = None
+    ) -> tuple[float, int]:
         """Take the first free slot at least ``delay`` seconds from now (and, for a send to
-        ``group``, within its window); returns when it starts on this process's
-        ``time.monotonic`` clock.
+        ``group``, within its window), giving back the ``missed`` slot of a sender that woke
+        too late for it; returns when the new slot starts on this process's
+        ``time.monotonic`` clock, and the slot.
 
         The conversion happens here, as soon as the answer arrives: measured later (after the
         hop back to the event loop of a busy process) the error would shift this worker's sends
@@ -82,6 +86,9 @@ class SendBudget:
                 # A slot is worthless seconds later, so a crash may lose it: no disk flush
                 # (which took two thirds of the booking's time).
                 connection.exec_driver_sql("set local synchronous_commit = off")
+                if missed is not None:
+                    connection.execute(_RELEASE, {"slot": missed})
+                    missed = None
                 after = 0
                 if group is not None:
                     connection.execute(_GROUP_LOCK, {"chat": group})
@@ -105,6 +112,6 @@ class SendBudget:
                     connection.execute(_PURGE, {"keep": KEEP_SECONDS, "per": SLOTS_PER_SECOND})
             if row is not None:
                 slot, now = int(row[0]), float(row[1])
-                return time.monotonic() + slot / SLOTS_PER_SECOND - now
+                return time.monotonic() + slot / SLOTS_PER_SECOND - now, slot
             # Another worker took the slot between our look and our insert: look again.
         raise RuntimeError(f"no free send slot after {RACES} attempts")

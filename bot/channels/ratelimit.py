@@ -174,13 +174,15 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         max_retries: int = 3,
         *,
         clock: Callable[[], float] = time.monotonic,
-        shared: Callable[[float, int | None], Awaitable[float]] | None = None,
+        shared: Callable[[float, int | None, int | None], Awaitable[tuple[float, int]]]
+        | None = None,
     ) -> None:
         self._max_retries = max_retries
         self._clock = clock
         #: Several workers: books the overall slot in the budget they share (given the delay
-        #: this process wants and the group sent to, if any, returns when the granted slot
-        #: starts on ``clock``); ``storage.send_budget``.
+        #: this process wants, the group sent to and a missed slot to give back, if any;
+        #: returns when the granted slot starts on ``clock``, and the slot);
+        #: ``storage.send_budget``.
         self._shared = shared
         self._schedule = _Schedule(spaced=shared is None)
         self._resume = asyncio.Event()
@@ -215,6 +217,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         same instant; sending them together would compress many reservations into one burst,
         which is exactly what trips a sliding window. A late sender takes a fresh slot instead.
         """
+        missed: int | None = None  # a shared slot this send woke too late for
         while True:
             if self._shared is None:
                 at = self._schedule.reserve(self._clock(), chat, group)
@@ -225,7 +228,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 now = self._clock()
                 wanted = self._schedule.chat_earliest(now, chat, group) - now
                 shared_group = chat if group and isinstance(chat, int) else None
-                granted = await self._shared(wanted, shared_group)
+                granted, slot = await self._shared(wanted, shared_group, missed)
+                missed = slot  # given back if this send books again (a group counts its slots)
                 at = self._schedule.reserve(self._clock(), chat, group, not_before=granted)
                 if at > granted + LATE_TOLERANCE:
                     continue  # another send took this chat's turn meanwhile: book again
