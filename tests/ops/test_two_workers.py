@@ -448,6 +448,6 @@ async def test_two_workers_share_the_work_and_survive_the_leaders_death(
     # The shared budget kept the bot's overall limit for both workers together: slots of 1/29 s
     # fill the emulator's strict 30-a-second window to the last message, so one send arriving
     # early by network jitter may be refused once and is retried (as tests/alerts allows for
-    # one process); without the shared budget two workers meet dozens. (A person's own window
-    # is kept per worker: two workers answering one person in one second may meet a 429 too.)
+    # one process). (A person's own window is kept per worker: two workers answering one person
+    # in one second may meet a 429 too.)
     assert len(overall_refusals(emulator)) <= 1, overall_refusals(emulator)
