@@ -929,6 +929,10 @@ async def res_setup(run: Run) -> None:
     link = await _bot_api(
         run.emu, "createChatInviteLink", chat_id=hub.id, creates_join_request=True
     )
+    # The room's brief, as convening posts it: resolving edits it (``res.brief-edit``).
+    brief = await _bot_api(
+        run.emu, "sendMessage", chat_id=hub.id, message_thread_id=thread, text="Brief #1"
+    )
     now = datetime.now(UTC)
     with run.db.session() as s:
         agency = s.get(Agency, run.ids["agency"])
@@ -940,6 +944,7 @@ async def res_setup(run: Run) -> None:
             lead_id=run.users["lead"],
             room_chat_id=hub.id,
             room_thread_id=thread,
+            brief_message_id=brief["message_id"],
             invite_link=link["invite_link"],
             detected_at=now - timedelta(hours=2),
             deadline_at=now + timedelta(hours=22),
