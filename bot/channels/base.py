@@ -8,7 +8,7 @@ react (mark a person unreachable, retry later) without importing ``telegram``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
@@ -61,13 +61,9 @@ class RecipientUnreachable(DeliveryError):
 
 
 # Called by the channel right before a request leaves the process (after any flood-limit wait),
-# in the task that sends it: ``bot.services.outbox`` and ``bot.services.delivery`` claim a
-# message there, so a kill during the wait leaves the message owed, not in doubt. It may return
-# an awaitable (awaited before the request leaves: the claim's database work off the event loop)
-# and may raise to stop the send (the row was claimed by another worker).
-ON_WIRE: ContextVar[Callable[[], Awaitable[None] | None] | None] = ContextVar(
-    "on_wire", default=None
-)
+# in the task that sends it: ``bot.services.outbox`` claims a message there, so a kill during
+# the wait leaves the message owed, not in doubt.
+ON_WIRE: ContextVar[Callable[[], None] | None] = ContextVar("on_wire", default=None)
 
 
 class RateLimited(DeliveryError):

@@ -268,9 +268,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                     self.waiting -= 1
             on_wire = ON_WIRE.get()
             if on_wire is not None:
-                claimed = on_wire()
-                if claimed is not None:
-                    await claimed
+                on_wire()
             try:
                 return await callback(*args, **kwargs)
             except BadRequest as exc:

@@ -374,15 +374,23 @@ def claim_lease(runtime: Runtime) -> timedelta:
 class _Claim:
     """The ``ON_WIRE`` hook of one row's send: claims the row the first time the request is
     about to leave (the rate limiter calls again for each inline retry of a short 429, which
-    the claim already covers)."""
+    the claim already covers).
+
+    On the event loop, not in a thread, like the outbox's claim: the request must leave right
+    after the claim commits, with no turn of the loop in between. Claimed from a thread, the
+    send waited for a busy loop to resume it (tens of milliseconds under load) and a kill in
+    that gap left a claimed message that never went out, so it was never sent (crash matrix,
+    ``fanout.chart.3`` on SQLite and ``fanout.text.3`` on PostgreSQL). The claim is one short
+    UPDATE; on SQLite it waits for the write lock like every other writer.
+    """
 
     runtime: Runtime
     row: Delivery
     done: bool = False
 
-    async def __call__(self) -> None:
+    def __call__(self) -> None:
         if not self.done:
-            await asyncio.to_thread(_claim, self.runtime, self.row)
+            _claim(self.runtime, self.row)
             self.done = True
 
 
