@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlmodel import col, select
 
+from bench import stories
 from bench.alert_latency import OUTLETS
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
@@ -79,26 +80,10 @@ BUDGET = float(os.environ.get("CRASH_MATRIX_BUDGET", "120"))  # s to reach a poi
 PRESS_TIMEOUT = 15.0  # a press expires unanswered after this (Telegram allows about as long)
 HOLD = 2.5  # seconds a held call waits at "Telegram" before it is carried out
 PG_ENV = "CRISISDESK_TEST_DATABASE_URL"
-BACKGROUND = [
-    "Hà Nội tăng cường kiểm tra an toàn thực phẩm dịp cuối năm",
-    "Bộ Y tế hướng dẫn bảo đảm an toàn thực phẩm tại bếp ăn tập thể",
-    "TP.HCM lấy mẫu kiểm nghiệm an toàn thực phẩm ở chợ đầu mối",
-    "Đà Nẵng cấp giấy chứng nhận an toàn thực phẩm cho cơ sở nhỏ lẻ",
-]
-BURST = [
-    "Hơn 40 học sinh Trường Tiểu học Sao Mai nhập viện sau bữa trưa bán trú",
-    "Phụ huynh vây cổng trường đòi làm rõ vụ ngộ độc tập thể",
-    "Sở Y tế lấy mẫu thức ăn tại bếp ăn Trường Sao Mai để xét nghiệm",
-    "Bệnh viện Nhi tiếp nhận thêm 12 ca nghi ngộ độc thực phẩm",
-    "Công ty cung cấp suất ăn cho trường bị đình chỉ hoạt động",
-    "Chủ tịch quận chỉ đạo khẩn trương điều tra nguyên nhân ngộ độc",
-    "Nhiều trường học khác tạm dừng dùng suất ăn của cùng nhà cung cấp",
-    "Ba học sinh phải chuyển tuyến trên vì ngộ độc nặng",
-    "Phụ huynh bức xúc vì nhà trường chậm thông tin về vụ ngộ độc",
-    "Công an vào cuộc xác minh vụ ngộ độc thực phẩm ở trường tiểu học",
-    "Chuyên gia cảnh báo nguy cơ ngộ độc thực phẩm tại bếp ăn bán trú",
-    "Bộ Y tế cử đoàn công tác hỗ trợ điều trị các học sinh ngộ độc",
-]
+# The matrix's feeds: four background stories and twelve burst headlines (two per outlet) are
+# enough for one alert and keep each kill point's scan short.
+BACKGROUND = stories.BACKGROUND[:4]
+BURST = stories.BURST[:12]
 TOPIC = "An toàn thực phẩm"
 FIRST_LINE = "Thông cáo của Bộ Y tế về vụ ngộ độc."
 LAST_LINE = "Hết thông cáo."
@@ -945,6 +930,10 @@ async def res_setup(run: Run) -> None:
     link = await _bot_api(
         run.emu, "createChatInviteLink", chat_id=hub.id, creates_join_request=True
     )
+    # The room's brief, as convening posts it: resolving edits it (``res.brief-edit``).
+    brief = await _bot_api(
+        run.emu, "sendMessage", chat_id=hub.id, message_thread_id=thread, text="Brief #1"
+    )
     now = datetime.now(UTC)
     with run.db.session() as s:
         agency = s.get(Agency, run.ids["agency"])
@@ -956,6 +945,7 @@ async def res_setup(run: Run) -> None:
             lead_id=run.users["lead"],
             room_chat_id=hub.id,
             room_thread_id=thread,
+            brief_message_id=brief["message_id"],
             invite_link=link["invite_link"],
             detected_at=now - timedelta(hours=2),
             deadline_at=now + timedelta(hours=22),
@@ -1154,6 +1144,9 @@ def _spawn(run: Run, scenario: Scenario, log: Path) -> subprocess.Popen[bytes]:
         CRISISDESK_TICK_SECONDS="0.2",
         CRISISDESK_SCAN_INTERVAL=str(scenario.scan_interval),
         CRISISDESK_ALLOW_PRIVATE_FEEDS="true",
+        # No /healthz server: its fixed port would be held by another bench or app on the
+        # machine (or the other database's matrix), and the bot would exit at start.
+        CRISISDESK_HTTP_PORT="0",
     )
     with log.open("ab") as out:
         return subprocess.Popen(

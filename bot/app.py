@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from telegram import Update
 from telegram.ext import Application, ContextTypes, Defaults
@@ -25,7 +28,7 @@ from bot.health import serve_monitoring
 from bot.metrics import InstrumentedApplication
 from bot.polling import ConflictGuard, PollingConflict
 from bot.runtime import Runtime
-from bot.services import retention
+from bot.services import retention, takeover
 from bot.services.delivery import Charts, deliver_pending
 from bot.services.digest import ensure_scheduled
 from bot.services.due import fire_due
@@ -45,8 +48,11 @@ from handlers import (
     topics,
 )
 from handlers.buttons import button_handler
+from storage import received_updates
 from storage.db import Database
 from storage.leader import Leadership
+from storage.receive_lock import ReceiveLock
+from storage.send_budget import SendBudget
 from storage.sync import prepare_database
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,13 @@ log = logging.getLogger(__name__)
 TICK_JOB_ID = "tick"
 SCAN_JOB_ID = "scan"
 DELIVER_JOB_ID = "deliver"
+LEADER_JOB_ID = "leader"
+FORGET_JOB_ID = "forget_updates"
 DELIVER_SECONDS = 5.0
+FORGET_SECONDS = 3600.0
+BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (replies wait rarely)
+
+T = TypeVar("T")
 
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function; the flows
 # written against the conversation layer (handlers.conversation) reach PTB through the
@@ -66,11 +78,52 @@ HANDLER_MODULES = (start, people, admin, conversation, topics, taskforce, drafts
 FLOW_MODULES = (alerts, alert_draft)
 
 
+class WorkerApplication(InstrumentedApplication):
+    """Gives up the leader lock when stopped: another worker takes over at its next check
+    instead of when this process exits."""
+
+    async def stop(self) -> None:
+        await super().stop()
+        runtime: Runtime | None = self.bot_data.get("runtime")
+        if runtime is not None and runtime.leadership is not None:
+            await asyncio.to_thread(runtime.leadership.release)
+
+
+async def leader_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Check (or try to take) the leader lock, in a thread: the other jobs read the result."""
+    runtime: Runtime = context.bot_data["runtime"]
+    if runtime.leadership is not None:
+        await runtime.leadership.refresh()
+
+
+async def while_leading(runtime: Runtime, work: Coroutine[Any, Any, T]) -> T | None:
+    """Run ``work`` until it ends or this process stops leading (then cancel it: None).
+
+    A fan-out takes minutes; a leader that lost its lock must not keep sending while the new
+    leader starts. The rows it had claimed are the new leader's to settle (``bot.services
+    .delivery``)."""
+    leadership = runtime.leadership
+    if leadership is None or not leadership.shared:
+        return await work
+    task = asyncio.ensure_future(work)  # copies the context: bulk_sends() still applies
+    lost = asyncio.ensure_future(leadership.lost.wait())
+    try:
+        await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        lost.cancel()
+        if not task.done():
+            log.warning("stopped the fan-out: this process no longer leads")
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return None if task.cancelled() else task.result()
+
+
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Fire every Due row whose time has come (the single scheduler of later work)."""
     runtime: Runtime = context.bot_data["runtime"]
+    leads = await runtime.leading()
     runtime.monitor.ticked()  # the scheduler's heartbeat for /healthz, leader or not
-    if not runtime.leads():
+    if not leads:
         return
     fired = await fire_due(runtime)
     if fired:
@@ -80,7 +133,7 @@ async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Scan, detect, plan deliveries, then wake the delivery job (it may be mid-run already)."""
     runtime: Runtime = context.bot_data["runtime"]
-    if not runtime.leads():
+    if not await runtime.leading():
         return
     try:
         outcome = await scan_and_alert(runtime)
@@ -96,11 +149,14 @@ async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send what the Delivery ledger owes; also resumes after a restart. One run at a time."""
     runtime: Runtime = context.bot_data["runtime"]
-    if not runtime.leads():
+    if not await runtime.leading():
         return
     assert context.job is not None and isinstance(context.job.data, Charts)
     with bulk_sends():  # replies to people go ahead of the fan-out
-        report = await deliver_pending(runtime, context.job.data)  # charts kept between runs
+        # charts kept between runs
+        report = await while_leading(runtime, deliver_pending(runtime, context.job.data))
+    if report is None:
+        return
     runtime.monitor.delivered(report)
     if report.settled:
         log.info(
@@ -111,6 +167,14 @@ async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
             report.uncertain,
             report.deferred,
         )
+
+
+async def forget_updates_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The leader forgets update ids Telegram can no longer re-deliver."""
+    runtime: Runtime = context.bot_data["runtime"]
+    if await runtime.leading():
+        forget = partial(received_updates.purge, runtime.db.engine, runtime.clock.now())
+        await asyncio.to_thread(forget)
 
 
 async def startup_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -157,11 +221,11 @@ def build_application(
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
     application = (
         Application.builder()
-        .application_class(InstrumentedApplication)
+        .application_class(WorkerApplication)
         .token(settings.token)
         .base_url(settings.bot_base_url)
         .base_file_url(settings.bot_file_url)
-        .rate_limiter(TelegramRateLimiter(max_retries=3))
+        .rate_limiter(TelegramRateLimiter(max_retries=3, shared=_shared_budget(db)))
         .concurrent_updates(ChatOrderedUpdateProcessor())  # chats in parallel, each in order
         .defaults(Defaults(tzinfo=settings.tz))
         .build()
@@ -172,8 +236,11 @@ def build_application(
         clock=clock or SystemClock(),
         renderer=renderer or Renderer(settings.timezone),
         notifier=TelegramNotifier(application.bot, send_timeout=settings.send_timeout),
-        leadership=Leadership(db.engine),
+        leadership=Leadership(db.engine, interval=settings.leader_check_seconds),
     )
+    runtime: Runtime = application.bot_data["runtime"]
+    assert runtime.leadership is not None
+    runtime.leadership.on_acquired = partial(takeover.end_earlier_claims, runtime)
     # Order matters: conversation handlers first, then commands, then the catch-all buttons.
     for module in HANDLER_MODULES:
         for handler in module.handlers():
@@ -185,18 +252,44 @@ def build_application(
 
     job_queue = application.job_queue
     assert job_queue is not None, "python-telegram-bot[job-queue] is a dependency"
+    job_queue.run_repeating(leader_job, **_every(settings.leader_check_seconds, LEADER_JOB_ID, 0.0))
     job_queue.run_repeating(tick_job, **_every(settings.tick_seconds, TICK_JOB_ID, 0.2))
     job_queue.run_repeating(
         deliver_job, data=Charts(), **_every(DELIVER_SECONDS, DELIVER_JOB_ID, 0.5)
     )
     job_queue.run_repeating(scan_job, **_every(settings.scan_interval, SCAN_JOB_ID, 1.0))
+    job_queue.run_repeating(forget_updates_job, **_every(FORGET_SECONDS, FORGET_JOB_ID, 60.0))
     job_queue.run_once(startup_job, 0)
     return application
+
+
+def _shared_budget(
+    db: Database,
+) -> Callable[[float, int | None, int | None], Awaitable[tuple[float, int]]] | None:
+    """On PostgreSQL (several workers possible) the overall send slot is booked in the
+    database, off the event loop; elsewhere None (this process's limiter is the budget)."""
+    if db.engine.dialect.name != "postgresql":
+        return None
+    budget = SendBudget(db.engine)
+    # Threads of its own: behind the fan-out's ledger writes in the default pool, a booking
+    # (and with it every reply) would wait for them.
+    threads = ThreadPoolExecutor(BOOKING_THREADS, thread_name_prefix="send-budget")
+
+    async def book(delay: float, group: int | None, missed: int | None) -> tuple[float, int]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(threads, budget.book, delay, group, missed)
+
+    return book
 
 
 def run_bot(settings: Settings) -> None:
     """Run until interrupted: long polling, or webhook mode when ``WEBHOOK_URL`` is set."""
     db = prepare_database(settings)
+    try:
+        receiving = ReceiveLock.acquire(db.engine, polling=settings.webhook_url is None)
+    except BaseException:
+        db.dispose()
+        raise
     conflicts = ConflictGuard()
     application = build_application(settings, db, conflicts=conflicts)
     conflicts.on_trip = application.stop_running
@@ -209,6 +302,8 @@ def run_bot(settings: Settings) -> None:
             serve_monitoring(application)  # /healthz and /metrics (webhook mode starts its own)
             application.run_polling(allowed_updates=Update.ALL_TYPES)
     finally:
+        if receiving is not None:
+            receiving.release()
         db.dispose()
     if conflicts.tripped is not None:
         raise PollingConflict(conflicts.tripped)

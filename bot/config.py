@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     webhook_listen: str = Field(default="0.0.0.0", min_length=1, max_length=255)
     webhook_port: int = Field(default=8443, ge=1, le=65_535)
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    # PostgreSQL: how often a worker checks (or tries to take) the leader lock; docs/operations.md
+    leader_check_seconds: float = Field(default=2.0, ge=0.1, le=60)
     invite_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 90)
     escalation_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
     digest_time: time = time(7, 30)

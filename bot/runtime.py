@@ -31,5 +31,13 @@ class Runtime:
     monitor: Monitor = field(default_factory=Monitor)  # /metrics and /healthz (bot.health)
 
     def leads(self) -> bool:
-        """Whether this process runs the tick and the scan (always, without a Leadership)."""
-        return self.leadership is None or self.leadership.is_leader()
+        """Whether this process runs the tick, the scan and the fan-out (always, without a
+        Leadership); from the last leader check, without database I/O."""
+        return self.leadership is None or self.leadership.holds
+
+    async def leading(self) -> bool:
+        """:meth:`leads`, once this process's first leader check has finished: the jobs that
+        run right after start would otherwise find leadership undecided and skip that run."""
+        if self.leadership is not None and not self.leadership.checked:
+            await self.leadership.refresh()
+        return self.leads()

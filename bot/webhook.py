@@ -1,9 +1,11 @@
 """Webhook mode, served by aiohttp instead of PTB's tornado server.
 
 Telegram POSTs each update to ``WEBHOOK_URL`` with the secret in the
-``X-Telegram-Bot-Api-Secret-Token`` header; we compare it in constant time, decode the update and
-hand it to the Application's queue. Serving it ourselves keeps one HTTP stack (aiohttp) in the
-project and lets several workers share a PostgreSQL database behind one URL.
+``X-Telegram-Bot-Api-Secret-Token`` header; we compare it in constant time, decode the update,
+claim its id in the database (``storage.received_updates``: behind a round-robin proxy the same
+update may reach two workers, and only the first claim handles it) and hand it to the
+Application's queue. Serving it ourselves keeps one HTTP stack (aiohttp) in the project and lets
+several workers share a PostgreSQL database behind one URL.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import hmac
 import json
 import logging
 import signal
+from collections.abc import Awaitable, Callable
+from functools import partial
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -22,6 +26,8 @@ from telegram.ext import Application
 
 from bot.config import WEBHOOK_SECRET_RE, WEBHOOK_SECRET_RULE, Settings
 from bot.health import start_monitoring
+from bot.runtime import Runtime
+from storage import received_updates
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +35,19 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_UPDATE_BYTES = 1024 * 1024
 
 
-def webhook_app(application: Application, secret: str, path: str) -> web.Application:
+Claim = Callable[[int], Awaitable[bool]]
+
+
+def webhook_app(
+    application: Application, secret: str, path: str, claim: Claim | None = None
+) -> web.Application:
     """The aiohttp app that feeds POSTed updates into ``application.update_queue``.
 
     Every POST must carry ``secret``: without it anyone who learns the URL could post an update
     that acts as any user id. A refused post is logged with its origin only; its body may hold
-    whatever the forger chose (or a real person's data) and is never read.
+    whatever the forger chose (or a real person's data) and is never read. ``claim`` (given an
+    update id, True if this worker takes it) drops updates another worker already took; when it
+    fails the answer is 500, so Telegram delivers the update again.
     """
     if not WEBHOOK_SECRET_RE.fullmatch(secret):
         raise ValueError(f"webhook secret must be {WEBHOOK_SECRET_RULE}")
@@ -54,14 +67,37 @@ def webhook_app(application: Application, secret: str, path: str) -> web.Applica
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             return web.Response(status=400, text="body is not JSON")
-        if not isinstance(data, dict) or "update_id" not in data:
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return web.Response(status=400, text="not a Telegram update")
+        if claim is not None:
+            try:
+                mine = await claim(data["update_id"])
+            except Exception:
+                log.exception(
+                    "webhook: could not record update %s; Telegram will retry", data["update_id"]
+                )
+                return web.Response(status=500, text="try again")
+            if not mine:
+                log.info("webhook: update %s was already taken by a worker", data["update_id"])
+                return web.Response(text="ok")
         await application.update_queue.put(Update.de_json(data, application.bot))
         return web.Response(text="ok")
 
     app = web.Application(client_max_size=MAX_UPDATE_BYTES)
     app.router.add_post(path, receive)
     return app
+
+
+def claimer(runtime: Runtime) -> Claim:
+    """Claims update ids in ``runtime``'s database, off the event loop."""
+
+    async def claim(update_id: int) -> bool:
+        now = runtime.clock.now()
+        return await asyncio.to_thread(
+            partial(received_updates.claim, runtime.db.engine, update_id, now)
+        )
+
+    return claim
 
 
 async def start_webhook(
@@ -77,7 +113,10 @@ async def start_webhook(
         raise ValueError("webhook mode needs CRISISDESK_WEBHOOK_URL and CRISISDESK_WEBHOOK_SECRET")
     secret = settings.webhook_secret.get_secret_value()
     path = urlsplit(settings.webhook_url).path or "/"
-    runner = web.AppRunner(webhook_app(application, secret, path), access_log=None)
+    runner = web.AppRunner(
+        webhook_app(application, secret, path, claimer(application.bot_data["runtime"])),
+        access_log=None,
+    )
     await runner.setup()
     await web.TCPSite(
         runner,

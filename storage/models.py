@@ -146,6 +146,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     UNREACHABLE = "unreachable"
     UNCERTAIN = "uncertain"  # sent, but the answer was lost: maybe delivered, never re-sent
+    SENDING = "sending"  # claimed: its request may be on its way to the channel
 
 
 class RoomKind(StrEnum):
@@ -491,6 +492,10 @@ class Delivery(SQLModel, table=True):
     # Through an outage: not before ``retry_at``; given up once failing longer than the budget.
     retry_at: datetime | None = Field(default=None, sa_column=utc_column())
     failing_since: datetime | None = Field(default=None, sa_column=utc_column())
+    # While ``sending``: which process claimed the row and until when its send can still finish
+    # (an alert row found ``sending`` after that is an uncertain outcome, never sent again).
+    claimed_by: str | None = Field(default=None, max_length=32)
+    claimed_until: datetime | None = Field(default=None, sa_column=utc_column())
 
 
 class Due(SQLModel, table=True):
@@ -505,6 +510,28 @@ class Due(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = None
     dedupe_key: str | None = Field(default=None, max_length=128, unique=True)
+
+
+class ReceivedUpdate(SQLModel, table=True):
+    """A Telegram update taken by one worker. Behind a round-robin proxy the same update can
+    reach two workers (Telegram re-delivers one whose answer was slow); the first to insert its
+    id handles it, the other drops it. Kept for two days: Telegram gives up after one."""
+
+    update_id: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    received_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+
+
+class SendSlot(SQLModel, table=True):
+    """One slot of the bot's overall send budget taken by a worker (``storage.send_budget``;
+    PostgreSQL only): a number of 1/29 s since the epoch by the database's clock, and the group
+    it went to (a group's 20-a-minute window is counted from these)."""
+
+    slot: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
 
 
 class ConversationState(SQLModel, table=True):

@@ -28,6 +28,12 @@ and holding its place until that slot. So at most ``BULK_AHEAD`` bulk sends are 
 future, and a reply booked at any moment waits for those few (about 0.14 s) instead of behind
 1,000 reserved fan-out slots. More than one place keeps the fan-out at full speed when a sender
 wakes late and books again: the others are already booked behind it.
+
+Several workers (PostgreSQL): the overall window is the bot's, not the process's, so each send
+books its slot in the database (``shared``: ``storage.send_budget``, which also keeps a group's
+20-a-minute window for all workers) instead of spacing the sends locally, then reserves its
+chat's windows at that slot. A private chat's window stays per process (docs/operations.md,
+"Several workers").
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,12 +100,16 @@ class _Schedule:
     """Reserved send times: overall (sorted), per chat (token buckets), per group (windows)."""
 
     overall: list[float] = field(default_factory=list)
+    #: Keep the overall spacing here; off when the workers' shared budget keeps it instead.
+    spaced: bool = True
     buckets: dict[int | str, _Bucket] = field(default_factory=dict)
     groups: dict[int | str, deque[float]] = field(default_factory=dict)
 
-    def reserve(self, now: float, chat: int | str | None, group: bool) -> float:
+    def reserve(
+        self, now: float, chat: int | str | None, group: bool, not_before: float = 0.0
+    ) -> float:
         self._forget(now)
-        t = now
+        t = max(now, not_before)
         while True:
             start = t
             if chat is not None:
@@ -135,6 +145,8 @@ class _Schedule:
 
     def _free_overall_slot(self, t: float) -> float:
         """The earliest time ≥ t at least OVERALL_SPACING away from every reserved send."""
+        if not self.spaced:
+            return t
         i = bisect.bisect_left(self.overall, t - OVERALL_SPACING)
         while i < len(self.overall) and self.overall[i] < t + OVERALL_SPACING:
             t = max(t, self.overall[i] + OVERALL_SPACING)
@@ -158,11 +170,21 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     """A ``BaseRateLimiter`` for PTB that keeps every Telegram flood window (see module doc)."""
 
     def __init__(
-        self, max_retries: int = 3, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_retries: int = 3,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        shared: Callable[[float, int | None, int | None], Awaitable[tuple[float, int]]]
+        | None = None,
     ) -> None:
         self._max_retries = max_retries
         self._clock = clock
-        self._schedule = _Schedule()
+        #: Several workers: books the overall slot in the budget they share (given the delay
+        #: this process wants, the group sent to and a missed slot to give back, if any;
+        #: returns when the granted slot starts on ``clock``, and the slot);
+        #: ``storage.send_budget``.
+        self._shared = shared
+        self._schedule = _Schedule(spaced=shared is None)
         self._resume = asyncio.Event()
         self._resume.set()
         self._bulk_gate = asyncio.Semaphore(BULK_AHEAD)  # bulk sends booked ahead (module doc)
@@ -195,8 +217,22 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         same instant; sending them together would compress many reservations into one burst,
         which is exactly what trips a sliding window. A late sender takes a fresh slot instead.
         """
+        missed: int | None = None  # a shared slot this send woke too late for
         while True:
-            at = self._schedule.reserve(self._clock(), chat, group)
+            if self._shared is None:
+                at = self._schedule.reserve(self._clock(), chat, group)
+            else:
+                # The shared slot first, from the earliest time this chat allows; then the
+                # chat's own reservation at that slot. (The other way round, a slot granted
+                # late would send a chat's reserved burst closer together than reserved.)
+                now = self._clock()
+                wanted = self._schedule.chat_earliest(now, chat, group) - now
+                shared_group = chat if group and isinstance(chat, int) else None
+                granted, slot = await self._shared(wanted, shared_group, missed)
+                missed = slot  # given back if this send books again (a group counts its slots)
+                at = self._schedule.reserve(self._clock(), chat, group, not_before=granted)
+                if at > granted + LATE_TOLERANCE:
+                    continue  # another send took this chat's turn meanwhile: book again
             delay = at - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -426,7 +426,7 @@ def pending_count(session: Session, alert_id: int) -> int:
             .where(
                 Delivery.kind == ALERT_KIND,
                 Delivery.ref_id == alert_id,
-                Delivery.status == DeliveryStatus.PENDING,
+                col(Delivery.status).in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
             )
         ).one()
     )

@@ -2,11 +2,19 @@
 
 Every (alert, person, part) row is written before anything is sent and marked with the message
 id right after, so a restart resumes exactly the unsent rows. Each person's parts go out one after
-the other (chart, then text with its buttons), so a crash can re-send at most the one message in
-flight per person and never lose one (at-least-once). People are served concurrently; Telegram's
-flood windows are kept by the bot's rate limiter, so the fan-out runs at the overall limit without
+the other (chart, then text with its buttons). People are served concurrently; Telegram's flood
+windows are kept by the bot's rate limiter, so the fan-out runs at the overall limit without
 429s. A chart is rendered once per alert and language and uploaded once: later sends reuse its
 ``file_id``.
+
+Each row is claimed before its request leaves the process (after the flood-limit wait, through
+``bot.channels.base.ON_WIRE``): a short transaction with a conditional ``UPDATE … WHERE status =
+'pending'`` sets it ``sending`` with the claimer (``outbox.BOOT``) and a lease (``claimed_until``:
+the longest a send can take). Two workers can never both claim a row, and a kill during the send
+leaves the row ``sending``. One rule covers every claimed row whose outcome is not known: once its
+lease has run out, it is ``uncertain`` — maybe delivered, never sent again — exactly as a send
+whose answer was lost (``OutcomeUnknown``). A person with a row ``sending`` is not served until it
+is settled, so their parts stay in order across a crash or a change of leader.
 
 Through an outage (docs/reliability.md, "Delivery through outages"): a send that failed without
 reaching Telegram puts off the person's whole queue (exponential backoff with jitter, never
@@ -35,6 +43,7 @@ from sqlmodel import Session, col, select
 
 from bot.buttons import Button
 from bot.channels.base import (
+    ON_WIRE,
     Attachment,
     ChatRef,
     DeliveryError,
@@ -58,6 +67,7 @@ from bot.services.alerts import (
 )
 from bot.services.due import due_handler, schedule
 from bot.services.notify import notify_payload
+from bot.services.outbox import BOOT
 from bot.templating import Renderer
 from scanner.charts import ChartLabels, render_chart
 from scanner.trends import chart_data
@@ -76,9 +86,18 @@ MAX_BACKOFF = 300.0  # retries keep coming at least every 5 minutes until the bu
 UNDELIVERED_KIND = "alert_undelivered"
 NOTICE_DELAY = timedelta(minutes=1)  # gathers everyone of a fan-out who failed in one notice
 NOTICE_NAMES = 20  # names listed in the notice; the count says how many more
+# A claim's lease is SEND_TIMEOUT (the read timeout) plus this: the pool, connect and write
+# timeouts of a request (an upload's write timeout is PTB's 20 s), so a live sender always
+# settles its row before anyone may take the claim for an uncertain outcome.
+CLAIM_MARGIN = timedelta(seconds=30)
 
 _jitter = random.Random()
 T = TypeVar("T")
+
+
+class ClaimLost(Exception):
+    """The row was no longer ``pending`` when its request was about to leave: another worker
+    claimed (or settled) it. The send is stopped before anything reaches the channel."""
 
 
 @dataclass
@@ -218,12 +237,20 @@ async def deliver_pending(runtime: Runtime, charts: Charts | None = None) -> Del
     semaphore = asyncio.Semaphore(CONCURRENT_PEOPLE)
     while True:
         now = runtime.clock.now()
+        report.uncertain += await asyncio.to_thread(_expire_claims, runtime)
         with runtime.db.session() as session:
-            # A person with any row put off is skipped whole: their parts stay in order.
+            # A person with any row put off or being sent is skipped whole: their parts stay in
+            # order (a row ``sending`` is another worker's, or a dead process's until its lease
+            # runs out).
             waiting = select(Delivery.user_id).where(
                 Delivery.kind == ALERT_KIND,
-                Delivery.status == DeliveryStatus.PENDING,
-                col(Delivery.retry_at) > now,
+                sa.or_(
+                    sa.and_(
+                        col(Delivery.status) == DeliveryStatus.PENDING,
+                        col(Delivery.retry_at) > now,
+                    ),
+                    col(Delivery.status) == DeliveryStatus.SENDING,
+                ),
             )
             rows = list(
                 session.exec(
@@ -279,10 +306,14 @@ async def _deliver_person(
             continue
         f = facts_cache[row.ref_id]
         to = ChatRef(row.chat_id or person.telegram_id or 0)
+        token = ON_WIRE.set(_Claim(runtime, row))
         try:
             sent = await _send_part(runtime, charts, row, f, lang, to)
+        except ClaimLost:
+            log.info("delivery %s: claimed by another worker; leaving %s", row.id, person.id)
+            return
         except RecipientUnreachable as exc:
-            _mark_unreachable(runtime, person, str(exc))
+            _mark_unreachable(runtime, person, str(exc), row)
             report.unreachable += 1
             return
         except OutcomeUnknown as exc:
@@ -301,6 +332,8 @@ async def _deliver_person(
             if not exc.permanent:
                 given_up.add(row.ref_id)
             continue
+        finally:
+            ON_WIRE.reset(token)
         # Off the event loop: a commit per message would otherwise stall the loop and, with it,
         # the rate limiter's timing of every other send.
         await asyncio.to_thread(_mark_sent, runtime, row, sent, recovering)
@@ -330,6 +363,88 @@ async def _send_part(
     return await runtime.notifier.send_text(
         to, text, alert_buttons(runtime.renderer, lang, f.alert)
     )
+
+
+def claim_lease(runtime: Runtime) -> timedelta:
+    """How long a claimed send may take before its outcome counts as unknown."""
+    return timedelta(seconds=runtime.settings.send_timeout) + CLAIM_MARGIN
+
+
+@dataclass
+class _Claim:
+    """The ``ON_WIRE`` hook of one row's send: claims the row the first time the request is
+    about to leave (the rate limiter calls again for each inline retry of a short 429, which
+    the claim already covers).
+
+    On the event loop, not in a thread, like the outbox's claim: the request must leave right
+    after the claim commits, with no turn of the loop in between. Claimed from a thread, the
+    send waited for a busy loop to resume it (tens of milliseconds under load) and a kill in
+    that gap left a claimed message that never went out, so it was never sent (crash matrix,
+    ``fanout.chart.3`` on SQLite and ``fanout.text.3`` on PostgreSQL). The claim is one short
+    UPDATE; on SQLite it waits for the write lock like every other writer.
+    """
+
+    runtime: Runtime
+    row: Delivery
+    done: bool = False
+
+    def __call__(self) -> None:
+        if not self.done:
+            _claim(self.runtime, self.row)
+            self.done = True
+
+
+def _claim(runtime: Runtime, row: Delivery) -> None:
+    """Claim the row for the request about to leave, or raise :class:`ClaimLost`.
+
+    One conditional UPDATE in its own short transaction: of two workers (or two runs in one
+    process), only one sees its UPDATE change the row; the other stops before sending.
+    """
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        claimed = session.execute(
+            sa.update(Delivery)
+            .where(
+                col(Delivery.id) == row.id,
+                col(Delivery.status) == DeliveryStatus.PENDING,
+            )
+            .values(
+                status=DeliveryStatus.SENDING,
+                claimed_by=BOOT,
+                claimed_until=now + claim_lease(runtime),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise ClaimLost(f"delivery {row.id}")
+
+
+def _expire_claims(runtime: Runtime) -> int:
+    """Rows left ``sending`` past their lease: the claimer died (or hung) during the send, so
+    the message may have gone out. They become ``uncertain`` and are never sent again; returns
+    how many."""
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        expired = list(
+            session.exec(
+                select(Delivery).where(
+                    Delivery.kind == ALERT_KIND,
+                    Delivery.status == DeliveryStatus.SENDING,
+                    col(Delivery.claimed_until) < now,
+                )
+            )
+        )
+        for row in expired:
+            log.warning(
+                "delivery %s: claimed by %s and never settled; outcome unknown, not repeated",
+                row.id,
+                row.claimed_by,
+            )
+            row.status = DeliveryStatus.UNCERTAIN
+            row.attempts += 1
+            row.last_error = f"claimed by {row.claimed_by}, which never settled it"
+            row.retry_at = None
+        return len(expired)
 
 
 def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage, recovering: bool) -> None:
@@ -389,6 +504,8 @@ def _record_failure(
     with runtime.db.session() as session:
         stored = session.get(Delivery, row.id)
         assert stored is not None
+        stored.status = DeliveryStatus.PENDING  # Telegram answered: it did not act
+        stored.claimed_until = None
         stored.attempts += 1
         stored.last_error = error[:500]
         if permanent:
@@ -435,15 +552,20 @@ def _record_failure(
         return len(doomed)
 
 
-def _mark_unreachable(runtime: Runtime, person: User, reason: str) -> None:
-    """Close the person's pending rows and tell their supervisors, once per transition."""
+def _mark_unreachable(runtime: Runtime, person: User, reason: str, refused: Delivery) -> None:
+    """Close the person's pending rows (and the one refused) and tell their supervisors, once
+    per transition."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
         user = session.get(User, person.id)
         assert user is not None and user.id is not None
         for row in session.exec(
             select(Delivery).where(
-                Delivery.user_id == user.id, Delivery.status == DeliveryStatus.PENDING
+                Delivery.user_id == user.id,
+                sa.or_(
+                    col(Delivery.status) == DeliveryStatus.PENDING,
+                    col(Delivery.id) == refused.id,
+                ),
             )
         ):
             row.status = DeliveryStatus.UNREACHABLE

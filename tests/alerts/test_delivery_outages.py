@@ -1,6 +1,7 @@
 """Alert delivery through Bot API trouble, through the real PTB stack against the emulator:
-an outage, a 429 with retry_after, a slow answer, a lost answer, and an outage outlasting the
-retry budget (admins told once, /status shows it).
+an outage, a 429 with retry_after, a slow answer, a lost answer, an outage outlasting the
+retry budget (admins told once, /status shows it), and rows claimed by another worker or left
+claimed by a dead process.
 
 The deliver job is held and ``deliver_pending`` run by the test instead, on the simulated clock,
 so a minute-long outage takes the test a few real seconds.
@@ -36,7 +37,9 @@ from bot.services.alerts import AlertFacts, plan_delivery
 from bot.services.delivery import (
     FIRST_BACKOFF,
     MAX_BACKOFF,
+    Charts,
     DeliveryReport,
+    claim_lease,
     deliver_pending,
     retry_delay,
 )
@@ -291,3 +294,94 @@ def test_the_retry_budget_is_a_setting_of_at_least_an_hour(make_settings: Any) -
     assert make_settings({"CRISISDESK_DELIVERY_RETRY_MINUTES": "180"}).delivery_retry_minutes == 180
     with pytest.raises(ConfigError, match="DELIVERY_RETRY_MINUTES"):
         make_settings({"CRISISDESK_DELIVERY_RETRY_MINUTES": "30"})
+
+
+# --------------------------------------------------------------------------- claims
+# Alert rows are claimed before they are sent: two fan-outs over one ledger at once (two
+# workers, an old and a new leader) send each part once; a row left ``sending`` by a process that
+# died during the send holds its person's later parts back until the claim's lease runs out,
+# then counts as uncertain and is never sent again.
+
+
+async def test_two_fan_outs_at_once_send_every_part_once(any_desk: Desk) -> None:
+    desk = any_desk
+    async with fan_out(desk) as (app, _alert_id):
+        runtime = app.bot_data["runtime"]
+        first, second = await asyncio.gather(
+            deliver_pending(runtime, Charts()), deliver_pending(runtime, Charts())
+        )
+        await asyncio.sleep(0.5)  # time for a second copy to show up
+    assert first.sent + second.sent == 6  # three people, chart and text each
+    assert {r.status for r in rows(desk)} == {DeliveryStatus.SENT}
+    assert_each_got_it_once_in_order(desk)
+
+
+async def test_a_claim_left_by_a_dead_process_is_uncertain_after_its_lease(
+    any_desk: Desk,
+) -> None:
+    desk = any_desk
+    emulator = desk.emulator
+    (lan, lan_id), *others = desk.spokespeople
+    async with fan_out(desk) as (app, _alert_id):
+        lease = claim_lease(app.bot_data["runtime"])
+        # This process leads already: the claims it finds when it takes the lead are ended at
+        # once instead (bot/services/takeover.py, tests/ops/test_two_workers.py).
+        assert await app.bot_data["runtime"].leading()
+        with desk.db.session() as s:
+            chart = s.exec(
+                select(Delivery).where(
+                    Delivery.user_id == lan_id, col(Delivery.part).startswith("photo:")
+                )
+            ).one()
+            chart.status = DeliveryStatus.SENDING  # killed while its request was on the wire
+            chart.claimed_by = "dead-process"
+            chart.claimed_until = desk.clock.now() + lease
+        report = await deliver(app)
+        assert (report.sent, report.uncertain) == (4, 0)  # the others; Lan's text waits
+        assert alert_parts(emulator, lan.id) == ([], [])
+        desk.clock.advance(lease - timedelta(seconds=1))
+        assert (await deliver(app)).sent == 0  # the claim may still be settled by its holder
+        desk.clock.advance(timedelta(seconds=2))
+        report = await deliver(app)
+        assert (report.sent, report.uncertain) == (1, 1)
+        await emulator.wait_for(lambda: len(alert_parts(emulator, lan.id)[1]) == 1)
+    by_part = {(r.user_id, r.part.split(":")[0]): r.status for r in rows(desk)}
+    assert by_part[(lan_id, "photo")] == DeliveryStatus.UNCERTAIN  # never sent again
+    assert by_part[(lan_id, "text")] == DeliveryStatus.SENT
+    assert alert_parts(emulator, lan.id)[0] == []
+    for tg, _uid in others:
+        photos, texts = alert_parts(emulator, tg.id)
+        assert (len(photos), len(texts)) == (1, 1)
+
+
+@pytest.mark.parametrize("settled", [DeliveryStatus.SENT, DeliveryStatus.SENDING])
+async def test_a_row_claimed_elsewhere_is_not_sent(
+    desk: Desk, settled: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim is a conditional UPDATE: a row no longer ``pending`` when its request is about
+    to leave (another worker claimed or sent it after this run read it) is not sent."""
+    claim = delivery._claim
+    async with fan_out(desk) as (app, _alert_id):
+        runtime = app.bot_data["runtime"]
+        first = rows(desk)[0]
+
+        def taken_meanwhile(rt: Runtime, row: Delivery) -> None:
+            if row.id == first.id:
+                with desk.db.session() as s:
+                    stored = s.get(Delivery, row.id)
+                    assert stored is not None
+                    stored.status = settled
+                    stored.claimed_by = "other-worker"
+                    stored.claimed_until = desk.clock.now() + claim_lease(runtime)
+            claim(rt, row)
+
+        monkeypatch.setattr(delivery, "_claim", taken_meanwhile)
+        report = await deliver_pending(runtime, Charts())
+    assert rows(desk)[0].claimed_by == "other-worker"
+    first_person = next(tg for tg, uid in desk.spokespeople if uid == first.user_id)
+    photos, texts = alert_parts(desk.emulator, first_person.id)
+    assert photos == []  # the other worker's send, not this one's
+    if settled == DeliveryStatus.SENT:
+        assert (report.sent, len(texts)) == (5, 1)  # the person's text follows the sent chart
+    else:
+        assert (report.sent, texts) == (4, [])  # the person waits while the claim is held

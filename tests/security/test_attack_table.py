@@ -24,18 +24,28 @@ from sqlmodel import col, select
 from telegram.ext import Application
 
 from bot.app import build_application
-from bot.buttons import encode
+from bot.buttons import _REGISTRY, encode
 from bot.channels import ratelimit
 from bot.clock import SimulatedClock
 from bot.config import load_settings
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import drafts as dr
 from bot.services.permissions import Actor
-from bot.services.taskforces import convening, crises
+from bot.services.taskforces import convening, crises, resolve
 from bot.updates import ChatOrderedUpdateProcessor
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Agency, AuditEvent, Crisis, CrisisMember, CrisisStatus, User
+from storage.models import (
+    Agency,
+    AuditEvent,
+    Crisis,
+    CrisisMember,
+    CrisisStatus,
+    Draft,
+    Task,
+    User,
+)
 
 from .error_lines import ErrorLines
 
@@ -98,6 +108,7 @@ COMMANDS: list[tuple[str, str, Rule]] = [
     ("/role @nobody_here member", "room", for_agency("supervisor")),
     ("/convene", "room", for_agency("supervisor")),
     ("/draft holding", "room", for_agency("member")),
+    ("/set place Hà Nội", "room", for_agency("member")),  # edits the room's draft (made below)
     ("/history 1", "room", for_agency("member")),
     ("/resolve", "room", for_agency("supervisor")),  # last: it closes the room
 ]
@@ -123,6 +134,17 @@ class Person:
 
 
 @dataclass
+class Forged:
+    """One forged press of a registered action: its data, the answer, its audit rows, and the
+    tables whose content changed while it was handled (none may)."""
+
+    data: str
+    answer: dict[str, Any]
+    rows: list[AuditEvent]
+    changed: list[str]
+
+
+@dataclass
 class Outcome:
     """What the burst left behind: refusal rows by (actor ref, command), and unhandled errors."""
 
@@ -133,6 +155,9 @@ class Outcome:
     button_data: dict[str, str] = field(default_factory=dict)
     other_agency_invited: list[int] = field(default_factory=list)
     service_refusal: str = ""
+    forged: dict[tuple[str, str], Forged] = field(default_factory=dict)
+    draft_editors: list[int] = field(default_factory=list)  # who made a new version
+    refusal_texts: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
 
 
@@ -225,11 +250,22 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
             with db.session() as s:
                 crisis = s.exec(select(Crisis)).one()
                 thread = crisis.room_thread_id
+                holding = dr.library(None).get("holding", "en")
+                s.add(  # the statement /set edits, every field filled
+                    Draft(
+                        crisis_id=crisis.id or 0,
+                        template="holding",
+                        language="en",
+                        fields={name: "…" for name in holding.field_names},
+                        body=".",
+                    )
+                )
             assert thread is not None
             result = Outcome(people)
             await _burst(emulator, app, db, people, sentinel.id, hub.id, thread, result)
             await _press_buttons(emulator, app, db, people, sentinel.id, agencies, result)
             await _pick_across_agencies(app.bot_data["runtime"], db, people, result)
+            await _forge_every_action(emulator, app, db, people, sentinel.id, result)
         result.errors = list(errors.lines)
         yield result
     finally:
@@ -328,6 +364,16 @@ async def _burst(
     for row in rows:
         key = (row.actor_ref, row.subject.removeprefix("command:"))
         result.refused.setdefault(key, []).append(row)
+    with db.session() as s:
+        result.draft_editors = [
+            a
+            for a in s.exec(
+                select(AuditEvent.actor_id).where(
+                    col(AuditEvent.id) > mark, AuditEvent.action == "draft.edited"
+                )
+            )
+            if a is not None
+        ]
 
 
 @pytest.mark.parametrize(("command", "place", "rule"), COMMANDS, ids=[c[0] for c in COMMANDS])
@@ -346,6 +392,16 @@ async def test_command(
         assert len(rows) == 1, f"{role} ({side} agency) ran {command} without a refusal row"
         assert rows[0].after and rows[0].after.get("reason")
         assert rows[0].actor_id == person.row_id
+
+
+async def test_a_refused_set_changes_no_draft(outcome: Outcome) -> None:
+    refused = {
+        p.row_id
+        for p in outcome.people
+        if p.row_id is not None and not for_agency("member")(p.role, p.side == "own")
+    }
+    assert outcome.draft_editors, "nobody allowed edited the draft with /set"
+    assert not refused & set(outcome.draft_editors)
 
 
 async def test_no_unhandled_error(outcome: Outcome) -> None:
@@ -470,3 +526,162 @@ async def test_button(
 async def test_forged_pick_convenes_nobody_of_another_agency(outcome: Outcome) -> None:
     assert outcome.other_agency_invited == []
     assert outcome.service_refusal == "not_allowed"
+
+
+# --------------------------------------------------------------------------- every action
+# Every action in the button registry (enumerated when the app is built, so an action added
+# later is pressed here without editing this file), pressed with forged data by someone who may
+# never press it: a person who is not registered (and not registering) and a suspended one. The
+# ids point at real rows where the action's id has a known shape (``FORGED_IDS``), else ``1``.
+
+FORGERS = (("unregistered", "own"), ("suspended", "own"))
+IGNORED_TABLES = {"auditevent"}  # the refusal's own row
+
+
+def _forged_ids(session: Any, target: int, agency: int) -> dict[str, str]:
+    """Ids of real rows for the actions whose id has a known shape."""
+    from handlers.alerts import DISMISS_REASONS
+    from storage.models import Alert, Topic
+
+    def first(model: Any) -> int:
+        row = session.exec(select(model.id).order_by(model.id)).first()
+        assert row is not None, model
+        return int(row)
+
+    alert, crisis, draft, task, topic = (first(m) for m in (Alert, Crisis, Draft, Task, Topic))
+    member = first(CrisisMember)
+    ids = {
+        "alert.dismissr": f"{alert}-{DISMISS_REASONS[0]}",
+        "me.lang": "vi",
+        "reg.lang": "vi",
+        "reg.agency": str(agency),
+        "reg.apage": "1",
+        "reg.role": "member",
+        "reg.approve": str(target),
+        "reg.reject": str(target),
+        "inv.agency": f"{agency}-s",
+        "ppl.page": f"{agency}-0",
+        "ppl.role": f"{target}-a",
+        "tf.pick": f"{crisis}-{target}",
+        "tf.join": str(member),
+        "tf.decline": str(member),
+        "tf.done": str(task),
+        resolve.RESOLVE: str(crisis),
+    }
+    for action in ("alert.ack", "alert.tf", "alert.draft", "alert.dismiss", "alert.mute"):
+        ids[action] = str(alert)
+    for action in ("draft.edit", "draft.submit", "draft.discard"):
+        ids[action] = str(draft)
+    for action in ("appr.ok", "appr.changes", "appr.reject"):
+        ids[action] = str(draft)
+    for action in ("ppl.open", "ppl.suspend", "ppl.react"):
+        ids[action] = str(target)
+    for action in ("topic.follow", "topic.unfollow"):
+        ids[action] = str(topic)
+    return ids
+
+
+def _state(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table but the audit log, to prove a refused press changed nothing."""
+    from sqlmodel import SQLModel
+
+    state: dict[str, list[tuple[Any, ...]]] = {}
+    with db.engine.connect() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            if table.name not in IGNORED_TABLES:
+                state[table.name] = sorted(
+                    (tuple(r) for r in conn.execute(table.select())), key=repr
+                )
+    return state
+
+
+async def _forge_every_action(
+    emulator: TelegramEmulator,
+    app: Application[Any, Any, Any, Any, Any, Any],
+    db: Database,
+    people: list[Person],
+    sentinel: int,
+    result: Outcome,
+) -> None:
+    from storage.models import Alert, Topic
+
+    runtime = app.bot_data["runtime"]
+    for lang in ("en", "vi"):
+        for template in ("button_not_allowed", "button_invalid", "suspended"):
+            result.refusal_texts.add(runtime.renderer.render(template, lang))
+    with db.session() as s:
+        supervisor = s.get(User, _row_of(people, "supervisor", "own"))
+        assert supervisor is not None and supervisor.agency_id is not None
+        agency = supervisor.agency_id
+        topic = Topic(agency_id=agency, name="Vaccine", query='"vaccine"', owner="chat")
+        s.add(topic)
+        s.flush()
+        assert topic.id is not None
+        now = _start()
+        s.add(
+            Alert(
+                topic_id=topic.id,
+                kind="burst",
+                dedupe_key="forged",
+                window_start=now,
+                window_end=now,
+            )
+        )
+        crisis = s.exec(select(Crisis)).first()
+        assert crisis is not None and crisis.id is not None
+        s.add(Task(crisis_id=crisis.id, title="Call the newsroom"))
+        s.flush()
+        ids = _forged_ids(s, _row_of(people, "member", "own"), agency)
+    forgers = [p for p in people if (p.role, p.side) in FORGERS]
+    asked = {p.tg: emulator.send_text(p.tg, "/help").message_id for p in forgers}
+    carrier = {
+        tg: (await emulator.wait_for_message(tg, after=after, timeout=30)).message_id
+        for tg, after in asked.items()
+    }
+    await _settle(emulator, app, sentinel)
+    for action in sorted(_REGISTRY):
+        data = encode(action, ids.get(action, "1"))
+        for person in forgers:
+            before, mark = _state(db), _mark(db)
+            answer = await emulator.press_button(
+                person.tg, person.tg, carrier[person.tg], data=data, timeout=30
+            )
+            await _settle(emulator, app, sentinel)
+            after = _state(db)
+            with db.session() as s:
+                rows = list(
+                    s.exec(
+                        select(AuditEvent).where(
+                            col(AuditEvent.id) > mark, AuditEvent.actor_ref == person.ref
+                        )
+                    )
+                )
+            changed = [name for name in before if before[name] != after[name]]
+            result.forged[(action, person.role)] = Forged(data, answer, rows, changed)
+
+
+def _registered_actions() -> list[str]:
+    build_application  # noqa: B018 - importing the app registers every handler's actions
+    return sorted(_REGISTRY)
+
+
+@pytest.mark.parametrize("forger", [role for role, _side in FORGERS])
+@pytest.mark.parametrize("action", _registered_actions())
+async def test_every_action_refuses_a_forged_press(
+    outcome: Outcome, action: str, forger: str
+) -> None:
+    forged = outcome.forged[(action, forger)]
+    assert forged.answer.get("show_alert") is True, forged
+    assert forged.answer.get("text") in outcome.refusal_texts, forged.answer
+    assert [r.action for r in forged.rows] == ["button.refused"], forged.rows
+    assert forged.rows[0].subject == f"button:{forged.data}"
+    assert forged.rows[0].after and forged.rows[0].after.get("reason")
+    assert forged.changed == [], f"{forged.data} by {forger} changed {forged.changed}"
+
+
+async def test_the_registry_holds_every_action_of_the_app() -> None:
+    """The table above is as wide as the app: every action the handlers route is registered."""
+    from handlers.buttons import _CALLBACKS
+
+    assert set(_CALLBACKS) == set(_REGISTRY)
+    assert len(_REGISTRY) >= 34

@@ -1,0 +1,117 @@
+"""The bot's overall send budget, shared by every worker on one PostgreSQL database.
+
+Telegram counts its ~30 messages a second per bot, not per process. With several workers, the
+leader's fan-out and the other workers' replies to people must share one budget, so on
+PostgreSQL every counted send books a slot in the ``sendslot`` table first: time is cut into
+slots of ``1/SLOTS_PER_SECOND`` seconds numbered from the epoch *by the database's clock* (so
+workers on hosts whose clocks disagree still agree on the slots), and a slot is taken by
+inserting its number, which the primary key lets exactly one worker do. Any one-second window
+then holds at most ``SLOTS_PER_SECOND + 1`` sends of the whole deployment.
+
+A group's 20 messages a minute are the bot's too, and a busy room's messages come from every
+worker (each answers the updates it was given), so a send to a group records the group with its
+slot and is not booked before the group's 20th most recent slot is a minute old. Bookings for
+one group are serialised by a transaction-level advisory lock on the group's id (group ids are
+negative, so they never meet the application's own lock keys).
+
+One short statement per message (about a millisecond on a local server, run off the event
+loop) is cheap next to the message itself; old slots are deleted now and then by whoever books.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+SLOTS_PER_SECOND = 29
+SEARCH = 2000  # slots looked at per attempt (about 70 s ahead)
+GROUP_MAX, GROUP_SECONDS = 20, 60  # Telegram's window per group, as in bot.channels.ratelimit
+KEEP_SECONDS = 2 * GROUP_SECONDS  # slots older than this are deleted
+PURGE_EVERY = 500  # bookings between deletions, per process
+RACES = 100  # lost races for a slot before giving up (each loss means another worker sent)
+
+# The first free slot at or after the wanted one, in one statement; a worker that loses the race
+# for it gets no row back and tries again.
+_BOOK = sa.text(
+    """
+    with wanted as (
+        select greatest(
+            cast(ceil((extract(epoch from clock_timestamp()) + :delay) * :per) as bigint),
+            cast(:after as bigint)
+        ) as first
+    )
+    insert into sendslot (slot, chat_id)
+    select wanted.first + g, cast(:chat as bigint)
+    from wanted, generate_series(0, :search) as g
+    where not exists (select 1 from sendslot s where s.slot = wanted.first + g)
+    order by g
+    limit 1
+    on conflict do nothing
+    returning slot, extract(epoch from clock_timestamp()) as now
+    """
+)
+_RELEASE = sa.text("delete from sendslot where slot = :slot")
+_GROUP_LOCK = sa.text("select pg_advisory_xact_lock(:chat)")
+_GROUP_TWENTIETH = sa.text(
+    "select slot from sendslot where chat_id = :chat order by slot desc offset :skip limit 1"
+)
+_PURGE = sa.text(
+    "delete from sendslot where slot < "
+    "cast(floor((extract(epoch from clock_timestamp()) - :keep) * :per) as bigint)"
+)
+
+
+class SendBudget:
+    """Books overall send slots in the database (module doc); blocking, call it in a thread."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._booked = 0
+
+    def book(
+        self, delay: float, group: int | None = None, missed: int | None = None
+    ) -> tuple[float, int]:
+        """Take the first free slot at least ``delay`` seconds from now (and, for a send to
+        ``group``, within its window), giving back the ``missed`` slot of a sender that woke
+        too late for it; returns when the new slot starts on this process's
+        ``time.monotonic`` clock, and the slot.
+
+        The conversion happens here, as soon as the answer arrives: measured later (after the
+        hop back to the event loop of a busy process) the error would shift this worker's sends
+        against the others' and bunch them."""
+        for _attempt in range(RACES):
+            with self.engine.begin() as connection:
+                # A slot is worthless seconds later, so a crash may lose it: no disk flush
+                # (which took two thirds of the booking's time).
+                connection.exec_driver_sql("set local synchronous_commit = off")
+                if missed is not None:
+                    connection.execute(_RELEASE, {"slot": missed})
+                    missed = None
+                after = 0
+                if group is not None:
+                    connection.execute(_GROUP_LOCK, {"chat": group})
+                    twentieth = connection.execute(
+                        _GROUP_TWENTIETH, {"chat": group, "skip": GROUP_MAX - 1}
+                    ).scalar()
+                    if twentieth is not None:
+                        after = int(twentieth) + GROUP_SECONDS * SLOTS_PER_SECOND + 1
+                row = connection.execute(
+                    _BOOK,
+                    {
+                        "delay": max(0.0, delay),
+                        "per": SLOTS_PER_SECOND,
+                        "search": SEARCH,
+                        "after": after,
+                        "chat": group,
+                    },
+                ).first()
+                self._booked += 1
+                if self._booked % PURGE_EVERY == 0:
+                    connection.execute(_PURGE, {"keep": KEEP_SECONDS, "per": SLOTS_PER_SECOND})
+            if row is not None:
+                slot, now = int(row[0]), float(row[1])
+                return time.monotonic() + slot / SLOTS_PER_SECOND - now, slot
+            # Another worker took the slot between our look and our insert: look again.
+        raise RuntimeError(f"no free send slot after {RACES} attempts")
