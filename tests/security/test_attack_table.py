@@ -680,8 +680,10 @@ async def test_every_action_refuses_a_forged_press(
 
 
 async def test_the_registry_holds_every_action_of_the_app() -> None:
-    """The table above is as wide as the app: every action the handlers route is registered."""
+    """The table above is as wide as the app: every action the handlers route (as PTB callbacks
+    or as flows on the conversation layer) is registered."""
     from handlers.buttons import _CALLBACKS
+    from handlers.conversation.dispatch import _PRESSES
 
-    assert set(_CALLBACKS) == set(_REGISTRY)
+    assert set(_CALLBACKS) | set(_PRESSES) == set(_REGISTRY)
     assert len(_REGISTRY) >= 34
