@@ -15,7 +15,6 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, ContextTypes, Defaults
 
-import bot.services.notify  # noqa: F401  (registers the "notify" due kind)
 from bot.channels.ratelimit import TelegramRateLimiter, bulk_sends
 from bot.channels.telegram import TelegramNotifier
 from bot.clock import Clock, SystemClock
@@ -31,6 +30,7 @@ from bot.services.due import fire_due
 from bot.services.scanning import scan_and_alert
 from bot.templating import Renderer
 from bot.updates import ChatOrderedUpdateProcessor
+from bot.wiring import wire
 from handlers import admin, alerts, drafts, errors, fallback, people, start, taskforce, topics
 from handlers.buttons import button_handler
 from storage.db import Database
@@ -137,6 +137,7 @@ def build_application(
     """
     if settings.token is None:
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
+    wire()
     application = (
         Application.builder()
         .application_class(InstrumentedApplication)

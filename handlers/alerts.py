@@ -12,7 +12,8 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
-from bot.buttons import Button, ForgedButton, int_id, register
+from bot.buttons import ForgedButton, int_id, register
+from bot.channels.base import Button
 from bot.channels.telegram import keyboard
 from bot.services import alerts
 from bot.services.alerts import DISMISS_REASONS, AlertActionError

@@ -16,17 +16,19 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
-from bot.buttons import Button, register
-from bot.channels.base import ChatRef, DeliveryError
+from bot.buttons import register
+from bot.channels.base import Button, ChatRef, DeliveryError
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
 from bot.services import invites
 from bot.services import registration as reg
+from bot.services.commands import publish_person_commands
 from bot.services.permissions import Actor, Role, has_role, is_admin
+from bot.services.verification import review_buttons
+from bot.services.wording import label, role_name
 from handlers.buttons import on_button
 from handlers.common import actor_of, language_of, refuse, reply, runtime_of
-from handlers.start import label, publish_person_commands, review_buttons, role_name
 from storage.models import Agency, User, UserStatus
 
 ROLE_CODES = {"m": Role.MEMBER, "s": Role.SPOKESPERSON, "v": Role.SUPERVISOR, "a": Role.ADMIN}
@@ -222,7 +224,7 @@ async def on_me_lang(
     await query.answer(runtime.renderer.render("me_language_set", ident))
     text, markup = _profile(runtime, ident, user)
     await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
-    await publish_person_commands(runtime, context.bot, user)
+    await publish_person_commands(runtime, user)
 
 
 # --------------------------------------------------------------------------- /invite /invites
@@ -515,7 +517,7 @@ async def _apply(
     except BadRequest as exc:  # two presses at once: the card already shows this state
         if "not modified" not in str(exc).lower():
             raise
-    await publish_person_commands(runtime, context.bot, target)
+    await publish_person_commands(runtime, target)
     if target.telegram_id is not None:
         note = runtime.renderer.render(
             "people_you_changed",

@@ -28,8 +28,8 @@ from telegram.ext import (
     filters,
 )
 
-import bot.channels.telegram_rooms  # noqa: F401  (registers the Telegram RoomAdmin)
-from bot.buttons import Button, int_id, register
+from bot.buttons import int_id, register
+from bot.channels.base import Button
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
 from bot.services import room_rights, rooms

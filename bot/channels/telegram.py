@@ -14,7 +14,7 @@ slow answer is waited for rather than turned into that doubt.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import httpx
@@ -23,7 +23,15 @@ import httpx
 # way only and PTB's deprecation warning does not fire on every 429.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -180,3 +188,16 @@ class TelegramNotifier:
                 chat_id=message.chat_id, message_id=message.message_id, disable_notification=True
             )
         )
+
+    async def set_commands(
+        self,
+        commands: Sequence[tuple[str, str]],
+        to: ChatRef | None = None,
+        language: str | None = None,
+    ) -> None:
+        menu = [BotCommand(name, description) for name, description in commands]
+        scope = BotCommandScopeChat(to.chat_id) if to is not None else None
+        await _call(lambda: self.bot.set_my_commands(menu, scope=scope, language_code=language))
+
+    async def clear_commands(self, to: ChatRef) -> None:
+        await _call(lambda: self.bot.delete_my_commands(scope=BotCommandScopeChat(to.chat_id)))

@@ -1,6 +1,7 @@
 """RoomAdmin over python-telegram-bot: forum topics, join-request links, member removal.
 
-Registered for ``TelegramNotifier`` on import, so ``room_admin_for(runtime.notifier)`` finds it.
+``bot.wiring`` registers it for ``TelegramNotifier``, so ``room_admin_for(runtime.notifier)``
+finds it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from telegram import Bot
 from telegram.constants import ChatMemberStatus
 
 from bot.channels.base import Rejected
-from bot.channels.rooms import register_room_admin
 from bot.channels.telegram import TelegramNotifier, _call
 
 _MEMBER_STATUSES = {
@@ -84,4 +84,6 @@ class TelegramRoomAdmin:
         await _call(lambda: self.bot.unpin_all_chat_messages(chat_id))
 
 
-register_room_admin(TelegramNotifier, lambda notifier: TelegramRoomAdmin(notifier.bot))
+def room_admin_of(notifier: TelegramNotifier) -> TelegramRoomAdmin:
+    """The RoomAdmin that goes with a Telegram notifier (same bot)."""
+    return TelegramRoomAdmin(notifier.bot)

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.buttons import Button
 from bot.channels.base import (
     Attachment,
+    Button,
     ChatRef,
     DeliveryError,
     OutcomeUnknown,

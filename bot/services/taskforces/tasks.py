@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from bot.buttons import Button
 from bot.channels.base import (
+    Button,
     ChatRef,
     RecipientUnreachable,
 )
