@@ -74,6 +74,7 @@ class Attachment:
 
 
 Buttons = Sequence[Sequence[Button]]
+Keyboard = list[list[Button]]  # rows of buttons as a flow builds them
 
 
 class DeliveryError(Exception):

@@ -106,6 +106,16 @@ async def _call(request: Callable[[], Awaitable[T]]) -> T:
         raise DeliveryError(exc.message) from exc
 
 
+async def call_unless_done(request: Callable[[], Awaitable[object]], done: str) -> None:
+    """Make a request that Telegram refuses, with ``done`` in its answer, when what it asks for
+    is already so (an edit to identical content, a topic already closed): that is success."""
+    try:
+        await _call(request)
+    except Rejected as exc:
+        if done not in str(exc).lower():
+            raise
+
+
 class TelegramNotifier:
     """Implements ``bot.channels.base.Notifier`` with a PTB ``Bot``.
 
@@ -167,20 +177,17 @@ class TelegramNotifier:
     async def edit_text(
         self, message: SentMessage, text: str, buttons: Buttons | None = None
     ) -> None:
-        try:
-            await _call(
-                lambda: self.bot.edit_message_text(
-                    chat_id=message.chat_id,
-                    message_id=message.message_id,
-                    text=text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(buttons),
-                    disable_web_page_preview=True,
-                )
-            )
-        except Rejected as exc:
-            if "message is not modified" not in str(exc).lower():
-                raise
+        await call_unless_done(
+            lambda: self.bot.edit_message_text(
+                chat_id=message.chat_id,
+                message_id=message.message_id,
+                text=text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(buttons),
+                disable_web_page_preview=True,
+            ),
+            "message is not modified",
+        )
 
     async def pin(self, message: SentMessage) -> None:
         await _call(
