@@ -16,11 +16,16 @@ from bot.services.permissions import (
     Actor,
 )
 from bot.services.taskforces.convening import INVITE_KIND
-from bot.services.taskforces.crises import TaskForceError, crisis_row, display_name, is_participant
+from bot.services.taskforces.crises import (
+    TaskForceError,
+    crisis_row,
+    display_name,
+    is_participant,
+    members_of,
+)
 from storage.models import (
     Approval,
     Crisis,
-    CrisisMember,
     CrisisStatus,
     Decision,
     Delivery,
@@ -81,12 +86,7 @@ class RosterLine:
 
 
 def roster(session: Session, crisis_id: int) -> list[RosterLine]:
-    rows = session.exec(
-        select(CrisisMember, User)
-        .join(User, col(User.id) == col(CrisisMember.user_id))
-        .where(CrisisMember.crisis_id == crisis_id)
-        .order_by(col(CrisisMember.id))
-    ).all()
+    rows = members_of(session, crisis_id)
     deliveries = {
         d.user_id: d.status
         for d in session.exec(
