@@ -9,8 +9,8 @@ due kind is added to ``DUE_HANDLER_MODULES`` here, or its rows are refused when 
 from __future__ import annotations
 
 from bot.channels.rooms import register_room_admin
-from bot.channels.telegram import TelegramNotifier
-from bot.channels.telegram_rooms import room_admin_of
+from bot.channels.telegram.notifier import TelegramNotifier
+from bot.channels.telegram.rooms import room_admin_of
 from bot.services import (
     alerts,
     approvals,

@@ -12,7 +12,7 @@ from telegram.ext import CommandHandler, ContextTypes
 
 from bot.buttons import register
 from bot.channels.base import Button
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.services.permissions import Actor, is_admin
 from bot.services.status import system_status
 from handlers.buttons import on_button

@@ -17,7 +17,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import register
 from bot.channels.base import Button, ChatRef, DeliveryError, Keyboard, SentMessage
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
 from bot.services import invites

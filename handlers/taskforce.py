@@ -32,7 +32,7 @@ from telegram.ext import (
 
 from bot.buttons import int_id, register
 from bot.channels.base import Button
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.runtime import Runtime
 from bot.services import room_rights, rooms
 from bot.services.commands import register_command

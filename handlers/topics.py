@@ -18,7 +18,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import int_id, register
 from bot.channels.base import Button
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.services import alerts, subscriptions
 from bot.services.alerts import AlertActionError, mute
 from bot.services.commands import register_command

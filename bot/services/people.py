@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from bot.channels.refs import PersonRef
 from bot.config import Settings
 from bot.services.permissions import Actor
 from storage.models import Role, User, UserStatus
@@ -23,10 +24,21 @@ def user_by_telegram(session: Session, telegram_id: int) -> User | None:
 
 def actor_for_telegram(session: Session, settings: Settings, telegram_id: int) -> Actor:
     """The Actor for a Telegram user, global admin status taken from ADMIN_IDS."""
+    return actor_for(session, settings, PersonRef("telegram", str(telegram_id)))
+
+
+def actor_for(session: Session, settings: Settings, who: PersonRef) -> Actor:
+    """Who the sender of an event is to CrisisDesk, on any channel: the one place handlers turn
+    a sender into a person.
+
+    Until people carry channel identities (issue 19, item 1), the only account id stored is
+    ``User.telegram_id``, so a numeric account id on any channel is looked up there.
+    """
+    number = int(who.external_id) if who.external_id.lstrip("-").isdigit() else None
     return Actor(
-        channel_ref=telegram_ref(telegram_id),
-        user=user_by_telegram(session, telegram_id),
-        global_admin=telegram_id in settings.admin_ids,
+        channel_ref=str(who),
+        user=user_by_telegram(session, number) if number is not None else None,
+        global_admin=number in settings.admin_ids,
     )
 
 

@@ -22,7 +22,7 @@ from bot.channels.base import (
     RecipientUnreachable,
     Rejected,
 )
-from bot.channels.telegram import TelegramNotifier
+from bot.channels.telegram.notifier import TelegramNotifier
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage

@@ -220,6 +220,6 @@ def _audit(session: Session, action: str) -> int:
 
 
 def _markup(button: Button) -> Any:
-    from bot.channels.telegram import keyboard
+    from bot.channels.telegram.notifier import keyboard
 
     return keyboard([[button]])

@@ -11,7 +11,7 @@ from datetime import datetime
 from telegram import Bot
 from telegram.constants import ChatMemberStatus
 
-from bot.channels.telegram import TelegramNotifier, _call, call_unless_done
+from bot.channels.telegram.notifier import TelegramNotifier, _call, call_unless_done
 
 _MEMBER_STATUSES = {
     ChatMemberStatus.OWNER,
