@@ -52,10 +52,11 @@ from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.errors import ControlError
 from bot.sandbox.telegram_emulator.state import StoredMessage
-from bot.services import approvals, due
+from bot.services import approval_reminders, due
 from bot.services import drafts as dr
 from bot.services.taskforces import resolve
 from bot.services.taskforces.deadline import schedule_deadline
+from bot.wiring import wire
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -661,7 +662,11 @@ async def pub_setup(run: Run) -> None:
         assert draft.id is not None
         run.ids.update(crisis=crisis.id, draft=draft.id)
         due.schedule(
-            s, approvals.REMIND, now + timedelta(minutes=30), ref_id=draft.id, dedupe_key="r"
+            s,
+            approval_reminders.REMIND,
+            now + timedelta(minutes=30),
+            ref_id=draft.id,
+            dedupe_key="r",
         )
     # The approval request, as send_requests posts it (the button is what counts).
     request = await _bot_api(
@@ -1252,6 +1257,7 @@ async def run_point(
 
 
 async def matrix(kinds: list[str], points: list[Point], verbose: bool) -> list[Result]:
+    wire()  # the set-ups schedule due rows, as the app that is killed would
     feeds = Feeds()
     app = web.Application()
     app.router.add_get("/{prefix}/rss/{index}", feeds.handle)

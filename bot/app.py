@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from telegram import Update
 from telegram.ext import Application, ContextTypes, Defaults
 
-import bot.services.notify  # noqa: F401  (registers the "notify" due kind)
 from bot.channels.ratelimit import TelegramRateLimiter, bulk_sends
 from bot.channels.telegram import conversation
 from bot.channels.telegram.notifier import TelegramNotifier
@@ -35,6 +34,7 @@ from bot.services.due import fire_due
 from bot.services.scanning import scan_and_alert
 from bot.templating import Renderer
 from bot.updates import ChatOrderedUpdateProcessor
+from bot.wiring import wire
 from handlers import (
     admin,
     alert_draft,
@@ -219,6 +219,7 @@ def build_application(
     """
     if settings.token is None:
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
+    wire()
     application = (
         Application.builder()
         .application_class(WorkerApplication)

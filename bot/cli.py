@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from bot.clock import SystemClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging_setup import configure_logging
 from storage.lock import DatabaseInUse
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from scanner.cli_commands import register as register_scanner
 
-    register_scanner(sub, _settings)  # scan --once, sentiment score|train|eval
+    register_scanner(sub, _settings, SystemClock())  # scan --once, sentiment score|train|eval
 
     trends = sub.add_parser("trends", help="trend detection tools")
     trends_sub = trends.add_subparsers(dest="trends_command", metavar="ACTION")

@@ -10,7 +10,8 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import CommandHandler, ContextTypes
 
-from bot.buttons import Button, register
+from bot.buttons import register
+from bot.channels.base import Button
 from bot.channels.telegram.notifier import keyboard
 from bot.services.permissions import Actor, is_admin
 from bot.services.status import system_status

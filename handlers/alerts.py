@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
-from bot.buttons import Button, ForgedButton, int_id, register
+from bot.buttons import ForgedButton, int_id, register
+from bot.channels.base import Button
 from bot.services import alerts, status
 from bot.services.alerts import DISMISS_REASONS, AlertActionError
 from bot.services.delivery import alert_buttons, alert_text

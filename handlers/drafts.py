@@ -19,7 +19,8 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.buttons import Button, register
+from bot.buttons import register
+from bot.channels.base import Button
 from bot.runtime import Runtime
 from bot.services import approvals as ap
 from bot.services import drafts as dr

@@ -13,20 +13,21 @@ from typing import Any
 
 from telegram import Update
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
-from bot.buttons import Button, register
-from bot.channels.base import ChatRef, DeliveryError
+from bot.buttons import register
+from bot.channels.base import Button, ChatRef, DeliveryError, Keyboard, SentMessage
 from bot.channels.telegram.notifier import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
 from bot.services import invites
 from bot.services import registration as reg
+from bot.services.commands import publish_person_commands
 from bot.services.permissions import Actor, Role, has_role, is_admin
+from bot.services.verification import review_buttons
+from bot.services.wording import label, role_name
 from handlers.buttons import on_button
 from handlers.common import actor_of, language_of, refuse, reply, runtime_of
-from handlers.start import label, publish_person_commands, review_buttons, role_name
 from storage.models import Agency, User, UserStatus
 
 ROLE_CODES = {"m": Role.MEMBER, "s": Role.SPOKESPERSON, "v": Role.SUPERVISOR, "a": Role.ADMIN}
@@ -222,7 +223,7 @@ async def on_me_lang(
     await query.answer(runtime.renderer.render("me_language_set", ident))
     text, markup = _profile(runtime, ident, user)
     await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
-    await publish_person_commands(runtime, context.bot, user)
+    await publish_person_commands(runtime, user)
 
 
 # --------------------------------------------------------------------------- /invite /invites
@@ -438,7 +439,7 @@ def _int(text: str) -> int:
     return int(text) if text.isdigit() and len(text) <= 6 else 0
 
 
-def _card(runtime: Runtime, lang: str, actor: Actor, target: User) -> tuple[str, Any]:
+def _card(runtime: Runtime, lang: str, actor: Actor, target: User) -> tuple[str, Keyboard]:
     with runtime.db.session() as session:
         agency = session.get(Agency, target.agency_id or 0)
     text = runtime.renderer.render(
@@ -469,7 +470,7 @@ def _card(runtime: Runtime, lang: str, actor: Actor, target: User) -> tuple[str,
     rows.append(
         [Button(label(runtime, lang, "back"), PEOPLE_PAGE.name, f"{target.agency_id or 0}-0")]
     )
-    return text, keyboard([r for r in rows if r])
+    return text, [r for r in rows if r]
 
 
 @on_button(PEOPLE_OPEN.name)
@@ -483,7 +484,8 @@ async def on_people_open(
         target = session.get(User, int(ident))
     assert target is not None
     await query.answer()
-    text, markup = _card(runtime, language_of(update, actor), actor, target)
+    text, rows = _card(runtime, language_of(update, actor), actor, target)
+    markup = keyboard(rows)
     await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
 
 
@@ -509,13 +511,12 @@ async def _apply(
         )
         return
     await query.answer(runtime.renderer.render("people_changed", lang))
-    text, markup = _card(runtime, lang, actor, target)
-    try:
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
-    except BadRequest as exc:  # two presses at once: the card already shows this state
-        if "not modified" not in str(exc).lower():
-            raise
-    await publish_person_commands(runtime, context.bot, target)
+    text, rows = _card(runtime, lang, actor, target)
+    card = query.message
+    assert card is not None
+    # Two presses at once: the card may already show this state, which is no error.
+    await runtime.notifier.edit_text(SentMessage(card.chat.id, card.message_id), text, rows)
+    await publish_person_commands(runtime, target)
     if target.telegram_id is not None:
         note = runtime.renderer.render(
             "people_you_changed",

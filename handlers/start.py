@@ -1,4 +1,5 @@
-"""Registration (``/start``), verification of requests, and the guards every update passes.
+"""Registration (``/start``), the Approve / Reject buttons of verification (the requests and
+the announcements are ``bot.services.verification``), and the guards every update passes.
 
 The conversation state is the ``ConversationState`` row (``bot.services.registration``), never
 PTB's in-memory ``ConversationHandler``: each handler reads the row, dispatches on its step,
@@ -14,20 +15,15 @@ Handler groups (see :func:`install`):
 
 from __future__ import annotations
 
-import logging
-from datetime import timedelta
 from typing import Any
 
 from telegram import (
-    BotCommand,
-    BotCommandScopeChat,
     KeyboardButton,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -39,22 +35,23 @@ from telegram.ext import (
     filters,
 )
 
-from bot.buttons import Button, register
-from bot.channels.base import ChatRef, DeliveryError, SentMessage
+from bot.buttons import register
+from bot.channels.base import Button
 from bot.channels.telegram.notifier import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
-from bot.services import due, invites, outbox
+from bot.services import invites, verification
 from bot.services import registration as reg
+from bot.services.commands import publish_person_commands
 from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
+from bot.services.verification import announce_decision, send_review_requests
+from bot.services.wording import label, role_name
 from bot.templating import normalise_language
 from handlers.buttons import on_button
 from handlers.common import audit_refusal, audited, language_of, reply, runtime_of
+from handlers.people import rename_from_text  # the /me flow lives with /me
 from storage.models import Agency, ConversationState, Role, User, UserStatus
-
-log = logging.getLogger(__name__)
-_AGAIN = timedelta(seconds=5)  # a due row that finds its work under way looks again after
 
 
 def _int(ident: str) -> int | None:
@@ -74,8 +71,8 @@ LANG = register("reg.lang", _in_registration, "registration: choose language")
 AGENCY = register("reg.agency", _in_registration, "registration: choose agency")
 AGENCY_PAGE = register("reg.apage", _in_registration, "registration: page of agencies")
 ROLE = register("reg.role", _in_registration, "registration: requested role")
-APPROVE = register("reg.approve", _may_decide, "approve a registration request")
-REJECT = register("reg.reject", _may_decide, "reject a registration request")
+APPROVE = register(verification.APPROVE, _may_decide, "approve a registration request")
+REJECT = register(verification.REJECT, _may_decide, "reject a registration request")
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -96,14 +93,6 @@ def _flow_language(update: Update, state: ConversationState | None) -> str:
     if state is not None and state.data.get("language"):
         return str(state.data["language"])
     return _client_language(update)
-
-
-def label(runtime: Runtime, lang: str, name: str) -> str:
-    return runtime.renderer.render("reg_label", lang, key=name)
-
-
-def role_name(runtime: Runtime, lang: str, role: str) -> str:
-    return runtime.renderer.render("people_role", lang, role=role)
 
 
 async def _send(update: Update, text: str, markup: Any = None) -> None:
@@ -307,8 +296,6 @@ async def flow_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if flows[reg.FLOW_REJECT] is not None and text is not None:
         await _finish_reject(update, context, actor, text)
     elif flows[reg.FLOW_ME_NAME] is not None and text is not None:
-        from handlers.people import rename_from_text  # the /me flow lives with /me
-
         await rename_from_text(update, context, actor, text)
     elif flows[reg.FLOW_REGISTER] is not None:
         await _registration_message(update, runtime, flows[reg.FLOW_REGISTER])  # type: ignore[arg-type]
@@ -386,7 +373,7 @@ async def _registration_message(update: Update, runtime: Runtime, state: Convers
         ReplyKeyboardRemove(),
     )
     if done.invited:
-        await publish_person_commands(runtime, update.get_bot(), applicant)
+        await publish_person_commands(runtime, applicant)
     else:
         await send_review_requests(runtime, applicant.id)
 
@@ -467,173 +454,6 @@ async def on_agency_page(
 # --------------------------------------------------------------------------- verification
 
 
-def _review_text(runtime: Runtime, lang: str, applicant: User, **extra: Any) -> str:
-    with runtime.db.session() as session:
-        agency = session.get(Agency, applicant.agency_id or 0)
-    return runtime.renderer.render(
-        "reg_review_request",
-        lang,
-        person=applicant.full_name,
-        username=applicant.username,
-        phone=applicant.phone or "",
-        agency=agency.name if agency else "",
-        role=role_name(runtime, lang, applicant.requested_role or Role.MEMBER),
-        **{"decided": None, "by": "", "reason": None, **extra},
-    )
-
-
-def review_buttons(runtime: Runtime, lang: str, applicant_id: int) -> list[list[Button]]:
-    return [
-        [
-            Button(label(runtime, lang, "approve"), APPROVE.name, applicant_id),
-            Button(label(runtime, lang, "reject"), REJECT.name, applicant_id),
-        ]
-    ]
-
-
-_REVIEWING: set[int] = set()  # applicants whose requests this process is sending now
-_ANNOUNCING: set[int] = set()  # applicants whose decision this process is announcing now
-REVIEW_DELIVERY = "reg_review"
-DECISION_DELIVERY = "reg_decision"
-
-
-async def send_review_requests(runtime: Runtime, applicant_id: int) -> int:
-    """Send the request with Approve/Reject to every decider; returns how many have it.
-
-    Each request goes through the ``outbox`` ledger (keyed by the registration round), so the
-    ``registration.review`` due row, which finishes this after a kill, asks nobody twice."""
-    if applicant_id in _REVIEWING:
-        return 0
-    _REVIEWING.add(applicant_id)
-    try:
-        return await _send_review_requests(runtime, applicant_id)
-    finally:
-        _REVIEWING.discard(applicant_id)
-
-
-async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
-    with runtime.db.session() as session:
-        applicant = session.get(User, applicant_id)
-        assert applicant is not None
-        if applicant.status != UserStatus.PENDING:
-            return 0  # decided meanwhile
-        recipients = reg.deciders_for(session, runtime.settings.admin_ids, applicant)
-        round_id = reg.review_round(session, applicant_id)
-    for person in recipients:
-        text = _review_text(runtime, person.language, applicant)
-        buttons = review_buttons(runtime, person.language, applicant_id)
-
-        def send(chat: int = person.chat_id, text: str = text, buttons: Any = buttons) -> Any:
-            return runtime.notifier.send_text(ChatRef(chat), text, buttons)
-
-        try:
-            await outbox.send_once(
-                runtime,
-                kind=REVIEW_DELIVERY,
-                ref_id=round_id,
-                user_id=applicant_id,
-                part=f"rv{person.chat_id}",
-                send=send,
-            )
-        except DeliveryError as exc:
-            log.warning(
-                "could not send the request of user %s to %s: %s", applicant_id, person.chat_id, exc
-            )
-    languages = {p.chat_id: p.language for p in recipients}
-    sent = [
-        reg.ReviewMessage(m.chat_id, m.message_id, languages.get(m.chat_id, "vi"))
-        for m in outbox.sent(runtime, REVIEW_DELIVERY, round_id)
-    ]
-    with runtime.db.session() as session:
-        if not sent:
-            log.warning("nobody could be asked to verify user %s", applicant_id)
-        reg.record_review_messages(session, applicant_id, sent, runtime.clock.now())
-        due.cancel(session, kind=reg.REVIEW_KIND, ref_id=applicant_id, at=runtime.clock.now())
-    return len(sent)
-
-
-@due.due_handler(reg.REVIEW_KIND)
-async def _review_due(runtime: Runtime, session: Any, row: Any) -> None:
-    # Own sessions only (see bot.services.taskforces.room._retry_room).
-    if row.ref_id in _REVIEWING:  # being sent by this process right now: look again shortly
-        due.schedule(session, reg.REVIEW_KIND, runtime.clock.now() + _AGAIN, ref_id=row.ref_id)
-        return
-    await send_review_requests(runtime, row.ref_id)
-
-
-async def announce_decision(runtime: Runtime, bot: Any, result: reg.DecisionResult) -> None:
-    """Edit every decider's copy ("✓ Approved by …"), tell the applicant, refresh their menu.
-
-    Finishes the ``registration.decided`` due row the decision committed; the tick runs it
-    again after a kill (edits are idempotent, the applicant's message goes through the
-    ``outbox`` ledger)."""
-    applicant = result.applicant
-    assert applicant.id is not None
-    if applicant.id in _ANNOUNCING:
-        return
-    _ANNOUNCING.add(applicant.id)
-    try:
-        await _announce_decision(runtime, bot, result)
-    finally:
-        _ANNOUNCING.discard(applicant.id)
-    with runtime.db.session() as session:
-        due.cancel(session, kind=reg.DECIDED_KIND, ref_id=applicant.id, at=runtime.clock.now())
-
-
-async def _announce_decision(runtime: Runtime, bot: Any, result: reg.DecisionResult) -> None:
-    applicant = result.applicant
-    status = "approved" if result.approved else "rejected"
-    for review in result.reviews:
-        text = _review_text(
-            runtime, review.language, applicant, decided=status, by=result.by, reason=result.reason
-        )
-        try:
-            await runtime.notifier.edit_text(SentMessage(review.chat_id, review.message_id), text)
-        except DeliveryError as exc:
-            log.warning("could not update the request copy in %s: %s", review.chat_id, exc)
-    if applicant.telegram_id is not None:
-        lang = applicant.language
-        text = runtime.renderer.render(
-            f"reg_{status}",
-            lang,
-            role=role_name(runtime, lang, applicant.role),
-            reason=result.reason,
-        )
-        chat = ChatRef(applicant.telegram_id)
-        try:
-            await outbox.send_once(
-                runtime,
-                kind=DECISION_DELIVERY,
-                ref_id=result.event_id,
-                user_id=applicant.id or 0,
-                part="told",
-                send=lambda: runtime.notifier.send_text(chat, text),
-            )
-        except DeliveryError as exc:
-            log.warning("could not tell user %s about the decision: %s", applicant.id, exc)
-    await publish_person_commands(runtime, bot, applicant)
-
-
-@due.due_handler(reg.DECIDED_KIND)
-async def _decided_due(runtime: Runtime, session: Any, row: Any) -> None:
-    if row.ref_id in _ANNOUNCING:
-        due.schedule(
-            session,
-            reg.DECIDED_KIND,
-            runtime.clock.now() + _AGAIN,
-            ref_id=row.ref_id,
-            payload=row.payload,
-        )
-        return
-    with runtime.db.session() as own:
-        applicant = own.get(User, row.ref_id)
-    if applicant is None:
-        return
-    result = reg.DecisionResult.from_payload(applicant, row.payload)
-    # The tick has no update to take the bot from; the Telegram notifier holds it.
-    await announce_decision(runtime, getattr(runtime.notifier, "bot", None), result)
-
-
 @on_button(APPROVE.name)
 async def on_approve(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
@@ -666,7 +486,7 @@ async def on_approve(
         )
         return
     await query.answer(runtime.renderer.render("reg_decision_saved", lang))
-    await announce_decision(runtime, context.bot, result)
+    await announce_decision(runtime, result)
 
 
 @on_button(REJECT.name)
@@ -742,54 +562,15 @@ async def _finish_reject(
         return
     assert result is not None
     await reply(update, render("reg_decision_saved", lang))
-    await announce_decision(runtime, context.bot, result)
+    await announce_decision(runtime, result)
 
 
 # --------------------------------------------------------------------------- command menus
 
 
-def _bot_commands(runtime: Runtime, lang: str, names: list[str]) -> list[BotCommand]:
-    return [BotCommand(n, runtime.renderer.render("help_command", lang, key=n)) for n in names]
-
-
-async def publish_person_commands(runtime: Runtime, bot: Any, user: User) -> None:
-    """The command menu of one person's private chat: their role's commands, in their language.
-
-    Suspended, pending and rejected people fall back to the default (public) menu.
-    """
-    if user.telegram_id is None or bot is None:
-        return
-    scope = BotCommandScopeChat(user.telegram_id)
-    admin = user.telegram_id in runtime.settings.admin_ids
-    try:
-        if admin or user.status == UserStatus.ACTIVE:
-            role = Role.ADMIN if admin else Role(user.role)
-            names = command_lists.commands_for_role(role)
-            await bot.set_my_commands(_bot_commands(runtime, user.language, names), scope=scope)
-        else:
-            await bot.delete_my_commands(scope=scope)
-    except TelegramError as exc:
-        log.warning("could not set the command menu of %s: %s", user.telegram_id, exc)
-
-
 async def publish_default_commands(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Default menus (Vietnamese default, English) and global admins' own menus, at start-up."""
-    runtime = runtime_of(context)
-    bot = context.bot
-    public = list(command_lists.PUBLIC_COMMANDS)
-    try:
-        await bot.set_my_commands(_bot_commands(runtime, "vi", public))
-        await bot.set_my_commands(_bot_commands(runtime, "en", public), language_code="en")
-    except TelegramError as exc:
-        log.warning("could not set the default command menus: %s", exc)
-    with runtime.db.session() as session:
-        rows = {
-            telegram_id: actor_for_telegram(session, runtime.settings, telegram_id).user
-            for telegram_id in runtime.settings.admin_ids
-        }
-    for telegram_id, row in rows.items():
-        person = row or User(telegram_id=telegram_id, status=UserStatus.ACTIVE, role=Role.ADMIN)
-        await publish_person_commands(runtime, bot, person)
+    """Start-up job: the default command menus and the global admins' own."""
+    await command_lists.publish_default_commands(runtime_of(context))
 
 
 # --------------------------------------------------------------------------- guards

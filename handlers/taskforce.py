@@ -10,11 +10,13 @@ topic they are sent in. Every button is re-checked on the server by its rule
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import Session, select
 from telegram import Chat, Message, Update
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import TelegramError
@@ -28,8 +30,8 @@ from telegram.ext import (
     filters,
 )
 
-import bot.channels.telegram.rooms  # noqa: F401  (registers the Telegram RoomAdmin)
-from bot.buttons import Button, int_id, register
+from bot.buttons import int_id, register
+from bot.channels.base import Button
 from bot.channels.telegram.notifier import keyboard
 from bot.runtime import Runtime
 from bot.services import room_rights, rooms
@@ -50,7 +52,13 @@ from bot.services.taskforces.joining import (
 )
 from bot.services.taskforces.notes import add_note, post_update
 from bot.services.taskforces.opening import open_crisis
-from bot.services.taskforces.queries import crisis_for_lead, roster, timeline_lines
+from bot.services.taskforces.queries import (
+    TIMELINE_SHOWN,
+    crisis_for_lead,
+    for_participant,
+    lines_of_timeline,
+    roster,
+)
 from bot.services.taskforces.resolve import resolve_crisis
 from bot.services.taskforces.roles import parse_role, set_role
 from bot.services.taskforces.room import attach_waiting
@@ -396,19 +404,29 @@ async def task_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     )
 
 
-async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _room_view(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    view: Callable[[Session, int], Any],
+    template: str,
+    name: str,
+) -> None:
+    """A read-only view of the room's crisis for its participants, rendered as ``template``
+    with the crisis as ``c`` and the view as ``name``."""
     room = await _in_room(update, context)
     if room is None:
         return
     runtime, actor, lang, crisis_id = room
-    with runtime.db.session() as session:
-        crisis = session.get(Crisis, crisis_id)
-        allowed = crisis is not None and is_participant(session, actor, crisis)
-        tasks = open_tasks(session, crisis_id)
-    if not allowed:
-        await reply(update, _error(update, runtime, actor, lang, TaskForceError("not_member_self")))
+    try:
+        crisis, shown = for_participant(runtime, actor, crisis_id, view)
+    except TaskForceError as exc:
+        await reply(update, _error(update, runtime, actor, lang, exc))
         return
-    await reply(update, runtime.renderer.render("task_list", lang, c=crisis, tasks=tasks))
+    await reply(update, runtime.renderer.render(template, lang, c=crisis, **{name: shown}))
+
+
+async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _room_view(update, context, open_tasks, "task_list", "tasks")
 
 
 @on_button(DONE.name)
@@ -477,31 +495,12 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def timeline_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    try:
-        crisis, lines = timeline_lines(runtime, actor, crisis_id)
-    except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
-        return
-    await reply(update, runtime.renderer.render("timeline_list", lang, c=crisis, lines=lines))
+    recent = functools.partial(lines_of_timeline, limit=TIMELINE_SHOWN)
+    await _room_view(update, context, recent, "timeline_list", "lines")
 
 
 async def roster_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    with runtime.db.session() as session:
-        crisis = session.get(Crisis, crisis_id)
-        allowed = crisis is not None and is_participant(session, actor, crisis)
-        lines = roster(session, crisis_id)
-    if not allowed:
-        await reply(update, _error(update, runtime, actor, lang, TaskForceError("not_member_self")))
-        return
-    await reply(update, runtime.renderer.render("crisis_roster", lang, c=crisis, lines=lines))
+    await _room_view(update, context, roster, "crisis_roster", "lines")
 
 
 async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -517,13 +516,10 @@ async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         )
         return
     if not names:
-        with runtime.db.session() as session:
-            crisis = session.get(Crisis, crisis_id)
-            allowed = crisis is not None and is_participant(session, actor, crisis)
-            people = pick_candidates(session, crisis_id) if allowed else []
-        if not allowed:
-            refusal = TaskForceError("not_member_self")
-            await reply(update, _error(update, runtime, actor, lang, refusal))
+        try:
+            crisis, people = for_participant(runtime, actor, crisis_id, pick_candidates)
+        except TaskForceError as exc:
+            await reply(update, _error(update, runtime, actor, lang, exc))
             return
         buttons = [[Button(display_name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people]
         message = update.effective_message

@@ -16,7 +16,8 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
-from bot.buttons import Button, int_id, register
+from bot.buttons import int_id, register
+from bot.channels.base import Button
 from bot.channels.telegram.notifier import keyboard
 from bot.services import alerts, subscriptions
 from bot.services.alerts import AlertActionError, mute

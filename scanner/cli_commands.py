@@ -12,7 +12,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scanner.pipeline import Clock
 
 __all__ = [
     "cmd_scan",
@@ -28,12 +31,13 @@ EXIT_USAGE = 2
 SCORE_BATCH = 2000
 
 
-def register(sub: Any, settings_loader: Callable[[argparse.Namespace], Any]) -> None:
-    """Add ``scan`` and ``sentiment`` to the ``crisisdesk`` subparsers."""
+def register(sub: Any, settings_loader: Callable[[argparse.Namespace], Any], clock: Clock) -> None:
+    """Add ``scan`` and ``sentiment`` to the ``crisisdesk`` subparsers; ``scan`` runs on
+    ``clock`` (the wall clock, passed in by bot/cli.py: the scanner does not import bot/)."""
     scan = sub.add_parser("scan", help="fetch the feeds and store new articles and stories")
     scan.add_argument("--once", action="store_true", required=True, help="run one scan and exit")
     scan.add_argument("--json", action="store_true", help="print the result as JSON")
-    scan.set_defaults(func=lambda args: cmd_scan(args, settings_loader(args)))
+    scan.set_defaults(func=lambda args: cmd_scan(args, settings_loader(args), clock))
 
     sentiment = sub.add_parser("sentiment", help="score, train or evaluate the sentiment model")
     actions = sentiment.add_subparsers(dest="sentiment_command", metavar="ACTION")
@@ -70,16 +74,17 @@ def register(sub: Any, settings_loader: Callable[[argparse.Namespace], Any]) -> 
 # --------------------------------------------------------------------------- scan
 
 
-def cmd_scan(args: argparse.Namespace, settings: Any, *, out: IO[str] | None = None) -> int:
+def cmd_scan(
+    args: argparse.Namespace, settings: Any, clock: Clock, *, out: IO[str] | None = None
+) -> int:
     """Run one scan against the configured database and print what it found, per topic."""
-    from bot.clock import SystemClock
     from scanner.pipeline import run_scan
     from storage.sync import prepare_database
 
     out = out or sys.stdout
     db = prepare_database(settings)
     try:
-        report = asyncio.run(run_scan(db, settings, SystemClock()))
+        report = asyncio.run(run_scan(db, settings, clock))
     finally:
         db.dispose()
     if args.json:

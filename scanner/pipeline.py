@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session, col
 
-from bot.clock import Clock
 from scanner.dedupe import StoryIndex, canonical_url, content_fingerprint
 from scanner.parse import FeedError, FeedItem, parse_feed
 from scanner.sentiment import ModelScorer, Scorer, Sentiment, default_scorer
@@ -53,6 +52,14 @@ from storage.db import Database, begin_write
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
 
 log = logging.getLogger(__name__)
+
+
+class Clock(Protocol):
+    """Where a scan takes "now" from: ``bot.clock``'s clocks fit (the scanner sits below bot/
+    and never imports it), so tests and the sandbox scan on simulated time."""
+
+    def now(self) -> datetime: ...
+
 
 __all__ = [
     "LAST_SCAN_KEY",

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -29,8 +29,6 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
-from bot.clock import SimulatedClock
-from bot.config import Settings
 from scanner.alerting import FAMILY, AlertChange
 from scanner.series import (
     BUCKET,
@@ -43,6 +41,7 @@ from scanner.series import (
 from scanner.trends import HISTORY, detect_topic
 from storage.db import Database, make_engine
 from storage.models import Article, ArticleTopic, Story, Topic
+from storage.sync import ConfigEntries, sync_config
 
 
 class ReplayError(ValueError):
@@ -271,9 +270,17 @@ def change_line(change: AlertChange, topic_name: str, tz: tzinfo) -> dict[str, A
     }
 
 
+class ReplaySettings(ConfigEntries, Protocol):
+    """What a replay reads of the settings (``bot.config.Settings`` fits): the TOML's agencies,
+    topics and sources, and the zone of the printed times."""
+
+    @property
+    def tz(self) -> tzinfo: ...
+
+
 def replay(
     items: Sequence[StreamItem],
-    settings: Settings,
+    settings: ReplaySettings,
     out: TextIO | None = None,
     *,
     ingest: str = "scanner",
@@ -284,8 +291,6 @@ def replay(
 
     ``keep`` names a new SQLite file to replay into instead, left for inspection (tests).
     """
-    from storage.sync import sync_config
-
     report = ReplayReport(items=len(items))
     started = time.perf_counter()
     tz = settings.tz
@@ -330,10 +335,9 @@ def _run(
         for t in ids
     }
     history = int(HISTORY / BUCKET)
-    clock = SimulatedClock(first)
     last_seen: dict[tuple[int, int], datetime] = {}  # (topic, story) -> last article time
     for index, (start, batch) in enumerate(_buckets(items)):
-        now = clock.advance(start + BUCKET - clock.now())
+        now = (start + BUCKET).astimezone(UTC)  # each bucket is scanned as it closes
         rows = store(session, batch, now) if batch else []
         # Same rule as rebuild_buckets: a story already seen for the topic within the lookback
         # adds reach, not a story.
@@ -397,7 +401,7 @@ def _run(
 
 def cmd_replay(
     stream: Path,
-    settings: Settings,
+    settings: ReplaySettings,
     out: TextIO,
     err: TextIO,
     *,

@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -172,25 +173,38 @@ class _Row:
     label: str
 
 
-def _rows(
-    session: Session, start: datetime, end: datetime, topic_ids: Sequence[int] | None
-) -> list[_Row]:
+def topic_articles(
+    columns: Sequence[Any], start: datetime, end: datetime, topic_ids: Sequence[int] | None
+) -> Any:
+    """A select of ``columns`` over the articles matched to ``topic_ids`` (None: every topic)
+    and published in [start, end), each with its story (if any) for the story's columns.
+
+    The one query shape behind the series, their repair and the facts of a window."""
     stmt = (
-        sa.select(  # type: ignore[call-overload]
-            ArticleTopic.topic_id,
-            Article.id,
-            Article.story_id,
-            Article.outlet,
-            Article.source_id,
-            Article.published_at,
-            TOPIC_LABEL,
-        )
-        .join(Article, Article.id == ArticleTopic.article_id)
-        .outerjoin(Story, Story.id == Article.story_id)
-        .where(Article.published_at >= start, Article.published_at < end)
+        sa.select(*columns)
+        .select_from(ArticleTopic)
+        .join(Article, Article.id == ArticleTopic.article_id)  # type: ignore[arg-type]
+        .outerjoin(Story, Story.id == Article.story_id)  # type: ignore[arg-type]
+        .where(Article.published_at >= start, Article.published_at < end)  # type: ignore[arg-type]
     )
     if topic_ids is not None:
         stmt = stmt.where(ArticleTopic.topic_id.in_(list(topic_ids)))  # type: ignore[attr-defined]
+    return stmt
+
+
+def _rows(
+    session: Session, start: datetime, end: datetime, topic_ids: Sequence[int] | None
+) -> list[_Row]:
+    columns = (
+        ArticleTopic.topic_id,
+        Article.id,
+        Article.story_id,
+        Article.outlet,
+        Article.source_id,
+        Article.published_at,
+        TOPIC_LABEL,
+    )
+    stmt = topic_articles(columns, start, end, topic_ids)
     out = []
     for topic_id, article_id, story_id, outlet, source_id, published_at, lab in session.execute(
         stmt

@@ -56,6 +56,7 @@ from scanner.series import (
     bucket_ceil,
     history_starts,
     load_series,
+    topic_articles,
 )
 from scanner.terms import emerging_signal, emerging_terms, has_candidates, suggested_queries
 from scanner.topics import parse_query
@@ -82,27 +83,20 @@ class WindowFacts:
     harm: Harm  # what the stories say happened to people, by the outlets that carry it
 
 
+# What a window's facts and its background read of each article.
+_TEXT_COLUMNS = (
+    Article.id,
+    Article.story_id,
+    Article.outlet,
+    Article.published_at,
+    Article.title,
+    Article.summary,
+)
+
+
 def window_facts(session: Session, topic_id: int, start: datetime, end: datetime) -> WindowFacts:
-    stmt = (
-        sa.select(  # type: ignore[call-overload]
-            Article.id,
-            Article.story_id,
-            Article.outlet,
-            Article.published_at,
-            Article.title,
-            Article.summary,
-            TOPIC_LABEL,
-            Story.outlet_count,
-        )
-        .join(ArticleTopic, ArticleTopic.article_id == Article.id)
-        .outerjoin(Story, Story.id == Article.story_id)
-        .where(
-            ArticleTopic.topic_id == topic_id,
-            Article.published_at >= start,
-            Article.published_at < end,
-        )
-        .order_by(Article.published_at)
-    )
+    columns = (*_TEXT_COLUMNS, TOPIC_LABEL, Story.outlet_count)
+    stmt = topic_articles(columns, start, end, [topic_id]).order_by(Article.published_at)
     first: dict[int, tuple[str, datetime, str, int]] = {}
     carried: dict[int, set[str]] = {}
     outlets: set[str] = set()
@@ -448,23 +442,7 @@ def _stories(
     session: Session, topic_id: int, start: datetime, end: datetime
 ) -> list[tuple[str, str, datetime]]:
     """(text, outlet, published) of the first article of each story of the topic in the range."""
-    stmt = (
-        sa.select(  # type: ignore[call-overload]
-            Article.id,
-            Article.story_id,
-            Article.outlet,
-            Article.published_at,
-            Article.title,
-            Article.summary,
-        )
-        .join(ArticleTopic, ArticleTopic.article_id == Article.id)
-        .where(
-            ArticleTopic.topic_id == topic_id,
-            Article.published_at >= start,
-            Article.published_at < end,
-        )
-        .order_by(Article.published_at)
-    )
+    stmt = topic_articles(_TEXT_COLUMNS, start, end, [topic_id]).order_by(Article.published_at)
     first: dict[int, tuple[str, str, datetime]] = {}
     for aid, sid, outlet, published, title, summary in session.execute(stmt):
         key = sid if sid is not None else -aid

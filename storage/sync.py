@@ -9,17 +9,69 @@ from the TOML is deactivated, not deleted, because alerts and articles still poi
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
-from bot.config import Settings
 from storage.db import Database
 from storage.lock import DatabaseLock
 from storage.migrate import upgrade
 from storage.models import Agency, Owner, Source, Topic
 
 log = logging.getLogger(__name__)
+
+
+# What sync reads of the settings, as protocols: storage sits below bot/ and never imports its
+# config; ``bot.config.Settings`` (and its ``AgencyConfig``…) fit these as they are.
+
+
+class AgencyEntry(Protocol):
+    @property
+    def code(self) -> str: ...
+
+    def model_dump(self) -> dict[str, Any]:
+        """The agency's columns by name."""
+        ...
+
+
+class TopicEntry(Protocol):
+    @property
+    def agency(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def query(self) -> str: ...
+    @property
+    def sensitivity(self) -> str: ...
+
+
+class SourceEntry(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def outlet(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+
+
+class ConfigEntries(Protocol):
+    """The TOML's agencies, topics and sources."""
+
+    @property
+    def agencies(self) -> Sequence[AgencyEntry]: ...
+    @property
+    def topics(self) -> Sequence[TopicEntry]: ...
+    @property
+    def sources(self) -> Sequence[SourceEntry]: ...
+
+
+class DatabaseConfig(ConfigEntries, Protocol):
+    """The entries and where the database is."""
+
+    @property
+    def effective_database_url(self) -> str: ...
 
 
 @dataclass
@@ -58,7 +110,7 @@ def _assign(row: object, values: dict[str, object]) -> bool:
     return changed
 
 
-def sync_config(session: Session, settings: Settings) -> SyncReport:
+def sync_config(session: Session, settings: ConfigEntries) -> SyncReport:
     """Make the TOML-owned rows match ``settings``; returns what changed."""
     report = SyncReport()
     agencies = {a.code: a for a in session.exec(select(Agency)).all()}
@@ -122,7 +174,7 @@ def sync_config(session: Session, settings: Settings) -> SyncReport:
     return report
 
 
-def prepare_database(settings: Settings) -> Database:
+def prepare_database(settings: DatabaseConfig) -> Database:
     """Migrate to head and sync the TOML: what ``crisisdesk run`` and ``db upgrade`` do first.
 
     A SQLite file is locked for this process first (``storage.lock``; released by

@@ -19,10 +19,19 @@ import sqlalchemy as sa
 
 from bot.clock import SimulatedClock
 from bot.config import Settings, load_settings
+from bot.wiring import wire
 from storage.db import Database
 from storage.migrate import upgrade
 
 pytest_plugins = ["emulator_fixtures"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def wired() -> None:
+    """The registries filled as the app fills them (``bot.wiring``), also for the tests that
+    call services without building the app."""
+    wire()
+
 
 PG_ENV = "CRISISDESK_TEST_DATABASE_URL"
 START = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 in Hà Nội, a Monday

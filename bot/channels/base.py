@@ -8,12 +8,40 @@ react (mark a person unreachable, retry later) without importing ``telegram``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from bot.buttons import Button
+MAX_CALLBACK_BYTES = 64  # Telegram's limit on a button's data; the scheme keeps to it everywhere
+ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,31}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,28}$")
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button as services describe it: a label and the ``action:id`` it triggers (the
+    registry of actions and their permission rules is ``bot.buttons``)."""
+
+    label: str
+    action: str
+    id: str | int = 0
+
+    @property
+    def data(self) -> str:
+        return encode(self.action, self.id)
+
+
+def encode(action: str, ident: str | int = 0) -> str:
+    """The ``action:id`` data a button carries; refuses what a press could not bring back."""
+    ident_text = str(ident)
+    if not ACTION_PATTERN.match(action) or not ID_PATTERN.match(ident_text):
+        raise ValueError(f"bad button action or id: {action!r}, {ident_text!r}")
+    data = f"{action}:{ident_text}"
+    if len(data.encode()) > MAX_CALLBACK_BYTES:
+        raise ValueError(f"callback data over {MAX_CALLBACK_BYTES} bytes: {data!r}")
+    return data
 
 
 @dataclass(frozen=True)
@@ -46,6 +74,7 @@ class Attachment:
 
 
 Buttons = Sequence[Sequence[Button]]
+Keyboard = list[list[Button]]  # rows of buttons as a flow builds them
 
 
 class DeliveryError(Exception):
@@ -106,3 +135,25 @@ class Notifier(Protocol):
         ...
 
     async def pin(self, message: SentMessage) -> None: ...
+
+
+@runtime_checkable
+class CommandMenus(Protocol):
+    """A channel that shows each chat a menu of commands (Telegram's ``setMyCommands``).
+
+    Optional: services look for it on the notifier and skip menus where the channel has none.
+    ``commands`` are ``(name, description)`` pairs in menu order.
+    """
+
+    async def set_commands(
+        self,
+        commands: Sequence[tuple[str, str]],
+        to: ChatRef | None = None,
+        language: str | None = None,
+    ) -> None:
+        """The menu of chat ``to``; without it the default menu (for ``language`` if given)."""
+        ...
+
+    async def clear_commands(self, to: ChatRef) -> None:
+        """Drop chat ``to``'s own menu: it sees the default one again."""
+        ...

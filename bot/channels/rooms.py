@@ -2,8 +2,9 @@
 
 The ``Notifier`` sends, edits and pins; a crisis room also needs forum topics, invite links, join
 requests and member removal. Services ask :func:`room_admin_for` for the RoomAdmin that goes with
-the runtime's notifier (each channel registers a factory when its adapter module is imported), so
-services stay free of ``telegram`` imports and a Zalo adapter can supply its own.
+the runtime's notifier (each channel's factory is registered where the app is wired,
+``bot.wiring``), so services stay free of ``telegram`` imports and a Zalo adapter can supply
+its own.
 
 People are addressed by their channel id (``User.telegram_id`` on Telegram). Failures are the
 channel-neutral exceptions of :mod:`bot.channels.base`.
@@ -74,6 +75,6 @@ def room_admin_for(notifier: Any) -> RoomAdmin:
     if all(hasattr(notifier, name) for name in ("create_topic", "create_invite_link")):
         return notifier
     raise LookupError(
-        f"no RoomAdmin registered for {type(notifier).__name__}; import its channel adapter "
-        "(e.g. bot.channels.telegram.rooms) or pass rooms= explicitly"
+        f"no RoomAdmin registered for {type(notifier).__name__}; wire its channel adapter "
+        "(bot.wiring.wire) or pass rooms= explicitly"
     )

@@ -161,11 +161,9 @@ def wired_features() -> set[str]:
     return {module.__name__ for module in wired}
 
 
-def drill_state(sandbox: Sandbox, lang: str) -> dict[str, Any]:
-    """The panel: every step with its status (done | current | todo | unavailable)."""
-    from bot.sandbox.web import load_strings
-
-    strings = load_strings()[lang]
+def drill_state(sandbox: Sandbox, strings: dict[str, str]) -> dict[str, Any]:
+    """The panel: every step with its status (done | current | todo | unavailable), worded with
+    the page's ``strings`` of the reader's language."""
     wired = wired_features()
     done_keys = sandbox.drill_done
     with sandbox.db.session() as session:

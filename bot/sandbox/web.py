@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
+from bot.sandbox.drill import drill_state
 from bot.sandbox.newsday import TZ
 from bot.sandbox.personas import PERSONA_BY_ID, PERSONAS
 from bot.sandbox.telegram_emulator.errors import ControlError
@@ -494,9 +495,7 @@ async def api_state(request: web.Request) -> web.Response:
     strings = request.app[STRINGS_KEY][lang]
     drill = None
     if sandbox.options.drill:  # first: a step met may start the drill's clock
-        from bot.sandbox.drill import drill_state
-
-        drill = await asyncio.to_thread(drill_state, sandbox, lang)
+        drill = await asyncio.to_thread(drill_state, sandbox, strings)
     state: dict[str, Any] = {
         "personas": persona_list(sandbox, lang, strings),
         "clock": clock_json(sandbox),

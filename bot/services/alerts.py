@@ -27,6 +27,7 @@ from storage.models import (
     AlertStatus,
     Article,
     ArticleTopic,
+    Crisis,
     Delivery,
     DeliveryStatus,
     Role,
@@ -251,8 +252,6 @@ def facts(session: Session, alert_id: int) -> AlertFacts:
     if alert.acknowledged_by_id is not None:
         person = session.get(User, alert.acknowledged_by_id)
         acknowledged_by = person.full_name if person else "?"
-    from storage.models import Crisis
-
     crisis = session.exec(select(Crisis.id).where(Crisis.alert_id == alert.id)).first()
     return AlertFacts(
         alert=alert,

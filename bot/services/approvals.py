@@ -34,10 +34,17 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.buttons import Button
-from bot.channels.base import Attachment, ChatRef, DeliveryError, RecipientUnreachable, SentMessage
+from bot.channels.base import (
+    Attachment,
+    Button,
+    ChatRef,
+    DeliveryError,
+    RecipientUnreachable,
+    SentMessage,
+)
 from bot.services import audit, due, outbox
 from bot.services import drafts as dr
+from bot.services.approval_reminders import ESCALATE, REMIND, cancel_reminders, schedule_reminders
 from bot.services.permissions import Actor
 from storage.models import (
     Agency,
@@ -64,8 +71,6 @@ log = logging.getLogger(__name__)
 FLOW_PIN_SET = "pin_set"
 FLOW_PIN_APPROVE = "pin_approve"
 FLOW_REASON = "approval_reason"
-REMIND = "approval.remind"
-ESCALATE = "approval.escalate"
 PUBLISH = "draft.publish"
 DELIVERY_REQUEST = "approval_request"
 PIN_RE = re.compile(r"^\d{4,12}$")
@@ -164,7 +169,7 @@ def submit(
     if cast(Any, moved).rowcount != 1:
         raise dr.DraftError("draft_already_submitted", version=draft.version)
     session.refresh(draft)
-    dr._record(
+    dr.record_step(
         session,
         draft,
         "draft.submitted",
@@ -173,23 +178,8 @@ def submit(
         text=f"#{draft.number} v{draft.version} → {', '.join(u.full_name for u in approvers)}",
         extra={"approvers": [u.id for u in approvers], "required": agency.approvals_required},
     )
-    due.schedule(
-        session, REMIND, at + remind_after, ref_id=draft.id, dedupe_key=f"{REMIND}:{draft.id}"
-    )
-    due.schedule(
-        session,
-        ESCALATE,
-        at + 2 * remind_after,
-        ref_id=draft.id,
-        dedupe_key=f"{ESCALATE}:{draft.id}",
-    )
+    schedule_reminders(session, draft, at, remind_after)
     return Submitted(draft, crisis, approvers, agency.approvals_required)
-
-
-def cancel_reminders(session: Session, draft: Draft, at: datetime) -> None:
-    assert draft.id is not None
-    due.cancel(session, kind=REMIND, ref_id=draft.id, at=at)
-    due.cancel(session, kind=ESCALATE, ref_id=draft.id, at=at)
 
 
 # --------------------------------------------------------------------------- deciding
@@ -315,7 +305,7 @@ def decide(
         DraftStatus.REJECTED: "draft.rejected",
         None: "draft.approval",
     }[new_status]
-    dr._record(
+    dr.record_step(
         session,
         draft,
         action,
@@ -857,7 +847,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
             return
         fresh = own.get(Draft, draft.id)
         assert fresh is not None
-        dr._record(
+        dr.record_step(
             own,
             fresh,
             "draft.published",

@@ -1,16 +1,27 @@
 """Which commands each role may use: the source of ``/help`` and of Telegram's command menus.
 
-Channel-neutral: this module only says *which* commands a person may use; the words come from the
-``help_command`` template and the Telegram handler layer publishes them with ``setMyCommands``.
-Later features add their commands with :func:`register_command` at import time.
+Channel-neutral: this module says *which* commands a person may use; the words come from the
+``help_command`` template, and a channel with command menus (``bot.channels.base.CommandMenus``;
+Telegram's ``setMyCommands``) shows them. Later features add their commands with
+:func:`register_command` at import time.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from bot.channels.base import ChatRef, CommandMenus, DeliveryError
+from bot.services.people import user_by_telegram
 from bot.services.permissions import ROLE_RANK, Actor
-from storage.models import Role
+from storage.models import Role, User, UserStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,3 +82,50 @@ def commands_for_role(role: Role | None) -> list[str]:
 def commands_for(actor: Actor) -> list[str]:
     """Commands ``actor`` may use right now (suspended and pending people: the public ones)."""
     return commands_for_role(actor.role)
+
+
+def _menu(runtime: Runtime, lang: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    return [(n, runtime.renderer.render("help_command", lang, key=n)) for n in names]
+
+
+async def publish_person_commands(runtime: Runtime, user: User) -> None:
+    """The command menu of one person's private chat: their role's commands, in their language.
+
+    Suspended, pending and rejected people fall back to the default (public) menu. A channel
+    without command menus is left alone; a refusal is logged, never raised (a menu is a help).
+    """
+    menus = runtime.notifier
+    if user.telegram_id is None or not isinstance(menus, CommandMenus):
+        return
+    chat = ChatRef(user.telegram_id)
+    admin = user.telegram_id in runtime.settings.admin_ids
+    try:
+        if admin or user.status == UserStatus.ACTIVE:
+            role = Role.ADMIN if admin else Role(user.role)
+            names = commands_for_role(role)
+            await menus.set_commands(_menu(runtime, user.language, names), chat)
+        else:
+            await menus.clear_commands(chat)
+    except DeliveryError as exc:
+        log.warning("could not set the command menu of %s: %s", user.telegram_id, exc)
+
+
+async def publish_default_commands(runtime: Runtime) -> None:
+    """Default menus (Vietnamese default, English) and the global admins' own menus (at start)."""
+    menus = runtime.notifier
+    if not isinstance(menus, CommandMenus):
+        return
+    public = list(PUBLIC_COMMANDS)
+    try:
+        await menus.set_commands(_menu(runtime, "vi", public))
+        await menus.set_commands(_menu(runtime, "en", public), language="en")
+    except DeliveryError as exc:
+        log.warning("could not set the default command menus: %s", exc)
+    with runtime.db.session() as session:
+        rows = {
+            telegram_id: user_by_telegram(session, telegram_id)
+            for telegram_id in runtime.settings.admin_ids
+        }
+    for telegram_id, row in rows.items():
+        person = row or User(telegram_id=telegram_id, status=UserStatus.ACTIVE, role=Role.ADMIN)
+        await publish_person_commands(runtime, person)

@@ -41,10 +41,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.buttons import Button
 from bot.channels.base import (
     ON_WIRE,
     Attachment,
+    Button,
     ChatRef,
     DeliveryError,
     OutcomeUnknown,

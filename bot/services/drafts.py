@@ -28,7 +28,9 @@ from sqlmodel import Session, col, select
 from bot.channels.base import Attachment, ChatRef, DeliveryError, SentMessage
 from bot.services import audit, timeline
 from bot.services import press_templates as pt
+from bot.services.approval_reminders import cancel_reminders
 from bot.services.permissions import Actor, is_admin
+from bot.services.taskforces.brief import touch_brief
 from bot.services.textsplit import DEFAULT_PIECE, html_pieces
 from storage.models import (
     Agency,
@@ -51,7 +53,7 @@ from storage.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.buttons import Button
+    from bot.channels.base import Button
     from bot.runtime import Runtime
 
 FLOW_FILL = "draft_fill"
@@ -125,16 +127,6 @@ def latest(session: Session, crisis_id: int, number: int) -> Draft | None:
         .where(Draft.crisis_id == crisis_id, Draft.number == number)
         .order_by(col(Draft.version).desc())
     ).first()
-
-
-def versions(session: Session, crisis_id: int, number: int) -> list[Draft]:
-    return list(
-        session.exec(
-            select(Draft)
-            .where(Draft.crisis_id == crisis_id, Draft.number == number)
-            .order_by(col(Draft.version))
-        )
-    )
 
 
 def is_latest(session: Session, draft: Draft) -> bool:
@@ -481,7 +473,7 @@ def create_first_version(
     )
     session.add(draft)
     session.flush()
-    _record(
+    record_step(
         session,
         draft,
         "draft.created",
@@ -607,7 +599,7 @@ def new_version(
     )
     session.add(fresh)
     session.flush()
-    _record(
+    record_step(
         session,
         fresh,
         "draft.edited",
@@ -624,13 +616,11 @@ def new_version(
 
 
 def _supersede(session: Session, draft: Draft, at: datetime) -> None:
-    from bot.services import approvals  # the approval rules own their reminders
-
     was_submitted = draft.status == DraftStatus.SUBMITTED
     draft.status = DraftStatus.SUPERSEDED
     session.add(draft)
     if was_submitted:
-        approvals.cancel_reminders(session, draft, at)
+        cancel_reminders(session, draft, at)
 
 
 def discard(session: Session, draft: Draft, actor: Actor, at: datetime) -> Draft:
@@ -640,16 +630,14 @@ def discard(session: Session, draft: Draft, actor: Actor, at: datetime) -> Draft
     if newest.status in (DraftStatus.APPROVED, DraftStatus.PUBLISHED):
         raise DraftError("draft_closed", number=draft.number, status=newest.status)
     if newest.status == DraftStatus.SUBMITTED:
-        from bot.services import approvals
-
-        approvals.cancel_reminders(session, newest, at)
+        cancel_reminders(session, newest, at)
     newest.status = DraftStatus.DISCARDED
     session.add(newest)
-    _record(session, newest, "draft.discarded", actor.user_id, at, text=f"#{newest.number}")
+    record_step(session, newest, "draft.discarded", actor.user_id, at, text=f"#{newest.number}")
     return newest
 
 
-def _record(
+def record_step(
     session: Session,
     draft: Draft,
     action: str,
@@ -659,7 +647,8 @@ def _record(
     text: str = "",
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """One audit event and one timeline event for a step of a statement."""
+    """One audit event and one timeline event for a step of a statement; the crisis brief is
+    edited soon after (it counts the statements published)."""
     data = {
         "draft_id": draft.id,
         "number": draft.number,
@@ -677,6 +666,7 @@ def _record(
         at=at,
     )
     timeline.add(session, draft.crisis_id, action, actor_id, text, data, at=at)
+    touch_brief(session, draft.crisis_id, at)  # statements published show in the pinned brief
 
 
 # --------------------------------------------------------------------------- presentation

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -28,18 +29,40 @@ DueHandler = Callable[["Runtime", Session, Due], Awaitable[None]]
 MAX_ATTEMPTS = 8
 
 _HANDLERS: dict[str, DueHandler] = {}
+_KIND_MARK = "due_kind"
 
 
 def due_handler(kind: str) -> Callable[[DueHandler], DueHandler]:
-    """Register the coroutine that fires rows of ``kind`` (one per kind)."""
+    """Declare the coroutine that fires rows of ``kind``; :func:`install` registers it.
+
+    Only a mark on the function: nothing is registered by importing a module, so what fires is
+    what ``bot.wiring`` installs, in one place.
+    """
 
     def decorate(func: DueHandler) -> DueHandler:
-        if kind in _HANDLERS and _HANDLERS[kind] is not func:
-            raise ValueError(f"a due handler for {kind!r} is already registered")
-        _HANDLERS[kind] = func
+        setattr(func, _KIND_MARK, kind)
         return func
 
     return decorate
+
+
+def register(kind: str, func: DueHandler) -> None:
+    """Register the coroutine that fires rows of ``kind`` (one per kind)."""
+    if kind in _HANDLERS and _HANDLERS[kind] is not func:
+        raise ValueError(f"a due handler for {kind!r} is already registered")
+    _HANDLERS[kind] = func
+
+
+def install(*modules: ModuleType) -> list[str]:
+    """Register every ``@due_handler`` declared in ``modules``; returns the kinds."""
+    kinds = []
+    for module in modules:
+        for value in vars(module).values():
+            kind = getattr(value, _KIND_MARK, None)
+            if isinstance(kind, str) and getattr(value, "__module__", None) == module.__name__:
+                register(kind, value)
+                kinds.append(kind)
+    return kinds
 
 
 def schedule(
@@ -57,7 +80,7 @@ def schedule(
     runs again after a restart cannot double a reminder; returns None when it already exists.
     """
     if kind not in _HANDLERS:
-        raise ValueError(f"no due handler registered for {kind!r}")
+        raise ValueError(f"no due handler registered for {kind!r} (see bot.wiring)")
     if dedupe_key is not None:
         existing = session.exec(select(Due).where(Due.dedupe_key == dedupe_key)).first()
         if existing is not None:

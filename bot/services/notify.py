@@ -1,7 +1,8 @@
-"""The ``notify`` due kind: a templated message to one person at a later time.
+"""The ``notify`` due kind: a templated message to one person at a later time, and
+``send_direct``, how every reminder reaches one person.
 
-It is the general-purpose reminder (task due soon, deadline at 80 %, …): other services schedule
-``notify`` rows with a template name and its context; the person's language is looked up when the
+``notify`` is the general-purpose reminder (task due soon, deadline at 80 %, …): other services
+schedule rows with a template name and its context; the person's language is looked up when the
 row fires, so a language change in between is honoured.
 """
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from bot.channels.base import ChatRef, RecipientUnreachable
+from bot.channels.base import Buttons, ChatRef, RecipientUnreachable
 from bot.services import audit
 from bot.services.due import due_handler
 from storage.models import Due, User
@@ -35,14 +36,23 @@ async def fire_notify(runtime: Runtime, session: Session, due: Due) -> None:
         log.info("due %s: nobody to notify", due.id)
         return
     text = runtime.renderer.render(due.payload["template"], user.language, **due.payload["context"])
+    await send_direct(runtime, session, user, text)
+
+
+async def send_direct(
+    runtime: Runtime, session: Session, person: User, text: str, buttons: Buttons | None = None
+) -> None:
+    """A direct message to ``person`` (who has a chat id); one who blocked the bot is marked
+    unreachable in ``session``, with an audit row, so later sends skip them."""
+    assert person.telegram_id is not None
     try:
-        await runtime.notifier.send_text(ChatRef(user.telegram_id), text)
+        await runtime.notifier.send_text(ChatRef(person.telegram_id), text, buttons)
     except RecipientUnreachable as exc:
-        user.reachable = False
+        person.reachable = False
         audit.record(
             session,
             action="user.unreachable",
-            subject=f"user:{user.id}",
+            subject=f"user:{person.id}",
             after={"reason": str(exc)},
             at=runtime.clock.now(),
         )

@@ -178,17 +178,6 @@ def _expect(state: ConversationState, step: str) -> None:
         raise RegistrationError("wrong_step", expected=step, actual=state.step)
 
 
-def has_open_registration(session: Session, user_ref: str) -> bool:
-    return (
-        session.exec(
-            select(ConversationState.id).where(
-                ConversationState.user_ref == user_ref, ConversationState.flow == FLOW_REGISTER
-            )
-        ).first()
-        is not None
-    )
-
-
 def registration_of(session: Session, user_ref: str) -> ConversationState | None:
     """The person's open registration, whatever chat it is in (buttons only know the person)."""
     return session.exec(
@@ -278,16 +267,6 @@ def agencies_page(
         select(Agency).order_by(col(Agency.code)).offset(page * per_page).limit(per_page)
     ).all()
     return list(rows), page, pages
-
-
-def agency_page_of(session: Session, agency_id: int, per_page: int = AGENCIES_PER_PAGE) -> int:
-    agency = session.get(Agency, agency_id)
-    if agency is None:
-        return 0
-    before = session.exec(
-        select(func.count()).select_from(Agency).where(col(Agency.code) < agency.code)
-    ).one()
-    return int(before) // per_page
 
 
 def choose_agency(

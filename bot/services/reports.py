@@ -25,7 +25,13 @@ from sqlmodel import Session, col, func, select
 
 from bot.services import timeline
 from bot.services.taskforces.crises import display_name
-from bot.services.taskforces.queries import RosterLine, TimelineLine, approvals_of, roster
+from bot.services.taskforces.queries import (
+    RosterLine,
+    TimelineLine,
+    approvals_of,
+    lines_of_timeline,
+    roster,
+)
 from bot.templating import TEMPLATES_ROOT, normalise_language
 from storage.models import Agency, Crisis, Draft, DraftStatus, Task, User
 
@@ -103,15 +109,7 @@ def build(session: Session, crisis_id: int, now: datetime) -> ReportData:
     crisis = session.get(Crisis, crisis_id)
     if crisis is None:
         raise LookupError(f"no crisis {crisis_id}")
-    names: dict[int, str] = {}
-    events: list[TimelineLine] = []
-    for event in timeline.events(session, crisis_id):
-        name = ""
-        if event.actor_id is not None:
-            if event.actor_id not in names:
-                names[event.actor_id] = display_name(session.get(User, event.actor_id))
-            name = names[event.actor_id]
-        events.append(TimelineLine(event.at, event.kind, name, event.text))
+    events = lines_of_timeline(session, crisis_id)
     statements = list(
         session.exec(
             select(Draft)

@@ -62,11 +62,6 @@ def can_follow(session: Session, actor: Actor, topic_id: int) -> bool:
     )
 
 
-def can_manage_topic(session: Session, actor: Actor, topic_id: int) -> bool:
-    topic = session.get(Topic, topic_id)
-    return topic is not None and can_act_for_agency(actor, topic.agency_id, Role.SUPERVISOR)
-
-
 def set_subscription(
     session: Session, actor: Actor, topic_id: int, follow: bool, now: datetime
 ) -> bool:

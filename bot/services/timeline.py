@@ -35,9 +35,6 @@ NOTE = "note"
 DEADLINE = "deadline"
 RESOLVED = "crisis.resolved"
 
-# Kinds written by other services that change the brief.
-BRIEF_KINDS = ("draft.",)
-
 KINDS = (
     OPENED,
     ROOM_READY,
@@ -86,12 +83,6 @@ def add(
         at=at,
     )
     session.add(event)
-    if kind.startswith(BRIEF_KINDS):
-        # Drafts and approvals change what the pinned brief shows (statements published):
-        # ask for an edit in the same transaction. Imported here: taskforces imports this module.
-        from bot.services.taskforces.brief import touch_brief
-
-        touch_brief(session, crisis_id, at)
     return event
 
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from bot.buttons import Button
 from bot.channels import base
-from bot.channels.base import Attachment, Buttons, Notifier, SentMessage
+from bot.channels.base import Attachment, Button, Buttons, Notifier, SentMessage
 from bot.channels.refs import ChatRef, MessageRef
 from bot.services.textsplit import split_plain
 from handlers.conversation.surface import Capabilities, Surface

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from channels.fake_channel import CHANNEL, FakeChannel, FakeSurface
 
-from bot.buttons import Button
 from bot.channels import base
-from bot.channels.base import SentMessage
+from bot.channels.base import Button, SentMessage
 from bot.channels.refs import ChatRef, MessageRef
 from handlers.conversation.degrade import Replies, press_for, typed_press
 

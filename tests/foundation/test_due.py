@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -136,6 +137,12 @@ async def test_dedupe_key_schedules_once(runtime: Runtime, clock: SimulatedClock
 
 
 FLAKY_CALLS: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def test_kinds() -> None:
+    """The test's own due kinds, installed the way bot.wiring installs the services'."""
+    due_service.install(sys.modules[__name__])
 
 
 @due_handler("test.flaky")

@@ -14,9 +14,9 @@ from telegram import Bot
 from telegram.request import HTTPXRequest
 
 from bot.app import build_application
-from bot.buttons import Button
 from bot.channels.base import (
     Attachment,
+    Button,
     ChatRef,
     RateLimited,
     RecipientUnreachable,

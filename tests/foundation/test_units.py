@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.buttons import ForgedButton, decode, encode, int_id, register
+from bot.buttons import ForgedButton, decode, int_id, register
+from bot.channels.base import encode
 from bot.clock import SimulatedClock, SystemClock
 from bot.templating import LANGUAGES, Renderer, normalise_language
 

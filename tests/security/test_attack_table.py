@@ -24,8 +24,9 @@ from sqlmodel import col, select
 from telegram.ext import Application
 
 from bot.app import build_application
-from bot.buttons import _REGISTRY, encode
+from bot.buttons import _REGISTRY
 from bot.channels import ratelimit
+from bot.channels.base import encode
 from bot.clock import SimulatedClock
 from bot.config import load_settings
 from bot.sandbox.personas import BOT_RIGHTS

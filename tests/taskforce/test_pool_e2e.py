@@ -12,8 +12,8 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.app import build_application
-from bot.buttons import Button, register
-from bot.channels.base import ChatRef
+from bot.buttons import register
+from bot.channels.base import Button, ChatRef
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services.permissions import Actor

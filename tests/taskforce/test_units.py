@@ -286,10 +286,11 @@ def test_room_url_and_topic_name() -> None:
     assert len(room.topic_name(crisis)) == 128
 
 
-def test_a_draft_event_asks_for_a_brief_edit(sqlite_db: Database) -> None:
+def test_a_step_of_a_statement_asks_for_a_brief_edit(sqlite_db: Database) -> None:
     from sqlmodel import select
 
-    from storage.models import Due
+    from bot.services import drafts
+    from storage.models import Draft, Due
 
     with sqlite_db.session() as s:
         agency = Agency(code="A", name="A")
@@ -298,6 +299,10 @@ def test_a_draft_event_asks_for_a_brief_edit(sqlite_db: Database) -> None:
         crisis = _crisis(s, agency.id or 0)
         timeline.add(s, crisis.id or 0, "note", None, "x", at=T0)
         assert s.exec(select(Due).where(Due.kind == "crisis.brief")).all() == []
-        timeline.add(s, crisis.id or 0, "draft.published", None, "#1", at=T0)
+        draft = Draft(crisis_id=crisis.id or 0, template="t", body="b")
+        s.add(draft)
+        s.flush()
+        drafts.record_step(s, draft, "draft.published", None, T0, text="#1")
         [due] = s.exec(select(Due).where(Due.kind == "crisis.brief")).all()
         assert due.ref_id == crisis.id
+        assert timeline.first(s, crisis.id or 0, "draft.published") is not None

@@ -14,7 +14,7 @@ slow answer is waited for rather than turned into that doubt.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import httpx
@@ -23,7 +23,15 @@ import httpx
 # way only and PTB's deprecation warning does not fire on every 429.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -98,6 +106,16 @@ async def _call(request: Callable[[], Awaitable[T]]) -> T:
         raise DeliveryError(exc.message) from exc
 
 
+async def call_unless_done(request: Callable[[], Awaitable[object]], done: str) -> None:
+    """Make a request that Telegram refuses, with ``done`` in its answer, when what it asks for
+    is already so (an edit to identical content, a topic already closed): that is success."""
+    try:
+        await _call(request)
+    except Rejected as exc:
+        if done not in str(exc).lower():
+            raise
+
+
 class TelegramNotifier:
     """Implements ``bot.channels.base.Notifier`` with a PTB ``Bot``.
 
@@ -159,20 +177,17 @@ class TelegramNotifier:
     async def edit_text(
         self, message: SentMessage, text: str, buttons: Buttons | None = None
     ) -> None:
-        try:
-            await _call(
-                lambda: self.bot.edit_message_text(
-                    chat_id=message.chat_id,
-                    message_id=message.message_id,
-                    text=text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(buttons),
-                    disable_web_page_preview=True,
-                )
-            )
-        except Rejected as exc:
-            if "message is not modified" not in str(exc).lower():
-                raise
+        await call_unless_done(
+            lambda: self.bot.edit_message_text(
+                chat_id=message.chat_id,
+                message_id=message.message_id,
+                text=text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(buttons),
+                disable_web_page_preview=True,
+            ),
+            "message is not modified",
+        )
 
     async def pin(self, message: SentMessage) -> None:
         await _call(
@@ -180,3 +195,16 @@ class TelegramNotifier:
                 chat_id=message.chat_id, message_id=message.message_id, disable_notification=True
             )
         )
+
+    async def set_commands(
+        self,
+        commands: Sequence[tuple[str, str]],
+        to: ChatRef | None = None,
+        language: str | None = None,
+    ) -> None:
+        menu = [BotCommand(name, description) for name, description in commands]
+        scope = BotCommandScopeChat(to.chat_id) if to is not None else None
+        await _call(lambda: self.bot.set_my_commands(menu, scope=scope, language_code=language))
+
+    async def clear_commands(self, to: ChatRef) -> None:
+        await _call(lambda: self.bot.delete_my_commands(scope=BotCommandScopeChat(to.chat_id)))

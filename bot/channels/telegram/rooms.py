@@ -1,6 +1,7 @@
 """RoomAdmin over python-telegram-bot: forum topics, join-request links, member removal.
 
-Registered for ``TelegramNotifier`` on import, so ``room_admin_for(runtime.notifier)`` finds it.
+``bot.wiring`` registers it for ``TelegramNotifier``, so ``room_admin_for(runtime.notifier)``
+finds it.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from datetime import datetime
 from telegram import Bot
 from telegram.constants import ChatMemberStatus
 
-from bot.channels.base import Rejected
-from bot.channels.rooms import register_room_admin
-from bot.channels.telegram.notifier import TelegramNotifier, _call
+from bot.channels.telegram.notifier import TelegramNotifier, _call, call_unless_done
 
 _MEMBER_STATUSES = {
     ChatMemberStatus.OWNER,
@@ -33,21 +32,17 @@ class TelegramRoomAdmin:
         return topic.message_thread_id
 
     async def close_topic(self, chat_id: int, thread_id: int) -> None:
-        try:
-            await _call(lambda: self.bot.close_forum_topic(chat_id, thread_id))
-        except Rejected as exc:
-            if "topic_not_modified" not in str(exc).lower():
-                raise
+        await call_unless_done(
+            lambda: self.bot.close_forum_topic(chat_id, thread_id), "topic_not_modified"
+        )
 
     async def set_title(self, chat_id: int, title: str) -> None:
         await _call(lambda: self.bot.set_chat_title(chat_id, title[:128]))
 
     async def set_description(self, chat_id: int, description: str) -> None:
-        try:
-            await _call(lambda: self.bot.set_chat_description(chat_id, description[:255]))
-        except Rejected as exc:
-            if "not modified" not in str(exc).lower():
-                raise
+        await call_unless_done(
+            lambda: self.bot.set_chat_description(chat_id, description[:255]), "not modified"
+        )
 
     async def create_invite_link(
         self, chat_id: int, name: str, expire_at: datetime | None = None
@@ -60,11 +55,9 @@ class TelegramRoomAdmin:
         return link.invite_link
 
     async def revoke_invite_link(self, chat_id: int, link: str) -> None:
-        try:
-            await _call(lambda: self.bot.revoke_chat_invite_link(chat_id, link))
-        except Rejected as exc:
-            if "invite_hash_expired" not in str(exc).lower():
-                raise
+        await call_unless_done(
+            lambda: self.bot.revoke_chat_invite_link(chat_id, link), "invite_hash_expired"
+        )
 
     async def approve_join(self, chat_id: int, user_ref: int) -> None:
         await _call(lambda: self.bot.approve_chat_join_request(chat_id, user_ref))
@@ -84,4 +77,6 @@ class TelegramRoomAdmin:
         await _call(lambda: self.bot.unpin_all_chat_messages(chat_id))
 
 
-register_room_admin(TelegramNotifier, lambda notifier: TelegramRoomAdmin(notifier.bot))
+def room_admin_of(notifier: TelegramNotifier) -> TelegramRoomAdmin:
+    """The RoomAdmin that goes with a Telegram notifier (same bot)."""
+    return TelegramRoomAdmin(notifier.bot)

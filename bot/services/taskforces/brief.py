@@ -19,14 +19,13 @@ from bot.channels.base import (
 )
 from bot.services import outbox, room_rights, timeline
 from bot.services.due import due_handler, schedule
-from bot.services.taskforces.crises import crisis_row, display_name, room_language
+from bot.services.taskforces.crises import crisis_row, display_name, members_of, room_language
 from storage.models import (
     Agency,
     Alert,
     Article,
     ArticleTopic,
     Crisis,
-    CrisisMember,
     CrisisRole,
     Draft,
     DraftStatus,
@@ -66,12 +65,7 @@ class BriefView:
 
 def brief_view(session: Session, crisis_id: int, now: datetime) -> BriefView:
     crisis = crisis_row(session, crisis_id)
-    members = session.exec(
-        select(CrisisMember, User)
-        .join(User, col(User.id) == col(CrisisMember.user_id))
-        .where(CrisisMember.crisis_id == crisis_id)
-        .order_by(col(CrisisMember.id))
-    ).all()
+    members = members_of(session, crisis_id)
     counts = {"joined": 0, "accepted": 0, "invited": 0, "declined": 0}
     roles: list[tuple[str, str]] = []
     for member, user in members:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.buttons import Button
 from bot.channels.base import (
+    Button,
     ChatRef,
     DeliveryError,
     RecipientUnreachable,

@@ -53,6 +53,18 @@ def member_row(session: Session, crisis_id: int, user_id: int | None) -> CrisisM
     ).first()
 
 
+def members_of(session: Session, crisis_id: int) -> list[tuple[CrisisMember, User]]:
+    """Everyone convened to a crisis with their person, in the order they were convened."""
+    return list(
+        session.exec(
+            select(CrisisMember, User)
+            .join(User, col(User.id) == col(CrisisMember.user_id))
+            .where(CrisisMember.crisis_id == crisis_id)
+            .order_by(col(CrisisMember.id))
+        ).all()
+    )
+
+
 def crisis_row(session: Session, crisis_id: int) -> Crisis:
     crisis = session.get(Crisis, crisis_id)
     if crisis is None:

@@ -9,12 +9,9 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, func, select
 
-from bot.channels.base import (
-    ChatRef,
-    RecipientUnreachable,
-)
-from bot.services import audit, timeline
+from bot.services import timeline
 from bot.services.due import due_handler, schedule
+from bot.services.notify import send_direct
 from bot.services.people import active_with_role
 from bot.services.taskforces.room import room_url
 from storage.models import (
@@ -92,14 +89,4 @@ async def _deadline_due(runtime: Runtime, session: Session, due: Due) -> None:
             left=max(crisis.deadline_at - now, timedelta(0)),
             url=room_url(crisis.room_chat_id, crisis.room_thread_id),
         )
-        try:
-            await runtime.notifier.send_text(ChatRef(person.telegram_id), text)
-        except RecipientUnreachable as exc:
-            person.reachable = False
-            audit.record(
-                session,
-                action="user.unreachable",
-                subject=f"user:{person.id}",
-                after={"reason": str(exc)},
-                at=now,
-            )
+        await send_direct(runtime, session, person, text)

@@ -4,9 +4,10 @@ the roster, the crises a person leads and the approvals of its statements.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -15,11 +16,16 @@ from bot.services.permissions import (
     Actor,
 )
 from bot.services.taskforces.convening import INVITE_KIND
-from bot.services.taskforces.crises import TaskForceError, crisis_row, display_name, is_participant
+from bot.services.taskforces.crises import (
+    TaskForceError,
+    crisis_row,
+    display_name,
+    is_participant,
+    members_of,
+)
 from storage.models import (
     Approval,
     Crisis,
-    CrisisMember,
     CrisisStatus,
     Decision,
     Delivery,
@@ -39,23 +45,36 @@ class TimelineLine:
     text: str
 
 
-def timeline_lines(
-    runtime: Runtime, actor: Actor, crisis_id: int, limit: int = 30
-) -> tuple[Crisis, list[TimelineLine]]:
+def lines_of_timeline(
+    session: Session, crisis_id: int, limit: int | None = None
+) -> list[TimelineLine]:
+    """The timeline with each actor named (the ``limit`` most recent events, or all)."""
+    names: dict[int, str] = {}
+    lines = []
+    for event in timeline.events(session, crisis_id, limit=limit):
+        name = ""
+        if event.actor_id is not None:
+            if event.actor_id not in names:
+                names[event.actor_id] = display_name(session.get(User, event.actor_id))
+            name = names[event.actor_id]
+        lines.append(TimelineLine(event.at, event.kind, name, event.text))
+    return lines
+
+
+V = TypeVar("V")
+TIMELINE_SHOWN = 30  # events /timeline shows, the most recent
+
+
+def for_participant(
+    runtime: Runtime, actor: Actor, crisis_id: int, view: Callable[[Session, int], V]
+) -> tuple[Crisis, V]:
+    """``view`` of a crisis, for its participants only (``/timeline``, ``/tasks``, ``/roster``);
+    others get ``TaskForceError("not_member_self")``."""
     with runtime.db.session() as session:
         crisis = crisis_row(session, crisis_id)
         if not is_participant(session, actor, crisis):
             raise TaskForceError("not_member_self")
-        names: dict[int, str] = {}
-        lines = []
-        for event in timeline.events(session, crisis_id, limit=limit):
-            name = ""
-            if event.actor_id is not None:
-                if event.actor_id not in names:
-                    names[event.actor_id] = display_name(session.get(User, event.actor_id))
-                name = names[event.actor_id]
-            lines.append(TimelineLine(event.at, event.kind, name, event.text))
-        return crisis, lines
+        return crisis, view(session, crisis_id)
 
 
 @dataclass
@@ -67,12 +86,7 @@ class RosterLine:
 
 
 def roster(session: Session, crisis_id: int) -> list[RosterLine]:
-    rows = session.exec(
-        select(CrisisMember, User)
-        .join(User, col(User.id) == col(CrisisMember.user_id))
-        .where(CrisisMember.crisis_id == crisis_id)
-        .order_by(col(CrisisMember.id))
-    ).all()
+    rows = members_of(session, crisis_id)
     deliveries = {
         d.user_id: d.status
         for d in session.exec(

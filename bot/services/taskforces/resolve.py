@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.channels.base import (
     Attachment,
@@ -33,6 +33,7 @@ from bot.services.taskforces.crises import (
     TaskForceError,
     crisis_row,
     is_lead_or_supervisor,
+    members_of,
     open_crisis_row,
     room_language,
 )
@@ -41,7 +42,6 @@ from bot.services.taskforces.room import ROOM_KIND, attach_waiting
 from bot.services.taskforces.tasks import TASK_KIND
 from storage.models import (
     Crisis,
-    CrisisMember,
     CrisisStatus,
     Due,
     Role,
@@ -49,7 +49,6 @@ from storage.models import (
     RoomKind,
     RoomState,
     Task,
-    User,
 )
 
 if TYPE_CHECKING:
@@ -152,11 +151,7 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
         room_title = room.title if room else ""
         members = [
             (u.telegram_id, u.id)
-            for m, u in session.exec(
-                select(CrisisMember, User)
-                .join(User, col(User.id) == col(CrisisMember.user_id))
-                .where(CrisisMember.crisis_id == crisis_id)
-            ).all()
+            for m, u in members_of(session, crisis_id)
             if u.telegram_id is not None and m.state in ("joined", "accepted")
         ]
         to = (

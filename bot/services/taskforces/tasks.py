@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from bot.buttons import Button
 from bot.channels.base import (
-    ChatRef,
-    RecipientUnreachable,
+    Button,
 )
 from bot.services import audit, timeline
 from bot.services.due import cancel, due_handler, schedule
+from bot.services.notify import send_direct
 from bot.services.permissions import (
     Actor,
 )
@@ -291,17 +290,7 @@ async def _task_reminder(runtime: Runtime, session: Session, due: Due) -> None:
     buttons = [
         [Button(runtime.renderer.render("tf_button_done", owner.language), TASK_DONE, task.id or 0)]
     ]
-    try:
-        await runtime.notifier.send_text(ChatRef(owner.telegram_id), text, buttons)
-    except RecipientUnreachable as exc:
-        owner.reachable = False
-        audit.record(
-            session,
-            action="user.unreachable",
-            subject=f"user:{owner.id}",
-            after={"reason": str(exc)},
-            at=runtime.clock.now(),
-        )
+    await send_direct(runtime, session, owner, text, buttons)
 
 
 def open_tasks(session: Session, crisis_id: int) -> list[TaskView]:

@@ -1,0 +1,204 @@
+"""Verification of a registration request: asking the deciders, and announcing their decision.
+
+A pending request goes to every decider of the applicant's agency (and the global admins) with
+Approve / Reject buttons; the decision (``bot.services.registration.decide``) edits every
+decider's copy ("✓ Approved by …"), tells the applicant and refreshes their command menu.
+
+Restart safety: each message goes through the ``outbox`` ledger; the ``registration.review``
+and ``registration.decided`` due rows (committed with the request and the decision) finish the
+work after a kill, asking nobody twice and telling the applicant once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
+
+from bot.channels.base import Button, ChatRef, DeliveryError, SentMessage
+from bot.services import due, outbox
+from bot.services import registration as reg
+from bot.services.commands import publish_person_commands
+from bot.services.wording import label, role_name
+from storage.models import Agency, Due, Role, User, UserStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Button actions (registered with their rules in handlers/start.py).
+APPROVE = "reg.approve"
+REJECT = "reg.reject"
+
+REVIEW_DELIVERY = "reg_review"
+DECISION_DELIVERY = "reg_decision"
+_AGAIN = timedelta(seconds=5)  # a due row that finds its work under way looks again after
+_REVIEWING: set[int] = set()  # applicants whose requests this process is sending now
+_ANNOUNCING: set[int] = set()  # applicants whose decision this process is announcing now
+
+
+def review_text(runtime: Runtime, lang: str, applicant: User, **extra: Any) -> str:
+    """A decider's copy of the request; with ``decided``/``by``/``reason`` once decided."""
+    with runtime.db.session() as session:
+        agency = session.get(Agency, applicant.agency_id or 0)
+    return runtime.renderer.render(
+        "reg_review_request",
+        lang,
+        person=applicant.full_name,
+        username=applicant.username,
+        phone=applicant.phone or "",
+        agency=agency.name if agency else "",
+        role=role_name(runtime, lang, applicant.requested_role or Role.MEMBER),
+        **{"decided": None, "by": "", "reason": None, **extra},
+    )
+
+
+def review_buttons(runtime: Runtime, lang: str, applicant_id: int) -> list[list[Button]]:
+    return [
+        [
+            Button(label(runtime, lang, "approve"), APPROVE, applicant_id),
+            Button(label(runtime, lang, "reject"), REJECT, applicant_id),
+        ]
+    ]
+
+
+async def send_review_requests(runtime: Runtime, applicant_id: int) -> int:
+    """Send the request with Approve/Reject to every decider; returns how many have it.
+
+    Each request goes through the ``outbox`` ledger (keyed by the registration round), so the
+    ``registration.review`` due row, which finishes this after a kill, asks nobody twice."""
+    if applicant_id in _REVIEWING:
+        return 0
+    _REVIEWING.add(applicant_id)
+    try:
+        return await _send_review_requests(runtime, applicant_id)
+    finally:
+        _REVIEWING.discard(applicant_id)
+
+
+async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
+    with runtime.db.session() as session:
+        applicant = session.get(User, applicant_id)
+        assert applicant is not None
+        if applicant.status != UserStatus.PENDING:
+            return 0  # decided meanwhile
+        recipients = reg.deciders_for(session, runtime.settings.admin_ids, applicant)
+        round_id = reg.review_round(session, applicant_id)
+    for person in recipients:
+        text = review_text(runtime, person.language, applicant)
+        buttons = review_buttons(runtime, person.language, applicant_id)
+
+        def send(chat: int = person.chat_id, text: str = text, buttons: Any = buttons) -> Any:
+            return runtime.notifier.send_text(ChatRef(chat), text, buttons)
+
+        try:
+            await outbox.send_once(
+                runtime,
+                kind=REVIEW_DELIVERY,
+                ref_id=round_id,
+                user_id=applicant_id,
+                part=f"rv{person.chat_id}",
+                send=send,
+            )
+        except DeliveryError as exc:
+            log.warning(
+                "could not send the request of user %s to %s: %s", applicant_id, person.chat_id, exc
+            )
+    languages = {p.chat_id: p.language for p in recipients}
+    sent = [
+        reg.ReviewMessage(m.chat_id, m.message_id, languages.get(m.chat_id, "vi"))
+        for m in outbox.sent(runtime, REVIEW_DELIVERY, round_id)
+    ]
+    with runtime.db.session() as session:
+        if not sent:
+            log.warning("nobody could be asked to verify user %s", applicant_id)
+        reg.record_review_messages(session, applicant_id, sent, runtime.clock.now())
+        due.cancel(session, kind=reg.REVIEW_KIND, ref_id=applicant_id, at=runtime.clock.now())
+    return len(sent)
+
+
+@due.due_handler(reg.REVIEW_KIND)
+async def _review_due(runtime: Runtime, session: Session, row: Due) -> None:
+    # Own sessions only (see bot.services.taskforces.room._retry_room).
+    if row.ref_id is None:
+        return
+    if row.ref_id in _REVIEWING:  # being sent by this process right now: look again shortly
+        due.schedule(session, reg.REVIEW_KIND, runtime.clock.now() + _AGAIN, ref_id=row.ref_id)
+        return
+    await send_review_requests(runtime, row.ref_id)
+
+
+async def announce_decision(runtime: Runtime, result: reg.DecisionResult) -> None:
+    """Edit every decider's copy ("✓ Approved by …"), tell the applicant, refresh their menu.
+
+    Finishes the ``registration.decided`` due row the decision committed; the tick runs it
+    again after a kill (edits are idempotent, the applicant's message goes through the
+    ``outbox`` ledger)."""
+    applicant = result.applicant
+    assert applicant.id is not None
+    if applicant.id in _ANNOUNCING:
+        return
+    _ANNOUNCING.add(applicant.id)
+    try:
+        await _announce_decision(runtime, result)
+    finally:
+        _ANNOUNCING.discard(applicant.id)
+    with runtime.db.session() as session:
+        due.cancel(session, kind=reg.DECIDED_KIND, ref_id=applicant.id, at=runtime.clock.now())
+
+
+async def _announce_decision(runtime: Runtime, result: reg.DecisionResult) -> None:
+    applicant = result.applicant
+    status = "approved" if result.approved else "rejected"
+    for review in result.reviews:
+        text = review_text(
+            runtime, review.language, applicant, decided=status, by=result.by, reason=result.reason
+        )
+        try:
+            await runtime.notifier.edit_text(SentMessage(review.chat_id, review.message_id), text)
+        except DeliveryError as exc:
+            log.warning("could not update the request copy in %s: %s", review.chat_id, exc)
+    if applicant.telegram_id is not None:
+        lang = applicant.language
+        text = runtime.renderer.render(
+            f"reg_{status}",
+            lang,
+            role=role_name(runtime, lang, applicant.role),
+            reason=result.reason,
+        )
+        chat = ChatRef(applicant.telegram_id)
+        try:
+            await outbox.send_once(
+                runtime,
+                kind=DECISION_DELIVERY,
+                ref_id=result.event_id,
+                user_id=applicant.id or 0,
+                part="told",
+                send=lambda: runtime.notifier.send_text(chat, text),
+            )
+        except DeliveryError as exc:
+            log.warning("could not tell user %s about the decision: %s", applicant.id, exc)
+    await publish_person_commands(runtime, applicant)
+
+
+@due.due_handler(reg.DECIDED_KIND)
+async def _decided_due(runtime: Runtime, session: Session, row: Due) -> None:
+    if row.ref_id is None:
+        return
+    if row.ref_id in _ANNOUNCING:
+        due.schedule(
+            session,
+            reg.DECIDED_KIND,
+            runtime.clock.now() + _AGAIN,
+            ref_id=row.ref_id,
+            payload=row.payload,
+        )
+        return
+    with runtime.db.session() as own:
+        applicant = own.get(User, row.ref_id)
+    if applicant is None:
+        return
+    await announce_decision(runtime, reg.DecisionResult.from_payload(applicant, row.payload))

@@ -1,0 +1,46 @@
+"""Where the registries are filled: one explicit list instead of side effects of imports.
+
+``wire`` is called where the app is built (``bot.app.build_application``; the tests and the
+crash-matrix bench call it too): it installs the due handlers every service declares with
+``@due_handler`` and the Telegram RoomAdmin for the Telegram notifier. A service that adds a
+due kind is added to ``DUE_HANDLER_MODULES`` here, or its rows are refused when scheduled.
+"""
+
+from __future__ import annotations
+
+from bot.channels.rooms import register_room_admin
+from bot.channels.telegram.notifier import TelegramNotifier
+from bot.channels.telegram.rooms import room_admin_of
+from bot.services import (
+    alerts,
+    approvals,
+    delivery,
+    digest,
+    due,
+    notify,
+    retention,
+    verification,
+)
+from bot.services.taskforces import brief, convening, deadline, resolve, room, tasks
+
+DUE_HANDLER_MODULES = (
+    alerts,
+    approvals,
+    delivery,
+    digest,
+    notify,
+    retention,
+    verification,
+    brief,
+    convening,
+    deadline,
+    resolve,
+    room,
+    tasks,
+)
+
+
+def wire() -> None:
+    """Fill the registries (idempotent: wiring twice changes nothing)."""
+    due.install(*DUE_HANDLER_MODULES)
+    register_room_admin(TelegramNotifier, room_admin_of)

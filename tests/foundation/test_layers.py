@@ -1,0 +1,110 @@
+"""The layer rules of the house, checked on the import graph rather than only written down.
+
+The graph is grimp's (it parses every ``import`` statement of the project's packages, including
+imports inside functions, so an import tucked into a function to dodge a cycle still counts).
+Imports under ``if TYPE_CHECKING:`` never run: they are left out of the cycle check and of the
+indirect chains, but a lower layer may not name a higher one even there.
+
+Not asserted yet (issue 19, the channel-neutral conversation layer): handlers still import
+``telegram`` and open database sessions, and ``bot.runtime`` (imported by services for typing
+only) reaches ``telegram`` through ``bot.metrics``.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from functools import cache
+
+import grimp
+import pytest
+
+PACKAGES = ("bot", "handlers", "storage", "scanner")
+
+
+@cache
+def _graph(*, typing_imports: bool) -> grimp.ImportGraph:
+    return grimp.build_graph(
+        *PACKAGES,
+        include_external_packages=True,
+        exclude_type_checking_imports=not typing_imports,
+    )
+
+
+def _project_modules(graph: grimp.ImportGraph) -> set[str]:
+    return {m for m in graph.modules if m.split(".")[0] in PACKAGES}
+
+
+def _a_cycle(graph: grimp.ImportGraph) -> list[str] | None:
+    """One import cycle between the project's modules, or None."""
+    modules = _project_modules(graph)
+    order = graphlib.TopologicalSorter(
+        {m: graph.find_modules_directly_imported_by(m) & modules for m in modules}
+    )
+    try:
+        order.prepare()
+    except graphlib.CycleError as exc:
+        return list(exc.args[1])
+    return None
+
+
+def test_no_import_cycles() -> None:
+    cycle = _a_cycle(_graph(typing_imports=False))
+    assert cycle is None, f"import cycle: {' -> '.join(cycle or ())}"
+
+
+# (lower layer, what it must never reach, directly or through other modules)
+NEVER_REACHES = [
+    ("storage", "bot"),
+    ("storage", "handlers"),
+    ("storage", "scanner"),
+    ("scanner", "bot"),
+    ("scanner", "handlers"),
+    ("bot.services", "handlers"),
+    ("bot.services", "telegram"),
+    ("scanner", "telegram"),
+    ("storage", "telegram"),
+    ("bot.channels.base", "bot.buttons"),  # the Notifier protocol knows no permission rules
+    ("bot.channels.base", "bot.services"),
+    ("bot.channels.base", "telegram"),
+]
+
+
+@pytest.mark.parametrize(("low", "high"), NEVER_REACHES, ids=[f"{a}-{b}" for a, b in NEVER_REACHES])
+def test_lower_layers_never_reach_higher_ones(low: str, high: str) -> None:
+    chain = _graph(typing_imports=False).find_shortest_chain(
+        importer=low, imported=high, as_packages=True
+    )
+    assert chain is None, f"{low} reaches {high}: {' -> '.join(chain or ())}"
+
+
+NEVER_NAMES = [
+    ("storage", "bot"),
+    ("storage", "handlers"),
+    ("scanner", "bot"),
+    ("scanner", "handlers"),
+    ("bot.services", "handlers"),
+    ("bot.services", "telegram"),
+    ("bot.channels.base", "bot.buttons"),
+]
+
+
+@pytest.mark.parametrize(("low", "high"), NEVER_NAMES, ids=[f"{a}-{b}" for a, b in NEVER_NAMES])
+def test_lower_layers_do_not_name_higher_ones_even_for_typing(low: str, high: str) -> None:
+    graph = _graph(typing_imports=True)
+    found = graph.find_matching_direct_imports(import_expression=f"{low}.** -> {high}.**")
+    found += graph.find_matching_direct_imports(import_expression=f"{low}.** -> {high}")
+    assert not found, f"{low} imports {high}: {found}"
+
+
+def test_the_checks_can_fail() -> None:
+    """The checks see real imports: known edges are found, and a made-up import that breaks
+    the rules (storage reaching up into bot/, closing a loop) is caught."""
+    graph = grimp.build_graph(
+        *PACKAGES, include_external_packages=True, exclude_type_checking_imports=True
+    )
+    assert graph.find_shortest_chain(importer="handlers.taskforce", imported="telegram")
+    assert graph.direct_import_exists(importer="bot.app", imported="handlers.start")
+    assert _a_cycle(graph) is None
+    graph.add_import(importer="storage.models", imported="bot.app")
+    assert graph.find_shortest_chain(importer="storage", imported="bot", as_packages=True)
+    assert _a_cycle(graph) is not None
