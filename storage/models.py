@@ -198,6 +198,26 @@ class User(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
+class ChannelIdentity(SQLModel, table=True):
+    """Who a person is on one messenger: the channel's own id for them, kept as a string.
+
+    People are addressed through these rows, never through a per-channel column on ``User``,
+    so adding a messenger adds rows, not columns. One identity per person and channel: a
+    direct message on a channel goes to exactly one account.
+    """
+
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "external_id"),
+        sa.UniqueConstraint("user_id", "channel"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
 class Invite(SQLModel, table=True):
     """A single-use registration code that skips approval."""
 

@@ -1,0 +1,43 @@
+"""Channel-neutral references: a person, a chat (room) and a message on some messenger.
+
+Every id is the channel's own, kept as a string: Telegram's are numbers, Zalo's are not, and a
+service must never do arithmetic on them or guess their shape. Only a channel adapter turns them
+into what its API wants. These are what services hold, store and pass to a ``Notifier``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PersonRef:
+    """One person's account on one channel (``ChannelIdentity`` in storage)."""
+
+    channel: str
+    external_id: str
+
+    def direct_chat(self) -> ChatRef:
+        """The one-to-one chat with this person.
+
+        Telegram and Zalo both address a private chat by the person's own id; a channel where
+        that does not hold maps the id in its adapter.
+        """
+        return ChatRef(self.channel, self.external_id)
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    """Where a message goes: a chat on a channel, optionally a thread (forum topic) inside it."""
+
+    channel: str
+    chat_id: str
+    thread_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """A message a channel accepted: enough to edit or pin it later."""
+
+    chat: ChatRef
+    message_id: str
