@@ -373,8 +373,9 @@ class Room(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)
-    chat_id: int = Field(sa_type=sa.BigInteger, index=True)
-    thread_id: int | None = None
+    channel: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64, index=True)
+    thread_id: str | None = Field(default=None, max_length=64)
     title: str = Field(default="", max_length=255)
     state: str = Field(default=RoomState.FREE, max_length=8, index=True)
     invite_link: str | None = Field(default=None, max_length=255)
@@ -393,10 +394,12 @@ class Crisis(SQLModel, table=True):
     alert_id: int | None = Field(default=None, foreign_key="alert.id")
     topic_id: int | None = Field(default=None, foreign_key="topic.id")
     lead_id: int | None = Field(default=None, foreign_key="user.id")
-    room_chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
-    room_thread_id: int | None = None
+    # The room (``bot.channels.refs.ChatRef``) and the pinned brief in it, in the channel's ids.
+    room_channel: str | None = Field(default=None, max_length=16)
+    room_chat_id: str | None = Field(default=None, max_length=64)
+    room_thread_id: str | None = Field(default=None, max_length=64)
     invite_link: str | None = Field(default=None, max_length=255)
-    brief_message_id: int | None = None
+    brief_message_id: str | None = Field(default=None, max_length=64)
     detected_at: datetime = Field(sa_column=utc_column(nullable=False))
     deadline_at: datetime = Field(sa_column=utc_column(nullable=False))
     resolved_at: datetime | None = Field(default=None, sa_column=utc_column())
@@ -502,8 +505,10 @@ class Delivery(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", index=True)
     part: str = Field(default="text", max_length=16)
     status: str = Field(default=DeliveryStatus.PENDING, max_length=12, index=True)
-    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
-    message_id: int | None = None
+    # The sent message (``bot.channels.refs.MessageRef``), to edit it later.
+    channel: str | None = Field(default=None, max_length=16)
+    chat_id: str | None = Field(default=None, max_length=64)
+    message_id: str | None = Field(default=None, max_length=64)
     attempts: int = 0
     last_error: str | None = None
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))

@@ -130,3 +130,107 @@ def test_one_account_per_channel(url: str, engine: sa.Engine) -> None:
     ):
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
             conn.execute(sa.insert(identity), [{**clash, "created_at": AT}])
+
+
+def _insert(engine: sa.Engine, name: str, rows: list[dict[str, Any]]) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.insert(_table(engine, name)), rows)
+
+
+def _select(engine: sa.Engine, name: str, *columns: str) -> list[tuple[Any, ...]]:
+    table = _table(engine, name)
+    with engine.connect() as conn:
+        query = sa.select(*(table.c[c] for c in columns)).order_by(table.c.id)
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def _seed_rooms(engine: sa.Engine) -> None:
+    """A forum-topic crisis with its pinned brief, a pooled group, and two delivered messages."""
+    _insert(
+        engine,
+        "agency",
+        [
+            {
+                "id": 1,
+                "code": "BYT",
+                "name": "Bộ Y tế",
+                "hub_chat_id": -1001234567890,
+                "deadline_hours": 24.0,
+                "approvals_required": 1,
+                "approval_pin": False,
+                "owner": "toml",
+                "created_at": AT,
+            }
+        ],
+    )
+    crisis = {"agency_id": 1, "severity": "warning", "status": "open", "invite_link": None}
+    times = {"detected_at": AT, "deadline_at": AT, "created_at": AT}
+    _insert(
+        engine,
+        "crisis",
+        [
+            {"id": 1, "title": "Topic", **crisis, **times, "room_chat_id": -1001234567890,
+             "room_thread_id": 77, "brief_message_id": 901},
+            {"id": 2, "title": "No room yet", **crisis, **times, "room_chat_id": None,
+             "room_thread_id": None, "brief_message_id": None},
+        ],
+    )  # fmt: skip
+    _insert(
+        engine,
+        "room",
+        [
+            {"id": 1, "kind": "forum_topic", "chat_id": -1001234567890, "thread_id": 77,
+             "title": "Topic", "state": "in_use", "crisis_id": 1, "created_at": AT},
+            {"id": 2, "kind": "pooled_group", "chat_id": -1009876543210, "thread_id": None,
+             "title": "Pool 1", "state": "free", "crisis_id": None, "created_at": AT},
+        ],
+    )  # fmt: skip
+    delivery = {"kind": "alert", "ref_id": 1, "user_id": 1, "attempts": 1, "created_at": AT}
+    _insert(
+        engine,
+        "delivery",
+        [
+            {"id": 1, **delivery, "part": "text", "status": "sent", "chat_id": 7_123_456_789,
+             "message_id": 12},
+            {"id": 2, **delivery, "part": "chart", "status": "pending", "chat_id": None,
+             "message_id": None},
+        ],
+    )  # fmt: skip
+
+
+def test_room_and_message_ids_become_strings_and_back(url: str, engine: sa.Engine) -> None:
+    upgrade(url, BEFORE)
+    _seed(engine)
+    _seed_rooms(engine)
+    columns = {
+        "room": ("chat_id", "thread_id"),
+        "crisis": ("room_chat_id", "room_thread_id", "brief_message_id"),
+        "delivery": ("chat_id", "message_id"),
+    }
+    before = {name: _select(engine, name, *cols) for name, cols in columns.items()}
+
+    upgrade(url, AFTER)
+    assert _select(engine, "room", "channel", "chat_id", "thread_id") == [
+        ("telegram", "-1001234567890", "77"),
+        ("telegram", "-1009876543210", None),
+    ]
+    assert _select(
+        engine, "crisis", "room_channel", "room_chat_id", "room_thread_id", "brief_message_id"
+    ) == [("telegram", "-1001234567890", "77", "901"), (None, None, None, None)]
+    assert _select(engine, "delivery", "channel", "chat_id", "message_id") == [
+        ("telegram", "7123456789", "12"),
+        (None, None, None),
+    ]
+
+    # Something another channel stored cannot go back into number columns: it is dropped.
+    _insert(
+        engine,
+        "room",
+        [
+            {"id": 3, "kind": "pooled_group", "channel": "zalo", "chat_id": "g-abc",
+             "thread_id": None, "title": "Zalo pool", "state": "free", "crisis_id": None,
+             "created_at": AT},
+        ],
+    )  # fmt: skip
+    downgrade(url, BEFORE)
+    assert {name: _select(engine, name, *cols) for name, cols in columns.items()} == before

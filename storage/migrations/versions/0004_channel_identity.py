@@ -7,6 +7,10 @@ Create Date: 2026-12-07 00:10:00.000000
 ``user.telegram_id`` (a number) and ``user.zalo_id`` become rows of ``channelidentity``
 (channel, external id as a string). The downgrade writes them back; an identity on any other
 channel has no column to go back to and is dropped with the table.
+
+Where rooms and messages are stored (``room``, ``crisis``'s room and brief, ``delivery``'s sent
+message) the ids become strings too, with the channel beside them; existing rows are Telegram's.
+Downgrading drops what other channels stored there: a number column cannot hold their ids.
 """
 
 from collections.abc import Sequence
@@ -36,6 +40,18 @@ _identity = sa.table(
     sa.column('created_at', sa.DateTime(timezone=True)),
 )
 _COPIED = (('telegram', 'telegram_id'), ('zalo', 'zalo_id'))
+
+_ID = sa.String(length=64)
+# table -> (its channel column, the id columns that name a chat, thread or message, old types)
+_RETYPED: dict[str, tuple[str, list[tuple[str, sa.types.TypeEngine[int]]]]] = {
+    'room': ('channel', [('chat_id', sa.BigInteger()), ('thread_id', sa.Integer())]),
+    'crisis': ('room_channel', [
+        ('room_chat_id', sa.BigInteger()),
+        ('room_thread_id', sa.Integer()),
+        ('brief_message_id', sa.Integer()),
+    ]),
+    'delivery': ('channel', [('chat_id', sa.BigInteger()), ('message_id', sa.Integer())]),
+}
 
 
 def upgrade() -> None:
@@ -67,8 +83,42 @@ def upgrade() -> None:
             )
         )
 
+    for table, (channel, ids) in _RETYPED.items():
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column(channel, sa.String(length=16), nullable=True))
+            for column, old in ids:
+                batch_op.alter_column(column, existing_type=old, type_=_ID)
+        chat = sa.column(ids[0][0])
+        op.execute(
+            sa.table(table, sa.column(channel), chat)
+            .update()
+            .where(chat.is_not(None))
+            .values({channel: 'telegram'})
+        )
+    with op.batch_alter_table('room', schema=None) as batch_op:
+        batch_op.alter_column('channel', existing_type=sa.String(length=16), nullable=False)
+
 
 def downgrade() -> None:
+    room = sa.table('room', sa.column('channel'))
+    op.execute(room.delete().where(room.c.channel != 'telegram'))
+    for table, (channel, ids) in _RETYPED.items():
+        rows = sa.table(table, sa.column(channel), *(sa.column(c) for c, _ in ids))
+        op.execute(
+            rows.update()
+            .where(rows.c[channel] != 'telegram')
+            .values({c: None for c, _ in ids})
+        )
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for column, old in ids:
+                batch_op.alter_column(
+                    column,
+                    existing_type=_ID,
+                    type_=old,
+                    postgresql_using=f'{column}::{old.compile(dialect=op.get_bind().dialect)}',
+                )
+            batch_op.drop_column(channel)
+
     for channel, column in _COPIED:
         value = sa.select(_identity.c.external_id).where(
             _identity.c.user_id == _user.c.id, _identity.c.channel == channel
