@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Short tags of ``str(PersonRef)``: audit rows and conversation states written before these
+# references existed name people "tg:123", and must keep matching.
+_TAGS = {"telegram": "tg"}
+
 
 @dataclass(frozen=True)
 class PersonRef:
@@ -24,6 +28,10 @@ class PersonRef:
         that does not hold maps the id in its adapter.
         """
         return ChatRef(self.channel, self.external_id)
+
+    def __str__(self) -> str:
+        """How audit rows and conversation states name someone who may have no ``User`` row."""
+        return f"{_TAGS.get(self.channel, self.channel)}:{self.external_id}"
 
 
 @dataclass(frozen=True)

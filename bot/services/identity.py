@@ -1,0 +1,74 @@
+"""Who is who across messengers: the person behind an account, and a person's account on a channel.
+
+The only module that reads or writes ``ChannelIdentity``. Handlers turn whoever sent an update
+into a person with :func:`person_for`; services find where to write to someone with
+:func:`account_on` for the channel of the notifier they hold, so no service names a channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot.channels.refs import PersonRef
+from bot.config import Settings
+from storage.models import ChannelIdentity, User
+
+
+def person_for(session: Session, who: PersonRef) -> User | None:
+    """The registered person behind an account, or None for a stranger."""
+    return session.exec(
+        select(User)
+        .join(ChannelIdentity, col(ChannelIdentity.user_id) == col(User.id))
+        .where(ChannelIdentity.channel == who.channel, ChannelIdentity.external_id == who.external_id)
+    ).first()
+
+
+def account_on(session: Session, user_id: int | None, channel: str) -> PersonRef | None:
+    """``user_id``'s account on ``channel``, or None if they have none there."""
+    if user_id is None:
+        return None
+    external = session.exec(
+        select(ChannelIdentity.external_id).where(
+            ChannelIdentity.user_id == user_id, ChannelIdentity.channel == channel
+        )
+    ).first()
+    return PersonRef(channel, external) if external is not None else None
+
+
+def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict[int, PersonRef]:
+    """The accounts on ``channel`` of many people at once (fan-outs), by user id."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(ChannelIdentity.user_id, ChannelIdentity.external_id).where(
+            col(ChannelIdentity.user_id).in_(ids), ChannelIdentity.channel == channel
+        )
+    )
+    return {user_id: PersonRef(channel, external) for user_id, external in rows}
+
+
+def has_account_on(channel: str) -> Any:
+    """A ``where`` clause on ``User``: people who can be written to on ``channel``."""
+    return col(User.id).in_(
+        select(ChannelIdentity.user_id).where(ChannelIdentity.channel == channel)
+    )
+
+
+def link(session: Session, user: User, who: PersonRef, now: datetime) -> None:
+    """Record that ``who`` is ``user`` (``user`` must have an id: flush a new row first)."""
+    assert user.id is not None, "link a person after their row has an id"
+    session.add(
+        ChannelIdentity(
+            user_id=user.id, channel=who.channel, external_id=who.external_id, created_at=now
+        )
+    )
+
+
+def global_admins(settings: Settings, channel: str) -> frozenset[PersonRef]:
+    """ADMIN_IDS as accounts: the operators' ids on the channel the bot runs on."""
+    return frozenset(PersonRef(channel, str(admin)) for admin in settings.admin_ids)
