@@ -16,9 +16,8 @@ from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot.buttons import ButtonAction, ForgedButton, decode
 from bot.runtime import Runtime
-from bot.services.people import actor_for_telegram
 from bot.services.permissions import Actor
-from handlers.common import audit_refusal, language_of, runtime_of
+from handlers.common import actor_in, audit_refusal, language_of, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ async def dispatch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     runtime = runtime_of(context)
     with runtime.db.session() as session:
-        actor = actor_for_telegram(session, runtime.settings, query.from_user.id)
+        actor = actor_in(session, runtime, query.from_user)
         try:
             button, ident, callback = _resolve(query.data)
             # Rules parse the id too (int_id): a malformed id is forged, not an error.

@@ -17,10 +17,11 @@ from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import Button, register
-from bot.channels.base import ChatRef, DeliveryError
+from bot.channels.base import DeliveryError
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
+from bot.services import identity
 from bot.services import invites
 from bot.services import registration as reg
 from bot.services.permissions import Actor, Role, has_role, is_admin
@@ -516,7 +517,9 @@ async def _apply(
         if "not modified" not in str(exc).lower():
             raise
     await publish_person_commands(runtime, context.bot, target)
-    if target.telegram_id is not None:
+    with runtime.db.session() as session:
+        account = identity.account_on(session, target.id, runtime.notifier.channel)
+    if account is not None:
         note = runtime.renderer.render(
             "people_you_changed",
             target.language,
@@ -524,7 +527,7 @@ async def _apply(
             role=role_name(runtime, target.language, target.role),
         )
         with contextlib.suppress(DeliveryError):
-            await runtime.notifier.send_text(ChatRef(target.telegram_id), note)
+            await runtime.notifier.send_text(account.direct_chat(), note)
 
 
 @on_button(PEOPLE_SUSPEND.name)
