@@ -21,8 +21,7 @@ from bot.channels.base import DeliveryError
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
-from bot.services import identity
-from bot.services import invites
+from bot.services import identity, invites
 from bot.services import registration as reg
 from bot.services.permissions import Actor, Role, has_role, is_admin
 from handlers.buttons import on_button
