@@ -47,11 +47,12 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from bench.alert_latency import OUTLETS
+from bot.channels.telegram import person_ref
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.errors import ControlError
 from bot.sandbox.telegram_emulator.state import StoredMessage
-from bot.services import approvals, due, taskforces
+from bot.services import approvals, due, identity, taskforces
 from bot.services import drafts as dr
 from bot.services.taskforces import _schedule_deadline
 from storage.db import Database
@@ -61,6 +62,7 @@ from storage.models import (
     Alert,
     Approval,
     AuditEvent,
+    ChannelIdentity,
     Crisis,
     CrisisMember,
     Delivery,
@@ -197,7 +199,6 @@ class Run:
         if role is not None:
             with self.db.session() as s:
                 row = User(
-                    telegram_id=tg.id,
                     username=tg.username,
                     full_name=name.title(),
                     agency_id=self.ids["agency"],
@@ -205,7 +206,7 @@ class Run:
                     status="active",
                     language=lang,
                 )
-                s.add(row)
+                identity.add_person(s, person_ref(tg.id), row)
                 s.flush()
                 assert row.id is not None
                 self.users[name] = row.id
@@ -505,8 +506,15 @@ def _press_later(run: Run, who: str, chat: int, message: StoredMessage, label: s
 _TASKS: set[asyncio.Task[Any]] = set()
 
 
+def _by_account(query: Any, telegram_id: int) -> Any:
+    """``query`` over ``User`` narrowed to the person with this Telegram account."""
+    return query.join(ChannelIdentity, col(ChannelIdentity.user_id) == col(User.id)).where(
+        ChannelIdentity.channel == "telegram", ChannelIdentity.external_id == str(telegram_id)
+    )
+
+
 def _newbie(run: Run) -> User | None:
-    rows = _db_one(run, select(User).where(User.telegram_id == run.people["newbie"]))
+    rows = _db_one(run, _by_account(select(User), run.people["newbie"]))
     return rows[0] if rows else None
 
 
@@ -575,7 +583,7 @@ def reg_check(run: Run) -> list[Check]:
         for who in ("sup1", "sup2")
     }
     decided = _db_one(run, select(AuditEvent.id).where(AuditEvent.action == "user.approved"))
-    users = _db_one(run, select(User.id).where(User.telegram_id == run.people["newbie"]))
+    users = _db_one(run, _by_account(select(User.id), run.people["newbie"]))
     return [
         ("registration kept", len(users) == 1 and user is not None, f"{len(users)} rows"),
         ("approval applied once", len(decided) == 1, f"{len(decided)} user.approved"),

@@ -69,6 +69,14 @@ def link(session: Session, user: User, who: PersonRef, now: datetime) -> None:
     )
 
 
+def add_person(session: Session, who: PersonRef, user: User) -> User:
+    """Store a new person with their first account (registration, operators' seeds)."""
+    session.add(user)
+    session.flush()
+    link(session, user, who, user.created_at)
+    return user
+
+
 def global_admins(settings: Settings, channel: str) -> frozenset[PersonRef]:
     """ADMIN_IDS as accounts: the operators' ids on the channel the bot runs on."""
     return frozenset(PersonRef(channel, str(admin)) for admin in settings.admin_ids)

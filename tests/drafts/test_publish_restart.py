@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from bot.channels.telegram import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
-from bot.services import approvals, due
+from bot.services import approvals, due, identity
 from bot.services import drafts as dr
 from storage.db import Database
 from storage.migrate import upgrade
@@ -65,14 +66,13 @@ def _approved_draft(emulator: TelegramEmulator, db: Database, room: int) -> tupl
             tg.started = True
             emulator.world.private_chat(tg)
             row = User(
-                telegram_id=tg.id,
                 full_name=tg.first_name,
                 agency_id=agency.id,
                 role=role,
                 status="active",
                 language="en",
             )
-            s.add(row)
+            identity.add_person(s, person_ref(tg.id), row)
             s.flush()
             people.append(row)
         crisis = Crisis(

@@ -22,10 +22,11 @@ from bot.channels.base import (
     Rejected,
 )
 from bot.channels.refs import ChatRef
-from bot.channels.telegram import TelegramNotifier, chat_ref
+from bot.channels.telegram import TelegramNotifier, chat_ref, person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage
+from bot.services import identity
 from bot.services.due import schedule
 from bot.services.notify import notify_payload
 from storage.db import Database
@@ -69,7 +70,9 @@ async def test_notifier_sends_edits_pins_and_uploads(emulator: TelegramEmulator,
     photo = await notifier.send_photo(chat_ref(alice.id), Attachment("chart.png", PNG), "Biểu đồ")
     assert "photo" in emulator.message(alice.id, int(photo.message_id)).data
     doc = await notifier.send_document(chat_ref(alice.id), Attachment("report.md", b"# Report\n"))
-    assert emulator.message(alice.id, int(doc.message_id)).data["document"]["file_name"] == "report.md"
+    assert (
+        emulator.message(alice.id, int(doc.message_id)).data["document"]["file_name"] == "report.md"
+    )
 
     group = emulator.create_supergroup("Tổ công tác", forum=True, member_ids=[alice.id])
     emulator.add_bot(group.id, rights={"can_pin_messages": True, "can_manage_topics": True})
@@ -126,14 +129,15 @@ async def test_admin_only_button_and_forged_data(
     admin = emulator.create_user("Admin", language_code="en")
     member = emulator.create_user("Member", language_code="en")
     with sqlite_db.session() as s:
-        s.add(
+        identity.add_person(
+            s,
+            person_ref(member.id),
             User(
-                telegram_id=member.id,
                 full_name="Member",
                 status="active",
                 role="member",
                 language="en",
-            )
+            ),
         )
     app = build_application(app_settings(str(admin.id)), sqlite_db, clock)
     async with running_app(app):
@@ -174,7 +178,9 @@ async def test_suspended_person_is_refused(
 ) -> None:
     person = emulator.create_user("Suspended", language_code="vi")
     with sqlite_db.session() as s:
-        s.add(User(telegram_id=person.id, full_name="S", status="suspended", role="admin"))
+        identity.add_person(
+            s, person_ref(person.id), User(full_name="S", status="suspended", role="admin")
+        )
     app = build_application(app_settings(), sqlite_db, clock)
     async with running_app(app):
         emulator.send_text(person.id, "/start")
@@ -191,8 +197,8 @@ async def test_tick_fires_due_rows_on_the_simulated_clock(
     alice = emulator.create_user("Alice", language_code="vi")
     emulator.send_text(alice.id, "xin chào")  # opens the chat (free text gets its own answer)
     with sqlite_db.session() as s:
-        user = User(telegram_id=alice.id, full_name="Alice", status="active", language="vi")
-        s.add(user)
+        user = User(full_name="Alice", status="active", language="vi")
+        identity.add_person(s, person_ref(alice.id), user)
         s.flush()
         assert user.id is not None
         schedule(

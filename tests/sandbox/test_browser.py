@@ -145,9 +145,11 @@ def register(d: Drill) -> None:
     d.reply_button("Chia sẻ số điện thoại")
     d.bot_says("chờ|duyệt")
     d.wait_done("register")
-    assert d.query("select status, role from user where telegram_id = 7003") == [
-        ("pending", "member")
-    ] or d.query("select status from user where telegram_id = 7003") == [("pending",)]
+    assert d.query(
+        "select status, role from user join channelidentity on user_id = user.id where external_id = '7003'"
+    ) == [("pending", "member")] or d.query(
+        "select status from user join channelidentity on user_id = user.id where external_id = '7003'"
+    ) == [("pending",)]
 
 
 def approve(d: Drill) -> None:
@@ -157,9 +159,9 @@ def approve(d: Drill) -> None:
     d.press("Phê duyệt")
     d.bot_says("Đã phê duyệt")
     d.wait_done("approve")
-    assert d.query("select status, role from user where telegram_id = 7003") == [
-        ("active", "spokesperson")
-    ]
+    assert d.query(
+        "select status, role from user join channelidentity on user_id = user.id where external_id = '7003'"
+    ) == [("active", "spokesperson")]
 
 
 def subscribe(d: Drill) -> None:

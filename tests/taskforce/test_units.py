@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from docx import Document
 
+from bot.channels.telegram import person_ref
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
-from bot.services import reports, rooms, taskforces, timeline
+from bot.services import identity, reports, rooms, taskforces, timeline
 from bot.services.taskforces import TaskForceError, parse_role, parse_task
 from bot.templating import Renderer
 from handlers.taskforce import parse_crisis_args
@@ -180,8 +181,8 @@ def test_join_decisions(sqlite_db: Database) -> None:
             ("out", "active"),
             ("sus", "suspended"),
         ):
-            user = User(telegram_id=len(people) + 10, username=name, status=status)
-            s.add(user)
+            user = User(username=name, status=status)
+            identity.add_person(s, person_ref(len(people) + 10), user)
             s.flush()
             people[name] = user
         crisis = _crisis(s, agency.id or 0)
@@ -215,8 +216,8 @@ def test_report_key_times_and_files(sqlite_db: Database, make_settings: Any) -> 
         agency = Agency(code="A", name="Bộ Y tế")
         s.add(agency)
         s.flush()
-        lead = User(telegram_id=1, username="lead", full_name="Nguyễn Văn A", status="active")
-        s.add(lead)
+        lead = User(username="lead", full_name="Nguyễn Văn A", status="active")
+        identity.add_person(s, person_ref(1), lead)
         s.flush()
         crisis = Crisis(
             agency_id=agency.id or 0,
