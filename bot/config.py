@@ -30,10 +30,20 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 ENV_PREFIX = "CRISISDESK_"
 OFFICIAL_API_URL = "https://api.telegram.org"
+ZALO_API_URL = "https://bot-api.zaloplatforms.com"
 # Telegram's setWebhook ``secret_token``: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
 WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 WEBHOOK_SECRET_RULE = "1-256 characters, only A-Z a-z 0-9 _ -"
-SECRET_SETTINGS = frozenset({"telegram_token", "webhook_secret"})
+SECRET_SETTINGS = frozenset(
+    {
+        "telegram_token",
+        "webhook_secret",
+        "zalo_token",
+        "zalo_webhook_secret",
+        "zalo_oa_app_secret",
+        "zalo_oa_secret_key",
+    }
+)
 
 
 class ConfigError(Exception):
@@ -119,6 +129,13 @@ class Settings(BaseSettings):
     http_listen: str = Field(default="127.0.0.1", min_length=1)  # /healthz and /metrics
     http_port: int = Field(default=9108, ge=0, le=65_535)  # 0: no health/metrics server
     article_retention_days: int | None = Field(default=None, ge=30, le=36_500)
+    # Zalo (docs/zalo.md): the Bot Platform channel and the optional Official Account rooms.
+    zalo_token: SecretStr | None = None
+    zalo_api_url: str = Field(default=ZALO_API_URL, pattern=r"^https?://\S+$")
+    zalo_webhook_secret: SecretStr | None = None
+    zalo_oa_app_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
+    zalo_oa_app_secret: SecretStr | None = None
+    zalo_oa_secret_key: SecretStr | None = None
 
     agencies: list[AgencyConfig] = Field(default_factory=list)
     topics: list[TopicConfig] = Field(default_factory=list)
@@ -165,10 +182,18 @@ class Settings(BaseSettings):
             raise ValueError(WEBHOOK_SECRET_RULE)
         return value
 
-    @field_validator("telegram_api_url")
+    @field_validator("telegram_api_url", "zalo_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("zalo_webhook_secret")
+    @classmethod
+    def _zalo_secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        # Zalo's setWebhook takes a secret_token of 8-256 characters.
+        if value is not None and not 8 <= len(value.get_secret_value()) <= 256:
+            raise ValueError("8-256 characters")
+        return value
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:

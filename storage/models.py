@@ -555,6 +555,24 @@ class Setting(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
+class ZaloOaToken(SQLModel, table=True):
+    """The OAuth tokens of one Zalo Official Account app, rotated in place.
+
+    Zalo's refresh tokens are single-use: every refresh returns a new pair and the old refresh
+    token stops working. Several workers share this row and refresh under its lock, so the
+    token used is always the latest; ``generation`` counts the rotations.
+    """
+
+    __tablename__ = "zalo_oa_token"
+
+    app_id: str = Field(primary_key=True, max_length=64)
+    access_token: str = Field(default="", sa_type=sa.Text)
+    refresh_token: str = Field(sa_type=sa.Text)
+    access_expires_at: datetime | None = Field(default=None, sa_column=utc_column())
+    generation: int = 0
+    updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
 @sa.event.listens_for(AuditEvent, "before_update")
 @sa.event.listens_for(AuditEvent, "before_delete")
 def _audit_is_append_only(_mapper: Any, _connection: Any, target: AuditEvent) -> None:

@@ -1,0 +1,118 @@
+"""The Zalo emulator's control API over HTTP (the sandbox page, out-of-process tests).
+
+``POST /_control/{action}`` with a JSON object of keyword arguments calls the
+:class:`~.emulator.ZaloEmulator` method of the same name (only those in :data:`ACTIONS`) and
+answers ``{"ok": true, "result": …}``; misuse answers 400 ``{"ok": false, "error": …}``, a wait
+that ran out 408, an unknown action 404. ``GET`` routes read state (docs/zalo.md lists them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .errors import ControlError
+from .state import Call, Group, StoredMessage
+
+if TYPE_CHECKING:
+    from .emulator import ZaloEmulator
+
+ACTIONS = frozenset(
+    {
+        "send_text",
+        "wait_for_message",
+        "set_webhook_envelope",
+        "set_fetch_photos",
+        "grant_oa_access",
+        "expire_oa_access_tokens",
+        "add_oa_follower",
+        "add_oa_asset",
+        "set_oa_webhook",
+        "inject_oa_error",
+        "user_sends_group_text",
+    }
+)
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, StoredMessage | Call | Group):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    return value
+
+
+def control_routes(emulator: ZaloEmulator) -> list[web.RouteDef]:
+    def reply(result: Any) -> web.Response:
+        return web.json_response({"ok": True, "result": to_json(result)})
+
+    def refuse(error: Exception, status: int) -> web.Response:
+        return web.json_response({"ok": False, "error": str(error)}, status=status)
+
+    async def action(request: web.Request) -> web.Response:
+        name = request.match_info["action"]
+        if name not in ACTIONS:
+            return refuse(ControlError(f"unknown action {name}"), 404)
+        try:
+            kwargs = await request.json() if request.can_read_body else {}
+        except json.JSONDecodeError:
+            return refuse(ControlError("body must be JSON"), 400)
+        if not isinstance(kwargs, dict):
+            return refuse(ControlError("body must be an object"), 400)
+        method = getattr(emulator, name)
+        try:
+            inspect.signature(method).bind(**kwargs)
+            result = method(**kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except (TypeError, ValueError) as error:
+            return refuse(error, 400)
+        except TimeoutError as error:
+            return refuse(error, 408)
+        return reply(result)
+
+    async def state(request: web.Request) -> web.Response:
+        bot, oa = emulator.bot_platform, emulator.oa
+        return reply(
+            {
+                "bot_id": bot.bot_id,
+                "people": [vars(p) for p in bot.people.values()],
+                "pending_updates": bot.pending,
+                "webhook": {
+                    "url": bot.webhook_url,
+                    "envelope": bot.webhook_envelope,
+                    "last_error": bot.webhook_last_error,
+                },
+                "oa": {
+                    "app_id": oa.app_id,
+                    "followers": oa.followers,
+                    "assets": oa.assets,
+                    "webhook_url": oa.webhook_url,
+                },
+            }
+        )
+
+    async def messages(request: web.Request) -> web.Response:
+        try:
+            return reply(emulator.messages(request.match_info["chat_id"]))
+        except ControlError as error:
+            return refuse(error, 404)
+
+    async def calls(request: web.Request) -> web.Response:
+        method = request.query.get("method")
+        found = emulator.calls if method is None else emulator.calls_to(method)
+        return reply(found)
+
+    async def groups(request: web.Request) -> web.Response:
+        return reply(list(emulator.oa.groups.values()))
+
+    return [
+        web.get("/_control/state", state),
+        web.get("/_control/calls", calls),
+        web.get("/_control/chats/{chat_id}/messages", messages),
+        web.get("/_control/oa/groups", groups),
+        web.post("/_control/{action}", action),
+    ]
