@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from storage.migrate import downgrade, upgrade
 
-BEFORE = "0003_delivery_retry"
+BEFORE = "0004_zalo_oa_tokens"
 AFTER = "0004_channel_identity"
 AT = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """channel identity: a person's id on each messenger moves to its own table
 
 Revision ID: 0004_channel_identity
-Revises: 0003_delivery_retry
+Revises: 0004_zalo_oa_tokens
 Create Date: 2026-12-07 00:10:00.000000
 
 ``user.telegram_id`` (a number) and ``user.zalo_id`` become rows of ``channelidentity``
@@ -20,7 +20,7 @@ from alembic import op
 
 
 revision: str = '0004_channel_identity'
-down_revision: str | None = '0003_delivery_retry'
+down_revision: str | None = '0004_zalo_oa_tokens'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
