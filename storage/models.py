@@ -179,11 +179,9 @@ class Agency(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    """A person known to the bot, on one or more channels."""
+    """A person known to the bot; their accounts on each channel are ``ChannelIdentity`` rows."""
 
     id: int | None = Field(default=None, primary_key=True)
-    telegram_id: int | None = Field(default=None, sa_type=sa.BigInteger, unique=True, index=True)
-    zalo_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
     username: str | None = Field(default=None, max_length=64, index=True)
     full_name: str = Field(default="", max_length=255)
     phone: str | None = Field(default=None, max_length=32)

@@ -85,6 +85,9 @@ def test_ids_move_to_identities_and_back(url: str, engine: sa.Engine) -> None:
     before = _people(engine)
 
     upgrade(url, AFTER)
+    assert not {"telegram_id", "zalo_id"} & {
+        c["name"] for c in sa.inspect(engine).get_columns("user")
+    }
     assert _identities(engine) == {
         (1, "telegram", "7123456789"),
         (2, "telegram", "42"),

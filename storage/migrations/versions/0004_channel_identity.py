@@ -5,8 +5,9 @@ Revises: 0004_zalo_oa_tokens
 Create Date: 2026-12-07 00:10:00.000000
 
 ``user.telegram_id`` (a number) and ``user.zalo_id`` become rows of ``channelidentity``
-(channel, external id as a string). The downgrade writes them back; an identity on any other
-channel has no column to go back to and is dropped with the table.
+(channel, external id as a string) and the two columns go. The downgrade brings the columns
+back and fills them from the identities; an identity on any other channel has no column to go
+back to and is dropped with the table.
 
 Where rooms and messages are stored (``room``, ``crisis``'s room and brief, ``delivery``'s sent
 message) the ids become strings too, with the channel beside them; existing rows are Telegram's.
@@ -82,6 +83,11 @@ def upgrade() -> None:
                 ).where(source.is_not(None)),
             )
         )
+    with op.batch_alter_table('user', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_user_zalo_id'))
+        batch_op.drop_index(batch_op.f('ix_user_telegram_id'))
+        batch_op.drop_column('zalo_id')
+        batch_op.drop_column('telegram_id')
 
     for table, (channel, ids) in _RETYPED.items():
         with op.batch_alter_table(table, schema=None) as batch_op:
@@ -119,6 +125,9 @@ def downgrade() -> None:
                 )
             batch_op.drop_column(channel)
 
+    with op.batch_alter_table('user', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('telegram_id', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('zalo_id', sa.String(length=64), nullable=True))
     for channel, column in _COPIED:
         value = sa.select(_identity.c.external_id).where(
             _identity.c.user_id == _user.c.id, _identity.c.channel == channel
@@ -126,9 +135,12 @@ def downgrade() -> None:
         target = _user.c[column]
         op.execute(
             _user.update()
-            .where(target.is_(None), value.exists())
+            .where(value.exists())
             .values({column: sa.cast(value.scalar_subquery(), target.type)})
         )
+    with op.batch_alter_table('user', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_user_telegram_id'), ['telegram_id'], unique=True)
+        batch_op.create_index(batch_op.f('ix_user_zalo_id'), ['zalo_id'], unique=True)
     with op.batch_alter_table('channelidentity', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_channelidentity_user_id'))
 
