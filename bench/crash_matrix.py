@@ -52,9 +52,10 @@ from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.errors import ControlError
 from bot.sandbox.telegram_emulator.state import StoredMessage
-from bot.services import approvals, due, identity, taskforces
+from bot.services import approvals, due, identity
 from bot.services import drafts as dr
-from bot.services.taskforces import _schedule_deadline
+from bot.services.taskforces import resolve
+from bot.services.taskforces.deadline import schedule_deadline
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -667,7 +668,7 @@ async def pub_setup(run: Run) -> None:
         s.add(crisis)
         s.flush()
         assert crisis.id is not None
-        _schedule_deadline(s, crisis)
+        schedule_deadline(s, crisis)
         draft = Draft(
             crisis_id=crisis.id,
             template="holding",
@@ -971,7 +972,7 @@ async def res_setup(run: Run) -> None:
         s.flush()
         assert crisis.id is not None
         run.ids["crisis"] = crisis.id
-        _schedule_deadline(s, crisis)
+        schedule_deadline(s, crisis)
         s.add(
             Room(
                 kind="forum_topic",
@@ -1005,8 +1006,7 @@ def _resolve_confirmations(run: Run) -> list[StoredMessage]:
         m
         for m in run.emu.messages(hub, thread_id=thread, from_bot=True)
         if any(
-            str(b.get("callback_data", "")).startswith(f"{taskforces.RESOLVE}:")
-            for b in m.buttons()
+            str(b.get("callback_data", "")).startswith(f"{resolve.RESOLVE}:") for b in m.buttons()
         )
     ]
 
@@ -1024,7 +1024,7 @@ async def res_drive(run: Run) -> None:
                     run.people["lead"],
                     hub,
                     questions[-1].message_id,
-                    data=f"{taskforces.RESOLVE}:{run.ids['crisis']}",
+                    data=f"{resolve.RESOLVE}:{run.ids['crisis']}",
                     timeout=PRESS_TIMEOUT,
                 )
         await _until(lambda: _crisis_status(run) == "resolved", 6)

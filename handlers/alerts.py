@@ -14,12 +14,13 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import Button, ForgedButton, int_id, register
 from bot.channels.telegram import keyboard
-from bot.services import alerts, taskforces
+from bot.services import alerts
 from bot.services.alerts import DISMISS_REASONS, AlertActionError
 from bot.services.commands import register_command
 from bot.services.delivery import alert_buttons, alert_text
 from bot.services.permissions import Actor
-from bot.services.taskforces import TaskForceError
+from bot.services.taskforces import opening
+from bot.services.taskforces.crises import TaskForceError
 from handlers.buttons import on_button
 from handlers.common import gate, press_of, reply, runtime_of
 from handlers.drafts import start_in_room
@@ -116,7 +117,7 @@ async def _crisis_for_alert(
         return f.crisis_id
     title = runtime.renderer.render("alert_crisis_title", lang, f=f)
     try:
-        opened = await taskforces.open_crisis(
+        opened = await opening.open_crisis(
             runtime,
             actor,
             title,

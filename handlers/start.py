@@ -554,7 +554,7 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
 
 @due.due_handler(reg.REVIEW_KIND)
 async def _review_due(runtime: Runtime, session: Any, row: Any) -> None:
-    # Own sessions only (see bot.services.taskforces._retry_room).
+    # Own sessions only (see bot.services.taskforces.room._retry_room).
     if row.ref_id in _REVIEWING:  # being sent by this process right now: look again shortly
         due.schedule(session, reg.REVIEW_KIND, runtime.clock.now() + _AGAIN, ref_id=row.ref_id)
         return

@@ -1,9 +1,10 @@
 """Crisis task forces in chat: ``/crisis`` and the room commands, invitations, join requests and
 the room pool.
 
-Thin by design: each handler parses the update, calls ``bot.services.taskforces`` (or ``rooms``)
-and renders a template. Room commands find their crisis from the chat and forum topic they are
-sent in. Every button is re-checked on the server by its rule (``bot.buttons.register``).
+Thin by design: each handler parses the update, calls a module of ``bot.services.taskforces``
+(or ``rooms``) and renders a template. Room commands find their crisis from the chat and forum
+topic they are sent in. Every button is re-checked on the server by its rule
+(``bot.buttons.register``).
 """
 
 from __future__ import annotations
@@ -31,13 +32,38 @@ import bot.channels.telegram_rooms  # noqa: F401  (registers the Telegram RoomAd
 from bot.buttons import Button, int_id, register
 from bot.channels.telegram import keyboard
 from bot.runtime import Runtime
-from bot.services import room_rights, rooms, taskforces
+from bot.services import room_rights, rooms
 from bot.services.commands import register_command
 from bot.services.permissions import Actor
-from bot.services.taskforces import TaskForceError
+from bot.services.taskforces import convening, resolve
+from bot.services.taskforces.convening import convene_more, may_convene, pick_candidates
+from bot.services.taskforces.crises import (
+    TaskForceError,
+    display_name,
+    is_participant,
+    may_resolve,
+)
+from bot.services.taskforces.joining import (
+    answer_invitation,
+    handle_join_request,
+    note_member_joined,
+)
+from bot.services.taskforces.notes import add_note, post_update
+from bot.services.taskforces.opening import open_crisis
+from bot.services.taskforces.queries import crisis_for_lead, roster, timeline_lines
+from bot.services.taskforces.resolve import resolve_crisis
+from bot.services.taskforces.roles import parse_role, set_role
+from bot.services.taskforces.room import attach_waiting
+from bot.services.taskforces.tasks import (
+    TASK_DONE,
+    add_task,
+    can_close_task,
+    complete_task,
+    open_tasks,
+)
 from handlers.buttons import on_button
 from handlers.common import actor_of, audited, language_of, reply, runtime_of
-from storage.models import Agency, CrisisMember, Role, Severity, User
+from storage.models import Agency, Crisis, CrisisMember, Role, Severity, User
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +89,12 @@ def _owns_invitation(session: Any, actor: Actor, ident: str) -> bool:
 
 
 def _may_close_task(session: Any, actor: Actor, ident: str) -> bool:
-    return taskforces.can_close_task(session, actor, int_id(ident))
+    return can_close_task(session, actor, int_id(ident))
 
 
 def _may_resolve(session: Any, actor: Actor, ident: str) -> bool:
     try:
-        taskforces.may_resolve(session, actor, int_id(ident))
+        may_resolve(session, actor, int_id(ident))
     except TaskForceError:
         return False
     return True
@@ -76,20 +102,20 @@ def _may_resolve(session: Any, actor: Actor, ident: str) -> bool:
 
 def _may_pick(session: Any, actor: Actor, ident: str) -> bool:
     crisis_text, _, user_text = ident.partition("-")
-    crisis = session.get(taskforces.Crisis, int_id(crisis_text)) if user_text else None
+    crisis = session.get(Crisis, int_id(crisis_text)) if user_text else None
     return (
         crisis is not None
-        and taskforces.is_participant(session, actor, crisis)
-        and taskforces.may_convene(crisis, session.get(User, int_id(user_text)))
+        and is_participant(session, actor, crisis)
+        and may_convene(crisis, session.get(User, int_id(user_text)))
     )
 
 
-JOIN = register(taskforces.JOIN, _owns_invitation, "join a crisis task force")
-DECLINE = register(taskforces.DECLINE, _owns_invitation, "decline a crisis task force")
-DONE = register(taskforces.TASK_DONE, _may_close_task, "close a task")
-PICK = register(taskforces.PICK, _may_pick, "convene a person picked from the list")
+JOIN = register(convening.JOIN, _owns_invitation, "join a crisis task force")
+DECLINE = register(convening.DECLINE, _owns_invitation, "decline a crisis task force")
+DONE = register(TASK_DONE, _may_close_task, "close a task")
+PICK = register(convening.PICK, _may_pick, "convene a person picked from the list")
 RESOLVE = register(
-    taskforces.RESOLVE,
+    resolve.RESOLVE,
     lambda s, actor, ident: _may_resolve(s, actor, ident),
     "close a crisis after confirming",
 )
@@ -180,14 +206,14 @@ async def crisis_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     words = _args(context)
     if not words:
         with runtime.db.session() as session:
-            crises = taskforces.crisis_for_lead(session, actor.user_id)
+            crises = crisis_for_lead(session, actor.user_id)
         await reply(update, runtime.renderer.render("crisis_list", lang, crises=crises))
         return
     with runtime.db.session() as session:
         codes = {a.code: a.id for a in session.exec(select(Agency))}
     code, severity, usernames, title = parse_crisis_args(words, set(codes))
     try:
-        opened = await taskforces.open_crisis(
+        opened = await open_crisis(
             runtime,
             actor,
             title,
@@ -212,7 +238,7 @@ async def _answer(
     runtime = runtime_of(context)
     lang = language_of(update, actor)
     try:
-        answer = await taskforces.answer_invitation(runtime, actor, int_id(ident), join)
+        answer = await answer_invitation(runtime, actor, int_id(ident), join)
     except TaskForceError as exc:
         await query.answer(_error(update, runtime, actor, lang, exc), show_alert=True)
         return
@@ -251,7 +277,7 @@ async def join_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     runtime = runtime_of(context)
     link = request.invite_link.invite_link if request.invite_link else None
     try:
-        await taskforces.handle_join_request(
+        await handle_join_request(
             runtime, chat_id=request.chat.id, telegram_id=request.from_user.id, invite_link=link
         )
     except Exception:
@@ -299,7 +325,7 @@ async def bot_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await _say(
             context, change.chat.id, runtime.renderer.render("tf_pool_registered", lang, free=free)
         )
-        await taskforces.attach_waiting(runtime)
+        await attach_waiting(runtime)
     elif result.missing and new.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER):
         await _say(
             context,
@@ -322,7 +348,7 @@ async def members_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     runtime = runtime_of(context)
     for person in message.new_chat_members:
         if not person.is_bot:
-            taskforces.note_member_joined(
+            note_member_joined(
                 runtime, chat_id=message.chat_id, thread_id=None, telegram_id=person.id
             )
 
@@ -340,8 +366,8 @@ async def role_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await reply(update, runtime.renderer.render("crisis_error", lang, code="role_usage", d={}))
         return
     try:
-        wanted = taskforces.parse_role(" ".join(words[1:]))
-        person, role = taskforces.set_role(runtime, actor, crisis_id, words[0], wanted)
+        wanted = parse_role(" ".join(words[1:]))
+        person, role = set_role(runtime, actor, crisis_id, words[0], wanted)
     except TaskForceError as exc:
         await reply(update, _error(update, runtime, actor, lang, exc))
         return
@@ -355,7 +381,7 @@ async def task_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     runtime, actor, lang, crisis_id = room
     text = " ".join(_args(context))
     try:
-        view = taskforces.add_task(runtime, actor, crisis_id, text)
+        view = add_task(runtime, actor, crisis_id, text)
     except TaskForceError as exc:
         await reply(update, _error(update, runtime, actor, lang, exc))
         return
@@ -376,9 +402,9 @@ async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     runtime, actor, lang, crisis_id = room
     with runtime.db.session() as session:
-        crisis = session.get(taskforces.Crisis, crisis_id)
-        allowed = crisis is not None and taskforces.is_participant(session, actor, crisis)
-        tasks = taskforces.open_tasks(session, crisis_id)
+        crisis = session.get(Crisis, crisis_id)
+        allowed = crisis is not None and is_participant(session, actor, crisis)
+        tasks = open_tasks(session, crisis_id)
     if not allowed:
         await reply(update, _error(update, runtime, actor, lang, TaskForceError("not_member_self")))
         return
@@ -394,7 +420,7 @@ async def done_pressed(
     runtime = runtime_of(context)
     lang = language_of(update, actor)
     try:
-        view, _changed = taskforces.complete_task(runtime, actor, int_id(ident))
+        view, _changed = complete_task(runtime, actor, int_id(ident))
     except TaskForceError as exc:
         await query.answer(_error(update, runtime, actor, lang, exc), show_alert=True)
         return
@@ -411,7 +437,7 @@ async def update_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     runtime, actor, lang, crisis_id = room
     try:
-        taskforces.post_update(runtime, actor, crisis_id, " ".join(_args(context)))
+        post_update(runtime, actor, crisis_id, " ".join(_args(context)))
     except TaskForceError as exc:
         await reply(update, _error(update, runtime, actor, lang, exc))
         return
@@ -436,7 +462,7 @@ async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         if target.from_user is not None:
             author = target.from_user.full_name
     try:
-        taskforces.add_note(
+        add_note(
             runtime,
             actor,
             crisis_id,
@@ -456,7 +482,7 @@ async def timeline_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     runtime, actor, lang, crisis_id = room
     try:
-        crisis, lines = taskforces.timeline_lines(runtime, actor, crisis_id)
+        crisis, lines = timeline_lines(runtime, actor, crisis_id)
     except TaskForceError as exc:
         await reply(update, _error(update, runtime, actor, lang, exc))
         return
@@ -469,9 +495,9 @@ async def roster_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     runtime, actor, lang, crisis_id = room
     with runtime.db.session() as session:
-        crisis = session.get(taskforces.Crisis, crisis_id)
-        allowed = crisis is not None and taskforces.is_participant(session, actor, crisis)
-        lines = taskforces.roster(session, crisis_id)
+        crisis = session.get(Crisis, crisis_id)
+        allowed = crisis is not None and is_participant(session, actor, crisis)
+        lines = roster(session, crisis_id)
     if not allowed:
         await reply(update, _error(update, runtime, actor, lang, TaskForceError("not_member_self")))
         return
@@ -492,16 +518,14 @@ async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     if not names:
         with runtime.db.session() as session:
-            crisis = session.get(taskforces.Crisis, crisis_id)
-            allowed = crisis is not None and taskforces.is_participant(session, actor, crisis)
-            people = taskforces.pick_candidates(session, crisis_id) if allowed else []
+            crisis = session.get(Crisis, crisis_id)
+            allowed = crisis is not None and is_participant(session, actor, crisis)
+            people = pick_candidates(session, crisis_id) if allowed else []
         if not allowed:
             refusal = TaskForceError("not_member_self")
             await reply(update, _error(update, runtime, actor, lang, refusal))
             return
-        buttons = [
-            [Button(taskforces.display_name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people
-        ]
+        buttons = [[Button(display_name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people]
         message = update.effective_message
         assert message is not None
         await message.reply_text(
@@ -512,7 +536,7 @@ async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         )
         return
     try:
-        invited, unknown = await taskforces.convene_more(runtime, actor, crisis_id, usernames=names)
+        invited, unknown = await convene_more(runtime, actor, crisis_id, usernames=names)
     except TaskForceError as exc:
         await reply(update, _error(update, runtime, actor, lang, exc))
         return
@@ -531,7 +555,7 @@ async def pick_pressed(
     lang = language_of(update, actor)
     crisis_text, _, user_text = ident.partition("-")
     try:
-        invited, _unknown = await taskforces.convene_more(
+        invited, _unknown = await convene_more(
             runtime, actor, int_id(crisis_text), user_ids=[int_id(user_text)]
         )
     except TaskForceError as exc:
@@ -549,7 +573,7 @@ async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     runtime, actor, lang, crisis_id = room
     try:
         with runtime.db.session() as session:
-            crisis = taskforces.may_resolve(session, actor, crisis_id)
+            crisis = may_resolve(session, actor, crisis_id)
     except TaskForceError as exc:
         await reply(update, _error(update, runtime, actor, lang, exc))
         return
@@ -573,7 +597,7 @@ async def resolve_pressed(
     with contextlib.suppress(TelegramError):
         await query.edit_message_reply_markup(None)
     try:
-        await taskforces.resolve_crisis(runtime, actor, int_id(ident))
+        await resolve_crisis(runtime, actor, int_id(ident))
     except TaskForceError as exc:  # closed meanwhile, or the right was lost since
         await reply(update, _error(update, runtime, actor, lang, exc))
 

@@ -24,13 +24,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlmodel import Session, col, func, select
 
 from bot.services import timeline
-from bot.services.taskforces import (
-    RosterLine,
-    TimelineLine,
-    _name,
-    approvals_of,
-    roster,
-)
+from bot.services.taskforces.crises import display_name
+from bot.services.taskforces.queries import RosterLine, TimelineLine, approvals_of, roster
 from bot.templating import TEMPLATES_ROOT, normalise_language
 from storage.models import Agency, Crisis, Draft, DraftStatus, Task, User
 
@@ -114,7 +109,7 @@ def build(session: Session, crisis_id: int, now: datetime) -> ReportData:
         name = ""
         if event.actor_id is not None:
             if event.actor_id not in names:
-                names[event.actor_id] = _name(session.get(User, event.actor_id))
+                names[event.actor_id] = display_name(session.get(User, event.actor_id))
             name = names[event.actor_id]
         events.append(TimelineLine(event.at, event.kind, name, event.text))
     statements = list(
@@ -132,7 +127,7 @@ def build(session: Session, crisis_id: int, now: datetime) -> ReportData:
     return ReportData(
         crisis=crisis,
         agency=session.get(Agency, crisis.agency_id),
-        lead=_name(lead),
+        lead=display_name(lead),
         people=roster(session, crisis_id),
         events=events,
         statements=statements,

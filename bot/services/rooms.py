@@ -10,7 +10,7 @@ A bot cannot create groups (Telegram has no such method), so a room is either
   removes or demotes the bot is ``gone``.
 
 This module holds the rules over ``Room`` rows and join requests; the Bot API side is the
-``RoomAdmin`` protocol (``bot.channels.rooms``), called by ``bot.services.taskforces``.
+``RoomAdmin`` protocol (``bot.channels.rooms``), called by ``bot.services.taskforces.room``.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def add(
     if kind.startswith(BRIEF_KINDS):
         # Drafts and approvals change what the pinned brief shows (statements published):
         # ask for an edit in the same transaction. Imported here: taskforces imports this module.
-        from bot.services.taskforces import touch_brief
+        from bot.services.taskforces.brief import touch_brief
 
         touch_brief(session, crisis_id, at)
     return event

@@ -31,8 +31,9 @@ from bot.clock import SimulatedClock
 from bot.config import load_settings
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
-from bot.services import identity, taskforces
+from bot.services import identity
 from bot.services.permissions import Actor
+from bot.services.taskforces import convening, crises
 from bot.updates import ChatOrderedUpdateProcessor
 from storage.db import Database
 from storage.migrate import upgrade
@@ -255,8 +256,8 @@ async def _pick_across_agencies(
         actor = Actor(f"tg:{supervisor.telegram_id}", supervisor)
         crisis_id = crisis.id
     try:
-        await taskforces.convene_more(runtime, actor, crisis_id, user_ids=[stranger])
-    except taskforces.TaskForceError as exc:
+        await convening.convene_more(runtime, actor, crisis_id, user_ids=[stranger])
+    except crises.TaskForceError as exc:
         result.service_refusal = exc.code
     with db.session() as s:
         result.other_agency_invited = [

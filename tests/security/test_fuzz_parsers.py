@@ -19,7 +19,7 @@ from bot import buttons
 from bot.app import HANDLER_MODULES  # noqa: F401  (registers every button action)
 from bot.services import press_templates as pt
 from bot.services import registration as reg
-from bot.services import taskforces as tf
+from bot.services.taskforces import crises, opening, roles, tasks
 from handlers.taskforce import parse_crisis_args
 from scanner.parse import FeedError, parse_feed
 from scanner.topics import QueryError, match, parse_query
@@ -66,18 +66,18 @@ def test_crisis_command_arguments(words: list[str]) -> None:
     agency, severity, _usernames, title = parse_crisis_args(words, {"BYT", "BTC"})
     assert agency in (None, "BYT", "BTC") and severity
     try:
-        tf.clean_title(title)
-    except tf.TaskForceError as exc:
+        opening.clean_title(title)
+    except crises.TaskForceError as exc:
         assert exc.code
 
 
 @FAST
 @given(TEXT)
 def test_room_command_arguments(text: str) -> None:
-    for parse in (tf.parse_task, tf.parse_role):
+    for parse in (tasks.parse_task, roles.parse_role):
         try:
             parse(text)
-        except tf.TaskForceError as exc:
+        except crises.TaskForceError as exc:
             assert exc.code
 
 

@@ -145,9 +145,9 @@ def immediate_brief(monkeypatch: pytest.MonkeyPatch) -> None:
     """A short debounce of brief edits (the clock below runs at real speed)."""
     from datetime import timedelta
 
-    from bot.services import taskforces
+    from bot.services.taskforces import brief
 
-    monkeypatch.setattr(taskforces, "BRIEF_DEBOUNCE", timedelta(seconds=0.3))
+    monkeypatch.setattr(brief, "BRIEF_DEBOUNCE", timedelta(seconds=0.3))
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from bot.buttons import Button, register
 from bot.channels.base import ChatRef
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
-from bot.services import taskforces
 from bot.services.permissions import Actor
+from bot.services.taskforces import opening
 from handlers.buttons import on_button
 from handlers.common import runtime_of
 from storage.db import Database
@@ -157,7 +157,7 @@ async def _open_from_alert(
     assert query is not None
     await query.answer()
     runtime = runtime_of(context)
-    opened = await taskforces.open_crisis(
+    opened = await opening.open_crisis(
         runtime, actor, "Alert: vaccine", "critical", alert_id=int(ident)
     )
     await runtime.notifier.send_text(

@@ -12,8 +12,11 @@ from docx import Document
 from bot.channels.telegram import person_ref
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
-from bot.services import identity, reports, rooms, taskforces, timeline
-from bot.services.taskforces import TaskForceError, parse_role, parse_task
+from bot.services import identity, reports, rooms, timeline
+from bot.services.taskforces import room
+from bot.services.taskforces.crises import TaskForceError
+from bot.services.taskforces.roles import parse_role
+from bot.services.taskforces.tasks import parse_task
 from bot.templating import Renderer
 from handlers.taskforce import parse_crisis_args
 from storage.db import Database
@@ -275,13 +278,13 @@ def test_report_key_times_and_files(sqlite_db: Database, make_settings: Any) -> 
 
 
 def test_room_url_and_topic_name() -> None:
-    assert taskforces.room_url(-1001234, 7) == "https://t.me/c/1234/7"
-    assert taskforces.room_url(-1234, None) is None
+    assert room.room_url(-1001234, 7) == "https://t.me/c/1234/7"
+    assert room.room_url(-1234, None) is None
     crisis = Crisis(
         id=3, agency_id=1, title="x" * 300, severity="critical", detected_at=T0, deadline_at=T0
     )
-    assert taskforces.topic_name(crisis).startswith("🔴 #3 xxx")
-    assert len(taskforces.topic_name(crisis)) == 128
+    assert room.topic_name(crisis).startswith("🔴 #3 xxx")
+    assert len(room.topic_name(crisis)) == 128
 
 
 def test_a_draft_event_asks_for_a_brief_edit(sqlite_db: Database) -> None:

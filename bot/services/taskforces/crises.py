@@ -1,0 +1,106 @@
+"""The crisis row, its members and who may act on it: the lookups and checks every other
+module of the task force shares, and ``TaskForceError``, the one way a request is refused.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, col, func, select
+
+from bot.services import rooms
+from bot.services.permissions import (
+    Actor,
+    can_act_for_agency,
+)
+from storage.models import (
+    Crisis,
+    CrisisMember,
+    CrisisStatus,
+    Role,
+    User,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+class TaskForceError(Exception):
+    """A refused or impossible request; ``code`` selects the wording in ``crisis_error.j2``."""
+
+    def __init__(self, code: str, **details: Any) -> None:
+        super().__init__(f"{code}: {details}" if details else code)
+        self.code = code
+        self.details = details
+
+
+def user_by_username(session: Session, username: str) -> User | None:
+    name = username.strip().removeprefix("@").lower()
+    if not name:
+        return None
+    return session.exec(
+        select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
+    ).first()
+
+
+def member_row(session: Session, crisis_id: int, user_id: int | None) -> CrisisMember | None:
+    if user_id is None:
+        return None
+    return session.exec(
+        select(CrisisMember).where(
+            CrisisMember.crisis_id == crisis_id, CrisisMember.user_id == user_id
+        )
+    ).first()
+
+
+def crisis_row(session: Session, crisis_id: int) -> Crisis:
+    crisis = session.get(Crisis, crisis_id)
+    if crisis is None:
+        raise TaskForceError("no_crisis", id=crisis_id)
+    return crisis
+
+
+def may_resolve(session: Session, actor: Actor, crisis_id: int) -> Crisis:
+    """The open crisis ``actor`` may close (asked before /resolve shows its confirm button)."""
+    crisis = open_crisis_row(session, crisis_id)
+    if not is_lead_or_supervisor(session, actor, crisis):
+        raise TaskForceError("not_lead")
+    return crisis
+
+
+def open_crisis_row(session: Session, crisis_id: int) -> Crisis:
+    crisis = crisis_row(session, crisis_id)
+    if crisis.status == CrisisStatus.RESOLVED:
+        raise TaskForceError("resolved", id=crisis_id)
+    return crisis
+
+
+def display_name(user: User | None) -> str:
+    """How people are named in briefs, rosters and reports."""
+    if user is None:
+        return "—"
+    if user.full_name:
+        return user.full_name
+    return f"@{user.username}" if user.username else f"#{user.id}"
+
+
+def is_lead_or_supervisor(session: Session, actor: Actor, crisis: Crisis) -> bool:
+    """The crisis lead, or a supervisor (or admin) acting for the crisis's agency."""
+    if can_act_for_agency(actor, crisis.agency_id, Role.SUPERVISOR):
+        return True
+    return actor.active and actor.user_id is not None and actor.user_id == crisis.lead_id
+
+
+def is_participant(session: Session, actor: Actor, crisis: Crisis) -> bool:
+    """Someone convened to the crisis who has not declined, or its lead or a supervisor."""
+    if is_lead_or_supervisor(session, actor, crisis):
+        return True
+    if not actor.active:
+        return False
+    member = member_row(session, crisis.id or 0, actor.user_id)
+    return member is not None and member.state in rooms.ADMITTED_STATES
+
+
+def room_language(session: Session, crisis: Crisis) -> str:
+    lead = session.get(User, crisis.lead_id) if crisis.lead_id else None
+    return lead.language if lead else "vi"

@@ -1,0 +1,198 @@
+"""Answers and joins: a convened person presses Join or Decline, asks to join the room through its
+link, or appears in it by other means; each ends as a member state on the timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlmodel import select
+
+from bot.channels.base import (
+    DeliveryError,
+)
+from bot.channels.rooms import RoomAdmin, room_admin_for
+from bot.services import audit, rooms, timeline
+from bot.services.permissions import (
+    Actor,
+)
+from bot.services.taskforces.brief import touch_brief
+from bot.services.taskforces.crises import TaskForceError, crisis_row, display_name, member_row
+from bot.services.taskforces.room import room_url
+from storage.models import (
+    Crisis,
+    CrisisMember,
+    CrisisStatus,
+    User,
+)
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Answer:
+    crisis: Crisis
+    state: str
+    link: str | None
+    url: str | None
+    changed: bool
+
+
+async def answer_invitation(
+    runtime: Runtime,
+    actor: Actor,
+    member_id: int,
+    join: bool,
+    rooms_admin: RoomAdmin | None = None,
+) -> Answer:
+    """The convened person pressed Join or Decline. Joining gives the room's join-request link;
+    someone already in the hub is marked joined straight away."""
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        member = session.get(CrisisMember, member_id)
+        if member is None or member.user_id != actor.user_id:
+            raise TaskForceError("not_allowed")
+        crisis = crisis_row(session, member.crisis_id)
+        if crisis.status == CrisisStatus.RESOLVED:
+            raise TaskForceError("resolved", id=crisis.id)
+        user = session.get(User, member.user_id)
+        assert user is not None and crisis.id is not None
+        if member.state == "joined" and join:
+            return Answer(crisis, "joined", crisis.invite_link, _url(crisis), False)
+        state = "accepted" if join else "declined"
+        changed = member.state != state
+        member.state = state
+        member.answered_at = now
+        if changed:
+            timeline.add(
+                session,
+                crisis.id,
+                timeline.ACCEPTED if join else timeline.DECLINED,
+                user.id,
+                display_name(user),
+                {"state": state},
+                now,
+            )
+            audit.record(
+                session,
+                action=f"crisis.invite_{'accepted' if join else 'declined'}",
+                actor_id=user.id,
+                actor_ref=actor.channel_ref,
+                subject=f"crisis:{crisis.id}",
+                at=now,
+            )
+            touch_brief(session, crisis.id, now)
+        chat_id, telegram_id = crisis.room_chat_id, user.telegram_id
+    if join and chat_id is not None and telegram_id is not None:
+        admin = rooms_admin or room_admin_for(runtime.notifier)
+        try:
+            inside = await admin.is_member(chat_id, telegram_id)
+        except DeliveryError:
+            inside = False
+        if inside:
+            mark_joined(runtime, crisis.id, member.user_id, via="already_member")
+            state = "joined"
+    return Answer(crisis, state, crisis.invite_link, _url(crisis), changed)
+
+
+def _url(crisis: Crisis) -> str | None:
+    return room_url(crisis.room_chat_id, crisis.room_thread_id)
+
+
+def mark_joined(runtime: Runtime, crisis_id: int, user_id: int, *, via: str) -> bool:
+    """Record that a convened person is in the room (approved join request, or already there)."""
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        member = member_row(session, crisis_id, user_id)
+        if member is None or member.state == "joined":
+            return False
+        member.state = "joined"
+        member.answered_at = member.answered_at or now
+        user = session.get(User, user_id)
+        timeline.add(
+            session, crisis_id, timeline.JOINED, user_id, display_name(user), {"via": via}, now
+        )
+        touch_brief(session, crisis_id, now)
+    return True
+
+
+@dataclass(frozen=True)
+class JoinOutcome:
+    approved: bool
+    reason: str
+    crisis_id: int | None
+
+
+async def handle_join_request(
+    runtime: Runtime,
+    *,
+    chat_id: int,
+    telegram_id: int,
+    invite_link: str | None,
+    rooms_admin: RoomAdmin | None = None,
+) -> JoinOutcome:
+    """Approve a join request from a registered person convened to a crisis in this room;
+    decline everyone else, and write down who was turned away and why."""
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        decision = rooms.decide_join(
+            session, chat_id=chat_id, telegram_id=telegram_id, invite_link=invite_link
+        )
+    admin = rooms_admin or room_admin_for(runtime.notifier)
+    if decision.approve:
+        await admin.approve_join(chat_id, telegram_id)
+        assert decision.crisis_id is not None and decision.user_id is not None
+        mark_joined(runtime, decision.crisis_id, decision.user_id, via="join_request")
+        with runtime.db.session() as session:
+            audit.record(
+                session,
+                action="crisis.join_approved",
+                actor_id=decision.user_id,
+                actor_ref=f"tg:{telegram_id}",
+                subject=f"crisis:{decision.crisis_id}",
+                at=now,
+            )
+    else:
+        try:
+            await admin.decline_join(chat_id, telegram_id)
+        finally:
+            with runtime.db.session() as session:
+                audit.record(
+                    session,
+                    action="crisis.join_declined",
+                    actor_id=decision.user_id,
+                    actor_ref=f"tg:{telegram_id}",
+                    subject=f"crisis:{decision.crisis_id}"
+                    if decision.crisis_id
+                    else f"chat:{chat_id}",
+                    after={"reason": decision.reason, "chat_id": chat_id},
+                    at=now,
+                )
+            log.info(
+                "join request of tg:%s to %s declined (%s)", telegram_id, chat_id, decision.reason
+            )
+    return JoinOutcome(decision.approve, decision.reason, decision.crisis_id)
+
+
+def note_member_joined(
+    runtime: Runtime, *, chat_id: int, thread_id: int | None, telegram_id: int
+) -> None:
+    """Someone appeared in a room by other means (added by an admin): mark them joined if
+    convened."""
+    with runtime.db.session() as session:
+        user = session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+        crises = session.exec(
+            select(Crisis.id).where(
+                Crisis.room_chat_id == chat_id, Crisis.status != CrisisStatus.RESOLVED
+            )
+        ).all()
+    if user is None or user.id is None:
+        return
+    for crisis_id in crises:
+        if crisis_id is not None:
+            mark_joined(runtime, crisis_id, user.id, via="added")

@@ -1,0 +1,109 @@
+"""Read-only views of a crisis for handlers and the after-action report: the timeline as lines,
+the roster, the crises a person leads and the approvals of its statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, select
+
+from bot.services import timeline
+from bot.services.permissions import (
+    Actor,
+)
+from bot.services.taskforces.convening import INVITE_KIND
+from bot.services.taskforces.crises import TaskForceError, crisis_row, display_name, is_participant
+from storage.models import (
+    Approval,
+    Crisis,
+    CrisisMember,
+    CrisisStatus,
+    Decision,
+    Delivery,
+    Draft,
+    User,
+)
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+
+@dataclass
+class TimelineLine:
+    at: datetime
+    kind: str
+    actor: str
+    text: str
+
+
+def timeline_lines(
+    runtime: Runtime, actor: Actor, crisis_id: int, limit: int = 30
+) -> tuple[Crisis, list[TimelineLine]]:
+    with runtime.db.session() as session:
+        crisis = crisis_row(session, crisis_id)
+        if not is_participant(session, actor, crisis):
+            raise TaskForceError("not_member_self")
+        names: dict[int, str] = {}
+        lines = []
+        for event in timeline.events(session, crisis_id, limit=limit):
+            name = ""
+            if event.actor_id is not None:
+                if event.actor_id not in names:
+                    names[event.actor_id] = display_name(session.get(User, event.actor_id))
+                name = names[event.actor_id]
+            lines.append(TimelineLine(event.at, event.kind, name, event.text))
+        return crisis, lines
+
+
+@dataclass
+class RosterLine:
+    name: str
+    role: str
+    state: str
+    delivery: str | None
+
+
+def roster(session: Session, crisis_id: int) -> list[RosterLine]:
+    rows = session.exec(
+        select(CrisisMember, User)
+        .join(User, col(User.id) == col(CrisisMember.user_id))
+        .where(CrisisMember.crisis_id == crisis_id)
+        .order_by(col(CrisisMember.id))
+    ).all()
+    deliveries = {
+        d.user_id: d.status
+        for d in session.exec(
+            select(Delivery).where(Delivery.kind == INVITE_KIND, Delivery.ref_id == crisis_id)
+        )
+    }
+    return [
+        RosterLine(display_name(user), member.role, member.state, deliveries.get(user.id or 0))
+        for member, user in rows
+    ]
+
+
+def crisis_for_lead(session: Session, user_id: int | None) -> list[Crisis]:
+    """Open crises a person leads (for ``/crisis`` without arguments)."""
+    if user_id is None:
+        return []
+    return list(
+        session.exec(
+            select(Crisis)
+            .where(Crisis.lead_id == user_id, Crisis.status != CrisisStatus.RESOLVED)
+            .order_by(col(Crisis.id))
+        )
+    )
+
+
+def approvals_of(session: Session, crisis_id: int) -> list[Approval]:
+    return list(
+        session.exec(
+            select(Approval)
+            .join(Draft, col(Draft.id) == col(Approval.draft_id))
+            .where(Draft.crisis_id == crisis_id, Approval.decision == Decision.APPROVE)
+            .order_by(col(Approval.at))
+        )
+    )

@@ -1,0 +1,325 @@
+"""The crisis room: a forum topic in the agency's hub, else a group from the pool.
+
+Attaching is idempotent and resumes after a kill from a ``crisis.room`` due row; when the pool is
+empty the opener and the admins are told once and the row retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, select
+
+from bot.channels.base import (
+    ChatRef,
+    DeliveryError,
+    RecipientUnreachable,
+    Rejected,
+)
+from bot.channels.rooms import RoomAdmin, room_admin_for
+from bot.services import audit, room_rights, rooms, timeline
+from bot.services.due import cancel, due_handler, schedule
+from bot.services.people import active_with_role
+from bot.services.taskforces.brief import post_brief
+from bot.services.taskforces.convening import CONVENE_KIND, convene
+from bot.services.taskforces.crises import TaskForceError, crisis_row, room_language
+from storage.models import (
+    Agency,
+    Crisis,
+    CrisisStatus,
+    Due,
+    Role,
+    Room,
+    RoomKind,
+    RoomState,
+    User,
+)
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ROOM_KIND = "crisis.room"
+_ATTACHING: set[int] = set()  # crises this process is getting a room for right now
+
+
+def room_url(chat_id: int | None, thread_id: int | None) -> str | None:
+    """A t.me link that opens a supergroup (topic) for its members."""
+    if chat_id is None or not str(chat_id).startswith("-100"):
+        return None
+    internal = str(chat_id)[4:]
+    return f"https://t.me/c/{internal}/{thread_id}" if thread_id else f"https://t.me/c/{internal}"
+
+
+def topic_name(crisis: Crisis) -> str:
+    marks = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+    return f"{marks.get(crisis.severity, '⚪')} #{crisis.id} {crisis.title}"[:128]
+
+
+async def attach_room(
+    runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None = None
+) -> bool:
+    """Give an open crisis its room (forum topic in the hub, else a pooled group), post and pin
+    the brief. Idempotent: a crisis that has a room keeps it. Returns whether it has one now;
+    raises ``TaskForceError("no_room")`` when the pool is empty (the opener and the admins are
+    told, and a ``crisis.room`` due row retries)."""
+    _ATTACHING.add(crisis_id)
+    try:
+        return await _attach_room(runtime, crisis_id, rooms_admin)
+    finally:
+        _ATTACHING.discard(crisis_id)
+
+
+async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None) -> bool:
+    admin = rooms_admin or room_admin_for(runtime.notifier)
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        crisis = crisis_row(session, crisis_id)
+        if crisis.status == CrisisStatus.RESOLVED:
+            return False
+        if crisis.room_chat_id is not None:
+            await post_brief(runtime, crisis_id)  # a kill may have come between the two
+            return True
+        agency = session.get(Agency, crisis.agency_id)
+        hub = rooms.hub_for(agency, runtime.settings)
+        name = topic_name(crisis)
+        link_name = f"crisis-{crisis_id}"
+        expire = None
+    if hub is not None:
+        right = "topics"
+        try:
+            thread_id = await admin.create_topic(hub, name)
+            right = "invite"
+            link = await admin.create_invite_link(hub, link_name, expire)
+        except DeliveryError as exc:
+            # Refused by Telegram: a right is missing; say which, in plain words, with the fix.
+            told = isinstance(exc, Rejected)
+            if told:
+                await room_rights.right_missing(runtime, crisis_id, right, "hub", str(exc))
+            await _room_problem(runtime, crisis_id, "hub_failed", str(exc), tell=not told)
+            raise TaskForceError("hub_failed", reason=str(exc)) from exc
+        with runtime.db.session() as session:
+            crisis = crisis_row(session, crisis_id)
+            room = Room(
+                kind=RoomKind.FORUM_TOPIC,
+                chat_id=hub,
+                thread_id=thread_id,
+                title=name,
+                state=RoomState.IN_USE,
+                invite_link=link,
+                crisis_id=crisis_id,
+                created_at=now,
+            )
+            session.add(room)
+            _room_ready(session, crisis, hub, thread_id, link, now)
+    else:
+        while True:
+            with runtime.db.session() as session:
+                claimed = rooms.claim_free_room(session, crisis_id)
+                chat_id = claimed.chat_id if claimed else None
+                room_id = claimed.id if claimed else None
+            if room_id is None or chat_id is None:
+                await _room_problem(runtime, crisis_id, "no_room", "")
+                raise TaskForceError("no_room")
+            try:
+                await admin.set_title(chat_id, name)
+                await admin.set_description(chat_id, _description(runtime, crisis_id))
+                link = await admin.create_invite_link(chat_id, link_name, expire)
+            except (Rejected, RecipientUnreachable) as exc:
+                # The group no longer lets the bot do its job: take it out of the pool, try next.
+                with runtime.db.session() as session:
+                    bad = session.get(Room, room_id)
+                    if bad is not None:
+                        bad.state = RoomState.GONE
+                        bad.crisis_id = None
+                        audit.record(
+                            session,
+                            action="room.gone",
+                            subject=f"room:{room_id}",
+                            after={"reason": str(exc)[:200]},
+                            at=now,
+                        )
+                continue
+            except DeliveryError:
+                with runtime.db.session() as session:
+                    back = session.get(Room, room_id)
+                    if back is not None:
+                        rooms.free_room(session, back)
+                raise
+            with runtime.db.session() as session:
+                crisis = crisis_row(session, crisis_id)
+                taken = session.get(Room, room_id)
+                assert taken is not None
+                taken.invite_link = link
+                _room_ready(session, crisis, chat_id, None, link, now)
+            break
+    await post_brief(runtime, crisis_id)
+    return True
+
+
+def _room_ready(
+    session: Session,
+    crisis: Crisis,
+    chat_id: int,
+    thread_id: int | None,
+    link: str,
+    now: datetime,
+) -> None:
+    assert crisis.id is not None
+    crisis.room_chat_id = chat_id
+    crisis.room_thread_id = thread_id
+    crisis.invite_link = link
+    timeline.add(
+        session,
+        crisis.id,
+        timeline.ROOM_READY,
+        None,
+        "",
+        {"chat_id": chat_id, "thread_id": thread_id},
+        now,
+    )
+    audit.record(
+        session,
+        action="crisis.room",
+        subject=f"crisis:{crisis.id}",
+        after={"chat_id": chat_id, "thread_id": thread_id},
+        at=now,
+    )
+    cancel(session, kind=ROOM_KIND, ref_id=crisis.id, at=now)
+    # Convening resumes from this row after a restart; the live path marks it done.
+    schedule(
+        session,
+        CONVENE_KIND,
+        now,
+        ref_id=crisis.id,
+        dedupe_key=f"crisis:{crisis.id}:convene",
+    )
+
+
+def _description(runtime: Runtime, crisis_id: int) -> str:
+    with runtime.db.session() as session:
+        crisis = crisis_row(session, crisis_id)
+        lang = room_language(session, crisis)
+        return runtime.renderer.render("crisis_room_description", lang, c=crisis)[:255]
+
+
+async def _room_problem(
+    runtime: Runtime, crisis_id: int, code: str, reason: str, *, tell: bool = True
+) -> None:
+    """Tell the opener and the admins (once per crisis and problem) that the room must wait
+    (``tell=False``: they were already told why, by ``room_rights``), and schedule a retry."""
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        crisis = crisis_row(session, crisis_id)
+        already = session.exec(
+            select(Due.id).where(Due.dedupe_key == f"crisis:{crisis_id}:room")
+        ).first()
+        recipients: dict[int, User] = {}
+        if already is None and tell:
+            lead = session.get(User, crisis.lead_id) if crisis.lead_id else None
+            if lead is not None and lead.id is not None:
+                recipients[lead.id] = lead
+            for admin in active_with_role(session, None, Role.ADMIN):
+                if admin.id is not None:
+                    recipients.setdefault(admin.id, admin)
+        if already is None:
+            timeline.add(
+                session, crisis_id, timeline.ROOM_PENDING, None, code, {"reason": reason}, now
+            )
+            audit.record(
+                session,
+                action="crisis.room_pending",
+                subject=f"crisis:{crisis_id}",
+                after={"code": code, "reason": reason[:200]},
+                at=now,
+            )
+            schedule(
+                session,
+                ROOM_KIND,
+                now + timedelta(minutes=1),
+                ref_id=crisis_id,
+                dedupe_key=f"crisis:{crisis_id}:room",
+            )
+        texts = [
+            (
+                u,
+                runtime.renderer.render(
+                    "crisis_room_pending", u.language, c=crisis, code=code, reason=reason
+                ),
+            )
+            for u in recipients.values()
+        ]
+    for user, text in texts:
+        if user.telegram_id is None:
+            continue
+        try:
+            await runtime.notifier.send_text(ChatRef(user.telegram_id), text)
+        except DeliveryError as exc:
+            log.warning("could not tell %s about crisis %s's room: %s", user.id, crisis_id, exc)
+
+
+async def attach_waiting(runtime: Runtime, rooms_admin: RoomAdmin | None = None) -> list[int]:
+    """Give rooms to open crises still waiting for one (oldest first), as far as the pool goes.
+    Called when a group joins the pool or is handed back."""
+    with runtime.db.session() as session:
+        waiting = list(
+            session.exec(
+                select(Crisis.id)
+                .where(Crisis.status != CrisisStatus.RESOLVED, col(Crisis.room_chat_id).is_(None))
+                .order_by(col(Crisis.id))
+            )
+        )
+    attached: list[int] = []
+    for crisis_id in waiting:
+        if crisis_id is None:
+            continue
+        try:
+            if await attach_room(runtime, crisis_id, rooms_admin):
+                attached.append(crisis_id)
+                await _tell_lead_room_ready(runtime, crisis_id)
+                await convene(runtime, crisis_id)
+        except TaskForceError:
+            break  # the pool is empty again
+    return attached
+
+
+async def _tell_lead_room_ready(runtime: Runtime, crisis_id: int) -> None:
+    with runtime.db.session() as session:
+        crisis = crisis_row(session, crisis_id)
+        lead = session.get(User, crisis.lead_id) if crisis.lead_id else None
+        if lead is None or lead.telegram_id is None:
+            return
+        text = runtime.renderer.render(
+            "crisis_room_attached",
+            lead.language,
+            c=crisis,
+            url=room_url(crisis.room_chat_id, crisis.room_thread_id),
+        )
+        chat = lead.telegram_id
+    try:
+        await runtime.notifier.send_text(ChatRef(chat), text)
+    except DeliveryError as exc:
+        log.warning("crisis %s: lead not told about the room: %s", crisis_id, exc)
+
+
+@due_handler(ROOM_KIND)
+async def _retry_room(runtime: Runtime, session: Session, due: Due) -> None:
+    # Uses its own sessions only (the tick's session stays untouched until the row is marked).
+    if due.ref_id is None:
+        return
+    if due.ref_id in _ATTACHING:  # the live path is at it: look again shortly
+        schedule(session, ROOM_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id)
+        return
+    with runtime.db.session() as own:
+        had_room = crisis_row(own, due.ref_id).room_chat_id is not None
+    try:
+        ready = await attach_room(runtime, due.ref_id)
+    except TaskForceError as exc:
+        raise RuntimeError(f"crisis {due.ref_id} still has no room ({exc.code})") from exc
+    if ready:
+        if not had_room:
+            await _tell_lead_room_ready(runtime, due.ref_id)
+        await convene(runtime, due.ref_id)
