@@ -26,6 +26,7 @@ from bot.runtime import Runtime
 from bot.services import approvals as ap
 from bot.services import drafts as dr
 from bot.services import press_templates as pt
+from bot.services import stored_refs
 from bot.services.commands import register_command
 from bot.services.permissions import Actor
 from handlers.buttons import on_button
@@ -394,8 +395,8 @@ async def _private_reply(
         ]
     if not states or actor.user is None:
         return
-    asked = str(replied.message_id)  # states written before ids were strings hold numbers
-    exact = [s for s in states if str(s.data.get("prompt_message_id")) == asked]
+    prompt = str(replied.message_id)  # states written before ids were strings hold numbers
+    exact = [s for s in states if str(s.data.get("prompt_message_id")) == prompt]
     state = (exact or sorted(states, key=lambda s: s.updated_at))[-1]
     if state.flow in (ap.FLOW_PIN_SET, ap.FLOW_PIN_APPROVE):
         with contextlib.suppress(TelegramError):
@@ -533,7 +534,7 @@ async def submit_pressed(
         required=submitted.required,
         unreachable=", ".join(u.full_name for u in unreachable),
     )
-    room = dr.room_of(submitted.crisis)
+    room = stored_refs.crisis_room(submitted.crisis)
     if room is not None:
         await runtime.notifier.send_text(room, text)
 
@@ -559,7 +560,7 @@ async def discard_pressed(
     await ap.close_requests(
         runtime, discarded.id or 0, "closed", number=discarded.number, version=discarded.version
     )
-    room = dr.room_of(crisis) if crisis else None
+    room = stored_refs.crisis_room(crisis) if crisis else None
     if room is not None:
         who = actor.user.full_name if actor.user else ""
         await runtime.notifier.send_text(
@@ -750,7 +751,7 @@ async def start_in_room(
             )
         except dr.DraftError as exc:
             return _error(runtime, ui_lang, exc)
-        room = dr.room_of(crisis)
+        room = stored_refs.crisis_room(crisis)
     assert room is not None
     if started.prompt is not None:
         text = runtime.renderer.render(

@@ -40,17 +40,17 @@ from telegram.ext import (
 )
 
 from bot.buttons import Button, register
-from bot.channels.base import ChatRef, DeliveryError, SentMessage
-from bot.channels.telegram import keyboard
+from bot.channels.base import DeliveryError
+from bot.channels.refs import ChatRef
+from bot.channels.telegram import CHANNEL, keyboard, person_ref
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
-from bot.services import due, invites, outbox
+from bot.services import due, identity, invites, outbox
 from bot.services import registration as reg
-from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
 from bot.templating import normalise_language
 from handlers.buttons import on_button
-from handlers.common import audit_refusal, audited, language_of, reply, runtime_of
+from handlers.common import actor_in, audit_refusal, audited, language_of, reply, runtime_of
 from storage.models import Agency, ConversationState, Role, User, UserStatus
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ REJECT = register("reg.reject", _may_decide, "reject a registration request")
 def _refs(update: Update) -> tuple[str, str]:
     chat, user = update.effective_chat, update.effective_user
     assert chat is not None and user is not None
-    return str(chat.id), telegram_ref(user.id)
+    return str(chat.id), str(person_ref(user))
 
 
 def _client_language(update: Update) -> str:
@@ -204,7 +204,7 @@ async def start_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     state: ConversationState | None = None
     resumed = False
     with runtime.db.session() as session:
-        actor = actor_for_telegram(session, runtime.settings, user.id)
+        actor = actor_in(session, runtime, user)
         row = actor.user
         settled = row is not None and row.status in (UserStatus.ACTIVE, UserStatus.PENDING)
         if settled or (actor.global_admin and row is None and code is None):
@@ -263,7 +263,7 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     with runtime.db.session() as session:
         state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REGISTER)
         lang = _flow_language(update, state)
-        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+        actor = actor_in(session, runtime, update.effective_user)
         if actor.user is not None:
             lang = actor.user.language
         found = reg.cancel(session, chat_ref=chat_ref, user_ref=user_ref, now=runtime.clock.now())
@@ -279,7 +279,7 @@ async def skip_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     chat_ref, user_ref = _refs(update)
     with runtime.db.session() as session:
         state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REJECT)
-        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+        actor = actor_in(session, runtime, update.effective_user)
     if state is None:
         await reply(
             update, runtime.renderer.render("reg_nothing_to_skip", language_of(update, actor))
@@ -302,7 +302,7 @@ async def flow_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             flow: reg.get_state(session, chat_ref, user_ref, flow)
             for flow in (reg.FLOW_REJECT, reg.FLOW_ME_NAME, reg.FLOW_REGISTER)
         }
-        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+        actor = actor_in(session, runtime, update.effective_user)
     text = update.effective_message.text
     if flows[reg.FLOW_REJECT] is not None and text is not None:
         await _finish_reject(update, context, actor, text)
@@ -346,7 +346,7 @@ async def _registration_message(update: Update, runtime: Runtime, state: Convers
     if contact is None:
         await _send(update, render("reg_phone_expected", lang), _phone_keyboard(runtime, lang))
         return
-    owner = telegram_ref(contact.user_id) if contact.user_id else None
+    owner = str(person_ref(contact.user_id)) if contact.user_id else None
     failure: str | None = None
     with runtime.db.session() as session:
         fresh = session.get(ConversationState, state.id)
@@ -357,7 +357,7 @@ async def _registration_message(update: Update, runtime: Runtime, state: Convers
                 fresh,
                 phone=contact.phone_number,
                 contact_owner_ref=owner,
-                telegram_id=user.id,
+                who=person_ref(user),
                 username=user.username,
                 now=now,
             )
@@ -517,14 +517,16 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
         assert applicant is not None
         if applicant.status != UserStatus.PENDING:
             return 0  # decided meanwhile
-        recipients = reg.deciders_for(session, runtime.settings.admin_ids, applicant)
+        admins = identity.global_admins(runtime.settings, runtime.notifier.channel)
+        recipients = reg.deciders_for(session, admins, applicant, runtime.notifier.channel)
         round_id = reg.review_round(session, applicant_id)
     for person in recipients:
         text = _review_text(runtime, person.language, applicant)
         buttons = review_buttons(runtime, person.language, applicant_id)
+        private = person.account.direct_chat()
 
-        def send(chat: int = person.chat_id, text: str = text, buttons: Any = buttons) -> Any:
-            return runtime.notifier.send_text(ChatRef(chat), text, buttons)
+        def send(chat: ChatRef = private, text: str = text, buttons: Any = buttons) -> Any:
+            return runtime.notifier.send_text(chat, text, buttons)
 
         try:
             await outbox.send_once(
@@ -532,16 +534,16 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
                 kind=REVIEW_DELIVERY,
                 ref_id=round_id,
                 user_id=applicant_id,
-                part=f"rv{person.chat_id}",
+                part=f"rv{person.account.external_id}",
                 send=send,
             )
         except DeliveryError as exc:
             log.warning(
-                "could not send the request of user %s to %s: %s", applicant_id, person.chat_id, exc
+                "could not send the request of user %s to %s: %s", applicant_id, person.account, exc
             )
-    languages = {p.chat_id: p.language for p in recipients}
+    languages = {p.account.direct_chat(): p.language for p in recipients}
     sent = [
-        reg.ReviewMessage(m.chat_id, m.message_id, languages.get(m.chat_id, "vi"))
+        reg.ReviewMessage(m, languages.get(m.chat, "vi"))
         for m in outbox.sent(runtime, REVIEW_DELIVERY, round_id)
     ]
     with runtime.db.session() as session:
@@ -588,10 +590,12 @@ async def _announce_decision(runtime: Runtime, bot: Any, result: reg.DecisionRes
             runtime, review.language, applicant, decided=status, by=result.by, reason=result.reason
         )
         try:
-            await runtime.notifier.edit_text(SentMessage(review.chat_id, review.message_id), text)
+            await runtime.notifier.edit_text(review.message, text)
         except DeliveryError as exc:
-            log.warning("could not update the request copy in %s: %s", review.chat_id, exc)
-    if applicant.telegram_id is not None:
+            log.warning("could not update the request copy in %s: %s", review.message, exc)
+    with runtime.db.session() as session:
+        chat = identity.direct_chat(session, applicant.id, runtime.notifier.channel)
+    if chat is not None:
         lang = applicant.language
         text = runtime.renderer.render(
             f"reg_{status}",
@@ -599,7 +603,6 @@ async def _announce_decision(runtime: Runtime, bot: Any, result: reg.DecisionRes
             role=role_name(runtime, lang, applicant.role),
             reason=result.reason,
         )
-        chat = ChatRef(applicant.telegram_id)
         try:
             await outbox.send_once(
                 runtime,
@@ -757,10 +760,17 @@ async def publish_person_commands(runtime: Runtime, bot: Any, user: User) -> Non
 
     Suspended, pending and rejected people fall back to the default (public) menu.
     """
-    if user.telegram_id is None or bot is None:
+    if bot is None:
         return
-    scope = BotCommandScopeChat(user.telegram_id)
-    admin = user.telegram_id in runtime.settings.admin_ids
+    with runtime.db.session() as session:
+        account = identity.account_on(session, user.id, CHANNEL)
+    if account is not None:
+        await _publish_menu(runtime, bot, int(account.external_id), user)
+
+
+async def _publish_menu(runtime: Runtime, bot: Any, telegram_id: int, user: User) -> None:
+    scope = BotCommandScopeChat(telegram_id)
+    admin = telegram_id in runtime.settings.admin_ids
     try:
         if admin or user.status == UserStatus.ACTIVE:
             role = Role.ADMIN if admin else Role(user.role)
@@ -769,7 +779,7 @@ async def publish_person_commands(runtime: Runtime, bot: Any, user: User) -> Non
         else:
             await bot.delete_my_commands(scope=scope)
     except TelegramError as exc:
-        log.warning("could not set the command menu of %s: %s", user.telegram_id, exc)
+        log.warning("could not set the command menu of %s: %s", telegram_id, exc)
 
 
 async def publish_default_commands(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -784,12 +794,12 @@ async def publish_default_commands(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("could not set the default command menus: %s", exc)
     with runtime.db.session() as session:
         rows = {
-            telegram_id: actor_for_telegram(session, runtime.settings, telegram_id).user
+            telegram_id: actor_in(session, runtime, telegram_id).user
             for telegram_id in runtime.settings.admin_ids
         }
     for telegram_id, row in rows.items():
-        person = row or User(telegram_id=telegram_id, status=UserStatus.ACTIVE, role=Role.ADMIN)
-        await publish_person_commands(runtime, bot, person)
+        person = row or User(status=UserStatus.ACTIVE, role=Role.ADMIN)
+        await _publish_menu(runtime, bot, telegram_id, person)
 
 
 # --------------------------------------------------------------------------- guards
@@ -802,7 +812,7 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     runtime = runtime_of(context)
     with runtime.db.session() as session:
-        row = reg.refresh_username(session, user.id, user.username)
+        row = reg.refresh_username(session, person_ref(user), user.username)
     suspended = (
         row is not None
         and row.status == UserStatus.SUSPENDED
@@ -814,7 +824,7 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     assert row is not None
     chat = update.effective_chat
     if (message.text or "").startswith("/"):
-        audit_refusal(update, runtime, Actor(telegram_ref(user.id), row), "suspended")
+        audit_refusal(update, runtime, Actor(str(person_ref(user)), row), "suspended")
     if (chat is not None and chat.type == ChatType.PRIVATE) or (message.text or "").startswith("/"):
         await reply(update, runtime.renderer.render("suspended", row.language))
     raise ApplicationHandlerStop

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from bot.channels.refs import PersonRef
+from bot.channels.refs import ChatRef, PersonRef
 from bot.config import Settings
 from storage.models import ChannelIdentity, User
 
@@ -23,7 +23,9 @@ def person_for(session: Session, who: PersonRef) -> User | None:
     return session.exec(
         select(User)
         .join(ChannelIdentity, col(ChannelIdentity.user_id) == col(User.id))
-        .where(ChannelIdentity.channel == who.channel, ChannelIdentity.external_id == who.external_id)
+        .where(
+            ChannelIdentity.channel == who.channel, ChannelIdentity.external_id == who.external_id
+        )
     ).first()
 
 
@@ -39,6 +41,12 @@ def account_on(session: Session, user_id: int | None, channel: str) -> PersonRef
     return PersonRef(channel, external) if external is not None else None
 
 
+def direct_chat(session: Session, user_id: int | None, channel: str) -> ChatRef | None:
+    """The private chat with ``user_id`` on ``channel``, or None if they have no account there."""
+    account = account_on(session, user_id, channel)
+    return account.direct_chat() if account is not None else None
+
+
 def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict[int, PersonRef]:
     """The accounts on ``channel`` of many people at once (fan-outs), by user id."""
     ids = list(user_ids)
@@ -52,11 +60,19 @@ def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict
     return {user_id: PersonRef(channel, external) for user_id, external in rows}
 
 
-def has_account_on(channel: str) -> Any:
-    """A ``where`` clause on ``User``: people who can be written to on ``channel``."""
-    return col(User.id).in_(
-        select(ChannelIdentity.user_id).where(ChannelIdentity.channel == channel)
-    )
+def user_ids(session: Session, accounts: Iterable[PersonRef]) -> list[int]:
+    """The people behind those of ``accounts`` that belong to someone registered."""
+    return [user.id for who in accounts if (user := person_for(session, who)) and user.id]
+
+
+def has_account(channel: str | None = None) -> Any:
+    """A ``where`` clause on ``User``: people with an account on ``channel`` (None: on any
+    channel; planning code that does not know the channel yet uses that, and the send finds
+    the account on its own channel)."""
+    accounts = select(ChannelIdentity.user_id)
+    if channel is not None:
+        accounts = accounts.where(ChannelIdentity.channel == channel)
+    return col(User.id).in_(accounts)
 
 
 def link(session: Session, user: User, who: PersonRef, now: datetime) -> None:
@@ -77,6 +93,7 @@ def add_person(session: Session, who: PersonRef, user: User) -> User:
     return user
 
 
-def global_admins(settings: Settings, channel: str) -> frozenset[PersonRef]:
-    """ADMIN_IDS as accounts: the operators' ids on the channel the bot runs on."""
-    return frozenset(PersonRef(channel, str(admin)) for admin in settings.admin_ids)
+def global_admins(settings: Settings, channel: str) -> tuple[PersonRef, ...]:
+    """ADMIN_IDS as accounts, in their configured order: the operators' ids on the channel the
+    bot runs on."""
+    return tuple(dict.fromkeys(PersonRef(channel, str(admin)) for admin in settings.admin_ids))

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from bot.channels.base import ChatRef, RecipientUnreachable
-from bot.services import audit
+from bot.channels.base import RecipientUnreachable
+from bot.services import audit, identity
 from bot.services.due import due_handler
 from storage.models import Due, User
 
@@ -31,12 +31,13 @@ def notify_payload(user_id: int, template: str, **context: Any) -> dict[str, Any
 @due_handler("notify")
 async def fire_notify(runtime: Runtime, session: Session, due: Due) -> None:
     user = session.get(User, due.payload["user_id"])
-    if user is None or user.telegram_id is None or not user.reachable:
+    to = identity.direct_chat(session, user.id if user else None, runtime.notifier.channel)
+    if user is None or to is None or not user.reachable:
         log.info("due %s: nobody to notify", due.id)
         return
     text = runtime.renderer.render(due.payload["template"], user.language, **due.payload["context"])
     try:
-        await runtime.notifier.send_text(ChatRef(user.telegram_id), text)
+        await runtime.notifier.send_text(to, text)
     except RecipientUnreachable as exc:
         user.reachable = False
         audit.record(

@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, col, func, select
 
 from bot.channels.base import (
-    ChatRef,
     RecipientUnreachable,
 )
-from bot.services import audit, timeline
+from bot.services import audit, identity, timeline
 from bot.services.due import due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.taskforces.room import room_url
@@ -82,7 +81,8 @@ async def _deadline_due(runtime: Runtime, session: Session, due: Due) -> None:
         template = "crisis_deadline_reminder"
     timeline.add(session, crisis.id, timeline.DEADLINE, None, stage, {"stage": stage}, now)
     for person in people:
-        if person.telegram_id is None or not person.reachable:
+        to = identity.direct_chat(session, person.id, runtime.notifier.channel)
+        if to is None or not person.reachable:
             continue
         text = runtime.renderer.render(
             template,
@@ -90,10 +90,10 @@ async def _deadline_due(runtime: Runtime, session: Session, due: Due) -> None:
             c=crisis,
             stage=stage,
             left=max(crisis.deadline_at - now, timedelta(0)),
-            url=room_url(crisis.room_chat_id, crisis.room_thread_id),
+            url=room_url(runtime, crisis),
         )
         try:
-            await runtime.notifier.send_text(ChatRef(person.telegram_id), text)
+            await runtime.notifier.send_text(to, text)
         except RecipientUnreachable as exc:
             person.reachable = False
             audit.record(

@@ -13,10 +13,9 @@ from sqlmodel import Session, col, select
 
 from bot.buttons import Button
 from bot.channels.base import (
-    ChatRef,
     RecipientUnreachable,
 )
-from bot.services import audit, timeline
+from bot.services import audit, identity, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.permissions import (
     Actor,
@@ -283,7 +282,8 @@ async def _task_reminder(runtime: Runtime, session: Session, due: Due) -> None:
     if crisis is None or crisis.status == CrisisStatus.RESOLVED:
         return
     owner = session.get(User, task.owner_id) if task.owner_id else None
-    if owner is None or owner.telegram_id is None or not owner.reachable:
+    to = identity.direct_chat(session, task.owner_id, runtime.notifier.channel)
+    if owner is None or to is None or not owner.reachable:
         return
     text = runtime.renderer.render(
         "task_reminder", owner.language, t=task, c=crisis, stage=due.payload.get("stage", "soon")
@@ -292,7 +292,7 @@ async def _task_reminder(runtime: Runtime, session: Session, due: Due) -> None:
         [Button(runtime.renderer.render("tf_button_done", owner.language), TASK_DONE, task.id or 0)]
     ]
     try:
-        await runtime.notifier.send_text(ChatRef(owner.telegram_id), text, buttons)
+        await runtime.notifier.send_text(to, text, buttons)
     except RecipientUnreachable as exc:
         owner.reachable = False
         audit.record(

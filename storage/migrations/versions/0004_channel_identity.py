@@ -15,6 +15,7 @@ Downgrading drops what other channels stored there: a number column cannot hold 
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -94,7 +95,7 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column(channel, sa.String(length=16), nullable=True))
             for column, old in ids:
                 batch_op.alter_column(column, existing_type=old, type_=_ID)
-        chat = sa.column(ids[0][0])
+        chat: sa.ColumnClause[Any] = sa.column(ids[0][0])
         op.execute(
             sa.table(table, sa.column(channel), chat)
             .update()
