@@ -79,7 +79,8 @@ def _approved_draft(emulator: TelegramEmulator, db: Database, room: int) -> tupl
             agency_id=agency.id or 0,
             title="Ngộ độc thực phẩm",
             lead_id=people[0].id,
-            room_chat_id=room,
+            room_channel="telegram",
+            room_chat_id=str(room),
             detected_at=now - timedelta(hours=1),
             deadline_at=now + timedelta(hours=23),
         )

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from bot.channels.base import Attachment, Buttons, ChatRef, RecipientUnreachable, SentMessage
+from bot.channels.base import Attachment, Buttons, RecipientUnreachable, SentMessage
+from bot.channels.refs import ChatRef, MessageRef
 from bot.channels.telegram import person_ref
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
@@ -23,7 +24,11 @@ from storage.models import AuditEvent, Due, User
 
 
 class RecordingNotifier:
-    """An in-process Notifier for service unit tests (end-to-end tests use the emulator)."""
+    """An in-process Notifier for service unit tests (end-to-end tests use the emulator).
+
+    It stands in for Telegram: people are added with Telegram accounts (``person_ref``)."""
+
+    channel = "telegram"
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, str]] = []
@@ -32,10 +37,13 @@ class RecordingNotifier:
     async def send_text(
         self, to: ChatRef, text: str, buttons: Buttons | None = None
     ) -> SentMessage:
-        if to.chat_id in self.unreachable:
+        if int(to.chat_id) in self.unreachable:
             raise RecipientUnreachable("Forbidden: bot was blocked by the user")
-        self.sent.append((to.chat_id, text))
-        return SentMessage(to.chat_id, len(self.sent))
+        self.sent.append((int(to.chat_id), text))
+        return SentMessage(to, str(len(self.sent)))
+
+    def link_to(self, chat: ChatRef) -> str | None:
+        return None
 
     async def send_photo(
         self, to: ChatRef, photo: Attachment, caption: str = "", buttons: Buttons | None = None
@@ -48,11 +56,11 @@ class RecordingNotifier:
         raise NotImplementedError
 
     async def edit_text(
-        self, message: SentMessage, text: str, buttons: Buttons | None = None
+        self, message: MessageRef, text: str, buttons: Buttons | None = None
     ) -> None:
         raise NotImplementedError
 
-    async def pin(self, message: SentMessage) -> None:
+    async def pin(self, message: MessageRef) -> None:
         raise NotImplementedError
 
 

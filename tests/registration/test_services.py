@@ -152,7 +152,12 @@ def test_decisions_are_made_once_and_only_by_the_right_people(
         assert reg.find_by_username(s, "@APPL") is not None
         assert reg.find_by_username(s, "appl").id == applicant  # type: ignore[union-attr]
         assert reg.find_by_username(s, "") is None
-        deciders = reg.deciders_for(s, [1], s.get(User, applicant))  # type: ignore[arg-type]
+        deciders = reg.deciders_for(
+            s,
+            [person_ref(1)],
+            s.get(User, applicant),  # type: ignore[arg-type]
+            "telegram",
+        )
         assert [d.account.external_id for d in deciders] == ["1", "10"]
         assert [u.full_name for u in reg.agency_supervisors(s, ids["BYT"])] == ["Sup"]
     for tid in (11, 12):

@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot.app import build_application
 from bot.buttons import Button, register
-from bot.channels.base import ChatRef
+from bot.channels.telegram import chat_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services.permissions import Actor
@@ -161,7 +161,7 @@ async def _open_from_alert(
         runtime, actor, "Alert: vaccine", "critical", alert_id=int(ident)
     )
     await runtime.notifier.send_text(
-        ChatRef(update.effective_user.id),  # type: ignore[union-attr]
+        chat_ref(update.effective_user.id),  # type: ignore[union-attr]
         runtime.renderer.render("crisis_opened", "en", o=opened),
     )
 
