@@ -660,8 +660,9 @@ async def pub_setup(run: Run) -> None:
             agency_id=run.ids["agency"],
             title="Ngộ độc thực phẩm",
             lead_id=run.users["author"],
-            room_chat_id=hub.id,
-            room_thread_id=run.ids["thread"],
+            room_channel="telegram",
+            room_chat_id=str(hub.id),
+            room_thread_id=str(run.ids["thread"]),
             detected_at=now - timedelta(hours=1),
             deadline_at=now + timedelta(hours=23),
         )
@@ -886,7 +887,8 @@ def conv_check(run: Run) -> list[Check]:
     )
     briefs = []
     if crises and crises[0].room_thread_id:
-        briefs = [t for t in run.texts(run.chats["hub"], crises[0].room_thread_id) if "📌" in t]
+        thread = int(crises[0].room_thread_id)
+        briefs = [t for t in run.texts(run.chats["hub"], thread) if "📌" in t]
     opened = once([m.text or "" for m in run.private("lead")], "is open")
     return [
         ("one crisis", len(crises) == 1, f"{len(crises)} crises"),
@@ -894,7 +896,7 @@ def conv_check(run: Run) -> list[Check]:
             # A kill while Telegram creates the topic leaves that topic empty and unknown to
             # the bot (the Bot API cannot list topics): a residual risk, shown, not failed.
             "one room",
-            len(rooms_) == 1 and any(t.message_thread_id == rooms_[0] for t in topics),
+            len(rooms_) == 1 and any(str(t.message_thread_id) == rooms_[0] for t in topics),
             f"{len(topics) - 1} empty topic left behind" if len(topics) > 1 else "",
         ),
         ("no room message twice", len(briefs) == 1, f"{len(briefs)} briefs"),
@@ -962,8 +964,9 @@ async def res_setup(run: Run) -> None:
             agency_id=run.ids["agency"],
             title="Ngộ độc ở Sao Mai",
             lead_id=run.users["lead"],
-            room_chat_id=hub.id,
-            room_thread_id=thread,
+            room_channel="telegram",
+            room_chat_id=str(hub.id),
+            room_thread_id=str(thread),
             invite_link=link["invite_link"],
             detected_at=now - timedelta(hours=2),
             deadline_at=now + timedelta(hours=22),
@@ -976,8 +979,9 @@ async def res_setup(run: Run) -> None:
         s.add(
             Room(
                 kind="forum_topic",
-                chat_id=hub.id,
-                thread_id=thread,
+                channel="telegram",
+                chat_id=str(hub.id),
+                thread_id=str(thread),
                 title="#1 Ngộ độc ở Sao Mai",
                 state="in_use",
                 invite_link=link["invite_link"],

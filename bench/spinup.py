@@ -131,7 +131,7 @@ async def measure(mode: str, runs: int, invitees: int) -> list[float]:
                 timings.append(time.perf_counter() - started)
                 with db.session() as s:
                     crisis = s.get(Crisis, run)
-                    assert crisis is not None and crisis.room_chat_id == room.id
+                    assert crisis is not None and crisis.room_chat_id == str(room.id)
             await app.updater.stop()
             await app.stop()
         return timings

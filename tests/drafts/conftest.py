@@ -65,7 +65,7 @@ class Desk:
         with self.db.session() as s:
             crisis = s.get(Crisis, self.crisis_id)
             assert crisis is not None
-            crisis.room_thread_id = self.thread
+            crisis.room_thread_id = str(self.thread)
 
     def set_policy(self, **values: Any) -> None:
         with self.db.session() as s:

@@ -226,7 +226,7 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
             )
             with db.session() as s:
                 crisis = s.exec(select(Crisis)).one()
-                thread = crisis.room_thread_id
+                thread = int(crisis.room_thread_id) if crisis.room_thread_id else None
             assert thread is not None
             result = Outcome(people)
             await _burst(emulator, app, db, people, sentinel.id, hub.id, thread, result)

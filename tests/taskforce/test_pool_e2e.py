@@ -30,7 +30,7 @@ CONFIRM = "✅ Yes, close the crisis"  # the button /resolve asks to press
 
 def _room(db: Database, chat_id: int) -> Room | None:
     with db.session() as s:
-        return s.exec(select(Room).where(Room.chat_id == chat_id)).first()
+        return s.exec(select(Room).where(Room.chat_id == str(chat_id))).first()
 
 
 def _invited(emulator: TelegramEmulator, user_id: int) -> int:
@@ -67,9 +67,9 @@ async def test_pool_group_lifecycle(
         [link] = [x for x in emulator.invite_links(group.id) if x.creates_join_request]
         with sqlite_db.session() as s:
             crisis = s.get(Crisis, 1)
-            assert crisis is not None and crisis.room_chat_id == group.id
+            assert crisis is not None and crisis.room_chat_id == str(group.id)
             assert crisis.room_thread_id is None and crisis.invite_link == link.invite_link
-            brief_id = crisis.brief_message_id
+            brief_id = int(crisis.brief_message_id or 0)
         assert emulator.chat(group.id).pinned == [brief_id]
         assert _room(sqlite_db, group.id).state == "in_use"  # type: ignore[union-attr]
         await emulator.wait_for(lambda: _invited(emulator, m1.tg) == 1)
