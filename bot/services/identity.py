@@ -1,6 +1,8 @@
 """Who is who across messengers: the person behind an account, and a person's account on a channel.
 
-The only module that reads or writes ``ChannelIdentity``. Handlers turn whoever sent an update
+The only module that reads or writes ``ChannelIdentity``. Its reads never flush the caller's
+pending changes: services look people up between recording a change and sending messages, and
+a flush there would take SQLite's write lock across the network wait. Handlers turn whoever sent an update
 into a person with :func:`person_for`; services find where to write to someone with
 :func:`account_on` for the channel of the notifier they hold, so no service names a channel.
 """
@@ -20,24 +22,27 @@ from storage.models import ChannelIdentity, User
 
 def person_for(session: Session, who: PersonRef) -> User | None:
     """The registered person behind an account, or None for a stranger."""
-    return session.exec(
-        select(User)
-        .join(ChannelIdentity, col(ChannelIdentity.user_id) == col(User.id))
-        .where(
-            ChannelIdentity.channel == who.channel, ChannelIdentity.external_id == who.external_id
-        )
-    ).first()
+    with session.no_autoflush:
+        return session.exec(
+            select(User)
+            .join(ChannelIdentity, col(ChannelIdentity.user_id) == col(User.id))
+            .where(
+                ChannelIdentity.channel == who.channel,
+                ChannelIdentity.external_id == who.external_id,
+            )
+        ).first()
 
 
 def account_on(session: Session, user_id: int | None, channel: str) -> PersonRef | None:
     """``user_id``'s account on ``channel``, or None if they have none there."""
     if user_id is None:
         return None
-    external = session.exec(
-        select(ChannelIdentity.external_id).where(
-            ChannelIdentity.user_id == user_id, ChannelIdentity.channel == channel
-        )
-    ).first()
+    with session.no_autoflush:
+        external = session.exec(
+            select(ChannelIdentity.external_id).where(
+                ChannelIdentity.user_id == user_id, ChannelIdentity.channel == channel
+            )
+        ).first()
     return PersonRef(channel, external) if external is not None else None
 
 
@@ -52,11 +57,12 @@ def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict
     ids = list(user_ids)
     if not ids:
         return {}
-    rows = session.exec(
-        select(ChannelIdentity.user_id, ChannelIdentity.external_id).where(
-            col(ChannelIdentity.user_id).in_(ids), ChannelIdentity.channel == channel
-        )
-    )
+    with session.no_autoflush:
+        rows = session.exec(
+            select(ChannelIdentity.user_id, ChannelIdentity.external_id).where(
+                col(ChannelIdentity.user_id).in_(ids), ChannelIdentity.channel == channel
+            )
+        ).all()
     return {user_id: PersonRef(channel, external) for user_id, external in rows}
 
 
