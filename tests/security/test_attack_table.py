@@ -253,7 +253,8 @@ async def _pick_across_agencies(
             select(Crisis).where(Crisis.status != CrisisStatus.RESOLVED, Crisis.agency_id == agency)
         ).first()
         assert supervisor is not None and crisis is not None and crisis.id is not None
-        actor = Actor(f"tg:{supervisor.telegram_id}", supervisor)
+        account = identity.account_on(s, supervisor.id, "telegram")
+        actor = Actor(str(account), supervisor)
         crisis_id = crisis.id
     try:
         await convening.convene_more(runtime, actor, crisis_id, user_ids=[stranger])
