@@ -210,7 +210,8 @@ class ChannelIdentity(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="user.id", index=True)
+    # A person's accounts go with them.
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     channel: str = Field(max_length=16)
     external_id: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
