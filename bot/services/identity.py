@@ -1,10 +1,10 @@
 """Who is who across messengers: the person behind an account, and a person's account on a channel.
 
-The only module that reads or writes ``ChannelIdentity``. Its reads never flush the caller's
-pending changes: services look people up between recording a change and sending messages, and
-a flush there would take SQLite's write lock across the network wait. Handlers turn whoever sent an update
+The only module that reads or writes ``ChannelIdentity``. Handlers turn whoever sent an update
 into a person with :func:`person_for`; services find where to write to someone with
-:func:`account_on` for the channel of the notifier they hold, so no service names a channel.
+:func:`direct_chat` for the channel of the notifier they hold, so no service names a channel.
+Reads never flush the caller's pending changes: services look people up between recording a
+change and sending, and a flush there would hold SQLite's write lock across the network wait.
 """
 
 from __future__ import annotations
