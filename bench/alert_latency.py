@@ -30,7 +30,7 @@ from aiohttp import web
 from sqlmodel import select
 
 from bot.app import SCAN_JOB_ID, build_application
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SystemClock
 from bot.config import load_settings
 from bot.sandbox.telegram_emulator import TelegramEmulator

@@ -47,7 +47,7 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from bench.alert_latency import OUTLETS
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.errors import ControlError

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.app import DELIVER_JOB_ID, build_application
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SystemClock
 from bot.config import load_settings
 from bot.sandbox.telegram_emulator import TelegramEmulator

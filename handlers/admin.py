@@ -11,7 +11,7 @@ from telegram.constants import ParseMode
 from telegram.ext import CommandHandler, ContextTypes
 
 from bot.buttons import Button, register
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.services.permissions import Actor, is_admin
 from bot.services.status import system_status
 from handlers.buttons import on_button

@@ -10,12 +10,12 @@ from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.channels.base import Buttons
-from bot.channels.telegram import keyboard, person_ref
+from bot.channels.telegram.notifier import keyboard, person_ref
 from bot.runtime import Runtime
-from bot.services import audit
 from bot.services.people import actor_for
 from bot.services.permissions import Actor, has_role
 from bot.templating import normalise_language
+from handlers.conversation.turn import record_refusal
 from storage.models import Role
 
 
@@ -91,11 +91,7 @@ def audit_refusal(
     update: Update, runtime: Runtime, actor: Actor, reason: str, button_action: str = "refused"
 ) -> None:
     """Record a refused command, message or button press (``button.<button_action>``): who,
-    what, and why.
-
-    Written in its own short transaction (the refused action changed nothing to commit with),
-    because refusals are what an inquiry asks about first.
-    """
+    what, and why (``handlers.conversation.turn.record_refusal``)."""
     query = update.callback_query
     if query is not None:
         action, subject = f"button.{button_action}", f"button:{(query.data or '')[:100]}"
@@ -104,16 +100,7 @@ def audit_refusal(
         text = (message.text or "") if message is not None else ""
         word = text.split(maxsplit=1)[0].split("@")[0][:40] if text.startswith("/") else ""
         action, subject = "command.refused", f"command:{word}" if word else "message"
-    with runtime.db.session() as session:
-        audit.record(
-            session,
-            action=action,
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
-            subject=subject,
-            after={"reason": reason},
-            at=runtime.clock.now(),
-        )
+    record_refusal(runtime, actor, action, subject, reason)
 
 
 def audited(update: Update, runtime: Runtime, actor: Actor, code: str, text: str) -> str:

@@ -20,8 +20,8 @@ from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.buttons import Button, register
-from bot.channels import telegram as tg
-from bot.channels.telegram import message_ref, person_ref
+from bot.channels.telegram import notifier as tg
+from bot.channels.telegram.notifier import message_ref, person_ref
 from bot.runtime import Runtime
 from bot.services import approvals as ap
 from bot.services import drafts as dr
@@ -223,7 +223,7 @@ async def _edit(
     draft_id: int,
     *,
     body: str | None = None,
-    set_field: tuple[str, str] | None = None,
+    set_text: str | None = None,
 ) -> None:
     try:
         with runtime.db.session() as session:
@@ -234,7 +234,8 @@ async def _edit(
                 draft,
                 actor,
                 body=body,
-                set_field=set_field,
+                set_text=set_text,
+                ui_lang=lang,
                 at=runtime.clock.now(),
                 tz=runtime.settings.tz,
                 templates=dr.library(runtime),
@@ -254,10 +255,8 @@ async def set_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     lang = language_of(update, actor)
     message = update.effective_message
     assert message is not None and message.text is not None
-    parts = message.text.split(maxsplit=2)
-    if len(parts) < 3:
-        await reply(update, _error_code(runtime, lang, "draft_set_usage"))
-        return
+    # The field may be several words ("Cập nhật tiếp theo"): the service tells it from the value.
+    rest = message.text.partition(" ")[2].strip()
     with runtime.db.session() as session:
         crisis = dr.crisis_for_room(session, message_ref(message).chat)
         target = _target(session, message, crisis) if crisis else None
@@ -267,7 +266,7 @@ async def set_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if target is None or target.id is None:
         await reply(update, _error_code(runtime, lang, "draft_no_draft"))
         return
-    await _edit(update, runtime, actor, lang, target.id, set_field=(parts[1].lower(), parts[2]))
+    await _edit(update, runtime, actor, lang, target.id, set_text=rest)
 
 
 async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -493,7 +492,7 @@ async def edit_pressed(
         draft = session.get(Draft, _button_draft(ident))
         assert draft is not None
         try:
-            fields = dr.library(runtime).get(draft.template, draft.language).field_names
+            fields = dr.library(runtime).get(draft.template, draft.language).labels(lang)
         except Exception:
             fields = sorted(k for k in draft.fields if not k.startswith("_"))
     await query.answer()
@@ -611,6 +610,14 @@ async def approve_pressed(
     await ap.announce(runtime, outcome)
 
 
+def _look_in_private(update: Update, runtime: Runtime, lang: str, private: int) -> str | None:
+    """ "See the bot's private message" is news only when the button was pressed elsewhere."""
+    chat = update.effective_chat
+    if chat is not None and chat.id == private:
+        return None
+    return runtime.renderer.render("approval_prompt", lang, code="check_private")
+
+
 async def _ask_for_pin(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
@@ -642,7 +649,7 @@ async def _ask_for_pin(
             runtime.clock.now(),
         )
         state_id, number, version = state.id, draft.number, draft.version
-    await query.answer(runtime.renderer.render("approval_prompt", lang, code="check_private"))
+    await query.answer(_look_in_private(update, runtime, lang, private))
     asked = await _ask_private(
         context,
         private,
@@ -681,7 +688,7 @@ async def _ask_reason(
     except dr.DraftError as exc:
         await _refuse_press(update, runtime, actor, lang, draft_id, exc)
         return
-    await query.answer(runtime.renderer.render("approval_prompt", lang, code="check_private"))
+    await query.answer(_look_in_private(update, runtime, lang, private))
     asked = await _ask_private(
         context,
         private,

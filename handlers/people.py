@@ -18,7 +18,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import Button, register
 from bot.channels.base import DeliveryError
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
 from bot.services import identity, invites

@@ -42,7 +42,7 @@ from telegram.ext import (
 from bot.buttons import Button, register
 from bot.channels.base import DeliveryError
 from bot.channels.refs import ChatRef
-from bot.channels.telegram import CHANNEL, keyboard, person_ref
+from bot.channels.telegram.notifier import CHANNEL, keyboard, person_ref
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
 from bot.services import due, identity, invites, outbox

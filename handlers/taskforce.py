@@ -28,9 +28,9 @@ from telegram.ext import (
     filters,
 )
 
-import bot.channels.telegram_rooms  # noqa: F401  (registers the Telegram RoomAdmin)
+import bot.channels.telegram.rooms  # noqa: F401  (registers the Telegram RoomAdmin)
 from bot.buttons import Button, int_id, register
-from bot.channels.telegram import chat_ref, keyboard, message_ref, person_ref
+from bot.channels.telegram.notifier import chat_ref, keyboard, message_ref, person_ref
 from bot.runtime import Runtime
 from bot.services import room_rights, rooms
 from bot.services.commands import register_command

@@ -17,7 +17,7 @@ from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import Button, int_id, register
-from bot.channels.telegram import keyboard
+from bot.channels.telegram.notifier import keyboard
 from bot.services import alerts, subscriptions
 from bot.services.alerts import AlertActionError, mute
 from bot.services.commands import register_command

@@ -418,7 +418,7 @@ class StoryIndex:
         for candidate in itertools.chain.from_iterable(hits):
             shared[candidate] = shared.get(candidate, 0) + 1
         ranked = heapq.nlargest(self.max_candidates, shared.items(), key=lambda kv: (kv[1], kv[0]))
-        best: tuple[float, int] | None = None
+        agreeing: list[tuple[float, bool, _Entry]] = []
         checked_per_story: dict[int, int] = {}
         for candidate, _keys in ranked:
             entry = self._entries[candidate]
@@ -428,13 +428,22 @@ class StoryIndex:
             checked_per_story[story] = checked_per_story.get(story, 0) + 1
             if when is not None and when - self._born[story] > self.lifetime:
                 continue
-            rank = self._agreement(fp, entry)
-            if rank is not None and (best is None or rank > best[0]):
-                best = (rank, story)
-        return best[1] if best else None
+            agreement = self._agreement(fp, entry)
+            if agreement is not None:
+                agreeing.append((*agreement, entry))
+        # The best agreeing candidate without a slot conflict (the first of equal ranks).
+        # Slots are read only here, best first: reading names and numbers is most of the
+        # evidence's cost, and most candidates fail on containment or lose on rank.
+        agreeing.sort(key=lambda a: -a[0])
+        for _rank, aligned, entry in agreeing:
+            if not conflict(fp.evidence, entry.evidence, leads=aligned):
+                return entry.story_id
+        return None
 
-    def _agreement(self, fp: Fingerprint, entry: _Entry) -> float | None:
-        """How well ``fp`` agrees with ``entry`` (higher is better), or None: not one story.
+    def _agreement(self, fp: Fingerprint, entry: _Entry) -> tuple[float, bool] | None:
+        """How well ``fp``'s text agrees with ``entry`` (higher is better) and whether the
+        leads align (the ``leads`` of :func:`scanner.evidence.conflict`), or None: not one
+        story. :meth:`find` then refuses a candidate whose slots conflict.
 
         * a slot conflict (:func:`scanner.evidence.conflict`) is never one story;
         * otherwise headline containment ≥ 0.5 and lead containment ≥ 0.5, or headline
@@ -455,18 +464,17 @@ class StoryIndex:
             and b.lead_key not in self.boilerplate
         )
         lead = containment(a.lead_grams, b.lead_grams) if leads else 0.0
-        if conflict(a, b, leads=lead >= 0.3):
-            return None
+        aligned = lead >= 0.3
         small, large = sorted((a.title_size, b.title_size))
         title = containment(a.title_terms, b.title_terms) if small >= 2 else 0.0
         if leads and ((title >= 0.5 and lead >= 0.5) or (title >= 0.3 and lead >= 0.8)):
-            return title + lead
+            return title + lead, aligned
         if leads:
             return None  # two leads that disagree: two stories, however alike the headlines
         if title == 1.0 and small >= 5 and large <= small + 4:
-            return 1.0
+            return 1.0, aligned
         if title >= 0.75 and agreeing_slots(a, b) >= _SHARED_SLOTS:
-            return title
+            return title, aligned
         return None
 
     def add(self, story_id: int, fp: Fingerprint, seen_at: datetime) -> None:

@@ -116,7 +116,7 @@ def _hour(time: re.Match[str]) -> str:
 def _initials(syllables: Sequence[str]) -> set[str]:
     """The initials of every run of 2-4 syllables ("benh vien" → "bv", "uy ban nhan dan" →
     "ubnd"): an abbreviation in one item is the words in the other. Computed only for a
-    conflict's unmatched slots (rare), never per item."""
+    conflict's unmatched slots, never for every item."""
     heads = "".join(s[0] for s in syllables)
     return {heads[i : i + n] for n in (2, 3, 4) for i in range(len(heads) - n + 1)}
 
@@ -128,6 +128,7 @@ _OPENERS = "\"“'‘(["
 _CAPITALISED = re.compile(_UPPER_CLASS + r"\S*")
 _CLAUSE_END = frozenset('.!?:…"“”|-–—')
 _DIGIT_START = re.compile(r"(?<!\S)\d")
+_DIGIT = re.compile(r"\d")
 #: capitalised word → (an all-capitals code, its name syllables)
 _NAMES: dict[str, tuple[bool, tuple[str, ...]]] = {}
 _NAMES_LIMIT = 100_000
@@ -140,32 +141,44 @@ def _name(word: str) -> tuple[bool, tuple[str, ...]]:
     return code, tuple(s for s in fold(core).split() if s not in _DECORATION)
 
 
-def _slots(text: str) -> list[tuple[int, str]]:
-    """(character offset, slot) of the names and numbers of ``text`` (single-spaced).
-
-    A name is a capitalised word that does not start a sentence or a clause, or a word of two
-    or more capitals ("HPM", "UBND"); in a text written in capitals only the numbers count.
-    Numbers keep their inner separators, spelled "/" ("4.10" and "4/10" are one date; a dash
-    is a range, two numbers); a time of day is its hour ("6h00" → "6", "10h30" → "10/30").
-    This runs on every fetched item: regular expressions do the reading, Python sees only
-    the capitalised words, each classified once (cached).
-    """
+def _numbers(text: str) -> list[tuple[int, str]]:
+    """(offset, number) of ``text``: numbers keep their inner separators, spelled "/" ("4.10"
+    and "4/10" are one date; a dash is a range, two numbers); a time of day is its hour
+    ("6h00" → "6", "10h30" → "10/30"). The offsets are those of the text with the times
+    rewritten (as :func:`_slots` always counted them)."""
+    if not _DIGIT.search(text):
+        return []
     numbers = _TIME.sub(_hour, text) if "h" in text or "g" in text or ":" in text else text
-    out = [
+    return [
         (m.start(), _SEPARATORS.sub("/", m[0]) if "." in m[0] or "," in m[0] else m[0])
         for m in _NUMBER.finditer(numbers)
     ]
+
+
+def _slots(text: str, names_before: int | None = None) -> list[tuple[int, str]]:
+    """(character offset, slot) of the names and numbers of ``text`` (single-spaced); names
+    only up to about ``names_before`` characters when given (the caller filters by offset).
+
+    A name is a capitalised word that does not start a sentence or a clause, or a word of two
+    or more capitals ("HPM", "UBND"); in a text written in capitals only the numbers count
+    (:func:`_numbers`). This runs on every item that has a candidate: regular expressions do
+    the reading, Python sees only the capitalised words, each classified once (cached).
+    """
+    out = _numbers(text)
     capitalised = list(_CAPITALISED.finditer(text))
     if not capitalised:
         return out
+    count = len(capitalised)
     words = text.count(" ") + 1
-    shouting = len(capitalised) > 0.9 * words or (
-        len(capitalised) > 0.5 * words
-        and len(capitalised) > 0.9 * (words - len(_DIGIT_START.findall(text)))
+    shouting = count > 0.9 * words or (
+        count > 0.5 * words and count > 0.9 * (words - len(_DIGIT_START.findall(text)))
     )
     names = _NAMES
+    limit = len(text) if names_before is None else names_before
     for m in capitalised:
         at = m.start()
+        if at > limit:
+            break
         before = text[at - 1] if at else " "
         quoted = False
         if before != " ":
@@ -183,7 +196,10 @@ def _slots(text: str) -> list[tuple[int, str]]:
         # The text is single-spaced: the character two before a word ends the previous one.
         opens = at < 2 or text[at - 2] in _CLAUSE_END
         if (code and not shouting) or not (shouting or quoted or opens):
-            out.extend((at, s) for s in syllables)
+            if len(syllables) == 1:
+                out.append((at, syllables[0]))
+            else:
+                out += [(at, s) for s in syllables]
     return out
 
 
@@ -248,36 +264,47 @@ class Features:
     @cached_property
     def _read(self) -> tuple[frozenset[str], tuple[tuple[int, str], ...], int, frozenset[str]]:
         """(headline slots, (offset, slot) of the lead's, characters of the lead compared,
-        every folded syllable and number mentioned)."""
+        every folded syllable and number mentioned).
+
+        A name's syllables are folded words of the item, already in ``words``: the mentions
+        need only the numbers read as slots ("4/10", a time's hour), and the lead's names
+        are read only in the part compared."""
         title = " ".join(self._title.split())
         lead = " ".join(self._lead[:LEAD_CHARS].split())
-        title_slots = _slots(title)
         outlet = _TRAILING_TAG.search(title)
-        mentions_only: list[tuple[int, str]] = []
+        title_numbers: list[tuple[int, str]] = []
         if outlet and _capitalised(outlet[1]):
             # An outlet's name after a dash is mentioned, but no evidence of another story.
-            mentions_only = title_slots
+            title_numbers = _numbers(title)
             title_slots = _slots(title[: outlet.start()])
-        every_lead_slot = _slots(lead)
+        else:
+            title_slots = _slots(title)
         compared = (
             len(lead)
             if lead.count(" ") < LEAD_SYLLABLES
             else len(" ".join(lead.split(" ")[:LEAD_SYLLABLES]))
         )
+        lead_slots = _slots(lead, compared)
         mentions = frozenset(
             chain(
                 self.words[0],
                 self.words[1],
-                (s for _p, s in mentions_only or title_slots),
-                (s for _p, s in every_lead_slot),
+                (s for _p, s in title_numbers or title_slots),
+                (s for _p, s in lead_slots),
             )
         )
         return (
             frozenset(s for _p, s in title_slots),
-            tuple((p, s) for p, s in every_lead_slot if p < compared),
+            tuple((p, s) for p, s in lead_slots if p < compared),
             compared if self.informative else 0,
             mentions,
         )
+
+    @cached_property
+    def initials(self) -> frozenset[str]:
+        """The initials of every run of 2-4 of the item's syllables (:func:`_initials`), read
+        once: an index entry is a candidate of many later items."""
+        return frozenset(_initials([*self.words[0], *self.words[1]]))
 
     @property
     def title_slots(self) -> frozenset[str]:
@@ -354,5 +381,5 @@ def _unmatched(slots: Iterable[str], other: Features) -> set[str]:
     """The slots ``other`` never mentions, in words or as the initials of its words."""
     missing = set(slots) - other.mentions
     if missing:
-        missing -= _initials([*other.words[0], *other.words[1]])
+        missing -= other.initials
     return missing

@@ -19,7 +19,7 @@ from sqlmodel import select
 from telegram.ext import Application
 
 from bot.app import DELIVER_JOB_ID, SCAN_JOB_ID, TICK_JOB_ID, build_application
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import User as EmuUser

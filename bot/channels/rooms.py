@@ -77,5 +77,5 @@ def room_admin_for(notifier: Any) -> RoomAdmin:
         return notifier
     raise LookupError(
         f"no RoomAdmin registered for {type(notifier).__name__}; import its channel adapter "
-        "(e.g. bot.channels.telegram_rooms) or pass rooms= explicitly"
+        "(e.g. bot.channels.telegram.rooms) or pass rooms= explicitly"
     )

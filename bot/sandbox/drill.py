@@ -3,9 +3,9 @@
 Each :class:`Step` names the persona who acts, the words shown on the page (from the page's
 strings, ``drill_<key>``) and a condition. The panel shows every step; the first step whose
 condition is not met is the current one. A step whose feature is not wired into the bot
-(``bot.app.HANDLER_MODULES``) is shown as unavailable and skipped, so the drill grows as the
-features land. Conditions read rows (users, alerts, crises, drafts, approvals) and the emulator's
-chats: nothing is inferred from which buttons someone pressed on the page.
+(``bot.app.HANDLER_MODULES``, ``FLOW_MODULES``) is shown as unavailable and skipped, so the drill
+grows as the features land. Conditions read rows (users, alerts, crises, drafts, approvals) and
+the emulator's chats: nothing is inferred from which buttons someone pressed on the page.
 
 A new drill starts with the news day paused and runs once the trainee follows the topic (or says
 they are ready), so the alert can never go out before there is someone to receive it; who
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.personas import PERSONA_BY_KEY
 from bot.services import identity
 from storage.models import (
@@ -155,9 +155,11 @@ STEPS: tuple[Step, ...] = (
 
 
 def wired_features() -> set[str]:
-    """Handler modules the running bot has (``bot.app.HANDLER_MODULES``)."""
+    """Handler and flow modules the running bot has (``bot.app.HANDLER_MODULES`` and
+    ``FLOW_MODULES``, the flows on the conversation layer)."""
     app = importlib.import_module("bot.app")
-    return {module.__name__ for module in getattr(app, "HANDLER_MODULES", ())}
+    wired = (*getattr(app, "HANDLER_MODULES", ()), *getattr(app, "FLOW_MODULES", ()))
+    return {module.__name__ for module in wired}
 
 
 def drill_state(sandbox: Sandbox, lang: str) -> dict[str, Any]:

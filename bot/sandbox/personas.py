@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import identity
 from storage.models import Agency, Role, Subscription, Topic, User, UserStatus

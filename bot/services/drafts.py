@@ -409,7 +409,7 @@ def answer(
         pending.pop(0)
     elif value == SKIP or not value:
         if spec.required:
-            raise DraftError("draft_field_required", field=spec.name)
+            raise DraftError("draft_field_required", field=spec.label(data["ui_lang"]))
         pending.pop(0)
         data["asked"] += 1
     else:
@@ -454,7 +454,9 @@ def _render(
     try:
         return pt.render(template, values, pt.template_globals(number, local, template.lang))
     except pt.MissingFields as exc:
-        raise DraftError("draft_missing_fields", fields=exc.names) from None
+        raise DraftError(
+            "draft_missing_fields", fields=template.labels(template.lang, exc.names)
+        ) from None
     except pt.PressTemplateError as exc:
         raise DraftError("draft_template_broken", kind=template.kind, detail=str(exc)) from None
 
@@ -546,12 +548,14 @@ def new_version(
     actor: Actor,
     *,
     body: str | None = None,
-    set_field: tuple[str, str] | None = None,
+    set_text: str | None = None,
+    ui_lang: str = "vi",
     at: datetime,
     tz: ZoneInfo,
     templates: pt.PressLibrary,
 ) -> tuple[Draft, Draft, DiffSummary]:
-    """A new version from a full new text (``body``) or one changed field (``set_field``).
+    """A new version from a full new text (``body``) or one changed field (``set_text``: what
+    followed ``/set``, the field as a person names it and then the value).
 
     Returns (new, previous, diff). The previous version's approvals stop counting: approvals
     are bound to a version's hash, so any edit needs approval again.
@@ -567,8 +571,7 @@ def new_version(
             raise DraftError("draft_empty")
         manual = True
     else:
-        assert set_field is not None
-        name, value = set_field
+        assert set_text is not None
         if manual:
             raise DraftError("draft_set_manual")
         try:
@@ -577,11 +580,16 @@ def new_version(
             raise DraftError(
                 "draft_template_broken", kind=previous.template, detail=str(exc)
             ) from None
-        if template.field(name) is None:
-            raise DraftError("draft_unknown_field", field=name, fields=template.field_names)
+        found = template.split_field(set_text)
+        if found is None or not found[1]:
+            choices = template.labels(ui_lang)
+            if found is None and set_text.strip():
+                raise DraftError("draft_unknown_field", field=set_text.split()[0], fields=choices)
+            raise DraftError("draft_set_usage", fields=choices)
+        spec, value = found
         if len(value) > pt.MAX_FIELD_CHARS:
             raise DraftError("draft_field_too_long", limit=pt.MAX_FIELD_CHARS)
-        values[name] = value.strip()
+        values[spec.name] = value
         text = _render(template, values, previous.number, at, tz)
     if text == previous.body:
         raise DraftError("draft_unchanged", version=previous.version)
@@ -617,7 +625,7 @@ def new_version(
         extra={
             "diff": diff.as_dict(),
             "previous_sha256": previous.body_sha256,
-            "how": "text" if body is not None else f"set {set_field[0] if set_field else ''}",
+            "how": "text" if body is not None else f"set {spec.name}",
         },
     )
     return fresh, previous, diff

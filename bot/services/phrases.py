@@ -12,7 +12,9 @@ nonsense. :func:`as_written` maps each term back onto the stories' own text:
   two occurrences, and four in five of them): "ngộ" is always followed by "độc", "sinh" always
   preceded by "học"; with too few stories to tell, when general news uses the edge syllable
   mostly inside that two-syllable word (``scanner.terms.general_rate``, the DANeS corpus);
-  function words ("và", "của", "tại"…), numbers and punctuation are never crossed;
+  function words ("và", "của", "tại"…), numbers and punctuation are never crossed, except into
+  a fixed compound that begins or ends with one ("theo dõi", "không khí", "ra viện"): "dõi"
+  never stands alone, so "dõi sát" is widened to "theo dõi sát", not cut;
 * a single lower-case syllable that cannot be widened is dropped; so is a phrase contained in
   another one shown.
 
@@ -37,9 +39,17 @@ MIN_PAIR_RATE = 0.002  # the pair itself is seen in general news (a few stories 
 _FUNCTION_WORDS_TEXT = (
     "và của ở tại với cho về từ đến trong ngoài sau trước khi là có được bị đã đang sẽ các "
     "những một này đó thì mà nhưng hay hoặc do vì nên để theo trên dưới ra vào lúc như "
-    "không chưa vẫn cũng rất gì ai nào"
+    "không chưa vẫn cũng rất gì ai nào phải cần đều lại còn vừa mới rồi"
 )
 FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
+# Words of one meaning made of a function word and another syllable: the function word is part
+# of the word, so a phrase may take it in and may begin or end with it.
+_COMPOUNDS_TEXT = (
+    "theo dõi, theo đuổi, có thể, có mặt, có lợi, cho phép, cho biết, được phép, vào cuộc, "
+    "vào viện, ra viện, ra mắt, ra quân, ra đi, không khí, không gian, không quân, trước mắt, "
+    "sau cùng, về hưu, đến nay, tại chỗ, trên không, dưới nước"
+)
+COMPOUNDS = frozenset(tuple(c.split()) for c in _COMPOUNDS_TEXT.split(", "))
 _SEGMENTS = re.compile(r"[.,;:!?()\[\]\"“”«»|–—]+|\s-\s")
 _WORD = re.compile(r"\w+(?:[-'’]\w+)*")
 
@@ -125,11 +135,17 @@ def _agreed(docs: list[Words], phrase: Words) -> Words:
             if not counts:
                 break
             word, count = counts.most_common(1)[0]
-            if word in FUNCTION_WORDS or word.isdigit():
-                break
-            agreed = count >= 2 and count >= AGREEMENT * len(found)
             edge = (words[-1] if side == 1 else words[0]).casefold()
             pair = f"{edge} {word}" if side == 1 else f"{word} {edge}"
+            if word.isdigit():
+                break
+            if word in FUNCTION_WORDS:
+                if tuple(pair.split()) not in COMPOUNDS or count < AGREEMENT * len(found):
+                    break
+                written = next(w for w in neighbours if w is not None and w.casefold() == word)
+                words = [*words, written] if side == 1 else [written, *words]
+                continue
+            agreed = count >= 2 and count >= AGREEMENT * len(found)
             # Too few stories to tell: general news says whether the syllable is usually part
             # of that word ("sinh" of "học sinh", "ngộ" of "ngộ độc").
             cohesive = (
@@ -142,6 +158,10 @@ def _agreed(docs: list[Words], phrase: Words) -> Words:
             written = next(w for w in neighbours if w is not None and w.casefold() == word)
             words = [*words, written] if side == 1 else [written, *words]
     return words
+
+
+def _compound(words: Words) -> bool:
+    return len(words) == 2 and _fold(words) in COMPOUNDS
 
 
 def _usual_case(docs: list[Words], words: Words) -> Words:
@@ -167,9 +187,9 @@ def _written(docs: list[Words], term: str) -> Words | None:
         if name is not None and len(name) >= len(words):
             words = name
     words = _usual_case(docs, _agreed(docs, words))
-    while words and words[0].casefold() in FUNCTION_WORDS:
+    while words and words[0].casefold() in FUNCTION_WORDS and not _compound(words[:2]):
         words = words[1:]
-    while words and words[-1].casefold() in FUNCTION_WORDS:
+    while words and words[-1].casefold() in FUNCTION_WORDS and not _compound(words[-2:]):
         words = words[:-1]
     if len(words) == 1 and not _capital(words[0]) and not re.search(r"[-\d]", words[0]):
         return None  # a lone syllable says nothing

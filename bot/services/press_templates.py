@@ -14,6 +14,8 @@ lines that declares its title and its fields::
     sample = "Sáng 02/11/2026, …"
     auto = "crisis_title"            # optional: filled from the crisis when it has a value
     default = "Hà Nội"               # optional: used when nothing else is given
+    label_vi = "Tóm tắt"              # optional: the short name people type after /set
+    label_en = "Summary"             #   (default: the prompt up to its first ":", "(" or ";")
     +++
     …template text…
 
@@ -43,6 +45,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 
 from bot.services.template_limits import LimitedEnvironment, RenderLimitExceeded, render_limited
+from scanner.textnorm import fold
 
 BUILTIN_ROOT = Path(str(files("templates"))) / "press"
 LANGUAGES = ("vi", "en")
@@ -66,7 +69,10 @@ AUTO_KEYS = frozenset(
 )
 # Names every template may use besides its fields (filled by ``template_globals``).
 GLOBAL_NAMES = frozenset({"number", "day", "month", "year", "date_en", "lang"})
-_FIELD_KEYS = frozenset({"required", "prompt_vi", "prompt_en", "sample", "auto", "default"})
+_FIELD_KEYS = frozenset(
+    {"required", "prompt_vi", "prompt_en", "label_vi", "label_en", "sample", "auto", "default"}
+)
+_LABEL_END = re.compile(r"\s*[:(;]")
 _TOP_KEYS = frozenset({"title", "description", "public", "doc_code", "fields"})
 # The built-in kinds are named in English in code; a Vietnamese user types (and reads) these words
 # after /draft instead. Both spellings are accepted in either language.
@@ -106,6 +112,11 @@ _MONTHS_EN = [
 ]
 
 
+def _folded_words(text: str) -> str:
+    """Tone-free, case-free, punctuation-free words: how a typed field name is compared."""
+    return fold(text.replace("_", " "))
+
+
 class PressTemplateError(Exception):
     """A template that cannot be used; the message says what to fix."""
 
@@ -131,9 +142,20 @@ class FieldSpec:
     sample: str
     auto: str | None = None
     default: str | None = None
+    label_vi: str = ""
+    label_en: str = ""
 
     def prompt(self, lang: str) -> str:
         return self.prompt_en if lang == "en" else self.prompt_vi
+
+    def label(self, lang: str) -> str:
+        """The field's plain name, what a person reads in lists and types after ``/set``.
+
+        A template without labels still gets readable ones: its prompt up to the first
+        ":", "(" or ";" ("Số văn bản (nếu chưa có số…)" → "Số văn bản").
+        """
+        explicit = self.label_en if lang == "en" else self.label_vi
+        return explicit or _LABEL_END.split(self.prompt(lang), maxsplit=1)[0]
 
 
 @dataclass(frozen=True)
@@ -155,6 +177,34 @@ class PressTemplate:
     @property
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    def labels(self, lang: str, names: Iterable[str] | None = None) -> list[str]:
+        """Plain names of ``names`` (default: every field), in declaration order."""
+        wanted = set(self.field_names if names is None else names)
+        return [f.label(lang) for f in self.fields if f.name in wanted]
+
+    def split_field(self, text: str) -> tuple[FieldSpec, str] | None:
+        """Which field ``/set`` names in ``text``, and the new value; None when none does.
+
+        People type the field as they read it, in either language, with or without tones,
+        optionally followed by ":" — "Cập nhật tiếp theo: 17 giờ", "cap nhat tiep theo 17 gio",
+        "next update 17:00" — and the internal name keeps working ("next_update 17 giờ").
+        The longest name that the text starts with wins, so "Số văn bản" is not read as a
+        shorter label that happens to begin it.
+        """
+        names: dict[str, FieldSpec] = {}
+        for spec in self.fields:
+            for written in (spec.name, spec.label("vi"), spec.label("en")):
+                names.setdefault(_folded_words(written), spec)
+        head, colon, tail = text.partition(":")
+        if colon and _folded_words(head) in names:
+            return names[_folded_words(head)], tail.strip()
+        words = text.split()
+        for count in range(len(words), 0, -1):
+            named = names.get(_folded_words(" ".join(words[:count])))
+            if named is not None:
+                return named, " ".join(words[count:]).lstrip(":").strip()
+        return None
 
 
 @dataclass
@@ -218,6 +268,7 @@ def parse(text: str, path: Path, lang: str) -> PressTemplate:
     if not isinstance(raw_fields, dict):
         raise PressTemplateError("front matter: 'fields' must be a table of [fields.<name>]")
     specs = [_field_spec(name, value) for name, value in raw_fields.items()]
+    _check_labels(specs)
     source = "\n".join(lines[end + 1 :]).strip("\n")
     if not source.strip():
         raise PressTemplateError("the template has no text after the front matter")
@@ -237,6 +288,20 @@ def parse(text: str, path: Path, lang: str) -> PressTemplate:
         path=path,
         body_line=end + 2,
     )
+
+
+def _check_labels(specs: list[FieldSpec]) -> None:
+    """Two parts ``/set`` could not tell apart are a mistake in the template, not at run time."""
+    owner: dict[str, str] = {}
+    for spec in specs:
+        for written in {spec.name, spec.label("vi"), spec.label("en")}:
+            key = _folded_words(written)
+            other = owner.setdefault(key, spec.name)
+            if other != spec.name:
+                raise PressTemplateError(
+                    f"front matter: fields {other!r} and {spec.name!r} are both called "
+                    f"{written!r}; give one a different label_vi/label_en"
+                )
 
 
 def _field_spec(name: str, value: Any) -> FieldSpec:
@@ -261,7 +326,7 @@ def _field_spec(name: str, value: Any) -> FieldSpec:
         raise PressTemplateError(
             f"{where}: auto = {auto!r} is not one of {', '.join(sorted(AUTO_KEYS))}"
         )
-    for key in ("sample", "default"):
+    for key in ("sample", "default", "label_vi", "label_en"):
         if key in value and not isinstance(value[key], str):
             raise PressTemplateError(f"{where}: '{key}' must be a string")
     return FieldSpec(
@@ -272,6 +337,8 @@ def _field_spec(name: str, value: Any) -> FieldSpec:
         sample=value.get("sample", f"<{name}>"),
         auto=auto,
         default=value.get("default"),
+        label_vi=value.get("label_vi", "").strip(),
+        label_en=value.get("label_en", "").strip(),
     )
 
 

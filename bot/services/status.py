@@ -57,6 +57,12 @@ class StatusSummary:
     delivery_problems: tuple[DeliveryProblem, ...] = ()
 
 
+def last_scan(session: Session) -> dict[str, Any] | None:
+    """The summary the last scan left (``/scanstatus``, ``/status``), if one ran."""
+    row = session.get(Setting, "last_scan")
+    return dict(row.value) if row else None
+
+
 def system_status(session: Session, now: datetime) -> StatusSummary:
     users = dict(session.exec(select(User.status, func.count()).group_by(User.status)).all())
     open_alerts = session.exec(
@@ -73,7 +79,6 @@ def system_status(session: Session, now: datetime) -> StatusSummary:
     overdue = session.exec(
         select(func.count()).select_from(Due).where(col(Due.done_at).is_(None), Due.due_at < now)
     ).one()
-    scan = session.get(Setting, "last_scan")
     retrying, failing_since = session.exec(
         select(func.count(func.distinct(Delivery.user_id)), func.min(Delivery.failing_since)).where(
             Delivery.kind == ALERT_KIND,
@@ -89,7 +94,7 @@ def system_status(session: Session, now: datetime) -> StatusSummary:
         open_crises=int(open_crises),
         pending_due=int(pending),
         overdue_due=int(overdue),
-        last_scan=scan.value if scan else None,
+        last_scan=last_scan(session),
         retrying=int(retrying),
         failing_since=failing_since,
         delivery_problems=delivery_problems(session),

@@ -68,6 +68,10 @@
   function selectPersona(id) {
     state.user = id;
     state.chat = null; state.thread = null; state.key = null; state.lastChatJson = "";
+    // Nothing of the previous persona stays on screen while the new one's chats load.
+    state.chats = [];
+    renderChats();
+    $("messages").innerHTML = "";
     localStorage.setItem("sandbox.user", String(id));
     refreshState().then(() => {
       const bot = state.chats.find((c) => c.kind === "bot");
@@ -321,7 +325,8 @@
   // ------------------------------------------------------------------ refresh loop
 
   function refreshState() {
-    const q = state.user !== null ? `state?user=${state.user}` : "state";
+    const user = state.user;
+    const q = user !== null ? `state?user=${user}` : "state";
     return api(q).then((s) => {
       state.personas = s.personas;
       if (state.user === null) {
@@ -330,6 +335,8 @@
         state.user = known ? saved : s.personas.find((p) => p.key === (S.drill ? "spokesperson" : "admin")).id;
         return refreshState();
       }
+      // An answer asked for before a persona switch lists the other persona's chats.
+      if (user !== state.user) return s;
       state.chats = s.chats || [];
       renderPersonas();
       renderChats();

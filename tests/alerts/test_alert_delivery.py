@@ -3,6 +3,8 @@ everyone, permissions, blocked people, escalation after a restart."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -118,14 +120,20 @@ async def test_buttons_are_checked_on_the_server(desk: Desk) -> None:
         assert len(refused) == 3
 
 
-async def test_dismiss_with_reason_and_mute(desk: Desk) -> None:
-    emulator = desk.emulator
+@asynccontextmanager
+async def alert_on_screen(desk: Desk) -> AsyncIterator[tuple[int, StoredMessage]]:
+    """A new alert planned, the app running, and the alert's text message in Lan's chat."""
     alert_id = desk.add_alert()
     plan(desk, alert_id)
+    lan = desk.spokespeople[0][0]
+    async with running_app(desk.make_app()):
+        yield alert_id, await desk.emulator.wait_for_message(lan.id, is_alert_text)
+
+
+async def test_dismiss_with_reason_and_mute(desk: Desk) -> None:
+    emulator = desk.emulator
     lan, lan_id = desk.spokespeople[0]
-    app = desk.make_app()
-    async with running_app(app):
-        text = await emulator.wait_for_message(lan.id, is_alert_text)
+    async with alert_on_screen(desk) as (alert_id, text):
         await emulator.press_button(lan.id, lan.id, text.message_id, text="✕ Bỏ qua")
         ask = await emulator.wait_for_message(lan.id, after=text.message_id)
         assert "Vì sao" in ask.data["text"]

@@ -26,7 +26,7 @@ from telegram.request import HTTPXRequest
 
 from bot.app import DELIVER_JOB_ID, build_application
 from bot.channels.base import DeliveryError, OutcomeUnknown
-from bot.channels.telegram import TelegramNotifier, chat_ref
+from bot.channels.telegram.notifier import TelegramNotifier, chat_ref
 from bot.clock import SimulatedClock
 from bot.config import ConfigError
 from bot.runtime import Runtime

@@ -57,3 +57,16 @@ def test_crisis_title_is_made_of_the_phrases() -> None:
     assert title == (
         "An toàn thực phẩm: Trường Tiểu học Sao Mai, vụ nghi ngộ độc thực phẩm, học sinh nhập viện"
     )
+
+
+def test_a_function_word_inside_a_compound_is_taken_in() -> None:
+    """ "dõi" never stands alone: the term "dõi sát" is shown as "theo dõi sát", and a modal verb
+    at the edge ("phải") is trimmed like the other function words."""
+    texts = [
+        "Sở Y tế đang theo dõi sát vụ ngộ độc; ba em phải nhập viện",
+        "Bộ Y tế theo dõi sát tình hình, ba em phải cấp cứu",
+    ]
+    assert as_written(["dõi sát", "ba em phải"], texts) == ["theo dõi sát", "ba em"]
+    assert as_written(["khí ô nhiễm"], ["Hà Nội: không khí ô nhiễm nặng"]) == ["không khí ô nhiễm"]
+    # Not a compound: "tại" stays outside.
+    assert as_written(["hà nội"], ["Ngộ độc tại Hà Nội"]) == ["Hà Nội"]

@@ -16,7 +16,7 @@ from alert_desk import OUTLETS, Desk, FeedServer, add_sources, existing_alerts, 
 from emulator_fixtures import running_app
 from sqlmodel import select
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import StoredMessage, TelegramEmulator
 from bot.services import identity
 from bot.services.alerts import plan_delivery

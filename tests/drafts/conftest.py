@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.app import build_application
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage

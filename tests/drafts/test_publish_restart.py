@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import approvals, due, identity
 from bot.services import drafts as dr

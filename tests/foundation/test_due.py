@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from bot.channels.base import Attachment, Buttons, RecipientUnreachable, SentMessage
 from bot.channels.refs import ChatRef, MessageRef
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
 from bot.services import due as due_service

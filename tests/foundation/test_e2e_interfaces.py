@@ -22,7 +22,7 @@ from bot.channels.base import (
     Rejected,
 )
 from bot.channels.refs import ChatRef
-from bot.channels.telegram import TelegramNotifier, chat_ref, person_ref
+from bot.channels.telegram.notifier import TelegramNotifier, chat_ref, person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage

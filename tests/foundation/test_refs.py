@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.channels.refs import ChatRef, PersonRef
-from bot.channels.telegram import chat_id, chat_ref, person_ref, thread_id
+from bot.channels.telegram.notifier import chat_id, chat_ref, person_ref, thread_id
 
 
 def test_person_labels_round_trip_and_keep_the_old_telegram_form() -> None:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from telegram.ext import Application
 
 from bot.app import build_application
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.health import bound_port, serve_monitoring, start_monitoring
 from bot.sandbox.telegram_emulator import TelegramEmulator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage
 from bot.services import identity

@@ -12,7 +12,7 @@ from registration.reg_helpers import add_agencies, add_user, labels, last_id, pr
 from sqlmodel import col, select
 
 from bot.app import build_application
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import identity

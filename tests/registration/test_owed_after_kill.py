@@ -14,7 +14,7 @@ from emulator_fixtures import running_app
 from registration.reg_helpers import add_agencies, add_user
 
 from bot.app import build_application
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import identity

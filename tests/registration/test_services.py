@@ -10,7 +10,7 @@ import pytest
 from registration.reg_helpers import add_agencies, add_user
 from sqlmodel import select
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.services import commands, identity, invites
 from bot.services import registration as reg

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select
 from sqlmodel import col
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.services import identity
 from storage.db import Database
 from storage.models import AuditEvent, Story, User

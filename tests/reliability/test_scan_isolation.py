@@ -16,7 +16,7 @@ from aiohttp import web
 from emulator_fixtures import serving
 from sqlmodel import col, select
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.config import Settings
 from bot.services import identity

@@ -51,11 +51,11 @@ def start_sandbox(*args: str, data_dir: Path, timeout: float = 60.0) -> SandboxP
     raise AssertionError("the sandbox did not print its address:\n" + "\n".join(lines))
 
 
-def stop_sandbox(sandbox: SandboxProcess) -> str:
-    """Terminate and return the rest of the output (for failure messages)."""
+def stop_sandbox(sandbox: SandboxProcess, grace: float = 15.0) -> str:
+    """Terminate (kill after ``grace`` seconds) and return the rest of the output."""
     sandbox.process.terminate()
     try:
-        out, _ = sandbox.process.communicate(timeout=15)
+        out, _ = sandbox.process.communicate(timeout=grace)
     except subprocess.TimeoutExpired:
         sandbox.process.kill()
         out, _ = sandbox.process.communicate()

@@ -17,7 +17,7 @@ import pytest_asyncio
 from aiohttp import ClientSession
 from sqlmodel import func, select
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.drill import CRISIS_TOPIC
 from bot.sandbox.personas import AGENCY_CODE, PERSONA_BY_KEY
 from bot.sandbox.runner import Sandbox, SandboxOptions

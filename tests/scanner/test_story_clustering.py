@@ -119,6 +119,22 @@ def test_decorated_copies_join_their_story(title: str, lead: str) -> None:
     assert index.find(index.fingerprint(title, lead), T0 + timedelta(minutes=40)) == 7
 
 
+def test_the_best_agreeing_story_without_a_conflict_wins() -> None:
+    """The slots are read only for the best-ranked candidates (reading names and numbers is
+    most of the evidence's cost): a closer text of another story of the frame loses to its
+    conflict, and the item joins the less alike, re-titled copy of its own story."""
+    title, lead, _fillings = FRAMES[0]
+    tan_uyen, song_than = ("gỗ", "Tân Uyên", "30"), ("gỗ", "Sóng Thần", "45")
+    index = StoryIndex()
+    index.add(1, index.fingerprint(title.format(*tan_uyen), lead.format(*tan_uyen)), T0)
+    retitled = "Bình Dương: hỏa hoạn lớn ở Sóng Thần, 45 người kịp thoát nạn"
+    index.add(2, index.fingerprint(retitled, f"(PLO) - {lead.format(*song_than)}"), T0)
+    item = index.fingerprint(title.format(*song_than), lead.format(*song_than))
+    ranks = {e.story_id: index._agreement(item, e) for e in index._entries.values()}
+    assert ranks[1] is not None and ranks[2] is not None and ranks[1][0] > ranks[2][0]
+    assert index.find(item, T0 + timedelta(minutes=30)) == 2
+
+
 def test_a_like_headline_over_a_different_lead_is_another_story() -> None:
     """Headlines alone never merge when both leads speak and disagree (issue 15)."""
     index = StoryIndex()

@@ -26,7 +26,7 @@ from telegram.ext import Application
 from bot.app import build_application
 from bot.buttons import encode
 from bot.channels import ratelimit
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.config import load_settings
 from bot.sandbox.personas import BOT_RIGHTS

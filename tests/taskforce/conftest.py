@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.channels.telegram import person_ref
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import identity
 from storage.db import Database

@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot.app import build_application
 from bot.buttons import Button, register
-from bot.channels.telegram import chat_ref
+from bot.channels.telegram.notifier import chat_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services.permissions import Actor
@@ -220,6 +220,6 @@ def _audit(session: Session, action: str) -> int:
 
 
 def _markup(button: Button) -> Any:
-    from bot.channels.telegram import keyboard
+    from bot.channels.telegram.notifier import keyboard
 
     return keyboard([[button]])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from docx import Document
 
-from bot.channels.telegram import chat_ref, person_ref, room_link
+from bot.channels.telegram.notifier import chat_ref, person_ref, room_link
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
 from bot.services import identity, reports, rooms, stored_refs, timeline

@@ -13,7 +13,14 @@ from telegram.constants import ChatMemberStatus
 from bot.channels.base import Rejected
 from bot.channels.refs import ChatRef, PersonRef
 from bot.channels.rooms import register_room_admin
-from bot.channels.telegram import CHANNEL, TelegramNotifier, _call, chat_id, chat_ref, thread_id
+from bot.channels.telegram.notifier import (
+    CHANNEL,
+    TelegramNotifier,
+    _call,
+    chat_id,
+    chat_ref,
+    thread_id,
+)
 
 _MEMBER_STATUSES = {
     ChatMemberStatus.OWNER,

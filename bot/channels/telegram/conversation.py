@@ -1,0 +1,149 @@
+"""Telegram as one channel of the conversation layer (``handlers.conversation``).
+
+An Update becomes an ``Incoming`` event; a ``TelegramSurface`` turns the layer's replies into
+Bot API calls (HTML, inline keyboards, toasts for presses); ``handlers()`` gives PTB the command
+handlers of every flow written against the layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes
+
+from bot.channels.base import Buttons
+from bot.channels.refs import ChatRef, MessageRef, PersonRef
+from bot.channels.telegram.notifier import keyboard
+from bot.services.permissions import Actor
+from handlers.common import runtime_of
+from handlers.conversation.degrade import Replies
+from handlers.conversation.dispatch import LegacyLookup, commands, handle
+from handlers.conversation.events import Contact, Incoming, parse_command
+from handlers.conversation.surface import Capabilities
+from handlers.conversation.turn import Turn
+
+CHANNEL = "telegram"
+TEXT_LIMIT = 4096  # characters of message text after entity parsing (Bot API sendMessage)
+
+CAPABILITIES = Capabilities(
+    buttons=True, edit=True, pin=True, threads=True, join_requests=True, max_text=TEXT_LIMIT
+)
+
+
+def _chat(chat_id: int, thread_id: int | None) -> ChatRef:
+    return ChatRef(CHANNEL, str(chat_id), str(thread_id) if thread_id is not None else None)
+
+
+def incoming(update: Update) -> Incoming | None:
+    """The neutral event of an update, or None for updates no flow answers (no sender)."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return None
+    message = update.effective_message
+    thread = message.message_thread_id if message and message.is_topic_message else None
+    who = PersonRef(CHANNEL, str(user.id))
+    where = _chat(chat.id, thread)
+    lang = user.language_code
+    query = update.callback_query
+    if query is not None:
+        # Only a text message can be replaced by text; a press on a photo gets a new message.
+        pressed = (
+            MessageRef(where, str(message.message_id))
+            if message is not None and getattr(message, "text", None)
+            else None
+        )
+        return Incoming(who, where, press=query.data or "", message=pressed, language=lang)
+    if message is None:
+        return None
+    text = message.text or ""
+    command, args = parse_command(text)
+    replied = message.reply_to_message
+    shared = message.contact
+    return Incoming(
+        who,
+        where,
+        text=text,
+        command=command,
+        args=args,
+        message=MessageRef(where, str(message.message_id)),
+        reply_to=MessageRef(where, str(replied.message_id)) if replied is not None else None,
+        contact=(
+            Contact(
+                shared.phone_number,
+                PersonRef(CHANNEL, str(shared.user_id)) if shared.user_id is not None else None,
+            )
+            if shared is not None
+            else None
+        ),
+        language=lang,
+    )
+
+
+class TelegramSurface:
+    """Replies to one update: in its chat and forum topic, as Telegram HTML."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, update: Update) -> None:
+        self.update = update
+
+    async def send(self, text: str, buttons: Buttons | None = None) -> MessageRef | None:
+        message = self.update.effective_message
+        if message is None:
+            return None
+        sent = await message.reply_text(
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(buttons),
+            do_quote=False,
+            disable_web_page_preview=True,
+        )
+        thread = sent.message_thread_id if sent.is_topic_message else None
+        return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
+
+    async def edit(self, message: MessageRef, text: str, buttons: Buttons | None = None) -> None:
+        await self.update.get_bot().edit_message_text(
+            text,
+            chat_id=int(message.chat.chat_id),
+            message_id=int(message.message_id),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(buttons),
+            disable_web_page_preview=True,
+        )
+
+    async def notice(self, text: str, alert: bool = False) -> None:
+        query = self.update.callback_query
+        if query is not None:
+            await query.answer(text or None, show_alert=alert)
+        elif text:
+            await self.send(text)
+
+
+async def on_update(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, legacy: LegacyLookup | None = None
+) -> bool:
+    """Hand ``update`` to the conversation layer; False if no flow there is for it."""
+    event = incoming(update)
+    if event is None:
+        return False
+    return await handle(runtime_of(context), event, TelegramSurface(update), legacy)
+
+
+async def _on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await on_update(update, context)
+
+
+def handlers() -> list[BaseHandler[Any, Any, Any]]:
+    """PTB handlers for the commands of the flows written against the layer (registered by
+    importing their modules, which the app does before it asks)."""
+    return [CommandHandler(name, _on_command) for name in commands()]
+
+
+def turn_of(update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor) -> Turn:
+    """A layer ``Turn`` for a PTB callback that is not a layer flow yet, so that it can call
+    the layer's flows and replies (its actor already checked by the dispatcher)."""
+    event = incoming(update)
+    assert event is not None, "a checked press always has a sender"
+    return Turn(runtime_of(context), event, actor, Replies(TelegramSurface(update), event.where))

@@ -1,0 +1,131 @@
+"""Routing a neutral event to the flow written for it, with the checks every flow relies on.
+
+A press (a button, or on channels without buttons the short command or numbered choice standing
+for one) is decoded, refused if forged, refused if the sender is suspended or fails the action's
+rule (``bot.buttons``), and only then handed to its flow. Commands are gated by role. Refusals are
+audited and answered. Flows register here with ``on_press`` and ``on_command``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.buttons import ButtonAction, ForgedButton, decode
+from bot.runtime import Runtime
+from bot.services.commands import register_command
+from bot.services.people import actor_for
+from bot.services.permissions import Actor
+from handlers.conversation.degrade import Replies, press_for, typed_press
+from handlers.conversation.events import Incoming
+from handlers.conversation.surface import Surface
+from handlers.conversation.turn import Turn, language, record_refusal
+from storage.models import Role
+
+log = logging.getLogger(__name__)
+
+PressFlow = Callable[[Turn, str], Awaitable[None]]
+CommandFlow = Callable[[Turn], Awaitable[None]]
+# A press whose flow is not written against this layer yet: the adapter runs it itself.
+LegacyPress = Callable[[Actor, str], Awaitable[None]]
+LegacyLookup = Callable[[str], LegacyPress | None]
+
+_PRESSES: dict[str, PressFlow] = {}
+_COMMANDS: dict[str, tuple[Role, CommandFlow]] = {}
+
+
+def on_press(action: ButtonAction, command: str | None = None) -> Callable[[PressFlow], PressFlow]:
+    """Route presses of ``action`` to the decorated flow; where a channel has no buttons the
+    press is typed: ``/<command> <id>`` (``/ack 12``), or a numbered choice without one."""
+
+    def decorate(flow: PressFlow) -> PressFlow:
+        _PRESSES[action.name] = flow
+        typed_press(action.name, command)
+        return flow
+
+    return decorate
+
+
+def on_command(name: str, minimum: Role) -> Callable[[CommandFlow], CommandFlow]:
+    """Route ``/name`` to the decorated flow for people holding at least ``minimum``."""
+
+    def decorate(flow: CommandFlow) -> CommandFlow:
+        register_command(name, minimum)
+        _COMMANDS[name] = (minimum, flow)
+        return flow
+
+    return decorate
+
+
+def commands() -> list[str]:
+    """The commands written against this layer (adapters route them here)."""
+    return sorted(_COMMANDS)
+
+
+async def handle(
+    runtime: Runtime, event: Incoming, surface: Surface, legacy: LegacyLookup | None = None
+) -> bool:
+    """Answer ``event``; False if no flow of this layer is for it (the adapter's own turn).
+
+    ``legacy`` finds presses still handled outside this layer; they pass the same checks.
+    """
+    replies = Replies(surface, event.where)
+    if event.press is not None:
+        await _press(runtime, event, replies, event.press, legacy)
+        return True
+    routed = _COMMANDS.get(event.command or "")
+    if routed is not None:
+        minimum, flow = routed
+        turn = Turn(runtime, event, _actor(runtime, event), replies)
+        if await turn.gate(minimum):
+            await flow(turn)
+        return True
+    if not surface.capabilities.buttons:
+        data = press_for(event.where, event.command, event.args, event.text)
+        if data is not None:
+            await _press(runtime, event, replies, data, legacy)
+            return True
+    return False
+
+
+def _actor(runtime: Runtime, event: Incoming) -> Actor:
+    with runtime.db.session() as session:
+        return actor_for(session, runtime.settings, event.who)
+
+
+async def _press(
+    runtime: Runtime, event: Incoming, replies: Replies, data: str, legacy: LegacyLookup | None
+) -> None:
+    flow: PressFlow | None = None
+    fallback: LegacyPress | None = None
+    with runtime.db.session() as session:
+        actor = actor_for(session, runtime.settings, event.who)
+        try:
+            button, ident = decode(data)
+            flow = _PRESSES.get(button.name)
+            fallback = legacy(button.name) if flow is None and legacy is not None else None
+            if flow is None and fallback is None:
+                raise ForgedButton(f"no handler for {button.name!r}")
+            # Rules parse the id too (int_id): a malformed id is forged, not an error.
+            allowed = not actor.suspended and button.rule(session, actor, ident)
+        except ForgedButton as exc:
+            log.warning("forged button from %s: %s", actor.channel_ref, exc)
+            forged = str(exc)
+        else:
+            forged = ""
+    subject = f"button:{data[:100]}"
+    if forged or not allowed:
+        if forged:
+            action, reason, template = "button.forged", forged, "button_invalid"
+        else:
+            action, reason = "button.refused", button.name
+            template = "suspended" if actor.suspended else "button_not_allowed"
+        record_refusal(runtime, actor, action, subject, reason)
+        text = runtime.renderer.render(template, language(actor, event.language))
+        await replies.notice(text, alert=True)
+    elif flow is not None:
+        await flow(Turn(runtime, event, actor, replies), ident)
+        await replies.notice()  # stops the button's spinner if the flow said nothing short
+    else:
+        assert fallback is not None
+        await fallback(actor, ident)

@@ -1,0 +1,55 @@
+"""Incoming events as every channel can express them: who, where, and what they did.
+
+An adapter builds one ``Incoming`` per update. Ids are the channel's own strings (see
+``bot.channels.refs``); a flow never parses them, it hands ``who`` to the people service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.channels.refs import ChatRef, MessageRef, PersonRef
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A phone number someone shared; ``owner`` is set when the channel vouches that the number
+    is the sender's own (Telegram's contact button), None when it was typed in."""
+
+    phone: str
+    owner: PersonRef | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One thing a person did in a chat.
+
+    Exactly one of ``command``, ``press`` or plain ``text`` describes the act: ``command`` is the
+    command word without slash or bot name (``args`` the words after it); ``press`` is the
+    ``action:id`` data of a pressed button (``message`` the message that carried it).
+    ``language`` is the client's language hint for people who never registered.
+    """
+
+    who: PersonRef
+    where: ChatRef
+    text: str = ""
+    command: str | None = None
+    args: tuple[str, ...] = ()
+    press: str | None = None
+    message: MessageRef | None = None
+    reply_to: MessageRef | None = None
+    contact: Contact | None = None
+    language: str | None = None
+
+
+def parse_command(text: str) -> tuple[str | None, tuple[str, ...]]:
+    """``/ack 12`` → ("ack", ("12",)); ``/ack@crisis_bot 12`` too; plain text → (None, ()).
+
+    Channels without a command entity (Zalo sends plain text) parse commands here, so that
+    ``/ack 12`` means the same on every channel.
+    """
+    if not text.startswith("/") or len(text) < 2:
+        return None, ()
+    word, *args = text[1:].split()
+    command = word.split("@", 1)[0].lower()
+    return (command or None), tuple(args)

@@ -1,0 +1,78 @@
+"""What a flow holds while it answers one event: the runtime, the event, who sent it (as the
+people service sees them), their language and the replies; plus the audited refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.runtime import Runtime
+from bot.services import audit
+from bot.services.permissions import Actor, has_role
+from bot.templating import normalise_language
+from handlers.conversation.degrade import Replies
+from handlers.conversation.events import Incoming
+from storage.models import Role
+
+
+def language(actor: Actor, hint: str | None) -> str:
+    """A registered person's chosen language, else their client's."""
+    if actor.user is not None:
+        return actor.user.language
+    return normalise_language(hint)
+
+
+@dataclass
+class Turn:
+    runtime: Runtime
+    event: Incoming
+    actor: Actor
+    replies: Replies
+
+    @property
+    def lang(self) -> str:
+        return language(self.actor, self.event.language)
+
+    def render(self, template: str, **context: Any) -> str:
+        return self.runtime.renderer.render(template, self.lang, **context)
+
+    async def say(self, template: str, **context: Any) -> None:
+        await self.replies.say(self.render(template, **context))
+
+    def audit_refusal(self, reason: str, action: str = "command.refused") -> None:
+        """Record that this event was refused, and why (see ``record_refusal``)."""
+        record_refusal(self.runtime, self.actor, action, refusal_subject(self.event), reason)
+
+    async def gate(self, minimum: Role) -> bool:
+        """Whether the sender's role allows a command; if not they are told, and it is audited
+        (checked on the server, whatever menu they were shown)."""
+        if has_role(self.actor, minimum):
+            return True
+        self.audit_refusal(f"needs {minimum.value}")
+        await self.say("not_allowed")
+        return False
+
+
+def refusal_subject(event: Incoming) -> str:
+    """What a refusal was about: the button data, the command word, or "message"."""
+    if event.press is not None:
+        return f"button:{event.press[:100]}"
+    return f"command:/{event.command[:39]}" if event.command else "message"
+
+
+def record_refusal(runtime: Runtime, actor: Actor, action: str, subject: str, reason: str) -> None:
+    """Audit a refused command, message or button press: who, what, and why.
+
+    Written in its own short transaction (the refused action changed nothing to commit with),
+    because refusals are what an inquiry asks about first.
+    """
+    with runtime.db.session() as session:
+        audit.record(
+            session,
+            action=action,
+            actor_id=actor.user_id,
+            actor_ref=actor.channel_ref,
+            subject=subject,
+            after={"reason": reason},
+            at=runtime.clock.now(),
+        )
