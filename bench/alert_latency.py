@@ -30,9 +30,11 @@ from aiohttp import web
 from sqlmodel import select
 
 from bot.app import SCAN_JOB_ID, build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SystemClock
 from bot.config import load_settings
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor
 from storage.db import Database
@@ -100,13 +102,12 @@ def seed(db: Database, emulator: TelegramEmulator, feeds_base: str, subscribers:
             emulator.world.private_chat(tg)
             tg.started = True
             user = User(
-                telegram_id=tg.id,
                 full_name=tg.first_name,
                 role="spokesperson",
                 status="active",
                 agency_id=agency.id,
             )
-            s.add(user)
+            identity.add_person(s, person_ref(tg.id), user)
             s.flush()
             s.add(Subscription(user_id=user.id, topic_id=topic.id))
             ids.append(tg.id)

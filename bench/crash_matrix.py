@@ -48,11 +48,12 @@ from sqlmodel import col, select
 
 from bench import stories
 from bench.alert_latency import OUTLETS
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.errors import ControlError
 from bot.sandbox.telegram_emulator.state import StoredMessage
-from bot.services import approval_reminders, due
+from bot.services import approval_reminders, due, identity
 from bot.services import drafts as dr
 from bot.services.taskforces import resolve
 from bot.services.taskforces.deadline import schedule_deadline
@@ -64,6 +65,7 @@ from storage.models import (
     Alert,
     Approval,
     AuditEvent,
+    ChannelIdentity,
     Crisis,
     CrisisMember,
     Delivery,
@@ -184,7 +186,6 @@ class Run:
         if role is not None:
             with self.db.session() as s:
                 row = User(
-                    telegram_id=tg.id,
                     username=tg.username,
                     full_name=name.title(),
                     agency_id=self.ids["agency"],
@@ -192,7 +193,7 @@ class Run:
                     status="active",
                     language=lang,
                 )
-                s.add(row)
+                identity.add_person(s, person_ref(tg.id), row)
                 s.flush()
                 assert row.id is not None
                 self.users[name] = row.id
@@ -492,8 +493,15 @@ def _press_later(run: Run, who: str, chat: int, message: StoredMessage, label: s
 _TASKS: set[asyncio.Task[Any]] = set()
 
 
+def _by_account(query: Any, telegram_id: int) -> Any:
+    """``query`` over ``User`` narrowed to the person with this Telegram account."""
+    return query.join(ChannelIdentity, col(ChannelIdentity.user_id) == col(User.id)).where(
+        ChannelIdentity.channel == "telegram", ChannelIdentity.external_id == str(telegram_id)
+    )
+
+
 def _newbie(run: Run) -> User | None:
-    rows = _db_one(run, select(User).where(User.telegram_id == run.people["newbie"]))
+    rows = _db_one(run, _by_account(select(User), run.people["newbie"]))
     return rows[0] if rows else None
 
 
@@ -562,7 +570,7 @@ def reg_check(run: Run) -> list[Check]:
         for who in ("sup1", "sup2")
     }
     decided = _db_one(run, select(AuditEvent.id).where(AuditEvent.action == "user.approved"))
-    users = _db_one(run, select(User.id).where(User.telegram_id == run.people["newbie"]))
+    users = _db_one(run, _by_account(select(User.id), run.people["newbie"]))
     return [
         ("registration kept", len(users) == 1 and user is not None, f"{len(users)} rows"),
         ("approval applied once", len(decided) == 1, f"{len(decided)} user.approved"),
@@ -638,8 +646,9 @@ async def pub_setup(run: Run) -> None:
             agency_id=run.ids["agency"],
             title="Ngộ độc thực phẩm",
             lead_id=run.users["author"],
-            room_chat_id=hub.id,
-            room_thread_id=run.ids["thread"],
+            room_channel="telegram",
+            room_chat_id=str(hub.id),
+            room_thread_id=str(run.ids["thread"]),
             detected_at=now - timedelta(hours=1),
             deadline_at=now + timedelta(hours=23),
         )
@@ -868,7 +877,8 @@ def conv_check(run: Run) -> list[Check]:
     )
     briefs = []
     if crises and crises[0].room_thread_id:
-        briefs = [t for t in run.texts(run.chats["hub"], crises[0].room_thread_id) if "📌" in t]
+        thread = int(crises[0].room_thread_id)
+        briefs = [t for t in run.texts(run.chats["hub"], thread) if "📌" in t]
     opened = once([m.text or "" for m in run.private("lead")], "is open")
     return [
         ("one crisis", len(crises) == 1, f"{len(crises)} crises"),
@@ -876,7 +886,7 @@ def conv_check(run: Run) -> list[Check]:
             # A kill while Telegram creates the topic leaves that topic empty and unknown to
             # the bot (the Bot API cannot list topics): a residual risk, shown, not failed.
             "one room",
-            len(rooms_) == 1 and any(t.message_thread_id == rooms_[0] for t in topics),
+            len(rooms_) == 1 and any(str(t.message_thread_id) == rooms_[0] for t in topics),
             f"{len(topics) - 1} empty topic left behind" if len(topics) > 1 else "",
         ),
         ("no room message twice", len(briefs) == 1, f"{len(briefs)} briefs"),
@@ -948,9 +958,10 @@ async def res_setup(run: Run) -> None:
             agency_id=run.ids["agency"],
             title="Ngộ độc ở Sao Mai",
             lead_id=run.users["lead"],
-            room_chat_id=hub.id,
-            room_thread_id=thread,
-            brief_message_id=brief["message_id"],
+            room_channel="telegram",
+            room_chat_id=str(hub.id),
+            room_thread_id=str(thread),
+            brief_message_id=str(brief["message_id"]),
             invite_link=link["invite_link"],
             detected_at=now - timedelta(hours=2),
             deadline_at=now + timedelta(hours=22),
@@ -963,8 +974,9 @@ async def res_setup(run: Run) -> None:
         s.add(
             Room(
                 kind="forum_topic",
-                chat_id=hub.id,
-                thread_id=thread,
+                channel="telegram",
+                chat_id=str(hub.id),
+                thread_id=str(thread),
                 title="#1 Ngộ độc ở Sao Mai",
                 state="in_use",
                 invite_link=link["invite_link"],

@@ -22,9 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.app import DELIVER_JOB_ID, build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SystemClock
 from bot.config import load_settings
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from bot.services.alerts import plan_delivery
 from storage.db import Database
 from storage.migrate import upgrade
@@ -47,14 +49,13 @@ def seed(db: Database, emulator: TelegramEmulator, people: int) -> int:
             emulator.world.private_chat(tg)
             tg.started = True
             user = User(
-                telegram_id=tg.id,
                 full_name=tg.first_name,
                 role=Role.SPOKESPERSON,
                 status="active",
                 agency_id=agency.id,
                 language=tg.language_code or "vi",
             )
-            s.add(user)
+            identity.add_person(s, person_ref(tg.id), user)
             s.flush()
             s.add(Subscription(user_id=user.id, topic_id=topic.id))
         alert = Alert(

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SystemClock
 from bot.config import load_settings
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Agency, Crisis, User
@@ -43,16 +45,17 @@ def _person(emu: TelegramEmulator, db: Database, agency_id: int, name: str, role
     user.started = True
     emu.world.private_chat(user)
     with db.session() as s:
-        s.add(
+        identity.add_person(
+            s,
+            person_ref(user.id),
             User(
-                telegram_id=user.id,
                 username=name,
                 full_name=name.title(),
                 agency_id=agency_id,
                 role=role,
                 status="active",
                 language="vi",
-            )
+            ),
         )
     return user.id
 
@@ -128,7 +131,7 @@ async def measure(mode: str, runs: int, invitees: int) -> list[float]:
                 timings.append(time.perf_counter() - started)
                 with db.session() as s:
                     crisis = s.get(Crisis, run)
-                    assert crisis is not None and crisis.room_chat_id == room.id
+                    assert crisis is not None and crisis.room_chat_id == str(room.id)
             await app.updater.stop()
             await app.stop()
         return timings

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import NamedTuple, cast
 
-from telegram import CallbackQuery, Update
+from sqlmodel import Session
+from telegram import CallbackQuery, Update, User
 from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.channels.base import Buttons
-from bot.channels.telegram.notifier import keyboard
+from bot.channels.telegram.notifier import keyboard, person_ref
 from bot.runtime import Runtime
-from bot.services.people import actor_for_telegram
+from bot.services.people import actor_for
 from bot.services.permissions import Actor, has_role
 from bot.templating import normalise_language
 from handlers.conversation.turn import record_refusal
@@ -22,11 +23,17 @@ def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
     return cast(Runtime, context.bot_data["runtime"])
 
 
+def actor_in(session: Session, runtime: Runtime, user: User | int) -> Actor:
+    """Who a Telegram user is to CrisisDesk: every handler resolves senders here, through
+    their channel identity (``bot.services.identity``), never by a Telegram id on a row."""
+    return actor_for(session, runtime.settings, person_ref(user))
+
+
 def actor_of(update: Update, runtime: Runtime) -> Actor:
     user = update.effective_user
     assert user is not None, "handlers that need an actor only run on updates with a user"
     with runtime.db.session() as session:
-        return actor_for_telegram(session, runtime.settings, user.id)
+        return actor_in(session, runtime, user)
 
 
 def language_of(update: Update, actor: Actor | None) -> str:

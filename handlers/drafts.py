@@ -21,15 +21,25 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandl
 
 from bot.buttons import register
 from bot.channels.base import Button
+from bot.channels.telegram import notifier as tg
+from bot.channels.telegram.notifier import message_ref, person_ref
 from bot.runtime import Runtime
 from bot.services import approvals as ap
 from bot.services import drafts as dr
 from bot.services import press_templates as pt
+from bot.services import stored_refs
 from bot.services.commands import register_command
-from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
 from handlers.buttons import on_button
-from handlers.common import actor_of, audit_refusal, audited, language_of, reply, runtime_of
+from handlers.common import (
+    actor_in,
+    actor_of,
+    audit_refusal,
+    audited,
+    language_of,
+    reply,
+    runtime_of,
+)
 from storage.models import ConversationState, Crisis, Decision, Draft, Role, User
 
 register_command("draft", Role.MEMBER)  # used in a crisis room; listed so people find it
@@ -67,12 +77,12 @@ REJECT = register("appr.reject", _approver_rule, "reject a submitted version")
 # --------------------------------------------------------------------------- helpers
 
 
-def _refs(update: Update) -> tuple[str, str, int | None]:
+def _refs(update: Update) -> tuple[str, str]:
     message = update.effective_message
     user = update.effective_user
     assert message is not None and user is not None
     thread = message.message_thread_id if message.is_topic_message else None
-    return f"{message.chat_id}:{thread or 0}", telegram_ref(user.id), thread
+    return f"{message.chat_id}:{thread or 0}", str(person_ref(user))
 
 
 def _error(runtime: Runtime, lang: str, exc: dr.DraftError) -> str:
@@ -137,7 +147,7 @@ async def _after_fill(update: Update, runtime: Runtime, lang: str, started: dr.S
         )
         asked = await _ask(message, text)
         with runtime.db.session() as session:
-            dr.remember_prompt(session, started.prompt.state_id, asked.message_id)
+            dr.remember_prompt(session, started.prompt.state_id, str(asked.message_id))
     elif started.draft is not None and started.draft.id is not None:
         await post_draft(runtime, started.draft.id, lang)
 
@@ -152,7 +162,7 @@ async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     message = update.effective_message
     assert message is not None
     args = [a.lower() for a in (context.args or [])]
-    chat_ref, user_ref, thread = _refs(update)
+    chat_ref, user_ref = _refs(update)
     templates = dr.library(runtime)
     if args[:1] == ["cancel"]:
         with runtime.db.session() as session:
@@ -163,7 +173,7 @@ async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         )
         return
     with runtime.db.session() as session:
-        crisis = dr.crisis_for_room(session, message.chat_id, thread)
+        crisis = dr.crisis_for_room(session, message_ref(message).chat)
     if crisis is None:
         await reply(update, _error_code(runtime, lang, "draft_not_room"))
         return
@@ -181,7 +191,7 @@ async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             started = dr.start_draft(
                 session,
                 crisis=fresh,
-                actor=actor_for_telegram(session, runtime.settings, update.effective_user.id),  # type: ignore[union-attr]
+                actor=actor_in(session, runtime, update.effective_user),  # type: ignore[arg-type]
                 kind=pt.kind_from_word(args[0]),
                 lang=statement_lang,
                 ui_lang=lang,
@@ -200,7 +210,7 @@ async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 def _target(session: Any, message: Message, crisis: Crisis) -> Draft | None:
     replied = message.reply_to_message
     if replied is not None:
-        found = dr.draft_for_message(session, message.chat_id, replied.message_id)
+        found = dr.draft_for_message(session, message_ref(replied))
         if found is not None:
             return found
     return dr.current_for_room(session, crisis.id or 0)
@@ -248,9 +258,8 @@ async def set_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert message is not None and message.text is not None
     # The field may be several words ("Cập nhật tiếp theo"): the service tells it from the value.
     rest = message.text.partition(" ")[2].strip()
-    _chat_ref, _user_ref, thread = _refs(update)
     with runtime.db.session() as session:
-        crisis = dr.crisis_for_room(session, message.chat_id, thread)
+        crisis = dr.crisis_for_room(session, message_ref(message).chat)
         target = _target(session, message, crisis) if crisis else None
     if crisis is None:
         await reply(update, _error_code(runtime, lang, "draft_not_room"))
@@ -269,9 +278,8 @@ async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     assert message is not None
     args = context.args or []
     number = int(args[0].lstrip("#")) if args and args[0].lstrip("#").isdigit() else None
-    _c, _u, thread = _refs(update)
     with runtime.db.session() as session:
-        crisis = dr.crisis_for_room(session, message.chat_id, thread)
+        crisis = dr.crisis_for_room(session, message_ref(message).chat)
         entries: list[dr.HistoryEntry] = []
         title = ""
         if crisis is None or number is None:
@@ -309,7 +317,7 @@ async def pin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         audit_refusal(update, runtime, actor, "not_registered")
         await reply(update, runtime.renderer.render("pin_message", lang, code="pin_not_registered"))
         return
-    chat_ref, user_ref, _thread = _refs(update)
+    chat_ref, user_ref = _refs(update)
     with runtime.db.session() as session:
         state = ap.open_state(
             session, chat_ref, user_ref, ap.FLOW_PIN_SET, "new", {}, runtime.clock.now()
@@ -317,10 +325,10 @@ async def pin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         state_id = state.id
     asked = await _ask(message, runtime.renderer.render("pin_message", lang, code="pin_new"))
     with runtime.db.session() as session:
-        _remember(session, state_id, asked.message_id)
+        _remember(session, state_id, str(asked.message_id))
 
 
-def _remember(session: Any, state_id: int | None, message_id: int) -> None:
+def _remember(session: Any, state_id: int | None, message_id: str) -> None:
     state = session.get(ConversationState, state_id)
     if state is not None:
         state.data = {**state.data, "prompt_message_id": message_id}
@@ -345,11 +353,11 @@ async def _room_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, messag
     runtime = runtime_of(context)
     actor = actor_of(update, runtime)
     lang = language_of(update, actor)
-    chat_ref, user_ref, _thread = _refs(update)
+    chat_ref, user_ref = _refs(update)
     replied = message.reply_to_message
     assert replied is not None and message.text is not None
     with runtime.db.session() as session:
-        edited = dr.draft_for_message(session, message.chat_id, replied.message_id)
+        edited = dr.draft_for_message(session, message_ref(replied))
         state = dr.fill_state(session, chat_ref, user_ref) if edited is None else None
     if edited is not None and edited.id is not None:
         await _edit(update, runtime, actor, lang, edited.id, body=message.text)
@@ -376,7 +384,7 @@ async def _private_reply(
     runtime = runtime_of(context)
     actor = actor_of(update, runtime)
     lang = language_of(update, actor)
-    chat_ref, user_ref, _thread = _refs(update)
+    chat_ref, user_ref = _refs(update)
     replied = message.reply_to_message
     assert replied is not None and message.text is not None
     with runtime.db.session() as session:
@@ -387,7 +395,8 @@ async def _private_reply(
         ]
     if not states or actor.user is None:
         return
-    exact = [s for s in states if s.data.get("prompt_message_id") == replied.message_id]
+    prompt = str(replied.message_id)  # states written before ids were strings hold numbers
+    exact = [s for s in states if str(s.data.get("prompt_message_id")) == prompt]
     state = (exact or sorted(states, key=lambda s: s.updated_at))[-1]
     if state.flow in (ap.FLOW_PIN_SET, ap.FLOW_PIN_APPROVE):
         with contextlib.suppress(TelegramError):
@@ -409,7 +418,7 @@ async def _private_reply(
         else:
             asked = await _ask_private(context, message.chat_id, text)
             with runtime.db.session() as session:
-                _remember(session, state_id, asked.message_id)
+                _remember(session, state_id, str(asked.message_id))
         return
     await _decide_from_state(update, context, runtime, actor, lang, state, message.text)
 
@@ -525,7 +534,7 @@ async def submit_pressed(
         required=submitted.required,
         unreachable=", ".join(u.full_name for u in unreachable),
     )
-    room = dr.room_of(submitted.crisis)
+    room = stored_refs.crisis_room(submitted.crisis)
     if room is not None:
         await runtime.notifier.send_text(room, text)
 
@@ -551,7 +560,7 @@ async def discard_pressed(
     await ap.close_requests(
         runtime, discarded.id or 0, "closed", number=discarded.number, version=discarded.version
     )
-    room = dr.room_of(crisis) if crisis else None
+    room = stored_refs.crisis_room(crisis) if crisis else None
     if room is not None:
         who = actor.user.full_name if actor.user else ""
         await runtime.notifier.send_text(
@@ -621,13 +630,13 @@ async def _ask_for_pin(
 ) -> None:
     query = update.callback_query
     assert query is not None and actor.user is not None
-    if not has_pin or actor.user.telegram_id is None:
+    if not has_pin:
         await query.answer(
             runtime.renderer.render("approval_prompt", lang, code="pin_needed")[:190],
             show_alert=True,
         )
         return
-    private = actor.user.telegram_id
+    private = query.from_user.id  # the presser's private chat
     with runtime.db.session() as session:
         draft = session.get(Draft, draft_id)
         assert draft is not None
@@ -650,7 +659,7 @@ async def _ask_for_pin(
         ),
     )
     with runtime.db.session() as session:
-        _remember(session, state_id, asked.message_id)
+        _remember(session, state_id, str(asked.message_id))
 
 
 async def _ask_reason(
@@ -659,9 +668,9 @@ async def _ask_reason(
     runtime = runtime_of(context)
     lang = language_of(update, actor)
     query = update.callback_query
-    assert query is not None and actor.user is not None and actor.user.telegram_id is not None
+    assert query is not None and actor.user is not None
     draft_id = _button_draft(ident)
-    private = actor.user.telegram_id
+    private = query.from_user.id  # the presser's private chat
     try:
         with runtime.db.session() as session:
             user = session.get(User, actor.user.id)
@@ -694,7 +703,7 @@ async def _ask_reason(
         ),
     )
     with runtime.db.session() as session:
-        _remember(session, state_id, asked.message_id)
+        _remember(session, state_id, str(asked.message_id))
 
 
 @on_button(CHANGES.name)
@@ -728,7 +737,7 @@ async def start_in_room(
     """
     runtime = runtime_of(context)
     with runtime.db.session() as session:
-        actor = actor_for_telegram(session, runtime.settings, telegram_user_id)
+        actor = actor_in(session, runtime, telegram_user_id)
         crisis = session.get(Crisis, crisis_id)
         ui_lang = actor.user.language if actor.user else "vi"
         if crisis is None or crisis.room_chat_id is None:
@@ -743,28 +752,28 @@ async def start_in_room(
                 lang=lang or ui_lang,
                 ui_lang=ui_lang,
                 chat_ref=chat_ref,
-                user_ref=telegram_ref(telegram_user_id),
+                user_ref=str(person_ref(telegram_user_id)),
                 at=runtime.clock.now(),
                 tz=runtime.settings.tz,
                 templates=dr.library(runtime),
             )
         except dr.DraftError as exc:
             return _error(runtime, ui_lang, exc)
-        room = dr.room_of(crisis)
+        room = stored_refs.crisis_room(crisis)
     assert room is not None
     if started.prompt is not None:
         text = runtime.renderer.render(
             "draft_prompt", ui_lang, prompt=started.prompt, prefilled=started.prefilled
         )
         asked = await context.bot.send_message(
-            room.chat_id,
+            tg.chat_id(room),
             text,
-            message_thread_id=room.thread_id,
+            message_thread_id=tg.thread_id(room),
             parse_mode=ParseMode.HTML,
             reply_markup=ForceReply(selective=False),
         )
         with runtime.db.session() as session:
-            dr.remember_prompt(session, started.prompt.state_id, asked.message_id)
+            dr.remember_prompt(session, started.prompt.state_id, str(asked.message_id))
     elif started.draft is not None and started.draft.id is not None:
         await post_draft(runtime, started.draft.id, ui_lang)
     return None

@@ -11,16 +11,16 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.buttons import register
-from bot.channels.base import Button, ChatRef, DeliveryError, Keyboard, SentMessage
-from bot.channels.telegram.notifier import keyboard
+from bot.channels.base import Button, DeliveryError, Keyboard
+from bot.channels.telegram.notifier import keyboard, message_ref
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
-from bot.services import invites
+from bot.services import identity, invites
 from bot.services import registration as reg
 from bot.services.commands import publish_person_commands
 from bot.services.permissions import Actor, Role, has_role, is_admin
@@ -513,11 +513,13 @@ async def _apply(
     await query.answer(runtime.renderer.render("people_changed", lang))
     text, rows = _card(runtime, lang, actor, target)
     card = query.message
-    assert card is not None
+    assert isinstance(card, Message)
     # Two presses at once: the card may already show this state, which is no error.
-    await runtime.notifier.edit_text(SentMessage(card.chat.id, card.message_id), text, rows)
+    await runtime.notifier.edit_text(message_ref(card), text, rows)
     await publish_person_commands(runtime, target)
-    if target.telegram_id is not None:
+    with runtime.db.session() as session:
+        account = identity.account_on(session, target.id, runtime.notifier.channel)
+    if account is not None:
         note = runtime.renderer.render(
             "people_you_changed",
             target.language,
@@ -525,7 +527,7 @@ async def _apply(
             role=role_name(runtime, target.language, target.role),
         )
         with contextlib.suppress(DeliveryError):
-            await runtime.notifier.send_text(ChatRef(target.telegram_id), note)
+            await runtime.notifier.send_text(account.direct_chat(), note)
 
 
 @on_button(PEOPLE_SUSPEND.name)

@@ -37,19 +37,18 @@ from telegram.ext import (
 
 from bot.buttons import register
 from bot.channels.base import Button
-from bot.channels.telegram.notifier import keyboard
+from bot.channels.telegram.notifier import keyboard, person_ref
 from bot.runtime import Runtime
 from bot.services import commands as command_lists
 from bot.services import invites, verification
 from bot.services import registration as reg
 from bot.services.commands import publish_person_commands
-from bot.services.people import actor_for_telegram, telegram_ref
 from bot.services.permissions import Actor
 from bot.services.verification import announce_decision, send_review_requests
 from bot.services.wording import label, role_name
 from bot.templating import normalise_language
 from handlers.buttons import on_button
-from handlers.common import audit_refusal, audited, language_of, reply, runtime_of
+from handlers.common import actor_in, audit_refusal, audited, language_of, reply, runtime_of
 from handlers.people import rename_from_text  # the /me flow lives with /me
 from storage.models import Agency, ConversationState, Role, User, UserStatus
 
@@ -81,7 +80,7 @@ REJECT = register(verification.REJECT, _may_decide, "reject a registration reque
 def _refs(update: Update) -> tuple[str, str]:
     chat, user = update.effective_chat, update.effective_user
     assert chat is not None and user is not None
-    return str(chat.id), telegram_ref(user.id)
+    return str(chat.id), str(person_ref(user))
 
 
 def _client_language(update: Update) -> str:
@@ -193,7 +192,7 @@ async def start_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     state: ConversationState | None = None
     resumed = False
     with runtime.db.session() as session:
-        actor = actor_for_telegram(session, runtime.settings, user.id)
+        actor = actor_in(session, runtime, user)
         row = actor.user
         settled = row is not None and row.status in (UserStatus.ACTIVE, UserStatus.PENDING)
         if settled or (actor.global_admin and row is None and code is None):
@@ -252,7 +251,7 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     with runtime.db.session() as session:
         state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REGISTER)
         lang = _flow_language(update, state)
-        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+        actor = actor_in(session, runtime, update.effective_user)
         if actor.user is not None:
             lang = actor.user.language
         found = reg.cancel(session, chat_ref=chat_ref, user_ref=user_ref, now=runtime.clock.now())
@@ -268,7 +267,7 @@ async def skip_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     chat_ref, user_ref = _refs(update)
     with runtime.db.session() as session:
         state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REJECT)
-        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+        actor = actor_in(session, runtime, update.effective_user)
     if state is None:
         await reply(
             update, runtime.renderer.render("reg_nothing_to_skip", language_of(update, actor))
@@ -291,7 +290,7 @@ async def flow_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             flow: reg.get_state(session, chat_ref, user_ref, flow)
             for flow in (reg.FLOW_REJECT, reg.FLOW_ME_NAME, reg.FLOW_REGISTER)
         }
-        actor = actor_for_telegram(session, runtime.settings, update.effective_user.id)
+        actor = actor_in(session, runtime, update.effective_user)
     text = update.effective_message.text
     if flows[reg.FLOW_REJECT] is not None and text is not None:
         await _finish_reject(update, context, actor, text)
@@ -333,7 +332,7 @@ async def _registration_message(update: Update, runtime: Runtime, state: Convers
     if contact is None:
         await _send(update, render("reg_phone_expected", lang), _phone_keyboard(runtime, lang))
         return
-    owner = telegram_ref(contact.user_id) if contact.user_id else None
+    owner = str(person_ref(contact.user_id)) if contact.user_id else None
     failure: str | None = None
     with runtime.db.session() as session:
         fresh = session.get(ConversationState, state.id)
@@ -344,7 +343,7 @@ async def _registration_message(update: Update, runtime: Runtime, state: Convers
                 fresh,
                 phone=contact.phone_number,
                 contact_owner_ref=owner,
-                telegram_id=user.id,
+                who=person_ref(user),
                 username=user.username,
                 now=now,
             )
@@ -583,7 +582,7 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     runtime = runtime_of(context)
     with runtime.db.session() as session:
-        row = reg.refresh_username(session, user.id, user.username)
+        row = reg.refresh_username(session, person_ref(user), user.username)
     suspended = (
         row is not None
         and row.status == UserStatus.SUSPENDED
@@ -595,7 +594,7 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     assert row is not None
     chat = update.effective_chat
     if (message.text or "").startswith("/"):
-        audit_refusal(update, runtime, Actor(telegram_ref(user.id), row), "suspended")
+        audit_refusal(update, runtime, Actor(str(person_ref(user)), row), "suspended")
     if (chat is not None and chat.type == ChatType.PRIVATE) or (message.text or "").startswith("/"):
         await reply(update, runtime.renderer.render("suspended", row.language))
     raise ApplicationHandlerStop

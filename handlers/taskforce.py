@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session, select
-from telegram import Chat, Message, Update
+from telegram import Chat, Update
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -32,7 +32,7 @@ from telegram.ext import (
 
 from bot.buttons import int_id, register
 from bot.channels.base import Button
-from bot.channels.telegram.notifier import keyboard
+from bot.channels.telegram.notifier import chat_ref, keyboard, message_ref, person_ref
 from bot.runtime import Runtime
 from bot.services import room_rights, rooms
 from bot.services.commands import register_command
@@ -139,17 +139,13 @@ def _error(update: Update, runtime: Runtime, actor: Actor, lang: str, exc: TaskF
     return audited(update, runtime, actor, exc.code, text)
 
 
-def _thread_of(message: Message) -> int | None:
-    return message.message_thread_id if message.is_topic_message else None
-
-
 def _room_crisis_id(update: Update, runtime: Runtime) -> int | None:
     message = update.effective_message
     chat = update.effective_chat
     if message is None or chat is None or chat.type == Chat.PRIVATE:
         return None
     with runtime.db.session() as session:
-        crisis = rooms.crisis_in_room(session, chat.id, _thread_of(message))
+        crisis = rooms.crisis_in_room(session, message_ref(message).chat)
         return crisis.id if crisis else None
 
 
@@ -286,7 +282,10 @@ async def join_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     link = request.invite_link.invite_link if request.invite_link else None
     try:
         await handle_join_request(
-            runtime, chat_id=request.chat.id, telegram_id=request.from_user.id, invite_link=link
+            runtime,
+            chat=chat_ref(request.chat.id),
+            who=person_ref(request.from_user),
+            invite_link=link,
         )
     except Exception:
         log.exception("join request of %s to %s", request.from_user.id, request.chat.id)
@@ -302,16 +301,18 @@ async def bot_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     runtime = runtime_of(context)
     new = change.new_chat_member
     status = "administrator" if new.status == ChatMemberStatus.ADMINISTRATOR else str(new.status)
+    chat = chat_ref(change.chat.id)
+    by = person_ref(change.from_user) if change.from_user else None
     with runtime.db.session() as session:
-        hub = rooms.is_hub(session, runtime.settings, change.chat.id)
+        hub = rooms.is_hub(session, runtime.settings, chat)
     if hub:  # a change of the bot's rights in a hub is reported at once
         await room_rights.hub_rights_changed(
             runtime,
-            chat_id=change.chat.id,
+            chat=chat,
             title=change.chat.title or "",
             status=status,
             rights={r: bool(getattr(new, r, False)) for r in room_rights.HUB_NEEDS},
-            by_telegram_id=change.from_user.id if change.from_user else None,
+            by=by,
         )
         return
     rights = {r: bool(getattr(new, r, False)) for r in rooms.POOL_RIGHTS}
@@ -319,12 +320,12 @@ async def bot_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         result = rooms.register_group(
             session,
             runtime.settings,
-            chat_id=change.chat.id,
+            chat=chat,
             title=change.chat.title or "",
             chat_type=change.chat.type,
             status=status,
             rights=rights,
-            by_telegram_id=change.from_user.id if change.from_user else None,
+            by=by,
             now=runtime.clock.now(),
         )
         free = rooms.pool_counts(session).get("free", 0)
@@ -356,9 +357,7 @@ async def members_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     runtime = runtime_of(context)
     for person in message.new_chat_members:
         if not person.is_bot:
-            note_member_joined(
-                runtime, chat_id=message.chat_id, thread_id=None, telegram_id=person.id
-            )
+            note_member_joined(runtime, chat=chat_ref(message.chat_id), who=person_ref(person))
 
 
 # --------------------------------------------------------------------------- room commands

@@ -180,11 +180,9 @@ class Agency(SQLModel, table=True):
 
 
 class User(SQLModel, table=True):
-    """A person known to the bot, on one or more channels."""
+    """A person known to the bot; their accounts on each channel are ``ChannelIdentity`` rows."""
 
     id: int | None = Field(default=None, primary_key=True)
-    telegram_id: int | None = Field(default=None, sa_type=sa.BigInteger, unique=True, index=True)
-    zalo_id: str | None = Field(default=None, max_length=64, unique=True, index=True)
     username: str | None = Field(default=None, max_length=64, index=True)
     full_name: str = Field(default="", max_length=255)
     phone: str | None = Field(default=None, max_length=32)
@@ -197,6 +195,27 @@ class User(SQLModel, table=True):
     pin_hash: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
     updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class ChannelIdentity(SQLModel, table=True):
+    """Who a person is on one messenger: the channel's own id for them, kept as a string.
+
+    People are addressed through these rows, never through a per-channel column on ``User``,
+    so adding a messenger adds rows, not columns. One identity per person and channel: a
+    direct message on a channel goes to exactly one account.
+    """
+
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "external_id"),
+        sa.UniqueConstraint("user_id", "channel"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # A person's accounts go with them.
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
 class Invite(SQLModel, table=True):
@@ -354,8 +373,9 @@ class Room(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)
-    chat_id: int = Field(sa_type=sa.BigInteger, index=True)
-    thread_id: int | None = None
+    channel: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64, index=True)
+    thread_id: str | None = Field(default=None, max_length=64)
     title: str = Field(default="", max_length=255)
     state: str = Field(default=RoomState.FREE, max_length=8, index=True)
     invite_link: str | None = Field(default=None, max_length=255)
@@ -374,10 +394,12 @@ class Crisis(SQLModel, table=True):
     alert_id: int | None = Field(default=None, foreign_key="alert.id")
     topic_id: int | None = Field(default=None, foreign_key="topic.id")
     lead_id: int | None = Field(default=None, foreign_key="user.id")
-    room_chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
-    room_thread_id: int | None = None
+    # The room (``bot.channels.refs.ChatRef``) and the pinned brief in it, in the channel's ids.
+    room_channel: str | None = Field(default=None, max_length=16)
+    room_chat_id: str | None = Field(default=None, max_length=64)
+    room_thread_id: str | None = Field(default=None, max_length=64)
     invite_link: str | None = Field(default=None, max_length=255)
-    brief_message_id: int | None = None
+    brief_message_id: str | None = Field(default=None, max_length=64)
     detected_at: datetime = Field(sa_column=utc_column(nullable=False))
     deadline_at: datetime = Field(sa_column=utc_column(nullable=False))
     resolved_at: datetime | None = Field(default=None, sa_column=utc_column())
@@ -483,8 +505,10 @@ class Delivery(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", index=True)
     part: str = Field(default="text", max_length=16)
     status: str = Field(default=DeliveryStatus.PENDING, max_length=12, index=True)
-    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
-    message_id: int | None = None
+    # The sent message (``bot.channels.refs.MessageRef``), to edit it later.
+    channel: str | None = Field(default=None, max_length=16)
+    chat_id: str | None = Field(default=None, max_length=64)
+    message_id: str | None = Field(default=None, max_length=64)
     attempts: int = 0
     last_error: str | None = None
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))

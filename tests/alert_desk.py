@@ -19,9 +19,11 @@ from sqlmodel import select
 from telegram.ext import Application
 
 from bot.app import DELIVER_JOB_ID, SCAN_JOB_ID, TICK_JOB_ID, build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import User as EmuUser
+from bot.services import identity
 from storage.db import Database
 from storage.models import (
     Agency,
@@ -143,7 +145,6 @@ def _person(
     tg.started = True
     with db.session() as s:
         user = User(
-            telegram_id=tg.id,
             username=tg.username,
             full_name=name,
             role=role,
@@ -151,7 +152,7 @@ def _person(
             agency_id=agency_id,
             language=lang,
         )
-        s.add(user)
+        identity.add_person(s, person_ref(tg.id), user)
         s.flush()
         assert user.id is not None
         return tg, user.id

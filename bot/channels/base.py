@@ -14,6 +14,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from bot.channels.refs import ChatRef, MessageRef
+
 MAX_CALLBACK_BYTES = 64  # Telegram's limit on a button's data; the scheme keeps to it everywhere
 ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,31}$")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,28}$")
@@ -45,21 +47,11 @@ def encode(action: str, ident: str | int = 0) -> str:
 
 
 @dataclass(frozen=True)
-class ChatRef:
-    """Where a message goes: a chat, optionally a forum topic (thread) inside it."""
+class SentMessage(MessageRef):
+    """A message the channel accepted, and the id of its photo or document if it had one (to
+    send the same file again without uploading it)."""
 
-    chat_id: int
-    thread_id: int | None = None
-
-
-@dataclass(frozen=True)
-class SentMessage:
-    """A message the channel accepted; enough to edit or pin it later."""
-
-    chat_id: int
-    message_id: int
-    thread_id: int | None = None
-    file_id: str | None = None  # of a sent photo or document, to send it again without upload
+    file_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +108,15 @@ class Rejected(DeliveryError):
 
 
 class Notifier(Protocol):
+    #: The channel this notifier speaks on (``ChatRef.channel``); services find a person's
+    #: account on it through ``ChannelIdentity``.
+    channel: str
+
+    def link_to(self, chat: ChatRef) -> str | None:
+        """A link that opens ``chat`` (or its thread) for someone already in it, if the
+        channel has such links."""
+        ...
+
     async def send_text(
         self, to: ChatRef, text: str, buttons: Buttons | None = None
     ) -> SentMessage: ...
@@ -129,12 +130,12 @@ class Notifier(Protocol):
     ) -> SentMessage: ...
 
     async def edit_text(
-        self, message: SentMessage, text: str, buttons: Buttons | None = None
+        self, message: MessageRef, text: str, buttons: Buttons | None = None
     ) -> None:
         """Replace a message's text; editing to identical content is not an error."""
         ...
 
-    async def pin(self, message: SentMessage) -> None: ...
+    async def pin(self, message: MessageRef) -> None: ...
 
 
 @runtime_checkable

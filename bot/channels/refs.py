@@ -33,6 +33,13 @@ class PersonRef:
         """How audit rows and conversation states name someone who may have no ``User`` row."""
         return f"{_TAGS.get(self.channel, self.channel)}:{self.external_id}"
 
+    @classmethod
+    def from_label(cls, label: str) -> PersonRef:
+        """The account ``str(ref)`` named (conversation states keep only that label)."""
+        tag, _, external_id = label.partition(":")
+        channels = {short: channel for channel, short in _TAGS.items()}
+        return cls(channels.get(tag, tag), external_id)
+
 
 @dataclass(frozen=True)
 class ChatRef:

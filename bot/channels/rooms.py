@@ -6,7 +6,7 @@ the runtime's notifier (each channel's factory is registered where the app is wi
 ``bot.wiring``), so services stay free of ``telegram`` imports and a Zalo adapter can supply
 its own.
 
-People are addressed by their channel id (``User.telegram_id`` on Telegram). Failures are the
+Chats and people are channel-neutral references (:mod:`bot.channels.refs`). Failures are the
 channel-neutral exceptions of :mod:`bot.channels.base`.
 """
 
@@ -16,39 +16,41 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.channels.refs import ChatRef, PersonRef
+
 
 class RoomAdmin(Protocol):
-    async def create_topic(self, chat_id: int, name: str) -> int:
-        """Create a forum topic; returns its thread id."""
+    async def create_topic(self, chat: ChatRef, name: str) -> ChatRef:
+        """Create a forum topic in ``chat``; returns the topic (the chat with its thread)."""
         ...
 
-    async def close_topic(self, chat_id: int, thread_id: int) -> None: ...
+    async def close_topic(self, topic: ChatRef) -> None: ...
 
-    async def set_title(self, chat_id: int, title: str) -> None: ...
+    async def set_title(self, chat: ChatRef, title: str) -> None: ...
 
-    async def set_description(self, chat_id: int, description: str) -> None:
+    async def set_description(self, chat: ChatRef, description: str) -> None:
         """Setting the description it already has is not an error."""
         ...
 
     async def create_invite_link(
-        self, chat_id: int, name: str, expire_at: datetime | None = None
+        self, chat: ChatRef, name: str, expire_at: datetime | None = None
     ) -> str:
         """A link that only *requests* to join (each request is approved or declined)."""
         ...
 
-    async def revoke_invite_link(self, chat_id: int, link: str) -> None: ...
+    async def revoke_invite_link(self, chat: ChatRef, link: str) -> None: ...
 
-    async def approve_join(self, chat_id: int, user_ref: int) -> None: ...
+    async def approve_join(self, chat: ChatRef, person: PersonRef) -> None: ...
 
-    async def decline_join(self, chat_id: int, user_ref: int) -> None: ...
+    async def decline_join(self, chat: ChatRef, person: PersonRef) -> None: ...
 
-    async def remove_member(self, chat_id: int, user_ref: int) -> None:
+    async def remove_member(self, chat: ChatRef, person: PersonRef) -> None:
         """Remove someone without banning them for good (they may be invited again)."""
         ...
 
-    async def is_member(self, chat_id: int, user_ref: int) -> bool: ...
+    async def is_member(self, chat: ChatRef, person: PersonRef) -> bool: ...
 
-    async def unpin_all(self, chat_id: int) -> None: ...
+    async def unpin_all(self, chat: ChatRef) -> None: ...
 
 
 RoomAdminFactory = Callable[[Any], RoomAdmin]

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.personas import PERSONA_BY_KEY
+from bot.services import identity
 from storage.models import (
     Alert,
     Approval,
@@ -54,8 +56,7 @@ class Step:
 
 
 def _spokesperson(session: Session) -> User | None:
-    telegram_id = PERSONA_BY_KEY["spokesperson"].user_id
-    return session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+    return identity.person_for(session, person_ref(PERSONA_BY_KEY["spokesperson"].user_id))
 
 
 def _registered(sandbox: Sandbox, session: Session) -> bool:

@@ -11,7 +11,9 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from storage.models import Agency, Role, Subscription, Topic, User, UserStatus
 
 AGENCY_CODE = "BYT"
@@ -143,11 +145,9 @@ def seed_database(session: Session, *, drill: bool, now: datetime) -> list[Perso
         if not wanted or persona.role is None:
             continue
         seeded.append(persona)
-        user = session.exec(select(User).where(User.telegram_id == persona.user_id)).first()
-        if user is not None:
+        if identity.person_for(session, person_ref(persona.user_id)) is not None:
             continue
         user = User(
-            telegram_id=persona.user_id,
             username=persona.username,
             full_name=persona.full_name,
             phone=persona.phone,
@@ -158,8 +158,7 @@ def seed_database(session: Session, *, drill: bool, now: datetime) -> list[Perso
             created_at=now,
             updated_at=now,
         )
-        session.add(user)
-        session.flush()
+        identity.add_person(session, person_ref(persona.user_id), user)
         if persona.role in (Role.SPOKESPERSON, Role.SUPERVISOR):
             assert user.id is not None
             for topic in topics:

@@ -9,6 +9,7 @@ server. Sending itself lives in ``bot.services.delivery``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.services import audit
+from bot.channels.refs import PersonRef
+from bot.services import audit, identity
 from bot.services.due import due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import Actor, can_act_for_agency, is_admin
@@ -100,7 +102,7 @@ def recipients(session: Session, alert: Alert, now: datetime) -> list[User]:
             sa.not_(muted),
             User.status == UserStatus.ACTIVE,
             col(User.reachable).is_(True),
-            col(User.telegram_id).is_not(None),
+            identity.has_account(),
             sa.or_(col(User.agency_id) == topic.agency_id, col(User.role) == Role.ADMIN),
         )
         .order_by(col(User.id))
@@ -114,28 +116,30 @@ def recipients(session: Session, alert: Alert, now: datetime) -> list[User]:
 
 def supervisors_of(session: Session, agency_id: int) -> list[User]:
     """Active supervisors of the agency whom the bot can message."""
+    reachable = set(session.exec(select(User.id).where(identity.has_account())))
     return [
         user
         for user in active_with_role(session, agency_id, Role.SUPERVISOR)
-        if user.reachable and user.telegram_id is not None
+        if user.reachable and user.id in reachable
     ]
 
 
-def admins_of(session: Session, agency_id: int, global_admin_ids: list[int]) -> list[User]:
+def admins_of(session: Session, agency_id: int, global_admins: Iterable[PersonRef]) -> list[User]:
     """Active admins the bot can message who answer for ``agency_id``: its own, those of no
     agency, and the global admins of ``ADMIN_IDS`` who registered."""
+    registered_admins = identity.user_ids(session, global_admins)
     query = (
         select(User)
         .where(
             User.status == UserStatus.ACTIVE,
             col(User.reachable).is_(True),
-            col(User.telegram_id).is_not(None),
+            identity.has_account(),
             sa.or_(
                 sa.and_(
                     col(User.role) == Role.ADMIN,
                     sa.or_(col(User.agency_id) == agency_id, col(User.agency_id).is_(None)),
                 ),
-                col(User.telegram_id).in_(global_admin_ids),
+                col(User.id).in_(registered_admins),
             ),
         )
         .order_by(col(User.id))
@@ -171,7 +175,6 @@ def plan_delivery(
                         ref_id=alert.id,
                         user_id=person.id,
                         part=part,
-                        chat_id=person.telegram_id,
                         created_at=now,
                     )
                 )
@@ -462,7 +465,6 @@ async def _escalate(runtime: Any, session: Session, due: Any) -> None:
                         ref_id=alert.id,
                         user_id=supervisor.id,
                         part=part,
-                        chat_id=supervisor.telegram_id,
                         created_at=now,
                     )
                 )

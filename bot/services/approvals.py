@@ -34,15 +34,9 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.channels.base import (
-    Attachment,
-    Button,
-    ChatRef,
-    DeliveryError,
-    RecipientUnreachable,
-    SentMessage,
-)
-from bot.services import audit, due, outbox
+from bot.channels.base import Attachment, Button, DeliveryError, RecipientUnreachable, SentMessage
+from bot.channels.refs import ChatRef, PersonRef
+from bot.services import audit, due, identity, outbox, stored_refs
 from bot.services import drafts as dr
 from bot.services.approval_reminders import ESCALATE, REMIND, cancel_reminders, schedule_reminders
 from bot.services.permissions import Actor
@@ -374,7 +368,7 @@ def state_for(
 ) -> ConversationState | None:
     return session.exec(
         select(ConversationState).where(
-            ConversationState.channel == "telegram",
+            ConversationState.channel == PersonRef.from_label(user_ref).channel,
             ConversationState.chat_ref == chat_ref,
             ConversationState.user_ref == user_ref,
             ConversationState.flow == flow,
@@ -394,7 +388,11 @@ def open_state(
     state = state_for(session, chat_ref, user_ref, flow)
     if state is None:
         state = ConversationState(
-            channel="telegram", chat_ref=chat_ref, user_ref=user_ref, flow=flow, step=step
+            channel=PersonRef.from_label(user_ref).channel,
+            chat_ref=chat_ref,
+            user_ref=user_ref,
+            flow=flow,
+            step=step,
         )
     state.step = step
     state.data = data
@@ -492,7 +490,8 @@ async def send_requests(runtime: Runtime, submitted: Submitted) -> list[User]:
         title = dr.template_title(dr.library(runtime), draft)
     unreachable: list[User] = []
     for person in submitted.approvers:
-        if person.telegram_id is None or not person.reachable:
+        to = _private_chat(runtime, person)
+        if to is None or not person.reachable:
             unreachable.append(person)
             continue
         header = runtime.renderer.render(
@@ -508,7 +507,7 @@ async def send_requests(runtime: Runtime, submitted: Submitted) -> list[User]:
         try:
             sent = await dr.send_long(
                 runtime,
-                ChatRef(person.telegram_id),
+                to,
                 header,
                 draft.body,
                 approval_buttons(runtime, person.language, draft.id or 0),
@@ -518,21 +517,27 @@ async def send_requests(runtime: Runtime, submitted: Submitted) -> list[User]:
             unreachable.append(person)
             continue
         with runtime.db.session() as session:
-            session.add(
-                Delivery(
-                    kind=DELIVERY_REQUEST,
-                    ref_id=draft.id or 0,
-                    user_id=person.id or 0,
-                    part="buttons",
-                    status=DeliveryStatus.SENT,
-                    chat_id=sent[-1].chat_id,
-                    message_id=sent[-1].message_id,
-                    attempts=1,
-                    sent_at=runtime.clock.now(),
-                    created_at=runtime.clock.now(),
-                )
+            row = Delivery(
+                kind=DELIVERY_REQUEST,
+                ref_id=draft.id or 0,
+                user_id=person.id or 0,
+                part="buttons",
+                status=DeliveryStatus.SENT,
+                attempts=1,
+                sent_at=runtime.clock.now(),
+                created_at=runtime.clock.now(),
             )
+            stored_refs.keep_delivered(row, sent[-1])
+            session.add(row)
     return unreachable
+
+
+def _private_chat(runtime: Runtime, person: User | None) -> ChatRef | None:
+    """The person's private chat on the notifier's channel, if they have an account there."""
+    if person is None:
+        return None
+    with runtime.db.session() as session:
+        return identity.direct_chat(session, person.id, runtime.notifier.channel)
 
 
 async def close_requests(runtime: Runtime, draft_id: int, code: str, **context: Any) -> None:
@@ -543,23 +548,24 @@ async def close_requests(runtime: Runtime, draft_id: int, code: str, **context: 
             .join(User, col(User.id) == col(Delivery.user_id))
             .where(Delivery.kind == DELIVERY_REQUEST, Delivery.ref_id == draft_id)
         ).all()
-        requests = [(d.chat_id, d.message_id, u.language) for d, u in rows]
-    for chat_id, message_id, lang in requests:
-        if chat_id is None or message_id is None:
+        requests = [(stored_refs.delivered(d), u.language) for d, u in rows]
+    for message, lang in requests:
+        if message is None:
             continue
         text = runtime.renderer.render("approval_closed", lang, code=code, **context)
         try:
-            await runtime.notifier.edit_text(SentMessage(chat_id, message_id), text)
+            await runtime.notifier.edit_text(message, text)
         except DeliveryError as exc:
-            log.info("could not close approval request %s/%s: %s", chat_id, message_id, exc)
+            log.info("could not close approval request %s: %s", message, exc)
 
 
 async def _tell(runtime: Runtime, person: User | None, template: str, **context: Any) -> None:
-    if person is None or person.telegram_id is None or not person.reachable:
+    to = _private_chat(runtime, person)
+    if person is None or to is None or not person.reachable:
         return
     try:
         await runtime.notifier.send_text(
-            ChatRef(person.telegram_id),
+            to,
             runtime.renderer.render(template, person.language, **context),
         )
     except RecipientUnreachable:
@@ -572,7 +578,7 @@ async def _tell(runtime: Runtime, person: User | None, template: str, **context:
 
 
 async def _room(runtime: Runtime, crisis: Crisis, template: str, lang: str, **context: Any) -> None:
-    room = dr.room_of(crisis)
+    room = stored_refs.crisis_room(crisis)
     if room is None:
         return
     try:
@@ -597,8 +603,9 @@ async def announce(runtime: Runtime, outcome: Outcome) -> None:
         "final": outcome.final,
     }
     await _room(runtime, crisis, "approval_decided", lang, **context)
-    if author is not None and author.telegram_id != crisis.room_chat_id:
-        await _tell(runtime, author, "approval_decided", **context)
+    private, room = _private_chat(runtime, author), stored_refs.crisis_room(crisis)
+    if room is None or private is None or private.chat_id != room.chat_id:
+        await _tell(runtime, author, "approval_decided", **context)  # not twice in one chat
     if outcome.final:
         await close_requests(
             runtime,
@@ -678,6 +685,7 @@ async def fire_escalation(runtime: Runtime, session: Session, row: Any) -> None:
         (runtime.clock.now() - (draft.submitted_at or runtime.clock.now())).total_seconds() // 60
     )
     approvers = {u.id for u in approvers_for(session, crisis)}
+    global_admins = identity.global_admins(runtime.settings, runtime.notifier.channel)
     people = {
         u.id: u
         for u in session.exec(
@@ -685,7 +693,7 @@ async def fire_escalation(runtime: Runtime, session: Session, row: Any) -> None:
                 User.status == UserStatus.ACTIVE,
                 (col(User.agency_id) == crisis.agency_id)
                 & col(User.role).in_([Role.SUPERVISOR, Role.ADMIN])
-                | col(User.telegram_id).in_(runtime.settings.admin_ids or [0])
+                | col(User.id).in_(identity.user_ids(session, global_admins))
                 | (col(User.agency_id).is_(None) & (col(User.role) == Role.ADMIN)),
             )
         )
@@ -791,7 +799,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
         "short_hash": draft.body_sha256[:12],
         "at": now,
     }
-    room = dr.room_of(crisis)
+    room = stored_refs.crisis_room(crisis)
     if room is not None:
         header = runtime.renderer.render("approval_published", lang, **header_context)
         await _post_once(
@@ -803,7 +811,8 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
             dr.long_pieces(header, draft.body),
             dr.attachments(draft, title),
         )
-    if author is not None and author.telegram_id is not None:
+    author_chat = _private_chat(runtime, author)
+    if author is not None and author_chat is not None:
         header = runtime.renderer.render("approval_published", author.language, **header_context)
         # An author who blocked the bot: the room and the channel still get it.
         with contextlib.suppress(RecipientUnreachable):
@@ -812,22 +821,21 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
                 draft,
                 ledger_user,
                 "author",
-                ChatRef(author.telegram_id),
+                author_chat,
                 dr.long_pieces(header, draft.body),
             )
     channel_result: dict[str, Any] = {}
     if public and agency.public_channel:
         channel_result["channel"] = agency.public_channel
         target = agency.public_channel
-        chat: int | str = int(target) if target.lstrip("-").isdigit() else target
         try:
-            # The Bot API takes "@username" wherever a chat id goes.
+            # The channel adapter takes a public name (Telegram's "@username") or an id.
             sent = await _post_once(
                 runtime,
                 draft,
                 ledger_user,
                 "channel",
-                ChatRef(cast(int, chat)),
+                ChatRef(runtime.notifier.channel, target),
                 dr.long_pieces("", draft.body),
             )
             channel_result["message_ids"] = [m.message_id for m in sent]

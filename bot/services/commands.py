@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.channels.base import ChatRef, CommandMenus, DeliveryError
-from bot.services.people import user_by_telegram
+from bot.channels.base import CommandMenus, DeliveryError
+from bot.channels.refs import ChatRef, PersonRef
+from bot.services import identity
 from bot.services.permissions import ROLE_RANK, Actor
 from storage.models import Role, User, UserStatus
 
@@ -92,13 +93,22 @@ async def publish_person_commands(runtime: Runtime, user: User) -> None:
     """The command menu of one person's private chat: their role's commands, in their language.
 
     Suspended, pending and rejected people fall back to the default (public) menu. A channel
-    without command menus is left alone; a refusal is logged, never raised (a menu is a help).
+    without command menus, or a person with no account on it, is left alone; a refusal is
+    logged, never raised (a menu is a help).
     """
-    menus = runtime.notifier
-    if user.telegram_id is None or not isinstance(menus, CommandMenus):
+    if not isinstance(runtime.notifier, CommandMenus):
         return
-    chat = ChatRef(user.telegram_id)
-    admin = user.telegram_id in runtime.settings.admin_ids
+    with runtime.db.session() as session:
+        account = identity.account_on(session, user.id, runtime.notifier.channel)
+    if account is not None:
+        await _publish_menu(runtime, account, user)
+
+
+async def _publish_menu(runtime: Runtime, account: PersonRef, user: User) -> None:
+    menus = runtime.notifier
+    assert isinstance(menus, CommandMenus)
+    chat = ChatRef(account.channel, account.external_id)
+    admin = account in identity.global_admins(runtime.settings, account.channel)
     try:
         if admin or user.status == UserStatus.ACTIVE:
             role = Role.ADMIN if admin else Role(user.role)
@@ -107,7 +117,7 @@ async def publish_person_commands(runtime: Runtime, user: User) -> None:
         else:
             await menus.clear_commands(chat)
     except DeliveryError as exc:
-        log.warning("could not set the command menu of %s: %s", user.telegram_id, exc)
+        log.warning("could not set the command menu of %s: %s", account, exc)
 
 
 async def publish_default_commands(runtime: Runtime) -> None:
@@ -121,11 +131,9 @@ async def publish_default_commands(runtime: Runtime) -> None:
         await menus.set_commands(_menu(runtime, "en", public), language="en")
     except DeliveryError as exc:
         log.warning("could not set the default command menus: %s", exc)
+    admins = identity.global_admins(runtime.settings, runtime.notifier.channel)
     with runtime.db.session() as session:
-        rows = {
-            telegram_id: user_by_telegram(session, telegram_id)
-            for telegram_id in runtime.settings.admin_ids
-        }
-    for telegram_id, row in rows.items():
-        person = row or User(telegram_id=telegram_id, status=UserStatus.ACTIVE, role=Role.ADMIN)
-        await publish_person_commands(runtime, person)
+        rows = {account: identity.person_for(session, account) for account in admins}
+    for account, row in rows.items():
+        person = row or User(status=UserStatus.ACTIVE, role=Role.ADMIN)
+        await _publish_menu(runtime, account, person)

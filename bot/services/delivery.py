@@ -52,7 +52,7 @@ from bot.channels.base import (
     RecipientUnreachable,
     SentMessage,
 )
-from bot.services import audit
+from bot.services import audit, identity, stored_refs
 from bot.services.alerts import (
     ALERT_KIND,
     REFRESH_KIND,
@@ -272,6 +272,10 @@ async def deliver_pending(runtime: Runtime, charts: Charts | None = None) -> Del
                     select(User).where(col(User.id).in_({r.user_id for r in rows}))
                 )
             }
+            accounts = identity.accounts_on(
+                session, (uid for uid in people if uid is not None), runtime.notifier.channel
+            )
+            chats = {uid: account.direct_chat() for uid, account in accounts.items()}
         if not rows:
             return report
         report.rounds += 1
@@ -279,12 +283,14 @@ async def deliver_pending(runtime: Runtime, charts: Charts | None = None) -> Del
         for row in rows:
             by_person[row.user_id].append(row)
 
-        async def serve(person: User, queue: list[Delivery]) -> None:
+        async def serve(person: User, to: ChatRef | None, queue: list[Delivery]) -> None:
             async with semaphore:
-                await _deliver_person(runtime, person, queue, facts_cache, charts, report)
+                await _deliver_person(runtime, person, to, queue, facts_cache, charts, report)
 
         before = report.settled
-        await asyncio.gather(*(serve(people[uid], q) for uid, q in by_person.items()))
+        await asyncio.gather(
+            *(serve(people[uid], chats.get(uid), q) for uid, q in by_person.items())
+        )
         if report.settled == before:
             return report  # only deferrals this round: the next run retries them when due
 
@@ -292,12 +298,18 @@ async def deliver_pending(runtime: Runtime, charts: Charts | None = None) -> Del
 async def _deliver_person(
     runtime: Runtime,
     person: User,
+    to: ChatRef | None,
     queue: list[Delivery],
     facts_cache: dict[int, AlertFacts],
     charts: Charts,
     report: DeliveryReport,
 ) -> None:
-    """Send the person's parts in order; stop at the first failure that may pass."""
+    """Send the person's parts in order (to ``to``, their private chat on the notifier's
+    channel); stop at the first failure that may pass."""
+    if to is None:  # no account on this channel: as unreachable as a blocked bot
+        _mark_unreachable(runtime, person, f"no account on {runtime.notifier.channel}")
+        report.unreachable += 1
+        return
     lang = person.language
     recovering = any(row.failing_since is not None for row in queue)
     given_up: set[int] = set()  # alerts whose remaining parts were just marked failed
@@ -305,7 +317,6 @@ async def _deliver_person(
         if row.ref_id in given_up:
             continue
         f = facts_cache[row.ref_id]
-        to = ChatRef(row.chat_id or person.telegram_id or 0)
         token = ON_WIRE.set(_Claim(runtime, row))
         try:
             sent = await _send_part(runtime, charts, row, f, lang, to)
@@ -454,8 +465,7 @@ def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage, recovering: b
         stored = session.get(Delivery, row.id)
         assert stored is not None
         stored.status = DeliveryStatus.SENT
-        stored.message_id = sent.message_id
-        stored.chat_id = sent.chat_id
+        stored_refs.keep_delivered(stored, sent)
         stored.attempts += 1
         stored.sent_at = runtime.clock.now()
         stored.retry_at = None
@@ -552,9 +562,11 @@ def _record_failure(
         return len(doomed)
 
 
-def _mark_unreachable(runtime: Runtime, person: User, reason: str, refused: Delivery) -> None:
-    """Close the person's pending rows (and the one refused) and tell their supervisors, once
-    per transition."""
+def _mark_unreachable(
+    runtime: Runtime, person: User, reason: str, refused: Delivery | None = None
+) -> None:
+    """Close the person's pending rows (and the one refused, if a send was refused) and tell
+    their supervisors, once per transition."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
         user = session.get(User, person.id)
@@ -564,7 +576,7 @@ def _mark_unreachable(runtime: Runtime, person: User, reason: str, refused: Deli
                 Delivery.user_id == user.id,
                 sa.or_(
                     col(Delivery.status) == DeliveryStatus.PENDING,
-                    col(Delivery.id) == refused.id,
+                    col(Delivery.id) == (refused.id if refused is not None else None),
                 ),
             )
         ):
@@ -611,13 +623,14 @@ async def _refresh(runtime: Runtime, session: Session, due: Due) -> None:
     people = {u.id: u for u in session.exec(select(User))}
     for row in sent_text_messages(session, alert_id):
         person = people.get(row.user_id)
-        if person is None or row.chat_id is None or row.message_id is None:
+        message = stored_refs.delivered(row)
+        if person is None or message is None:
             continue
         lang = person.language
         text = alert_text(runtime.renderer, lang, f, escalation=row.part == "text:escalation")
         try:
             await runtime.notifier.edit_text(
-                SentMessage(row.chat_id, row.message_id),
+                message,
                 text,
                 alert_buttons(runtime.renderer, lang, f.alert),
             )
@@ -654,7 +667,8 @@ async def _report_undelivered(runtime: Runtime, session: Session, due: Due) -> N
     if not names:
         return
     now = runtime.clock.now()
-    admins = admins_of(session, f.agency.id or 0, runtime.settings.admin_ids)
+    global_admins = identity.global_admins(runtime.settings, runtime.notifier.channel)
+    admins = admins_of(session, f.agency.id or 0, global_admins)
     for admin in admins:
         assert admin.id is not None
         schedule(

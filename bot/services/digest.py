@@ -23,7 +23,9 @@ import matplotlib.pyplot as plt
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.channels.base import Attachment, ChatRef, DeliveryError, RecipientUnreachable
+from bot.channels.base import Attachment, DeliveryError, RecipientUnreachable
+from bot.channels.refs import MessageRef
+from bot.services import identity, stored_refs
 from bot.services.due import due_handler, schedule
 from scanner.series import load_series, rebuild_buckets
 from storage.models import (
@@ -138,8 +140,8 @@ def render_digest_chart(days: list[TopicDay], tz: ZoneInfo, title: str) -> bytes
     return buffer.getvalue()
 
 
-def subscribers(session: Session) -> dict[int, list[int]]:
-    """Active, reachable people and the topics they follow."""
+def subscribers(session: Session, channel: str) -> dict[int, list[int]]:
+    """Active people reachable on ``channel`` and the topics they follow."""
     rows = session.exec(
         select(User.id, Subscription.topic_id)
         .join(Subscription, col(Subscription.user_id) == col(User.id))
@@ -147,7 +149,7 @@ def subscribers(session: Session) -> dict[int, list[int]]:
         .where(
             User.status == UserStatus.ACTIVE,
             col(User.reachable).is_(True),
-            col(User.telegram_id).is_not(None),
+            identity.has_account(channel),
             col(Topic.active).is_(True),
         )
         .order_by(col(User.id), col(Topic.name))
@@ -165,7 +167,7 @@ async def fire_digest(runtime: Runtime, session: Session, due: Due) -> None:
     now = runtime.clock.now()
     day = date.fromisoformat(due.payload["day"])
     ordinal = day.toordinal()
-    people = subscribers(session)
+    people = subscribers(session, runtime.notifier.channel)
     topics = {t.id: t for t in session.exec(select(Topic).where(col(Topic.active).is_(True)))}
     # Buckets are rebuilt in a short transaction of its own, before any message is sent: a
     # write lock must never be held across network calls (SQLite has one writer at a time).
@@ -187,7 +189,8 @@ async def fire_digest(runtime: Runtime, session: Session, due: Due) -> None:
         if user_id in sent_before:
             continue
         user = session.get(User, user_id)
-        assert user is not None and user.telegram_id is not None
+        to = identity.direct_chat(session, user_id, runtime.notifier.channel)
+        assert user is not None and to is not None
         mine = [facts[t] for t in topic_ids if t in facts]
         lang = user.language
         key = (tuple(topic_ids), lang)
@@ -197,9 +200,9 @@ async def fire_digest(runtime: Runtime, session: Session, due: Due) -> None:
         text = runtime.renderer.render("digest", lang, days=mine, day=day)
         try:
             sent = await runtime.notifier.send_photo(
-                ChatRef(user.telegram_id), Attachment(f"digest-{day}.png", charts[key])
+                to, Attachment(f"digest-{day}.png", charts[key])
             )
-            await runtime.notifier.send_text(ChatRef(user.telegram_id), text)
+            await runtime.notifier.send_text(to, text)
         except RecipientUnreachable as exc:
             _record(runtime, ordinal, user, DeliveryStatus.UNREACHABLE, error=str(exc))
             continue
@@ -209,7 +212,7 @@ async def fire_digest(runtime: Runtime, session: Session, due: Due) -> None:
             else:
                 failed += 1
             continue
-        _record(runtime, ordinal, user, DeliveryStatus.SENT, message_id=sent.message_id)
+        _record(runtime, ordinal, user, DeliveryStatus.SENT, sent=sent)
     retry = int(due.payload.get("retry", 0))
     if failed and retry < MAX_RETRIES:
         # Retry only the people still pending (their Delivery rows say so), a little later.
@@ -229,28 +232,27 @@ def _record(
     user: User,
     status: str,
     *,
-    message_id: int | None = None,
+    sent: MessageRef | None = None,
     error: str | None = None,
 ) -> None:
     """One person's digest outcome, committed at once (a retry skips them)."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
         assert user.id is not None
-        session.add(
-            Delivery(
-                kind=DIGEST_KIND,
-                ref_id=ordinal,
-                user_id=user.id,
-                part="digest",
-                chat_id=user.telegram_id,
-                status=status,
-                message_id=message_id,
-                attempts=1,
-                last_error=error[:500] if error else None,
-                created_at=now,
-                sent_at=now if status == DeliveryStatus.SENT else None,
-            )
+        row = Delivery(
+            kind=DIGEST_KIND,
+            ref_id=ordinal,
+            user_id=user.id,
+            part="digest",
+            status=status,
+            attempts=1,
+            last_error=error[:500] if error else None,
+            created_at=now,
+            sent_at=now if status == DeliveryStatus.SENT else None,
         )
+        if sent is not None:
+            stored_refs.keep_delivered(row, sent)
+        session.add(row)
         if status == DeliveryStatus.UNREACHABLE:
             stored = session.get(User, user.id)
             if stored is not None:

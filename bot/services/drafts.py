@@ -25,8 +25,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.channels.base import Attachment, ChatRef, DeliveryError, SentMessage
-from bot.services import audit, timeline
+from bot.channels.base import Attachment, DeliveryError, SentMessage
+from bot.channels.refs import ChatRef, MessageRef, PersonRef
+from bot.services import audit, stored_refs, timeline
 from bot.services import press_templates as pt
 from bot.services.approval_reminders import cancel_reminders
 from bot.services.permissions import Actor, is_admin
@@ -92,13 +93,15 @@ def library(runtime_or_dir: Any = None) -> pt.PressLibrary:
     return pt.PressLibrary(override if override is not None else None)
 
 
-def crisis_for_room(session: Session, chat_id: int, thread_id: int | None) -> Crisis | None:
+def crisis_for_room(session: Session, chat: ChatRef) -> Crisis | None:
     """The crisis whose room is this chat (and forum topic); the newest if several match."""
-    query = select(Crisis).where(Crisis.room_chat_id == chat_id)
+    query = select(Crisis).where(
+        Crisis.room_channel == chat.channel, Crisis.room_chat_id == chat.chat_id
+    )
     query = query.where(
         col(Crisis.room_thread_id).is_(None)
-        if thread_id is None
-        else Crisis.room_thread_id == thread_id
+        if chat.thread_id is None
+        else Crisis.room_thread_id == chat.thread_id
     )
     return session.exec(query.order_by(col(Crisis.id).desc())).first()
 
@@ -145,13 +148,14 @@ def current_for_room(session: Session, crisis_id: int) -> Draft | None:
     return None
 
 
-def draft_for_message(session: Session, chat_id: int, message_id: int) -> Draft | None:
+def draft_for_message(session: Session, message: MessageRef) -> Draft | None:
     """The draft version a room message showed (the message a drafter replies to)."""
     delivery = session.exec(
         select(Delivery).where(
             Delivery.kind == DELIVERY_ROOM,
-            Delivery.chat_id == chat_id,
-            Delivery.message_id == message_id,
+            Delivery.channel == message.chat.channel,
+            Delivery.chat_id == message.chat.chat_id,
+            Delivery.message_id == message.message_id,
         )
     ).first()
     return session.get(Draft, delivery.ref_id) if delivery is not None else None
@@ -257,7 +261,7 @@ class Started:
 def _state(session: Session, chat_ref: str, user_ref: str) -> ConversationState | None:
     return session.exec(
         select(ConversationState).where(
-            ConversationState.channel == "telegram",
+            ConversationState.channel == PersonRef.from_label(user_ref).channel,
             ConversationState.chat_ref == chat_ref,
             ConversationState.user_ref == user_ref,
             ConversationState.flow == FLOW_FILL,
@@ -303,7 +307,11 @@ def start_draft(
     state = _state(session, chat_ref, user_ref)
     if state is None:
         state = ConversationState(
-            channel="telegram", chat_ref=chat_ref, user_ref=user_ref, flow=FLOW_FILL, step=""
+            channel=PersonRef.from_label(user_ref).channel,
+            chat_ref=chat_ref,
+            user_ref=user_ref,
+            flow=FLOW_FILL,
+            step="",
         )
     state.data = {
         "crisis_id": crisis.id,
@@ -408,7 +416,7 @@ def answer(
     return _advance(session, state, template, at)
 
 
-def remember_prompt(session: Session, state_id: int, message_id: int) -> None:
+def remember_prompt(session: Session, state_id: int, message_id: str) -> None:
     """Store which bot message asked the current question (replies are matched to it)."""
     state = session.get(ConversationState, state_id)
     if state is not None:
@@ -679,12 +687,6 @@ def template_title(templates: pt.PressLibrary, draft: Draft) -> str:
         return draft.template
 
 
-def room_of(crisis: Crisis) -> ChatRef | None:
-    if crisis.room_chat_id is None:
-        return None
-    return ChatRef(crisis.room_chat_id, crisis.room_thread_id)
-
-
 def attachments(draft: Draft, title: str) -> list[Attachment]:
     """The full text as .docx (Times New Roman 13, as Decree 30/2020 asks) and as .txt."""
     base = f"statement-{draft.crisis_id}-{draft.number}-v{draft.version}"
@@ -761,20 +763,18 @@ def remember_room_messages(
     if author is None:
         return
     for index, message in enumerate(messages):
-        session.add(
-            Delivery(
-                kind=DELIVERY_ROOM,
-                ref_id=draft.id or 0,
-                user_id=author,
-                part=f"room{index}",
-                status=DeliveryStatus.SENT,
-                chat_id=message.chat_id,
-                message_id=message.message_id,
-                attempts=1,
-                created_at=at,
-                sent_at=at,
-            )
+        row = Delivery(
+            kind=DELIVERY_ROOM,
+            ref_id=draft.id or 0,
+            user_id=author,
+            part=f"room{index}",
+            status=DeliveryStatus.SENT,
+            attempts=1,
+            created_at=at,
+            sent_at=at,
         )
+        stored_refs.keep_delivered(row, message)
+        session.add(row)
 
 
 async def post_version(
@@ -791,7 +791,7 @@ async def post_version(
         crisis = session.get(Crisis, draft.crisis_id) if draft else None
         if draft is None or crisis is None:
             return []
-        room = room_of(crisis)
+        room = stored_refs.crisis_room(crisis)
         title = template_title(library(runtime), draft)
     if room is None:
         return []

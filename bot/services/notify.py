@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from bot.channels.base import Buttons, ChatRef, RecipientUnreachable
-from bot.services import audit
+from bot.channels.base import Buttons, RecipientUnreachable
+from bot.services import audit, identity
 from bot.services.due import due_handler
 from storage.models import Due, User
 
@@ -32,7 +32,7 @@ def notify_payload(user_id: int, template: str, **context: Any) -> dict[str, Any
 @due_handler("notify")
 async def fire_notify(runtime: Runtime, session: Session, due: Due) -> None:
     user = session.get(User, due.payload["user_id"])
-    if user is None or user.telegram_id is None or not user.reachable:
+    if user is None or not user.reachable:
         log.info("due %s: nobody to notify", due.id)
         return
     text = runtime.renderer.render(due.payload["template"], user.language, **due.payload["context"])
@@ -42,11 +42,15 @@ async def fire_notify(runtime: Runtime, session: Session, due: Due) -> None:
 async def send_direct(
     runtime: Runtime, session: Session, person: User, text: str, buttons: Buttons | None = None
 ) -> None:
-    """A direct message to ``person`` (who has a chat id); one who blocked the bot is marked
-    unreachable in ``session``, with an audit row, so later sends skip them."""
-    assert person.telegram_id is not None
+    """A direct message to ``person`` on the notifier's channel; one with no account there is
+    skipped (logged), one who blocked the bot is marked unreachable in ``session``, with an
+    audit row, so later sends skip them."""
+    to = identity.direct_chat(session, person.id, runtime.notifier.channel)
+    if to is None:
+        log.info("user %s has no %s account: message skipped", person.id, runtime.notifier.channel)
+        return
     try:
-        await runtime.notifier.send_text(ChatRef(person.telegram_id), text, buttons)
+        await runtime.notifier.send_text(to, text, buttons)
     except RecipientUnreachable as exc:
         person.reachable = False
         audit.record(

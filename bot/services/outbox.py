@@ -34,7 +34,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.channels.base import ON_WIRE, DeliveryError, SentMessage
-from bot.services import audit
+from bot.channels.refs import MessageRef
+from bot.services import audit, stored_refs
 from storage.models import Delivery, DeliveryStatus
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ SENDING = "sending"
 IN_DOUBT = "in_doubt"
 
 
-def sent(runtime: Runtime, kind: str, ref_id: int) -> list[SentMessage]:
+def sent(runtime: Runtime, kind: str, ref_id: int) -> list[MessageRef]:
     """Where the sent parts of one (kind, ref_id) went, in the order they were claimed."""
     with runtime.db.session() as session:
         rows = session.exec(
@@ -59,11 +60,7 @@ def sent(runtime: Runtime, kind: str, ref_id: int) -> list[SentMessage]:
             )
             .order_by(col(Delivery.id))
         ).all()
-        return [
-            SentMessage(r.chat_id, r.message_id)
-            for r in rows
-            if r.chat_id is not None and r.message_id is not None
-        ]
+        return [message for r in rows if (message := stored_refs.delivered(r)) is not None]
 
 
 def _row(session: Session, kind: str, ref_id: int, user_id: int, part: str) -> Delivery | None:
@@ -141,8 +138,7 @@ def _finish(
         row.status = status
         row.last_error = error[:500] if error else None
         if sent is not None:
-            row.chat_id = sent.chat_id
-            row.message_id = sent.message_id
+            stored_refs.keep_delivered(row, sent)
             row.sent_at = runtime.clock.now()
 
 

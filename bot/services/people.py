@@ -1,4 +1,4 @@
-"""Looking people up: who is behind a Telegram id, who are an agency's supervisors.
+"""Looking people up: who is behind an account, who are an agency's supervisors.
 
 Registration (its own module) creates and changes people; this module only reads, so every other
 service can depend on it without depending on the registration flow.
@@ -10,35 +10,18 @@ from sqlmodel import Session, col, select
 
 from bot.channels.refs import PersonRef
 from bot.config import Settings
+from bot.services import identity
 from bot.services.permissions import Actor
 from storage.models import Role, User, UserStatus
 
 
-def telegram_ref(telegram_id: int) -> str:
-    return f"tg:{telegram_id}"
-
-
-def user_by_telegram(session: Session, telegram_id: int) -> User | None:
-    return session.exec(select(User).where(User.telegram_id == telegram_id)).first()
-
-
-def actor_for_telegram(session: Session, settings: Settings, telegram_id: int) -> Actor:
-    """The Actor for a Telegram user, global admin status taken from ADMIN_IDS."""
-    return actor_for(session, settings, PersonRef("telegram", str(telegram_id)))
-
-
 def actor_for(session: Session, settings: Settings, who: PersonRef) -> Actor:
-    """Who the sender of an event is to CrisisDesk, on any channel: the one place handlers turn
-    a sender into a person.
-
-    Until people carry channel identities (issue 19, item 1), the only account id stored is
-    ``User.telegram_id``, so a numeric account id on any channel is looked up there.
-    """
-    number = int(who.external_id) if who.external_id.lstrip("-").isdigit() else None
+    """The Actor behind an account: its person through their channel identity, and global
+    admin status from ADMIN_IDS."""
     return Actor(
         channel_ref=str(who),
-        user=user_by_telegram(session, number) if number is not None else None,
-        global_admin=number in settings.admin_ids,
+        user=identity.person_for(session, who),
+        global_admin=who in identity.global_admins(settings, who.channel),
     )
 
 

@@ -21,6 +21,7 @@ unasked.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,13 +29,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
-from bot.services import audit, due, invites
+from bot.channels.refs import ChatRef, MessageRef, PersonRef
+from bot.services import audit, due, identity, invites
 from bot.services.people import active_with_role
 from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
 from bot.templating import LANGUAGES
 from storage.models import Agency, AuditEvent, ConversationState, Invite, Role, User, UserStatus
 
-CHANNEL = "telegram"
 FLOW_REGISTER = "register"
 FLOW_REJECT = "reject_reason"
 FLOW_REVIEW = "review"
@@ -126,8 +127,11 @@ def clean_phone(raw: str) -> str:
 
 
 def get_state(
-    session: Session, chat_ref: str, user_ref: str, flow: str, channel: str = CHANNEL
+    session: Session, chat_ref: str, user_ref: str, flow: str, channel: str | None = None
 ) -> ConversationState | None:
+    """A conversation row; its channel is the one ``user_ref`` (a ``PersonRef`` label) names,
+    unless given (review rows are keyed by a person's id, not an account)."""
+    channel = channel or PersonRef.from_label(user_ref).channel
     return session.exec(
         select(ConversationState).where(
             ConversationState.channel == channel,
@@ -147,8 +151,9 @@ def _put_state(
     step: str,
     data: dict[str, Any],
     now: datetime,
-    channel: str = CHANNEL,
+    channel: str | None = None,
 ) -> ConversationState:
+    channel = channel or PersonRef.from_label(user_ref).channel
     state = get_state(session, chat_ref, user_ref, flow, channel)
     if state is None:
         state = ConversationState(
@@ -299,7 +304,7 @@ def give_phone(
     *,
     phone: str,
     contact_owner_ref: str | None,
-    telegram_id: int,
+    who: PersonRef,
     username: str | None,
     now: datetime,
 ) -> Registered:
@@ -310,7 +315,7 @@ def give_phone(
     number = clean_phone(phone)
     data = state.data
     invite_id = data.get("invite_id")
-    user = session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+    user = identity.person_for(session, who)
     before = _snapshot(user) if user is not None else None
     if user is not None and user.status in (
         UserStatus.ACTIVE,
@@ -319,7 +324,7 @@ def give_phone(
     ):
         raise RegistrationError("already_registered")
     if user is None:
-        user = User(telegram_id=telegram_id, created_at=now)
+        user = identity.add_person(session, who, User(created_at=now, updated_at=now))
     user.username = _clean_username(username or data.get("username"))
     user.full_name = data["full_name"]
     user.phone = number
@@ -387,17 +392,16 @@ def cancel(session: Session, *, chat_ref: str, user_ref: str, now: datetime) -> 
 
 @dataclass(frozen=True)
 class Recipient:
-    """Someone to tell: a Telegram chat and the language to write in."""
+    """Someone to tell: their account (a private chat goes to it) and the language to write in."""
 
-    chat_id: int
+    account: PersonRef
     language: str
     user_id: int | None = None
 
 
 @dataclass(frozen=True)
 class ReviewMessage:
-    chat_id: int
-    message_id: int
+    message: MessageRef
     language: str
 
 
@@ -406,22 +410,27 @@ def agency_supervisors(session: Session, agency_id: int) -> list[User]:
     return active_with_role(session, agency_id, Role.SUPERVISOR)
 
 
-def deciders_for(session: Session, admin_ids: list[int], applicant: User) -> list[Recipient]:
-    """Global admins (by Telegram id; they may have no row) and the agency's supervisors."""
-    seen: set[int] = set()
+def deciders_for(
+    session: Session, admins: Sequence[PersonRef], applicant: User, channel: str
+) -> list[Recipient]:
+    """Global admins (by account; they may have no row) and the agency's supervisors, on
+    ``channel``."""
+    seen: set[PersonRef] = set()
     out: list[Recipient] = []
-    for telegram_id in admin_ids:
-        if telegram_id in seen or telegram_id == applicant.telegram_id:
+    own = identity.account_on(session, applicant.id, channel)
+    for account in admins:
+        if account in seen or account == own:
             continue
-        row = session.exec(select(User).where(User.telegram_id == telegram_id)).first()
-        out.append(Recipient(telegram_id, row.language if row else "vi", row.id if row else None))
-        seen.add(telegram_id)
+        row = identity.person_for(session, account)
+        out.append(Recipient(account, row.language if row else "vi", row.id if row else None))
+        seen.add(account)
     if applicant.agency_id is not None:
         for sup in agency_supervisors(session, applicant.agency_id):
-            if sup.telegram_id is None or sup.telegram_id in seen or sup.id == applicant.id:
+            theirs = identity.account_on(session, sup.id, channel)
+            if theirs is None or theirs in seen or sup.id == applicant.id:
                 continue
-            out.append(Recipient(sup.telegram_id, sup.language, sup.id))
-            seen.add(sup.telegram_id)
+            out.append(Recipient(theirs, sup.language, sup.id))
+            seen.add(theirs)
     return out
 
 
@@ -432,12 +441,13 @@ def record_review_messages(
     for message in sent:
         _put_state(
             session,
-            chat_ref=str(message.chat_id),
+            chat_ref=message.message.chat.chat_id,
             user_ref=f"user:{applicant_id}",
             flow=FLOW_REVIEW,
             step="sent",
-            data={"message_id": message.message_id, "language": message.language},
+            data={"message_id": message.message.message_id, "language": message.language},
             now=now,
+            channel=message.message.chat.channel,
         )
 
 
@@ -450,11 +460,9 @@ def _review_messages(session: Session, applicant_id: int) -> list[ReviewMessage]
     ).all()
     out = []
     for row in rows:
-        out.append(
-            ReviewMessage(
-                int(row.chat_ref), int(row.data["message_id"]), row.data.get("language", "vi")
-            )
-        )
+        chat = ChatRef(row.channel, row.chat_ref)
+        message = MessageRef(chat, str(row.data["message_id"]))
+        out.append(ReviewMessage(message, row.data.get("language", "vi")))
         session.delete(row)
     return out
 
@@ -532,12 +540,20 @@ class DecisionResult:
             "by": self.by,
             "reason": self.reason,
             "event_id": self.event_id,
-            "reviews": [[r.chat_id, r.message_id, r.language] for r in self.reviews],
+            "reviews": [
+                [r.message.chat.channel, r.message.chat.chat_id, r.message.message_id, r.language]
+                for r in self.reviews
+            ],
         }
 
     @classmethod
     def from_payload(cls, applicant: User, data: dict[str, Any]) -> DecisionResult:
-        reviews = [ReviewMessage(int(c), int(m), str(lang)) for c, m, lang in data["reviews"]]
+        # Rows owed from before references named their channel ([chat, message, language])
+        # cannot say where their copies are; those copies just keep their buttons.
+        reviews = [
+            ReviewMessage(MessageRef(ChatRef(str(ch), str(c)), str(m)), str(lang))
+            for ch, c, m, lang in (r for r in data["reviews"] if len(r) == 4)
+        ]
         return cls(
             applicant,
             bool(data["approved"]),
@@ -659,7 +675,7 @@ def finish_reject(
 
 
 def find_by_username(session: Session, username: str) -> User | None:
-    """The registered person with this Telegram @username (case-insensitive, ``@`` optional)."""
+    """The registered person with this @username (case-insensitive, ``@`` optional)."""
     name = username.strip().removeprefix("@").lower()
     if not name:
         return None
@@ -672,9 +688,9 @@ def _clean_username(username: str | None) -> str | None:
     return username.removeprefix("@")[:64] if username else None
 
 
-def refresh_username(session: Session, telegram_id: int, username: str | None) -> User | None:
+def refresh_username(session: Session, who: PersonRef, username: str | None) -> User | None:
     """Keep a known person's @username fresh (one indexed read; a write only on change)."""
-    user = session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+    user = identity.person_for(session, who)
     if user is None:
         return None
     clean = _clean_username(username)

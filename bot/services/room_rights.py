@@ -1,6 +1,6 @@
 """When the bot lacks a right it needs in a crisis room or an agency's hub, people hear it.
 
-A room the bot cannot pin in, create topics in or invite to fails quietly on Telegram's side;
+A room the bot cannot pin in, create topics in or invite to fails quietly on the channel's side;
 this module turns each such failure (and every change of the bot's rights in a hub, from a
 ``my_chat_member`` update) into a plain-words message with the fix, sent to the crisis lead and
 the agency's supervisors and administrators. Each event is also in the audit log.
@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
-from bot.channels.base import ChatRef, DeliveryError
-from bot.services import audit
+from bot.channels.base import DeliveryError
+from bot.channels.refs import ChatRef, PersonRef
+from bot.services import audit, identity
 from bot.services.people import active_with_role
 from storage.models import Agency, AuditEvent, Crisis, Role, User
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The Telegram administrator rights a hub needs, by the short name the messages use.
+# The administrator rights a hub needs (as the channel adapter reports them), by the short name
+# the messages use.
 HUB_NEEDS = {
     "can_manage_topics": "topics",
     "can_invite_users": "invite",
@@ -35,25 +37,27 @@ HUB_NEEDS = {
 
 @dataclass(frozen=True)
 class Recipient:
-    telegram_id: int
+    account: PersonRef
     language: str
 
 
 def _recipients(
-    session: Session, agency_ids: Iterable[int], admin_ids: Iterable[int], lead: User | None
+    runtime: Runtime, session: Session, agency_ids: Iterable[int], lead: User | None
 ) -> list[Recipient]:
     """The lead (if any), the agencies' supervisors and administrators, the global admins."""
+    channel = runtime.notifier.channel
     people: list[User] = [lead] if lead is not None else []
     for agency_id in agency_ids:
         for role in (Role.SUPERVISOR, Role.ADMIN):
             people.extend(active_with_role(session, agency_id, role))
     people.extend(active_with_role(session, None, Role.ADMIN))
-    out: dict[int, Recipient] = {}
+    out: dict[PersonRef, Recipient] = {}
     for person in people:
-        if person.telegram_id is not None:
-            out.setdefault(person.telegram_id, Recipient(person.telegram_id, person.language))
-    for telegram_id in admin_ids:
-        out.setdefault(telegram_id, Recipient(telegram_id, "vi"))
+        account = identity.account_on(session, person.id, channel)
+        if account is not None:
+            out.setdefault(account, Recipient(account, person.language))
+    for account in identity.global_admins(runtime.settings, channel):
+        out.setdefault(account, Recipient(account, "vi"))
     return list(out.values())
 
 
@@ -63,9 +67,9 @@ async def _tell(
     for person in recipients:
         text = runtime.renderer.render(template, person.language, **context)
         try:
-            await runtime.notifier.send_text(ChatRef(person.telegram_id), text)
+            await runtime.notifier.send_text(person.account.direct_chat(), text)
         except DeliveryError as exc:
-            log.warning("could not tell %s about a missing right: %s", person.telegram_id, exc)
+            log.warning("could not tell %s about a missing right: %s", person.account, exc)
 
 
 async def right_missing(
@@ -81,7 +85,7 @@ async def right_missing(
         if crisis is None or right in reported(session, crisis_id):
             return  # said once per crisis and right (the room is retried every minute)
         lead = session.get(User, crisis.lead_id) if crisis.lead_id else None
-        people = _recipients(session, [crisis.agency_id], runtime.settings.admin_ids, lead)
+        people = _recipients(runtime, session, [crisis.agency_id], lead)
         audit.record(
             session,
             action="room.right_missing",
@@ -108,24 +112,24 @@ def reported(session: Session, crisis_id: int) -> list[str]:
     return list(dict.fromkeys(rights))
 
 
-def _hub_agencies(session: Session, hub_chat_id: int, global_hub: int | None) -> list[int]:
+def _hub_agencies(session: Session, hub: ChatRef, global_hub: int | None) -> list[int]:
     """Agencies whose crisis rooms live in this hub (its own, or the global hub's)."""
-    query = select(Agency.id).where(Agency.hub_chat_id == hub_chat_id)
-    if global_hub == hub_chat_id:
-        query = select(Agency.id).where(
-            (col(Agency.hub_chat_id) == hub_chat_id) | col(Agency.hub_chat_id).is_(None)
-        )
-    return [i for i in session.exec(query) if i is not None]
+    is_global = global_hub is not None and str(global_hub) == hub.chat_id
+    return [
+        agency_id
+        for agency_id, own in session.exec(select(Agency.id, Agency.hub_chat_id))
+        if agency_id is not None and (str(own) == hub.chat_id if own is not None else is_global)
+    ]
 
 
 async def hub_rights_changed(
     runtime: Runtime,
     *,
-    chat_id: int,
+    chat: ChatRef,
     title: str,
     status: str,
     rights: Mapping[str, bool],
-    by_telegram_id: int | None,
+    by: PersonRef | None,
 ) -> list[str]:
     """The bot's standing in a hub changed: report a lost right at once, and its return.
 
@@ -138,20 +142,20 @@ async def hub_rights_changed(
     with runtime.db.session() as session:
         last = session.exec(
             select(AuditEvent)
-            .where(AuditEvent.action == "hub.rights", AuditEvent.subject == f"chat:{chat_id}")
+            .where(AuditEvent.action == "hub.rights", AuditEvent.subject == f"chat:{chat.chat_id}")
             .order_by(col(AuditEvent.id).desc())
         ).first()
         had_missing = bool(last and last.after and last.after.get("missing"))
         audit.record(
             session,
             action="hub.rights",
-            actor_ref=f"tg:{by_telegram_id}" if by_telegram_id else "",
-            subject=f"chat:{chat_id}",
+            actor_ref=str(by) if by is not None else "",
+            subject=f"chat:{chat.chat_id}",
             after={"status": status, "missing": missing},
             at=now,
         )
-        agencies = _hub_agencies(session, chat_id, runtime.settings.hub_chat_id)
-        people = _recipients(session, agencies, runtime.settings.admin_ids, None)
+        agencies = _hub_agencies(session, chat, runtime.settings.hub_chat_id)
+        people = _recipients(runtime, session, agencies, None)
     if missing or had_missing:
         await _tell(
             runtime, people, "hub_rights_changed", title=title, missing=missing, removed=removed

@@ -1,6 +1,6 @@
 """Crisis rooms: forum topics in an agency's hub, or groups from a pool.
 
-A bot cannot create groups (Telegram has no such method), so a room is either
+A bot cannot create groups (the messengers offer no such method), so a room is either
 
 * a **forum topic** in a hub supergroup (``Agency.hub_chat_id``, else ``HUB_CHAT_ID``) where the
   bot may manage topics, or
@@ -21,9 +21,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from bot.channels.refs import ChatRef, PersonRef
 from bot.config import Settings
-from bot.services import audit
-from bot.services.people import telegram_ref, user_by_telegram
+from bot.services import audit, identity
 from storage.models import (
     Agency,
     Crisis,
@@ -44,17 +44,20 @@ HUB_RIGHTS = ("can_manage_topics", "can_invite_users", "can_pin_messages")
 ADMITTED_STATES = ("invited", "accepted", "joined")
 
 
-def hub_for(agency: Agency | None, settings: Settings) -> int | None:
-    """The forum supergroup where this agency's crisis rooms are topics, if any."""
-    if agency is not None and agency.hub_chat_id is not None:
-        return agency.hub_chat_id
-    return settings.hub_chat_id
+def hub_for(agency: Agency | None, settings: Settings, channel: str) -> ChatRef | None:
+    """The forum supergroup where this agency's crisis rooms are topics, if any.
+
+    Hubs are configured as ids on the channel the bot runs on (``channel``), like ADMIN_IDS.
+    """
+    hub = agency.hub_chat_id if agency is not None else None
+    if hub is None:
+        hub = settings.hub_chat_id
+    return ChatRef(channel, str(hub)) if hub is not None else None
 
 
-def is_hub(session: Session, settings: Settings, chat_id: int) -> bool:
-    if settings.hub_chat_id == chat_id:
-        return True
-    return session.exec(select(Agency.id).where(Agency.hub_chat_id == chat_id)).first() is not None
+def is_hub(session: Session, settings: Settings, chat: ChatRef) -> bool:
+    hubs = {settings.hub_chat_id, *session.exec(select(Agency.hub_chat_id))}
+    return chat.chat_id in {str(hub) for hub in hubs if hub is not None}
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,12 @@ def register_group(
     session: Session,
     settings: Settings,
     *,
-    chat_id: int,
+    chat: ChatRef,
     title: str,
     chat_type: str,
     status: str,
     rights: dict[str, bool],
-    by_telegram_id: int | None,
+    by: PersonRef | None,
     now: datetime,
 ) -> PoolChange:
     """Record the bot's new standing in a group (from a ``my_chat_member`` update).
@@ -84,19 +87,24 @@ def register_group(
     An administrator with every right of ``POOL_RIGHTS`` puts the group in the pool; anything less
     (removed, left, demoted, a right missing) takes it out (``gone``). Hubs are not pooled.
     """
-    if chat_type not in ("group", "supergroup") or is_hub(session, settings, chat_id):
+    if chat_type not in ("group", "supergroup") or is_hub(session, settings, chat):
         return PoolChange(None, "ignored")
     room = session.exec(
-        select(Room).where(Room.chat_id == chat_id, Room.kind == RoomKind.POOLED_GROUP)
+        select(Room).where(
+            Room.channel == chat.channel,
+            Room.chat_id == chat.chat_id,
+            Room.kind == RoomKind.POOLED_GROUP,
+        )
     ).first()
     missing = tuple(r for r in POOL_RIGHTS if not rights.get(r))
     usable = status == "administrator" and not missing
-    actor_ref = telegram_ref(by_telegram_id) if by_telegram_id else ""
+    actor_ref = str(by) if by is not None else ""
     if usable:
         if room is None:
             room = Room(
                 kind=RoomKind.POOLED_GROUP,
-                chat_id=chat_id,
+                channel=chat.channel,
+                chat_id=chat.chat_id,
                 title=title[:255],
                 state=RoomState.FREE,
                 created_at=now,
@@ -112,7 +120,7 @@ def register_group(
             action="room.registered",
             actor_ref=actor_ref,
             subject=f"room:{room.id}",
-            after={"chat_id": chat_id, "state": room.state},
+            after={"chat_id": chat.chat_id, "state": room.state},
             at=now,
         )
         return PoolChange(room.id, room.state)
@@ -165,17 +173,19 @@ def room_of_crisis(session: Session, crisis_id: int) -> Room | None:
     ).first()
 
 
-def crisis_in_room(session: Session, chat_id: int, thread_id: int | None) -> Crisis | None:
-    """The crisis a message in ``chat_id`` (and forum topic ``thread_id``) belongs to.
+def crisis_in_room(session: Session, chat: ChatRef) -> Crisis | None:
+    """The crisis a message in ``chat`` (and its forum topic, if any) belongs to.
 
     In a hub only the crisis's own topic counts; in a pooled group any thread does. Resolved
     crises are returned too (commands then explain the crisis is closed).
     """
     rows = session.exec(
-        select(Crisis).where(Crisis.room_chat_id == chat_id).order_by(col(Crisis.id).desc())
+        select(Crisis)
+        .where(Crisis.room_channel == chat.channel, Crisis.room_chat_id == chat.chat_id)
+        .order_by(col(Crisis.id).desc())
     ).all()
     for crisis in rows:
-        if crisis.room_thread_id is None or crisis.room_thread_id == thread_id:
+        if crisis.room_thread_id is None or crisis.room_thread_id == chat.thread_id:
             if crisis.room_thread_id is None and crisis.status == CrisisStatus.RESOLVED:
                 continue  # a pooled group handed back belongs to nobody now
             return crisis
@@ -191,21 +201,25 @@ class JoinDecision:
 
 
 def decide_join(
-    session: Session, *, chat_id: int, telegram_id: int, invite_link: str | None
+    session: Session, *, chat: ChatRef, who: PersonRef, invite_link: str | None
 ) -> JoinDecision:
     """Whether a join request to a crisis room is let in: only registered, active people
     convened to an open crisis there (and not having declined)."""
     crises = list(
         session.exec(
             select(Crisis)
-            .where(Crisis.room_chat_id == chat_id, Crisis.status != CrisisStatus.RESOLVED)
+            .where(
+                Crisis.room_channel == chat.channel,
+                Crisis.room_chat_id == chat.chat_id,
+                Crisis.status != CrisisStatus.RESOLVED,
+            )
             .order_by(col(Crisis.id))
         )
     )
     # The crisis whose link was used first; in a hub other open crises may admit the person too.
     crises.sort(key=lambda c: 0 if invite_link and c.invite_link == invite_link else 1)
     first = crises[0].id if crises else None
-    user = user_by_telegram(session, telegram_id)
+    user = identity.person_for(session, who)
     if user is None:
         return JoinDecision(False, "unregistered", first)
     if user.status != UserStatus.ACTIVE:

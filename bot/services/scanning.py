@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
+from bot.services import identity
 from bot.services.alerts import plan_delivery
 from bot.services.due import schedule
 from bot.services.notify import notify_payload
@@ -23,7 +24,7 @@ from scanner.alerting import AlertChange
 from scanner.pipeline import ScanReport, run_scan
 from scanner.series import repair_series
 from scanner.trends import run_detection
-from storage.models import Alert, Role, Source
+from storage.models import Alert, Role, Source, User
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -101,6 +102,7 @@ def report_source_health(session: Session, source: Source, event: str, now: date
     supervisors and admins may add them), so every agency's admins and supervisors hear it.
     """
     assert source.id is not None
+    reachable = set(session.exec(select(User.id).where(identity.has_account())))
     people = [
         *active_with_role(session, None, Role.ADMIN),
         *active_with_role(session, None, Role.SUPERVISOR),
@@ -108,7 +110,7 @@ def report_source_health(session: Session, source: Source, event: str, now: date
     stamp = now.strftime("%Y%m%dT%H%M%S")
     scheduled = 0
     for person in people:
-        if person.id is None or person.telegram_id is None or not person.reachable:
+        if person.id is None or person.id not in reachable or not person.reachable:
             continue
         row = schedule(
             session,

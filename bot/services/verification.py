@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from bot.channels.base import Button, ChatRef, DeliveryError, SentMessage
-from bot.services import due, outbox
+from bot.channels.base import Button, DeliveryError
+from bot.channels.refs import ChatRef
+from bot.services import due, identity, outbox
 from bot.services import registration as reg
 from bot.services.commands import publish_person_commands
 from bot.services.wording import label, role_name
@@ -85,14 +86,16 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
         assert applicant is not None
         if applicant.status != UserStatus.PENDING:
             return 0  # decided meanwhile
-        recipients = reg.deciders_for(session, runtime.settings.admin_ids, applicant)
+        admins = identity.global_admins(runtime.settings, runtime.notifier.channel)
+        recipients = reg.deciders_for(session, admins, applicant, runtime.notifier.channel)
         round_id = reg.review_round(session, applicant_id)
     for person in recipients:
         text = review_text(runtime, person.language, applicant)
         buttons = review_buttons(runtime, person.language, applicant_id)
+        private = person.account.direct_chat()
 
-        def send(chat: int = person.chat_id, text: str = text, buttons: Any = buttons) -> Any:
-            return runtime.notifier.send_text(ChatRef(chat), text, buttons)
+        def send(chat: ChatRef = private, text: str = text, buttons: Any = buttons) -> Any:
+            return runtime.notifier.send_text(chat, text, buttons)
 
         try:
             await outbox.send_once(
@@ -100,16 +103,16 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
                 kind=REVIEW_DELIVERY,
                 ref_id=round_id,
                 user_id=applicant_id,
-                part=f"rv{person.chat_id}",
+                part=f"rv{person.account.external_id}",
                 send=send,
             )
         except DeliveryError as exc:
             log.warning(
-                "could not send the request of user %s to %s: %s", applicant_id, person.chat_id, exc
+                "could not send the request of user %s to %s: %s", applicant_id, person.account, exc
             )
-    languages = {p.chat_id: p.language for p in recipients}
+    languages = {p.account.direct_chat(): p.language for p in recipients}
     sent = [
-        reg.ReviewMessage(m.chat_id, m.message_id, languages.get(m.chat_id, "vi"))
+        reg.ReviewMessage(m, languages.get(m.chat, "vi"))
         for m in outbox.sent(runtime, REVIEW_DELIVERY, round_id)
     ]
     with runtime.db.session() as session:
@@ -158,10 +161,12 @@ async def _announce_decision(runtime: Runtime, result: reg.DecisionResult) -> No
             runtime, review.language, applicant, decided=status, by=result.by, reason=result.reason
         )
         try:
-            await runtime.notifier.edit_text(SentMessage(review.chat_id, review.message_id), text)
+            await runtime.notifier.edit_text(review.message, text)
         except DeliveryError as exc:
-            log.warning("could not update the request copy in %s: %s", review.chat_id, exc)
-    if applicant.telegram_id is not None:
+            log.warning("could not update the request copy in %s: %s", review.message, exc)
+    with runtime.db.session() as session:
+        chat = identity.direct_chat(session, applicant.id, runtime.notifier.channel)
+    if chat is not None:
         lang = applicant.language
         text = runtime.renderer.render(
             f"reg_{status}",
@@ -169,7 +174,6 @@ async def _announce_decision(runtime: Runtime, result: reg.DecisionResult) -> No
             role=role_name(runtime, lang, applicant.role),
             reason=result.reason,
         )
-        chat = ChatRef(applicant.telegram_id)
         try:
             await outbox.send_once(
                 runtime,

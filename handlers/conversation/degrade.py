@@ -155,6 +155,10 @@ class DegradingNotifier:
     def __init__(self, inner: Notifier, caps: Capabilities) -> None:
         self.inner = inner
         self.caps = caps
+        self.channel = inner.channel
+
+    def link_to(self, chat: ChatRef) -> str | None:
+        return self.inner.link_to(chat)
 
     async def send_text(
         self, to: base.ChatRef, text: str, buttons: Buttons | None = None
@@ -182,13 +186,13 @@ class DegradingNotifier:
         return await self.inner.send_document(to, document, caption)
 
     async def edit_text(
-        self, message: SentMessage, text: str, buttons: Buttons | None = None
+        self, message: MessageRef, text: str, buttons: Buttons | None = None
     ) -> None:
         if self.caps.edit:
             await self.inner.edit_text(message, text, buttons)
         else:
-            await self.send_text(base.ChatRef(message.chat_id, message.thread_id), text, buttons)
+            await self.send_text(message.chat, text, buttons)
 
-    async def pin(self, message: SentMessage) -> None:
+    async def pin(self, message: MessageRef) -> None:
         if self.caps.pin:
             await self.inner.pin(message)

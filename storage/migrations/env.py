@@ -43,6 +43,26 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: Any) -> None:
+    # SQLite changes a column by rebuilding its table (copy, drop, rename); with foreign keys
+    # enforced, dropping a table that other rows point at fails. SQLite's own recipe: turn them
+    # off for the rebuild (only possible outside a transaction), then check every row by hand.
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
+        _migrate(connection)
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+    if sqlite:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows pointing nowhere: {broken[:5]}")
+
+
+def _migrate(connection: Any) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

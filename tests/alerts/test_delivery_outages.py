@@ -26,8 +26,8 @@ from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
 from bot.app import DELIVER_JOB_ID, build_application
-from bot.channels.base import ChatRef, DeliveryError, OutcomeUnknown
-from bot.channels.telegram.notifier import TelegramNotifier
+from bot.channels.base import DeliveryError, OutcomeUnknown
+from bot.channels.telegram.notifier import TelegramNotifier, chat_ref
 from bot.clock import SimulatedClock
 from bot.config import ConfigError
 from bot.runtime import Runtime
@@ -278,13 +278,13 @@ async def test_the_notifier_tells_a_lost_answer_from_a_send_that_never_left(
         emulator.send_text(lan.id, "/start")
         emulator.inject_delay("sendMessage", 1.5)
         with pytest.raises(OutcomeUnknown):  # written, then no answer in time
-            await notifier.send_text(ChatRef(lan.id), "một")
+            await notifier.send_text(chat_ref(lan.id), "một")
         emulator.inject_error("sendMessage", 502)
         with pytest.raises(DeliveryError) as answered:  # Telegram's own "not done"
-            await notifier.send_text(ChatRef(lan.id), "hai")
+            await notifier.send_text(chat_ref(lan.id), "hai")
         await emulator.stop()
         with pytest.raises(DeliveryError) as refused:  # nothing listening: never left
-            await notifier.send_text(ChatRef(lan.id), "ba")
+            await notifier.send_text(chat_ref(lan.id), "ba")
     assert not isinstance(answered.value, OutcomeUnknown)
     assert not isinstance(refused.value, OutcomeUnknown)
 

@@ -17,7 +17,9 @@ from emulator_fixtures import running_app
 from sqlmodel import select
 
 from bench.stories import BACKGROUND, BURST
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import StoredMessage, TelegramEmulator
+from bot.services import identity
 from bot.services.alerts import plan_delivery
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor
@@ -139,13 +141,12 @@ async def test_sigkill_during_fan_out_loses_nothing(
         s.flush()
         for p in people:
             user = User(
-                telegram_id=p.id,
                 full_name=p.first_name,
                 role=Role.SPOKESPERSON,
                 status="active",
                 agency_id=agency.id,
             )
-            s.add(user)
+            identity.add_person(s, person_ref(p.id), user)
             s.flush()
             s.add(Subscription(user_id=user.id, topic_id=topic.id))
         alert = Alert(

@@ -6,23 +6,30 @@ silently. It is both the ``Notifier`` services send through (wrapped in
 ``DegradingNotifier``, as the app would wire a real channel) and the reply surface of the
 conversation layer.
 
-People are addressed by their account id as the people service knows it; until channel
-identities land that is the number stored in ``User.telegram_id`` (see ``account_of``).
+People are addressed by their account on this channel (a ``ChannelIdentity`` with channel
+``fake``); ``enrol`` gives everyone who has a Telegram account a fake one with the same id, so
+the desks the Telegram tests build serve here too (see ``account_of``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import count
+
+from sqlmodel import select
 
 from bot.channels import base
 from bot.channels.base import Attachment, Buttons, Rejected, SentMessage
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.runtime import Runtime
+from bot.services import identity
 from handlers.conversation.degrade import DegradingNotifier
 from handlers.conversation.dispatch import handle
 from handlers.conversation.events import Incoming, parse_command
 from handlers.conversation.surface import Capabilities
+from storage.db import Database
+from storage.models import ChannelIdentity, User
 
 CHANNEL = "fake"
 CAPABILITIES = Capabilities(
@@ -31,9 +38,17 @@ CAPABILITIES = Capabilities(
 
 
 def account_of(telegram_id: int) -> str:
-    """A person's account id on the fake channel (the one place to change when people get
-    channel identities of their own)."""
+    """A person's account id on the fake channel (``enrol`` made it their Telegram id)."""
     return str(telegram_id)
+
+
+def enrol(db: Database, at: datetime) -> None:
+    """Give every person with a Telegram account an account on the fake channel too."""
+    with db.session() as s:
+        for account in s.exec(select(ChannelIdentity).where(ChannelIdentity.channel == "telegram")):
+            user = s.get(User, account.user_id)
+            assert user is not None
+            identity.link(s, user, PersonRef(CHANNEL, account_of(int(account.external_id))), at)
 
 
 @dataclass(frozen=True)
@@ -66,16 +81,21 @@ class FakeChannel:
 
     # ---- Notifier (what services call, through DegradingNotifier) -------------------------
 
+    channel = CHANNEL
+
+    def link_to(self, chat: base.ChatRef) -> str | None:
+        return None
+
     async def send_text(
         self, to: base.ChatRef, text: str, buttons: Buttons | None = None
     ) -> SentMessage:
-        return SentMessage(to.chat_id, int(self._post(str(to.chat_id), text, buttons)))
+        return SentMessage(to, self._post(to.chat_id, text, buttons))
 
     async def send_photo(
         self, to: base.ChatRef, photo: Attachment, caption: str = "", buttons: Buttons | None = None
     ) -> SentMessage:
-        ident = self._post(str(to.chat_id), caption, buttons, photo=photo.filename)
-        return SentMessage(to.chat_id, int(ident))
+        ident = self._post(to.chat_id, caption, buttons, photo=photo.filename)
+        return SentMessage(to, ident)
 
     async def send_document(
         self, to: base.ChatRef, document: Attachment, caption: str = ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from alert_desk import Desk
-from channels.fake_channel import FakeChannel, account_of
+from channels.fake_channel import FakeChannel, account_of, enrol
 from sqlmodel import select
 
 import handlers.alerts  # noqa: F401  (the alert flows register with the conversation layer)
@@ -24,6 +24,7 @@ from storage.models import Alert, AlertStatus, AuditEvent
 
 def fake_runtime(desk: Desk, channel: FakeChannel) -> Runtime:
     settings = desk.settings
+    enrol(desk.db, desk.clock.now())
     return Runtime(
         settings=settings,
         db=desk.db,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from channels.fake_channel import CHANNEL, FakeChannel, FakeSurface
 
-from bot.channels import base
-from bot.channels.base import Button, SentMessage
+from bot.channels.base import Button
 from bot.channels.refs import ChatRef, MessageRef
 from handlers.conversation.degrade import Replies, press_for, typed_press
 
@@ -44,9 +43,9 @@ async def test_an_edit_is_posted_anew_and_a_pin_is_skipped() -> None:
     replies = Replies(FakeSurface(channel, CHAT), CHAT)
     await replies.replace(MessageRef(CHAT, "1"), "mới")
     notifier = channel.notifier()
-    await notifier.edit_text(SentMessage(501, 1), "mới nữa", [[Button("Đi", "test.go", 8)]])
-    await notifier.pin(SentMessage(501, 1))  # the fake channel would refuse a pin
-    sent = await notifier.send_text(base.ChatRef(501), "x" * 4500)
+    await notifier.edit_text(MessageRef(CHAT, "1"), "mới nữa", [[Button("Đi", "test.go", 8)]])
+    await notifier.pin(MessageRef(CHAT, "1"))  # the fake channel would refuse a pin
+    sent = await notifier.send_text(CHAT, "x" * 4500)
     assert channel.inbox("501")[:2] == ["mới", "mới nữa\n\nĐi: /go 8"]
     assert [len(p) for p in channel.inbox("501")[2:]] == [2000, 2000, 500]
-    assert sent.message_id == 5
+    assert sent.message_id == "5"

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from bot.app import build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage
+from bot.services import identity
 from storage.db import Database
 from storage.models import Agency, Crisis, CrisisMember, User
 
@@ -63,7 +65,7 @@ class Desk:
         with self.db.session() as s:
             crisis = s.get(Crisis, self.crisis_id)
             assert crisis is not None
-            crisis.room_thread_id = self.thread
+            crisis.room_thread_id = str(self.thread)
 
     def set_policy(self, **values: Any) -> None:
         with self.db.session() as s:
@@ -86,7 +88,6 @@ def add_person(
     emulator.world.private_chat(tg_user)
     with db.session() as s:
         row = User(
-            telegram_id=tg_user.id,
             full_name=name,
             agency_id=agency_id,
             role=role,
@@ -94,7 +95,7 @@ def add_person(
             language=language,
             phone="0243 846 2195",
         )
-        s.add(row)
+        identity.add_person(s, person_ref(tg_user.id), row)
         s.flush()
         assert row.id is not None
         return Person(tg_user.id, row.id, name)
@@ -162,7 +163,8 @@ def make_desk(
                 agency_id=agency_id,
                 title="Ngộ độc thực phẩm tại Trường Tiểu học Tân Phong, TP Biên Hòa",
                 lead_id=people["boss"].id,
-                room_chat_id=group.id,
+                room_channel="telegram",
+                room_chat_id=str(group.id),
                 room_thread_id=thread,
                 detected_at=clock.now() - timedelta(hours=3),
                 deadline_at=clock.now() + timedelta(hours=21),

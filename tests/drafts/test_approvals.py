@@ -20,7 +20,9 @@ from drafts_flows import (
 from emulator_fixtures import running_app
 from sqlmodel import col, select
 
+from bot.channels.telegram.notifier import person_ref
 from bot.services import drafts as dr
+from bot.services import identity
 from bot.services import press_templates as pt
 from bot.services.permissions import Actor
 from bot.services.textsplit import TELEGRAM_LIMIT
@@ -247,15 +249,16 @@ async def test_reminder_then_escalation_then_cancelled_by_the_decision(make_desk
     admin.started = True
     desk.emulator.world.private_chat(admin)
     with desk.db.session() as s:
-        s.add(
+        identity.add_person(
+            s,
+            person_ref(admin.id),
             User(
-                telegram_id=admin.id,
                 full_name="Quản trị",
                 agency_id=desk.agency_id,
                 role="admin",
                 status="active",
                 language="vi",
-            )
+            ),
         )
     app = desk.app()
     async with running_app(app):

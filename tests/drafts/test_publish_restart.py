@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
-from bot.services import approvals, due
+from bot.services import approvals, due, identity
 from bot.services import drafts as dr
 from storage.db import Database
 from storage.migrate import upgrade
@@ -65,21 +66,21 @@ def _approved_draft(emulator: TelegramEmulator, db: Database, room: int) -> tupl
             tg.started = True
             emulator.world.private_chat(tg)
             row = User(
-                telegram_id=tg.id,
                 full_name=tg.first_name,
                 agency_id=agency.id,
                 role=role,
                 status="active",
                 language="en",
             )
-            s.add(row)
+            identity.add_person(s, person_ref(tg.id), row)
             s.flush()
             people.append(row)
         crisis = Crisis(
             agency_id=agency.id or 0,
             title="Ngộ độc thực phẩm",
             lead_id=people[0].id,
-            room_chat_id=room,
+            room_channel="telegram",
+            room_chat_id=str(room),
             detected_at=now - timedelta(hours=1),
             deadline_at=now + timedelta(hours=23),
         )

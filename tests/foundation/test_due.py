@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from bot.channels.base import Attachment, Buttons, ChatRef, RecipientUnreachable, SentMessage
+from bot.channels.base import Attachment, Buttons, RecipientUnreachable, SentMessage
+from bot.channels.refs import ChatRef, MessageRef
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
 from bot.services import due as due_service
+from bot.services import identity
 from bot.services.due import due_handler, fire_due, schedule
 from bot.services.notify import notify_payload
 from bot.templating import Renderer
@@ -22,7 +25,11 @@ from storage.models import AuditEvent, Due, User
 
 
 class RecordingNotifier:
-    """An in-process Notifier for service unit tests (end-to-end tests use the emulator)."""
+    """An in-process Notifier for service unit tests (end-to-end tests use the emulator).
+
+    It stands in for Telegram: people are added with Telegram accounts (``person_ref``)."""
+
+    channel = "telegram"
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, str]] = []
@@ -31,10 +38,13 @@ class RecordingNotifier:
     async def send_text(
         self, to: ChatRef, text: str, buttons: Buttons | None = None
     ) -> SentMessage:
-        if to.chat_id in self.unreachable:
+        if int(to.chat_id) in self.unreachable:
             raise RecipientUnreachable("Forbidden: bot was blocked by the user")
-        self.sent.append((to.chat_id, text))
-        return SentMessage(to.chat_id, len(self.sent))
+        self.sent.append((int(to.chat_id), text))
+        return SentMessage(to, str(len(self.sent)))
+
+    def link_to(self, chat: ChatRef) -> str | None:
+        return None
 
     async def send_photo(
         self, to: ChatRef, photo: Attachment, caption: str = "", buttons: Buttons | None = None
@@ -47,11 +57,11 @@ class RecordingNotifier:
         raise NotImplementedError
 
     async def edit_text(
-        self, message: SentMessage, text: str, buttons: Buttons | None = None
+        self, message: MessageRef, text: str, buttons: Buttons | None = None
     ) -> None:
         raise NotImplementedError
 
-    async def pin(self, message: SentMessage) -> None:
+    async def pin(self, message: MessageRef) -> None:
         raise NotImplementedError
 
 
@@ -62,10 +72,8 @@ def runtime(db: Database, clock: SimulatedClock, make_settings: Any) -> Runtime:
 
 def add_user(db: Database, telegram_id: int = 100) -> int:
     with db.session() as s:
-        user = User(
-            telegram_id=telegram_id, full_name="Nguyễn Văn A", language="en", status="active"
-        )
-        s.add(user)
+        user = User(full_name="Nguyễn Văn A", language="en", status="active")
+        identity.add_person(s, person_ref(telegram_id), user)
         s.flush()
         assert user.id is not None
         return user.id
@@ -148,7 +156,7 @@ def test_kinds() -> None:
 @due_handler("test.flaky")
 async def flaky(_rt: Runtime, session: Session, row: Due) -> None:
     FLAKY_CALLS.append(row.attempts)
-    session.add(User(telegram_id=999, full_name="partial"))  # must be rolled back
+    identity.add_person(session, person_ref(999), User(full_name="partial"))  # must be rolled back
     session.flush()
     raise RuntimeError("downstream down")
 
@@ -167,7 +175,7 @@ async def test_failures_back_off_then_give_up(runtime: Runtime, clock: Simulated
         row = s.exec(select(Due)).one()
         assert row.done_at is not None and row.attempts == due_service.MAX_ATTEMPTS
         assert "downstream down" in (row.last_error or "")
-        assert s.exec(select(User).where(User.telegram_id == 999)).first() is None
+        assert identity.person_for(s, person_ref(999)) is None
 
 
 async def test_blocked_person_is_marked_unreachable(
@@ -200,7 +208,7 @@ async def await_then_write(rt: Runtime, session: Session, row: Due) -> None:
     a reminder: look the person up, send, record)."""
     assert session.get(User, row.payload["user_id"]) is not None
     with rt.db.session() as other:  # e.g. a button handler committing meanwhile
-        other.add(User(telegram_id=4242, full_name="committed meanwhile"))
+        identity.add_person(other, person_ref(4242), User(full_name="committed meanwhile"))
     await asyncio.sleep(0)
     user = session.get(User, row.payload["user_id"])
     assert user is not None
@@ -220,4 +228,4 @@ async def test_handler_may_write_after_others_committed(
     with runtime.db.session() as s:
         user = s.get(User, user_id)
         assert user is not None and user.full_name == "written after the await"
-        assert s.exec(select(User).where(User.telegram_id == 4242)).first() is not None
+        assert identity.person_for(s, person_ref(4242)) is not None

@@ -17,15 +17,16 @@ from bot.app import build_application
 from bot.channels.base import (
     Attachment,
     Button,
-    ChatRef,
     RateLimited,
     RecipientUnreachable,
     Rejected,
 )
-from bot.channels.telegram.notifier import TelegramNotifier
+from bot.channels.refs import ChatRef
+from bot.channels.telegram.notifier import TelegramNotifier, chat_ref, person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage
+from bot.services import identity
 from bot.services.due import schedule
 from bot.services.notify import notify_payload
 from storage.db import Database
@@ -55,48 +56,56 @@ async def test_notifier_sends_edits_pins_and_uploads(emulator: TelegramEmulator,
     alice = emulator.create_user("Alice")
     emulator.send_text(alice.id, "/start")
     sent = await notifier.send_text(
-        ChatRef(alice.id), "<b>Cảnh báo</b> &amp; chi tiết", [[Button("Xác nhận", "test.ok", 7)]]
+        chat_ref(alice.id), "<b>Cảnh báo</b> &amp; chi tiết", [[Button("Xác nhận", "test.ok", 7)]]
     )
-    stored = emulator.message(alice.id, sent.message_id)
+    stored = emulator.message(alice.id, int(sent.message_id))
     assert stored.data["text"] == "Cảnh báo & chi tiết"
     assert stored.buttons()[0]["callback_data"] == "test.ok:7"
     await notifier.edit_text(
         sent, "<b>Cảnh báo</b> &amp; chi tiết", [[Button("Xác nhận", "test.ok", 7)]]
     )
     await notifier.edit_text(sent, "✓ đã xác nhận")
-    assert emulator.message(alice.id, sent.message_id).data["text"] == "✓ đã xác nhận"
+    assert emulator.message(alice.id, int(sent.message_id)).data["text"] == "✓ đã xác nhận"
 
-    photo = await notifier.send_photo(ChatRef(alice.id), Attachment("chart.png", PNG), "Biểu đồ")
-    assert "photo" in emulator.message(alice.id, photo.message_id).data
-    doc = await notifier.send_document(ChatRef(alice.id), Attachment("report.md", b"# Report\n"))
-    assert emulator.message(alice.id, doc.message_id).data["document"]["file_name"] == "report.md"
+    photo = await notifier.send_photo(chat_ref(alice.id), Attachment("chart.png", PNG), "Biểu đồ")
+    assert "photo" in emulator.message(alice.id, int(photo.message_id)).data
+    doc = await notifier.send_document(chat_ref(alice.id), Attachment("report.md", b"# Report\n"))
+    assert (
+        emulator.message(alice.id, int(doc.message_id)).data["document"]["file_name"] == "report.md"
+    )
 
     group = emulator.create_supergroup("Tổ công tác", forum=True, member_ids=[alice.id])
     emulator.add_bot(group.id, rights={"can_pin_messages": True, "can_manage_topics": True})
     topic = await bot.create_forum_topic(group.id, "Vụ việc #1")
-    in_topic = await notifier.send_text(ChatRef(group.id, topic.message_thread_id), "Tóm tắt")
-    assert in_topic.thread_id == topic.message_thread_id
+    in_topic = await notifier.send_text(chat_ref(group.id, topic.message_thread_id), "Tóm tắt")
+    assert in_topic.chat == ChatRef("telegram", str(group.id), str(topic.message_thread_id))
     await notifier.pin(in_topic)
-    assert emulator.chat(group.id).pinned == [in_topic.message_id]
+    assert emulator.chat(group.id).pinned == [int(in_topic.message_id)]
+    assert notifier.link_to(in_topic.chat) == (
+        f"https://t.me/c/{str(group.id)[4:]}/{topic.message_thread_id}"
+    )
+    assert notifier.link_to(chat_ref(alice.id)) is None  # a private chat has no such link
+    with pytest.raises(ValueError, match="zalo"):
+        await notifier.send_text(ChatRef("zalo", "u-1"), "hello")
 
 
 async def test_notifier_maps_failures(emulator: TelegramEmulator, bot: Bot) -> None:
     notifier = TelegramNotifier(bot)
     stranger = emulator.create_user("Stranger")
     with pytest.raises(RecipientUnreachable):
-        await notifier.send_text(ChatRef(stranger.id), "hello")
+        await notifier.send_text(chat_ref(stranger.id), "hello")
     with pytest.raises(RecipientUnreachable):
-        await notifier.send_text(ChatRef(-100999), "hello")
+        await notifier.send_text(chat_ref(-100999), "hello")
     emulator.send_text(stranger.id, "/start")
     with pytest.raises(Rejected, match=r"(?i)can't parse entities"):
-        await notifier.send_text(ChatRef(stranger.id), "<script>x</script>")
+        await notifier.send_text(chat_ref(stranger.id), "<script>x</script>")
     emulator.inject_error("sendMessage", 429, retry_after=3)
     with pytest.raises(RateLimited) as info:
-        await notifier.send_text(ChatRef(stranger.id), "hello")
+        await notifier.send_text(chat_ref(stranger.id), "hello")
     assert info.value.retry_after == 3
     emulator.block_bot(stranger.id)
     with pytest.raises(RecipientUnreachable, match="blocked"):
-        await notifier.send_text(ChatRef(stranger.id), "hello")
+        await notifier.send_text(chat_ref(stranger.id), "hello")
 
 
 @pytest.fixture
@@ -120,14 +129,15 @@ async def test_admin_only_button_and_forged_data(
     admin = emulator.create_user("Admin", language_code="en")
     member = emulator.create_user("Member", language_code="en")
     with sqlite_db.session() as s:
-        s.add(
+        identity.add_person(
+            s,
+            person_ref(member.id),
             User(
-                telegram_id=member.id,
                 full_name="Member",
                 status="active",
                 role="member",
                 language="en",
-            )
+            ),
         )
     app = build_application(app_settings(str(admin.id)), sqlite_db, clock)
     async with running_app(app):
@@ -168,7 +178,9 @@ async def test_suspended_person_is_refused(
 ) -> None:
     person = emulator.create_user("Suspended", language_code="vi")
     with sqlite_db.session() as s:
-        s.add(User(telegram_id=person.id, full_name="S", status="suspended", role="admin"))
+        identity.add_person(
+            s, person_ref(person.id), User(full_name="S", status="suspended", role="admin")
+        )
     app = build_application(app_settings(), sqlite_db, clock)
     async with running_app(app):
         emulator.send_text(person.id, "/start")
@@ -185,8 +197,8 @@ async def test_tick_fires_due_rows_on_the_simulated_clock(
     alice = emulator.create_user("Alice", language_code="vi")
     emulator.send_text(alice.id, "xin chào")  # opens the chat (free text gets its own answer)
     with sqlite_db.session() as s:
-        user = User(telegram_id=alice.id, full_name="Alice", status="active", language="vi")
-        s.add(user)
+        user = User(full_name="Alice", status="active", language="vi")
+        identity.add_person(s, person_ref(alice.id), user)
         s.flush()
         assert user.id is not None
         schedule(

@@ -10,8 +10,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage
+from bot.services import identity
 from bot.services.due import schedule
 from bot.services.notify import notify_payload
 from storage.db import Database
@@ -51,8 +53,8 @@ async def test_due_row_fires_after_sigkill_and_restart(
         db = Database.from_url(url)
         due_at = datetime.now(UTC) + timedelta(seconds=1.5)
         with db.session() as s:
-            user = User(telegram_id=alice.id, full_name="Alice", status="active", language="en")
-            s.add(user)
+            user = User(full_name="Alice", status="active", language="en")
+            identity.add_person(s, person_ref(alice.id), user)
             s.flush()
             assert user.id is not None
             schedule(

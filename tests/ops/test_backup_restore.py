@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from bot.channels.telegram.notifier import person_ref
 from bot.cli import main
+from bot.services import identity
 from storage.db import Database, sqlite_url
 from storage.migrate import heads, upgrade
 from storage.models import Agency, AuditEvent, User
@@ -41,7 +43,9 @@ def live(data_dir: Path) -> Iterator[Database]:
         agency = Agency(code="BYT", name="Bộ Y tế")
         session.add(agency)
         session.flush()
-        session.add(User(telegram_id=1, full_name="Nguyễn Văn An", agency_id=agency.id))
+        identity.add_person(
+            session, person_ref(1), User(full_name="Nguyễn Văn An", agency_id=agency.id)
+        )
         session.add(AuditEvent(action="user.verify", subject="user:1", at=NOW))
     yield db
     db.dispose()
@@ -99,8 +103,8 @@ def test_backup_while_the_bot_writes_then_restore_brings_the_data_back(
         assert copy.execute("pragma journal_mode").fetchone() == ("delete",)
 
     with live.session() as session:  # after the backup: a new person, a deleted one
-        session.add(User(telegram_id=2, full_name="Trần Thị Bình"))
-        session.delete(session.exec(select(User).where(User.telegram_id == 1)).one())
+        identity.add_person(session, person_ref(2), User(full_name="Trần Thị Bình"))
+        session.delete(identity.person_for(session, person_ref(1)))
     assert names(live) == ["Trần Thị Bình"]
 
     code, _, err = cli(capsys, "restore", str(out))  # the bot still runs: refused
@@ -118,7 +122,7 @@ def test_restore_replaces_the_database_and_keeps_the_old_one(
     out = tmp_path / "copy.sqlite3"
     assert cli(capsys, "backup", str(out))[0] == 0
     with live.session() as session:
-        session.add(User(telegram_id=2, full_name="Trần Thị Bình"))
+        identity.add_person(session, person_ref(2), User(full_name="Trần Thị Bình"))
     live.dispose()  # the bot stopped
 
     code, stdout, err = cli(capsys, "restore", str(out))

@@ -15,9 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from telegram.ext import Application
 
 from bot.app import build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.health import bound_port, serve_monitoring, start_monitoring
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from bot.startup_errors import StartupError
 from storage.db import Database
 from storage.models import Delivery, DeliveryStatus, Source, User
@@ -70,8 +72,8 @@ async def test_healthz_and_metrics_report_the_running_bot(
     admin = emulator.create_user("Admin", language_code="en")
     settings = _settings(make_settings, emulator, admin.id)
     with db.session() as session:
-        person = User(telegram_id=777, full_name="Lan", status="active")
-        session.add(person)
+        person = User(full_name="Lan", status="active")
+        identity.add_person(session, person_ref(777), person)
         session.flush()
         assert person.id is not None
         statuses = (DeliveryStatus.SENT, DeliveryStatus.SENT, DeliveryStatus.FAILED)

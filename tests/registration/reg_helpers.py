@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import StoredMessage
+from bot.services import identity
 from storage.db import Database
 from storage.models import Agency, User
 
@@ -24,8 +26,8 @@ def add_agencies(db: Database, *codes: tuple[str, str]) -> dict[str, int]:
 
 def add_user(db: Database, telegram_id: int, **fields: Any) -> int:
     with db.session() as s:
-        user = User(telegram_id=telegram_id, **{"full_name": "X", "status": "active", **fields})
-        s.add(user)
+        user = User(**{"full_name": "X", "status": "active", **fields})
+        identity.add_person(s, person_ref(telegram_id), user)
         s.flush()
         assert user.id is not None
         return user.id

@@ -12,8 +12,10 @@ from registration.reg_helpers import add_agencies, add_user, labels, last_id, pr
 from sqlmodel import col, select
 
 from bot.app import build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from storage.db import Database
 from storage.models import AuditEvent, ConversationState, Invite, User
 
@@ -30,7 +32,7 @@ def state_of(db: Database, telegram_id: int) -> ConversationState | None:
 
 def user_of(db: Database, telegram_id: int) -> User | None:
     with db.session() as s:
-        return s.exec(select(User).where(User.telegram_id == telegram_id)).first()
+        return identity.person_for(s, person_ref(telegram_id))
 
 
 def audit_actions(db: Database, subject_prefix: str = "") -> list[str]:

@@ -14,10 +14,12 @@ from emulator_fixtures import running_app
 from registration.reg_helpers import add_agencies, add_user
 
 from bot.app import build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from bot.services import registration as reg
-from bot.services.people import actor_for_telegram, user_by_telegram
+from bot.services.people import actor_for
 from storage.db import Database
 from storage.models import ConversationState
 
@@ -50,7 +52,7 @@ def _pending(db: Database, emulator: TelegramEmulator, clock: SimulatedClock) ->
             state,
             phone="+84 912 345 678",
             contact_owner_ref=f"tg:{kim.id}",
-            telegram_id=kim.id,
+            who=person_ref(kim.id),
             username=None,
             now=clock.now(),
         )
@@ -78,11 +80,11 @@ async def test_a_decision_owed_by_a_dead_process_is_announced(
     sup, kim = _pending(sqlite_db, emulator, clock)
     settings = app_settings(TICK_SECONDS="0.1")
     with sqlite_db.session() as s:
-        applicant = user_by_telegram(s, kim)
+        applicant = identity.person_for(s, person_ref(kim))
         assert applicant is not None and applicant.id is not None
         reg.decide(
             s,
-            actor=actor_for_telegram(s, settings, sup),
+            actor=actor_for(s, settings, person_ref(sup)),
             applicant_id=applicant.id,
             approve=True,
             decider_name="Sup",

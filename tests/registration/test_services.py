@@ -10,10 +10,11 @@ import pytest
 from registration.reg_helpers import add_agencies, add_user
 from sqlmodel import select
 
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
-from bot.services import commands, invites
+from bot.services import commands, identity, invites
 from bot.services import registration as reg
-from bot.services.people import actor_for_telegram
+from bot.services.people import actor_for
 from bot.services.permissions import Actor
 from storage.db import Database
 from storage.models import AuditEvent, Role, User
@@ -53,7 +54,7 @@ def test_clean_name_refuses(raw: str, code: str) -> None:
 
 def _actor(db: Database, telegram_id: int, admins: tuple[int, ...] = ()) -> Actor:
     with db.session() as s:
-        user = s.exec(select(User).where(User.telegram_id == telegram_id)).first()
+        user = identity.person_for(s, person_ref(telegram_id))
     return Actor(f"tg:{telegram_id}", user, telegram_id in admins)
 
 
@@ -122,7 +123,7 @@ def _pending(db: Database, clock: SimulatedClock, telegram_id: int, agency_id: i
                 state,
                 phone="+84900",
                 contact_owner_ref="tg:999",
-                telegram_id=telegram_id,
+                who=person_ref(telegram_id),
                 username=None,
                 now=clock.now(),
             )
@@ -131,7 +132,7 @@ def _pending(db: Database, clock: SimulatedClock, telegram_id: int, agency_id: i
             state,
             phone="+84 900 000 000",
             contact_owner_ref=f"tg:{telegram_id}",
-            telegram_id=telegram_id,
+            who=person_ref(telegram_id),
             username="@Appl",
             now=clock.now(),
         )
@@ -151,9 +152,14 @@ def test_decisions_are_made_once_and_only_by_the_right_people(
         assert reg.find_by_username(s, "@APPL") is not None
         assert reg.find_by_username(s, "appl").id == applicant  # type: ignore[union-attr]
         assert reg.find_by_username(s, "") is None
-        deciders = reg.deciders_for(s, [1], s.get(User, applicant))  # type: ignore[arg-type]
-        assert [d.chat_id for d in deciders] == [1, 10]
-        assert [u.telegram_id for u in reg.agency_supervisors(s, ids["BYT"])] == [10]
+        deciders = reg.deciders_for(
+            s,
+            [person_ref(1)],
+            s.get(User, applicant),  # type: ignore[arg-type]
+            "telegram",
+        )
+        assert [d.account.external_id for d in deciders] == ["1", "10"]
+        assert [u.full_name for u in reg.agency_supervisors(s, ids["BYT"])] == ["Sup"]
     for tid in (11, 12):
         with sqlite_db.session() as s, pytest.raises(reg.NotAllowed):
             reg.decide(
@@ -209,7 +215,7 @@ def test_people_management_rules(sqlite_db: Database, clock: SimulatedClock) -> 
     with sqlite_db.session() as s:
         row = s.get(User, member)
         assert row is not None and row.status == "suspended" and row.role == "spokesperson"
-        assert actor_for_telegram(s, _settings_stub(), 12).suspended
+        assert actor_for(s, _settings_stub(), person_ref(12)).suspended
         rows, page, pages = reg.people_of_agency(s, ids["BYT"], 0, per_page=2)
         assert (len(rows), page, pages) == (2, 0, 2)
         actions = [e.action for e in s.exec(select(AuditEvent)).all()]

@@ -14,8 +14,10 @@ from emulator_fixtures import running_app
 from sqlmodel import select
 
 from bot.app import build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from bot.templating import Renderer
 from storage.db import Database
 from storage.models import Agency, Role, Source, Topic, User, UserStatus
@@ -33,15 +35,16 @@ def _desk(
         agency = Agency(code="BYT", name="Bộ Y tế")
         s.add(agency)
         s.flush()
-        s.add(
+        identity.add_person(
+            s,
+            person_ref(tg.id),
             User(
-                telegram_id=tg.id,
                 username="hung",
                 full_name="Hùng",
                 role=Role.SUPERVISOR,
                 status=UserStatus.ACTIVE,
                 agency_id=agency.id,
-            )
+            ),
         )
     settings = make_settings(
         {

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select
 from sqlmodel import col
 
+from bot.channels.telegram.notifier import person_ref
+from bot.services import identity
 from storage.db import Database
 from storage.models import AuditEvent, Story, User
 from storage.text import clean_deep, clean_text
@@ -35,8 +37,8 @@ def test_clean_text_drops_nul_and_replaces_lone_surrogates() -> None:
 
 def test_orm_objects_are_stored_clean_and_match_what_is_stored(db: Database) -> None:
     with db.session() as s:
-        user = User(telegram_id=7, full_name=NUL, username="an\ud800", created_at=NOW)
-        s.add(user)
+        user = User(full_name=NUL, username="an\ud800", created_at=NOW)
+        identity.add_person(s, person_ref(7), user)
         s.flush()
         # The object the service goes on using says what was stored.
         assert user.full_name == "Bão số 3"
@@ -49,7 +51,7 @@ def test_orm_objects_are_stored_clean_and_match_what_is_stored(db: Database) -> 
         assert event.after == {"text": "Bão số 3", "Lũ \ufffd quét": ["Lũ \ufffd quét"]}
         # A query parameter with a NUL is cleaned the same way, so it finds the row.
         found = s.exec(select(User).where(col(User.full_name) == NUL)).scalars().all()
-        assert [u.telegram_id for u in found] == [7]
+        assert [u.id for u in found] == [user.id]
 
 
 def test_core_statements_are_cleaned(db: Database) -> None:

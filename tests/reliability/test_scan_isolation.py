@@ -16,8 +16,10 @@ from aiohttp import web
 from emulator_fixtures import serving
 from sqlmodel import col, select
 
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.config import Settings
+from bot.services import identity
 from bot.services.scanning import report_source_health
 from bot.templating import Renderer
 from scanner.pipeline import LAST_SCAN_KEY, REPORT_AFTER_FAILURES, Processor, run_scan
@@ -82,15 +84,16 @@ def _seed(db: Database, feeds: Feeds, names: list[str]) -> None:
         assert agency.id is not None
         s.add(Topic(agency_id=agency.id, name="Bão", query="bão OR lũ"))
         for n, role in enumerate((Role.ADMIN, Role.SUPERVISOR, Role.MEMBER)):
-            s.add(
+            identity.add_person(
+                s,
+                person_ref(100 + n),
                 User(
-                    telegram_id=100 + n,
                     full_name=f"Người {n}",
                     agency_id=agency.id,
                     role=role,
                     status=UserStatus.ACTIVE,
                     language="vi" if n else "en",
-                )
+                ),
             )
         for name in names:
             s.add(Source(name=name, outlet=name, url=feeds.url(f"/{name}")))

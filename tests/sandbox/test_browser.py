@@ -175,6 +175,12 @@ class Drill:
 # --------------------------------------------------------------------------- the steps
 
 
+# The applicant (Telegram id 7003) found through their channel identity.
+_APPLICANT = "from user join channelidentity on user_id = user.id where external_id = '7003'"
+APPLICANT_ROLE = f"select status, role {_APPLICANT}"
+APPLICANT_STATUS = f"select status {_APPLICANT}"
+
+
 def register(d: Drill) -> None:
     d.persona(SPOKESPERSON)
     d.open_bot_chat()
@@ -187,9 +193,9 @@ def register(d: Drill) -> None:
     d.reply_button("Chia sẻ số điện thoại")
     d.bot_says("chờ|duyệt")
     d.wait_done("register")
-    assert d.query("select status, role from user where telegram_id = 7003") == [
-        ("pending", "member")
-    ] or d.query("select status from user where telegram_id = 7003") == [("pending",)]
+    assert d.query(APPLICANT_ROLE) == [("pending", "member")] or d.query(APPLICANT_STATUS) == [
+        ("pending",)
+    ]
 
 
 def approve(d: Drill) -> None:
@@ -199,9 +205,7 @@ def approve(d: Drill) -> None:
     d.press("Phê duyệt")
     d.bot_says("Đã phê duyệt")
     d.wait_done("approve")
-    assert d.query("select status, role from user where telegram_id = 7003") == [
-        ("active", "spokesperson")
-    ]
+    assert d.query(APPLICANT_ROLE) == [("active", "spokesperson")]
 
 
 def late(d: Drill) -> None:

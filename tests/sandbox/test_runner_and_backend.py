@@ -17,11 +17,22 @@ import pytest_asyncio
 from aiohttp import ClientSession
 from sqlmodel import func, select
 
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.drill import CRISIS_TOPIC
 from bot.sandbox.personas import AGENCY_CODE, PERSONA_BY_KEY
 from bot.sandbox.runner import Sandbox, SandboxOptions
 from bot.sandbox.web import current_reply_keyboard, entities_to_html, force_reply_target
-from storage.models import Agency, Alert, Article, SeriesBucket, Source, Topic, User
+from bot.services import identity
+from storage.models import (
+    Agency,
+    Alert,
+    Article,
+    ChannelIdentity,
+    SeriesBucket,
+    Source,
+    Topic,
+    User,
+)
 
 ADMIN = PERSONA_BY_KEY["admin"].user_id
 SPOKESPERSON = PERSONA_BY_KEY["spokesperson"].user_id
@@ -78,7 +89,10 @@ async def test_runner_starts_everything_on_its_own_sqlite(sandbox: Sandbox, tmp_
         assert s.exec(select(func.count()).select_from(Article)).one() > 1000
         assert s.exec(select(func.count()).select_from(SeriesBucket)).one() > 0
         # Registered personas (not the outsider) outside the drill.
-        people = {u.telegram_id: u for u in s.exec(select(User))}
+        people = {
+            int(account.external_id): s.get(User, account.user_id)
+            for account in s.exec(select(ChannelIdentity))
+        }
     assert people[ADMIN].status == "active" and OUTSIDER not in people
     assert people[SPOKESPERSON].role == "spokesperson"
     # The bot is an administrator of the hub and the pools.
@@ -295,14 +309,15 @@ async def test_drill_cannot_stall(sandbox: Sandbox) -> None:
         # The trainee arrives late (registered and approved), then follows the topic.
         with drill.db.session() as s:
             agency = s.exec(select(Agency).where(Agency.code == AGENCY_CODE)).one()
-            s.add(
+            identity.add_person(
+                s,
+                person_ref(SPOKESPERSON),
                 User(
-                    telegram_id=SPOKESPERSON,
                     full_name="Lê Minh Châu",
                     agency_id=agency.id,
                     role="spokesperson",
                     status="active",
-                )
+                ),
             )
         asked = emulator.send_text(SPOKESPERSON, "/topics")
         listing = await emulator.wait_for_message(SPOKESPERSON, after=asked.message_id)
@@ -326,7 +341,7 @@ async def test_drill_cannot_stall(sandbox: Sandbox) -> None:
         assert steps["register"] == "current" and "done" not in steps.values(), steps
         assert state["drill"]["waiting"] is True and state["clock"]["local"] == "06:00"
         with drill.db.session() as s:
-            assert s.exec(select(User).where(User.telegram_id == SPOKESPERSON)).first() is None
+            assert identity.person_for(s, person_ref(SPOKESPERSON)) is None
             assert s.exec(select(Alert)).first() is None
         chat = drill.emulator.world.chats.get(SPOKESPERSON)
         assert chat is None or not chat.live_messages(), "the chats start empty"

@@ -27,11 +27,13 @@ from bot.app import build_application
 from bot.buttons import _REGISTRY
 from bot.channels import ratelimit
 from bot.channels.base import encode
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.config import load_settings
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import drafts as dr
+from bot.services import identity
 from bot.services.permissions import Actor
 from bot.services.taskforces import convening, crises, resolve
 from bot.updates import ChatOrderedUpdateProcessor
@@ -174,7 +176,6 @@ def _add_people(emulator: TelegramEmulator, db: Database, agencies: dict[str, in
                     status = {"pending": "pending", "suspended": "suspended"}.get(role, "active")
                     base = role if role in RANK else "spokesperson"
                     row = User(
-                        telegram_id=tg.id,
                         username=f"{role}_{side}",
                         full_name=f"{role.title()} {side}",
                         agency_id=agencies[code],
@@ -183,7 +184,7 @@ def _add_people(emulator: TelegramEmulator, db: Database, agencies: dict[str, in
                         status=status,
                         language="en",
                     )
-                    s.add(row)
+                    identity.add_person(s, person_ref(tg.id), row)
                     s.flush()
                     row_id = row.id
                 people.append(Person(role, side, tg.id, row_id))
@@ -220,16 +221,17 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
         lead = emulator.create_user("Lead", username="lead_byt")
         sentinel = emulator.create_user("Sentinel", language_code="en")
         with db.session() as s:
-            s.add(
+            identity.add_person(
+                s,
+                person_ref(lead.id),
                 User(
-                    telegram_id=lead.id,
                     username="lead_byt",
                     full_name="Lead",
                     agency_id=agencies["BYT"],
                     role="spokesperson",
                     status="active",
                     language="en",
-                )
+                ),
             )
         for person in people:
             emulator.join(person.tg, hub.id)
@@ -250,7 +252,7 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
             )
             with db.session() as s:
                 crisis = s.exec(select(Crisis)).one()
-                thread = crisis.room_thread_id
+                thread = int(crisis.room_thread_id) if crisis.room_thread_id else None
                 holding = dr.library(None).get("holding", "en")
                 s.add(  # the statement /set edits, every field filled
                     Draft(
@@ -288,7 +290,8 @@ async def _pick_across_agencies(
             select(Crisis).where(Crisis.status != CrisisStatus.RESOLVED, Crisis.agency_id == agency)
         ).first()
         assert supervisor is not None and crisis is not None and crisis.id is not None
-        actor = Actor(f"tg:{supervisor.telegram_id}", supervisor)
+        account = identity.account_on(s, supervisor.id, "telegram")
+        actor = Actor(str(account), supervisor)
         crisis_id = crisis.id
     try:
         await convening.convene_more(runtime, actor, crisis_id, user_ids=[stranger])
@@ -443,22 +446,20 @@ async def _press_buttons(
     applicant_tg = emulator.create_user("Applicant", username="applicant_byt")
     with db.session() as s:
         target = User(
-            telegram_id=target_tg.id,
             full_name="Target",
             agency_id=agencies["BYT"],
             role="member",
             status="active",
         )
         applicant = User(
-            telegram_id=applicant_tg.id,
             full_name="Applicant",
             agency_id=agencies["BYT"],
             role="member",
             requested_role="member",
             status="pending",
         )
-        s.add(target)
-        s.add(applicant)
+        identity.add_person(s, person_ref(target_tg.id), target)
+        identity.add_person(s, person_ref(applicant_tg.id), applicant)
         s.flush()
         crisis = s.exec(select(Crisis)).first()
         assert crisis is not None

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 from emulator_fixtures import running_app
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlmodel import select
 
 from bot.app import build_application
+from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from bot.services.commands import _COMMANDS
 from storage.db import Database
 from storage.models import Agency, User
@@ -46,15 +47,16 @@ async def _exchange(
                 s.add(Agency(id=1, code="BYT", name="Bộ Y tế", owner="chat"))
                 s.flush()
             spokes = people["spokesperson"].id
-            if s.exec(select(User).where(User.telegram_id == spokes)).first() is None:
-                s.add(
+            if identity.person_for(s, person_ref(spokes)) is None:
+                identity.add_person(
+                    s,
+                    person_ref(spokes),
                     User(
-                        telegram_id=spokes,
                         full_name="Spokes",
                         agency_id=1,
                         role="spokesperson",
                         status="active",
-                    )
+                    ),
                 )
         settings_ = make_settings(
             {

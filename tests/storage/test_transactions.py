@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import select
 
-from bot.services import audit
+from bot.channels.telegram.notifier import person_ref
+from bot.services import audit, identity
 from storage.db import Database
 from storage.models import Agency, AuditEvent, User
 
@@ -19,7 +20,7 @@ def test_failed_transaction_leaves_no_rows_and_no_audit(db: Database) -> None:
         agency = Agency(code="BYT", name="Bộ Y tế")
         s.add(agency)
         s.flush()
-        s.add(User(telegram_id=1, full_name="A", agency_id=agency.id))
+        identity.add_person(s, person_ref(1), User(full_name="A", agency_id=agency.id))
         audit.record(s, action="user.created", subject="user:1", at=NOW)
         s.flush()
         raise RuntimeError("the chat send failed before commit")
@@ -57,7 +58,7 @@ def test_foreign_keys_are_enforced(db: Database) -> None:
     from sqlalchemy.exc import IntegrityError
 
     with pytest.raises(IntegrityError), db.session() as s:
-        s.add(User(telegram_id=2, full_name="B", agency_id=999))
+        identity.add_person(s, person_ref(2), User(full_name="B", agency_id=999))
 
 
 def test_naive_datetimes_are_refused(db: Database) -> None:

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services import identity
 from storage.db import Database
 from storage.models import Agency, User
 
@@ -61,7 +63,6 @@ def add_person(
         emulator.world.private_chat(tg_user)
     with db.session() as s:
         row = User(
-            telegram_id=tg_user.id,
             username=name,
             full_name=name.title(),
             agency_id=world.agency_id,
@@ -69,7 +70,7 @@ def add_person(
             status=status,
             language=language,
         )
-        s.add(row)
+        identity.add_person(s, person_ref(tg_user.id), row)
         s.flush()
         assert row.id is not None
         person = Person(tg_user.id, row.id, name)

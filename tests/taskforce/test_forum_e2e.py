@@ -61,11 +61,14 @@ async def test_forum_task_force_from_command_to_resolve(
         with sqlite_db.session() as s:
             crisis = s.get(Crisis, 1)
             assert crisis is not None
-            assert (crisis.room_chat_id, crisis.room_thread_id) == (hub.id, topic.message_thread_id)
+            assert (crisis.room_chat_id, crisis.room_thread_id) == (
+                str(hub.id),
+                str(topic.message_thread_id),
+            )
             assert crisis.severity == "critical"
             assert crisis.detected_at == crisis.created_at <= clock.now()
             assert (crisis.deadline_at - crisis.detected_at).total_seconds() == 24 * 3600
-            brief_id = crisis.brief_message_id
+            brief_id = int(crisis.brief_message_id) if crisis.brief_message_id else None
             link = crisis.invite_link
         assert brief_id is not None and link is not None
         assert emulator.chat(hub.id).pinned == [brief_id]

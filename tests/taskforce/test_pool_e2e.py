@@ -13,7 +13,8 @@ from telegram.ext import ContextTypes
 
 from bot.app import build_application
 from bot.buttons import register
-from bot.channels.base import Button, ChatRef
+from bot.channels.base import Button
+from bot.channels.telegram.notifier import chat_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services.permissions import Actor
@@ -30,7 +31,7 @@ CONFIRM = "✅ Yes, close the crisis"  # the button /resolve asks to press
 
 def _room(db: Database, chat_id: int) -> Room | None:
     with db.session() as s:
-        return s.exec(select(Room).where(Room.chat_id == chat_id)).first()
+        return s.exec(select(Room).where(Room.chat_id == str(chat_id))).first()
 
 
 def _invited(emulator: TelegramEmulator, user_id: int) -> int:
@@ -67,9 +68,9 @@ async def test_pool_group_lifecycle(
         [link] = [x for x in emulator.invite_links(group.id) if x.creates_join_request]
         with sqlite_db.session() as s:
             crisis = s.get(Crisis, 1)
-            assert crisis is not None and crisis.room_chat_id == group.id
+            assert crisis is not None and crisis.room_chat_id == str(group.id)
             assert crisis.room_thread_id is None and crisis.invite_link == link.invite_link
-            brief_id = crisis.brief_message_id
+            brief_id = int(crisis.brief_message_id or 0)
         assert emulator.chat(group.id).pinned == [brief_id]
         assert _room(sqlite_db, group.id).state == "in_use"  # type: ignore[union-attr]
         await emulator.wait_for(lambda: _invited(emulator, m1.tg) == 1)
@@ -161,7 +162,7 @@ async def _open_from_alert(
         runtime, actor, "Alert: vaccine", "critical", alert_id=int(ident)
     )
     await runtime.notifier.send_text(
-        ChatRef(update.effective_user.id),  # type: ignore[union-attr]
+        chat_ref(update.effective_user.id),  # type: ignore[union-attr]
         runtime.renderer.render("crisis_opened", "en", o=opened),
     )
 

@@ -48,7 +48,7 @@ async def test_deadline_and_task_reminders_fire_after_a_restart(
         emulator.request_join(lead.tg, emulator.invite_links(hub.id)[-1].invite_link)
         await emulator.wait_for(lambda: emulator.chat(hub.id).member(lead.tg).is_member)
         with sqlite_db.session() as s:
-            second_thread = s.get(Crisis, 2).room_thread_id  # type: ignore[union-attr]
+            second_thread = int(s.get(Crisis, 2).room_thread_id)  # type: ignore[union-attr,arg-type]
         asked = emulator.send_text(
             lead.tg, "/task 3h Call the hospital", chat_id=hub.id, thread_id=second_thread
         )

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from docx import Document
 
+from bot.channels.telegram.notifier import chat_ref, person_ref, room_link
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
-from bot.services import reports, rooms, timeline
+from bot.services import identity, reports, rooms, stored_refs, timeline
 from bot.services.taskforces import room
 from bot.services.taskforces.crises import TaskForceError
 from bot.services.taskforces.roles import parse_role
@@ -130,41 +131,41 @@ def test_a_free_group_is_taken_once(sqlite_db: Database, make_settings: Any) -> 
         change = rooms.register_group(
             s,
             settings,
-            chat_id=-1001,
+            chat=chat_ref(-1001),
             title="Spare",
             chat_type="supergroup",
             status="administrator",
             rights=dict.fromkeys(rooms.POOL_RIGHTS, True),
-            by_telegram_id=5,
+            by=person_ref(5),
             now=T0,
         )
         assert change.state == "free"
         weak = rooms.register_group(
             s,
             settings,
-            chat_id=-1002,
+            chat=chat_ref(-1002),
             title="Weak",
             chat_type="supergroup",
             status="administrator",
             rights={"can_pin_messages": True},
-            by_telegram_id=5,
+            by=person_ref(5),
             now=T0,
         )
         assert weak.room_id is None and "can_invite_users" in weak.missing
         first, second = _crisis(s, agency.id or 0), _crisis(s, agency.id or 0)
         taken = rooms.claim_free_room(s, first.id or 0)
-        assert taken is not None and taken.chat_id == -1001 and taken.state == "in_use"
+        assert taken is not None and taken.chat_id == "-1001" and taken.state == "in_use"
         assert rooms.claim_free_room(s, second.id or 0) is None
         # Demoting the bot takes the group out and names the crisis that lost it.
         gone = rooms.register_group(
             s,
             settings,
-            chat_id=-1001,
+            chat=chat_ref(-1001),
             title="Spare",
             chat_type="supergroup",
             status="member",
             rights={},
-            by_telegram_id=5,
+            by=person_ref(5),
             now=T0,
         )
         assert gone.state == "gone" and gone.crisis_id == first.id
@@ -183,12 +184,12 @@ def test_join_decisions(sqlite_db: Database) -> None:
             ("out", "active"),
             ("sus", "suspended"),
         ):
-            user = User(telegram_id=len(people) + 10, username=name, status=status)
-            s.add(user)
+            user = User(username=name, status=status)
+            identity.add_person(s, person_ref(len(people) + 10), user)
             s.flush()
             people[name] = user
         crisis = _crisis(s, agency.id or 0)
-        crisis.room_chat_id = -100
+        stored_refs.set_crisis_room(crisis, chat_ref(-100))
         crisis.invite_link = "https://t.me/+x"
         for name, state in (("in", "invited"), ("no", "declined"), ("sus", "invited")):
             s.add(CrisisMember(crisis_id=crisis.id or 0, user_id=people[name].id or 0, state=state))
@@ -196,7 +197,7 @@ def test_join_decisions(sqlite_db: Database) -> None:
 
         def decide(telegram_id: int) -> tuple[bool, str]:
             d = rooms.decide_join(
-                s, chat_id=-100, telegram_id=telegram_id, invite_link="https://t.me/+x"
+                s, chat=chat_ref(-100), who=person_ref(telegram_id), invite_link="https://t.me/+x"
             )
             return d.approve, d.reason
 
@@ -218,8 +219,8 @@ def test_report_key_times_and_files(sqlite_db: Database, make_settings: Any) -> 
         agency = Agency(code="A", name="Bộ Y tế")
         s.add(agency)
         s.flush()
-        lead = User(telegram_id=1, username="lead", full_name="Nguyễn Văn A", status="active")
-        s.add(lead)
+        lead = User(username="lead", full_name="Nguyễn Văn A", status="active")
+        identity.add_person(s, person_ref(1), lead)
         s.flush()
         crisis = Crisis(
             agency_id=agency.id or 0,
@@ -276,9 +277,10 @@ def test_report_key_times_and_files(sqlite_db: Database, make_settings: Any) -> 
     assert "Published" in cells and "2 h 5 min" in cells
 
 
-def test_room_url_and_topic_name() -> None:
-    assert room.room_url(-1001234, 7) == "https://t.me/c/1234/7"
-    assert room.room_url(-1234, None) is None
+def test_room_link_and_topic_name() -> None:
+    assert room_link(chat_ref(-1001234, 7)) == "https://t.me/c/1234/7"
+    assert room_link(chat_ref(-1001234)) == "https://t.me/c/1234"
+    assert room_link(chat_ref(-1234)) is None
     crisis = Crisis(
         id=3, agency_id=1, title="x" * 300, severity="critical", detected_at=T0, deadline_at=T0
     )

@@ -4,6 +4,9 @@ Text is sent as Telegram HTML (templates escape what people typed); buttons beco
 keyboard whose callback data is the ``action:id`` of each ``Button``. PTB exceptions are mapped to
 the channel-neutral ones of ``bot.channels.base``.
 
+Services hold channel-neutral references (``bot.channels.refs``: string ids); this adapter is
+where they become the Bot API's numbers and where Telegram's answers become references again.
+
 A send that fails before its request was fully written cannot have reached Telegram and is safe
 to repeat; one that fails after it (the answer timed out or the connection dropped mid-answer) may
 have been delivered, and the Bot API has no way to ask, so it raises ``OutcomeUnknown`` and the
@@ -31,6 +34,7 @@ from telegram import (
     InlineKeyboardMarkup,
     InputFile,
     Message,
+    User,
 )
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -45,7 +49,6 @@ from telegram.error import (
 from bot.channels.base import (
     Attachment,
     Buttons,
-    ChatRef,
     DeliveryError,
     OutcomeUnknown,
     RateLimited,
@@ -53,6 +56,9 @@ from bot.channels.base import (
     Rejected,
     SentMessage,
 )
+from bot.channels.refs import ChatRef, MessageRef, PersonRef
+
+CHANNEL = "telegram"
 
 T = TypeVar("T")
 
@@ -70,13 +76,59 @@ def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
     )
 
 
+def chat_id(chat: ChatRef) -> int | str:
+    """The Bot API's ``chat_id``: a number, or a public chat's ``@username``."""
+    if chat.channel != CHANNEL:
+        raise ValueError(f"a {chat.channel} chat given to the Telegram adapter")
+    return int(chat.chat_id) if chat.chat_id.lstrip("-").isdigit() else chat.chat_id
+
+
+def thread_id(chat: ChatRef) -> int | None:
+    """The Bot API's ``message_thread_id`` (forum topic), if the reference has one."""
+    return int(chat.thread_id) if chat.thread_id is not None else None
+
+
+def message_id(message: MessageRef) -> int:
+    return int(message.message_id)
+
+
+def chat_ref(chat: int | str, thread: int | None = None) -> ChatRef:
+    """A Telegram chat (and forum topic) as a channel-neutral reference."""
+    return ChatRef(CHANNEL, str(chat), str(thread) if thread is not None else None)
+
+
+def person_ref(user: User | int) -> PersonRef:
+    """The person behind a Telegram user (or user id) as a channel-neutral reference."""
+    return PersonRef(CHANNEL, str(user if isinstance(user, int) else user.id))
+
+
+def message_ref(message: Message) -> MessageRef:
+    """A received or sent Telegram message as a channel-neutral reference."""
+    thread = message.message_thread_id if message.is_topic_message else None
+    return MessageRef(chat_ref(message.chat_id, thread), str(message.message_id))
+
+
+def room_link(chat: ChatRef) -> str | None:
+    """A t.me link that opens a supergroup (or one of its forum topics) for its members.
+
+    Only supergroups (ids starting ``-100``) have such links; other chats get none.
+    """
+    if not chat.chat_id.startswith("-100"):
+        return None
+    internal = chat.chat_id[4:]
+    if chat.thread_id is not None:
+        return f"https://t.me/c/{internal}/{chat.thread_id}"
+    return f"https://t.me/c/{internal}"
+
+
 def _sent(message: Message) -> SentMessage:
     file_id = None
     if message.photo:
         file_id = message.photo[-1].file_id
     elif message.document:
         file_id = message.document.file_id
-    return SentMessage(message.chat_id, message.message_id, message.message_thread_id, file_id)
+    chat = chat_ref(message.chat_id, message.message_thread_id)
+    return SentMessage(chat, str(message.message_id), file_id)
 
 
 def _file(attachment: Attachment) -> str | InputFile:
@@ -123,17 +175,22 @@ class TelegramNotifier:
     waited for before the send's outcome counts as unknown.
     """
 
+    channel = CHANNEL
+
     def __init__(self, bot: Bot, *, send_timeout: float = 30.0) -> None:
         self.bot = bot
         self.send_timeout = send_timeout
+
+    def link_to(self, chat: ChatRef) -> str | None:
+        return room_link(chat)
 
     async def send_text(
         self, to: ChatRef, text: str, buttons: Buttons | None = None
     ) -> SentMessage:
         message = await _call(
             lambda: self.bot.send_message(
-                chat_id=to.chat_id,
-                message_thread_id=to.thread_id,
+                chat_id=chat_id(to),
+                message_thread_id=thread_id(to),
                 text=text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=keyboard(buttons),
@@ -148,8 +205,8 @@ class TelegramNotifier:
     ) -> SentMessage:
         message = await _call(
             lambda: self.bot.send_photo(
-                chat_id=to.chat_id,
-                message_thread_id=to.thread_id,
+                chat_id=chat_id(to),
+                message_thread_id=thread_id(to),
                 photo=_file(photo),
                 caption=caption or None,
                 parse_mode=ParseMode.HTML,
@@ -164,8 +221,8 @@ class TelegramNotifier:
     ) -> SentMessage:
         message = await _call(
             lambda: self.bot.send_document(
-                chat_id=to.chat_id,
-                message_thread_id=to.thread_id,
+                chat_id=chat_id(to),
+                message_thread_id=thread_id(to),
                 document=_file(document),
                 caption=caption or None,
                 parse_mode=ParseMode.HTML,
@@ -175,12 +232,12 @@ class TelegramNotifier:
         return _sent(message)
 
     async def edit_text(
-        self, message: SentMessage, text: str, buttons: Buttons | None = None
+        self, message: MessageRef, text: str, buttons: Buttons | None = None
     ) -> None:
         await call_unless_done(
             lambda: self.bot.edit_message_text(
-                chat_id=message.chat_id,
-                message_id=message.message_id,
+                chat_id=chat_id(message.chat),
+                message_id=message_id(message),
                 text=text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=keyboard(buttons),
@@ -189,10 +246,12 @@ class TelegramNotifier:
             "message is not modified",
         )
 
-    async def pin(self, message: SentMessage) -> None:
+    async def pin(self, message: MessageRef) -> None:
         await _call(
             lambda: self.bot.pin_chat_message(
-                chat_id=message.chat_id, message_id=message.message_id, disable_notification=True
+                chat_id=chat_id(message.chat),
+                message_id=message_id(message),
+                disable_notification=True,
             )
         )
 
@@ -203,8 +262,8 @@ class TelegramNotifier:
         language: str | None = None,
     ) -> None:
         menu = [BotCommand(name, description) for name, description in commands]
-        scope = BotCommandScopeChat(to.chat_id) if to is not None else None
+        scope = BotCommandScopeChat(chat_id(to)) if to is not None else None
         await _call(lambda: self.bot.set_my_commands(menu, scope=scope, language_code=language))
 
     async def clear_commands(self, to: ChatRef) -> None:
-        await _call(lambda: self.bot.delete_my_commands(scope=BotCommandScopeChat(to.chat_id)))
+        await _call(lambda: self.bot.delete_my_commands(scope=BotCommandScopeChat(chat_id(to))))

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, col, func, select
 
 from bot.channels.base import (
-    ChatRef,
     DeliveryError,
     Rejected,
     SentMessage,
 )
-from bot.services import outbox, room_rights, timeline
+from bot.services import outbox, room_rights, stored_refs, timeline
 from bot.services.due import due_handler, schedule
 from bot.services.taskforces.crises import crisis_row, display_name, members_of, room_language
 from storage.models import (
@@ -137,9 +136,9 @@ async def post_brief(runtime: Runtime, crisis_id: int) -> None:
     """Post and pin the brief once; later changes edit it in place (``refresh_brief``)."""
     with runtime.db.session() as session:
         crisis = crisis_row(session, crisis_id)
-        if crisis.brief_message_id is not None or crisis.room_chat_id is None:
+        to = stored_refs.crisis_room(crisis)
+        if crisis.brief_message_id is not None or to is None:
             return
-        to = ChatRef(crisis.room_chat_id, crisis.room_thread_id)
         text = render_brief(runtime, session, crisis_id)
         lead = crisis.lead_id
     if lead is None:
@@ -157,7 +156,7 @@ async def post_brief(runtime: Runtime, crisis_id: int) -> None:
         return
     with runtime.db.session() as session:
         crisis = crisis_row(session, crisis_id)
-        crisis.brief_message_id = sent.message_id
+        crisis.brief_message_id = sent.message_id  # in the room: ``stored_refs.crisis_brief``
     try:
         await runtime.notifier.pin(sent)
     except Rejected as exc:  # the bot may not pin here: the lead and the admins hear it
@@ -172,16 +171,16 @@ async def refresh_brief(runtime: Runtime, crisis_id: int) -> None:
     """Edit the pinned brief to the current state now (identical text is not an error)."""
     with runtime.db.session() as session:
         crisis = crisis_row(session, crisis_id)
-        if crisis.brief_message_id is None or crisis.room_chat_id is None:
+        message = stored_refs.crisis_brief(crisis)
+        if message is None:
             return
-        message = SentMessage(crisis.room_chat_id, crisis.brief_message_id, crisis.room_thread_id)
         text = render_brief(runtime, session, crisis_id)
     await runtime.notifier.edit_text(message, text)
 
 
 def touch_brief(session: Session, crisis_id: int, now: datetime) -> None:
     """Ask for the brief to be edited soon: a burst of changes within ``BRIEF_DEBOUNCE`` becomes
-    one edit (Telegram allows a group about 20 messages a minute). A row that is already due may
+    one edit (a messenger allows a group about 20 messages a minute). A row that is already due may
     be firing right now with the state before this change, so then a new row is added."""
     waiting = session.exec(
         select(Due.id).where(

@@ -21,12 +21,11 @@ from sqlmodel import Session, col, select
 
 from bot.channels.base import (
     Button,
-    ChatRef,
     DeliveryError,
     RecipientUnreachable,
     SentMessage,
 )
-from bot.services import audit, timeline
+from bot.services import audit, identity, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import (
@@ -252,11 +251,12 @@ async def convene(runtime: Runtime, crisis_id: int, *, resume: bool = False) -> 
                 user = session.get(User, row.user_id)
                 member = member_row(session, crisis_id, row.user_id)
                 delivery_id = row.id
-                if user is None or member is None or user.telegram_id is None:
+                chat = identity.direct_chat(session, row.user_id, runtime.notifier.channel)
+                if user is None or member is None or chat is None:
                     session.execute(
                         sa.update(Delivery)
                         .where(col(Delivery.id) == delivery_id)
-                        .values(status=DeliveryStatus.UNREACHABLE, last_error="no telegram id")
+                        .values(status=DeliveryStatus.UNREACHABLE, last_error="no account")
                     )
                     continue
                 view = brief_view(session, crisis_id, now)
@@ -264,9 +264,8 @@ async def convene(runtime: Runtime, crisis_id: int, *, resume: bool = False) -> 
                     "crisis_invite", user.language, v=view, role=member.role
                 )
                 buttons = _invite_buttons(runtime, user.language, member.id or 0)
-                chat = user.telegram_id
             try:
-                message = await runtime.notifier.send_text(ChatRef(chat), text, buttons)
+                message = await runtime.notifier.send_text(chat, text, buttons)
             except RecipientUnreachable as exc:
                 _finish_delivery(runtime, delivery_id, DeliveryStatus.UNREACHABLE, str(exc))
                 continue
@@ -299,8 +298,7 @@ def _finish_delivery(
         row.status = status
         row.last_error = error[:500] if error else None
         if message is not None:
-            row.chat_id = message.chat_id
-            row.message_id = message.message_id
+            stored_refs.keep_delivered(row, message)
             row.sent_at = now
         if status == DeliveryStatus.UNREACHABLE:
             audit.record(

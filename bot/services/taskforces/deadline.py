@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, func, select
 
-from bot.services import timeline
+from bot.services import identity, timeline
 from bot.services.due import due_handler, schedule
 from bot.services.notify import send_direct
 from bot.services.people import active_with_role
@@ -79,7 +79,8 @@ async def _deadline_due(runtime: Runtime, session: Session, due: Due) -> None:
         template = "crisis_deadline_reminder"
     timeline.add(session, crisis.id, timeline.DEADLINE, None, stage, {"stage": stage}, now)
     for person in people:
-        if person.telegram_id is None or not person.reachable:
+        to = identity.direct_chat(session, person.id, runtime.notifier.channel)
+        if to is None or not person.reachable:
             continue
         text = runtime.renderer.render(
             template,
@@ -87,6 +88,6 @@ async def _deadline_due(runtime: Runtime, session: Session, due: Due) -> None:
             c=crisis,
             stage=stage,
             left=max(crisis.deadline_at - now, timedelta(0)),
-            url=room_url(crisis.room_chat_id, crisis.room_thread_id),
+            url=room_url(runtime, crisis),
         )
         await send_direct(runtime, session, person, text)

@@ -13,8 +13,9 @@ from sqlmodel import select
 from bot.channels.base import (
     DeliveryError,
 )
+from bot.channels.refs import ChatRef, PersonRef
 from bot.channels.rooms import RoomAdmin, room_admin_for
-from bot.services import audit, rooms, timeline
+from bot.services import audit, identity, rooms, stored_refs, timeline
 from bot.services.permissions import (
     Actor,
 )
@@ -63,7 +64,7 @@ async def answer_invitation(
         user = session.get(User, member.user_id)
         assert user is not None and crisis.id is not None
         if member.state == "joined" and join:
-            return Answer(crisis, "joined", crisis.invite_link, _url(crisis), False)
+            return Answer(crisis, "joined", crisis.invite_link, room_url(runtime, crisis), False)
         state = "accepted" if join else "declined"
         changed = member.state != state
         member.state = state
@@ -87,21 +88,18 @@ async def answer_invitation(
                 at=now,
             )
             touch_brief(session, crisis.id, now)
-        chat_id, telegram_id = crisis.room_chat_id, user.telegram_id
-    if join and chat_id is not None and telegram_id is not None:
+        room = stored_refs.crisis_room(crisis)
+        account = identity.account_on(session, user.id, room.channel) if room else None
+    if join and room is not None and account is not None:
         admin = rooms_admin or room_admin_for(runtime.notifier)
         try:
-            inside = await admin.is_member(chat_id, telegram_id)
+            inside = await admin.is_member(room, account)
         except DeliveryError:
             inside = False
         if inside:
             mark_joined(runtime, crisis.id, member.user_id, via="already_member")
             state = "joined"
-    return Answer(crisis, state, crisis.invite_link, _url(crisis), changed)
-
-
-def _url(crisis: Crisis) -> str | None:
-    return room_url(crisis.room_chat_id, crisis.room_thread_id)
+    return Answer(crisis, state, crisis.invite_link, room_url(runtime, crisis), changed)
 
 
 def mark_joined(runtime: Runtime, crisis_id: int, user_id: int, *, via: str) -> bool:
@@ -131,8 +129,8 @@ class JoinOutcome:
 async def handle_join_request(
     runtime: Runtime,
     *,
-    chat_id: int,
-    telegram_id: int,
+    chat: ChatRef,
+    who: PersonRef,
     invite_link: str | None,
     rooms_admin: RoomAdmin | None = None,
 ) -> JoinOutcome:
@@ -140,12 +138,10 @@ async def handle_join_request(
     decline everyone else, and write down who was turned away and why."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
-        decision = rooms.decide_join(
-            session, chat_id=chat_id, telegram_id=telegram_id, invite_link=invite_link
-        )
+        decision = rooms.decide_join(session, chat=chat, who=who, invite_link=invite_link)
     admin = rooms_admin or room_admin_for(runtime.notifier)
     if decision.approve:
-        await admin.approve_join(chat_id, telegram_id)
+        await admin.approve_join(chat, who)
         assert decision.crisis_id is not None and decision.user_id is not None
         mark_joined(runtime, decision.crisis_id, decision.user_id, via="join_request")
         with runtime.db.session() as session:
@@ -153,42 +149,40 @@ async def handle_join_request(
                 session,
                 action="crisis.join_approved",
                 actor_id=decision.user_id,
-                actor_ref=f"tg:{telegram_id}",
+                actor_ref=str(who),
                 subject=f"crisis:{decision.crisis_id}",
                 at=now,
             )
     else:
         try:
-            await admin.decline_join(chat_id, telegram_id)
+            await admin.decline_join(chat, who)
         finally:
             with runtime.db.session() as session:
                 audit.record(
                     session,
                     action="crisis.join_declined",
                     actor_id=decision.user_id,
-                    actor_ref=f"tg:{telegram_id}",
+                    actor_ref=str(who),
                     subject=f"crisis:{decision.crisis_id}"
                     if decision.crisis_id
-                    else f"chat:{chat_id}",
-                    after={"reason": decision.reason, "chat_id": chat_id},
+                    else f"chat:{chat.chat_id}",
+                    after={"reason": decision.reason, "chat_id": chat.chat_id},
                     at=now,
                 )
-            log.info(
-                "join request of tg:%s to %s declined (%s)", telegram_id, chat_id, decision.reason
-            )
+            log.info("join request of %s to %s declined (%s)", who, chat.chat_id, decision.reason)
     return JoinOutcome(decision.approve, decision.reason, decision.crisis_id)
 
 
-def note_member_joined(
-    runtime: Runtime, *, chat_id: int, thread_id: int | None, telegram_id: int
-) -> None:
+def note_member_joined(runtime: Runtime, *, chat: ChatRef, who: PersonRef) -> None:
     """Someone appeared in a room by other means (added by an admin): mark them joined if
     convened."""
     with runtime.db.session() as session:
-        user = session.exec(select(User).where(User.telegram_id == telegram_id)).first()
+        user = identity.person_for(session, who)
         crises = session.exec(
             select(Crisis.id).where(
-                Crisis.room_chat_id == chat_id, Crisis.status != CrisisStatus.RESOLVED
+                Crisis.room_channel == chat.channel,
+                Crisis.room_chat_id == chat.chat_id,
+                Crisis.status != CrisisStatus.RESOLVED,
             )
         ).all()
     if user is None or user.id is None:

@@ -212,7 +212,7 @@ async def open_crisis(
         crisis = crisis_row(session, crisis_id)
         opened.room_ready = crisis.room_chat_id is not None
         opened.invite_link = crisis.invite_link
-        opened.room_url = room_url(crisis.room_chat_id, crisis.room_thread_id)
+        opened.room_url = room_url(runtime, crisis)
         opened.missing_rights = room_rights.reported(session, crisis_id)
     if opened.room_ready:
         await convene(runtime, crisis_id)

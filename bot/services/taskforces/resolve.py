@@ -17,11 +17,10 @@ from sqlmodel import Session, select
 
 from bot.channels.base import (
     Attachment,
-    ChatRef,
     DeliveryError,
 )
 from bot.channels.rooms import RoomAdmin, room_admin_for
-from bot.services import audit, outbox, reports, rooms, timeline
+from bot.services import audit, identity, outbox, reports, rooms, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import (
@@ -140,29 +139,30 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
         at = crisis.resolved_at or runtime.clock.now()
         room_lang = room_language(session, crisis)
         data = reports.build(session, crisis_id, at)
+        channel = runtime.notifier.channel
         supervisors = [
-            u
+            (u, chat)
             for u in active_with_role(session, crisis.agency_id, Role.SUPERVISOR)
-            if u.telegram_id is not None
+            if (chat := identity.direct_chat(session, u.id, channel)) is not None
         ]
         room = rooms.room_of_crisis(session, crisis_id)
         room_id = room.id if room else None
         room_kind = room.kind if room else None
         room_title = room.title if room else ""
-        members = [
-            (u.telegram_id, u.id)
+        present = [
+            u.id
             for m, u in members_of(session, crisis_id)
-            if u.telegram_id is not None and m.state in ("joined", "accepted")
+            if u.id is not None and m.state in ("joined", "accepted")
         ]
-        to = (
-            ChatRef(crisis.room_chat_id, crisis.room_thread_id)
-            if crisis.room_chat_id is not None
-            else None
-        )
+        members = [
+            (account, user_id)
+            for user_id, account in sorted(identity.accounts_on(session, present, channel).items())
+        ]
+        to = stored_refs.crisis_room(crisis)
         link = crisis.invite_link
         # The room's ledger rows need a person: the lead, else a supervisor or a member.
         owner = crisis.lead_id or next(
-            (u.id for u in supervisors), next((uid for _, uid in members), None)
+            (u.id for u, _ in supervisors), next((uid for _, uid in members), None)
         )
     markdown = reports.render_markdown(runtime, data, room_lang)
     files = [
@@ -194,10 +194,8 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
         for name, attachment in zip(("room.md", "room.docx"), files, strict=True):
             await once(owner, name, lambda f=attachment: runtime.notifier.send_document(to, f))
         await _try(refresh_brief(runtime, crisis_id), "final brief")
-    for person in supervisors:
-        assert person.telegram_id is not None
+    for person, chat in supervisors:
         text = runtime.renderer.render("crisis_report_sent", person.language, r=data)
-        chat = ChatRef(person.telegram_id)
         await once(person.id, "text", lambda c=chat, t=text: runtime.notifier.send_text(c, t))
         for name, attachment in zip(("md", "docx"), files, strict=True):
             await once(
@@ -210,24 +208,22 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
     if room_id is not None and to is not None:
         admin = rooms_admin or room_admin_for(runtime.notifier)
         if room_kind == RoomKind.FORUM_TOPIC and to.thread_id is not None:
-            await _try(admin.close_topic(to.chat_id, to.thread_id), "close topic")
+            await _try(admin.close_topic(to), "close topic")
             if link:
-                await _try(admin.revoke_invite_link(to.chat_id, link), "revoke link")
+                await _try(admin.revoke_invite_link(to, link), "revoke link")
             with runtime.db.session() as session:
                 room = session.get(Room, room_id)
                 if room is not None:
                     room.state = RoomState.CLOSED
         else:
             if link:
-                await _try(admin.revoke_invite_link(to.chat_id, link), "revoke link")
-            for telegram_id, _user_id in members:
-                if await _try(admin.remove_member(to.chat_id, telegram_id), "remove member"):
+                await _try(admin.revoke_invite_link(to, link), "revoke link")
+            for account, _user_id in members:
+                if await _try(admin.remove_member(to, account), "remove member"):
                     removed += 1
-            await _try(admin.unpin_all(to.chat_id), "unpin")
-            await _try(
-                admin.set_title(to.chat_id, room_title or f"CrisisDesk room {room_id}"), "title"
-            )
-            await _try(admin.set_description(to.chat_id, ""), "description")
+            await _try(admin.unpin_all(to), "unpin")
+            await _try(admin.set_title(to, room_title or f"CrisisDesk room {room_id}"), "title")
+            await _try(admin.set_description(to, ""), "description")
             with runtime.db.session() as session:
                 room = session.get(Room, room_id)
                 if room is not None and room.state == RoomState.IN_USE:

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session, col, select
 
 from bot.channels.base import (
-    ChatRef,
     DeliveryError,
     RecipientUnreachable,
     Rejected,
 )
+from bot.channels.refs import ChatRef
 from bot.channels.rooms import RoomAdmin, room_admin_for
-from bot.services import audit, room_rights, rooms, timeline
+from bot.services import audit, identity, room_rights, rooms, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.taskforces.brief import post_brief
@@ -46,12 +46,11 @@ ROOM_KIND = "crisis.room"
 _ATTACHING: set[int] = set()  # crises this process is getting a room for right now
 
 
-def room_url(chat_id: int | None, thread_id: int | None) -> str | None:
-    """A t.me link that opens a supergroup (topic) for its members."""
-    if chat_id is None or not str(chat_id).startswith("-100"):
-        return None
-    internal = str(chat_id)[4:]
-    return f"https://t.me/c/{internal}/{thread_id}" if thread_id else f"https://t.me/c/{internal}"
+def room_url(runtime: Runtime, crisis: Crisis) -> str | None:
+    """A link that opens the crisis room for its members, if it has a room and the channel
+    has such links."""
+    room = stored_refs.crisis_room(crisis)
+    return runtime.notifier.link_to(room) if room is not None else None
 
 
 def topic_name(crisis: Crisis) -> str:
@@ -84,18 +83,18 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
             await post_brief(runtime, crisis_id)  # a kill may have come between the two
             return True
         agency = session.get(Agency, crisis.agency_id)
-        hub = rooms.hub_for(agency, runtime.settings)
+        hub = rooms.hub_for(agency, runtime.settings, runtime.notifier.channel)
         name = topic_name(crisis)
         link_name = f"crisis-{crisis_id}"
         expire = None
     if hub is not None:
         right = "topics"
         try:
-            thread_id = await admin.create_topic(hub, name)
+            topic = await admin.create_topic(hub, name)
             right = "invite"
             link = await admin.create_invite_link(hub, link_name, expire)
         except DeliveryError as exc:
-            # Refused by Telegram: a right is missing; say which, in plain words, with the fix.
+            # Refused by the channel: a right is missing; say which, in plain words, with the fix.
             told = isinstance(exc, Rejected)
             if told:
                 await room_rights.right_missing(runtime, crisis_id, right, "hub", str(exc))
@@ -105,8 +104,9 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
             crisis = crisis_row(session, crisis_id)
             room = Room(
                 kind=RoomKind.FORUM_TOPIC,
-                chat_id=hub,
-                thread_id=thread_id,
+                channel=topic.channel,
+                chat_id=topic.chat_id,
+                thread_id=topic.thread_id,
                 title=name,
                 state=RoomState.IN_USE,
                 invite_link=link,
@@ -114,20 +114,20 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
                 created_at=now,
             )
             session.add(room)
-            _room_ready(session, crisis, hub, thread_id, link, now)
+            _room_ready(session, crisis, topic, link, now)
     else:
         while True:
             with runtime.db.session() as session:
                 claimed = rooms.claim_free_room(session, crisis_id)
-                chat_id = claimed.chat_id if claimed else None
+                chat = stored_refs.room_chat(claimed) if claimed else None
                 room_id = claimed.id if claimed else None
-            if room_id is None or chat_id is None:
+            if room_id is None or chat is None:
                 await _room_problem(runtime, crisis_id, "no_room", "")
                 raise TaskForceError("no_room")
             try:
-                await admin.set_title(chat_id, name)
-                await admin.set_description(chat_id, _description(runtime, crisis_id))
-                link = await admin.create_invite_link(chat_id, link_name, expire)
+                await admin.set_title(chat, name)
+                await admin.set_description(chat, _description(runtime, crisis_id))
+                link = await admin.create_invite_link(chat, link_name, expire)
             except (Rejected, RecipientUnreachable) as exc:
                 # The group no longer lets the bot do its job: take it out of the pool, try next.
                 with runtime.db.session() as session:
@@ -154,7 +154,7 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
                 taken = session.get(Room, room_id)
                 assert taken is not None
                 taken.invite_link = link
-                _room_ready(session, crisis, chat_id, None, link, now)
+                _room_ready(session, crisis, chat, link, now)
             break
     await post_brief(runtime, crisis_id)
     return True
@@ -163,14 +163,12 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
 def _room_ready(
     session: Session,
     crisis: Crisis,
-    chat_id: int,
-    thread_id: int | None,
+    room: ChatRef,
     link: str,
     now: datetime,
 ) -> None:
     assert crisis.id is not None
-    crisis.room_chat_id = chat_id
-    crisis.room_thread_id = thread_id
+    stored_refs.set_crisis_room(crisis, room)
     crisis.invite_link = link
     timeline.add(
         session,
@@ -178,14 +176,14 @@ def _room_ready(
         timeline.ROOM_READY,
         None,
         "",
-        {"chat_id": chat_id, "thread_id": thread_id},
+        {"chat_id": room.chat_id, "thread_id": room.thread_id},
         now,
     )
     audit.record(
         session,
         action="crisis.room",
         subject=f"crisis:{crisis.id}",
-        after={"chat_id": chat_id, "thread_id": thread_id},
+        after={"chat_id": room.chat_id, "thread_id": room.thread_id},
         at=now,
     )
     cancel(session, kind=ROOM_KIND, ref_id=crisis.id, at=now)
@@ -246,17 +244,17 @@ async def _room_problem(
         texts = [
             (
                 u,
+                to,
                 runtime.renderer.render(
                     "crisis_room_pending", u.language, c=crisis, code=code, reason=reason
                 ),
             )
             for u in recipients.values()
+            if (to := identity.direct_chat(session, u.id, runtime.notifier.channel)) is not None
         ]
-    for user, text in texts:
-        if user.telegram_id is None:
-            continue
+    for user, to, text in texts:
         try:
-            await runtime.notifier.send_text(ChatRef(user.telegram_id), text)
+            await runtime.notifier.send_text(to, text)
         except DeliveryError as exc:
             log.warning("could not tell %s about crisis %s's room: %s", user.id, crisis_id, exc)
 
@@ -290,17 +288,14 @@ async def _tell_lead_room_ready(runtime: Runtime, crisis_id: int) -> None:
     with runtime.db.session() as session:
         crisis = crisis_row(session, crisis_id)
         lead = session.get(User, crisis.lead_id) if crisis.lead_id else None
-        if lead is None or lead.telegram_id is None:
+        chat = identity.direct_chat(session, crisis.lead_id, runtime.notifier.channel)
+        if lead is None or chat is None:
             return
         text = runtime.renderer.render(
-            "crisis_room_attached",
-            lead.language,
-            c=crisis,
-            url=room_url(crisis.room_chat_id, crisis.room_thread_id),
+            "crisis_room_attached", lead.language, c=crisis, url=room_url(runtime, crisis)
         )
-        chat = lead.telegram_id
     try:
-        await runtime.notifier.send_text(ChatRef(chat), text)
+        await runtime.notifier.send_text(chat, text)
     except DeliveryError as exc:
         log.warning("crisis %s: lead not told about the room: %s", crisis_id, exc)
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from bot.channels.base import (
     Button,
 )
-from bot.services import audit, timeline
+from bot.services import audit, identity, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.notify import send_direct
 from bot.services.permissions import (
@@ -282,7 +282,8 @@ async def _task_reminder(runtime: Runtime, session: Session, due: Due) -> None:
     if crisis is None or crisis.status == CrisisStatus.RESOLVED:
         return
     owner = session.get(User, task.owner_id) if task.owner_id else None
-    if owner is None or owner.telegram_id is None or not owner.reachable:
+    to = identity.direct_chat(session, task.owner_id, runtime.notifier.channel)
+    if owner is None or to is None or not owner.reachable:
         return
     text = runtime.renderer.render(
         "task_reminder", owner.language, t=task, c=crisis, stage=due.payload.get("stage", "soon")

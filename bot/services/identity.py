@@ -1,0 +1,105 @@
+"""Who is who across messengers: the person behind an account, and a person's account on a channel.
+
+The only module that reads or writes ``ChannelIdentity``. Handlers turn whoever sent an update
+into a person with :func:`person_for`; services find where to write to someone with
+:func:`direct_chat` for the channel of the notifier they hold, so no service names a channel.
+Reads never flush the caller's pending changes: services look people up between recording a
+change and sending, and a flush there would hold SQLite's write lock across the network wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot.channels.refs import ChatRef, PersonRef
+from bot.config import Settings
+from storage.models import ChannelIdentity, User
+
+
+def person_for(session: Session, who: PersonRef) -> User | None:
+    """The registered person behind an account, or None for a stranger."""
+    with session.no_autoflush:
+        return session.exec(
+            select(User)
+            .join(ChannelIdentity, col(ChannelIdentity.user_id) == col(User.id))
+            .where(
+                ChannelIdentity.channel == who.channel,
+                ChannelIdentity.external_id == who.external_id,
+            )
+        ).first()
+
+
+def account_on(session: Session, user_id: int | None, channel: str) -> PersonRef | None:
+    """``user_id``'s account on ``channel``, or None if they have none there."""
+    if user_id is None:
+        return None
+    with session.no_autoflush:
+        external = session.exec(
+            select(ChannelIdentity.external_id).where(
+                ChannelIdentity.user_id == user_id, ChannelIdentity.channel == channel
+            )
+        ).first()
+    return PersonRef(channel, external) if external is not None else None
+
+
+def direct_chat(session: Session, user_id: int | None, channel: str) -> ChatRef | None:
+    """The private chat with ``user_id`` on ``channel``, or None if they have no account there."""
+    account = account_on(session, user_id, channel)
+    return account.direct_chat() if account is not None else None
+
+
+def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict[int, PersonRef]:
+    """The accounts on ``channel`` of many people at once (fan-outs), by user id."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    with session.no_autoflush:
+        rows = session.exec(
+            select(ChannelIdentity.user_id, ChannelIdentity.external_id).where(
+                col(ChannelIdentity.user_id).in_(ids), ChannelIdentity.channel == channel
+            )
+        ).all()
+    return {user_id: PersonRef(channel, external) for user_id, external in rows}
+
+
+def user_ids(session: Session, accounts: Iterable[PersonRef]) -> list[int]:
+    """The people behind those of ``accounts`` that belong to someone registered."""
+    return [user.id for who in accounts if (user := person_for(session, who)) and user.id]
+
+
+def has_account(channel: str | None = None) -> Any:
+    """A ``where`` clause on ``User``: people with an account on ``channel`` (None: on any
+    channel; planning code that does not know the channel yet uses that, and the send finds
+    the account on its own channel)."""
+    accounts = select(ChannelIdentity.user_id)
+    if channel is not None:
+        accounts = accounts.where(ChannelIdentity.channel == channel)
+    return col(User.id).in_(accounts)
+
+
+def link(session: Session, user: User, who: PersonRef, now: datetime) -> None:
+    """Record that ``who`` is ``user`` (``user`` must have an id: flush a new row first)."""
+    assert user.id is not None, "link a person after their row has an id"
+    session.add(
+        ChannelIdentity(
+            user_id=user.id, channel=who.channel, external_id=who.external_id, created_at=now
+        )
+    )
+
+
+def add_person(session: Session, who: PersonRef, user: User) -> User:
+    """Store a new person with their first account (registration, operators' seeds)."""
+    session.add(user)
+    session.flush()
+    link(session, user, who, user.created_at)
+    return user
+
+
+def global_admins(settings: Settings, channel: str) -> tuple[PersonRef, ...]:
+    """ADMIN_IDS as accounts, in their configured order: the operators' ids on the channel the
+    bot runs on."""
+    return tuple(dict.fromkeys(PersonRef(channel, str(admin)) for admin in settings.admin_ids))
