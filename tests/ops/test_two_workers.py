@@ -24,10 +24,12 @@ import pytest
 from sqlmodel import col, func, select
 
 from bench.workers import Front, Worker, serve_front
+from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.personas import BOT_RIGHTS
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.limits import COUNTED_METHODS, GLOBAL_MAX, GLOBAL_WINDOW
 from bot.services import drafts as dr
+from bot.services import identity
 from bot.services.alerts import plan_delivery
 from storage.db import Database
 from storage.migrate import upgrade
@@ -37,6 +39,7 @@ from storage.models import (
     AlertKind,
     Approval,
     AuditEvent,
+    ChannelIdentity,
     ConversationState,
     Crisis,
     Delivery,
@@ -106,17 +109,20 @@ class World:
         self.tg[name] = user.id
         if role is not None:
             with self.db.session() as s:
-                s.add(
+                row = identity.add_person(
+                    s,
+                    person_ref(user.id),
                     User(
-                        telegram_id=user.id,
                         username=user.username,
                         full_name=name.title(),
                         agency_id=self.ids["agency"],
                         role=role,
                         status="active",
                         language="en",
-                    )
+                    ),
                 )
+                assert row.id is not None
+                self.ids[name] = row.id
         return user.id
 
     def one(self, statement: Any) -> Any:
@@ -158,8 +164,7 @@ async def set_up(world: World) -> None:
         world.person(f"s{i}", "spokesperson")
     with world.db.session() as s:
         for i in range(PEOPLE):
-            user = s.exec(select(User).where(User.telegram_id == world.tg[f"s{i}"])).one()
-            s.add(Subscription(user_id=user.id, topic_id=world.ids["topic"]))
+            s.add(Subscription(user_id=world.ids[f"s{i}"], topic_id=world.ids["topic"]))
     hub = emu.create_supergroup(
         "Hub", forum=True, member_ids=[world.tg["author"], world.tg["boss"]]
     )
@@ -171,18 +176,21 @@ async def set_up(world: World) -> None:
     ]
     now = datetime.now(UTC)
     with world.db.session() as s:
-        author = s.exec(select(User).where(User.telegram_id == world.tg["author"])).one()
+        author = s.get(User, world.ids["author"])
+        assert author is not None
         crisis = Crisis(
             agency_id=world.ids["agency"],
             title="Ngộ độc thực phẩm",
             lead_id=author.id,
-            room_chat_id=hub.id,
-            room_thread_id=thread,
+            room_channel="telegram",
+            room_chat_id=str(hub.id),
+            room_thread_id=str(thread),
             detected_at=now - timedelta(hours=1),
             deadline_at=now + timedelta(hours=23),
         )
         s.add(crisis)
         s.flush()
+        assert crisis.id is not None
         draft = Draft(
             crisis_id=crisis.id,
             template="holding",
@@ -239,7 +247,8 @@ def registration_step(world: World) -> str:
     )
     if step is not None:
         return str(step)
-    user = world.one(select(User).where(User.telegram_id == world.tg["newbie"]))
+    with world.db.session() as s:
+        user = identity.person_for(s, person_ref(world.tg["newbie"]))
     return f"user:{user.status}" if user else "none"
 
 
@@ -402,9 +411,9 @@ async def test_two_workers_share_the_work_and_survive_the_leaders_death(
                 ).all()
                 claimed = set(s.exec(select(ReceivedUpdate.update_id)).all())
                 rows = s.exec(
-                    select(User.telegram_id, Delivery.part, Delivery.status)
-                    .join(User, col(User.id) == Delivery.user_id)
-                    .where(Delivery.kind == "alert")
+                    select(ChannelIdentity.external_id, Delivery.part, Delivery.status)
+                    .join(ChannelIdentity, col(ChannelIdentity.user_id) == Delivery.user_id)
+                    .where(Delivery.kind == "alert", ChannelIdentity.channel == "telegram")
                 ).all()
     finally:
         if driving is not None and not driving.done():
