@@ -21,6 +21,7 @@ from telegram.ext import Application, ContextTypes, Defaults
 from bot.channels.ratelimit import TelegramRateLimiter, bulk_sends
 from bot.channels.telegram import conversation
 from bot.channels.telegram.notifier import TelegramNotifier
+from bot.channels.telegram.wire import bot_request
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.health import serve_monitoring
@@ -226,6 +227,7 @@ def build_application(
         .token(settings.token)
         .base_url(settings.bot_base_url)
         .base_file_url(settings.bot_file_url)
+        .request(bot_request())  # claims a message once its connection is up
         .rate_limiter(TelegramRateLimiter(max_retries=3, shared=_shared_budget(db)))
         .concurrent_updates(ChatOrderedUpdateProcessor())  # chats in parallel, each in order
         .defaults(Defaults(tzinfo=settings.tz))

@@ -9,12 +9,14 @@ react (mark a person unreachable, retry later) without importing ``telegram``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from bot.channels.refs import ChatRef, MessageRef
+
+T = TypeVar("T")
 
 MAX_CALLBACK_BYTES = 64  # Telegram's limit on a button's data; the scheme keeps to it everywhere
 ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,31}$")
@@ -81,10 +83,52 @@ class RecipientUnreachable(DeliveryError):
     permanent = True
 
 
-# Called by the channel right before a request leaves the process (after any flood-limit wait),
-# in the task that sends it: ``bot.services.outbox`` claims a message there, so a kill during
-# the wait leaves the message owed, not in doubt.
+# Called by the channel right before a request's bytes leave the process — after any
+# flood-limit wait and once its connection is up — in the task that sends it. The ledgers
+# (``bot.services.outbox``, ``bot.services.delivery``) claim a message there through
+# :func:`claim_on_wire`, so a kill during the wait or while a connection opens leaves the
+# message owed, not in doubt.
 ON_WIRE: ContextVar[Callable[[], None] | None] = ContextVar("on_wire", default=None)
+
+
+class WireClaim:
+    """The ``ON_WIRE`` hook of one send: runs ``claim`` the first time a request is about to
+    leave, and never again for that send (the rate limiter retries a short 429 inline, and the
+    claim already covers the retry).
+
+    ``claim`` runs synchronously on the event loop, in the sending task, with nothing but the
+    socket write after it: claimed from a thread, or before the connection was opened, the send
+    could wait for the loop or the network after the commit, and a kill in that gap left a
+    claimed message that never went out (crash matrix, ``fanout.chart.3`` and
+    ``pub.approve-answer``). The channel reports what the claim raised as a failed request;
+    :meth:`send` raises it again, so the caller sees the claim's own exception."""
+
+    def __init__(self, claim: Callable[[], None]) -> None:
+        self._claim = claim
+        self.done = False
+        self.failed: Exception | None = None
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        try:
+            self._claim()
+        except Exception as exc:
+            self.failed = exc
+            raise
+        self.done = True
+
+    async def send(self, request: Awaitable[T]) -> T:
+        """Await ``request`` under this claim; a claim that raised raises here, unwrapped."""
+        token = ON_WIRE.set(self)
+        try:
+            return await request
+        except Exception:
+            if self.failed is not None:
+                raise self.failed from None
+            raise
+        finally:
+            ON_WIRE.reset(token)
 
 
 class RateLimited(DeliveryError):

@@ -52,8 +52,6 @@ from typing import Any
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.channels.base import ON_WIRE
-
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
@@ -266,9 +264,6 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                         await self._wait_for_slot(target, group)
                 finally:
                     self.waiting -= 1
-            on_wire = ON_WIRE.get()
-            if on_wire is not None:
-                on_wire()
             try:
                 return await callback(*args, **kwargs)
             except BadRequest as exc:

@@ -7,14 +7,15 @@ windows are kept by the bot's rate limiter, so the fan-out runs at the overall l
 429s. A chart is rendered once per alert and language and uploaded once: later sends reuse its
 ``file_id``.
 
-Each row is claimed before its request leaves the process (after the flood-limit wait, through
-``bot.channels.base.ON_WIRE``): a short transaction with a conditional ``UPDATE … WHERE status =
-'pending'`` sets it ``sending`` with the claimer (``outbox.BOOT``) and a lease (``claimed_until``:
-the longest a send can take). Two workers can never both claim a row, and a kill during the send
-leaves the row ``sending``. One rule covers every claimed row whose outcome is not known: once its
-lease has run out, it is ``uncertain`` — maybe delivered, never sent again — exactly as a send
-whose answer was lost (``OutcomeUnknown``). A person with a row ``sending`` is not served until it
-is settled, so their parts stay in order across a crash or a change of leader.
+Each row is claimed right before its request leaves the process (after the flood-limit wait and once
+its connection is up, through ``bot.channels.base.WireClaim``): a short transaction with a
+conditional ``UPDATE … WHERE status = 'pending'`` sets it ``sending`` with the claimer
+(``outbox.BOOT``) and a lease (``claimed_until``: the longest a send can take). Two workers can
+never both claim a row, and a kill during the send leaves the row ``sending``. One rule covers every
+claimed row whose outcome is not known: once its lease has run out, it is ``uncertain`` — maybe
+delivered, never sent again — exactly as a send whose answer was lost (``OutcomeUnknown``). A person
+with a row ``sending`` is not served until it is settled, so their parts stay in order across a
+crash or a change of leader.
 
 Through an outage (docs/reliability.md, "Delivery through outages"): a send that failed without
 reaching Telegram puts off the person's whole queue (exponential backoff with jitter, never
@@ -36,13 +37,13 @@ import random
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.channels.base import (
-    ON_WIRE,
     Attachment,
     Button,
     ChatRef,
@@ -51,6 +52,7 @@ from bot.channels.base import (
     RateLimited,
     RecipientUnreachable,
     SentMessage,
+    WireClaim,
 )
 from bot.services import audit, identity, stored_refs
 from bot.services.alerts import (
@@ -317,9 +319,10 @@ async def _deliver_person(
         if row.ref_id in given_up:
             continue
         f = facts_cache[row.ref_id]
-        token = ON_WIRE.set(_Claim(runtime, row))
         try:
-            sent = await _send_part(runtime, charts, row, f, lang, to)
+            sent = await WireClaim(partial(_claim, runtime, row)).send(
+                _send_part(runtime, charts, row, f, lang, to)
+            )
         except ClaimLost:
             log.info("delivery %s: claimed by another worker; leaving %s", row.id, person.id)
             return
@@ -343,8 +346,6 @@ async def _deliver_person(
             if not exc.permanent:
                 given_up.add(row.ref_id)
             continue
-        finally:
-            ON_WIRE.reset(token)
         # Off the event loop: a commit per message would otherwise stall the loop and, with it,
         # the rate limiter's timing of every other send.
         await asyncio.to_thread(_mark_sent, runtime, row, sent, recovering)
@@ -379,30 +380,6 @@ async def _send_part(
 def claim_lease(runtime: Runtime) -> timedelta:
     """How long a claimed send may take before its outcome counts as unknown."""
     return timedelta(seconds=runtime.settings.send_timeout) + CLAIM_MARGIN
-
-
-@dataclass
-class _Claim:
-    """The ``ON_WIRE`` hook of one row's send: claims the row the first time the request is
-    about to leave (the rate limiter calls again for each inline retry of a short 429, which
-    the claim already covers).
-
-    On the event loop, not in a thread, like the outbox's claim: the request must leave right
-    after the claim commits, with no turn of the loop in between. Claimed from a thread, the
-    send waited for a busy loop to resume it (tens of milliseconds under load) and a kill in
-    that gap left a claimed message that never went out, so it was never sent (crash matrix,
-    ``fanout.chart.3`` on SQLite and ``fanout.text.3`` on PostgreSQL). The claim is one short
-    UPDATE; on SQLite it waits for the write lock like every other writer.
-    """
-
-    runtime: Runtime
-    row: Delivery
-    done: bool = False
-
-    def __call__(self) -> None:
-        if not self.done:
-            _claim(self.runtime, self.row)
-            self.done = True
 
 
 def _claim(runtime: Runtime, row: Delivery) -> None:

@@ -3,9 +3,9 @@
 A publication or a resolution posts several messages in a row (statement parts, files, the
 report) from code that a restart runs again. Each message is one ``Delivery`` row (kind, ref_id,
 user_id, part): written ``pending`` before the send, claimed (``sending``, naming this process)
-by the channel right before the request leaves the process — after the flood-limit wait, through
-``bot.channels.base.ON_WIRE`` — and marked ``sent`` with the message id right after. Run again,
-a step
+by the channel right before the request leaves the process — after the flood-limit wait and once
+its connection is up, through ``bot.channels.base.WireClaim`` — and marked ``sent`` with the
+message id right after. Run again, a step
 
 * skips a part that is ``sent``;
 * sends a part that is ``pending`` (never left: the process died before, or during the wait),
@@ -19,8 +19,7 @@ The unique key of the ledger makes the row race-free between workers on PostgreS
 insert fails and that worker leaves the part alone.
 
 Residual risk (docs/reliability.md): a process killed between the claim and the request reaching
-Telegram (microseconds of local work, then the network) leaves a part in doubt that never went
-out.
+Telegram (the socket write, then the network) leaves a part in doubt that never went out.
 """
 
 from __future__ import annotations
@@ -28,12 +27,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.channels.base import ON_WIRE, DeliveryError, SentMessage
+from bot.channels.base import DeliveryError, SentMessage, WireClaim
 from bot.channels.refs import MessageRef
 from bot.services import audit, stored_refs
 from storage.models import Delivery, DeliveryStatus
@@ -160,14 +160,11 @@ async def send_once(
     key = (kind, ref_id, user_id, part)
     if not _reserve(runtime, *key):
         return None
-    token = ON_WIRE.set(lambda: _claim(runtime, key))
     try:
-        sent = await send()
+        sent = await WireClaim(partial(_claim, runtime, key)).send(send())
     except DeliveryError as exc:
         status = DeliveryStatus.UNREACHABLE if exc.permanent else DeliveryStatus.PENDING
         _finish(runtime, key, status, error=str(exc))
         raise
-    finally:
-        ON_WIRE.reset(token)
     _finish(runtime, key, DeliveryStatus.SENT, sent)
     return sent

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from bot.channels.base import Button, DeliveryError
-from bot.channels.refs import ChatRef
+from bot.channels.refs import ChatRef, MessageRef
 from bot.services import due, identity, outbox
 from bot.services import registration as reg
 from bot.services.commands import publish_person_commands
@@ -98,7 +98,7 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
             return runtime.notifier.send_text(chat, text, buttons)
 
         try:
-            await outbox.send_once(
+            copy = await outbox.send_once(
                 runtime,
                 kind=REVIEW_DELIVERY,
                 ref_id=round_id,
@@ -110,6 +110,9 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
             log.warning(
                 "could not send the request of user %s to %s: %s", applicant_id, person.account, exc
             )
+            continue
+        if copy is not None and not _keep_copy(runtime, applicant_id, copy, person.language):
+            break  # decided meanwhile: nobody else is asked
     languages = {p.account.direct_chat(): p.language for p in recipients}
     sent = [
         reg.ReviewMessage(m, languages.get(m.chat, "vi"))
@@ -118,9 +121,29 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
     with runtime.db.session() as session:
         if not sent:
             log.warning("nobody could be asked to verify user %s", applicant_id)
-        reg.record_review_messages(session, applicant_id, sent, runtime.clock.now())
+        still = session.get(User, applicant_id)
+        if still is not None and still.status == UserStatus.PENDING:  # copies sent before a kill
+            reg.record_review_messages(session, applicant_id, sent, runtime.clock.now())
         due.cancel(session, kind=reg.REVIEW_KIND, ref_id=applicant_id, at=runtime.clock.now())
     return len(sent)
+
+
+def _keep_copy(runtime: Runtime, applicant_id: int, copy: MessageRef, language: str) -> bool:
+    """Remember a decider's copy as soon as it is sent, while the request is still pending;
+    False once it is decided.
+
+    Recorded only after every decider had been asked, a copy was unknown to a decision taken
+    meanwhile — the first decider pressing Approve while the second one's request was still on
+    its way — and no copy was edited to "✓ Approved by …" (crash matrix, ``reg.copy-edited``
+    never reached on a loaded machine)."""
+    with runtime.db.session() as session:
+        applicant = session.get(User, applicant_id)
+        if applicant is None or applicant.status != UserStatus.PENDING:
+            return False
+        reg.record_review_messages(
+            session, applicant_id, [reg.ReviewMessage(copy, language)], runtime.clock.now()
+        )
+        return True
 
 
 @due.due_handler(reg.REVIEW_KIND)

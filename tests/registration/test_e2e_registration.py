@@ -444,3 +444,43 @@ async def test_invites_skip_approval_and_bad_codes_are_refused(
         "used",
     ]
     assert first_invite.used_by_id == row.id
+
+
+async def test_a_decision_before_every_decider_was_asked_updates_the_copies_sent(
+    emulator: TelegramEmulator, sqlite_db: Database, app_settings: Any, clock: SimulatedClock
+) -> None:
+    """The admin decides while the supervisor's request is still on its way: the admin's copy
+    shows the decision (it was unknown to the decision when copies were recorded only after
+    every decider had been asked)."""
+    ids = add_agencies(sqlite_db, ("BYT", "Bộ Y tế"))
+    admin = emulator.create_user("Admin", language_code="en")
+    sup = emulator.create_user("Sup", language_code="en")
+    dan = emulator.create_user("Dan", language_code="en")
+    emulator.send_text(admin.id, "hi")
+    emulator.send_text(sup.id, "hi")
+    add_user(
+        sqlite_db, sup.id, full_name="Sup", role="supervisor", agency_id=ids["BYT"], language="en"
+    )
+    app = build_application(app_settings(str(admin.id)), sqlite_db, clock)
+    async with running_app(app):
+        await register(
+            emulator,
+            dan.id,
+            lang_label="English",
+            name="Dan",
+            agency="Bộ Y tế (BYT)",
+            role="Member",
+        )
+        emulator.inject_delay("sendMessage", 4.0, chat_id=sup.id)  # the second request lags
+        emulator.send_contact(dan.id, "+84900000002")
+        to_admin = await emulator.wait_for_message(admin.id, lambda m: "Dan" in (m.text or ""))
+        asked = [m for m in emulator.messages(sup.id, from_bot=True) if "Dan" in (m.text or "")]
+        assert not asked  # still on its way
+        answer = await emulator.press_button(
+            admin.id, admin.id, to_admin.message_id, text="✓ Phê duyệt"
+        )
+        assert answer["text"] == "Decision saved."
+        await emulator.wait_for(
+            lambda: not emulator.message(admin.id, to_admin.message_id).buttons(), timeout=12
+        )
+        assert "Admin" in (emulator.message(admin.id, to_admin.message_id).text or "")

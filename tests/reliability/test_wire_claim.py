@@ -1,0 +1,77 @@
+"""A ledger's claim runs once the request's connection is up, right before its bytes leave.
+
+The crash matrix lost a statement part (``pub.approve-answer``, SQLite) that the outbox had
+claimed in the rate limiter, before the request had a connection: the kill fell while it was
+being opened, and a claimed part is never sent again. These run the real PTB bot, rate limiter
+and HTTP transport against the emulator over HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from telegram.ext import ExtBot
+
+from bot.channels.base import DeliveryError, WireClaim
+from bot.channels.ratelimit import TelegramRateLimiter
+from bot.channels.telegram.notifier import TelegramNotifier, chat_ref
+from bot.channels.telegram.wire import bot_request
+from bot.sandbox.telegram_emulator import TelegramEmulator
+
+
+class Lost(Exception):
+    """What a claim raises when another worker has the message."""
+
+
+@pytest_asyncio.fixture
+async def notifier(emulator: TelegramEmulator) -> AsyncIterator[TelegramNotifier]:
+    bot: ExtBot[None] = ExtBot(
+        emulator.token,
+        base_url=emulator.bot_url,
+        request=bot_request(),
+        rate_limiter=TelegramRateLimiter(max_retries=0),
+    )
+    async with bot:
+        yield TelegramNotifier(bot, send_timeout=5)
+
+
+async def test_a_request_that_never_got_a_connection_claimed_nothing(
+    emulator: TelegramEmulator, notifier: TelegramNotifier
+) -> None:
+    lan = emulator.create_user("Lan")
+    emulator.send_text(lan.id, "/start")
+    claims: list[str] = []
+
+    sent = await WireClaim(lambda: claims.append("một")).send(
+        notifier.send_text(chat_ref(lan.id), "một")
+    )
+    assert claims == ["một"]  # claimed once, and the message is there
+    assert [m.text for m in emulator.messages(lan.id, from_bot=True)] == ["một"]
+    assert sent.chat == chat_ref(lan.id)
+
+    await emulator.stop()  # nothing listening: the connection is refused
+    with pytest.raises(DeliveryError):
+        await WireClaim(lambda: claims.append("hai")).send(
+            notifier.send_text(chat_ref(lan.id), "hai")
+        )
+    # Claimed in the rate limiter (before this fix) the part would now be in doubt, though
+    # its request never left; a kill while the connection opened did the same.
+    assert claims == ["một"]
+
+
+async def test_a_claim_that_fails_stops_the_request_and_is_raised_as_itself(
+    emulator: TelegramEmulator, notifier: TelegramNotifier
+) -> None:
+    lan = emulator.create_user("Lan")
+    emulator.send_text(lan.id, "/start")
+
+    def lost() -> None:
+        raise Lost("claimed by another worker")
+
+    with pytest.raises(Lost):  # not PTB's "Unknown error in HTTP implementation"
+        await WireClaim(lost).send(notifier.send_text(chat_ref(lan.id), "một"))
+    assert emulator.messages(lan.id, from_bot=True) == []  # the request never left
+    await notifier.send_text(chat_ref(lan.id), "hai")  # the connection pool is still usable
+    assert [m.text for m in emulator.messages(lan.id, from_bot=True)] == ["hai"]
