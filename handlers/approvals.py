@@ -4,7 +4,8 @@
 The buttons Submit (``draft.submit``), Approve (``appr.ok``), Request changes
 (``appr.changes``) and Reject (``appr.reject``) are re-checked on every press by the layer (the
 rules below reload the draft). On a channel without buttons each is a short Vietnamese command:
-``/guiduyet 45``, ``/duyet 45``, ``/suadoi 45 <yêu cầu>``, ``/tuchoi 45 <lý do>``. A typed
+``/guiduyet 45``, ``/duyet 45``, ``/suadoi 45 <yêu cầu>``, ``/tuchoi 45 <lý do>`` (or in
+English ``/submit``, ``/approve``, ``/changes``, ``/reject``). A typed
 reason goes with the command, because such channels have no "reply to this message"; a button
 press asks for the reason in the approver's private chat, answered by replying
 (``answer_state``, reached from the Telegram reply handler in ``handlers.drafts``).
@@ -66,7 +67,7 @@ async def _refuse(turn: Turn, found: int, exc: dr.DraftError) -> None:
 # --------------------------------------------------------------------------- the drafter
 
 
-@on_press(SUBMIT, command="guiduyet")
+@on_press(SUBMIT, command="guiduyet", aliases=("submit",))
 async def submit(turn: Turn, ident: str) -> None:
     """Send the latest version to the approvers; the room hears who was asked."""
     runtime = turn.runtime
@@ -142,7 +143,7 @@ def remember(session: Any, state_id: int | None, message_id: str) -> None:
         state.data = {**state.data, "prompt_message_id": message_id}
 
 
-@on_press(APPROVE, command="duyet")
+@on_press(APPROVE, command="duyet", aliases=("approve",))
 async def approve(turn: Turn, ident: str) -> None:
     runtime = turn.runtime
     found = draft_id(ident)
@@ -215,12 +216,12 @@ async def _with_reason(turn: Turn, ident: str, decision: Decision) -> None:
     await _open_and_ask(turn, ap.FLOW_REASON, "reason", data, question)
 
 
-@on_press(CHANGES, command="suadoi", free_text=True)
+@on_press(CHANGES, command="suadoi", free_text=True, aliases=("changes",))
 async def request_changes(turn: Turn, ident: str) -> None:
     await _with_reason(turn, ident, Decision.REQUEST_CHANGES)
 
 
-@on_press(REJECT, command="tuchoi", free_text=True)
+@on_press(REJECT, command="tuchoi", free_text=True, aliases=("reject",))
 async def reject(turn: Turn, ident: str) -> None:
     await _with_reason(turn, ident, Decision.REJECT)
 

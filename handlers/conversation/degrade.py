@@ -41,24 +41,28 @@ def _key(chat: AnyChat) -> tuple[str, str | None]:
     return str(chat.chat_id), str(thread) if thread is not None else None
 
 
-def typed_press(action: str, command: str | None = None, free_text: bool = False) -> None:
+def typed_press(
+    action: str, command: str | None = None, free_text: bool = False, aliases: Sequence[str] = ()
+) -> None:
     """Let people without buttons press ``action`` by typing: ``/<command> <id>``, or the
     number of the choice when ``command`` is None.
 
     The id's ``-`` separators become spaces (``12-noise`` is typed ``12 noise``), so commands
     read as words. With ``free_text`` the id is the first word only and the rest is what the
     person wrote (``/tuchoi 45 <lý do>``), which the flow reads from the event: it does not
-    fit in button data. Buttons of actions not declared here have no flow that runs without
-    buttons yet, so they are left out where there are none.
+    fit in button data. ``aliases`` are further words for the same command (English ones
+    beside the Vietnamese shown on the choices). Buttons of actions not declared here have no
+    flow that runs without buttons yet, so they are left out where there are none.
     """
-    taken = command is not None and _ACTIONS.get(command, action) != action
+    words = [command, *aliases] if command is not None else []
+    taken = any(_ACTIONS.get(word, action) != action for word in words)
     if taken or _TYPED.get(action, command) != command:
         raise ValueError(f"action {action!r} or short command /{command} is taken")
     _TYPED[action] = command
-    if command is not None:
-        _ACTIONS[command] = action
+    for word in words:
+        _ACTIONS[word] = action
         if free_text:
-            _WORDY.add(command)
+            _WORDY.add(word)
 
 
 def press_for(chat: ChatRef, command: str | None, args: Sequence[str], text: str) -> str | None:

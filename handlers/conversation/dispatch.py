@@ -35,15 +35,19 @@ _COMMANDS: dict[str, tuple[Role, CommandFlow]] = {}
 
 
 def on_press(
-    action: ButtonAction, command: str | None = None, free_text: bool = False
+    action: ButtonAction,
+    command: str | None = None,
+    free_text: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> Callable[[PressFlow], PressFlow]:
     """Route presses of ``action`` to the decorated flow; where a channel has no buttons the
     press is typed: ``/<command> <id>`` (``/ack 12``), or a numbered choice without one;
-    ``free_text``: words may follow the id (``/tuchoi 45 <lý do>``, see ``typed_press``)."""
+    ``free_text``: words may follow the id (``/tuchoi 45 <lý do>``), ``aliases``: other words
+    for the command (see ``typed_press``)."""
 
     def decorate(flow: PressFlow) -> PressFlow:
         _PRESSES[action.name] = flow
-        typed_press(action.name, command, free_text)
+        typed_press(action.name, command, free_text, aliases)
         return flow
 
     return decorate

@@ -107,6 +107,7 @@ async def test_supervisor_approves_and_rejects_by_typed_commands(desk: Desk) -> 
 
 
 async def test_typed_decisions_are_checked_like_buttons(desk: Desk) -> None:
+    """Refused like a press from someone who is not an approver, or forged; aliases work."""
     channel = FakeChannel()
     runtime = fake_runtime(desk, channel)
     lan_tg, lan_id = desk.spokespeople[0]
@@ -121,3 +122,8 @@ async def test_typed_decisions_are_checked_like_buttons(desk: Desk) -> None:
         "Nút này không hợp lệ hoặc đã hết hạn. Vui lòng dùng tin nhắn mới nhất."
     ]
     assert decisions(desk, first) == []
+
+    hung = account_of(desk.supervisor[0].id)  # the English alias of /suadoi
+    recorded, *_closed = await channel.type(runtime, hung, f"/changes {first} Thêm giờ họp báo")
+    assert recorded == "Đã ghi nhận ý kiến của anh/chị."
+    assert decisions(desk, first) == [("request_changes", "Thêm giờ họp báo")]
