@@ -65,6 +65,11 @@ def typed_press(
             _WORDY.add(word)
 
 
+def typed_commands() -> set[str]:
+    """The short commands that stand for presses on channels without buttons."""
+    return set(_ACTIONS)
+
+
 def press_for(chat: ChatRef, command: str | None, args: Sequence[str], text: str) -> str | None:
     """The ``action:id`` a typed message stands for on a channel without buttons, if any:
     a short command with its id, or the number of a choice offered in this chat."""
