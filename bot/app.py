@@ -40,6 +40,7 @@ from handlers import (
     admin,
     alert_draft,
     alerts,
+    approvals,
     drafts,
     errors,
     fallback,
@@ -74,9 +75,9 @@ T = TypeVar("T")
 # Telegram adapter's ``handlers()``.
 HANDLER_MODULES = (start, people, admin, conversation, topics, taskforce, drafts, fallback)
 # Flows written against the conversation layer (registered with it when imported); the drill
-# and the docs count them as wired like the handler modules. alert_draft is the alerts' one
-# button whose flow still speaks PTB.
-FLOW_MODULES = (alerts, alert_draft)
+# and the docs count them as wired like the handler modules (approvals: submit and decide on
+# drafts). alert_draft is the alerts' one button whose flow still speaks PTB.
+FLOW_MODULES = (alerts, alert_draft, approvals)
 
 
 class WorkerApplication(InstrumentedApplication):

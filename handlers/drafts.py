@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import timedelta
 from typing import Any
 
 from telegram import ForceReply, Message, Update
@@ -22,6 +21,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandl
 from bot.buttons import register
 from bot.channels.base import Button
 from bot.channels.telegram import notifier as tg
+from bot.channels.telegram.conversation import turn_of
 from bot.channels.telegram.notifier import message_ref, person_ref
 from bot.runtime import Runtime
 from bot.services import approvals as ap
@@ -30,6 +30,7 @@ from bot.services import press_templates as pt
 from bot.services import stored_refs
 from bot.services.commands import register_command
 from bot.services.permissions import Actor
+from handlers.approvals import SUBMIT, answer_state, draft_id, drafter_rule, remember
 from handlers.buttons import on_button
 from handlers.common import (
     actor_in,
@@ -40,7 +41,7 @@ from handlers.common import (
     reply,
     runtime_of,
 )
-from storage.models import ConversationState, Crisis, Decision, Draft, Role, User
+from storage.models import ConversationState, Crisis, Draft, Role, User
 
 register_command("draft", Role.MEMBER)  # used in a crisis room; listed so people find it
 
@@ -50,28 +51,8 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- button rules
 
 
-def _id(ident: str) -> int | None:
-    return int(ident) if ident.isdigit() and len(ident) < 19 else None
-
-
-def _drafter_rule(session: Any, actor: Actor, ident: str) -> bool:
-    draft_id = _id(ident)
-    draft = session.get(Draft, draft_id) if draft_id else None
-    crisis = session.get(Crisis, draft.crisis_id) if draft else None
-    return crisis is not None and dr.can_work_on(session, actor, crisis)
-
-
-def _approver_rule(session: Any, actor: Actor, ident: str) -> bool:
-    draft_id = _id(ident)
-    return draft_id is not None and ap.is_approver(session, actor, draft_id)
-
-
-EDIT = register("draft.edit", _drafter_rule, "how to edit a draft")
-SUBMIT = register("draft.submit", _drafter_rule, "submit a draft version for approval")
-DISCARD = register("draft.discard", _drafter_rule, "discard a draft")
-APPROVE = register("appr.ok", _approver_rule, "approve a submitted version")
-CHANGES = register("appr.changes", _approver_rule, "request changes to a submitted version")
-REJECT = register("appr.reject", _approver_rule, "reject a submitted version")
+EDIT = register("draft.edit", drafter_rule, "how to edit a draft")
+DISCARD = register("draft.discard", drafter_rule, "discard a draft")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -325,13 +306,7 @@ async def pin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         state_id = state.id
     asked = await _ask(message, runtime.renderer.render("pin_message", lang, code="pin_new"))
     with runtime.db.session() as session:
-        _remember(session, state_id, str(asked.message_id))
-
-
-def _remember(session: Any, state_id: int | None, message_id: str) -> None:
-    state = session.get(ConversationState, state_id)
-    if state is not None:
-        state.data = {**state.data, "prompt_message_id": message_id}
+        remember(session, state_id, str(asked.message_id))
 
 
 # --------------------------------------------------------------------------- replies
@@ -418,67 +393,12 @@ async def _private_reply(
         else:
             asked = await _ask_private(context, message.chat_id, text)
             with runtime.db.session() as session:
-                _remember(session, state_id, str(asked.message_id))
+                remember(session, state_id, str(asked.message_id))
         return
-    await _decide_from_state(update, context, runtime, actor, lang, state, message.text)
-
-
-async def _decide_from_state(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    runtime: Runtime,
-    actor: Actor,
-    lang: str,
-    state: ConversationState,
-    text: str,
-) -> None:
-    draft_id = int(state.data["draft_id"])
-    outcome: ap.Outcome | None = None
-    problem: str | None = None
-    error: dr.DraftError | None = None
-    try:
-        with runtime.db.session() as session:
-            fresh = session.get(ConversationState, state.id)
-            user = session.get(User, actor.user_id)
-            if fresh is None or user is None:
-                return
-            if fresh.flow == ap.FLOW_PIN_APPROVE:
-                result = ap.pin_attempt(session, fresh, user, text, runtime.clock.now())
-                if isinstance(result, str):
-                    problem = result
-                else:
-                    outcome = result
-            else:
-                decision = Decision(fresh.data["decision"])
-                session.delete(fresh)
-                outcome = ap.decide(
-                    session, draft_id, user, decision, comment=text, at=runtime.clock.now()
-                )
-    except dr.DraftError as exc:
-        error = exc
-    if error is not None:
-        with runtime.db.session() as session:
-            ap.refuse(session, actor, draft_id, error.code, runtime.clock.now())
-            leftover = session.get(ConversationState, state.id)
-            if leftover is not None:
-                session.delete(leftover)
-        await reply(update, _error(runtime, lang, error))
-        return
-    if problem is not None:
-        await reply(update, runtime.renderer.render("pin_message", lang, code=problem))
-        return
-    assert outcome is not None
-    await reply(update, runtime.renderer.render("approval_prompt", lang, code="recorded"))
-    await ap.announce(runtime, outcome)
+    await answer_state(turn_of(update, context, actor), state, message.text)
 
 
 # --------------------------------------------------------------------------- drafter buttons
-
-
-def _button_draft(ident: str) -> int:
-    draft_id = _id(ident)
-    assert draft_id is not None  # the rule has already refused anything else
-    return draft_id
 
 
 @on_button(EDIT.name)
@@ -490,7 +410,7 @@ async def edit_pressed(
     query = update.callback_query
     assert query is not None
     with runtime.db.session() as session:
-        draft = session.get(Draft, _button_draft(ident))
+        draft = session.get(Draft, draft_id(ident))
         assert draft is not None
         try:
             fields = dr.library(runtime).get(draft.template, draft.language).labels(lang)
@@ -505,40 +425,6 @@ async def edit_pressed(
         )
 
 
-@on_button(SUBMIT.name)
-async def submit_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
-    remind = timedelta(minutes=runtime.settings.approval_reminder_minutes)
-    try:
-        with runtime.db.session() as session:
-            draft = session.get(Draft, _button_draft(ident))
-            assert draft is not None
-            submitted = ap.submit(session, draft, actor, runtime.clock.now(), remind)
-    except dr.DraftError as exc:
-        await query.answer(_error(runtime, lang, exc)[:190], show_alert=True)
-        return
-    await query.answer()
-    unreachable = await ap.send_requests(runtime, submitted)
-    text = runtime.renderer.render(
-        "draft_notice",
-        lang,
-        code="submitted",
-        number=submitted.draft.number,
-        version=submitted.draft.version,
-        approvers=", ".join(u.full_name for u in submitted.approvers),
-        required=submitted.required,
-        unreachable=", ".join(u.full_name for u in unreachable),
-    )
-    room = stored_refs.crisis_room(submitted.crisis)
-    if room is not None:
-        await runtime.notifier.send_text(room, text)
-
-
 @on_button(DISCARD.name)
 async def discard_pressed(
     update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
@@ -549,7 +435,7 @@ async def discard_pressed(
     assert query is not None
     try:
         with runtime.db.session() as session:
-            draft = session.get(Draft, _button_draft(ident))
+            draft = session.get(Draft, draft_id(ident))
             assert draft is not None
             discarded = dr.discard(session, draft, actor, runtime.clock.now())
             crisis = session.get(Crisis, discarded.crisis_id)
@@ -569,155 +455,6 @@ async def discard_pressed(
                 "draft_notice", lang, code="discarded", number=discarded.number, who=who
             ),
         )
-
-
-# --------------------------------------------------------------------------- approver buttons
-
-
-async def _refuse_press(
-    update: Update, runtime: Runtime, actor: Actor, lang: str, draft_id: int, exc: dr.DraftError
-) -> None:
-    query = update.callback_query
-    assert query is not None
-    with runtime.db.session() as session:
-        ap.refuse(session, actor, draft_id, exc.code, runtime.clock.now())
-    await query.answer(_error(runtime, lang, exc)[:190], show_alert=True)
-
-
-@on_button(APPROVE.name)
-async def approve_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None and actor.user is not None
-    draft_id = _button_draft(ident)
-    needs_pin: ap.NeedsPin | None = None
-    try:
-        with runtime.db.session() as session:
-            user = session.get(User, actor.user.id)
-            assert user is not None
-            outcome = ap.decide(session, draft_id, user, Decision.APPROVE, at=runtime.clock.now())
-    except dr.DraftError as exc:
-        await _refuse_press(update, runtime, actor, lang, draft_id, exc)
-        return
-    except ap.NeedsPin as exc:
-        needs_pin = exc
-    if needs_pin is not None:
-        await _ask_for_pin(update, context, runtime, actor, lang, draft_id, needs_pin.has_pin)
-        return
-    await query.answer(runtime.renderer.render("approval_prompt", lang, code="recorded"))
-    await ap.announce(runtime, outcome)
-
-
-def _look_in_private(update: Update, runtime: Runtime, lang: str, private: int) -> str | None:
-    """ "See the bot's private message" is news only when the button was pressed elsewhere."""
-    chat = update.effective_chat
-    if chat is not None and chat.id == private:
-        return None
-    return runtime.renderer.render("approval_prompt", lang, code="check_private")
-
-
-async def _ask_for_pin(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    runtime: Runtime,
-    actor: Actor,
-    lang: str,
-    draft_id: int,
-    has_pin: bool,
-) -> None:
-    query = update.callback_query
-    assert query is not None and actor.user is not None
-    if not has_pin:
-        await query.answer(
-            runtime.renderer.render("approval_prompt", lang, code="pin_needed")[:190],
-            show_alert=True,
-        )
-        return
-    private = query.from_user.id  # the presser's private chat
-    with runtime.db.session() as session:
-        draft = session.get(Draft, draft_id)
-        assert draft is not None
-        state = ap.open_state(
-            session,
-            f"{private}:0",
-            actor.channel_ref,
-            ap.FLOW_PIN_APPROVE,
-            "pin",
-            {"draft_id": draft_id, "attempts": 0},
-            runtime.clock.now(),
-        )
-        state_id, number, version = state.id, draft.number, draft.version
-    await query.answer(_look_in_private(update, runtime, lang, private))
-    asked = await _ask_private(
-        context,
-        private,
-        runtime.renderer.render(
-            "approval_prompt", lang, code="pin", number=number, version=version
-        ),
-    )
-    with runtime.db.session() as session:
-        _remember(session, state_id, str(asked.message_id))
-
-
-async def _ask_reason(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str, decision: Decision
-) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None and actor.user is not None
-    draft_id = _button_draft(ident)
-    private = query.from_user.id  # the presser's private chat
-    try:
-        with runtime.db.session() as session:
-            user = session.get(User, actor.user.id)
-            assert user is not None
-            draft, _crisis, _agency = ap.precheck(session, draft_id, user)
-            state = ap.open_state(
-                session,
-                f"{private}:0",
-                actor.channel_ref,
-                ap.FLOW_REASON,
-                "reason",
-                {"draft_id": draft_id, "decision": str(decision)},
-                runtime.clock.now(),
-            )
-            state_id, number, version = state.id, draft.number, draft.version
-    except dr.DraftError as exc:
-        await _refuse_press(update, runtime, actor, lang, draft_id, exc)
-        return
-    await query.answer(_look_in_private(update, runtime, lang, private))
-    asked = await _ask_private(
-        context,
-        private,
-        runtime.renderer.render(
-            "approval_prompt",
-            lang,
-            code="reason",
-            decision=str(decision),
-            number=number,
-            version=version,
-        ),
-    )
-    with runtime.db.session() as session:
-        _remember(session, state_id, str(asked.message_id))
-
-
-@on_button(CHANGES.name)
-async def changes_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    await _ask_reason(update, context, actor, ident, Decision.REQUEST_CHANGES)
-
-
-@on_button(REJECT.name)
-async def reject_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    await _ask_reason(update, context, actor, ident, Decision.REJECT)
 
 
 # --------------------------------------------------------------------------- for other areas

@@ -298,7 +298,15 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     ],
     "approval_label": [{"which": w} for w in ("approve", "changes", "reject")],
     "approval_prompt": [
-        {"code": "reason", "decision": "request_changes", "number": 1, "version": 2}
+        {"code": "reason", "decision": "request_changes", "number": 1, "version": 2},
+        {
+            "code": "reason_typed",
+            "decision": "reject",
+            "number": 1,
+            "version": 2,
+            "command": "tuchoi",
+            "draft_id": 45,
+        },
     ],
     "approval_published": [
         {

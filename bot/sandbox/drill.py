@@ -147,8 +147,8 @@ STEPS: tuple[Step, ...] = (
     Step("alert", "spokesperson", "handlers.alerts", _alert_received),
     Step("crisis", "spokesperson", "handlers.taskforce", _crisis_opened),
     Step("draft", "spokesperson", "handlers.drafts", _draft_submitted),
-    Step("changes", "supervisor", "handlers.drafts", _changes_requested),
-    Step("approve_draft", "supervisor", "handlers.drafts", _approved_draft),
+    Step("changes", "supervisor", "handlers.approvals", _changes_requested),
+    Step("approve_draft", "supervisor", "handlers.approvals", _approved_draft),
     Step("publish", "spokesperson", "handlers.drafts", _published),
     Step("resolve", "spokesperson", "handlers.taskforce", _resolved),
 )

@@ -27,6 +27,7 @@ from handlers.conversation.surface import Capabilities, Surface
 
 _TYPED: dict[str, str | None] = {}  # button action → its short command (None: numbered)
 _ACTIONS: dict[str, str] = {}  # short command → button action
+_WORDY: set[str] = set()  # short commands whose words after the id are free text
 _OFFERS: OrderedDict[tuple[str, str | None], tuple[Button, ...]] = OrderedDict()
 MAX_OFFERS = 10_000
 
@@ -40,20 +41,33 @@ def _key(chat: AnyChat) -> tuple[str, str | None]:
     return str(chat.chat_id), str(thread) if thread is not None else None
 
 
-def typed_press(action: str, command: str | None = None) -> None:
+def typed_press(
+    action: str, command: str | None = None, free_text: bool = False, aliases: Sequence[str] = ()
+) -> None:
     """Let people without buttons press ``action`` by typing: ``/<command> <id>``, or the
     number of the choice when ``command`` is None.
 
     The id's ``-`` separators become spaces (``12-noise`` is typed ``12 noise``), so commands
-    read as words. Buttons of actions not declared here have no flow that runs without
-    buttons yet, so they are left out where there are none.
+    read as words. With ``free_text`` the id is the first word only and the rest is what the
+    person wrote (``/tuchoi 45 <lý do>``), which the flow reads from the event: it does not
+    fit in button data. ``aliases`` are further words for the same command (English ones
+    beside the Vietnamese shown on the choices). Buttons of actions not declared here have no
+    flow that runs without buttons yet, so they are left out where there are none.
     """
-    taken = command is not None and _ACTIONS.get(command, action) != action
+    words = [command, *aliases] if command is not None else []
+    taken = any(_ACTIONS.get(word, action) != action for word in words)
     if taken or _TYPED.get(action, command) != command:
         raise ValueError(f"action {action!r} or short command /{command} is taken")
     _TYPED[action] = command
-    if command is not None:
-        _ACTIONS[command] = action
+    for word in words:
+        _ACTIONS[word] = action
+        if free_text:
+            _WORDY.add(word)
+
+
+def typed_commands() -> set[str]:
+    """The short commands that stand for presses on channels without buttons."""
+    return set(_ACTIONS)
 
 
 def press_for(chat: ChatRef, command: str | None, args: Sequence[str], text: str) -> str | None:
@@ -63,7 +77,7 @@ def press_for(chat: ChatRef, command: str | None, args: Sequence[str], text: str
         action = _ACTIONS.get(command)
         if action is None or not args:
             return None
-        return f"{action}:{'-'.join(args)}"
+        return f"{action}:{args[0] if command in _WORDY else '-'.join(args)}"
     offered = _OFFERS.get(_key(chat))
     choice = text.strip()
     if offered and choice.isdigit() and 1 <= int(choice) <= len(offered):
@@ -122,6 +136,17 @@ class Replies:
         for part in fit(caps, self.chat, text, buttons):
             sent = await self.surface.send(part, keep)
         return sent
+
+    async def ask(self, text: str) -> MessageRef | None:
+        """Post a question the person answers by replying to it: the channel's own prompt for
+        a reply where it has one (an optional ``ask`` on the surface, Telegram's ForceReply),
+        else a plain message."""
+        ask = getattr(self.surface, "ask", None)
+        caps = self.surface.capabilities
+        if ask is not None and len(text) <= caps.max_text:
+            sent: MessageRef | None = await ask(text)
+            return sent
+        return await self.say(text)
 
     async def replace(
         self, message: MessageRef | None, text: str, buttons: Buttons | None = None

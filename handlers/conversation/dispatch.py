@@ -34,13 +34,20 @@ _PRESSES: dict[str, PressFlow] = {}
 _COMMANDS: dict[str, tuple[Role, CommandFlow]] = {}
 
 
-def on_press(action: ButtonAction, command: str | None = None) -> Callable[[PressFlow], PressFlow]:
+def on_press(
+    action: ButtonAction,
+    command: str | None = None,
+    free_text: bool = False,
+    aliases: tuple[str, ...] = (),
+) -> Callable[[PressFlow], PressFlow]:
     """Route presses of ``action`` to the decorated flow; where a channel has no buttons the
-    press is typed: ``/<command> <id>`` (``/ack 12``), or a numbered choice without one."""
+    press is typed: ``/<command> <id>`` (``/ack 12``), or a numbered choice without one;
+    ``free_text``: words may follow the id (``/tuchoi 45 <lý do>``), ``aliases``: other words
+    for the command (see ``typed_press``)."""
 
     def decorate(flow: PressFlow) -> PressFlow:
         _PRESSES[action.name] = flow
-        typed_press(action.name, command)
+        typed_press(action.name, command, free_text, aliases)
         return flow
 
     return decorate

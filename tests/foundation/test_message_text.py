@@ -19,6 +19,7 @@ import bot.app  # importing the handler modules registers their commands
 from bot.services import press_templates as pt
 from bot.services.commands import commands_for_role
 from bot.templating import LANGUAGES, TEMPLATES_ROOT, Renderer
+from handlers.conversation.degrade import typed_commands
 from storage.models import Role
 
 # A block tag closing a line: with ``trim_blocks`` Jinja swallows the newline after it.
@@ -134,7 +135,8 @@ ENGLISH = re.compile(
 
 
 def _commands() -> set[str]:
-    """Every command the bot answers: what its handlers listen for, not what /help lists."""
+    """Every command the bot answers: what its handlers listen for, not what /help lists, and
+    the short commands standing for buttons on channels without them (``/tuchoi 45``)."""
 
     def walk(handler: BaseHandler[Any, Any, Any]) -> set[str]:
         if isinstance(handler, CommandHandler):
@@ -145,7 +147,8 @@ def _commands() -> set[str]:
             return {c for h in inner for c in walk(h)}
         return set()
 
-    return {c for m in bot.app.HANDLER_MODULES for h in m.handlers() for c in walk(h)}
+    handled = {c for m in bot.app.HANDLER_MODULES for h in m.handlers() for c in walk(h)}
+    return handled | typed_commands()
 
 
 def _strings(value: Any) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import Update
+from telegram import ForceReply, Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
@@ -99,6 +99,21 @@ class TelegramSurface:
             reply_markup=keyboard(buttons),
             do_quote=False,
             disable_web_page_preview=True,
+        )
+        thread = sent.message_thread_id if sent.is_topic_message else None
+        return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
+
+    async def ask(self, text: str) -> MessageRef | None:
+        """A question answered by replying: ForceReply opens the reply for the person (and works
+        under privacy mode, where the bot sees only replies to its own messages)."""
+        message = self.update.effective_message
+        if message is None:
+            return None
+        sent = await message.reply_text(
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=ForceReply(selective=True),
+            do_quote=False,
         )
         thread = sent.message_thread_id if sent.is_topic_message else None
         return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
