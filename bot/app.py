@@ -43,6 +43,7 @@ from handlers import (
     errors,
     fallback,
     people,
+    registration,
     start,
     taskforce,
     topics,
@@ -75,7 +76,7 @@ HANDLER_MODULES = (start, people, admin, conversation, topics, taskforce, drafts
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules. alert_draft is the alerts' one
 # button whose flow still speaks PTB.
-FLOW_MODULES = (alerts, alert_draft)
+FLOW_MODULES = (alerts, registration, alert_draft)
 
 
 class WorkerApplication(InstrumentedApplication):

@@ -648,9 +648,11 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "reg_ask_phone": [
         {"invited": True, "agency": "Bộ Y tế", "role": "Người phát ngôn"},
         {"invited": False, "agency": "Bộ Y tế", "role": "Người phát ngôn"},
+        {"invited": False, "agency": "Bộ Y tế", "role": "Người phát ngôn", "typed": True},
     ],
     "reg_ask_role": [{}],
     "reg_bad_phone": [{}],
+    "reg_bad_typed_phone": [{}],
     "reg_cancelled": [{}],
     "reg_choose_language": [{}],
     "reg_decision_saved": [{}],
@@ -658,7 +660,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "reg_done_pending": [
         {"person": "Lê Minh Châu", "role": "Người phát ngôn", "agency": "Bộ Y tế"}
     ],
-    "reg_group_private": [{"bot": "crisisdesk_bot"}, {"bot": ""}],
+    "reg_group_private": [{"link": "https://t.me/crisisdesk_bot?start"}, {"link": None}],
     "reg_label": [
         {"key": k}
         for k in (
@@ -697,6 +699,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "agency": "Bộ Y tế",
             "role": "Người phát ngôn",
             "phone": "+84901000003",
+            "phone_typed": True,
             "decided": None,
             "by": "",
             "reason": None,

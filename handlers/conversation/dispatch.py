@@ -26,12 +26,15 @@ log = logging.getLogger(__name__)
 
 PressFlow = Callable[[Turn, str], Awaitable[None]]
 CommandFlow = Callable[[Turn], Awaitable[None]]
+# Plain text or a shared contact; True if the flow took it (the person was in its conversation).
+MessageFlow = Callable[[Turn], Awaitable[bool]]
 # A press whose flow is not written against this layer yet: the adapter runs it itself.
 LegacyPress = Callable[[Actor, str], Awaitable[None]]
 LegacyLookup = Callable[[str], LegacyPress | None]
 
 _PRESSES: dict[str, PressFlow] = {}
-_COMMANDS: dict[str, tuple[Role, CommandFlow]] = {}
+_COMMANDS: dict[str, tuple[Role | None, CommandFlow]] = {}
+_MESSAGES: list[MessageFlow] = []
 
 
 def on_press(action: ButtonAction, command: str | None = None) -> Callable[[PressFlow], PressFlow]:
@@ -46,8 +49,9 @@ def on_press(action: ButtonAction, command: str | None = None) -> Callable[[Pres
     return decorate
 
 
-def on_command(name: str, minimum: Role) -> Callable[[CommandFlow], CommandFlow]:
-    """Route ``/name`` to the decorated flow for people holding at least ``minimum``."""
+def on_command(name: str, minimum: Role | None) -> Callable[[CommandFlow], CommandFlow]:
+    """Route ``/name`` to the decorated flow for people holding at least ``minimum`` (None:
+    everyone, registered or not)."""
 
     def decorate(flow: CommandFlow) -> CommandFlow:
         register_command(name, minimum)
@@ -55,6 +59,13 @@ def on_command(name: str, minimum: Role) -> Callable[[CommandFlow], CommandFlow]
         return flow
 
     return decorate
+
+
+def on_message(flow: MessageFlow) -> MessageFlow:
+    """Offer plain text and shared contacts to the decorated flow (flows are asked in the
+    order they registered; the first that takes the message answers it)."""
+    _MESSAGES.append(flow)
+    return flow
 
 
 def commands() -> list[str]:
@@ -77,7 +88,7 @@ async def handle(
     if routed is not None:
         minimum, flow = routed
         turn = Turn(runtime, event, _actor(runtime, event), replies)
-        if await turn.gate(minimum):
+        if minimum is None or await turn.gate(minimum):
             await flow(turn)
         return True
     if not surface.capabilities.buttons:
@@ -85,6 +96,11 @@ async def handle(
         if data is not None:
             await _press(runtime, event, replies, data, legacy)
             return True
+    if event.command is None and _MESSAGES:
+        turn = Turn(runtime, event, _actor(runtime, event), replies)
+        for message_flow in _MESSAGES:
+            if await message_flow(turn):
+                return True
     return False
 
 
