@@ -210,7 +210,7 @@ async def cancel_command(turn: Turn) -> None:
         await turn.replies.say(text)
 
 
-@on_command("skip", None)
+@on_command("skip", None, listed=False)
 async def skip_command(turn: Turn) -> None:
     chat_ref, user_ref = _refs(turn)
     with turn.runtime.db.session() as session:

@@ -49,12 +49,16 @@ def on_press(action: ButtonAction, command: str | None = None) -> Callable[[Pres
     return decorate
 
 
-def on_command(name: str, minimum: Role | None) -> Callable[[CommandFlow], CommandFlow]:
+def on_command(
+    name: str, minimum: Role | None, listed: bool = True
+) -> Callable[[CommandFlow], CommandFlow]:
     """Route ``/name`` to the decorated flow for people holding at least ``minimum`` (None:
-    everyone, registered or not)."""
+    everyone, registered or not); ``listed=False`` keeps it out of the command menus (a
+    command only a message of the bot tells people to type)."""
 
     def decorate(flow: CommandFlow) -> CommandFlow:
-        register_command(name, minimum)
+        if listed:
+            register_command(name, minimum)
         _COMMANDS[name] = (minimum, flow)
         return flow
 
