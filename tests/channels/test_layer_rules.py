@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NEUTRAL = [
     *sorted((ROOT / "handlers" / "conversation").glob("*.py")),
     ROOT / "handlers" / "alerts.py",
+    ROOT / "handlers" / "registration.py",
 ]
 CHANNEL_SPECIFIC = ("telegram", "bot.channels.telegram", "bot.channels.zalo.bot_api")
 
