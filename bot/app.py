@@ -45,6 +45,7 @@ from handlers import (
     errors,
     fallback,
     people,
+    registration,
     start,
     taskforce,
     topics,
@@ -77,7 +78,7 @@ HANDLER_MODULES = (start, people, admin, conversation, topics, taskforce, drafts
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules (approvals: submit and decide on
 # drafts). alert_draft is the alerts' one button whose flow still speaks PTB.
-FLOW_MODULES = (alerts, alert_draft, approvals)
+FLOW_MODULES = (alerts, registration, alert_draft, approvals)
 
 
 class WorkerApplication(InstrumentedApplication):

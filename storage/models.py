@@ -186,6 +186,9 @@ class User(SQLModel, table=True):
     username: str | None = Field(default=None, max_length=64, index=True)
     full_name: str = Field(default="", max_length=255)
     phone: str | None = Field(default=None, max_length=32)
+    # True when the number was typed on a channel that cannot vouch for it (no contact
+    # sharing): the verifier is told to check it (docs/architecture.md, "Typed phones").
+    phone_typed: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     agency_id: int | None = Field(default=None, foreign_key="agency.id", index=True)
     role: str = Field(default=Role.MEMBER, max_length=16)
     requested_role: str | None = Field(default=None, max_length=16)

@@ -654,11 +654,13 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "reg_ask_agency": [{"page": 1, "pages": 3}, {"page": 1, "pages": 1}],
     "reg_ask_name": [{}],
     "reg_ask_phone": [
-        {"invited": True, "agency": "Bộ Y tế", "role": "Người phát ngôn"},
-        {"invited": False, "agency": "Bộ Y tế", "role": "Người phát ngôn"},
+        {"invited": True, "agency": "Bộ Y tế", "role": "Người phát ngôn", "typed": False},
+        {"invited": False, "agency": "Bộ Y tế", "role": "Người phát ngôn", "typed": False},
+        {"invited": False, "agency": "Bộ Y tế", "role": "Người phát ngôn", "typed": True},
     ],
     "reg_ask_role": [{}],
     "reg_bad_phone": [{}],
+    "reg_bad_typed_phone": [{}],
     "reg_cancelled": [{}],
     "reg_choose_language": [{}],
     "reg_decision_saved": [{}],
@@ -666,7 +668,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "reg_done_pending": [
         {"person": "Lê Minh Châu", "role": "Người phát ngôn", "agency": "Bộ Y tế"}
     ],
-    "reg_group_private": [{"bot": "crisisdesk_bot"}, {"bot": ""}],
+    "reg_group_private": [{"link": "https://t.me/crisisdesk_bot?start"}, {"link": None}],
     "reg_label": [
         {"key": k}
         for k in (
@@ -705,6 +707,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "agency": "Bộ Y tế",
             "role": "Người phát ngôn",
             "phone": "+84901000003",
+            "phone_typed": True,
             "decided": None,
             "by": "",
             "reason": None,
@@ -715,6 +718,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "agency": "Bộ Y tế",
             "role": "Thành viên",
             "phone": "+84901000005",
+            "phone_typed": False,
             "decided": "approved",
             "by": "Nguyễn Văn An",
             "reason": None,
@@ -725,6 +729,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "agency": "Bộ Y tế",
             "role": "Thành viên",
             "phone": "+84901000005",
+            "phone_typed": False,
             "decided": "rejected",
             "by": "Nguyễn Văn An",
             "reason": "Không thuộc cơ quan",
@@ -735,6 +740,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "agency": "Bộ Y tế",
             "role": "Thành viên",
             "phone": "+84901000005",
+            "phone_typed": False,
             "decided": "rejected",
             "by": "Nguyễn Văn An",
             "reason": None,

@@ -51,7 +51,7 @@ READY_STEP = "subscribe"
 class Step:
     key: str
     persona: str  # who acts (a PERSONAS key)
-    feature: str | None  # the handlers module the step needs, e.g. "handlers.start"
+    feature: str | None  # the handlers module the step needs, e.g. "handlers.registration"
     done: Callable[[Sandbox, Session], bool]
 
 
@@ -141,8 +141,8 @@ def _resolved(sandbox: Sandbox, session: Session) -> bool:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("register", "spokesperson", "handlers.start", _registered),
-    Step("approve", "admin", "handlers.start", _approved),
+    Step("register", "spokesperson", "handlers.registration", _registered),
+    Step("approve", "admin", "handlers.registration", _approved),
     Step("subscribe", "spokesperson", "handlers.topics", _subscribed),
     Step("alert", "spokesperson", "handlers.alerts", _alert_received),
     Step("crisis", "spokesperson", "handlers.taskforce", _crisis_opened),

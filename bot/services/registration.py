@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
@@ -116,6 +117,20 @@ def clean_reason(raw: str) -> str:
     return text
 
 
+def typed_phone(raw: str) -> str:
+    """A typed number as E.164 if it is a valid Vietnamese number (``0912 345 678``,
+    ``+84 912 345 678``); channels that cannot vouch for a number accept only these, so a
+    verifier can at least call it. ``phonenumbers`` holds the numbering plan we would
+    otherwise copy by hand."""
+    try:
+        number = phonenumbers.parse(raw, "VN")
+    except phonenumbers.NumberParseException as exc:
+        raise RegistrationError("bad_typed_phone") from exc
+    if number.country_code != 84 or not phonenumbers.is_valid_number(number):
+        raise RegistrationError("bad_typed_phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def clean_phone(raw: str) -> str:
     digits = "".join(c for c in raw if c.isdigit())
     if not 6 <= len(digits) <= 15:
@@ -123,7 +138,21 @@ def clean_phone(raw: str) -> str:
     return "+" + digits
 
 
+def agency_name(session: Session, agency_id: Any) -> str:
+    """The name of the agency a registration names (``""`` if it is gone)."""
+    agency = session.get(Agency, int(agency_id or 0))
+    return agency.name if agency is not None else ""
+
+
 # --------------------------------------------------------------------------- conversation rows
+
+
+def fresh(session: Session, state: ConversationState) -> ConversationState:
+    """``state`` as this session sees it (a step reads the row, then writes it anew)."""
+    row = session.get(ConversationState, state.id)
+    if row is None:
+        raise RegistrationError("stale")
+    return row
 
 
 def get_state(
@@ -307,12 +336,18 @@ def give_phone(
     who: PersonRef,
     username: str | None,
     now: datetime,
+    typed: bool = False,
 ) -> Registered:
-    """Finish: only the sender's own contact is accepted. Creates or renews the User row."""
+    """Finish: the sender's own contact (``contact_owner_ref``, vouched by the channel), or,
+    where the channel has no contact sharing, a ``typed`` Vietnamese number that the
+    verifier is shown as typed. Creates or renews the User row."""
     _expect(state, STEP_PHONE)
-    if contact_owner_ref != state.user_ref:
+    if typed:
+        number = typed_phone(phone)
+    elif contact_owner_ref != state.user_ref:
         raise RegistrationError("not_own_contact")
-    number = clean_phone(phone)
+    else:
+        number = clean_phone(phone)
     data = state.data
     invite_id = data.get("invite_id")
     user = identity.person_for(session, who)
@@ -328,6 +363,7 @@ def give_phone(
     user.username = _clean_username(username or data.get("username"))
     user.full_name = data["full_name"]
     user.phone = number
+    user.phone_typed = typed
     user.agency_id = int(data["agency_id"])
     user.language = data.get("language", "vi")
     user.updated_at = now

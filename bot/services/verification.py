@@ -53,6 +53,7 @@ def review_text(runtime: Runtime, lang: str, applicant: User, **extra: Any) -> s
         phone=applicant.phone or "",
         agency=agency.name if agency else "",
         role=role_name(runtime, lang, applicant.requested_role or Role.MEMBER),
+        phone_typed=applicant.phone_typed,
         **{"decided": None, "by": "", "reason": None, **extra},
     )
 

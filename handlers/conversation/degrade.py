@@ -23,7 +23,7 @@ from bot.channels import base
 from bot.channels.base import Attachment, Button, Buttons, Notifier, SentMessage
 from bot.channels.refs import ChatRef, MessageRef
 from bot.services.textsplit import split_plain
-from handlers.conversation.surface import Capabilities, Surface
+from handlers.conversation.surface import Capabilities, RichSurface, Surface
 
 _TYPED: dict[str, str | None] = {}  # button action → its short command (None: numbered)
 _ACTIONS: dict[str, str] = {}  # short command → button action
@@ -157,6 +157,32 @@ class Replies:
             await self.surface.edit(message, text, buttons if caps.buttons else None)
         else:
             await self.say(text, buttons)
+
+    @property
+    def private_link(self) -> str | None:
+        """A link to a private chat with the bot, where the channel has one."""
+        return self.surface.private_link if isinstance(self.surface, RichSurface) else None
+
+    async def ask_contact(self, text: str, label: str) -> None:
+        """Ask for the sender's phone: with a sharing button where the channel vouches for
+        the number, else ``text`` alone (which must then ask for the number to be typed)."""
+        if self.capabilities.contact_share and isinstance(self.surface, RichSurface):
+            await self.surface.ask_contact(text, label)
+        else:
+            await self.say(text)
+
+    async def end_contact(self, text: str) -> None:
+        """Post ``text``, withdrawing a phone-sharing button where one may be shown."""
+        if self.capabilities.contact_share and isinstance(self.surface, RichSurface):
+            await self.surface.end_contact(text)
+        else:
+            await self.say(text)
+
+    async def clear_buttons(self, message: MessageRef | None) -> None:
+        """Take the buttons off an answered message; without edits it stays as it was."""
+        caps = self.capabilities
+        if message is not None and caps.edit and isinstance(self.surface, RichSurface):
+            await self.surface.clear_buttons(message)
 
     async def notice(self, text: str = "", alert: bool = False) -> None:
         """The short answer to a press (once per press; later calls are posted as messages)."""

@@ -26,12 +26,15 @@ log = logging.getLogger(__name__)
 
 PressFlow = Callable[[Turn, str], Awaitable[None]]
 CommandFlow = Callable[[Turn], Awaitable[None]]
+# Plain text or a shared contact; True if the flow took it (the person was in its conversation).
+MessageFlow = Callable[[Turn], Awaitable[bool]]
 # A press whose flow is not written against this layer yet: the adapter runs it itself.
 LegacyPress = Callable[[Actor, str], Awaitable[None]]
 LegacyLookup = Callable[[str], LegacyPress | None]
 
 _PRESSES: dict[str, PressFlow] = {}
-_COMMANDS: dict[str, tuple[Role, CommandFlow]] = {}
+_COMMANDS: dict[str, tuple[Role | None, CommandFlow]] = {}
+_MESSAGES: list[MessageFlow] = []
 
 
 def on_press(
@@ -53,15 +56,27 @@ def on_press(
     return decorate
 
 
-def on_command(name: str, minimum: Role) -> Callable[[CommandFlow], CommandFlow]:
-    """Route ``/name`` to the decorated flow for people holding at least ``minimum``."""
+def on_command(
+    name: str, minimum: Role | None, listed: bool = True
+) -> Callable[[CommandFlow], CommandFlow]:
+    """Route ``/name`` to the decorated flow for people holding at least ``minimum`` (None:
+    everyone, registered or not); ``listed=False`` keeps it out of the command menus (a
+    command only a message of the bot tells people to type)."""
 
     def decorate(flow: CommandFlow) -> CommandFlow:
-        register_command(name, minimum)
+        if listed:
+            register_command(name, minimum)
         _COMMANDS[name] = (minimum, flow)
         return flow
 
     return decorate
+
+
+def on_message(flow: MessageFlow) -> MessageFlow:
+    """Offer plain text and shared contacts to the decorated flow (flows are asked in the
+    order they registered; the first that takes the message answers it)."""
+    _MESSAGES.append(flow)
+    return flow
 
 
 def commands() -> list[str]:
@@ -84,7 +99,7 @@ async def handle(
     if routed is not None:
         minimum, flow = routed
         turn = Turn(runtime, event, _actor(runtime, event), replies)
-        if await turn.gate(minimum):
+        if minimum is None or await turn.gate(minimum):
             await flow(turn)
         return True
     if not surface.capabilities.buttons:
@@ -92,6 +107,11 @@ async def handle(
         if data is not None:
             await _press(runtime, event, replies, data, legacy)
             return True
+    if event.command is None and _MESSAGES:
+        turn = Turn(runtime, event, _actor(runtime, event), replies)
+        for message_flow in _MESSAGES:
+            if await message_flow(turn):
+                return True
     return False
 
 

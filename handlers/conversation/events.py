@@ -40,6 +40,14 @@ class Incoming:
     reply_to: MessageRef | None = None
     contact: Contact | None = None
     language: str | None = None
+    name: str = ""  # the sender's display name on the channel, for people without a row
+    username: str | None = None  # the sender's public handle, where the channel has one
+
+    @property
+    def private(self) -> bool:
+        """Whether this happened in the one-to-one chat with the sender (every channel so far
+        names that chat by the person's own id)."""
+        return self.where.chat_id == self.who.external_id and self.where.thread_id is None
 
 
 def parse_command(text: str) -> tuple[str | None, tuple[str, ...]]:

@@ -8,7 +8,7 @@ flows talk to, and it reads ``capabilities`` to decide what to do instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.channels.base import Buttons
 from bot.channels.refs import MessageRef
@@ -24,6 +24,9 @@ class Capabilities:
     threads: bool
     join_requests: bool
     max_text: int
+    #: The channel can ask for the sender's phone number and vouch that it is theirs
+    #: (Telegram's contact button); without it a typed number is taken (docs/architecture.md).
+    contact_share: bool = False
 
 
 class Surface(Protocol):
@@ -45,4 +48,25 @@ class Surface(Protocol):
         Called at most once per press, with ``""`` to only stop the button's spinner. Channels
         without buttons never get presses from a button, so they may post ``text`` instead.
         """
+        ...
+
+
+@runtime_checkable
+class RichSurface(Surface, Protocol):
+    """What some surfaces offer beyond ``Surface``; ``Replies`` uses it when present and does
+    without otherwise, so a channel that lacks these implements nothing for them."""
+
+    #: Where someone in a group is sent to talk to the bot privately, if the channel has a link.
+    private_link: str | None
+
+    async def ask_contact(self, text: str, label: str) -> None:
+        """Post ``text`` with a button sharing the sender's own phone number (``label``)."""
+        ...
+
+    async def end_contact(self, text: str) -> None:
+        """Post ``text`` and withdraw any phone-sharing button still shown."""
+        ...
+
+    async def clear_buttons(self, message: MessageRef) -> None:
+        """Take the buttons off ``message``, leaving its text (it was answered)."""
         ...

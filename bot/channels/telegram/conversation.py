@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import ForceReply, Update
+from telegram import ForceReply, KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
@@ -28,7 +28,13 @@ CHANNEL = "telegram"
 TEXT_LIMIT = 4096  # characters of message text after entity parsing (Bot API sendMessage)
 
 CAPABILITIES = Capabilities(
-    buttons=True, edit=True, pin=True, threads=True, join_requests=True, max_text=TEXT_LIMIT
+    buttons=True,
+    edit=True,
+    pin=True,
+    threads=True,
+    join_requests=True,
+    max_text=TEXT_LIMIT,
+    contact_share=True,
 )
 
 
@@ -54,7 +60,15 @@ def incoming(update: Update) -> Incoming | None:
             if message is not None and getattr(message, "text", None)
             else None
         )
-        return Incoming(who, where, press=query.data or "", message=pressed, language=lang)
+        return Incoming(
+            who,
+            where,
+            press=query.data or "",
+            message=pressed,
+            language=lang,
+            name=user.full_name,
+            username=user.username,
+        )
     if message is None:
         return None
     text = message.text or ""
@@ -78,25 +92,49 @@ def incoming(update: Update) -> Incoming | None:
             else None
         ),
         language=lang,
+        name=user.full_name,
+        username=user.username,
     )
 
 
 class TelegramSurface:
-    """Replies to one update: in its chat and forum topic, as Telegram HTML."""
+    """Replies to one update: in its chat and forum topic, as Telegram HTML (a
+    ``RichSurface``: contact sharing, a private link, buttons taken off answered messages)."""
 
     capabilities = CAPABILITIES
 
     def __init__(self, update: Update) -> None:
         self.update = update
 
+    @property
+    def private_link(self) -> str | None:
+        username = self.update.get_bot().username
+        return f"https://t.me/{username}?start" if username else None
+
     async def send(self, text: str, buttons: Buttons | None = None) -> MessageRef | None:
+        return await self._post(text, keyboard(buttons))
+
+    async def ask_contact(self, text: str, label: str) -> None:
+        share = KeyboardButton(label, request_contact=True)
+        markup = ReplyKeyboardMarkup([[share]], resize_keyboard=True, one_time_keyboard=True)
+        await self._post(text, markup)
+
+    async def end_contact(self, text: str) -> None:
+        await self._post(text, ReplyKeyboardRemove())
+
+    async def clear_buttons(self, message: MessageRef) -> None:
+        await self.update.get_bot().edit_message_reply_markup(
+            chat_id=int(message.chat.chat_id), message_id=int(message.message_id), reply_markup=None
+        )
+
+    async def _post(self, text: str, markup: Any) -> MessageRef | None:
         message = self.update.effective_message
         if message is None:
             return None
         sent = await message.reply_text(
             text,
             parse_mode=ParseMode.HTML,
-            reply_markup=keyboard(buttons),
+            reply_markup=markup,
             do_quote=False,
             disable_web_page_preview=True,
         )
