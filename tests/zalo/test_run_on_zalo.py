@@ -3,8 +3,8 @@ on the Zalo emulator as plain text and a chart fetched by its signed link, ``/ac
 Zalo acknowledges the alert, and a webhook POST without the right secret is refused.
 
 The bot is a subprocess of ``python -m bot.cli run`` with only Zalo settings (no Telegram
-token), in webhook mode: the emulator POSTs updates to the bot's own web server, which also
-serves the charts the emulator fetches, as Zalo's servers would.
+token), in webhook mode (the emulator POSTs updates to the bot's own web server, which also
+serves the charts the emulator fetches, as Zalo's servers would) and in polling mode.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import pytest
 import pytest_asyncio
 from alert_desk import OUTLETS, FeedServer, add_sources, feeds
 from sqlmodel import select
@@ -127,8 +128,36 @@ async def zalo() -> AsyncIterator[ZaloEmulator]:
         await emulator.stop()
 
 
+async def forged_updates_are_refused(
+    zalo: ZaloEmulator, db: Database, public: str, alert_id: int
+) -> None:
+    """Someone who found the webhook URL cannot speak as Lan without the secret."""
+    count = len(zalo.messages(LAN))
+    forged = {
+        "event_name": "message.text.received",
+        "message": {
+            "message_id": "forged-1",
+            "date": 0,
+            "text": f"/dismiss {alert_id}",
+            "from": {"id": LAN, "display_name": "Lan", "is_bot": False},
+            "chat": {"id": LAN, "chat_type": "PRIVATE"},
+        },
+    }
+    async with aiohttp.ClientSession() as http:
+        for headers in ({SECRET_HEADER: "wrong-secret-123"}, {}):
+            async with http.post(f"{public}/zalo/webhook", json=forged, headers=headers) as refused:
+                assert refused.status == 403
+    await asyncio.sleep(1.5)
+    assert len(zalo.messages(LAN)) == count  # nothing was answered
+    with db.session() as s:
+        still = s.get(Alert, alert_id)
+        assert still is not None and still.status == AlertStatus.ACKNOWLEDGED
+        assert not s.exec(select(AuditEvent).where(AuditEvent.action == "alert.dismissed")).all()
+
+
+@pytest.mark.parametrize("mode", ["webhook", "polling"])
 async def test_crisisdesk_runs_on_zalo(
-    zalo: ZaloEmulator, feeds: FeedServer, tmp_path: Path
+    mode: str, zalo: ZaloEmulator, feeds: FeedServer, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     upgrade(url)
@@ -142,7 +171,6 @@ async def test_crisisdesk_runs_on_zalo(
         {
             "CRISISDESK_ZALO_TOKEN": zalo.token,
             "CRISISDESK_ZALO_API_URL": zalo.bot_api_url,
-            "CRISISDESK_ZALO_WEBHOOK_SECRET": SECRET,
             "CRISISDESK_ZALO_PUBLIC_URL": public,
             "CRISISDESK_ZALO_CHART_KEY": "k" * 40,
             "CRISISDESK_WEBHOOK_LISTEN": "127.0.0.1",
@@ -155,6 +183,8 @@ async def test_crisisdesk_runs_on_zalo(
             "CRISISDESK_HTTP_PORT": "0",
         }
     )
+    if mode == "webhook":
+        env["CRISISDESK_ZALO_WEBHOOK_SECRET"] = SECRET
     bot = start_bot(env, tmp_path / "bot.log")
     try:
         # Her greeting came by webhook and was answered (an active person, free text).
@@ -226,33 +256,11 @@ async def test_crisisdesk_runs_on_zalo(
             timeout=30,
         )
         await asyncio.sleep(1.0)
-        count = len(zalo.messages(LAN))
 
-        # Someone who found the webhook URL cannot speak as her without the secret.
-        forged = {
-            "event_name": "message.text.received",
-            "message": {
-                "message_id": "forged-1",
-                "date": 0,
-                "text": f"/dismiss {alert_id}",
-                "from": {"id": LAN, "display_name": "Lan", "is_bot": False},
-                "chat": {"id": LAN, "chat_type": "PRIVATE"},
-            },
-        }
-        async with aiohttp.ClientSession() as http:
-            for headers in ({SECRET_HEADER: "wrong-secret-123"}, {}):
-                async with http.post(
-                    f"{public}/zalo/webhook", json=forged, headers=headers
-                ) as refused:
-                    assert refused.status == 403
-        await asyncio.sleep(1.5)
-        assert len(zalo.messages(LAN)) == count  # nothing was answered
-        with db.session() as s:
-            still = s.get(Alert, alert_id)
-            assert still is not None and still.status == AlertStatus.ACKNOWLEDGED
-            assert not s.exec(
-                select(AuditEvent).where(AuditEvent.action == "alert.dismissed")
-            ).all()
+        if mode == "webhook":
+            await forged_updates_are_refused(zalo, db, public, alert_id)
+        else:
+            assert zalo.calls_to("getUpdates")
     finally:
         bot.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(bot.wait, 20)
