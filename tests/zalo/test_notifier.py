@@ -3,6 +3,8 @@ signed links, the layer's degrade for edits and pins, and Zalo's errors as neutr
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from aiohttp import web
 from bot.channels.base import Attachment, Button, RecipientUnreachable, Rejected
 from bot.channels.refs import ChatRef, MessageRef
 from bot.channels.zalo import ChartLinks, ZaloBotClient, chart_route
-from bot.channels.zalo.notifier import CAPABILITIES, ZaloNotifier
+from bot.channels.zalo.notifier import CAPABILITIES, CHART_LINK_TTL, ZaloNotifier
 from bot.channels.zalo.plain import to_plain
 from bot.sandbox.zalo_emulator import ZaloEmulator
 from handlers.conversation.degrade import DegradingNotifier
@@ -100,3 +102,22 @@ async def test_errors_become_neutral(zalo: ZaloEmulator, client: ZaloBotClient) 
         zalo.send_text(USER, "hi")
         with pytest.raises(Rejected):
             await bad.send_text(ChatRef("zalo", USER), "xin chào")
+
+
+async def test_charts_no_link_can_reach_are_deleted(
+    zalo: ZaloEmulator, client: ZaloBotClient, chart_dir: Path
+) -> None:
+    zalo.send_text(USER, "hi")
+    notifier, runner = await served_notifier(zalo, client, chart_dir)
+    to = ChatRef("zalo", USER)
+    try:
+        old = await notifier.send_photo(to, Attachment("a.png", PNG))
+        assert old.file_id is not None
+        long_ago = time.time() - 3 * CHART_LINK_TTL
+        os.utime(chart_dir / old.file_id, (long_ago, long_ago))
+        await notifier.send_photo(to, Attachment("b.png", PNG + b"\x01"))
+        assert not (chart_dir / old.file_id).exists()
+        with pytest.raises(Rejected):  # its id cannot bring it back
+            await notifier.send_photo(to, Attachment("chart.png", file_id=old.file_id))
+    finally:
+        await runner.cleanup()

@@ -152,7 +152,7 @@ async def serve(settings: Settings, db: Database) -> None:
             settings.zalo_public_url,
             "webhook" if secret is not None else "polling",
         )
-        await _until_stopped()
+        await _until_stopped(tasks)
     finally:
         scheduler.shutdown(wait=False)
         for task in tasks:
@@ -217,9 +217,19 @@ def _scheduler(runtime: Runtime) -> AsyncIOScheduler:
     return scheduler
 
 
-async def _until_stopped() -> None:
+async def _until_stopped(tasks: list[asyncio.Task[None]]) -> None:
+    """Until SIGINT or SIGTERM; a receiving task that dies (a revoked token) ends the run with
+    its error rather than leaving a bot that no longer hears anyone."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    for task in done:
+        if task is not stopped:
+            task.result()  # raises what ended it
+            raise RuntimeError("the Zalo receiver stopped")

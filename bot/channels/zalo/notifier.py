@@ -11,7 +11,10 @@ quietly dropped. Zalo's errors become the channel-neutral ones of ``bot.channels
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,7 +33,7 @@ from bot.channels.refs import ChatRef, MessageRef
 from handlers.conversation.surface import Capabilities
 
 from .bot_api import ZaloBotClient, ZaloSent
-from .chart_links import ChartLinks
+from .chart_links import ChartLinks, check_name
 from .errors import (
     MessageTooLong,
     ZaloBadRequest,
@@ -125,8 +128,10 @@ class ZaloNotifier:
         """The chart's file name under ``chart_dir``: named by its content, so a fan-out
         writes it once and later sends reuse it (``file_id`` is that name)."""
         if photo.file_id is not None and not photo.data:
-            if not (self.chart_dir / photo.file_id).is_file():
-                raise Rejected(f"no stored chart {photo.file_id!r}")
+            try:  # a chart still in use is not forgotten (see _forget_expired)
+                os.utime(self.chart_dir / check_name(photo.file_id))
+            except (OSError, ValueError):
+                raise Rejected(f"no stored chart {photo.file_id!r}") from None
             return photo.file_id
         if not photo.data:
             raise Rejected("a photo needs its bytes or an earlier file_id")
@@ -134,10 +139,19 @@ class ZaloNotifier:
         path = self.chart_dir / name
         if not path.is_file():
             self.chart_dir.mkdir(parents=True, exist_ok=True)
+            self._forget_expired()
             partial = path.with_suffix(".part")
             partial.write_bytes(photo.data)
             partial.replace(path)  # never serve half a file
         return name
+
+    def _forget_expired(self) -> None:
+        """Delete charts no link can reach any more (written over two link lifetimes ago)."""
+        horizon = time.time() - 2 * CHART_LINK_TTL
+        for old in self.chart_dir.glob("*.png"):
+            with contextlib.suppress(FileNotFoundError):
+                if old.stat().st_mtime < horizon:
+                    old.unlink()
 
     async def send_document(
         self, to: ChatRef, document: Attachment, caption: str = ""
