@@ -84,7 +84,7 @@ def _check(settings: Settings) -> None:
 
 
 async def serve(settings: Settings, db: Database) -> None:
-    """CrisisDesk on Zalo until a stop signal (or ``stop`` is set, for callers in-process)."""
+    """CrisisDesk on Zalo until SIGINT or SIGTERM (or its receiver dies)."""
     token = settings.zalo
     assert token is not None and settings.zalo_chart_key is not None
     assert settings.zalo_public_url is not None
