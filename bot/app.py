@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, ContextTypes, Defaults
 
-from bot.channels.ratelimit import TelegramRateLimiter, bulk_sends
+from bot import jobs
+from bot.channels.ratelimit import TelegramRateLimiter
 from bot.channels.telegram import conversation
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.telegram.wire import bot_request
@@ -28,11 +29,8 @@ from bot.health import serve_monitoring
 from bot.metrics import InstrumentedApplication
 from bot.polling import ConflictGuard, PollingConflict
 from bot.runtime import Runtime
-from bot.services import retention, takeover
-from bot.services.delivery import Charts, deliver_pending
-from bot.services.digest import ensure_scheduled
-from bot.services.due import fire_due
-from bot.services.scanning import scan_and_alert
+from bot.services import takeover
+from bot.services.delivery import Charts
 from bot.templating import Renderer
 from bot.updates import ChatOrderedUpdateProcessor
 from bot.wiring import wire
@@ -69,8 +67,6 @@ DELIVER_SECONDS = 5.0
 FORGET_SECONDS = 3600.0
 BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (replies wait rarely)
 
-T = TypeVar("T")
-
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function; the flows
 # written against the conversation layer (handlers.conversation) reach PTB through the
 # Telegram adapter's ``handlers()``.
@@ -99,77 +95,20 @@ async def leader_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         await runtime.leadership.refresh()
 
 
-async def while_leading(runtime: Runtime, work: Coroutine[Any, Any, T]) -> T | None:
-    """Run ``work`` until it ends or this process stops leading (then cancel it: None).
-
-    A fan-out takes minutes; a leader that lost its lock must not keep sending while the new
-    leader starts. The rows it had claimed are the new leader's to settle (``bot.services
-    .delivery``)."""
-    leadership = runtime.leadership
-    if leadership is None or not leadership.shared:
-        return await work
-    task = asyncio.ensure_future(work)  # copies the context: bulk_sends() still applies
-    lost = asyncio.ensure_future(leadership.lost.wait())
-    try:
-        await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        lost.cancel()
-        if not task.done():
-            log.warning("stopped the fan-out: this process no longer leads")
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    return None if task.cancelled() else task.result()
-
-
 async def tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Fire every Due row whose time has come (the single scheduler of later work)."""
-    runtime: Runtime = context.bot_data["runtime"]
-    leads = await runtime.leading()
-    runtime.monitor.ticked()  # the scheduler's heartbeat for /healthz, leader or not
-    if not leads:
-        return
-    fired = await fire_due(runtime)
-    if fired:
-        log.info("tick fired %s due item(s)", fired)
+    await jobs.tick(context.bot_data["runtime"])
 
 
 async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Scan, detect, plan deliveries, then wake the delivery job (it may be mid-run already)."""
-    runtime: Runtime = context.bot_data["runtime"]
-    if not await runtime.leading():
-        return
-    try:
-        outcome = await scan_and_alert(runtime)
-    except Exception:
-        runtime.monitor.scan_failed()
-        raise
-    runtime.monitor.scanned(outcome)
-    if outcome is not None and outcome.planned and context.job_queue is not None:
+    """Scan, then wake the delivery job if deliveries were planned (it may be mid-run)."""
+    if await jobs.scan(context.bot_data["runtime"]) and context.job_queue is not None:
         for job in context.job_queue.get_jobs_by_name(DELIVER_JOB_ID):
             job.job.modify(next_run_time=datetime.now(UTC))
 
 
 async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Send what the Delivery ledger owes; also resumes after a restart. One run at a time."""
-    runtime: Runtime = context.bot_data["runtime"]
-    if not await runtime.leading():
-        return
     assert context.job is not None and isinstance(context.job.data, Charts)
-    with bulk_sends():  # replies to people go ahead of the fan-out
-        # charts kept between runs
-        report = await while_leading(runtime, deliver_pending(runtime, context.job.data))
-    if report is None:
-        return
-    runtime.monitor.delivered(report)
-    if report.settled:
-        log.info(
-            "delivered %s, unreachable %s, failed %s, uncertain %s, deferred %s",
-            report.sent,
-            report.unreachable,
-            report.failed,
-            report.uncertain,
-            report.deferred,
-        )
+    await jobs.deliver(context.bot_data["runtime"], context.job.data)  # charts kept between runs
 
 
 async def forget_updates_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -181,15 +120,7 @@ async def forget_updates_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def startup_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Once at start: make sure the next daily digest (and article purge) is scheduled."""
-    runtime: Runtime = context.bot_data["runtime"]
-    with runtime.db.session() as session:
-        ensure_scheduled(
-            session, runtime.clock.now(), runtime.settings.digest_time, runtime.settings.tz
-        )
-        retention.ensure_scheduled(
-            session, runtime.clock.now(), runtime.settings.article_retention_days
-        )
+    jobs.startup(context.bot_data["runtime"])
 
 
 def _every(seconds: float, job_id: str, first: float) -> dict[str, Any]:

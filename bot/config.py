@@ -42,6 +42,7 @@ SECRET_SETTINGS = frozenset(
         "zalo_webhook_secret",
         "zalo_oa_app_secret",
         "zalo_oa_secret_key",
+        "zalo_chart_key",
     }
 )
 
@@ -138,6 +139,11 @@ class Settings(BaseSettings):
     zalo_oa_app_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
     zalo_oa_app_secret: SecretStr | None = None
     zalo_oa_secret_key: SecretStr | None = None
+    # The bot's public address on Zalo (no Telegram token): Zalo fetches charts from
+    # {ZALO_PUBLIC_URL}/charts/… and, with ZALO_WEBHOOK_SECRET, posts updates to
+    # {ZALO_PUBLIC_URL}/zalo/webhook; that server listens on WEBHOOK_LISTEN:WEBHOOK_PORT.
+    zalo_public_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    zalo_chart_key: SecretStr | None = None  # signs chart links; at least 32 characters
 
     agencies: list[AgencyConfig] = Field(default_factory=list)
     topics: list[TopicConfig] = Field(default_factory=list)
@@ -184,10 +190,18 @@ class Settings(BaseSettings):
             raise ValueError(WEBHOOK_SECRET_RULE)
         return value
 
-    @field_validator("telegram_api_url", "zalo_api_url")
+    @field_validator("telegram_api_url", "zalo_api_url", "zalo_public_url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("zalo_chart_key")
+    @classmethod
+    def _zalo_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        # HMAC-SHA256 chart links: a shorter key is guessable (bot.channels.zalo.chart_links).
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("at least 32 characters")
+        return value
 
     @field_validator("zalo_webhook_secret")
     @classmethod
@@ -257,6 +271,13 @@ class Settings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.telegram_token.get_secret_value() if self.telegram_token else None
+
+    @property
+    def zalo(self) -> str | None:
+        """The Zalo bot token when CrisisDesk runs on Zalo: set, and no Telegram token."""
+        if self.telegram_token is not None or self.zalo_token is None:
+            return None
+        return self.zalo_token.get_secret_value()
 
     @property
     def effective_database_url(self) -> str:

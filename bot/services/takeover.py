@@ -8,7 +8,7 @@ flight at the old leader would wait that long for the rest of the alert.
 
 Taking the leader lock proves the old leader is done: PostgreSQL frees the lock only when the old
 leader's session has ended — it died, or it lost its database connection, in which case it stopped
-its fan-out when its own leadership lease ran out (``bot.app.while_leading``), well before the
+its fan-out when its own leadership lease ran out (``bot.jobs.while_leading``), well before the
 server noticed the dead session. So the new leader ends those leases now instead of waiting them
 out; the rows then become ``uncertain`` by the usual rule at the next delivery run.
 """

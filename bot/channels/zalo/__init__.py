@@ -1,7 +1,9 @@
 """The Zalo Bot Platform channel: our own aiohttp client, webhook receiver and chart links.
 
-Self-contained until the channel-neutral layer (handlers/) plugs it in; nothing here imports
-python-telegram-bot or the services. ``oa`` holds the optional Official Account group rooms.
+The client, receiver and links below import neither python-telegram-bot nor the services;
+``notifier`` and ``conversation`` plug Zalo into the conversation layer and ``app`` runs
+CrisisDesk on it (import those modules directly). ``oa`` holds the optional Official Account
+group rooms.
 """
 
 from .bot_api import (

@@ -1,0 +1,235 @@
+"""``crisisdesk run`` on Zalo: the runtime, the jobs and the bot's public web server.
+
+Chosen by the settings (``Settings.zalo``): ``ZALO_TOKEN`` set and no ``TELEGRAM_TOKEN``. The
+tick, scan and fan-out are the Telegram app's (``bot.jobs``), run by an APScheduler of their own
+since PTB's job queue belongs to PTB's Application. The web server (``WEBHOOK_LISTEN``:
+``WEBHOOK_PORT``, reached as ``ZALO_PUBLIC_URL``) serves the signed chart links Zalo fetches
+and, with ``ZALO_WEBHOOK_SECRET``, the webhook; without a secret updates are long-polled.
+Updates are answered one at a time in arrival order by one worker: Zalo has one update per
+``getUpdates`` and no offsets, so nothing is gained by answering two at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot import jobs
+from bot.clock import SystemClock
+from bot.config import ENV_PREFIX, Settings
+from bot.runtime import Runtime
+from bot.services import takeover
+from bot.services.delivery import Charts
+from bot.startup_errors import EXIT_USAGE, StartupError
+from bot.templating import Renderer
+from bot.wiring import wire
+from handlers import alert_draft, alerts  # noqa: F401  (flows register with the layer on import)
+from handlers.conversation.degrade import DegradingNotifier
+from storage.db import Database
+from storage.leader import Leadership
+from storage.receive_lock import ReceiveLock
+from storage.sync import prepare_database
+
+from .bot_api import ZaloBotClient, poll_updates
+from .chart_links import ChartLinks, chart_route
+from .conversation import ZaloConversation
+from .errors import ZaloError, ZaloUnauthorized
+from .notifier import CAPABILITIES, ZaloNotifier
+from .updates import ZaloUpdate
+from .webhook import add_webhook_route
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/zalo/webhook"
+DELIVER_SECONDS = 5.0
+DELIVER_JOB_ID = "deliver"
+
+
+def run_zalo(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM."""
+    _check(settings)
+    db = prepare_database(settings)
+    try:
+        receiving = ReceiveLock.acquire(db.engine, polling=settings.zalo_webhook_secret is None)
+    except BaseException:
+        db.dispose()
+        raise
+    try:
+        asyncio.run(serve(settings, db))
+    finally:
+        if receiving is not None:
+            receiving.release()
+        db.dispose()
+
+
+def _check(settings: Settings) -> None:
+    missing = [
+        f"{ENV_PREFIX}{name.upper()}"
+        for name in ("zalo_public_url", "zalo_chart_key")
+        if getattr(settings, name) is None
+    ]
+    if missing:
+        raise StartupError(
+            f"running on Zalo needs {' and '.join(missing)}: Zalo fetches charts by URL "
+            "from the bot's own web server (README, 'Running on Zalo')",
+            EXIT_USAGE,
+        )
+
+
+async def serve(settings: Settings, db: Database) -> None:
+    """CrisisDesk on Zalo until SIGINT or SIGTERM (or its receiver dies)."""
+    token = settings.zalo
+    assert token is not None and settings.zalo_chart_key is not None
+    assert settings.zalo_public_url is not None
+    client = ZaloBotClient(token, base_url=settings.zalo_api_url, timeout=settings.send_timeout)
+    try:
+        me = await client.get_me()
+    except ZaloUnauthorized:
+        await client.close()
+        raise StartupError(f"Zalo refused {ENV_PREFIX}ZALO_TOKEN (getMe)", EXIT_USAGE) from None
+    except ZaloError as error:
+        await client.close()
+        raise StartupError(f"cannot reach Zalo ({ENV_PREFIX}ZALO_API_URL): {error}") from None
+    log.info("running on Zalo as %s (%s)", me.account_name, me.id)
+
+    wire()
+    links = ChartLinks(
+        settings.zalo_chart_key.get_secret_value().encode(), settings.zalo_public_url
+    )
+    chart_dir = settings.data_dir / "charts"
+    zalo = ZaloNotifier(client, links, chart_dir)
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        clock=SystemClock(),
+        renderer=Renderer(settings.timezone),
+        notifier=DegradingNotifier(zalo, CAPABILITIES),
+        leadership=Leadership(db.engine, interval=settings.leader_check_seconds),
+    )
+    assert runtime.leadership is not None
+    runtime.leadership.on_acquired = partial(takeover.end_earlier_claims, runtime)
+    conversation = ZaloConversation(runtime, zalo)
+    updates: asyncio.Queue[ZaloUpdate] = asyncio.Queue()
+
+    web_app = web.Application()
+    web_app.router.add_routes([chart_route(chart_dir, links)])
+    secret = settings.zalo_webhook_secret
+    if secret is not None:
+        add_webhook_route(web_app, WEBHOOK_PATH, secret.get_secret_value(), _put(updates))
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.webhook_listen, settings.webhook_port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        await client.close()
+        raise StartupError(
+            f"cannot serve charts on {settings.webhook_listen}:{settings.webhook_port}: "
+            f"{exc.strerror or exc} (check {ENV_PREFIX}WEBHOOK_LISTEN and WEBHOOK_PORT)"
+        ) from None
+
+    scheduler = _scheduler(runtime)
+    tasks = [asyncio.create_task(_answer(updates, conversation.on_update))]
+    try:
+        if secret is not None:
+            await client.set_webhook(
+                settings.zalo_public_url + WEBHOOK_PATH, secret.get_secret_value()
+            )
+        else:
+            await client.delete_webhook()
+            tasks.append(asyncio.create_task(_poll(client, updates)))
+        await asyncio.to_thread(jobs.startup, runtime)
+        scheduler.start()
+        log.info(
+            "charts at %s/charts/, %s",
+            settings.zalo_public_url,
+            "webhook" if secret is not None else "polling",
+        )
+        await _until_stopped(tasks)
+    finally:
+        scheduler.shutdown(wait=False)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.cleanup()
+        await client.close()
+        await asyncio.to_thread(runtime.leadership.release)
+
+
+def _put(queue: asyncio.Queue[ZaloUpdate]) -> Callable[[ZaloUpdate], Awaitable[None]]:
+    async def put(update: ZaloUpdate) -> None:
+        queue.put_nowait(update)  # answer Zalo at once; the worker answers the person
+
+    return put
+
+
+async def _answer(
+    queue: asyncio.Queue[ZaloUpdate], on_update: Callable[[ZaloUpdate], Awaitable[None]]
+) -> None:
+    while True:
+        await on_update(await queue.get())
+
+
+async def _poll(client: ZaloBotClient, queue: asyncio.Queue[ZaloUpdate]) -> None:
+    async for update in poll_updates(client):
+        queue.put_nowait(update)
+
+
+def _scheduler(runtime: Runtime) -> AsyncIOScheduler:
+    """The leader check, tick, scan and fan-out at the intervals the Telegram app uses."""
+    settings = runtime.settings
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    charts = Charts()  # kept between fan-out runs, as on Telegram
+    assert runtime.leadership is not None
+    leadership = runtime.leadership
+
+    async def scan() -> None:
+        if await jobs.scan(runtime):  # deliveries planned: send them now, not in 5 s
+            scheduler.modify_job(DELIVER_JOB_ID, next_run_time=datetime.now(UTC))
+
+    every = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    scheduler.add_job(
+        leadership.refresh,
+        "interval",
+        seconds=settings.leader_check_seconds,
+        next_run_time=datetime.now(UTC),
+        **every,
+    )
+    scheduler.add_job(jobs.tick, "interval", args=[runtime], seconds=settings.tick_seconds, **every)
+    scheduler.add_job(
+        jobs.deliver,
+        "interval",
+        args=[runtime, charts],
+        id=DELIVER_JOB_ID,
+        seconds=DELIVER_SECONDS,
+        **every,
+    )
+    scheduler.add_job(
+        scan, "interval", seconds=settings.scan_interval, next_run_time=datetime.now(UTC), **every
+    )
+    return scheduler
+
+
+async def _until_stopped(tasks: list[asyncio.Task[None]]) -> None:
+    """Until SIGINT or SIGTERM; a receiving task that dies (a revoked token) ends the run with
+    its error rather than leaving a bot that no longer hears anyone."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    for task in done:
+        if task is not stopped:
+            task.result()  # raises what ended it
+            raise RuntimeError("the Zalo receiver stopped")

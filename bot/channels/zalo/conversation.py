@@ -1,0 +1,110 @@
+"""Zalo as one channel of the conversation layer (``handlers.conversation``).
+
+A text update becomes an ``Incoming`` event (Zalo sends commands as plain text; the layer's
+``parse_command`` reads ``/ack 12`` as on Telegram); ``ZaloSurface`` posts the layer's replies as
+plain text. What no flow of the layer takes gets the same pointer onwards as Telegram's
+``handlers.fallback``: a stranger (a Zalo account with no person behind it) is told how the bot
+can be used, never met with silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from bot.channels.base import Buttons
+from bot.channels.refs import ChatRef, MessageRef, PersonRef
+from bot.runtime import Runtime
+from bot.services.people import actor_for
+from handlers.conversation.dispatch import handle
+from handlers.conversation.events import Incoming, parse_command
+from handlers.conversation.turn import language
+
+from .notifier import CAPABILITIES, CHANNEL, ZaloNotifier
+from .updates import ZaloUpdate
+
+log = logging.getLogger(__name__)
+
+#: Redeliveries (a webhook retried after a slow answer) come soon after the first delivery;
+#: remembering this many recent message ids in the process is enough to drop them.
+RECENT_UPDATES = 10_000
+
+
+def incoming(update: ZaloUpdate) -> Incoming | None:
+    """The neutral event of a text update in a private chat, else None (nothing to answer)."""
+    message = update.message
+    if not update.is_text or message is None or not message.chat.is_private:
+        return None
+    if message.sender.is_bot:
+        return None
+    text = (message.text or "").strip()
+    command, args = parse_command(text)
+    where = ChatRef(CHANNEL, message.chat.id)
+    return Incoming(
+        PersonRef(CHANNEL, message.sender.id),
+        where,
+        text=text,
+        command=command,
+        args=args,
+        message=MessageRef(where, message.message_id),
+    )
+
+
+class ZaloSurface:
+    """Replies to one Zalo event, in its chat, through the notifier (plain text, split)."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, notifier: ZaloNotifier, chat: ChatRef) -> None:
+        self.notifier = notifier
+        self.chat = chat
+
+    async def send(self, text: str, buttons: Buttons | None = None) -> MessageRef | None:
+        return await self.notifier.send_text(self.chat, text)
+
+    async def edit(self, message: MessageRef, text: str, buttons: Buttons | None = None) -> None:
+        await self.send(text)  # never called: CAPABILITIES.edit is False
+
+    async def notice(self, text: str, alert: bool = False) -> None:
+        if text:
+            await self.send(text)
+
+
+class ZaloConversation:
+    """Answers Zalo updates one at a time, in the order they came (one poller or webhook)."""
+
+    def __init__(self, runtime: Runtime, notifier: ZaloNotifier) -> None:
+        self.runtime = runtime
+        self.notifier = notifier
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def _first_time(self, update: ZaloUpdate) -> bool:
+        key = update.dedupe_key
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        if len(self._seen) > RECENT_UPDATES:
+            self._seen.popitem(last=False)
+        return True
+
+    async def on_update(self, update: ZaloUpdate) -> None:
+        event = incoming(update)
+        if event is None or not self._first_time(update):
+            return
+        surface = ZaloSurface(self.notifier, event.where)
+        try:
+            if not await handle(self.runtime, event, surface):
+                await surface.send(self._pointer(event))
+        except Exception:
+            # One bad update must not stop the poller; the person may write again.
+            log.exception("zalo: failed to answer an update from %s", event.who)
+
+    def _pointer(self, event: Incoming) -> str:
+        """What ``handlers.fallback`` says on Telegram: an unknown command, or free text."""
+        with self.runtime.db.session() as session:
+            actor = actor_for(session, self.runtime.settings, event.who)
+        lang = language(actor, event.language)
+        if event.command is not None:
+            return self.runtime.renderer.render("help_unknown_command", lang)
+        status = "active" if actor.active else (actor.user.status if actor.user else "new")
+        return self.runtime.renderer.render("free_text", lang, status=status)
