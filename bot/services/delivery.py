@@ -36,7 +36,7 @@ import logging
 import random
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -100,6 +100,11 @@ T = TypeVar("T")
 class ClaimLost(Exception):
     """The row was no longer ``pending`` when its request was about to leave: another worker
     claimed (or settled) it. The send is stopped before anything reaches the channel."""
+
+
+class ClaimBusy(Exception):
+    """The claim could not be written (SQLite busy past its timeout): nothing was sent, and the
+    person's parts wait for the next delivery run."""
 
 
 @dataclass
@@ -326,6 +331,10 @@ async def _deliver_person(
         except ClaimLost:
             log.info("delivery %s: claimed by another worker; leaving %s", row.id, person.id)
             return
+        except ClaimBusy:
+            log.warning("delivery %s: database busy, nothing sent; next run retries", row.id)
+            report.deferred += 1
+            return
         except RecipientUnreachable as exc:
             _mark_unreachable(runtime, person, str(exc), row)
             report.unreachable += 1
@@ -389,6 +398,17 @@ def _claim(runtime: Runtime, row: Delivery) -> None:
     process), only one sees its UPDATE change the row; the other stops before sending.
     """
     now = runtime.clock.now()
+    try:
+        _claim_row(runtime, row, now)
+    except sa.exc.OperationalError as exc:
+        # SQLite's write lock held by another writer past the busy timeout: the claim runs on
+        # the event loop, which must not wait longer (storage.db.begin_write); nothing was sent.
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        raise ClaimBusy(f"delivery {row.id}: database busy") from exc
+
+
+def _claim_row(runtime: Runtime, row: Delivery, now: datetime) -> None:
     with runtime.db.session() as session:
         claimed = session.execute(
             sa.update(Delivery)
