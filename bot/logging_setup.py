@@ -11,6 +11,7 @@ exception text and the stack, so nothing depends on how a library phrases its li
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterable
@@ -85,6 +86,23 @@ def install_redaction(secrets: Iterable[str], logger: logging.Logger | None = No
         handler.addFilter(redactor)
 
 
+class CancelledJobsAreNews(logging.Filter):
+    """A scheduled job still running when the process stops is cancelled by APScheduler's
+    executor, which logs that as an error with a CancelledError traceback. That is the expected
+    end of a job at shutdown (its work is in transactions, picked up by the next run), so it is
+    told in one INFO line instead of a traceback an operator would take for a crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name.startswith("apscheduler") and isinstance(exc, asyncio.CancelledError):
+            record.msg = f"{record.getMessage()} (cancelled: the process is stopping)"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def settings_secrets(settings: Settings) -> list[str]:
     """The values no log line may contain."""
     found = [settings.token or ""]
@@ -103,3 +121,6 @@ def configure_logging(settings: Settings) -> None:
             max(logging.WARNING, logging.getLevelName(settings.log_level))
         )
     install_redaction(settings_secrets(settings))
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, CancelledJobsAreNews) for f in handler.filters):
+            handler.addFilter(CancelledJobsAreNews())

@@ -134,3 +134,39 @@ def test_exception_text_is_redacted_too() -> None:
     assert record.exc_text is not None
     assert TOKEN not in record.exc_text and "84912345678" not in record.exc_text
     assert redact("nothing secret here") == "nothing secret here"
+
+
+def test_a_job_cancelled_at_shutdown_is_one_info_line() -> None:
+    """APScheduler logs a job cancelled by the stopping process as an error with a traceback;
+    the process's handlers tell it in one INFO line (tests/foundation/test_cli.py checks the
+    sandbox's stderr has no traceback)."""
+    import asyncio
+    import io
+    import logging
+
+    from bot.logging_setup import LOG_FORMAT, CancelledJobsAreNews
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(CancelledJobsAreNews())
+    log = logging.getLogger("apscheduler.executors.default")
+    log.addHandler(handler)
+    try:
+        try:
+            raise asyncio.CancelledError
+        except asyncio.CancelledError:
+            log.exception('Job "tick" raised an exception')
+        try:
+            raise ValueError("real")
+        except ValueError:
+            log.exception('Job "scan" raised an exception')
+    finally:
+        log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert (
+        'INFO apscheduler.executors.default: Job "tick" raised an exception (cancelled'
+        in (lines[0])
+    )
+    assert "CancelledError" not in stream.getvalue()
+    assert "ERROR" in lines[1] and "ValueError: real" in stream.getvalue()  # a real error stays
