@@ -40,6 +40,7 @@ from bot.config import Settings, load_settings
 from bot.sandbox import personas
 from bot.sandbox.feeds import feed_app
 from bot.sandbox.newsday import OUTLETS, NewsDay, NewsItem
+from bot.sandbox.serving import serve
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from storage.db import Database, sqlite_url
 from storage.models import Article, Source, Topic
@@ -233,18 +234,8 @@ class Sandbox:
             self.pokes += 1
 
     async def _serve(self, app: web.Application, port: int) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.options.host, port)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
+        runner, bound = await serve(app, self.options.host, port)
         self._runners.append(runner)
-        server = site._server
-        assert server is not None and hasattr(server, "sockets")
-        bound = server.sockets[0].getsockname()[1]
         return f"http://{self.options.host}:{bound}"
 
     # ------------------------------------------------------------------ configuration

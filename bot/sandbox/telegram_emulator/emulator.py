@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bot.sandbox.serving import serve
+
 from .control import control_routes
 from .errors import ControlError
 from .html_entities import detect_entities
@@ -80,13 +82,7 @@ class TelegramEmulator:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.add_routes(self.gateway.routes())
         app.add_routes(control_routes(self))
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert server is not None and hasattr(server, "sockets")
-        self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(app, self.host, self.port)
         self.root_url = f"http://{self.host}:{self.port}"
         return self.root_url
 

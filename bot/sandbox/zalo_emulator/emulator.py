@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.serving import serve
+
 from .bot_platform import BotPlatform
 from .control import control_routes
 from .errors import ControlError
@@ -61,13 +63,7 @@ class ZaloEmulator:
         app.add_routes(self.bot_platform.routes())
         app.add_routes(self.oa.routes())
         app.add_routes(control_routes(self))
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        assert server is not None and hasattr(server, "sockets")
-        self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(app, self.host, self.port)
         self.root_url = f"http://{self.host}:{self.port}"
         return self.root_url
 
