@@ -28,7 +28,11 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = 0x43524953_4B  # "CRISK": one key for the whole application
+# The lock is (class, schema): one per application schema, so CrisisDesk deployments that share a
+# PostgreSQL database in separate schemas (and tests, each in a schema of its own) never hold
+# each other's leadership. Two int4 keys: pg_try_advisory_lock(int, int).
+LOCK_CLASS = 0x43524953  # "CRIS"
+SCHEMA_KEY = "hashtext(current_schema())"
 
 
 class Leadership:
@@ -108,7 +112,7 @@ class Leadership:
             connection = self.engine.connect()
             try:
                 got = connection.execute(
-                    sa.text("select pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}
+                    sa.text(f"select pg_try_advisory_lock(:cls, {SCHEMA_KEY})"), {"cls": LOCK_CLASS}
                 ).scalar()
                 connection.commit()
             except sa.exc.DBAPIError:
@@ -158,7 +162,8 @@ class Leadership:
             if self._connection is not None:
                 try:
                     self._connection.execute(
-                        sa.text("select pg_advisory_unlock(:key)"), {"key": LOCK_KEY}
+                        sa.text(f"select pg_advisory_unlock(:cls, {SCHEMA_KEY})"),
+                        {"cls": LOCK_CLASS},
                     )
                     self._connection.commit()
                 finally:

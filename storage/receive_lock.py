@@ -17,10 +17,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from storage.leader import LOCK_KEY
+from storage.leader import LOCK_CLASS, SCHEMA_KEY
 from storage.lock import DatabaseInUse
 
-RECEIVE_KEY = LOCK_KEY + 1
+RECEIVE_CLASS = LOCK_CLASS + 1  # per schema, like the leader's lock
 
 
 class ReceiveLock:
@@ -38,7 +38,7 @@ class ReceiveLock:
         connection = engine.connect()
         try:
             got = connection.execute(
-                sa.text(f"select {function}(:key)"), {"key": RECEIVE_KEY}
+                sa.text(f"select {function}(:cls, {SCHEMA_KEY})"), {"cls": RECEIVE_CLASS}
             ).scalar()
             connection.commit()
         except BaseException:

@@ -25,6 +25,10 @@ from storage.migrate import upgrade
 
 pytest_plugins = ["emulator_fixtures"]
 
+# Bots the tests spawn (``crisisdesk run`` subprocesses inherit this) serve /healthz on a free
+# port, not the fixed default: two test workers start bots at the same time.
+os.environ.setdefault("CRISISDESK_HTTP_PORT", "0")
+
 
 @pytest.fixture(autouse=True, scope="session")
 def wired() -> None:

@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 from alert_desk import OUTLETS, Desk, FeedServer, add_sources, existing_alerts, run_job_now
 from emulator_fixtures import running_app
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bench.stories import BACKGROUND, BURST
 from bot.channels.telegram.notifier import person_ref
@@ -25,7 +24,7 @@ from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Alert, Delivery, Subscription, User
+from storage.models import Alert, ChannelIdentity, Delivery, Subscription, User
 
 
 def seed_history(desk: Desk, days: int = 14) -> None:
@@ -120,7 +119,11 @@ def _bot_env(emulator: TelegramEmulator, url: str, tmp: Path) -> dict[str, str]:
 async def test_sigkill_during_fan_out_loses_nothing(
     emulator: TelegramEmulator, tmp_path: Path
 ) -> None:
-    """40 people, flood limits on (so the fan-out takes seconds); kill mid-way, start again."""
+    """40 people, flood limits on (so the fan-out takes seconds); kill mid-way, start again.
+
+    Nothing twice, nothing lost silently: each part arrives at most once, and a part that did
+    not arrive is one the killed process had claimed at the wire (``uncertain`` in the ledger:
+    it may have reached Telegram, so it is never sent again; docs/reliability.md)."""
     from storage.models import Agency, AlertKind, Role, Topic
 
     url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
@@ -198,16 +201,30 @@ async def test_sigkill_during_fan_out_loses_nothing(
         second.send_signal(signal.SIGKILL)
         await asyncio.to_thread(second.wait)
 
-    per_person: Counter[int] = Counter()
+    with db.session() as s:
+        ledger = {
+            (int(account), row.part.split(":")[0]): row.status
+            for row, account in s.exec(
+                select(Delivery, ChannelIdentity.external_id).join(
+                    ChannelIdentity, col(ChannelIdentity.user_id) == col(Delivery.user_id)
+                )
+            )
+        }
+    uncertain = 0
     for p in people:
         received = [
             m
             for m in emulator.messages(p.id, from_bot=True)
             if "photo" in m.data or "An toàn thực phẩm" in m.data.get("text", "")
         ]
-        per_person[p.id] = len(received)
-        kinds = {"photo" if "photo" in m.data else "text" for m in received}
-        assert kinds == {"photo", "text"}, (p.id, kinds)  # nobody lost a message
-    assert all(2 <= n <= 3 for n in per_person.values()), per_person  # at most one re-sent
+        for part in ("photo", "text"):
+            copies = sum(1 for m in received if ("photo" in m.data) == (part == "photo"))
+            assert copies <= 1, (p.id, part, copies)  # nothing twice
+            status = ledger[(p.id, part)]
+            # Not arrived: uncertain, or still claimed by the dead process until its lease ends.
+            expected = {"sent"} if copies else {"uncertain", "sending"}
+            assert status in expected, (p.id, part, status)
+            uncertain += not copies
+    assert uncertain <= 2, uncertain  # only what was on the wire at the kill
     # (A restarted process cannot know what the killed one sent in the last second, so a 429
     # right after the restart is possible; the limiter retries it after retry_after.)
