@@ -68,6 +68,7 @@ class BotPlatform:
         self.bot_id = bot_id
         self.now = now
         self.on_change = on_change
+        self._closing = False  # close() releases long polls
         self.people: dict[str, Person] = {}
         self.messages: list[StoredMessage] = []
         self.updates: list[dict[str, Any]] = []  # every update produced, for tests
@@ -89,6 +90,9 @@ class BotPlatform:
         return [web.post("/bot{token}/{method}", self.handle)]
 
     async def close(self) -> None:
+        """Stop deliveries and release long polls at once (a stopping server would otherwise
+        wait out each poll's timeout, up to 60 s)."""
+        self._closing = True
         await self._stop_delivery()
         if self._http is not None:
             await self._http.close()
@@ -189,7 +193,9 @@ class BotPlatform:
         async with self._arrived:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._arrived.wait_for(lambda: bool(self._queue) or bool(self.webhook_url)),
+                    self._arrived.wait_for(
+                        lambda: bool(self._queue) or bool(self.webhook_url) or self._closing
+                    ),
                     timeout=max(0.0, min(timeout, 60.0)),
                 )
             if self.webhook_url:
