@@ -31,6 +31,7 @@ from .errors import (
     ZaloTimeout,
     ZaloUnauthorized,
 )
+from .session import SessionHolder
 from .text import TEXT_LIMIT, check_text, split_text
 from .updates import ZaloUpdate, parse_update
 
@@ -65,7 +66,7 @@ class ZaloWebhookInfo:
     updated_at: datetime | None
 
 
-class ZaloBotClient:
+class ZaloBotClient(SessionHolder):
     """One bot token, one aiohttp session (owned unless one is passed in)."""
 
     def __init__(
@@ -83,19 +84,7 @@ class ZaloBotClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._session = session
-        self._owns_session = session is None
-
-    async def __aenter__(self) -> ZaloBotClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        super().__init__(session)
 
     # ---- the documented methods ----------------------------------------------------------
 
@@ -196,12 +185,6 @@ class ZaloBotClient:
                 f"{method}: cannot reach {host} ({type(error).__name__})"
             ) from None
         return _result(method, status, body)
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._owns_session = True
-        return self._session
 
 
 def check_webhook_url(url: str) -> str:

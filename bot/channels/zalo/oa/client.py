@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from ..session import SessionHolder
 from ..text import TEXT_LIMIT, check_text
 from .errors import ACCESS_TOKEN_INVALID, OaApiError, OaAuthorizationError, OaTransportError
 from .tokens import OaGrant, OaTokens, OaTokenStore
@@ -38,7 +39,7 @@ class OaGroup:
     group_link: str
 
 
-class ZaloOaClient:
+class ZaloOaClient(SessionHolder):
     """The OA app ``store.app_id`` with its secret; one aiohttp session."""
 
     def __init__(
@@ -56,21 +57,9 @@ class ZaloOaClient:
         self.oauth_url = oauth_url.rstrip("/")
         self.api_url = api_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session = session
-        self._owns_session = session is None
+        super().__init__(session)
         self._rotating = asyncio.Lock()  # one rotation at a time per process; the row lock
         # serialises processes
-
-    async def __aenter__(self) -> ZaloOaClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
 
     # ---- group chats (GMF) ---------------------------------------------------------------
 
@@ -257,12 +246,6 @@ class ZaloOaClient:
             )
         except (KeyError, ValueError):
             raise OaAuthorizationError("Zalo's token answer lacks a token") from None
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-            self._owns_session = True
-        return self._session
 
 
 def _unique(user_ids: Sequence[str]) -> list[str]:
