@@ -97,14 +97,12 @@ class Desk:
     def add_alert(self, severity: str = Severity.WARNING, **fields: Any) -> int:
         now = self.clock.now()
         with self.db.session() as s:
-            alert = Alert(
-                topic_id=self.topic_id,
-                kind=AlertKind.VOLUME_BURST,
+            alert = burst_alert(
+                self.topic_id,
+                now,
+                f"topic:{self.topic_id}:volume",
                 severity=severity,
                 status=AlertStatus.OPEN,
-                dedupe_key=f"topic:{self.topic_id}:volume",
-                window_start=now - timedelta(minutes=15),
-                window_end=now,
                 volume=9,
                 baseline=0.4,
                 score=12.0,
@@ -112,14 +110,29 @@ class Desk:
                 negative_share=0.8,
                 forecast={"hours": 3, "expected": 20, "low": 12, "high": 31},
                 details={"terms": ["ngộ độc", "bếp ăn"], "top_story_ids": []},
-                created_at=now,
-                updated_at=now,
                 **fields,
             )
             s.add(alert)
             s.flush()
             assert alert.id is not None
             return alert.id
+
+
+def burst_alert(
+    topic_id: int, now: datetime, dedupe_key: str, severity: str = Severity.WARNING, **fields: Any
+) -> Alert:
+    """A volume-burst alert over the quarter hour before ``now`` (not yet added to a session)."""
+    return Alert(
+        topic_id=topic_id,
+        kind=AlertKind.VOLUME_BURST,
+        severity=severity,
+        dedupe_key=dedupe_key,
+        window_start=now - timedelta(minutes=15),
+        window_end=now,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
 
 
 async def run_job_now(app: Application, job_id: str) -> None:  # type: ignore[type-arg]

@@ -11,7 +11,15 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from alert_desk import OUTLETS, Desk, FeedServer, add_sources, existing_alerts, run_job_now
+from alert_desk import (
+    OUTLETS,
+    Desk,
+    FeedServer,
+    add_sources,
+    burst_alert,
+    existing_alerts,
+    run_job_now,
+)
 from emulator_fixtures import running_app
 from sqlmodel import col, select
 
@@ -124,7 +132,7 @@ async def test_sigkill_during_fan_out_loses_nothing(
     Nothing twice, nothing lost silently: each part arrives at most once, and a part that did
     not arrive is one the killed process had claimed at the wire (``uncertain`` in the ledger:
     it may have reached Telegram, so it is never sent again; docs/reliability.md)."""
-    from storage.models import Agency, AlertKind, Role, Topic
+    from storage.models import Agency, Role, Topic
 
     url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     upgrade(url)
@@ -152,16 +160,7 @@ async def test_sigkill_during_fan_out_loses_nothing(
             identity.add_person(s, person_ref(p.id), user)
             s.flush()
             s.add(Subscription(user_id=user.id, topic_id=topic.id))
-        alert = Alert(
-            topic_id=topic.id,
-            kind=AlertKind.VOLUME_BURST,
-            severity="warning",
-            dedupe_key="k",
-            window_start=now - timedelta(minutes=15),
-            window_end=now,
-            created_at=now,
-            updated_at=now,
-        )
+        alert = burst_alert(topic.id, now, "k")
         s.add(alert)
         s.flush()
         assert plan_delivery(s, alert, now, escalate_after=timedelta(minutes=15)) == 80

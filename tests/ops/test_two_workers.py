@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from alert_desk import burst_alert
 from sqlmodel import col, func, select
 
 from bench.workers import Front, Worker, serve_front
@@ -35,8 +36,6 @@ from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
     Agency,
-    Alert,
-    AlertKind,
     Approval,
     AuditEvent,
     ChannelIdentity,
@@ -222,16 +221,7 @@ async def set_up(world: World) -> None:
 def raise_alert(world: World) -> None:
     now = datetime.now(UTC)
     with world.db.session() as s:
-        alert = Alert(
-            topic_id=world.ids["topic"],
-            kind=AlertKind.VOLUME_BURST,
-            severity="warning",
-            dedupe_key="two-workers",
-            window_start=now - timedelta(minutes=15),
-            window_end=now,
-            created_at=now,
-            updated_at=now,
-        )
+        alert = burst_alert(world.ids["topic"], now, "two-workers")
         s.add(alert)
         s.flush()
         planned = plan_delivery(s, alert, now, escalate_after=timedelta(minutes=15))

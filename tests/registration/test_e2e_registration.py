@@ -253,28 +253,34 @@ async def test_supervisor_decides_only_for_own_agency_and_forged_presses_are_ref
     assert actions.count("user.approved") == 1
 
 
-async def test_two_deciders_at_once_give_one_decision(
-    emulator: TelegramEmulator, sqlite_db: Database, app_settings: Any, clock: SimulatedClock
-) -> None:
-    ids = add_agencies(sqlite_db, ("BYT", "Bộ Y tế"))
+def _two_deciders(
+    emulator: TelegramEmulator, db: Database, app_settings: Any, clock: SimulatedClock
+) -> tuple[Any, Any, Any, Any]:
+    """An admin (global) and BYT's supervisor, both able to decide, and Dan, who is not
+    registered yet; the app, not started."""
+    ids = add_agencies(db, ("BYT", "Bộ Y tế"))
     admin = emulator.create_user("Admin", language_code="en")
     sup = emulator.create_user("Sup", language_code="en")
     dan = emulator.create_user("Dan", language_code="en")
     emulator.send_text(admin.id, "hi")
     emulator.send_text(sup.id, "hi")
-    add_user(
-        sqlite_db, sup.id, full_name="Sup", role="supervisor", agency_id=ids["BYT"], language="en"
+    add_user(db, sup.id, full_name="Sup", role="supervisor", agency_id=ids["BYT"], language="en")
+    return admin, sup, dan, build_application(app_settings(str(admin.id)), db, clock)
+
+
+async def _dan_registers(emulator: TelegramEmulator, dan_id: int) -> None:
+    """Dan's steps up to the phone, which each test sends itself."""
+    await register(
+        emulator, dan_id, lang_label="English", name="Dan", agency="Bộ Y tế (BYT)", role="Member"
     )
-    app = build_application(app_settings(str(admin.id)), sqlite_db, clock)
+
+
+async def test_two_deciders_at_once_give_one_decision(
+    emulator: TelegramEmulator, sqlite_db: Database, app_settings: Any, clock: SimulatedClock
+) -> None:
+    admin, sup, dan, app = _two_deciders(emulator, sqlite_db, app_settings, clock)
     async with running_app(app):
-        await register(
-            emulator,
-            dan.id,
-            lang_label="English",
-            name="Dan",
-            agency="Bộ Y tế (BYT)",
-            role="Member",
-        )
+        await _dan_registers(emulator, dan.id)
         emulator.send_contact(dan.id, "+84900000002")
         to_admin = await emulator.wait_for_message(admin.id, lambda m: "Dan" in (m.text or ""))
         to_sup = await emulator.wait_for_message(sup.id, lambda m: "Dan" in (m.text or ""))
@@ -452,25 +458,9 @@ async def test_a_decision_before_every_decider_was_asked_updates_the_copies_sent
     """The admin decides while the supervisor's request is still on its way: the admin's copy
     shows the decision (it was unknown to the decision when copies were recorded only after
     every decider had been asked)."""
-    ids = add_agencies(sqlite_db, ("BYT", "Bộ Y tế"))
-    admin = emulator.create_user("Admin", language_code="en")
-    sup = emulator.create_user("Sup", language_code="en")
-    dan = emulator.create_user("Dan", language_code="en")
-    emulator.send_text(admin.id, "hi")
-    emulator.send_text(sup.id, "hi")
-    add_user(
-        sqlite_db, sup.id, full_name="Sup", role="supervisor", agency_id=ids["BYT"], language="en"
-    )
-    app = build_application(app_settings(str(admin.id)), sqlite_db, clock)
+    admin, sup, dan, app = _two_deciders(emulator, sqlite_db, app_settings, clock)
     async with running_app(app):
-        await register(
-            emulator,
-            dan.id,
-            lang_label="English",
-            name="Dan",
-            agency="Bộ Y tế (BYT)",
-            role="Member",
-        )
+        await _dan_registers(emulator, dan.id)
         emulator.inject_delay("sendMessage", 4.0, chat_id=sup.id)  # the second request lags
         emulator.send_contact(dan.id, "+84900000002")
         to_admin = await emulator.wait_for_message(admin.id, lambda m: "Dan" in (m.text or ""))
