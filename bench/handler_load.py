@@ -1,7 +1,7 @@
 """Mixed commands and button presses at a steady rate, one crisis room kept at its message cap.
 
     python -m bench.handler_load [--rate 20] [--people 100] [--seconds 20] [--database URL]
-                                 [--workers N]
+                                 [--workers N] [--mode mixed|busy] [--fanout 1000] [--items 10000]
 
 A reduced version of issue 17, item 2. The real Application (concurrent updates, the
 TelegramRateLimiter) polls the Bot API emulator with its flood limits ON. Half the people are
@@ -17,6 +17,15 @@ not answered, a command not replied to within 30 s), and how many tick runs APSc
 front on loopback (``bench.workers``) instead of one Application in this process (N ≥ 2 needs
 PostgreSQL: they share the database, one flood budget and one leader). Skipped ticks are then
 counted in the workers' logs.
+
+``--mode busy`` is the issue's second mode: the people only send commands that need a reply
+(/help, at ``--rate`` per second; keep it within Telegram's ~30 messages a second per bot) while
+one alert fans out to ``--fanout`` people (chart and text each) and a scan takes ``--items`` new
+items from a local feed server (20 feeds on loopback, as outlets publish). Both start when the
+load starts: the alert's deliveries are planned then (the delivery job takes them within 5 s)
+and the items appear on the feeds then (the scan job runs every 10 s). Prints the reply
+percentiles, how far the fan-out got and when it finished, and when the scan had stored the
+items. Goal: p95 < 1 s to the first reply.
 """
 
 from __future__ import annotations
@@ -30,8 +39,15 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
+from sqlalchemy import func
+from sqlmodel import select
+
+from bench.fanout import SENDS
+from bench.fanout import seed as seed_fanout
 from bench.workers import Front, Worker, serve_front
 from bot.app import build_application
 from bot.clock import SystemClock
@@ -39,6 +55,28 @@ from bot.config import load_settings
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.models import Article, Source
+
+FEEDS = 20
+BUSY_SCAN_SECONDS = "10"  # the smallest scan interval the settings accept
+FRAMES = (
+    "Cháy xưởng {kind} ở khu công nghiệp {place}, {n} công nhân thoát nạn",
+    "Xe khách lật trên đèo {place}, {n} người bị thương",
+    "Trường {place} cho {n} học sinh nghỉ học vì ngập",
+    "{place}: phát hiện {n} tấn thực phẩm bẩn trong kho lạnh",
+    "Giá {kind} tại {place} tăng {n}% sau bão",
+)
+KINDS = ("gỗ", "may mặc", "nhựa", "giấy", "rau", "thịt lợn", "xăng", "điện")
+PLACES = (
+    "Yên Bình",
+    "Lục Yên",
+    "Hoàng Mai",
+    "Thủ Đức",
+    "Ninh Kiều",
+    "Sơn Trà",
+    "Lê Chân",
+    "Bắc Ninh",
+)
 
 
 class _SkippedTicks(logging.Handler):
@@ -95,9 +133,10 @@ async def _busy_room(emulator: TelegramEmulator, stop: asyncio.Event) -> None:
 
 @contextlib.asynccontextmanager
 async def _in_process(
-    emulator: TelegramEmulator, db: Database, data: Path, admins: list[int]
+    emulator: TelegramEmulator, db: Database, data: Path, admins: list[int], **extra: str
 ) -> AsyncIterator[None]:
-    """One Application in this process, long polling the emulator."""
+    """One Application in this process, long polling the emulator; ``extra`` settings by
+    their lower-case names (as ``Worker`` takes them)."""
     settings = load_settings(
         {
             "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
@@ -106,6 +145,7 @@ async def _in_process(
             "CRISISDESK_ADMIN_IDS": ",".join(map(str, admins)),
             "CRISISDESK_SCAN_INTERVAL": "3600",
             "CRISISDESK_TICK_SECONDS": "1",
+            **{f"CRISISDESK_{k.upper()}": v for k, v in extra.items()},
         }
     )
     app = build_application(settings, db, SystemClock())
@@ -122,7 +162,7 @@ async def _in_process(
 
 @contextlib.asynccontextmanager
 async def _workers(
-    emulator: TelegramEmulator, url: str, data: Path, admins: list[int], count: int
+    emulator: TelegramEmulator, url: str, data: Path, admins: list[int], count: int, **extra: str
 ) -> AsyncIterator[list[Worker]]:
     """``count`` webhook workers behind a round-robin front."""
     workers = [
@@ -133,6 +173,7 @@ async def _workers(
             data,
             admin_ids=",".join(map(str, admins)),
             tick_seconds="1",
+            **extra,
         )
         for i in range(count)
     ]
@@ -157,66 +198,238 @@ def _skipped_in_logs(workers: list[Worker], offsets: dict[str, int]) -> int:
     return counter.count
 
 
-async def run(
-    rate: float, people: int, seconds: float, url: str | None, data: Path, workers: int = 0
+class _Feeds:
+    """``FEEDS`` RSS feeds on loopback; empty until ``publish`` fills them."""
+
+    def __init__(self) -> None:
+        self.bodies = [self._rss([]) for _ in range(FEEDS)]
+
+    @staticmethod
+    def _rss(entries: list[str]) -> bytes:
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>x</title>'
+            f"<link>https://x.vn</link><description>x</description>{''.join(entries)}"
+            "</channel></rss>"
+        ).encode()
+
+    def publish(self, items: int) -> None:
+        """``items`` distinct stories spread over the feeds, published in the last hour."""
+        now = time.time()
+        per_feed: list[list[str]] = [[] for _ in range(FEEDS)]
+        for i in range(items):
+            title = FRAMES[i % len(FRAMES)].format(
+                kind=KINDS[i % len(KINDS)], place=PLACES[(i // 7) % len(PLACES)], n=i
+            )
+            stamp = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(now - i % 3600))
+            per_feed[i % FEEDS].append(
+                f"<item><title>{title}</title><link>https://tin.vn/{i}</link>"
+                f"<description>{title}. Chính quyền đang xác minh.</description>"
+                f"<pubDate>{stamp}</pubDate></item>"
+            )
+        self.bodies = [self._rss(entries) for entries in per_feed]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = self.bodies[int(request.match_info["index"])]
+        return web.Response(body=body, content_type="application/rss+xml")
+
+
+@contextlib.asynccontextmanager
+async def _feed_server(feeds: _Feeds) -> AsyncIterator[str]:
+    server = web.Application()
+    server.router.add_get("/rss/{index}.rss", feeds.handle)
+    runner = web.AppRunner(server, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def _add_sources(db: Database, base: str) -> None:
+    with db.session() as s:
+        for i in range(FEEDS):
+            s.add(Source(name=f"Tin {i}", outlet=f"Báo {i}", url=f"{base}/rss/{i}.rss"))
+
+
+def _articles(db: Database) -> int:
+    with db.session() as s:
+        return int(s.exec(select(func.count()).select_from(Article)).one())
+
+
+async def _watch_scan(db: Database, items: int, started: float, out: dict[str, float]) -> None:
+    """When the scan has stored the published items (polled every 0.2 s, off the loop)."""
+    while True:
+        stored = await asyncio.to_thread(_articles, db)
+        out["stored"] = stored
+        if stored >= items:
+            out["scan_done"] = time.perf_counter() - started
+            return
+        await asyncio.sleep(0.2)
+
+
+async def _watch_fanout(
+    emulator: TelegramEmulator,
+    askers: set[int],
+    planned: int,
+    started: float,
+    out: dict[str, float],
 ) -> None:
+    """How many of the alert's messages went out (replies to the askers not counted)."""
+    wanted = {str(a) for a in askers}
+    while True:
+        sent = sum(
+            1
+            for c in emulator.calls
+            if c.method in SENDS and c.status == 200 and str(c.params.get("chat_id")) not in wanted
+        )
+        out["fanout_sent"] = sent
+        if sent >= planned:
+            out["fanout_done"] = time.perf_counter() - started
+            return
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class Figures:
+    """What one run measured (times in seconds from the start of the load)."""
+
+    answers: list[float] = field(default_factory=list)
+    replies: list[float] = field(default_factory=list)
+    unanswered: int = 0
+    too_many: int = 0
+    skipped: int = 0
+    busy: dict[str, float] = field(default_factory=dict)
+
+
+async def _mixed_load(
+    emulator: TelegramEmulator, admins: list[int], askers: list[int], rate: float, seconds: float
+) -> Figures:
+    """Presses and commands alternating, one room at its cap (the first mode)."""
+    status: dict[int, int] = {}
+    for admin in admins:  # each admin's /status message, whose Refresh they press
+        asked = emulator.send_text(admin, "/status")
+        reply = await emulator.wait_for_message(admin, after=asked.message_id, timeout=60)
+        status[admin] = reply.message_id
+    stop = asyncio.Event()
+    room = asyncio.create_task(_busy_room(emulator, stop))
+    await asyncio.sleep(5)  # the room reaches its cap
+    figures = Figures()
+    tasks: list[asyncio.Task[bool]] = []
+    started = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        if i % 2 == 0:
+            admin = admins[(i // 2) % len(admins)]
+            tasks.append(
+                asyncio.create_task(_press(emulator, admin, status[admin], figures.answers))
+            )
+        else:
+            asker = askers[(i // 2) % len(askers)]
+            tasks.append(asyncio.create_task(_ask(emulator, asker, figures.replies)))
+        await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+    figures.unanswered = (await asyncio.gather(*tasks)).count(False)
+    stop.set()
+    await room
+    return figures
+
+
+async def _busy_load(
+    emulator: TelegramEmulator,
+    db: Database,
+    feeds: _Feeds,
+    askers: list[int],
+    rate: float,
+    seconds: float,
+    planned: int,
+    items: int,
+) -> Figures:
+    """Commands needing a reply while the alert fans out and the scan takes ``items``."""
+    figures = Figures()
+    started = time.perf_counter()
+    feeds.publish(items)
+    watchers = [
+        asyncio.create_task(_watch_fanout(emulator, set(askers), planned, started, figures.busy)),
+        asyncio.create_task(_watch_scan(db, items, started, figures.busy)),
+    ]
+    tasks: list[asyncio.Task[bool]] = []
+    for i in range(int(rate * seconds)):
+        tasks.append(asyncio.create_task(_ask(emulator, askers[i % len(askers)], figures.replies)))
+        await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+    figures.unanswered = (await asyncio.gather(*tasks)).count(False)
+    figures.busy["load_end"] = time.perf_counter() - started
+    for watcher in watchers:  # what has not finished by the end of the load is reported as such
+        watcher.cancel()
+    return figures
+
+
+async def run(
+    rate: float,
+    people: int,
+    seconds: float,
+    url: str | None,
+    data: Path,
+    workers: int = 0,
+    *,
+    mode: str = "mixed",
+    fanout: int = 1000,
+    items: int = 10_000,
+) -> Figures:
     if url is None:
         url = f"sqlite:///{data / 'load.sqlite3'}"
     upgrade(url)
     db = Database.from_url(url)
     skipped = _SkippedTicks()
     logging.getLogger("apscheduler").addHandler(skipped)
-    async with TelegramEmulator(flood_limits=True) as emulator:
+    feeds = _Feeds()
+    async with contextlib.AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(TelegramEmulator(flood_limits=True))
         users = [emulator.create_user(f"Người {i}", language_code="en").id for i in range(people)]
         admins, askers = users[: people // 2], users[people // 2 :]
-        async with contextlib.AsyncExitStack() as stack:
-            processes: list[Worker] = []
-            if workers > 0:
-                processes = await stack.enter_async_context(
-                    _workers(emulator, url, data, admins, workers)
-                )
-            else:
-                await stack.enter_async_context(_in_process(emulator, db, data, admins))
-            status: dict[int, int] = {}
-            for admin in admins:  # each admin's /status message, whose Refresh they press
-                asked = emulator.send_text(admin, "/status")
-                reply = await emulator.wait_for_message(admin, after=asked.message_id, timeout=60)
-                status[admin] = reply.message_id
-            stop = asyncio.Event()
-            room = asyncio.create_task(_busy_room(emulator, stop))
-            await asyncio.sleep(5)  # the room reaches its cap
-            skipped.count = 0
-            offsets = {w.name: w.log.stat().st_size for w in processes}
-            answers: list[float] = []
-            replies: list[float] = []
-            tasks: list[asyncio.Task[bool]] = []
-            started = time.perf_counter()
-            for i in range(int(rate * seconds)):
-                if i % 2 == 0:
-                    admin = admins[(i // 2) % len(admins)]
-                    tasks.append(
-                        asyncio.create_task(_press(emulator, admin, status[admin], answers))
-                    )
-                else:
-                    asker = askers[(i // 2) % len(askers)]
-                    tasks.append(asyncio.create_task(_ask(emulator, asker, replies)))
-                await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
-            outcomes = await asyncio.gather(*tasks)
-            stop.set()
-            await room
-            if processes:
-                skipped.count = _skipped_in_logs(processes, offsets)
-        too_many = sum(1 for c in emulator.calls if c.status == 429)
+        extra: dict[str, str] = {}
+        planned = 0
+        if mode == "busy":
+            askers = users  # everyone asks; nobody presses
+            _add_sources(db, await stack.enter_async_context(_feed_server(feeds)))
+            planned = await asyncio.to_thread(seed_fanout, db, emulator, fanout)
+            extra = {"scan_interval": BUSY_SCAN_SECONDS, "allow_private_feeds": "true"}
+        processes: list[Worker] = []
+        if workers > 0:
+            processes = await stack.enter_async_context(
+                _workers(emulator, url, data, admins, workers, **extra)
+            )
+        else:
+            await stack.enter_async_context(_in_process(emulator, db, data, admins, **extra))
+        skipped.count = 0
+        offsets = {w.name: w.log.stat().st_size for w in processes}
+        if mode == "busy":
+            figures = await _busy_load(emulator, db, feeds, askers, rate, seconds, planned, items)
+        else:
+            figures = await _mixed_load(emulator, admins, askers, rate, seconds)
+        figures.skipped = _skipped_in_logs(processes, offsets) if processes else skipped.count
+        figures.too_many = sum(1 for c in emulator.calls if c.status == 429)
     db.dispose()
     backend = url.split(":", 1)[0]
     print(
-        f"database: {backend}; workers: {workers}; rate: {rate}/s for {seconds:.0f} s; "
-        f"people: {people}"
+        f"mode: {mode}; database: {backend}; workers: {workers}; rate: {rate}/s for "
+        f"{seconds:.0f} s; people: {people}"
     )
-    print(f"button answer: {len(answers)} presses, {_percentiles(answers)}")
-    print(f"first reply:   {len(replies)} commands, {_percentiles(replies)}")
-    print(f"errors (unanswered): {outcomes.count(False)}; 429s: {too_many}")
-    print(f"tick runs skipped during the load: {skipped.count}")
+    if mode == "mixed":
+        print(f"button answer: {len(figures.answers)} presses, {_percentiles(figures.answers)}")
+    print(f"first reply:   {len(figures.replies)} commands, {_percentiles(figures.replies)}")
+    print(f"errors (unanswered): {figures.unanswered}; 429s: {figures.too_many}")
+    print(f"tick runs skipped during the load: {figures.skipped}")
+    if mode == "busy":
+        busy = figures.busy
+        print(
+            f"fan-out: {busy.get('fanout_sent', 0):.0f} of {planned} sends by the end of the "
+            f"load ({busy['load_end']:.0f} s); "
+            + (f"all sent at {busy['fanout_done']:.1f} s" if "fanout_done" in busy else "not done")
+        )
+        print(
+            f"scan: {busy.get('stored', 0):.0f} of {items} items stored; "
+            + (f"all at {busy['scan_done']:.1f} s" if "scan_done" in busy else "not done")
+        )
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,12 +444,31 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="N >= 1: crisisdesk run processes in webhook mode (N >= 2: PostgreSQL)",
     )
+    parser.add_argument(
+        "--mode",
+        choices=("mixed", "busy"),
+        default="mixed",
+        help="mixed: presses and commands, one room at its cap; busy: commands during a fan-out "
+        "and a scan",
+    )
+    parser.add_argument("--fanout", type=int, default=1000, help="busy: people the alert goes to")
+    parser.add_argument("--items", type=int, default=10_000, help="busy: items the scan takes")
     args = parser.parse_args(argv)
     if args.workers > 1 and not (args.database or "").startswith("postgresql"):
         parser.error("--workers needs --database with a PostgreSQL URL")
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(
-            run(args.rate, args.people, args.seconds, args.database, Path(tmp), args.workers)
+            run(
+                args.rate,
+                args.people,
+                args.seconds,
+                args.database,
+                Path(tmp),
+                args.workers,
+                mode=args.mode,
+                fanout=args.fanout,
+                items=args.items,
+            )
         )
     return 0
 
