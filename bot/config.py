@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     webhook_listen: str = Field(default="0.0.0.0", min_length=1, max_length=255)
     webhook_port: int = Field(default=8443, ge=1, le=65_535)
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Feed-parsing processes (scanner.parse_pool); unset: one per core, at most four; 0: a thread
+    parse_workers: int | None = Field(default=None, ge=0, le=32)
     # PostgreSQL: how often a worker checks (or tries to take) the leader lock; docs/operations.md
     leader_check_seconds: float = Field(default=2.0, ge=0.1, le=60)
     invite_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 90)

@@ -21,7 +21,6 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -32,8 +31,9 @@ import aiohttp
 from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session, col
 
+from scanner import parse_pool
 from scanner.dedupe import StoryIndex, canonical_url, content_fingerprint
-from scanner.parse import FeedError, FeedItem, parse_feed
+from scanner.parse import FeedItem
 from scanner.sentiment import ModelScorer, Scorer, Sentiment, default_scorer
 from scanner.series import rebuild_for_articles
 from scanner.sources import (
@@ -692,6 +692,12 @@ def policy_from_settings(settings: Any) -> FetchPolicy:
     return FetchPolicy(allow_private=bool(getattr(settings, "allow_private_feeds", False)))
 
 
+def parse_workers(settings: Any) -> int:
+    """Parser processes: the ``parse_workers`` setting, else one per core (at most four)."""
+    workers = getattr(settings, "parse_workers", None)
+    return parse_pool.default_workers() if workers is None else int(workers)
+
+
 async def run_scan(
     db: Database,
     settings: Any,
@@ -721,18 +727,10 @@ async def run_scan(
             for src in sources
         ]
 
-    # Each feed is parsed (in one worker thread) as soon as it arrives, while the others are
-    # still on the wire: feedparser is the costliest step per item, and the scan is otherwise
-    # idle while it waits for slow servers.
+    # Each feed is parsed as soon as it arrives, while the others are still on the wire, in
+    # the parser pool (``scanner.parse_pool``: one process per core, off the event loop).
     loop = asyncio.get_running_loop()
-    parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-parse")
-
-    def _parse(res: FetchResult, at: datetime) -> tuple[list[FeedItem], str | None, str | None]:
-        try:
-            feed = parse_feed(res.body, fetched_at=at, headers=res.headers, base_url=res.final_url)
-        except FeedError as exc:
-            return [], None, str(exc)
-        return feed.items, feed.warning, None
+    parser = parse_pool.executor(parse_workers(settings))
 
     async def _fetch_and_parse(
         fetcher: FeedFetcher, url: str, etag: str | None, modified: str | None
@@ -740,17 +738,16 @@ async def run_scan(
         res = await fetcher.fetch(url, etag, modified)
         if res.status != "ok":
             return res, [], None, res.error
-        items, warning, error = await loop.run_in_executor(parser, _parse, res, clock.now())
+        items, warning, error = await loop.run_in_executor(
+            parser, parse_pool.parse, res.body, dict(res.headers), res.final_url, clock.now()
+        )
         res.body = b""  # parsed: let the bytes go
         return res, items, warning, error
 
-    try:
-        async with FeedFetcher(policy, session=session) as fetcher:
-            fetched = await asyncio.gather(
-                *(_fetch_and_parse(fetcher, url, etag, lm) for _i, _n, _o, url, etag, lm in targets)
-            )
-    finally:
-        parser.shutdown(wait=False)
+    async with FeedFetcher(policy, session=session) as fetcher:
+        fetched = await asyncio.gather(
+            *(_fetch_and_parse(fetcher, url, etag, lm) for _i, _n, _o, url, etag, lm in targets)
+        )
 
     fetched_at = clock.now()
 
