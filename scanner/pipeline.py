@@ -710,10 +710,12 @@ async def run_scan(
 ) -> ScanReport:
     """One scan of every due, active source. One bad source never stops the others.
 
-    Each source's items are stored in a savepoint of their own (:func:`_store_items`): an item
+    Sources are stored in short transactions (:func:`_store_slice`), so the chats' writes are
+    never kept waiting for a whole scan. Each source's items are stored in a savepoint of
+    their own (:func:`_store_items`): an item
     the database refuses costs that item, not the source, and never the scan. A source whose
     fetch, parse or store has failed ``REPORT_AFTER_FAILURES`` times in a row, and later one
-    that recovers from that, is passed to ``on_health`` inside the scan's transaction (the
+    that recovers from that, is passed to ``on_health`` inside that source's transaction (the
     bot schedules its messages there; the scanner knows nothing of people).
     """
     policy = policy or policy_from_settings(settings)
@@ -756,62 +758,28 @@ async def run_scan(
             proc = processor or Processor.from_db(s, fetched_at)
             if processor is not None:
                 proc.reload_topics(s)
-            report.topics = {t.id: t.name for t in proc.topics}
-            rows = {
-                src.id: src
-                for src in s.execute(
-                    select(Source).where(col(Source.id).in_([t[0] for t in targets]))
-                ).scalars()
-            }
-            # Savepoints nest only in an open transaction (pysqlite would otherwise let each
-            # RELEASE commit on its own): take SQLite's write lock first, waiting if need be.
-            begin_write(s)
-            results: list[ProcessResult] = []
-            for (source_id, name, outlet, url, _e, _l), (res, items, warning, error) in zip(
-                targets, fetched, strict=True
-            ):
-                row = rows[source_id]
-                outcome = SourceOutcome(
-                    source_id, name, url, res.status, items=len(items), warning=warning
-                )
-                report.sources.append(outcome)
-                if error is None and items:
-                    stored, error, skipped = _store_items(
-                        s, proc, [Incoming(item, outlet, source_id) for item in items], fetched_at
-                    )
-                    results.extend(stored)
-                    if skipped:
-                        note = f"{skipped} of {len(items)} items could not be stored"
-                        warning = f"{warning}; {note}" if warning else note
-                        outcome.warning = warning
-                if error is not None:
-                    outcome.status, outcome.error = "error", error
-                    record_failure(row, error, fetched_at, policy)
-                    if on_health is not None and row.consecutive_failures == REPORT_AFTER_FAILURES:
-                        on_health(s, row, "down")
-                else:
-                    recovered = (row.consecutive_failures or 0) >= REPORT_AFTER_FAILURES
-                    record_success(row, res, fetched_at, warning=warning)
-                    if on_health is not None and recovered:
-                        on_health(s, row, "up")
-            articles = [a for r in results for a in r.articles]
-            # Their buckets, however old (a new source's first scan, a scan after an outage),
-            # in the same transaction: stored articles and their series never disagree.
-            rebuild_for_articles(s, [a.id for a in articles if a.id is not None])
-            per_source = Counter(a.source_id for a in articles)
-            for outcome in report.sources:
-                outcome.new_articles = per_source.get(outcome.source_id, 0)
-            report.new_articles = articles
-            report.new_stories = [st for r in results for st in r.new_stories]
-            # A story grown by two sources' batches: its last state counts.
-            updated = {st.id: st for r in results for st in r.updated_stories}
-            report.updated_stories = list(updated.values())
-            report.links = [link for r in results for link in r.links]
-            report.stories = {
-                st.id: st for st in report.new_stories + report.updated_stories if st.id is not None
-            }
-            report.finished_at = clock.now()
-            report.duration_s = time.perf_counter() - started
+        report.topics = {t.id: t.name for t in proc.topics}
+        pending = list(zip(targets, fetched, strict=True))
+        results: list[ProcessResult] = []
+        while pending:
+            with db.session() as s:
+                _store_slice(s, proc, pending, results, report, fetched_at, policy, on_health)
+        articles = [a for r in results for a in r.articles]
+        per_source = Counter(a.source_id for a in articles)
+        for outcome in report.sources:
+            outcome.new_articles = per_source.get(outcome.source_id, 0)
+        report.new_articles = articles
+        report.new_stories = [st for r in results for st in r.new_stories]
+        # A story grown by two sources' batches: its last state counts.
+        updated = {st.id: st for r in results for st in r.updated_stories}
+        report.updated_stories = list(updated.values())
+        report.links = [link for r in results for link in r.links]
+        report.stories = {
+            st.id: st for st in report.new_stories + report.updated_stories if st.id is not None
+        }
+        report.finished_at = clock.now()
+        report.duration_s = time.perf_counter() - started
+        with db.session() as s:
             _store_summary(s, report)
 
     await asyncio.to_thread(_cpu_and_store)
@@ -826,6 +794,77 @@ async def run_scan(
         report.duration_s,
     )
     return report
+
+
+# A due source as read at the scan's start, and what fetching and parsing it gave.
+_Target = tuple[int, str, str, str, str | None, str | None]  # id, name, outlet, url, etag, modified
+_Fetched = tuple[FetchResult, list[FeedItem], str | None, str | None]  # items, warning, error
+
+# How long one scan transaction may hold SQLite's write lock before it commits what it has and
+# lets the chats' writes in (a whole scan of hundreds of feeds in one transaction held it for
+# tens of seconds, beyond the handlers' busy timeout).
+WRITE_SLICE_SECONDS = 0.5
+
+
+def _store_slice(
+    session: Session,
+    proc: Processor,
+    pending: list[
+        tuple[tuple[Any, ...], tuple[FetchResult, list[FeedItem], str | None, str | None]]
+    ],
+    results: list[ProcessResult],
+    report: ScanReport,
+    fetched_at: datetime,
+    policy: FetchPolicy,
+    on_health: HealthHook | None,
+) -> None:
+    """Store fetched sources from the front of ``pending`` in one short transaction: at least
+    one, and more while the transaction is younger than ``WRITE_SLICE_SECONDS``.
+
+    Each source's items, its health and the series buckets its articles touch commit together,
+    so stored articles and their series never disagree; a kill between two slices leaves the
+    later sources unfetched as far as the database knows (fetched again at the next scan).
+    """
+    # Savepoints nest only in an open transaction (pysqlite would otherwise let each RELEASE
+    # commit on its own): take SQLite's write lock first, waiting if need be.
+    begin_write(session)
+    opened = time.perf_counter()
+    ids = [target[0] for target, _fetched in pending]
+    rows = {
+        src.id: src
+        for src in session.execute(select(Source).where(col(Source.id).in_(ids))).scalars()
+    }
+    article_ids: list[int] = []
+    taken = 0
+    while pending and (taken == 0 or time.perf_counter() - opened < WRITE_SLICE_SECONDS):
+        taken += 1
+        (source_id, name, outlet, url, _e, _l), (res, items, warning, error) = pending.pop(0)
+        row = rows[source_id]
+        outcome = SourceOutcome(source_id, name, url, res.status, items=len(items), warning=warning)
+        report.sources.append(outcome)
+        if error is None and items:
+            stored, error, skipped = _store_items(
+                session, proc, [Incoming(item, outlet, source_id) for item in items], fetched_at
+            )
+            results.extend(stored)
+            article_ids.extend(a.id for r in stored for a in r.articles if a.id is not None)
+            if skipped:
+                note = f"{skipped} of {len(items)} items could not be stored"
+                warning = f"{warning}; {note}" if warning else note
+                outcome.warning = warning
+        if error is not None:
+            outcome.status, outcome.error = "error", error
+            record_failure(row, error, fetched_at, policy)
+            if on_health is not None and row.consecutive_failures == REPORT_AFTER_FAILURES:
+                on_health(session, row, "down")
+        else:
+            recovered = (row.consecutive_failures or 0) >= REPORT_AFTER_FAILURES
+            record_success(row, res, fetched_at, warning=warning)
+            if on_health is not None and recovered:
+                on_health(session, row, "up")
+    # Their buckets, however old (a new source's first scan, a scan after an outage), in the
+    # same transaction as the articles.
+    rebuild_for_articles(session, article_ids)
 
 
 def _store_items(
