@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.channels.base import (
     DeliveryError,
@@ -42,6 +42,13 @@ class Answer:
     link: str | None
     url: str | None
     changed: bool
+
+
+def owns_invitation(session: Session, actor: Actor, member_id: int) -> bool:
+    """Whether the invitation ``member_id`` is ``actor``'s to answer (the rule of Join and
+    Decline, typed or pressed)."""
+    member = session.get(CrisisMember, member_id)
+    return actor.active and member is not None and member.user_id == actor.user_id
 
 
 async def answer_invitation(
@@ -91,10 +98,10 @@ async def answer_invitation(
         room = stored_refs.crisis_room(crisis)
         account = identity.account_on(session, user.id, room.channel) if room else None
     if join and room is not None and account is not None:
-        admin = rooms_admin or room_admin_for(runtime.notifier)
         try:
+            admin = rooms_admin or room_admin_for(runtime.notifier)
             inside = await admin.is_member(room, account)
-        except DeliveryError:
+        except (DeliveryError, LookupError):  # LookupError: a channel that has no room admin
             inside = False
         if inside:
             mark_joined(runtime, crisis.id, member.user_id, via="already_member")
