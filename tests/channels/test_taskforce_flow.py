@@ -8,6 +8,7 @@ same services and flows as on Telegram (tests/taskforce), nothing channel-specif
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from alert_desk import Desk
@@ -23,8 +24,9 @@ from storage.models import AuditEvent, Crisis, CrisisMember, CrisisRole, Task, U
 ROOM = "room-9"
 
 
-def add_crisis(desk: Desk, lead_id: int) -> int:
-    """An open crisis led by ``lead_id`` whose room is a group chat on the fake channel."""
+def add_crisis(desk: Desk, lead_id: int, room: str = ROOM) -> int:
+    """An open crisis led by ``lead_id`` whose room is the group chat ``room`` on the fake
+    channel."""
     now = desk.clock.now()
     with desk.db.session() as s:
         crisis = Crisis(
@@ -32,7 +34,7 @@ def add_crisis(desk: Desk, lead_id: int) -> int:
             title="Ngộ độc thực phẩm",
             lead_id=lead_id,
             room_channel=CHANNEL,
-            room_chat_id=ROOM,
+            room_chat_id=room,
             detected_at=now - timedelta(hours=1),
             deadline_at=now + timedelta(hours=23),
         )
@@ -40,6 +42,29 @@ def add_crisis(desk: Desk, lead_id: int) -> int:
         s.flush()
         assert crisis.id is not None
         return crisis.id
+
+
+@dataclass
+class Convened:
+    """A crisis led by Lan with Minh invited to it, on the fake channel."""
+
+    channel: FakeChannel
+    runtime: Runtime
+    crisis_id: int
+    member_id: int  # Minh's invitation
+    lan: str  # accounts on the fake channel
+    minh: str
+
+
+async def convened(desk: Desk) -> Convened:
+    channel = FakeChannel()
+    runtime = fake_runtime(desk, channel)
+    (lan_tg, lan_id), (minh_tg, minh_id), _anna = desk.spokespeople
+    crisis_id = add_crisis(desk, lan_id)
+    member_id = await invite(desk, runtime, crisis_id, minh_id)
+    return Convened(
+        channel, runtime, crisis_id, member_id, account_of(lan_tg.id), account_of(minh_tg.id)
+    )
 
 
 async def invite(desk: Desk, runtime: Runtime, crisis_id: int, user_id: int) -> int:
@@ -64,12 +89,15 @@ def member_of(desk: Desk, crisis_id: int, user_id: int) -> CrisisMember:
 
 
 async def test_an_invitation_is_answered_by_typed_commands(desk: Desk) -> None:
-    channel = FakeChannel()
-    runtime = fake_runtime(desk, channel)
-    (lan_tg, lan_id), (minh_tg, minh_id), _anna = desk.spokespeople
-    crisis_id = add_crisis(desk, lan_id)
-    member_id = await invite(desk, runtime, crisis_id, minh_id)
-    minh = account_of(minh_tg.id)
+    c = await convened(desk)
+    channel, runtime, crisis_id, member_id, minh = (
+        c.channel,
+        c.runtime,
+        c.crisis_id,
+        c.member_id,
+        c.minh,
+    )
+    minh_id = desk.spokespeople[1][1]
 
     [invitation] = channel.inbox(minh)
     assert f"Mời tham gia tổ xử lý vụ việc #{crisis_id}" in invitation
@@ -77,7 +105,7 @@ async def test_an_invitation_is_answered_by_typed_commands(desk: Desk) -> None:
     assert f"Từ chối: /khongthamgia {member_id}" in invitation
 
     # Only the invitee may answer: anyone else is refused (and audited), as for a button.
-    refused = await channel.type(runtime, account_of(lan_tg.id), f"/thamgia {member_id}")
+    refused = await channel.type(runtime, c.lan, f"/thamgia {member_id}")
     assert refused == ["Bạn không có quyền thực hiện thao tác này."]
     assert member_of(desk, crisis_id, minh_id).state == "invited"
 
@@ -96,18 +124,14 @@ async def test_an_invitation_is_answered_by_typed_commands(desk: Desk) -> None:
 
 
 async def test_tasks_are_added_listed_and_closed_in_the_room(desk: Desk) -> None:
-    channel = FakeChannel()
-    runtime = fake_runtime(desk, channel)
-    (lan_tg, lan_id), (minh_tg, minh_id), _anna = desk.spokespeople
-    crisis_id = add_crisis(desk, lan_id)
-    member_id = await invite(desk, runtime, crisis_id, minh_id)
-    lan, minh = account_of(lan_tg.id), account_of(minh_tg.id)
-    await channel.type(runtime, minh, f"/thamgia {member_id}")
+    c = await convened(desk)
+    channel, runtime, crisis_id, lan, minh = c.channel, c.runtime, c.crisis_id, c.lan, c.minh
+    await channel.type(runtime, minh, f"/thamgia {c.member_id}")
 
     [added] = await channel.type(runtime, lan, "/task @minh 2h Gọi cho báo Tuổi Trẻ", ROOM)
     with desk.db.session() as s:
         task = s.exec(select(Task).where(Task.crisis_id == crisis_id)).one()
-    assert task.owner_id == minh_id and task.title == "Gọi cho báo Tuổi Trẻ"
+    assert task.owner_id == desk.spokespeople[1][1] and task.title == "Gọi cho báo Tuổi Trẻ"
     assert f"Việc #{task.id}" in added and f"✅ Xong: /xong {task.id}" in added
     await channel.type(runtime, lan, "/task Kiểm tra số liệu", ROOM)
 
