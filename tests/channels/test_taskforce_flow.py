@@ -2,7 +2,8 @@
 
 An invitation reaches the invitee as text with typed choices and is answered by ``/thamgia`` or
 ``/khongthamgia``; in the crisis room tasks are added, listed and closed by typing, the people
-``/convene`` offers are numbered choices, and ``/resolve`` asks for a typed confirmation: the
+``/convene`` offers are numbered choices, and ``/resolve`` asks for a typed confirmation; the
+brief, which cannot be pinned or edited here, is posted anew when it changes. The
 same services and flows as on Telegram (tests/taskforce), nothing channel-specific added.
 """
 
@@ -18,6 +19,8 @@ from sqlmodel import select
 
 import handlers.taskforce  # noqa: F401  (the task-force flows register with the conversation layer)
 from bot.runtime import Runtime
+from bot.services.due import fire_due
+from bot.services.taskforces.brief import BRIEF_DEBOUNCE, post_brief
 from bot.services.taskforces.convening import add_invitation, convene
 from storage.models import AuditEvent, Crisis, CrisisMember, CrisisRole, Task, User
 
@@ -61,6 +64,7 @@ async def convened(desk: Desk) -> Convened:
     runtime = fake_runtime(desk, channel)
     (lan_tg, lan_id), (minh_tg, minh_id), _anna = desk.spokespeople
     crisis_id = add_crisis(desk, lan_id)
+    await post_brief(runtime, crisis_id)  # not pinned: this channel cannot (it would refuse)
     member_id = await invite(desk, runtime, crisis_id, minh_id)
     return Convened(
         channel, runtime, crisis_id, member_id, account_of(lan_tg.id), account_of(minh_tg.id)
@@ -134,6 +138,13 @@ async def test_tasks_are_added_listed_and_closed_in_the_room(desk: Desk) -> None
     assert task.owner_id == desk.spokespeople[1][1] and task.title == "Gọi cho báo Tuổi Trẻ"
     assert f"Việc #{task.id}" in added and f"✅ Xong: /xong {task.id}" in added
     await channel.type(runtime, lan, "/task Kiểm tra số liệu", ROOM)
+
+    # The brief cannot be edited in place here: after the changes settle it is posted anew.
+    before = len(channel.inbox(ROOM))
+    desk.clock.advance(BRIEF_DEBOUNCE + timedelta(seconds=1))
+    await fire_due(runtime)
+    [brief] = channel.inbox(ROOM)[before:]
+    assert "Ngộ độc thực phẩm" in brief and "Gọi cho báo Tuổi Trẻ" in brief
 
     [listed] = await channel.type(runtime, minh, "/tasks", ROOM)
     assert "Gọi cho báo Tuổi Trẻ" in listed and "Kiểm tra số liệu" in listed

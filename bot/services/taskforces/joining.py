@@ -147,35 +147,30 @@ async def handle_join_request(
     with runtime.db.session() as session:
         decision = rooms.decide_join(session, chat=chat, who=who, invite_link=invite_link)
     admin = rooms_admin or room_admin_for(runtime.notifier)
+    subject = f"crisis:{decision.crisis_id}" if decision.crisis_id else f"chat:{chat.chat_id}"
+
+    def record(action: str, after: dict[str, str] | None = None) -> None:
+        with runtime.db.session() as session:
+            audit.record(
+                session,
+                action=action,
+                actor_id=decision.user_id,
+                actor_ref=str(who),
+                subject=subject,
+                after=after,
+                at=now,
+            )
+
     if decision.approve:
         await admin.approve_join(chat, who)
         assert decision.crisis_id is not None and decision.user_id is not None
         mark_joined(runtime, decision.crisis_id, decision.user_id, via="join_request")
-        with runtime.db.session() as session:
-            audit.record(
-                session,
-                action="crisis.join_approved",
-                actor_id=decision.user_id,
-                actor_ref=str(who),
-                subject=f"crisis:{decision.crisis_id}",
-                at=now,
-            )
+        record("crisis.join_approved")
     else:
         try:
             await admin.decline_join(chat, who)
         finally:
-            with runtime.db.session() as session:
-                audit.record(
-                    session,
-                    action="crisis.join_declined",
-                    actor_id=decision.user_id,
-                    actor_ref=str(who),
-                    subject=f"crisis:{decision.crisis_id}"
-                    if decision.crisis_id
-                    else f"chat:{chat.chat_id}",
-                    after={"reason": decision.reason, "chat_id": chat.chat_id},
-                    at=now,
-                )
+            record("crisis.join_declined", {"reason": decision.reason, "chat_id": chat.chat_id})
             log.info("join request of %s to %s declined (%s)", who, chat.chat_id, decision.reason)
     return JoinOutcome(decision.approve, decision.reason, decision.crisis_id)
 
