@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlmodel import Session
@@ -132,7 +132,7 @@ async def _room_crisis(turn: Turn) -> int | None:
     return crisis
 
 
-RoomFlow = Callable[[Turn, int], Any]
+RoomFlow = Callable[[Turn, int], Awaitable[None]]
 
 
 def room_command(name: str) -> Callable[[RoomFlow], RoomFlow]:
