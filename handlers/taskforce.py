@@ -19,9 +19,7 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
-
-from sqlmodel import Session
+from typing import TYPE_CHECKING, Any
 
 from bot.buttons import int_id, register
 from bot.channels.base import Button, DeliveryError
@@ -63,6 +61,9 @@ from bot.templating import normalise_language
 from handlers.conversation.dispatch import on_command, on_press
 from handlers.conversation.turn import Turn
 from storage.models import Role, Severity
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 
