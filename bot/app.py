@@ -20,7 +20,7 @@ from telegram.ext import Application, ContextTypes, Defaults
 
 from bot import jobs
 from bot.channels.ratelimit import TelegramRateLimiter
-from bot.channels.telegram import conversation
+from bot.channels.telegram import conversation, membership
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.telegram.wire import bot_request
 from bot.clock import Clock, SystemClock
@@ -70,11 +70,12 @@ BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (repli
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function; the flows
 # written against the conversation layer (handlers.conversation) reach PTB through the
 # Telegram adapter's ``handlers()``.
-HANDLER_MODULES = (start, people, admin, conversation, topics, taskforce, drafts, fallback)
+HANDLER_MODULES = (start, people, admin, conversation, topics, membership, drafts, fallback)
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules (approvals: submit and decide on
-# drafts). alert_draft is the alerts' one button whose flow still speaks PTB.
-FLOW_MODULES = (alerts, registration, alert_draft, approvals)
+# drafts; taskforce: /crisis and the room commands, whose membership updates the Telegram adapter
+# reads in ``membership``). alert_draft is the alerts' one button whose flow still speaks PTB.
+FLOW_MODULES = (alerts, registration, alert_draft, approvals, taskforce)
 
 
 class WorkerApplication(InstrumentedApplication):

@@ -1,59 +1,47 @@
 """Crisis task forces in chat: ``/crisis`` and the room commands, invitations, join requests and
-the room pool.
+the room pool; written once for every channel (``handlers.conversation``).
 
-Thin by design: each handler parses the update, calls a module of ``bot.services.taskforces``
-(or ``rooms``) and renders a template. Room commands find their crisis from the chat and forum
-topic they are sent in. Every button is re-checked on the server by its rule
-(``bot.buttons.register``).
+Each flow parses the event, calls a module of ``bot.services.taskforces`` and renders a template.
+Room commands find their crisis from the chat and thread they are sent in. Every press is
+re-checked on the server by its rule (``bot.buttons.register``). On a channel without buttons a
+press is typed: ``/thamgia 12`` or ``/khongthamgia 12`` answers an invitation (``/join``,
+``/nojoin``), ``/xong 7`` closes a task (``/done``), ``/ketthuc 3`` confirms closing a crisis
+(``/endcrisis``), and the people offered by ``/convene`` are numbered choices.
+
+Join requests, the bot's own standing in a group and members added by hand are channel events,
+not conversations: the channel's adapter (``bot.channels.telegram.membership``) turns them into
+the plain calls at the end of this module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import re
-from collections.abc import Callable
-from typing import Any
-
-from sqlmodel import Session, select
-from telegram import Chat, Update
-from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import TelegramError
-from telegram.ext import (
-    BaseHandler,
-    ChatJoinRequestHandler,
-    ChatMemberHandler,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from bot.buttons import int_id, register
-from bot.channels.base import Button
-from bot.channels.telegram.notifier import chat_ref, keyboard, message_ref, person_ref
+from bot.channels.base import Button, DeliveryError
+from bot.channels.refs import ChatRef, PersonRef
 from bot.runtime import Runtime
-from bot.services import room_rights, rooms
+from bot.services import rooms
 from bot.services.commands import register_command
 from bot.services.permissions import Actor
 from bot.services.taskforces import convening, resolve
-from bot.services.taskforces.convening import convene_more, may_convene, pick_candidates
-from bot.services.taskforces.crises import (
-    TaskForceError,
-    display_name,
-    is_participant,
-    may_resolve,
-)
+from bot.services.taskforces.convening import convene_more, may_pick, pick_candidates
+from bot.services.taskforces.crises import TaskForceError, can_resolve, display_name, may_resolve
 from bot.services.taskforces.joining import (
     answer_invitation,
     handle_join_request,
     note_member_joined,
+    owns_invitation,
 )
 from bot.services.taskforces.notes import add_note, post_update
 from bot.services.taskforces.opening import open_crisis
 from bot.services.taskforces.queries import (
     TIMELINE_SHOWN,
+    agency_codes,
     crisis_for_lead,
     for_participant,
     lines_of_timeline,
@@ -61,7 +49,7 @@ from bot.services.taskforces.queries import (
 )
 from bot.services.taskforces.resolve import resolve_crisis
 from bot.services.taskforces.roles import parse_role, set_role
-from bot.services.taskforces.room import attach_waiting
+from bot.services.taskforces.room import BotStanding, attach_waiting, bot_standing_changed
 from bot.services.taskforces.tasks import (
     TASK_DONE,
     add_task,
@@ -69,12 +57,17 @@ from bot.services.taskforces.tasks import (
     complete_task,
     open_tasks,
 )
-from handlers.buttons import on_button
-from handlers.common import actor_of, audited, language_of, reply, runtime_of
-from storage.models import Agency, Crisis, CrisisMember, Role, Severity, User
+from bot.templating import normalise_language
+from handlers.conversation.dispatch import on_command, on_press
+from handlers.conversation.turn import Turn
+from storage.models import Role, Severity
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 
+TOAST_LIMIT = 190  # characters a Telegram callback answer shows
 SEVERITY_WORDS = {
     "critical": Severity.CRITICAL,
     "khẩn": Severity.CRITICAL,
@@ -91,84 +84,81 @@ _USERNAME = re.compile(r"^@[A-Za-z0-9_]{1,64}$")
 # --------------------------------------------------------------------------- button rules
 
 
-def _owns_invitation(session: Any, actor: Actor, ident: str) -> bool:
-    member = session.get(CrisisMember, int_id(ident))
-    return actor.active and member is not None and member.user_id == actor.user_id
-
-
-def _may_close_task(session: Any, actor: Actor, ident: str) -> bool:
-    return can_close_task(session, actor, int_id(ident))
-
-
-def _may_resolve(session: Any, actor: Actor, ident: str) -> bool:
-    try:
-        may_resolve(session, actor, int_id(ident))
-    except TaskForceError:
-        return False
-    return True
-
-
-def _may_pick(session: Any, actor: Actor, ident: str) -> bool:
+def _pick_rule(session: Any, actor: Actor, ident: str) -> bool:
     crisis_text, _, user_text = ident.partition("-")
-    crisis = session.get(Crisis, int_id(crisis_text)) if user_text else None
-    return (
-        crisis is not None
-        and is_participant(session, actor, crisis)
-        and may_convene(crisis, session.get(User, int_id(user_text)))
-    )
+    return bool(user_text) and may_pick(session, actor, int_id(crisis_text), int_id(user_text))
 
 
-JOIN = register(convening.JOIN, _owns_invitation, "join a crisis task force")
-DECLINE = register(convening.DECLINE, _owns_invitation, "decline a crisis task force")
-DONE = register(TASK_DONE, _may_close_task, "close a task")
-PICK = register(convening.PICK, _may_pick, "convene a person picked from the list")
+def _answer_rule(session: Any, actor: Actor, ident: str) -> bool:
+    return owns_invitation(session, actor, int_id(ident))
+
+
+JOIN = register(convening.JOIN, _answer_rule, "join a crisis task force")
+DECLINE = register(convening.DECLINE, _answer_rule, "decline a crisis task force")
+DONE = register(
+    TASK_DONE, lambda s, actor, ident: can_close_task(s, actor, int_id(ident)), "close a task"
+)
+PICK = register(convening.PICK, _pick_rule, "convene a person picked from the list")
 RESOLVE = register(
     resolve.RESOLVE,
-    lambda s, actor, ident: _may_resolve(s, actor, ident),
+    lambda s, actor, ident: can_resolve(s, actor, int_id(ident)),
     "close a crisis after confirming",
 )
-register_command("crisis", Role.SPOKESPERSON)  # the room commands are used in the room itself
+# In the menus for spokespeople; open_crisis checks the right itself and says why not.
+register_command("crisis", Role.SPOKESPERSON)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _error(update: Update, runtime: Runtime, actor: Actor, lang: str, exc: TaskForceError) -> str:
+def _error(turn: Turn, exc: TaskForceError) -> str:
     """The message for ``exc``; a refusal is audited on the way."""
-    text = runtime.renderer.render("crisis_error", lang, code=exc.code, d=exc.details)
-    return audited(update, runtime, actor, exc.code, text)
+    return turn.audited(exc.code, turn.render("crisis_error", code=exc.code, d=exc.details))
 
 
-def _room_crisis_id(update: Update, runtime: Runtime) -> int | None:
-    message = update.effective_message
-    chat = update.effective_chat
-    if message is None or chat is None or chat.type == Chat.PRIVATE:
-        return None
-    with runtime.db.session() as session:
-        crisis = rooms.crisis_in_room(session, message_ref(message).chat)
-        return crisis.id if crisis else None
+async def _refuse(turn: Turn, exc: TaskForceError) -> None:
+    """Answer a press refused by its service (alert: the person must dismiss it)."""
+    await turn.replies.notice(_error(turn, exc), alert=True)
 
 
-async def _in_room(
-    update: Update, context: ContextTypes.DEFAULT_TYPE
-) -> tuple[Runtime, Actor, str, int] | None:
-    """Common start of a room command: the runtime, actor, language and crisis (or a reply)."""
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    crisis_id = _room_crisis_id(update, runtime)
-    if crisis_id is None:
-        await reply(update, runtime.renderer.render("crisis_error", lang, code="not_in_room", d={}))
-        return None
-    return runtime, actor, lang, crisis_id
+async def _room_crisis(turn: Turn) -> int | None:
+    """The crisis of the room the command was sent in, or None after saying it needs one."""
+    crisis = None
+    if not turn.event.private:
+        with turn.runtime.db.session() as session:
+            found = rooms.crisis_in_room(session, turn.event.where)
+            crisis = found.id if found else None
+    if crisis is None:
+        await turn.say("crisis_error", code="not_in_room", d={})
+    return crisis
 
 
-def _args(context: ContextTypes.DEFAULT_TYPE) -> list[str]:
-    return list(context.args or [])
+RoomFlow = Callable[[Turn, int], Awaitable[None]]
+
+
+def room_command(name: str) -> Callable[[RoomFlow], RoomFlow]:
+    """A command typed in a crisis room: the flow gets the room's crisis, and a refusal of its
+    service (``TaskForceError``) is answered with its message."""
+
+    def decorate(flow: RoomFlow) -> RoomFlow:
+        @on_command(name, None, listed=False)  # /help lists the room commands (ROOM_COMMANDS)
+        @functools.wraps(flow)
+        async def command(turn: Turn) -> None:
+            crisis_id = await _room_crisis(turn)
+            if crisis_id is None:
+                return
+            try:
+                await flow(turn, crisis_id)
+            except TaskForceError as exc:
+                await turn.replies.say(_error(turn, exc))
+
+        return flow
+
+    return decorate
 
 
 def parse_crisis_args(
-    words: list[str], agency_codes: set[str]
+    words: Sequence[str], agency_codes: set[str]
 ) -> tuple[str | None, str, list[str], str]:
     """``/crisis [AGENCY] [severity] title [@people …]`` → (agency code, severity, usernames,
     title). Severity and agency code are recognised only before the title."""
@@ -197,430 +187,224 @@ def parse_crisis_args(
 # --------------------------------------------------------------------------- /crisis
 
 
-async def crisis_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    chat = update.effective_chat
-    if chat is None or chat.type != Chat.PRIVATE:
-        await reply(
-            update, runtime.renderer.render("crisis_error", lang, code="private_only", d={})
-        )
+@on_command("crisis", None, listed=False)
+async def crisis_command(turn: Turn) -> None:
+    if not turn.event.private:
+        await turn.say("crisis_error", code="private_only", d={})
         return
-    words = _args(context)
-    if not words:
+    runtime = turn.runtime
+    if not turn.event.args:
         with runtime.db.session() as session:
-            crises = crisis_for_lead(session, actor.user_id)
-        await reply(update, runtime.renderer.render("crisis_list", lang, crises=crises))
+            crises = crisis_for_lead(session, turn.actor.user_id)
+        await turn.say("crisis_list", crises=crises)
         return
     with runtime.db.session() as session:
-        codes = {a.code: a.id for a in session.exec(select(Agency))}
-    code, severity, usernames, title = parse_crisis_args(words, set(codes))
+        codes = agency_codes(session)
+    code, severity, usernames, title = parse_crisis_args(turn.event.args, set(codes))
     try:
         opened = await open_crisis(
             runtime,
-            actor,
+            turn.actor,
             title,
             severity,
             agency_id=codes.get(code) if code else None,
             usernames=usernames,
         )
     except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
+        await turn.replies.say(_error(turn, exc))
         return
-    await reply(update, runtime.renderer.render("crisis_opened", lang, o=opened))
+    await turn.say("crisis_opened", o=opened)
 
 
 # --------------------------------------------------------------------------- invitations
 
 
-async def _answer(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str, join: bool
-) -> None:
-    query = update.callback_query
-    assert query is not None
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
+async def _answer(turn: Turn, ident: str, join: bool) -> None:
     try:
-        answer = await answer_invitation(runtime, actor, int_id(ident), join)
+        answer = await answer_invitation(turn.runtime, turn.actor, int_id(ident), join)
     except TaskForceError as exc:
-        await query.answer(_error(update, runtime, actor, lang, exc), show_alert=True)
+        await _refuse(turn, exc)
         return
-    await query.answer()
-    text = runtime.renderer.render("crisis_invite_answer", lang, a=answer, join=join)
-    buttons = None
-    if not join:
-        buttons = [[Button(runtime.renderer.render("tf_button_join", lang), JOIN.name, ident)]]
-    if query.message is not None:
-        await query.edit_message_text(
-            text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=keyboard(buttons),
-            disable_web_page_preview=True,
-        )
+    await turn.replies.notice()
+    text = turn.render("crisis_invite_answer", a=answer, join=join)
+    buttons = None if join else [[Button(turn.render("tf_button_join"), JOIN.name, ident)]]
+    await turn.replies.replace(turn.event.message, text, buttons)  # typed: a new message
 
 
-@on_button(JOIN.name)
-async def join_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    await _answer(update, context, actor, ident, True)
+@on_press(JOIN, command="thamgia", aliases=("join",))
+async def join_pressed(turn: Turn, ident: str) -> None:
+    await _answer(turn, ident, True)
 
 
-@on_button(DECLINE.name)
-async def decline_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    await _answer(update, context, actor, ident, False)
-
-
-async def join_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    request = update.chat_join_request
-    if request is None:
-        return
-    runtime = runtime_of(context)
-    link = request.invite_link.invite_link if request.invite_link else None
-    try:
-        await handle_join_request(
-            runtime,
-            chat=chat_ref(request.chat.id),
-            who=person_ref(request.from_user),
-            invite_link=link,
-        )
-    except Exception:
-        log.exception("join request of %s to %s", request.from_user.id, request.chat.id)
-
-
-# --------------------------------------------------------------------------- the pool
-
-
-async def bot_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    change = update.my_chat_member
-    if change is None:
-        return
-    runtime = runtime_of(context)
-    new = change.new_chat_member
-    status = "administrator" if new.status == ChatMemberStatus.ADMINISTRATOR else str(new.status)
-    chat = chat_ref(change.chat.id)
-    by = person_ref(change.from_user) if change.from_user else None
-    with runtime.db.session() as session:
-        hub = rooms.is_hub(session, runtime.settings, chat)
-    if hub:  # a change of the bot's rights in a hub is reported at once
-        await room_rights.hub_rights_changed(
-            runtime,
-            chat=chat,
-            title=change.chat.title or "",
-            status=status,
-            rights={r: bool(getattr(new, r, False)) for r in room_rights.HUB_NEEDS},
-            by=by,
-        )
-        return
-    rights = {r: bool(getattr(new, r, False)) for r in rooms.POOL_RIGHTS}
-    with runtime.db.session() as session:
-        result = rooms.register_group(
-            session,
-            runtime.settings,
-            chat=chat,
-            title=change.chat.title or "",
-            chat_type=change.chat.type,
-            status=status,
-            rights=rights,
-            by=by,
-            now=runtime.clock.now(),
-        )
-        free = rooms.pool_counts(session).get("free", 0)
-    lang = language_of(update, None)
-    if result.state == "free":
-        await _say(
-            context, change.chat.id, runtime.renderer.render("tf_pool_registered", lang, free=free)
-        )
-        await attach_waiting(runtime)
-    elif result.missing and new.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER):
-        await _say(
-            context,
-            change.chat.id,
-            runtime.renderer.render("tf_pool_missing", lang, missing=result.missing),
-        )
-
-
-async def _say(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str) -> None:
-    try:
-        await context.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
-    except Exception as exc:
-        log.info("could not post in %s: %s", chat_id, exc)
-
-
-async def members_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None or not message.new_chat_members:
-        return
-    runtime = runtime_of(context)
-    for person in message.new_chat_members:
-        if not person.is_bot:
-            note_member_joined(runtime, chat=chat_ref(message.chat_id), who=person_ref(person))
+@on_press(DECLINE, command="khongthamgia", aliases=("nojoin",))
+async def decline_pressed(turn: Turn, ident: str) -> None:
+    await _answer(turn, ident, False)
 
 
 # --------------------------------------------------------------------------- room commands
 
 
-async def role_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    words = _args(context)
+@room_command("role")
+async def role_command(turn: Turn, crisis_id: int) -> None:
+    words = turn.event.args
     if len(words) < 2 or not words[0].startswith("@"):
-        await reply(update, runtime.renderer.render("crisis_error", lang, code="role_usage", d={}))
+        await turn.say("crisis_error", code="role_usage", d={})
         return
+    wanted = parse_role(" ".join(words[1:]))
+    person, role = set_role(turn.runtime, turn.actor, crisis_id, words[0], wanted)
+    await turn.say("crisis_role_set", person=person, role=role)
+
+
+@room_command("task")
+async def task_command(turn: Turn, crisis_id: int) -> None:
+    view = add_task(turn.runtime, turn.actor, crisis_id, " ".join(turn.event.args))
+    done = Button(turn.render("tf_button_done"), DONE.name, view.task.id or 0)
+    await turn.replies.say(turn.render("task_added", t=view), [[done]])
+
+
+@on_press(DONE, command="xong", aliases=("done",))
+async def done_pressed(turn: Turn, ident: str) -> None:
     try:
-        wanted = parse_role(" ".join(words[1:]))
-        person, role = set_role(runtime, actor, crisis_id, words[0], wanted)
+        view, _changed = complete_task(turn.runtime, turn.actor, int_id(ident))
     except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
+        await _refuse(turn, exc)
         return
-    await reply(update, runtime.renderer.render("crisis_role_set", lang, person=person, role=role))
+    await turn.replies.notice()
+    await turn.replies.replace(turn.event.message, turn.render("task_done", t=view))
 
 
-async def task_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    text = " ".join(_args(context))
-    try:
-        view = add_task(runtime, actor, crisis_id, text)
-    except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
-        return
-    message = update.effective_message
-    assert message is not None
-    label = runtime.renderer.render("tf_button_done", lang)
-    await message.reply_text(
-        runtime.renderer.render("task_added", lang, t=view),
-        parse_mode=ParseMode.HTML,
-        reply_markup=keyboard([[Button(label, DONE.name, view.task.id or 0)]]),
-        do_quote=False,
-    )
-
-
-async def _room_view(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    view: Callable[[Session, int], Any],
-    template: str,
-    name: str,
-) -> None:
+def _room_view(view: Callable[[Session, int], Any], template: str, name: str) -> RoomFlow:
     """A read-only view of the room's crisis for its participants, rendered as ``template``
     with the crisis as ``c`` and the view as ``name``."""
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    try:
-        crisis, shown = for_participant(runtime, actor, crisis_id, view)
-    except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
-        return
-    await reply(update, runtime.renderer.render(template, lang, c=crisis, **{name: shown}))
+
+    async def flow(turn: Turn, crisis_id: int) -> None:
+        crisis, shown = for_participant(turn.runtime, turn.actor, crisis_id, view)
+        await turn.say(template, c=crisis, **{name: shown})
+
+    return flow
 
 
-async def tasks_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _room_view(update, context, open_tasks, "task_list", "tasks")
+tasks_command = room_command("tasks")(_room_view(open_tasks, "task_list", "tasks"))
+timeline_command = room_command("timeline")(
+    _room_view(functools.partial(lines_of_timeline, limit=TIMELINE_SHOWN), "timeline_list", "lines")
+)
+roster_command = room_command("roster")(_room_view(roster, "crisis_roster", "lines"))
 
 
-@on_button(DONE.name)
-async def done_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    query = update.callback_query
-    assert query is not None
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    try:
-        view, _changed = complete_task(runtime, actor, int_id(ident))
-    except TaskForceError as exc:
-        await query.answer(_error(update, runtime, actor, lang, exc), show_alert=True)
-        return
-    await query.answer()
-    if query.message is not None:
-        await query.edit_message_text(
-            runtime.renderer.render("task_done", lang, t=view), parse_mode=ParseMode.HTML
-        )
+@room_command("update")
+async def update_command(turn: Turn, crisis_id: int) -> None:
+    post_update(turn.runtime, turn.actor, crisis_id, " ".join(turn.event.args))
+    await turn.say("timeline_updated")
 
 
-async def update_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    try:
-        post_update(runtime, actor, crisis_id, " ".join(_args(context)))
-    except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
-        return
-    await reply(update, runtime.renderer.render("timeline_updated", lang))
+@room_command("note")
+async def note_command(turn: Turn, crisis_id: int) -> None:
+    """``/note text``, or ``/note`` in reply to a message of the room (noted with its author)."""
+    event = turn.event
+    quoted = event.reply_to
+    text = (event.reply_text or " ".join(event.args)) if quoted else " ".join(event.args)
+    noted = quoted or event.message
+    add_note(
+        turn.runtime,
+        turn.actor,
+        crisis_id,
+        text,
+        message_id=noted.message_id if noted else None,
+        author=event.reply_author if quoted else None,
+    )
+    await turn.say("timeline_noted")
 
 
-async def note_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    message = update.effective_message
-    assert message is not None
-    target = message.reply_to_message
-    # In a forum topic every message "replies" to the topic's creation message: not a note.
-    if target is not None and target.forum_topic_created is not None:
-        target = None
-    text = " ".join(_args(context))
-    author = None
-    if target is not None:
-        text = target.text or target.caption or text
-        if target.from_user is not None:
-            author = target.from_user.full_name
-    try:
-        add_note(
-            runtime,
-            actor,
-            crisis_id,
-            text,
-            message_id=target.message_id if target else message.message_id,
-            author=author,
-        )
-    except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
-        return
-    await reply(update, runtime.renderer.render("timeline_noted", lang))
-
-
-async def timeline_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    recent = functools.partial(lines_of_timeline, limit=TIMELINE_SHOWN)
-    await _room_view(update, context, recent, "timeline_list", "lines")
-
-
-async def roster_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _room_view(update, context, roster, "crisis_roster", "lines")
-
-
-async def convene_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    words = _args(context)
+@room_command("convene")
+async def convene_command(turn: Turn, crisis_id: int) -> None:
+    words = turn.event.args
     names = [w for w in words if w.startswith("@")]
     if words and not names:
-        await reply(
-            update, runtime.renderer.render("crisis_error", lang, code="convene_usage", d={})
-        )
+        await turn.say("crisis_error", code="convene_usage", d={})
         return
-    if not names:
-        try:
-            crisis, people = for_participant(runtime, actor, crisis_id, pick_candidates)
-        except TaskForceError as exc:
-            await reply(update, _error(update, runtime, actor, lang, exc))
-            return
-        buttons = [[Button(display_name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people]
-        message = update.effective_message
-        assert message is not None
-        await message.reply_text(
-            runtime.renderer.render("crisis_pick", lang, c=crisis, count=len(people)),
-            parse_mode=ParseMode.HTML,
-            reply_markup=keyboard(buttons),
-            do_quote=False,
-        )
+    if names:
+        invited, unknown = await convene_more(turn.runtime, turn.actor, crisis_id, usernames=names)
+        await turn.say("crisis_convened", invited=invited, unknown=unknown)
         return
-    try:
-        invited, unknown = await convene_more(runtime, actor, crisis_id, usernames=names)
-    except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
-        return
-    await reply(
-        update, runtime.renderer.render("crisis_convened", lang, invited=invited, unknown=unknown)
-    )
+    crisis, people = for_participant(turn.runtime, turn.actor, crisis_id, pick_candidates)
+    buttons = [[Button(display_name(p), PICK.name, f"{crisis_id}-{p.id}")] for p in people]
+    await turn.replies.say(turn.render("crisis_pick", c=crisis, count=len(people)), buttons)
 
 
-@on_button(PICK.name)
-async def pick_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    query = update.callback_query
-    assert query is not None
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
+@on_press(PICK)  # numbered choices where there are no buttons
+async def pick_pressed(turn: Turn, ident: str) -> None:
     crisis_text, _, user_text = ident.partition("-")
     try:
         invited, _unknown = await convene_more(
-            runtime, actor, int_id(crisis_text), user_ids=[int_id(user_text)]
+            turn.runtime, turn.actor, int_id(crisis_text), user_ids=[int_id(user_text)]
         )
     except TaskForceError as exc:
-        await query.answer(_error(update, runtime, actor, lang, exc), show_alert=True)
+        await _refuse(turn, exc)
         return
-    await query.answer(
-        runtime.renderer.render("crisis_convened", lang, invited=invited, unknown=[])[:190]
+    await turn.replies.notice(
+        turn.render("crisis_convened", invited=invited, unknown=[])[:TOAST_LIMIT]
     )
 
 
-async def resolve_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    room = await _in_room(update, context)
-    if room is None:
-        return
-    runtime, actor, lang, crisis_id = room
-    try:
-        with runtime.db.session() as session:
-            crisis = may_resolve(session, actor, crisis_id)
-    except TaskForceError as exc:
-        await reply(update, _error(update, runtime, actor, lang, exc))
-        return
+@room_command("resolve")
+async def resolve_command(turn: Turn, crisis_id: int) -> None:
+    with turn.runtime.db.session() as session:
+        crisis = may_resolve(session, turn.actor, crisis_id)
     # Closing cannot be undone (the room is handed back, the report is sent): ask first.
-    text = runtime.renderer.render("crisis_resolve_confirm", lang, c=crisis)
-    button = runtime.renderer.render("crisis_resolve_button", lang)
-    await reply(update, text, [[Button(button, RESOLVE.name, crisis_id)]])
+    confirm = Button(turn.render("crisis_resolve_button"), RESOLVE.name, crisis_id)
+    await turn.replies.say(turn.render("crisis_resolve_confirm", c=crisis), [[confirm]])
 
 
-@on_button(RESOLVE.name)
-async def resolve_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    query = update.callback_query
-    assert query is not None
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
+@on_press(RESOLVE, command="ketthuc", aliases=("endcrisis",))
+async def resolve_pressed(turn: Turn, ident: str) -> None:
     # Answer at once: closing (the report, handing the room back) takes longer than Telegram
-    # waits for an answer. The button rule already checked that this person may close it.
-    await query.answer()
-    with contextlib.suppress(TelegramError):
-        await query.edit_message_reply_markup(None)
+    # waits for an answer. The rule already checked that this person may close it.
+    await turn.replies.notice()
     try:
-        await resolve_crisis(runtime, actor, int_id(ident))
+        await turn.replies.clear_buttons(turn.event.message)
+    except DeliveryError as exc:
+        log.info("could not take the confirm button off: %s", exc)
+    try:
+        await resolve_crisis(turn.runtime, turn.actor, int_id(ident))
     except TaskForceError as exc:  # closed meanwhile, or the right was lost since
-        await reply(update, _error(update, runtime, actor, lang, exc))
+        await turn.replies.say(_error(turn, exc))
 
 
-class _GroupBotMembership(ChatMemberHandler[ContextTypes.DEFAULT_TYPE, None]):
-    """``my_chat_member`` in groups only: private-chat blocks belong to other modules."""
-
-    def check_update(self, update: object) -> bool:
-        if not super().check_update(update):
-            return False
-        chat = update.effective_chat if isinstance(update, Update) else None
-        return chat is not None and chat.type in (Chat.GROUP, Chat.SUPERGROUP)
+# --------------------------------------------------------------------------- channel events
 
 
-def handlers() -> list[BaseHandler[Any, Any, Any]]:
-    group = filters.ChatType.GROUPS
-    return [
-        CommandHandler("crisis", crisis_command),
-        CommandHandler("role", role_command, filters=group),
-        CommandHandler("task", task_command, filters=group),
-        CommandHandler("tasks", tasks_command, filters=group),
-        CommandHandler("update", update_command, filters=group),
-        CommandHandler("note", note_command, filters=group),
-        CommandHandler("timeline", timeline_command, filters=group),
-        CommandHandler("roster", roster_command, filters=group),
-        CommandHandler("convene", convene_command, filters=group),
-        CommandHandler("resolve", resolve_command, filters=group),
-        ChatJoinRequestHandler(join_request),
-        _GroupBotMembership(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER),
-        MessageHandler(filters.StatusUpdate.NEW_CHAT_MEMBERS, members_arrived),
-    ]
+async def join_requested(
+    runtime: Runtime, chat: ChatRef, who: PersonRef, invite_link: str | None
+) -> None:
+    """Someone asked to join a room through its link: approved if convened, else declined."""
+    try:
+        await handle_join_request(runtime, chat=chat, who=who, invite_link=invite_link)
+    except Exception:
+        log.exception("join request of %s to %s", who, chat.chat_id)
+
+
+def members_added(runtime: Runtime, chat: ChatRef, people: Sequence[PersonRef]) -> None:
+    """People appeared in a room by other means (added by an admin)."""
+    for person in people:
+        note_member_joined(runtime, chat=chat, who=person)
+
+
+async def bot_standing(runtime: Runtime, standing: BotStanding, language: str | None) -> None:
+    """The bot was added to a group, given or refused rights in it, or removed: the group
+    hears whether it joined the room pool (in the language of whoever changed it)."""
+    news = await bot_standing_changed(runtime, standing)
+    if news is None:
+        return
+    lang = normalise_language(language)
+    if news.change.state == "free":
+        await _say(runtime, standing.chat, "tf_pool_registered", lang, free=news.free)
+        await attach_waiting(runtime)
+    elif news.change.missing and standing.status in ("administrator", "member"):
+        await _say(runtime, standing.chat, "tf_pool_missing", lang, missing=news.change.missing)
+
+
+async def _say(runtime: Runtime, chat: ChatRef, template: str, lang: str, **context: Any) -> None:
+    try:
+        await runtime.notifier.send_text(chat, runtime.renderer.render(template, lang, **context))
+    except DeliveryError as exc:
+        log.info("could not post in %s: %s", chat.chat_id, exc)

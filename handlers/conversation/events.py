@@ -38,6 +38,10 @@ class Incoming:
     press: str | None = None
     message: MessageRef | None = None
     reply_to: MessageRef | None = None
+    # The replied-to message's text (or caption) and its author's name, for flows that quote it
+    # (``/note`` in reply to a message of the room).
+    reply_text: str = ""
+    reply_author: str | None = None
     contact: Contact | None = None
     language: str | None = None
     name: str = ""  # the sender's display name on the channel, for people without a row

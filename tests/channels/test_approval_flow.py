@@ -8,17 +8,16 @@ decision recorded once, and a second typed decision refused.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from alert_desk import Desk
-from channels.fake_channel import CHANNEL, FakeChannel, account_of
+from channels.fake_channel import FakeChannel, account_of
 from channels.test_alert_flow import fake_runtime
+from channels.test_taskforce_flow import add_crisis
 from sqlmodel import select
 
 import handlers.approvals  # noqa: F401  (the approval flows register with the conversation layer)
 from bot.services import drafts as dr
 from bot.services.due import fire_due
-from storage.models import Approval, AuditEvent, Crisis, Draft, DraftStatus
+from storage.models import Approval, AuditEvent, Draft, DraftStatus
 
 ROOM = "room-7"
 BODY = "Sở Y tế đang xác minh thông tin về vụ ngộ độc tại Tân Phong và sẽ cập nhật lúc 17 giờ."
@@ -26,23 +25,12 @@ BODY = "Sở Y tế đang xác minh thông tin về vụ ngộ độc tại Tân
 
 def add_drafts(desk: Desk, author_id: int) -> tuple[int, int]:
     """A crisis whose room is a chat on the fake channel, with two statements in it."""
-    now = desk.clock.now()
+    crisis_id = add_crisis(desk, author_id, ROOM)
     with desk.db.session() as s:
-        crisis = Crisis(
-            agency_id=desk.agency_id,
-            title="Ngộ độc thực phẩm",
-            lead_id=author_id,
-            room_channel=CHANNEL,
-            room_chat_id=ROOM,
-            detected_at=now - timedelta(hours=1),
-            deadline_at=now + timedelta(hours=23),
-        )
-        s.add(crisis)
-        s.flush()
         ids = []
         for number in (1, 2):
             draft = Draft(
-                crisis_id=crisis.id or 0,
+                crisis_id=crisis_id,
                 number=number,
                 template="holding",
                 language="vi",

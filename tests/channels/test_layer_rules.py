@@ -17,6 +17,7 @@ NEUTRAL = [
     ROOT / "handlers" / "alerts.py",
     ROOT / "handlers" / "approvals.py",
     ROOT / "handlers" / "registration.py",
+    ROOT / "handlers" / "taskforce.py",
 ]
 CHANNEL_SPECIFIC = ("telegram", "bot.channels.telegram", "bot.channels.zalo.bot_api")
 

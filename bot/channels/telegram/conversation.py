@@ -15,7 +15,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
-from bot.channels.telegram.notifier import keyboard
+from bot.channels.telegram.notifier import call_unless_done, keyboard
 from bot.services.permissions import Actor
 from handlers.common import runtime_of
 from handlers.conversation.degrade import Replies
@@ -74,6 +74,8 @@ def incoming(update: Update) -> Incoming | None:
     text = message.text or ""
     command, args = parse_command(text)
     replied = message.reply_to_message
+    if replied is not None and replied.forum_topic_created is not None:
+        replied = None  # in a forum topic every message "replies" to the topic's first message
     shared = message.contact
     return Incoming(
         who,
@@ -83,6 +85,12 @@ def incoming(update: Update) -> Incoming | None:
         args=args,
         message=MessageRef(where, str(message.message_id)),
         reply_to=MessageRef(where, str(replied.message_id)) if replied is not None else None,
+        reply_text=(replied.text or replied.caption or "") if replied is not None else "",
+        reply_author=(
+            replied.from_user.full_name
+            if replied is not None and replied.from_user is not None
+            else None
+        ),
         contact=(
             Contact(
                 shared.phone_number,
@@ -123,8 +131,12 @@ class TelegramSurface:
         await self._post(text, ReplyKeyboardRemove())
 
     async def clear_buttons(self, message: MessageRef) -> None:
-        await self.update.get_bot().edit_message_reply_markup(
-            chat_id=int(message.chat.chat_id), message_id=int(message.message_id), reply_markup=None
+        """Raises ``DeliveryError`` like the notifier (an already bare message is success)."""
+        bot = self.update.get_bot()
+        chat, message_id = int(message.chat.chat_id), int(message.message_id)
+        await call_unless_done(
+            lambda: bot.edit_message_reply_markup(chat, message_id, reply_markup=None),
+            "not modified",
         )
 
     async def _post(self, text: str, markup: Any) -> MessageRef | None:

@@ -370,6 +370,18 @@ def may_convene(crisis: Crisis, user: User | None) -> bool:
     )
 
 
+def may_pick(session: Session, actor: Actor, crisis_id: int, user_id: int) -> bool:
+    """Whether ``actor`` may convene ``user_id`` from the pick list of ``crisis_id`` (the rule
+    of its buttons, or numbered choices): a participant, picking someone the crisis may
+    convene."""
+    crisis = session.get(Crisis, crisis_id)
+    return (
+        crisis is not None
+        and is_participant(session, actor, crisis)
+        and may_convene(crisis, session.get(User, user_id))
+    )
+
+
 def convenable(session: Session, crisis: Crisis, user_ids: Iterable[int]) -> list[User]:
     """The people among ``user_ids`` that ``crisis`` may convene (others are left out)."""
     people = (session.get(User, i) for i in dict.fromkeys(user_ids))

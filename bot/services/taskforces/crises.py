@@ -4,7 +4,7 @@ module of the task force shares, and ``TaskForceError``, the one way a request i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -20,9 +20,6 @@ from storage.models import (
     Role,
     User,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 class TaskForceError(Exception):
@@ -78,6 +75,15 @@ def may_resolve(session: Session, actor: Actor, crisis_id: int) -> Crisis:
     if not is_lead_or_supervisor(session, actor, crisis):
         raise TaskForceError("not_lead")
     return crisis
+
+
+def can_resolve(session: Session, actor: Actor, crisis_id: int) -> bool:
+    """Whether ``actor`` may close the crisis now (the rule of the confirm button)."""
+    try:
+        may_resolve(session, actor, crisis_id)
+    except TaskForceError:
+        return False
+    return True
 
 
 def open_crisis_row(session: Session, crisis_id: int) -> Crisis:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.channels.base import (
     DeliveryError,
@@ -42,6 +42,13 @@ class Answer:
     link: str | None
     url: str | None
     changed: bool
+
+
+def owns_invitation(session: Session, actor: Actor, member_id: int) -> bool:
+    """Whether the invitation ``member_id`` is ``actor``'s to answer (the rule of Join and
+    Decline, typed or pressed)."""
+    member = session.get(CrisisMember, member_id)
+    return actor.active and member is not None and member.user_id == actor.user_id
 
 
 async def answer_invitation(
@@ -91,10 +98,10 @@ async def answer_invitation(
         room = stored_refs.crisis_room(crisis)
         account = identity.account_on(session, user.id, room.channel) if room else None
     if join and room is not None and account is not None:
-        admin = rooms_admin or room_admin_for(runtime.notifier)
         try:
+            admin = rooms_admin or room_admin_for(runtime.notifier)
             inside = await admin.is_member(room, account)
-        except DeliveryError:
+        except (DeliveryError, LookupError):  # LookupError: a channel that has no room admin
             inside = False
         if inside:
             mark_joined(runtime, crisis.id, member.user_id, via="already_member")
@@ -140,35 +147,30 @@ async def handle_join_request(
     with runtime.db.session() as session:
         decision = rooms.decide_join(session, chat=chat, who=who, invite_link=invite_link)
     admin = rooms_admin or room_admin_for(runtime.notifier)
+    subject = f"crisis:{decision.crisis_id}" if decision.crisis_id else f"chat:{chat.chat_id}"
+
+    def record(action: str, after: dict[str, str] | None = None) -> None:
+        with runtime.db.session() as session:
+            audit.record(
+                session,
+                action=action,
+                actor_id=decision.user_id,
+                actor_ref=str(who),
+                subject=subject,
+                after=after,
+                at=now,
+            )
+
     if decision.approve:
         await admin.approve_join(chat, who)
         assert decision.crisis_id is not None and decision.user_id is not None
         mark_joined(runtime, decision.crisis_id, decision.user_id, via="join_request")
-        with runtime.db.session() as session:
-            audit.record(
-                session,
-                action="crisis.join_approved",
-                actor_id=decision.user_id,
-                actor_ref=str(who),
-                subject=f"crisis:{decision.crisis_id}",
-                at=now,
-            )
+        record("crisis.join_approved")
     else:
         try:
             await admin.decline_join(chat, who)
         finally:
-            with runtime.db.session() as session:
-                audit.record(
-                    session,
-                    action="crisis.join_declined",
-                    actor_id=decision.user_id,
-                    actor_ref=str(who),
-                    subject=f"crisis:{decision.crisis_id}"
-                    if decision.crisis_id
-                    else f"chat:{chat.chat_id}",
-                    after={"reason": decision.reason, "chat_id": chat.chat_id},
-                    at=now,
-                )
+            record("crisis.join_declined", {"reason": decision.reason, "chat_id": chat.chat_id})
             log.info("join request of %s to %s declined (%s)", who, chat.chat_id, decision.reason)
     return JoinOutcome(decision.approve, decision.reason, decision.crisis_id)
 

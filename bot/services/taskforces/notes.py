@@ -40,10 +40,11 @@ def add_note(
     crisis_id: int,
     text: str,
     *,
-    message_id: int | None,
+    message_id: str | None,
     author: str | None,
 ) -> None:
-    """Put a message of the room on the timeline (``/note`` in reply to it)."""
+    """Put a message of the room on the timeline (``/note`` in reply to it); ``message_id`` is
+    the channel's id of the noted message."""
     text = text.strip()
     if not text:
         raise TaskForceError("note_usage")

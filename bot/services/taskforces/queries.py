@@ -24,6 +24,7 @@ from bot.services.taskforces.crises import (
     members_of,
 )
 from storage.models import (
+    Agency,
     Approval,
     Crisis,
     CrisisStatus,
@@ -110,6 +111,11 @@ def crisis_for_lead(session: Session, user_id: int | None) -> list[Crisis]:
             .order_by(col(Crisis.id))
         )
     )
+
+
+def agency_codes(session: Session) -> dict[str, int]:
+    """Every agency's code and id (``/crisis CODE …`` names the agency by its code)."""
+    return {a.code: a.id for a in session.exec(select(Agency)) if a.id is not None}
 
 
 def approvals_of(session: Session, crisis_id: int) -> list[Approval]:

@@ -7,6 +7,8 @@ empty the opener and the admins are told once and the row retries.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,7 @@ from bot.channels.base import (
     RecipientUnreachable,
     Rejected,
 )
-from bot.channels.refs import ChatRef
+from bot.channels.refs import ChatRef, PersonRef
 from bot.channels.rooms import RoomAdmin, room_admin_for
 from bot.services import audit, identity, room_rights, rooms, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
@@ -257,6 +259,59 @@ async def _room_problem(
             await runtime.notifier.send_text(to, text)
         except DeliveryError as exc:
             log.warning("could not tell %s about crisis %s's room: %s", user.id, crisis_id, exc)
+
+
+@dataclass(frozen=True)
+class BotStanding:
+    """The bot's new standing in a group, as its channel reported it: ``status`` is
+    ``administrator``, ``member``, ``left``…; ``rights`` the admin rights it holds by name."""
+
+    chat: ChatRef
+    title: str
+    chat_type: str
+    status: str
+    rights: Mapping[str, bool]
+    by: PersonRef | None
+
+
+@dataclass(frozen=True)
+class PoolNews:
+    """What a change of standing did to the room pool, and how many groups are free now."""
+
+    change: rooms.PoolChange
+    free: int
+
+
+async def bot_standing_changed(runtime: Runtime, standing: BotStanding) -> PoolNews | None:
+    """Record the bot's new standing in a group: a hub's rights are reported to its admins at
+    once (returns None); any other group joins, stays in or leaves the room pool."""
+    chat = standing.chat
+    with runtime.db.session() as session:
+        hub = rooms.is_hub(session, runtime.settings, chat)
+    if hub:
+        await room_rights.hub_rights_changed(
+            runtime,
+            chat=chat,
+            title=standing.title,
+            status=standing.status,
+            rights={r: standing.rights.get(r, False) for r in room_rights.HUB_NEEDS},
+            by=standing.by,
+        )
+        return None
+    with runtime.db.session() as session:
+        change = rooms.register_group(
+            session,
+            runtime.settings,
+            chat=chat,
+            title=standing.title,
+            chat_type=standing.chat_type,
+            status=standing.status,
+            rights={r: standing.rights.get(r, False) for r in rooms.POOL_RIGHTS},
+            by=standing.by,
+            now=runtime.clock.now(),
+        )
+        free = rooms.pool_counts(session).get("free", 0)
+    return PoolNews(change, free)
 
 
 async def attach_waiting(runtime: Runtime, rooms_admin: RoomAdmin | None = None) -> list[int]:
