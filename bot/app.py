@@ -42,6 +42,7 @@ from handlers import (
     drafts,
     errors,
     fallback,
+    linking,
     people,
     registration,
     start,
@@ -73,8 +74,9 @@ BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (repli
 HANDLER_MODULES = (start, people, admin, conversation, topics, taskforce, drafts, fallback)
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules (approvals: submit and decide on
-# drafts). alert_draft is the alerts' one button whose flow still speaks PTB.
-FLOW_MODULES = (alerts, registration, alert_draft, approvals)
+# drafts; linking: one person on two messengers). alert_draft is the alerts' one button whose
+# flow still speaks PTB.
+FLOW_MODULES = (alerts, registration, alert_draft, approvals, linking)
 
 
 class WorkerApplication(InstrumentedApplication):

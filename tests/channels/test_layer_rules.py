@@ -16,6 +16,7 @@ NEUTRAL = [
     *sorted((ROOT / "handlers" / "conversation").glob("*.py")),
     ROOT / "handlers" / "alerts.py",
     ROOT / "handlers" / "approvals.py",
+    ROOT / "handlers" / "linking.py",
     ROOT / "handlers" / "registration.py",
 ]
 CHANNEL_SPECIFIC = ("telegram", "bot.channels.telegram", "bot.channels.zalo.bot_api")
