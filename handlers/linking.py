@@ -73,9 +73,7 @@ async def alert_channel_command(turn: Turn) -> None:
     with runtime.db.session() as session:
         if turn.event.args:
             try:
-                linking.choose_alert_channel(
-                    session, user, turn.event.args[0], runtime.clock.now()
-                )
+                linking.choose_alert_channel(session, user, turn.event.args[0], runtime.clock.now())
             except linking.ChoiceRefused as exc:
                 problem = exc.reason
         fresh = session.get(User, user.id)

@@ -30,6 +30,7 @@ from bot.services.delivery import Charts
 from bot.startup_errors import EXIT_USAGE, StartupError
 from bot.templating import Renderer
 from bot.wiring import wire
+
 # The flows on the conversation layer register with it on import.
 from handlers import alert_draft, alerts, approvals, linking, registration  # noqa: F401
 from handlers.conversation.degrade import DegradingNotifier
