@@ -9,26 +9,24 @@ Zalo has no buttons, no edits and no contact sharing; everything here is typed, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from channels.test_registration_flow import choice
 from sqlmodel import select
+from statements import BODY, add_statements
 from zalo_support import answer, bot_texts, zalo_bot
 
 from bot.channels.refs import PersonRef
 from bot.sandbox.zalo_emulator import ZaloEmulator
-from bot.services import drafts as dr
 from bot.services import identity
 from storage.db import Database
-from storage.migrate import upgrade
-from storage.models import Agency, Approval, Crisis, Draft, DraftStatus, Role, User, UserStatus
+from storage.models import Agency, Approval, Draft, DraftStatus, Role, User, UserStatus
 
 ADMIN = "90001"  # in ADMIN_IDS: a numeric account id, as ADMIN_IDS requires
 HUNG = "a1b2c3d4e5f60718"  # the agency's supervisor
 LAN = "7f3a9c0e51d2b4a8"  # a spokesperson, the statements' author
 MINH = "5eed0000aa11bb22"  # a newcomer
-BODY = "Sở Y tế đang xác minh thông tin về vụ ngộ độc tại Tân Phong và sẽ cập nhật lúc 17 giờ."
 
 
 def seed(db: Database) -> tuple[int, int]:
@@ -46,29 +44,10 @@ def seed(db: Database) -> tuple[int, int]:
         ):
             user = User(full_name=name, role=role, status=UserStatus.ACTIVE, agency_id=agency.id)
             people[account] = identity.add_person(s, PersonRef("zalo", account), user)
-        crisis = Crisis(
-            agency_id=agency.id or 0,
-            title="Ngộ độc thực phẩm",
-            lead_id=people[LAN].id,
-            detected_at=now - timedelta(hours=1),
-            deadline_at=now + timedelta(hours=23),
+        first, second = add_statements(
+            s, agency.id or 0, people[LAN].id, now, numbers=(1, 2), body=BODY
         )
-        s.add(crisis)
-        s.flush()
-        drafts = []
-        for number in (1, 2):
-            draft = Draft(
-                crisis_id=crisis.id or 0,
-                number=number,
-                template="holding",
-                body=BODY,
-                body_sha256=dr.sha256(BODY),
-                author_id=people[LAN].id,
-            )
-            s.add(draft)
-            s.flush()
-            drafts.append(draft.id or 0)
-    return drafts[0], drafts[1]
+    return first, second
 
 
 def status_of(db: Database, draft_id: int) -> str:
@@ -107,10 +86,10 @@ async def register_minh(zalo: ZaloEmulator, db: Database) -> None:
         assert minh.role == Role.SPOKESPERSON
 
 
-async def test_register_and_decide_drafts_on_zalo(zalo: ZaloEmulator, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+async def test_register_and_decide_drafts_on_zalo(
+    zalo: ZaloEmulator, bot_db: tuple[str, Database], tmp_path: Path
+) -> None:
+    url, db = bot_db
     first, second = seed(db)
     async with zalo_bot(zalo, url, tmp_path, admin_ids=ADMIN):
         for account in (ADMIN, HUNG, LAN):  # Zalo: the bot writes only to who wrote first
@@ -151,4 +130,3 @@ async def test_register_and_decide_drafts_on_zalo(zalo: ZaloEmulator, tmp_path: 
         with db.session() as s:
             votes = s.exec(select(Approval.draft_id, Approval.decision, Approval.comment)).all()
         assert sorted(votes) == sorted([(first, "approve", ""), (second, "reject", reason)])
-    db.dispose()

@@ -17,6 +17,7 @@ from typing import Any
 from alert_desk import burst_alert
 from emulator_fixtures import running_app
 from sqlmodel import select
+from statements import add_statements
 from zalo_support import answer, bot_texts, zalo_bot
 
 from bot.app import build_application
@@ -27,16 +28,13 @@ from bot.runtime import Runtime
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.zalo_emulator import ZaloEmulator
 from bot.services import approvals as ap
-from bot.services import drafts as dr
 from bot.services import identity
 from bot.services.alerts import plan_delivery
 from bot.services.people import actor_for
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import (
     Agency,
     Approval,
-    Crisis,
     Delivery,
     Draft,
     DraftStatus,
@@ -77,25 +75,7 @@ def seed(db: Database, lan_tg: int, hung_tg: int) -> dict[str, int]:
             ids[key] = user.id or 0
             if role == Role.SUPERVISOR:
                 s.add(Subscription(user_id=ids[key], topic_id=ids["topic"]))
-        crisis = Crisis(
-            agency_id=agency.id or 0,
-            title="Ngộ độc thực phẩm",
-            lead_id=ids["binh"],
-            detected_at=now - timedelta(hours=1),
-            deadline_at=now + timedelta(hours=23),
-        )
-        s.add(crisis)
-        s.flush()
-        draft = Draft(
-            crisis_id=crisis.id or 0,
-            template="holding",
-            body=BODY,
-            body_sha256=dr.sha256(BODY),
-            author_id=ids["binh"],
-        )
-        s.add(draft)
-        s.flush()
-        ids["draft"] = draft.id or 0
+        [ids["draft"]] = add_statements(s, agency.id or 0, ids["binh"], now, body=BODY)
     return ids
 
 
@@ -134,11 +114,13 @@ async def request_on_telegram(runtime: Runtime, draft_id: int, binh: PersonRef) 
 
 
 async def test_a_linked_person_gets_alerts_where_chosen_and_votes_once(
-    emulator: TelegramEmulator, zalo: ZaloEmulator, make_settings: Any, tmp_path: Path
+    emulator: TelegramEmulator,
+    zalo: ZaloEmulator,
+    bot_db: tuple[str, Database],
+    make_settings: Any,
+    tmp_path: Path,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     lan_tg, hung_tg = emulator.create_user("Lan").id, emulator.create_user("Hùng").id
     ids = seed(db, lan_tg, hung_tg)
     settings = make_settings(
@@ -199,4 +181,3 @@ async def test_a_linked_person_gets_alerts_where_chosen_and_votes_once(
                 DraftStatus.APPROVED,
                 DraftStatus.PUBLISHED,
             )
-    db.dispose()

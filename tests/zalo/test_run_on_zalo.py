@@ -29,7 +29,6 @@ from bot.services import identity
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import (
     Agency,
     Alert,
@@ -139,11 +138,13 @@ async def forged_updates_are_refused(
 
 @pytest.mark.parametrize("mode", ["webhook", "polling"])
 async def test_crisisdesk_runs_on_zalo(
-    mode: str, zalo: ZaloEmulator, feeds: FeedServer, tmp_path: Path
+    mode: str,
+    zalo: ZaloEmulator,
+    feeds: FeedServer,
+    bot_db: tuple[str, Database],
+    tmp_path: Path,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     lan_id = seed(db, feeds)
     greeting = zalo.send_text(LAN, "xin chào", display_name="Lan")  # Zalo: she wrote first
     extra = {"zalo_webhook_secret": SECRET} if mode == "webhook" else {}
@@ -223,4 +224,3 @@ async def test_crisisdesk_runs_on_zalo(
             await forged_updates_are_refused(zalo, db, public, alert_id)
         else:
             assert zalo.calls_to("getUpdates")
-    db.dispose()
