@@ -9,12 +9,13 @@ without a word it says where they go now.
 from __future__ import annotations
 
 from bot.services import identity, linking
+from bot.services.commands import register_command
 from handlers.conversation.dispatch import on_command
 from handlers.conversation.turn import Turn
 from storage.models import Role, User, UserStatus
 
 
-@on_command("lienket", None)
+@on_command("lienket", None, listed=False)
 async def link_command(turn: Turn) -> None:
     event = turn.event
     if not event.private:  # a code shown in a group could be typed by anyone there
@@ -40,6 +41,9 @@ async def link_command(turn: Turn) -> None:
 
 
 on_command("link", None, listed=False)(link_command)
+# Anyone may type a code (a new account has no person yet), but the menus offer the command to
+# registered people, who ask for codes; a stranger's menu stays the four first steps.
+register_command("lienket", Role.MEMBER)
 
 
 async def _redeem(turn: Turn, typed: str) -> None:
