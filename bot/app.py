@@ -42,6 +42,7 @@ from handlers import (
     drafts,
     errors,
     fallback,
+    linking,
     people,
     registration,
     start,
@@ -74,8 +75,9 @@ HANDLER_MODULES = (start, people, admin, conversation, topics, membership, draft
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules (approvals: submit and decide on
 # drafts; taskforce: /crisis and the room commands, whose membership updates the Telegram adapter
-# reads in ``membership``). alert_draft is the alerts' one button whose flow still speaks PTB.
-FLOW_MODULES = (alerts, registration, alert_draft, approvals, taskforce)
+# reads in ``membership``; linking: one person on two messengers). alert_draft is the alerts' one
+# button whose flow still speaks PTB.
+FLOW_MODULES = (alerts, registration, alert_draft, approvals, taskforce, linking)
 
 
 class WorkerApplication(InstrumentedApplication):

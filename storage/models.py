@@ -196,6 +196,9 @@ class User(SQLModel, table=True):
     language: str = Field(default="vi", max_length=8)
     reachable: bool = True
     pin_hash: str | None = Field(default=None, max_length=255)
+    # The one channel alerts reach them on (``bot.services.linking``); None: every channel they
+    # have an account on.
+    alert_channel: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
     updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
@@ -219,6 +222,22 @@ class ChannelIdentity(SQLModel, table=True):
     channel: str = Field(max_length=16)
     external_id: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
+
+
+class LinkCode(SQLModel, table=True):
+    """A one-time code linking a second messenger account to a person (``bot.services.linking``).
+
+    Only the code's SHA-256 is kept: the code itself is shown once, on the channel it was asked
+    on, and must be typed on another one before ``expires_at``; ``used_at`` makes it single-use.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    channel: str = Field(max_length=16)  # where it was asked for (it is typed elsewhere)
+    code_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    expires_at: datetime = Field(sa_column=utc_column(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 
 class Invite(SQLModel, table=True):
@@ -506,9 +525,11 @@ class Delivery(SQLModel, table=True):
     kind: str = Field(max_length=24)  # e.g. alert, escalation, digest
     ref_id: int = Field(index=True)
     user_id: int = Field(foreign_key="user.id", index=True)
-    part: str = Field(default="text", max_length=16)
+    # An alert's parts owed on a person's second channel carry it: ``text:warning@zalo``.
+    part: str = Field(default="text", max_length=40)
     status: str = Field(default=DeliveryStatus.PENDING, max_length=12, index=True)
-    # The sent message (``bot.channels.refs.MessageRef``), to edit it later.
+    # The channel an alert row is owed on (set when planned), and the sent message
+    # (``bot.channels.refs.MessageRef``), to edit it later.
     channel: str | None = Field(default=None, max_length=16)
     chat_id: str | None = Field(default=None, max_length=64)
     message_id: str | None = Field(default=None, max_length=64)

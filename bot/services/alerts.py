@@ -9,7 +9,7 @@ server. Sending itself lives in ``bot.services.delivery``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -87,6 +87,72 @@ def part_for(kind: str, severity: str) -> tuple[str, str]:
     return f"photo:{severity}", f"text:{severity}"
 
 
+def base_part(part: str) -> str:
+    """The ledger part without the channel a second copy carries (``text:warning@zalo``)."""
+    return part.partition("@")[0]
+
+
+@dataclass
+class Owed:
+    """What an alert's ledger already owes, to plan more rows without doubling any.
+
+    A person gets each part once per channel their alerts go to (``identity.alert_channels``).
+    The unique key is (kind, alert, person, part), so the first copy of a part has the plain
+    name and a copy on a further channel carries it: ``text:warning@zalo``. A part is owed on a
+    channel if a row names it there, or names no channel (rows planned before channels were
+    chosen are sent on whichever channel serves them).
+    """
+
+    alert_id: int
+    parts: set[tuple[int, str]]
+    channels: set[tuple[int, str, str | None]]
+
+    @classmethod
+    def of(cls, session: Session, alert_id: int) -> Owed:
+        rows = session.exec(
+            select(Delivery.user_id, Delivery.part, Delivery.channel).where(
+                Delivery.kind == ALERT_KIND, Delivery.ref_id == alert_id
+            )
+        ).all()
+        return cls(
+            alert_id,
+            {(user_id, part) for user_id, part, _ in rows},
+            {(user_id, base_part(part), channel) for user_id, part, channel in rows},
+        )
+
+    def plan(
+        self,
+        session: Session,
+        user_id: int,
+        parts: Iterable[str],
+        channels: Sequence[str],
+        now: datetime,
+    ) -> int:
+        """Add the rows ``user_id`` is owed on ``channels`` (none known: one copy for whichever
+        channel serves them); returns how many."""
+        added = 0
+        targets: list[str | None] = [*channels] or [None]
+        for part in parts:
+            for channel in targets:
+                if {(user_id, part, channel), (user_id, part, None)} & self.channels:
+                    continue
+                name = part if (user_id, part) not in self.parts else f"{part}@{channel}"
+                session.add(
+                    Delivery(
+                        kind=ALERT_KIND,
+                        ref_id=self.alert_id,
+                        user_id=user_id,
+                        part=name,
+                        channel=channel,
+                        created_at=now,
+                    )
+                )
+                self.parts.add((user_id, name))
+                self.channels.add((user_id, part, channel))
+                added += 1
+        return added
+
+
 def recipients(session: Session, alert: Alert, now: datetime) -> list[User]:
     """Active, reachable subscribers of the topic in its agency, not muted; and supervisors
     too when the alert is critical."""
@@ -152,33 +218,19 @@ def plan_delivery(
 ) -> int:
     """Write the ledger rows for ``alert`` at its current severity; returns how many are new.
 
-    Idempotent thanks to the (kind, ref, user, part) unique key: planning again after a crash, or
-    on a second scan, adds nothing. Critical alerts also get their escalation scheduled.
+    Idempotent (``Owed``, and the (kind, ref, user, part) unique key): planning again after a
+    crash, or on a second scan, adds nothing. Each person's rows are owed on the channels their
+    alerts go to. Critical alerts also get their escalation scheduled.
     """
     assert alert.id is not None
-    photo, text = part_for(alert.kind, alert.severity)
-    existing = set(
-        session.exec(
-            select(Delivery.user_id, Delivery.part).where(
-                Delivery.kind == ALERT_KIND, Delivery.ref_id == alert.id
-            )
-        ).all()
-    )
+    parts = part_for(alert.kind, alert.severity)
+    owed = Owed.of(session, alert.id)
+    people = recipients(session, alert, now)
+    channels = identity.alert_channels(session, people)
     added = 0
-    for person in recipients(session, alert, now):
+    for person in people:
         assert person.id is not None
-        for part in (photo, text):
-            if (person.id, part) not in existing:
-                session.add(
-                    Delivery(
-                        kind=ALERT_KIND,
-                        ref_id=alert.id,
-                        user_id=person.id,
-                        part=part,
-                        created_at=now,
-                    )
-                )
-                added += 1
+        added += owed.plan(session, person.id, parts, channels.get(person.id, []), now)
     if alert.severity == Severity.CRITICAL and alert.acknowledged_at is None:
         schedule(
             session,
@@ -420,7 +472,15 @@ def sent_text_messages(session: Session, alert_id: int) -> list[Delivery]:
     )
 
 
-def pending_count(session: Session, alert_id: int) -> int:
+def owed_on(channel: str) -> Any:
+    """A ``where`` clause: alert rows owed on ``channel``, and rows planned before channels
+    were chosen, which any channel sends."""
+    return sa.or_(col(Delivery.channel) == channel, col(Delivery.channel).is_(None))
+
+
+def pending_count(session: Session, alert_id: int, channel: str) -> int:
+    """Rows of the alert still to be sent on ``channel`` (or on any channel: rows planned
+    before channels were chosen)."""
     return int(
         session.exec(
             select(sa.func.count())
@@ -429,6 +489,7 @@ def pending_count(session: Session, alert_id: int) -> int:
                 Delivery.kind == ALERT_KIND,
                 Delivery.ref_id == alert_id,
                 col(Delivery.status).in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+                owed_on(channel),
             )
         ).one()
     )
@@ -447,27 +508,13 @@ async def _escalate(runtime: Any, session: Session, due: Any) -> None:
     now = runtime.clock.now()
     alert.status = AlertStatus.ESCALATED
     alert.updated_at = now
-    for supervisor in supervisors_of(session, topic.agency_id):
-        for part in ("photo:escalation", "text:escalation"):
-            exists = session.exec(
-                select(Delivery.id).where(
-                    Delivery.kind == ALERT_KIND,
-                    Delivery.ref_id == alert.id,
-                    Delivery.user_id == supervisor.id,
-                    Delivery.part == part,
-                )
-            ).first()
-            if exists is None:
-                assert supervisor.id is not None
-                session.add(
-                    Delivery(
-                        kind=ALERT_KIND,
-                        ref_id=alert.id,
-                        user_id=supervisor.id,
-                        part=part,
-                        created_at=now,
-                    )
-                )
+    supervisors = supervisors_of(session, topic.agency_id)
+    channels = identity.alert_channels(session, supervisors)
+    owed = Owed.of(session, alert.id)
+    for supervisor in supervisors:
+        assert supervisor.id is not None
+        parts = ("photo:escalation", "text:escalation")
+        owed.plan(session, supervisor.id, parts, channels.get(supervisor.id, []), now)
     audit.record(
         session,
         action="alert.escalated",

@@ -61,7 +61,9 @@ from bot.services.alerts import (
     AlertActionError,
     AlertFacts,
     admins_of,
+    base_part,
     facts,
+    owed_on,
     pending_count,
     schedule_refresh,
     sent_text_messages,
@@ -251,6 +253,7 @@ async def deliver_pending(runtime: Runtime, charts: Charts | None = None) -> Del
             # runs out).
             waiting = select(Delivery.user_id).where(
                 Delivery.kind == ALERT_KIND,
+                owed_here(runtime),
                 sa.or_(
                     sa.and_(
                         col(Delivery.status) == DeliveryStatus.PENDING,
@@ -265,6 +268,7 @@ async def deliver_pending(runtime: Runtime, charts: Charts | None = None) -> Del
                     .where(
                         Delivery.kind == ALERT_KIND,
                         Delivery.status == DeliveryStatus.PENDING,
+                        owed_here(runtime),
                         col(Delivery.user_id).not_in(waiting),
                     )
                     .order_by(col(Delivery.id))
@@ -379,7 +383,7 @@ async def _send_part(
         if uploader:
             charts.finished(key, sent)
         return sent
-    escalation = row.part == "text:escalation"
+    escalation = base_part(row.part) == "text:escalation"
     text = alert_text(runtime.renderer, lang, f, escalation=escalation)
     return await runtime.notifier.send_text(
         to, text, alert_buttons(runtime.renderer, lang, f.alert)
@@ -467,17 +471,26 @@ def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage, recovering: b
         stored.sent_at = runtime.clock.now()
         stored.retry_at = None
         if recovering:
-            _update_owed(session, row.user_id, retry_at=None, failing_since=None)
+            _update_owed(runtime, session, row.user_id, retry_at=None, failing_since=None)
 
 
-def _update_owed(session: Session, user_id: int, **values: Any) -> None:
-    """Set ``values`` on every alert row still owed to the person (their queue is one unit)."""
+def owed_here(runtime: Runtime) -> Any:
+    """A ``where`` clause: ledger rows this process sends, those owed on its notifier's channel
+    (a linked person's rows on another channel are that channel's bot's), and rows planned
+    before channels were chosen, which any channel sends."""
+    return owed_on(runtime.notifier.channel)
+
+
+def _update_owed(runtime: Runtime, session: Session, user_id: int, **values: Any) -> None:
+    """Set ``values`` on every alert row still owed to the person on this channel (their queue
+    here is one unit)."""
     session.execute(
         sa.update(Delivery)
         .where(
             col(Delivery.user_id) == user_id,
             col(Delivery.kind) == ALERT_KIND,
             col(Delivery.status) == DeliveryStatus.PENDING,
+            owed_here(runtime),
         )
         .values(**values)
     )
@@ -520,6 +533,7 @@ def _record_failure(
         elif now - (stored.failing_since or now) < budget:
             delay = timedelta(seconds=retry_delay(stored.attempts, retry_after))
             _update_owed(
+                runtime,
                 session,
                 row.user_id,
                 retry_at=now + delay,
@@ -534,6 +548,7 @@ def _record_failure(
                         Delivery.ref_id == row.ref_id,
                         Delivery.user_id == row.user_id,
                         Delivery.status == DeliveryStatus.PENDING,
+                        owed_here(runtime),
                     )
                 )
             )
@@ -571,6 +586,7 @@ def _mark_unreachable(
         for row in session.exec(
             select(Delivery).where(
                 Delivery.user_id == user.id,
+                owed_here(runtime),
                 sa.or_(
                     col(Delivery.status) == DeliveryStatus.PENDING,
                     col(Delivery.id) == (refused.id if refused is not None else None),
@@ -613,7 +629,7 @@ async def _refresh(runtime: Runtime, session: Session, due: Due) -> None:
     """
     alert_id = int(due.ref_id or 0)
     now = runtime.clock.now()
-    if pending_count(session, alert_id):
+    if pending_count(session, alert_id, runtime.notifier.channel):
         schedule_refresh(session, alert_id, now)
         return
     f = facts(session, alert_id)
@@ -621,10 +637,11 @@ async def _refresh(runtime: Runtime, session: Session, due: Due) -> None:
     for row in sent_text_messages(session, alert_id):
         person = people.get(row.user_id)
         message = stored_refs.delivered(row)
-        if person is None or message is None:
-            continue
+        if person is None or message is None or message.chat.channel != runtime.notifier.channel:
+            continue  # a copy on another channel is that channel's bot's to refresh
         lang = person.language
-        text = alert_text(runtime.renderer, lang, f, escalation=row.part == "text:escalation")
+        escalation = base_part(row.part) == "text:escalation"
+        text = alert_text(runtime.renderer, lang, f, escalation=escalation)
         try:
             await runtime.notifier.edit_text(
                 message,

@@ -66,6 +66,36 @@ def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict
     return {user_id: PersonRef(channel, external) for user_id, external in rows}
 
 
+def channels_of(session: Session, user_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The channels each of many people has an account on, in name order."""
+    ids = list(user_ids)
+    found: dict[int, list[str]] = {}
+    if not ids:
+        return found
+    with session.no_autoflush:
+        rows = session.exec(
+            select(ChannelIdentity.user_id, ChannelIdentity.channel)
+            .where(col(ChannelIdentity.user_id).in_(ids))
+            .order_by(col(ChannelIdentity.channel))
+        ).all()
+    for user_id, channel in rows:
+        found.setdefault(user_id, []).append(channel)
+    return found
+
+
+def alert_channels(session: Session, people: Iterable[User]) -> dict[int, list[str]]:
+    """Where each person's alerts go: the one channel they chose (``User.alert_channel``) while
+    they still have an account there, else every channel they have; nobody is left out for a
+    choice that no longer holds."""
+    chosen = {person.id: person.alert_channel for person in people if person.id is not None}
+    found = channels_of(session, chosen)
+    for user_id, channels in found.items():
+        choice = chosen[user_id]
+        if choice is not None and choice in channels:
+            found[user_id] = [choice]
+    return found
+
+
 def user_ids(session: Session, accounts: Iterable[PersonRef]) -> list[int]:
     """The people behind those of ``accounts`` that belong to someone registered."""
     return [user.id for who in accounts if (user := person_for(session, who)) and user.id]

@@ -9,39 +9,27 @@ decision recorded once, and a second typed decision refused.
 from __future__ import annotations
 
 from alert_desk import Desk
-from channels.fake_channel import FakeChannel, account_of
+from channels.fake_channel import CHANNEL, FakeChannel, account_of
 from channels.test_alert_flow import fake_runtime
-from channels.test_taskforce_flow import add_crisis
 from sqlmodel import select
+from statements import BODY, add_statements
 
 import handlers.approvals  # noqa: F401  (the approval flows register with the conversation layer)
-from bot.services import drafts as dr
+from bot.channels.refs import ChatRef
 from bot.services.due import fire_due
 from storage.models import Approval, AuditEvent, Draft, DraftStatus
 
 ROOM = "room-7"
-BODY = "Sở Y tế đang xác minh thông tin về vụ ngộ độc tại Tân Phong và sẽ cập nhật lúc 17 giờ."
 
 
 def add_drafts(desk: Desk, author_id: int) -> tuple[int, int]:
     """A crisis whose room is a chat on the fake channel, with two statements in it."""
-    crisis_id = add_crisis(desk, author_id, ROOM)
     with desk.db.session() as s:
-        ids = []
-        for number in (1, 2):
-            draft = Draft(
-                crisis_id=crisis_id,
-                number=number,
-                template="holding",
-                language="vi",
-                body=BODY,
-                body_sha256=dr.sha256(BODY),
-                author_id=author_id,
-            )
-            s.add(draft)
-            s.flush()
-            ids.append(draft.id or 0)
-        return ids[0], ids[1]
+        room = ChatRef(CHANNEL, ROOM)
+        first, second = add_statements(
+            s, desk.agency_id, author_id, desk.clock.now(), room=room, numbers=(1, 2)
+        )
+        return first, second
 
 
 def decisions(desk: Desk, draft_id: int) -> list[tuple[str, str | None]]:

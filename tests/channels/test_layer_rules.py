@@ -16,6 +16,7 @@ NEUTRAL = [
     *sorted((ROOT / "handlers" / "conversation").glob("*.py")),
     ROOT / "handlers" / "alerts.py",
     ROOT / "handlers" / "approvals.py",
+    ROOT / "handlers" / "linking.py",
     ROOT / "handlers" / "registration.py",
     ROOT / "handlers" / "taskforce.py",
 ]

@@ -12,12 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import statements
 from alert_desk import Desk
 from channels.fake_channel import CHANNEL, FakeChannel, account_of
 from channels.test_alert_flow import fake_runtime
 from sqlmodel import select
 
 import handlers.taskforce  # noqa: F401  (the task-force flows register with the conversation layer)
+from bot.channels.refs import ChatRef
 from bot.runtime import Runtime
 from bot.services.due import fire_due
 from bot.services.taskforces.brief import BRIEF_DEBOUNCE, post_brief
@@ -30,21 +32,10 @@ ROOM = "room-9"
 def add_crisis(desk: Desk, lead_id: int, room: str = ROOM) -> int:
     """An open crisis led by ``lead_id`` whose room is the group chat ``room`` on the fake
     channel."""
-    now = desk.clock.now()
     with desk.db.session() as s:
-        crisis = Crisis(
-            agency_id=desk.agency_id,
-            title="Ngộ độc thực phẩm",
-            lead_id=lead_id,
-            room_channel=CHANNEL,
-            room_chat_id=room,
-            detected_at=now - timedelta(hours=1),
-            deadline_at=now + timedelta(hours=23),
+        return statements.add_crisis(
+            s, desk.agency_id, lead_id, desk.clock.now(), ChatRef(CHANNEL, room)
         )
-        s.add(crisis)
-        s.flush()
-        assert crisis.id is not None
-        return crisis.id
 
 
 @dataclass

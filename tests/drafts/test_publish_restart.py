@@ -8,23 +8,23 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
+from statements import add_statements
 
+from bot.channels.refs import ChatRef
 from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import approvals, due, identity
-from bot.services import drafts as dr
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
     Agency,
     Approval,
     AuditEvent,
-    Crisis,
     Delivery,
     Draft,
     DraftStatus,
@@ -75,29 +75,19 @@ def _approved_draft(emulator: TelegramEmulator, db: Database, room: int) -> tupl
             identity.add_person(s, person_ref(tg.id), row)
             s.flush()
             people.append(row)
-        crisis = Crisis(
-            agency_id=agency.id or 0,
-            title="Ngộ độc thực phẩm",
-            lead_id=people[0].id,
-            room_channel="telegram",
-            room_chat_id=str(room),
-            detected_at=now - timedelta(hours=1),
-            deadline_at=now + timedelta(hours=23),
-        )
-        s.add(crisis)
-        s.flush()
-        draft = Draft(
-            crisis_id=crisis.id or 0,
-            template="holding",
-            language="vi",
+        room_ref = ChatRef("telegram", str(room))
+        [draft_id] = add_statements(
+            s,
+            agency.id or 0,
+            people[0].id,
+            now,
+            room=room_ref,
             body=BODY,
-            body_sha256=dr.sha256(BODY),
             status=DraftStatus.APPROVED,
-            author_id=people[0].id,
             submitted_at=now,
         )
-        s.add(draft)
-        s.flush()
+        draft = s.get(Draft, draft_id)
+        assert draft is not None
         s.add(
             Approval(
                 draft_id=draft.id or 0,

@@ -10,11 +10,6 @@ serves the charts the emulator fetches, as Zalo's servers would) and in polling 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +19,7 @@ import pytest
 import pytest_asyncio
 from alert_desk import OUTLETS, FeedServer, add_sources, feeds
 from sqlmodel import select
+from zalo_support import zalo_bot
 
 from bench.stories import BACKGROUND, BURST
 from bot.channels.refs import PersonRef
@@ -33,7 +29,6 @@ from bot.services import identity
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import (
     Agency,
     Alert,
@@ -51,12 +46,6 @@ __all__ = ["feeds"]  # the local feed server fixture
 LAN = "7f3a9c0e51d2b4a8"  # a Zalo user id: hex, not a number
 SECRET = "zalo-webhook-secret-1234"
 TOPIC = "An toàn thực phẩm"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def seed(db: Database, feeds: FeedServer) -> int:
@@ -110,14 +99,6 @@ def seed(db: Database, feeds: FeedServer) -> int:
     return lan_id
 
 
-def start_bot(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``crisisdesk run``, its output kept in ``log`` for a failure's message."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
 @pytest_asyncio.fixture
 async def zalo() -> AsyncIterator[ZaloEmulator]:
     emulator = ZaloEmulator()
@@ -157,36 +138,18 @@ async def forged_updates_are_refused(
 
 @pytest.mark.parametrize("mode", ["webhook", "polling"])
 async def test_crisisdesk_runs_on_zalo(
-    mode: str, zalo: ZaloEmulator, feeds: FeedServer, tmp_path: Path
+    mode: str,
+    zalo: ZaloEmulator,
+    feeds: FeedServer,
+    bot_db: tuple[str, Database],
+    tmp_path: Path,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     lan_id = seed(db, feeds)
     greeting = zalo.send_text(LAN, "xin chào", display_name="Lan")  # Zalo: she wrote first
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
-    env.update(
-        {
-            "CRISISDESK_ZALO_TOKEN": zalo.token,
-            "CRISISDESK_ZALO_API_URL": zalo.bot_api_url,
-            "CRISISDESK_ZALO_PUBLIC_URL": public,
-            "CRISISDESK_ZALO_CHART_KEY": "k" * 40,
-            "CRISISDESK_WEBHOOK_LISTEN": "127.0.0.1",
-            "CRISISDESK_WEBHOOK_PORT": str(port),
-            "CRISISDESK_DATABASE_URL": url,
-            "CRISISDESK_DATA_DIR": str(tmp_path),
-            "CRISISDESK_TICK_SECONDS": "0.5",
-            "CRISISDESK_SCAN_INTERVAL": "3600",
-            "CRISISDESK_ALLOW_PRIVATE_FEEDS": "true",
-            "CRISISDESK_HTTP_PORT": "0",
-        }
-    )
-    if mode == "webhook":
-        env["CRISISDESK_ZALO_WEBHOOK_SECRET"] = SECRET
-    bot = start_bot(env, tmp_path / "bot.log")
-    try:
+    extra = {"zalo_webhook_secret": SECRET} if mode == "webhook" else {}
+    async with zalo_bot(zalo, url, tmp_path, **extra) as bot:
+        public = bot.public
         # Her greeting came by webhook and was answered (an active person, free text).
         await zalo.wait_for_message(LAN, after=greeting.message_id, timeout=30)
 
@@ -261,8 +224,3 @@ async def test_crisisdesk_runs_on_zalo(
             await forged_updates_are_refused(zalo, db, public, alert_id)
         else:
             assert zalo.calls_to("getUpdates")
-    finally:
-        bot.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(bot.wait, 20)
-        db.dispose()
-    assert code == 0, (tmp_path / "bot.log").read_text()[-3000:]

@@ -30,7 +30,9 @@ from bot.services.delivery import Charts
 from bot.startup_errors import EXIT_USAGE, StartupError
 from bot.templating import Renderer
 from bot.wiring import wire
-from handlers import alert_draft, alerts  # noqa: F401  (flows register with the layer on import)
+
+# The flows on the conversation layer register with it on import.
+from handlers import alert_draft, alerts, approvals, linking, registration  # noqa: F401
 from handlers.conversation.degrade import DegradingNotifier
 from storage.db import Database
 from storage.leader import Leadership

@@ -1,0 +1,234 @@
+"""One person on two messengers: linking a second account with a one-time code, and choosing
+where alerts reach them.
+
+A registered person asks for a code on one channel (``issue_code``) and types it on another
+(``redeem``); the account that typed it is then attached to the same ``User``, so the person has
+one role, one agency, one vote and one place in every roster, whichever messenger they write
+from. The code is 8 characters from an alphabet without look-alikes (about 40 bits, from
+``secrets``), shown once, valid ``CODE_TTL``, single-use (claimed by a conditional UPDATE), and
+only its SHA-256 is stored. Wrong codes are counted per typing account from the audit log, and
+after ``MAX_ATTEMPTS`` in ``ATTEMPT_WINDOW`` that account is refused without a look-up, so
+guessing a live code is hopeless.
+
+Merging is limited to what is safe: the typing account must belong to nobody yet (an open
+registration there is abandoned); an account that is already someone's person is refused,
+because two rows with their own roles, votes and history cannot be merged without a decision
+nobody took. A person has at most one account per channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from bot.channels.refs import PersonRef
+from bot.services import audit, identity
+from bot.services import registration as reg
+from storage.models import AuditEvent, LinkCode, User, UserStatus
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off one screen, typed
+CODE_LENGTH = 8
+CODE_TTL = timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+ATTEMPT_WINDOW = timedelta(minutes=10)
+REFUSED = "link.refused"
+#: What people type after /nhantin, and the channel it means (None: every channel they have).
+CHOICES: dict[str, str | None] = {
+    "zalo": "zalo",
+    "telegram": "telegram",
+    "ca_hai": None,
+    "cahai": None,
+    "both": None,
+}
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str  # as shown: ``ABCD-EFGH``
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """What typing a code did: ``user`` linked, or the ``refused`` reason (unknown, expired,
+    used, same_channel, taken, has_account, already, too_many)."""
+
+    user: User | None = None
+    refused: str | None = None
+
+
+class ChoiceRefused(Exception):
+    """A choice of alert channel that cannot be made: ``reason`` is unknown or no_account."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"alert channel refused: {reason}")
+        self.reason = reason
+
+
+def normalise(typed: str) -> str:
+    """The code as stored, whatever the person typed around it (case, dashes, spaces)."""
+    return "".join(ch for ch in typed.upper() if ch.isalnum())
+
+
+def hash_code(code: str) -> str:
+    return hashlib.sha256(normalise(code).encode()).hexdigest()
+
+
+def issue_code(session: Session, user: User, channel: str, now: datetime) -> IssuedCode:
+    """A fresh code for ``user``, asked for on ``channel``; their earlier codes stop working."""
+    assert user.id is not None
+    session.execute(
+        sa.delete(LinkCode).where(
+            sa.or_(col(LinkCode.user_id) == user.id, col(LinkCode.expires_at) < now)
+        )
+    )
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    expires = now + CODE_TTL
+    session.add(
+        LinkCode(
+            user_id=user.id,
+            channel=channel,
+            code_hash=hash_code(code),
+            created_at=now,
+            expires_at=expires,
+        )
+    )
+    audit.record(
+        session,
+        action="link.code_issued",
+        actor_id=user.id,
+        subject=f"user:{user.id}",
+        after={"channel": channel},
+        at=now,
+    )
+    session.flush()
+    half = CODE_LENGTH // 2
+    return IssuedCode(f"{code[:half]}-{code[half:]}", expires)
+
+
+def failed_attempts(session: Session, who: PersonRef, now: datetime) -> int:
+    """Wrong codes typed from ``who`` within the window."""
+    return int(
+        session.exec(
+            select(sa.func.count())
+            .select_from(AuditEvent)
+            .where(
+                AuditEvent.action == REFUSED,
+                AuditEvent.actor_ref == str(who),
+                col(AuditEvent.at) > now - ATTEMPT_WINDOW,
+            )
+        ).one()
+    )
+
+
+def redeem(session: Session, who: PersonRef, typed: str, now: datetime) -> Redeemed:
+    """Attach ``who`` to the person whose code ``typed`` is, if everything allows it.
+
+    Every outcome is audited in the caller's transaction, which must commit even on a refusal:
+    the refusals are what limits guessing.
+    """
+    if failed_attempts(session, who, now) >= MAX_ATTEMPTS:
+        return _refuse(session, who, "too_many", now, counted=False)
+    row = session.exec(select(LinkCode).where(LinkCode.code_hash == hash_code(typed))).first()
+    reason = _problem(session, who, row, now)
+    if reason is not None:
+        return _refuse(session, who, reason, now, counted=reason in ("unknown", "expired", "used"))
+    assert row is not None
+    claimed = session.execute(
+        sa.update(LinkCode)
+        .where(
+            col(LinkCode.id) == row.id,
+            col(LinkCode.used_at).is_(None),
+            col(LinkCode.expires_at) > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return _refuse(session, who, "used", now)
+    user = session.get(User, row.user_id)
+    assert user is not None
+    registering = reg.registration_of(session, str(who))
+    if registering is not None:  # a registration begun on this account is no longer needed
+        reg.cancel(session, chat_ref=registering.chat_ref, user_ref=str(who), now=now)
+    identity.link(session, user, who, now)
+    audit.record(
+        session,
+        action="link.linked",
+        actor_id=user.id,
+        actor_ref=str(who),
+        subject=f"user:{user.id}",
+        after={"channel": who.channel, "code_from": row.channel},
+        at=now,
+    )
+    session.flush()
+    return Redeemed(user=user)
+
+
+def _problem(session: Session, who: PersonRef, row: LinkCode | None, now: datetime) -> str | None:
+    if row is None:
+        return "unknown"
+    if row.used_at is not None:
+        return "used"
+    if row.expires_at <= now:
+        return "expired"
+    owner = identity.person_for(session, who)
+    if owner is not None:
+        return "already" if owner.id == row.user_id else "taken"
+    if row.channel == who.channel:
+        return "same_channel"
+    if identity.account_on(session, row.user_id, who.channel) is not None:
+        return "has_account"
+    user = session.get(User, row.user_id)
+    if user is None or user.status == UserStatus.SUSPENDED:
+        return "unknown"
+    return None
+
+
+def _refuse(
+    session: Session, who: PersonRef, reason: str, now: datetime, counted: bool = True
+) -> Redeemed:
+    """Audit a refused code; ``counted`` ones (a wrong guess) count towards the limit."""
+    audit.record(
+        session,
+        action=REFUSED if counted else "link.blocked",
+        actor_ref=str(who),
+        subject="link",
+        after={"reason": reason},
+        at=now,
+    )
+    return Redeemed(refused=reason)
+
+
+def choose_alert_channel(session: Session, user: User, typed: str, now: datetime) -> str | None:
+    """Store where ``user``'s alerts go (``CHOICES``); returns the channel, None for all.
+
+    A single channel must be one they have an account on, or alerts would reach nobody.
+    """
+    word = typed.strip().lower().replace("-", "_")
+    if word not in CHOICES:
+        raise ChoiceRefused("unknown")
+    channel = CHOICES[word]
+    if channel is not None and identity.account_on(session, user.id, channel) is None:
+        raise ChoiceRefused("no_account")
+    stored = session.get(User, user.id)
+    assert stored is not None
+    before = stored.alert_channel
+    stored.alert_channel = channel
+    stored.updated_at = now
+    audit.record(
+        session,
+        action="user.alert_channel",
+        actor_id=stored.id,
+        subject=f"user:{stored.id}",
+        before={"channel": before},
+        after={"channel": channel},
+        at=now,
+    )
+    session.flush()
+    return channel

@@ -1,0 +1,183 @@
+"""One person, two messengers, end to end: CrisisDesk on Telegram (the real Application against
+the Telegram emulator) and on Zalo (``crisisdesk run`` against the Zalo emulator) share one
+database. Lan, registered on Telegram, asks for a code there with ``/lienket`` and types it on
+Zalo; she chooses Zalo for alerts with ``/nhantin zalo``. An alert then reaches her on Zalo
+only, while her Telegram-only colleague gets it on Telegram. Her approval given on Zalo and
+again by button on Telegram counts once: the statement still needs her colleague's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alert_desk import burst_alert
+from emulator_fixtures import running_app
+from sqlmodel import select
+from statements import add_statements
+from zalo_support import answer, bot_texts, zalo_bot
+
+from bot.app import build_application
+from bot.channels.refs import PersonRef
+from bot.channels.telegram.notifier import person_ref
+from bot.clock import SystemClock
+from bot.runtime import Runtime
+from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.sandbox.zalo_emulator import ZaloEmulator
+from bot.services import approvals as ap
+from bot.services import identity
+from bot.services.alerts import plan_delivery
+from bot.services.people import actor_for
+from storage.db import Database
+from storage.models import (
+    Agency,
+    Approval,
+    Delivery,
+    Draft,
+    DraftStatus,
+    Role,
+    Subscription,
+    Topic,
+    User,
+    UserStatus,
+)
+
+LAN_ZALO = "7f3a9c0e51d2b4a8"
+BINH_ZALO = "b1b1b1b1c2c2c2c2"
+TOPIC = "An toàn thực phẩm"
+BODY = "Sở Y tế đang xác minh thông tin và sẽ cập nhật lúc 17 giờ."
+
+
+def seed(db: Database, lan_tg: int, hung_tg: int) -> dict[str, int]:
+    """Two supervisors on Telegram (Lan, Hùng) following the topic, a drafter on Zalo (Bình)
+    and a statement of his awaiting two approvals."""
+    now = datetime.now(UTC)
+    with db.session() as s:
+        agency = Agency(code="BYT", name="Bộ Y tế", approvals_required=2)
+        s.add(agency)
+        s.flush()
+        topic = Topic(agency_id=agency.id or 0, name=TOPIC, query='"ngộ độc"')
+        s.add(topic)
+        s.flush()
+        ids = {"topic": topic.id or 0}
+        people = (
+            ("lan", person_ref(lan_tg), Role.SUPERVISOR),
+            ("hung", person_ref(hung_tg), Role.SUPERVISOR),
+            ("binh", PersonRef("zalo", BINH_ZALO), Role.SPOKESPERSON),
+        )
+        for key, account, role in people:
+            user = User(full_name=key.title(), role=role, status=UserStatus.ACTIVE)
+            user.agency_id = agency.id
+            identity.add_person(s, account, user)
+            ids[key] = user.id or 0
+            if role == Role.SUPERVISOR:
+                s.add(Subscription(user_id=ids[key], topic_id=ids["topic"]))
+        [ids["draft"]] = add_statements(s, agency.id or 0, ids["binh"], now, body=BODY)
+    return ids
+
+
+async def link_on_zalo(telegram: TelegramEmulator, zalo: ZaloEmulator, lan_tg: int) -> None:
+    """Lan asks for a code on Telegram and types it on Zalo."""
+    asked = telegram.send_text(lan_tg, "/lienket")
+    shown = await telegram.wait_for_message(lan_tg, after=asked.message_id, timeout=10)
+    found = re.search(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}\b", shown.data["text"])
+    assert found is not None, shown.data["text"]
+    linked = await answer(zalo, LAN_ZALO, f"/lienket {found.group()}")
+    assert linked.startswith("✅ Đã liên kết tài khoản này với Lan"), linked
+    chosen = await answer(zalo, LAN_ZALO, "/nhantin zalo")
+    assert chosen.startswith("✅ Đã lưu. Cảnh báo đến anh/chị qua: Zalo."), chosen
+
+
+def alert_texts(telegram: TelegramEmulator, chat: int) -> list[str]:
+    return [
+        m.data.get("text", "")
+        for m in telegram.messages(chat, from_bot=True)
+        if TOPIC in m.data.get("text", "")
+    ]
+
+
+async def request_on_telegram(runtime: Runtime, draft_id: int, binh: PersonRef) -> None:
+    """Bình submits his statement (the press of his Submit button): the requests with their
+    buttons reach the approvers on Telegram, through the Telegram app's runtime."""
+
+    def submitted() -> ap.Submitted:
+        with runtime.db.session() as s:
+            draft = s.get(Draft, draft_id)
+            assert draft is not None
+            actor = actor_for(s, runtime.settings, binh)
+            return ap.submit(s, draft, actor, runtime.clock.now(), timedelta(minutes=30))
+
+    assert await ap.send_requests(runtime, await asyncio.to_thread(submitted)) == []
+
+
+async def test_a_linked_person_gets_alerts_where_chosen_and_votes_once(
+    emulator: TelegramEmulator,
+    zalo: ZaloEmulator,
+    bot_db: tuple[str, Database],
+    make_settings: Any,
+    tmp_path: Path,
+) -> None:
+    url, db = bot_db
+    lan_tg, hung_tg = emulator.create_user("Lan").id, emulator.create_user("Hùng").id
+    ids = seed(db, lan_tg, hung_tg)
+    settings = make_settings(
+        {
+            "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
+            "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
+            "CRISISDESK_DATABASE_URL": url,
+            "CRISISDESK_SCAN_INTERVAL": "3600",
+            "CRISISDESK_HTTP_PORT": "0",
+        }
+    )
+    app = build_application(settings, db, SystemClock())
+    (tmp_path / "zalo").mkdir()
+    async with running_app(app), zalo_bot(zalo, url, tmp_path / "zalo"):
+        for account in (LAN_ZALO, BINH_ZALO):  # the bot writes only to who wrote first
+            await answer(zalo, account, "xin chào", timeout=30)
+        emulator.send_text(hung_tg, "/start")
+        await link_on_zalo(emulator, zalo, lan_tg)
+        with db.session() as s:
+            assert identity.person_for(s, PersonRef("zalo", LAN_ZALO)) is not None
+
+        # The scan found a burst: the ledger owes Lan her copy on Zalo, Hùng his on Telegram.
+        with db.session() as s:
+            alert = burst_alert(ids["topic"], datetime.now(UTC), "burst")
+            s.add(alert)
+            s.flush()
+            assert plan_delivery(s, alert, alert.created_at, escalate_after=timedelta(hours=1))
+        await emulator.wait_for(lambda: alert_texts(emulator, hung_tg) or None, timeout=30)
+        await zalo.wait_for(
+            lambda: any(TOPIC in t and "/ack" in t for t in bot_texts(zalo, LAN_ZALO)) or None,
+            timeout=30,
+        )
+        await asyncio.sleep(6)  # a further run of each fan-out: still nothing for her there
+        assert alert_texts(emulator, lan_tg) == []
+        with db.session() as s:
+            rows = s.exec(select(Delivery).where(Delivery.user_id == ids["lan"])).all()
+        assert {(r.channel, r.status) for r in rows} == {("zalo", "sent")} and len(rows) == 2
+
+        # Her approval on Zalo, and again by button on Telegram: one vote.
+        await request_on_telegram(
+            app.bot_data["runtime"], ids["draft"], PersonRef("zalo", BINH_ZALO)
+        )
+        recorded = await answer(zalo, LAN_ZALO, f"/duyet {ids['draft']}")
+        assert recorded == "Đã ghi nhận ý kiến của anh/chị."
+        request = await emulator.wait_for_message(lan_tg, lambda m: BODY in m.data.get("text", ""))
+        toast = await emulator.press_button(lan_tg, lan_tg, request.message_id, text="✅ Phê duyệt")
+        assert toast["text"] == "Bạn đã cho ý kiến về bản 1 rồi."
+        with db.session() as s:
+            votes = s.exec(select(Approval.approver_id).where(Approval.draft_id == ids["draft"]))
+            assert list(votes) == [ids["lan"]]
+            draft = s.get(Draft, ids["draft"])
+            assert draft is not None and draft.status == DraftStatus.SUBMITTED  # needs two people
+        theirs = await emulator.wait_for_message(hung_tg, lambda m: BODY in m.data.get("text", ""))
+        await emulator.press_button(hung_tg, hung_tg, theirs.message_id, text="✅ Phê duyệt")
+        with db.session() as s:
+            draft = s.get(Draft, ids["draft"])
+            assert draft is not None and draft.status in (
+                DraftStatus.APPROVED,
+                DraftStatus.PUBLISHED,
+            )
