@@ -8,11 +8,12 @@ stored, so a malformed one is refused with the position of the fault.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from bot.services import audit
+from bot.services.alerts import hand_over_open_alerts
 from bot.services.permissions import Actor, can_act_for_agency, has_role, is_admin
 from scanner.sources import UnsafeURLError, check_url
 from scanner.topics import QueryError, parse_query
@@ -89,6 +90,30 @@ def set_subscription(
         at=now,
     )
     return True
+
+
+def toggle(
+    session: Session,
+    actor: Actor,
+    topic_id: int,
+    follow: bool,
+    now: datetime,
+    *,
+    escalate_after: timedelta,
+) -> bool:
+    """Follow or unfollow from the topic picker; someone arriving late is handed the topic's
+    alerts already out too. Returns True if something changed."""
+    changed = set_subscription(session, actor, topic_id, follow, now)
+    if changed and follow:
+        hand_over_open_alerts(session, topic_id, now, escalate_after=escalate_after)
+    return changed
+
+
+def topic_line(session: Session, actor: Actor, name: str, now: datetime) -> TopicLine | None:
+    """One visible topic by case-insensitive name, with the actor's subscription state."""
+    wanted = name.casefold()
+    lines = visible_topics(session, actor, now)
+    return next((line for line in lines if line.topic.name.casefold() == wanted), None)
 
 
 def find_topic(session: Session, actor: Actor, name: str) -> Topic:

@@ -14,6 +14,19 @@ from handlers.conversation.degrade import Replies
 from handlers.conversation.events import Incoming
 from storage.models import Role
 
+# Error codes that mean "you may not", as opposed to "that did not work": each is audited.
+REFUSAL_CODES = frozenset(
+    {
+        "not_allowed",
+        "not_lead",
+        "not_member_self",
+        "not_registered",
+        "draft_not_allowed",
+        "approval_self",
+        "suspended",
+    }
+)
+
 
 def language(actor: Actor, hint: str | None) -> str:
     """A registered person's chosen language, else their client's."""
@@ -42,6 +55,13 @@ class Turn:
     def audit_refusal(self, reason: str, action: str = "command.refused") -> None:
         """Record that this event was refused, and why (see ``record_refusal``)."""
         record_refusal(self.runtime, self.actor, action, refusal_subject(self.event), reason)
+
+    def audited(self, code: str, text: str) -> str:
+        """``text`` (the message for error ``code``), after auditing it if ``code`` is a
+        refusal."""
+        if code in REFUSAL_CODES:
+            self.audit_refusal(code)
+        return text
 
     async def gate(self, minimum: Role) -> bool:
         """Whether the sender's role allows a command; if not they are told, and it is audited
