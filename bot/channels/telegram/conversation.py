@@ -18,7 +18,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
@@ -153,16 +153,17 @@ class TelegramSurface:
 
     async def ask(self, text: str) -> MessageRef | None:
         """A question answered by replying: ForceReply opens the reply for the person (and works
-        under privacy mode, where the bot sees only replies to its own messages). An answer to a
-        message quotes it: in a group, a selective ForceReply is for the quoted sender only."""
+        under privacy mode, where the bot sees only replies to its own messages). In a group it
+        quotes the person's message: a selective ForceReply is for the quoted sender only."""
         message = self.update.effective_message
         if message is None:
             return None
+        in_group = message.chat.type != ChatType.PRIVATE
         sent = await message.reply_text(
             text,
             parse_mode=ParseMode.HTML,
             reply_markup=ForceReply(selective=True),
-            do_quote=self.update.callback_query is None,
+            do_quote=in_group and self.update.callback_query is None,
         )
         thread = sent.message_thread_id if sent.is_topic_message else None
         return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
