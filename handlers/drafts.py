@@ -88,6 +88,7 @@ async def post_draft(
         title=title,
         diff=diff.as_dict() if diff else None,
         typed=_typed(turn),
+        command=EDIT_COMMAND,
     )
     await dr.post_version(
         runtime, draft_id, header=header, buttons=draft_buttons(runtime, lang, draft_id)

@@ -112,17 +112,20 @@ class FakeChannel:
 
     # ---- the person's side -----------------------------------------------------------------
 
-    async def type(self, runtime: Runtime, account: str, text: str) -> list[str]:
-        """``account`` writes ``text`` to the bot; returns what the bot answered them.
+    async def type(
+        self, runtime: Runtime, account: str, text: str, room: str | None = None
+    ) -> list[str]:
+        """``account`` writes ``text`` to the bot (in ``room``, a group chat, if given);
+        returns what the bot answered in that chat.
 
         Asserts that a flow of the conversation layer answered it: nothing else is wired.
         """
         command, args = parse_command(text)
-        chat = ChatRef(CHANNEL, account)
+        chat = ChatRef(CHANNEL, room or account)
         event = Incoming(PersonRef(CHANNEL, account), chat, text, command, args)
         before = len(self.posts)
         assert await handle(runtime, event, FakeSurface(self, chat)), f"no flow for {text!r}"
-        return [p.text for p in self.posts[before:] if p.chat == account]
+        return [p.text for p in self.posts[before:] if p.chat == chat.chat_id]
 
 
 class FakeSurface:

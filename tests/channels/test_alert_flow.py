@@ -13,7 +13,7 @@ from alert_desk import Desk
 from channels.fake_channel import FakeChannel, account_of, enrol
 from sqlmodel import select
 
-import handlers.alert_draft  # noqa: F401  (the alert flows register with the conversation layer)
+import handlers.alert_draft  # the alert flows register with the conversation layer
 import handlers.alerts  # noqa: F401
 from bot.runtime import Runtime
 from bot.services.alerts import plan_delivery
