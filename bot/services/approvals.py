@@ -413,7 +413,8 @@ def awaited_answer(
     states = [s for flow in ANSWERED_FLOWS if (s := state_for(session, chat_ref, user_ref, flow))]
     # States written before message ids were strings hold numbers.
     exact = [s for s in states if str(s.data.get("prompt_message_id")) == prompt_id]
-    return (exact or sorted(states, key=lambda s: s.updated_at) or [None])[-1]
+    waiting = exact or sorted(states, key=lambda s: s.updated_at)
+    return waiting[-1] if waiting else None
 
 
 def pin_answer(
