@@ -51,6 +51,11 @@ def _typed(turn: Turn) -> bool:
     return not turn.replies.capabilities.replies
 
 
+def _how_to_edit(turn: Turn) -> dict[str, Any]:
+    """What the templates saying how to edit need: typed, the typed command goes with the id."""
+    return {"typed": _typed(turn), "command": EDIT_COMMAND}
+
+
 def _error(turn: Turn, code: str, **ctx: Any) -> str:
     return turn.render("draft_error", code=code, ctx=ctx)
 
@@ -87,8 +92,7 @@ async def post_draft(
         draft=draft,
         title=title,
         diff=diff.as_dict() if diff else None,
-        typed=_typed(turn),
-        command=EDIT_COMMAND,
+        **_how_to_edit(turn),
     )
     await dr.post_version(
         runtime, draft_id, header=header, buttons=draft_buttons(runtime, lang, draft_id)
@@ -328,12 +332,7 @@ async def edit_pressed(turn: Turn, ident: str) -> None:
         number, fields = dr.editable_parts(session, found, dr.library(turn.runtime), turn.lang)
     await turn.replies.notice()
     await turn.say(
-        "draft_edit_help",
-        number=number,
-        fields=fields,
-        draft_id=found,
-        command=EDIT_COMMAND,
-        typed=_typed(turn),
+        "draft_edit_help", number=number, fields=fields, draft_id=found, **_how_to_edit(turn)
     )
 
 
