@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.buttons import register
 from bot.channels.base import Button
+from bot.channels.refs import ChatRef
 from bot.runtime import Runtime
 from bot.services import approvals as ap
 from bot.services import drafts as dr
@@ -99,16 +100,39 @@ async def post_draft(
     )
 
 
-def _prompt(turn: Turn, lang: str, started: dr.Started) -> str:
-    return turn.runtime.renderer.render(
-        "draft_prompt", lang, prompt=started.prompt, prefilled=started.prefilled, typed=_typed(turn)
+def _prompt(turn: Turn, started: dr.Started) -> str:
+    return turn.render(
+        "draft_prompt", prompt=started.prompt, prefilled=started.prefilled, typed=_typed(turn)
     )
 
 
-async def _after_fill(turn: Turn, started: dr.Started) -> None:
-    """Ask the next question in this chat, or show the finished first version."""
+def _start(turn: Turn, crisis_id: int, kind: str, lang: str) -> tuple[dr.Started, ChatRef]:
+    """Start statement ``kind`` in ``lang`` for the crisis, asked in its room."""
+    runtime = turn.runtime
+    with runtime.db.session() as session:
+        return dr.start_in_room(
+            session,
+            crisis_id=crisis_id,
+            actor=turn.actor,
+            kind=kind,
+            lang=lang,
+            ui_lang=turn.lang,
+            user_ref=str(turn.event.who),
+            at=runtime.clock.now(),
+            tz=runtime.settings.tz,
+            templates=dr.library(runtime),
+        )
+
+
+async def _after_fill(turn: Turn, started: dr.Started, room: ChatRef | None = None) -> None:
+    """Ask the next question (in this chat, or in ``room`` when the person is elsewhere), or
+    show the finished first version."""
     if started.prompt is not None:
-        asked = await turn.replies.ask(_prompt(turn, turn.lang, started))
+        text = _prompt(turn, started)
+        if room is None:
+            asked = await turn.replies.ask(text)
+        else:
+            asked = await turn.runtime.notifier.send_text(room, text)
         if asked is not None:
             with turn.runtime.db.session() as session:
                 dr.remember_prompt(session, started.prompt.state_id, asked.message_id)
@@ -144,19 +168,7 @@ async def draft_command(turn: Turn) -> None:
         return
     statement_lang = args[1] if len(args) > 1 and args[1] in ("vi", "en") else lang
     try:
-        with runtime.db.session() as session:
-            started = dr.start_in_room(
-                session,
-                crisis_id=crisis.id or 0,
-                actor=turn.actor,
-                kind=pt.kind_from_word(args[0]),
-                lang=statement_lang,
-                ui_lang=lang,
-                user_ref=user_ref,
-                at=runtime.clock.now(),
-                tz=runtime.settings.tz,
-                templates=templates,
-            )[0]
+        started, _room = _start(turn, crisis.id or 0, pt.kind_from_word(args[0]), statement_lang)
     except dr.DraftError as exc:
         await turn.replies.say(_refusal(turn, exc))
         return
@@ -366,28 +378,9 @@ async def start_in_room(turn: Turn, crisis_id: int, kind: str = "holding") -> st
     The first question is posted in the crisis room, addressed to the person, who answers
     there. Returns None on success, else the error text to show the person.
     """
-    runtime = turn.runtime
-    lang = turn.lang
     try:
-        with runtime.db.session() as session:
-            started, room = dr.start_in_room(
-                session,
-                crisis_id=crisis_id,
-                actor=turn.actor,
-                kind=kind,
-                lang=lang,
-                ui_lang=lang,
-                user_ref=str(turn.event.who),
-                at=runtime.clock.now(),
-                tz=runtime.settings.tz,
-                templates=dr.library(runtime),
-            )
+        started, room = _start(turn, crisis_id, kind, turn.lang)
     except dr.DraftError as exc:
-        return _error(turn, exc.code, **exc.context)
-    if started.prompt is not None:
-        asked = await runtime.notifier.send_text(room, _prompt(turn, lang, started))
-        with runtime.db.session() as session:
-            dr.remember_prompt(session, started.prompt.state_id, asked.message_id)
-    elif started.draft is not None and started.draft.id is not None:
-        await post_draft(turn, started.draft.id, lang)
+        return _refusal(turn, exc)
+    await _after_fill(turn, started, room)
     return None
