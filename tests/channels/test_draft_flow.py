@@ -4,7 +4,8 @@ characters.
 In the crisis room, ``/draft bandau`` asks its questions one by one, answered by the next text
 typed there (there is no "reply to this message"); the version is shown with its choices typed
 (``/sua``, ``/guiduyet``, ``/huydt``). A new full text is ``/sua <id> <text>``, a part is
-``/set``, and ``/huydt`` discards: the same services as on Telegram (tests/drafts).
+``/set`` (on the room's latest statement), and ``/huydt`` discards: the same services as on
+Telegram (tests/drafts).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ async def test_a_statement_is_drafted_by_typed_answers(desk: Desk) -> None:
     assert f"✏️ Sửa: /sua {draft.id}" in shown and f"/guiduyet {draft.id}" in shown
     assert f"🗑 Hủy dự thảo: /huydt {draft.id}" in shown
     assert all(len(text) <= 2000 for text in channel.inbox(ROOM))
+
+    # ``/set`` changes one part of the room's latest open statement (no reply to pick one).
+    shown = await channel.type(runtime, lan, "/set Cập nhật tiếp theo: 17 giờ 30", room=ROOM)
+    assert any("📝 Dự thảo #3 · bản 2" in text for text in shown)
+    assert any("17 giờ 30" in text for text in shown)
+    assert versions(desk, 3) == [(1, DraftStatus.SUPERSEDED), (2, DraftStatus.DRAFTING)]
 
 
 async def test_a_draft_is_edited_and_discarded_by_typed_commands(desk: Desk) -> None:
