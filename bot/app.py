@@ -71,13 +71,13 @@ BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (repli
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function; the flows
 # written against the conversation layer (handlers.conversation) reach PTB through the
 # Telegram adapter's ``handlers()``.
-HANDLER_MODULES = (start, people, admin, conversation, topics, membership, drafts, fallback)
+HANDLER_MODULES = (start, people, admin, conversation, membership, fallback)
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules (approvals: submit and decide on
-# drafts; taskforce: /crisis and the room commands, whose membership updates the Telegram adapter
-# reads in ``membership``; linking: one person on two messengers). alert_draft is the alerts' one
-# button whose flow still speaks PTB.
-FLOW_MODULES = (alerts, registration, alert_draft, approvals, taskforce, linking)
+# drafts; alert_draft: the alerts' Draft response, which needs the drafts flows; taskforce:
+# /crisis and the room commands, whose membership updates the Telegram adapter reads in
+# ``membership``; linking: one person on two messengers).
+FLOW_MODULES = (alerts, registration, alert_draft, approvals, topics, drafts, taskforce, linking)
 
 
 class WorkerApplication(InstrumentedApplication):

@@ -8,7 +8,7 @@ rules below reload the draft). On a channel without buttons each is a short Viet
 English ``/submit``, ``/approve``, ``/changes``, ``/reject``). A typed
 reason goes with the command, because such channels have no "reply to this message"; a button
 press asks for the reason in the approver's private chat, answered by replying
-(``answer_state``, reached from the Telegram reply handler in ``handlers.drafts``).
+(``answer_state``, reached from the answer flow in ``handlers.drafts``).
 """
 
 from __future__ import annotations

@@ -1,77 +1,69 @@
-"""Press-response drafts in chat: ``/draft``, ``/set``, ``/history``, ``/pin`` and the buttons.
+"""Press-response drafts in chat: ``/draft``, ``/set``, ``/history``, ``/pin``, Edit and Discard,
+and the answers to the questions they ask; written once for every channel
+(``handlers.conversation``).
 
-Thin on purpose: parse the update, call ``bot.services.drafts`` / ``approvals``, render a message
-template. Questions (a field to fill, a reason, a PIN) are sent with ``ForceReply`` and answered
-by *replying*, because in a room under privacy mode the bot sees only commands and replies to its
-own messages; the conversation itself is a ``ConversationState`` row committed before each
-question, so a restart resumes it.
+Thin on purpose: parse the event, call ``bot.services.drafts`` / ``approvals``, render a message
+template. Questions (a field to fill, a reason, a PIN) are answered by *replying* where the
+channel has replies, because in a room under privacy mode the bot sees only commands and replies
+to its own messages; elsewhere the next plain text in the chat answers them
+(``degrade.answers_question``). The conversation itself is a ``ConversationState`` row committed
+before each question, so a restart resumes it.
+
+A new full text for a version is a reply to it; on a channel without replies it is typed as the
+Edit button's short command, ``/sua <id> <toàn văn mới>`` (``/edit`` in English). Discard is
+``/huydt <id>`` there.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from typing import Any
-
-from telegram import ForceReply, Message, Update
-from telegram.constants import ChatType, ParseMode
-from telegram.error import TelegramError
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.buttons import register
 from bot.channels.base import Button
-from bot.channels.telegram import notifier as tg
-from bot.channels.telegram.conversation import turn_of
-from bot.channels.telegram.notifier import message_ref, person_ref
+from bot.channels.refs import ChatRef
 from bot.runtime import Runtime
 from bot.services import approvals as ap
 from bot.services import drafts as dr
 from bot.services import press_templates as pt
-from bot.services import stored_refs
 from bot.services.commands import register_command
-from bot.services.permissions import Actor
 from handlers.approvals import SUBMIT, answer_state, draft_id, drafter_rule, remember
-from handlers.buttons import on_button
-from handlers.common import (
-    actor_in,
-    actor_of,
-    audit_refusal,
-    audited,
-    language_of,
-    reply,
-    runtime_of,
-)
-from storage.models import ConversationState, Crisis, Draft, Role, User
+from handlers.conversation.degrade import answers_question
+from handlers.conversation.dispatch import on_command, on_message, on_press
+from handlers.conversation.turn import Turn
+from storage.models import ConversationState, Role
 
 register_command("draft", Role.MEMBER)  # used in a crisis room; listed so people find it
 
-log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- button rules
-
-
 EDIT = register("draft.edit", drafter_rule, "how to edit a draft")
 DISCARD = register("draft.discard", drafter_rule, "discard a draft")
+EDIT_COMMAND = "sua"
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _refs(update: Update) -> tuple[str, str]:
-    message = update.effective_message
-    user = update.effective_user
-    assert message is not None and user is not None
-    thread = message.message_thread_id if message.is_topic_message else None
-    return f"{message.chat_id}:{thread or 0}", str(person_ref(user))
+def _refs(turn: Turn) -> tuple[str, str]:
+    """The conversation row's keys: the chat (and forum topic) and the sender's label."""
+    return dr.chat_key(turn.event.where), str(turn.event.who)
 
 
-def _error(runtime: Runtime, lang: str, exc: dr.DraftError) -> str:
-    return runtime.renderer.render("draft_error", lang, code=exc.code, ctx=exc.context)
+def _typed(turn: Turn) -> bool:
+    """Whether questions and edits are typed here rather than replies (the templates' say)."""
+    return not turn.replies.capabilities.replies
 
 
-def _error_code(runtime: Runtime, lang: str, code: str, **ctx: Any) -> str:
-    return runtime.renderer.render("draft_error", lang, code=code, ctx=ctx)
+def _how_to_edit(turn: Turn) -> dict[str, Any]:
+    """What the templates saying how to edit need: typed, the typed command goes with the id."""
+    return {"typed": _typed(turn), "command": EDIT_COMMAND}
+
+
+def _error(turn: Turn, code: str, **ctx: Any) -> str:
+    return turn.render("draft_error", code=code, ctx=ctx)
+
+
+def _refusal(turn: Turn, exc: dr.DraftError) -> str:
+    """The message for a refused step, audited if it was a refusal of right."""
+    return turn.audited(exc.code, _error(turn, exc.code, **exc.context))
 
 
 def draft_buttons(runtime: Runtime, lang: str, draft_id: int) -> list[list[Button]]:
@@ -88,447 +80,307 @@ def draft_buttons(runtime: Runtime, lang: str, draft_id: int) -> list[list[Butto
 
 
 async def post_draft(
-    runtime: Runtime, draft_id: int, lang: str, diff: dr.DiffSummary | None = None
+    turn: Turn, draft_id: int, lang: str, diff: dr.DiffSummary | None = None
 ) -> None:
     """Show a version in its room with Edit / Submit / Discard."""
+    runtime = turn.runtime
     with runtime.db.session() as session:
-        draft = session.get(Draft, draft_id)
-        assert draft is not None
+        draft = dr.version(session, draft_id)
         title = dr.template_title(dr.library(runtime), draft)
     header = runtime.renderer.render(
-        "draft_header", lang, draft=draft, title=title, diff=diff.as_dict() if diff else None
+        "draft_header",
+        lang,
+        draft=draft,
+        title=title,
+        diff=diff.as_dict() if diff else None,
+        **_how_to_edit(turn),
     )
     await dr.post_version(
         runtime, draft_id, header=header, buttons=draft_buttons(runtime, lang, draft_id)
     )
 
 
-async def _ask(message: Message, text: str) -> Message:
-    """A question answered by replying (ForceReply also works under privacy mode)."""
-    return await message.reply_text(
-        text,
-        parse_mode=ParseMode.HTML,
-        reply_markup=ForceReply(selective=True),
-        do_quote=True,
+def _prompt(turn: Turn, started: dr.Started) -> str:
+    return turn.render(
+        "draft_prompt", prompt=started.prompt, prefilled=started.prefilled, typed=_typed(turn)
     )
 
 
-async def _ask_private(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str) -> Message:
-    return await context.bot.send_message(
-        chat_id, text, parse_mode=ParseMode.HTML, reply_markup=ForceReply(selective=True)
-    )
-
-
-async def _after_fill(update: Update, runtime: Runtime, lang: str, started: dr.Started) -> None:
-    message = update.effective_message
-    assert message is not None
-    if started.prompt is not None:
-        text = runtime.renderer.render(
-            "draft_prompt", lang, prompt=started.prompt, prefilled=started.prefilled
+def _start(turn: Turn, crisis_id: int, kind: str, lang: str) -> tuple[dr.Started, ChatRef]:
+    """Start statement ``kind`` in ``lang`` for the crisis, asked in its room."""
+    runtime = turn.runtime
+    with runtime.db.session() as session:
+        return dr.start_in_room(
+            session,
+            crisis_id=crisis_id,
+            actor=turn.actor,
+            kind=kind,
+            lang=lang,
+            ui_lang=turn.lang,
+            user_ref=str(turn.event.who),
+            at=runtime.clock.now(),
+            tz=runtime.settings.tz,
+            templates=dr.library(runtime),
         )
-        asked = await _ask(message, text)
-        with runtime.db.session() as session:
-            dr.remember_prompt(session, started.prompt.state_id, str(asked.message_id))
+
+
+async def _after_fill(turn: Turn, started: dr.Started, room: ChatRef | None = None) -> None:
+    """Ask the next question (in this chat, or in ``room`` when the person is elsewhere), or
+    show the finished first version."""
+    if started.prompt is not None:
+        text = _prompt(turn, started)
+        if room is None:
+            asked = await turn.replies.ask(text)
+        else:
+            asked = await turn.runtime.notifier.send_text(room, text)
+        if asked is not None:
+            with turn.runtime.db.session() as session:
+                dr.remember_prompt(session, started.prompt.state_id, asked.message_id)
     elif started.draft is not None and started.draft.id is not None:
-        await post_draft(runtime, started.draft.id, lang)
+        await post_draft(turn, started.draft.id, turn.lang)
 
 
 # --------------------------------------------------------------------------- commands
 
 
-async def draft_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    message = update.effective_message
-    assert message is not None
-    args = [a.lower() for a in (context.args or [])]
-    chat_ref, user_ref = _refs(update)
+@on_command("draft", None, listed=False)
+async def draft_command(turn: Turn) -> None:
+    runtime = turn.runtime
+    args = [a.lower() for a in turn.event.args]
+    chat_ref, user_ref = _refs(turn)
     templates = dr.library(runtime)
     if args[:1] == ["cancel"]:
         with runtime.db.session() as session:
             done = dr.cancel_fill(session, chat_ref, user_ref)
-        await reply(
-            update,
-            runtime.renderer.render("draft_notice", lang, code="cancelled" if done else "nothing"),
-        )
+        await turn.say("draft_notice", code="cancelled" if done else "nothing")
         return
     with runtime.db.session() as session:
-        crisis = dr.crisis_for_room(session, message_ref(message).chat)
+        crisis = dr.crisis_for_room(session, turn.event.where)
     if crisis is None:
-        await reply(update, _error_code(runtime, lang, "draft_not_room"))
+        await turn.replies.say(_error(turn, "draft_not_room"))
         return
+    lang = turn.lang
     if not args:
         kinds = [
             (pt.kind_word(k, lang), templates.get(k, lang).title) for k in templates.kinds(lang)
         ]
-        await reply(update, runtime.renderer.render("draft_usage", lang, kinds=kinds))
+        await turn.say("draft_usage", kinds=kinds)
         return
     statement_lang = args[1] if len(args) > 1 and args[1] in ("vi", "en") else lang
     try:
-        with runtime.db.session() as session:
-            fresh = session.get(Crisis, crisis.id)
-            assert fresh is not None
-            started = dr.start_draft(
-                session,
-                crisis=fresh,
-                actor=actor_in(session, runtime, update.effective_user),  # type: ignore[arg-type]
-                kind=pt.kind_from_word(args[0]),
-                lang=statement_lang,
-                ui_lang=lang,
-                chat_ref=chat_ref,
-                user_ref=user_ref,
-                at=runtime.clock.now(),
-                tz=runtime.settings.tz,
-                templates=templates,
-            )
+        started, _room = _start(turn, crisis.id or 0, pt.kind_from_word(args[0]), statement_lang)
     except dr.DraftError as exc:
-        await reply(update, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
+        await turn.replies.say(_refusal(turn, exc))
         return
-    await _after_fill(update, runtime, lang, started)
-
-
-def _target(session: Any, message: Message, crisis: Crisis) -> Draft | None:
-    replied = message.reply_to_message
-    if replied is not None:
-        found = dr.draft_for_message(session, message_ref(replied))
-        if found is not None:
-            return found
-    return dr.current_for_room(session, crisis.id or 0)
+    await _after_fill(turn, started)
 
 
 async def _edit(
-    update: Update,
-    runtime: Runtime,
-    actor: Actor,
-    lang: str,
-    draft_id: int,
-    *,
-    body: str | None = None,
-    set_text: str | None = None,
+    turn: Turn, draft_id: int, *, body: str | None = None, set_text: str | None = None
 ) -> None:
+    runtime = turn.runtime
     try:
         with runtime.db.session() as session:
-            draft = session.get(Draft, draft_id)
-            assert draft is not None
             fresh, previous, diff = dr.new_version(
                 session,
-                draft,
-                actor,
+                dr.version(session, draft_id),
+                turn.actor,
                 body=body,
                 set_text=set_text,
-                ui_lang=lang,
+                ui_lang=turn.lang,
                 at=runtime.clock.now(),
                 tz=runtime.settings.tz,
                 templates=dr.library(runtime),
             )
     except dr.DraftError as exc:
-        await reply(update, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
+        await turn.replies.say(_refusal(turn, exc))
         return
     if previous.status == "superseded":
         await ap.announce_superseded(runtime, previous, fresh)
     assert fresh.id is not None
-    await post_draft(runtime, fresh.id, lang, diff)
+    await post_draft(turn, fresh.id, turn.lang, diff)
 
 
-async def set_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    message = update.effective_message
-    assert message is not None and message.text is not None
+@on_command("set", None, listed=False)
+async def set_command(turn: Turn) -> None:
     # The field may be several words ("Cập nhật tiếp theo"): the service tells it from the value.
-    rest = message.text.partition(" ")[2].strip()
-    with runtime.db.session() as session:
-        crisis = dr.crisis_for_room(session, message_ref(message).chat)
-        target = _target(session, message, crisis) if crisis else None
+    rest = turn.event.text.partition(" ")[2].strip()
+    with turn.runtime.db.session() as session:
+        crisis, target = dr.room_target(session, turn.event.where, turn.event.reply_to)
     if crisis is None:
-        await reply(update, _error_code(runtime, lang, "draft_not_room"))
-        return
-    if target is None or target.id is None:
-        await reply(update, _error_code(runtime, lang, "draft_no_draft"))
-        return
-    await _edit(update, runtime, actor, lang, target.id, set_text=rest)
+        await turn.replies.say(_error(turn, "draft_not_room"))
+    elif target is None or target.id is None:
+        await turn.replies.say(_error(turn, "draft_no_draft"))
+    else:
+        await _edit(turn, target.id, set_text=rest)
 
 
-async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    message = update.effective_message
-    assert message is not None
-    args = context.args or []
+@on_command("history", None, listed=False)
+async def history_command(turn: Turn) -> None:
+    runtime = turn.runtime
+    args = turn.event.args
     number = int(args[0].lstrip("#")) if args and args[0].lstrip("#").isdigit() else None
     with runtime.db.session() as session:
-        crisis = dr.crisis_for_room(session, message_ref(message).chat)
-        entries: list[dr.HistoryEntry] = []
-        title = ""
-        if crisis is None or number is None:
-            problem = "draft_not_room" if crisis is None else "history_usage"
-        elif not dr.can_work_on(session, actor, crisis):
-            problem = "draft_not_allowed"
-        else:
-            newest = dr.latest(session, crisis.id or 0, number)
-            problem = "" if newest else "history_not_found"
-            entries = dr.history(session, crisis.id or 0, number)[-40:]
-            title = dr.template_title(dr.library(runtime), newest) if newest else ""
-    if problem:
-        text = _error_code(runtime, lang, problem, number=number)
-        await reply(update, audited(update, runtime, actor, problem, text))
+        found = dr.room_history(session, turn.actor, turn.event.where, number, dr.library(runtime))
+    if found.problem:
+        text = _error(turn, found.problem, number=number)
+        await turn.replies.say(turn.audited(found.problem, text))
         return
-    await reply(
-        update,
-        runtime.renderer.render(
-            "history_statement", lang, number=number, title=title, entries=entries
-        ),
-    )
+    await turn.say("history_statement", number=number, title=found.title, entries=found.entries)
 
 
-async def pin_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    message = update.effective_message
-    chat = update.effective_chat
-    assert message is not None and chat is not None
-    if chat.type != ChatType.PRIVATE:
-        await reply(update, runtime.renderer.render("pin_message", lang, code="pin_private_only"))
+@on_command("pin", None, listed=False)
+async def pin_command(turn: Turn) -> None:
+    if not turn.event.private:
+        await turn.say("pin_message", code="pin_private_only")
         return
-    if actor.user is None or not actor.active:
-        audit_refusal(update, runtime, actor, "not_registered")
-        await reply(update, runtime.renderer.render("pin_message", lang, code="pin_not_registered"))
+    if turn.actor.user is None or not turn.actor.active:
+        turn.audit_refusal("not_registered")
+        await turn.say("pin_message", code="pin_not_registered")
         return
-    chat_ref, user_ref = _refs(update)
+    runtime = turn.runtime
+    chat_ref, user_ref = _refs(turn)
     with runtime.db.session() as session:
         state = ap.open_state(
             session, chat_ref, user_ref, ap.FLOW_PIN_SET, "new", {}, runtime.clock.now()
         )
         state_id = state.id
-    asked = await _ask(message, runtime.renderer.render("pin_message", lang, code="pin_new"))
+    await _ask_pin(turn, state_id, "pin_new")
+
+
+async def _ask_pin(turn: Turn, state_id: int | None, code: str) -> None:
+    asked = await turn.replies.ask(turn.render("pin_message", code=code, typed=_typed(turn)))
+    if asked is not None:
+        with turn.runtime.db.session() as session:
+            remember(session, state_id, asked.message_id)
+
+
+# --------------------------------------------------------------------------- answers
+
+
+@on_message
+async def answer_message(turn: Turn) -> bool:
+    """Text answering the bot: a field to fill or a new full text (in a room), a reason or a
+    PIN (in private). Taken only when the person has such a question open."""
+    if not answers_question(turn.replies.capabilities, turn.event):
+        return False
+    if turn.event.private:
+        return await _private_answer(turn)
+    return await _room_answer(turn)
+
+
+async def _room_answer(turn: Turn) -> bool:
+    runtime = turn.runtime
+    _chat_ref, user_ref = _refs(turn)
     with runtime.db.session() as session:
-        remember(session, state_id, str(asked.message_id))
-
-
-# --------------------------------------------------------------------------- replies
-
-
-async def reply_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A reply to one of the bot's messages: an answer, a reason, a PIN, or a new full text."""
-    message = update.effective_message
-    chat = update.effective_chat
-    if message is None or chat is None or message.text is None or update.effective_user is None:
-        return
-    if chat.type == ChatType.PRIVATE:
-        await _private_reply(update, context, message)
-    else:
-        await _room_reply(update, context, message)
-
-
-async def _room_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    chat_ref, user_ref = _refs(update)
-    replied = message.reply_to_message
-    assert replied is not None and message.text is not None
-    with runtime.db.session() as session:
-        edited = dr.draft_for_message(session, message_ref(replied))
-        state = dr.fill_state(session, chat_ref, user_ref) if edited is None else None
+        edited, state = dr.awaited(session, turn.event.where, user_ref, turn.event.reply_to)
     if edited is not None and edited.id is not None:
-        await _edit(update, runtime, actor, lang, edited.id, body=message.text)
-        return
+        await _edit(turn, edited.id, body=turn.event.text)
+        return True
     if state is None:
-        return
+        return False
     try:
         with runtime.db.session() as session:
-            fresh = session.get(ConversationState, state.id)
-            if fresh is None:
-                return
-            started = dr.answer(
-                session, fresh, message.text, at=runtime.clock.now(), templates=dr.library(runtime)
+            started = dr.answer_fill(
+                session,
+                state.id,
+                turn.event.text,
+                at=runtime.clock.now(),
+                templates=dr.library(runtime),
             )
     except dr.DraftError as exc:
-        await _ask(message, audited(update, runtime, actor, exc.code, _error(runtime, lang, exc)))
-        return
-    await _after_fill(update, runtime, lang, started)
+        await turn.replies.ask(_refusal(turn, exc))
+        return True
+    if started is not None:
+        await _after_fill(turn, started)
+    return True
 
 
-async def _private_reply(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message
-) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    lang = language_of(update, actor)
-    chat_ref, user_ref = _refs(update)
-    replied = message.reply_to_message
-    assert replied is not None and message.text is not None
+async def _private_answer(turn: Turn) -> bool:
+    runtime = turn.runtime
+    chat_ref, user_ref = _refs(turn)
+    replied = turn.event.reply_to
     with runtime.db.session() as session:
-        states = [
-            s
-            for flow in (ap.FLOW_PIN_SET, ap.FLOW_PIN_APPROVE, ap.FLOW_REASON)
-            if (s := ap.state_for(session, chat_ref, user_ref, flow)) is not None
-        ]
-    if not states or actor.user is None:
-        return
-    prompt = str(replied.message_id)  # states written before ids were strings hold numbers
-    exact = [s for s in states if str(s.data.get("prompt_message_id")) == prompt]
-    state = (exact or sorted(states, key=lambda s: s.updated_at))[-1]
+        state = ap.awaited_answer(
+            session, chat_ref, user_ref, replied.message_id if replied else None
+        )
+    if state is None or turn.actor.user_id is None:
+        return False
     if state.flow in (ap.FLOW_PIN_SET, ap.FLOW_PIN_APPROVE):
-        with contextlib.suppress(TelegramError):
-            await message.delete()  # the PIN should not stay on screen
+        await turn.replies.forget(turn.event.message)  # the PIN should not stay on screen
     if state.flow == ap.FLOW_PIN_SET:
-        with runtime.db.session() as session:
-            fresh = session.get(ConversationState, state.id)
-            user = session.get(User, actor.user.id)
-            assert user is not None
-            code = (
-                ap.pin_step(session, fresh, user, message.text, runtime.clock.now())
-                if fresh
-                else "pin_new"
-            )
-            state_id = fresh.id if fresh is not None and code != "pin_saved" else None
-        text = runtime.renderer.render("pin_message", lang, code=code)
-        if state_id is None:
-            await reply(update, text)
-        else:
-            asked = await _ask_private(context, message.chat_id, text)
-            with runtime.db.session() as session:
-                remember(session, state_id, str(asked.message_id))
-        return
-    await answer_state(turn_of(update, context, actor), state, message.text)
+        await _pin_answer(turn, state, turn.actor.user_id)
+    else:
+        await answer_state(turn, state, turn.event.text)
+    return True
+
+
+async def _pin_answer(turn: Turn, state: ConversationState, user_id: int) -> None:
+    runtime = turn.runtime
+    with runtime.db.session() as session:
+        code, waiting = ap.pin_answer(
+            session, state.id, user_id, turn.event.text, runtime.clock.now()
+        )
+    if waiting is None:
+        await turn.say("pin_message", code=code, typed=_typed(turn))
+    else:
+        await _ask_pin(turn, waiting, code)
 
 
 # --------------------------------------------------------------------------- drafter buttons
 
 
-@on_button(EDIT.name)
-async def edit_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
-    with runtime.db.session() as session:
-        draft = session.get(Draft, draft_id(ident))
-        assert draft is not None
-        try:
-            fields = dr.library(runtime).get(draft.template, draft.language).labels(lang)
-        except Exception:
-            fields = sorted(k for k in draft.fields if not k.startswith("_"))
-    await query.answer()
-    if query.message is not None:
-        await query.message.reply_text(  # type: ignore[attr-defined]
-            runtime.renderer.render("draft_edit_help", lang, number=draft.number, fields=fields),
-            parse_mode=ParseMode.HTML,
-            do_quote=False,
-        )
+@on_press(EDIT, command=EDIT_COMMAND, free_text=True, aliases=("edit",))
+async def edit_pressed(turn: Turn, ident: str) -> None:
+    """How to edit; typed with a text after the id (``/sua 45 <toàn văn>``), that text is the
+    new version, as a reply to the draft would be where the channel has replies."""
+    found = draft_id(ident)
+    words = turn.event.text.split(maxsplit=2) if turn.event.command else []
+    if len(words) > 2 and words[2].strip():
+        await turn.replies.notice()
+        await _edit(turn, found, body=words[2])
+        return
+    with turn.runtime.db.session() as session:
+        number, fields = dr.editable_parts(session, found, dr.library(turn.runtime), turn.lang)
+    await turn.replies.notice()
+    await turn.say(
+        "draft_edit_help", number=number, fields=fields, draft_id=found, **_how_to_edit(turn)
+    )
 
 
-@on_button(DISCARD.name)
-async def discard_pressed(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    runtime = runtime_of(context)
-    lang = language_of(update, actor)
-    query = update.callback_query
-    assert query is not None
+@on_press(DISCARD, command="huydt", aliases=("discard",))
+async def discard_pressed(turn: Turn, ident: str) -> None:
+    runtime = turn.runtime
     try:
         with runtime.db.session() as session:
-            draft = session.get(Draft, draft_id(ident))
-            assert draft is not None
-            discarded = dr.discard(session, draft, actor, runtime.clock.now())
-            crisis = session.get(Crisis, discarded.crisis_id)
+            draft = dr.version(session, draft_id(ident))
+            discarded = dr.discard(session, draft, turn.actor, runtime.clock.now())
+            room = dr.room_of(session, discarded)
     except dr.DraftError as exc:
-        await query.answer(_error(runtime, lang, exc)[:190], show_alert=True)
+        await turn.replies.notice(_error(turn, exc.code, **exc.context)[:190], alert=True)
         return
-    await query.answer()
+    await turn.replies.notice()
     await ap.close_requests(
         runtime, discarded.id or 0, "closed", number=discarded.number, version=discarded.version
     )
-    room = stored_refs.crisis_room(crisis) if crisis else None
     if room is not None:
-        who = actor.user.full_name if actor.user else ""
-        await runtime.notifier.send_text(
-            room,
-            runtime.renderer.render(
-                "draft_notice", lang, code="discarded", number=discarded.number, who=who
-            ),
-        )
+        who = turn.actor.user.full_name if turn.actor.user else ""
+        text = turn.render("draft_notice", code="discarded", number=discarded.number, who=who)
+        await runtime.notifier.send_text(room, text)
 
 
 # --------------------------------------------------------------------------- for other areas
 
 
-async def start_in_room(
-    context: ContextTypes.DEFAULT_TYPE,
-    crisis_id: int,
-    telegram_user_id: int,
-    kind: str = "holding",
-    lang: str | None = None,
-) -> str | None:
-    """Start a draft for ``crisis_id`` on behalf of a person (the alerts' "Draft response").
+async def start_in_room(turn: Turn, crisis_id: int, kind: str = "holding") -> str | None:
+    """Start a draft for ``crisis_id`` on behalf of the sender (the alerts' "Draft response").
 
-    The first question is posted in the crisis room, addressed to the person, who answers by
-    replying there. Returns None on success, else the error text to show the person.
+    The first question is posted in the crisis room, addressed to the person, who answers
+    there. Returns None on success, else the error text to show the person.
     """
-    runtime = runtime_of(context)
-    with runtime.db.session() as session:
-        actor = actor_in(session, runtime, telegram_user_id)
-        crisis = session.get(Crisis, crisis_id)
-        ui_lang = actor.user.language if actor.user else "vi"
-        if crisis is None or crisis.room_chat_id is None:
-            return _error_code(runtime, ui_lang, "draft_not_room")
-        chat_ref = f"{crisis.room_chat_id}:{crisis.room_thread_id or 0}"
-        try:
-            started = dr.start_draft(
-                session,
-                crisis=crisis,
-                actor=actor,
-                kind=kind,
-                lang=lang or ui_lang,
-                ui_lang=ui_lang,
-                chat_ref=chat_ref,
-                user_ref=str(person_ref(telegram_user_id)),
-                at=runtime.clock.now(),
-                tz=runtime.settings.tz,
-                templates=dr.library(runtime),
-            )
-        except dr.DraftError as exc:
-            return _error(runtime, ui_lang, exc)
-        room = stored_refs.crisis_room(crisis)
-    assert room is not None
-    if started.prompt is not None:
-        text = runtime.renderer.render(
-            "draft_prompt", ui_lang, prompt=started.prompt, prefilled=started.prefilled
-        )
-        asked = await context.bot.send_message(
-            tg.chat_id(room),
-            text,
-            message_thread_id=tg.thread_id(room),
-            parse_mode=ParseMode.HTML,
-            reply_markup=ForceReply(selective=False),
-        )
-        with runtime.db.session() as session:
-            dr.remember_prompt(session, started.prompt.state_id, str(asked.message_id))
-    elif started.draft is not None and started.draft.id is not None:
-        await post_draft(runtime, started.draft.id, ui_lang)
+    try:
+        started, room = _start(turn, crisis_id, kind, turn.lang)
+    except dr.DraftError as exc:
+        return _refusal(turn, exc)
+    await _after_fill(turn, started, room)
     return None
-
-
-class _ReplyToBot(filters.MessageFilter):
-    """Text that replies to a message of a bot (ours: the only bot that sends our prompts)."""
-
-    def filter(self, message: Message) -> bool:
-        replied = message.reply_to_message
-        return bool(replied and replied.from_user and replied.from_user.is_bot)
-
-
-def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-    return [
-        CommandHandler("draft", draft_command),
-        CommandHandler("set", set_command),
-        CommandHandler("history", history_command),
-        CommandHandler("pin", pin_command),
-        MessageHandler(filters.TEXT & ~filters.COMMAND & _ReplyToBot(), reply_message),
-    ]

@@ -452,7 +452,14 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     ],
     "digest_chart_title": [{}],
     "draft_edit_help": [
-        {"number": 1, "fields": ["Số văn bản", "Điều đã xác minh", "Cập nhật tiếp theo"]}
+        {"number": 1, "fields": ["Số văn bản", "Điều đã xác minh", "Cập nhật tiếp theo"]},
+        {
+            "number": 1,
+            "fields": ["Số văn bản"],
+            "typed": True,
+            "command": "sua",
+            "draft_id": 45,
+        },
     ],
     "draft_error": [
         {
@@ -486,6 +493,13 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "diff": N(added=3, removed=0, excerpt=""),
         },
         {"draft": N(number=1, version=1, status="drafting"), "title": "Hỏi đáp", "diff": None},
+        {
+            "draft": N(id=45, number=1, version=1, status="drafting"),
+            "title": "Hỏi đáp",
+            "diff": None,
+            "typed": True,
+            "command": "sua",
+        },
     ],
     "draft_label": [{"which": w} for w in ("edit", "submit", "discard")],
     "draft_notice": [
@@ -528,6 +542,11 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
                 text="Số văn bản (nếu chưa có số thì bỏ qua)",
                 required=False,
             ),
+        },
+        {
+            "prefilled": [],
+            "typed": True,
+            "prompt": N(kind_title="Hỏi đáp", index=1, total=2, text="Câu hỏi", required=True),
         },
     ],
     "draft_usage": [
@@ -655,7 +674,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "people_you_changed": [
         {"what": w, "role": "Giám sát viên"} for w in ("suspended", "reactivated", "role")
     ],
-    "pin_message": [{"code": "pin_saved"}],
+    "pin_message": [{"code": "pin_saved"}, {"code": "pin_new", "typed": True}],
     "reg_already_active": [{"person": "Lê Minh Châu", "role": "Người phát ngôn"}],
     "reg_already_decided": [
         {"status": s, "by": "Nguyễn Văn An"} for s in ("active", "rejected", "suspended")

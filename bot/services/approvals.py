@@ -402,6 +402,34 @@ def open_state(
     return state
 
 
+ANSWERED_FLOWS = (FLOW_PIN_SET, FLOW_PIN_APPROVE, FLOW_REASON)
+
+
+def awaited_answer(
+    session: Session, chat_ref: str, user_ref: str, prompt_id: str | None
+) -> ConversationState | None:
+    """The question a person's private text answers: the one whose prompt they replied to,
+    else (no such prompt, or a channel without replies) the one asked last."""
+    states = [s for flow in ANSWERED_FLOWS if (s := state_for(session, chat_ref, user_ref, flow))]
+    # States written before message ids were strings hold numbers.
+    exact = [s for s in states if str(s.data.get("prompt_message_id")) == prompt_id]
+    waiting = exact or sorted(states, key=lambda s: s.updated_at)
+    return waiting[-1] if waiting else None
+
+
+def pin_answer(
+    session: Session, state_id: int | None, user_id: int, text: str, at: datetime
+) -> tuple[str, int | None]:
+    """One answer in the ``/pin`` conversation: the message code to show, and the state still
+    waiting for the next answer (None once the PIN is saved)."""
+    state = session.get(ConversationState, state_id)
+    user = session.get(User, user_id)
+    if state is None or user is None:
+        return "pin_new", None
+    code = pin_step(session, state, user, text, at)
+    return code, (state.id if code != "pin_saved" else None)
+
+
 def pin_step(
     session: Session, state: ConversationState, user: User, text: str, at: datetime
 ) -> str:

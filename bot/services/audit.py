@@ -8,11 +8,29 @@ its own short transaction, because refusals are what an inquiry asks about first
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
 from storage.models import AuditEvent
+
+if TYPE_CHECKING:
+    from bot.services.permissions import Actor
+
+
+def record_by(
+    session: Session, actor: Actor, action: str, subject: str, at: datetime, **changes: Any
+) -> AuditEvent:
+    """:func:`record` of what ``actor`` did (``changes``: ``before`` / ``after``)."""
+    return record(
+        session,
+        action=action,
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=subject,
+        at=at,
+        **changes,
+    )
 
 
 def record(

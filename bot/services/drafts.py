@@ -7,8 +7,8 @@ written before the bot asks the next question, so a restart resumes where the dr
 
 Every version, submission, decision and publication is an ``AuditEvent`` with the subject
 ``statement:<crisis>:<number>`` (``/history`` reads them back) and a ``TimelineEvent`` of the
-crisis. This module never imports ``telegram``: it returns what to say, and the posting flows
-talk to people through the ``Notifier`` protocol.
+crisis. This module names no messenger: it returns what to say, and the posting flows talk to
+people through the ``Notifier`` protocol.
 """
 
 from __future__ import annotations
@@ -159,6 +159,78 @@ def draft_for_message(session: Session, message: MessageRef) -> Draft | None:
         )
     ).first()
     return session.get(Draft, delivery.ref_id) if delivery is not None else None
+
+
+def version(session: Session, draft_id: int) -> Draft:
+    """A version a checked press or a stored message names (the button rule found it)."""
+    draft = session.get(Draft, draft_id)
+    if draft is None:
+        raise DraftError("draft_no_draft")
+    return draft
+
+
+def room_target(
+    session: Session, chat: ChatRef, replied: MessageRef | None
+) -> tuple[Crisis | None, Draft | None]:
+    """The crisis whose room ``chat`` is, and the statement ``/set`` changes there: the version
+    the person replied to, else the room's most recently changed open statement."""
+    crisis = crisis_for_room(session, chat)
+    if crisis is None:
+        return None, None
+    found = draft_for_message(session, replied) if replied is not None else None
+    return crisis, found or current_for_room(session, crisis.id or 0)
+
+
+def editable_parts(
+    session: Session, draft_id: int, templates: pt.PressLibrary, lang: str
+) -> tuple[int, list[str]]:
+    """The statement's number and the parts ``/set`` changes, as ``lang`` names them (a draft
+    whose template is gone: its stored field names)."""
+    draft = version(session, draft_id)
+    try:
+        fields = templates.get(draft.template, draft.language).labels(lang)
+    except pt.PressTemplateError:
+        fields = sorted(k for k in draft.fields if not k.startswith("_"))
+    return draft.number, fields
+
+
+def room_of(session: Session, draft: Draft) -> ChatRef | None:
+    """The room of the draft's crisis, where its versions and notices are posted."""
+    crisis = session.get(Crisis, draft.crisis_id)
+    return stored_refs.crisis_room(crisis) if crisis is not None else None
+
+
+@dataclass(frozen=True)
+class StatementHistory:
+    """``/history <n>`` in a room: a refusal code, or the statement's title and steps."""
+
+    problem: str = ""
+    title: str = ""
+    entries: list[HistoryEntry] = field(default_factory=list)
+
+
+def room_history(
+    session: Session,
+    actor: Actor,
+    chat: ChatRef,
+    number: int | None,
+    templates: pt.PressLibrary,
+    limit: int = 40,
+) -> StatementHistory:
+    """The last ``limit`` steps of statement ``number`` of the crisis whose room ``chat`` is,
+    if ``actor`` may work on it."""
+    crisis = crisis_for_room(session, chat)
+    if crisis is None:
+        return StatementHistory("draft_not_room")
+    if number is None:
+        return StatementHistory("history_usage")
+    if not can_work_on(session, actor, crisis):
+        return StatementHistory("draft_not_allowed")
+    newest = latest(session, crisis.id or 0, number)
+    if newest is None:
+        return StatementHistory("history_not_found")
+    entries = history(session, crisis.id or 0, number)[-limit:]
+    return StatementHistory("", template_title(templates, newest), entries)
 
 
 # --------------------------------------------------------------------------- crisis context
@@ -429,6 +501,65 @@ def cancel_fill(session: Session, chat_ref: str, user_ref: str) -> bool:
         return False
     session.delete(state)
     return True
+
+
+def chat_key(chat: ChatRef) -> str:
+    """The ``ConversationState.chat_ref`` of a chat and forum topic (``0``: none)."""
+    return f"{chat.chat_id}:{chat.thread_id or 0}"
+
+
+def awaited(
+    session: Session, chat: ChatRef, user_ref: str, replied: MessageRef | None
+) -> tuple[Draft | None, ConversationState | None]:
+    """What a person's text in a room answers: the version they replied to (a new full text),
+    else their half-filled template's question in this room, else nothing."""
+    edited = draft_for_message(session, replied) if replied is not None else None
+    if edited is not None:
+        return edited, None
+    return None, _state(session, chat_key(chat), user_ref)
+
+
+def answer_fill(
+    session: Session, state_id: int | None, text: str, *, at: datetime, templates: pt.PressLibrary
+) -> Started | None:
+    """:func:`answer` for the state read earlier; None if it went meanwhile (cancelled)."""
+    state = session.get(ConversationState, state_id)
+    return answer(session, state, text, at=at, templates=templates) if state else None
+
+
+def start_in_room(
+    session: Session,
+    *,
+    crisis_id: int,
+    actor: Actor,
+    kind: str,
+    lang: str,
+    ui_lang: str,
+    user_ref: str,
+    at: datetime,
+    tz: ZoneInfo,
+    templates: pt.PressLibrary,
+) -> tuple[Started, ChatRef]:
+    """Start a statement for ``crisis_id`` whose questions are asked in the crisis room (the
+    alerts' "Draft response" is pressed elsewhere); returns what to ask and the room."""
+    crisis = session.get(Crisis, crisis_id)
+    room = stored_refs.crisis_room(crisis) if crisis is not None else None
+    if crisis is None or room is None:
+        raise DraftError("draft_not_room")
+    started = start_draft(
+        session,
+        crisis=crisis,
+        actor=actor,
+        kind=kind,
+        lang=lang,
+        ui_lang=ui_lang,
+        chat_ref=chat_key(room),
+        user_ref=user_ref,
+        at=at,
+        tz=tz,
+        templates=templates,
+    )
+    return started, room
 
 
 # --------------------------------------------------------------------------- versions
@@ -720,7 +851,8 @@ def docx_text(data: bytes) -> str:
 
 
 def long_pieces(header: str, body: str) -> list[str]:
-    """Header + body as Telegram HTML messages under 4,096 characters each.
+    """Header + body as HTML messages of at most ``DEFAULT_PIECE`` characters each (a channel
+    with a lower limit cuts them further where its notifier degrades).
 
     The header is HTML from a message template; the body is plain text, split first and escaped
     piece by piece, so no tag or entity is ever cut.

@@ -8,11 +8,12 @@ stored, so a malformed one is refused with the position of the fault.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from bot.services import audit
+from bot.services.alerts import hand_over_open_alerts
 from bot.services.permissions import Actor, can_act_for_agency, has_role, is_admin
 from scanner.sources import UnsafeURLError, check_url
 from scanner.topics import QueryError, parse_query
@@ -80,15 +81,33 @@ def set_subscription(
         session.add(Subscription(user_id=actor.user_id, topic_id=topic_id, created_at=now))
     else:
         session.delete(existing)
-    audit.record(
-        session,
-        action="topic.subscribed" if follow else "topic.unsubscribed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
-        subject=f"topic:{topic_id}",
-        at=now,
-    )
+    action = "topic.subscribed" if follow else "topic.unsubscribed"
+    audit.record_by(session, actor, action, f"topic:{topic_id}", now)
     return True
+
+
+def toggle(
+    session: Session,
+    actor: Actor,
+    topic_id: int,
+    follow: bool,
+    now: datetime,
+    *,
+    escalate_after: timedelta,
+) -> bool:
+    """Follow or unfollow from the topic picker; someone arriving late is handed the topic's
+    alerts already out too. Returns True if something changed."""
+    changed = set_subscription(session, actor, topic_id, follow, now)
+    if changed and follow:
+        hand_over_open_alerts(session, topic_id, now, escalate_after=escalate_after)
+    return changed
+
+
+def topic_line(session: Session, actor: Actor, name: str, now: datetime) -> TopicLine | None:
+    """One visible topic by case-insensitive name, with the actor's subscription state."""
+    wanted = name.casefold()
+    lines = visible_topics(session, actor, now)
+    return next((line for line in lines if line.topic.name.casefold() == wanted), None)
 
 
 def find_topic(session: Session, actor: Actor, name: str) -> Topic:
@@ -142,14 +161,13 @@ def add_topic(
     )
     session.add(topic)
     session.flush()
-    audit.record(
+    audit.record_by(
         session,
-        action="topic.created",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
-        subject=f"topic:{topic.id}",
+        actor,
+        "topic.created",
+        f"topic:{topic.id}",
+        now,
         after={"name": name, "query": topic.query, "sensitivity": sensitivity},
-        at=now,
     )
     return topic
 
@@ -179,15 +197,14 @@ def change_topic(
         if sensitivity not in tuple(Sensitivity):
             raise TopicError("topic_bad_sensitivity", value=sensitivity)
         topic.sensitivity = sensitivity
-    audit.record(
+    audit.record_by(
         session,
-        action="topic.changed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
-        subject=f"topic:{topic.id}",
+        actor,
+        "topic.changed",
+        f"topic:{topic.id}",
+        now,
         before=before,
         after={"query": topic.query, "sensitivity": topic.sensitivity},
-        at=now,
     )
     return topic
 
@@ -198,14 +215,7 @@ def remove_topic(session: Session, actor: Actor, topic: Topic, now: datetime) ->
     topic.active = False
     for sub in session.exec(select(Subscription).where(Subscription.topic_id == topic.id)):
         session.delete(sub)
-    audit.record(
-        session,
-        action="topic.removed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
-        subject=f"topic:{topic.id}",
-        at=now,
-    )
+    audit.record_by(session, actor, "topic.removed", f"topic:{topic.id}", now)
 
 
 def list_sources(session: Session) -> list[Source]:
@@ -247,14 +257,13 @@ def add_source(
     )
     session.add(source)
     session.flush()
-    audit.record(
+    audit.record_by(
         session,
-        action="source.created",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
-        subject=f"source:{source.id}",
+        actor,
+        "source.created",
+        f"source:{source.id}",
+        now,
         after={"url": url, "outlet": source.outlet},
-        at=now,
     )
     return source
 
@@ -268,12 +277,5 @@ def remove_source(session: Session, actor: Actor, source_id: int, now: datetime)
     if source.owner == Owner.TOML:
         raise TopicError("source_read_only", name=source.name)
     source.active = False
-    audit.record(
-        session,
-        action="source.removed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
-        subject=f"source:{source.id}",
-        at=now,
-    )
+    audit.record_by(session, actor, "source.removed", f"source:{source.id}", now)
     return source

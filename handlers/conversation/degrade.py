@@ -7,6 +7,7 @@ an edit in place, a pin, text of any length. Here each wish is granted or replac
   (``typed_press``), else a numbered choice ``1. label`` that the person answers with ``1``;
 * an edit → a new message with the new text;
 * a pin → nothing more (the message was just sent; pinning only kept it in view);
+* a reply to a question → the next plain text in the chat answers it (``answers_question``);
 * text over the limit → consecutive messages cut at paragraph, line or word boundaries.
 
 Numbered choices are remembered per chat in this process (the last offer wins, a bounded
@@ -23,6 +24,7 @@ from bot.channels import base
 from bot.channels.base import Attachment, Button, Buttons, Notifier, SentMessage
 from bot.channels.refs import ChatRef, MessageRef
 from bot.services.textsplit import split_plain
+from handlers.conversation.events import Incoming
 from handlers.conversation.surface import Capabilities, RichSurface, Surface
 
 _TYPED: dict[str, str | None] = {}  # button action → its short command (None: numbered)
@@ -83,6 +85,15 @@ def press_for(chat: ChatRef, command: str | None, args: Sequence[str], text: str
     if offered and choice.isdigit() and 1 <= int(choice) <= len(offered):
         return offered[int(choice) - 1].data
     return None
+
+
+def answers_question(caps: Capabilities, event: Incoming) -> bool:
+    """Whether ``event`` may answer a question the bot asked in its chat: where people reply
+    to messages only a reply does (other text there is not meant for the question), elsewhere
+    any plain text does."""
+    if event.command is not None or event.contact is not None or not event.text:
+        return False
+    return event.reply_to is not None or not caps.replies
 
 
 def _choices(chat: AnyChat, buttons: Buttons) -> str:
@@ -157,6 +168,13 @@ class Replies:
             await self.surface.edit(message, text, buttons if caps.buttons else None)
         else:
             await self.say(text, buttons)
+
+    async def forget(self, message: MessageRef | None) -> None:
+        """Take a message the person sent (a PIN) off the screen where the channel lets the
+        bot delete it (an optional ``forget`` on the surface); elsewhere it stays."""
+        forget = getattr(self.surface, "forget", None)
+        if forget is not None and message is not None:
+            await forget(message)
 
     @property
     def private_link(self) -> str | None:

@@ -27,6 +27,9 @@ class Capabilities:
     #: The channel can ask for the sender's phone number and vouch that it is theirs
     #: (Telegram's contact button); without it a typed number is taken (docs/architecture.md).
     contact_share: bool = False
+    #: A person answers a given message by replying to it (quoting it). Without it a question
+    #: is answered by the next plain text in the chat, or a typed short command.
+    replies: bool = False
 
 
 class Surface(Protocol):

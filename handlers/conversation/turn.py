@@ -87,12 +87,5 @@ def record_refusal(runtime: Runtime, actor: Actor, action: str, subject: str, re
     because refusals are what an inquiry asks about first.
     """
     with runtime.db.session() as session:
-        audit.record(
-            session,
-            action=action,
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
-            subject=subject,
-            after={"reason": reason},
-            at=runtime.clock.now(),
-        )
+        now = runtime.clock.now()
+        audit.record_by(session, actor, action, subject, now, after={"reason": reason})

@@ -13,7 +13,8 @@ from alert_desk import Desk
 from channels.fake_channel import FakeChannel, account_of, enrol
 from sqlmodel import select
 
-import handlers.alerts  # noqa: F401  (the alert flows register with the conversation layer)
+import handlers.alert_draft  # the alert flows register with the conversation layer
+import handlers.alerts  # noqa: F401
 from bot.runtime import Runtime
 from bot.services.alerts import plan_delivery
 from bot.services.delivery import deliver_pending
@@ -56,7 +57,7 @@ async def test_alert_is_acknowledged_by_a_typed_command(desk: Desk) -> None:
     assert f"✓ Đã nắm: /ack {alert_id}" in text
     assert f"/tf {alert_id}" in text and f"/dismiss {alert_id}" in text
     assert f"/mute {alert_id}" in text
-    assert "Soạn phản hồi" not in text  # no flow starts a draft on this channel yet
+    assert f"📝 Soạn phản hồi: /soan {alert_id}" in text
     assert f"✓ Acknowledge: /ack {alert_id}" in channel.inbox(anna)[1]  # her language
 
     answer = await channel.type(runtime, lan, f"/ack {alert_id}")

@@ -14,11 +14,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NEUTRAL = [
     *sorted((ROOT / "handlers" / "conversation").glob("*.py")),
+    ROOT / "handlers" / "alert_draft.py",
     ROOT / "handlers" / "alerts.py",
     ROOT / "handlers" / "approvals.py",
+    ROOT / "handlers" / "drafts.py",
     ROOT / "handlers" / "linking.py",
     ROOT / "handlers" / "registration.py",
     ROOT / "handlers" / "taskforce.py",
+    ROOT / "handlers" / "topics.py",
 ]
 CHANNEL_SPECIFIC = ("telegram", "bot.channels.telegram", "bot.channels.zalo.bot_api")
 

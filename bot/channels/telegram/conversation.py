@@ -7,11 +7,20 @@ handlers of every flow written against the layer.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from telegram import ForceReply, KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
-from telegram.constants import ParseMode
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes
+from telegram import (
+    ForceReply,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
@@ -35,6 +44,7 @@ CAPABILITIES = Capabilities(
     join_requests=True,
     max_text=TEXT_LIMIT,
     contact_share=True,
+    replies=True,
 )
 
 
@@ -155,15 +165,17 @@ class TelegramSurface:
 
     async def ask(self, text: str) -> MessageRef | None:
         """A question answered by replying: ForceReply opens the reply for the person (and works
-        under privacy mode, where the bot sees only replies to its own messages)."""
+        under privacy mode, where the bot sees only replies to its own messages). In a group it
+        quotes the person's message: a selective ForceReply is for the quoted sender only."""
         message = self.update.effective_message
         if message is None:
             return None
+        in_group = message.chat.type != ChatType.PRIVATE
         sent = await message.reply_text(
             text,
             parse_mode=ParseMode.HTML,
             reply_markup=ForceReply(selective=True),
-            do_quote=False,
+            do_quote=in_group and self.update.callback_query is None,
         )
         thread = sent.message_thread_id if sent.is_topic_message else None
         return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
@@ -177,6 +189,13 @@ class TelegramSurface:
             reply_markup=keyboard(buttons),
             disable_web_page_preview=True,
         )
+
+    async def forget(self, message: MessageRef) -> None:
+        """Delete a message the person sent (a PIN); one that is gone already stays gone."""
+        with contextlib.suppress(TelegramError):
+            await self.update.get_bot().delete_message(
+                int(message.chat.chat_id), int(message.message_id)
+            )
 
     async def notice(self, text: str, alert: bool = False) -> None:
         query = self.update.callback_query
@@ -196,14 +215,28 @@ async def on_update(
     return await handle(runtime_of(context), event, TelegramSurface(update), legacy)
 
 
-async def _on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _to_layer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await on_update(update, context)
+
+
+class _ReplyToBot(filters.MessageFilter):
+    """Text that replies to a message of a bot (ours: the only bot that sends our prompts)."""
+
+    def filter(self, message: Message) -> bool:
+        replied = message.reply_to_message
+        return bool(replied and replied.from_user and replied.from_user.is_bot)
 
 
 def handlers() -> list[BaseHandler[Any, Any, Any]]:
     """PTB handlers for the commands of the flows written against the layer (registered by
-    importing their modules, which the app does before it asks)."""
-    return [CommandHandler(name, _on_command) for name in commands()]
+    importing their modules, which the app does before it asks), and for replies to the bot in
+    groups: under privacy mode they are all the text a room's flows see (private text reaches
+    the layer through ``handlers.start.flow_message``)."""
+    replies = filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND & _ReplyToBot()
+    return [
+        *(CommandHandler(name, _to_layer) for name in commands()),
+        MessageHandler(replies, _to_layer),
+    ]
 
 
 def turn_of(update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor) -> Turn:
