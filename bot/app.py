@@ -20,7 +20,7 @@ from telegram.ext import Application, ContextTypes, Defaults
 
 from bot import jobs
 from bot.channels.ratelimit import TelegramRateLimiter
-from bot.channels.telegram import conversation
+from bot.channels.telegram import conversation, guards
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.telegram.wire import bot_request
 from bot.clock import Clock, SystemClock
@@ -44,7 +44,6 @@ from handlers import (
     fallback,
     people,
     registration,
-    start,
     taskforce,
     topics,
 )
@@ -70,11 +69,12 @@ BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (repli
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function; the flows
 # written against the conversation layer (handlers.conversation) reach PTB through the
 # Telegram adapter's ``handlers()``.
-HANDLER_MODULES = (start, people, admin, conversation, topics, taskforce, drafts, fallback)
+HANDLER_MODULES = (conversation, topics, taskforce, drafts, fallback)
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules (approvals: submit and decide on
-# drafts). alert_draft is the alerts' one button whose flow still speaks PTB.
-FLOW_MODULES = (alerts, registration, alert_draft, approvals)
+# drafts; people and admin: /help, /me, /people, /invite, /status). alert_draft is the alerts'
+# one button whose flow still speaks PTB.
+FLOW_MODULES = (alerts, registration, alert_draft, approvals, people, admin)
 
 
 class WorkerApplication(InstrumentedApplication):
@@ -181,7 +181,7 @@ def build_application(
     for module in HANDLER_MODULES:
         for handler in module.handlers():
             application.add_handler(handler)
-    start.install(application)  # guards (groups -2, -1) and the command menus
+    guards.install(application)  # guards (groups -2, -1) and the command menus
     application.add_handler(button_handler())
     application.add_error_handler((conflicts or ConflictGuard()).on_error)  # before on_error
     application.add_error_handler(errors.on_error)

@@ -66,6 +66,24 @@ def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict
     return {user_id: PersonRef(channel, external) for user_id, external in rows}
 
 
+def channels_of(session: Session, user_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The channels each of ``user_ids`` has an account on (sorted; people with none absent)."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    with session.no_autoflush:
+        rows = session.exec(
+            select(ChannelIdentity.user_id, ChannelIdentity.channel)
+            .where(col(ChannelIdentity.user_id).in_(ids))
+            .order_by(col(ChannelIdentity.channel))
+        ).all()
+    found: dict[int, list[str]] = {}
+    for user_id, channel in rows:
+        if channel not in found.setdefault(user_id, []):
+            found[user_id].append(channel)
+    return found
+
+
 def user_ids(session: Session, accounts: Iterable[PersonRef]) -> list[int]:
     """The people behind those of ``accounts`` that belong to someone registered."""
     return [user.id for who in accounts if (user := person_for(session, who)) and user.id]

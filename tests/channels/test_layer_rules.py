@@ -17,6 +17,9 @@ NEUTRAL = [
     ROOT / "handlers" / "alerts.py",
     ROOT / "handlers" / "approvals.py",
     ROOT / "handlers" / "registration.py",
+    ROOT / "handlers" / "people.py",
+    ROOT / "handlers" / "start.py",
+    ROOT / "handlers" / "admin.py",
 ]
 CHANNEL_SPECIFIC = ("telegram", "bot.channels.telegram", "bot.channels.zalo.bot_api")
 
