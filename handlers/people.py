@@ -15,10 +15,8 @@ Without edits a screen that would change in place is posted anew.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from functools import partial
 from typing import Any
-
-from sqlmodel import Session
 
 from bot.buttons import register
 from bot.channels.base import Button, Buttons
@@ -35,7 +33,7 @@ from storage.models import User, UserStatus
 
 ROLE_CODES = {"m": Role.MEMBER, "s": Role.SPOKESPERSON, "v": Role.SUPERVISOR, "a": Role.ADMIN}
 CODE_OF_ROLE = {role: code for code, role in ROLE_CODES.items()}
-Change = Callable[[Session, datetime], User]
+Change = Callable[..., User]  # (session, now=…) → the changed person
 
 
 def _split(ident: str) -> tuple[int, str] | None:
@@ -413,12 +411,12 @@ async def on_people_open(turn: Turn, ident: str) -> None:
 
 async def _apply(turn: Turn, target_id: int, change: Change, what: str) -> None:
     """Make a change to someone (the service checks the right again and audits it), show their
-    card as it now is, and tell them."""
+    card as it now is, and tell them (``what``: suspended, reactivated, role)."""
     runtime = turn.runtime
     problem: str | None = None
     with runtime.db.session() as session:
         try:
-            target = change(session, runtime.clock.now())
+            target = change(session, now=runtime.clock.now())
         except reg.RegistrationError:
             problem = "people_no_change"
         except reg.NotAllowed:
@@ -435,23 +433,15 @@ async def _apply(turn: Turn, target_id: int, change: Change, what: str) -> None:
 @on_press(PEOPLE_SUSPEND, command="khoa", aliases=("suspend",))
 async def on_suspend(turn: Turn, ident: str) -> None:
     target_id = int(ident)
-    await _apply(
-        turn,
-        target_id,
-        lambda s, now: reg.suspend(s, actor=turn.actor, target_id=target_id, now=now),
-        "suspended",
-    )
+    change = partial(reg.suspend, actor=turn.actor, target_id=target_id)
+    await _apply(turn, target_id, change, "suspended")
 
 
 @on_press(PEOPLE_REACTIVATE, command="mokhoa", aliases=("reactivate",))
 async def on_reactivate(turn: Turn, ident: str) -> None:
     target_id = int(ident)
-    await _apply(
-        turn,
-        target_id,
-        lambda s, now: reg.reactivate(s, actor=turn.actor, target_id=target_id, now=now),
-        "reactivated",
-    )
+    change = partial(reg.reactivate, actor=turn.actor, target_id=target_id)
+    await _apply(turn, target_id, change, "reactivated")
 
 
 @on_press(PEOPLE_ROLE, command="vaitro", aliases=("setrole",))
@@ -459,11 +449,5 @@ async def on_role_change(turn: Turn, ident: str) -> None:
     parts = _split(ident)
     assert parts is not None  # the button rule
     target_id, role = parts[0], ROLE_CODES[parts[1]]
-    await _apply(
-        turn,
-        target_id,
-        lambda s, now: reg.change_role(
-            s, actor=turn.actor, target_id=target_id, role=role, now=now
-        ),
-        "role",
-    )
+    change = partial(reg.change_role, actor=turn.actor, target_id=target_id, role=role)
+    await _apply(turn, target_id, change, "role")

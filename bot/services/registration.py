@@ -797,31 +797,28 @@ def _change(
 
 
 def suspend(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
-    target = session.get(User, target_id)
-    if target is None or target.status != UserStatus.ACTIVE:
-        raise RegistrationError("not_active")
-    return _change(
-        session,
-        actor=actor,
-        target_id=target_id,
-        action="user.suspended",
-        now=now,
-        status=UserStatus.SUSPENDED,
-    )
+    return _set_status(session, actor, target_id, now, UserStatus.SUSPENDED)
 
 
 def reactivate(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
+    return _set_status(session, actor, target_id, now, UserStatus.ACTIVE)
+
+
+# A status change: the status it needs, the refusal code otherwise, the audited action.
+_STATUS_CHANGES = {
+    UserStatus.SUSPENDED: (UserStatus.ACTIVE, "not_active", "user.suspended"),
+    UserStatus.ACTIVE: (UserStatus.SUSPENDED, "not_suspended", "user.reactivated"),
+}
+
+
+def _set_status(
+    session: Session, actor: Actor, target_id: int, now: datetime, status: UserStatus
+) -> User:
+    needed, refusal, action = _STATUS_CHANGES[status]
     target = session.get(User, target_id)
-    if target is None or target.status != UserStatus.SUSPENDED:
-        raise RegistrationError("not_suspended")
-    return _change(
-        session,
-        actor=actor,
-        target_id=target_id,
-        action="user.reactivated",
-        now=now,
-        status=UserStatus.ACTIVE,
-    )
+    if target is None or target.status != needed:
+        raise RegistrationError(refusal)
+    return _change(session, actor=actor, target_id=target_id, action=action, now=now, status=status)
 
 
 def change_role(
@@ -848,15 +845,22 @@ def set_language(session: Session, user_id: int, language: str, now: datetime) -
     """``/me``: the person's own language (their messages and command menu from now on)."""
     if language not in LANGUAGES:
         raise RegistrationError("bad_language")
+    return _own_change(session, user_id, "user.language_changed", now, language=language)
+
+
+def _own_change(session: Session, user_id: int, action: str, now: datetime, **values: Any) -> User:
+    """A change someone makes to their own row (``/me``), audited as theirs."""
     user = session.get(User, user_id)
-    assert user is not None, "the button rule found the person"
+    if user is None:
+        raise RegistrationError("stale")
     before = _snapshot(user)
-    user.language = language
+    for key, value in values.items():
+        setattr(user, key, value)
     user.updated_at = now
     session.add(user)
     audit.record(
         session,
-        action="user.language_changed",
+        action=action,
         actor_id=user.id,
         subject=f"user:{user.id}",
         before=before,
@@ -884,22 +888,6 @@ def set_name(
     session: Session, state: ConversationState, user_id: int, raw: str, now: datetime
 ) -> User:
     """Rename from ``/me`` (raises :class:`InvalidName`, keeping the state to try again)."""
-    name = clean_name(raw)
-    user = session.get(User, user_id)
-    if user is None:
-        raise RegistrationError("stale")
-    before = _snapshot(user)
-    user.full_name = name
-    user.updated_at = now
-    session.add(user)
+    user = _own_change(session, user_id, "user.renamed", now, full_name=clean_name(raw))
     session.delete(state)
-    audit.record(
-        session,
-        action="user.renamed",
-        actor_id=user.id,
-        subject=f"user:{user.id}",
-        before=before,
-        after=_snapshot(user),
-        at=now,
-    )
     return user

@@ -50,7 +50,7 @@ async def publish_default_commands(context: ContextTypes.DEFAULT_TYPE) -> None:
     await command_lists.publish_default_commands(runtime_of(context))
 
 
-def install(application: Application) -> None:  # type: ignore[type-arg]
+def install(application: Application) -> None:
     """Add the guards (groups -2 and -1) and the start-up job publishing the command menus."""
     private_input = filters.ChatType.PRIVATE & ((filters.TEXT & ~filters.COMMAND) | filters.CONTACT)
     application.add_handler(TypeHandler(Update, gatekeeper), group=-2)
