@@ -33,6 +33,6 @@ async def status_command(turn: Turn) -> None:
 
 @on_press(REFRESH)
 async def refresh_status(turn: Turn, _ident: str) -> None:
-    """The same status, newer; an unchanged text is left as it is (edited in place)."""
+    """The status as it is now, in place of the pressed one (where the channel edits)."""
     await turn.replies.notice()
     await turn.replies.replace(turn.event.message, *_status(turn))
