@@ -98,7 +98,7 @@ PEOPLE_ROLE = register("ppl.role", _role_rule, "/people: change role")
 
 
 def _agency_choices(turn: Turn, action: str, suffix: str) -> Buttons:
-    """One button an agency (an admin's choice for ``/people`` and ``/invite``)."""
+    """One button per agency (an admin's choice for ``/people`` and ``/invite``)."""
     with turn.runtime.db.session() as session:
         rows = invites.agencies_to_invite_for(session)
     return [[Button(f"{a.name} ({a.code})", action, f"{a.id}-{suffix}")] for a in rows]
@@ -243,13 +243,20 @@ async def _send_invite(turn: Turn, agency_id: int, role: Role) -> None:
     await turn.replies.replace(turn.event.message if turn.event.press else None, text)
 
 
-@on_command("invite", Role.SUPERVISOR)
-async def invite_command(turn: Turn) -> None:
-    actor = turn.actor
-    allowed = invites.invitable_roles(actor)
+async def _may_invite(turn: Turn) -> tuple[Role, ...]:
+    """The roles the sender may invite into; none: they are told, and it is audited."""
+    allowed = invites.invitable_roles(turn.actor)
     if not allowed:
         turn.audit_refusal("cannot invite")
         await turn.say("not_allowed")
+    return allowed
+
+
+@on_command("invite", Role.SUPERVISOR)
+async def invite_command(turn: Turn) -> None:
+    actor = turn.actor
+    allowed = await _may_invite(turn)
+    if not allowed:
         return
     arg = turn.event.args[0].lower() if turn.event.args else ""
     roles = {r.value: r for r in allowed}
@@ -293,11 +300,8 @@ def _invite_list(turn: Turn) -> tuple[str, Buttons]:
 
 @on_command("invites", Role.SUPERVISOR)
 async def invites_command(turn: Turn) -> None:
-    if not invites.invitable_roles(turn.actor):
-        turn.audit_refusal("cannot invite")
-        await turn.say("not_allowed")
-        return
-    await turn.replies.say(*_invite_list(turn))
+    if await _may_invite(turn):
+        await turn.replies.say(*_invite_list(turn))
 
 
 @on_press(INVITE_REVOKE, command="huyma", aliases=("revoke",))
