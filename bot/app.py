@@ -20,7 +20,7 @@ from telegram.ext import Application, ContextTypes, Defaults
 
 from bot import jobs
 from bot.channels.ratelimit import TelegramRateLimiter
-from bot.channels.telegram import conversation, membership
+from bot.channels.telegram import conversation, guards, membership
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.telegram.wire import bot_request
 from bot.clock import Clock, SystemClock
@@ -45,7 +45,6 @@ from handlers import (
     linking,
     people,
     registration,
-    start,
     taskforce,
     topics,
 )
@@ -71,13 +70,25 @@ BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (repli
 # Each chat-facing area is a module in handlers/ with a ``handlers()`` function; the flows
 # written against the conversation layer (handlers.conversation) reach PTB through the
 # Telegram adapter's ``handlers()``.
-HANDLER_MODULES = (start, people, admin, conversation, membership, fallback)
+HANDLER_MODULES = (conversation, membership, fallback)
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules (approvals: submit and decide on
 # drafts; alert_draft: the alerts' Draft response, which needs the drafts flows; taskforce:
 # /crisis and the room commands, whose membership updates the Telegram adapter reads in
-# ``membership``; linking: one person on two messengers).
-FLOW_MODULES = (alerts, registration, alert_draft, approvals, topics, drafts, taskforce, linking)
+# ``membership``; linking: one person on two messengers; people and admin: /help, /me,
+# /people, /invite, /status).
+FLOW_MODULES = (
+    alerts,
+    registration,
+    alert_draft,
+    approvals,
+    topics,
+    drafts,
+    taskforce,
+    linking,
+    people,
+    admin,
+)
 
 
 class WorkerApplication(InstrumentedApplication):
@@ -184,7 +195,7 @@ def build_application(
     for module in HANDLER_MODULES:
         for handler in module.handlers():
             application.add_handler(handler)
-    start.install(application)  # guards (groups -2, -1) and the command menus
+    guards.install(application)  # guards (groups -2, -1) and the command menus
     application.add_handler(button_handler())
     application.add_error_handler((conflicts or ConflictGuard()).on_error)  # before on_error
     application.add_error_handler(errors.on_error)

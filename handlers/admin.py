@@ -1,62 +1,38 @@
-"""Admin commands: ``/status``, the health of the desk at a glance, with a Refresh button.
+"""Admin commands: ``/status``, the health of the desk at a glance, with a Refresh button;
+written once for every channel (``handlers.conversation``).
 
 The Refresh button is the reference example of the button scheme: only admins may press it, and
-the rule is evaluated on the server for every press.
+the rule is evaluated on the server for every press (on a channel without buttons it is a
+numbered choice, and the refreshed status comes as a new message).
 """
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.constants import ParseMode
-from telegram.ext import CommandHandler, ContextTypes
-
 from bot.buttons import register
-from bot.channels.base import Button
-from bot.channels.telegram.notifier import keyboard
-from bot.services.permissions import Actor, is_admin
+from bot.channels.base import Button, Buttons
+from bot.services.permissions import is_admin
 from bot.services.status import system_status
-from handlers.buttons import on_button
-from handlers.common import gate, language_of, reply, runtime_of
+from handlers.conversation.dispatch import on_command, on_press
+from handlers.conversation.turn import Turn
 from storage.models import Role
 
 REFRESH = register("sys.status", lambda _s, actor, _id: is_admin(actor), "refresh /status")
 
 
-def _status_text(context: ContextTypes.DEFAULT_TYPE, lang: str) -> str:
-    runtime = runtime_of(context)
+def _status(turn: Turn) -> tuple[str, Buttons]:
+    runtime = turn.runtime
     with runtime.db.session() as session:
         summary = system_status(session, runtime.clock.now())
-    return runtime.renderer.render("status", lang, s=summary)
+    return turn.render("status", s=summary), [[Button(turn.render("button_refresh"), REFRESH.name)]]
 
 
-def _refresh_keyboard(lang: str, context: ContextTypes.DEFAULT_TYPE) -> list[list[Button]]:
-    label = runtime_of(context).renderer.render("button_refresh", lang)
-    return [[Button(label, REFRESH.name)]]
+@on_command("status", Role.ADMIN)
+async def status_command(turn: Turn) -> None:
+    await turn.replies.say(*_status(turn))
 
 
-async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    gated = await gate(update, context, Role.ADMIN)
-    if gated is None:
-        return
-    _runtime, _actor, lang = gated
-    await reply(update, _status_text(context, lang), _refresh_keyboard(lang, context))
-
-
-@on_button(REFRESH.name)
-async def refresh_status(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, _ident: str
-) -> None:
-    query = update.callback_query
-    assert query is not None
-    lang = language_of(update, actor)
-    await query.answer()
-    text = _status_text(context, lang)
-    message = query.message
-    if message is not None and getattr(message, "text_html", None) != text:
-        await query.edit_message_text(
-            text, parse_mode=ParseMode.HTML, reply_markup=keyboard(_refresh_keyboard(lang, context))
-        )
-
-
-def handlers() -> list[CommandHandler[ContextTypes.DEFAULT_TYPE, None]]:
-    return [CommandHandler("status", status_command)]
+@on_press(REFRESH)
+async def refresh_status(turn: Turn, _ident: str) -> None:
+    """The status as it is now, in place of the pressed one (where the channel edits)."""
+    await turn.replies.notice()
+    await turn.replies.replace(turn.event.message, *_status(turn))

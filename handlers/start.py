@@ -1,106 +1,36 @@
-"""Telegram's side of registration: the guards every update passes, the bridge that hands
-private text and contacts to the conversation layer, and the command menus at start-up.
+"""What every incoming event passes before any flow: the sender's @username is kept fresh, and a
+suspended person is stopped (written once for every channel; each adapter calls ``admit``, e.g.
+``bot.channels.telegram.guards``).
 
-The registration flow itself (``/start``, its steps, Approve / Reject) is written once for
-every channel in ``handlers.registration``.
-
-Handler groups (see :func:`install`):
-
-* ``-2`` :func:`gatekeeper` keeps @usernames fresh and refuses suspended people;
-* ``-1`` :func:`flow_message` takes private text and contacts that belong to an open flow
-  (registration, a rejection reason, a new name) and stops there; other text falls through;
-* ``0``  the commands of the other modules and of the conversation layer.
+Presses are not stopped here: the dispatcher refuses a suspended person's press itself, with the
+press's own audit row (``handlers.conversation.dispatch``).
 """
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.constants import ChatType
-from telegram.ext import (
-    Application,
-    ApplicationHandlerStop,
-    BaseHandler,
-    ContextTypes,
-    MessageHandler,
-    TypeHandler,
-    filters,
-)
-
-from bot.channels.telegram.conversation import on_update
-from bot.channels.telegram.notifier import person_ref
-from bot.services import commands as command_lists
+from bot.runtime import Runtime
 from bot.services import registration as reg
-from bot.services.permissions import Actor
-from handlers.common import actor_in, audit_refusal, reply, runtime_of
-from handlers.people import rename_from_text  # the /me flow lives with /me
-from storage.models import UserStatus
+from handlers.conversation.degrade import Replies
+from handlers.conversation.events import Incoming
+from handlers.conversation.surface import Surface
+from handlers.conversation.turn import Turn
 
 
-async def flow_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Private text or a contact: the layer's flows first (registration, a rejection reason),
-    then the /me rename, which still speaks PTB; otherwise let other handlers see it."""
-    if await on_update(update, context):
-        raise ApplicationHandlerStop
-    runtime = runtime_of(context)
-    user, message, chat = update.effective_user, update.effective_message, update.effective_chat
-    if user is None or message is None or chat is None or message.text is None:
-        return
+async def admit(
+    runtime: Runtime, event: Incoming, surface: Surface, new_message: bool = True
+) -> bool:
+    """Whether ``event`` goes on to the flows. A suspended person's message does not: they are
+    told so in their private chat or when they typed a command (audited as refused), and
+    their group chatter is dropped silently. ``new_message`` False: an update that is not a
+    message just sent (an edit, a change of membership), which is never stopped here."""
     with runtime.db.session() as session:
-        renaming = reg.get_state(session, str(chat.id), str(person_ref(user)), reg.FLOW_ME_NAME)
-        actor = actor_in(session, runtime, user)
-    if renaming is None:
-        return
-    await rename_from_text(update, context, actor, message.text)
-    raise ApplicationHandlerStop
-
-
-# --------------------------------------------------------------------------- command menus
-
-
-async def publish_default_commands(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Start-up job: the default command menus and the global admins' own."""
-    await command_lists.publish_default_commands(runtime_of(context))
-
-
-# --------------------------------------------------------------------------- guards
-
-
-async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Every update: keep a known person's @username fresh; refuse suspended people."""
-    user = update.effective_user
-    if user is None or user.is_bot:
-        return
-    runtime = runtime_of(context)
-    with runtime.db.session() as session:
-        row = reg.refresh_username(session, person_ref(user), user.username)
-    suspended = (
-        row is not None
-        and row.status == UserStatus.SUSPENDED
-        and user.id not in runtime.settings.admin_ids
-    )
-    message = update.message
-    if not suspended or message is None:
-        return  # buttons: the dispatcher refuses suspended people itself
-    assert row is not None
-    chat = update.effective_chat
-    if (message.text or "").startswith("/"):
-        audit_refusal(update, runtime, Actor(str(person_ref(user)), row), "suspended")
-    if (chat is not None and chat.type == ChatType.PRIVATE) or (message.text or "").startswith("/"):
-        await reply(update, runtime.renderer.render("suspended", row.language))
-    raise ApplicationHandlerStop
-
-
-def install(application: Application) -> None:
-    """Add the guards (groups -2 and -1) and the start-up job publishing the command menus."""
-    private_input = filters.ChatType.PRIVATE & ((filters.TEXT & ~filters.COMMAND) | filters.CONTACT)
-    application.add_handler(TypeHandler(Update, gatekeeper), group=-2)
-    application.add_handler(MessageHandler(private_input, flow_message), group=-1)
-    job_queue = application.job_queue
-    assert job_queue is not None
-    job_queue.run_once(publish_default_commands, when=0, name="publish_commands")
-
-
-def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-    """None of its own: ``/start``, ``/cancel`` and ``/skip`` reach the layer through the
-    Telegram adapter's ``handlers()``."""
-    return []
+        actor = reg.sender(session, runtime.settings, event.who, event.username)
+    if not actor.suspended or event.press is not None or not new_message:
+        return True
+    turn = Turn(runtime, event, actor, Replies(surface, event.where))
+    typed_command = event.text.startswith("/")
+    if typed_command:
+        turn.audit_refusal("suspended")
+    if event.private or typed_command:
+        await turn.say("suspended")
+    return False

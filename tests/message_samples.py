@@ -590,7 +590,15 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "agency": "Bộ Y tế",
             "expires_at": NOW + 72 * HOUR,
             "link": "https://t.me/crisisdesk_bot?start=inv_Xk3mP9qR",
-        }
+            "code": "inv_Xk3mP9qR",
+        },
+        {
+            "role": "Thành viên",
+            "agency": "Bộ Y tế",
+            "expires_at": NOW + 72 * HOUR,
+            "link": None,
+            "code": "inv_Xk3mP9qR",
+        },
     ],
     "invite_list": [
         {
@@ -613,8 +621,13 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "me_language_set": [{}],
     "me_not_registered": [{"admin": True}, {"admin": False}],
     "me_profile": [
-        {"user": USER, "agency": "Bộ Y tế", "role": "Người phát ngôn"},
-        {"user": USER_BARE, "agency": None, "role": "Thành viên"},
+        {
+            "user": USER,
+            "agency": "Bộ Y tế",
+            "role": "Người phát ngôn",
+            "channels": ["telegram", "zalo"],
+        },
+        {"user": USER_BARE, "agency": None, "role": "Thành viên", "channels": []},
     ],
     "me_renamed": [{"person": "Lê Minh Châu"}],
     "me_request": [
@@ -643,18 +656,26 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "mute_usage": [{}],
     "not_allowed": [{}],
     "people_card": [
-        {"user": USER, "agency": "Bộ Y tế", "role": "Người phát ngôn", "requested": ""},
+        {
+            "user": USER,
+            "agency": "Bộ Y tế",
+            "role": "Người phát ngôn",
+            "requested": "",
+            "channels": ["telegram"],
+        },
         {
             "user": USER_BARE,
             "agency": "Bộ Y tế",
             "role": "Thành viên",
             "requested": "Người phát ngôn",
+            "channels": ["telegram", "zalo"],
         },
         {
             "user": N(**{**vars(USER), "status": "suspended"}),
             "agency": "Bộ Y tế",
             "role": "Người phát ngôn",
             "requested": "",
+            "channels": [],
         },
     ],
     "people_changed": [{}],
@@ -666,8 +687,9 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
             "pages": 2,
             "people": [USER, USER_BARE],
             "roles": ROLES_VI,
+            "channels": {USER.id: ["telegram", "zalo"]},
         },
-        {"agency": "Bộ Y tế", "page": 1, "pages": 1, "people": [], "roles": {}},
+        {"agency": "Bộ Y tế", "page": 1, "pages": 1, "people": [], "roles": {}, "channels": {}},
     ],
     "people_no_change": [{}],
     "people_role": [{"role": r} for r in ("admin", "supervisor", "spokesperson", "member")],

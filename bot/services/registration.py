@@ -31,8 +31,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
+from bot.config import Settings
 from bot.services import audit, due, identity, invites
-from bot.services.people import active_with_role
+from bot.services.people import active_with_role, agency_name
 from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
 from bot.templating import LANGUAGES
 from storage.models import Agency, AuditEvent, ConversationState, Invite, Role, User, UserStatus
@@ -55,7 +56,6 @@ NAME_MIN = 2
 NAME_MAX = 100
 REASON_MAX = 500
 AGENCIES_PER_PAGE = 8
-PEOPLE_PER_PAGE = 8
 REQUESTABLE_ROLES = (Role.SPOKESPERSON, Role.MEMBER)
 
 # Control characters, surrogates and line/paragraph separators are refused in names; format
@@ -136,12 +136,6 @@ def clean_phone(raw: str) -> str:
     if not 6 <= len(digits) <= 15:
         raise RegistrationError("bad_phone")
     return "+" + digits
-
-
-def agency_name(session: Session, agency_id: Any) -> str:
-    """The name of the agency a registration names (``""`` if it is gone)."""
-    agency = session.get(Agency, int(agency_id or 0))
-    return agency.name if agency is not None else ""
 
 
 # --------------------------------------------------------------------------- conversation rows
@@ -543,7 +537,6 @@ class Standing:
 
 def standing(session: Session, user: User) -> Standing:
     """The request's agency, role, dates and (when refused) the reason, from the audit log."""
-    agency = session.get(Agency, user.agency_id or 0)
     event = session.exec(
         select(AuditEvent)
         .where(AuditEvent.subject == f"user:{user.id}", AuditEvent.action == "user.rejected")
@@ -553,7 +546,7 @@ def standing(session: Session, user: User) -> Standing:
     reason = event.after.get("reason") if refused and event and event.after else None
     return Standing(
         status=user.status,
-        agency=agency.name if agency else "",
+        agency=agency_name(session, user.agency_id),
         requested_role=user.requested_role or user.role,
         asked_at=user.created_at,
         decided_at=event.at if refused and event else None,
@@ -724,6 +717,13 @@ def _clean_username(username: str | None) -> str | None:
     return username.removeprefix("@")[:64] if username else None
 
 
+def sender(session: Session, settings: Settings, who: PersonRef, username: str | None) -> Actor:
+    """Whoever sent an update, with their @username kept fresh on the way (one read): what
+    every update passes through first (``handlers.start``)."""
+    user = refresh_username(session, who, username)
+    return Actor(str(who), user, who in identity.global_admins(settings, who.channel))
+
+
 def refresh_username(session: Session, who: PersonRef, username: str | None) -> User | None:
     """Keep a known person's @username fresh (one indexed read; a write only on change)."""
     user = identity.person_for(session, who)
@@ -797,31 +797,28 @@ def _change(
 
 
 def suspend(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
-    target = session.get(User, target_id)
-    if target is None or target.status != UserStatus.ACTIVE:
-        raise RegistrationError("not_active")
-    return _change(
-        session,
-        actor=actor,
-        target_id=target_id,
-        action="user.suspended",
-        now=now,
-        status=UserStatus.SUSPENDED,
-    )
+    return _set_status(session, actor, target_id, now, UserStatus.SUSPENDED)
 
 
 def reactivate(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
+    return _set_status(session, actor, target_id, now, UserStatus.ACTIVE)
+
+
+# A status change: the status it needs, the refusal code otherwise, the audited action.
+_STATUS_CHANGES = {
+    UserStatus.SUSPENDED: (UserStatus.ACTIVE, "not_active", "user.suspended"),
+    UserStatus.ACTIVE: (UserStatus.SUSPENDED, "not_suspended", "user.reactivated"),
+}
+
+
+def _set_status(
+    session: Session, actor: Actor, target_id: int, now: datetime, status: UserStatus
+) -> User:
+    needed, refusal, action = _STATUS_CHANGES[status]
     target = session.get(User, target_id)
-    if target is None or target.status != UserStatus.SUSPENDED:
-        raise RegistrationError("not_suspended")
-    return _change(
-        session,
-        actor=actor,
-        target_id=target_id,
-        action="user.reactivated",
-        now=now,
-        status=UserStatus.ACTIVE,
-    )
+    if target is None or target.status != needed:
+        raise RegistrationError(refusal)
+    return _change(session, actor=actor, target_id=target_id, action=action, now=now, status=status)
 
 
 def change_role(
@@ -844,40 +841,26 @@ def change_role(
     )
 
 
-def people_of_agency(
-    session: Session, agency_id: int, page: int = 0, per_page: int = PEOPLE_PER_PAGE
-) -> tuple[list[User], int, int]:
-    """Pending, active and suspended people of an agency (in that order), one page of them."""
-    order = sa.case(
-        (col(User.status) == UserStatus.PENDING, 0),
-        (col(User.status) == UserStatus.ACTIVE, 1),
-        else_=2,
-    )
-    query = select(User).where(
-        User.agency_id == agency_id,
-        col(User.status).in_((UserStatus.PENDING, UserStatus.ACTIVE, UserStatus.SUSPENDED)),
-    )
-    total = len(session.exec(query).all())
-    pages = max(1, -(-total // per_page))
-    page = min(max(page, 0), pages - 1)
-    rows = session.exec(
-        query.order_by(order, col(User.full_name), col(User.id))
-        .offset(page * per_page)
-        .limit(per_page)
-    ).all()
-    return list(rows), page, pages
-
-
-def set_language(session: Session, user: User, language: str, now: datetime) -> User:
+def set_language(session: Session, user_id: int, language: str, now: datetime) -> User:
+    """``/me``: the person's own language (their messages and command menu from now on)."""
     if language not in LANGUAGES:
         raise RegistrationError("bad_language")
+    return _own_change(session, user_id, "user.language_changed", now, language=language)
+
+
+def _own_change(session: Session, user_id: int, action: str, now: datetime, **values: Any) -> User:
+    """A change someone makes to their own row (``/me``), audited as theirs."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise RegistrationError("stale")
     before = _snapshot(user)
-    user.language = language
+    for key, value in values.items():
+        setattr(user, key, value)
     user.updated_at = now
     session.add(user)
     audit.record(
         session,
-        action="user.language_changed",
+        action=action,
         actor_id=user.id,
         subject=f"user:{user.id}",
         before=before,
@@ -902,22 +885,9 @@ def ask_new_name(
 
 
 def set_name(
-    session: Session, state: ConversationState, user: User, raw: str, now: datetime
+    session: Session, state: ConversationState, user_id: int, raw: str, now: datetime
 ) -> User:
     """Rename from ``/me`` (raises :class:`InvalidName`, keeping the state to try again)."""
-    name = clean_name(raw)
-    before = _snapshot(user)
-    user.full_name = name
-    user.updated_at = now
-    session.add(user)
+    user = _own_change(session, user_id, "user.renamed", now, full_name=clean_name(raw))
     session.delete(state)
-    audit.record(
-        session,
-        action="user.renamed",
-        actor_id=user.id,
-        subject=f"user:{user.id}",
-        before=before,
-        after=_snapshot(user),
-        at=now,
-    )
     return user

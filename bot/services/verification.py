@@ -6,7 +6,8 @@ decider's copy ("✓ Approved by …"), tells the applicant and refreshes their 
 
 Restart safety: each message goes through the ``outbox`` ledger; the ``registration.review``
 and ``registration.decided`` due rows (committed with the request and the decision) finish the
-work after a kill, asking nobody twice and telling the applicant once.
+work after a kill, asking nobody twice and telling the applicant once. A later change to
+someone's status or role (``/people``) is announced to them too (``announce_change``).
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from bot.services import due, identity, outbox
 from bot.services import registration as reg
 from bot.services.commands import publish_person_commands
 from bot.services.wording import label, role_name
-from storage.models import Agency, Due, Role, User, UserStatus
+from storage.models import Due, Role, User, UserStatus
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Button actions (registered with their rules in handlers/start.py).
+# Button actions (registered with their rules in handlers/registration.py).
 APPROVE = "reg.approve"
 REJECT = "reg.reject"
 
@@ -44,14 +45,14 @@ _ANNOUNCING: set[int] = set()  # applicants whose decision this process is annou
 def review_text(runtime: Runtime, lang: str, applicant: User, **extra: Any) -> str:
     """A decider's copy of the request; with ``decided``/``by``/``reason`` once decided."""
     with runtime.db.session() as session:
-        agency = session.get(Agency, applicant.agency_id or 0)
+        agency = reg.agency_name(session, applicant.agency_id)
     return runtime.renderer.render(
         "reg_review_request",
         lang,
         person=applicant.full_name,
         username=applicant.username,
         phone=applicant.phone or "",
-        agency=agency.name if agency else "",
+        agency=agency,
         role=role_name(runtime, lang, applicant.requested_role or Role.MEMBER),
         phone_typed=applicant.phone_typed,
         **{"decided": None, "by": "", "reason": None, **extra},
@@ -210,6 +211,25 @@ async def _announce_decision(runtime: Runtime, result: reg.DecisionResult) -> No
         except DeliveryError as exc:
             log.warning("could not tell user %s about the decision: %s", applicant.id, exc)
     await publish_person_commands(runtime, applicant)
+
+
+async def announce_change(runtime: Runtime, person: User, what: str) -> None:
+    """After a supervisor or admin changed ``person`` (``what``: suspended, reactivated,
+    role): refresh their command menu and tell them, if they have an account on this
+    channel. Telling is a courtesy: a failed send changes nothing."""
+    await publish_person_commands(runtime, person)
+    with runtime.db.session() as session:
+        chat = identity.direct_chat(session, person.id, runtime.notifier.channel)
+    if chat is None:
+        return
+    lang = person.language
+    note = runtime.renderer.render(
+        "people_you_changed", lang, what=what, role=role_name(runtime, lang, person.role)
+    )
+    try:
+        await runtime.notifier.send_text(chat, note)
+    except DeliveryError as exc:
+        log.info("could not tell user %s about the change: %s", person.id, exc)
 
 
 @due.due_handler(reg.DECIDED_KIND)

@@ -181,6 +181,13 @@ class Replies:
         """A link to a private chat with the bot, where the channel has one."""
         return self.surface.private_link if isinstance(self.surface, RichSurface) else None
 
+    def start_link(self, payload: str) -> str | None:
+        """A link that opens the private chat with the bot and starts it with ``payload`` (an
+        invite code), where the channel has such links (an optional ``start_link`` on the
+        surface); else None, and the person is told to type ``/start <payload>``."""
+        make = getattr(self.surface, "start_link", None)
+        return make(payload) if make is not None else None
+
     async def ask_contact(self, text: str, label: str) -> None:
         """Ask for the sender's phone: with a sharing button where the channel vouches for
         the number, else ``text`` alone (which must then ask for the number to be typed)."""

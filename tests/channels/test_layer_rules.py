@@ -22,6 +22,9 @@ NEUTRAL = [
     ROOT / "handlers" / "registration.py",
     ROOT / "handlers" / "taskforce.py",
     ROOT / "handlers" / "topics.py",
+    ROOT / "handlers" / "people.py",
+    ROOT / "handlers" / "start.py",
+    ROOT / "handlers" / "admin.py",
 ]
 CHANNEL_SPECIFIC = ("telegram", "bot.channels.telegram", "bot.channels.zalo.bot_api")
 

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from bot.channels.telegram.notifier import person_ref
 from bot.clock import SimulatedClock
-from bot.services import commands, identity, invites
+from bot.services import commands, identity, invites, people
 from bot.services import registration as reg
 from bot.services.people import actor_for
 from bot.services.permissions import Actor
@@ -216,7 +216,7 @@ def test_people_management_rules(sqlite_db: Database, clock: SimulatedClock) -> 
         row = s.get(User, member)
         assert row is not None and row.status == "suspended" and row.role == "spokesperson"
         assert actor_for(s, _settings_stub(), person_ref(12)).suspended
-        rows, page, pages = reg.people_of_agency(s, ids["BYT"], 0, per_page=2)
+        rows, page, pages = people.people_of_agency(s, ids["BYT"], 0, per_page=2)
         assert (len(rows), page, pages) == (2, 0, 2)
         actions = [e.action for e in s.exec(select(AuditEvent)).all()]
     assert actions == ["user.role_changed", "user.suspended", "user.role_changed"]

@@ -19,7 +19,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.channels.base import Buttons
@@ -34,6 +34,7 @@ from handlers.conversation.surface import Capabilities
 from handlers.conversation.turn import Turn
 
 CHANNEL = "telegram"
+NOT_MODIFIED = "message is not modified"  # the Bot API's answer to an edit that changes nothing
 TEXT_LIMIT = 4096  # characters of message text after entity parsing (Bot API sendMessage)
 
 CAPABILITIES = Capabilities(
@@ -129,6 +130,11 @@ class TelegramSurface:
         username = self.update.get_bot().username
         return f"https://t.me/{username}?start" if username else None
 
+    def start_link(self, payload: str) -> str | None:
+        """A deep link starting the private chat with ``payload`` (invite codes)."""
+        link = self.private_link
+        return f"{link}={payload}" if link else None
+
     async def send(self, text: str, buttons: Buttons | None = None) -> MessageRef | None:
         return await self._post(text, keyboard(buttons))
 
@@ -181,14 +187,20 @@ class TelegramSurface:
         return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
 
     async def edit(self, message: MessageRef, text: str, buttons: Buttons | None = None) -> None:
-        await self.update.get_bot().edit_message_text(
-            text,
-            chat_id=int(message.chat.chat_id),
-            message_id=int(message.message_id),
-            parse_mode=ParseMode.HTML,
-            reply_markup=keyboard(buttons),
-            disable_web_page_preview=True,
-        )
+        """Replace ``message``; one already showing this (a refresh with nothing new, two
+        presses at once) is left as it is."""
+        try:
+            await self.update.get_bot().edit_message_text(
+                text,
+                chat_id=int(message.chat.chat_id),
+                message_id=int(message.message_id),
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(buttons),
+                disable_web_page_preview=True,
+            )
+        except BadRequest as exc:
+            if NOT_MODIFIED not in exc.message.lower():
+                raise
 
     async def forget(self, message: MessageRef) -> None:
         """Delete a message the person sent (a PIN); one that is gone already stays gone."""
