@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.channels.base import Attachment, Button, DeliveryError, RecipientUnreachable, SentMessage
+from bot.channels.limits import max_text
 from bot.channels.refs import ChatRef, PersonRef
 from bot.services import audit, due, identity, outbox, stored_refs
 from bot.services import drafts as dr
@@ -792,6 +793,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
     ledger_user = draft.author_id or next(uid for uid, _ in approvers if uid is not None)
     now = runtime.clock.now()
     lang = author.language if author else "vi"
+    text_limit = max_text(runtime.notifier.channel)
     header_context = {
         "draft": draft,
         "title": title,
@@ -808,7 +810,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
             ledger_user,
             "room",
             room,
-            dr.long_pieces(header, draft.body),
+            dr.long_pieces(header, draft.body, text_limit),
             dr.attachments(draft, title),
         )
     author_chat = _private_chat(runtime, author)
@@ -822,7 +824,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
                 ledger_user,
                 "author",
                 author_chat,
-                dr.long_pieces(header, draft.body),
+                dr.long_pieces(header, draft.body, text_limit),
             )
     channel_result: dict[str, Any] = {}
     if public and agency.public_channel:
@@ -836,7 +838,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
                 ledger_user,
                 "channel",
                 ChatRef(runtime.notifier.channel, target),
-                dr.long_pieces("", draft.body),
+                dr.long_pieces("", draft.body, text_limit),
             )
             channel_result["message_ids"] = [m.message_id for m in sent]
         except DeliveryError as exc:

@@ -26,13 +26,14 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.channels.base import Attachment, DeliveryError, SentMessage
+from bot.channels.limits import max_text
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.services import audit, stored_refs, timeline
 from bot.services import press_templates as pt
 from bot.services.approval_reminders import cancel_reminders
 from bot.services.permissions import Actor, is_admin
 from bot.services.taskforces.brief import touch_brief
-from bot.services.textsplit import DEFAULT_PIECE, html_pieces
+from bot.services.textsplit import html_pieces
 from storage.models import (
     Agency,
     Approval,
@@ -65,6 +66,9 @@ TERMINAL = (DraftStatus.REJECTED, DraftStatus.DISCARDED)
 DELIVERY_ROOM = "draft_room"
 _GONE_MEMBER_STATES = ("declined", "removed")
 _DRAFT_KINDS_IN_TIMELINE = "draft."
+# What a part of a long statement keeps free under the channel's limit for its header line
+# ("Dự thảo #3 · v2 · (2/3)") and the markup around the text.
+HEADER_ROOM = 296
 
 
 class DraftError(Exception):
@@ -719,13 +723,14 @@ def docx_text(data: bytes) -> str:
     return "\n".join(p.text for p in Document(io.BytesIO(data)).paragraphs)
 
 
-def long_pieces(header: str, body: str) -> list[str]:
-    """Header + body as Telegram HTML messages under 4,096 characters each.
+def long_pieces(header: str, body: str, max_text: int) -> list[str]:
+    """Header + body as HTML messages of at most ``max_text`` characters each (the channel's
+    limit, ``bot.channels.limits``).
 
     The header is HTML from a message template; the body is plain text, split first and escaped
     piece by piece, so no tag or entity is ever cut.
     """
-    limit = max(500, DEFAULT_PIECE - len(header))
+    limit = max(500, max_text - HEADER_ROOM - len(header))
     pieces = [p for p in html_pieces(body, limit) if p.strip()] or [""]
     texts: list[str] = []
     for index, piece in enumerate(pieces):
@@ -747,7 +752,7 @@ async def send_long(
     buttons: list[list[Button]] | None = None,
 ) -> list[SentMessage]:
     """:func:`long_pieces` sent in order; buttons on the last part."""
-    texts = long_pieces(header, body)
+    texts = long_pieces(header, body, max_text(runtime.notifier.channel))
     sent: list[SentMessage] = []
     for index, text in enumerate(texts):
         last = index == len(texts) - 1

@@ -15,6 +15,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
+from bot.channels.telegram.limits import TEXT_LIMIT
 from bot.channels.telegram.notifier import keyboard
 from bot.services.permissions import Actor
 from handlers.common import runtime_of
@@ -25,7 +26,6 @@ from handlers.conversation.surface import Capabilities
 from handlers.conversation.turn import Turn
 
 CHANNEL = "telegram"
-TEXT_LIMIT = 4096  # characters of message text after entity parsing (Bot API sendMessage)
 
 CAPABILITIES = Capabilities(
     buttons=True,

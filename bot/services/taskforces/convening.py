@@ -6,7 +6,7 @@ Restart safety: every invitation is a ``CrisisMember`` row plus a ``Delivery`` r
 ``crisis.convene`` due row, scheduled with the room, resumes convening after a restart: it sends
 what is still pending and re-sends rows whose claim belongs to a process that died (at-least-once,
 like every delivery here; the emulator's restart test shows no doubling when the crash happens
-before a send reaches Telegram).
+before a send reaches the channel).
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def suggested_members(
 
 
 def resolve_usernames(session: Session, usernames: Iterable[str]) -> tuple[list[User], list[str]]:
-    """Registered, active people named by @username (Telegram cannot look users up, so only
-    stored usernames count); returns them and the names nobody matched."""
+    """Registered, active people named by @username (bots cannot look people up by name on the
+    channels, so only stored usernames count); returns them and the names nobody matched."""
     found: dict[int, User] = {}
     unknown: list[str] = []
     for raw in usernames:
