@@ -23,6 +23,7 @@ from bot.services.due import due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import Actor, can_act_for_agency, is_admin
 from bot.services.phrases import as_written
+from bot.services.refusals import Refusal
 from storage.models import (
     Agency,
     Alert,
@@ -49,13 +50,8 @@ DISMISS_REASONS = ("fp", "remit", "handled", "other")
 MUTE_HOURS_MAX = 24 * 30
 
 
-class AlertActionError(Exception):
-    """An action that cannot be applied; ``template`` names the message to show."""
-
-    def __init__(self, template: str, **context: Any) -> None:
-        super().__init__(template)
-        self.template = template
-        self.context = context
+class AlertActionError(Refusal):
+    """An alert action that cannot be applied (acknowledging a closed alert, a bad reason)."""
 
 
 @dataclass(frozen=True)
@@ -147,16 +143,11 @@ def admins_of(session: Session, agency_id: int, global_admins: Iterable[PersonRe
     return list(session.exec(query))
 
 
-def plan_delivery(
-    session: Session, alert: Alert, now: datetime, *, escalate_after: timedelta
+def _owe(
+    session: Session, alert: Alert, people: Iterable[User], parts: Iterable[str], now: datetime
 ) -> int:
-    """Write the ledger rows for ``alert`` at its current severity; returns how many are new.
-
-    Idempotent thanks to the (kind, ref, user, part) unique key: planning again after a crash, or
-    on a second scan, adds nothing. Critical alerts also get their escalation scheduled.
-    """
+    """Ledger rows for the ``parts`` of ``alert`` each of ``people`` is not owed yet; how many."""
     assert alert.id is not None
-    photo, text = part_for(alert.kind, alert.severity)
     existing = set(
         session.exec(
             select(Delivery.user_id, Delivery.part).where(
@@ -165,9 +156,9 @@ def plan_delivery(
         ).all()
     )
     added = 0
-    for person in recipients(session, alert, now):
+    for person in people:
         assert person.id is not None
-        for part in (photo, text):
+        for part in parts:
             if (person.id, part) not in existing:
                 session.add(
                     Delivery(
@@ -178,7 +169,23 @@ def plan_delivery(
                         created_at=now,
                     )
                 )
+                existing.add((person.id, part))
                 added += 1
+    return added
+
+
+def plan_delivery(
+    session: Session, alert: Alert, now: datetime, *, escalate_after: timedelta
+) -> int:
+    """Write the ledger rows for ``alert`` at its current severity; returns how many are new.
+
+    Idempotent thanks to the (kind, ref, user, part) unique key: planning again after a crash, or
+    on a second scan, adds nothing. Critical alerts also get their escalation scheduled.
+    """
+    assert alert.id is not None
+    added = _owe(
+        session, alert, recipients(session, alert, now), part_for(alert.kind, alert.severity), now
+    )
     if alert.severity == Severity.CRITICAL and alert.acknowledged_at is None:
         schedule(
             session,
@@ -319,11 +326,10 @@ def acknowledge(session: Session, actor: Actor, alert_id: int, now: datetime) ->
     )
     session.refresh(alert)
     if updated.rowcount:  # type: ignore[attr-defined]
-        audit.record(
+        audit.by_actor(
             session,
+            actor,
             action="alert.acknowledged",
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
             subject=f"alert:{alert_id}",
             after={"status": AlertStatus.ACKNOWLEDGED},
             at=now,
@@ -344,11 +350,10 @@ def dismiss(session: Session, actor: Actor, alert_id: int, reason: str, now: dat
     alert.status = AlertStatus.DISMISSED
     alert.updated_at = now
     alert.details = {**(alert.details or {}), "dismissed": {"by": actor.user_id, "reason": reason}}
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="alert.dismissed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"alert:{alert_id}",
         before=before,
         after={"status": AlertStatus.DISMISSED, "reason": reason},
@@ -371,11 +376,10 @@ def mute(session: Session, actor: Actor, topic_id: int, hours: float, now: datet
         raise AlertActionError("mute_not_subscribed")
     until = now + timedelta(hours=hours)
     subscription.muted_until = until
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="topic.muted",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"topic:{topic_id}",
         after={"until": until.isoformat()},
         at=now,
@@ -447,27 +451,13 @@ async def _escalate(runtime: Any, session: Session, due: Any) -> None:
     now = runtime.clock.now()
     alert.status = AlertStatus.ESCALATED
     alert.updated_at = now
-    for supervisor in supervisors_of(session, topic.agency_id):
-        for part in ("photo:escalation", "text:escalation"):
-            exists = session.exec(
-                select(Delivery.id).where(
-                    Delivery.kind == ALERT_KIND,
-                    Delivery.ref_id == alert.id,
-                    Delivery.user_id == supervisor.id,
-                    Delivery.part == part,
-                )
-            ).first()
-            if exists is None:
-                assert supervisor.id is not None
-                session.add(
-                    Delivery(
-                        kind=ALERT_KIND,
-                        ref_id=alert.id,
-                        user_id=supervisor.id,
-                        part=part,
-                        created_at=now,
-                    )
-                )
+    _owe(
+        session,
+        alert,
+        supervisors_of(session, topic.agency_id),
+        ("photo:escalation", "text:escalation"),
+        now,
+    )
     audit.record(
         session,
         action="alert.escalated",

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from bot.services.permissions import Actor
 from storage.models import AuditEvent
 
 
@@ -38,6 +39,29 @@ def record(
     )
     session.add(event)
     return event
+
+
+def by_actor(
+    session: Session,
+    actor: Actor,
+    *,
+    action: str,
+    at: datetime,
+    subject: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """:func:`record` of something ``actor`` did: their row (if any) and their account."""
+    return record(
+        session,
+        action=action,
+        at=at,
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=subject,
+        before=before,
+        after=after,
+    )
 
 
 def history(session: Session, subject: str, limit: int = 100) -> list[AuditEvent]:

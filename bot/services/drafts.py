@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from bot.channels.base import Attachment, DeliveryError, SentMessage
 from bot.channels.limits import max_text
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
-from bot.services import audit, stored_refs, timeline
+from bot.services import audit, states, stored_refs, timeline
 from bot.services import press_templates as pt
 from bot.services.approval_reminders import cancel_reminders
 from bot.services.permissions import Actor, is_admin
@@ -262,19 +262,8 @@ class Started:
     prefilled: list[tuple[str, str]] = field(default_factory=list)  # (question, value) pairs
 
 
-def _state(session: Session, chat_ref: str, user_ref: str) -> ConversationState | None:
-    return session.exec(
-        select(ConversationState).where(
-            ConversationState.channel == PersonRef.from_label(user_ref).channel,
-            ConversationState.chat_ref == chat_ref,
-            ConversationState.user_ref == user_ref,
-            ConversationState.flow == FLOW_FILL,
-        )
-    ).first()
-
-
 def fill_state(session: Session, chat_ref: str, user_ref: str) -> ConversationState | None:
-    return _state(session, chat_ref, user_ref)
+    return states.find(session, chat_ref, user_ref, FLOW_FILL)
 
 
 def start_draft(
@@ -308,7 +297,7 @@ def start_draft(
         raise DraftError("draft_template_broken", kind=kind, detail=str(exc)) from None
     values = _prefill(template, crisis_context(session, crisis, lang, tz))
     pending = [f.name for f in template.fields if f.name not in values]
-    state = _state(session, chat_ref, user_ref)
+    state = states.find(session, chat_ref, user_ref, FLOW_FILL)
     if state is None:
         state = ConversationState(
             channel=PersonRef.from_label(user_ref).channel,
@@ -428,7 +417,7 @@ def remember_prompt(session: Session, state_id: int, message_id: str) -> None:
 
 
 def cancel_fill(session: Session, chat_ref: str, user_ref: str) -> bool:
-    state = _state(session, chat_ref, user_ref)
+    state = states.find(session, chat_ref, user_ref, FLOW_FILL)
     if state is None:
         return False
     session.delete(state)

@@ -88,11 +88,10 @@ def create_invite(
     )
     session.add(invite)
     session.flush()
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="invite.created",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"invite:{invite.id}",
         after={
             "role": invite.role,
@@ -227,11 +226,10 @@ def revoke(session: Session, *, actor: Actor, invite_id: int, now: datetime) -> 
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="invite.revoked",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"invite:{invite_id}",
         before={"revoked_at": None},
         after={"revoked_at": now.isoformat()},

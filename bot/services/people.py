@@ -6,7 +6,7 @@ service can depend on it without depending on the registration flow.
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from bot.channels.refs import PersonRef
 from bot.config import Settings
@@ -31,3 +31,13 @@ def active_with_role(session: Session, agency_id: int | None, role: Role) -> lis
     if agency_id is not None:
         query = query.where(User.agency_id == agency_id)
     return list(session.exec(query.order_by(col(User.id))))
+
+
+def find_by_username(session: Session, username: str) -> User | None:
+    """The registered person with this @username (case-insensitive, ``@`` optional)."""
+    name = username.strip().removeprefix("@").lower()
+    if not name:
+        return None
+    return session.exec(
+        select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
+    ).first()

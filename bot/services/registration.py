@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
-from bot.services import audit, due, identity, invites
+from bot.services import audit, due, identity, invites, states
 from bot.services.people import active_with_role
 from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
 from bot.templating import LANGUAGES
@@ -155,45 +155,7 @@ def fresh(session: Session, state: ConversationState) -> ConversationState:
     return row
 
 
-def get_state(
-    session: Session, chat_ref: str, user_ref: str, flow: str, channel: str | None = None
-) -> ConversationState | None:
-    """A conversation row; its channel is the one ``user_ref`` (a ``PersonRef`` label) names,
-    unless given (review rows are keyed by a person's id, not an account)."""
-    channel = channel or PersonRef.from_label(user_ref).channel
-    return session.exec(
-        select(ConversationState).where(
-            ConversationState.channel == channel,
-            ConversationState.chat_ref == chat_ref,
-            ConversationState.user_ref == user_ref,
-            ConversationState.flow == flow,
-        )
-    ).first()
-
-
-def _put_state(
-    session: Session,
-    *,
-    chat_ref: str,
-    user_ref: str,
-    flow: str,
-    step: str,
-    data: dict[str, Any],
-    now: datetime,
-    channel: str | None = None,
-) -> ConversationState:
-    channel = channel or PersonRef.from_label(user_ref).channel
-    state = get_state(session, chat_ref, user_ref, flow, channel)
-    if state is None:
-        state = ConversationState(
-            channel=channel, chat_ref=chat_ref, user_ref=user_ref, flow=flow, step=step
-        )
-    state.step = step
-    state.data = dict(data)
-    state.updated_at = now
-    session.add(state)
-    session.flush()
-    return state
+get_state = states.find  # the flows find their conversations by this name
 
 
 def _advance(
@@ -244,14 +206,14 @@ def begin(
     data: dict[str, Any] = {"username": username}
     if invite is not None:
         data.update(invite_id=invite.id, agency_id=invite.agency_id, role=invite.role)
-    return _put_state(
+    return states.put(
         session,
         chat_ref=chat_ref,
         user_ref=user_ref,
         flow=FLOW_REGISTER,
         step=STEP_LANGUAGE,
         data=data,
-        now=now,
+        at=now,
     )
 
 
@@ -475,14 +437,14 @@ def record_review_messages(
 ) -> None:
     """Remember where each decider's copy of a request is, to edit it once someone decides."""
     for message in sent:
-        _put_state(
+        states.put(
             session,
             chat_ref=message.message.chat.chat_id,
             user_ref=f"user:{applicant_id}",
             flow=FLOW_REVIEW,
             step="sent",
             data={"message_id": message.message.message_id, "language": message.language},
-            now=now,
+            at=now,
             channel=message.message.chat.channel,
         )
 
@@ -635,11 +597,10 @@ def decide(
         status, by = decided_by(session, applicant_id)
         raise AlreadyDecided(status, by)
     session.refresh(applicant)
-    event = audit.record(
+    event = audit.by_actor(
         session,
+        actor,
         action="user.approved" if approve else "user.rejected",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"user:{applicant_id}",
         before=before,
         after={**_snapshot(applicant), "by": decider_name, "reason": reason},
@@ -670,14 +631,14 @@ def ask_reject_reason(
     if applicant.status != UserStatus.PENDING:
         status, by = decided_by(session, applicant_id)
         raise AlreadyDecided(status, by)
-    _put_state(
+    states.put(
         session,
         chat_ref=chat_ref,
         user_ref=actor.channel_ref,
         flow=FLOW_REJECT,
         step="reason",
         data={"applicant_id": applicant_id},
-        now=now,
+        at=now,
     )
     return applicant
 
@@ -708,16 +669,6 @@ def finish_reject(
 
 
 # --------------------------------------------------------------------------- people
-
-
-def find_by_username(session: Session, username: str) -> User | None:
-    """The registered person with this @username (case-insensitive, ``@`` optional)."""
-    name = username.strip().removeprefix("@").lower()
-    if not name:
-        return None
-    return session.exec(
-        select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
-    ).first()
 
 
 def _clean_username(username: str | None) -> str | None:
@@ -783,11 +734,10 @@ def _change(
     user.updated_at = now
     session.add(user)
     session.flush()
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action=action,
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"user:{target_id}",
         before=before,
         after=_snapshot(user),
@@ -796,31 +746,30 @@ def _change(
     return user
 
 
-def suspend(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
+# Suspending and reactivating: the status a person must have, the one they get, the refusal.
+_STATUS_MOVES = {
+    "user.suspended": (UserStatus.ACTIVE, UserStatus.SUSPENDED, "not_active"),
+    "user.reactivated": (UserStatus.SUSPENDED, UserStatus.ACTIVE, "not_suspended"),
+}
+
+
+def _move_status(
+    session: Session, *, actor: Actor, target_id: int, now: datetime, action: str
+) -> User:
+    before, after, refusal = _STATUS_MOVES[action]
     target = session.get(User, target_id)
-    if target is None or target.status != UserStatus.ACTIVE:
-        raise RegistrationError("not_active")
-    return _change(
-        session,
-        actor=actor,
-        target_id=target_id,
-        action="user.suspended",
-        now=now,
-        status=UserStatus.SUSPENDED,
-    )
+    if target is None or target.status != before:
+        raise RegistrationError(refusal)
+    return _change(session, actor=actor, target_id=target_id, action=action, now=now, status=after)
+
+
+def suspend(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
+    return _move_status(session, actor=actor, target_id=target_id, now=now, action="user.suspended")
 
 
 def reactivate(session: Session, *, actor: Actor, target_id: int, now: datetime) -> User:
-    target = session.get(User, target_id)
-    if target is None or target.status != UserStatus.SUSPENDED:
-        raise RegistrationError("not_suspended")
-    return _change(
-        session,
-        actor=actor,
-        target_id=target_id,
-        action="user.reactivated",
-        now=now,
-        status=UserStatus.ACTIVE,
+    return _move_status(
+        session, actor=actor, target_id=target_id, now=now, action="user.reactivated"
     )
 
 
@@ -871,13 +820,19 @@ def people_of_agency(
 def set_language(session: Session, user: User, language: str, now: datetime) -> User:
     if language not in LANGUAGES:
         raise RegistrationError("bad_language")
+    return _own_change(session, user, "user.language_changed", now, language=language)
+
+
+def _own_change(session: Session, user: User, action: str, now: datetime, **values: Any) -> User:
+    """A change a person makes to their own profile, audited as theirs."""
     before = _snapshot(user)
-    user.language = language
+    for key, value in values.items():
+        setattr(user, key, value)
     user.updated_at = now
     session.add(user)
     audit.record(
         session,
-        action="user.language_changed",
+        action=action,
         actor_id=user.id,
         subject=f"user:{user.id}",
         before=before,
@@ -890,14 +845,14 @@ def set_language(session: Session, user: User, language: str, now: datetime) -> 
 def ask_new_name(
     session: Session, *, user: User, chat_ref: str, user_ref: str, now: datetime
 ) -> None:
-    _put_state(
+    states.put(
         session,
         chat_ref=chat_ref,
         user_ref=user_ref,
         flow=FLOW_ME_NAME,
         step="name",
         data={},
-        now=now,
+        at=now,
     )
 
 
@@ -906,18 +861,5 @@ def set_name(
 ) -> User:
     """Rename from ``/me`` (raises :class:`InvalidName`, keeping the state to try again)."""
     name = clean_name(raw)
-    before = _snapshot(user)
-    user.full_name = name
-    user.updated_at = now
-    session.add(user)
     session.delete(state)
-    audit.record(
-        session,
-        action="user.renamed",
-        actor_id=user.id,
-        subject=f"user:{user.id}",
-        before=before,
-        after=_snapshot(user),
-        at=now,
-    )
-    return user
+    return _own_change(session, user, "user.renamed", now, full_name=name)

@@ -14,18 +14,14 @@ from sqlmodel import Session, col, select
 
 from bot.services import audit
 from bot.services.permissions import Actor, can_act_for_agency, has_role, is_admin
+from bot.services.refusals import Refusal
 from scanner.sources import UnsafeURLError, check_url
 from scanner.topics import QueryError, parse_query
 from storage.models import Owner, Role, Sensitivity, Source, Subscription, Topic
 
 
-class TopicError(Exception):
-    """A refused change; ``template`` names the message shown, ``context`` fills it."""
-
-    def __init__(self, template: str, **context: object) -> None:
-        super().__init__(template)
-        self.template = template
-        self.context = context
+class TopicError(Refusal):
+    """A refused change to topics, subscriptions or sources."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +76,10 @@ def set_subscription(
         session.add(Subscription(user_id=actor.user_id, topic_id=topic_id, created_at=now))
     else:
         session.delete(existing)
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="topic.subscribed" if follow else "topic.unsubscribed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"topic:{topic_id}",
         at=now,
     )
@@ -142,11 +137,10 @@ def add_topic(
     )
     session.add(topic)
     session.flush()
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="topic.created",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"topic:{topic.id}",
         after={"name": name, "query": topic.query, "sensitivity": sensitivity},
         at=now,
@@ -179,11 +173,10 @@ def change_topic(
         if sensitivity not in tuple(Sensitivity):
             raise TopicError("topic_bad_sensitivity", value=sensitivity)
         topic.sensitivity = sensitivity
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="topic.changed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"topic:{topic.id}",
         before=before,
         after={"query": topic.query, "sensitivity": topic.sensitivity},
@@ -198,11 +191,10 @@ def remove_topic(session: Session, actor: Actor, topic: Topic, now: datetime) ->
     topic.active = False
     for sub in session.exec(select(Subscription).where(Subscription.topic_id == topic.id)):
         session.delete(sub)
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="topic.removed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"topic:{topic.id}",
         at=now,
     )
@@ -247,11 +239,10 @@ def add_source(
     )
     session.add(source)
     session.flush()
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="source.created",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"source:{source.id}",
         after={"url": url, "outlet": source.outlet},
         at=now,
@@ -268,11 +259,10 @@ def remove_source(session: Session, actor: Actor, source_id: int, now: datetime)
     if source.owner == Owner.TOML:
         raise TopicError("source_read_only", name=source.name)
     source.active = False
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="source.removed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"source:{source.id}",
         at=now,
     )

@@ -127,7 +127,10 @@ class TelegramSurface:
             chat_id=int(message.chat.chat_id), message_id=int(message.message_id), reply_markup=None
         )
 
-    async def _post(self, text: str, markup: Any) -> MessageRef | None:
+    async def _post(
+        self, text: str, markup: Any, no_preview: bool | None = True
+    ) -> MessageRef | None:
+        """Reply in the event's chat (``no_preview`` None: Telegram's default link previews)."""
         message = self.update.effective_message
         if message is None:
             return None
@@ -136,7 +139,7 @@ class TelegramSurface:
             parse_mode=ParseMode.HTML,
             reply_markup=markup,
             do_quote=False,
-            disable_web_page_preview=True,
+            disable_web_page_preview=no_preview,
         )
         thread = sent.message_thread_id if sent.is_topic_message else None
         return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
@@ -144,17 +147,7 @@ class TelegramSurface:
     async def ask(self, text: str) -> MessageRef | None:
         """A question answered by replying: ForceReply opens the reply for the person (and works
         under privacy mode, where the bot sees only replies to its own messages)."""
-        message = self.update.effective_message
-        if message is None:
-            return None
-        sent = await message.reply_text(
-            text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=ForceReply(selective=True),
-            do_quote=False,
-        )
-        thread = sent.message_thread_id if sent.is_topic_message else None
-        return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
+        return await self._post(text, ForceReply(selective=True), no_preview=None)
 
     async def edit(self, message: MessageRef, text: str, buttons: Buttons | None = None) -> None:
         await self.update.get_bot().edit_message_text(

@@ -27,7 +27,7 @@ from bot.channels.base import (
 )
 from bot.services import audit, identity, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
-from bot.services.people import active_with_role
+from bot.services.people import active_with_role, find_by_username
 from bot.services.permissions import (
     Actor,
 )
@@ -39,7 +39,6 @@ from bot.services.taskforces.crises import (
     is_participant,
     member_row,
     open_crisis_row,
-    user_by_username,
 )
 from storage.models import (
     Crisis,
@@ -110,7 +109,7 @@ def resolve_usernames(session: Session, usernames: Iterable[str]) -> tuple[list[
         name = raw.strip().removeprefix("@")
         if not name:
             continue
-        user = user_by_username(session, name)
+        user = find_by_username(session, name)
         if user is None or user.status != UserStatus.ACTIVE or user.id is None:
             unknown.append(name)
         else:
