@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
 
@@ -126,6 +127,27 @@ class JoinOutcome:
     crisis_id: int | None
 
 
+def _record_join(
+    runtime: Runtime,
+    decision: rooms.JoinDecision,
+    who: PersonRef,
+    subject: str,
+    after: dict[str, Any] | None,
+    at: datetime,
+) -> None:
+    """The audit row of a join request let in or turned away, in its own transaction."""
+    with runtime.db.session() as session:
+        audit.record(
+            session,
+            action="crisis.join_approved" if decision.approve else "crisis.join_declined",
+            actor_id=decision.user_id,
+            actor_ref=str(who),
+            subject=subject,
+            after=after,
+            at=at,
+        )
+
+
 async def handle_join_request(
     runtime: Runtime,
     *,
@@ -144,31 +166,16 @@ async def handle_join_request(
         await admin.approve_join(chat, who)
         assert decision.crisis_id is not None and decision.user_id is not None
         mark_joined(runtime, decision.crisis_id, decision.user_id, via="join_request")
-        with runtime.db.session() as session:
-            audit.record(
-                session,
-                action="crisis.join_approved",
-                actor_id=decision.user_id,
-                actor_ref=str(who),
-                subject=f"crisis:{decision.crisis_id}",
-                at=now,
-            )
+        _record_join(runtime, decision, who, f"crisis:{decision.crisis_id}", None, now)
     else:
         try:
             await admin.decline_join(chat, who)
         finally:
-            with runtime.db.session() as session:
-                audit.record(
-                    session,
-                    action="crisis.join_declined",
-                    actor_id=decision.user_id,
-                    actor_ref=str(who),
-                    subject=f"crisis:{decision.crisis_id}"
-                    if decision.crisis_id
-                    else f"chat:{chat.chat_id}",
-                    after={"reason": decision.reason, "chat_id": chat.chat_id},
-                    at=now,
-                )
+            subject = (
+                f"crisis:{decision.crisis_id}" if decision.crisis_id else f"chat:{chat.chat_id}"
+            )
+            after = {"reason": decision.reason, "chat_id": chat.chat_id}
+            _record_join(runtime, decision, who, subject, after, now)
             log.info("join request of %s to %s declined (%s)", who, chat.chat_id, decision.reason)
     return JoinOutcome(decision.approve, decision.reason, decision.crisis_id)
 
