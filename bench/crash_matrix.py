@@ -814,7 +814,7 @@ async def conv_setup(run: Run) -> None:
     with run.db.session() as s:
         agency = s.get(Agency, run.ids["agency"])
         assert agency is not None
-        agency.hub_chat_id = hub.id
+        agency.hub_channel, agency.hub_chat_id = "telegram", str(hub.id)
 
 
 def _crises(run: Run) -> list[Crisis]:
@@ -953,7 +953,7 @@ async def res_setup(run: Run) -> None:
     with run.db.session() as s:
         agency = s.get(Agency, run.ids["agency"])
         assert agency is not None
-        agency.hub_chat_id = hub.id
+        agency.hub_channel, agency.hub_chat_id = "telegram", str(hub.id)
         crisis = Crisis(
             agency_id=run.ids["agency"],
             title="Ngộ độc ở Sao Mai",

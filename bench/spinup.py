@@ -108,7 +108,7 @@ async def measure(mode: str, runs: int, invitees: int) -> list[float]:
                     with db.session() as s:
                         row = s.get(Agency, agency_id)
                         assert row is not None
-                        row.hub_chat_id = room.id
+                        row.hub_channel, row.hub_chat_id = "telegram", str(room.id)
                 else:
                     room = emu.create_supergroup(f"Spare {run}")
                     emu.add_bot(room.id, rights=RIGHTS)

@@ -52,9 +52,8 @@ from handlers.buttons import button_handler
 from storage import received_updates
 from storage.db import Database
 from storage.leader import Leadership
-from storage.receive_lock import ReceiveLock
 from storage.send_budget import SendBudget
-from storage.sync import prepare_database
+from storage.sync import receiving
 
 log = logging.getLogger(__name__)
 
@@ -234,16 +233,10 @@ def _shared_budget(
 
 def run_bot(settings: Settings) -> None:
     """Run until interrupted: long polling, or webhook mode when ``WEBHOOK_URL`` is set."""
-    db = prepare_database(settings)
-    try:
-        receiving = ReceiveLock.acquire(db.engine, polling=settings.webhook_url is None)
-    except BaseException:
-        db.dispose()
-        raise
     conflicts = ConflictGuard()
-    application = build_application(settings, db, conflicts=conflicts)
-    conflicts.on_trip = application.stop_running
-    try:
+    with receiving(settings, polling=settings.webhook_url is None) as db:
+        application = build_application(settings, db, conflicts=conflicts)
+        conflicts.on_trip = application.stop_running
         if settings.webhook_url:
             from bot.webhook import run_webhook
 
@@ -251,9 +244,5 @@ def run_bot(settings: Settings) -> None:
         else:
             serve_monitoring(application)  # /healthz and /metrics (webhook mode starts its own)
             application.run_polling(allowed_updates=Update.ALL_TYPES)
-    finally:
-        if receiving is not None:
-            receiving.release()
-        db.dispose()
     if conflicts.tripped is not None:
         raise PollingConflict(conflicts.tripped)

@@ -28,12 +28,18 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.channels.refs import ChatRef, PersonRef
+
 ENV_PREFIX = "CRISISDESK_"
 OFFICIAL_API_URL = "https://api.telegram.org"
 ZALO_API_URL = "https://bot-api.zaloplatforms.com"
 # Telegram's setWebhook ``secret_token``: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
 WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 WEBHOOK_SECRET_RULE = "1-256 characters, only A-Z a-z 0-9 _ -"
+# The messengers an id in the settings may name (``zalo:abc``). A bare id is Telegram's: ADMIN_IDS
+# and the hubs were Telegram numbers before any other channel existed, and stay valid as written.
+CHANNELS = ("telegram", "zalo")
+BARE_ID_CHANNEL = "telegram"
 SECRET_SETTINGS = frozenset(
     {
         "telegram_token",
@@ -51,6 +57,24 @@ class ConfigError(Exception):
     """A configuration problem, phrased as one line for the operator."""
 
 
+def channel_id(value: object) -> tuple[str, str]:
+    """``(channel, id)`` of an id as an operator writes it: ``zalo:abc``, or a bare Telegram id.
+
+    The id stays a string, as every id a messenger gives (``bot.channels.refs``).
+    """
+    text = str(value).strip()
+    channel, colon, ident = text.partition(":")
+    if not colon:
+        channel, ident = BARE_ID_CHANNEL, text
+        if not re.fullmatch(r"-?\d+", ident):
+            ident = ""
+    channel, ident = channel.strip().lower(), ident.strip()
+    if channel not in CHANNELS or not ident:
+        known = ", ".join(CHANNELS)
+        raise ValueError(f"expected a numeric Telegram id or channel:id ({known}), got {text!r}")
+    return channel, ident
+
+
 class AgencyConfig(BaseModel):
     """An agency and its policy for responding to the press."""
 
@@ -58,11 +82,26 @@ class AgencyConfig(BaseModel):
 
     code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = Field(min_length=1, max_length=255)
-    hub_chat_id: int | None = None
+    # The TOML writes one ``hub_chat_id`` (``-100…``, or ``zalo:…``); validation splits it into
+    # the channel and the channel's id, the two columns ``Agency`` keeps.
+    hub_chat_id: str | None = Field(default=None, max_length=80)
+    hub_channel: str | None = None
     deadline_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     approvals_required: int = Field(default=1, ge=1, le=20)
     approval_pin: bool = False
     public_channel: str | None = Field(default=None, pattern=r"^(@[A-Za-z0-9_]{5,32}|-100\d+)$")
+
+    @field_validator("hub_chat_id", mode="before")
+    @classmethod
+    def _hub_checked(cls, value: Any) -> Any:
+        return None if value is None else ":".join(channel_id(value))
+
+    @model_validator(mode="after")
+    def _split_hub(self) -> AgencyConfig:
+        self.hub_channel = None
+        if self.hub_chat_id is not None:
+            self.hub_channel, self.hub_chat_id = channel_id(self.hub_chat_id)
+        return self
 
 
 class TopicConfig(BaseModel):
@@ -110,8 +149,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data_dir: Path = Path("data")
     scan_interval: int = Field(default=300, ge=10, le=86_400)
-    hub_chat_id: int | None = None
-    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    hub_chat_id: Annotated[ChatRef | None, NoDecode] = None  # a bare Telegram id, or channel:id
+    admin_ids: Annotated[list[PersonRef], NoDecode] = Field(default_factory=list)
     timezone: str = "Asia/Ho_Chi_Minh"
     allow_private_feeds: bool = False
     webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
@@ -151,18 +190,22 @@ class Settings(BaseSettings):
     topics: list[TopicConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
 
+    @field_validator("hub_chat_id", mode="before")
+    @classmethod
+    def _hub_ref(cls, value: Any) -> Any:
+        if value is None or isinstance(value, ChatRef):
+            return value
+        return ChatRef(*channel_id(value))
+
     @field_validator("admin_ids", mode="before")
     @classmethod
-    def _split_ids(cls, value: Any) -> Any:
+    def _admin_refs(cls, value: Any) -> Any:
+        """``1,2,zalo:abc``: bare ids are Telegram's (as before other channels), others named."""
         if isinstance(value, str):
-            parts = [p.strip() for p in value.split(",") if p.strip()]
-            bad = [p for p in parts if not re.fullmatch(r"-?\d+", p)]
-            if bad:
-                raise ValueError(f"expected comma-separated numeric Telegram ids, got {bad[0]!r}")
-            return [int(p) for p in parts]
-        if isinstance(value, int):
-            return [value]
-        return value
+            value = [p for p in value.split(",") if p.strip()]
+        elif not isinstance(value, list | tuple):
+            value = [value]
+        return [v if isinstance(v, PersonRef) else PersonRef(*channel_id(v)) for v in value]
 
     @field_validator("timezone")
     @classmethod

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -24,6 +22,7 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
+from bot.channels.webhook_post import verified_json
 from bot.config import WEBHOOK_SECRET_RE, WEBHOOK_SECRET_RULE, Settings
 from bot.health import start_monitoring
 from bot.runtime import Runtime
@@ -54,19 +53,7 @@ def webhook_app(
     expected = secret.encode()
 
     async def receive(request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected):
-            log.warning(
-                "webhook: refused a POST to %s from %s (%s secret header)",
-                request.path,
-                request.remote,
-                "wrong" if given else "no",
-            )
-            return web.Response(status=403, text="wrong secret token")
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return web.Response(status=400, text="body is not JSON")
+        data = await verified_json(request, SECRET_HEADER, expected, "webhook")
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return web.Response(status=400, text="not a Telegram update")
         if claim is not None:

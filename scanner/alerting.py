@@ -118,39 +118,44 @@ def severity_for(f: Finding) -> Severity:
     return Severity.WARNING if total >= 2 else Severity.INFO
 
 
-def active_alert(
-    session: Session, dedupe_key: str, now: datetime, cooldown: timedelta
-) -> Alert | None:
-    """The alert of ``dedupe_key`` that fired within the cool-down and is not closed."""
-    stmt = (
+def _live_alerts(now: datetime, cooldown: timedelta, *where: Any) -> sa.Select[Any]:
+    """Alerts matching ``where`` that fired within the cool-down and are not closed, latest
+    first."""
+    return (
         sa.select(Alert)
         .where(
-            Alert.dedupe_key == dedupe_key,  # type: ignore[arg-type]
+            *where,
             Alert.status != AlertStatus.CLOSED,  # type: ignore[arg-type]
             Alert.window_end >= now - cooldown,  # type: ignore[arg-type]
         )
         .order_by(Alert.window_end.desc())  # type: ignore[attr-defined]
-        .limit(1)
     )
-    return session.execute(stmt).scalars().first()
+
+
+def active_alert(
+    session: Session, dedupe_key: str, now: datetime, cooldown: timedelta
+) -> Alert | None:
+    """The alert of ``dedupe_key`` that fired within the cool-down and is not closed."""
+    stmt = _live_alerts(now, cooldown, Alert.dedupe_key == dedupe_key)
+    return session.execute(stmt.limit(1)).scalars().first()
 
 
 def active_topic_alert(
     session: Session, topic_id: int, now: datetime, cooldown: timedelta
 ) -> Alert | None:
     """The topic's trend alert (any family) that fired within the cool-down and is not closed."""
-    stmt = (
-        sa.select(Alert)
-        .where(
-            Alert.topic_id == topic_id,  # type: ignore[arg-type]
-            Alert.dedupe_key.like(f"topic:{topic_id}:%"),  # type: ignore[attr-defined]
-            Alert.status != AlertStatus.CLOSED,  # type: ignore[arg-type]
-            Alert.window_end >= now - cooldown,  # type: ignore[arg-type]
-        )
-        .order_by(Alert.window_end.desc())  # type: ignore[attr-defined]
-        .limit(1)
+    stmt = _topic_alerts("topic", topic_id, now, cooldown)
+    return session.execute(stmt.limit(1)).scalars().first()
+
+
+def _topic_alerts(prefix: str, topic_id: int, now: datetime, cooldown: timedelta) -> sa.Select[Any]:
+    """The topic's live alerts whose key starts ``{prefix}:{topic_id}:`` (trend or emerging)."""
+    return _live_alerts(
+        now,
+        cooldown,
+        Alert.topic_id == topic_id,
+        Alert.dedupe_key.like(f"{prefix}:{topic_id}:%"),  # type: ignore[attr-defined]
     )
-    return session.execute(stmt).scalars().first()
 
 
 def families_of(alert: Alert) -> set[str]:
@@ -213,6 +218,38 @@ def _told(
     return told
 
 
+def _new_alert(
+    session: Session, finding: Finding, kind: str, severity: str, dedupe_key: str, now: datetime
+) -> AlertChange:
+    """An open alert made of ``finding`` (flushed, not committed)."""
+    alert = Alert(
+        topic_id=finding.topic_id,
+        kind=kind,
+        severity=severity,
+        status=AlertStatus.OPEN,
+        dedupe_key=dedupe_key,
+        window_start=finding.window_start,
+        window_end=finding.window_end,
+        volume=finding.volume,
+        baseline=finding.baseline,
+        score=finding.score,
+        outlets=finding.outlets,
+        negative_share=finding.negative_share,
+        forecast=finding.forecast,
+        details={
+            **finding.details,
+            "kinds": [kind],
+            "first_at": now.isoformat(),
+            "told": _told(finding, "new"),
+        },
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    return AlertChange(alert, "new")
+
+
 def record_finding(
     session: Session, finding: Finding, now: datetime, *, cooldown: timedelta = COOLDOWN
 ) -> AlertChange:
@@ -228,32 +265,7 @@ def record_finding(
     severity = severity_for(finding)
     existing = active_topic_alert(session, finding.topic_id, now, cooldown)
     if existing is None:
-        alert = Alert(
-            topic_id=finding.topic_id,
-            kind=finding.kind,
-            severity=severity,
-            status=AlertStatus.OPEN,
-            dedupe_key=finding.dedupe_key,
-            window_start=finding.window_start,
-            window_end=finding.window_end,
-            volume=finding.volume,
-            baseline=finding.baseline,
-            score=finding.score,
-            outlets=finding.outlets,
-            negative_share=finding.negative_share,
-            forecast=finding.forecast,
-            details={
-                **finding.details,
-                "kinds": [finding.kind],
-                "first_at": now.isoformat(),
-                "told": _told(finding, "new"),
-            },
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(alert)
-        session.flush()
-        return AlertChange(alert, "new")
+        return _new_alert(session, finding, finding.kind, severity, finding.dedupe_key, now)
     previous = existing.severity
     raised = finding.current and (
         _RANK[Severity(severity_for(materially_worse(finding, existing)))]
@@ -318,16 +330,7 @@ def record_emerging(
     key = emerging_key(finding.topic_id, term)
     existing = active_alert(session, key, now, cooldown)
     if existing is None:
-        stmt = (
-            sa.select(Alert)
-            .where(
-                Alert.topic_id == finding.topic_id,  # type: ignore[arg-type]
-                Alert.dedupe_key.like(f"emerging:{finding.topic_id}:%"),  # type: ignore[attr-defined]
-                Alert.status != AlertStatus.CLOSED,  # type: ignore[arg-type]
-                Alert.window_end >= now - cooldown,  # type: ignore[arg-type]
-            )
-            .order_by(Alert.window_end.desc())  # type: ignore[attr-defined]
-        )
+        stmt = _topic_alerts("emerging", finding.topic_id, now, cooldown)
         for alert in session.execute(stmt).scalars():
             if term in (alert.details or {}).get("terms", []):
                 existing = alert
@@ -341,29 +344,4 @@ def record_emerging(
         session.add(existing)
         session.flush()
         return AlertChange(existing, "updated", existing.severity)
-    alert = Alert(
-        topic_id=finding.topic_id,
-        kind=AlertKind.EMERGING,
-        severity=Severity.INFO,
-        status=AlertStatus.OPEN,
-        dedupe_key=key,
-        window_start=finding.window_start,
-        window_end=finding.window_end,
-        volume=finding.volume,
-        baseline=finding.baseline,
-        score=finding.score,
-        outlets=finding.outlets,
-        negative_share=finding.negative_share,
-        forecast=finding.forecast,
-        details={
-            **finding.details,
-            "kinds": [AlertKind.EMERGING],
-            "first_at": now.isoformat(),
-            "told": _told(finding, "new"),
-        },
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(alert)
-    session.flush()
-    return AlertChange(alert, "new")
+    return _new_alert(session, finding, AlertKind.EMERGING, Severity.INFO, key, now)

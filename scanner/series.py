@@ -483,13 +483,7 @@ def repair_series(session: Session) -> int:
         ids: list[int] = []
         for start, end in _runs(buckets, BUCKET, MERGE_GAP):  # a few queries, not one a bucket
             rows = session.execute(
-                sa.select(Article.id, Article.published_at)  # type: ignore[call-overload]
-                .join(ArticleTopic, ArticleTopic.article_id == Article.id)
-                .where(
-                    ArticleTopic.topic_id == topic_id,
-                    Article.published_at >= start,
-                    Article.published_at < end,
-                )
+                topic_articles([Article.id, Article.published_at], start, end, [topic_id])
             )
             ids.extend(i for i, at in rows if bucket_floor(at) in buckets)
         touched[topic_id] |= touched_buckets(session, ids).get(topic_id, set())

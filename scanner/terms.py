@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol, TypeVar
 
 from scanner.textnorm import STOPWORDS, exact, syllables, word_ngrams
 
@@ -63,6 +64,30 @@ class TermScore:
 
 
 @lru_cache(maxsize=50_000)
+class _Term(Protocol):
+    @property
+    def term(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Term)
+
+
+def _unsubsumed(ranked: Iterable[T], count: Callable[[T], int], top: int | None = None) -> list[T]:
+    """The best-ranked terms, none inside another it does not outnumber (``count``: stories).
+
+    A term within a kept longer one that is in as many stories adds nothing; a kept term within
+    a new longer one that is in no fewer stories gives way to it. At most ``top`` terms."""
+    kept: list[T] = []
+    for cand in ranked:
+        if any(cand.term in k.term and count(cand) <= count(k) for k in kept):
+            continue
+        kept = [k for k in kept if not (k.term in cand.term and count(k) <= count(cand))]
+        kept.append(cand)
+        if top is not None and len(kept) >= top:
+            break
+    return kept
+
+
 def story_terms(text: str, n_max: int = 3) -> frozenset[str]:
     """The distinct 1..``n_max``-grams of a story that neither start nor end with a stopword
     nor hold a boilerplate phrase (:func:`boilerplate`).
@@ -144,15 +169,7 @@ def emerging_terms(
         if z > 0:
             scored.append(TermScore(term, z, y_f, y_b))
     scored.sort(key=lambda t: (-t.z, -len(t.term)))
-    kept: list[TermScore] = []
-    for cand in scored:
-        if any(cand.term in k.term and cand.foreground <= k.foreground for k in kept):
-            continue
-        kept = [k for k in kept if not (k.term in cand.term and k.foreground <= cand.foreground)]
-        kept.append(cand)
-        if len(kept) >= top:
-            break
-    return kept
+    return _unsubsumed(scored, lambda t: t.foreground, top)
 
 
 # --------------------------------------------------------------------------- emerging alerts
@@ -217,13 +234,7 @@ def emerging_signal(
         if p < alpha:
             found.append(EmergingTerm(t, k, len(outlets[t]), b, rate * n_fg, p))
     found.sort(key=lambda e: (e.p, -len(e.term)))
-    kept: list[EmergingTerm] = []
-    for cand in found:
-        if any(cand.term in k.term and cand.stories <= k.stories for k in kept):
-            continue
-        kept = [k for k in kept if not (k.term in cand.term and k.stories <= cand.stories)]
-        kept.append(cand)
-    return kept
+    return _unsubsumed(found, lambda e: e.stories)
 
 
 def _candidates(

@@ -61,7 +61,7 @@ from scanner.series import (
 from scanner.terms import emerging_signal, emerging_terms, has_candidates, suggested_queries
 from scanner.topics import parse_query
 from storage.db import Database
-from storage.models import Alert, AlertKind, Article, ArticleTopic, Story, Topic
+from storage.models import Alert, AlertKind, Article, Story, Topic
 
 HISTORY = timedelta(days=28)
 SHORT_HISTORY = timedelta(days=7)  # less real history than this: the alert says so
@@ -190,13 +190,7 @@ def _background_texts(
     session: Session, topic_id: int, start: datetime, end: datetime, limit: int = 300
 ) -> list[str]:
     stmt = (
-        sa.select(Article.title, Article.summary)  # type: ignore[call-overload]
-        .join(ArticleTopic, ArticleTopic.article_id == Article.id)
-        .where(
-            ArticleTopic.topic_id == topic_id,
-            Article.published_at >= start,
-            Article.published_at < end,
-        )
+        topic_articles([Article.title, Article.summary], start, end, [topic_id])
         .order_by(Article.published_at.desc())  # type: ignore[attr-defined]
         .limit(limit)
     )

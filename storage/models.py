@@ -170,7 +170,9 @@ class Agency(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(index=True, unique=True, max_length=32)
     name: str = Field(max_length=255)
-    hub_chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # The agency's own forum hub for crisis rooms, on ``hub_channel`` (both set or both None).
+    hub_channel: str | None = Field(default=None, max_length=16)
+    hub_chat_id: str | None = Field(default=None, max_length=64)
     deadline_hours: float = 24.0
     approvals_required: int = 1
     approval_pin: bool = False

@@ -9,7 +9,8 @@ from the TOML is deactivated, not deleted, because alerts and articles still poi
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from storage.db import Database
 from storage.lock import DatabaseLock
 from storage.migrate import upgrade
 from storage.models import Agency, Owner, Source, Topic
+from storage.receive_lock import ReceiveLock
 
 log = logging.getLogger(__name__)
 
@@ -195,3 +197,22 @@ def prepare_database(settings: DatabaseConfig) -> Database:
         report = sync_config(session, settings)
     log.info("%s", report.describe())
     return db
+
+
+@contextmanager
+def receiving(settings: DatabaseConfig, *, polling: bool) -> Iterator[Database]:
+    """The prepared database of a process that receives updates, for as long as it runs.
+
+    The receive lock (``storage.receive_lock``) is held throughout, so a second poller is
+    refused at start; on the way out it is released and the database disposed.
+    """
+    db = prepare_database(settings)
+    try:
+        lock = ReceiveLock.acquire(db.engine, polling=polling)
+        try:
+            yield db
+        finally:
+            if lock is not None:
+                lock.release()
+    finally:
+        db.dispose()

@@ -23,6 +23,7 @@ from bot.services.due import due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.permissions import Actor, can_act_for_agency, is_admin
 from bot.services.phrases import as_written
+from bot.services.refusals import Refusal
 from storage.models import (
     Agency,
     Alert,
@@ -49,13 +50,8 @@ DISMISS_REASONS = ("fp", "remit", "handled", "other")
 MUTE_HOURS_MAX = 24 * 30
 
 
-class AlertActionError(Exception):
-    """An action that cannot be applied; ``template`` names the message to show."""
-
-    def __init__(self, template: str, **context: Any) -> None:
-        super().__init__(template)
-        self.template = template
-        self.context = context
+class AlertActionError(Refusal):
+    """An alert action that cannot be applied (acknowledging a closed alert, a bad reason)."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +209,21 @@ def admins_of(session: Session, agency_id: int, global_admins: Iterable[PersonRe
     return list(session.exec(query))
 
 
+def _owe(
+    session: Session, alert: Alert, people: Sequence[User], parts: Sequence[str], now: datetime
+) -> int:
+    """Ledger rows for the ``parts`` of ``alert`` each of ``people`` is not owed yet, on the
+    channels their alerts go to (``identity.alert_channels``); how many are new."""
+    assert alert.id is not None
+    owed = Owed.of(session, alert.id)
+    channels = identity.alert_channels(session, people)
+    added = 0
+    for person in people:
+        assert person.id is not None
+        added += owed.plan(session, person.id, parts, channels.get(person.id, []), now)
+    return added
+
+
 def plan_delivery(
     session: Session, alert: Alert, now: datetime, *, escalate_after: timedelta
 ) -> int:
@@ -223,14 +234,9 @@ def plan_delivery(
     alerts go to. Critical alerts also get their escalation scheduled.
     """
     assert alert.id is not None
-    parts = part_for(alert.kind, alert.severity)
-    owed = Owed.of(session, alert.id)
-    people = recipients(session, alert, now)
-    channels = identity.alert_channels(session, people)
-    added = 0
-    for person in people:
-        assert person.id is not None
-        added += owed.plan(session, person.id, parts, channels.get(person.id, []), now)
+    added = _owe(
+        session, alert, recipients(session, alert, now), part_for(alert.kind, alert.severity), now
+    )
     if alert.severity == Severity.CRITICAL and alert.acknowledged_at is None:
         schedule(
             session,
@@ -371,11 +377,10 @@ def acknowledge(session: Session, actor: Actor, alert_id: int, now: datetime) ->
     )
     session.refresh(alert)
     if updated.rowcount:  # type: ignore[attr-defined]
-        audit.record(
+        audit.by_actor(
             session,
+            actor,
             action="alert.acknowledged",
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
             subject=f"alert:{alert_id}",
             after={"status": AlertStatus.ACKNOWLEDGED},
             at=now,
@@ -396,11 +401,10 @@ def dismiss(session: Session, actor: Actor, alert_id: int, reason: str, now: dat
     alert.status = AlertStatus.DISMISSED
     alert.updated_at = now
     alert.details = {**(alert.details or {}), "dismissed": {"by": actor.user_id, "reason": reason}}
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="alert.dismissed",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"alert:{alert_id}",
         before=before,
         after={"status": AlertStatus.DISMISSED, "reason": reason},
@@ -423,11 +427,10 @@ def mute(session: Session, actor: Actor, topic_id: int, hours: float, now: datet
         raise AlertActionError("mute_not_subscribed")
     until = now + timedelta(hours=hours)
     subscription.muted_until = until
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="topic.muted",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"topic:{topic_id}",
         after={"until": until.isoformat()},
         at=now,
@@ -508,13 +511,13 @@ async def _escalate(runtime: Any, session: Session, due: Any) -> None:
     now = runtime.clock.now()
     alert.status = AlertStatus.ESCALATED
     alert.updated_at = now
-    supervisors = supervisors_of(session, topic.agency_id)
-    channels = identity.alert_channels(session, supervisors)
-    owed = Owed.of(session, alert.id)
-    for supervisor in supervisors:
-        assert supervisor.id is not None
-        parts = ("photo:escalation", "text:escalation")
-        owed.plan(session, supervisor.id, parts, channels.get(supervisor.id, []), now)
+    _owe(
+        session,
+        alert,
+        supervisors_of(session, topic.agency_id),
+        ("photo:escalation", "text:escalation"),
+        now,
+    )
     audit.record(
         session,
         action="alert.escalated",

@@ -35,8 +35,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.channels.base import Attachment, Button, DeliveryError, RecipientUnreachable, SentMessage
-from bot.channels.refs import ChatRef, PersonRef
-from bot.services import audit, due, identity, outbox, stored_refs
+from bot.channels.limits import max_text
+from bot.channels.refs import ChatRef
+from bot.services import audit, due, identity, outbox, states, stored_refs
 from bot.services import drafts as dr
 from bot.services.approval_reminders import ESCALATE, REMIND, cancel_reminders, schedule_reminders
 from bot.services.permissions import Actor
@@ -324,11 +325,10 @@ def decide(
 def refuse(session: Session, actor: Actor, draft_id: int, code: str, at: datetime) -> None:
     """Record a refused approval attempt (self-approval, stale, double press) for the inquiry."""
     draft = session.get(Draft, draft_id)
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="approval.refused",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=dr.subject(draft.crisis_id, draft.number) if draft else f"draft:{draft_id}",
         after={"draft_id": draft_id, "reason": code, "version": draft.version if draft else None},
         at=at,
@@ -363,43 +363,9 @@ def valid_pin(pin: str) -> bool:
     return bool(PIN_RE.match(pin.strip()))
 
 
-def state_for(
-    session: Session, chat_ref: str, user_ref: str, flow: str
-) -> ConversationState | None:
-    return session.exec(
-        select(ConversationState).where(
-            ConversationState.channel == PersonRef.from_label(user_ref).channel,
-            ConversationState.chat_ref == chat_ref,
-            ConversationState.user_ref == user_ref,
-            ConversationState.flow == flow,
-        )
-    ).first()
-
-
-def open_state(
-    session: Session,
-    chat_ref: str,
-    user_ref: str,
-    flow: str,
-    step: str,
-    data: dict[str, Any],
-    at: datetime,
-) -> ConversationState:
-    state = state_for(session, chat_ref, user_ref, flow)
-    if state is None:
-        state = ConversationState(
-            channel=PersonRef.from_label(user_ref).channel,
-            chat_ref=chat_ref,
-            user_ref=user_ref,
-            flow=flow,
-            step=step,
-        )
-    state.step = step
-    state.data = data
-    state.updated_at = at
-    session.add(state)
-    session.flush()
-    return state
+# The flows open and find their conversations by these names.
+state_for = states.find
+open_state = states.put
 
 
 ANSWERED_FLOWS = (FLOW_PIN_SET, FLOW_PIN_APPROVE, FLOW_REASON)
@@ -660,12 +626,36 @@ async def announce_superseded(runtime: Runtime, previous: Draft, fresh: Draft) -
 # --------------------------------------------------------------------------- due kinds
 
 
-def _waiting(session: Session, draft_id: int | None) -> tuple[Draft, Crisis] | None:
+@dataclass(frozen=True)
+class _Waiting:
+    draft: Draft
+    crisis: Crisis
+    minutes: int  # since it was submitted
+
+    async def remind(self, runtime: Runtime, people: list[User], **context: Any) -> None:
+        """Each of ``people`` gets the reminder in their language (an escalation says so)."""
+        for person in people:
+            await _tell(
+                runtime,
+                person,
+                "approval_reminder",
+                draft=self.draft,
+                crisis=self.crisis,
+                minutes=self.minutes,
+                **context,
+            )
+
+
+def _waiting(runtime: Runtime, session: Session, draft_id: int | None) -> _Waiting | None:
+    """The submitted latest version still waiting for approvals, or None once it moved on."""
     draft = session.get(Draft, draft_id) if draft_id else None
     if draft is None or draft.status != DraftStatus.SUBMITTED or not dr.is_latest(session, draft):
         return None
     crisis = session.get(Crisis, draft.crisis_id)
-    return (draft, crisis) if crisis else None
+    if crisis is None:
+        return None
+    now = runtime.clock.now()
+    return _Waiting(draft, crisis, int((now - (draft.submitted_at or now)).total_seconds() // 60))
 
 
 def _undecided(session: Session, draft: Draft, crisis: Crisis) -> list[User]:
@@ -677,23 +667,11 @@ def _undecided(session: Session, draft: Draft, crisis: Crisis) -> list[User]:
 
 @due.due_handler(REMIND)
 async def fire_reminder(runtime: Runtime, session: Session, row: Any) -> None:
-    waiting = _waiting(session, row.ref_id)
+    waiting = _waiting(runtime, session, row.ref_id)
     if waiting is None:
         return
-    draft, crisis = waiting
-    minutes = int(
-        (runtime.clock.now() - (draft.submitted_at or runtime.clock.now())).total_seconds() // 60
-    )
-    for person in _undecided(session, draft, crisis):
-        await _tell(
-            runtime,
-            person,
-            "approval_reminder",
-            draft=draft,
-            crisis=crisis,
-            minutes=minutes,
-            escalation=False,
-        )
+    draft = waiting.draft
+    await waiting.remind(runtime, _undecided(session, draft, waiting.crisis), escalation=False)
     audit.record(
         session,
         action="approval.reminded",
@@ -705,13 +683,10 @@ async def fire_reminder(runtime: Runtime, session: Session, row: Any) -> None:
 
 @due.due_handler(ESCALATE)
 async def fire_escalation(runtime: Runtime, session: Session, row: Any) -> None:
-    waiting = _waiting(session, row.ref_id)
+    waiting = _waiting(runtime, session, row.ref_id)
     if waiting is None:
         return
-    draft, crisis = waiting
-    minutes = int(
-        (runtime.clock.now() - (draft.submitted_at or runtime.clock.now())).total_seconds() // 60
-    )
+    draft, crisis = waiting.draft, waiting.crisis
     approvers = {u.id for u in approvers_for(session, crisis)}
     global_admins = identity.global_admins(runtime.settings, runtime.notifier.channel)
     people = {
@@ -732,17 +707,7 @@ async def fire_escalation(runtime: Runtime, session: Session, row: Any) -> None:
         for k, u in sorted(people.items(), key=lambda kv: kv[0] or 0)
         if u.id != draft.author_id and (u.id not in approvers or u in pending)
     ]
-    for person in recipients:
-        await _tell(
-            runtime,
-            person,
-            "approval_reminder",
-            draft=draft,
-            crisis=crisis,
-            minutes=minutes,
-            escalation=True,
-            waiting_for=_names(pending),
-        )
+    await waiting.remind(runtime, recipients, escalation=True, waiting_for=_names(pending))
     audit.record(
         session,
         action="approval.escalated",
@@ -820,6 +785,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
     ledger_user = draft.author_id or next(uid for uid, _ in approvers if uid is not None)
     now = runtime.clock.now()
     lang = author.language if author else "vi"
+    text_limit = max_text(runtime.notifier.channel)
     header_context = {
         "draft": draft,
         "title": title,
@@ -836,7 +802,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
             ledger_user,
             "room",
             room,
-            dr.long_pieces(header, draft.body),
+            dr.long_pieces(header, draft.body, text_limit),
             dr.attachments(draft, title),
         )
     author_chat = _private_chat(runtime, author)
@@ -850,7 +816,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
                 ledger_user,
                 "author",
                 author_chat,
-                dr.long_pieces(header, draft.body),
+                dr.long_pieces(header, draft.body, text_limit),
             )
     channel_result: dict[str, Any] = {}
     if public and agency.public_channel:
@@ -864,7 +830,7 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
                 ledger_user,
                 "channel",
                 ChatRef(runtime.notifier.channel, target),
-                dr.long_pieces("", draft.body),
+                dr.long_pieces("", draft.body, text_limit),
             )
             channel_result["message_ids"] = [m.message_id for m in sent]
         except DeliveryError as exc:

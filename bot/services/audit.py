@@ -12,25 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
+from bot.services.permissions import Actor
 from storage.models import AuditEvent
 
 if TYPE_CHECKING:
     from bot.services.permissions import Actor
-
-
-def record_by(
-    session: Session, actor: Actor, action: str, subject: str, at: datetime, **changes: Any
-) -> AuditEvent:
-    """:func:`record` of what ``actor`` did (``changes``: ``before`` / ``after``)."""
-    return record(
-        session,
-        action=action,
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
-        subject=subject,
-        at=at,
-        **changes,
-    )
 
 
 def record(
@@ -56,6 +42,29 @@ def record(
     )
     session.add(event)
     return event
+
+
+def by_actor(
+    session: Session,
+    actor: Actor,
+    *,
+    action: str,
+    at: datetime,
+    subject: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """:func:`record` of something ``actor`` did: their row (if any) and their account."""
+    return record(
+        session,
+        action=action,
+        at=at,
+        actor_id=actor.user_id,
+        actor_ref=actor.channel_ref,
+        subject=subject,
+        before=before,
+        after=after,
+    )
 
 
 def history(session: Session, subject: str, limit: int = 100) -> list[AuditEvent]:

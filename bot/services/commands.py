@@ -1,8 +1,8 @@
-"""Which commands each role may use: the source of ``/help`` and of Telegram's command menus.
+"""Which commands each role may use: the source of ``/help`` and of the command menus.
 
 Channel-neutral: this module says *which* commands a person may use; the words come from the
-``help_command`` template, and a channel with command menus (``bot.channels.base.CommandMenus``;
-Telegram's ``setMyCommands``) shows them. Later features add their commands with
+``help_command`` template, and a channel with command menus (``bot.channels.base.CommandMenus``,
+implemented by its adapter) shows them. Later features add their commands with
 :func:`register_command` at import time.
 """
 

@@ -2,8 +2,8 @@
 
 Every (alert, person, part) row is written before anything is sent and marked with the message
 id right after, so a restart resumes exactly the unsent rows. Each person's parts go out one after
-the other (chart, then text with its buttons). People are served concurrently; Telegram's flood
-windows are kept by the bot's rate limiter, so the fan-out runs at the overall limit without
+the other (chart, then text with its buttons). People are served concurrently; the channel's flood
+windows are kept by its adapter's rate limiter, so the fan-out runs at the overall limit without
 429s. A chart is rendered once per alert and language and uploaded once: later sends reuse its
 ``file_id``.
 
@@ -18,7 +18,7 @@ with a row ``sending`` is not served until it is settled, so their parts stay in
 crash or a change of leader.
 
 Through an outage (docs/reliability.md, "Delivery through outages"): a send that failed without
-reaching Telegram puts off the person's whole queue (exponential backoff with jitter, never
+reaching the channel puts off the person's whole queue (exponential backoff with jitter, never
 sooner than a 429's ``retry_after``), so their parts stay in order and a sent chart is never sent
 again. The budget is time, not tries: a person failing for ``DELIVERY_RETRY_MINUTES`` has the
 alert's remaining parts marked failed together, and the agency's admins are told once per alert.
@@ -524,7 +524,7 @@ def _record_failure(
     with runtime.db.session() as session:
         stored = session.get(Delivery, row.id)
         assert stored is not None
-        stored.status = DeliveryStatus.PENDING  # Telegram answered: it did not act
+        stored.status = DeliveryStatus.PENDING  # the channel answered: it did not act
         stored.claimed_until = None
         stored.attempts += 1
         stored.last_error = error[:500]
@@ -625,7 +625,7 @@ async def _refresh(runtime: Runtime, session: Session, due: Due) -> None:
     """Edit every delivered copy of an alert to show who acknowledged or dismissed it.
 
     Runs after the fan-out of that alert has finished (else it reschedules itself), so edits never
-    compete with first deliveries for Telegram's send budget.
+    compete with first deliveries for the channel's send budget.
     """
     alert_id = int(due.ref_id or 0)
     now = runtime.clock.now()

@@ -26,13 +26,14 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.channels.base import Attachment, DeliveryError, SentMessage
+from bot.channels.limits import max_text
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
-from bot.services import audit, stored_refs, timeline
+from bot.services import audit, states, stored_refs, timeline
 from bot.services import press_templates as pt
 from bot.services.approval_reminders import cancel_reminders
 from bot.services.permissions import Actor, is_admin
 from bot.services.taskforces.brief import touch_brief
-from bot.services.textsplit import DEFAULT_PIECE, html_pieces
+from bot.services.textsplit import html_pieces
 from storage.models import (
     Agency,
     Approval,
@@ -65,6 +66,9 @@ TERMINAL = (DraftStatus.REJECTED, DraftStatus.DISCARDED)
 DELIVERY_ROOM = "draft_room"
 _GONE_MEMBER_STATES = ("declined", "removed")
 _DRAFT_KINDS_IN_TIMELINE = "draft."
+# What a part of a long statement keeps free under the channel's limit for its header line
+# ("Dự thảo #3 · v2 · (2/3)") and the markup around the text.
+HEADER_ROOM = 296
 
 
 class DraftError(Exception):
@@ -330,19 +334,8 @@ class Started:
     prefilled: list[tuple[str, str]] = field(default_factory=list)  # (question, value) pairs
 
 
-def _state(session: Session, chat_ref: str, user_ref: str) -> ConversationState | None:
-    return session.exec(
-        select(ConversationState).where(
-            ConversationState.channel == PersonRef.from_label(user_ref).channel,
-            ConversationState.chat_ref == chat_ref,
-            ConversationState.user_ref == user_ref,
-            ConversationState.flow == FLOW_FILL,
-        )
-    ).first()
-
-
 def fill_state(session: Session, chat_ref: str, user_ref: str) -> ConversationState | None:
-    return _state(session, chat_ref, user_ref)
+    return states.find(session, chat_ref, user_ref, FLOW_FILL)
 
 
 def start_draft(
@@ -376,7 +369,7 @@ def start_draft(
         raise DraftError("draft_template_broken", kind=kind, detail=str(exc)) from None
     values = _prefill(template, crisis_context(session, crisis, lang, tz))
     pending = [f.name for f in template.fields if f.name not in values]
-    state = _state(session, chat_ref, user_ref)
+    state = states.find(session, chat_ref, user_ref, FLOW_FILL)
     if state is None:
         state = ConversationState(
             channel=PersonRef.from_label(user_ref).channel,
@@ -496,7 +489,7 @@ def remember_prompt(session: Session, state_id: int, message_id: str) -> None:
 
 
 def cancel_fill(session: Session, chat_ref: str, user_ref: str) -> bool:
-    state = _state(session, chat_ref, user_ref)
+    state = states.find(session, chat_ref, user_ref, FLOW_FILL)
     if state is None:
         return False
     session.delete(state)
@@ -516,7 +509,7 @@ def awaited(
     edited = draft_for_message(session, replied) if replied is not None else None
     if edited is not None:
         return edited, None
-    return None, _state(session, chat_key(chat), user_ref)
+    return None, fill_state(session, chat_key(chat), user_ref)
 
 
 def answer_fill(
@@ -850,14 +843,14 @@ def docx_text(data: bytes) -> str:
     return "\n".join(p.text for p in Document(io.BytesIO(data)).paragraphs)
 
 
-def long_pieces(header: str, body: str) -> list[str]:
-    """Header + body as HTML messages of at most ``DEFAULT_PIECE`` characters each (a channel
-    with a lower limit cuts them further where its notifier degrades).
+def long_pieces(header: str, body: str, max_text: int) -> list[str]:
+    """Header + body as HTML messages of at most ``max_text`` characters each (the channel's
+    limit, ``bot.channels.limits``).
 
     The header is HTML from a message template; the body is plain text, split first and escaped
     piece by piece, so no tag or entity is ever cut.
     """
-    limit = max(500, DEFAULT_PIECE - len(header))
+    limit = max(500, max_text - HEADER_ROOM - len(header))
     pieces = [p for p in html_pieces(body, limit) if p.strip()] or [""]
     texts: list[str] = []
     for index, piece in enumerate(pieces):
@@ -879,7 +872,7 @@ async def send_long(
     buttons: list[list[Button]] | None = None,
 ) -> list[SentMessage]:
     """:func:`long_pieces` sent in order; buttons on the last part."""
-    texts = long_pieces(header, body)
+    texts = long_pieces(header, body, max_text(runtime.notifier.channel))
     sent: list[SentMessage] = []
     for index, text in enumerate(texts):
         last = index == len(texts) - 1

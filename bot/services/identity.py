@@ -130,6 +130,6 @@ def add_person(session: Session, who: PersonRef, user: User) -> User:
 
 
 def global_admins(settings: Settings, channel: str) -> tuple[PersonRef, ...]:
-    """ADMIN_IDS as accounts, in their configured order: the operators' ids on the channel the
-    bot runs on."""
-    return tuple(dict.fromkeys(PersonRef(channel, str(admin)) for admin in settings.admin_ids))
+    """The accounts of ADMIN_IDS on ``channel`` (the one the bot runs on), in their configured
+    order."""
+    return tuple(dict.fromkeys(admin for admin in settings.admin_ids if admin.channel == channel))

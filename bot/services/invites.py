@@ -1,7 +1,7 @@
 """Single-use invite codes: registration that skips approval.
 
 A code is ``secrets.token_urlsafe(24)`` (192 random bits, 32 characters of ``A-Za-z0-9_-``), so it
-fits a Telegram ``/start`` payload and cannot be guessed. It is claimed with one conditional
+fits a deep link's start payload and cannot be guessed. It is claimed with one conditional
 ``UPDATE … WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > now``: two people opening
 the same link get exactly one registration. Every refusal is audited, because a forged or replayed
 code is what an inquiry asks about first.
@@ -88,11 +88,10 @@ def create_invite(
     )
     session.add(invite)
     session.flush()
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="invite.created",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"invite:{invite.id}",
         after={
             "role": invite.role,
@@ -227,11 +226,10 @@ def revoke(session: Session, *, actor: Actor, invite_id: int, now: datetime) -> 
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action="invite.revoked",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"invite:{invite_id}",
         before={"revoked_at": None},
         after={"revoked_at": now.isoformat()},

@@ -9,9 +9,9 @@ message id right after. Run again, a step
 
 * skips a part that is ``sent``;
 * sends a part that is ``pending`` (never left: the process died before, or during the wait),
-  or whose send failed with an answer from Telegram (put back to ``pending``);
+  or whose send failed with an answer from the channel (put back to ``pending``);
 * does **not** re-send a part claimed by a process that died (``sending`` with another boot's
-  claim): the request may have reached Telegram, which has no way to ask, and a statement posted
+  claim): the request may have reached the channel, which has no way to ask, and a statement posted
   twice to a room or a public channel is worse than the in-doubt part. The row becomes
   ``in_doubt`` and an audit event names it, so people can see what to check.
 
@@ -19,7 +19,7 @@ The unique key of the ledger makes the row race-free between workers on PostgreS
 insert fails and that worker leaves the part alone.
 
 Residual risk (docs/reliability.md): a process killed between the claim and the request reaching
-Telegram (the socket write, then the network) leaves a part in doubt that never went out.
+the channel (the socket write, then the network) leaves a part in doubt that never went out.
 """
 
 from __future__ import annotations

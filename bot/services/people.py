@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from bot.channels.refs import PersonRef
 from bot.config import Settings
@@ -120,3 +120,13 @@ def card(session: Session, user_id: int) -> PersonCard | None:
         return None
     channels = identity.channels_of(session, [user.id]).get(user.id, [])
     return PersonCard(user, agency_name(session, user.agency_id), channels)
+
+
+def find_by_username(session: Session, username: str) -> User | None:
+    """The registered person with this @username (case-insensitive, ``@`` optional)."""
+    name = username.strip().removeprefix("@").lower()
+    if not name:
+        return None
+    return session.exec(
+        select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
+    ).first()

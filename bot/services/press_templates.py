@@ -21,7 +21,7 @@ lines that declares its title and its fields::
 
 The built-in templates live in ``templates/press/<lang>/``; an admin may add or override kinds
 in ``settings.templates_dir`` (same layout) without touching code. Templates render *plain
-text* (the statement itself, as it goes to the .docx and to the public): escaping for Telegram's
+text* (the statement itself, as it goes to the .docx and to the public): escaping for the chat's
 HTML happens when the text is shown in a chat (``bot.services.textsplit``), so nothing a person
 typed can inject markup, and splitting never cuts a tag.
 
@@ -229,7 +229,7 @@ def environment() -> LimitedEnvironment:
     strict, plain text."""
     return LimitedEnvironment(
         undefined=StrictUndefined,
-        autoescape=False,  # plain text; escaped for Telegram HTML when shown in a chat
+        autoescape=False,  # plain text; escaped for HTML when shown in a chat
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,

@@ -32,7 +32,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.config import Settings
-from bot.services import audit, due, identity, invites
+from bot.services import audit, due, identity, invites, states
 from bot.services.people import active_with_role, agency_name
 from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
 from bot.templating import LANGUAGES
@@ -149,45 +149,7 @@ def fresh(session: Session, state: ConversationState) -> ConversationState:
     return row
 
 
-def get_state(
-    session: Session, chat_ref: str, user_ref: str, flow: str, channel: str | None = None
-) -> ConversationState | None:
-    """A conversation row; its channel is the one ``user_ref`` (a ``PersonRef`` label) names,
-    unless given (review rows are keyed by a person's id, not an account)."""
-    channel = channel or PersonRef.from_label(user_ref).channel
-    return session.exec(
-        select(ConversationState).where(
-            ConversationState.channel == channel,
-            ConversationState.chat_ref == chat_ref,
-            ConversationState.user_ref == user_ref,
-            ConversationState.flow == flow,
-        )
-    ).first()
-
-
-def _put_state(
-    session: Session,
-    *,
-    chat_ref: str,
-    user_ref: str,
-    flow: str,
-    step: str,
-    data: dict[str, Any],
-    now: datetime,
-    channel: str | None = None,
-) -> ConversationState:
-    channel = channel or PersonRef.from_label(user_ref).channel
-    state = get_state(session, chat_ref, user_ref, flow, channel)
-    if state is None:
-        state = ConversationState(
-            channel=channel, chat_ref=chat_ref, user_ref=user_ref, flow=flow, step=step
-        )
-    state.step = step
-    state.data = dict(data)
-    state.updated_at = now
-    session.add(state)
-    session.flush()
-    return state
+get_state = states.find  # the flows find their conversations by this name
 
 
 def _advance(
@@ -238,14 +200,14 @@ def begin(
     data: dict[str, Any] = {"username": username}
     if invite is not None:
         data.update(invite_id=invite.id, agency_id=invite.agency_id, role=invite.role)
-    return _put_state(
+    return states.put(
         session,
         chat_ref=chat_ref,
         user_ref=user_ref,
         flow=FLOW_REGISTER,
         step=STEP_LANGUAGE,
         data=data,
-        now=now,
+        at=now,
     )
 
 
@@ -469,14 +431,14 @@ def record_review_messages(
 ) -> None:
     """Remember where each decider's copy of a request is, to edit it once someone decides."""
     for message in sent:
-        _put_state(
+        states.put(
             session,
             chat_ref=message.message.chat.chat_id,
             user_ref=f"user:{applicant_id}",
             flow=FLOW_REVIEW,
             step="sent",
             data={"message_id": message.message.message_id, "language": message.language},
-            now=now,
+            at=now,
             channel=message.message.chat.channel,
         )
 
@@ -628,11 +590,10 @@ def decide(
         status, by = decided_by(session, applicant_id)
         raise AlreadyDecided(status, by)
     session.refresh(applicant)
-    event = audit.record(
+    event = audit.by_actor(
         session,
+        actor,
         action="user.approved" if approve else "user.rejected",
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"user:{applicant_id}",
         before=before,
         after={**_snapshot(applicant), "by": decider_name, "reason": reason},
@@ -663,14 +624,14 @@ def ask_reject_reason(
     if applicant.status != UserStatus.PENDING:
         status, by = decided_by(session, applicant_id)
         raise AlreadyDecided(status, by)
-    _put_state(
+    states.put(
         session,
         chat_ref=chat_ref,
         user_ref=actor.channel_ref,
         flow=FLOW_REJECT,
         step="reason",
         data={"applicant_id": applicant_id},
-        now=now,
+        at=now,
     )
     return applicant
 
@@ -701,16 +662,6 @@ def finish_reject(
 
 
 # --------------------------------------------------------------------------- people
-
-
-def find_by_username(session: Session, username: str) -> User | None:
-    """The registered person with this @username (case-insensitive, ``@`` optional)."""
-    name = username.strip().removeprefix("@").lower()
-    if not name:
-        return None
-    return session.exec(
-        select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
-    ).first()
 
 
 def _clean_username(username: str | None) -> str | None:
@@ -783,11 +734,10 @@ def _change(
     user.updated_at = now
     session.add(user)
     session.flush()
-    audit.record(
+    audit.by_actor(
         session,
+        actor,
         action=action,
-        actor_id=actor.user_id,
-        actor_ref=actor.channel_ref,
         subject=f"user:{target_id}",
         before=before,
         after=_snapshot(user),
@@ -873,14 +823,14 @@ def _own_change(session: Session, user_id: int, action: str, now: datetime, **va
 def ask_new_name(
     session: Session, *, user: User, chat_ref: str, user_ref: str, now: datetime
 ) -> None:
-    _put_state(
+    states.put(
         session,
         chat_ref=chat_ref,
         user_ref=user_ref,
         flow=FLOW_ME_NAME,
         step="name",
         data={},
-        now=now,
+        at=now,
     )
 
 

@@ -19,6 +19,7 @@ from bot.channels.base import DeliveryError
 from bot.channels.refs import ChatRef, PersonRef
 from bot.services import audit, identity
 from bot.services.people import active_with_role
+from bot.services.rooms import agency_hub
 from storage.models import Agency, AuditEvent, Crisis, Role, User
 
 if TYPE_CHECKING:
@@ -112,13 +113,13 @@ def reported(session: Session, crisis_id: int) -> list[str]:
     return list(dict.fromkeys(rights))
 
 
-def _hub_agencies(session: Session, hub: ChatRef, global_hub: int | None) -> list[int]:
+def _hub_agencies(session: Session, hub: ChatRef, global_hub: ChatRef | None) -> list[int]:
     """Agencies whose crisis rooms live in this hub (its own, or the global hub's)."""
-    is_global = global_hub is not None and str(global_hub) == hub.chat_id
+    hub = ChatRef(hub.channel, hub.chat_id)
     return [
-        agency_id
-        for agency_id, own in session.exec(select(Agency.id, Agency.hub_chat_id))
-        if agency_id is not None and (str(own) == hub.chat_id if own is not None else is_global)
+        agency.id
+        for agency in session.exec(select(Agency))
+        if agency.id is not None and (agency_hub(agency) or global_hub) == hub
     ]
 
 

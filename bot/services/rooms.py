@@ -44,20 +44,25 @@ HUB_RIGHTS = ("can_manage_topics", "can_invite_users", "can_pin_messages")
 ADMITTED_STATES = ("invited", "accepted", "joined")
 
 
-def hub_for(agency: Agency | None, settings: Settings, channel: str) -> ChatRef | None:
-    """The forum supergroup where this agency's crisis rooms are topics, if any.
+def agency_hub(agency: Agency) -> ChatRef | None:
+    """The agency's own hub, if it has one."""
+    if agency.hub_channel is None or agency.hub_chat_id is None:
+        return None
+    return ChatRef(agency.hub_channel, agency.hub_chat_id)
 
-    Hubs are configured as ids on the channel the bot runs on (``channel``), like ADMIN_IDS.
-    """
-    hub = agency.hub_chat_id if agency is not None else None
-    if hub is None:
-        hub = settings.hub_chat_id
-    return ChatRef(channel, str(hub)) if hub is not None else None
+
+def hub_for(agency: Agency | None, settings: Settings, channel: str) -> ChatRef | None:
+    """The forum supergroup on ``channel`` where this agency's crisis rooms are topics, if any:
+    the agency's own hub, else the global one (``HUB_CHAT_ID``)."""
+    for hub in (agency_hub(agency) if agency is not None else None, settings.hub_chat_id):
+        if hub is not None and hub.channel == channel:
+            return hub
+    return None
 
 
 def is_hub(session: Session, settings: Settings, chat: ChatRef) -> bool:
-    hubs = {settings.hub_chat_id, *session.exec(select(Agency.hub_chat_id))}
-    return chat.chat_id in {str(hub) for hub in hubs if hub is not None}
+    hubs = {settings.hub_chat_id, *map(agency_hub, session.exec(select(Agency)))}
+    return ChatRef(chat.channel, chat.chat_id) in hubs
 
 
 @dataclass(frozen=True)

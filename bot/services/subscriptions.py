@@ -15,18 +15,14 @@ from sqlmodel import Session, col, select
 from bot.services import audit
 from bot.services.alerts import hand_over_open_alerts
 from bot.services.permissions import Actor, can_act_for_agency, has_role, is_admin
+from bot.services.refusals import Refusal
 from scanner.sources import UnsafeURLError, check_url
 from scanner.topics import QueryError, parse_query
 from storage.models import Owner, Role, Sensitivity, Source, Subscription, Topic
 
 
-class TopicError(Exception):
-    """A refused change; ``template`` names the message shown, ``context`` fills it."""
-
-    def __init__(self, template: str, **context: object) -> None:
-        super().__init__(template)
-        self.template = template
-        self.context = context
+class TopicError(Refusal):
+    """A refused change to topics, subscriptions or sources."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +77,13 @@ def set_subscription(
         session.add(Subscription(user_id=actor.user_id, topic_id=topic_id, created_at=now))
     else:
         session.delete(existing)
-    action = "topic.subscribed" if follow else "topic.unsubscribed"
-    audit.record_by(session, actor, action, f"topic:{topic_id}", now)
+    audit.by_actor(
+        session,
+        actor,
+        action="topic.subscribed" if follow else "topic.unsubscribed",
+        subject=f"topic:{topic_id}",
+        at=now,
+    )
     return True
 
 
@@ -161,13 +162,13 @@ def add_topic(
     )
     session.add(topic)
     session.flush()
-    audit.record_by(
+    audit.by_actor(
         session,
         actor,
-        "topic.created",
-        f"topic:{topic.id}",
-        now,
+        action="topic.created",
+        subject=f"topic:{topic.id}",
         after={"name": name, "query": topic.query, "sensitivity": sensitivity},
+        at=now,
     )
     return topic
 
@@ -197,14 +198,14 @@ def change_topic(
         if sensitivity not in tuple(Sensitivity):
             raise TopicError("topic_bad_sensitivity", value=sensitivity)
         topic.sensitivity = sensitivity
-    audit.record_by(
+    audit.by_actor(
         session,
         actor,
-        "topic.changed",
-        f"topic:{topic.id}",
-        now,
+        action="topic.changed",
+        subject=f"topic:{topic.id}",
         before=before,
         after={"query": topic.query, "sensitivity": topic.sensitivity},
+        at=now,
     )
     return topic
 
@@ -215,7 +216,13 @@ def remove_topic(session: Session, actor: Actor, topic: Topic, now: datetime) ->
     topic.active = False
     for sub in session.exec(select(Subscription).where(Subscription.topic_id == topic.id)):
         session.delete(sub)
-    audit.record_by(session, actor, "topic.removed", f"topic:{topic.id}", now)
+    audit.by_actor(
+        session,
+        actor,
+        action="topic.removed",
+        subject=f"topic:{topic.id}",
+        at=now,
+    )
 
 
 def list_sources(session: Session) -> list[Source]:
@@ -257,13 +264,13 @@ def add_source(
     )
     session.add(source)
     session.flush()
-    audit.record_by(
+    audit.by_actor(
         session,
         actor,
-        "source.created",
-        f"source:{source.id}",
-        now,
+        action="source.created",
+        subject=f"source:{source.id}",
         after={"url": url, "outlet": source.outlet},
+        at=now,
     )
     return source
 
@@ -277,5 +284,11 @@ def remove_source(session: Session, actor: Actor, source_id: int, now: datetime)
     if source.owner == Owner.TOML:
         raise TopicError("source_read_only", name=source.name)
     source.active = False
-    audit.record_by(session, actor, "source.removed", f"source:{source.id}", now)
+    audit.by_actor(
+        session,
+        actor,
+        action="source.removed",
+        subject=f"source:{source.id}",
+        at=now,
+    )
     return source

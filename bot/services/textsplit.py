@@ -1,23 +1,19 @@
-"""Splitting long plain text into Telegram-sized pieces, then escaping each piece for HTML.
+"""Splitting long plain text into pieces a channel accepts, then escaping each piece for HTML.
 
-Telegram refuses a message over 4,096 characters (counted after entity parsing) and refuses
-broken HTML. Splitting escaped or marked-up text can cut a tag or an ``&amp;`` in half, so the
-order is always: split the *plain* text at the best boundary (blank line, line, sentence, space),
-then escape each piece. The pieces concatenate back to exactly the original text.
+Channels refuse a message over their length limit (``bot.channels.limits``) and refuse broken
+markup. Splitting escaped or marked-up text can cut a tag or an ``&amp;`` in half, so the order is
+always: split the *plain* text at the best boundary (blank line, line, sentence, space), then
+escape each piece. The pieces concatenate back to exactly the original text.
 """
 
 from __future__ import annotations
 
 import html
 
-TELEGRAM_LIMIT = 4096
-# Room left for a header line ("Dự thảo #3 · v2 · (2/3)") above each piece.
-DEFAULT_PIECE = 3800
-
 _BOUNDARIES = ("\n\n", "\n", ". ", "; ", ", ", " ")
 
 
-def split_plain(text: str, limit: int = DEFAULT_PIECE) -> list[str]:
+def split_plain(text: str, limit: int) -> list[str]:
     """Pieces of at most ``limit`` characters whose concatenation is ``text``.
 
     Each cut is made after the last paragraph break, else line break, else sentence end, else
@@ -46,10 +42,10 @@ def split_plain(text: str, limit: int = DEFAULT_PIECE) -> list[str]:
 
 
 def escape(text: str) -> str:
-    """Escape plain text for Telegram HTML (``&``, ``<``, ``>`` and quotes)."""
+    """Escape plain text for the HTML messages are written in (``&``, ``<``, ``>``, quotes)."""
     return html.escape(text, quote=True)
 
 
-def html_pieces(text: str, limit: int = DEFAULT_PIECE) -> list[str]:
-    """The plain text split and each piece escaped: ready for ``parse_mode=HTML``."""
+def html_pieces(text: str, limit: int) -> list[str]:
+    """The plain text split and each piece escaped: ready to send as HTML."""
     return [escape(piece) for piece in split_plain(text, limit)]

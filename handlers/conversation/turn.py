@@ -88,4 +88,6 @@ def record_refusal(runtime: Runtime, actor: Actor, action: str, subject: str, re
     """
     with runtime.db.session() as session:
         now = runtime.clock.now()
-        audit.record_by(session, actor, action, subject, now, after={"reason": reason})
+        audit.by_actor(
+            session, actor, action=action, subject=subject, at=now, after={"reason": reason}
+        )

@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from bot.channels import base
 from bot.channels.base import Attachment, Buttons, Rejected, SentMessage
+from bot.channels.limits import declare_max_text
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.runtime import Runtime
 from bot.services import identity
@@ -64,6 +65,8 @@ class FakeChannel:
         self._ids = count(1)
 
     def notifier(self) -> DegradingNotifier:
+        """Services' notifier on this channel (its text limit declared, as wiring does)."""
+        declare_max_text(CHANNEL, CAPABILITIES.max_text)
         return DegradingNotifier(self, CAPABILITIES)
 
     def inbox(self, account: str) -> list[str]:

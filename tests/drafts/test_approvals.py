@@ -20,12 +20,12 @@ from drafts_flows import (
 from emulator_fixtures import running_app
 from sqlmodel import col, select
 
+from bot.channels.telegram.limits import TEXT_LIMIT
 from bot.channels.telegram.notifier import person_ref
 from bot.services import drafts as dr
 from bot.services import identity
 from bot.services import press_templates as pt
 from bot.services.permissions import Actor
-from bot.services.textsplit import TELEGRAM_LIMIT
 from storage.models import (
     Approval,
     AuditEvent,
@@ -364,7 +364,7 @@ async def test_ten_thousand_character_statement_is_delivered_intact(make_desk: A
             file = await app.bot.get_file(doc.data["document"]["file_id"])
             files[doc.data["document"]["file_name"]] = bytes(await file.download_as_bytearray())
     assert len(parts) >= 3
-    assert all(len(p.text) <= TELEGRAM_LIMIT for p in parts)
+    assert all(len(p.text) <= TEXT_LIMIT for p in parts)
     # Strip each part's marker line: what remains concatenates back to the statement.
     texts = [
         p.text.split("\n\n", 1)[1] if i == 0 else p.text.split("\n", 1)[1]

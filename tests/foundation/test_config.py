@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.channels.refs import ChatRef, PersonRef
 from bot.config import ConfigError, load_settings
 
 FULL_TOML = """
@@ -94,8 +95,8 @@ def test_every_environment_variable_is_read(tmp_path: Path) -> None:
     assert s.effective_database_url == "postgresql+psycopg://u@h/db"
     assert s.data_dir == tmp_path
     assert s.scan_interval == 60
-    assert s.hub_chat_id == -100123
-    assert s.admin_ids == [1, 2, 3]
+    assert s.hub_chat_id == ChatRef("telegram", "-100123")
+    assert s.admin_ids == [PersonRef("telegram", str(n)) for n in (1, 2, 3)]
     assert s.tz.key == "Europe/Berlin"
     assert s.allow_private_feeds is True
     assert s.webhook_url == "https://bot.example.vn/hook"
@@ -115,10 +116,12 @@ def test_every_toml_key_is_read_and_env_wins(tmp_path: Path) -> None:
     s = load_settings({"CRISISDESK_CONFIG": str(path), "CRISISDESK_SCAN_INTERVAL": "120"})
     assert s.scan_interval == 120  # environment over TOML
     byt, bgd = s.agencies
-    assert (byt.code, byt.name, byt.hub_chat_id) == ("BYT", "Bộ Y tế", -1001234567890)
+    assert (byt.code, byt.name) == ("BYT", "Bộ Y tế")
+    assert (byt.hub_channel, byt.hub_chat_id) == ("telegram", "-1001234567890")
     assert (byt.deadline_hours, byt.approvals_required, byt.approval_pin) == (24, 2, True)
     assert byt.public_channel == "@byt_news"
     assert (bgd.deadline_hours, bgd.approvals_required, bgd.hub_chat_id) == (6, 1, None)
+    assert bgd.hub_channel is None
     (topic,) = s.topics
     assert (topic.agency, topic.name, topic.sensitivity) == ("BYT", "Vắc-xin", "high")
     (source,) = s.sources
@@ -128,6 +131,35 @@ def test_every_toml_key_is_read_and_env_wins(tmp_path: Path) -> None:
         "https://example.vn/rss/suc-khoe.rss",
     )
     assert load_settings({"CRISISDESK_CONFIG": str(path)}).scan_interval == 600
+
+
+def test_ids_may_name_their_channel(tmp_path: Path) -> None:
+    """A bare id is Telegram's (as before other channels); ``zalo:…`` names another channel."""
+    path = write(
+        tmp_path,
+        '[[agencies]]\ncode = "BYT"\nname = "Bộ Y tế"\nhub_chat_id = "zalo:g-17"\n'
+        '[[agencies]]\ncode = "BTC"\nname = "Bộ Tài chính"\nhub_chat_id = "-100777"\n',
+    )
+    s = load_settings(
+        {
+            "CRISISDESK_CONFIG": str(path),
+            "CRISISDESK_ADMIN_IDS": "123, zalo:abc-9,telegram:77",
+            "CRISISDESK_HUB_CHAT_ID": "zalo:hub-1",
+        }
+    )
+    assert s.admin_ids == [
+        PersonRef("telegram", "123"),
+        PersonRef("zalo", "abc-9"),
+        PersonRef("telegram", "77"),
+    ]
+    assert s.hub_chat_id == ChatRef("zalo", "hub-1")
+    assert [(a.hub_channel, a.hub_chat_id) for a in s.agencies] == [
+        ("zalo", "g-17"),
+        ("telegram", "-100777"),
+    ]
+    assert load_settings({}, admin_ids=[7001], hub_chat_id=-1005).admin_ids == [
+        PersonRef("telegram", "7001")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -143,7 +175,17 @@ def test_every_toml_key_is_read_and_env_wins(tmp_path: Path) -> None:
         ),
         (
             {"CRISISDESK_ADMIN_IDS": "1,bob"},
-            "CRISISDESK_ADMIN_IDS: expected comma-separated numeric Telegram ids, got 'bob'",
+            "CRISISDESK_ADMIN_IDS: expected a numeric Telegram id or channel:id (telegram, zalo), "
+            "got 'bob'",
+        ),
+        (
+            {"CRISISDESK_ADMIN_IDS": "1,line:abc"},
+            "CRISISDESK_ADMIN_IDS: expected a numeric Telegram id or channel:id (telegram, zalo), "
+            "got 'line:abc'",
+        ),
+        (
+            {"CRISISDESK_HUB_CHAT_ID": "zalo:"},
+            "CRISISDESK_HUB_CHAT_ID: expected a numeric Telegram id or channel:id",
         ),
         (
             {"CRISISDESK_TIMEZONE": "Mars/Olympus"},

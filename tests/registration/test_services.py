@@ -149,9 +149,9 @@ def test_decisions_are_made_once_and_only_by_the_right_people(
     add_user(sqlite_db, 12, role="spokesperson", agency_id=ids["BYT"])
     applicant = _pending(sqlite_db, clock, 50, ids["BYT"])
     with sqlite_db.session() as s:
-        assert reg.find_by_username(s, "@APPL") is not None
-        assert reg.find_by_username(s, "appl").id == applicant  # type: ignore[union-attr]
-        assert reg.find_by_username(s, "") is None
+        assert people.find_by_username(s, "@APPL") is not None
+        assert people.find_by_username(s, "appl").id == applicant  # type: ignore[union-attr]
+        assert people.find_by_username(s, "") is None
         deciders = reg.deciders_for(
             s,
             [person_ref(1)],

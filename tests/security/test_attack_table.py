@@ -211,7 +211,13 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
         hub = emulator.create_supergroup("BYT hub", forum=True)
         emulator.add_bot(hub.id, rights=BOT_RIGHTS)
         with db.session() as s:
-            byt = Agency(code="BYT", name="Bộ Y tế", owner="chat", hub_chat_id=hub.id)
+            byt = Agency(
+                code="BYT",
+                name="Bộ Y tế",
+                owner="chat",
+                hub_channel="telegram",
+                hub_chat_id=str(hub.id),
+            )
             btc = Agency(code="BTC", name="Bộ Tài chính", owner="chat")
             s.add(byt)
             s.add(btc)

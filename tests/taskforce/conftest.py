@@ -92,7 +92,8 @@ def make_world(
             name="Bộ Y tế",
             owner="chat",
             deadline_hours=deadline_hours,
-            hub_chat_id=hub_chat_id,
+            hub_channel="telegram" if hub_chat_id is not None else None,
+            hub_chat_id=str(hub_chat_id) if hub_chat_id is not None else None,
         )
         s.add(agency)
         s.flush()

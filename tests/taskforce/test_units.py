@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from docx import Document
 
+from bot.channels.refs import ChatRef, PersonRef
 from bot.channels.telegram.notifier import chat_ref, person_ref, room_link
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
@@ -170,6 +171,29 @@ def test_a_free_group_is_taken_once(sqlite_db: Database, make_settings: Any) -> 
         )
         assert gone.state == "gone" and gone.crisis_id == first.id
         assert s.get(Room, taken.id).state == "gone"  # type: ignore[union-attr]
+
+
+def test_hubs_and_admins_are_found_on_the_bot_s_channel(
+    sqlite_db: Database, make_settings: Any
+) -> None:
+    """A hub or an admin named on another channel is not the bot's own: an agency whose hub is
+    on Zalo gets the global Telegram hub on Telegram, and only Telegram admins count there."""
+    settings = make_settings(
+        {"CRISISDESK_HUB_CHAT_ID": "-1009", "CRISISDESK_ADMIN_IDS": "7, zalo:z-1"}
+    )
+    with sqlite_db.session() as s:
+        on_zalo = Agency(code="Z", name="Z", hub_channel="zalo", hub_chat_id="g-5")
+        own = Agency(code="T", name="T", hub_channel="telegram", hub_chat_id="-1005")
+        s.add_all([on_zalo, own])
+        s.flush()
+        assert rooms.hub_for(on_zalo, settings, "telegram") == ChatRef("telegram", "-1009")
+        assert rooms.hub_for(on_zalo, settings, "zalo") == ChatRef("zalo", "g-5")
+        assert rooms.hub_for(own, settings, "telegram") == ChatRef("telegram", "-1005")
+        assert rooms.is_hub(s, settings, chat_ref(-1005))
+        assert rooms.is_hub(s, settings, chat_ref(-1009))
+        assert not rooms.is_hub(s, settings, ChatRef("zalo", "-1005"))
+    assert identity.global_admins(settings, "telegram") == (PersonRef("telegram", "7"),)
+    assert identity.global_admins(settings, "zalo") == (PersonRef("zalo", "z-1"),)
 
 
 def test_join_decisions(sqlite_db: Database) -> None:

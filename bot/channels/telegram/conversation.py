@@ -24,6 +24,7 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandl
 
 from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
+from bot.channels.telegram.limits import TEXT_LIMIT
 from bot.channels.telegram.notifier import call_unless_done, keyboard
 from bot.services.permissions import Actor
 from handlers.common import runtime_of
@@ -35,7 +36,6 @@ from handlers.conversation.turn import Turn
 
 CHANNEL = "telegram"
 NOT_MODIFIED = "message is not modified"  # the Bot API's answer to an edit that changes nothing
-TEXT_LIMIT = 4096  # characters of message text after entity parsing (Bot API sendMessage)
 
 CAPABILITIES = Capabilities(
     buttons=True,
@@ -155,7 +155,10 @@ class TelegramSurface:
             "not modified",
         )
 
-    async def _post(self, text: str, markup: Any) -> MessageRef | None:
+    async def _post(
+        self, text: str, markup: Any, no_preview: bool | None = True
+    ) -> MessageRef | None:
+        """Reply in the event's chat (``no_preview`` None: Telegram's default link previews)."""
         message = self.update.effective_message
         if message is None:
             return None
@@ -164,7 +167,7 @@ class TelegramSurface:
             parse_mode=ParseMode.HTML,
             reply_markup=markup,
             do_quote=False,
-            disable_web_page_preview=True,
+            disable_web_page_preview=no_preview,
         )
         thread = sent.message_thread_id if sent.is_topic_message else None
         return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))

@@ -36,8 +36,7 @@ from handlers import alert_draft, alerts, approvals, linking, registration  # no
 from handlers.conversation.degrade import DegradingNotifier
 from storage.db import Database
 from storage.leader import Leadership
-from storage.receive_lock import ReceiveLock
-from storage.sync import prepare_database
+from storage.sync import receiving
 
 from .bot_api import ZaloBotClient, poll_updates
 from .chart_links import ChartLinks, chart_route
@@ -57,18 +56,8 @@ DELIVER_JOB_ID = "deliver"
 def run_zalo(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM."""
     _check(settings)
-    db = prepare_database(settings)
-    try:
-        receiving = ReceiveLock.acquire(db.engine, polling=settings.zalo_webhook_secret is None)
-    except BaseException:
-        db.dispose()
-        raise
-    try:
+    with receiving(settings, polling=settings.zalo_webhook_secret is None) as db:
         asyncio.run(serve(settings, db))
-    finally:
-        if receiving is not None:
-            receiving.release()
-        db.dispose()
 
 
 def _check(settings: Settings) -> None:

@@ -8,12 +8,12 @@ and a wait that ran out answers 408. ``GET`` routes read state. docs/emulator.md
 
 from __future__ import annotations
 
-import inspect
-import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from bot.sandbox.control_actions import action_handler
 
 from .errors import ControlError
 from .server import Call
@@ -90,29 +90,7 @@ def control_routes(emulator: TelegramEmulator) -> list[web.AbstractRouteDef]:
         except (KeyError, ValueError):
             raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
 
-    async def action(request: web.Request) -> web.Response:
-        name = request.match_info["action"]
-        if name not in ACTIONS:
-            return web.json_response({"ok": False, "error": f"unknown action {name}"}, status=404)
-        try:
-            kwargs = await request.json() if request.can_read_body else {}
-        except json.JSONDecodeError:
-            return web.json_response({"ok": False, "error": "body must be JSON"}, status=400)
-        if not isinstance(kwargs, dict):
-            return web.json_response({"ok": False, "error": "body must be an object"}, status=400)
-        method = getattr(emulator, name)
-        try:
-            inspect.signature(method).bind(**kwargs)
-            result = method(**kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-        except TypeError as error:
-            return web.json_response({"ok": False, "error": str(error)}, status=400)
-        except (ControlError, ValueError) as error:
-            return web.json_response({"ok": False, "error": str(error)}, status=400)
-        except TimeoutError as error:
-            return web.json_response({"ok": False, "error": str(error)}, status=408)
-        return reply(result)
+    action = action_handler(emulator, ACTIONS, to_json)
 
     async def state(request: web.Request) -> web.Response:
         world = emulator.world

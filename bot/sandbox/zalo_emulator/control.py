@@ -8,11 +8,11 @@ that ran out 408, an unknown action 404. ``GET`` routes read state (docs/zalo.md
 
 from __future__ import annotations
 
-import inspect
-import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from bot.sandbox.control_actions import action_handler
 
 from .errors import ControlError
 from .state import Call, Group, StoredMessage
@@ -52,27 +52,7 @@ def control_routes(emulator: ZaloEmulator) -> list[web.RouteDef]:
     def refuse(error: Exception, status: int) -> web.Response:
         return web.json_response({"ok": False, "error": str(error)}, status=status)
 
-    async def action(request: web.Request) -> web.Response:
-        name = request.match_info["action"]
-        if name not in ACTIONS:
-            return refuse(ControlError(f"unknown action {name}"), 404)
-        try:
-            kwargs = await request.json() if request.can_read_body else {}
-        except json.JSONDecodeError:
-            return refuse(ControlError("body must be JSON"), 400)
-        if not isinstance(kwargs, dict):
-            return refuse(ControlError("body must be an object"), 400)
-        method = getattr(emulator, name)
-        try:
-            inspect.signature(method).bind(**kwargs)
-            result = method(**kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-        except (TypeError, ValueError) as error:
-            return refuse(error, 400)
-        except TimeoutError as error:
-            return refuse(error, 408)
-        return reply(result)
+    action = action_handler(emulator, ACTIONS, to_json)
 
     async def state(request: web.Request) -> web.Response:
         bot, oa = emulator.bot_platform, emulator.oa

@@ -6,7 +6,7 @@ Restart safety: every invitation is a ``CrisisMember`` row plus a ``Delivery`` r
 ``crisis.convene`` due row, scheduled with the room, resumes convening after a restart: it sends
 what is still pending and re-sends rows whose claim belongs to a process that died (at-least-once,
 like every delivery here; the emulator's restart test shows no doubling when the crash happens
-before a send reaches Telegram).
+before a send reaches the channel).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from bot.channels.base import (
 )
 from bot.services import audit, identity, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
-from bot.services.people import active_with_role
+from bot.services.people import active_with_role, find_by_username
 from bot.services.permissions import (
     Actor,
 )
@@ -39,7 +39,6 @@ from bot.services.taskforces.crises import (
     is_participant,
     member_row,
     open_crisis_row,
-    user_by_username,
 )
 from storage.models import (
     Crisis,
@@ -102,15 +101,15 @@ def suggested_members(
 
 
 def resolve_usernames(session: Session, usernames: Iterable[str]) -> tuple[list[User], list[str]]:
-    """Registered, active people named by @username (Telegram cannot look users up, so only
-    stored usernames count); returns them and the names nobody matched."""
+    """Registered, active people named by @username (bots cannot look people up by name on the
+    channels, so only stored usernames count); returns them and the names nobody matched."""
     found: dict[int, User] = {}
     unknown: list[str] = []
     for raw in usernames:
         name = raw.strip().removeprefix("@")
         if not name:
             continue
-        user = user_by_username(session, name)
+        user = find_by_username(session, name)
         if user is None or user.status != UserStatus.ACTIVE or user.id is None:
             unknown.append(name)
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from bot.services import rooms
 from bot.services.permissions import (
@@ -29,15 +29,6 @@ class TaskForceError(Exception):
         super().__init__(f"{code}: {details}" if details else code)
         self.code = code
         self.details = details
-
-
-def user_by_username(session: Session, username: str) -> User | None:
-    name = username.strip().removeprefix("@").lower()
-    if not name:
-        return None
-    return session.exec(
-        select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
-    ).first()
 
 
 def member_row(session: Session, crisis_id: int, user_id: int | None) -> CrisisMember | None:

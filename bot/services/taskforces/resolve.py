@@ -87,11 +87,10 @@ async def resolve_crisis(
         crisis.status = CrisisStatus.RESOLVED
         crisis.resolved_at = now
         timeline.add(session, crisis_id, timeline.RESOLVED, actor.user_id, "", {}, now)
-        audit.record(
+        audit.by_actor(
             session,
+            actor,
             action="crisis.resolved",
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
             subject=f"crisis:{crisis_id}",
             at=now,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.services import audit, timeline
+from bot.services.people import find_by_username
 from bot.services.permissions import (
     Actor,
 )
@@ -17,7 +18,6 @@ from bot.services.taskforces.crises import (
     is_lead_or_supervisor,
     member_row,
     open_crisis_row,
-    user_by_username,
 )
 from storage.models import (
     CrisisRole,
@@ -69,17 +69,16 @@ def set_role(
     with runtime.db.session() as session:
         crisis = open_crisis_row(session, crisis_id)
         if not is_lead_or_supervisor(session, actor, crisis):
-            audit.record(
+            audit.by_actor(
                 session,
+                actor,
                 action="crisis.role_refused",
-                actor_id=actor.user_id,
-                actor_ref=actor.channel_ref,
                 subject=f"crisis:{crisis_id}",
                 after={"username": username, "role": role},
                 at=now,
             )
             raise TaskForceError("not_lead")
-        user = user_by_username(session, username)
+        user = find_by_username(session, username)
         if user is None or user.id is None or user.status != UserStatus.ACTIVE:
             raise TaskForceError("unknown_user", username=username.removeprefix("@"))
         member = member_row(session, crisis_id, user.id)
@@ -103,11 +102,10 @@ def set_role(
             {"user_id": user.id, "before": before, "after": role},
             now,
         )
-        audit.record(
+        audit.by_actor(
             session,
+            actor,
             action="crisis.role",
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
             subject=f"crisis:{crisis_id}",
             before={"user_id": user.id, "role": before},
             after={"user_id": user.id, "role": role},

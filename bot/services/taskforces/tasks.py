@@ -17,6 +17,7 @@ from bot.channels.base import (
 from bot.services import audit, identity, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.notify import send_direct
+from bot.services.people import find_by_username
 from bot.services.permissions import (
     Actor,
 )
@@ -29,7 +30,6 @@ from bot.services.taskforces.crises import (
     is_participant,
     member_row,
     open_crisis_row,
-    user_by_username,
 )
 from storage.models import (
     Crisis,
@@ -159,7 +159,7 @@ def add_task(runtime: Runtime, actor: Actor, crisis_id: int, text: str) -> TaskV
         if not is_participant(session, actor, crisis):
             raise TaskForceError("not_member_self")
         if spec.username is not None:
-            owner = user_by_username(session, spec.username)
+            owner = find_by_username(session, spec.username)
             if owner is None or owner.status != UserStatus.ACTIVE:
                 raise TaskForceError("unknown_user", username=spec.username)
         else:
@@ -212,11 +212,10 @@ def add_task(runtime: Runtime, actor: Actor, crisis_id: int, text: str) -> TaskV
             },
             now,
         )
-        audit.record(
+        audit.by_actor(
             session,
+            actor,
             action="task.added",
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
             subject=f"task:{task.id}",
             after={"crisis_id": crisis_id, "owner_id": owner.id, "title": spec.title},
             at=now,
@@ -261,11 +260,10 @@ def complete_task(runtime: Runtime, actor: Actor, task_id: int) -> tuple[TaskVie
             {"task_id": task_id},
             now,
         )
-        audit.record(
+        audit.by_actor(
             session,
+            actor,
             action="task.done",
-            actor_id=actor.user_id,
-            actor_ref=actor.channel_ref,
             subject=f"task:{task_id}",
             at=now,
         )

@@ -91,24 +91,17 @@ class ZaloOaClient(SessionHolder):
         return group
 
     async def invite(self, group_id: str, user_ids: Sequence[str]) -> None:
-        members = _unique(user_ids)
-        for start in range(0, len(members), MEMBERS_PER_REQUEST):
-            batch = members[start : start + MEMBERS_PER_REQUEST]
-            await self.call(
-                "POST",
-                "/v3.0/oa/group/invite",
-                body={"group_id": group_id, "member_user_ids": batch},
-            )
+        await self._members("/v3.0/oa/group/invite", group_id, user_ids)
 
     async def remove_members(self, group_id: str, user_ids: Sequence[str]) -> None:
+        await self._members("/v3.0/oa/group/removemembers", group_id, user_ids)
+
+    async def _members(self, path: str, group_id: str, user_ids: Sequence[str]) -> None:
+        """A change of a group's members, in requests of at most ``MEMBERS_PER_REQUEST``."""
         members = _unique(user_ids)
         for start in range(0, len(members), MEMBERS_PER_REQUEST):
             batch = members[start : start + MEMBERS_PER_REQUEST]
-            await self.call(
-                "POST",
-                "/v3.0/oa/group/removemembers",
-                body={"group_id": group_id, "member_user_ids": batch},
-            )
+            await self.call("POST", path, body={"group_id": group_id, "member_user_ids": batch})
 
     async def send_group_text(self, group_id: str, text: str) -> str:
         """Post plain text (1–2,000 characters) in the group; returns Zalo's message id."""
