@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from bot.buttons import register
 from bot.channels.base import Button, Buttons
-from bot.services.permissions import is_admin
-from bot.services.status import system_status
+from bot.services.permissions import Role, is_admin
+from bot.services.status import current_status
 from handlers.conversation.dispatch import on_command, on_press
 from handlers.conversation.turn import Turn
-from storage.models import Role
 
 REFRESH = register("sys.status", lambda _s, actor, _id: is_admin(actor), "refresh /status")
 
 
 def _status(turn: Turn) -> tuple[str, Buttons]:
-    runtime = turn.runtime
-    with runtime.db.session() as session:
-        summary = system_status(session, runtime.clock.now())
+    summary = current_status(turn.runtime)
     return turn.render("status", s=summary), [[Button(turn.render("button_refresh"), REFRESH.name)]]
 
 

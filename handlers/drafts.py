@@ -26,11 +26,12 @@ from bot.services import approvals as ap
 from bot.services import drafts as dr
 from bot.services import press_templates as pt
 from bot.services.commands import register_command
-from handlers.approvals import SUBMIT, answer_state, draft_id, drafter_rule, remember
+from bot.services.permissions import Role
+from handlers.approvals import SUBMIT, answer_state, draft_id, drafter_rule
 from handlers.conversation.degrade import answers_question
 from handlers.conversation.dispatch import on_command, on_message, on_press
 from handlers.conversation.turn import Turn
-from storage.models import ConversationState, Role
+from storage.models import ConversationState
 
 register_command("draft", Role.MEMBER)  # used in a crisis room; listed so people find it
 
@@ -84,9 +85,7 @@ async def post_draft(
 ) -> None:
     """Show a version in its room with Edit / Submit / Discard."""
     runtime = turn.runtime
-    with runtime.db.session() as session:
-        draft = dr.version(session, draft_id)
-        title = dr.template_title(dr.library(runtime), draft)
+    draft, title = dr.titled_version(runtime, draft_id)
     header = runtime.renderer.render(
         "draft_header",
         lang,
@@ -108,20 +107,8 @@ def _prompt(turn: Turn, started: dr.Started) -> str:
 
 def _start(turn: Turn, crisis_id: int, kind: str, lang: str) -> tuple[dr.Started, ChatRef]:
     """Start statement ``kind`` in ``lang`` for the crisis, asked in its room."""
-    runtime = turn.runtime
-    with runtime.db.session() as session:
-        return dr.start_in_room(
-            session,
-            crisis_id=crisis_id,
-            actor=turn.actor,
-            kind=kind,
-            lang=lang,
-            ui_lang=turn.lang,
-            user_ref=str(turn.event.who),
-            at=runtime.clock.now(),
-            tz=runtime.settings.tz,
-            templates=dr.library(runtime),
-        )
+    who = str(turn.event.who)
+    return dr.begin_in_room(turn.runtime, crisis_id, turn.actor, kind, lang, turn.lang, who)
 
 
 async def _after_fill(turn: Turn, started: dr.Started, room: ChatRef | None = None) -> None:
@@ -134,8 +121,7 @@ async def _after_fill(turn: Turn, started: dr.Started, room: ChatRef | None = No
         else:
             asked = await turn.runtime.notifier.send_text(room, text)
         if asked is not None:
-            with turn.runtime.db.session() as session:
-                dr.remember_prompt(session, started.prompt.state_id, asked.message_id)
+            dr.note_prompt(turn.runtime, started.prompt.state_id, asked.message_id)
     elif started.draft is not None and started.draft.id is not None:
         await post_draft(turn, started.draft.id, turn.lang)
 
@@ -150,13 +136,11 @@ async def draft_command(turn: Turn) -> None:
     chat_ref, user_ref = _refs(turn)
     templates = dr.library(runtime)
     if args[:1] == ["cancel"]:
-        with runtime.db.session() as session:
-            done = dr.cancel_fill(session, chat_ref, user_ref)
+        done = dr.cancel_own_fill(runtime, chat_ref, user_ref)
         await turn.say("draft_notice", code="cancelled" if done else "nothing")
         return
-    with runtime.db.session() as session:
-        crisis = dr.crisis_for_room(session, turn.event.where)
-    if crisis is None:
+    crisis_id = dr.room_crisis_id(runtime, turn.event.where)
+    if crisis_id is None:
         await turn.replies.say(_error(turn, "draft_not_room"))
         return
     lang = turn.lang
@@ -168,7 +152,7 @@ async def draft_command(turn: Turn) -> None:
         return
     statement_lang = args[1] if len(args) > 1 and args[1] in ("vi", "en") else lang
     try:
-        started, _room = _start(turn, crisis.id or 0, pt.kind_from_word(args[0]), statement_lang)
+        started, _room = _start(turn, crisis_id, pt.kind_from_word(args[0]), statement_lang)
     except dr.DraftError as exc:
         await turn.replies.say(_refusal(turn, exc))
         return
@@ -180,18 +164,9 @@ async def _edit(
 ) -> None:
     runtime = turn.runtime
     try:
-        with runtime.db.session() as session:
-            fresh, previous, diff = dr.new_version(
-                session,
-                dr.version(session, draft_id),
-                turn.actor,
-                body=body,
-                set_text=set_text,
-                ui_lang=turn.lang,
-                at=runtime.clock.now(),
-                tz=runtime.settings.tz,
-                templates=dr.library(runtime),
-            )
+        fresh, previous, diff = dr.edit_version(
+            runtime, draft_id, turn.actor, body=body, set_text=set_text, ui_lang=turn.lang
+        )
     except dr.DraftError as exc:
         await turn.replies.say(_refusal(turn, exc))
         return
@@ -205,8 +180,7 @@ async def _edit(
 async def set_command(turn: Turn) -> None:
     # The field may be several words ("Cập nhật tiếp theo"): the service tells it from the value.
     rest = turn.event.text.partition(" ")[2].strip()
-    with turn.runtime.db.session() as session:
-        crisis, target = dr.room_target(session, turn.event.where, turn.event.reply_to)
+    crisis, target = dr.statement_to_set(turn.runtime, turn.event.where, turn.event.reply_to)
     if crisis is None:
         await turn.replies.say(_error(turn, "draft_not_room"))
     elif target is None or target.id is None:
@@ -217,11 +191,9 @@ async def set_command(turn: Turn) -> None:
 
 @on_command("history", None, listed=False)
 async def history_command(turn: Turn) -> None:
-    runtime = turn.runtime
     args = turn.event.args
     number = int(args[0].lstrip("#")) if args and args[0].lstrip("#").isdigit() else None
-    with runtime.db.session() as session:
-        found = dr.room_history(session, turn.actor, turn.event.where, number, dr.library(runtime))
+    found = dr.statement_history(turn.runtime, turn.actor, turn.event.where, number)
     if found.problem:
         text = _error(turn, found.problem, number=number)
         await turn.replies.say(turn.audited(found.problem, text))
@@ -238,21 +210,14 @@ async def pin_command(turn: Turn) -> None:
         turn.audit_refusal("not_registered")
         await turn.say("pin_message", code="pin_not_registered")
         return
-    runtime = turn.runtime
     chat_ref, user_ref = _refs(turn)
-    with runtime.db.session() as session:
-        state = ap.open_state(
-            session, chat_ref, user_ref, ap.FLOW_PIN_SET, "new", {}, runtime.clock.now()
-        )
-        state_id = state.id
-    await _ask_pin(turn, state_id, "pin_new")
+    await _ask_pin(turn, ap.start_pin(turn.runtime, chat_ref, user_ref), "pin_new")
 
 
 async def _ask_pin(turn: Turn, state_id: int | None, code: str) -> None:
     asked = await turn.replies.ask(turn.render("pin_message", code=code, typed=_typed(turn)))
     if asked is not None:
-        with turn.runtime.db.session() as session:
-            remember(session, state_id, asked.message_id)
+        dr.note_prompt(turn.runtime, state_id, asked.message_id)
 
 
 # --------------------------------------------------------------------------- answers
@@ -272,22 +237,14 @@ async def answer_message(turn: Turn) -> bool:
 async def _room_answer(turn: Turn) -> bool:
     runtime = turn.runtime
     _chat_ref, user_ref = _refs(turn)
-    with runtime.db.session() as session:
-        edited, state = dr.awaited(session, turn.event.where, user_ref, turn.event.reply_to)
+    edited, state = dr.room_answer_target(runtime, turn.event.where, user_ref, turn.event.reply_to)
     if edited is not None and edited.id is not None:
         await _edit(turn, edited.id, body=turn.event.text)
         return True
     if state is None:
         return False
     try:
-        with runtime.db.session() as session:
-            started = dr.answer_fill(
-                session,
-                state.id,
-                turn.event.text,
-                at=runtime.clock.now(),
-                templates=dr.library(runtime),
-            )
+        started = dr.answer_question(runtime, state.id, turn.event.text)
     except dr.DraftError as exc:
         await turn.replies.ask(_refusal(turn, exc))
         return True
@@ -297,13 +254,10 @@ async def _room_answer(turn: Turn) -> bool:
 
 
 async def _private_answer(turn: Turn) -> bool:
-    runtime = turn.runtime
     chat_ref, user_ref = _refs(turn)
     replied = turn.event.reply_to
-    with runtime.db.session() as session:
-        state = ap.awaited_answer(
-            session, chat_ref, user_ref, replied.message_id if replied else None
-        )
+    prompt_id = replied.message_id if replied else None
+    state = ap.private_question(turn.runtime, chat_ref, user_ref, prompt_id)
     if state is None or turn.actor.user_id is None:
         return False
     if state.flow in (ap.FLOW_PIN_SET, ap.FLOW_PIN_APPROVE):
@@ -316,11 +270,7 @@ async def _private_answer(turn: Turn) -> bool:
 
 
 async def _pin_answer(turn: Turn, state: ConversationState, user_id: int) -> None:
-    runtime = turn.runtime
-    with runtime.db.session() as session:
-        code, waiting = ap.pin_answer(
-            session, state.id, user_id, turn.event.text, runtime.clock.now()
-        )
+    code, waiting = ap.answer_pin(turn.runtime, state.id, user_id, turn.event.text)
     if waiting is None:
         await turn.say("pin_message", code=code, typed=_typed(turn))
     else:
@@ -340,8 +290,7 @@ async def edit_pressed(turn: Turn, ident: str) -> None:
         await turn.replies.notice()
         await _edit(turn, found, body=words[2])
         return
-    with turn.runtime.db.session() as session:
-        number, fields = dr.editable_parts(session, found, dr.library(turn.runtime), turn.lang)
+    number, fields = dr.parts_to_edit(turn.runtime, found, turn.lang)
     await turn.replies.notice()
     await turn.say(
         "draft_edit_help", number=number, fields=fields, draft_id=found, **_how_to_edit(turn)
@@ -352,10 +301,7 @@ async def edit_pressed(turn: Turn, ident: str) -> None:
 async def discard_pressed(turn: Turn, ident: str) -> None:
     runtime = turn.runtime
     try:
-        with runtime.db.session() as session:
-            draft = dr.version(session, draft_id(ident))
-            discarded = dr.discard(session, draft, turn.actor, runtime.clock.now())
-            room = dr.room_of(session, discarded)
+        discarded, room = dr.discard_version(runtime, draft_id(ident), turn.actor)
     except dr.DraftError as exc:
         await turn.replies.notice(_error(turn, exc.code, **exc.context)[:190], alert=True)
         return

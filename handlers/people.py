@@ -14,7 +14,6 @@ Without edits a screen that would change in place is posted anew.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -29,11 +28,10 @@ from bot.services.verification import review_buttons
 from bot.services.wording import label, role_name
 from handlers.conversation.dispatch import on_command, on_message, on_press
 from handlers.conversation.turn import Turn
-from storage.models import User, UserStatus
+from storage.models import UserStatus
 
 ROLE_CODES = {"m": Role.MEMBER, "s": Role.SPOKESPERSON, "v": Role.SUPERVISOR, "a": Role.ADMIN}
 CODE_OF_ROLE = {role: code for code, role in ROLE_CODES.items()}
-Change = Callable[..., User]  # (session, now=…) → the changed person
 
 
 def _split(ident: str) -> tuple[int, str] | None:
@@ -99,8 +97,7 @@ PEOPLE_ROLE = register("ppl.role", _role_rule, "/people: change role")
 
 def _agency_choices(turn: Turn, action: str, suffix: str) -> Buttons:
     """One button per agency (an admin's choice for ``/people`` and ``/invite``)."""
-    with turn.runtime.db.session() as session:
-        rows = invites.agencies_to_invite_for(session)
+    rows = invites.agencies_to_choose(turn.runtime)
     return [[Button(f"{a.name} ({a.code})", action, f"{a.id}-{suffix}")] for a in rows]
 
 
@@ -127,8 +124,7 @@ async def help_command(turn: Turn) -> None:
 
 def _profile(turn: Turn, lang: str, user_id: int) -> tuple[str, Buttons]:
     runtime = turn.runtime
-    with runtime.db.session() as session:
-        card = people.card(session, user_id)
+    card = people.person_card(runtime, user_id)
     assert card is not None, "a registered person has a row"
     text = runtime.renderer.render(
         "me_profile",
@@ -156,8 +152,7 @@ async def me_command(turn: Turn) -> None:
         await turn.say("me_not_registered", admin=actor.global_admin)
         return
     if user.status in (UserStatus.PENDING, UserStatus.REJECTED) and not actor.global_admin:
-        with turn.runtime.db.session() as session:
-            where = reg.standing(session, user)
+        where = reg.request_standing(turn.runtime, user)
         await turn.say(
             "me_request", s=where, role=role_name(turn.runtime, turn.lang, where.requested_role)
         )
@@ -167,16 +162,8 @@ async def me_command(turn: Turn) -> None:
 
 @on_press(ME_NAME)
 async def on_me_name(turn: Turn, _ident: str) -> None:
-    runtime = turn.runtime
     assert turn.actor.user is not None  # the button rule
-    with runtime.db.session() as session:
-        reg.ask_new_name(
-            session,
-            user=turn.actor.user,
-            chat_ref=turn.event.where.chat_id,
-            user_ref=turn.actor.channel_ref,
-            now=runtime.clock.now(),
-        )
+    reg.open_rename(turn.runtime, turn.actor.user, turn.event.where.chat_id, turn.actor.channel_ref)
     await turn.replies.notice()
     await turn.say("me_ask_name")
 
@@ -187,22 +174,15 @@ async def rename_message(turn: Turn) -> bool:
     user_id = turn.actor.user_id
     if not turn.event.private or turn.event.contact is not None or user_id is None:
         return False
-    runtime = turn.runtime
-    error: reg.RegistrationError | None = None
-    with runtime.db.session() as session:
-        state = reg.get_state(
-            session, turn.event.where.chat_id, turn.actor.channel_ref, reg.FLOW_ME_NAME
-        )
-        if state is None:
-            return False
-        try:
-            user = reg.set_name(session, state, user_id, turn.event.text, runtime.clock.now())
-        except reg.RegistrationError as exc:
-            error = exc
-    if error is not None:
-        await turn.say("reg_name_invalid", code=error.code, **error.details)
-    else:
-        await turn.say("me_renamed", person=user.full_name)
+    chat_ref, user_ref = turn.event.where.chat_id, turn.actor.channel_ref
+    try:
+        user = reg.rename(turn.runtime, chat_ref, user_ref, user_id, turn.event.text)
+    except reg.RegistrationError as exc:
+        await turn.say("reg_name_invalid", code=exc.code, **exc.details)
+        return True
+    if user is None:
+        return False
+    await turn.say("me_renamed", person=user.full_name)
     return True
 
 
@@ -210,8 +190,7 @@ async def rename_message(turn: Turn) -> bool:
 async def on_me_lang(turn: Turn, ident: str) -> None:
     runtime = turn.runtime
     assert turn.actor.user_id is not None  # the button rule
-    with runtime.db.session() as session:
-        user = reg.set_language(session, turn.actor.user_id, ident, runtime.clock.now())
+    user = reg.choose_own_language(runtime, turn.actor.user_id, ident)
     await turn.replies.notice(runtime.renderer.render("me_language_set", ident))
     await turn.replies.replace(turn.event.message, *_profile(turn, ident, turn.actor.user_id))
     await publish_person_commands(runtime, user)
@@ -222,16 +201,7 @@ async def on_me_lang(turn: Turn, ident: str) -> None:
 
 async def _send_invite(turn: Turn, agency_id: int, role: Role) -> None:
     runtime = turn.runtime
-    with runtime.db.session() as session:
-        invite = invites.create_invite(
-            session,
-            actor=turn.actor,
-            agency_id=agency_id,
-            role=role,
-            ttl_hours=runtime.settings.invite_ttl_hours,
-            now=runtime.clock.now(),
-        )
-        agency = people.agency_name(session, agency_id)
+    invite, agency = invites.invite_into(runtime, turn.actor, agency_id, role)
     text = turn.render(
         "invite_created",
         link=turn.replies.start_link(invite.code),
@@ -286,9 +256,7 @@ async def on_invite_agency(turn: Turn, ident: str) -> None:
 
 def _invite_list(turn: Turn) -> tuple[str, Buttons]:
     runtime = turn.runtime
-    with runtime.db.session() as session:
-        open_codes = invites.open_invites(session, turn.actor, runtime.clock.now())
-        views = invites.describe(session, open_codes)[-30:]
+    views = invites.open_invite_views(runtime, turn.actor)
     text = turn.render(
         "invite_list",
         invites=views,
@@ -306,11 +274,7 @@ async def invites_command(turn: Turn) -> None:
 
 @on_press(INVITE_REVOKE, command="huyma", aliases=("revoke",))
 async def on_invite_revoke(turn: Turn, ident: str) -> None:
-    runtime = turn.runtime
-    with runtime.db.session() as session:
-        done = invites.revoke(
-            session, actor=turn.actor, invite_id=int(ident), now=runtime.clock.now()
-        )
+    done = invites.revoke_now(turn.runtime, turn.actor, int(ident))
     await turn.replies.notice(turn.render("invite_revoked", done=done, id=ident))
     await turn.replies.replace(turn.event.message, *_invite_list(turn))
 
@@ -321,8 +285,7 @@ async def on_invite_revoke(turn: Turn, ident: str) -> None:
 def _people_page(turn: Turn, agency_id: int, page: int) -> tuple[str, Buttons]:
     runtime = turn.runtime
     lang = turn.lang
-    with runtime.db.session() as session:
-        listed = people.agency_page(session, agency_id, page)
+    listed = people.agency_people(runtime, agency_id, page)
     text = turn.render(
         "people_list",
         people=listed.people,
@@ -373,8 +336,7 @@ async def on_people_page(turn: Turn, ident: str) -> None:
 def _card(turn: Turn, target_id: int) -> tuple[str, Buttons]:
     runtime = turn.runtime
     lang = turn.lang
-    with runtime.db.session() as session:
-        found = people.card(session, target_id)
+    found = people.person_card(runtime, target_id)
     assert found is not None  # the button rule found the person
     target = found.user
     text = turn.render(
@@ -413,18 +375,17 @@ async def on_people_open(turn: Turn, ident: str) -> None:
     await turn.replies.replace(turn.event.message, *_card(turn, int(ident)))
 
 
-async def _apply(turn: Turn, target_id: int, change: Change, what: str) -> None:
+async def _apply(turn: Turn, target_id: int, change: reg.Change, what: str) -> None:
     """Make a change to someone (the service checks the right again and audits it), show their
     card as it now is, and tell them (``what``: suspended, reactivated, role)."""
     runtime = turn.runtime
     problem: str | None = None
-    with runtime.db.session() as session:
-        try:
-            target = change(session, now=runtime.clock.now())
-        except reg.RegistrationError:
-            problem = "people_no_change"
-        except reg.NotAllowed:
-            problem = "button_not_allowed"
+    try:
+        target = reg.manage(runtime, change)
+    except reg.RegistrationError:
+        problem = "people_no_change"
+    except reg.NotAllowed:
+        problem = "button_not_allowed"
     if problem is not None:
         await turn.replies.notice(turn.render(problem), alert=True)
         return

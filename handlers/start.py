@@ -23,8 +23,7 @@ async def admit(
     told so in their private chat or when they typed a command (audited as refused), and
     their group chatter is dropped silently. ``new_message`` False: an update that is not a
     message just sent (an edit, a change of membership), which is never stopped here."""
-    with runtime.db.session() as session:
-        actor = reg.sender(session, runtime.settings, event.who, event.username)
+    actor = reg.admit_sender(runtime, event.who, event.username)
     if not actor.suspended or event.press is not None or not new_message:
         return True
     turn = Turn(runtime, event, actor, Replies(surface, event.where))

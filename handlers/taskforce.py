@@ -19,18 +19,17 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.buttons import int_id, register
 from bot.channels.base import Button, DeliveryError
 from bot.channels.refs import ChatRef, PersonRef
 from bot.runtime import Runtime
-from bot.services import rooms
 from bot.services.commands import register_command
-from bot.services.permissions import Actor
+from bot.services.permissions import Actor, Role
 from bot.services.taskforces import convening, resolve
 from bot.services.taskforces.convening import convene_more, may_pick, pick_candidates
-from bot.services.taskforces.crises import TaskForceError, can_resolve, display_name, may_resolve
+from bot.services.taskforces.crises import TaskForceError, can_resolve, display_name
 from bot.services.taskforces.joining import (
     answer_invitation,
     handle_join_request,
@@ -41,13 +40,15 @@ from bot.services.taskforces.notes import add_note, post_update
 from bot.services.taskforces.opening import open_crisis
 from bot.services.taskforces.queries import (
     TIMELINE_SHOWN,
+    CrisisView,
     agency_codes,
     crisis_for_lead,
+    crisis_of_room,
     for_participant,
     lines_of_timeline,
     roster,
 )
-from bot.services.taskforces.resolve import resolve_crisis
+from bot.services.taskforces.resolve import may_resolve_now, resolve_crisis
 from bot.services.taskforces.roles import parse_role, set_role
 from bot.services.taskforces.room import BotStanding, attach_waiting, bot_standing_changed
 from bot.services.taskforces.tasks import (
@@ -60,10 +61,7 @@ from bot.services.taskforces.tasks import (
 from bot.templating import normalise_language
 from handlers.conversation.dispatch import on_command, on_press
 from handlers.conversation.turn import Turn
-from storage.models import Role, Severity
-
-if TYPE_CHECKING:
-    from sqlmodel import Session
+from storage.models import Severity
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +121,7 @@ async def _refuse(turn: Turn, exc: TaskForceError) -> None:
 
 async def _room_crisis(turn: Turn) -> int | None:
     """The crisis of the room the command was sent in, or None after saying it needs one."""
-    crisis = None
-    if not turn.event.private:
-        with turn.runtime.db.session() as session:
-            found = rooms.crisis_in_room(session, turn.event.where)
-            crisis = found.id if found else None
+    crisis = None if turn.event.private else crisis_of_room(turn.runtime, turn.event.where)
     if crisis is None:
         await turn.say("crisis_error", code="not_in_room", d={})
     return crisis
@@ -194,12 +188,9 @@ async def crisis_command(turn: Turn) -> None:
         return
     runtime = turn.runtime
     if not turn.event.args:
-        with runtime.db.session() as session:
-            crises = crisis_for_lead(session, turn.actor.user_id)
-        await turn.say("crisis_list", crises=crises)
+        await turn.say("crisis_list", crises=crisis_for_lead(runtime, turn.actor.user_id))
         return
-    with runtime.db.session() as session:
-        codes = agency_codes(session)
+    codes = agency_codes(runtime)
     code, severity, usernames, title = parse_crisis_args(turn.event.args, set(codes))
     try:
         opened = await open_crisis(
@@ -273,7 +264,7 @@ async def done_pressed(turn: Turn, ident: str) -> None:
     await turn.replies.replace(turn.event.message, turn.render("task_done", t=view))
 
 
-def _room_view(view: Callable[[Session, int], Any], template: str, name: str) -> RoomFlow:
+def _room_view(view: CrisisView[Any], template: str, name: str) -> RoomFlow:
     """A read-only view of the room's crisis for its participants, rendered as ``template``
     with the crisis as ``c`` and the view as ``name``."""
 
@@ -348,8 +339,7 @@ async def pick_pressed(turn: Turn, ident: str) -> None:
 
 @room_command("resolve")
 async def resolve_command(turn: Turn, crisis_id: int) -> None:
-    with turn.runtime.db.session() as session:
-        crisis = may_resolve(session, turn.actor, crisis_id)
+    crisis = may_resolve_now(turn.runtime, turn.actor, crisis_id)
     # Closing cannot be undone (the room is handed back, the report is sent): ask first.
     confirm = Button(turn.render("crisis_resolve_button"), RESOLVE.name, crisis_id)
     await turn.replies.say(turn.render("crisis_resolve_confirm", c=crisis), [[confirm]])

@@ -12,19 +12,16 @@ topic names and queries contain spaces.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
-
-from sqlmodel import Session
 
 from bot.buttons import int_id, register
 from bot.channels.base import Button
 from bot.services import subscriptions
-from bot.services.alerts import AlertActionError, mute
+from bot.services.alerts import AlertActionError
+from bot.services.permissions import Role
 from bot.services.subscriptions import TopicError
 from handlers.conversation.degrade import press_for
 from handlers.conversation.dispatch import handle, on_command, on_press
 from handlers.conversation.turn import Turn
-from storage.models import Role
 
 FOLLOW = register(
     "topic.follow",
@@ -48,9 +45,7 @@ def _parts(turn: Turn) -> list[str]:
 
 
 def _topics_view(turn: Turn) -> tuple[str, list[list[Button]]]:
-    runtime = turn.runtime
-    with runtime.db.session() as session:
-        lines = subscriptions.visible_topics(session, turn.actor, runtime.clock.now())
+    lines = subscriptions.topics_for(turn.runtime, turn.actor)
     buttons = [
         [
             Button(
@@ -68,9 +63,7 @@ def _topics_view(turn: Turn) -> tuple[str, list[list[Button]]]:
 async def topics_command(turn: Turn) -> None:
     wanted = _words(turn)
     if wanted:  # ``/topics <name>``: that topic's query, shown only on request
-        runtime = turn.runtime
-        with runtime.db.session() as session:
-            line = subscriptions.topic_line(session, turn.actor, wanted, runtime.clock.now())
+        line = subscriptions.topic_named(turn.runtime, turn.actor, wanted)
         if line is None:
             await turn.say("topic_not_found", name=wanted)
         else:
@@ -80,17 +73,7 @@ async def topics_command(turn: Turn) -> None:
 
 
 async def _toggle(turn: Turn, ident: str, follow: bool) -> None:
-    runtime = turn.runtime
-    escalate_after = timedelta(minutes=runtime.settings.escalation_minutes)
-    with runtime.db.session() as session:
-        subscriptions.toggle(
-            session,
-            turn.actor,
-            int_id(ident),
-            follow,
-            runtime.clock.now(),
-            escalate_after=escalate_after,
-        )
+    subscriptions.follow_topic(turn.runtime, turn.actor, int_id(ident), follow)
     await turn.replies.notice(turn.render("topics_toggled", follow=follow))
     await turn.replies.replace(turn.event.message, *_topics_view(turn))
 
@@ -131,27 +114,20 @@ async def mute_command(turn: Turn) -> None:
     if not args:
         await turn.say("mute_usage")
         return
-    runtime = turn.runtime
     try:
-        with runtime.db.session() as session:
-            topic = subscriptions.find_topic(session, turn.actor, " ".join(args))
-            assert topic.id is not None
-            until = mute(session, turn.actor, topic.id, hours, runtime.clock.now())
-            name = topic.name
+        topic, until = subscriptions.mute_topic(turn.runtime, turn.actor, " ".join(args), hours)
     except (TopicError, AlertActionError) as exc:
         await turn.replies.say(turn.audited(exc.template, turn.render(exc.template, **exc.context)))
         return
-    await turn.say("mute_done", topic=name, until=until)
+    await turn.say("mute_done", topic=topic.name, until=until)
 
 
 def _manager(action: str) -> None:
     """Route ``/<action>`` (supervisors and up) to ``_apply``."""
 
     async def command(turn: Turn) -> None:
-        runtime = turn.runtime
         try:
-            with runtime.db.session() as session:
-                text = _apply(turn, session, action, _parts(turn), runtime.clock.now())
+            text = _apply(turn, action, _parts(turn))
         except TopicError as exc:
             text = turn.audited(exc.template, turn.render(exc.template, **exc.context))
         await turn.replies.say(text)
@@ -159,58 +135,36 @@ def _manager(action: str) -> None:
     on_command(action, Role.SUPERVISOR)(command)
 
 
-def _apply(turn: Turn, session: Session, action: str, parts: list[str], now: datetime) -> str:
-    actor = turn.actor
+def _apply(turn: Turn, action: str, parts: list[str]) -> str:
+    runtime, actor = turn.runtime, turn.actor
     if action == "addtopic":
         if len(parts) not in (2, 3) or not all(parts):
             return turn.render("topic_usage")
-        topic = subscriptions.add_topic(
-            session,
-            actor,
-            agency_id=None,
-            name=parts[0],
-            query=parts[1],
-            sensitivity=parts[2].lower() if len(parts) == 3 else "medium",
-            now=now,
-        )
+        sensitivity = parts[2].lower() if len(parts) == 3 else "medium"
+        topic = subscriptions.add_topic_now(runtime, actor, parts[0], parts[1], sensitivity)
         return turn.render("topic_saved", topic=topic, created=True)
     if action == "settopic":
         if len(parts) not in (2, 3) or not parts[0]:
             return turn.render("topic_usage")
-        topic = subscriptions.change_topic(
-            session,
-            actor,
-            subscriptions.find_topic(session, actor, parts[0]),
-            query=parts[1] or None,
-            sensitivity=parts[2].lower() if len(parts) == 3 and parts[2] else None,
-            now=now,
-        )
+        wanted = parts[2].lower() if len(parts) == 3 and parts[2] else None
+        topic = subscriptions.change_topic_named(runtime, actor, parts[0], parts[1] or None, wanted)
         return turn.render("topic_saved", topic=topic, created=False)
     if action == "rmtopic":
         if not parts[0]:
             return turn.render("topic_usage")
-        topic = subscriptions.find_topic(session, actor, parts[0])
-        subscriptions.remove_topic(session, actor, topic, now)
+        topic = subscriptions.remove_topic_named(runtime, actor, parts[0])
         return turn.render("topic_removed", name=topic.name)
     if action == "sources":
-        return turn.render("sources_list", sources=subscriptions.list_sources(session))
+        return turn.render("sources_list", sources=subscriptions.all_sources(runtime))
     if action == "addsource":
         if len(parts) != 3 or not all(parts):
             return turn.render("source_usage")
-        source = subscriptions.add_source(
-            session,
-            actor,
-            name=parts[0],
-            outlet=parts[1],
-            url=parts[2],
-            now=now,
-            allow_private=turn.runtime.settings.allow_private_feeds,
-        )
+        source = subscriptions.add_source_now(runtime, actor, parts[0], parts[1], parts[2])
         return turn.render("source_saved", source=source)
     if action == "rmsource":
         if not parts[0].isdigit():
             return turn.render("source_usage")
-        source = subscriptions.remove_source(session, actor, int(parts[0]), now)
+        source = subscriptions.remove_source_now(runtime, actor, int(parts[0]))
         return turn.render("source_removed", source=source)
     raise AssertionError(action)
 

@@ -858,3 +858,33 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
             text=f"#{draft.number} v{draft.version} {title}",
             extra={"public": public, **channel_result},
         )
+
+
+# --------------------------------------------------------------------------- units of work
+# What ``/pin`` and the private answers call (``handlers.drafts``): each opens and commits its
+# own transaction, so a question is stored before it is asked.
+
+
+def start_pin(runtime: Runtime, chat_ref: str, user_ref: str) -> int | None:
+    """Open the ``/pin`` conversation at its first question; the state's id."""
+    with runtime.db.session() as session:
+        state = open_state(
+            session, chat_ref, user_ref, FLOW_PIN_SET, "new", {}, runtime.clock.now()
+        )
+        return state.id
+
+
+def private_question(
+    runtime: Runtime, chat_ref: str, user_ref: str, prompt_id: str | None
+) -> ConversationState | None:
+    """``awaited_answer``: the question a person's private text answers, if any."""
+    with runtime.db.session() as session:
+        return awaited_answer(session, chat_ref, user_ref, prompt_id)
+
+
+def answer_pin(
+    runtime: Runtime, state_id: int | None, user_id: int, text: str
+) -> tuple[str, int | None]:
+    """``pin_answer``: the message code to show and the state still waiting, if any."""
+    with runtime.db.session() as session:
+        return pin_answer(session, state_id, user_id, text, runtime.clock.now())

@@ -1036,3 +1036,127 @@ __all__ = [
     "statements_issued",
     "time_to_first_statement",
 ]
+
+
+# --------------------------------------------------------------------------- units of work
+# What the chat flows call (``handlers.drafts``): each opens and commits its own transaction at
+# the runtime's clock, so a question is stored before it is asked and a version before it is
+# shown; a ``DraftError`` leaves nothing written.
+
+
+def titled_version(runtime: Runtime, draft_id: int) -> tuple[Draft, str]:
+    """A version and its template's title, for the header it is posted under."""
+    with runtime.db.session() as session:
+        draft = version(session, draft_id)
+        return draft, template_title(library(runtime), draft)
+
+
+def begin_in_room(
+    runtime: Runtime, crisis_id: int, actor: Actor, kind: str, lang: str, ui_lang: str, who: str
+) -> tuple[Started, ChatRef]:
+    """``start_in_room`` for the person labelled ``who`` (``/draft``, the alerts' "Draft
+    response")."""
+    with runtime.db.session() as session:
+        return start_in_room(
+            session,
+            crisis_id=crisis_id,
+            actor=actor,
+            kind=kind,
+            lang=lang,
+            ui_lang=ui_lang,
+            user_ref=who,
+            at=runtime.clock.now(),
+            tz=runtime.settings.tz,
+            templates=library(runtime),
+        )
+
+
+def note_prompt(runtime: Runtime, state_id: int | None, message_id: str) -> None:
+    """``remember_prompt`` once the question is sent (a reply to it then finds its state)."""
+    if state_id is None:
+        return
+    with runtime.db.session() as session:
+        remember_prompt(session, state_id, message_id)
+
+
+def cancel_own_fill(runtime: Runtime, chat_ref: str, user_ref: str) -> bool:
+    """``/draft cancel``: whether a half-filled template was dropped."""
+    with runtime.db.session() as session:
+        return cancel_fill(session, chat_ref, user_ref)
+
+
+def room_crisis_id(runtime: Runtime, chat: ChatRef) -> int | None:
+    """The id of the crisis whose room ``chat`` is (``crisis_for_room``), or None."""
+    with runtime.db.session() as session:
+        crisis = crisis_for_room(session, chat)
+        return crisis.id if crisis is not None else None
+
+
+def edit_version(
+    runtime: Runtime,
+    draft_id: int,
+    actor: Actor,
+    *,
+    body: str | None = None,
+    set_text: str | None = None,
+    ui_lang: str = "vi",
+) -> tuple[Draft, Draft, DiffSummary]:
+    """``new_version`` of the version ``draft_id``: (new, previous, diff)."""
+    with runtime.db.session() as session:
+        return new_version(
+            session,
+            version(session, draft_id),
+            actor,
+            body=body,
+            set_text=set_text,
+            ui_lang=ui_lang,
+            at=runtime.clock.now(),
+            tz=runtime.settings.tz,
+            templates=library(runtime),
+        )
+
+
+def statement_to_set(
+    runtime: Runtime, chat: ChatRef, replied: MessageRef | None
+) -> tuple[Crisis | None, Draft | None]:
+    """``room_target``: the room's crisis and the version ``/set`` changes."""
+    with runtime.db.session() as session:
+        return room_target(session, chat, replied)
+
+
+def statement_history(
+    runtime: Runtime, actor: Actor, chat: ChatRef, number: int | None
+) -> StatementHistory:
+    """``room_history`` under the press templates in force (``/history <n>``)."""
+    with runtime.db.session() as session:
+        return room_history(session, actor, chat, number, library(runtime))
+
+
+def room_answer_target(
+    runtime: Runtime, chat: ChatRef, user_ref: str, replied: MessageRef | None
+) -> tuple[Draft | None, ConversationState | None]:
+    """``awaited``: what a person's text in a room answers, if anything."""
+    with runtime.db.session() as session:
+        return awaited(session, chat, user_ref, replied)
+
+
+def answer_question(runtime: Runtime, state_id: int | None, text: str) -> Started | None:
+    """``answer_fill``: the next question or the first version, None if the fill went."""
+    with runtime.db.session() as session:
+        return answer_fill(
+            session, state_id, text, at=runtime.clock.now(), templates=library(runtime)
+        )
+
+
+def parts_to_edit(runtime: Runtime, draft_id: int, lang: str) -> tuple[int, list[str]]:
+    """``editable_parts`` under the press templates in force (the Edit button's help)."""
+    with runtime.db.session() as session:
+        return editable_parts(session, draft_id, library(runtime), lang)
+
+
+def discard_version(runtime: Runtime, draft_id: int, actor: Actor) -> tuple[Draft, ChatRef | None]:
+    """``discard`` the statement of version ``draft_id``: the discarded newest version and the
+    room to tell."""
+    with runtime.db.session() as session:
+        discarded = discard(session, version(session, draft_id), actor, runtime.clock.now())
+        return discarded, room_of(session, discarded)

@@ -13,13 +13,18 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.services import audit
+from bot.services.people import agency_name
 from bot.services.permissions import Actor, can_act_for_agency, is_admin
 from storage.models import Agency, Invite, Role
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 CODE_BYTES = 24  # 192 bits -> 32 characters
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -264,3 +269,43 @@ def describe(session: Session, invites: list[Invite]) -> list[InviteView]:
             )
         )
     return views
+
+
+# --------------------------------------------------------------------------- units of work
+# What ``/invite`` and ``/invites`` call (``handlers.people``): each opens and commits its own
+# transaction, so the code the person is shown is already stored.
+
+INVITES_SHOWN = 30  # the most recent open codes ``/invites`` lists (one button each)
+
+
+def agencies_to_choose(runtime: Runtime) -> list[Agency]:
+    """``agencies_to_invite_for``, read on its own (an admin's agency buttons)."""
+    with runtime.db.session() as session:
+        return agencies_to_invite_for(session)
+
+
+def invite_into(runtime: Runtime, actor: Actor, agency_id: int, role: Role) -> tuple[Invite, str]:
+    """A new code for ``role`` in the agency (valid ``invite_ttl_hours``), with the agency's
+    name for the message that hands it out."""
+    with runtime.db.session() as session:
+        invite = create_invite(
+            session,
+            actor=actor,
+            agency_id=agency_id,
+            role=role,
+            ttl_hours=runtime.settings.invite_ttl_hours,
+            now=runtime.clock.now(),
+        )
+        return invite, agency_name(session, agency_id)
+
+
+def open_invite_views(runtime: Runtime, actor: Actor) -> list[InviteView]:
+    """The open codes ``actor`` may see, the most recent ``INVITES_SHOWN`` of them."""
+    with runtime.db.session() as session:
+        return describe(session, open_invites(session, actor, runtime.clock.now()))[-INVITES_SHOWN:]
+
+
+def revoke_now(runtime: Runtime, actor: Actor, invite_id: int) -> bool:
+    """``revoke`` committed before the list is shown again."""
+    with runtime.db.session() as session:
+        return revoke(session, actor=actor, invite_id=invite_id, now=runtime.clock.now())

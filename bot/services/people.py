@@ -9,7 +9,7 @@ service can depend on it without depending on the registration flow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
@@ -19,6 +19,9 @@ from bot.config import Settings
 from bot.services import identity
 from bot.services.permissions import Actor, can_act_for_agency
 from storage.models import Agency, Role, User, UserStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 PEOPLE_PER_PAGE = 8
 
@@ -130,3 +133,16 @@ def find_by_username(session: Session, username: str) -> User | None:
     return session.exec(
         select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
     ).first()
+
+
+def person_card(runtime: Runtime, user_id: int) -> PersonCard | None:
+    """``card`` read in a transaction of its own: the screens show it after a change to the
+    person has been committed (``/me``, ``/people``)."""
+    with runtime.db.session() as session:
+        return card(session, user_id)
+
+
+def agency_people(runtime: Runtime, agency_id: int, page: int) -> PeoplePage:
+    """One page of ``/people`` for an agency, read in a transaction of its own."""
+    with runtime.db.session() as session:
+        return agency_page(session, agency_id, page)

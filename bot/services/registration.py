@@ -21,10 +21,10 @@ unasked.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 import sqlalchemy as sa
@@ -37,6 +37,9 @@ from bot.services.people import active_with_role, agency_name
 from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
 from bot.templating import LANGUAGES
 from storage.models import Agency, AuditEvent, ConversationState, Invite, Role, User, UserStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 FLOW_REGISTER = "register"
 FLOW_REJECT = "reject_reason"
@@ -841,3 +844,57 @@ def set_name(
     user = _own_change(session, user_id, "user.renamed", now, full_name=clean_name(raw))
     session.delete(state)
     return user
+
+
+# --------------------------------------------------------------------------- units of work
+# What the chat flows (``handlers.start``, ``handlers.people``) call: each opens and commits its
+# own transaction, so the flow replies only once the change is durable.
+
+# A change to someone else (``suspend``, ``reactivate``, ``change_role`` with its actor and
+# target bound), called as ``change(session, now=…)``.
+Change = Callable[..., User]
+
+
+def admit_sender(runtime: Runtime, who: PersonRef, username: str | None) -> Actor:
+    """``sender`` in a transaction of its own: the fresh @username is kept even if the event
+    is then refused."""
+    with runtime.db.session() as session:
+        return sender(session, runtime.settings, who, username)
+
+
+def request_standing(runtime: Runtime, user: User) -> Standing:
+    """Where ``user``'s own pending or rejected request stands (``/me`` before approval)."""
+    with runtime.db.session() as session:
+        return standing(session, user)
+
+
+def open_rename(runtime: Runtime, user: User, chat_ref: str, user_ref: str) -> None:
+    """Open the ``/me`` rename question, committed before the bot asks it (a restart keeps it)."""
+    with runtime.db.session() as session:
+        ask_new_name(
+            session, user=user, chat_ref=chat_ref, user_ref=user_ref, now=runtime.clock.now()
+        )
+
+
+def rename(runtime: Runtime, chat_ref: str, user_ref: str, user_id: int, raw: str) -> User | None:
+    """The name typed after ``/me`` ✏️: the renamed person, or None when no rename is open in
+    this chat (the text is someone else's business). A name refused by ``clean_name`` raises
+    :class:`RegistrationError` and keeps the question open."""
+    with runtime.db.session() as session:
+        state = get_state(session, chat_ref, user_ref, FLOW_ME_NAME)
+        if state is None:
+            return None
+        return set_name(session, state, user_id, raw, runtime.clock.now())
+
+
+def choose_own_language(runtime: Runtime, user_id: int, language: str) -> User:
+    """``/me``'s language button: ``set_language`` committed before the menu is republished."""
+    with runtime.db.session() as session:
+        return set_language(session, user_id, language, runtime.clock.now())
+
+
+def manage(runtime: Runtime, change: Change) -> User:
+    """Make a ``Change`` to someone, re-checking the right on the server (raises
+    :class:`NotAllowed` or :class:`RegistrationError` with nothing written)."""
+    with runtime.db.session() as session:
+        return change(session, now=runtime.clock.now())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -27,6 +27,9 @@ from storage.models import (
     Topic,
     User,
 )
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 DELIVERY_PROBLEMS_SHOWN = 3
 
@@ -139,3 +142,10 @@ def delivery_problems(
         for alert_id in latest
         if alert_id in alerts
     )
+
+
+def current_status(runtime: Runtime) -> StatusSummary:
+    """``system_status`` as of now, read in a transaction of its own (``/status`` and its
+    Refresh button)."""
+    with runtime.db.session() as session:
+        return system_status(session, runtime.clock.now())

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from bot.services import audit
-from bot.services.alerts import hand_over_open_alerts
+from bot.services.alerts import hand_over_open_alerts, mute
 from bot.services.permissions import Actor, can_act_for_agency, has_role, is_admin
 from bot.services.refusals import Refusal
 from scanner.sources import UnsafeURLError, check_url
 from scanner.topics import QueryError, parse_query
 from storage.models import Owner, Role, Sensitivity, Source, Subscription, Topic
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 
 class TopicError(Refusal):
@@ -292,3 +296,98 @@ def remove_source(session: Session, actor: Actor, source_id: int, now: datetime)
         at=now,
     )
     return source
+
+
+# --------------------------------------------------------------------------- units of work
+# What the chat flows call (``handlers.topics``): each opens and commits its own transaction
+# at the runtime's clock, so the answer is sent once the change is stored; a ``TopicError``
+# leaves nothing written.
+
+
+def topics_for(runtime: Runtime, actor: Actor) -> list[TopicLine]:
+    """The topic picker's lines (``/topics``)."""
+    with runtime.db.session() as session:
+        return visible_topics(session, actor, runtime.clock.now())
+
+
+def topic_named(runtime: Runtime, actor: Actor, name: str) -> TopicLine | None:
+    """One visible topic by name (``/topics <name>`` shows its query)."""
+    with runtime.db.session() as session:
+        return topic_line(session, actor, name, runtime.clock.now())
+
+
+def follow_topic(runtime: Runtime, actor: Actor, topic_id: int, follow: bool) -> bool:
+    """``toggle`` from the picker, handing over open alerts within the escalation window."""
+    escalate_after = timedelta(minutes=runtime.settings.escalation_minutes)
+    with runtime.db.session() as session:
+        return toggle(
+            session, actor, topic_id, follow, runtime.clock.now(), escalate_after=escalate_after
+        )
+
+
+def mute_topic(runtime: Runtime, actor: Actor, name: str, hours: float) -> tuple[Topic, datetime]:
+    """``/mute <topic> [hours]``: the topic found by name and when the mute ends (raises
+    ``TopicError``, or ``AlertActionError`` from ``mute``)."""
+    with runtime.db.session() as session:
+        topic = find_topic(session, actor, name)
+        assert topic.id is not None
+        return topic, mute(session, actor, topic.id, hours, runtime.clock.now())
+
+
+def add_topic_now(runtime: Runtime, actor: Actor, name: str, query: str, sensitivity: str) -> Topic:
+    """``/addtopic``: a chat-owned topic of no agency (``add_topic``)."""
+    with runtime.db.session() as session:
+        return add_topic(
+            session,
+            actor,
+            agency_id=None,
+            name=name,
+            query=query,
+            sensitivity=sensitivity,
+            now=runtime.clock.now(),
+        )
+
+
+def change_topic_named(
+    runtime: Runtime, actor: Actor, name: str, query: str | None, sensitivity: str | None
+) -> Topic:
+    """``/settopic``: the visible topic of that name with a new query and/or sensitivity."""
+    with runtime.db.session() as session:
+        topic = find_topic(session, actor, name)
+        return change_topic(
+            session, actor, topic, query=query, sensitivity=sensitivity, now=runtime.clock.now()
+        )
+
+
+def remove_topic_named(runtime: Runtime, actor: Actor, name: str) -> Topic:
+    """``/rmtopic``: the visible topic of that name, now removed."""
+    with runtime.db.session() as session:
+        topic = find_topic(session, actor, name)
+        remove_topic(session, actor, topic, runtime.clock.now())
+        return topic
+
+
+def all_sources(runtime: Runtime) -> list[Source]:
+    """``/sources``: every source, by outlet."""
+    with runtime.db.session() as session:
+        return list_sources(session)
+
+
+def add_source_now(runtime: Runtime, actor: Actor, name: str, outlet: str, url: str) -> Source:
+    """``/addsource``, under the deployment's rule for private addresses."""
+    with runtime.db.session() as session:
+        return add_source(
+            session,
+            actor,
+            name=name,
+            outlet=outlet,
+            url=url,
+            now=runtime.clock.now(),
+            allow_private=runtime.settings.allow_private_feeds,
+        )
+
+
+def remove_source_now(runtime: Runtime, actor: Actor, source_id: int) -> Source:
+    """``/rmsource``: the source, now inactive."""
+    with runtime.db.session() as session:
+        return remove_source(session, actor, source_id, runtime.clock.now())

@@ -136,19 +136,13 @@ TELEGRAM_PENDING = {
 # Handler modules that still open sessions or query the database themselves, where a service
 # should (the layer's own dispatcher and turn included).
 SESSION_PENDING = {
-    "handlers.admin",
     "handlers.alerts",
     "handlers.approvals",
     "handlers.common",
     "handlers.conversation.dispatch",
     "handlers.conversation.turn",
-    "handlers.drafts",
     "handlers.linking",
-    "handlers.people",
     "handlers.registration",
-    "handlers.start",
-    "handlers.taskforce",
-    "handlers.topics",
 }
 DATABASE = ("sqlmodel", "sqlalchemy", "storage.db")
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 from sqlmodel import Session, col, select
 
-from bot.services import timeline
+from bot.channels.refs import ChatRef
+from bot.services import rooms, timeline
 from bot.services.permissions import (
     Actor,
 )
@@ -63,11 +64,13 @@ def lines_of_timeline(
 
 
 V = TypeVar("V")
+# A read-only view of one crisis (its timeline, tasks, roster …), read in the caller's session.
+CrisisView: TypeAlias = Callable[[Session, int], V]
 TIMELINE_SHOWN = 30  # events /timeline shows, the most recent
 
 
 def for_participant(
-    runtime: Runtime, actor: Actor, crisis_id: int, view: Callable[[Session, int], V]
+    runtime: Runtime, actor: Actor, crisis_id: int, view: CrisisView[V]
 ) -> tuple[Crisis, V]:
     """``view`` of a crisis, for its participants only (``/timeline``, ``/tasks``, ``/roster``);
     others get ``TaskForceError("not_member_self")``."""
@@ -100,22 +103,31 @@ def roster(session: Session, crisis_id: int) -> list[RosterLine]:
     ]
 
 
-def crisis_for_lead(session: Session, user_id: int | None) -> list[Crisis]:
+def crisis_for_lead(runtime: Runtime, user_id: int | None) -> list[Crisis]:
     """Open crises a person leads (for ``/crisis`` without arguments)."""
     if user_id is None:
         return []
-    return list(
-        session.exec(
-            select(Crisis)
-            .where(Crisis.lead_id == user_id, Crisis.status != CrisisStatus.RESOLVED)
-            .order_by(col(Crisis.id))
+    with runtime.db.session() as session:
+        return list(
+            session.exec(
+                select(Crisis)
+                .where(Crisis.lead_id == user_id, Crisis.status != CrisisStatus.RESOLVED)
+                .order_by(col(Crisis.id))
+            )
         )
-    )
 
 
-def agency_codes(session: Session) -> dict[str, int]:
+def agency_codes(runtime: Runtime) -> dict[str, int]:
     """Every agency's code and id (``/crisis CODE …`` names the agency by its code)."""
-    return {a.code: a.id for a in session.exec(select(Agency)) if a.id is not None}
+    with runtime.db.session() as session:
+        return {a.code: a.id for a in session.exec(select(Agency)) if a.id is not None}
+
+
+def crisis_of_room(runtime: Runtime, chat: ChatRef) -> int | None:
+    """The id of the crisis a room command was typed in (``rooms.crisis_in_room``)."""
+    with runtime.db.session() as session:
+        found = rooms.crisis_in_room(session, chat)
+        return found.id if found else None
 
 
 def approvals_of(session: Session, crisis_id: int) -> list[Approval]:

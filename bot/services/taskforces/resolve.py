@@ -32,6 +32,7 @@ from bot.services.taskforces.crises import (
     TaskForceError,
     crisis_row,
     is_lead_or_supervisor,
+    may_resolve,
     members_of,
     open_crisis_row,
     room_language,
@@ -247,3 +248,10 @@ async def _try(awaitable: Any, what: str) -> bool:
         log.warning("resolve: %s failed: %s", what, exc)
         return False
     return True
+
+
+def may_resolve_now(runtime: Runtime, actor: Actor, crisis_id: int) -> Crisis:
+    """The open crisis ``actor`` may close, checked before ``/resolve`` asks for confirmation
+    (raises ``TaskForceError`` otherwise)."""
+    with runtime.db.session() as session:
+        return may_resolve(session, actor, crisis_id)
