@@ -165,7 +165,7 @@ async def _edit(
     runtime = turn.runtime
     try:
         fresh, previous, diff = dr.edit_version(
-            runtime, draft_id, turn.actor, body=body, set_text=set_text, ui_lang=turn.lang
+            runtime, draft_id, turn.actor, turn.lang, body, set_text
         )
     except dr.DraftError as exc:
         await turn.replies.say(_refusal(turn, exc))

@@ -1044,6 +1044,12 @@ __all__ = [
 # shown; a ``DraftError`` leaves nothing written.
 
 
+def _made_under(runtime: Runtime) -> dict[str, Any]:
+    """What a new version is made under: the time now, the desk's time zone and the press
+    templates in force (``at``, ``tz``, ``templates``)."""
+    return {"at": runtime.clock.now(), "tz": runtime.settings.tz, "templates": library(runtime)}
+
+
 def titled_version(runtime: Runtime, draft_id: int) -> tuple[Draft, str]:
     """A version and its template's title, for the header it is posted under."""
     with runtime.db.session() as session:
@@ -1065,9 +1071,7 @@ def begin_in_room(
             lang=lang,
             ui_lang=ui_lang,
             user_ref=who,
-            at=runtime.clock.now(),
-            tz=runtime.settings.tz,
-            templates=library(runtime),
+            **_made_under(runtime),
         )
 
 
@@ -1096,12 +1100,12 @@ def edit_version(
     runtime: Runtime,
     draft_id: int,
     actor: Actor,
-    *,
-    body: str | None = None,
-    set_text: str | None = None,
-    ui_lang: str = "vi",
+    ui_lang: str,
+    body: str | None,
+    set_text: str | None,
 ) -> tuple[Draft, Draft, DiffSummary]:
-    """``new_version`` of the version ``draft_id``: (new, previous, diff)."""
+    """``new_version`` of the version ``draft_id`` (a full ``body`` or a ``/set`` text):
+    (new, previous, diff)."""
     with runtime.db.session() as session:
         return new_version(
             session,
@@ -1110,9 +1114,7 @@ def edit_version(
             body=body,
             set_text=set_text,
             ui_lang=ui_lang,
-            at=runtime.clock.now(),
-            tz=runtime.settings.tz,
-            templates=library(runtime),
+            **_made_under(runtime),
         )
 
 

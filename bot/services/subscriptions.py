@@ -336,15 +336,10 @@ def mute_topic(runtime: Runtime, actor: Actor, name: str, hours: float) -> tuple
 
 def add_topic_now(runtime: Runtime, actor: Actor, name: str, query: str, sensitivity: str) -> Topic:
     """``/addtopic``: a chat-owned topic of no agency (``add_topic``)."""
+    now = runtime.clock.now()
     with runtime.db.session() as session:
         return add_topic(
-            session,
-            actor,
-            agency_id=None,
-            name=name,
-            query=query,
-            sensitivity=sensitivity,
-            now=runtime.clock.now(),
+            session, actor, agency_id=None, name=name, query=query, sensitivity=sensitivity, now=now
         )
 
 
@@ -375,15 +370,10 @@ def all_sources(runtime: Runtime) -> list[Source]:
 
 def add_source_now(runtime: Runtime, actor: Actor, name: str, outlet: str, url: str) -> Source:
     """``/addsource``, under the deployment's rule for private addresses."""
+    now, private = runtime.clock.now(), runtime.settings.allow_private_feeds
     with runtime.db.session() as session:
         return add_source(
-            session,
-            actor,
-            name=name,
-            outlet=outlet,
-            url=url,
-            now=runtime.clock.now(),
-            allow_private=runtime.settings.allow_private_feeds,
+            session, actor, name=name, outlet=outlet, url=url, now=now, allow_private=private
         )
 
 
