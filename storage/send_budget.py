@@ -84,7 +84,8 @@ class SendBudget:
     def book(
         self, delay: float, group: int | None = None, missed: int | None = None
     ) -> tuple[float, int, int]:
-        """Take the first free slot at least ``delay`` seconds from now (and, for a send to
+        """Take the first free slot at least ``delay`` seconds from now (a negative ``delay``: a
+        missed slot of the last ``-delay`` seconds will do) (and, for a send to
         ``group``, within its window), giving back the ``missed`` slot of a sender that woke
         too late for it; returns when the new slot starts on this process's
         ``time.monotonic`` clock, the slot, and how many of the ``ALONE_SLOTS`` before it were
@@ -112,7 +113,7 @@ class SendBudget:
                 row = connection.execute(
                     _BOOK,
                     {
-                        "delay": max(0.0, delay),
+                        "delay": delay,
                         "per": SLOTS_PER_SECOND,
                         "search": SEARCH,
                         "after": after,

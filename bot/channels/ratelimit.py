@@ -49,6 +49,9 @@ chat's windows at that slot. A private chat's window stays per process (docs/ope
 "Several workers"). ``_Window`` sees only this process's sends, so a late sender keeps its
 shared slot only when no other worker booked a slot in the second before it (the budget says
 so); otherwise a late send would bunch against the others' on-time ones and it books again.
+A worker alone also books slots missed in the last ``CATCH_UP`` seconds (slots pass unused while
+the window holds the sends back, and the database only grants slots from now on otherwise): the
+window alone bounds the catch-up, as it does the gate's few booked places in a single process.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ SAFETY = 0.02  # seconds added to every computed bound, for clock and network ji
 LATE_TOLERANCE = 0.010  # later than this, a send that cannot move its reservations books again
 INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to schedule
 BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at most these
+CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
 
@@ -278,6 +282,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         #: of the second before it were booked); ``storage.send_budget``.
         self._shared = shared
         self._mine: deque[int] = deque(maxlen=4 * ALONE_SLOTS)  # this process's shared slots
+        self._alone = False  # the last booking found no other worker's slot before its own
         self._schedule = _Schedule(spaced=shared is None)
         self._window = _Window(clock)
         self._resume = asyncio.Event()
@@ -321,6 +326,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 # late would send a chat's reserved burst closer together than reserved.)
                 now = self._clock()
                 wanted = self._schedule.chat_earliest(now, chat, group) - now
+                if wanted <= 0 and self._alone and not group:
+                    wanted = -CATCH_UP  # a slot missed while the window held the sends back
                 shared_group = chat if group and isinstance(chat, int) else None
                 if missed is not None:
                     with contextlib.suppress(ValueError):
@@ -333,7 +340,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 if at > max(now, due) + LATE_TOLERANCE:
                     continue  # another send took this chat's turn meanwhile: book again
                 # (A group's minute is counted on slots in the database: never moved.)
-                movable = not group and booked <= self._slots_of_mine(slot)
+                self._alone = booked <= self._slots_of_mine(slot)
+                movable = not group and self._alone
             delay = at - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
