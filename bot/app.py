@@ -214,7 +214,7 @@ def build_application(
 
 def _shared_budget(
     db: Database,
-) -> Callable[[float, int | None, int | None], Awaitable[tuple[float, int]]] | None:
+) -> Callable[[float, int | None, int | None], Awaitable[tuple[float, int, int]]] | None:
     """On PostgreSQL (several workers possible) the overall send slot is booked in the
     database, off the event loop; elsewhere None (this process's limiter is the budget)."""
     if db.engine.dialect.name != "postgresql":
@@ -224,7 +224,7 @@ def _shared_budget(
     # (and with it every reply) would wait for them.
     threads = ThreadPoolExecutor(BOOKING_THREADS, thread_name_prefix="send-budget")
 
-    async def book(delay: float, group: int | None, missed: int | None) -> tuple[float, int]:
+    async def book(delay: float, group: int | None, missed: int | None) -> tuple[float, int, int]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(threads, budget.book, delay, group, missed)
 

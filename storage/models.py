@@ -575,7 +575,7 @@ class ReceivedUpdate(SQLModel, table=True):
 
 class SendSlot(SQLModel, table=True):
     """One slot of the bot's overall send budget taken by a worker (``storage.send_budget``;
-    PostgreSQL only): a number of 1/29 s since the epoch by the database's clock, and the group
+    PostgreSQL only): a number of 1/29.5 s since the epoch by the database's clock, and the group
     it went to (a group's 20-a-minute window is counted from these)."""
 
     slot: int = Field(
