@@ -30,8 +30,8 @@ from sqlmodel import Session, select
 from bot.channels.refs import PersonRef
 from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.personas import PERSONA_BY_KEY, ZALO_PERSONA_BY_KEY
-from bot.services import identity
 from bot.sandbox.zalo_emulator import StoredMessage
+from bot.services import identity
 from storage.models import (
     Alert,
     Approval,

@@ -206,7 +206,9 @@ def seed_zalo_database(session: Session, *, drill: bool, now: datetime) -> list[
             identity.link(session, user, account, now)
         else:
             assert persona.role is not None
-            _add(session, _person(agency, persona.role, persona.full_name, now), account, topics, now)
+            _add(
+                session, _person(agency, persona.role, persona.full_name, now), account, topics, now
+            )
         seeded.append(persona)
     return seeded
 

@@ -39,9 +39,9 @@ from bot.channels.zalo.chart_links import ChartLinks, chart_route
 from bot.channels.zalo.conversation import ZaloConversation
 from bot.channels.zalo.notifier import CAPABILITIES, CHANNEL, ZaloNotifier
 from bot.runtime import Runtime
-from bot.services import approvals, identity
 from bot.sandbox.serving import serve
 from bot.sandbox.zalo_emulator import ZaloEmulator
+from bot.services import approvals, identity
 from bot.services.delivery import Charts
 from handlers.conversation.degrade import DegradingNotifier
 from storage.models import Agency, Crisis, Delivery, Draft, DraftStatus

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 from channels.test_registration_flow import choice
-from sandbox.test_runner_and_backend import _state, _wait, sandbox  # noqa: F401 - the fixture
+from sandbox.test_runner_and_backend import _state, _wait
 from sqlmodel import select
 from statements import add_statements
 
