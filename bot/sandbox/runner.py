@@ -203,9 +203,8 @@ class Sandbox:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     async def _stop_world(self) -> None:
-        if hasattr(self, "zalo"):
+        if hasattr(self, "zalo"):  # kept (stopped) until the next start: the page reads it
             await self.zalo.stop()
-            del self.zalo
         if self._started:
             updater = self.application.updater
             if updater is not None and updater.running:

@@ -7,14 +7,16 @@ conversation layer, as ``crisisdesk run`` on Zalo does), and the alert rows owed
 sent by ``bot.jobs.deliver`` every second. The tick and the scan stay the Telegram bot's (one
 scheduler of due work and one scanner per database, as one leader would have).
 
-Each bot's notifier reaches the other messenger's chats (:class:`CrossChannel`): a decision
-typed on Zalo is announced in the Telegram room, and a request copy sent on Zalo is closed by a
-decision taken on Telegram. Services still find a person's account on the bot's own channel, so
-a person gets direct messages on the messenger where the event happened; the sandbox's admin has
-an account on both (``personas.ZALO_PERSONAS``). One thing a single bot on both messengers would
-do is done here by hand: a statement submitted on Telegram is also sent, for approval, to the
-approvers who have a Zalo account (:func:`ask_zalo_approvers`), so it can be approved there by
-``/duyet``.
+Each bot's notifier reaches the other messenger's chats (:class:`CrossChannel`,
+:class:`TelegramReachingZalo`): a decision typed on Zalo is announced in the Telegram room, and
+a copy on Zalo that the Telegram bot edits (a registration request decided there) is answered
+there. Services still find a person's account on the bot's own channel, so a person gets direct
+messages on the messenger where the event happened; the sandbox's admin has an account on both
+(``personas.ZALO_PERSONAS``). One thing a single bot on both messengers would do is done here
+by hand: a statement submitted on Telegram is also sent, for approval, to the approvers who have
+a Zalo account (:func:`ask_zalo_approvers`), so it can be approved there by ``/duyet``; that
+copy is not in the request ledger (one row per person and draft), so a later decision does not
+close it.
 
 Charts reach Zalo as signed links to a small server of the sandbox's own, as in production.
 """
@@ -31,7 +33,7 @@ from aiohttp import web
 from sqlmodel import select
 
 from bot import jobs
-from bot.channels.base import Attachment, Buttons, Notifier, SentMessage
+from bot.channels.base import Attachment, Buttons, DeliveryError, Notifier, SentMessage
 from bot.channels.refs import ChatRef, MessageRef
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.zalo.bot_api import ZaloBotClient, poll_updates
@@ -42,9 +44,10 @@ from bot.runtime import Runtime
 from bot.sandbox.serving import serve
 from bot.sandbox.zalo_emulator import ZaloEmulator
 from bot.services import approvals, identity
+from bot.services import drafts as dr
 from bot.services.delivery import Charts
 from handlers.conversation.degrade import DegradingNotifier
-from storage.models import Agency, Crisis, Delivery, Draft, DraftStatus
+from storage.models import Agency, Crisis, Draft, DraftStatus, User
 
 if TYPE_CHECKING:
     from bot.sandbox.runner import Sandbox
@@ -133,6 +136,7 @@ class ZaloSide:
     charts_url: str = ""
     _runner: web.AppRunner | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopped: bool = False
 
     async def start(self) -> None:
         sandbox = self.sandbox
@@ -172,6 +176,10 @@ class ZaloSide:
         self._client = client
 
     async def stop(self) -> None:
+        """Stop every part (a second call does nothing)."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -198,9 +206,10 @@ class ZaloSide:
             await asyncio.sleep(DELIVER_SECONDS)
 
     async def _ask_approvers(self) -> None:
+        asked: set[tuple[int, int]] = set()
         while True:
             try:
-                await ask_zalo_approvers(self.runtime)
+                await ask_zalo_approvers(self.runtime, asked)
             except Exception:  # the sandbox keeps going; the next round tries again
                 log.exception("sandbox: approval requests on Zalo failed")
             await asyncio.sleep(DELIVER_SECONDS)
@@ -212,36 +221,44 @@ class ZaloSide:
         return [m.to_dict() for m in self.emulator.messages(zalo_id)]
 
 
-async def ask_zalo_approvers(runtime: Runtime) -> None:
-    """Send each submitted statement's request to its approvers with a Zalo account who have
-    no Zalo copy yet (the request ledger, ``approvals.DELIVERY_REQUEST``, says who has one)."""
-    pending: list[approvals.Submitted] = []
+async def ask_zalo_approvers(runtime: Runtime, asked: set[tuple[int, int]]) -> None:
+    """Send each submitted statement's request, on Zalo, to its approvers with a Zalo account
+    not ``asked`` yet (``(draft id, person id)``, kept by the caller).
+
+    No ledger row is written: the request ledger holds one row per person and draft, the one
+    their own bot's request wrote (a person on both messengers has it from Telegram), so this
+    Zalo copy is not closed by a later decision; the decision itself is still told."""
+    waiting: list[tuple[Draft, Crisis, int, User, ChatRef]] = []
     with runtime.db.session() as session:
         for draft in session.exec(select(Draft).where(Draft.status == DraftStatus.SUBMITTED)):
             crisis = session.get(Crisis, draft.crisis_id)
             agency = session.get(Agency, crisis.agency_id) if crisis else None
             if crisis is None or agency is None:
                 continue
-            asked = set(
-                session.exec(
-                    select(Delivery.user_id).where(
-                        Delivery.kind == approvals.DELIVERY_REQUEST,
-                        Delivery.ref_id == draft.id,
-                        Delivery.channel == CHANNEL,
-                    )
-                )
-            )
-            waiting = [
-                person
-                for person in approvals.approvers_for(session, crisis)
-                if person.id != draft.author_id
-                and person.id not in asked
-                and person.reachable
-                and identity.direct_chat(session, person.id, CHANNEL) is not None
-            ]
-            if waiting:
-                pending.append(
-                    approvals.Submitted(draft, crisis, waiting, agency.approvals_required)
-                )
-    for submitted in pending:
-        await approvals.send_requests(runtime, submitted)
+            for person in approvals.approvers_for(session, crisis):
+                to = identity.direct_chat(session, person.id, CHANNEL)
+                if (draft.id, person.id) in asked or person.id == draft.author_id or to is None:
+                    continue
+                waiting.append((draft, crisis, agency.approvals_required, person, to))
+        authors = {
+            d.id: (session.get(User, d.author_id) if d.author_id else None) for d, *_ in waiting
+        }
+        titles = {d.id: dr.template_title(dr.library(runtime), d) for d, *_ in waiting}
+    for draft, crisis, required, person, to in waiting:
+        author = authors[draft.id]
+        header = runtime.renderer.render(
+            "approval_request",
+            person.language,
+            draft=draft,
+            title=titles[draft.id],
+            crisis=crisis,
+            author=author.full_name if author else "",
+            required=required,
+            short_hash=draft.body_sha256[:12],
+        )
+        buttons = approvals.approval_buttons(runtime, person.language, draft.id or 0)
+        asked.add((draft.id or 0, person.id or 0))  # once, whatever the outcome, as the bot does
+        try:
+            await dr.send_long(runtime, to, header, draft.body, buttons)
+        except DeliveryError as exc:
+            log.info("sandbox: approval request to %s on Zalo failed: %s", person.id, exc)
