@@ -175,6 +175,8 @@
       kb.innerHTML = chat.reply_keyboard.rows.map((row) => `<div class="row">` + row.map((b) =>
         `<button type="button" class="${b.contact ? "contact" : ""}" data-contact="${b.contact ? 1 : 0}" data-text="${esc(b.text)}" data-testid="reply-button">${esc(b.contact ? T.share_phone : b.text)}</button>`
       ).join("") + `</div>`).join("");
+    } else {
+      kb.innerHTML = "";  // no stale keyboard (another chat's, or one removed) left behind
     }
     if (chat.force_reply && !state.replyTo && !state.dismissed.has(chat.force_reply.id)) {
       setReply(chat.force_reply.id, chat.force_reply.text);
