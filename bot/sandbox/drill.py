@@ -7,10 +7,11 @@ condition is not met is the current one. A step whose feature is not wired into 
 grows as the features land. Conditions read rows (users, alerts, crises, drafts, approvals) and
 the emulator's chats: nothing is inferred from which buttons someone pressed on the page.
 
-The Zalo track (:data:`ZALO_STEPS`) is the same drill from Zalo, beside it: a spokesperson on
-Zalo registers by typing, the admin accepts her on Zalo, she follows the topic by typing its
-number, receives the alert with its chart, acknowledges it with ``/ack``, and the admin approves
-the statement on Zalo with ``/duyet``. Its steps have their own "current" one.
+The Zalo track (the steps of :data:`STEPS` with ``track="zalo"``) is the same drill from Zalo,
+beside it: a spokesperson on Zalo registers by typing, the admin accepts her on Zalo, she follows
+the topic by typing its number, receives the alert with its chart, acknowledges it with
+``/ack``, and the admin approves the statement on Zalo with ``/duyet``. Its steps have their own
+"current" one.
 
 A new drill starts with the news day paused and runs once the trainee follows the topic (or says
 they are ready), so the alert can never go out before there is someone to receive it; who
@@ -60,6 +61,7 @@ class Step:
     persona: str  # who acts (a PERSONAS key)
     feature: str | None  # the handlers module the step needs, e.g. "handlers.registration"
     done: Callable[[Sandbox, Session], bool]
+    track: str = "telegram"  # or "zalo": the same drill from Zalo, beside it
 
 
 def _spokesperson(session: Session) -> User | None:
@@ -226,16 +228,13 @@ STEPS: tuple[Step, ...] = (
     Step("approve_draft", "supervisor", "handlers.approvals", _approved_draft),
     Step("publish", "spokesperson", "handlers.drafts", _published),
     Step("resolve", "spokesperson", "handlers.taskforce", _resolved),
-)
-
-
-ZALO_STEPS: tuple[Step, ...] = (
-    Step("zalo_register", "zalo_spokesperson", "handlers.registration", _zalo_registered),
-    Step("zalo_accept", "zalo_admin", "handlers.registration", _zalo_accepted),
-    Step("zalo_subscribe", "zalo_spokesperson", "handlers.topics", _zalo_subscribed),
-    Step("zalo_alert", "zalo_spokesperson", "handlers.alerts", _zalo_alert),
-    Step("zalo_ack", "zalo_spokesperson", "handlers.alerts", _zalo_acknowledged),
-    Step("zalo_approve_draft", "zalo_admin", "handlers.approvals", _zalo_approved_draft),
+    # On Zalo: everything typed.
+    Step("zalo_register", "zalo_spokesperson", "handlers.registration", _zalo_registered, "zalo"),
+    Step("zalo_accept", "zalo_admin", "handlers.registration", _zalo_accepted, "zalo"),
+    Step("zalo_subscribe", "zalo_spokesperson", "handlers.topics", _zalo_subscribed, "zalo"),
+    Step("zalo_alert", "zalo_spokesperson", "handlers.alerts", _zalo_alert, "zalo"),
+    Step("zalo_ack", "zalo_spokesperson", "handlers.alerts", _zalo_acknowledged, "zalo"),
+    Step("zalo_approve_draft", "zalo_admin", "handlers.approvals", _zalo_approved_draft, "zalo"),
 )
 
 
@@ -252,13 +251,13 @@ def drill_state(sandbox: Sandbox, strings: dict[str, str]) -> dict[str, Any]:
     the page's ``strings`` of the reader's language."""
     done_keys = sandbox.drill_done
     with sandbox.db.session() as session:
-        for step in (*STEPS, *ZALO_STEPS):
+        for step in STEPS:
             if step.key not in done_keys and step.done(sandbox, session):
                 done_keys.add(step.key)  # once met, a step stays done
     if done_keys.intersection(READY_STEPS):
         sandbox.drill_go()  # following the topic is being ready: the news day runs
-    steps, finished = _track(STEPS, done_keys, strings)
-    zalo_steps, zalo_finished = _track(ZALO_STEPS, done_keys, strings)
+    steps, finished = _track("telegram", done_keys, strings)
+    zalo_steps, zalo_finished = _track("zalo", done_keys, strings)
     return {
         "steps": steps,
         "finished": finished,
@@ -278,13 +277,13 @@ def _who(key: str) -> tuple[int | str, str]:
 
 
 def _track(
-    track: tuple[Step, ...], done_keys: set[str], strings: dict[str, str]
+    track: str, done_keys: set[str], strings: dict[str, str]
 ) -> tuple[list[dict[str, Any]], bool]:
     """One track's steps with their status, and whether none is left to do."""
     wired = wired_features()
     steps = []
     current_found = False
-    for number, step in enumerate(track, 1):
+    for number, step in enumerate((s for s in STEPS if s.track == track), 1):
         persona_id, persona_name = _who(step.persona)
         if step.key in done_keys:
             status = "done"
