@@ -27,7 +27,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlmodel import select
@@ -213,12 +213,6 @@ class ZaloSide:
             except Exception:  # the sandbox keeps going; the next round tries again
                 log.exception("sandbox: approval requests on Zalo failed")
             await asyncio.sleep(DELIVER_SECONDS)
-
-    def messages(self, zalo_id: str) -> list[dict[str, Any]]:
-        """A person's chat with the bot, oldest first ([] before they ever wrote)."""
-        if zalo_id not in self.emulator.bot_platform.people:
-            return []
-        return [m.to_dict() for m in self.emulator.messages(zalo_id)]
 
 
 async def ask_zalo_approvers(runtime: Runtime, asked: set[tuple[int, int]]) -> None:
