@@ -131,7 +131,6 @@ SESSION_PENDING = {
     "handlers.admin",
     "handlers.drafts",
     "handlers.people",
-    "handlers.registration",
     "handlers.start",
     "handlers.taskforce",
     "handlers.topics",
