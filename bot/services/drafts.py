@@ -1036,3 +1036,10 @@ __all__ = [
     "statements_issued",
     "time_to_first_statement",
 ]
+
+
+def can_work_on_draft(session: Session, actor: Actor, draft_id: int) -> bool:
+    """:func:`can_work_on` the crisis of a draft (Submit, Edit, Discard); False if it is gone."""
+    draft = session.get(Draft, draft_id)
+    crisis = session.get(Crisis, draft.crisis_id) if draft else None
+    return crisis is not None and can_work_on(session, actor, crisis)

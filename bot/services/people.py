@@ -8,8 +8,9 @@ service can depend on it without depending on the registration flow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
@@ -19,6 +20,9 @@ from bot.config import Settings
 from bot.services import identity
 from bot.services.permissions import Actor, can_act_for_agency
 from storage.models import Agency, Role, User, UserStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 PEOPLE_PER_PAGE = 8
 
@@ -130,3 +134,19 @@ def find_by_username(session: Session, username: str) -> User | None:
     return session.exec(
         select(User).where(func.lower(User.username) == name).order_by(col(User.id).desc())
     ).first()
+
+
+def actor_of(runtime: Runtime, who: PersonRef) -> Actor:
+    """:func:`actor_for`, read in a unit of work of its own: the handlers (which open no
+    session) resolve every sender here."""
+    with runtime.db.session() as session:
+        return actor_for(session, runtime.settings, who)
+
+
+def passes(
+    runtime: Runtime, rule: Callable[[Session, Actor, str], bool], actor: Actor, ident: str
+) -> bool:
+    """Whether ``actor`` passes a button's ``rule`` (``bot.buttons``) for ``ident``, against rows
+    read now: a press proves nothing about what its presser may do."""
+    with runtime.db.session() as session:
+        return rule(session, actor, ident)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -27,6 +27,9 @@ from storage.models import (
     Topic,
     User,
 )
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 DELIVERY_PROBLEMS_SHOWN = 3
 
@@ -139,3 +142,9 @@ def delivery_problems(
         for alert_id in latest
         if alert_id in alerts
     )
+
+
+def last_scan_of(runtime: Runtime) -> dict[str, Any] | None:
+    """:func:`last_scan`, read in a unit of work of its own (``/scanstatus``)."""
+    with runtime.db.session() as session:
+        return last_scan(session)

@@ -691,12 +691,11 @@ async def test_every_action_refuses_a_forged_press(
 
 
 async def test_the_registry_holds_every_action_of_the_app() -> None:
-    """The table above is as wide as the app: every action the handlers route (as PTB callbacks
-    or as flows on the conversation layer) is registered."""
-    from handlers.buttons import _CALLBACKS
+    """The table above is as wide as the app: every action the flows on the conversation layer
+    route is registered."""
     from handlers.conversation.dispatch import _PRESSES
 
     app_actions = set(_registered_actions())
-    routed = {name for name in {*_CALLBACKS, *_PRESSES} if not name.startswith("test.")}
+    routed = {name for name in _PRESSES if not name.startswith("test.")}
     assert routed == app_actions
     assert len(app_actions) >= 34
