@@ -205,9 +205,10 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
     freed = False
     removed = 0
     if room_id is not None and to is not None:
-        maker = room_maker_for(rooms_admin or runtime.notifier)
-        if room_kind == RoomKind.CREATED_GROUP and maker is not None:
-            await _try(maker.close_room(to), "close room")
+        if room_kind == RoomKind.CREATED_GROUP:  # made for this crisis: disbanded, not reused
+            maker = room_maker_for(rooms_admin or runtime.notifier)
+            if maker is not None:
+                await _try(maker.close_room(to), "close room")
             with runtime.db.session() as session:
                 room = session.get(Room, room_id)
                 if room is not None:

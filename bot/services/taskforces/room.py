@@ -67,8 +67,8 @@ async def attach_room(
 ) -> bool:
     """Give an open crisis its room (a group the channel makes, else a forum topic in the hub,
     else a pooled group), post and pin the brief. Idempotent: a crisis that has a room keeps
-    it. Returns whether it has one now; raises ``TaskForceError("no_room")`` when the pool is empty (the opener and the admins are
-    told, and a ``crisis.room`` due row retries)."""
+    it. Returns whether it has one now; raises ``TaskForceError("no_room")`` when the pool is
+    empty (the opener and the admins are told, and a ``crisis.room`` due row retries)."""
     _ATTACHING.add(crisis_id)
     try:
         return await _attach_room(runtime, crisis_id, rooms_admin)
