@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlmodel import select
 
 import handlers.taskforce  # noqa: F401  (the task-force flows register their due kinds)
@@ -25,6 +26,7 @@ from bot.channels.zalo.oa.rooms import OaRooms, group_of_chat
 from bot.channels.zalo.oa.tokens import OaTokenStore
 from bot.cli import main
 from bot.clock import SystemClock
+from bot.config import AgencyConfig
 from bot.runtime import Runtime
 from bot.sandbox.zalo_emulator import ZaloEmulator
 from bot.services import identity, stored_refs
@@ -240,3 +242,12 @@ async def test_seeding_the_refresh_token_says_every_mistake_in_one_line(
     monkeypatch.setenv("CRISISDESK_ZALO_OA_APP_ID", "42")
     got, line = await seed("--agency", "BYT", "--refresh-token", grant)
     assert got == 2 and "ZALO_OA_APP_ID is 42" in line and "\n" not in line
+
+
+def test_an_agency_names_its_oa_and_assets_in_the_toml() -> None:
+    conf = AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123", zalo_oa_assets=["a", "b"])
+    assert conf.model_dump()["zalo_oa_assets"] == "a,b"
+    with pytest.raises(ValidationError, match="needs zalo_oa_assets"):
+        AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123")
+    with pytest.raises(ValidationError, match="without commas"):
+        AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123", zalo_oa_assets=["a,b"])
