@@ -90,6 +90,18 @@ def agency_with_people(
         return agency.id, people
 
 
+def invitation_of(db: Database, crisis_id: int, user: User) -> int:
+    with db.session() as s:
+        return (
+            s.exec(
+                select(CrisisMember.id).where(
+                    CrisisMember.crisis_id == crisis_id, CrisisMember.user_id == user.id
+                )
+            ).one()
+            or 0
+        )
+
+
 async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
     zalo: ZaloEmulator, sqlite_db: Database, make_settings: Any, tmp_path: Path
 ) -> None:
@@ -143,17 +155,22 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
         admin = room_admin_for(runtime.notifier)
         await admin.remove_member(room, minh)
         assert "zl-minh" not in group.members and not await admin.is_member(room, minh)
-        with sqlite_db.session() as s:
-            invitation = s.exec(
-                select(CrisisMember).where(
-                    CrisisMember.crisis_id == opened.crisis_id,
-                    CrisisMember.user_id == people["minh"].id,
-                )
-            ).one()
         answer = await answer_invitation(
-            runtime, Actor("zalo:zl-minh", people["minh"]), invitation.id or 0, join=True
+            runtime,
+            Actor("zalo:zl-minh", people["minh"]),
+            invitation_of(sqlite_db, opened.crisis_id, people["minh"]),
+            join=True,
         )
         assert answer.state == "joined" and "zl-minh" in group.members
+        # Declining takes someone out of the group they were put in at the start.
+        boss = people["boss"]
+        answer = await answer_invitation(
+            runtime,
+            Actor("zalo:zl-boss", boss),
+            invitation_of(sqlite_db, opened.crisis_id, boss),
+            join=False,
+        )
+        assert answer.state == "declined" and "zl-boss" not in group.members
 
         # Any message to the room goes through the OA, as plain text.
         await runtime.notifier.send_text(room, "<b>Cập nhật</b>: đã gọi báo Tuổi Trẻ")
