@@ -153,6 +153,7 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
         # Removing a member, and Join putting them back in directly (no join link on Zalo).
         minh = PersonRef("zalo", "zl-minh")
         admin = room_admin_for(runtime.notifier)
+        assert await admin.is_member(room, PersonRef("zalo", "zl-lead"))
         await admin.remove_member(room, minh)
         assert "zl-minh" not in group.members and not await admin.is_member(room, minh)
         answer = await answer_invitation(

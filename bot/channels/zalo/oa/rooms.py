@@ -20,8 +20,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlmodel import select
-
 from bot.channels.base import DeliveryError, RecipientUnreachable, Rejected, SentMessage
 from bot.channels.refs import ChatRef, PersonRef
 from bot.channels.rooms import MadeRoom
@@ -40,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "zalo"
 _PREFIX = "oa:"
+MEMBERS_PAGE = 50
 
 
 def group_chat(app_id: str, group_id: str) -> ChatRef:
@@ -114,7 +113,7 @@ class OaRooms:
         """A group of the agency's OA with ``members`` in it, on the first GMF asset Zalo
         accepts; None when the agency has no OA or none of its people is on Zalo."""
         with self.db.session() as session:
-            agency = session.exec(select(Agency).where(Agency.id == agency_id)).first()
+            agency = session.get(Agency, agency_id)
             app_id = agency.zalo_oa_app_id if agency else None
             assets = [a for a in (agency.zalo_oa_assets or "").split(",") if a] if agency else []
         user_ids = [p.external_id for p in members if p.channel == CHANNEL]
@@ -169,8 +168,16 @@ class OaRooms:
 
     async def is_member(self, chat: ChatRef, person: PersonRef) -> bool:
         client, group_id = self._group(chat)
+        who = _user(person)
+        offset = 0
         async with neutral_errors():
-            return _user(person) in await client.list_members(group_id, count=200)
+            while True:  # a page at a time (a group may hold up to ~200 people)
+                page = await client.list_members(group_id, offset=offset, count=MEMBERS_PAGE)
+                if who in page:
+                    return True
+                if len(page) < MEMBERS_PAGE:
+                    return False
+                offset += MEMBERS_PAGE
 
     async def unpin_all(self, chat: ChatRef) -> None:
         return None  # nothing is pinned in an OA group (the notifier never pins on Zalo)
