@@ -103,22 +103,22 @@ def invitation_of(db: Database, crisis_id: int, user: User) -> int:
 
 
 async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
-    zalo: ZaloEmulator, sqlite_db: Database, make_settings: Any, tmp_path: Path
+    zalo: ZaloEmulator, db: Database, make_settings: Any, tmp_path: Path
 ) -> None:
     wire()
     settings = make_settings(oa_env(zalo))
     zalo.add_oa_asset("gmf-1")
     zalo.add_oa_asset("gmf-2")
     zalo.oa.assets["gmf-1"] = "someone-else's-group"  # spent: the second asset is used
-    OaTokenStore(sqlite_db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
-    agency_id, people = agency_with_people(sqlite_db, zalo, zalo.oa.app_id)
+    OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
+    agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id)
     client = ZaloBotClient(zalo.token, base_url=zalo.bot_api_url, timeout=5)
-    oa_rooms = OaRooms(settings, sqlite_db, SystemClock())
+    oa_rooms = OaRooms(settings, db, SystemClock())
     links = ChartLinks(b"k" * 32, "http://127.0.0.1")
     zalo_notifier = ZaloNotifier(client, links, tmp_path / "charts", oa_rooms)
     runtime = Runtime(
         settings=settings,
-        db=sqlite_db,
+        db=db,
         clock=SystemClock(),
         renderer=Renderer(settings.timezone),
         notifier=DegradingNotifier(zalo_notifier, CAPABILITIES),
@@ -139,7 +139,7 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
         assert sorted(group.members) == ["zl-boss", "zl-lead", "zl-minh"]
         assert group.name.endswith("Tin đồn dịch bệnh")
         assert opened.invite_link == group.link
-        with sqlite_db.session() as s:
+        with db.session() as s:
             crisis = s.get(Crisis, opened.crisis_id)
             assert crisis is not None
             room = stored_refs.crisis_room(crisis)
@@ -159,7 +159,7 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
         answer = await answer_invitation(
             runtime,
             Actor("zalo:zl-minh", people["minh"]),
-            invitation_of(sqlite_db, opened.crisis_id, people["minh"]),
+            invitation_of(db, opened.crisis_id, people["minh"]),
             join=True,
         )
         assert answer.state == "joined" and "zl-minh" in group.members
@@ -168,7 +168,7 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
         answer = await answer_invitation(
             runtime,
             Actor("zalo:zl-boss", boss),
-            invitation_of(sqlite_db, opened.crisis_id, boss),
+            invitation_of(db, opened.crisis_id, boss),
             join=False,
         )
         assert answer.state == "declined" and "zl-boss" not in group.members
@@ -179,7 +179,7 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
 
         await resolve_crisis(runtime, lead, opened.crisis_id)
         assert group.closed and zalo.oa.assets["gmf-2"] is None
-        with sqlite_db.session() as s:
+        with db.session() as s:
             assert s.exec(select(Room)).one().state == RoomState.CLOSED
         assert zalo.oa.refresh_calls  # the tokens were rotated on the way
     finally:
