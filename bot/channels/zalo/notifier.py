@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.channels.base import (
     ON_WIRE,
@@ -45,6 +46,9 @@ from .errors import (
 )
 from .plain import to_plain
 from .text import TEXT_LIMIT, split_text
+
+if TYPE_CHECKING:
+    from .oa.rooms import OaRooms
 
 CHANNEL = "zalo"
 CAPABILITIES = Capabilities(
@@ -83,10 +87,22 @@ class ZaloNotifier:
 
     channel = CHANNEL
 
-    def __init__(self, client: ZaloBotClient, links: ChartLinks, chart_dir: Path) -> None:
+    def __init__(
+        self,
+        client: ZaloBotClient,
+        links: ChartLinks,
+        chart_dir: Path,
+        oa_rooms: OaRooms | None = None,
+    ) -> None:
         self.client = client
         self.links = links
         self.chart_dir = chart_dir
+        # Crisis rooms that are OA groups: messages to them go through the OA, not the bot.
+        self.oa_rooms = oa_rooms
+
+    def _group_rooms(self, to: ChatRef) -> OaRooms | None:
+        rooms = self.oa_rooms
+        return rooms if rooms is not None and rooms.made_here(to) else None
 
     def link_to(self, chat: ChatRef) -> str | None:
         return None  # Zalo has no link that opens a chat with the bot for its members
@@ -96,6 +112,8 @@ class ZaloNotifier:
     ) -> SentMessage:
         if buttons:
             raise Rejected("Zalo has no buttons (wrap this notifier in DegradingNotifier)")
+        if (rooms := self._group_rooms(to)) is not None:
+            return await rooms.send_text(to, text)
         parts = split_text(to_plain(text), TEXT_LIMIT)
         if not parts:
             raise Rejected("Zalo refuses an empty message")
@@ -115,6 +133,9 @@ class ZaloNotifier:
         if buttons:
             raise Rejected("Zalo has no buttons (wrap this notifier in DegradingNotifier)")
         name = self._stored(photo)
+        if (rooms := self._group_rooms(to)) is not None:  # an OA group gets the chart's link
+            url = self.links.url(name, ttl_seconds=CHART_LINK_TTL)
+            return await rooms.send_text(to, f"{caption}\n\n{url}" if caption else url)
         parts = split_text(to_plain(caption), TEXT_LIMIT)
         if len(parts) > 1:
             await self.send_text(to, "\n\n".join(parts[:-1]))
