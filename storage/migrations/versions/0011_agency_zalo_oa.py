@@ -1,6 +1,6 @@
 """agency zalo oa: the agency's Official Account app and its GMF assets
 
-Revision ID: 0012_agency_zalo_oa
+Revision ID: 0011_agency_zalo_oa
 Revises: 0010_agency_hub_channel
 Create Date: 2026-12-07 04:00:00.000000
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0012_agency_zalo_oa'
+revision: str = '0011_agency_zalo_oa'
 down_revision: str | None = '0010_agency_hub_channel'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
