@@ -21,6 +21,7 @@ from bot.channels.ratelimit import TelegramRateLimiter
 from bot.channels.telegram.notifier import TelegramNotifier, chat_ref
 from bot.channels.telegram.wire import bot_request
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.sandbox.telegram_emulator.state import User as EmuUser
 
 
 class Lost(Exception):
@@ -39,11 +40,17 @@ async def notifier(emulator: TelegramEmulator) -> AsyncIterator[TelegramNotifier
         yield TelegramNotifier(bot, send_timeout=5)
 
 
+@pytest.fixture
+def lan(emulator: TelegramEmulator) -> EmuUser:
+    """Someone who has started the bot."""
+    user = emulator.create_user("Lan")
+    emulator.send_text(user.id, "/start")
+    return user
+
+
 async def test_a_request_that_never_got_a_connection_claimed_nothing(
-    emulator: TelegramEmulator, notifier: TelegramNotifier
+    emulator: TelegramEmulator, notifier: TelegramNotifier, lan: EmuUser
 ) -> None:
-    lan = emulator.create_user("Lan")
-    emulator.send_text(lan.id, "/start")
     claims: list[str] = []
 
     sent = await WireClaim(lambda: claims.append("một")).send(
@@ -64,10 +71,8 @@ async def test_a_request_that_never_got_a_connection_claimed_nothing(
 
 
 async def test_a_claim_that_fails_stops_the_request_and_is_raised_as_itself(
-    emulator: TelegramEmulator, notifier: TelegramNotifier
+    emulator: TelegramEmulator, notifier: TelegramNotifier, lan: EmuUser
 ) -> None:
-    lan = emulator.create_user("Lan")
-    emulator.send_text(lan.id, "/start")
 
     def lost() -> None:
         raise Lost("claimed by another worker")
@@ -80,10 +85,8 @@ async def test_a_claim_that_fails_stops_the_request_and_is_raised_as_itself(
 
 
 async def test_a_claim_refused_by_a_busy_database_is_tried_again_before_the_request_leaves(
-    emulator: TelegramEmulator, notifier: TelegramNotifier
+    emulator: TelegramEmulator, notifier: TelegramNotifier, lan: EmuUser
 ) -> None:
-    lan = emulator.create_user("Lan")
-    emulator.send_text(lan.id, "/start")
     tries: list[int] = []
 
     def busy_twice() -> None:
@@ -97,10 +100,11 @@ async def test_a_claim_refused_by_a_busy_database_is_tried_again_before_the_requ
 
 
 async def test_a_database_busy_past_the_patience_sends_nothing_and_says_so(
-    emulator: TelegramEmulator, notifier: TelegramNotifier, monkeypatch: pytest.MonkeyPatch
+    emulator: TelegramEmulator,
+    notifier: TelegramNotifier,
+    lan: EmuUser,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lan = emulator.create_user("Lan")
-    emulator.send_text(lan.id, "/start")
     monkeypatch.setattr(base, "SQLITE_WRITE_PATIENCE_S", 0.2)
 
     def busy() -> None:
