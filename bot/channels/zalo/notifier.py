@@ -76,10 +76,10 @@ async def neutral_errors() -> AsyncIterator[None]:
         raise DeliveryError(str(error)) from error
 
 
-def _on_wire() -> None:
+async def _on_wire() -> None:
     hook = ON_WIRE.get()
     if hook is not None:
-        hook()
+        await hook()
 
 
 class ZaloNotifier:
@@ -118,7 +118,7 @@ class ZaloNotifier:
         if not parts:
             raise Rejected("Zalo refuses an empty message")
         sent: ZaloSent | None = None
-        _on_wire()
+        await _on_wire()
         async with neutral_errors():
             for part in parts:
                 sent = await self.client.send_message(to.chat_id, part)
@@ -140,7 +140,7 @@ class ZaloNotifier:
         if len(parts) > 1:
             await self.send_text(to, "\n\n".join(parts[:-1]))
         url = self.links.url(name, ttl_seconds=CHART_LINK_TTL)
-        _on_wire()
+        await _on_wire()
         async with neutral_errors():
             sent = await self.client.send_photo(to.chat_id, url, parts[-1] if parts else "")
         return SentMessage(to, sent.message_id, file_id=name)
