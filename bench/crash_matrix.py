@@ -1030,10 +1030,17 @@ async def res_drive(run: Run) -> None:
     await asyncio.sleep(3600)
 
 
+# The room's resolution summary (templates/messages/en/crisis_resolved), in its HTML as sent
+# and as shown.
+SUMMARY = "The after-action report (.md, .docx) follows"
+
+
 def _room_parts(run: Run) -> dict[str, int]:
     room = run.texts(run.chats["hub"], run.ids["thread"])
     return {
-        "summary": once(room, "is resolved"),
+        # Not "is resolved": the refusal "This crisis is resolved." that a /resolve or a press
+        # delivered again after the restart gets has it too.
+        "summary": once(room, SUMMARY),
         "md": once(room, "report.md"),
         "docx": once(room, "report.docx"),
     }
@@ -1103,7 +1110,7 @@ def _res_point(
 
 def resolve_points() -> list[Point]:
     return [
-        _res_point("res.room-summary", "sendMessage", "is resolved"),
+        _res_point("res.room-summary", "sendMessage", SUMMARY),
         _res_point("res.room-md", "sendDocument", chat="hub"),
         _res_point("res.room-docx", "sendDocument", chat="hub", after=1),
         _res_point("res.brief-edit", "editMessageText"),

@@ -1,13 +1,15 @@
 """Alert fan-out at Telegram's limit: one alert to N registered people (chart + text each).
 
-    python -m bench.fanout [--people 1000] [--replies 20]
+    python -m bench.fanout [--people 1000] [--replies 20] [--database URL]
 
 The real Application (delivery job, Delivery ledger, TelegramRateLimiter) sends to the Bot API
 emulator with its flood limits ON (30/s per bot, 1/s per chat with a burst of 3). Prints the number
 of sends, the total time against the bound (sends ÷ 30 per second) and the number of 429s.
 Target: ≤ 1.05 × the bound, zero 429s. With ``--replies N``, N people also send /help, one a
 second, while the fan-out runs; prints the median and worst time to their reply (target < 1 s:
-replies go ahead of the fan-out).
+replies go ahead of the fan-out). ``--database`` takes a PostgreSQL URL (an empty schema, as in
+``bench.handler_load``: every send then books its slot in the workers' shared budget); default: a
+temporary SQLite.
 """
 
 from __future__ import annotations
@@ -88,9 +90,9 @@ async def ask_help(emulator: TelegramEmulator, askers: list[int], waits: list[fl
         await asyncio.sleep(max(0.0, 1.0 - waits[-1]))
 
 
-async def run(people: int, replies: int = 0) -> None:
+async def run(people: int, replies: int = 0, url: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'fanout.sqlite3'}"
+        url = url or f"sqlite:///{Path(tmp) / 'fanout.sqlite3'}"
         upgrade(url)
         db = Database.from_url(url)
         async with TelegramEmulator(flood_limits=True) as emulator:
@@ -141,6 +143,7 @@ async def run(people: int, replies: int = 0) -> None:
             )
         db.dispose()
     bound = ok / 30
+    print(f"database: {url.split(':', 1)[0]}")
     print(f"people: {people}; sends: {ok} (planned {planned}); chart uploads: {uploads}")
     print(
         f"total time: {elapsed:.1f} s; bound (sends / 30 per s): {bound:.1f} s; "
@@ -159,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--replies", type=int, default=0, help="/help commands during the fan-out")
+    parser.add_argument("--database", default=None, help="a PostgreSQL URL (an empty schema)")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.people, args.replies))
+    asyncio.run(run(args.people, args.replies, args.database))
     return 0
 
 

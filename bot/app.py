@@ -20,7 +20,7 @@ from telegram.ext import Application, ContextTypes, Defaults
 
 from bot import jobs
 from bot.channels.ratelimit import TelegramRateLimiter
-from bot.channels.telegram import conversation, guards, membership
+from bot.channels.telegram import conversation, errors, guards, membership
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.telegram.wire import bot_request
 from bot.clock import Clock, SystemClock
@@ -40,15 +40,12 @@ from handlers import (
     alerts,
     approvals,
     drafts,
-    errors,
-    fallback,
     linking,
     people,
     registration,
     taskforce,
     topics,
 )
-from handlers.buttons import button_handler
 from storage import received_updates
 from storage.db import Database
 from storage.leader import Leadership
@@ -66,10 +63,10 @@ DELIVER_SECONDS = 5.0
 FORGET_SECONDS = 3600.0
 BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (replies wait rarely)
 
-# Each chat-facing area is a module in handlers/ with a ``handlers()`` function; the flows
-# written against the conversation layer (handlers.conversation) reach PTB through the
-# Telegram adapter's ``handlers()``.
-HANDLER_MODULES = (conversation, membership, fallback)
+# The flows are written against the conversation layer (handlers.conversation) and reach PTB
+# through the Telegram adapter's modules with a ``handlers()`` function: the commands, presses
+# and the private chat's pointer onwards (``conversation``), and the membership updates.
+HANDLER_MODULES = (conversation, membership)
 # Flows written against the conversation layer (registered with it when imported); the drill
 # and the docs count them as wired like the handler modules (approvals: submit and decide on
 # drafts; alert_draft: the alerts' Draft response, which needs the drafts flows; taskforce:
@@ -190,12 +187,11 @@ def build_application(
     runtime: Runtime = application.bot_data["runtime"]
     assert runtime.leadership is not None
     runtime.leadership.on_acquired = partial(takeover.end_earlier_claims, runtime)
-    # Order matters: conversation handlers first, then commands, then the catch-all buttons.
+    # Order matters: the flows' commands before the pointer onwards for unknown ones.
     for module in HANDLER_MODULES:
         for handler in module.handlers():
             application.add_handler(handler)
     guards.install(application)  # guards (groups -2, -1) and the command menus
-    application.add_handler(button_handler())
     application.add_error_handler((conflicts or ConflictGuard()).on_error)  # before on_error
     application.add_error_handler(errors.on_error)
 
@@ -214,7 +210,7 @@ def build_application(
 
 def _shared_budget(
     db: Database,
-) -> Callable[[float, int | None, int | None], Awaitable[tuple[float, int]]] | None:
+) -> Callable[[float, int | None, int | None], Awaitable[tuple[float, int, int]]] | None:
     """On PostgreSQL (several workers possible) the overall send slot is booked in the
     database, off the event loop; elsewhere None (this process's limiter is the budget)."""
     if db.engine.dialect.name != "postgresql":
@@ -224,7 +220,7 @@ def _shared_budget(
     # (and with it every reply) would wait for them.
     threads = ThreadPoolExecutor(BOOKING_THREADS, thread_name_prefix="send-budget")
 
-    async def book(delay: float, group: int | None, missed: int | None) -> tuple[float, int]:
+    async def book(delay: float, group: int | None, missed: int | None) -> tuple[float, int, int]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(threads, budget.book, delay, group, missed)
 

@@ -4,8 +4,9 @@ Telegram gives a button at most 64 bytes of callback data and lets anyone in a c
 the data carries only an action name and a row id, and every press is re-checked: the action must
 be registered, the id well-formed, and the action's permission rule must pass for the presser
 against rows reloaded from the database. This module is channel-neutral (no ``telegram`` import);
-the Telegram dispatcher lives in ``handlers/buttons.py``. ``Button`` itself and ``encode`` are in
-``bot.channels.base``, below the services, so a channel need not know the permission rules.
+the conversation layer's dispatcher (``handlers.conversation.dispatch``) checks every press.
+``Button`` itself and ``encode`` are in ``bot.channels.base``, below the services, so a channel
+need not know the permission rules.
 """
 
 from __future__ import annotations

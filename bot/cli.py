@@ -182,6 +182,27 @@ def cmd_trends_replay(args: argparse.Namespace) -> int:
     return cmd_replay(Path(args.stream), _settings(args), sys.stdout, sys.stderr)
 
 
+def cmd_zalo_oa_seed(args: argparse.Namespace) -> int:
+    """Store and check an agency's first Zalo OA refresh token (``zalo.oa.seeding``)."""
+    for option, value in (("--agency", args.agency), ("--refresh-token", args.refresh_token)):
+        if not value:  # checked here, not by argparse, so the mistake is one line
+            print(f"crisisdesk: zalo-oa seed: {option} is required", file=sys.stderr)
+            return EXIT_USAGE
+    settings = _settings(args)
+    from bot.channels.zalo.oa.seeding import SeedError, seed
+    from storage.sync import prepare_database
+
+    db = prepare_database(settings)
+    try:
+        print(f"crisisdesk: {seed(settings, db, args.agency, args.refresh_token)}")
+    except SeedError as exc:
+        print(f"crisisdesk: zalo-oa seed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE if exc.stored else EXIT_USAGE
+    finally:
+        db.dispose()
+    return EXIT_OK
+
+
 def cmd_templates_check(args: argparse.Namespace) -> int:
     """Check press templates: front matter, syntax, sandbox, a render with sample data."""
     from bot.services.press_templates import run_check
@@ -266,6 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trends_replay.set_defaults(func=cmd_trends_replay)
     trends.set_defaults(func=lambda _args: _usage(trends))
+
+    zalo_oa = sub.add_parser("zalo-oa", help="Zalo Official Account rooms")
+    zalo_oa_sub = zalo_oa.add_subparsers(dest="zalo_oa_command", metavar="ACTION")
+    seed = zalo_oa_sub.add_parser(
+        "seed", help="store an agency's OA refresh token from the administrator's grant"
+    )
+    seed.add_argument("--agency", help="the agency's code in the TOML (required)")
+    seed.add_argument("--refresh-token", help="the refresh token of the grant (required)")
+    seed.set_defaults(func=cmd_zalo_oa_seed)
+    zalo_oa.set_defaults(func=lambda _args: _usage(zalo_oa))
 
     templates = sub.add_parser("templates", help="press-statement templates")
     templates_sub = templates.add_subparsers(dest="templates_command", metavar="ACTION")

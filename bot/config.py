@@ -33,6 +33,8 @@ from bot.channels.refs import ChatRef, PersonRef
 ENV_PREFIX = "CRISISDESK_"
 OFFICIAL_API_URL = "https://api.telegram.org"
 ZALO_API_URL = "https://bot-api.zaloplatforms.com"
+ZALO_OA_OAUTH_URL = "https://oauth.zaloapp.com"  # the OA's token endpoint
+ZALO_OA_API_URL = "https://openapi.zalo.me"  # the OA Open API (group chats)
 # Telegram's setWebhook ``secret_token``: 1-256 characters, only A-Z, a-z, 0-9, _ and -.
 WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 WEBHOOK_SECRET_RULE = "1-256 characters, only A-Z a-z 0-9 _ -"
@@ -90,6 +92,28 @@ class AgencyConfig(BaseModel):
     approvals_required: int = Field(default=1, ge=1, le=20)
     approval_pin: bool = False
     public_channel: str | None = Field(default=None, pattern=r"^(@[A-Za-z0-9_]{5,32}|-100\d+)$")
+    # A verified Zalo Official Account whose groups are this agency's crisis rooms on Zalo
+    # (docs/zalo.md): its app id (the app's secrets are ZALO_OA_APP_SECRET and
+    # ZALO_OA_SECRET_KEY, never in this file) and the GMF asset ids its groups may use, written
+    # as a list and kept comma-separated.
+    zalo_oa_app_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
+    zalo_oa_assets: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("zalo_oa_assets", mode="before")
+    @classmethod
+    def _assets_joined(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            names = [str(v).strip() for v in value]
+            if not all(names) or any("," in n for n in names):
+                raise ValueError("asset ids must be non-empty and without commas")
+            return ",".join(names) or None
+        return value
+
+    @model_validator(mode="after")
+    def _oa_needs_assets(self) -> AgencyConfig:
+        if self.zalo_oa_app_id is not None and not self.zalo_oa_assets:
+            raise ValueError("zalo_oa_app_id needs zalo_oa_assets (the GMF asset ids)")
+        return self
 
     @field_validator("hub_chat_id", mode="before")
     @classmethod
@@ -180,6 +204,8 @@ class Settings(BaseSettings):
     zalo_oa_app_id: str | None = Field(default=None, pattern=r"^\d{1,32}$")
     zalo_oa_app_secret: SecretStr | None = None
     zalo_oa_secret_key: SecretStr | None = None
+    zalo_oa_oauth_url: str = Field(default=ZALO_OA_OAUTH_URL, pattern=r"^https?://\S+$")
+    zalo_oa_api_url: str = Field(default=ZALO_OA_API_URL, pattern=r"^https?://\S+$")
     # The bot's public address on Zalo (no Telegram token): Zalo fetches charts from
     # {ZALO_PUBLIC_URL}/charts/… and, with ZALO_WEBHOOK_SECRET, posts updates to
     # {ZALO_PUBLIC_URL}/zalo/webhook; that server listens on WEBHOOK_LISTEN:WEBHOOK_PORT.
@@ -235,7 +261,13 @@ class Settings(BaseSettings):
             raise ValueError(WEBHOOK_SECRET_RULE)
         return value
 
-    @field_validator("telegram_api_url", "zalo_api_url", "zalo_public_url")
+    @field_validator(
+        "telegram_api_url",
+        "zalo_api_url",
+        "zalo_public_url",
+        "zalo_oa_oauth_url",
+        "zalo_oa_api_url",
+    )
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value

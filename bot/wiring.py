@@ -2,7 +2,8 @@
 
 ``wire`` is called where the app is built (``bot.app.build_application``; the tests and the
 crash-matrix bench call it too): it installs the due handlers every service declares with
-``@due_handler``, the Telegram RoomAdmin for the Telegram notifier and each channel's text limit
+``@due_handler``, the Telegram RoomAdmin for the Telegram notifier, the Zalo OA rooms (RoomAdmin
+and RoomMaker) for the Zalo notifier that has them, and each channel's text limit
 (``bot.channels.limits``). A service that adds a due kind is added to ``DUE_HANDLER_MODULES``
 here, or its rows are refused when scheduled.
 """
@@ -10,13 +11,15 @@ here, or its rows are refused when scheduled.
 from __future__ import annotations
 
 from bot.channels.limits import declare_max_text
-from bot.channels.rooms import register_room_admin
+from bot.channels.rooms import register_room_admin, register_room_maker
 from bot.channels.telegram import limits as telegram
 from bot.channels.telegram.notifier import CHANNEL as TELEGRAM
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.telegram.rooms import room_admin_of
 from bot.channels.zalo import text as zalo_text
 from bot.channels.zalo.notifier import CHANNEL as ZALO
+from bot.channels.zalo.notifier import ZaloNotifier
+from bot.channels.zalo.oa.rooms import OaRooms
 from bot.services import (
     alerts,
     approvals,
@@ -50,5 +53,11 @@ def wire() -> None:
     """Fill the registries (idempotent: wiring twice changes nothing)."""
     due.install(*DUE_HANDLER_MODULES)
     register_room_admin(TelegramNotifier, room_admin_of)
+    register_room_admin(ZaloNotifier, _oa_rooms)
+    register_room_maker(ZaloNotifier, _oa_rooms)
     declare_max_text(TELEGRAM, telegram.TEXT_LIMIT)
     declare_max_text(ZALO, zalo_text.TEXT_LIMIT)
+
+
+def _oa_rooms(notifier: ZaloNotifier) -> OaRooms | None:
+    return notifier.oa_rooms

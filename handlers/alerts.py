@@ -74,8 +74,7 @@ async def _show(turn: Turn, alert_id: int) -> None:
     if turn.event.message is None:
         return
     runtime = turn.runtime
-    with runtime.db.session() as session:
-        f = alerts.facts(session, alert_id)
+    f = alerts.facts_of(runtime, alert_id)
     await turn.replies.replace(
         turn.event.message,
         alert_text(runtime.renderer, turn.lang, f),
@@ -86,11 +85,9 @@ async def _show(turn: Turn, alert_id: int) -> None:
 @on_press(ACK, command="ack")
 @refusing
 async def acknowledge(turn: Turn, ident: str) -> None:
-    runtime = turn.runtime
     alert_id = int_id(ident)
-    with runtime.db.session() as session:
-        alert = alerts.acknowledge(session, turn.actor, alert_id, runtime.clock.now())
-        mine = alert.acknowledged_by_id == turn.actor.user_id
+    alert = alerts.acknowledge_now(turn.runtime, turn.actor, alert_id)
+    mine = alert.acknowledged_by_id == turn.actor.user_id
     await turn.replies.notice(turn.render("alert_acknowledged", mine=mine))
     await _show(turn, alert_id)
 
@@ -98,8 +95,7 @@ async def acknowledge(turn: Turn, ident: str) -> None:
 async def crisis_for_alert(turn: Turn, alert_id: int) -> int | None:
     """The alert's crisis, opened now (the presser leads it) unless one exists already."""
     runtime = turn.runtime
-    with runtime.db.session() as session:
-        f = alerts.facts(session, alert_id)
+    f = alerts.facts_of(runtime, alert_id)
     if f.crisis_id is not None:
         return f.crisis_id
     title = turn.render("alert_crisis_title", f=f)
@@ -124,8 +120,7 @@ async def crisis_for_alert(turn: Turn, alert_id: int) -> int | None:
 @refusing
 async def open_task_force(turn: Turn, ident: str) -> None:
     alert_id = int_id(ident)
-    with turn.runtime.db.session() as session:
-        existing = alerts.facts(session, alert_id).crisis_id
+    existing = alerts.facts_of(turn.runtime, alert_id).crisis_id
     if existing is not None:
         await turn.replies.notice()
         await turn.say("alert_crisis_exists", crisis_id=existing)
@@ -155,10 +150,8 @@ async def ask_dismiss_reason(turn: Turn, ident: str) -> None:
 @on_press(DISMISS_REASON)
 @refusing
 async def dismiss(turn: Turn, ident: str) -> None:
-    runtime = turn.runtime
     alert_id, reason = _split_reason(ident)
-    with runtime.db.session() as session:
-        alerts.dismiss(session, turn.actor, alert_id, reason, runtime.clock.now())
+    alerts.dismiss_now(turn.runtime, turn.actor, alert_id, reason)
     await turn.replies.notice()
     await turn.replies.replace(turn.event.message, turn.render("alert_dismissed", reason=reason))
 
@@ -166,23 +159,15 @@ async def dismiss(turn: Turn, ident: str) -> None:
 @on_press(MUTE, command="mute")
 @refusing
 async def mute(turn: Turn, ident: str) -> None:
-    runtime = turn.runtime
-    with runtime.db.session() as session:  # closed before any network call
-        f = alerts.facts(session, int_id(ident))
-        assert f.topic.id is not None
-        until = alerts.mute(session, turn.actor, f.topic.id, 24, runtime.clock.now())
-    await turn.replies.notice(turn.render("mute_done", topic=f.topic.name, until=until))
+    topic, until = alerts.mute_topic_of(turn.runtime, turn.actor, int_id(ident), 24)
+    await turn.replies.notice(turn.render("mute_done", topic=topic.name, until=until))
 
 
 @on_command("alerts", Role.MEMBER)
 async def alerts_command(turn: Turn) -> None:
-    with turn.runtime.db.session() as session:
-        rows = alerts.recent_alerts(session, turn.actor)
-    await turn.say("alerts_list", rows=rows)
+    await turn.say("alerts_list", rows=alerts.recent_for(turn.runtime, turn.actor))
 
 
 @on_command("scanstatus", Role.SPOKESPERSON)
 async def scanstatus_command(turn: Turn) -> None:
-    with turn.runtime.db.session() as session:
-        summary = status.last_scan(session)
-    await turn.say("scan_status", s=summary)
+    await turn.say("scan_status", s=status.last_scan_of(turn.runtime))

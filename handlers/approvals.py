@@ -13,7 +13,6 @@ press asks for the reason in the approver's private chat, answered by replying
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from bot.buttons import int_id, register
@@ -24,7 +23,7 @@ from bot.services import stored_refs
 from bot.services.permissions import Actor
 from handlers.conversation.dispatch import on_press
 from handlers.conversation.turn import Turn
-from storage.models import ConversationState, Crisis, Decision, Draft, User
+from storage.models import ConversationState, Decision
 
 TOAST_LIMIT = 190  # characters a Telegram callback answer shows; other channels post it whole
 
@@ -37,9 +36,7 @@ def draft_id(ident: str) -> int:
 
 def drafter_rule(session: Any, actor: Actor, ident: str) -> bool:
     """Who may work on the pressed draft (its crisis's members): Submit, Edit, Discard."""
-    draft = session.get(Draft, draft_id(ident))
-    crisis = session.get(Crisis, draft.crisis_id) if draft else None
-    return crisis is not None and dr.can_work_on(session, actor, crisis)
+    return dr.can_work_on_draft(session, actor, draft_id(ident))
 
 
 def _approver_rule(session: Any, actor: Actor, ident: str) -> bool:
@@ -58,9 +55,7 @@ def _error(turn: Turn, exc: dr.DraftError) -> str:
 
 
 async def _refuse(turn: Turn, found: int, exc: dr.DraftError) -> None:
-    runtime = turn.runtime
-    with runtime.db.session() as session:
-        ap.refuse(session, turn.actor, found, exc.code, runtime.clock.now())
+    ap.refuse_now(turn.runtime, turn.actor, found, exc.code)
     await turn.replies.notice(_error(turn, exc)[:TOAST_LIMIT], alert=True)
 
 
@@ -71,12 +66,8 @@ async def _refuse(turn: Turn, found: int, exc: dr.DraftError) -> None:
 async def submit(turn: Turn, ident: str) -> None:
     """Send the latest version to the approvers; the room hears who was asked."""
     runtime = turn.runtime
-    remind = timedelta(minutes=runtime.settings.approval_reminder_minutes)
     try:
-        with runtime.db.session() as session:
-            draft = session.get(Draft, draft_id(ident))
-            assert draft is not None  # the rule found it
-            submitted = ap.submit(session, draft, turn.actor, runtime.clock.now(), remind)
+        submitted = ap.submit_latest(runtime, turn.actor, draft_id(ident))
     except dr.DraftError as exc:
         await turn.replies.notice(_error(turn, exc)[:TOAST_LIMIT], alert=True)
         return
@@ -116,43 +107,23 @@ async def _open_and_ask(
     """Commit the conversation state, then ask (a restart between the two resumes it)."""
     runtime = turn.runtime
     private = turn.event.who.direct_chat()
-    with runtime.db.session() as session:
-        state = ap.open_state(
-            session,
-            f"{private.chat_id}:0",
-            str(turn.event.who),
-            flow,
-            step,
-            data,
-            runtime.clock.now(),
-        )
-        state_id = state.id
+    state_id = ap.open_question(
+        runtime, f"{private.chat_id}:0", str(turn.event.who), flow, step, data
+    )
     asked, elsewhere = await _ask_private(turn, question)
     await turn.replies.notice(
         turn.render("approval_prompt", code="check_private") if elsewhere else ""
     )
     if asked is not None:
-        with runtime.db.session() as session:
-            remember(session, state_id, asked.message_id)
-
-
-def remember(session: Any, state_id: int | None, message_id: str) -> None:
-    """Note which question a state waits on, so a reply to it finds the right state."""
-    state = session.get(ConversationState, state_id)
-    if state is not None:
-        state.data = {**state.data, "prompt_message_id": message_id}
+        dr.note_prompt(runtime, state_id, asked.message_id)
 
 
 @on_press(APPROVE, command="duyet", aliases=("approve",))
 async def approve(turn: Turn, ident: str) -> None:
     runtime = turn.runtime
     found = draft_id(ident)
-    assert turn.actor.user is not None  # the rule checked it
     try:
-        with runtime.db.session() as session:
-            user = session.get(User, turn.actor.user.id)
-            assert user is not None
-            outcome = ap.decide(session, found, user, Decision.APPROVE, at=runtime.clock.now())
+        outcome = ap.approve_now(runtime, turn.actor, found)
     except dr.DraftError as exc:
         await _refuse(turn, found, exc)
         return
@@ -168,10 +139,7 @@ async def _ask_for_pin(turn: Turn, found: int, has_pin: bool) -> None:
         text = turn.render("approval_prompt", code="pin_needed")
         await turn.replies.notice(text[:TOAST_LIMIT], alert=True)
         return
-    with turn.runtime.db.session() as session:
-        draft = session.get(Draft, found)
-        assert draft is not None
-        number, version = draft.number, draft.version
+    number, version = ap.draft_label(turn.runtime, found)
     question = turn.render("approval_prompt", code="pin", number=number, version=version)
     data = {"draft_id": found, "attempts": 0}
     await _open_and_ask(turn, ap.FLOW_PIN_APPROVE, "pin", data, question)
@@ -181,23 +149,16 @@ async def _with_reason(turn: Turn, ident: str, decision: Decision) -> None:
     """Decide at once with a typed reason, else ask for one (in the private chat)."""
     runtime = turn.runtime
     found = draft_id(ident)
-    assert turn.actor.user is not None  # the rule checked it
     words = turn.event.text.split(maxsplit=2) if turn.event.command else []
     reason = words[2].strip() if len(words) > 2 else ""
     try:
-        with runtime.db.session() as session:
-            user = session.get(User, turn.actor.user.id)
-            assert user is not None
-            draft, _crisis, _agency = ap.precheck(session, found, user)
-            number, version = draft.number, draft.version
-            if reason:
-                outcome = ap.decide(
-                    session, found, user, decision, comment=reason, at=runtime.clock.now()
-                )
+        number, version, outcome = ap.decide_with_reason(
+            runtime, turn.actor, found, decision, reason
+        )
     except dr.DraftError as exc:
         await _refuse(turn, found, exc)
         return
-    if reason:
+    if outcome is not None:
         await turn.replies.notice(turn.render("approval_prompt", code="recorded"))
         await ap.announce(runtime, outcome)
         return
@@ -227,46 +188,17 @@ async def reject(turn: Turn, ident: str) -> None:
 
 
 async def answer_state(turn: Turn, state: ConversationState, text: str) -> None:
-    """The approver answered a question: their PIN, or the reason for their decision.
-
-    The decision and the state's removal commit together; a refused one is audited and the
-    state dropped, so a stale question cannot be answered twice."""
-    runtime = turn.runtime
-    found = int(state.data["draft_id"])
-    outcome: ap.Outcome | None = None
-    problem: str | None = None
-    error: dr.DraftError | None = None
-    try:
-        with runtime.db.session() as session:
-            fresh = session.get(ConversationState, state.id)
-            user = session.get(User, turn.actor.user_id)
-            if fresh is None or user is None:
-                return
-            if fresh.flow == ap.FLOW_PIN_APPROVE:
-                result = ap.pin_attempt(session, fresh, user, text, runtime.clock.now())
-                if isinstance(result, str):
-                    problem = result
-                else:
-                    outcome = result
-            else:
-                decision = Decision(fresh.data["decision"])
-                session.delete(fresh)
-                outcome = ap.decide(
-                    session, found, user, decision, comment=text, at=runtime.clock.now()
-                )
-    except dr.DraftError as exc:
-        error = exc
-    if error is not None:
-        with runtime.db.session() as session:
-            ap.refuse(session, turn.actor, found, error.code, runtime.clock.now())
-            leftover = session.get(ConversationState, state.id)
-            if leftover is not None:
-                session.delete(leftover)
-        await turn.replies.say(_error(turn, error))
+    """The approver answered a question: their PIN, or the reason for their decision
+    (``bot.services.approvals.answer_question``)."""
+    answer = ap.answer_question(turn.runtime, turn.actor, state, text)
+    if answer is None:
         return
-    if problem is not None:
-        await turn.say("pin_message", code=problem)
+    if answer.error is not None:
+        await turn.replies.say(_error(turn, answer.error))
         return
-    assert outcome is not None
+    if answer.problem is not None:
+        await turn.say("pin_message", code=answer.problem)
+        return
+    assert answer.outcome is not None
     await turn.say("approval_prompt", code="recorded")
-    await ap.announce(runtime, outcome)
+    await ap.announce(turn.runtime, answer.outcome)

@@ -211,7 +211,11 @@ async def pin_command(turn: Turn) -> None:
         await turn.say("pin_message", code="pin_not_registered")
         return
     chat_ref, user_ref = _refs(turn)
-    await _ask_pin(turn, ap.start_pin(turn.runtime, chat_ref, user_ref), "pin_new")
+    await _ask_pin(
+        turn,
+        ap.open_question(turn.runtime, chat_ref, user_ref, ap.FLOW_PIN_SET, "new", {}),
+        "pin_new",
+    )
 
 
 async def _ask_pin(turn: Turn, state_id: int | None, code: str) -> None:

@@ -1,36 +1,23 @@
-"""The last handlers of a private chat: an unknown command or free text gets a pointer onwards.
+"""What a person hears when no flow took what they sent: a pointer onwards, never silence.
 
-Text that belongs to a flow (registration, a draft's question) is taken by earlier handlers;
-what reaches here was typed outside any flow, and the person should never meet silence.
+Every adapter asks here last (Telegram's private chats, Zalo): text that belongs to a flow
+(registration, a draft's question) was taken before; what is left was typed outside any flow.
 """
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.ext import BaseHandler, ContextTypes, MessageHandler, filters
-
-from handlers.common import actor_of, language_of, reply, runtime_of
-
-
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
-    await reply(update, runtime.renderer.render("help_unknown_command", language_of(update, actor)))
+from bot.runtime import Runtime
+from bot.services import people
+from handlers.conversation.events import Incoming
+from handlers.conversation.turn import language
 
 
-async def free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Say what the bot can do for this person, by where their registration stands."""
-    runtime = runtime_of(context)
-    actor = actor_of(update, runtime)
+def pointer(runtime: Runtime, event: Incoming, command: bool) -> str:
+    """The answer to an unknown ``command``, or to free text: what the bot can do for this
+    person, by where their registration stands."""
+    actor = people.actor_of(runtime, event.who)
+    lang = language(actor, event.language)
+    if command:
+        return runtime.renderer.render("help_unknown_command", lang)
     status = "active" if actor.active else (actor.user.status if actor.user else "new")
-    await reply(
-        update, runtime.renderer.render("free_text", language_of(update, actor), status=status)
-    )
-
-
-def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-    private = filters.ChatType.PRIVATE
-    return [
-        MessageHandler(private & filters.COMMAND, unknown_command),
-        MessageHandler(private & filters.TEXT & ~filters.COMMAND, free_text),
-    ]
+    return runtime.renderer.render("free_text", lang, status=status)

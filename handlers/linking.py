@@ -8,11 +8,11 @@ without a word it says where they go now.
 
 from __future__ import annotations
 
-from bot.services import identity, linking
+from bot.services import linking
 from bot.services.commands import register_command
 from handlers.conversation.dispatch import on_command
 from handlers.conversation.turn import Turn
-from storage.models import Role, User, UserStatus
+from storage.models import Role, UserStatus
 
 
 @on_command("lienket", None, listed=False)
@@ -28,9 +28,7 @@ async def link_command(turn: Turn) -> None:
     if user is None or user.status != UserStatus.ACTIVE:
         await turn.say("link_message", code="not_registered")
         return
-    runtime = turn.runtime
-    with runtime.db.session() as session:
-        issued = linking.issue_code(session, user, event.who.channel, runtime.clock.now())
+    issued = linking.issue_code_now(turn.runtime, user, event.who.channel)
     await turn.say(
         "link_message",
         code="issued",
@@ -48,9 +46,7 @@ register_command("lienket", Role.MEMBER)
 
 async def _redeem(turn: Turn, typed: str) -> None:
     runtime = turn.runtime
-    with runtime.db.session() as session:
-        result = linking.redeem(session, turn.event.who, typed, runtime.clock.now())
-        channels = identity.channels_of(session, [result.user.id or 0]) if result.user else {}
+    result, channels = linking.redeem_now(runtime, turn.event.who, typed)
     if result.user is None:
         minutes = int(linking.ATTEMPT_WINDOW.total_seconds() // 60)
         await turn.say("link_message", code=result.refused, minutes=minutes)
@@ -61,35 +57,25 @@ async def _redeem(turn: Turn, typed: str) -> None:
         result.user.language,
         code="linked",
         name=result.user.full_name,
-        channels=channels.get(result.user.id or 0, []),
+        channels=channels,
     )
     await turn.replies.say(text)
 
 
 @on_command("nhantin", Role.MEMBER)
 async def alert_channel_command(turn: Turn) -> None:
-    runtime = turn.runtime
     user = turn.actor.user
     if user is None:  # a global admin who never registered: nothing to send them alerts on
         await turn.say("link_message", code="not_registered")
         return
-    problem: str | None = None
-    with runtime.db.session() as session:
-        if turn.event.args:
-            try:
-                linking.choose_alert_channel(session, user, turn.event.args[0], runtime.clock.now())
-            except linking.ChoiceRefused as exc:
-                problem = exc.reason
-        fresh = session.get(User, user.id)
-        assert fresh is not None
-        channels = identity.channels_of(session, [fresh.id or 0]).get(fresh.id or 0, [])
-        chosen = identity.alert_channels(session, [fresh]).get(fresh.id or 0, [])
+    wanted = turn.event.args[0] if turn.event.args else None
+    choice = linking.alert_choice(turn.runtime, user, wanted)
     await turn.say(
         "alert_channel_message",
-        code=problem or ("set" if turn.event.args else "current"),
-        channels=channels,
-        chosen=chosen,
-        wanted=turn.event.args[0] if turn.event.args else "",
+        code=choice.problem or ("set" if wanted is not None else "current"),
+        channels=choice.channels,
+        chosen=choice.chosen,
+        wanted=wanted or "",
     )
 
 

@@ -13,16 +13,12 @@ for a phone number (no ``contact_share``) the number is typed, and the verifier 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
-
-from sqlmodel import Session
 
 from bot.buttons import register
 from bot.channels.base import Button, Buttons
-from bot.services import invites, verification
 from bot.services import registration as reg
+from bot.services import verification
 from bot.services.commands import publish_person_commands
 from bot.services.permissions import Actor
 from bot.services.verification import announce_decision, send_review_requests
@@ -52,8 +48,6 @@ ROLE = register("reg.role", _in_registration, "registration: requested role")
 APPROVE = register(verification.APPROVE, _may_decide, "approve a registration request")
 REJECT = register(verification.REJECT, _may_decide, "reject a registration request")
 
-StepChange = Callable[[Session, ConversationState, datetime], ConversationState]
-
 
 # --------------------------------------------------------------------------- small helpers
 
@@ -81,8 +75,7 @@ def display_name(turn: Turn) -> str:
 
 def _agency_choices(turn: Turn, lang: str, page: int) -> tuple[str, Buttons | None]:
     runtime = turn.runtime
-    with runtime.db.session() as session:
-        rows, page, pages = reg.agencies_page(session, page)
+    rows, page, pages = reg.agencies_page_of(runtime, page)
     if not rows:
         return runtime.renderer.render("reg_no_agencies", lang), None
     buttons = [[Button(f"{a.name} ({a.code})", AGENCY.name, a.id or 0)] for a in rows]
@@ -120,8 +113,7 @@ async def prompt(turn: Turn, state: ConversationState) -> None:
         ]
         await replies.say(render("reg_ask_role", lang), buttons)
     elif state.step == reg.STEP_PHONE:
-        with runtime.db.session() as session:
-            agency = reg.agency_name(session, state.data.get("agency_id"))
+        agency = reg.agency_name_of(runtime, state.data.get("agency_id"))
         text = render(
             "reg_ask_phone",
             lang,
@@ -144,39 +136,20 @@ async def start_command(turn: Turn) -> None:
         await turn.say("reg_group_private", link=turn.replies.private_link)
         return
     chat_ref, user_ref = _refs(turn)
-    code = event.args[0] if event.args else None
-    now = runtime.clock.now()
     actor = turn.actor
-    refused: str | None = None
-    state: ConversationState | None = None
-    resumed = False
-    row = actor.user
-    with runtime.db.session() as session:
-        settled = row is not None and row.status in (UserStatus.ACTIVE, UserStatus.PENDING)
-        if settled or (actor.global_admin and row is None and code is None):
-            pass
-        elif code is not None:
-            try:
-                state = reg.begin_with_invite(
-                    session,
-                    chat_ref=chat_ref,
-                    user_ref=user_ref,
-                    code=code,
-                    now=now,
-                    username=event.username,
-                )
-            except invites.InviteRefused as exc:
-                refused = exc.reason
-        else:
-            state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REGISTER)
-            resumed = state is not None
-            if state is None:
-                state = reg.begin(
-                    session, chat_ref=chat_ref, user_ref=user_ref, now=now, username=event.username
-                )
-    if refused is not None:
-        await turn.say("invite_refused", reason=refused)
+    started = reg.start(
+        runtime,
+        actor,
+        chat_ref=chat_ref,
+        user_ref=user_ref,
+        code=event.args[0] if event.args else None,
+        username=event.username,
+    )
+    if started.refused is not None:
+        await turn.say("invite_refused", reason=started.refused)
         return
+    state = started.state
+    row = actor.user
     if state is None:
         if row is not None and row.status == UserStatus.PENDING:
             await turn.say("reg_already_pending")
@@ -188,7 +161,7 @@ async def start_command(turn: Turn) -> None:
                 role=role_name(runtime, turn.lang, role),
             )
         return
-    if resumed:
+    if started.resumed:
         await turn.replies.say(runtime.renderer.render("reg_resume", _flow_language(turn, state)))
     elif state.data.get("invite_id"):
         await turn.say("invite_welcome")
@@ -198,10 +171,7 @@ async def start_command(turn: Turn) -> None:
 @on_command("cancel", None)
 async def cancel_command(turn: Turn) -> None:
     runtime = turn.runtime
-    chat_ref, user_ref = _refs(turn)
-    with runtime.db.session() as session:
-        state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REGISTER)
-        found = reg.cancel(session, chat_ref=chat_ref, user_ref=user_ref, now=runtime.clock.now())
+    state, found = reg.cancel_now(runtime, *_refs(turn))
     lang = turn.actor.user.language if turn.actor.user is not None else _flow_language(turn, state)
     text = runtime.renderer.render("reg_cancelled" if found else "reg_nothing_to_cancel", lang)
     if turn.event.private:
@@ -212,9 +182,7 @@ async def cancel_command(turn: Turn) -> None:
 
 @on_command("skip", None, listed=False)
 async def skip_command(turn: Turn) -> None:
-    chat_ref, user_ref = _refs(turn)
-    with turn.runtime.db.session() as session:
-        state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REJECT)
+    [state] = reg.states_of(turn.runtime, *_refs(turn), reg.FLOW_REJECT)
     if state is None:
         await turn.say("reg_nothing_to_skip")
         return
@@ -229,10 +197,8 @@ async def flow_message(turn: Turn) -> bool:
     """Private text or a contact from someone in registration or giving a rejection reason."""
     if not turn.event.private:
         return False
-    chat_ref, user_ref = _refs(turn)
-    with turn.runtime.db.session() as session:
-        rejecting = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REJECT)
-        registering = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REGISTER)
+    flows = (reg.FLOW_REJECT, reg.FLOW_REGISTER)
+    rejecting, registering = reg.states_of(turn.runtime, *_refs(turn), *flows)
     typed = turn.event.contact is None
     if rejecting is not None and typed:
         await _finish_reject(turn, turn.event.text)
@@ -248,11 +214,9 @@ async def _registration_message(turn: Turn, state: ConversationState) -> None:
     event = turn.event
     lang = _flow_language(turn, state)
     render = runtime.renderer.render
-    now = runtime.clock.now()
     if state.step == reg.STEP_NAME and event.contact is None:
         try:
-            with runtime.db.session() as session:
-                state = reg.give_name(session, reg.fresh(session, state), event.text, now)
+            state = reg.give_name_now(runtime, state, event.text)
         except reg.RegistrationError as exc:
             await turn.replies.say(render("reg_name_invalid", lang, code=exc.code, **exc.details))
             return
@@ -269,24 +233,21 @@ async def _registration_message(turn: Turn, state: ConversationState) -> None:
         return
     owner = str(contact.owner) if contact is not None and contact.owner is not None else None
     try:
-        with runtime.db.session() as session:
-            done = reg.give_phone(
-                session,
-                reg.fresh(session, state),
-                phone=contact.phone if contact is not None else event.text,
-                contact_owner_ref=owner,
-                who=event.who,
-                username=event.username,
-                now=now,
-                typed=contact is None,
-            )
+        done = reg.give_phone_now(
+            runtime,
+            state,
+            phone=contact.phone if contact is not None else event.text,
+            contact_owner_ref=owner,
+            who=event.who,
+            username=event.username,
+            typed=contact is None,
+        )
     except reg.RegistrationError as exc:
         await _ask_phone(turn, lang, render(f"reg_{exc.code}", lang))
         return
     applicant = done.user
     assert applicant.id is not None
-    with runtime.db.session() as session:
-        agency = reg.agency_name(session, applicant.agency_id)
+    agency = reg.agency_name_of(runtime, applicant.agency_id)
     role = role_name(
         runtime, lang, applicant.role if done.invited else applicant.requested_role or ""
     )
@@ -303,17 +264,10 @@ async def _registration_message(turn: Turn, state: ConversationState) -> None:
 # --------------------------------------------------------------------------- registration choices
 
 
-async def _step(turn: Turn, change: StepChange) -> None:
+async def _step(turn: Turn, change: reg.StepChange) -> None:
     """Apply a registration choice to the person's row, then ask the next question."""
     runtime = turn.runtime
-    stale = False
-    with runtime.db.session() as session:
-        state = reg.registration_of(session, turn.actor.channel_ref)
-        assert state is not None  # the button rule checked it
-        try:
-            state = change(session, state, runtime.clock.now())
-        except reg.RegistrationError:
-            stale = True
+    state, stale = reg.apply_step(runtime, turn.actor.channel_ref, change)
     lang = _flow_language(turn, state)
     if stale:
         await turn.replies.notice(runtime.renderer.render("reg_stale_button", lang), alert=True)
@@ -341,8 +295,7 @@ async def on_role(turn: Turn, ident: str) -> None:
 
 @on_press(AGENCY_PAGE)
 async def on_agency_page(turn: Turn, ident: str) -> None:
-    with turn.runtime.db.session() as session:
-        state = reg.registration_of(session, turn.actor.channel_ref)
+    state = reg.registration_now(turn.runtime, turn.actor.channel_ref)
     await turn.replies.notice()
     text, buttons = _agency_choices(turn, _flow_language(turn, state), _int(ident) or 0)
     await turn.replies.replace(turn.event.message, text, buttons)
@@ -361,15 +314,7 @@ async def _already(turn: Turn, exc: reg.AlreadyDecided) -> None:
 async def on_approve(turn: Turn, ident: str) -> None:
     runtime = turn.runtime
     try:
-        with runtime.db.session() as session:
-            result = reg.decide(
-                session,
-                actor=turn.actor,
-                applicant_id=int(ident),
-                approve=True,
-                decider_name=display_name(turn),
-                now=runtime.clock.now(),
-            )
+        result = reg.decide_now(runtime, turn.actor, int(ident), True, display_name(turn))
     except reg.AlreadyDecided as exc:
         await _already(turn, exc)
         return
@@ -379,16 +324,10 @@ async def on_approve(turn: Turn, ident: str) -> None:
 
 @on_press(REJECT, command="decline")
 async def on_reject(turn: Turn, ident: str) -> None:
-    runtime = turn.runtime
     try:
-        with runtime.db.session() as session:
-            applicant = reg.ask_reject_reason(
-                session,
-                actor=turn.actor,
-                applicant_id=int(ident),
-                chat_ref=turn.event.where.chat_id,
-                now=runtime.clock.now(),
-            )
+        applicant = reg.ask_reject_reason_now(
+            turn.runtime, turn.actor, int(ident), turn.event.where.chat_id
+        )
     except reg.AlreadyDecided as exc:
         await _already(turn, exc)
         return
@@ -397,33 +336,22 @@ async def on_reject(turn: Turn, ident: str) -> None:
 
 
 async def _finish_reject(turn: Turn, text: str | None) -> None:
-    runtime = turn.runtime
     chat_ref, user_ref = _refs(turn)
-    problem: str | None = None
-    extra: dict[str, Any] = {}
-    with runtime.db.session() as session:
-        state = reg.get_state(session, chat_ref, user_ref, reg.FLOW_REJECT)
-        if state is None:
-            return
-        try:
-            result = reg.finish_reject(
-                session,
-                state,
-                actor=turn.actor,
-                decider_name=display_name(turn),
-                reason=text,
-                now=runtime.clock.now(),
-            )
-        except reg.AlreadyDecided as exc:
-            problem, extra = "reg_already_decided", {"status": exc.status, "by": exc.by}
-        except reg.NotAllowed:
-            problem = "not_allowed"
-        except reg.RegistrationError as exc:
-            problem, extra = "reg_reason_invalid", exc.details
-    if problem is not None:
-        if problem == "not_allowed":
-            turn.audit_refusal(problem)
-        await turn.say(problem, **extra)
+    rejection = reg.finish_reject_now(
+        turn.runtime,
+        turn.actor,
+        chat_ref=chat_ref,
+        user_ref=user_ref,
+        decider_name=display_name(turn),
+        reason=text,
+    )
+    if rejection is None:
         return
+    if rejection.problem is not None:
+        if rejection.problem == "not_allowed":
+            turn.audit_refusal(rejection.problem)
+        await turn.say(rejection.problem, **rejection.context)
+        return
+    assert rejection.result is not None
     await turn.say("reg_decision_saved")
-    await announce_decision(runtime, result)
+    await announce_decision(turn.runtime, rejection.result)

@@ -163,10 +163,19 @@ def begin_write(session: OrmSession) -> None:
             return
         except sqlite3.OperationalError as exc:
             waited = time.monotonic() - started
-            busy = "locked" in str(exc) or "busy" in str(exc)
-            if not busy or not patient or waited >= SQLITE_WRITE_PATIENCE_S:
+            if not is_busy(exc) or not patient or waited >= SQLITE_WRITE_PATIENCE_S:
                 raise
             log.warning("SQLite is locked by another writer (%.0f s so far); still waiting", waited)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite refusing a write because another writer holds its lock
+    ("database is locked" / "busy"), raw or wrapped by SQLAlchemy: the one failure that waiting
+    can cure, and that leaves nothing written."""
+    error = getattr(exc, "orig", exc)
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def _on_event_loop() -> bool:

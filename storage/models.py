@@ -152,6 +152,7 @@ class DeliveryStatus(StrEnum):
 class RoomKind(StrEnum):
     FORUM_TOPIC = "forum_topic"
     POOLED_GROUP = "pooled_group"
+    CREATED_GROUP = "created_group"  # made by the channel for one crisis (a Zalo OA group)
 
 
 class RoomState(StrEnum):
@@ -177,6 +178,11 @@ class Agency(SQLModel, table=True):
     approvals_required: int = 1
     approval_pin: bool = False
     public_channel: str | None = Field(default=None, max_length=255)
+    # The agency's verified Zalo Official Account, whose app (secrets in the environment, tokens
+    # in ``zalo_oa_token``) creates its crisis rooms as Zalo groups; ``zalo_oa_assets`` are the
+    # GMF quota asset ids it may use, comma-separated (each open group holds one).
+    zalo_oa_app_id: str | None = Field(default=None, max_length=32)
+    zalo_oa_assets: str | None = Field(default=None, max_length=1000)
     owner: str = Field(default=Owner.TOML, max_length=8)
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
@@ -393,7 +399,8 @@ class Alert(SQLModel, table=True):
 
 
 class Room(SQLModel, table=True):
-    """Where a task force meets: a forum topic in a hub, or a pooled group."""
+    """Where a task force meets: a forum topic in a hub, a pooled group, or a group the channel
+    created for the crisis."""
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)
@@ -575,7 +582,7 @@ class ReceivedUpdate(SQLModel, table=True):
 
 class SendSlot(SQLModel, table=True):
     """One slot of the bot's overall send budget taken by a worker (``storage.send_budget``;
-    PostgreSQL only): a number of 1/29 s since the epoch by the database's clock, and the group
+    PostgreSQL only): a number of 1/29.5 s since the epoch by the database's clock, and the group
     it went to (a group's 20-a-minute window is counted from these)."""
 
     slot: int = Field(

@@ -14,18 +14,26 @@ slot and is not booked before the group's 20th most recent slot is a minute old.
 one group are serialised by a transaction-level advisory lock on the group's id (group ids are
 negative, so they never meet the application's own lock keys).
 
+The slots are ``1/29.5`` s apart, the pace a single process keeps too
+(``bot.channels.ratelimit``): 31 sends in a row span 1.017 s, so a send a few milliseconds
+late still keeps Telegram's 30 in any second. The booking also says how many slots of the second
+before the granted one were booked: when all of them are the booker's own, no other worker is
+sending and its limiter may send late without bunching against anyone.
+
 One short statement per message (about a millisecond on a local server, run off the event
 loop) is cheap next to the message itself; old slots are deleted now and then by whoever books.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-SLOTS_PER_SECOND = 29
+SLOTS_PER_SECOND = 29.5
+ALONE_SLOTS = 30  # the second before a slot, in slots: booked by whom (``SendBudget.book``)
 SEARCH = 2000  # slots looked at per attempt (about 70 s ahead)
 GROUP_MAX, GROUP_SECONDS = 20, 60  # Telegram's window per group, as in bot.channels.ratelimit
 KEEP_SECONDS = 2 * GROUP_SECONDS  # slots older than this are deleted
@@ -49,7 +57,10 @@ _BOOK = sa.text(
     order by g
     limit 1
     on conflict do nothing
-    returning slot, extract(epoch from clock_timestamp()) as now
+    returning slot, extract(epoch from clock_timestamp()) as now, (
+        select count(*) from sendslot s
+        where s.slot >= sendslot.slot - :recent and s.slot < sendslot.slot
+    ) as booked
     """
 )
 _RELEASE = sa.text("delete from sendslot where slot = :slot")
@@ -72,11 +83,13 @@ class SendBudget:
 
     def book(
         self, delay: float, group: int | None = None, missed: int | None = None
-    ) -> tuple[float, int]:
-        """Take the first free slot at least ``delay`` seconds from now (and, for a send to
+    ) -> tuple[float, int, int]:
+        """Take the first free slot at least ``delay`` seconds from now (a negative ``delay``: a
+        missed slot of the last ``-delay`` seconds will do) (and, for a send to
         ``group``, within its window), giving back the ``missed`` slot of a sender that woke
         too late for it; returns when the new slot starts on this process's
-        ``time.monotonic`` clock, and the slot.
+        ``time.monotonic`` clock, the slot, and how many of the ``ALONE_SLOTS`` before it were
+        booked (by anyone).
 
         The conversion happens here, as soon as the answer arrives: measured later (after the
         hop back to the event loop of a busy process) the error would shift this worker's sends
@@ -96,22 +109,23 @@ class SendBudget:
                         _GROUP_TWENTIETH, {"chat": group, "skip": GROUP_MAX - 1}
                     ).scalar()
                     if twentieth is not None:
-                        after = int(twentieth) + GROUP_SECONDS * SLOTS_PER_SECOND + 1
+                        after = int(twentieth) + math.ceil(GROUP_SECONDS * SLOTS_PER_SECOND) + 1
                 row = connection.execute(
                     _BOOK,
                     {
-                        "delay": max(0.0, delay),
+                        "delay": delay,
                         "per": SLOTS_PER_SECOND,
                         "search": SEARCH,
                         "after": after,
                         "chat": group,
+                        "recent": ALONE_SLOTS,
                     },
                 ).first()
                 self._booked += 1
                 if self._booked % PURGE_EVERY == 0:
                     connection.execute(_PURGE, {"keep": KEEP_SECONDS, "per": SLOTS_PER_SECOND})
             if row is not None:
-                slot, now = int(row[0]), float(row[1])
-                return time.monotonic() + slot / SLOTS_PER_SECOND - now, slot
+                slot, now, booked = int(row[0]), float(row[1]), int(row[2])
+                return time.monotonic() + slot / SLOTS_PER_SECOND - now, slot, booked
             # Another worker took the slot between our look and our insert: look again.
         raise RuntimeError(f"no free send slot after {RACES} attempts")

@@ -8,15 +8,20 @@ react (mark a person unreachable, retry later) without importing ``telegram``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
 from bot.channels.refs import ChatRef, MessageRef
+from storage.db import SQLITE_WRITE_PATIENCE_S, is_busy
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 MAX_CALLBACK_BYTES = 64  # Telegram's limit on a button's data; the scheme keeps to it everywhere
 ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,31}$")
@@ -83,12 +88,21 @@ class RecipientUnreachable(DeliveryError):
     permanent = True
 
 
-# Called by the channel right before a request's bytes leave the process — after any
+# Awaited by the channel right before a request's bytes leave the process — after any
 # flood-limit wait and once its connection is up — in the task that sends it. The ledgers
 # (``bot.services.outbox``, ``bot.services.delivery``) claim a message there through
-# :func:`claim_on_wire`, so a kill during the wait or while a connection opens leaves the
+# :class:`WireClaim`, so a kill during the wait or while a connection opens leaves the
 # message owed, not in doubt.
-ON_WIRE: ContextVar[Callable[[], None] | None] = ContextVar("on_wire", default=None)
+ON_WIRE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("on_wire", default=None)
+
+CLAIM_FIRST_PAUSE_S = 0.05  # between claims refused by a busy database, doubling …
+CLAIM_MAX_PAUSE_S = 1.0  # … up to this
+
+
+class ClaimBusy(DeliveryError):
+    """The claim could not be written: the database stayed busy (SQLite's write lock held by
+    another writer) for all of ``SQLITE_WRITE_PATIENCE_S``. Nothing was sent and nothing was
+    claimed, so sending again later is safe."""
 
 
 class WireClaim:
@@ -101,22 +115,45 @@ class WireClaim:
     could wait for the loop or the network after the commit, and a kill in that gap left a
     claimed message that never went out (crash matrix, ``fanout.chart.3`` and
     ``pub.approve-answer``). The channel reports what the claim raised as a failed request;
-    :meth:`send` raises it again, so the caller sees the claim's own exception."""
+    :meth:`send` raises it again, so the caller sees the claim's own exception.
+
+    A claim refused by a busy SQLite database (``storage.db.is_busy``: it wrote nothing) is
+    tried again after an ``asyncio.sleep``, for up to ``SQLITE_WRITE_PATIENCE_S``, then raises
+    :class:`ClaimBusy`. Every claimed send (alert parts, room and channel posts, registration
+    messages) thus waits out another writer *before* its request leaves, instead of each
+    ledger handling it (the outbox did not: a busy claim failed the due row after earlier parts
+    had gone out, and the part was then skipped as queued). The wait yields to the loop, so a
+    holder suspended on this loop can finish, and the claim still runs right before the write.
+    Each try waits at most one busy timeout on the loop, as any write on the loop does."""
 
     def __init__(self, claim: Callable[[], None]) -> None:
         self._claim = claim
         self.done = False
         self.failed: Exception | None = None
 
-    def __call__(self) -> None:
+    async def __call__(self) -> None:
         if self.done:
             return
-        try:
-            self._claim()
-        except Exception as exc:
-            self.failed = exc
-            raise
-        self.done = True
+        started = time.monotonic()
+        pause = CLAIM_FIRST_PAUSE_S
+        while True:
+            try:
+                self._claim()
+            except Exception as exc:
+                waited = time.monotonic() - started
+                if not is_busy(exc):
+                    self.failed = exc
+                    raise
+                if waited >= SQLITE_WRITE_PATIENCE_S:
+                    self.failed = ClaimBusy(f"database busy for {waited:.0f} s; nothing sent")
+                    raise self.failed from exc
+                if pause == CLAIM_FIRST_PAUSE_S:
+                    log.warning("a send waits for SQLite's write lock to claim its message")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, CLAIM_MAX_PAUSE_S)
+                continue
+            self.done = True
+            return
 
     async def send(self, request: Awaitable[T]) -> T:
         """Await ``request`` under this claim; a claim that raised raises here, unwrapped."""

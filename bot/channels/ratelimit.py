@@ -5,7 +5,8 @@ window, has no per-private-chat limit, and retries nothing by default. CrisisDes
 to hundreds of people at once and must get no 429 doing it, so this limiter *reserves a send time*
 for each message that satisfies every window Telegram checks, then sleeps until it:
 
-* overall: sends at least ``1/29`` s apart, so no one-second window ever holds more than 30;
+* overall: at most 30 in any one-second window, counted as Telegram counts them (``_Window``),
+  and at most ``1/29.5`` s apart so that a steady fan-out never presses on that window;
 * per chat (private or group): a token bucket of 3 refilled at 1 per second ("about one message
   per second, short bursts tolerated");
 * per group or channel additionally: at most 20 in any 60-second window.
@@ -29,11 +30,28 @@ future, and a reply booked at any moment waits for those few (about 0.14 s) inst
 1,000 reserved fan-out slots. More than one place keeps the fan-out at full speed when a sender
 wakes late and books again: the others are already booked behind it.
 
+A sender that wakes late keeps its slot. On a loaded machine the event loop wakes a sleeper
+10-50 ms late now and then; giving that slot up and booking the next free one cost a whole slot
+each time (the 1,000-person fan-out ran at 1.06-1.22 × Telegram's bound). Sending late is safe
+as long as Telegram's own window is kept, so every counted send passes ``_Window`` first. It
+counts each earlier send from when it left until its answer came back, less half the quickest
+round trip of the last second (the answer's way back): Telegram counted it somewhere in
+between, so 30 in a second is never exceeded however the requests bunched on their way (a
+request held up by a busy event loop or a slow database claim arrives late, next to the ones
+sent after it). A request still unanswered counts until it is. A chat's own reservation moves
+with its late send when it is the chat's last; a busy chat with later reservations books again
+instead (moving one would bunch the chat's sends).
+
 Several workers (PostgreSQL): the overall window is the bot's, not the process's, so each send
 books its slot in the database (``shared``: ``storage.send_budget``, which also keeps a group's
 20-a-minute window for all workers) instead of spacing the sends locally, then reserves its
 chat's windows at that slot. A private chat's window stays per process (docs/operations.md,
-"Several workers").
+"Several workers"). ``_Window`` sees only this process's sends, so a late sender keeps its
+shared slot only when no other worker booked a slot in the second before it (the budget says
+so); otherwise a late send would bunch against the others' on-time ones and it books again.
+A worker alone also books slots missed in the last ``CATCH_UP`` seconds (slots pass unused while
+the window holds the sends back, and the database only grants slots from now on otherwise): the
+window alone bounds the catch-up, as it does the gate's few booked places in a single process.
 """
 
 from __future__ import annotations
@@ -43,26 +61,32 @@ import bisect
 import contextlib
 import contextvars
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from storage.send_budget import ALONE_SLOTS, SLOTS_PER_SECOND
+
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
+T = TypeVar("T")
 COUNTED_PREFIXES = ("send", "edit", "copy", "forward")
-OVERALL_SPACING = 1 / 29
+OVERALL_MAX, OVERALL_WINDOW = 30, 1.0  # Telegram's window per bot, as the emulator enforces it
+OVERALL_SPACING = 1 / SLOTS_PER_SECOND  # the same steady pace as several workers' budget
 CHAT_BURST, CHAT_RATE = 3.0, 1.0
 GROUP_MAX, GROUP_WINDOW = 20, 60.0
 SAFETY = 0.02  # seconds added to every computed bound, for clock and network jitter
-LATE_TOLERANCE = 0.010  # a sender woken later than this after its slot reserves a new one
+LATE_TOLERANCE = 0.010  # later than this, a send that cannot move its reservations books again
 INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to schedule
 BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at most these
+CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
 
@@ -128,6 +152,31 @@ class _Schedule:
                 self.groups[chat].append(t)
         return t
 
+    def move(self, chat: int | str | None, group: bool, at: float, now: float) -> bool:
+        """Move the chat's reservation at ``at`` to ``now``, when its send leaves late.
+
+        Only the chat's last reservation moves (False otherwise): moved past later ones it
+        would bunch the chat's sends. Without the move, the chat's next send would be reserved
+        as if this one had left on time, too soon after it for Telegram's bucket."""
+        if chat is None:
+            return True
+        bucket = self.buckets.get(chat)
+        if bucket is None:  # forgotten after a long stall: a fresh bucket, this send taken
+            bucket = self.buckets[chat] = _Bucket(at=now)
+            bucket.take(now)
+        elif bucket.at != at:
+            return False
+        else:  # the token taken at ``at``, taken at ``now`` instead (no refill in between)
+            bucket.tokens = min(CHAT_BURST, bucket.tokens + 1 + (now - at) * CHAT_RATE) - 1
+            bucket.at = now
+        if group:
+            window = self.groups.setdefault(chat, deque())
+            if window and window[-1] == at:
+                window[-1] = now
+            else:
+                window.append(now)
+        return True
+
     def chat_earliest(self, now: float, chat: int | str | None, group: bool) -> float:
         """The earliest time ≥ now that this chat's own limits allow, reserving nothing."""
         self._forget(now)
@@ -164,6 +213,56 @@ class _Schedule:
                 del self.buckets[chat]
 
 
+@dataclass
+class _Sent:
+    """One counted send of this process: when it left, and when its answer came back."""
+
+    left: float
+    answered: float | None = None
+
+
+class _Window:
+    """Telegram's window per bot, kept on the sends themselves rather than on reservations.
+
+    A send leaves only when fewer than ``OVERALL_MAX`` earlier ones can have reached Telegram
+    in the second before it: a send counts from when it left until its answer came back, less
+    half the quickest recent round trip (the answer's own way back; module doc). Senders pass
+    one at a time, in the order they come (``turn``)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._sent: list[_Sent] = []
+        self.turn = asyncio.Lock()
+        self._news = asyncio.Event()  # an answer came back
+
+    def room_at(self, now: float) -> float:
+        """The earliest time ≥ now at which one more send keeps the window."""
+        self._sent = [x for x in self._sent if x.answered is None or x.answered > now - 1.0]
+        if len(self._sent) < OVERALL_MAX:
+            return now
+        arrived = sorted(
+            (math.inf if x.answered is None else x.answered for x in self._sent), reverse=True
+        )
+        return max(now, arrived[OVERALL_MAX - 1] + OVERALL_WINDOW)
+
+    async def room(self) -> None:
+        """Sleep until one more send keeps the window (hold ``turn``); an answer that comes
+        back meanwhile may make room sooner."""
+        while (delay := self.room_at(self._clock()) - self._clock()) > 0:
+            self._news.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), None if delay == math.inf else delay)
+
+    def leave(self, now: float) -> _Sent:
+        sent = _Sent(now)
+        self._sent.append(sent)
+        return sent
+
+    def answered(self, sent: _Sent) -> None:
+        sent.answered = self._clock()
+        self._news.set()
+
+
 class TelegramRateLimiter(BaseRateLimiter[int]):
     """A ``BaseRateLimiter`` for PTB that keeps every Telegram flood window (see module doc)."""
 
@@ -172,17 +271,20 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         max_retries: int = 3,
         *,
         clock: Callable[[], float] = time.monotonic,
-        shared: Callable[[float, int | None, int | None], Awaitable[tuple[float, int]]]
+        shared: Callable[[float, int | None, int | None], Awaitable[tuple[float, int, int]]]
         | None = None,
     ) -> None:
         self._max_retries = max_retries
         self._clock = clock
         #: Several workers: books the overall slot in the budget they share (given the delay
         #: this process wants, the group sent to and a missed slot to give back, if any;
-        #: returns when the granted slot starts on ``clock``, and the slot);
-        #: ``storage.send_budget``.
+        #: returns when the granted slot starts on ``clock``, the slot, and how many slots
+        #: of the second before it were booked); ``storage.send_budget``.
         self._shared = shared
+        self._mine: deque[int] = deque(maxlen=4 * ALONE_SLOTS)  # this process's shared slots
+        self._alone = False  # the last booking found no other worker's slot before its own
         self._schedule = _Schedule(spaced=shared is None)
+        self._window = _Window(clock)
         self._resume = asyncio.Event()
         self._resume.set()
         self._bulk_gate = asyncio.Semaphore(BULK_AHEAD)  # bulk sends booked ahead (module doc)
@@ -195,7 +297,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     async def shutdown(self) -> None:
         """Nothing to release."""
 
-    async def _wait_for_bulk_slot(self, chat: int | str | None, group: bool) -> None:
+    async def _wait_for_bulk_slot(self, chat: int | str | None, group: bool) -> _Sent:
         """A bulk send: wait for its chat's limits ungated, then book a slot through the gate."""
         while True:
             delay = self._schedule.chat_earliest(self._clock(), chat, group) - self._clock()
@@ -205,37 +307,56 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 now = self._clock()
                 if self._schedule.chat_earliest(now, chat, group) > now + OVERALL_SPACING:
                     continue  # another send took this chat's turn meanwhile: wait ungated again
-                await self._wait_for_slot(chat, group)
-                return
+                return await self._wait_for_slot(chat, group)
 
-    async def _wait_for_slot(self, chat: int | str | None, group: bool) -> None:
-        """Sleep until a reserved send time; if the event loop woke us late, reserve again.
+    async def _wait_for_slot(self, chat: int | str | None, group: bool) -> _Sent:
+        """Sleep until a reserved send time, then leave through the window (module doc).
 
-        A stalled loop (a slow handler, a long database call) wakes every overdue sender at the
-        same instant; sending them together would compress many reservations into one burst,
-        which is exactly what trips a sliding window. A late sender takes a fresh slot instead.
-        """
+        A sender woken late keeps its slot when its chat's reservation can move with it (and,
+        with several workers, when no other worker booked the second before its slot); a busy
+        chat's late sender books again."""
         missed: int | None = None  # a shared slot this send woke too late for
         while True:
+            movable = True
             if self._shared is None:
-                at = self._schedule.reserve(self._clock(), chat, group)
+                at = due = self._schedule.reserve(self._clock(), chat, group)
             else:
                 # The shared slot first, from the earliest time this chat allows; then the
                 # chat's own reservation at that slot. (The other way round, a slot granted
                 # late would send a chat's reserved burst closer together than reserved.)
                 now = self._clock()
                 wanted = self._schedule.chat_earliest(now, chat, group) - now
+                if wanted <= 0 and self._alone and not group:
+                    wanted = -CATCH_UP  # a slot missed while the window held the sends back
                 shared_group = chat if group and isinstance(chat, int) else None
-                granted, slot = await self._shared(wanted, shared_group, missed)
+                if missed is not None:
+                    with contextlib.suppress(ValueError):
+                        self._mine.remove(missed)
+                due, slot, booked = await self._shared(wanted, shared_group, missed)
                 missed = slot  # given back if this send books again (a group counts its slots)
-                at = self._schedule.reserve(self._clock(), chat, group, not_before=granted)
-                if at > granted + LATE_TOLERANCE:
+                self._mine.append(slot)
+                now = self._clock()
+                at = self._schedule.reserve(now, chat, group, not_before=due)
+                if at > max(now, due) + LATE_TOLERANCE:
                     continue  # another send took this chat's turn meanwhile: book again
+                # (A group's minute is counted on slots in the database: never moved.)
+                self._alone = booked <= self._slots_of_mine(slot)
+                movable = not group and self._alone
             delay = at - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if self._clock() - at <= LATE_TOLERANCE:
-                return
+            async with self._window.turn:
+                await self._window.room()
+                now = self._clock()
+                if now - due <= LATE_TOLERANCE or (
+                    movable and self._schedule.move(chat, group, at, now)
+                ):
+                    return self._window.leave(now)
+
+    def _slots_of_mine(self, slot: int) -> int:
+        """This process's slots among the ``ALONE_SLOTS`` before ``slot`` (all of them booked
+        means no other worker sends in that second)."""
+        return sum(1 for mine in self._mine if slot - ALONE_SLOTS <= mine < slot)
 
     async def process_request(
         self,
@@ -254,18 +375,19 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         retries = self._max_retries if rate_limit_args is None else rate_limit_args
         target = chat if isinstance(chat, int | str) else None
         for attempt in range(retries + 1):
+            sent: _Sent | None = None
             if counted:  # answering a button is never held, not even by a 429 pause
                 await self._resume.wait()
                 self.waiting += 1
                 try:
                     if _BULK.get():
-                        await self._wait_for_bulk_slot(target, group)
+                        sent = await self._wait_for_bulk_slot(target, group)
                     else:
-                        await self._wait_for_slot(target, group)
+                        sent = await self._wait_for_slot(target, group)
                 finally:
                     self.waiting -= 1
             try:
-                return await callback(*args, **kwargs)
+                return await self._answered(sent, callback(*args, **kwargs))
             except BadRequest as exc:
                 if endpoint.lower() != "answercallbackquery" or "too old" not in str(exc).lower():
                     raise
@@ -285,6 +407,14 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 finally:
                     self._resume.set()
         raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _answered(self, sent: _Sent | None, request: Awaitable[T]) -> T:
+        """``request``'s result, noting when its answer came (the window counts it until then)."""
+        try:
+            return await request
+        finally:
+            if sent is not None:
+                self._window.answered(sent)
 
 
 def _seconds(value: Any) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -41,6 +41,9 @@ from storage.models import (
     User,
     UserStatus,
 )
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 ALERT_KIND = "alert"
 ESCALATION_KIND = "alert_escalation"
@@ -525,3 +528,43 @@ async def _escalate(runtime: Any, session: Session, due: Any) -> None:
         after={"status": AlertStatus.ESCALATED, "reason": "unacknowledged"},
         at=now,
     )
+
+
+# --------------------------------------------------------------------------- for the flows
+# Each opens a unit of work of its own (the flows in handlers/ open none) and has committed
+# before the flow answers, so no network call waits inside a transaction.
+
+
+def facts_of(runtime: Runtime, alert_id: int) -> AlertFacts:
+    """:func:`facts`, read now."""
+    with runtime.db.session() as session:
+        return facts(session, alert_id)
+
+
+def acknowledge_now(runtime: Runtime, actor: Actor, alert_id: int) -> Alert:
+    """:func:`acknowledge` at the runtime's clock (the row says who acknowledged first)."""
+    with runtime.db.session() as session:
+        return acknowledge(session, actor, alert_id, runtime.clock.now())
+
+
+def dismiss_now(runtime: Runtime, actor: Actor, alert_id: int, reason: str) -> None:
+    """:func:`dismiss` at the runtime's clock."""
+    with runtime.db.session() as session:
+        dismiss(session, actor, alert_id, reason, runtime.clock.now())
+
+
+def mute_topic_of(
+    runtime: Runtime, actor: Actor, alert_id: int, hours: float
+) -> tuple[Topic, datetime]:
+    """Mute the topic of an alert for ``actor`` (the alert's Mute button): the topic, and when
+    the mute ends."""
+    with runtime.db.session() as session:
+        topic = facts(session, alert_id).topic
+        assert topic.id is not None
+        return topic, mute(session, actor, topic.id, hours, runtime.clock.now())
+
+
+def recent_for(runtime: Runtime, actor: Actor) -> list[tuple[Alert, Topic]]:
+    """:func:`recent_alerts` (``/alerts``), read now."""
+    with runtime.db.session() as session:
+        return recent_alerts(session, actor)

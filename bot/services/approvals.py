@@ -865,15 +865,6 @@ async def fire_publish(runtime: Runtime, session: Session, row: Any) -> None:
 # own transaction, so a question is stored before it is asked.
 
 
-def start_pin(runtime: Runtime, chat_ref: str, user_ref: str) -> int | None:
-    """Open the ``/pin`` conversation at its first question; the state's id."""
-    with runtime.db.session() as session:
-        state = open_state(
-            session, chat_ref, user_ref, FLOW_PIN_SET, "new", {}, runtime.clock.now()
-        )
-        return state.id
-
-
 def private_question(
     runtime: Runtime, chat_ref: str, user_ref: str, prompt_id: str | None
 ) -> ConversationState | None:
@@ -888,3 +879,114 @@ def answer_pin(
     """``pin_answer``: the message code to show and the state still waiting, if any."""
     with runtime.db.session() as session:
         return pin_answer(session, state_id, user_id, text, runtime.clock.now())
+
+
+# --------------------------------------------------------------------------- for the flows
+# Each opens a unit of work of its own (the flows in handlers/ open none) and has committed
+# before the flow answers or announces.
+
+
+def _approver(session: Session, actor: Actor) -> User:
+    """The presser's row, reloaded (the button's rule checked that they are an approver)."""
+    assert actor.user is not None
+    user = session.get(User, actor.user.id)
+    assert user is not None
+    return user
+
+
+def refuse_now(runtime: Runtime, actor: Actor, draft_id: int, code: str) -> None:
+    """:func:`refuse` at the runtime's clock, in a transaction of its own."""
+    with runtime.db.session() as session:
+        refuse(session, actor, draft_id, code, runtime.clock.now())
+
+
+def submit_latest(runtime: Runtime, actor: Actor, draft_id: int) -> Submitted:
+    """:func:`submit` the pressed draft, reminding the approvers after the configured time
+    (raises ``DraftError``)."""
+    remind = timedelta(minutes=runtime.settings.approval_reminder_minutes)
+    with runtime.db.session() as session:
+        draft = session.get(Draft, draft_id)
+        assert draft is not None  # the button's rule found it
+        return submit(session, draft, actor, runtime.clock.now(), remind)
+
+
+def open_question(
+    runtime: Runtime, chat_ref: str, user_ref: str, flow: str, step: str, data: dict[str, Any]
+) -> int | None:
+    """Commit the conversation state of a question about to be asked (a restart between the
+    two resumes it); its id."""
+    with runtime.db.session() as session:
+        return open_state(session, chat_ref, user_ref, flow, step, data, runtime.clock.now()).id
+
+
+def approve_now(runtime: Runtime, actor: Actor, draft_id: int) -> Outcome:
+    """The presser approves (raises ``DraftError``, or ``NeedsPin`` where the agency asks for
+    their PIN first)."""
+    with runtime.db.session() as session:
+        user = _approver(session, actor)
+        return decide(session, draft_id, user, Decision.APPROVE, at=runtime.clock.now())
+
+
+def draft_label(runtime: Runtime, draft_id: int) -> tuple[int, int]:
+    """The draft's number and version, as questions about it name it."""
+    with runtime.db.session() as session:
+        draft = session.get(Draft, draft_id)
+        assert draft is not None
+        return draft.number, draft.version
+
+
+def decide_with_reason(
+    runtime: Runtime, actor: Actor, draft_id: int, decision: Decision, reason: str
+) -> tuple[int, int, Outcome | None]:
+    """Check the decision can be recorded (raises ``DraftError``) and, given a ``reason``,
+    record it: the draft's number and version, and the outcome (None: no reason yet)."""
+    with runtime.db.session() as session:
+        user = _approver(session, actor)
+        draft, _crisis, _agency = precheck(session, draft_id, user)
+        outcome = None
+        if reason:
+            outcome = decide(
+                session, draft_id, user, decision, comment=reason, at=runtime.clock.now()
+            )
+        return draft.number, draft.version, outcome
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an approver's answer did: the ``outcome``, a PIN ``problem`` (``pin_message``
+    code), or the ``error`` that refused the decision."""
+
+    outcome: Outcome | None = None
+    problem: str | None = None
+    error: dr.DraftError | None = None
+
+
+def answer_question(
+    runtime: Runtime, actor: Actor, state: ConversationState, text: str
+) -> Answer | None:
+    """The approver answered a question: their PIN, or the reason for their decision; None if
+    the question or the approver is gone.
+
+    The decision and the state's removal commit together; a refused one is audited and the
+    state dropped, so a stale question cannot be answered twice."""
+    found = int(state.data["draft_id"])
+    try:
+        with runtime.db.session() as session:
+            fresh = session.get(ConversationState, state.id)
+            user = session.get(User, actor.user_id)
+            if fresh is None or user is None:
+                return None
+            if fresh.flow == FLOW_PIN_APPROVE:
+                result = pin_attempt(session, fresh, user, text, runtime.clock.now())
+                return Answer(problem=result) if isinstance(result, str) else Answer(result)
+            decision = Decision(fresh.data["decision"])
+            session.delete(fresh)
+            at = runtime.clock.now()
+            return Answer(decide(session, found, user, decision, comment=text, at=at))
+    except dr.DraftError as exc:
+        with runtime.db.session() as session:
+            refuse(session, actor, found, exc.code, runtime.clock.now())
+            leftover = session.get(ConversationState, state.id)
+            if leftover is not None:
+                session.delete(leftover)
+        return Answer(error=exc)

@@ -16,7 +16,7 @@ from bot.services.permissions import Actor
 from storage.models import AuditEvent
 
 if TYPE_CHECKING:
-    from bot.services.permissions import Actor
+    from bot.runtime import Runtime
 
 
 def record(
@@ -76,3 +76,20 @@ def history(session: Session, subject: str, limit: int = 100) -> list[AuditEvent
         .limit(limit)
     )
     return list(rows)
+
+
+def refused(runtime: Runtime, actor: Actor, action: str, subject: str, reason: str) -> None:
+    """Audit a refused command, message or button press: who, what, and why.
+
+    Written in its own short transaction (the refused action changed nothing to commit with),
+    because refusals are what an inquiry asks about first.
+    """
+    with runtime.db.session() as session:
+        by_actor(
+            session,
+            actor,
+            action=action,
+            subject=subject,
+            at=runtime.clock.now(),
+            after={"reason": reason},
+        )

@@ -36,7 +36,7 @@ import logging
 import random
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,6 +47,7 @@ from bot.channels.base import (
     Attachment,
     Button,
     ChatRef,
+    ClaimBusy,
     DeliveryError,
     OutcomeUnknown,
     RateLimited,
@@ -102,11 +103,6 @@ T = TypeVar("T")
 class ClaimLost(Exception):
     """The row was no longer ``pending`` when its request was about to leave: another worker
     claimed (or settled) it. The send is stopped before anything reaches the channel."""
-
-
-class ClaimBusy(Exception):
-    """The claim could not be written (SQLite busy past its timeout): nothing was sent, and the
-    person's parts wait for the next delivery run."""
 
 
 @dataclass
@@ -335,7 +331,7 @@ async def _deliver_person(
         except ClaimLost:
             log.info("delivery %s: claimed by another worker; leaving %s", row.id, person.id)
             return
-        except ClaimBusy:
+        except ClaimBusy:  # busy past the claim's patience: nothing was sent
             log.warning("delivery %s: database busy, nothing sent; next run retries", row.id)
             report.deferred += 1
             return
@@ -399,20 +395,10 @@ def _claim(runtime: Runtime, row: Delivery) -> None:
     """Claim the row for the request about to leave, or raise :class:`ClaimLost`.
 
     One conditional UPDATE in its own short transaction: of two workers (or two runs in one
-    process), only one sees its UPDATE change the row; the other stops before sending.
+    process), only one sees its UPDATE change the row; the other stops before sending. A busy
+    SQLite database is waited out by ``WireClaim``, which runs this.
     """
     now = runtime.clock.now()
-    try:
-        _claim_row(runtime, row, now)
-    except sa.exc.OperationalError as exc:
-        # SQLite's write lock held by another writer past the busy timeout: the claim runs on
-        # the event loop, which must not wait longer (storage.db.begin_write); nothing was sent.
-        if "locked" not in str(exc) and "busy" not in str(exc):
-            raise
-        raise ClaimBusy(f"delivery {row.id}: database busy") from exc
-
-
-def _claim_row(runtime: Runtime, row: Delivery, now: datetime) -> None:
     with runtime.db.session() as session:
         claimed = session.execute(
             sa.update(Delivery)

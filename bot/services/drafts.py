@@ -1162,3 +1162,10 @@ def discard_version(runtime: Runtime, draft_id: int, actor: Actor) -> tuple[Draf
     with runtime.db.session() as session:
         discarded = discard(session, version(session, draft_id), actor, runtime.clock.now())
         return discarded, room_of(session, discarded)
+
+
+def can_work_on_draft(session: Session, actor: Actor, draft_id: int) -> bool:
+    """:func:`can_work_on` the crisis of a draft (Submit, Edit, Discard); False if it is gone."""
+    draft = session.get(Draft, draft_id)
+    crisis = session.get(Crisis, draft.crisis_id) if draft else None
+    return crisis is not None and can_work_on(session, actor, crisis)

@@ -22,6 +22,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -30,6 +31,9 @@ from bot.channels.refs import PersonRef
 from bot.services import audit, identity
 from bot.services import registration as reg
 from storage.models import AuditEvent, LinkCode, User, UserStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off one screen, typed
 CODE_LENGTH = 8
@@ -232,3 +236,52 @@ def choose_alert_channel(session: Session, user: User, typed: str, now: datetime
     )
     session.flush()
     return channel
+
+
+# --------------------------------------------------------------------------- for the flows
+# Each opens a unit of work of its own (the flows in handlers/ open none).
+
+
+def issue_code_now(runtime: Runtime, user: User, channel: str) -> IssuedCode:
+    """:func:`issue_code` at the runtime's clock (``/lienket`` without a code)."""
+    with runtime.db.session() as session:
+        return issue_code(session, user, channel, runtime.clock.now())
+
+
+def redeem_now(runtime: Runtime, who: PersonRef, typed: str) -> tuple[Redeemed, list[str]]:
+    """:func:`redeem` at the runtime's clock, committed whatever the outcome (the refusals are
+    counted from the audit log); with the channels the linked person is on now."""
+    with runtime.db.session() as session:
+        result = redeem(session, who, typed, runtime.clock.now())
+        if result.user is None:
+            return result, []
+        user_id = result.user.id or 0
+        return result, identity.channels_of(session, [user_id]).get(user_id, [])
+
+
+@dataclass(frozen=True)
+class AlertChoice:
+    """What ``/nhantin`` shows: the refusal of a choice (``ChoiceRefused.reason``), the channels
+    the person is on, and where their alerts go now."""
+
+    problem: str | None
+    channels: list[str]
+    chosen: list[str]
+
+
+def alert_choice(runtime: Runtime, user: User, typed: str | None) -> AlertChoice:
+    """Store ``typed`` as where ``user``'s alerts go (:func:`choose_alert_channel`; None: only
+    ask), then read where they stand."""
+    problem: str | None = None
+    with runtime.db.session() as session:
+        if typed is not None:
+            try:
+                choose_alert_channel(session, user, typed, runtime.clock.now())
+            except ChoiceRefused as exc:
+                problem = exc.reason
+        fresh = session.get(User, user.id)
+        assert fresh is not None
+        user_id = fresh.id or 0
+        channels = identity.channels_of(session, [user_id]).get(user_id, [])
+        chosen = identity.alert_channels(session, [fresh]).get(user_id, [])
+    return AlertChoice(problem, channels, chosen)

@@ -18,12 +18,17 @@ message id right after. Run again, a step
 The unique key of the ledger makes the row race-free between workers on PostgreSQL: the second
 insert fails and that worker leaves the part alone.
 
+A busy SQLite database (another writer holding its lock) is waited on: by ``WireClaim`` before
+the claim, and off the event loop for the marks after the send, so a part that went out is
+recorded ``sent``.
+
 Residual risk (docs/reliability.md): a process killed between the claim and the request reaching
 the channel (the socket write, then the network) leaves a part in doubt that never went out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -162,9 +167,12 @@ async def send_once(
         return None
     try:
         sent = await WireClaim(partial(_claim, runtime, key)).send(send())
-    except DeliveryError as exc:
+    except DeliveryError as exc:  # ClaimBusy included: nothing was claimed or sent
         status = DeliveryStatus.UNREACHABLE if exc.permanent else DeliveryStatus.PENDING
-        _finish(runtime, key, status, error=str(exc))
+        await asyncio.to_thread(_finish, runtime, key, status, error=str(exc))
         raise
-    _finish(runtime, key, DeliveryStatus.SENT, sent)
+    # Off the event loop's thread, where a write waits out a busy SQLite database
+    # (storage.db.begin_write) instead of failing after one busy timeout: the message is out,
+    # and a lost "sent" mark would leave it claimed by this process and unrecorded.
+    await asyncio.to_thread(_finish, runtime, key, DeliveryStatus.SENT, sent)
     return sent

@@ -8,6 +8,7 @@ service can depend on it without depending on the registration flow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -146,3 +147,19 @@ def agency_people(runtime: Runtime, agency_id: int, page: int) -> PeoplePage:
     """One page of ``/people`` for an agency, read in a transaction of its own."""
     with runtime.db.session() as session:
         return agency_page(session, agency_id, page)
+
+
+def actor_of(runtime: Runtime, who: PersonRef) -> Actor:
+    """:func:`actor_for`, read in a unit of work of its own: the handlers (which open no
+    session) resolve every sender here."""
+    with runtime.db.session() as session:
+        return actor_for(session, runtime.settings, who)
+
+
+def passes(
+    runtime: Runtime, rule: Callable[[Session, Actor, str], bool], actor: Actor, ident: str
+) -> bool:
+    """Whether ``actor`` passes a button's ``rule`` (``bot.buttons``) for ``ident``, against rows
+    read now: a press proves nothing about what its presser may do."""
+    with runtime.db.session() as session:
+        return rule(session, actor, ident)

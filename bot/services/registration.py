@@ -898,3 +898,214 @@ def manage(runtime: Runtime, change: Change) -> User:
     :class:`NotAllowed` or :class:`RegistrationError` with nothing written)."""
     with runtime.db.session() as session:
         return change(session, now=runtime.clock.now())
+
+
+# --------------------------------------------------------------------------- for the flows
+# Each opens a unit of work of its own (the flows in handlers/ open none): every step commits
+# before the flow replies, so a hard kill resumes where the person was.
+
+# A registration choice applied to the person's conversation row.
+StepChange = Callable[[Session, ConversationState, datetime], ConversationState]
+
+
+def states_of(
+    runtime: Runtime, chat_ref: str, user_ref: str, *flows: str
+) -> list[ConversationState | None]:
+    """The person's conversation of each of ``flows`` in this chat (None: not in it)."""
+    with runtime.db.session() as session:
+        return [get_state(session, chat_ref, user_ref, flow) for flow in flows]
+
+
+def registration_now(runtime: Runtime, user_ref: str) -> ConversationState | None:
+    """:func:`registration_of`, read now."""
+    with runtime.db.session() as session:
+        return registration_of(session, user_ref)
+
+
+def agencies_page_of(runtime: Runtime, page: int) -> tuple[list[Agency], int, int]:
+    """:func:`agencies_page`, read now."""
+    with runtime.db.session() as session:
+        return agencies_page(session, page)
+
+
+def agency_name_of(runtime: Runtime, agency_id: Any) -> str:
+    """The agency's name, as the registration's questions and answers show it."""
+    with runtime.db.session() as session:
+        return agency_name(session, agency_id)
+
+
+@dataclass(frozen=True)
+class Started:
+    """What ``/start`` did: the ``state`` of a registration begun or ``resumed`` (None: the
+    person is settled already), or the reason an invite was ``refused``."""
+
+    state: ConversationState | None = None
+    resumed: bool = False
+    refused: str | None = None
+
+
+def start(
+    runtime: Runtime,
+    actor: Actor,
+    *,
+    chat_ref: str,
+    user_ref: str,
+    code: str | None,
+    username: str | None,
+) -> Started:
+    """``/start`` (with an invite ``code`` or without): begin a registration, resume the one
+    under way, or nothing for someone active or pending (a global admin without a row too,
+    unless they bring an invite)."""
+    row = actor.user
+    settled = row is not None and row.status in (UserStatus.ACTIVE, UserStatus.PENDING)
+    if settled or (actor.global_admin and row is None and code is None):
+        return Started()
+    now = runtime.clock.now()
+    with runtime.db.session() as session:
+        if code is not None:
+            try:
+                return Started(
+                    begin_with_invite(
+                        session,
+                        chat_ref=chat_ref,
+                        user_ref=user_ref,
+                        code=code,
+                        now=now,
+                        username=username,
+                    )
+                )
+            except invites.InviteRefused as exc:
+                return Started(refused=exc.reason)
+        state = get_state(session, chat_ref, user_ref, FLOW_REGISTER)
+        if state is not None:
+            return Started(state, resumed=True)
+        begun = begin(session, chat_ref=chat_ref, user_ref=user_ref, now=now, username=username)
+        return Started(begun)
+
+
+def cancel_now(
+    runtime: Runtime, chat_ref: str, user_ref: str
+) -> tuple[ConversationState | None, bool]:
+    """``/cancel``: the registration that was under way (for its language), and whether there
+    was one to cancel."""
+    with runtime.db.session() as session:
+        state = get_state(session, chat_ref, user_ref, FLOW_REGISTER)
+        found = cancel(session, chat_ref=chat_ref, user_ref=user_ref, now=runtime.clock.now())
+    return state, found
+
+
+def give_name_now(runtime: Runtime, state: ConversationState, raw: str) -> ConversationState:
+    """:func:`give_name` on the row as it is now (raises :class:`RegistrationError`)."""
+    with runtime.db.session() as session:
+        return give_name(session, fresh(session, state), raw, runtime.clock.now())
+
+
+def give_phone_now(
+    runtime: Runtime,
+    state: ConversationState,
+    *,
+    phone: str,
+    contact_owner_ref: str | None,
+    who: PersonRef,
+    username: str | None,
+    typed: bool,
+) -> Registered:
+    """:func:`give_phone` on the row as it is now (raises :class:`RegistrationError`)."""
+    with runtime.db.session() as session:
+        return give_phone(
+            session,
+            fresh(session, state),
+            phone=phone,
+            contact_owner_ref=contact_owner_ref,
+            who=who,
+            username=username,
+            now=runtime.clock.now(),
+            typed=typed,
+        )
+
+
+def apply_step(
+    runtime: Runtime, user_ref: str, change: StepChange
+) -> tuple[ConversationState, bool]:
+    """Apply a registration choice (a pressed button) to the person's row: the row, and
+    whether the choice was stale (its step passed; the row is then as it was)."""
+    with runtime.db.session() as session:
+        state = registration_of(session, user_ref)
+        assert state is not None  # the button's rule checked it
+        try:
+            return change(session, state, runtime.clock.now()), False
+        except RegistrationError:
+            return state, True
+
+
+def decide_now(
+    runtime: Runtime, actor: Actor, applicant_id: int, approve: bool, decider_name: str
+) -> DecisionResult:
+    """:func:`decide` at the runtime's clock (raises :class:`AlreadyDecided`)."""
+    with runtime.db.session() as session:
+        return decide(
+            session,
+            actor=actor,
+            applicant_id=applicant_id,
+            approve=approve,
+            decider_name=decider_name,
+            now=runtime.clock.now(),
+        )
+
+
+def ask_reject_reason_now(runtime: Runtime, actor: Actor, applicant_id: int, chat_ref: str) -> User:
+    """:func:`ask_reject_reason` at the runtime's clock (raises :class:`AlreadyDecided`)."""
+    with runtime.db.session() as session:
+        return ask_reject_reason(
+            session,
+            actor=actor,
+            applicant_id=applicant_id,
+            chat_ref=chat_ref,
+            now=runtime.clock.now(),
+        )
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What a rejection's reason (or ``/skip``) did: the ``result``, or the ``problem``
+    template (with its context) saying why not."""
+
+    result: DecisionResult | None = None
+    problem: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def finish_reject_now(
+    runtime: Runtime,
+    actor: Actor,
+    *,
+    chat_ref: str,
+    user_ref: str,
+    decider_name: str,
+    reason: str | None,
+) -> Rejection | None:
+    """:func:`finish_reject` of the rejection this person was asked the reason for (None: no
+    such question)."""
+    with runtime.db.session() as session:
+        state = get_state(session, chat_ref, user_ref, FLOW_REJECT)
+        if state is None:
+            return None
+        try:
+            return Rejection(
+                finish_reject(
+                    session,
+                    state,
+                    actor=actor,
+                    decider_name=decider_name,
+                    reason=reason,
+                    now=runtime.clock.now(),
+                )
+            )
+        except AlreadyDecided as exc:
+            return Rejection(
+                problem="reg_already_decided", context={"status": exc.status, "by": exc.by}
+            )
+        except NotAllowed:
+            return Rejection(problem="not_allowed")
+        except RegistrationError as exc:
+            return Rejection(problem="reg_reason_invalid", context=exc.details)

@@ -149,3 +149,9 @@ def current_status(runtime: Runtime) -> StatusSummary:
     Refresh button)."""
     with runtime.db.session() as session:
         return system_status(session, runtime.clock.now())
+
+
+def last_scan_of(runtime: Runtime) -> dict[str, Any] | None:
+    """:func:`last_scan`, read in a unit of work of its own (``/scanstatus``)."""
+    with runtime.db.session() as session:
+        return last_scan(session)

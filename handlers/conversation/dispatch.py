@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from bot.buttons import ButtonAction, ForgedButton, decode
 from bot.runtime import Runtime
+from bot.services import audit, people
 from bot.services.commands import register_command
-from bot.services.people import actor_for
 from bot.services.permissions import Actor
 from handlers.conversation.degrade import Replies, press_for, typed_press
 from handlers.conversation.events import Incoming
 from handlers.conversation.surface import Surface
-from handlers.conversation.turn import Turn, language, record_refusal
+from handlers.conversation.turn import Turn, language
 from storage.models import Role
 
 log = logging.getLogger(__name__)
@@ -28,9 +29,6 @@ PressFlow = Callable[[Turn, str], Awaitable[None]]
 CommandFlow = Callable[[Turn], Awaitable[None]]
 # Plain text or a shared contact; True if the flow took it (the person was in its conversation).
 MessageFlow = Callable[[Turn], Awaitable[bool]]
-# A press whose flow is not written against this layer yet: the adapter runs it itself.
-LegacyPress = Callable[[Actor, str], Awaitable[None]]
-LegacyLookup = Callable[[str], LegacyPress | None]
 
 _PRESSES: dict[str, PressFlow] = {}
 _COMMANDS: dict[str, tuple[Role | None, CommandFlow]] = {}
@@ -84,75 +82,65 @@ def commands() -> list[str]:
     return sorted(_COMMANDS)
 
 
-async def handle(
-    runtime: Runtime, event: Incoming, surface: Surface, legacy: LegacyLookup | None = None
-) -> bool:
-    """Answer ``event``; False if no flow of this layer is for it (the adapter's own turn).
-
-    ``legacy`` finds presses still handled outside this layer; they pass the same checks.
-    """
+async def handle(runtime: Runtime, event: Incoming, surface: Surface) -> bool:
+    """Answer ``event``; False if no flow of this layer is for it (the adapter's own turn)."""
     replies = Replies(surface, event.where)
     if event.press is not None:
-        await _press(runtime, event, replies, event.press, legacy)
+        await _press(runtime, event, replies, event.press)
         return True
     routed = _COMMANDS.get(event.command or "")
     if routed is not None:
         minimum, flow = routed
-        turn = Turn(runtime, event, _actor(runtime, event), replies)
+        turn = Turn(runtime, event, people.actor_of(runtime, event.who), replies)
         if minimum is None or await turn.gate(minimum):
             await flow(turn)
         return True
     if not surface.capabilities.buttons:
         data = press_for(event.where, event.command, event.args, event.text)
         if data is not None:
-            await _press(runtime, event, replies, data, legacy)
+            await _press(runtime, event, replies, data)
             return True
     if event.command is None and _MESSAGES:
-        turn = Turn(runtime, event, _actor(runtime, event), replies)
+        turn = Turn(runtime, event, people.actor_of(runtime, event.who), replies)
         for message_flow in _MESSAGES:
             if await message_flow(turn):
                 return True
     return False
 
 
-def _actor(runtime: Runtime, event: Incoming) -> Actor:
-    with runtime.db.session() as session:
-        return actor_for(session, runtime.settings, event.who)
+async def _press(runtime: Runtime, event: Incoming, replies: Replies, data: str) -> None:
+    actor = people.actor_of(runtime, event.who)
+    refusal = _Refusal(runtime, event, replies, actor, f"button:{data[:100]}")
+    try:
+        button, ident = decode(data)
+        flow = _PRESSES.get(button.name)
+        if flow is None:
+            raise ForgedButton(f"no handler for {button.name!r}")
+        # Rules parse the id too (int_id): a malformed id is forged, not an error.
+        allowed = not actor.suspended and people.passes(runtime, button.rule, actor, ident)
+    except ForgedButton as exc:
+        log.warning("forged button from %s: %s", actor.channel_ref, exc)
+        await refusal.tell("button.forged", str(exc), "button_invalid")
+        return
+    if not allowed:
+        template = "suspended" if actor.suspended else "button_not_allowed"
+        await refusal.tell("button.refused", button.name, template)
+        return
+    await flow(Turn(runtime, event, actor, replies), ident)
+    await replies.notice()  # stops the button's spinner if the flow said nothing short
 
 
-async def _press(
-    runtime: Runtime, event: Incoming, replies: Replies, data: str, legacy: LegacyLookup | None
-) -> None:
-    flow: PressFlow | None = None
-    fallback: LegacyPress | None = None
-    with runtime.db.session() as session:
-        actor = actor_for(session, runtime.settings, event.who)
-        try:
-            button, ident = decode(data)
-            flow = _PRESSES.get(button.name)
-            fallback = legacy(button.name) if flow is None and legacy is not None else None
-            if flow is None and fallback is None:
-                raise ForgedButton(f"no handler for {button.name!r}")
-            # Rules parse the id too (int_id): a malformed id is forged, not an error.
-            allowed = not actor.suspended and button.rule(session, actor, ident)
-        except ForgedButton as exc:
-            log.warning("forged button from %s: %s", actor.channel_ref, exc)
-            forged = str(exc)
-        else:
-            forged = ""
-    subject = f"button:{data[:100]}"
-    if forged or not allowed:
-        if forged:
-            action, reason, template = "button.forged", forged, "button_invalid"
-        else:
-            action, reason = "button.refused", button.name
-            template = "suspended" if actor.suspended else "button_not_allowed"
-        record_refusal(runtime, actor, action, subject, reason)
-        text = runtime.renderer.render(template, language(actor, event.language))
-        await replies.notice(text, alert=True)
-    elif flow is not None:
-        await flow(Turn(runtime, event, actor, replies), ident)
-        await replies.notice()  # stops the button's spinner if the flow said nothing short
-    else:
-        assert fallback is not None
-        await fallback(actor, ident)
+@dataclass(frozen=True)
+class _Refusal:
+    """A refused press: audited, and the presser told in an alert."""
+
+    runtime: Runtime
+    event: Incoming
+    replies: Replies
+    actor: Actor
+    subject: str
+
+    async def tell(self, action: str, reason: str, template: str) -> None:
+        audit.refused(self.runtime, self.actor, action, self.subject, reason)
+        text = self.runtime.renderer.render(template, language(self.actor, self.event.language))
+        await self.replies.notice(text, alert=True)

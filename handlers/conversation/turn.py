@@ -53,8 +53,8 @@ class Turn:
         await self.replies.say(self.render(template, **context))
 
     def audit_refusal(self, reason: str, action: str = "command.refused") -> None:
-        """Record that this event was refused, and why (see ``record_refusal``)."""
-        record_refusal(self.runtime, self.actor, action, refusal_subject(self.event), reason)
+        """Record that this event was refused, and why (``bot.services.audit.refused``)."""
+        audit.refused(self.runtime, self.actor, action, refusal_subject(self.event), reason)
 
     def audited(self, code: str, text: str) -> str:
         """``text`` (the message for error ``code``), after auditing it if ``code`` is a
@@ -78,16 +78,3 @@ def refusal_subject(event: Incoming) -> str:
     if event.press is not None:
         return f"button:{event.press[:100]}"
     return f"command:/{event.command[:39]}" if event.command else "message"
-
-
-def record_refusal(runtime: Runtime, actor: Actor, action: str, subject: str, reason: str) -> None:
-    """Audit a refused command, message or button press: who, what, and why.
-
-    Written in its own short transaction (the refused action changed nothing to commit with),
-    because refusals are what an inquiry asks about first.
-    """
-    with runtime.db.session() as session:
-        now = runtime.clock.now()
-        audit.by_actor(
-            session, actor, action=action, subject=subject, at=now, after={"reason": reason}
-        )

@@ -145,6 +145,40 @@ async def test_a_held_room_does_not_delay_another_chat(
         )
 
 
+async def test_a_room_at_its_minute_cap_delays_only_that_room(
+    emulator: TelegramEmulator, sqlite_db: Database, settings_for: Any, clock: SimulatedClock
+) -> None:
+    """Through the real bot, flood limits on: a room that has had its 20 messages this minute
+    waits for its window in its own queue; a person's /help meanwhile is answered at once."""
+    from collections import deque
+
+    from bot.channels.ratelimit import GROUP_MAX, GROUP_WINDOW, TelegramRateLimiter
+
+    mallory = emulator.create_user("Mallory", language_code="en")
+    alice = emulator.create_user("Alice", language_code="en")
+    group = emulator.create_group("Press office", member_ids=[mallory.id])
+    emulator.add_bot(group.id)
+    emulator.set_flood_limits(True)
+    app = build_application(settings_for, sqlite_db, clock)
+    limiter = app.bot.rate_limiter
+    assert isinstance(limiter, TelegramRateLimiter)
+    async with running_app(app):
+        await emulator.wait_for_call("getUpdates")
+        # The room's minute is full: its oldest message leaves the window in 3 s.
+        opens = time.monotonic() + 3.0
+        limiter._schedule.groups[group.id] = deque([opens - GROUP_WINDOW] * GROUP_MAX)
+        started = time.monotonic()
+        emulator.send_text(mallory.id, "/start", chat_id=group.id)
+        await asyncio.sleep(0.3)  # the room's reply now waits for its window
+        asked = emulator.send_text(alice.id, "/help")
+        await emulator.wait_for_message(alice.id, after=asked.message_id, timeout=2.0)
+        assert time.monotonic() - started < 2.0  # not behind the room's window
+        assert not emulator.messages(group.id, from_bot=True)  # the room still waits
+        await emulator.wait_for(lambda: bool(emulator.messages(group.id, from_bot=True)), 10)
+        assert time.monotonic() >= opens  # and its window was kept
+    assert not [c for c in emulator.calls if c.status == 429]
+
+
 async def test_two_updates_of_one_chat_are_handled_in_order(
     emulator: TelegramEmulator, sqlite_db: Database, settings_for: Any, clock: SimulatedClock
 ) -> None:
@@ -193,8 +227,7 @@ async def test_help_is_answered_quickly_during_an_alert_fan_out(
         assert sent() < planned - 30, "the fan-out was still running when /help was answered"
         await emulator.wait_for(lambda: sent() >= planned, timeout=30)
     assert waited < 1.0, waited
-    # Zero 429s during a fan-out is bench/fanout.py's figure: on a loaded runner the pacing
-    # met one 429 in one of two CI runs (retried by the limiter, nothing lost); issue 17 keeps
-    # it open. Here: never the person's reply, and at most one, retried (every send landed).
-    limited = [c for c in emulator.calls if c.status == 429]
-    assert len(limited) <= 1 and all(str(c.params.get("chat_id")) != str(asker.id) for c in limited)
+    # Zero 429s: the limiter keeps Telegram's window on the sends themselves, each counted until
+    # its answer, so requests bunched on a loaded runner cannot make 31 in a second (it used to
+    # meet one now and then here).
+    assert not [c for c in emulator.calls if c.status == 429]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 
 import pytest
@@ -139,3 +140,32 @@ async def test_button_answers_are_not_held_by_a_429_pause(emulator: TelegramEmul
         await send
     assert answered < 0.5, answered
     assert [c.status for c in emulator.calls_to("sendMessage")] == [429, 200]
+
+
+def test_the_window_counts_a_send_until_its_answer() -> None:
+    """Telegram receives a request somewhere between its leaving and its answer: the 31st send
+    waits until the 30th before it was answered a second ago, however early it left."""
+    from bot.channels.ratelimit import OVERALL_MAX, _Window
+
+    window = _Window(time.monotonic)
+    sent = [window.leave(i / 100) for i in range(OVERALL_MAX)]  # 30 leave within 0.3 s
+    assert window.room_at(0.5) == math.inf  # none answered: any may still arrive now
+    for s in sent:
+        s.answered = s.left + 0.5  # slow answers: received as late as 0.5-0.79 s
+    assert window.room_at(0.6) == pytest.approx(1.5)  # not 1.0, as their leaving would say
+    sent[0].answered = 0.01  # one quick answer: a second after it, 29 are in the window
+    assert window.room_at(0.6) == pytest.approx(1.01)
+    assert window.room_at(2.0) == 2.0
+
+
+def test_a_late_send_moves_its_chats_reservation_only_when_it_is_the_last() -> None:
+    from bot.channels.ratelimit import _Schedule
+
+    schedule = _Schedule()
+    first = schedule.reserve(0.0, 7, False)
+    assert schedule.move(7, False, first, first + 0.2)  # nothing booked after it: it moves
+    bucket = schedule.buckets[7]
+    assert bucket.at == pytest.approx(first + 0.2) and bucket.tokens == pytest.approx(2.0)
+    second = schedule.reserve(0.3, -5, True)
+    schedule.reserve(0.3, -5, True)  # the room has a later reservation
+    assert not schedule.move(-5, True, second, second + 0.2)  # moving it would bunch the room

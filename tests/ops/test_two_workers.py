@@ -444,11 +444,12 @@ async def test_two_workers_share_the_work_and_survive_the_leaders_death(
     assert len(approvals_) == 1 and len(published) == 1
     channel = [m.text or "" for m in emulator.messages(world.ids["channel"], from_bot=True)]
     assert sum(FIRST_LINE in t for t in channel) == 1, channel
-    # The shared budget kept the bot's overall limit for both workers together. Slots of 1/29 s
-    # fill the emulator's strict 30-a-second window to the last message, and a fan-out send
-    # claims its row in the database between its slot and the wire (bot/services/delivery.py),
-    # so on a loaded machine a few sends arrive early enough to be refused once, then retried
-    # (tests/alerts allows one for a single process). Two workers each pacing only themselves
-    # would send up to 58 a second. (A person's own window is kept per worker: two workers
-    # answering one person in one second may meet a 429 too.)
+    # The shared budget kept the bot's overall limit for both workers together. Each worker
+    # keeps Telegram's window on its own sends (counted until answered: none of its own can make
+    # a 31st), but it cannot see the other's: slots of 1/29.5 s and a late send kept only within
+    # 10 ms of its slot while the other worker is sending leave ~7 ms for requests bunched on
+    # the way, so on a loaded machine a send may still be refused once, then retried (0 in each
+    # of three runs on 2026-12-07). Two workers each pacing only themselves would send up to 59
+    # a second. (A person's own window is kept per worker: two workers answering one person in
+    # one second may meet a 429 too.)
     assert len(overall_refusals(emulator)) <= 3, overall_refusals(emulator)

@@ -18,6 +18,9 @@ from alert_desk import Desk
 from sqlmodel import select
 
 from bot.app import build_application
+from bot.channels.base import SentMessage
+from bot.channels.telegram.notifier import chat_ref
+from bot.services import outbox
 from bot.services.alerts import plan_delivery
 from bot.services.delivery import deliver_pending
 from storage.db import Database, make_engine
@@ -93,4 +96,37 @@ async def test_alert_fan_out_under_a_held_lock_sends_each_message_once(desk: Des
     with db.session() as s:
         rows = s.exec(select(Delivery)).all()
         assert {r.status for r in rows} == {DeliveryStatus.SENT}
+    db.dispose()
+
+
+async def test_an_outbox_send_under_a_held_lock_is_sent_and_recorded_once(desk: Desk) -> None:
+    """A room post (or any outbox message) whose claim meets another writer's lock: it waits,
+    goes out once and is recorded ``sent``. Before, the claim failed after one busy timeout
+    with "database is locked", the publication's due row failed after its earlier parts had
+    gone out, and the part stayed queued by this process, never sent by its retry."""
+    db = Database(make_engine(str(desk.db.engine.url), busy_timeout_ms=BUSY_MS))
+    app = build_application(desk.settings, db, desk.clock)
+    runtime = app.bot_data["runtime"]
+    lan, lan_id = desk.spokespeople[0]
+    key = {"kind": "draft.publish", "ref_id": 1, "user_id": lan_id, "part": "text:1"}
+    holders: list[threading.Thread] = []
+
+    async def post() -> SentMessage:
+        # The part is reserved; another writer takes the lock while its request is on its way.
+        holders.append(_hold_write_lock(_path(db), HOLD_S, threading.Event()))
+        return await runtime.notifier.send_text(chat_ref(lan.id), "Thông cáo, phần 1")
+
+    async with app:
+        try:
+            sent = await outbox.send_once(runtime, **key, send=post)
+        finally:
+            for holder in holders:
+                holder.join()
+        again = await outbox.send_once(runtime, **key, send=post)  # a due row run again
+    assert sent is not None and again is None
+    got = [m.text for m in desk.emulator.messages(lan.id, from_bot=True)]
+    assert got == ["Thông cáo, phần 1"]
+    with db.session() as s:
+        row = s.exec(select(Delivery).where(Delivery.kind == "draft.publish")).one()
+        assert (row.status, row.message_id) == (DeliveryStatus.SENT, str(sent.message_id))
     db.dispose()

@@ -8,17 +8,20 @@ and HTTP transport against the emulator over HTTP.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from telegram.ext import ExtBot
 
-from bot.channels.base import DeliveryError, WireClaim
+from bot.channels import base
+from bot.channels.base import ClaimBusy, DeliveryError, WireClaim
 from bot.channels.ratelimit import TelegramRateLimiter
 from bot.channels.telegram.notifier import TelegramNotifier, chat_ref
 from bot.channels.telegram.wire import bot_request
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.sandbox.telegram_emulator.state import User as EmuUser
 
 
 class Lost(Exception):
@@ -37,11 +40,17 @@ async def notifier(emulator: TelegramEmulator) -> AsyncIterator[TelegramNotifier
         yield TelegramNotifier(bot, send_timeout=5)
 
 
+@pytest.fixture
+def lan(emulator: TelegramEmulator) -> EmuUser:
+    """Someone who has started the bot."""
+    user = emulator.create_user("Lan")
+    emulator.send_text(user.id, "/start")
+    return user
+
+
 async def test_a_request_that_never_got_a_connection_claimed_nothing(
-    emulator: TelegramEmulator, notifier: TelegramNotifier
+    emulator: TelegramEmulator, notifier: TelegramNotifier, lan: EmuUser
 ) -> None:
-    lan = emulator.create_user("Lan")
-    emulator.send_text(lan.id, "/start")
     claims: list[str] = []
 
     sent = await WireClaim(lambda: claims.append("một")).send(
@@ -62,10 +71,8 @@ async def test_a_request_that_never_got_a_connection_claimed_nothing(
 
 
 async def test_a_claim_that_fails_stops_the_request_and_is_raised_as_itself(
-    emulator: TelegramEmulator, notifier: TelegramNotifier
+    emulator: TelegramEmulator, notifier: TelegramNotifier, lan: EmuUser
 ) -> None:
-    lan = emulator.create_user("Lan")
-    emulator.send_text(lan.id, "/start")
 
     def lost() -> None:
         raise Lost("claimed by another worker")
@@ -75,3 +82,34 @@ async def test_a_claim_that_fails_stops_the_request_and_is_raised_as_itself(
     assert emulator.messages(lan.id, from_bot=True) == []  # the request never left
     await notifier.send_text(chat_ref(lan.id), "hai")  # the connection pool is still usable
     assert [m.text for m in emulator.messages(lan.id, from_bot=True)] == ["hai"]
+
+
+async def test_a_claim_refused_by_a_busy_database_is_tried_again_before_the_request_leaves(
+    emulator: TelegramEmulator, notifier: TelegramNotifier, lan: EmuUser
+) -> None:
+    tries: list[int] = []
+
+    def busy_twice() -> None:
+        tries.append(len(tries))
+        if len(tries) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+
+    await WireClaim(busy_twice).send(notifier.send_text(chat_ref(lan.id), "một"))
+    assert tries == [0, 1, 2]
+    assert [m.text for m in emulator.messages(lan.id, from_bot=True)] == ["một"]
+
+
+async def test_a_database_busy_past_the_patience_sends_nothing_and_says_so(
+    emulator: TelegramEmulator,
+    notifier: TelegramNotifier,
+    lan: EmuUser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base, "SQLITE_WRITE_PATIENCE_S", 0.2)
+
+    def busy() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(ClaimBusy):  # a DeliveryError: the ledgers retry it later
+        await WireClaim(busy).send(notifier.send_text(chat_ref(lan.id), "một"))
+    assert emulator.messages(lan.id, from_bot=True) == []

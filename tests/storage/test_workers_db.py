@@ -16,7 +16,13 @@ from storage.db import Database
 from storage.lock import DatabaseInUse
 from storage.migrate import upgrade
 from storage.receive_lock import ReceiveLock
-from storage.send_budget import GROUP_MAX, GROUP_SECONDS, SLOTS_PER_SECOND, SendBudget
+from storage.send_budget import (
+    ALONE_SLOTS,
+    GROUP_MAX,
+    GROUP_SECONDS,
+    SLOTS_PER_SECOND,
+    SendBudget,
+)
 
 
 def test_an_update_is_claimed_once_and_forgotten_after_two_days(
@@ -84,6 +90,26 @@ def test_workers_share_one_overall_send_budget(pg_schema_url: str) -> None:
             engine.dispose()
 
 
+def test_a_booking_says_how_busy_the_second_before_it_was(pg_schema_url: str) -> None:
+    """The limiter keeps a late slot only when every slot of the second before it was its own
+    (bot.channels.ratelimit): the budget counts them, whoever booked them."""
+    upgrade(pg_schema_url)
+    engine = sa.create_engine(pg_schema_url)
+    budget = SendBudget(engine)
+    try:
+        first = budget.book(0.0)
+        assert first[2] == 0  # nobody sent in the second before
+        later = [budget.book(0.0) for _ in range(5)]
+        assert [booked for _, _, booked in later] == [1, 2, 3, 4, 5]
+        far = budget.book(ALONE_SLOTS / SLOTS_PER_SECOND + 1.0)  # more than a second after
+        assert far[2] == 0
+        # A worker alone may catch up: a slot missed a moment ago, free, is granted.
+        missed, _, _ = budget.book(-0.2)
+        assert missed < time.monotonic()
+    finally:
+        engine.dispose()
+
+
 def test_a_groups_window_is_kept_for_all_workers(pg_schema_url: str) -> None:
     """Twenty sends to one group from two workers go at the overall pace; the 21st waits until
     the first is a minute old."""
@@ -96,11 +122,11 @@ def test_a_groups_window_is_kept_for_all_workers(pg_schema_url: str) -> None:
         booked = [budgets[i % 2].book(0.0, group) for i in range(GROUP_MAX)]
         assert booked[-1][0] - start < 5
         # A sender that missed its slot gives it back: it does not use up the group's minute.
-        again, _ = budgets[1].book(0.0, group, missed=booked[0][1])
+        again, _, _ = budgets[1].book(0.0, group, missed=booked[0][1])
         assert again - start < 5
-        twenty_first, _ = budgets[0].book(0.0, group)
+        twenty_first, _, _ = budgets[0].book(0.0, group)
         assert twenty_first - booked[1][0] >= GROUP_SECONDS
-        other_group, _ = budgets[1].book(0.0, group - 1)  # another group is not held up
+        other_group, _, _ = budgets[1].book(0.0, group - 1)  # another group is not held up
         assert other_group - start < 5
     finally:
         for engine in engines:

@@ -8,19 +8,15 @@ from typing import Any
 
 from emulator_fixtures import running_app
 from sqlmodel import Session, select
-from telegram import Update
-from telegram.ext import ContextTypes
 
 from bot.app import build_application
 from bot.buttons import register
 from bot.channels.base import Button
-from bot.channels.telegram.notifier import chat_ref
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
-from bot.services.permissions import Actor
 from bot.services.taskforces import opening
-from handlers.buttons import on_button
-from handlers.common import runtime_of
+from handlers.conversation.dispatch import on_press
+from handlers.conversation.turn import Turn
 from storage.db import Database
 from storage.models import Alert, AuditEvent, Crisis, Room, Subscription, Topic
 
@@ -150,20 +146,15 @@ async def test_empty_pool_keeps_the_crisis_and_attaches_later(
 OPEN = register("test.tfopen", lambda _s, actor, _id: actor.active, "test: open from alert")
 
 
-@on_button(OPEN.name)
-async def _open_from_alert(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor, ident: str
-) -> None:
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
-    runtime = runtime_of(context)
+@on_press(OPEN)
+async def _open_from_alert(turn: Turn, ident: str) -> None:
+    await turn.replies.notice()
+    runtime = turn.runtime
     opened = await opening.open_crisis(
-        runtime, actor, "Alert: vaccine", "critical", alert_id=int(ident)
+        runtime, turn.actor, "Alert: vaccine", "critical", alert_id=int(ident)
     )
     await runtime.notifier.send_text(
-        chat_ref(update.effective_user.id),  # type: ignore[union-attr]
-        runtime.renderer.render("crisis_opened", "en", o=opened),
+        turn.event.who.direct_chat(), runtime.renderer.render("crisis_opened", "en", o=opened)
     )
 
 

@@ -18,11 +18,20 @@ from sqlmodel import select
 from bot.app import build_application
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.services.due import schedule
+from bot.services.taskforces.convening import CONVENE_KIND, add_invitation
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Crisis, Delivery, Draft
+from storage.models import Crisis, Delivery, Draft, User
 
-from .conftest import HUB_RIGHTS, add_person, eventually, make_world, private_texts
+from .conftest import (
+    HUB_RIGHTS,
+    POOL_RIGHTS,
+    add_person,
+    eventually,
+    make_world,
+    private_texts,
+)
 
 
 def _count(emulator: TelegramEmulator, user_id: int, needle: str) -> int:
@@ -154,3 +163,45 @@ async def test_hard_kill_in_the_middle_of_convening_resumes_without_doubles(
         ]
     db.dispose()
     assert statuses == ["sent"] * len(everyone)
+
+
+async def test_a_room_left_without_its_brief_gets_it_when_convening_resumes(
+    emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
+) -> None:
+    """The state a kill leaves when it falls after the room was ready and before the live path
+    posted the brief (crash matrix ``conv.invitation.1``, PostgreSQL): a room, no brief, an
+    invitation owed and the ``crisis.convene`` row due. Resuming sent the invitation and never
+    the brief (the room's retry row is cancelled once the room is ready)."""
+    group = emulator.create_supergroup("Phòng 1")
+    emulator.add_bot(group.id, rights=POOL_RIGHTS)
+    world = make_world(emulator, sqlite_db, members=0)
+    now = clock.now()
+    with sqlite_db.session() as s:
+        crisis = Crisis(
+            agency_id=world.agency_id,
+            title="Brief lost to a kill",
+            lead_id=world["lead"].id,
+            room_channel="telegram",
+            room_chat_id=str(group.id),
+            detected_at=now,
+            deadline_at=now + timedelta(hours=24),
+        )
+        s.add(crisis)
+        s.flush()
+        boss = s.get(User, world["boss"].id)
+        assert crisis.id is not None and boss is not None
+        add_invitation(s, crisis, boss, "member", now, None)
+        schedule(s, CONVENE_KIND, now, ref_id=crisis.id)
+        crisis_id = crisis.id
+
+    def briefs() -> list[str]:
+        return [t for t in private_texts(emulator, group.id) if "📌" in t]
+
+    async with running_app(build_application(tf_settings(), sqlite_db, clock)):
+        await eventually(lambda: _count(emulator, world["boss"].tg, "You are convened"), 10)
+        await eventually(briefs, 10)
+        await asyncio.sleep(0.5)  # time for any double to show up
+    assert len(briefs()) == 1
+    with sqlite_db.session() as s:
+        stored = s.get(Crisis, crisis_id)
+        assert stored is not None and stored.brief_message_id is not None

@@ -2,13 +2,14 @@
 
 An Update becomes an ``Incoming`` event; a ``TelegramSurface`` turns the layer's replies into
 Bot API calls (HTML, inline keyboards, toasts for presses); ``handlers()`` gives PTB the command
-handlers of every flow written against the layer.
+handlers of every flow written against the layer, the one handler of every button press, and the
+pointer onwards (``handlers.fallback``) for what a private chat sent outside any flow.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, cast
 
 from telegram import (
     ForceReply,
@@ -20,19 +21,24 @@ from telegram import (
 )
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.channels.telegram.limits import TEXT_LIMIT
 from bot.channels.telegram.notifier import call_unless_done, keyboard
-from bot.services.permissions import Actor
-from handlers.common import runtime_of
-from handlers.conversation.degrade import Replies
-from handlers.conversation.dispatch import LegacyLookup, commands, handle
+from bot.runtime import Runtime
+from handlers.conversation.dispatch import commands, handle
 from handlers.conversation.events import Contact, Incoming, parse_command
 from handlers.conversation.surface import Capabilities
-from handlers.conversation.turn import Turn
+from handlers.fallback import pointer
 
 CHANNEL = "telegram"
 NOT_MODIFIED = "message is not modified"  # the Bot API's answer to an edit that changes nothing
@@ -47,6 +53,11 @@ CAPABILITIES = Capabilities(
     contact_share=True,
     replies=True,
 )
+
+
+def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
+    """The app's ``Runtime``, the only thing kept in PTB's ``bot_data`` (``bot.app``)."""
+    return cast(Runtime, context.bot_data["runtime"])
 
 
 def _chat(chat_id: int, thread_id: int | None) -> ChatRef:
@@ -220,18 +231,32 @@ class TelegramSurface:
             await self.send(text)
 
 
-async def on_update(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, legacy: LegacyLookup | None = None
-) -> bool:
+async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """Hand ``update`` to the conversation layer; False if no flow there is for it."""
     event = incoming(update)
     if event is None:
         return False
-    return await handle(runtime_of(context), event, TelegramSurface(update), legacy)
+    return await handle(runtime_of(context), event, TelegramSurface(update))
 
 
 async def _to_layer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await on_update(update, context)
+
+
+async def _unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _point_onwards(update, context, command=True)
+
+
+async def _free_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _point_onwards(update, context, command=False)
+
+
+async def _point_onwards(update: Update, context: ContextTypes.DEFAULT_TYPE, command: bool) -> None:
+    """A private chat's command that no flow knows, or text that no flow took (PTB's filters
+    tell which: a command is a message opening with a command entity)."""
+    event = incoming(update)
+    if event is not None:
+        await TelegramSurface(update).send(pointer(runtime_of(context), event, command))
 
 
 class _ReplyToBot(filters.MessageFilter):
@@ -244,19 +269,16 @@ class _ReplyToBot(filters.MessageFilter):
 
 def handlers() -> list[BaseHandler[Any, Any, Any]]:
     """PTB handlers for the commands of the flows written against the layer (registered by
-    importing their modules, which the app does before it asks), and for replies to the bot in
-    groups: under privacy mode they are all the text a room's flows see (private text reaches
-    the layer through ``handlers.start.flow_message``)."""
+    importing their modules, which the app does before it asks), for every button press, and
+    for replies to the bot in groups: under privacy mode they are all the text a room's flows
+    see (private text reaches the layer through ``guards.flow_message``). Last, the private
+    chat's pointer onwards: an unknown command, or text no flow took."""
     replies = filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND & _ReplyToBot()
+    private = filters.ChatType.PRIVATE
     return [
         *(CommandHandler(name, _to_layer) for name in commands()),
         MessageHandler(replies, _to_layer),
+        CallbackQueryHandler(_to_layer),
+        MessageHandler(private & filters.COMMAND, _unknown_command),
+        MessageHandler(private & filters.TEXT & ~filters.COMMAND, _free_text),
     ]
-
-
-def turn_of(update: Update, context: ContextTypes.DEFAULT_TYPE, actor: Actor) -> Turn:
-    """A layer ``Turn`` for a PTB callback that is not a layer flow yet, so that it can call
-    the layer's flows and replies (its actor already checked by the dispatcher)."""
-    event = incoming(update)
-    assert event is not None, "a checked press always has a sender"
-    return Turn(runtime_of(context), event, actor, Replies(TelegramSurface(update), event.where))

@@ -22,9 +22,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram.conversation import TelegramSurface, incoming, on_update
+from bot.channels.telegram.conversation import TelegramSurface, incoming, on_update, runtime_of
 from bot.services import commands as command_lists
-from handlers.common import runtime_of
 from handlers.start import admit
 
 

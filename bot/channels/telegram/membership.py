@@ -21,10 +21,10 @@ from telegram.ext import (
     filters,
 )
 
+from bot.channels.telegram.conversation import runtime_of
 from bot.channels.telegram.notifier import chat_ref, person_ref
 from bot.services import room_rights, rooms
 from bot.services.taskforces.room import BotStanding
-from handlers.common import runtime_of
 from handlers.taskforce import bot_standing, join_requested, members_added
 
 # Every admin right a flow may ask about: the pool's and the hub's.

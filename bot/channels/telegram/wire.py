@@ -7,7 +7,8 @@ connection or open one â€” a TCP connect, several turns of a loaded event loop â
 lost a message that never left (crash matrix, ``pub.approve-answer`` on SQLite). httpcore's
 ``trace`` extension reports ``send_request_headers.started`` on a connection that is up, just
 before the request's bytes are written: the claim runs there, so only the socket write follows
-its commit.
+its commit. The hook is awaited (a claim refused by a busy database waits there, before
+anything is written: ``WireClaim``).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ class ClaimingTransport(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
-def _tracer(on_wire: Callable[[], None], inner: Trace | None) -> Trace:
+def _tracer(on_wire: Callable[[], Awaitable[None]], inner: Trace | None) -> Trace:
     async def trace(event: str, info: dict[str, Any]) -> None:
         if event.endswith(_HEADERS_GO):
-            on_wire()
+            await on_wire()
         if inner is not None:
             await inner(event, info)
 

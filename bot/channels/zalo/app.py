@@ -43,6 +43,7 @@ from .chart_links import ChartLinks, chart_route
 from .conversation import ZaloConversation
 from .errors import ZaloError, ZaloUnauthorized
 from .notifier import CAPABILITIES, ZaloNotifier
+from .oa.rooms import OaRooms
 from .updates import ZaloUpdate
 from .webhook import add_webhook_route
 
@@ -95,7 +96,7 @@ async def serve(settings: Settings, db: Database) -> None:
         settings.zalo_chart_key.get_secret_value().encode(), settings.zalo_public_url
     )
     chart_dir = settings.data_dir / "charts"
-    zalo = ZaloNotifier(client, links, chart_dir)
+    zalo = ZaloNotifier(client, links, chart_dir, OaRooms(settings, db, SystemClock()))
     runtime = Runtime(
         settings=settings,
         db=db,

@@ -2,8 +2,8 @@
 
 A text update becomes an ``Incoming`` event (Zalo sends commands as plain text; the layer's
 ``parse_command`` reads ``/ack 12`` as on Telegram); ``ZaloSurface`` posts the layer's replies as
-plain text. What no flow of the layer takes gets the same pointer onwards as Telegram's
-``handlers.fallback``: a stranger (a Zalo account with no person behind it) is told how the bot
+plain text. What no flow of the layer takes gets the pointer onwards of every channel
+(``handlers.fallback``): a stranger (a Zalo account with no person behind it) is told how the bot
 can be used, never met with silence.
 """
 
@@ -15,10 +15,9 @@ from collections import OrderedDict
 from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.runtime import Runtime
-from bot.services.people import actor_for
 from handlers.conversation.dispatch import handle
 from handlers.conversation.events import Incoming, parse_command
-from handlers.conversation.turn import language
+from handlers.fallback import pointer
 
 from .notifier import CAPABILITIES, CHANNEL, ZaloNotifier
 from .updates import ZaloUpdate
@@ -94,17 +93,7 @@ class ZaloConversation:
         surface = ZaloSurface(self.notifier, event.where)
         try:
             if not await handle(self.runtime, event, surface):
-                await surface.send(self._pointer(event))
+                await surface.send(pointer(self.runtime, event, event.command is not None))
         except Exception:
             # One bad update must not stop the poller; the person may write again.
             log.exception("zalo: failed to answer an update from %s", event.who)
-
-    def _pointer(self, event: Incoming) -> str:
-        """What ``handlers.fallback`` says on Telegram: an unknown command, or free text."""
-        with self.runtime.db.session() as session:
-            actor = actor_for(session, self.runtime.settings, event.who)
-        lang = language(actor, event.language)
-        if event.command is not None:
-            return self.runtime.renderer.render("help_unknown_command", lang)
-        status = "active" if actor.active else (actor.user.status if actor.user else "new")
-        return self.runtime.renderer.render("free_text", lang, status=status)

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.channels.base import (
     ON_WIRE,
@@ -46,6 +47,9 @@ from .errors import (
 from .plain import to_plain
 from .text import TEXT_LIMIT, split_text
 
+if TYPE_CHECKING:
+    from .oa.rooms import OaRooms
+
 CHANNEL = "zalo"
 CAPABILITIES = Capabilities(
     buttons=False, edit=False, pin=False, threads=False, join_requests=False, max_text=TEXT_LIMIT
@@ -72,10 +76,10 @@ async def neutral_errors() -> AsyncIterator[None]:
         raise DeliveryError(str(error)) from error
 
 
-def _on_wire() -> None:
+async def _on_wire() -> None:
     hook = ON_WIRE.get()
     if hook is not None:
-        hook()
+        await hook()
 
 
 class ZaloNotifier:
@@ -83,10 +87,22 @@ class ZaloNotifier:
 
     channel = CHANNEL
 
-    def __init__(self, client: ZaloBotClient, links: ChartLinks, chart_dir: Path) -> None:
+    def __init__(
+        self,
+        client: ZaloBotClient,
+        links: ChartLinks,
+        chart_dir: Path,
+        oa_rooms: OaRooms | None = None,
+    ) -> None:
         self.client = client
         self.links = links
         self.chart_dir = chart_dir
+        # Crisis rooms that are OA groups: messages to them go through the OA, not the bot.
+        self.oa_rooms = oa_rooms
+
+    def _group_rooms(self, to: ChatRef) -> OaRooms | None:
+        rooms = self.oa_rooms
+        return rooms if rooms is not None and rooms.made_here(to) else None
 
     def link_to(self, chat: ChatRef) -> str | None:
         return None  # Zalo has no link that opens a chat with the bot for its members
@@ -96,11 +112,13 @@ class ZaloNotifier:
     ) -> SentMessage:
         if buttons:
             raise Rejected("Zalo has no buttons (wrap this notifier in DegradingNotifier)")
+        if (rooms := self._group_rooms(to)) is not None:
+            return await rooms.send_text(to, text)
         parts = split_text(to_plain(text), TEXT_LIMIT)
         if not parts:
             raise Rejected("Zalo refuses an empty message")
         sent: ZaloSent | None = None
-        _on_wire()
+        await _on_wire()
         async with neutral_errors():
             for part in parts:
                 sent = await self.client.send_message(to.chat_id, part)
@@ -115,11 +133,14 @@ class ZaloNotifier:
         if buttons:
             raise Rejected("Zalo has no buttons (wrap this notifier in DegradingNotifier)")
         name = self._stored(photo)
+        if (rooms := self._group_rooms(to)) is not None:  # an OA group gets the chart's link
+            url = self.links.url(name, ttl_seconds=CHART_LINK_TTL)
+            return await rooms.send_text(to, f"{caption}\n\n{url}" if caption else url)
         parts = split_text(to_plain(caption), TEXT_LIMIT)
         if len(parts) > 1:
             await self.send_text(to, "\n\n".join(parts[:-1]))
         url = self.links.url(name, ttl_seconds=CHART_LINK_TTL)
-        _on_wire()
+        await _on_wire()
         async with neutral_errors():
             sent = await self.client.send_photo(to.chat_id, url, parts[-1] if parts else "")
         return SentMessage(to, sent.message_id, file_id=name)

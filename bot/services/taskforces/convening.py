@@ -31,7 +31,7 @@ from bot.services.people import active_with_role, find_by_username
 from bot.services.permissions import (
     Actor,
 )
-from bot.services.taskforces.brief import brief_view, touch_brief
+from bot.services.taskforces.brief import brief_view, post_brief, touch_brief
 from bot.services.taskforces.crises import (
     TaskForceError,
     crisis_row,
@@ -320,6 +320,12 @@ async def _convene_due(runtime: Runtime, session: Session, due: Due) -> None:
             session, CONVENE_KIND, runtime.clock.now() + timedelta(seconds=5), ref_id=due.ref_id
         )
         return
+    # The live path posts the brief right after the room is ready, and this row is due at that
+    # moment: a kill before the brief left (behind the room's flood limit, while invitations
+    # went out from this row) left a room with no brief for good (crash matrix,
+    # ``conv.invitation.1`` on PostgreSQL). Posted once across kills (outbox), so the live
+    # path and this row cannot both post it.
+    await post_brief(runtime, due.ref_id)
     await convene(runtime, due.ref_id, resume=True)
 
 

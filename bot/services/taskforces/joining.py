@@ -14,7 +14,7 @@ from bot.channels.base import (
     DeliveryError,
 )
 from bot.channels.refs import ChatRef, PersonRef
-from bot.channels.rooms import RoomAdmin, room_admin_for
+from bot.channels.rooms import RoomAdmin, room_admin_for, room_maker_for
 from bot.services import audit, identity, rooms, stored_refs, timeline
 from bot.services.permissions import (
     Actor,
@@ -59,7 +59,8 @@ async def answer_invitation(
     rooms_admin: RoomAdmin | None = None,
 ) -> Answer:
     """The convened person pressed Join or Decline. Joining gives the room's join-request link;
-    someone already in the hub is marked joined straight away."""
+    someone already in the hub is marked joined straight away, and a room the channel made is
+    joined directly (the person is added to it); declining takes them out of such a room."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
         member = session.get(CrisisMember, member_id)
@@ -106,7 +107,38 @@ async def answer_invitation(
         if inside:
             mark_joined(runtime, crisis.id, member.user_id, via="already_member")
             state = "joined"
+        elif await _added(rooms_admin or runtime.notifier, room, account):
+            mark_joined(runtime, crisis.id, member.user_id, via="added")
+            state = "joined"
+    elif not join and changed and room is not None and account is not None:
+        await _left_made_room(runtime, rooms_admin, room, account)
     return Answer(crisis, state, crisis.invite_link, room_url(runtime, crisis), changed)
+
+
+async def _added(notifier: object, room: ChatRef, account: PersonRef) -> bool:
+    """Put ``account`` in ``room`` directly, where the channel made that room."""
+    maker = room_maker_for(notifier)
+    if maker is None or not maker.made_here(room):
+        return False
+    try:
+        await maker.add_members(room, [account])
+    except DeliveryError as exc:
+        log.warning("could not add %s to %s: %s", account, room.chat_id, exc)
+        return False
+    return True
+
+
+async def _left_made_room(
+    runtime: Runtime, rooms_admin: RoomAdmin | None, room: ChatRef, account: PersonRef
+) -> None:
+    """A made room holds the convened people from the start: one who declines is taken out."""
+    maker = room_maker_for(rooms_admin or runtime.notifier)
+    if maker is None or not maker.made_here(room):
+        return
+    try:
+        await (rooms_admin or room_admin_for(runtime.notifier)).remove_member(room, account)
+    except (DeliveryError, LookupError) as exc:
+        log.warning("could not take %s out of %s: %s", account, room.chat_id, exc)
 
 
 def mark_joined(runtime: Runtime, crisis_id: int, user_id: int, *, via: str) -> bool:

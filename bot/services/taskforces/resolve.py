@@ -1,5 +1,5 @@
-"""Resolving a crisis: the after-action report to the room and the supervisors, the topic closed
-or the pooled group handed back.
+"""Resolving a crisis: the after-action report to the room and the supervisors, the topic closed,
+the group made for it disbanded, or the pooled group handed back.
 
 The state change commits with a ``crisis.resolved`` due row; the announcements follow at once,
 each message through the ``outbox`` ledger, and the due row finishes them after a restart
@@ -19,7 +19,7 @@ from bot.channels.base import (
     Attachment,
     DeliveryError,
 )
-from bot.channels.rooms import RoomAdmin, room_admin_for
+from bot.channels.rooms import RoomAdmin, room_admin_for, room_maker_for
 from bot.services import audit, identity, outbox, reports, rooms, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
@@ -206,6 +206,15 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
     freed = False
     removed = 0
     if room_id is not None and to is not None:
+        if room_kind == RoomKind.CREATED_GROUP:  # made for this crisis: disbanded, not reused
+            maker = room_maker_for(rooms_admin or runtime.notifier)
+            if maker is not None:
+                await _try(maker.close_room(to), "close room")
+            with runtime.db.session() as session:
+                room = session.get(Room, room_id)
+                if room is not None:
+                    room.state = RoomState.CLOSED
+            return Resolved(data.crisis, markdown, len(supervisors), freed, removed)
         admin = rooms_admin or room_admin_for(runtime.notifier)
         if room_kind == RoomKind.FORUM_TOPIC and to.thread_id is not None:
             await _try(admin.close_topic(to), "close topic")

@@ -1,4 +1,5 @@
-"""The crisis room: a forum topic in the agency's hub, else a group from the pool.
+"""The crisis room: a group the channel makes for the crisis (a Zalo OA group, where the agency
+has an OA), else a forum topic in the agency's hub, else a group from the pool.
 
 Attaching is idempotent and resumes after a kill from a ``crisis.room`` due row; when the pool is
 empty the opener and the admins are told once and the row retries.
@@ -20,7 +21,7 @@ from bot.channels.base import (
     Rejected,
 )
 from bot.channels.refs import ChatRef, PersonRef
-from bot.channels.rooms import RoomAdmin, room_admin_for
+from bot.channels.rooms import MadeRoom, RoomAdmin, RoomMaker, room_admin_for, room_maker_for
 from bot.services import audit, identity, room_rights, rooms, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
@@ -30,6 +31,7 @@ from bot.services.taskforces.crises import TaskForceError, crisis_row, room_lang
 from storage.models import (
     Agency,
     Crisis,
+    CrisisMember,
     CrisisStatus,
     Due,
     Role,
@@ -63,10 +65,10 @@ def topic_name(crisis: Crisis) -> str:
 async def attach_room(
     runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | None = None
 ) -> bool:
-    """Give an open crisis its room (forum topic in the hub, else a pooled group), post and pin
-    the brief. Idempotent: a crisis that has a room keeps it. Returns whether it has one now;
-    raises ``TaskForceError("no_room")`` when the pool is empty (the opener and the admins are
-    told, and a ``crisis.room`` due row retries)."""
+    """Give an open crisis its room (a group the channel makes, else a forum topic in the hub,
+    else a pooled group), post and pin the brief. Idempotent: a crisis that has a room keeps
+    it. Returns whether it has one now; raises ``TaskForceError("no_room")`` when the pool is
+    empty (the opener and the admins are told, and a ``crisis.room`` due row retries)."""
     _ATTACHING.add(crisis_id)
     try:
         return await _attach_room(runtime, crisis_id, rooms_admin)
@@ -89,7 +91,26 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
         name = topic_name(crisis)
         link_name = f"crisis-{crisis_id}"
         expire = None
-    if hub is not None:
+        agency_id = crisis.agency_id
+    maker = room_maker_for(rooms_admin or runtime.notifier)
+    made = await _make_room(runtime, crisis_id, maker, agency_id, name) if maker else None
+    if made is not None:
+        with runtime.db.session() as session:
+            crisis = crisis_row(session, crisis_id)
+            session.add(
+                Room(
+                    kind=RoomKind.CREATED_GROUP,
+                    channel=made.chat.channel,
+                    chat_id=made.chat.chat_id,
+                    title=name,
+                    state=RoomState.IN_USE,
+                    invite_link=made.link or None,
+                    crisis_id=crisis_id,
+                    created_at=now,
+                )
+            )
+            _room_ready(session, crisis, made.chat, made.link, now)
+    elif hub is not None:
         right = "topics"
         try:
             topic = await admin.create_topic(hub, name)
@@ -160,6 +181,28 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
             break
     await post_brief(runtime, crisis_id)
     return True
+
+
+async def _make_room(
+    runtime: Runtime, crisis_id: int, maker: RoomMaker, agency_id: int, name: str
+) -> MadeRoom | None:
+    """A room the channel creates with the convened people already in it (those who have not
+    declined), or None: the agency has no means to make one, or making it failed (logged; the
+    hub or the pool is used instead)."""
+    with runtime.db.session() as session:
+        convened = session.exec(
+            select(CrisisMember.user_id).where(
+                CrisisMember.crisis_id == crisis_id,
+                col(CrisisMember.state).in_(rooms.ADMITTED_STATES),
+            )
+        ).all()
+        channel = runtime.notifier.channel
+        members = list(identity.accounts_on(session, list(convened), channel).values())
+    try:
+        return await maker.make_room(agency_id, name, _description(runtime, crisis_id), members)
+    except DeliveryError as exc:
+        log.warning("crisis %s: the channel could not make its room: %s", crisis_id, exc)
+        return None
 
 
 def _room_ready(

@@ -1,0 +1,271 @@
+"""Crisis rooms as Zalo OA groups, end to end on the emulator through the task-force services.
+
+An agency with an OA opens a crisis: the OA creates a group with the convened people in it and
+the brief is posted there; a member removed and added back by pressing Join; a message posted
+through the OA; the group disbanded at resolve. And ``crisisdesk zalo-oa seed``: one line for
+every mistake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from sqlmodel import select
+
+import handlers.taskforce  # noqa: F401  (the task-force flows register their due kinds)
+from bot.channels.refs import PersonRef
+from bot.channels.rooms import room_admin_for
+from bot.channels.zalo import ZaloBotClient
+from bot.channels.zalo.chart_links import ChartLinks
+from bot.channels.zalo.notifier import CAPABILITIES, ZaloNotifier
+from bot.channels.zalo.oa.rooms import OaRooms, group_of_chat
+from bot.channels.zalo.oa.tokens import OaTokenStore
+from bot.cli import main
+from bot.clock import SystemClock
+from bot.config import AgencyConfig
+from bot.runtime import Runtime
+from bot.sandbox.zalo_emulator import ZaloEmulator
+from bot.services import identity, stored_refs
+from bot.services.permissions import Actor
+from bot.services.taskforces.joining import answer_invitation
+from bot.services.taskforces.opening import open_crisis
+from bot.services.taskforces.resolve import resolve_crisis
+from bot.templating import Renderer
+from bot.wiring import wire
+from handlers.conversation.degrade import DegradingNotifier
+from storage.db import Database
+from storage.models import Agency, Crisis, CrisisMember, Room, RoomState, User
+
+APP_SECRET = "app-secret-for-tests"
+OA_KEY = "oa-secret-key-for-tests"
+PEOPLE = {"lead": "spokesperson", "boss": "supervisor", "minh": "spokesperson"}
+
+
+def oa_env(zalo: ZaloEmulator) -> dict[str, str]:
+    return {
+        "CRISISDESK_ZALO_OA_APP_ID": zalo.oa.app_id,
+        "CRISISDESK_ZALO_OA_APP_SECRET": APP_SECRET,
+        "CRISISDESK_ZALO_OA_SECRET_KEY": OA_KEY,
+        "CRISISDESK_ZALO_OA_OAUTH_URL": zalo.root_url,
+        "CRISISDESK_ZALO_OA_API_URL": zalo.root_url,
+    }
+
+
+def agency_with_people(
+    db: Database, zalo: ZaloEmulator, app_id: str
+) -> tuple[int, dict[str, User]]:
+    """Agency BYT with an OA and two assets; three people on Zalo who wrote to the bot and
+    follow the OA."""
+    with db.session() as s:
+        agency = Agency(
+            code="BYT",
+            name="Bộ Y tế",
+            owner="chat",
+            zalo_oa_app_id=app_id,
+            zalo_oa_assets="gmf-1,gmf-2",
+        )
+        s.add(agency)
+        s.flush()
+        assert agency.id is not None
+        people: dict[str, User] = {}
+        for name, role in PEOPLE.items():
+            user = User(
+                username=name,
+                full_name=name.title(),
+                agency_id=agency.id,
+                role=role,
+                status="active",
+                language="vi",
+            )
+            identity.add_person(s, PersonRef("zalo", f"zl-{name}"), user)
+            s.flush()
+            people[name] = user
+            zalo.send_text(f"zl-{name}", "/start", display_name=name.title())
+            zalo.add_oa_follower(f"zl-{name}", name.title())
+        s.expunge_all()
+        return agency.id, people
+
+
+def invitation_of(db: Database, crisis_id: int, user: User) -> int:
+    with db.session() as s:
+        return (
+            s.exec(
+                select(CrisisMember.id).where(
+                    CrisisMember.crisis_id == crisis_id, CrisisMember.user_id == user.id
+                )
+            ).one()
+            or 0
+        )
+
+
+async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
+    zalo: ZaloEmulator, db: Database, make_settings: Any, tmp_path: Path
+) -> None:
+    wire()
+    settings = make_settings(oa_env(zalo))
+    zalo.add_oa_asset("gmf-1")
+    zalo.add_oa_asset("gmf-2")
+    zalo.oa.assets["gmf-1"] = "someone-else's-group"  # spent: the second asset is used
+    OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
+    agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id)
+    client = ZaloBotClient(zalo.token, base_url=zalo.bot_api_url, timeout=5)
+    oa_rooms = OaRooms(settings, db, SystemClock())
+    links = ChartLinks(b"k" * 32, "http://127.0.0.1")
+    zalo_notifier = ZaloNotifier(client, links, tmp_path / "charts", oa_rooms)
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        clock=SystemClock(),
+        renderer=Renderer(settings.timezone),
+        notifier=DegradingNotifier(zalo_notifier, CAPABILITIES),
+    )
+    lead = Actor("zalo:zl-lead", people["lead"])
+    try:
+        opened = await open_crisis(
+            runtime,
+            lead,
+            "Tin đồn dịch bệnh",
+            agency_id=agency_id,
+            user_ids=[people["minh"].id or 0],
+        )
+        assert opened.room_ready and opened.room_error is None
+
+        [group] = zalo.oa.groups.values()
+        assert group.asset_id == "gmf-2" and not group.closed
+        assert sorted(group.members) == ["zl-boss", "zl-lead", "zl-minh"]
+        assert group.name.endswith("Tin đồn dịch bệnh")
+        assert opened.invite_link == group.link
+        with db.session() as s:
+            crisis = s.get(Crisis, opened.crisis_id)
+            assert crisis is not None
+            room = stored_refs.crisis_room(crisis)
+            [row] = s.exec(select(Room)).all()
+            assert row.kind == "created_group" and row.state == RoomState.IN_USE
+        assert room is not None and group_of_chat(room) == (zalo.oa.app_id, group.group_id)
+        # The brief reached the group through the OA; the invitations went by direct message.
+        assert any("Tin đồn dịch bệnh" in m["text"] for m in group.messages)
+        assert any("/thamgia" in m.text for m in zalo.messages("zl-minh", from_bot=True) if m.text)
+
+        # Removing a member, and Join putting them back in directly (no join link on Zalo).
+        minh = PersonRef("zalo", "zl-minh")
+        admin = room_admin_for(runtime.notifier)
+        assert await admin.is_member(room, PersonRef("zalo", "zl-lead"))
+        await admin.remove_member(room, minh)
+        assert "zl-minh" not in group.members and not await admin.is_member(room, minh)
+        answer = await answer_invitation(
+            runtime,
+            Actor("zalo:zl-minh", people["minh"]),
+            invitation_of(db, opened.crisis_id, people["minh"]),
+            join=True,
+        )
+        assert answer.state == "joined" and "zl-minh" in group.members
+        # Declining takes someone out of the group they were put in at the start.
+        boss = people["boss"]
+        answer = await answer_invitation(
+            runtime,
+            Actor("zalo:zl-boss", boss),
+            invitation_of(db, opened.crisis_id, boss),
+            join=False,
+        )
+        assert answer.state == "declined" and "zl-boss" not in group.members
+
+        # Any message to the room goes through the OA, as plain text.
+        await runtime.notifier.send_text(room, "<b>Cập nhật</b>: đã gọi báo Tuổi Trẻ")
+        assert group.messages[-1]["text"] == "Cập nhật: đã gọi báo Tuổi Trẻ"
+
+        await resolve_crisis(runtime, lead, opened.crisis_id)
+        assert group.closed and zalo.oa.assets["gmf-2"] is None
+        with db.session() as s:
+            assert s.exec(select(Room)).one().state == RoomState.CLOSED
+        assert zalo.oa.refresh_calls  # the tokens were rotated on the way
+    finally:
+        await oa_rooms.close()
+        await client.close()
+
+
+async def test_without_an_oa_no_group_is_made(
+    zalo: ZaloEmulator, sqlite_db: Database, make_settings: Any
+) -> None:
+    """An agency without an OA: no group, the crisis waits for a room as before."""
+    wire()
+    settings = make_settings(oa_env(zalo))
+    agency_id, _people = agency_with_people(sqlite_db, zalo, zalo.oa.app_id)
+    with sqlite_db.session() as s:
+        agency = s.get(Agency, agency_id)
+        assert agency is not None
+        agency.zalo_oa_app_id = None
+    oa_rooms = OaRooms(settings, sqlite_db, SystemClock())
+    assert await oa_rooms.make_room(agency_id, "#1", "", [PersonRef("zalo", "zl-lead")]) is None
+    assert not zalo.oa.groups
+
+
+def write_config(tmp_path: Path, app_id: str) -> Path:
+    config = tmp_path / "crisisdesk.toml"
+    config.write_text(
+        f"""
+[[agencies]]
+code = "BYT"
+name = "Bộ Y tế"
+zalo_oa_app_id = "{app_id}"
+zalo_oa_assets = ["gmf-1", "gmf-2"]
+
+[[agencies]]
+code = "BCA"
+name = "Bộ Công an"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+async def test_seeding_the_refresh_token_says_every_mistake_in_one_line(
+    zalo: ZaloEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in oa_env(zalo).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CRISISDESK_DATA_DIR", str(tmp_path / "data"))
+    config = str(write_config(tmp_path, zalo.oa.app_id))
+
+    async def seed(*args: str) -> tuple[int, str]:
+        code = await asyncio.to_thread(main, ["--config", config, "zalo-oa", "seed", *args])
+        out, err = capsys.readouterr()
+        return code, (err or out).strip()
+
+    grant = zalo.grant_oa_access()
+    cases = [
+        (["--refresh-token", grant], 2, "--agency is required"),
+        (["--agency", "BYT"], 2, "--refresh-token is required"),
+        (["--agency", "XYZ", "--refresh-token", grant], 2, "no agency 'XYZ'"),
+        (["--agency", "BCA", "--refresh-token", grant], 2, "agency BCA has no Zalo OA"),
+        (["--agency", "BYT", "--refresh-token", "a b"], 2, "empty or has spaces"),
+        (["--agency", "BYT", "--refresh-token", "forged"], 1, "grant the app access again"),
+    ]
+    for args, code, words in cases:
+        got, line = await seed(*args)
+        assert (got, "\n" in line) == (code, False), line
+        assert words in line
+    got, line = await seed("--agency", "BYT", "--refresh-token", grant)
+    assert got == 0 and "refresh token accepted" in line, line
+    # The grant was exchanged once: the stored refresh token is the rotated one.
+    got, line = await seed("--agency", "BYT", "--refresh-token", grant)
+    assert got == 1 and "refused" in line
+
+    monkeypatch.setenv("CRISISDESK_ZALO_OA_APP_ID", "42")
+    got, line = await seed("--agency", "BYT", "--refresh-token", grant)
+    assert got == 2 and "ZALO_OA_APP_ID is 42" in line and "\n" not in line
+
+
+def test_an_agency_names_its_oa_and_assets_in_the_toml() -> None:
+    conf = AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123", zalo_oa_assets=["a", "b"])
+    assert conf.model_dump()["zalo_oa_assets"] == "a,b"
+    with pytest.raises(ValidationError, match="needs zalo_oa_assets"):
+        AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123")
+    with pytest.raises(ValidationError, match="without commas"):
+        AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123", zalo_oa_assets=["a,b"])
