@@ -34,20 +34,8 @@ from bot.services.delivery import Charts
 from bot.templating import Renderer
 from bot.updates import ChatOrderedUpdateProcessor
 from bot.wiring import wire
-from handlers import (
-    admin,
-    alert_draft,
-    alerts,
-    approvals,
-    drafts,
-    errors,
-    fallback,
-    linking,
-    people,
-    registration,
-    taskforce,
-    topics,
-)
+from bot.flows import FLOW_MODULES as FLOW_MODULES  # every flow, on every messenger
+from handlers import errors, fallback
 from handlers.buttons import button_handler
 from storage import received_updates
 from storage.db import Database
@@ -70,24 +58,6 @@ BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (repli
 # written against the conversation layer (handlers.conversation) reach PTB through the
 # Telegram adapter's ``handlers()``.
 HANDLER_MODULES = (conversation, membership, fallback)
-# Flows written against the conversation layer (registered with it when imported); the drill
-# and the docs count them as wired like the handler modules (approvals: submit and decide on
-# drafts; alert_draft: the alerts' Draft response, which needs the drafts flows; taskforce:
-# /crisis and the room commands, whose membership updates the Telegram adapter reads in
-# ``membership``; linking: one person on two messengers; people and admin: /help, /me,
-# /people, /invite, /status).
-FLOW_MODULES = (
-    alerts,
-    registration,
-    alert_draft,
-    approvals,
-    topics,
-    drafts,
-    taskforce,
-    linking,
-    people,
-    admin,
-)
 
 
 class WorkerApplication(InstrumentedApplication):

@@ -31,8 +31,7 @@ from bot.startup_errors import EXIT_USAGE, StartupError
 from bot.templating import Renderer
 from bot.wiring import wire
 
-# The flows on the conversation layer register with it on import.
-from handlers import alert_draft, alerts, approvals, linking, registration  # noqa: F401
+from bot import flows  # noqa: F401  (every flow registers with the layer on import)
 from handlers.conversation.degrade import DegradingNotifier
 from storage.db import Database
 from storage.leader import Leadership
