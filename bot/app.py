@@ -9,32 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from telegram import Update
 from telegram.ext import Application, ContextTypes, Defaults
 
 from bot import jobs
+from bot.channels.base import Notifier
 from bot.channels.ratelimit import TelegramRateLimiter
+from bot.channels.routing import RoutingNotifier
 from bot.channels.telegram import conversation, guards, membership
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.telegram.wire import bot_request
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.flows import FLOW_MODULES as FLOW_MODULES  # every flow, on every messenger
 from bot.health import serve_monitoring
 from bot.metrics import InstrumentedApplication
 from bot.polling import ConflictGuard, PollingConflict
 from bot.runtime import Runtime
 from bot.services import takeover
-from bot.services.delivery import Charts
 from bot.templating import Renderer
 from bot.updates import ChatOrderedUpdateProcessor
 from bot.wiring import wire
-from bot.flows import FLOW_MODULES as FLOW_MODULES  # every flow, on every messenger
 from handlers import errors, fallback
 from handlers.buttons import button_handler
 from storage import received_updates
@@ -42,6 +44,9 @@ from storage.db import Database
 from storage.leader import Leadership
 from storage.send_budget import SendBudget
 from storage.sync import receiving
+
+if TYPE_CHECKING:
+    from bot.channels.zalo.app import ZaloSide
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +95,7 @@ async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    assert context.job is not None and isinstance(context.job.data, Charts)
+    assert context.job is not None and isinstance(context.job.data, dict)
     await jobs.deliver(context.bot_data["runtime"], context.job.data)  # charts kept between runs
 
 
@@ -128,11 +133,15 @@ def build_application(
     *,
     renderer: Renderer | None = None,
     conflicts: ConflictGuard | None = None,
+    also: Mapping[str, Notifier] | None = None,
 ) -> Application:
     """The configured Application; nothing runs until it is initialised and started.
 
     ``conflicts`` decides what a 409 from ``getUpdates`` (another poller on the token) does;
-    ``run_bot`` passes its own to learn that polling stopped for that reason.
+    ``run_bot`` passes its own to learn that polling stopped for that reason. ``also`` are the
+    notifiers of further messengers this process serves (Zalo's, by channel): services then
+    hold a ``RoutingNotifier`` that sends each message on its chat's channel, and the jobs
+    here (tick, scan, fan-out) serve every channel.
     """
     if settings.token is None:
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
@@ -149,12 +158,13 @@ def build_application(
         .defaults(Defaults(tzinfo=settings.tz))
         .build()
     )
+    telegram = TelegramNotifier(application.bot, send_timeout=settings.send_timeout)
     application.bot_data["runtime"] = Runtime(
         settings=settings,
         db=db,
         clock=clock or SystemClock(),
         renderer=renderer or Renderer(settings.timezone),
-        notifier=TelegramNotifier(application.bot, send_timeout=settings.send_timeout),
+        notifier=RoutingNotifier({telegram.channel: telegram, **also}) if also else telegram,
         leadership=Leadership(db.engine, interval=settings.leader_check_seconds),
     )
     runtime: Runtime = application.bot_data["runtime"]
@@ -173,9 +183,7 @@ def build_application(
     assert job_queue is not None, "python-telegram-bot[job-queue] is a dependency"
     job_queue.run_repeating(leader_job, **_every(settings.leader_check_seconds, LEADER_JOB_ID, 0.0))
     job_queue.run_repeating(tick_job, **_every(settings.tick_seconds, TICK_JOB_ID, 0.2))
-    job_queue.run_repeating(
-        deliver_job, data=Charts(), **_every(DELIVER_SECONDS, DELIVER_JOB_ID, 0.5)
-    )
+    job_queue.run_repeating(deliver_job, data={}, **_every(DELIVER_SECONDS, DELIVER_JOB_ID, 0.5))
     job_queue.run_repeating(scan_job, **_every(settings.scan_interval, SCAN_JOB_ID, 1.0))
     job_queue.run_repeating(forget_updates_job, **_every(FORGET_SECONDS, FORGET_JOB_ID, 60.0))
     job_queue.run_once(startup_job, 0)
@@ -202,17 +210,77 @@ def _shared_budget(
 
 
 def run_bot(settings: Settings) -> None:
-    """Run until interrupted: long polling, or webhook mode when ``WEBHOOK_URL`` is set."""
+    """Run until interrupted: long polling, or webhook mode when ``WEBHOOK_URL`` is set.
+
+    With a Zalo token too, Zalo is served by the same process (``bot.channels.zalo.app
+    .ZaloSide``): its receiver on this event loop, its notifier behind the router."""
     conflicts = ConflictGuard()
-    with receiving(settings, polling=settings.webhook_url is None) as db:
-        application = build_application(settings, db, conflicts=conflicts)
+    zalo = _zalo_side(settings)
+    polling = settings.webhook_url is None or (zalo is not None and zalo.secret is None)
+    with receiving(settings, polling=polling) as db:
+        also = {zalo.notifier.channel: zalo.notifier} if zalo is not None else None
+        application = build_application(settings, db, conflicts=conflicts, also=also)
         conflicts.on_trip = application.stop_running
         if settings.webhook_url:
             from bot.webhook import run_webhook
 
-            asyncio.run(run_webhook(application))
+            asyncio.run(run_webhook(application, zalo))
         else:
             serve_monitoring(application)  # /healthz and /metrics (webhook mode starts its own)
+            if zalo is not None:
+                serve_zalo(application, zalo)
             application.run_polling(allowed_updates=Update.ALL_TYPES)
     if conflicts.tripped is not None:
         raise PollingConflict(conflicts.tripped)
+
+
+def _zalo_side(settings: Settings) -> ZaloSide | None:
+    """Zalo's part of this process when a Zalo token is set beside the Telegram one."""
+    if settings.zalo_token is None:
+        return None
+    from bot.channels.zalo.app import ZaloSide
+
+    return ZaloSide(settings)
+
+
+def serve_zalo(application: Application, zalo: ZaloSide) -> None:
+    """Start Zalo's side with ``run_polling`` (post_init: its web server on ``WEBHOOK_PORT``,
+    which Telegram's polling leaves free, and its receiver) and stop it after (post_stop)."""
+    runners: list[web.AppRunner] = []
+    chained_init, chained_stop = application.post_init, application.post_stop
+
+    async def started(app: Application) -> None:
+        if chained_init is not None:
+            await chained_init(app)
+        from bot.channels.zalo.app import start_web
+
+        await zalo.connect()
+        web_app = web.Application()
+        zalo.add_routes(web_app)
+        runners.append(await start_web(app.bot_data["runtime"].settings, web_app))
+        await start_zalo(app, zalo)
+
+    async def stopped(app: Application) -> None:
+        await zalo.stop()
+        while runners:
+            await runners.pop().cleanup()
+        if chained_stop is not None:
+            await chained_stop(app)
+
+    application.post_init = started
+    application.post_stop = stopped
+
+
+async def start_zalo(application: Application, zalo: ZaloSide) -> None:
+    """Start Zalo's receiver with the Application's runtime; if it dies (a revoked token),
+    the whole process stops rather than leaving a bot that no longer hears Zalo."""
+    await zalo.start(application.bot_data["runtime"])
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        log.error("the Zalo receiver stopped: %r; stopping", task.exception())
+        application.stop_running()
+
+    for task in zalo.tasks:
+        task.add_done_callback(ended)

@@ -1,0 +1,90 @@
+"""Both messengers in one process, end to end: ``crisisdesk run`` with a Telegram and a Zalo
+token, against both emulators, on one SQLite file.
+
+Lan (a supervisor on Telegram) links her Zalo account. Bình submits his statement on Zalo: the
+approval requests reach Lan and Hùng on Telegram (Lan has not chosen a channel yet), Lan
+approves there by button, and her ``/duyet`` on Zalo is refused as a second vote. She then
+chooses Zalo for alerts: the next alert reaches her on Zalo only, and Hùng (Telegram only) on
+Telegram, both sent by the one process's fan-out. Last, Zalo answers a flow that used to be
+Telegram's only (``/topics``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from alert_desk import burst_alert
+from linked_people import (
+    BINH_ZALO,
+    BODY,
+    LAN_ZALO,
+    TOPIC,
+    alert_texts,
+    choose_zalo,
+    link_on_zalo,
+    seed,
+)
+from sqlmodel import select
+from zalo_support import answer, bot_texts, zalo_bot
+
+from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.sandbox.zalo_emulator import ZaloEmulator
+from bot.services.alerts import plan_delivery
+from storage.db import Database
+from storage.models import Approval, Delivery
+
+
+async def test_one_process_serves_telegram_and_zalo(
+    emulator: TelegramEmulator,
+    zalo: ZaloEmulator,
+    bot_db: tuple[str, Database],
+    tmp_path: Path,
+) -> None:
+    url, db = bot_db
+    lan_tg, hung_tg = emulator.create_user("Lan").id, emulator.create_user("Hùng").id
+    ids = seed(db, lan_tg, hung_tg)
+    both = {"telegram_token": emulator.token, "telegram_api_url": emulator.root_url}
+    async with zalo_bot(zalo, url, tmp_path, **both):
+        for account in (LAN_ZALO, BINH_ZALO):  # the bot writes only to who wrote first
+            await answer(zalo, account, "xin chào", timeout=30)
+        emulator.send_text(hung_tg, "/start")
+        await link_on_zalo(emulator, zalo, lan_tg, choose=False)
+
+        # Bình submits on Zalo; the requests go out on Telegram, through the same process.
+        await answer(zalo, BINH_ZALO, f"/guiduyet {ids['draft']}")
+        request = await emulator.wait_for_message(
+            lan_tg, lambda m: BODY in m.data.get("text", ""), timeout=20
+        )
+        await emulator.press_button(lan_tg, lan_tg, request.message_id, text="✅ Phê duyệt")
+        again = await answer(zalo, LAN_ZALO, f"/duyet {ids['draft']}", expect="rồi")
+        assert "đã cho ý kiến" in again, again
+        with db.session() as s:
+            votes = s.exec(select(Approval.approver_id).where(Approval.draft_id == ids["draft"]))
+            assert list(votes) == [ids["lan"]]
+        await emulator.wait_for_message(hung_tg, lambda m: BODY in m.data.get("text", ""))
+
+        # Lan chooses Zalo; an alert reaches her there only, and Hùng on Telegram.
+        await choose_zalo(zalo)
+        with db.session() as s:
+            alert = burst_alert(ids["topic"], datetime.now(UTC), "burst")
+            s.add(alert)
+            s.flush()
+            assert plan_delivery(s, alert, alert.created_at, escalate_after=timedelta(hours=1))
+        await emulator.wait_for(lambda: alert_texts(emulator, hung_tg) or None, timeout=30)
+        await zalo.wait_for(
+            lambda: any(TOPIC in t and "/ack" in t for t in bot_texts(zalo, LAN_ZALO)) or None,
+            timeout=30,
+        )
+        await asyncio.sleep(6)  # a further fan-out run: still nothing for her on Telegram
+        assert alert_texts(emulator, lan_tg) == []
+        with db.session() as s:
+            rows = s.exec(
+                select(Delivery).where(Delivery.user_id == ids["lan"], Delivery.kind == "alert")
+            ).all()
+        assert {(r.channel, r.status) for r in rows} == {("zalo", "sent")} and len(rows) == 2
+
+        # A flow that is on the layer reaches Zalo too.
+        topics = await answer(zalo, LAN_ZALO, "/topics", expect=TOPIC)
+        assert TOPIC in topics
