@@ -23,7 +23,7 @@ from bot.services import identity
 from storage.db import Database
 from storage.models import Agency, Approval, Draft, DraftStatus, Role, User, UserStatus
 
-ADMIN = "90001"  # in ADMIN_IDS: a numeric account id, as ADMIN_IDS requires
+ADMIN = "90001"  # in ADMIN_IDS as zalo:90001 (a bare number is a Telegram id)
 HUNG = "a1b2c3d4e5f60718"  # the agency's supervisor
 LAN = "7f3a9c0e51d2b4a8"  # a spokesperson, the statements' author
 MINH = "5eed0000aa11bb22"  # a newcomer
@@ -91,7 +91,7 @@ async def test_register_and_decide_drafts_on_zalo(
 ) -> None:
     url, db = bot_db
     first, second = seed(db)
-    async with zalo_bot(zalo, url, tmp_path, admin_ids=ADMIN):
+    async with zalo_bot(zalo, url, tmp_path, admin_ids=f"zalo:{ADMIN}"):
         for account in (ADMIN, HUNG, LAN):  # Zalo: the bot writes only to who wrote first
             await answer(zalo, account, "xin chào", timeout=30)
 

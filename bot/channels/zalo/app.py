@@ -24,9 +24,10 @@ from functools import partial
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import flows, jobs
+from bot import jobs
 from bot.clock import SystemClock
 from bot.config import ENV_PREFIX, Settings
+from bot.flows import FLOW_MODULES  # every flow registers with the layer on import
 from bot.health import Watched, start_monitoring
 from bot.runtime import Runtime
 from bot.services import takeover
@@ -48,8 +49,6 @@ from .updates import ZaloUpdate
 from .webhook import add_webhook_route
 
 log = logging.getLogger(__name__)
-
-assert flows.FLOW_MODULES  # imported for its side effect: every flow registers with the layer
 
 WEBHOOK_PATH = "/zalo/webhook"
 DELIVER_SECONDS = 5.0
@@ -114,7 +113,7 @@ class ZaloSide:
         except ZaloError as error:
             await self.client.close()
             raise StartupError(f"cannot reach Zalo ({ENV_PREFIX}ZALO_API_URL): {error}") from None
-        log.info("running on Zalo as %s (%s)", me.account_name, me.id)
+        log.info("running on Zalo as %s (%s), %s flows", me.account_name, me.id, len(FLOW_MODULES))
 
     def add_routes(self, web_app: web.Application) -> None:
         """Mount ``/charts/…`` and, with a webhook secret, ``/zalo/webhook`` on ``web_app``."""
