@@ -30,6 +30,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.flows import FLOW_MODULES as FLOW_MODULES  # every flow, on every messenger
 from bot.health import serve_monitoring
+from bot.lifecycle import alongside
 from bot.metrics import InstrumentedApplication
 from bot.polling import ConflictGuard, PollingConflict
 from bot.runtime import Runtime
@@ -247,11 +248,8 @@ def serve_zalo(application: Application, zalo: ZaloSide) -> None:
     """Start Zalo's side with ``run_polling`` (post_init: its web server on ``WEBHOOK_PORT``,
     which Telegram's polling leaves free, and its receiver) and stop it after (post_stop)."""
     runners: list[web.AppRunner] = []
-    chained_init, chained_stop = application.post_init, application.post_stop
 
     async def started(app: Application) -> None:
-        if chained_init is not None:
-            await chained_init(app)
         from bot.channels.zalo.app import start_web
 
         await zalo.connect()
@@ -260,15 +258,12 @@ def serve_zalo(application: Application, zalo: ZaloSide) -> None:
         runners.append(await start_web(app.bot_data["runtime"].settings, web_app))
         await start_zalo(app, zalo)
 
-    async def stopped(app: Application) -> None:
+    async def stopped(_app: Application) -> None:
         await zalo.stop()
         while runners:
             await runners.pop().cleanup()
-        if chained_stop is not None:
-            await chained_stop(app)
 
-    application.post_init = started
-    application.post_stop = stopped
+    alongside(application, started, stopped)
 
 
 async def start_zalo(application: Application, zalo: ZaloSide) -> None:

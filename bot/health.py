@@ -31,6 +31,7 @@ from sqlmodel import col, select
 from telegram.ext import Application
 
 from bot.config import ENV_PREFIX
+from bot.lifecycle import alongside
 from bot.metrics import last_scan_finished
 from bot.startup_errors import StartupError
 from storage.models import Setting, Source
@@ -180,23 +181,17 @@ async def start_monitoring(
 def serve_monitoring(application: Application) -> None:
     """Start the server with ``run_polling`` (its post_init) and stop it after (post_stop)."""
     runners: list[web.AppRunner] = []
-    chained_init, chained_stop = application.post_init, application.post_stop
 
     async def started(app: Application) -> None:
-        if chained_init is not None:
-            await chained_init(app)
         runner = await start_monitoring(app)
         if runner is not None:
             runners.append(runner)
 
-    async def stopped(app: Application) -> None:
+    async def stopped(_app: Application) -> None:
         while runners:
             await runners.pop().cleanup()
-        if chained_stop is not None:
-            await chained_stop(app)
 
-    application.post_init = started
-    application.post_stop = stopped
+    alongside(application, started, stopped)
 
 
 def bound_port(runner: web.AppRunner) -> int:

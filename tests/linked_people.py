@@ -4,19 +4,23 @@ her Zalo account with a code shown on Telegram."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from alert_desk import burst_alert
+from sqlmodel import select
 from statements import add_statements
-from zalo_support import answer
+from zalo_support import answer, bot_texts
 
 from bot.channels.refs import PersonRef
 from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.zalo_emulator import ZaloEmulator
 from bot.services import identity
+from bot.services.alerts import plan_delivery
 from storage.db import Database
-from storage.models import Agency, Role, Subscription, Topic, User, UserStatus
+from storage.models import Agency, Delivery, Role, Subscription, Topic, User, UserStatus
 
 LAN_ZALO = "7f3a9c0e51d2b4a8"
 BINH_ZALO = "b1b1b1b1c2c2c2c2"
@@ -78,3 +82,32 @@ def alert_texts(telegram: TelegramEmulator, chat: int) -> list[str]:
         for m in telegram.messages(chat, from_bot=True)
         if TOPIC in m.data.get("text", "")
     ]
+
+
+async def alert_reaches_lan_on_zalo_only(
+    telegram: TelegramEmulator,
+    zalo: ZaloEmulator,
+    db: Database,
+    ids: dict[str, int],
+    lan_tg: int,
+    hung_tg: int,
+) -> None:
+    """The scan found a burst: the ledger owes Lan (who chose Zalo) her copy on Zalo and Hùng
+    his on Telegram; both arrive, and nothing reaches Lan on Telegram."""
+    with db.session() as s:
+        alert = burst_alert(ids["topic"], datetime.now(UTC), "burst")
+        s.add(alert)
+        s.flush()
+        assert plan_delivery(s, alert, alert.created_at, escalate_after=timedelta(hours=1))
+    await telegram.wait_for(lambda: alert_texts(telegram, hung_tg) or None, timeout=30)
+    await zalo.wait_for(
+        lambda: any(TOPIC in t and "/ack" in t for t in bot_texts(zalo, LAN_ZALO)) or None,
+        timeout=30,
+    )
+    await asyncio.sleep(6)  # a further run of each fan-out: still nothing for her there
+    assert alert_texts(telegram, lan_tg) == []
+    with db.session() as s:
+        rows = s.exec(
+            select(Delivery).where(Delivery.user_id == ids["lan"], Delivery.kind == "alert")
+        ).all()
+    assert {(r.channel, r.status) for r in rows} == {("zalo", "sent")} and len(rows) == 2
