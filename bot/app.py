@@ -35,6 +35,7 @@ from bot.metrics import InstrumentedApplication
 from bot.polling import ConflictGuard, PollingConflict
 from bot.runtime import Runtime
 from bot.services import takeover
+from bot.services.delivery import Charts
 from bot.templating import Renderer
 from bot.updates import ChatOrderedUpdateProcessor
 from bot.wiring import wire
@@ -96,7 +97,7 @@ async def scan_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def deliver_job(context: ContextTypes.DEFAULT_TYPE) -> None:
-    assert context.job is not None and isinstance(context.job.data, dict)
+    assert context.job is not None and isinstance(context.job.data, Charts)
     await jobs.deliver(context.bot_data["runtime"], context.job.data)  # charts kept between runs
 
 
@@ -184,7 +185,9 @@ def build_application(
     assert job_queue is not None, "python-telegram-bot[job-queue] is a dependency"
     job_queue.run_repeating(leader_job, **_every(settings.leader_check_seconds, LEADER_JOB_ID, 0.0))
     job_queue.run_repeating(tick_job, **_every(settings.tick_seconds, TICK_JOB_ID, 0.2))
-    job_queue.run_repeating(deliver_job, data={}, **_every(DELIVER_SECONDS, DELIVER_JOB_ID, 0.5))
+    job_queue.run_repeating(
+        deliver_job, data=Charts(), **_every(DELIVER_SECONDS, DELIVER_JOB_ID, 0.5)
+    )
     job_queue.run_repeating(scan_job, **_every(settings.scan_interval, SCAN_JOB_ID, 1.0))
     job_queue.run_repeating(forget_updates_job, **_every(FORGET_SECONDS, FORGET_JOB_ID, 60.0))
     job_queue.run_once(startup_job, 0)

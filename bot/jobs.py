@@ -71,20 +71,19 @@ async def scan(runtime: Runtime) -> bool:
     return outcome is not None and bool(outcome.planned)
 
 
-async def deliver(runtime: Runtime, charts: dict[str, Charts]) -> None:
+async def deliver(runtime: Runtime, charts: Charts) -> None:
     """Send what the Delivery ledger owes; also resumes after a restart. One run at a time.
 
     A process serving several messengers sends each channel's rows through that channel's
     notifier, the channels side by side (one slow messenger does not hold up the other);
-    ``charts`` keeps each channel's uploads (a Telegram file id means nothing to Zalo)."""
+    ``charts`` keeps each channel's uploads apart (``Charts.on``)."""
     if not await runtime.leading():
         return
-    await asyncio.gather(
-        *(
-            _deliver_on(view, charts.setdefault(view.notifier.channel, Charts()))
-            for view in runtime.per_channel()
-        )
-    )
+    views = runtime.per_channel()
+    if len(views) == 1:
+        await _deliver_on(runtime, charts)
+        return
+    await asyncio.gather(*(_deliver_on(v, charts.on(v.notifier.channel)) for v in views))
 
 
 async def _deliver_on(runtime: Runtime, charts: Charts) -> None:

@@ -228,7 +228,7 @@ def _scheduler(runtime: Runtime) -> AsyncIOScheduler:
     """The leader check, tick, scan and fan-out at the intervals the Telegram app uses."""
     settings = runtime.settings
     scheduler = AsyncIOScheduler(timezone=UTC)
-    charts: dict[str, Charts] = {}  # kept between fan-out runs, as on Telegram
+    charts = Charts()  # kept between fan-out runs, as on Telegram
     assert runtime.leadership is not None
     leadership = runtime.leadership
 
