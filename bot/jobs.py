@@ -1,8 +1,9 @@
 """The periodic work of a running CrisisDesk, whatever messenger it speaks on.
 
-Telegram runs these from PTB's job queue (``bot.app``), Zalo from its own APScheduler
-(``bot.channels.zalo.app``); both call the functions here so that the tick, the scan and the
-fan-out are the same code on every channel. Each one first asks whether this process leads.
+Telegram runs these from PTB's job queue (``bot.app``; also when Zalo is served beside it),
+Zalo alone from its own APScheduler (``bot.channels.zalo.app``); both call the functions here
+so that the tick, the scan and the fan-out are the same code on every channel. Each one first
+asks whether this process leads.
 """
 
 from __future__ import annotations
