@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 from linked_people import (
     BINH_ZALO,
     BODY,
@@ -24,7 +25,7 @@ from linked_people import (
     seed,
 )
 from sqlmodel import select
-from zalo_support import answer, zalo_bot
+from zalo_support import answer, free_port, zalo_bot
 
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.zalo_emulator import ZaloEmulator
@@ -68,3 +69,30 @@ async def test_one_process_serves_telegram_and_zalo(
         # A flow that is on the layer reaches Zalo too.
         topics = await answer(zalo, LAN_ZALO, "/topics", expect=TOPIC)
         assert TOPIC in topics
+
+
+async def test_both_webhooks_share_one_port(
+    emulator: TelegramEmulator, zalo: ZaloEmulator, bot_db: tuple[str, Database], tmp_path: Path
+) -> None:
+    """Telegram and Zalo in webhook mode: one web server takes both (and the charts); each
+    refuses a post without its own secret."""
+    url, _ = bot_db
+    admin = emulator.create_user("Admin")
+    port = free_port()
+    both = {
+        "telegram_token": emulator.token,
+        "telegram_api_url": emulator.root_url,
+        "webhook_url": f"http://127.0.0.1:{port}/telegram",
+        "webhook_secret": "telegram-secret-123",
+        "zalo_webhook_secret": "zalo-secret-1234",
+        "admin_ids": str(admin.id),
+    }
+    async with zalo_bot(zalo, url, tmp_path, port=port, **both) as bot:
+        await answer(zalo, LAN_ZALO, "xin chào", timeout=30)
+        asked = emulator.send_text(admin.id, "/status")
+        reply = await emulator.wait_for_message(admin.id, after=asked.message_id, timeout=20)
+        assert "CrisisDesk" in reply.data["text"]
+        async with aiohttp.ClientSession() as http:
+            for path in ("/telegram", "/zalo/webhook"):
+                async with http.post(f"{bot.public}{path}", json={}) as refused:
+                    assert refused.status == 403
