@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from telegram import Update
 from telegram.ext import Application, ContextTypes, Defaults
 
 from bot import jobs
+from bot.channels.base import Notifier
 from bot.channels.ratelimit import TelegramRateLimiter
+from bot.channels.routing import RoutingNotifier
 from bot.channels.telegram import conversation, errors, guards, membership
 from bot.channels.telegram.notifier import TelegramNotifier
 from bot.channels.telegram.wire import bot_request
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.flows import FLOW_MODULES as FLOW_MODULES  # every flow, on every messenger
 from bot.health import serve_monitoring
+from bot.lifecycle import alongside
 from bot.metrics import InstrumentedApplication
 from bot.polling import ConflictGuard, PollingConflict
 from bot.runtime import Runtime
@@ -34,23 +39,14 @@ from bot.services.delivery import Charts
 from bot.templating import Renderer
 from bot.updates import ChatOrderedUpdateProcessor
 from bot.wiring import wire
-from handlers import (
-    admin,
-    alert_draft,
-    alerts,
-    approvals,
-    drafts,
-    linking,
-    people,
-    registration,
-    taskforce,
-    topics,
-)
 from storage import received_updates
 from storage.db import Database
 from storage.leader import Leadership
 from storage.send_budget import SendBudget
 from storage.sync import receiving
+
+if TYPE_CHECKING:
+    from bot.channels.zalo.app import ZaloSide
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +59,11 @@ DELIVER_SECONDS = 5.0
 FORGET_SECONDS = 3600.0
 BOOKING_THREADS = 4  # send-slot bookings at once: the bulk gate's places (replies wait rarely)
 
-# The flows are written against the conversation layer (handlers.conversation) and reach PTB
-# through the Telegram adapter's modules with a ``handlers()`` function: the commands, presses
-# and the private chat's pointer onwards (``conversation``), and the membership updates.
+# The flows are written against the conversation layer (handlers.conversation; the list is
+# ``bot.flows.FLOW_MODULES``) and reach PTB through the Telegram adapter's modules with a
+# ``handlers()`` function: the commands, presses and the private chat's pointer onwards
+# (``conversation``), and the membership updates.
 HANDLER_MODULES = (conversation, membership)
-# Flows written against the conversation layer (registered with it when imported); the drill
-# and the docs count them as wired like the handler modules (approvals: submit and decide on
-# drafts; alert_draft: the alerts' Draft response, which needs the drafts flows; taskforce:
-# /crisis and the room commands, whose membership updates the Telegram adapter reads in
-# ``membership``; linking: one person on two messengers; people and admin: /help, /me,
-# /people, /invite, /status).
-FLOW_MODULES = (
-    alerts,
-    registration,
-    alert_draft,
-    approvals,
-    topics,
-    drafts,
-    taskforce,
-    linking,
-    people,
-    admin,
-)
 
 
 class WorkerApplication(InstrumentedApplication):
@@ -155,11 +134,15 @@ def build_application(
     *,
     renderer: Renderer | None = None,
     conflicts: ConflictGuard | None = None,
+    also: Mapping[str, Notifier] | None = None,
 ) -> Application:
     """The configured Application; nothing runs until it is initialised and started.
 
     ``conflicts`` decides what a 409 from ``getUpdates`` (another poller on the token) does;
-    ``run_bot`` passes its own to learn that polling stopped for that reason.
+    ``run_bot`` passes its own to learn that polling stopped for that reason. ``also`` are the
+    notifiers of further messengers this process serves (Zalo's, by channel): services then
+    hold a ``RoutingNotifier`` that sends each message on its chat's channel, and the jobs
+    here (tick, scan, fan-out) serve every channel.
     """
     if settings.token is None:
         raise ValueError("build_application needs CRISISDESK_TELEGRAM_TOKEN")
@@ -176,12 +159,13 @@ def build_application(
         .defaults(Defaults(tzinfo=settings.tz))
         .build()
     )
+    telegram = TelegramNotifier(application.bot, send_timeout=settings.send_timeout)
     application.bot_data["runtime"] = Runtime(
         settings=settings,
         db=db,
         clock=clock or SystemClock(),
         renderer=renderer or Renderer(settings.timezone),
-        notifier=TelegramNotifier(application.bot, send_timeout=settings.send_timeout),
+        notifier=RoutingNotifier({telegram.channel: telegram, **also}) if also else telegram,
         leadership=Leadership(db.engine, interval=settings.leader_check_seconds),
     )
     runtime: Runtime = application.bot_data["runtime"]
@@ -228,17 +212,72 @@ def _shared_budget(
 
 
 def run_bot(settings: Settings) -> None:
-    """Run until interrupted: long polling, or webhook mode when ``WEBHOOK_URL`` is set."""
+    """Run until interrupted: long polling, or webhook mode when ``WEBHOOK_URL`` is set.
+
+    With a Zalo token too, Zalo is served by the same process (``bot.channels.zalo.app
+    .ZaloSide``): its receiver on this event loop, its notifier behind the router."""
     conflicts = ConflictGuard()
-    with receiving(settings, polling=settings.webhook_url is None) as db:
-        application = build_application(settings, db, conflicts=conflicts)
+    zalo_polls = settings.zalo_token is not None and settings.zalo_webhook_secret is None
+    polling = settings.webhook_url is None or zalo_polls
+    with receiving(settings, polling=polling) as db:
+        zalo = _zalo_side(settings, db)
+        also = {zalo.notifier.channel: zalo.notifier} if zalo is not None else None
+        application = build_application(settings, db, conflicts=conflicts, also=also)
         conflicts.on_trip = application.stop_running
         if settings.webhook_url:
             from bot.webhook import run_webhook
 
-            asyncio.run(run_webhook(application))
+            asyncio.run(run_webhook(application, zalo))
         else:
             serve_monitoring(application)  # /healthz and /metrics (webhook mode starts its own)
+            if zalo is not None:
+                serve_zalo(application, zalo)
             application.run_polling(allowed_updates=Update.ALL_TYPES)
     if conflicts.tripped is not None:
         raise PollingConflict(conflicts.tripped)
+
+
+def _zalo_side(settings: Settings, db: Database) -> ZaloSide | None:
+    """Zalo's part of this process when a Zalo token is set beside the Telegram one."""
+    if settings.zalo_token is None:
+        return None
+    from bot.channels.zalo.app import ZaloSide
+
+    return ZaloSide(settings, db)
+
+
+def serve_zalo(application: Application, zalo: ZaloSide) -> None:
+    """Start Zalo's side with ``run_polling`` (post_init: its web server on ``WEBHOOK_PORT``,
+    which Telegram's polling leaves free, and its receiver) and stop it after (post_stop)."""
+    runners: list[web.AppRunner] = []
+
+    async def started(app: Application) -> None:
+        from bot.channels.zalo.app import start_web
+
+        await zalo.connect()
+        web_app = web.Application()
+        zalo.add_routes(web_app)
+        runners.append(await start_web(app.bot_data["runtime"].settings, web_app))
+        await start_zalo(app, zalo)
+
+    async def stopped(_app: Application) -> None:
+        await zalo.stop()
+        while runners:
+            await runners.pop().cleanup()
+
+    alongside(application, started, stopped)
+
+
+async def start_zalo(application: Application, zalo: ZaloSide) -> None:
+    """Start Zalo's receiver with the Application's runtime; if it dies (a revoked token),
+    the whole process stops rather than leaving a bot that no longer hears Zalo."""
+    await zalo.start(application.bot_data["runtime"])
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        log.error("the Zalo receiver stopped: %r; stopping", task.exception())
+        application.stop_running()
+
+    for task in zalo.tasks:
+        task.add_done_callback(ended)

@@ -44,7 +44,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the bot: migrate, sync the TOML, then poll Telegram (or Zalo, with only a Zalo
-    token) with the scheduler and tick."""
+    token; both, with both tokens) with the scheduler and tick."""
     settings = _settings(args)
     if settings.zalo is not None:  # ZALO_TOKEN without TELEGRAM_TOKEN: CrisisDesk on Zalo
         from bot.channels.zalo.app import run_zalo

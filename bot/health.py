@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,7 @@ from sqlmodel import col, select
 from telegram.ext import Application
 
 from bot.config import ENV_PREFIX
+from bot.lifecycle import alongside
 from bot.metrics import last_scan_finished
 from bot.startup_errors import StartupError
 from storage.models import Setting, Source
@@ -43,9 +46,27 @@ MIN_TICK_LIMIT = 30.0
 SCAN_GRACE = timedelta(seconds=60)
 
 
-def _runtime(application: Application) -> Runtime:
-    runtime: Runtime = application.bot_data["runtime"]
-    return runtime
+@dataclass(frozen=True)
+class Watched:
+    """What the checks read, whatever runs the jobs: PTB's job queue (Telegram) or the
+    APScheduler of ``crisisdesk run`` on Zalo alone."""
+
+    runtime: Runtime
+    scheduler_running: Callable[[], bool]
+    limiter: object | None = None  # the flood limiter whose queue /metrics shows, if any
+
+
+def watched(target: Application | Watched) -> Watched:
+    """``target`` as the checks see it (an Application: its runtime, job queue and limiter)."""
+    if isinstance(target, Watched):
+        return target
+    runtime: Runtime = target.bot_data["runtime"]
+    job_queue = target.job_queue
+    return Watched(
+        runtime,
+        lambda: job_queue is not None and job_queue.scheduler.running,
+        getattr(target.bot, "rate_limiter", None),
+    )
 
 
 def _database_checks(runtime: Runtime) -> dict[str, Any]:
@@ -69,9 +90,10 @@ def _database_checks(runtime: Runtime) -> dict[str, Any]:
     return {"database": {"ok": True}, "scan": scan}
 
 
-async def health(application: Application) -> tuple[bool, dict[str, Any]]:
+async def health(target: Application | Watched) -> tuple[bool, dict[str, Any]]:
     """Run every check; (all passed, the JSON body)."""
-    runtime = _runtime(application)
+    seen = watched(target)
+    runtime = seen.runtime
     monitor = runtime.monitor
     checks: dict[str, Any]
     try:
@@ -85,8 +107,7 @@ async def health(application: Application) -> tuple[bool, dict[str, Any]]:
             "database": {"ok": False, "error": error[:200]},
             "scan": {"ok": False, "error": "database unreachable"},
         }
-    job_queue = application.job_queue
-    running = job_queue is not None and job_queue.scheduler.running
+    running = seen.scheduler_running()
     tick_limit = max(3 * runtime.settings.tick_seconds, MIN_TICK_LIMIT)
     tick_age = monitor.tick_age()
     checks["scheduler"] = {
@@ -106,13 +127,14 @@ async def health(application: Application) -> tuple[bool, dict[str, Any]]:
     return ok, body
 
 
-def monitoring_app(application: Application) -> web.Application:
-    """The aiohttp app serving ``/healthz`` and ``/metrics`` for ``application``."""
-    runtime = _runtime(application)
-    runtime.monitor.watch(runtime, application)
+def monitoring_app(target: Application | Watched) -> web.Application:
+    """The aiohttp app serving ``/healthz`` and ``/metrics`` for ``target``."""
+    seen = watched(target)
+    runtime = seen.runtime
+    runtime.monitor.watch(runtime, seen.limiter)
 
     async def healthz(_request: web.Request) -> web.Response:
-        ok, body = await health(application)
+        ok, body = await health(seen)
         if not ok:
             log.warning("health check failed: %s", json.dumps(body["checks"]))
         return web.json_response(body, status=200 if ok else 503)
@@ -128,7 +150,7 @@ def monitoring_app(application: Application) -> web.Application:
 
 
 async def start_monitoring(
-    application: Application,
+    target: Application | Watched,
     *,
     host: str | None = None,
     port: int | None = None,
@@ -137,12 +159,12 @@ async def start_monitoring(
 
     ``host``/``port`` override the settings (tests pass port 0 for a free one).
     """
-    settings = _runtime(application).settings
+    settings = watched(target).runtime.settings
     port = settings.http_port if port is None else port
     if port == 0 and settings.http_port == 0:
         return None
     host = settings.http_listen if host is None else host
-    runner = web.AppRunner(monitoring_app(application), access_log=None)
+    runner = web.AppRunner(monitoring_app(target), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -159,23 +181,17 @@ async def start_monitoring(
 def serve_monitoring(application: Application) -> None:
     """Start the server with ``run_polling`` (its post_init) and stop it after (post_stop)."""
     runners: list[web.AppRunner] = []
-    chained_init, chained_stop = application.post_init, application.post_stop
 
     async def started(app: Application) -> None:
-        if chained_init is not None:
-            await chained_init(app)
         runner = await start_monitoring(app)
         if runner is not None:
             runners.append(runner)
 
-    async def stopped(app: Application) -> None:
+    async def stopped(_app: Application) -> None:
         while runners:
             await runners.pop().cleanup()
-        if chained_stop is not None:
-            await chained_stop(app)
 
-    application.post_init = started
-    application.post_stop = stopped
+    alongside(application, started, stopped)
 
 
 def bound_port(runner: web.AppRunner) -> int:

@@ -1,8 +1,9 @@
 """The periodic work of a running CrisisDesk, whatever messenger it speaks on.
 
-Telegram runs these from PTB's job queue (``bot.app``), Zalo from its own APScheduler
-(``bot.channels.zalo.app``); both call the functions here so that the tick, the scan and the
-fan-out are the same code on every channel. Each one first asks whether this process leads.
+Telegram runs these from PTB's job queue (``bot.app``; also when Zalo is served beside it),
+Zalo alone from its own APScheduler (``bot.channels.zalo.app``); both call the functions here
+so that the tick, the scan and the fan-out are the same code on every channel. Each one first
+asks whether this process leads.
 """
 
 from __future__ import annotations
@@ -72,9 +73,21 @@ async def scan(runtime: Runtime) -> bool:
 
 
 async def deliver(runtime: Runtime, charts: Charts) -> None:
-    """Send what the Delivery ledger owes; also resumes after a restart. One run at a time."""
+    """Send what the Delivery ledger owes; also resumes after a restart. One run at a time.
+
+    A process serving several messengers sends each channel's rows through that channel's
+    notifier, the channels side by side (one slow messenger does not hold up the other);
+    ``charts`` keeps each channel's uploads apart (``Charts.on``)."""
     if not await runtime.leading():
         return
+    views = runtime.per_channel()
+    if len(views) == 1:
+        await _deliver_on(runtime, charts)
+        return
+    await asyncio.gather(*(_deliver_on(v, charts.on(v.notifier.channel)) for v in views))
+
+
+async def _deliver_on(runtime: Runtime, charts: Charts) -> None:
     with bulk_sends():  # replies to people go ahead of the fan-out
         report = await while_leading(runtime, deliver_pending(runtime, charts))
     if report is None:

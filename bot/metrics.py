@@ -112,9 +112,10 @@ class Monitor:
             if count:
                 self.deliveries.labels(outcome).inc(count)
 
-    def watch(self, runtime: Runtime, application: Application) -> None:
-        """Add the scrape-time state of ``runtime`` and ``application`` to the registry."""
-        self.registry.register(_StateCollector(runtime, application))
+    def watch(self, runtime: Runtime, limiter: object | None = None) -> None:
+        """Add the scrape-time state of ``runtime`` and of the flood ``limiter`` (Telegram's
+        rate limiter; None where there is none) to the registry."""
+        self.registry.register(_StateCollector(runtime, limiter))
 
     def exposition(self) -> bytes:
         """The Prometheus text page. Reads the database: call it off the event loop."""
@@ -137,9 +138,9 @@ class InstrumentedApplication(Application):
 class _StateCollector(Collector):
     """Figures read when Prometheus scrapes, from the database and the send path."""
 
-    def __init__(self, runtime: Runtime, application: Application) -> None:
+    def __init__(self, runtime: Runtime, limiter: object | None) -> None:
         self.runtime = runtime
-        self.application = application
+        self.limiter = limiter
 
     def collect(self) -> Iterator[Any]:
         runtime = self.runtime
@@ -150,7 +151,7 @@ class _StateCollector(Collector):
         leader.add_metric([], 1.0 if leadership is None or leadership.holds else 0.0)
         yield leader
 
-        limiter = getattr(self.application.bot, "rate_limiter", None)
+        limiter = self.limiter
         waiting = GaugeMetricFamily(
             "crisisdesk_send_queue_depth",
             "Messages waiting in this process for a Telegram flood-limit slot",

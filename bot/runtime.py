@@ -7,9 +7,10 @@ simulated clock and a throw-away database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.channels.base import Notifier
+from bot.channels.routing import RoutingNotifier
 from bot.clock import Clock
 from bot.config import Settings
 from bot.metrics import Monitor
@@ -41,3 +42,13 @@ class Runtime:
         if self.leadership is not None and not self.leadership.checked:
             await self.leadership.refresh()
         return self.leads()
+
+    def per_channel(self) -> list[Runtime]:
+        """This runtime once per messenger it speaks, each holding that messenger's notifier.
+
+        The fan-out sends each ledger row on its own channel (``bot.services.delivery`` works
+        on the notifier's channel); a process serving several messengers runs it once per
+        view. Everything but the notifier is shared (database, leadership, monitor)."""
+        if not isinstance(self.notifier, RoutingNotifier):
+            return [self]
+        return [replace(self, notifier=n) for n in self.notifier.notifiers.values()]

@@ -16,6 +16,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -27,6 +28,9 @@ from bot.config import WEBHOOK_SECRET_RE, WEBHOOK_SECRET_RULE, Settings
 from bot.health import start_monitoring
 from bot.runtime import Runtime
 from storage import received_updates
+
+if TYPE_CHECKING:
+    from bot.channels.zalo.app import ZaloSide
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +97,19 @@ async def start_webhook(
     *,
     host: str | None = None,
     port: int | None = None,
+    routes: Callable[[web.Application], None] | None = None,
 ) -> web.AppRunner:
     """Serve the webhook on ``WEBHOOK_LISTEN`` and register it with the Bot API; the caller
-    has started the app. Settings refuse a webhook URL without a secret; this checks again."""
+    has started the app. Settings refuse a webhook URL without a secret; this checks again.
+    ``routes`` mounts more on the same server (Zalo's charts and webhook share the port)."""
     if settings.webhook_url is None or settings.webhook_secret is None:
         raise ValueError("webhook mode needs CRISISDESK_WEBHOOK_URL and CRISISDESK_WEBHOOK_SECRET")
     secret = settings.webhook_secret.get_secret_value()
     path = urlsplit(settings.webhook_url).path or "/"
-    runner = web.AppRunner(
-        webhook_app(application, secret, path, claimer(application.bot_data["runtime"])),
-        access_log=None,
-    )
+    served = webhook_app(application, secret, path, claimer(application.bot_data["runtime"]))
+    if routes is not None:
+        routes(served)
+    runner = web.AppRunner(served, access_log=None)
     await runner.setup()
     await web.TCPSite(
         runner,
@@ -116,8 +122,8 @@ async def start_webhook(
     return runner
 
 
-async def run_webhook(application: Application) -> None:
-    """Run until SIGINT/SIGTERM in webhook mode."""
+async def run_webhook(application: Application, zalo: ZaloSide | None = None) -> None:
+    """Run until SIGINT/SIGTERM in webhook mode, with ``zalo``'s side on the same server."""
     runtime = application.bot_data["runtime"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -125,8 +131,16 @@ async def run_webhook(application: Application) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with application:
+        if zalo is not None:
+            await zalo.connect()
         await application.start()
-        runner = await start_webhook(application, runtime.settings)
+        runner = await start_webhook(
+            application, runtime.settings, routes=zalo.add_routes if zalo is not None else None
+        )
+        if zalo is not None:
+            await zalo.start(runtime)
+            for task in zalo.tasks:  # a dead Zalo receiver stops the process
+                task.add_done_callback(lambda _: stop.set())
         log.info(
             "webhook mode: listening on %s port %s",
             runtime.settings.webhook_listen,
@@ -138,5 +152,7 @@ async def run_webhook(application: Application) -> None:
         finally:
             if monitoring is not None:
                 await monitoring.cleanup()
+            if zalo is not None:
+                await zalo.stop()
             await runner.cleanup()
             await application.stop()

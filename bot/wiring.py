@@ -2,16 +2,17 @@
 
 ``wire`` is called where the app is built (``bot.app.build_application``; the tests and the
 crash-matrix bench call it too): it installs the due handlers every service declares with
-``@due_handler``, the Telegram RoomAdmin for the Telegram notifier, the Zalo OA rooms (RoomAdmin
-and RoomMaker) for the Zalo notifier that has them, and each channel's text limit
-(``bot.channels.limits``). A service that adds a due kind is added to ``DUE_HANDLER_MODULES``
-here, or its rows are refused when scheduled.
+``@due_handler``, the Telegram RoomAdmin for the Telegram notifier (and for a router, its
+first notifier's), the Zalo OA rooms (RoomAdmin and RoomMaker) for the Zalo notifier that has
+them, and each channel's text limit (``bot.channels.limits``). A service that adds a due kind is
+added to ``DUE_HANDLER_MODULES`` here, or its rows are refused when scheduled.
 """
 
 from __future__ import annotations
 
 from bot.channels.limits import declare_max_text
-from bot.channels.rooms import register_room_admin, register_room_maker
+from bot.channels.rooms import register_room_admin, register_room_maker, room_admin_for
+from bot.channels.routing import RoutingNotifier
 from bot.channels.telegram import limits as telegram
 from bot.channels.telegram.notifier import CHANNEL as TELEGRAM
 from bot.channels.telegram.notifier import TelegramNotifier
@@ -55,6 +56,8 @@ def wire() -> None:
     register_room_admin(TelegramNotifier, room_admin_of)
     register_room_admin(ZaloNotifier, _oa_rooms)
     register_room_maker(ZaloNotifier, _oa_rooms)
+    # A process on several messengers keeps its rooms on the first (Telegram's).
+    register_room_admin(RoutingNotifier, lambda router: room_admin_for(router.primary))
     declare_max_text(TELEGRAM, telegram.TEXT_LIMIT)
     declare_max_text(ZALO, zalo_text.TEXT_LIMIT)
 

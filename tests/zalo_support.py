@@ -82,11 +82,12 @@ def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 @asynccontextmanager
 async def zalo_bot(
-    zalo: ZaloEmulator, url: str, data: Path, **extra: str
+    zalo: ZaloEmulator, url: str, data: Path, port: int | None = None, **extra: str
 ) -> AsyncIterator[ZaloBot]:
     """``python -m bot.cli run`` on Zalo until the block ends; then SIGTERM, and it must exit
-    0 (its output, kept in ``data/bot.log``, is the failure's message)."""
-    port = free_port()
+    0 (its output, kept in ``data/bot.log``, is the failure's message). ``port``: the web
+    server's (a free one if not given)."""
+    port = port or free_port()
     log = data / "bot.log"
     process = _spawn(zalo_env(zalo, url, data, port, **extra), log)
     try:

@@ -7,6 +7,8 @@ limit where the app is wired (``bot.wiring``), as it registers its ``RoomAdmin``
 
 from __future__ import annotations
 
+from bot.channels.refs import ANY_CHANNEL
+
 _MAX_TEXT: dict[str, int] = {}
 
 
@@ -16,7 +18,10 @@ def declare_max_text(channel: str, characters: int) -> None:
 
 
 def max_text(channel: str) -> int:
-    """The most text one message on ``channel`` may hold, in characters as the channel counts."""
+    """The most text one message on ``channel`` may hold, in characters as the channel counts
+    (on ``ANY_CHANNEL``, a router's: the smallest limit, which fits wherever the text goes)."""
+    if channel == ANY_CHANNEL and _MAX_TEXT:
+        return min(_MAX_TEXT.values())
     try:
         return _MAX_TEXT[channel]
     except KeyError:

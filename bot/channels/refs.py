@@ -56,3 +56,9 @@ class MessageRef:
 
     chat: ChatRef
     message_id: str
+
+
+#: The ``channel`` of a notifier that speaks on several messengers (``bot.channels.routing``):
+#: services pass it on as they pass any channel, and ``bot.services.identity`` reads it as "the
+#: person's account on whichever messenger reaches them, their chosen alert channel first".
+ANY_CHANNEL = "any"

@@ -187,6 +187,12 @@ class Charts:
     data: OrderedDict[ChartKey, bytes] = field(default_factory=OrderedDict)
     file_ids: OrderedDict[ChartKey, str] = field(default_factory=OrderedDict)
     uploading: dict[ChartKey, asyncio.Event] = field(default_factory=dict)
+    by_channel: dict[str, Charts] = field(default_factory=dict)
+
+    def on(self, channel: str) -> Charts:
+        """The cache of one channel's uploads, for a process serving several (a Telegram
+        file id means nothing to Zalo); kept as long as this one."""
+        return self.by_channel.setdefault(channel, Charts())
 
     async def attachment(
         self, runtime: Runtime, f: AlertFacts, part: str, lang: str

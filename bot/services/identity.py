@@ -3,6 +3,9 @@
 The only module that reads or writes ``ChannelIdentity``. Handlers turn whoever sent an update
 into a person with :func:`person_for`; services find where to write to someone with
 :func:`direct_chat` for the channel of the notifier they hold, so no service names a channel.
+A process that speaks several messengers holds a router whose channel is ``ANY_CHANNEL``: for it
+a person's account is the one on their chosen alert channel, else their first one
+(:func:`reaching`), and every global admin counts.
 Reads never flush the caller's pending changes: services look people up between recording a
 change and sending, and a flush there would hold SQLite's write lock across the network wait.
 """
@@ -13,9 +16,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.channels.refs import ChatRef, PersonRef
+from bot.channels.refs import ANY_CHANNEL, ChatRef, PersonRef
 from bot.config import Settings
 from storage.models import ChannelIdentity, User
 
@@ -37,6 +41,8 @@ def account_on(session: Session, user_id: int | None, channel: str) -> PersonRef
     """``user_id``'s account on ``channel``, or None if they have none there."""
     if user_id is None:
         return None
+    if channel == ANY_CHANNEL:
+        return reaching(session, [user_id]).get(user_id)
     with session.no_autoflush:
         external = session.exec(
             select(ChannelIdentity.external_id).where(
@@ -57,6 +63,8 @@ def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict
     ids = list(user_ids)
     if not ids:
         return {}
+    if channel == ANY_CHANNEL:
+        return reaching(session, ids)
     with session.no_autoflush:
         rows = session.exec(
             select(ChannelIdentity.user_id, ChannelIdentity.external_id).where(
@@ -64,6 +72,29 @@ def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict
             )
         ).all()
     return {user_id: PersonRef(channel, external) for user_id, external in rows}
+
+
+def reaching(session: Session, user_ids: Iterable[int]) -> dict[int, PersonRef]:
+    """The one account that reaches each person on any messenger: the one on the channel they
+    chose for alerts if they still have it, else their first (in channel name order)."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    with session.no_autoflush:
+        rows = session.exec(
+            select(ChannelIdentity.user_id, ChannelIdentity.channel, ChannelIdentity.external_id)
+            .join(User, col(User.id) == col(ChannelIdentity.user_id))
+            .where(col(ChannelIdentity.user_id).in_(ids))
+            .order_by(
+                col(ChannelIdentity.user_id),
+                (col(ChannelIdentity.channel) != sa.func.coalesce(col(User.alert_channel), "")),
+                col(ChannelIdentity.channel),
+            )
+        ).all()
+    found: dict[int, PersonRef] = {}
+    for user_id, channel, external in rows:
+        found.setdefault(user_id, PersonRef(channel, external))
+    return found
 
 
 def channels_of(session: Session, user_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -106,7 +137,7 @@ def has_account(channel: str | None = None) -> Any:
     channel; planning code that does not know the channel yet uses that, and the send finds
     the account on its own channel)."""
     accounts = select(ChannelIdentity.user_id)
-    if channel is not None:
+    if channel is not None and channel != ANY_CHANNEL:
         accounts = accounts.where(ChannelIdentity.channel == channel)
     return col(User.id).in_(accounts)
 
@@ -130,6 +161,10 @@ def add_person(session: Session, who: PersonRef, user: User) -> User:
 
 
 def global_admins(settings: Settings, channel: str) -> tuple[PersonRef, ...]:
-    """The accounts of ADMIN_IDS on ``channel`` (the one the bot runs on), in their configured
-    order."""
-    return tuple(dict.fromkeys(admin for admin in settings.admin_ids if admin.channel == channel))
+    """The accounts of ADMIN_IDS on ``channel`` (the one the bot runs on; all of them on
+    ``ANY_CHANNEL``), in their configured order."""
+    return tuple(
+        dict.fromkeys(
+            admin for admin in settings.admin_ids if channel in (admin.channel, ANY_CHANNEL)
+        )
+    )

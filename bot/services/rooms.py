@@ -21,7 +21,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.channels.refs import ChatRef, PersonRef
+from bot.channels.refs import ANY_CHANNEL, ChatRef, PersonRef
 from bot.config import Settings
 from bot.services import audit, identity
 from storage.models import (
@@ -53,9 +53,10 @@ def agency_hub(agency: Agency) -> ChatRef | None:
 
 def hub_for(agency: Agency | None, settings: Settings, channel: str) -> ChatRef | None:
     """The forum supergroup on ``channel`` where this agency's crisis rooms are topics, if any:
-    the agency's own hub, else the global one (``HUB_CHAT_ID``)."""
+    the agency's own hub, else the global one (``HUB_CHAT_ID``); on ``ANY_CHANNEL`` (a process
+    speaking several messengers) a hub on any of them."""
     for hub in (agency_hub(agency) if agency is not None else None, settings.hub_chat_id):
-        if hub is not None and hub.channel == channel:
+        if hub is not None and channel in (hub.channel, ANY_CHANNEL):
             return hub
     return None
 

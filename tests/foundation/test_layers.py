@@ -118,7 +118,7 @@ def test_the_checks_can_fail() -> None:
     assert graph.find_shortest_chain(
         importer="bot.channels.telegram.membership", imported="telegram"
     )
-    assert graph.direct_import_exists(importer="bot.app", imported="handlers.people")
+    assert graph.direct_import_exists(importer="bot.flows", imported="handlers.people")
     assert _a_cycle(graph) is None
     graph.add_import(importer="storage.models", imported="bot.app")
     assert graph.find_shortest_chain(importer="storage", imported="bot", as_packages=True)

@@ -9,94 +9,37 @@ again by button on Telegram counts once: the statement still needs her colleague
 from __future__ import annotations
 
 import asyncio
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from alert_desk import burst_alert
 from emulator_fixtures import running_app
+from linked_people import (
+    BINH_ZALO,
+    BODY,
+    LAN_ZALO,
+    alert_reaches_lan_on_zalo_only,
+    link_on_zalo,
+    seed,
+)
 from sqlmodel import select
-from statements import add_statements
-from zalo_support import answer, bot_texts, zalo_bot
+from zalo_support import answer, zalo_bot
 
 from bot.app import build_application
 from bot.channels.refs import PersonRef
-from bot.channels.telegram.notifier import person_ref
 from bot.clock import SystemClock
 from bot.runtime import Runtime
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.zalo_emulator import ZaloEmulator
 from bot.services import approvals as ap
 from bot.services import identity
-from bot.services.alerts import plan_delivery
 from bot.services.people import actor_for
 from storage.db import Database
 from storage.models import (
-    Agency,
     Approval,
-    Delivery,
     Draft,
     DraftStatus,
-    Role,
-    Subscription,
-    Topic,
-    User,
-    UserStatus,
 )
-
-LAN_ZALO = "7f3a9c0e51d2b4a8"
-BINH_ZALO = "b1b1b1b1c2c2c2c2"
-TOPIC = "An toàn thực phẩm"
-BODY = "Sở Y tế đang xác minh thông tin và sẽ cập nhật lúc 17 giờ."
-
-
-def seed(db: Database, lan_tg: int, hung_tg: int) -> dict[str, int]:
-    """Two supervisors on Telegram (Lan, Hùng) following the topic, a drafter on Zalo (Bình)
-    and a statement of his awaiting two approvals."""
-    now = datetime.now(UTC)
-    with db.session() as s:
-        agency = Agency(code="BYT", name="Bộ Y tế", approvals_required=2)
-        s.add(agency)
-        s.flush()
-        topic = Topic(agency_id=agency.id or 0, name=TOPIC, query='"ngộ độc"')
-        s.add(topic)
-        s.flush()
-        ids = {"topic": topic.id or 0}
-        people = (
-            ("lan", person_ref(lan_tg), Role.SUPERVISOR),
-            ("hung", person_ref(hung_tg), Role.SUPERVISOR),
-            ("binh", PersonRef("zalo", BINH_ZALO), Role.SPOKESPERSON),
-        )
-        for key, account, role in people:
-            user = User(full_name=key.title(), role=role, status=UserStatus.ACTIVE)
-            user.agency_id = agency.id
-            identity.add_person(s, account, user)
-            ids[key] = user.id or 0
-            if role == Role.SUPERVISOR:
-                s.add(Subscription(user_id=ids[key], topic_id=ids["topic"]))
-        [ids["draft"]] = add_statements(s, agency.id or 0, ids["binh"], now, body=BODY)
-    return ids
-
-
-async def link_on_zalo(telegram: TelegramEmulator, zalo: ZaloEmulator, lan_tg: int) -> None:
-    """Lan asks for a code on Telegram and types it on Zalo."""
-    asked = telegram.send_text(lan_tg, "/lienket")
-    shown = await telegram.wait_for_message(lan_tg, after=asked.message_id, timeout=10)
-    found = re.search(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}\b", shown.data["text"])
-    assert found is not None, shown.data["text"]
-    linked = await answer(zalo, LAN_ZALO, f"/lienket {found.group()}")
-    assert linked.startswith("✅ Đã liên kết tài khoản này với Lan"), linked
-    chosen = await answer(zalo, LAN_ZALO, "/nhantin zalo")
-    assert chosen.startswith("✅ Đã lưu. Cảnh báo đến anh/chị qua: Zalo."), chosen
-
-
-def alert_texts(telegram: TelegramEmulator, chat: int) -> list[str]:
-    return [
-        m.data.get("text", "")
-        for m in telegram.messages(chat, from_bot=True)
-        if TOPIC in m.data.get("text", "")
-    ]
 
 
 async def request_on_telegram(runtime: Runtime, draft_id: int, binh: PersonRef) -> None:
@@ -142,22 +85,7 @@ async def test_a_linked_person_gets_alerts_where_chosen_and_votes_once(
         with db.session() as s:
             assert identity.person_for(s, PersonRef("zalo", LAN_ZALO)) is not None
 
-        # The scan found a burst: the ledger owes Lan her copy on Zalo, Hùng his on Telegram.
-        with db.session() as s:
-            alert = burst_alert(ids["topic"], datetime.now(UTC), "burst")
-            s.add(alert)
-            s.flush()
-            assert plan_delivery(s, alert, alert.created_at, escalate_after=timedelta(hours=1))
-        await emulator.wait_for(lambda: alert_texts(emulator, hung_tg) or None, timeout=30)
-        await zalo.wait_for(
-            lambda: any(TOPIC in t and "/ack" in t for t in bot_texts(zalo, LAN_ZALO)) or None,
-            timeout=30,
-        )
-        await asyncio.sleep(6)  # a further run of each fan-out: still nothing for her there
-        assert alert_texts(emulator, lan_tg) == []
-        with db.session() as s:
-            rows = s.exec(select(Delivery).where(Delivery.user_id == ids["lan"])).all()
-        assert {(r.channel, r.status) for r in rows} == {("zalo", "sent")} and len(rows) == 2
+        await alert_reaches_lan_on_zalo_only(emulator, zalo, db, ids, lan_tg, hung_tg)
 
         # Her approval on Zalo, and again by button on Telegram: one vote.
         await request_on_telegram(

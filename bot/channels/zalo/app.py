@@ -1,10 +1,13 @@
 """``crisisdesk run`` on Zalo: the runtime, the jobs and the bot's public web server.
 
-Chosen by the settings (``Settings.zalo``): ``ZALO_TOKEN`` set and no ``TELEGRAM_TOKEN``. The
-tick, scan and fan-out are the Telegram app's (``bot.jobs``), run by an APScheduler of their own
-since PTB's job queue belongs to PTB's Application. The web server (``WEBHOOK_LISTEN``:
-``WEBHOOK_PORT``, reached as ``ZALO_PUBLIC_URL``) serves the signed chart links Zalo fetches
-and, with ``ZALO_WEBHOOK_SECRET``, the webhook; without a secret updates are long-polled.
+``ZaloSide`` is Zalo's part of any running CrisisDesk (client, notifier, routes, receiver);
+``bot.app.run_bot`` runs it beside PTB's Application when both tokens are set. ``serve`` runs
+it alone (``Settings.zalo``: ``ZALO_TOKEN`` set and no ``TELEGRAM_TOKEN``): then the tick,
+scan and fan-out (``bot.jobs``) run under an APScheduler of their own, since PTB's job queue
+belongs to PTB's Application, and ``/healthz`` and ``/metrics`` (``bot.health``) watch it.
+The web server (``WEBHOOK_LISTEN``:``WEBHOOK_PORT``, reached as ``ZALO_PUBLIC_URL``) serves
+the signed chart links Zalo fetches and, with ``ZALO_WEBHOOK_SECRET``, the webhook; without a
+secret updates are long-polled.
 Updates are answered one at a time in arrival order by one worker: Zalo has one update per
 ``getUpdates`` and no offsets, so nothing is gained by answering two at once.
 """
@@ -24,15 +27,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import jobs
 from bot.clock import SystemClock
 from bot.config import ENV_PREFIX, Settings
+from bot.flows import FLOW_MODULES  # every flow registers with the layer on import
+from bot.health import Watched, start_monitoring
 from bot.runtime import Runtime
 from bot.services import takeover
 from bot.services.delivery import Charts
 from bot.startup_errors import EXIT_USAGE, StartupError
 from bot.templating import Renderer
 from bot.wiring import wire
-
-# The flows on the conversation layer register with it on import.
-from handlers import alert_draft, alerts, approvals, linking, registration  # noqa: F401
 from handlers.conversation.degrade import DegradingNotifier
 from storage.db import Database
 from storage.leader import Leadership
@@ -75,83 +77,135 @@ def _check(settings: Settings) -> None:
         )
 
 
-async def serve(settings: Settings, db: Database) -> None:
-    """CrisisDesk on Zalo until SIGINT or SIGTERM (or its receiver dies)."""
-    token = settings.zalo
-    assert token is not None and settings.zalo_chart_key is not None
-    assert settings.zalo_public_url is not None
-    client = ZaloBotClient(token, base_url=settings.zalo_api_url, timeout=settings.send_timeout)
-    try:
-        me = await client.get_me()
-    except ZaloUnauthorized:
-        await client.close()
-        raise StartupError(f"Zalo refused {ENV_PREFIX}ZALO_TOKEN (getMe)", EXIT_USAGE) from None
-    except ZaloError as error:
-        await client.close()
-        raise StartupError(f"cannot reach Zalo ({ENV_PREFIX}ZALO_API_URL): {error}") from None
-    log.info("running on Zalo as %s (%s)", me.account_name, me.id)
+class ZaloSide:
+    """Zalo's part of a running CrisisDesk: the client, the notifier services send through, the
+    web routes (signed charts, the webhook) and the receiver feeding the conversation.
 
-    wire()
-    links = ChartLinks(
-        settings.zalo_chart_key.get_secret_value().encode(), settings.zalo_public_url
-    )
-    chart_dir = settings.data_dir / "charts"
-    zalo = ZaloNotifier(client, links, chart_dir, OaRooms(settings, db, SystemClock()))
-    runtime = Runtime(
-        settings=settings,
-        db=db,
-        clock=SystemClock(),
-        renderer=Renderer(settings.timezone),
-        notifier=DegradingNotifier(zalo, CAPABILITIES),
-        leadership=Leadership(db.engine, interval=settings.leader_check_seconds),
-    )
-    assert runtime.leadership is not None
-    runtime.leadership.on_acquired = partial(takeover.end_earlier_claims, runtime)
-    conversation = ZaloConversation(runtime, zalo)
-    updates: asyncio.Queue[ZaloUpdate] = asyncio.Queue()
+    Used alone (``serve``: Zalo only) and beside PTB's Application (``bot.app.run_bot`` with
+    both tokens), so the two ways of running Zalo cannot drift apart."""
 
-    web_app = web.Application()
-    web_app.router.add_routes([chart_route(chart_dir, links)])
-    secret = settings.zalo_webhook_secret
-    if secret is not None:
-        add_webhook_route(web_app, WEBHOOK_PATH, secret.get_secret_value(), _put(updates))
+    def __init__(self, settings: Settings, db: Database) -> None:
+        _check(settings)
+        assert settings.zalo_token is not None and settings.zalo_chart_key is not None
+        assert settings.zalo_public_url is not None
+        self.settings = settings
+        self.client = ZaloBotClient(
+            settings.zalo_token.get_secret_value(),
+            base_url=settings.zalo_api_url,
+            timeout=settings.send_timeout,
+        )
+        self.links = ChartLinks(
+            settings.zalo_chart_key.get_secret_value().encode(), settings.zalo_public_url
+        )
+        self.chart_dir = settings.data_dir / "charts"
+        # Crisis rooms as OA groups where an agency has a verified OA (docs/zalo.md).
+        self.oa_rooms = OaRooms(settings, db, SystemClock())
+        self.zalo = ZaloNotifier(self.client, self.links, self.chart_dir, self.oa_rooms)
+        self.notifier = DegradingNotifier(self.zalo, CAPABILITIES)  # what services hold
+        self.secret = settings.zalo_webhook_secret
+        self.updates: asyncio.Queue[ZaloUpdate] = asyncio.Queue()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def connect(self) -> None:
+        """Check the token (getMe); a refusal or an unreachable API is a start-up error."""
+        try:
+            me = await self.client.get_me()
+        except ZaloUnauthorized:
+            await self.client.close()
+            raise StartupError(f"Zalo refused {ENV_PREFIX}ZALO_TOKEN (getMe)", EXIT_USAGE) from None
+        except ZaloError as error:
+            await self.client.close()
+            raise StartupError(f"cannot reach Zalo ({ENV_PREFIX}ZALO_API_URL): {error}") from None
+        log.info("running on Zalo as %s (%s), %s flows", me.account_name, me.id, len(FLOW_MODULES))
+
+    def add_routes(self, web_app: web.Application) -> None:
+        """Mount ``/charts/…`` and, with a webhook secret, ``/zalo/webhook`` on ``web_app``."""
+        web_app.router.add_routes([chart_route(self.chart_dir, self.links)])
+        if self.secret is not None:
+            add_webhook_route(
+                web_app, WEBHOOK_PATH, self.secret.get_secret_value(), _put(self.updates)
+            )
+
+    async def start(self, runtime: Runtime) -> None:
+        """Answer updates with ``runtime``; register the webhook, or start long polling."""
+        conversation = ZaloConversation(runtime, self.zalo)
+        self.tasks.append(asyncio.create_task(_answer(self.updates, conversation.on_update)))
+        if self.secret is not None:
+            assert self.settings.zalo_public_url is not None
+            await self.client.set_webhook(
+                self.settings.zalo_public_url + WEBHOOK_PATH, self.secret.get_secret_value()
+            )
+        else:
+            await self.client.delete_webhook()
+            self.tasks.append(asyncio.create_task(_poll(self.client, self.updates)))
+        log.info(
+            "charts at %s/charts/, %s",
+            self.settings.zalo_public_url,
+            "webhook" if self.secret is not None else "polling",
+        )
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        await self.oa_rooms.close()
+        await self.client.close()
+
+
+async def start_web(settings: Settings, web_app: web.Application) -> web.AppRunner:
+    """Serve ``web_app`` on ``WEBHOOK_LISTEN:WEBHOOK_PORT`` (Zalo's charts and webhook)."""
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.webhook_listen, settings.webhook_port).start()
     except OSError as exc:
         await runner.cleanup()
-        await client.close()
         raise StartupError(
             f"cannot serve charts on {settings.webhook_listen}:{settings.webhook_port}: "
             f"{exc.strerror or exc} (check {ENV_PREFIX}WEBHOOK_LISTEN and WEBHOOK_PORT)"
         ) from None
+    return runner
 
-    scheduler = _scheduler(runtime)
-    tasks = [asyncio.create_task(_answer(updates, conversation.on_update))]
+
+async def serve(settings: Settings, db: Database) -> None:
+    """CrisisDesk on Zalo until SIGINT or SIGTERM (or its receiver dies)."""
+    side = ZaloSide(settings, db)
+    await side.connect()
+    wire()
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        clock=SystemClock(),
+        renderer=Renderer(settings.timezone),
+        notifier=side.notifier,
+        leadership=Leadership(db.engine, interval=settings.leader_check_seconds),
+    )
+    assert runtime.leadership is not None
+    runtime.leadership.on_acquired = partial(takeover.end_earlier_claims, runtime)
+
+    web_app = web.Application()
+    side.add_routes(web_app)
     try:
-        if secret is not None:
-            await client.set_webhook(
-                settings.zalo_public_url + WEBHOOK_PATH, secret.get_secret_value()
-            )
-        else:
-            await client.delete_webhook()
-            tasks.append(asyncio.create_task(_poll(client, updates)))
+        runner = await start_web(settings, web_app)
+    except StartupError:
+        await side.client.close()
+        raise
+    scheduler = _scheduler(runtime)
+    monitoring: web.AppRunner | None = None
+    try:
+        await side.start(runtime)
         await asyncio.to_thread(jobs.startup, runtime)
         scheduler.start()
-        log.info(
-            "charts at %s/charts/, %s",
-            settings.zalo_public_url,
-            "webhook" if secret is not None else "polling",
-        )
-        await _until_stopped(tasks)
+        monitoring = await start_monitoring(Watched(runtime, lambda: scheduler.running))
+        await _until_stopped(side.tasks)
     finally:
-        scheduler.shutdown(wait=False)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        if monitoring is not None:
+            await monitoring.cleanup()
+        await side.stop()
         await runner.cleanup()
-        await client.close()
         await asyncio.to_thread(runtime.leadership.release)
 
 
