@@ -16,7 +16,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.channels.base import Button, DeliveryError
 from bot.channels.refs import ChatRef, MessageRef
@@ -114,6 +114,7 @@ async def _send_review_requests(runtime: Runtime, applicant_id: int) -> int:
             )
             continue
         if copy is not None and not _keep_copy(runtime, applicant_id, copy, person.language):
+            await _close_late_copy(runtime, applicant_id, copy, person.language)
             break  # decided meanwhile: nobody else is asked
     languages = {p.account.direct_chat(): p.language for p in recipients}
     sent = [
@@ -146,6 +147,34 @@ def _keep_copy(runtime: Runtime, applicant_id: int, copy: MessageRef, language: 
             session, applicant_id, [reg.ReviewMessage(copy, language)], runtime.clock.now()
         )
         return True
+
+
+async def _close_late_copy(
+    runtime: Runtime, applicant_id: int, copy: MessageRef, language: str
+) -> None:
+    """Show a copy that left just as the request was decided as decided, like the others.
+
+    The decision's edits (``announce_decision``) went to the copies recorded by then; this one
+    was still on its way, so its buttons would stay live (a press would only hear "already
+    decided"). The decision's own due row holds who decided and why."""
+    with runtime.db.session() as session:
+        applicant = session.get(User, applicant_id)
+        row = session.exec(
+            select(Due)
+            .where(Due.kind == reg.DECIDED_KIND, Due.ref_id == applicant_id)
+            .order_by(col(Due.id).desc())
+        ).first()
+    if applicant is None or row is None:
+        return
+    result = reg.DecisionResult.from_payload(applicant, row.payload)
+    decided = "approved" if result.approved else "rejected"
+    text = review_text(
+        runtime, language, applicant, decided=decided, by=result.by, reason=result.reason
+    )
+    try:
+        await runtime.notifier.edit_text(copy, text)
+    except DeliveryError as exc:
+        log.warning("could not update the late request copy in %s: %s", copy, exc)
 
 
 @due.due_handler(reg.REVIEW_KIND)
