@@ -17,6 +17,11 @@ def declare_max_text(channel: str, characters: int) -> None:
     _MAX_TEXT[channel] = characters
 
 
+def channels() -> list[str]:
+    """The channels whose adapters are wired (each declared its limit), in name order."""
+    return sorted(_MAX_TEXT)
+
+
 def max_text(channel: str) -> int:
     """The most text one message on ``channel`` may hold, in characters as the channel counts
     (on ``ANY_CHANNEL``, a router's: the smallest limit, which fits wherever the text goes)."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from bot.channels import limits
 from bot.channels.refs import PersonRef
 from bot.services import audit, identity
 from bot.services import registration as reg
@@ -41,14 +42,9 @@ CODE_TTL = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 ATTEMPT_WINDOW = timedelta(minutes=10)
 REFUSED = "link.refused"
-#: What people type after /nhantin, and the channel it means (None: every channel they have).
-CHOICES: dict[str, str | None] = {
-    "zalo": "zalo",
-    "telegram": "telegram",
-    "ca_hai": None,
-    "cahai": None,
-    "both": None,
-}
+#: What people type after /nhantin for every channel they have; any other word names a channel
+#: (one whose adapter is wired: ``bot.channels.limits.channels``).
+EVERY_CHANNEL = frozenset({"ca_hai", "cahai", "both", "tat_ca", "all"})
 
 
 @dataclass(frozen=True)
@@ -210,14 +206,15 @@ def _refuse(
 
 
 def choose_alert_channel(session: Session, user: User, typed: str, now: datetime) -> str | None:
-    """Store where ``user``'s alerts go (``CHOICES``); returns the channel, None for all.
+    """Store where ``user``'s alerts go: a channel's name, or a word of ``EVERY_CHANNEL``;
+    returns the channel, None for all.
 
     A single channel must be one they have an account on, or alerts would reach nobody.
     """
     word = typed.strip().lower().replace("-", "_")
-    if word not in CHOICES:
+    channel = None if word in EVERY_CHANNEL else word
+    if channel is not None and channel not in limits.channels():
         raise ChoiceRefused("unknown")
-    channel = CHOICES[word]
     if channel is not None and identity.account_on(session, user.id, channel) is None:
         raise ChoiceRefused("no_account")
     stored = session.get(User, user.id)
