@@ -12,7 +12,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from pydantic import ValidationError
 from sqlmodel import select
 
@@ -20,6 +22,7 @@ import handlers.taskforce  # noqa: F401  (the task-force flows register their du
 from bot.channels.refs import PersonRef
 from bot.channels.rooms import room_admin_for
 from bot.channels.zalo import ZaloBotClient
+from bot.channels.zalo.app import OA_WEBHOOK_PATH, ZaloSide
 from bot.channels.zalo.chart_links import ChartLinks
 from bot.channels.zalo.notifier import CAPABILITIES, ZaloNotifier
 from bot.channels.zalo.oa.rooms import OaRooms, group_of_chat
@@ -38,7 +41,7 @@ from bot.templating import Renderer
 from bot.wiring import wire
 from handlers.conversation.degrade import DegradingNotifier
 from storage.db import Database
-from storage.models import Agency, Crisis, CrisisMember, Room, RoomState, User
+from storage.models import Agency, Crisis, CrisisMember, Room, RoomState, Task, User
 
 APP_SECRET = "app-secret-for-tests"
 OA_KEY = "oa-secret-key-for-tests"
@@ -269,3 +272,74 @@ def test_an_agency_names_its_oa_and_assets_in_the_toml() -> None:
         AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123")
     with pytest.raises(ValidationError, match="without commas"):
         AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123", zalo_oa_assets=["a,b"])
+
+
+async def test_room_commands_typed_in_the_oa_group_are_answered_there(
+    zalo: ZaloEmulator, db: Database, make_settings: Any, tmp_path: Path
+) -> None:
+    """The OA's events reach ``/zalo/oa/webhook`` of the running Zalo side: a member's
+    ``/task`` in the crisis's OA group is a room command, answered in the group through the
+    OA; a post that Zalo did not sign is refused before anything is read."""
+    wire()
+    settings = make_settings(
+        {
+            **oa_env(zalo),
+            "CRISISDESK_ZALO_TOKEN": zalo.token,
+            "CRISISDESK_ZALO_API_URL": zalo.bot_api_url,
+            "CRISISDESK_ZALO_PUBLIC_URL": "http://127.0.0.1",
+            "CRISISDESK_ZALO_CHART_KEY": "k" * 40,
+        }
+    )
+    zalo.add_oa_asset("gmf-1")
+    OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
+    agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id)
+    side = ZaloSide(settings, db)
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        clock=SystemClock(),
+        renderer=Renderer(settings.timezone),
+        notifier=side.notifier,
+    )
+    web_app = web.Application()
+    side.add_routes(web_app)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    hook = f"http://127.0.0.1:{runner.addresses[0][1]}{OA_WEBHOOK_PATH}"
+    try:
+        await side.start(runtime)
+        opened = await open_crisis(
+            runtime,
+            Actor("zalo:zl-lead", people["lead"]),
+            "Tin đồn dịch bệnh",
+            agency_id=agency_id,
+            user_ids=[people["minh"].id or 0],
+        )
+        assert opened.room_ready
+        [group] = zalo.oa.groups.values()
+        zalo.set_oa_webhook(hook)
+        before = len(group.messages)
+
+        status = await zalo.user_sends_group_text(
+            group.group_id, "zl-lead", "/task 30m Gọi báo Tuổi Trẻ"
+        )
+        assert status == 200
+        await zalo.wait_for(
+            lambda: [m for m in group.messages[before + 1 :] if m["from"] == "oa"], timeout=20
+        )
+        with db.session() as s:
+            [task] = s.exec(select(Task)).all()
+            assert task.crisis_id == opened.crisis_id and "Tuổi Trẻ" in task.title
+        # Chatter that is no command is left alone.
+        quiet = len(group.messages)
+        assert await zalo.user_sends_group_text(group.group_id, "zl-lead", "ok cả nhà") == 200
+        await asyncio.sleep(0.5)
+        assert len(group.messages) == quiet + 1  # only the member's own line
+
+        async with aiohttp.ClientSession() as http:
+            forged = await http.post(hook, data=b'{"event_name": "user_send_group_text"}')
+            assert forged.status == 403
+    finally:
+        await side.stop()
+        await runner.cleanup()

@@ -20,6 +20,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any, TypeVar
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -45,6 +46,7 @@ from .chart_links import ChartLinks, chart_route
 from .conversation import ZaloConversation
 from .errors import ZaloError, ZaloUnauthorized
 from .notifier import CAPABILITIES, ZaloNotifier
+from .oa.events import oa_event_handler
 from .oa.rooms import OaRooms
 from .updates import ZaloUpdate
 from .webhook import add_webhook_route
@@ -52,6 +54,10 @@ from .webhook import add_webhook_route
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/zalo/webhook"
+# Where Zalo posts the OA's events (set in the app's settings on developers.zalo.me): members
+# writing in the OA groups that are crisis rooms.
+OA_WEBHOOK_PATH = "/zalo/oa/webhook"
+T = TypeVar("T")
 DELIVER_SECONDS = 5.0
 DELIVER_JOB_ID = "deliver"
 
@@ -104,6 +110,7 @@ class ZaloSide:
         self.notifier = DegradingNotifier(self.zalo, CAPABILITIES)  # what services hold
         self.secret = settings.zalo_webhook_secret
         self.updates: asyncio.Queue[ZaloUpdate] = asyncio.Queue()
+        self.oa_events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.tasks: list[asyncio.Task[None]] = []
 
     async def connect(self) -> None:
@@ -119,17 +126,33 @@ class ZaloSide:
         log.info("running on Zalo as %s (%s), %s flows", me.account_name, me.id, len(FLOW_MODULES))
 
     def add_routes(self, web_app: web.Application) -> None:
-        """Mount ``/charts/…`` and, with a webhook secret, ``/zalo/webhook`` on ``web_app``."""
+        """Mount ``/charts/…``, with a webhook secret ``/zalo/webhook``, and with an OA app
+        ``/zalo/oa/webhook`` (signed events, checked before anything is read) on ``web_app``."""
         web_app.router.add_routes([chart_route(self.chart_dir, self.links)])
+        oa = self._oa_app()
+        if oa is not None:
+            app_id, key = oa
+            web_app.router.add_post(
+                OA_WEBHOOK_PATH, oa_event_handler(app_id, key, _put(self.oa_events))
+            )
         if self.secret is not None:
             add_webhook_route(
                 web_app, WEBHOOK_PATH, self.secret.get_secret_value(), _put(self.updates)
             )
 
+    def _oa_app(self) -> tuple[str, str] | None:
+        """The OA app whose group events this process receives: its id and OA secret key."""
+        app_id, key = self.settings.zalo_oa_app_id, self.settings.zalo_oa_secret_key
+        return (app_id, key.get_secret_value()) if app_id and key is not None else None
+
     async def start(self, runtime: Runtime) -> None:
         """Answer updates with ``runtime``; register the webhook, or start long polling."""
         conversation = ZaloConversation(runtime, self.zalo)
         self.tasks.append(asyncio.create_task(_answer(self.updates, conversation.on_update)))
+        oa = self._oa_app()
+        if oa is not None:
+            on_event = partial(conversation.on_group_event, oa[0])
+            self.tasks.append(asyncio.create_task(_answer(self.oa_events, on_event)))
         if self.secret is not None:
             assert self.settings.zalo_public_url is not None
             await self.client.set_webhook(
@@ -209,16 +232,14 @@ async def serve(settings: Settings, db: Database) -> None:
         await asyncio.to_thread(runtime.leadership.release)
 
 
-def _put(queue: asyncio.Queue[ZaloUpdate]) -> Callable[[ZaloUpdate], Awaitable[None]]:
-    async def put(update: ZaloUpdate) -> None:
+def _put(queue: asyncio.Queue[T]) -> Callable[[T], Awaitable[None]]:
+    async def put(update: T) -> None:
         queue.put_nowait(update)  # answer Zalo at once; the worker answers the person
 
     return put
 
 
-async def _answer(
-    queue: asyncio.Queue[ZaloUpdate], on_update: Callable[[ZaloUpdate], Awaitable[None]]
-) -> None:
+async def _answer(queue: asyncio.Queue[T], on_update: Callable[[T], Awaitable[None]]) -> None:
     while True:
         await on_update(await queue.get())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import Any
 
 from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
@@ -20,6 +21,8 @@ from handlers.conversation.events import Incoming, parse_command
 from handlers.fallback import pointer
 
 from .notifier import CAPABILITIES, CHANNEL, ZaloNotifier
+from .oa.events import group_of
+from .oa.rooms import group_chat
 from .updates import ZaloUpdate
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,37 @@ def incoming(update: ZaloUpdate) -> Incoming | None:
         command=command,
         args=args,
         message=MessageRef(where, message.message_id),
+    )
+
+
+GROUP_TEXT = "user_send_group_text"  # the OA event of a member writing in a group
+
+
+def group_incoming(app_id: str, event: dict[str, Any]) -> Incoming | None:
+    """The neutral event of a member's text in one of the OA's groups (a crisis room made by
+    ``bot.channels.zalo.oa.rooms``), else None.
+
+    The sender is taken to be the person's Zalo account as the Bot Platform knows it (assumed,
+    docs/zalo.md: the OA's user ids may be scoped to the app)."""
+    if event.get("event_name") != GROUP_TEXT:
+        return None
+    group = group_of(event)
+    sender = event.get("sender")
+    message = event.get("message")
+    if not group or not isinstance(sender, dict) or not isinstance(message, dict):
+        return None
+    text = str(message.get("text") or "").strip()
+    if not sender.get("id") or not text:
+        return None
+    command, args = parse_command(text)
+    where = group_chat(app_id, group)
+    return Incoming(
+        PersonRef(CHANNEL, str(sender["id"])),
+        where,
+        text=text,
+        command=command,
+        args=args,
+        message=MessageRef(where, str(message.get("msg_id") or "")),
     )
 
 
@@ -77,8 +111,7 @@ class ZaloConversation:
         self.notifier = notifier
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def _first_time(self, update: ZaloUpdate) -> bool:
-        key = update.dedupe_key
+    def _first_time(self, key: str) -> bool:
         if key in self._seen:
             return False
         self._seen[key] = None
@@ -88,8 +121,22 @@ class ZaloConversation:
 
     async def on_update(self, update: ZaloUpdate) -> None:
         event = incoming(update)
-        if event is None or not self._first_time(update):
+        if event is None or not self._first_time(update.dedupe_key):
             return
+        await self._answer(event)
+
+    async def on_group_event(self, app_id: str, event: dict[str, Any]) -> None:
+        """A member's text in an OA group: room commands (``/task``, ``/tasks``, ``/update``…)
+        answered in the group through the OA; other chatter is left alone."""
+        neutral = group_incoming(app_id, event)
+        if neutral is None or neutral.command is None:
+            return
+        assert neutral.message is not None
+        if not self._first_time(f"oa:{neutral.message.message_id}"):
+            return
+        await self._answer(neutral)
+
+    async def _answer(self, event: Incoming) -> None:
         surface = ZaloSurface(self.notifier, event.where)
         try:
             if not await handle(self.runtime, event, surface):
