@@ -9,6 +9,7 @@ every mistake.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from bot.channels.zalo.notifier import CAPABILITIES, ZaloNotifier
 from bot.channels.zalo.oa.rooms import OaRooms, group_of_chat
 from bot.channels.zalo.oa.tokens import OaTokenStore
 from bot.cli import main
-from bot.clock import SystemClock
+from bot.clock import SimulatedClock, SystemClock
 from bot.config import AgencyConfig
 from bot.runtime import Runtime
 from bot.sandbox.zalo_emulator import ZaloEmulator
@@ -343,3 +344,26 @@ async def test_room_commands_typed_in_the_oa_group_are_answered_there(
     finally:
         await side.stop()
         await runner.cleanup()
+
+
+async def test_idle_oa_tokens_are_rotated_before_the_refresh_token_dies(
+    zalo: ZaloEmulator, db: Database, make_settings: Any
+) -> None:
+    """A refresh token unused for about three months dies: tokens a week old are rotated,
+    fresh ones are left alone, and an app never seeded is not touched."""
+    settings = make_settings(oa_env(zalo))
+    clock = SimulatedClock(datetime(2026, 12, 7, tzinfo=UTC))
+    rooms = OaRooms(settings, db, clock)
+    try:
+        assert not await rooms.keep_alive(timedelta(days=7))  # nothing seeded yet
+        OaTokenStore(db, zalo.oa.app_id, clock).seed(zalo.grant_oa_access())
+        assert not await rooms.keep_alive(timedelta(days=7))
+        assert not zalo.oa.refresh_calls
+        clock.advance(timedelta(days=8))
+        assert await rooms.keep_alive(timedelta(days=7))
+        assert len(zalo.oa.refresh_calls) == 1
+        store = OaTokenStore(db, zalo.oa.app_id, clock)
+        assert store.rotated_at() == clock.now() and store.current().generation == 1
+        assert not await rooms.keep_alive(timedelta(days=7))  # just rotated
+    finally:
+        await rooms.close()

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import jobs
+from bot.channels.base import DeliveryError
 from bot.clock import SystemClock
 from bot.config import ENV_PREFIX, Settings
 from bot.flows import FLOW_MODULES  # every flow registers with the layer on import
@@ -57,6 +58,10 @@ WEBHOOK_PATH = "/zalo/webhook"
 # Where Zalo posts the OA's events (set in the app's settings on developers.zalo.me): members
 # writing in the OA groups that are crisis rooms.
 OA_WEBHOOK_PATH = "/zalo/oa/webhook"
+# The OA's refresh token dies after about three months unused: rotate it when a week old,
+# looking a few times a day (a restart looks again at once, so no restart rhythm can skip it).
+OA_ROTATE_AFTER = timedelta(days=7)
+OA_ROTATE_CHECK_S = 6 * 3600.0
 T = TypeVar("T")
 DELIVER_SECONDS = 5.0
 DELIVER_JOB_ID = "deliver"
@@ -153,6 +158,7 @@ class ZaloSide:
         if oa is not None:
             on_event = partial(conversation.on_group_event, oa[0])
             self.tasks.append(asyncio.create_task(_answer(self.oa_events, on_event)))
+            self.tasks.append(asyncio.create_task(_keep_oa_alive(self.oa_rooms)))
         if self.secret is not None:
             assert self.settings.zalo_public_url is not None
             await self.client.set_webhook(
@@ -242,6 +248,16 @@ def _put(queue: asyncio.Queue[T]) -> Callable[[T], Awaitable[None]]:
 async def _answer(queue: asyncio.Queue[T], on_update: Callable[[T], Awaitable[None]]) -> None:
     while True:
         await on_update(await queue.get())
+
+
+async def _keep_oa_alive(rooms: OaRooms) -> None:
+    while True:
+        try:
+            if await rooms.keep_alive(OA_ROTATE_AFTER):
+                log.info("zalo oa: tokens rotated to keep the refresh token alive")
+        except DeliveryError as error:  # Zalo down or the grant revoked: said, tried again later
+            log.warning("zalo oa: could not rotate the tokens: %s", error)
+        await asyncio.sleep(OA_ROTATE_CHECK_S)
 
 
 async def _poll(client: ZaloBotClient, queue: asyncio.Queue[ZaloUpdate]) -> None:

@@ -15,10 +15,11 @@ the id the Bot Platform gives them (assumed: docs/zalo.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.channels.base import DeliveryError, RecipientUnreachable, Rejected, SentMessage
 from bot.channels.refs import ChatRef, PersonRef
@@ -92,6 +93,23 @@ class OaRooms:
                 timeout=settings.send_timeout,
             )
         return self._clients[app_id]
+
+    async def keep_alive(self, older_than: timedelta) -> bool:
+        """Rotate the configured app's tokens if they were last rotated ``older_than`` ago.
+
+        A refresh token dies after about three months unused, so an OA whose rooms sit idle
+        would need its administrator again; rotating now and then keeps it alive. Returns
+        whether a rotation was made (False: no app, never seeded, or rotated recently)."""
+        app_id = self.settings.zalo_oa_app_id
+        if app_id is None or self.settings.zalo_oa_app_secret is None:
+            return False
+        client = self.client(app_id)
+        rotated = await asyncio.to_thread(client.store.rotated_at)
+        if rotated is None or self.clock.now() - rotated < older_than:
+            return False
+        async with neutral_errors():
+            await client.refresh_now()
+        return True
 
     async def close(self) -> None:
         for client in self._clients.values():

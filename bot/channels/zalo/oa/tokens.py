@@ -69,6 +69,12 @@ class OaTokenStore:
             row.updated_at = self.clock.now()
             session.add(row)
 
+    def rotated_at(self) -> datetime | None:
+        """When the tokens were last stored (seeded or rotated); None before any seed."""
+        with self.db.session() as session:
+            row = session.get(ZaloOaToken, self.app_id)
+            return row.updated_at if row is not None else None
+
     def current(self) -> OaTokens:
         with self.db.session() as session:
             return self._tokens(self._row(session))
