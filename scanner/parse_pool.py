@@ -13,14 +13,18 @@ crash matrix sends) notices within a second and exits, so no parser outlives its
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime
 
 from scanner.parse import FeedError, FeedItem, parse_feed
+
+log = logging.getLogger(__name__)
 
 Parsed = tuple[list[FeedItem], str | None, str | None]  # items, warning, error
 
@@ -68,6 +72,32 @@ def executor(workers: int) -> Executor:
                 )
             _pools[workers] = pool
         return pool
+
+
+async def parse_in(
+    workers: int, body: bytes, headers: dict[str, str], base_url: str, at: datetime
+) -> Parsed:
+    """:func:`parse` in the pool, off the event loop. A pool whose worker died (killed by the
+    system on a huge feed, say) is broken for good: it is dropped and the feed parsed once more
+    in a fresh one, so one lost worker never blinds every later scan."""
+    loop = asyncio.get_running_loop()
+    for attempt in (1, 2):
+        pool = executor(workers)
+        try:
+            return await loop.run_in_executor(pool, parse, body, headers, base_url, at)
+        except BrokenExecutor:
+            log.warning("feed parser pool broken (a worker died); starting a new one")
+            _discard(workers, pool)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _discard(workers: int, pool: Executor) -> None:
+    with _lock:
+        if _pools.get(workers) is pool:
+            del _pools[workers]
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def shutdown() -> None:

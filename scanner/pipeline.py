@@ -731,8 +731,7 @@ async def run_scan(
 
     # Each feed is parsed as soon as it arrives, while the others are still on the wire, in
     # the parser pool (``scanner.parse_pool``: one process per core, off the event loop).
-    loop = asyncio.get_running_loop()
-    parser = parse_pool.executor(parse_workers(settings))
+    workers = parse_workers(settings)
 
     async def _fetch_and_parse(
         fetcher: FeedFetcher, url: str, etag: str | None, modified: str | None
@@ -740,8 +739,8 @@ async def run_scan(
         res = await fetcher.fetch(url, etag, modified)
         if res.status != "ok":
             return res, [], None, res.error
-        items, warning, error = await loop.run_in_executor(
-            parser, parse_pool.parse, res.body, dict(res.headers), res.final_url, clock.now()
+        items, warning, error = await parse_pool.parse_in(
+            workers, res.body, dict(res.headers), res.final_url, clock.now()
         )
         res.body = b""  # parsed: let the bytes go
         return res, items, warning, error

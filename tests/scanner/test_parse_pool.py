@@ -67,3 +67,20 @@ def test_workers_exit_when_the_bot_is_killed() -> None:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)
+
+
+async def test_a_pool_whose_worker_died_is_replaced() -> None:
+    """A parser worker killed by the system breaks its pool for good; the next feed is parsed
+    in a fresh pool instead of every later scan failing."""
+    try:
+        pool = parse_pool.executor(2)
+        worker = pool.submit(os.getpid).result(timeout=60)
+        os.kill(worker, signal.SIGKILL)
+        time.sleep(0.5)
+        items, _warning, error = await parse_pool.parse_in(2, RSS, {}, "", AT)
+        assert error is None and [i.title for i in items] == [
+            "Cháy xưởng gỗ ở khu công nghiệp Yên Bình"
+        ]
+        assert parse_pool.executor(2) is not pool
+    finally:
+        parse_pool.shutdown()
