@@ -779,6 +779,10 @@ async def run_scan(
         report.finished_at = clock.now()
         report.duration_s = time.perf_counter() - started
         with db.session() as s:
+            # Once more over every article of the scan: a story grown by a later slice has
+            # changed buckets an earlier slice rebuilt (its outlets, its tone), and detection
+            # must see what one transaction over the whole scan would have written.
+            rebuild_for_articles(s, [a.id for a in articles if a.id is not None])
             _store_summary(s, report)
 
     await asyncio.to_thread(_cpu_and_store)

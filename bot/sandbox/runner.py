@@ -261,9 +261,6 @@ class Sandbox:
             allow_private_feeds=True,
             tick_seconds=self.options.tick_seconds,
             scan_interval=max(10, int(self.options.scan_seconds * max(self.options.speed, 1))),
-            # Five small local feeds: one thread parses them in no time, without starting
-            # parser processes beside the sandbox (and its tests' processes).
-            parse_workers=0,
             log_level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING",
             agencies=[
                 {

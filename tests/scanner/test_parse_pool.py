@@ -3,6 +3,7 @@ this one, and no parser outlives a bot that was killed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -76,7 +77,7 @@ async def test_a_pool_whose_worker_died_is_replaced() -> None:
         pool = parse_pool.executor(2)
         worker = pool.submit(os.getpid).result(timeout=60)
         os.kill(worker, signal.SIGKILL)
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
         items, _warning, error = await parse_pool.parse_in(2, RSS, {}, "", AT)
         assert error is None and [i.title for i in items] == [
             "Cháy xưởng gỗ ở khu công nghiệp Yên Bình"
