@@ -10,13 +10,11 @@ serves the charts the emulator fetches, as Zalo's servers would) and in polling 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from alert_desk import OUTLETS, FeedServer, add_sources, feeds
 from sqlmodel import select
 from zalo_support import zalo_bot
@@ -97,16 +95,6 @@ def seed(db: Database, feeds: FeedServer) -> int:
             )
         )
     return lan_id
-
-
-@pytest_asyncio.fixture
-async def zalo() -> AsyncIterator[ZaloEmulator]:
-    emulator = ZaloEmulator()
-    await emulator.start()
-    try:
-        yield emulator
-    finally:
-        await emulator.stop()
 
 
 async def forged_updates_are_refused(
