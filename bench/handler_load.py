@@ -48,7 +48,7 @@ from sqlmodel import select
 
 from bench.fanout import SENDS
 from bench.fanout import seed as seed_fanout
-from bench.workers import Front, Worker, serve_front
+from bench.workers import Front, Worker, serve_front, serve_on_loopback
 from bot.app import build_application
 from bot.clock import SystemClock
 from bot.config import load_settings
@@ -237,13 +237,8 @@ class _Feeds:
 async def _feed_server(feeds: _Feeds) -> AsyncIterator[str]:
     server = web.Application()
     server.router.add_get("/rss/{index}.rss", feeds.handle)
-    runner = web.AppRunner(server, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serve_on_loopback(server) as base:
+        yield base
 
 
 def _add_sources(db: Database, base: str) -> None:

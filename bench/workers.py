@@ -94,18 +94,27 @@ class Front:
 
 
 @contextlib.asynccontextmanager
-async def serve_front(front: Front) -> AsyncIterator[str]:
-    """Serve ``front`` on a free loopback port; yields the webhook URL to give the workers."""
-    app = web.Application()
-    app.router.add_post(HOOK_PATH, front.handle)
+async def serve_on_loopback(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port; yields its base URL."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}{HOOK_PATH}"
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def serve_front(front: Front) -> AsyncIterator[str]:
+    """Serve ``front`` on a free loopback port; yields the webhook URL to give the workers."""
+    app = web.Application()
+    app.router.add_post(HOOK_PATH, front.handle)
+    try:
+        async with serve_on_loopback(app) as base:
+            yield f"{base}{HOOK_PATH}"
     finally:
         await front.close()
-        await runner.cleanup()
 
 
 class Worker:
