@@ -9,7 +9,7 @@ without a word it says where they go now.
 from __future__ import annotations
 
 from bot.services import linking
-from bot.services.commands import register_command
+from bot.services.commands import publish_person_commands, register_command
 from handlers.conversation.dispatch import on_command
 from handlers.conversation.turn import Turn
 from storage.models import Role, UserStatus
@@ -60,6 +60,8 @@ async def _redeem(turn: Turn, typed: str) -> None:
         channels=channels,
     )
     await turn.replies.say(text)
+    # The new account's menu is still a stranger's: show it the person's role's commands.
+    await publish_person_commands(runtime, result.user)
 
 
 @on_command("nhantin", Role.MEMBER)

@@ -92,15 +92,16 @@ def _menu(runtime: Runtime, lang: str, names: Sequence[str]) -> list[tuple[str, 
 async def publish_person_commands(runtime: Runtime, user: User) -> None:
     """The command menu of one person's private chat: their role's commands, in their language.
 
-    Suspended, pending and rejected people fall back to the default (public) menu. A channel
-    without command menus, or a person with no account on it, is left alone; a refusal is
-    logged, never raised (a menu is a help).
+    Suspended, pending and rejected people fall back to the default (public) menu. Every
+    account of theirs that this process serves gets it (a person linked on two messengers has
+    one role on both); a channel without command menus is left alone; a refusal is logged,
+    never raised (a menu is a help).
     """
-    if not isinstance(runtime.notifier, CommandMenus):
+    if not isinstance(runtime.notifier, CommandMenus) or user.id is None:
         return
     with runtime.db.session() as session:
-        account = identity.account_on(session, user.id, runtime.notifier.channel)
-    if account is not None:
+        accounts = identity.accounts_of(session, user.id, runtime.notifier.channel)
+    for account in accounts:
         await _publish_menu(runtime, account, user)
 
 

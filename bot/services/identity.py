@@ -58,6 +58,19 @@ def direct_chat(session: Session, user_id: int | None, channel: str) -> ChatRef 
     return account.direct_chat() if account is not None else None
 
 
+def accounts_of(session: Session, user_id: int, channel: str) -> list[PersonRef]:
+    """Every account of ``user_id`` on ``channel`` (on ``ANY_CHANNEL``: on every messenger),
+    in channel name order: what a change of the person's role reaches (their command menus)."""
+    query = select(ChannelIdentity.channel, ChannelIdentity.external_id).where(
+        ChannelIdentity.user_id == user_id
+    )
+    if channel != ANY_CHANNEL:
+        query = query.where(ChannelIdentity.channel == channel)
+    with session.no_autoflush:
+        rows = session.exec(query.order_by(col(ChannelIdentity.channel))).all()
+    return [PersonRef(found, external) for found, external in rows]
+
+
 def accounts_on(session: Session, user_ids: Iterable[int], channel: str) -> dict[int, PersonRef]:
     """The accounts on ``channel`` of many people at once (fan-outs), by user id."""
     ids = list(user_ids)

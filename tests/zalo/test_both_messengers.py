@@ -6,11 +6,13 @@ approval requests reach Lan and Hùng on Telegram (Lan has not chosen a channel 
 approves there by button, and her ``/duyet`` on Zalo is refused as a second vote. She then
 chooses Zalo for alerts: the next alert reaches her on Zalo only, and Hùng (Telegram only) on
 Telegram, both sent by the one process's fan-out. Last, Zalo answers a flow that used to be
-Telegram's only (``/topics``).
+Telegram's only (``/topics``), and Bình links a Telegram account from a code shown on Zalo:
+his Telegram menu shows a spokesperson's commands at once.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import aiohttp
@@ -69,6 +71,17 @@ async def test_one_process_serves_telegram_and_zalo(
         # A flow that is on the layer reaches Zalo too.
         topics = await answer(zalo, LAN_ZALO, "/topics", expect=TOPIC)
         assert TOPIC in topics
+
+        # Bình (on Zalo) links a Telegram account: its menu becomes a spokesperson's at once.
+        shown = await answer(zalo, BINH_ZALO, "/lienket", expect="Mã liên kết")
+        code = re.search(r"\b[A-Z0-9]{4}-[A-Z0-9]{4}\b", shown)
+        assert code is not None, shown
+        binh_tg = emulator.create_user("Bình").id
+        emulator.send_text(binh_tg, f"/lienket {code.group()}")
+        menu = await emulator.wait_for_call(
+            "setMyCommands", lambda c: str(binh_tg) in str(c.params.get("scope")), timeout=20
+        )
+        assert '"draft"' in str(menu.params["commands"]), menu.params
 
 
 async def test_both_webhooks_share_one_port(
