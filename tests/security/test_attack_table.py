@@ -202,7 +202,7 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
     errors = ErrorLines()
     logging.getLogger().addHandler(errors)
     patch = pytest.MonkeyPatch()
-    # Hundreds of replies in a minute: Telegram's pacing (tested in tests/foundation) would
+    # Hundreds of replies in a minute: Telegram's pacing (tested in tests/channels) would
     # stretch the burst to minutes, and the emulator's flood limits are off anyway.
     patch.setattr(ratelimit, "OVERALL_SPACING", 0.0)
     patch.setattr(ratelimit, "OVERALL_MAX", 10**9)
