@@ -671,7 +671,8 @@ async def _forge_every_action(
 
 def _registered_actions() -> list[str]:
     """The app's actions (importing the app registers every handler's); actions that tests
-    register for themselves (``test.*``, e.g. tests/foundation/test_units.py) are not the app's."""
+    register for themselves (``test.*``, e.g. tests/foundation/test_clock_buttons_templates.py)
+    are not the app's."""
     build_application  # noqa: B018
     return sorted(name for name in _REGISTRY if not name.startswith("test."))
 
