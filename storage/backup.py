@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from storage.lock import DatabaseInUse, DatabaseLock
 from storage.migrate import alembic_config, upgrade
+from storage.urls import is_sqlite, sqlite_file
 
 BUSY_TIMEOUT_S = 10.0
 PAGES_PER_STEP = 1024  # the backup yields the database between steps so writers are not stalled
@@ -49,13 +50,12 @@ class Copied:
 
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL; None for a server database (PostgreSQL)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    if not is_sqlite(url):
         return None
-    database = parsed.database or ""
-    if database in ("", ":memory:") or "mode=memory" in str(parsed.query):
+    database = sqlite_file(url)
+    if database is None:
         raise BackupError("an in-memory SQLite database has nothing to back up or restore")
-    return Path(database).resolve()
+    return database.resolve()
 
 
 def pg_dump_line(url: str, out: str) -> str:

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, inspect
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
 from storage.lock import DatabaseLock
 from storage.text import clean_deep, clean_text, needs_cleaning
+from storage.urls import is_sqlite, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +53,18 @@ def make_engine(
     ``busy_timeout_ms`` is SQLite's wait for a lock per attempt (tests shorten it); a write
     waits several of them (:func:`begin_write`).
     """
-    parsed = make_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        in_memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
+    if is_sqlite(url):
         kwargs["connect_args"] = {
             "check_same_thread": False,
             "timeout": busy_timeout_ms / 1000,
         }
-        if in_memory:
-            # One shared connection, or every session would see its own empty database.
+        database = sqlite_file(url)
+        if database is None:
+            # In memory: one shared connection, or every session would see its own empty one.
             kwargs["poolclass"] = StaticPool
         else:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            database.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_ms))
         return engine

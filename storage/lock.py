@@ -20,6 +20,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from storage.urls import sqlite_file
+
 __all__ = ["DatabaseInUse", "DatabaseLock", "lock_path_for"]
 
 
@@ -34,15 +36,10 @@ class DatabaseInUse(RuntimeError):
 
 def lock_path_for(url: str) -> Path | None:
     """The lock file of a SQLite file database; None for in-memory SQLite and PostgreSQL."""
-    from sqlalchemy.engine import make_url  # not at import: the CLI imports this module
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    database = sqlite_file(url)
+    if database is None:
         return None
-    database = parsed.database or ""
-    if database in ("", ":memory:") or "mode=memory" in str(parsed.query):
-        return None
-    return Path(database).resolve().with_name(Path(database).name + ".lock")
+    return database.resolve().with_name(database.name + ".lock")
 
 
 class DatabaseLock:

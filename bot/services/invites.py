@@ -121,6 +121,24 @@ def refusal_reason(invite: Invite | None, now: datetime) -> str | None:
     return None
 
 
+def _unused() -> tuple[sa.ColumnElement[bool], ...]:
+    """Neither used nor revoked (expiry is checked apart: only claims and listings care)."""
+    return col(Invite.used_at).is_(None), col(Invite.revoked_at).is_(None)
+
+
+def _update_where(session: Session, *where: sa.ColumnElement[bool], **values: object) -> int:
+    """Change the invite rows matching ``where`` in one conditional ``UPDATE``; the number of
+    rows changed. Test and change are one statement so that two people racing for one code (or
+    a revoke racing a claim) cannot both win."""
+    result = session.execute(
+        sa.update(Invite)
+        .where(*where)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def claim(session: Session, code: str, *, actor_ref: str, now: datetime) -> Invite:
     """Atomically mark ``code`` used (the user is attached later by :func:`attach_user`).
 
@@ -129,21 +147,13 @@ def claim(session: Session, code: str, *, actor_ref: str, now: datetime) -> Invi
     """
     invite = None
     if CODE_PATTERN.match(code):
-        result = session.execute(
-            sa.update(Invite)
-            .where(
-                col(Invite.code) == code,
-                col(Invite.used_at).is_(None),
-                col(Invite.revoked_at).is_(None),
-                col(Invite.expires_at) > now,
-            )
-            .values(used_at=now)
-            .execution_options(synchronize_session=False)
+        claimed = _update_where(
+            session, col(Invite.code) == code, *_unused(), col(Invite.expires_at) > now, used_at=now
         )
         invite = session.exec(select(Invite).where(Invite.code == code)).first()
         if invite is not None:
             session.refresh(invite)
-        if result.rowcount == 1 and invite is not None:  # type: ignore[attr-defined]
+        if claimed == 1 and invite is not None:
             audit.record(
                 session,
                 action="invite.claimed",
@@ -167,17 +177,13 @@ def claim(session: Session, code: str, *, actor_ref: str, now: datetime) -> Invi
 
 def release(session: Session, invite_id: int, *, actor_ref: str, now: datetime) -> None:
     """Give back a claimed code whose registration was cancelled before it finished."""
-    result = session.execute(
-        sa.update(Invite)
-        .where(
-            col(Invite.id) == invite_id,
-            col(Invite.used_by_id).is_(None),
-            col(Invite.used_at).is_not(None),
-        )
-        .values(used_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount:  # type: ignore[attr-defined]
+    if _update_where(
+        session,
+        col(Invite.id) == invite_id,
+        col(Invite.used_by_id).is_(None),
+        col(Invite.used_at).is_not(None),
+        used_at=None,
+    ):
         audit.record(
             session,
             action="invite.released",
@@ -188,21 +194,12 @@ def release(session: Session, invite_id: int, *, actor_ref: str, now: datetime) 
 
 
 def attach_user(session: Session, invite_id: int, user_id: int) -> None:
-    session.execute(
-        sa.update(Invite)
-        .where(col(Invite.id) == invite_id)
-        .values(used_by_id=user_id)
-        .execution_options(synchronize_session=False)
-    )
+    _update_where(session, col(Invite.id) == invite_id, used_by_id=user_id)
 
 
 def open_invites(session: Session, actor: Actor, now: datetime) -> list[Invite]:
     """Unused, unrevoked, unexpired codes the actor may see (admins: all; supervisors: own)."""
-    query = select(Invite).where(
-        col(Invite.used_at).is_(None),
-        col(Invite.revoked_at).is_(None),
-        col(Invite.expires_at) > now,
-    )
+    query = select(Invite).where(*_unused(), col(Invite.expires_at) > now)
     if not is_admin(actor):
         if not can_act_for_agency(actor, actor.agency_id, Role.SUPERVISOR):
             return []
@@ -219,17 +216,7 @@ def revoke(session: Session, *, actor: Actor, invite_id: int, now: datetime) -> 
     """Revoke an open code; False if it was already used or revoked (nothing changes)."""
     if not can_revoke(session, actor, invite_id):
         raise InviteNotAllowed(f"{actor.channel_ref} may not revoke invite {invite_id}")
-    result = session.execute(
-        sa.update(Invite)
-        .where(
-            col(Invite.id) == invite_id,
-            col(Invite.used_at).is_(None),
-            col(Invite.revoked_at).is_(None),
-        )
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not _update_where(session, col(Invite.id) == invite_id, *_unused(), revoked_at=now):
         return False
     audit.by_actor(
         session,

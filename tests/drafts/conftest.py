@@ -47,7 +47,7 @@ class Desk:
 
     def app(self) -> Any:
         app = build_application(self.settings, self.db, self.clock)
-        # The app's own flood limiter (tested in tests/foundation) would only pace these
+        # The app's own flood limiter (tested in tests/channels) would only pace these
         # conversations at Telegram's 20 messages a minute per group; the emulator's are off too.
         app.bot._rate_limiter = None
         return app

@@ -202,7 +202,7 @@ async def outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Out
     errors = ErrorLines()
     logging.getLogger().addHandler(errors)
     patch = pytest.MonkeyPatch()
-    # Hundreds of replies in a minute: Telegram's pacing (tested in tests/foundation) would
+    # Hundreds of replies in a minute: Telegram's pacing (tested in tests/channels) would
     # stretch the burst to minutes, and the emulator's flood limits are off anyway.
     patch.setattr(ratelimit, "OVERALL_SPACING", 0.0)
     patch.setattr(ratelimit, "OVERALL_MAX", 10**9)
@@ -671,7 +671,8 @@ async def _forge_every_action(
 
 def _registered_actions() -> list[str]:
     """The app's actions (importing the app registers every handler's); actions that tests
-    register for themselves (``test.*``, e.g. tests/foundation/test_units.py) are not the app's."""
+    register for themselves (``test.*``, e.g. tests/foundation/test_clock_buttons_templates.py)
+    are not the app's."""
     build_application  # noqa: B018
     return sorted(name for name in _REGISTRY if not name.startswith("test."))
 

@@ -113,3 +113,16 @@ def is_participant(session: Session, actor: Actor, crisis: Crisis) -> bool:
 def room_language(session: Session, crisis: Crisis) -> str:
     lead = session.get(User, crisis.lead_id) if crisis.lead_id else None
     return lead.language if lead else "vi"
+
+
+def participant_crisis(
+    session: Session, actor: Actor, crisis_id: int, *, open_only: bool
+) -> Crisis:
+    """The crisis, for one of its participants only (``/update``, ``/note``, ``/task`` and the
+    read-only views); others get ``TaskForceError("not_member_self")``. With ``open_only`` a
+    resolved crisis is refused too: notes and views stay possible after the close, new work
+    does not."""
+    crisis = open_crisis_row(session, crisis_id) if open_only else crisis_row(session, crisis_id)
+    if not is_participant(session, actor, crisis):
+        raise TaskForceError("not_member_self")
+    return crisis

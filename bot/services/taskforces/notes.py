@@ -9,12 +9,7 @@ from bot.services.permissions import (
     Actor,
 )
 from bot.services.taskforces.brief import touch_brief
-from bot.services.taskforces.crises import (
-    TaskForceError,
-    crisis_row,
-    is_participant,
-    open_crisis_row,
-)
+from bot.services.taskforces.crises import TaskForceError, participant_crisis
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -27,9 +22,7 @@ def post_update(runtime: Runtime, actor: Actor, crisis_id: int, text: str) -> No
         raise TaskForceError("update_usage")
     now = runtime.clock.now()
     with runtime.db.session() as session:
-        crisis = open_crisis_row(session, crisis_id)
-        if not is_participant(session, actor, crisis):
-            raise TaskForceError("not_member_self")
+        participant_crisis(session, actor, crisis_id, open_only=True)
         timeline.add(session, crisis_id, timeline.UPDATE, actor.user_id, text[:1000], {}, now)
         touch_brief(session, crisis_id, now)
 
@@ -50,9 +43,7 @@ def add_note(
         raise TaskForceError("note_usage")
     now = runtime.clock.now()
     with runtime.db.session() as session:
-        crisis = crisis_row(session, crisis_id)
-        if not is_participant(session, actor, crisis):
-            raise TaskForceError("not_member_self")
+        participant_crisis(session, actor, crisis_id, open_only=False)
         timeline.add(
             session,
             crisis_id,

@@ -18,11 +18,9 @@ from bot.services.permissions import (
 )
 from bot.services.taskforces.convening import INVITE_KIND
 from bot.services.taskforces.crises import (
-    TaskForceError,
-    crisis_row,
     display_name,
-    is_participant,
     members_of,
+    participant_crisis,
 )
 from storage.models import (
     Agency,
@@ -75,9 +73,7 @@ def for_participant(
     """``view`` of a crisis, for its participants only (``/timeline``, ``/tasks``, ``/roster``);
     others get ``TaskForceError("not_member_self")``."""
     with runtime.db.session() as session:
-        crisis = crisis_row(session, crisis_id)
-        if not is_participant(session, actor, crisis):
-            raise TaskForceError("not_member_self")
+        crisis = participant_crisis(session, actor, crisis_id, open_only=False)
         return crisis, view(session, crisis_id)
 
 

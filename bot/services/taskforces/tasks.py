@@ -27,9 +27,8 @@ from bot.services.taskforces.crises import (
     crisis_row,
     display_name,
     is_lead_or_supervisor,
-    is_participant,
     member_row,
-    open_crisis_row,
+    participant_crisis,
 )
 from storage.models import (
     Crisis,
@@ -155,9 +154,7 @@ def add_task(runtime: Runtime, actor: Actor, crisis_id: int, text: str) -> TaskV
     now = runtime.clock.now()
     spec = parse_task(text)
     with runtime.db.session() as session:
-        crisis = open_crisis_row(session, crisis_id)
-        if not is_participant(session, actor, crisis):
-            raise TaskForceError("not_member_self")
+        crisis = participant_crisis(session, actor, crisis_id, open_only=True)
         if spec.username is not None:
             owner = find_by_username(session, spec.username)
             if owner is None or owner.status != UserStatus.ACTIVE:

@@ -14,8 +14,9 @@ from bot.channels.telegram.notifier import chat_ref, person_ref, room_link
 from bot.clock import SimulatedClock
 from bot.runtime import Runtime
 from bot.services import identity, reports, rooms, stored_refs, timeline
+from bot.services.permissions import Actor
 from bot.services.taskforces import room
-from bot.services.taskforces.crises import TaskForceError
+from bot.services.taskforces.crises import TaskForceError, participant_crisis
 from bot.services.taskforces.roles import parse_role
 from bot.services.taskforces.tasks import parse_task
 from bot.templating import Renderer
@@ -121,6 +122,46 @@ def _crisis(s: Any, agency_id: int, title: str = "c") -> Crisis:
     s.add(crisis)
     s.flush()
     return crisis
+
+
+def test_only_participants_reach_a_crisis_and_only_open_ones_with_open_only(
+    sqlite_db: Database,
+) -> None:
+    """/update, /note, /task and the views share one check: a convened person who has not
+    declined gets the crisis, anyone else ``not_member_self``; after the close a note or a view
+    still works (``open_only=False``) but new work is refused as ``resolved``."""
+    with sqlite_db.session() as s:
+        agency = Agency(code="A", name="A")
+        s.add(agency)
+        s.flush()
+        people = {name: User(username=name, status="active") for name in ("in", "no", "out")}
+        s.add_all(people.values())
+        s.flush()
+        crisis = _crisis(s, agency.id or 0)
+        for name, state in (("in", "joined"), ("no", "declined")):
+            s.add(CrisisMember(crisis_id=crisis.id or 0, user_id=people[name].id or 0, state=state))
+        s.flush()
+        actor = {name: Actor(f"tg:{name}", user) for name, user in people.items()}
+
+        def code(name: str, open_only: bool) -> str:
+            try:
+                participant_crisis(s, actor[name], crisis.id or 0, open_only=open_only)
+            except TaskForceError as refused:
+                return refused.code
+            return "ok"
+
+        assert [code(n, True) for n in ("in", "no", "out")] == [
+            "ok",
+            "not_member_self",
+            "not_member_self",
+        ]
+        crisis.status = "resolved"
+        s.flush()
+        assert [code("in", False), code("in", True), code("out", False)] == [
+            "ok",
+            "resolved",
+            "not_member_self",
+        ]
 
 
 def test_a_free_group_is_taken_once(sqlite_db: Database, make_settings: Any) -> None:
