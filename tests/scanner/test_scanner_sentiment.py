@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
 from scanner import sentiment
@@ -181,6 +181,20 @@ def test_cross_validate_averages_over_seeds() -> None:
     )
     assert results["lexicon"].macro_f1 == pytest.approx(lexicon_f1)
     assert results["majority"].negative_recall == 0.0
+    # Per class (precision, recall, F1 in LABELS order), pooled as the headline figures are:
+    # the lexicon's are its scores on all items, the negative recall is the headline one and
+    # the class F1s average to the macro-F1.
+    lexicon_classes = precision_recall_fscore_support(
+        small.labels,
+        [s.label for s in LexiconScorer().score_many(items)],
+        labels=list(sentiment.LABELS),
+        zero_division=0.0,
+    )
+    assert np.array(results["lexicon"].per_class) == pytest.approx(np.array(lexicon_classes[:3]).T)
+    for r in results.values():
+        assert len(r.per_class) == len(sentiment.LABELS)
+        assert r.per_class[0][1] == pytest.approx(r.negative_recall)
+        assert sum(f for _p, _r, f in r.per_class) / 3 == pytest.approx(r.macro_f1)
     assert all(0.0 <= r.macro_f1 <= 1.0 and r.macro_f1_std >= 0.0 for r in results.values())
 
 
