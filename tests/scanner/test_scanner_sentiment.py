@@ -247,3 +247,39 @@ def test_choose_c_is_deterministic_and_picks_from_the_grid() -> None:
     first = choose_c(docs, labels, grid=grid)
     assert first in grid
     assert choose_c(docs, labels, grid=grid) == first
+
+
+def test_eval_command_prints_each_class(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`crisisdesk sentiment eval` prints, under the headline figures, one row per scorer with
+    precision / recall / F1 of every class in LABELS order (read with ``--seeds``)."""
+    import argparse
+
+    from scanner.cli_commands import cmd_sentiment_eval
+
+    seen: dict[str, object] = {}
+
+    def fake(*, folds: int, seeds: list[int]) -> list[sentiment.EvalResult]:
+        seen.update(folds=folds, seeds=seeds)
+        per_class = ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6), (0.7, 0.8, 0.9))
+        return [sentiment.EvalResult("model", 0.6, 0.2, 0.01, 0.02, per_class)]
+
+    monkeypatch.setattr(sentiment, "cross_validate", fake)
+    assert cmd_sentiment_eval(argparse.Namespace(folds=4, seeds=[7, 8])) == 0
+    assert seen == {"folds": 4, "seeds": [7, 8]}
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[1:] == list(sentiment.LABELS))
+    assert lines[header + 1].split() == [
+        "model",
+        "0.100",
+        "0.200",
+        "0.300",
+        "0.400",
+        "0.500",
+        "0.600",
+        "0.700",
+        "0.800",
+        "0.900",
+    ]
+    assert lines[header - 3].split() == ["model", "0.600", "±", "0.010", "0.200", "±", "0.020"]
