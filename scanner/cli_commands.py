@@ -208,7 +208,7 @@ def cmd_sentiment_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sentiment_eval(args: argparse.Namespace) -> int:
-    from scanner.sentiment import RANDOM_STATE, cross_validate
+    from scanner.sentiment import LABELS, RANDOM_STATE, cross_validate
 
     seeds = args.seeds or [RANDOM_STATE]
     print(
@@ -223,9 +223,17 @@ def cmd_sentiment_eval(args: argparse.Namespace) -> int:
         + ("all folds of all seeds" if len(seeds) > 1 else "folds")
     )
     print(f"{'scorer':<10} {'macro-F1':>15} {'neg recall':>15}")
-    for r in cross_validate(folds=args.folds, seeds=seeds):
+    results = cross_validate(folds=args.folds, seeds=seeds)
+    for r in results:
         print(
             f"{r.name:<10} {r.macro_f1:>7.3f} ± {r.macro_f1_std:.3f}"
             f" {r.negative_recall:>7.3f} ± {r.negative_recall_std:.3f}"
+        )
+    print("\nper class, pooled like the above: precision / recall / F1")
+    print(f"{'scorer':<10}" + "".join(f" {label:>20}" for label in LABELS))
+    for r in results:
+        print(
+            f"{r.name:<10}"
+            + "".join(f" {p:>6.3f} {rec:>6.3f} {f:>6.3f}" for p, rec, f in r.per_class)
         )
     return EXIT_OK

@@ -766,6 +766,9 @@ class EvalResult:
     negative_recall: float
     macro_f1_std: float = 0.0
     negative_recall_std: float = 0.0
+    #: Per class (``LABELS`` order): (precision, recall, F1), pooled like the figures above —
+    #: which class a macro-F1 loses on says where more labels or lexicon terms would help.
+    per_class: tuple[tuple[float, float, float], ...] = ()
 
 
 def cross_validate(
@@ -787,7 +790,7 @@ def cross_validate(
     """
     from collections import Counter
 
-    from sklearn.metrics import f1_score, recall_score
+    from sklearn.metrics import f1_score, precision_recall_fscore_support, recall_score
     from sklearn.model_selection import StratifiedKFold
 
     data = data or load_training_data()
@@ -804,8 +807,15 @@ def cross_validate(
             float(recall_score(gold, predicted, labels=["negative"], average="macro")),
         )
 
+    def per_class(gold: list[str], predicted: list[Any]) -> np.ndarray:
+        found = precision_recall_fscore_support(
+            gold, predicted, labels=list(LABELS), zero_division=0.0
+        )
+        return np.array(found[:3]).T  # one row per class: precision, recall, F1
+
     names = ("model", "lexicon", "majority")
     pooled: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    classes: dict[str, list[np.ndarray]] = {name: [] for name in names}
     per_fold: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for seed in seeds:
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -825,6 +835,7 @@ def cross_validate(
             bounds.append(len(truth))
         for name, predicted in predictions.items():
             pooled[name].append(scores(truth, predicted))
+            classes[name].append(per_class(truth, predicted))
             per_fold[name] += [
                 scores(truth[a:b], predicted[a:b]) for a, b in itertools.pairwise(bounds)
             ]
@@ -833,8 +844,16 @@ def cross_validate(
     for name in names:
         mean = np.array(pooled[name]).mean(axis=0)
         std = np.array(per_fold[name]).std(axis=0)
+        by_class = np.mean(classes[name], axis=0)
         results.append(
-            EvalResult(name, float(mean[0]), float(mean[1]), float(std[0]), float(std[1]))
+            EvalResult(
+                name,
+                float(mean[0]),
+                float(mean[1]),
+                float(std[0]),
+                float(std[1]),
+                tuple((float(p), float(r), float(f)) for p, r, f in by_class),
+            )
         )
     return results
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
 from scanner import sentiment
@@ -181,6 +181,20 @@ def test_cross_validate_averages_over_seeds() -> None:
     )
     assert results["lexicon"].macro_f1 == pytest.approx(lexicon_f1)
     assert results["majority"].negative_recall == 0.0
+    # Per class (precision, recall, F1 in LABELS order), pooled as the headline figures are:
+    # the lexicon's are its scores on all items, the negative recall is the headline one and
+    # the class F1s average to the macro-F1.
+    lexicon_classes = precision_recall_fscore_support(
+        small.labels,
+        [s.label for s in LexiconScorer().score_many(items)],
+        labels=list(sentiment.LABELS),
+        zero_division=0.0,
+    )
+    assert np.array(results["lexicon"].per_class) == pytest.approx(np.array(lexicon_classes[:3]).T)
+    for r in results.values():
+        assert len(r.per_class) == len(sentiment.LABELS)
+        assert r.per_class[0][1] == pytest.approx(r.negative_recall)
+        assert sum(f for _p, _r, f in r.per_class) / 3 == pytest.approx(r.macro_f1)
     assert all(0.0 <= r.macro_f1 <= 1.0 and r.macro_f1_std >= 0.0 for r in results.values())
 
 
@@ -233,3 +247,39 @@ def test_choose_c_is_deterministic_and_picks_from_the_grid() -> None:
     first = choose_c(docs, labels, grid=grid)
     assert first in grid
     assert choose_c(docs, labels, grid=grid) == first
+
+
+def test_eval_command_prints_each_class(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`crisisdesk sentiment eval` prints, under the headline figures, one row per scorer with
+    precision / recall / F1 of every class in LABELS order (read with ``--seeds``)."""
+    import argparse
+
+    from scanner.cli_commands import cmd_sentiment_eval
+
+    seen: dict[str, object] = {}
+
+    def fake(*, folds: int, seeds: list[int]) -> list[sentiment.EvalResult]:
+        seen.update(folds=folds, seeds=seeds)
+        per_class = ((0.1, 0.2, 0.3), (0.4, 0.5, 0.6), (0.7, 0.8, 0.9))
+        return [sentiment.EvalResult("model", 0.6, 0.2, 0.01, 0.02, per_class)]
+
+    monkeypatch.setattr(sentiment, "cross_validate", fake)
+    assert cmd_sentiment_eval(argparse.Namespace(folds=4, seeds=[7, 8])) == 0
+    assert seen == {"folds": 4, "seeds": [7, 8]}
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[1:] == list(sentiment.LABELS))
+    assert lines[header + 1].split() == [
+        "model",
+        "0.100",
+        "0.200",
+        "0.300",
+        "0.400",
+        "0.500",
+        "0.600",
+        "0.700",
+        "0.800",
+        "0.900",
+    ]
+    assert lines[header - 3].split() == ["model", "0.600", "±", "0.010", "0.200", "±", "0.020"]
