@@ -6,11 +6,13 @@ database after a restart (the emulator itself starts empty every time).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, select
 
+from bot.channels.refs import PersonRef
 from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import identity
@@ -81,6 +83,36 @@ PERSONA_BY_KEY = {p.key: p for p in PERSONAS}
 PERSONA_BY_ID = {p.user_id: p for p in PERSONAS}
 
 
+@dataclass(frozen=True)
+class ZaloPersona:
+    """Someone the visitor can be on Zalo: plain text only, commands typed."""
+
+    key: str
+    zalo_id: str
+    full_name: str
+    role: str | None
+    registered: bool  # already active at start (or, with ``same_as``, linked)
+    registered_in_drill: bool
+    same_as: str | None = None  # a Telegram persona's key: the same person, with both messengers
+
+    @property
+    def page_id(self) -> str:
+        """The persona's id on the page and in its backend (Telegram personas have numbers)."""
+        return f"zalo:{self.zalo_id}"
+
+
+ZALO_PERSONAS: tuple[ZaloPersona, ...] = (
+    # The admin reads Zalo too: a Zalo newcomer's request reaches him there, and he can decide
+    # by command (/accept, /duyet) as Zalo's officials do.
+    ZaloPersona("zalo_admin", "9100000000000001", "Nguyễn Văn An", Role.ADMIN, True, True, "admin"),
+    ZaloPersona(
+        "zalo_spokesperson", "9100000000000002", "Vũ Thị Lan", Role.SPOKESPERSON, True, False
+    ),
+)
+ZALO_PERSONA_BY_KEY = {p.key: p for p in ZALO_PERSONAS}
+ZALO_PERSONA_BY_PAGE_ID = {p.page_id: p for p in ZALO_PERSONAS}
+
+
 PUBLIC_CHANNEL = "byt_tin_chinh_thuc"  # the agency's public channel (approved statements)
 
 
@@ -147,21 +179,60 @@ def seed_database(session: Session, *, drill: bool, now: datetime) -> list[Perso
         seeded.append(persona)
         if identity.person_for(session, person_ref(persona.user_id)) is not None:
             continue
-        user = User(
-            username=persona.username,
-            full_name=persona.full_name,
-            phone=persona.phone,
-            agency_id=agency.id,
-            role=persona.role,
-            status=UserStatus.ACTIVE,
-            language="vi",
-            created_at=now,
-            updated_at=now,
-        )
-        identity.add_person(session, person_ref(persona.user_id), user)
-        if persona.role in (Role.SPOKESPERSON, Role.SUPERVISOR):
-            assert user.id is not None
-            for topic in topics:
-                assert topic.id is not None
-                session.add(Subscription(user_id=user.id, topic_id=topic.id, created_at=now))
+        user = _person(agency, persona.role, persona.full_name, now, persona.phone)
+        user.username = persona.username
+        _add(session, user, person_ref(persona.user_id), topics, now)
     return seeded
+
+
+def seed_zalo_database(session: Session, *, drill: bool, now: datetime) -> list[ZaloPersona]:
+    """The Zalo accounts of the personas registered at start (a second messenger of a Telegram
+    persona is linked to that person); returns them."""
+    agency = session.exec(select(Agency).where(Agency.code == AGENCY_CODE)).one()
+    topics = session.exec(select(Topic).where(Topic.agency_id == agency.id)).all()
+    seeded = []
+    for persona in ZALO_PERSONAS:
+        if not (persona.registered_in_drill if drill else persona.registered):
+            continue
+        account = PersonRef("zalo", persona.zalo_id)
+        if identity.person_for(session, account) is not None:
+            seeded.append(persona)
+            continue
+        if persona.same_as is not None:
+            telegram = PERSONA_BY_KEY[persona.same_as].user_id
+            user = identity.person_for(session, person_ref(telegram))
+            if user is None:
+                continue  # not registered on Telegram either
+            identity.link(session, user, account, now)
+        else:
+            assert persona.role is not None
+            _add(
+                session, _person(agency, persona.role, persona.full_name, now), account, topics, now
+            )
+        seeded.append(persona)
+    return seeded
+
+
+def _person(agency: Agency, role: str, name: str, now: datetime, phone: str | None = None) -> User:
+    return User(
+        full_name=name,
+        phone=phone,
+        agency_id=agency.id,
+        role=role,
+        status=UserStatus.ACTIVE,
+        language="vi",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _add(
+    session: Session, user: User, account: PersonRef, topics: Sequence[Topic], now: datetime
+) -> None:
+    """A registered person's row and account; spokespeople and supervisors follow every topic."""
+    identity.add_person(session, account, user)
+    if user.role in (Role.SPOKESPERSON, Role.SUPERVISOR):
+        assert user.id is not None
+        for topic in topics:
+            assert topic.id is not None
+            session.add(Subscription(user_id=user.id, topic_id=topic.id, created_at=now))

@@ -7,6 +7,8 @@ One :class:`Sandbox` starts, in one event loop:
 * the real bot — ``bot.app.build_application`` with ``TELEGRAM_API_URL`` pointing at the emulator
   and a :class:`~bot.clock.SimulatedClock` at the news-day speed — polling, with its tick job and
   a scan job (run_scan + trend detection) on the JobQueue;
+* Zalo (:mod:`bot.sandbox.zalo_side`): the Zalo emulator and the bot answering on it, on the
+  same database;
 * the web page (:mod:`bot.sandbox.web`).
 
 It always uses its own SQLite database in a temporary directory, or in ``--data DIR`` (kept);
@@ -42,6 +44,7 @@ from bot.sandbox.feeds import feed_app
 from bot.sandbox.newsday import OUTLETS, NewsDay, NewsItem
 from bot.sandbox.serving import serve
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.sandbox.zalo_side import TelegramReachingZalo, ZaloSide
 from storage.db import Database, sqlite_url
 from storage.models import Article, Source, Topic
 
@@ -101,6 +104,7 @@ class Sandbox:
     db: Database = field(init=False)
     application: Application = field(init=False)  # type: ignore[type-arg,unused-ignore]
     chats: personas.SandboxChats = field(init=False)
+    zalo: ZaloSide = field(init=False)
     data_dir: Path = field(init=False)
     url: str = ""
     feeds_url: str = ""
@@ -115,6 +119,7 @@ class Sandbox:
     _runners: list[web.AppRunner] = field(default_factory=list)
     _feeds_runner: web.AppRunner | None = None
     _started: bool = False
+    _zalo_seeded: list[personas.ZaloPersona] = field(default_factory=list)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,6 +187,10 @@ class Sandbox:
         self._started = True
         # Promote the bot where it works, now that it polls (it sees my_chat_member).
         personas.add_bot_everywhere(self.emulator, self.chats)
+        self.zalo = ZaloSide(self)
+        await self.zalo.start()
+        for zalo_persona in self._zalo_seeded:  # they wrote to the bot before
+            self.zalo.emulator.add_person(zalo_persona.zalo_id, zalo_persona.full_name)
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -194,6 +203,8 @@ class Sandbox:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     async def _stop_world(self) -> None:
+        if hasattr(self, "zalo"):  # kept (stopped) until the next start: the page reads it
+            await self.zalo.stop()
         if self._started:
             updater = self.application.updater
             if updater is not None and updater.running:
@@ -256,7 +267,10 @@ class Sandbox:
             telegram_api_url=self.emulator.root_url,
             data_dir=self.data_dir,
             database_url=sqlite_url(self.data_dir),
-            admin_ids=[personas.PERSONA_BY_KEY["admin"].user_id],
+            admin_ids=[
+                str(personas.PERSONA_BY_KEY["admin"].user_id),
+                personas.ZALO_PERSONA_BY_KEY["zalo_admin"].page_id,
+            ],
             hub_chat_id=self.chats.hub_id,
             allow_private_feeds=True,
             tick_seconds=self.options.tick_seconds,
@@ -302,6 +316,10 @@ class Sandbox:
         for persona in seeded:
             personas.mark_started(self.emulator, persona)
         with self.db.session() as session:
+            self._zalo_seeded = personas.seed_zalo_database(
+                session, drill=self.options.drill, now=now
+            )
+        with self.db.session() as session:
             has_articles = session.exec(select(Article.id).limit(1)).first() is not None
         if not has_articles:
             seed_history(self.db, self.newsday)
@@ -312,6 +330,11 @@ class Sandbox:
         from bot.app import build_application
 
         application = build_application(self.settings, self.db, self.clock)
+        # Its notifier also reaches Zalo chats (a Zalo copy of a request to close).
+        runtime = application.bot_data["runtime"]
+        runtime.notifier = TelegramReachingZalo(
+            application.bot, send_timeout=self.settings.send_timeout
+        )
         job_queue = application.job_queue
         assert job_queue is not None
         # The bot's own scan job runs every SCAN_INTERVAL real seconds; on a compressed day it

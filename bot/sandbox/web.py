@@ -1,6 +1,7 @@
 """The sandbox web page and its small JSON backend (aiohttp + Jinja2, no build step).
 
-The page is a messenger: pick a persona, see their chats (the private chat with the bot, groups,
+The page is a messenger: pick a persona (on Telegram, or on Zalo: :mod:`bot.sandbox.zalo_page`),
+see their chats (the private chat with the bot, groups,
 forum topics), send text, commands and a contact, press inline and reply-keyboard buttons, open
 invite links. The backend acts through the emulator's Python control API in-process (the same
 calls ``/_control/`` exposes) and reads the emulator's state; ``/api/events`` is a server-sent
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
+from bot.sandbox import zalo_page
 from bot.sandbox.drill import drill_state
 from bot.sandbox.newsday import TZ
 from bot.sandbox.personas import PERSONA_BY_ID, PERSONAS
@@ -497,12 +499,14 @@ async def api_state(request: web.Request) -> web.Response:
     if sandbox.options.drill:  # first: a step met may start the drill's clock
         drill = await asyncio.to_thread(drill_state, sandbox, strings)
     state: dict[str, Any] = {
-        "personas": persona_list(sandbox, lang, strings),
+        "personas": persona_list(sandbox, lang, strings) + zalo_page.persona_list(strings),
         "clock": clock_json(sandbox),
         "scan": {"count": sandbox.scans, "error": sandbox.last_scan_error},
         "drill": drill,
     }
-    if "user" in request.query:
+    if zalo_page.is_zalo(request.query.get("user")):
+        state["chats"] = zalo_page.chat_entries(sandbox, request.query["user"], strings)
+    elif "user" in request.query:
         user_id = _user_id(request)
         state["chats"] = chat_entries(sandbox, user_id, strings)
     return web.json_response(state)
@@ -524,6 +528,8 @@ def clock_json(sandbox: Sandbox) -> dict[str, Any]:
 async def api_chat(request: web.Request) -> web.Response:
     sandbox = _sandbox(request)
     strings = request.app[STRINGS_KEY][_lang(request)]
+    if zalo_page.is_zalo(request.query.get("user")):
+        return web.json_response(zalo_page.chat_json(sandbox, request.query["user"], strings))
     user_id = _user_id(request)
     chat = sandbox.emulator.chat(int(request.query["chat"]))
     if chat.private_user is None and not chat.member(user_id).is_member:
@@ -598,6 +604,9 @@ def _chat_arg(data: dict[str, Any], user_id: int) -> int | None:
 async def api_send(request: web.Request) -> web.Response:
     sandbox = _sandbox(request)
     data = await _body(request)
+    if zalo_page.is_zalo(data.get("user")):
+        sent_id = zalo_page.send(sandbox, str(data["user"]), str(data.get("text", "")))
+        return web.json_response({"ok": True, "message_id": sent_id})
     user_id = _user_id(request, data)
     thread = data.get("thread")
     sent = sandbox.emulator.send_text(
@@ -739,12 +748,32 @@ async def api_file(request: web.Request) -> web.StreamResponse:
 def _signature(sandbox: Sandbox) -> tuple[int, ...]:
     emulator = sandbox.emulator
     return (
+        len(sandbox.zalo.emulator.bot_platform.messages),
         len(emulator.calls),
         len(emulator.hub.history),
         len(emulator.world.chats),
         len(emulator.world.users),
         sandbox.pokes,
     )
+
+
+async def _either_changes(
+    sandbox: Sandbox,
+    changed: Callable[[], Any],
+    timeout: float,  # noqa: ASYNC109 - as the emulators' own wait_for
+) -> None:
+    """Until ``changed()`` holds after a change in either emulator; TimeoutError otherwise."""
+    waits = [
+        asyncio.ensure_future(emulator.wait_for(changed, timeout=timeout))
+        for emulator in (sandbox.emulator, sandbox.zalo.emulator)
+    ]
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    next(iter(done)).result()  # raises TimeoutError when neither changed in time
 
 
 async def api_events(request: web.Request) -> web.StreamResponse:
@@ -772,7 +801,7 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
         while True:
             try:
-                await sandbox.emulator.wait_for(changed_since(last), timeout=3.0)
+                await _either_changes(sandbox, changed_since(last), timeout=3.0)
                 await asyncio.sleep(0.05)  # let a burst of calls settle into one refresh
                 last = _signature(sandbox)
                 await response.write(b"event: change\ndata: {}\n\n")

@@ -21,6 +21,9 @@
     });
   }
 
+  // Telegram personas have numbers; Zalo personas "zalo:<account>".
+  const pid = (v) => (/^-?\d+$/.test(String(v)) ? Number(v) : String(v));
+
   function esc(text) {
     return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   }
@@ -54,7 +57,7 @@
     if (select.dataset.html !== html) { select.innerHTML = html; select.dataset.html = html; }
     select.value = String(state.user);
   }
-  $("persona").addEventListener("change", (e) => selectPersona(Number(e.target.value)));
+  $("persona").addEventListener("change", (e) => selectPersona(pid(e.target.value)));
   $("new-persona").addEventListener("click", () => {
     const name = (prompt(T.new_persona_prompt) || "").trim();
     if (!name) return;
@@ -86,9 +89,9 @@
     list.innerHTML = state.chats.map((c) => {
       const topic = c.forum && c.thread_id !== null;
       const title = c.forum ? (c.thread_id === null ? c.title : c.topic) : c.title;
-      const avatarText = c.kind === "bot" ? "CD" : c.forum && c.thread_id !== null ? "#" : initials(c.title);
+      const avatarText = c.messenger === "zalo" ? "Z" : c.kind === "bot" ? "CD" : c.forum && c.thread_id !== null ? "#" : initials(c.title);
       return `<li class="chat-item${c.key === state.key ? " active" : ""}${topic ? " topic" : ""}"
-          data-key="${esc(c.key)}" data-kind="${c.kind}" data-title="${esc(c.title)}" data-testid="chat-item">
+          data-key="${esc(c.key)}" data-kind="${c.kind}" data-messenger="${c.messenger || "telegram"}" data-title="${esc(c.title)}" data-testid="chat-item">
         <div class="avatar" style="background:${color(c.chat_id + (c.thread_id || 0))}">${esc(avatarText)}</div>
         <div class="chat-text">
           <div class="chat-title"><span class="name">${esc(topic ? c.topic : title)}${c.closed ? ` <small class="closed-tag">${esc(T.topic_closed)}</small>` : ""}</span>
@@ -142,15 +145,16 @@
   }
 
   function renderHead(chat) {
-    const sub = chat.kind === "bot" ? T.bot : `${chat.members} ${T.members}`;
+    const sub = chat.messenger === "zalo" ? T.zalo_sub : chat.kind === "bot" ? T.bot : `${chat.members} ${T.members}`;
     const entry = state.chats.find((c) => c.key === state.key) || {};
     const title = entry.forum && entry.thread_id !== null ? entry.topic : chat.title;
-    const avatarText = chat.kind === "bot" ? "CD" : initials(chat.title);
+    const avatarText = chat.messenger === "zalo" ? "Z" : chat.kind === "bot" ? "CD" : initials(chat.title);
     $("conv-head").innerHTML = `<div class="avatar small" style="background:${color(chat.chat_id + (chat.thread_id || 0))}">${esc(avatarText)}</div>
       <div><div class="title" data-testid="chat-title">${esc(title)}</div><div class="sub">${esc(entry.forum && entry.thread_id !== null ? chat.title + " · " + sub : sub)}</div></div>`;
   }
 
   function renderChat(chat) {
+    $("conversation").classList.toggle("zalo", chat.messenger === "zalo");
     renderHead(chat);
     const box = $("messages");
     const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
@@ -171,6 +175,8 @@
       kb.innerHTML = chat.reply_keyboard.rows.map((row) => `<div class="row">` + row.map((b) =>
         `<button type="button" class="${b.contact ? "contact" : ""}" data-contact="${b.contact ? 1 : 0}" data-text="${esc(b.text)}" data-testid="reply-button">${esc(b.contact ? T.share_phone : b.text)}</button>`
       ).join("") + `</div>`).join("");
+    } else {
+      kb.innerHTML = "";  // no stale keyboard (another chat's, or one removed) left behind
     }
     if (chat.force_reply && !state.replyTo && !state.dismissed.has(chat.force_reply.id)) {
       setReply(chat.force_reply.id, chat.force_reply.text);
@@ -295,14 +301,22 @@
     api("clock", { action: "advance", minutes: 15 }).then((r) => renderClock(r.clock));
   });
 
+  function drillStep(s) {
+    return `<li class="${s.status}" data-number="${s.number}" data-step="${s.key}" data-status="${s.status}" data-testid="drill-step">
+        ${s.text}${s.status === "unavailable" ? ` <small>(${esc(T.drill_unavailable)})</small>` : ""}
+        ${s.status === "current" && s.persona_id !== state.user ? `<span class="who"><button type="button" data-persona="${s.persona_id}">${esc(T.drill_switch)} ${esc(s.persona)}</button></span>` : ""}
+      </li>`;
+  }
+
   function renderDrill(drill) {
     const list = $("drill-steps");
     if (!list || !drill) return;
-    const html = drill.steps.map((s) => `<li class="${s.status}" data-number="${s.number}" data-step="${s.key}" data-status="${s.status}" data-testid="drill-step">
-        ${s.text}${s.status === "unavailable" ? ` <small>(${esc(T.drill_unavailable)})</small>` : ""}
-        ${s.status === "current" && s.persona_id !== state.user ? `<span class="who"><button type="button" data-persona="${s.persona_id}">${esc(T.drill_switch)} ${esc(s.persona)}</button></span>` : ""}
-      </li>`).join("") + (drill.finished ? `<div class="finished" data-testid="drill-finished">${esc(T.drill_finished)}</div>` : "")
+    const zalo = (drill.zalo_steps || []).length
+      ? `<div class="drill-track" data-testid="drill-zalo">${esc(T.drill_zalo)}</div>` + drill.zalo_steps.map(drillStep).join("")
+      : "";
+    const html = drill.steps.map(drillStep).join("") + (drill.finished ? `<div class="finished" data-testid="drill-finished">${esc(T.drill_finished)}</div>` : "")
       + (drill.waiting ? `<div class="drill-waiting" data-testid="drill-waiting">${esc(T.drill_waiting)} <button type="button" data-drill="start" data-testid="drill-start">${esc(T.drill_start)}</button></div>` : "")
+      + zalo
       + `<div class="drill-controls"><button type="button" data-drill="reset" data-testid="drill-reset">${esc(T.drill_reset)}</button></div>`;
     if (list.dataset.html !== html) {
       list.innerHTML = html; list.dataset.html = html;
@@ -312,7 +326,7 @@
   }
   document.addEventListener("click", (e) => {
     const b = e.target.closest("#drill-steps button[data-persona]");
-    if (b) selectPersona(Number(b.dataset.persona));
+    if (b) selectPersona(pid(b.dataset.persona));
     const d = e.target.closest("#drill-steps button[data-drill]");
     if (!d) return;
     if (d.dataset.drill === "reset" && !window.confirm(T.drill_reset_confirm)) return;
@@ -330,7 +344,7 @@
     return api(q).then((s) => {
       state.personas = s.personas;
       if (state.user === null) {
-        const saved = Number(localStorage.getItem("sandbox.user"));
+        const saved = pid(localStorage.getItem("sandbox.user"));
         const known = s.personas.some((p) => p.id === saved);
         state.user = known ? saved : s.personas.find((p) => p.key === (S.drill ? "spokesperson" : "admin")).id;
         return refreshState();

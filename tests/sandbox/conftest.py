@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 from sandbox.procs import SandboxProcess, start_sandbox, stop_sandbox
+
+from bot.sandbox.runner import Sandbox, SandboxOptions
 
 
 @pytest.fixture
@@ -22,3 +26,23 @@ def drill_sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
         output = stop_sandbox(sandbox, grace=5.0)
         (tmp_path / "sandbox.log").write_text(output, encoding="utf-8")
         print(output[-4000:])
+
+
+@pytest_asyncio.fixture
+async def sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[Sandbox]:
+    # A configured deployment must be ignored: the sandbox never touches its database.
+    monkeypatch.setenv("CRISISDESK_DATABASE_URL", "postgresql+psycopg://x@127.0.0.1:1/prod")
+    monkeypatch.setenv("CRISISDESK_DATA_DIR", str(tmp_path / "production-data"))
+    param = getattr(request, "param", False)  # drill on/off, or the options to change
+    options: dict[str, Any] = {
+        "speed": 0,
+        **(param if isinstance(param, dict) else {"drill": param}),
+    }
+    box = Sandbox(SandboxOptions(data_dir=tmp_path / "sb", port=0, scan_seconds=1.0, **options))
+    await box.start()
+    try:
+        yield box
+    finally:
+        await box.stop()

@@ -59,6 +59,7 @@ FLAGS = [
     "--disable-sync",
 ]
 ADMIN, SUPERVISOR, SPOKESPERSON = 7001, 7002, 7003
+ZALO_SPOKESPERSON = "zalo:9100000000000002"  # Vũ Thị Lan, on Zalo
 WAIT_MS = 15_000
 ENGLISH_WORDS = re.compile(
     r"\b(?:the|and|you|your|press|please|sandbox|drill|step|clock|speed|chat|send|reset)\b", re.I
@@ -359,6 +360,27 @@ def resolve(d: Drill) -> None:
     assert d.query("select status from crisis") == [("resolved",)]
 
 
+def zalo(d: Drill) -> None:
+    """On Zalo, Vũ Thị Lan registers by typing: numbered choices, a typed phone, no buttons."""
+    d.page.select_option("[data-testid=persona]", ZALO_SPOKESPERSON)
+    expect(d.page.locator("[data-testid=chat-title]")).to_have_text("CrisisDesk · Zalo")
+    d.send("/start")
+    d.bot_says(r"1\. Tiếng Việt")
+    d.send("1")
+    d.bot_says("họ tên|họ và tên")
+    d.send("Vũ Thị Lan")
+    d.bot_says(r"1\. .*Bộ Y tế")
+    d.send("1")
+    d.bot_says(r"1\. Người phát ngôn")
+    d.send("1")
+    d.bot_says("0912 345 678")  # an example of a number to type: Zalo shares no contact
+    d.send("0912 345 678")
+    d.bot_says("chờ|duyệt")
+    expect(d.page.locator("[data-testid=inline-button]")).to_have_count(0)
+    expect(d.page.locator("[data-testid=reply-button]")).to_have_count(0)
+    d.wait_done("zalo_register")
+
+
 OPEN_ALERT = (
     "select alert.id from alert join topic on topic.id = alert.topic_id"
     " where topic.name = 'An toàn thực phẩm' and alert.status in ('open', 'escalated')"
@@ -377,6 +399,7 @@ WALK: list[tuple[str, str | None, Callable[[Drill], None]]] = [
     ("approve_draft", "approve_draft", approve_draft),
     ("publish", "publish", publish),
     ("resolve", "resolve", resolve),
+    ("zalo", "zalo_register", zalo),
 ]
 
 

@@ -7,20 +7,18 @@ scanner); the clock is paused and moved by the test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from aiohttp import ClientSession
 from sqlmodel import func, select
 
 from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.drill import CRISIS_TOPIC
 from bot.sandbox.personas import AGENCY_CODE, PERSONA_BY_KEY
-from bot.sandbox.runner import Sandbox, SandboxOptions
+from bot.sandbox.runner import Sandbox
 from bot.sandbox.web import current_reply_keyboard, entities_to_html, force_reply_target
 from bot.services import identity
 from storage.models import (
@@ -37,26 +35,6 @@ from storage.models import (
 ADMIN = PERSONA_BY_KEY["admin"].user_id
 SPOKESPERSON = PERSONA_BY_KEY["spokesperson"].user_id
 OUTSIDER = PERSONA_BY_KEY["outsider"].user_id
-
-
-@pytest_asyncio.fixture
-async def sandbox(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> AsyncIterator[Sandbox]:
-    # A configured deployment must be ignored: the sandbox never touches its database.
-    monkeypatch.setenv("CRISISDESK_DATABASE_URL", "postgresql+psycopg://x@127.0.0.1:1/prod")
-    monkeypatch.setenv("CRISISDESK_DATA_DIR", str(tmp_path / "production-data"))
-    param = getattr(request, "param", False)  # drill on/off, or the options to change
-    options: dict[str, Any] = {
-        "speed": 0,
-        **(param if isinstance(param, dict) else {"drill": param}),
-    }
-    box = Sandbox(SandboxOptions(data_dir=tmp_path / "sb", port=0, scan_seconds=1.0, **options))
-    await box.start()
-    try:
-        yield box
-    finally:
-        await box.stop()
 
 
 async def _wait(predicate: Any, timeout: float = 20.0) -> Any:  # noqa: ASYNC109

@@ -133,6 +133,10 @@ class BotPlatform:
         self._wake()
         return message
 
+    def add_person(self, user_id: str, display_name: str = "") -> None:
+        self.people.setdefault(user_id, Person(user_id, display_name or f"User {user_id[-4:]}"))
+        self.on_change()
+
     def chat(self, chat_id: str, *, from_bot: bool | None = None) -> list[StoredMessage]:
         if chat_id not in self.people:
             raise ControlError(f"no chat {chat_id}: that person never wrote to the bot")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 ACTIONS = frozenset(
     {
         "send_text",
+        "add_person",
         "wait_for_message",
         "set_webhook_envelope",
         "set_fetch_photos",

@@ -92,6 +92,11 @@ class ZaloEmulator:
         """``user_id`` writes ``text`` to the bot (the bot can answer them from then on)."""
         return self.bot_platform.user_sends(str(user_id), text, display_name=display_name)
 
+    def add_person(self, user_id: str, display_name: str = "") -> None:
+        """``user_id`` wrote to the bot before this emulator started: the bot may write to them
+        (a sandbox kept with ``--data`` finds its registered people again)."""
+        self.bot_platform.add_person(str(user_id), display_name)
+
     def messages(self, chat_id: str, *, from_bot: bool | None = None) -> list[StoredMessage]:
         return self.bot_platform.chat(str(chat_id), from_bot=from_bot)
 
