@@ -137,9 +137,9 @@ def _zalo_subscribed(sandbox: Sandbox, session: Session) -> bool:
 
 def _zalo_texts(sandbox: Sandbox, key: str, *, from_bot: bool) -> list[StoredMessage]:
     account = ZALO_PERSONA_BY_KEY[key].zalo_id
-    if account not in sandbox.zalo.emulator.bot_platform.people:
+    if account not in sandbox.zalo_emulator.bot_platform.people:
         return []
-    return sandbox.zalo.emulator.messages(account, from_bot=from_bot)
+    return sandbox.zalo_emulator.messages(account, from_bot=from_bot)
 
 
 def _zalo_alert(sandbox: Sandbox, session: Session) -> bool:

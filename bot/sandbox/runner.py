@@ -7,8 +7,8 @@ One :class:`Sandbox` starts, in one event loop:
 * the real bot — ``bot.app.build_application`` with ``TELEGRAM_API_URL`` pointing at the emulator
   and a :class:`~bot.clock.SimulatedClock` at the news-day speed — polling, with its tick job and
   a scan job (run_scan + trend detection) on the JobQueue;
-* Zalo (:mod:`bot.sandbox.zalo_side`): the Zalo emulator and the bot answering on it, on the
-  same database;
+* the Zalo emulator, and Zalo served by the same bot (:mod:`bot.sandbox.zalo_side`: as
+  ``crisisdesk run`` with both tokens, one runtime for both messengers);
 * the web page (:mod:`bot.sandbox.web`).
 
 It always uses its own SQLite database in a temporary directory, or in ``--data DIR`` (kept);
@@ -37,6 +37,7 @@ from sqlmodel import select
 from telegram import Update
 from telegram.ext import Application, ContextTypes
 
+from bot.channels.zalo.app import ZaloSide
 from bot.clock import SimulatedClock
 from bot.config import Settings, load_settings
 from bot.sandbox import personas
@@ -44,7 +45,8 @@ from bot.sandbox.feeds import feed_app
 from bot.sandbox.newsday import OUTLETS, NewsDay, NewsItem
 from bot.sandbox.serving import serve
 from bot.sandbox.telegram_emulator import TelegramEmulator
-from bot.sandbox.zalo_side import TelegramReachingZalo, ZaloSide
+from bot.sandbox.zalo_emulator import ZaloEmulator
+from bot.sandbox.zalo_side import ZALO_TOKEN, chart_key, charts_route
 from storage.db import Database, sqlite_url
 from storage.models import Article, Source, Topic
 
@@ -104,7 +106,8 @@ class Sandbox:
     db: Database = field(init=False)
     application: Application = field(init=False)  # type: ignore[type-arg,unused-ignore]
     chats: personas.SandboxChats = field(init=False)
-    zalo: ZaloSide = field(init=False)
+    zalo_emulator: ZaloEmulator = field(init=False)
+    zalo: ZaloSide | None = None  # Zalo's part of the bot, while the world runs
     data_dir: Path = field(init=False)
     url: str = ""
     feeds_url: str = ""
@@ -166,10 +169,17 @@ class Sandbox:
             host=opts.host,
         )
         await self.emulator.start()
-        self.feeds_url = await self._serve(feed_app(self.newsday, self.clock), 0)
+        self.zalo_emulator = ZaloEmulator(
+            ZALO_TOKEN, now=lambda: self.clock.now().timestamp(), host=opts.host
+        )
+        await self.zalo_emulator.start()
+        key = chart_key()
+        feeds = feed_app(self.newsday, self.clock)
+        feeds.router.add_routes([charts_route(self.data_dir, key)])  # Zalo fetches charts here
+        self.feeds_url = await self._serve(feeds, 0)
         self._feeds_runner = self._runners.pop()  # restarted with the world, not with the page
         self.chats = personas.seed_emulator(self.emulator)
-        self.settings = self._make_settings()
+        self.settings = self._make_settings(key)
 
         from storage.sync import prepare_database
 
@@ -177,7 +187,8 @@ class Sandbox:
         await asyncio.to_thread(self._seed_database)
         self._write_meta()
 
-        self.application = self._build_application()
+        self.zalo = ZaloSide(self.settings, self.db)
+        self.application = self._build_application(self.zalo)
         await self.application.initialize()
         await self.application.start()
         assert self.application.updater is not None
@@ -187,10 +198,9 @@ class Sandbox:
         self._started = True
         # Promote the bot where it works, now that it polls (it sees my_chat_member).
         personas.add_bot_everywhere(self.emulator, self.chats)
-        self.zalo = ZaloSide(self)
-        await self.zalo.start()
+        await self.zalo.start(self.application.bot_data["runtime"])  # its receiver
         for zalo_persona in self._zalo_seeded:  # they wrote to the bot before
-            self.zalo.emulator.add_person(zalo_persona.zalo_id, zalo_persona.full_name)
+            self.zalo_emulator.add_person(zalo_persona.zalo_id, zalo_persona.full_name)
 
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -203,8 +213,9 @@ class Sandbox:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     async def _stop_world(self) -> None:
-        if hasattr(self, "zalo"):  # kept (stopped) until the next start: the page reads it
+        if self.zalo is not None:
             await self.zalo.stop()
+            self.zalo = None
         if self._started:
             updater = self.application.updater
             if updater is not None and updater.running:
@@ -218,6 +229,8 @@ class Sandbox:
             self._feeds_runner = None
         if hasattr(self, "emulator"):
             await self.emulator.stop()
+        if hasattr(self, "zalo_emulator"):  # kept (stopped) until the next start: the page reads it
+            await self.zalo_emulator.stop()
         if hasattr(self, "db"):
             self.db.dispose()
 
@@ -258,13 +271,19 @@ class Sandbox:
     def feed_url(self, outlet: str) -> str:
         return f"{self.feeds_url}/feeds/{outlet}.rss"
 
-    def _make_settings(self) -> Settings:
-        """Settings from nothing but the sandbox's own values (the environment is ignored)."""
+    def _make_settings(self, chart_key: str) -> Settings:
+        """Settings from nothing but the sandbox's own values (the environment is ignored): both
+        messengers' tokens and emulators, charts for Zalo signed with ``chart_key`` and served
+        by the feed server."""
         level = os.environ.get("CRISISDESK_LOG_LEVEL", self.options.log_level).upper()
         return load_settings(
             {},
             telegram_token=TOKEN,
             telegram_api_url=self.emulator.root_url,
+            zalo_token=ZALO_TOKEN,
+            zalo_api_url=self.zalo_emulator.bot_api_url,
+            zalo_public_url=self.feeds_url,
+            zalo_chart_key=chart_key,
             data_dir=self.data_dir,
             database_url=sqlite_url(self.data_dir),
             admin_ids=[
@@ -326,14 +345,12 @@ class Sandbox:
 
     # ------------------------------------------------------------------ the bot
 
-    def _build_application(self) -> Application:  # type: ignore[type-arg,unused-ignore]
+    def _build_application(self, zalo: ZaloSide) -> Application:  # type: ignore[type-arg,unused-ignore]
+        """The bot, serving Telegram and (through ``zalo``'s notifier) Zalo."""
         from bot.app import build_application
 
-        application = build_application(self.settings, self.db, self.clock)
-        # Its notifier also reaches Zalo chats (a Zalo copy of a request to close).
-        runtime = application.bot_data["runtime"]
-        runtime.notifier = TelegramReachingZalo(
-            application.bot, send_timeout=self.settings.send_timeout
+        application = build_application(
+            self.settings, self.db, self.clock, also={zalo.notifier.channel: zalo.notifier}
         )
         job_queue = application.job_queue
         assert job_queue is not None

@@ -748,7 +748,7 @@ async def api_file(request: web.Request) -> web.StreamResponse:
 def _signature(sandbox: Sandbox) -> tuple[int, ...]:
     emulator = sandbox.emulator
     return (
-        len(sandbox.zalo.emulator.bot_platform.messages),
+        len(sandbox.zalo_emulator.bot_platform.messages),
         len(emulator.calls),
         len(emulator.hub.history),
         len(emulator.world.chats),
@@ -765,7 +765,7 @@ async def _either_changes(
     """Until ``changed()`` holds after a change in either emulator; TimeoutError otherwise."""
     waits = [
         asyncio.ensure_future(emulator.wait_for(changed, timeout=timeout))
-        for emulator in (sandbox.emulator, sandbox.zalo.emulator)
+        for emulator in (sandbox.emulator, sandbox.zalo_emulator)
     ]
     try:
         done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

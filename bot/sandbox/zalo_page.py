@@ -48,9 +48,9 @@ def persona_list(strings: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def _messages(sandbox: Sandbox, who: ZaloPersona) -> list[StoredMessage]:
-    if who.zalo_id not in sandbox.zalo.emulator.bot_platform.people:
+    if who.zalo_id not in sandbox.zalo_emulator.bot_platform.people:
         return []  # never wrote to the bot: an empty chat, as in the Zalo app
-    return sandbox.zalo.emulator.messages(who.zalo_id)
+    return sandbox.zalo_emulator.messages(who.zalo_id)
 
 
 def _time(millis: int) -> str:
@@ -120,4 +120,4 @@ def _message(message: StoredMessage) -> dict[str, Any]:
 def send(sandbox: Sandbox, page_id: str, text: str) -> str:
     """The persona types ``text`` to the bot; returns the message's id."""
     who = persona(page_id)
-    return sandbox.zalo.emulator.send_text(who.zalo_id, text, display_name=who.full_name).message_id
+    return sandbox.zalo_emulator.send_text(who.zalo_id, text, display_name=who.full_name).message_id

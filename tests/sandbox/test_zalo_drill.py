@@ -1,7 +1,8 @@
 """The drill from Zalo, through the page's backend (no browser): the Zalo spokesperson registers
 by typing, the admin accepts her on Zalo, she follows the topic by typing its number, receives
-the alert with its chart, acknowledges it with ``/ack``, and the admin approves a statement
-submitted elsewhere with ``/duyet`` on Zalo. The drill panel's Zalo track follows along.
+the alert with its chart, acknowledges it with ``/ack``, submits a statement with ``/guiduyet``, and the admin, having
+chosen Zalo (``/nhantin zalo``), approves it with ``/duyet``. The drill panel's Zalo track
+follows along.
 
 Everything goes through ``/api/send`` and ``/api/chat`` as the page does: plain text, no
 buttons, numbered choices and typed commands, as on Zalo.
@@ -26,7 +27,7 @@ from bot.sandbox.drill import CRISIS_TOPIC
 from bot.sandbox.personas import AGENCY_CODE, ZALO_PERSONA_BY_KEY
 from bot.sandbox.runner import Sandbox
 from bot.services import identity
-from storage.models import Agency, Alert, Approval, DraftStatus, UserStatus
+from storage.models import Agency, Alert, Approval, UserStatus
 
 LAN = ZALO_PERSONA_BY_KEY["zalo_spokesperson"]
 AN = ZALO_PERSONA_BY_KEY["zalo_admin"]
@@ -148,18 +149,13 @@ async def test_the_drill_from_zalo(sandbox: Sandbox) -> None:
             assert acked is not None
         assert _zalo_steps(await _state(http, base))["zalo_ack"] == "done"
 
-        # 6. A statement of hers waits for approval (submitted on another messenger): the admin
-        # gets the request on Zalo too and approves it with /duyet.
+        # 6. The admin (one person on Telegram and Zalo) chooses Zalo; she submits a statement
+        # by typing /guiduyet: the approval request reaches him on Zalo and he types /duyet.
+        await an.say("/nhantin zalo", "Đã lưu.")
         with sandbox.db.session() as s:
             agency = s.exec(select(Agency).where(Agency.code == AGENCY_CODE)).one()
-            [draft_id] = add_statements(
-                s,
-                agency.id or 0,
-                lan_id.id,
-                sandbox.clock.now(),
-                status=DraftStatus.SUBMITTED,
-                submitted_at=sandbox.clock.now(),
-            )
+            [draft_id] = add_statements(s, agency.id or 0, lan_id.id, sandbox.clock.now())
+        await lan.say(f"/guiduyet {draft_id}", "Nguyễn Văn An")
         await an.bot_text(f"/duyet {draft_id}", timeout=30)
         await an.say(f"/duyet {draft_id}", "Đã ghi nhận")
         with sandbox.db.session() as s:
