@@ -1,8 +1,8 @@
 """The drill from Zalo, through the page's backend (no browser): the Zalo spokesperson registers
 by typing, the admin accepts her on Zalo, she follows the topic by typing its number, receives
-the alert with its chart, acknowledges it with ``/ack``, submits a statement with ``/guiduyet``, and the admin, having
-chosen Zalo (``/nhantin zalo``), approves it with ``/duyet``. The drill panel's Zalo track
-follows along.
+the alert with its chart, acknowledges it with ``/ack`` and submits a statement with
+``/guiduyet``; the admin, having chosen Zalo (``/nhantin zalo``), approves it with ``/duyet``.
+The drill panel's Zalo track follows along.
 
 Everything goes through ``/api/send`` and ``/api/chat`` as the page does: plain text, no
 buttons, numbered choices and typed commands, as on Zalo.
