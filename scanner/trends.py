@@ -18,6 +18,7 @@ told (a new or escalated alert), not on every silent update.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -62,6 +63,8 @@ from scanner.terms import emerging_signal, emerging_terms, has_candidates, sugge
 from scanner.topics import parse_query
 from storage.db import Database
 from storage.models import Alert, AlertKind, Article, Story, Topic
+
+log = logging.getLogger(__name__)
 
 HISTORY = timedelta(days=28)
 SHORT_HISTORY = timedelta(days=7)  # less real history than this: the alert says so
@@ -308,6 +311,30 @@ def detect_topic(
     return _detect_trend(session, topic, series, now, cfg, tz=tz, cooldown=cooldown) + emerging
 
 
+def _said_nothing(
+    topic: Topic, series: TopicSeries, now: datetime, burst: Detection, build: Detection
+) -> None:
+    """At DEBUG: what the trend detectors saw when they found nothing, so a run that expected
+    an alert (the sandbox's news day in CI) says why none came: the last two hours' buckets
+    (stories, outlets, negative) and each detector's score and windows."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    last = slice(-(timedelta(hours=2) // series.bucket), None)
+    log.debug(
+        "topic %s at %s: no trend finding; last buckets stories %s outlets %s negative %s; "
+        "burst score %.3g %s; build-up score %.3g %s",
+        topic.id,
+        now.isoformat(),
+        series.stories[last].tolist(),
+        series.outlets[last].tolist(),
+        series.negative[last].tolist(),
+        burst.score,
+        burst.stats,
+        build.score,
+        build.stats,
+    )
+
+
 def _detect_trend(
     session: Session,
     topic: Topic,
@@ -346,6 +373,7 @@ def _detect_trend(
             if finding is not None:
                 findings.append(finding)
     if not findings:
+        _said_nothing(topic, series, now, burst, build)
         return []
     changes = []
     told: list[dict[str, Any]] = []  # what each notifying change of this scan tells people

@@ -7,6 +7,7 @@ scanner); the clock is paused and moved by the test.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,12 @@ async def _wait(predicate: Any, timeout: float = 20.0) -> Any:  # noqa: ASYNC109
     raise AssertionError("condition not met in time")
 
 
-async def test_runner_starts_everything_on_its_own_sqlite(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_runner_starts_everything_on_its_own_sqlite(
+    sandbox: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A run where no alert comes shows what the detectors saw at each scan (scanner.trends).
+    caplog.set_level(logging.DEBUG, logger="scanner.trends")
+    caplog.set_level(logging.INFO, logger="bot.services.scanning")
     assert sandbox.url.startswith("http://127.0.0.1:")
     assert (
         sandbox.settings.effective_database_url
