@@ -11,6 +11,7 @@ buttons, numbered choices and typed commands, as on Zalo.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -27,7 +28,8 @@ from bot.sandbox.drill import CRISIS_TOPIC
 from bot.sandbox.personas import AGENCY_CODE, ZALO_PERSONA_BY_KEY
 from bot.sandbox.runner import Sandbox
 from bot.services import identity
-from storage.models import Agency, Alert, Approval, UserStatus
+from bot.services.alerts import ALERT_KIND
+from storage.models import Agency, Alert, Approval, Delivery, UserStatus
 
 LAN = ZALO_PERSONA_BY_KEY["zalo_spokesperson"]
 AN = ZALO_PERSONA_BY_KEY["zalo_admin"]
@@ -74,12 +76,24 @@ class ZaloChat:
         return await self.bot_text(expect, after=before + 1)
 
 
+def _alert_rows(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """The Zalo spokesperson's alert ledger rows (what was sent, deferred or failed, and why)."""
+    with sandbox.db.session() as s:
+        lan = identity.person_for(s, PersonRef("zalo", LAN.zalo_id))
+        mine = Delivery.user_id == (lan.id if lan else None)
+        rows = s.exec(select(Delivery).where(mine, Delivery.kind == ALERT_KIND))
+        return [r.model_dump(exclude={"kind", "user_id", "chat_id"}) for r in rows]
+
+
 def _zalo_steps(state: dict[str, Any]) -> dict[str, str]:
     return {s["key"]: s["status"] for s in state["drill"]["zalo_steps"]}
 
 
 @pytest.mark.parametrize("sandbox", [True], indirect=True)
-async def test_the_drill_from_zalo(sandbox: Sandbox) -> None:
+async def test_the_drill_from_zalo(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    # A failing run shows the fan-out's and the scan's own account of it.
+    for name in ("bot.services.delivery", "bot.jobs", "bot.services.scanning"):
+        caplog.set_level(logging.INFO, logger=name)
     base = sandbox.url
     async with ClientSession() as http:
         state = await _state(http, base)
@@ -135,7 +149,10 @@ async def test_the_drill_from_zalo(sandbox: Sandbox) -> None:
         assert photo is not None, await lan.messages()
         async with http.get(photo["photo"]) as response:  # the page shows it from its link
             assert response.status == 200 and response.content_type == "image/png"
-        alert_text = await lan.bot_text("/ack ", after=seen)
+        try:
+            alert_text = await lan.bot_text("/ack ", after=seen)
+        except AssertionError as missing:  # a failing run says what the ledger holds for her
+            raise AssertionError(f"{missing}\nher alert rows: {_alert_rows(sandbox)}") from None
         assert _zalo_steps(await _state(http, base))["zalo_alert"] == "done"
 
         # 5. She acknowledges it by command.
