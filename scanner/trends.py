@@ -62,7 +62,7 @@ from scanner.series import (
 from scanner.terms import emerging_signal, emerging_terms, has_candidates, suggested_queries
 from scanner.topics import parse_query
 from storage.db import Database
-from storage.models import Alert, AlertKind, Article, Story, Topic
+from storage.models import Alert, AlertKind, Article, Setting, Story, Topic
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ FORECAST_BUCKETS = 12  # 3 hours
 EMERGING_WINDOW = timedelta(hours=6)  # recent stories an emerging term is counted in
 EMERGING_BACKGROUND = timedelta(days=3)  # ... against the topic's stories of the 3 days before
 DEFAULT_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+LAST_DETECTION_KEY = "last_detection"  # Setting row: when detection last ran
+CATCH_UP_GAP = 2 * BUCKET  # detections further apart than this left buckets unjudged
+CATCH_UP = timedelta(hours=24)  # the longest outage whose missed buckets are judged
 
 
 @dataclass(frozen=True)
@@ -586,15 +589,108 @@ def detect_for_topics(
     return changes
 
 
+def missed_bucket_ends(since: datetime | None, now: datetime) -> list[datetime]:
+    """The bucket ends between the last detection and ``now`` that no detection looked at.
+
+    Empty when detections ran at the usual pace (a gap of at most ``CATCH_UP_GAP``) or when no
+    detection ever ran here (a new installation's history is baseline, not news); at most
+    ``CATCH_UP`` back.
+    """
+    if since is None or now - since <= CATCH_UP_GAP:
+        return []
+    at = max(bucket_ceil(since), bucket_ceil(now - CATCH_UP))
+    ends = []
+    while at < now and at < bucket_ceil(now):
+        ends.append(at)
+        at += BUCKET
+    return ends
+
+
+def last_detection(session: Session) -> datetime | None:
+    row = session.get(Setting, LAST_DETECTION_KEY)
+    if row is None or "at" not in row.value:
+        return None
+    return datetime.fromisoformat(str(row.value["at"]))
+
+
+def _mark_detection(session: Session, now: datetime) -> None:
+    row = session.get(Setting, LAST_DETECTION_KEY) or Setting(key=LAST_DETECTION_KEY)
+    row.value = {"at": now.isoformat()}
+    row.updated_at = now
+    session.add(row)
+
+
+def catch_up(
+    session: Session,
+    topics: Sequence[Topic],
+    since: datetime | None,
+    now: datetime,
+    *,
+    tz: tzinfo = DEFAULT_TZ,
+) -> list[AlertChange]:
+    """Detect at every bucket end an outage made the scanner miss, on the series as it stands now.
+
+    A bot that was down (or a scan job that could not run) for hours brings the missed news in
+    its next scan, with their publication times; without this, a burst that began and ended
+    while it was down would only ever be baseline, and the press office would never hear of a
+    crisis of that morning. Each missed bucket end is judged as the live scan would have judged
+    it (the series cut at that end), so an alert found here is stamped with its own time; one
+    that tells people carries ``details["caught_up"]`` so its message says it comes late.
+    """
+    ends = missed_bucket_ends(since, now)
+    if not ends:
+        return []
+    assert since is not None
+    active = [t for t in topics if t.id is not None and t.active]
+    full = real_series(session, active, now)
+    log.info(
+        "detection: no detection ran from %s to %s; judging the %d missed buckets",
+        since.isoformat(),
+        now.isoformat(),
+        len(ends),
+    )
+    changes: list[AlertChange] = []
+    for end in ends:
+        cut = {tid: s.head(max(len(s) - int((s.end - end) / BUCKET), 0)) for tid, s in full.items()}
+        for change in detect_for_topics(session, active, end, tz=tz, series=cut):
+            if change.notify:
+                alert = change.alert
+                alert.details = {
+                    **alert.details,
+                    "caught_up": {"since": since.isoformat(), "found_at": now.isoformat()},
+                }
+                session.add(alert)
+            changes.append(change)
+    session.flush()
+    return changes
+
+
+def _one_per_alert(changes: Sequence[AlertChange]) -> list[AlertChange]:
+    """The changes of one run, one per alert: the one that says most (new, then escalated), so a
+    burst judged at several missed buckets is delivered once at its final severity."""
+    rank = {"new": 2, "escalated": 1, "updated": 0}
+    best: dict[int | None, AlertChange] = {}
+    for change in changes:
+        key = change.alert.id
+        kept = best.get(key)
+        if kept is None or rank[change.change] > rank[kept.change]:
+            best[key] = AlertChange(change.alert, change.change, (kept or change).previous_severity)
+    return list(best.values())
+
+
 def run_detection(db: Database, now: datetime, *, tz: tzinfo = DEFAULT_TZ) -> list[AlertChange]:
     """After a scan: detect on every active topic, commit, and return the changes to deliver.
 
-    The commit happens before this returns, so the delivery code (which only sends changes whose
+    When the last detection is older than the usual pace (the bot was down, or the scan job
+    could not run), the missed bucket ends are judged first (:func:`catch_up`). The commit
+    happens before this returns, so the delivery code (which only sends changes whose
     ``notify`` is true) never tells anyone about an alert that could still be rolled back.
     """
     with db.session() as session:
         topics = list(session.execute(sa.select(Topic).where(Topic.active == sa.true())).scalars())  # type: ignore[arg-type]
-        changes = detect_for_topics(session, topics, now, tz=tz)
+        missed = catch_up(session, topics, last_detection(session), now, tz=tz)
+        changes = _one_per_alert([*missed, *detect_for_topics(session, topics, now, tz=tz)])
+        _mark_detection(session, now)
     return changes
 
 

@@ -342,6 +342,12 @@ class Sandbox:
             has_articles = session.exec(select(Article.id).limit(1)).first() is not None
         if not has_articles:
             seed_history(self.db, self.newsday)
+            # The watch begins with the news day: this first detection judges only its start
+            # and records it, so a trainer's jump of hours is judged bucket by bucket, as the
+            # bot judges the hours of an outage (scanner.trends.catch_up).
+            from scanner.trends import run_detection
+
+            run_detection(self.db, self.newsday.start, tz=self.settings.tz)
 
     # ------------------------------------------------------------------ the bot
 

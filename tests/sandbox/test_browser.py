@@ -231,9 +231,8 @@ def late(d: Drill) -> None:
     for _ in range(8):  # 06:00 → at most 14:00; the crisis is reported from 09:20
         finished = d.scans()["count"]
         d.advance_clock()  # the jump asks for a scan at once
-        # The clock waits for a scan begun after the jump (the one running may predate it): a
-        # trainer jumping on before the scans catch up makes the scanner read the whole crisis
-        # hours after its burst, and a burst that old is no longer news to any detector.
+        # The clock waits for a scan begun after the jump (the one running may predate it), so
+        # the alert comes at the hour the trainee would see it live, not late.
         d.wait_scans(finished + 2)
         opened = d.query(OPEN_ALERT)
         if opened:

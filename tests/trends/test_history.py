@@ -248,3 +248,53 @@ def test_zeros_before_anybody_looked_are_not_history(sqlite_db: Database) -> Non
         assert series.history_starts(s, [topic], NOW, timedelta(days=1)) == {
             topic.id: NOW - timedelta(days=1)
         }
+
+
+def _quiet_topic_with_a_burst(db: Database, burst_at: datetime) -> Topic:
+    """A topic watched for 5 quiet days, and 9 stories in one bucket at ``burst_at``: what a
+    scan stores when it reads, after an outage, the news published while the bot was down."""
+    with db.session() as s:
+        topic = _topic(s, created_at=NOW - timedelta(days=5))
+        s.add(Source(name="x", outlet="x", url="https://x.vn/rss", created_at=topic.created_at))
+        s.flush()
+        times = [burst_at - timedelta(minutes=12 - i % 10) for i in range(9)]
+        _store(s, times, NOW, seed=8)
+        rebuild_buckets(s, NOW - timedelta(days=1), NOW)
+    return topic
+
+
+def test_a_burst_missed_while_the_bot_was_down_is_alerted_late_and_says_so(
+    sqlite_db: Database,
+) -> None:
+    """Detection last ran 8 hours ago; the burst of 6 hours ago arrives in the first scan after
+    the outage. Judged only at "now" it is old news (no alert, as before this change); the
+    missed buckets are judged first, so it raises one alert, stamped with its own window, whose
+    text says it is late and since when nothing was scanned."""
+    down_since = NOW - timedelta(hours=8)
+    assert run_detection(sqlite_db, down_since) == []  # the last detection before the outage
+    burst_at = NOW - timedelta(hours=6)
+    _quiet_topic_with_a_burst(sqlite_db, burst_at)
+
+    changes = run_detection(sqlite_db, NOW)
+
+    assert [c.change for c in changes] == ["new"]
+    alert = changes[0].alert
+    assert alert.window_start <= bucket_floor(burst_at) < alert.window_end
+    assert alert.window_end <= burst_at + timedelta(hours=1)  # its own hour, not now
+    assert alert.details["caught_up"]["since"] == down_since.isoformat()
+    assert alert.id is not None
+    vi = _alert_text(sqlite_db, alert.id, "vi")
+    assert "Cảnh báo muộn: hệ thống không quét tin từ 00:00 02/11/2026 đến 08:00" in vi, vi
+    assert "Dự báo" not in vi  # a forecast of hours already past would mislead
+    assert "Late alert: no scan ran from" in _alert_text(sqlite_db, alert.id, "en")
+    assert run_detection(sqlite_db, NOW + timedelta(minutes=5)) == []  # told once
+
+
+def test_no_catch_up_at_the_usual_pace_nor_on_a_first_run(sqlite_db: Database) -> None:
+    """Detections minutes apart judge only "now" (the burst of 6 hours ago stays history), and so
+    does the first detection of a new installation: its feeds' past is baseline, not news."""
+    _quiet_topic_with_a_burst(sqlite_db, NOW - timedelta(hours=6))
+    assert run_detection(sqlite_db, NOW - timedelta(minutes=10)) == []  # first run: no marker
+    assert run_detection(sqlite_db, NOW) == []  # 10 minutes later: the usual pace
+    assert trends.missed_bucket_ends(NOW - 2 * BUCKET, NOW) == []
+    assert trends.missed_bucket_ends(NOW - timedelta(days=3), NOW)[0] == NOW - timedelta(hours=24)
