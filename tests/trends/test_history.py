@@ -264,18 +264,18 @@ def _quiet_topic_with_a_burst(db: Database, burst_at: datetime) -> Topic:
 
 
 def test_a_burst_missed_while_the_bot_was_down_is_alerted_late_and_says_so(
-    sqlite_db: Database,
+    db: Database,
 ) -> None:
     """Detection last ran 8 hours ago; the burst of 6 hours ago arrives in the first scan after
     the outage. Judged only at "now" it is old news (no alert, as before this change); the
     missed buckets are judged first, so it raises one alert, stamped with its own window, whose
     text says it is late and since when nothing was scanned."""
     down_since = NOW - timedelta(hours=8)
-    assert run_detection(sqlite_db, down_since) == []  # the last detection before the outage
+    assert run_detection(db, down_since) == []  # the last detection before the outage
     burst_at = NOW - timedelta(hours=6)
-    _quiet_topic_with_a_burst(sqlite_db, burst_at)
+    _quiet_topic_with_a_burst(db, burst_at)
 
-    changes = run_detection(sqlite_db, NOW)
+    changes = run_detection(db, NOW)
 
     assert [c.change for c in changes] == ["new"]
     alert = changes[0].alert
@@ -283,11 +283,11 @@ def test_a_burst_missed_while_the_bot_was_down_is_alerted_late_and_says_so(
     assert alert.window_end <= burst_at + timedelta(hours=1)  # its own hour, not now
     assert alert.details["caught_up"]["since"] == down_since.isoformat()
     assert alert.id is not None
-    vi = _alert_text(sqlite_db, alert.id, "vi")
+    vi = _alert_text(db, alert.id, "vi")
     assert "Cảnh báo muộn: hệ thống không quét tin từ 00:00 02/11/2026 đến 08:00" in vi, vi
     assert "Dự báo" not in vi  # a forecast of hours already past would mislead
-    assert "Late alert: no scan ran from" in _alert_text(sqlite_db, alert.id, "en")
-    assert run_detection(sqlite_db, NOW + timedelta(minutes=5)) == []  # told once
+    assert "Late alert: no scan ran from" in _alert_text(db, alert.id, "en")
+    assert run_detection(db, NOW + timedelta(minutes=5)) == []  # told once
 
 
 def test_no_catch_up_at_the_usual_pace_nor_on_a_first_run(sqlite_db: Database) -> None:
