@@ -1,0 +1,49 @@
+"""``crisisdesk run`` as a real subprocess on the Telegram emulator, for the tests that kill it
+hard (SIGKILL, no shutdown code runs) and start it again on the same database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from bot.sandbox.telegram_emulator import TelegramEmulator
+
+CLI = [sys.executable, "-m", "bot.cli", "run"]
+
+
+def telegram_env(emulator: TelegramEmulator, url: str, data: Path) -> dict[str, str]:
+    """The environment of ``crisisdesk run`` on ``emulator`` and the database ``url``: none of
+    the caller's own ``CRISISDESK_*`` settings (a TOML or a token in the shell must not change
+    the test), /healthz on a free port (two workers start bots at once), the tick at 0.2 s so
+    that due rows fire promptly."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
+    settings = {
+        "telegram_token": emulator.token,
+        "telegram_api_url": emulator.root_url,
+        "database_url": url,
+        "data_dir": str(data),
+        "tick_seconds": "0.2",
+        "http_port": "0",
+    }
+    env.update({f"CRISISDESK_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+@asynccontextmanager
+async def killed_at_exit(env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``crisisdesk run`` in ``env`` until the block ends, then SIGKILL: the process dies
+    wherever it is, as in a power cut, and the next start must pick up from the database."""
+    process = await asyncio.create_subprocess_exec(
+        *CLI, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
