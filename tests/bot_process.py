@@ -1,11 +1,13 @@
 """``crisisdesk run`` as a real subprocess on the Telegram emulator, for the tests that kill it
-hard (SIGKILL, no shutdown code runs) and start it again on the same database."""
+hard (SIGKILL, no shutdown code runs) and start it again on the same database; and a free
+port for a bot's web server."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +17,14 @@ from pathlib import Path
 from bot.sandbox.telegram_emulator import TelegramEmulator
 
 CLI = [sys.executable, "-m", "bot.cli", "run"]
+
+
+def free_port() -> int:
+    """A loopback port free now, for a bot's web server (webhook, charts) that must be told its
+    port before it starts (its public URL names it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def telegram_env(emulator: TelegramEmulator, url: str, data: Path) -> dict[str, str]:
