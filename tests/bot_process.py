@@ -27,21 +27,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def telegram_env(emulator: TelegramEmulator, url: str, data: Path) -> dict[str, str]:
+def telegram_env(
+    emulator: TelegramEmulator, url: str, data: Path, **settings: str
+) -> dict[str, str]:
     """The environment of ``crisisdesk run`` on ``emulator`` and the database ``url``: none of
     the caller's own ``CRISISDESK_*`` settings (a TOML or a token in the shell must not change
     the test), /healthz on a free port (two workers start bots at once), the tick at 0.2 s so
-    that due rows fire promptly."""
+    that due rows fire promptly; ``settings`` adds or overrides, as ``scan_interval="3600"``
+    for ``CRISISDESK_SCAN_INTERVAL``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
-    settings = {
+    given = {
         "telegram_token": emulator.token,
         "telegram_api_url": emulator.root_url,
         "database_url": url,
         "data_dir": str(data),
         "tick_seconds": "0.2",
         "http_port": "0",
+        **settings,
     }
-    env.update({f"CRISISDESK_{name.upper()}": value for name, value in settings.items()})
+    env.update({f"CRISISDESK_{name.upper()}": value for name, value in given.items()})
     return env
 
 

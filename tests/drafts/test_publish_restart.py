@@ -17,7 +17,6 @@ from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import approvals, due, identity
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import (
     Agency,
     Approval,
@@ -85,11 +84,9 @@ def _approved_draft(emulator: TelegramEmulator, db: Database, room: int) -> tupl
 
 
 async def test_a_kill_during_publication_posts_nothing_twice(
-    emulator: TelegramEmulator, tmp_path: Path
+    emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     room = emulator.create_supergroup("Phòng xử lý").id
     emulator.add_bot(room, rights={"can_pin_messages": True})
     channel = emulator.create_channel("Bộ Y tế", username="byt_news").id

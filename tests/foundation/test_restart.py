@@ -15,22 +15,19 @@ from bot.services import identity
 from bot.services.due import schedule
 from bot.services.notify import notify_payload
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import User
 
 
 async def test_due_row_fires_after_sigkill_and_restart(
-    emulator: TelegramEmulator, tmp_path: Path
+    emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
+    url, db = bot_db
     alice = emulator.create_user("Alice", language_code="en")
     emulator.send_text(alice.id, "xin chào")  # opens the chat (free text gets its own answer)
     env = telegram_env(emulator, url, tmp_path)
     async with killed_at_exit(env):
         await emulator.wait_for_call("getUpdates", timeout=30)
         # Scheduled while the bot runs, due shortly after it is killed.
-        db = Database.from_url(url)
         due_at = datetime.now(UTC) + timedelta(seconds=1.5)
         with db.session() as s:
             user = User(full_name="Alice", status="active", language="en")

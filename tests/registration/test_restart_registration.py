@@ -10,16 +10,13 @@ from sqlmodel import select
 
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import ConversationState
 
 
 async def test_registration_resumes_after_sigkill(
-    emulator: TelegramEmulator, tmp_path: Path
+    emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     add_agencies(db, ("BYT", "Bộ Y tế"))
     env = telegram_env(emulator, url, tmp_path)
     kim = emulator.create_user("Kim", language_code="en")

@@ -18,7 +18,6 @@ from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services.due import schedule
 from bot.services.taskforces.convening import CONVENE_KIND, add_invitation
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import Crisis, Delivery, Draft, User
 
 from .conftest import (
@@ -90,11 +89,9 @@ async def test_deadline_and_task_reminders_fire_after_a_restart(
 
 
 async def test_hard_kill_in_the_middle_of_convening_resumes_without_doubles(
-    emulator: TelegramEmulator, tmp_path: Path
+    emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     hub = emulator.create_supergroup("Hub", forum=True)
     emulator.add_bot(hub.id, rights=HUB_RIGHTS)
     world = make_world(emulator, db, hub_chat_id=hub.id, members=0)
