@@ -33,7 +33,7 @@ from telegram.ext import Application
 from bot.config import ENV_PREFIX
 from bot.lifecycle import alongside
 from bot.metrics import last_scan_finished
-from bot.startup_errors import StartupError
+from bot.startup_errors import serve_or_explain
 from storage.models import Setting, Source
 
 if TYPE_CHECKING:
@@ -164,16 +164,13 @@ async def start_monitoring(
     if port == 0 and settings.http_port == 0:
         return None
     host = settings.http_listen if host is None else host
-    runner = web.AppRunner(monitoring_app(target), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:  # the port is taken or the address is not this machine's
-        await runner.cleanup()
-        raise StartupError(
-            f"cannot serve /healthz and /metrics on {host}:{port}: {exc.strerror or exc} "
-            f"(check {ENV_PREFIX}HTTP_LISTEN and {ENV_PREFIX}HTTP_PORT; port 0 switches it off)"
-        ) from None
+    runner = await serve_or_explain(
+        monitoring_app(target),
+        host,
+        port,
+        what="/healthz and /metrics",
+        check=f"{ENV_PREFIX}HTTP_LISTEN and {ENV_PREFIX}HTTP_PORT; port 0 switches it off",
+    )
     log.info("health and metrics on http://%s:%s (/healthz, /metrics)", host, port)
     return runner
 

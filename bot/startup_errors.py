@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
+from aiohttp import web
+
 from bot.config import ENV_PREFIX, Settings
 
 EXIT_FAILURE = 1
@@ -24,6 +26,26 @@ class StartupError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.code = code
+
+
+async def serve_or_explain(
+    app: web.Application, host: str, port: int, *, what: str, check: str
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port``, the runner to clean up at the end.
+
+    A port already taken or an address that is not this machine's is a setting to fix, not a
+    bug: it becomes one :class:`StartupError` line saying ``what`` could not be served and which
+    settings to ``check`` (the half-started runner is cleaned up first)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(
+            f"cannot serve {what} on {host}:{port}: {exc.strerror or exc} (check {check})"
+        ) from None
+    return runner
 
 
 def check_telegram(settings: Settings) -> None:

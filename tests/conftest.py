@@ -111,6 +111,16 @@ def db(db_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
+def bot_db(tmp_path: Path) -> Iterator[tuple[str, Database]]:
+    """A migrated SQLite file for ``crisisdesk run`` (by its URL) and the test (by a Database)."""
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    upgrade(url)
+    db = Database.from_url(url)
+    yield url, db
+    db.dispose()
+
+
+@pytest.fixture
 def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     """A migrated SQLite database for tests that need only one backend."""
     url = f"sqlite:///{tmp_path / 'test.sqlite3'}"

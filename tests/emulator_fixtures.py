@@ -29,6 +29,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
+from bot.sandbox.serving import serve
 from bot.sandbox.telegram_emulator import TelegramEmulator
 
 
@@ -83,11 +84,8 @@ async def running_app(
 @asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
     """Serve ``app`` on a free loopback port; yields its base URL, cleans up afterwards."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, port = await serve(app, "127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()

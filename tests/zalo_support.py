@@ -1,44 +1,20 @@
-"""Helpers for the Zalo tests: a small aiohttp app served on loopback, and ``crisisdesk run``
-on Zalo as a subprocess (the bot the end-to-end tests talk to through the Zalo emulator)."""
+"""Helpers for the Zalo tests: ``crisisdesk run`` on Zalo as a subprocess (the bot the
+end-to-end tests talk to through the Zalo emulator) and answers read from the emulator."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
+from bot_process import CLI, free_port
 
 from bot.sandbox.zalo_emulator import ZaloEmulator
-
-
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 (free port) and yield its root URL."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None and hasattr(server, "sockets")
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -75,9 +51,7 @@ def zalo_env(zalo: ZaloEmulator, url: str, data: Path, port: int, **extra: str) 
 
 def _spawn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        return subprocess.Popen(CLI, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 @asynccontextmanager

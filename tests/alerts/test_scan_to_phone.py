@@ -4,10 +4,6 @@ job; and a SIGKILL during fan-out that loses nothing and re-sends at most one pe
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,6 +16,7 @@ from alert_desk import (
     existing_alerts,
     run_job_now,
 )
+from bot_process import killed_at_exit, telegram_env
 from emulator_fixtures import running_app
 from sqlmodel import col, select
 
@@ -31,7 +28,6 @@ from bot.services.alerts import plan_delivery
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import Alert, ChannelIdentity, Delivery, Subscription, User
 
 
@@ -105,27 +101,8 @@ async def test_burst_on_the_feeds_reaches_every_subscriber_once(
     assert max(outlets) >= 2
 
 
-def spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _bot_env(emulator: TelegramEmulator, url: str, tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
-    env.update(
-        {
-            "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
-            "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
-            "CRISISDESK_DATABASE_URL": url,
-            "CRISISDESK_DATA_DIR": str(tmp),
-            "CRISISDESK_TICK_SECONDS": "0.5",
-            "CRISISDESK_SCAN_INTERVAL": "3600",
-        }
-    )
-    return env
-
-
 async def test_sigkill_during_fan_out_loses_nothing(
-    emulator: TelegramEmulator, tmp_path: Path
+    emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
     """40 people, flood limits on (so the fan-out takes seconds); kill mid-way, start again.
 
@@ -134,9 +111,7 @@ async def test_sigkill_during_fan_out_loses_nothing(
     it may have reached Telegram, so it is never sent again; docs/reliability.md)."""
     from storage.models import Agency, Role, Topic
 
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     people = [emulator.create_user(f"P{i}", language_code="vi") for i in range(40)]
     for p in people:
         emulator.send_text(p.id, "/start")
@@ -167,24 +142,18 @@ async def test_sigkill_during_fan_out_loses_nothing(
     db.dispose()
     emulator.set_flood_limits(True)
 
-    env = _bot_env(emulator, url, tmp_path)
-    cmd = [sys.executable, "-m", "bot.cli", "run"]
-    first = spawn(cmd, env)
-    try:
+    env = telegram_env(emulator, url, tmp_path, tick_seconds="0.5", scan_interval="3600")
+    async with killed_at_exit(env):
         await emulator.wait_for(
             lambda: len([c for c in emulator.calls_to("sendMessage") if c.status == 200]) >= 12,
             timeout=60,
         )
-    finally:
-        first.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(first.wait)
     sent_before = sum(
         1 for c in emulator.calls if c.method in ("sendPhoto", "sendMessage") and c.status == 200
     )
     assert sent_before < 80, "the kill must land mid fan-out"
 
-    second = spawn(cmd, env)
-    try:
+    async with killed_at_exit(env):
 
         def all_done() -> bool:
             check = Database.from_url(url)
@@ -196,9 +165,6 @@ async def test_sigkill_during_fan_out_loses_nothing(
                 check.dispose()
 
         await emulator.wait_for(lambda: all_done() or None, timeout=60)
-    finally:
-        second.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(second.wait)
 
     with db.session() as s:
         ledger = {

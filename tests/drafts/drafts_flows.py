@@ -107,6 +107,15 @@ async def submit(desk: Any, who: str, draft_message: StoredMessage) -> dict[str,
     return await press(desk, who, desk.room, draft_message.message_id, f"draft.submit:{draft_id}")
 
 
+async def fill_and_submit(desk: Any, who: str, kind: str, lang: str) -> tuple[StoredMessage, int]:
+    """``who`` drafts a ``kind`` statement in ``lang`` with the sample answers and submits it
+    for approval; the draft's message in the room and the draft's id."""
+    message, _ = await fill(desk, who, kind, lang)
+    draft_id = draft_id_of(message)
+    await submit(desk, who, message)
+    return message, draft_id
+
+
 async def approve(desk: Any, who: str, draft_id: int) -> dict[str, Any]:
     request = await request_for(desk, who, draft_id)
     return await press(desk, who, desk[who].tg, request.message_id, f"appr.ok:{draft_id}")

@@ -12,9 +12,9 @@ from drafts_flows import (
     draft_id_of,
     field_asked,
     fill,
+    fill_and_submit,
     press,
     request_for,
-    submit,
     wait_private,
 )
 from emulator_fixtures import running_app
@@ -52,9 +52,7 @@ async def test_self_approval_is_refused(make_desk: Any) -> None:
     app = desk.app()
     async with running_app(app):
         await desk.open_topic(app)
-        message, _ = await fill(desk, "boss", "holding", "en")  # a supervisor drafts
-        draft_id = draft_id_of(message)
-        await submit(desk, "boss", message)
+        _, draft_id = await fill_and_submit(desk, "boss", "holding", "en")  # a supervisor drafts
         # The author gets no request; a forged press in their own chat is refused by the rule.
         other = await request_for(desk, "boss2", draft_id)
         assert other is not None
@@ -79,9 +77,7 @@ async def test_two_approvers_at_once_and_a_double_press(make_desk: Any) -> None:
     app = desk.app()
     async with running_app(app):
         await desk.open_topic(app)
-        message, _ = await fill(desk, "drafter", "holding", "vi")
-        draft_id = draft_id_of(message)
-        await submit(desk, "drafter", message)
+        _, draft_id = await fill_and_submit(desk, "drafter", "holding", "vi")
         one = await request_for(desk, "boss", draft_id)
         two = await request_for(desk, "boss2", draft_id)
         answers = await asyncio.gather(
@@ -107,9 +103,7 @@ async def test_double_press_counts_once_towards_two_of_three(make_desk: Any) -> 
     app = desk.app()
     async with running_app(app):
         await desk.open_topic(app)
-        message, _ = await fill(desk, "drafter", "conference", "en")
-        draft_id = draft_id_of(message)
-        await submit(desk, "drafter", message)
+        _, draft_id = await fill_and_submit(desk, "drafter", "conference", "en")
         request = await request_for(desk, "boss", draft_id)
         first, second = await asyncio.gather(
             press(desk, "boss", desk["boss"].tg, request.message_id, f"appr.ok:{draft_id}"),
@@ -157,9 +151,7 @@ async def test_non_approver_and_forged_draft_ids_are_refused(make_desk: Any) -> 
     app = desk.app()
     async with running_app(app):
         await desk.open_topic(app)
-        message, _ = await fill(desk, "drafter", "holding", "en")
-        draft_id = draft_id_of(message)
-        await submit(desk, "drafter", message)
+        message, draft_id = await fill_and_submit(desk, "drafter", "holding", "en")
         request = await request_for(desk, "boss", draft_id)
         # A supervisor of another agency presses Approve (forged in their own chat).
         own = desk.emulator.send_text(desk["stranger"].tg, "hi")
@@ -195,9 +187,7 @@ async def test_pin_is_asked_before_an_approval_is_recorded(make_desk: Any) -> No
     boss = desk["boss"].tg
     async with running_app(app):
         await desk.open_topic(app)
-        message, _ = await fill(desk, "drafter", "correction", "en")
-        draft_id = draft_id_of(message)
-        await submit(desk, "drafter", message)
+        _, draft_id = await fill_and_submit(desk, "drafter", "correction", "en")
         no_pin = await approve(desk, "boss", draft_id)
         assert no_pin["show_alert"] is True and "/pin" in no_pin["text"]
         # Set the PIN in the private chat: entered twice, only a scrypt hash is kept.
@@ -263,9 +253,7 @@ async def test_reminder_then_escalation_then_cancelled_by_the_decision(make_desk
     app = desk.app()
     async with running_app(app):
         await desk.open_topic(app)
-        message, _ = await fill(desk, "drafter", "holding", "vi")
-        draft_id = draft_id_of(message)
-        await submit(desk, "drafter", message)
+        _, draft_id = await fill_and_submit(desk, "drafter", "holding", "vi")
         request = await request_for(desk, "boss", draft_id)
         desk.clock.advance(timedelta(minutes=31))
         reminder = await wait_private(desk, desk["boss"].tg, after=request.message_id)
@@ -287,9 +275,7 @@ async def test_restart_between_submission_and_approval_loses_nothing(make_desk: 
     first = desk.app()
     async with running_app(first):
         await desk.open_topic(first)
-        message, _ = await fill(desk, "drafter", "release", "vi")
-        draft_id = draft_id_of(message)
-        await submit(desk, "drafter", message)
+        _, draft_id = await fill_and_submit(desk, "drafter", "release", "vi")
         request = await request_for(desk, "boss", draft_id)
         # A second statement half filled in when the bot goes down.
         start = desk.emulator.send_text(

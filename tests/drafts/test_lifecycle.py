@@ -11,6 +11,7 @@ from drafts_flows import (
     data_of,
     draft_id_of,
     fill,
+    fill_and_submit,
     published_in_room,
     request_for,
     submit,
@@ -111,9 +112,7 @@ async def test_request_changes_edit_and_reapprove(make_desk: Any) -> None:
     app = desk.app()
     async with running_app(app):
         await desk.open_topic(app)
-        first, _ = await fill(desk, "drafter", "holding", "en")
-        v1 = draft_id_of(first)
-        await submit(desk, "drafter", first)
+        first, v1 = await fill_and_submit(desk, "drafter", "holding", "en")
         # The approver still has v1's request open (its buttons are removed once decided, but a
         # client can press a stale button it still shows).
         old_request = await request_for(desk, "boss", v1)
@@ -176,9 +175,7 @@ async def test_edit_after_partial_approval_needs_approval_again(make_desk: Any) 
     app = desk.app()
     async with running_app(app):
         await desk.open_topic(app)
-        first, _ = await fill(desk, "drafter", "correction", "vi")
-        v1 = draft_id_of(first)
-        await submit(desk, "drafter", first)
+        _, v1 = await fill_and_submit(desk, "drafter", "correction", "vi")
         stale = await request_for(desk, "boss2", v1)
         assert not (await approve(desk, "boss", v1)).get("show_alert")
         # An edit with /set after one of two approvals: version 2, the approval does not carry.

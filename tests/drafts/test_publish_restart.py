@@ -4,14 +4,11 @@ in the room exactly once (the statement used to be posted again with both files)
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bot_process import killed_at_exit, telegram_env
 from sqlmodel import select
 from statements import add_statements
 
@@ -20,7 +17,6 @@ from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import approvals, due, identity
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import (
     Agency,
     Approval,
@@ -34,20 +30,6 @@ from storage.models import (
 pytestmark = pytest.mark.slow
 
 BODY = "Bộ Y tế đã cử đoàn công tác đến Trường Tiểu học Tân Phong.\nCác em đã ổn định."
-
-
-def _start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-async def _kill(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(process.wait)
 
 
 def _approved_draft(emulator: TelegramEmulator, db: Database, room: int) -> tuple[int, int]:
@@ -102,32 +84,20 @@ def _approved_draft(emulator: TelegramEmulator, db: Database, room: int) -> tupl
 
 
 async def test_a_kill_during_publication_posts_nothing_twice(
-    emulator: TelegramEmulator, tmp_path: Path
+    emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     room = emulator.create_supergroup("Phòng xử lý").id
     emulator.add_bot(room, rights={"can_pin_messages": True})
     channel = emulator.create_channel("Bộ Y tế", username="byt_news").id
     emulator.add_bot(channel, rights={"can_post_messages": True})
     draft_id, author_tg = _approved_draft(emulator, db, room)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRISISDESK_")}
-    env.update(
-        CRISISDESK_TELEGRAM_TOKEN=emulator.token,
-        CRISISDESK_TELEGRAM_API_URL=emulator.root_url,
-        CRISISDESK_DATABASE_URL=url,
-        CRISISDESK_DATA_DIR=str(tmp_path),
-        CRISISDESK_TICK_SECONDS="0.2",
-    )
+    env = telegram_env(emulator, url, tmp_path)
     # The statement goes out, then its .docx is held at "Telegram": the process dies while it
     # is in flight, and the emulator carries the upload out after the hold, as Telegram would.
     emulator.inject_delay("sendDocument", 3.0)
-    first = _start(env)
-    try:
+    async with killed_at_exit(env):
         await emulator.wait_for(lambda: emulator.held, timeout=30)
-    finally:
-        await _kill(first)
     await emulator.wait_for(lambda: not emulator.held, timeout=10)
 
     def posted() -> list[str]:
@@ -139,8 +109,7 @@ async def test_a_kill_during_publication_posts_nothing_twice(
 
     assert len(posted()) == 2  # the statement and its .docx; the .txt never started
 
-    second = _start(env)
-    try:
+    async with killed_at_exit(env):
 
         def published() -> bool:
             with db.session() as s:
@@ -152,8 +121,6 @@ async def test_a_kill_during_publication_posts_nothing_twice(
             timeout=30,
         )
         await asyncio.sleep(1.0)  # time for any double to show up
-    finally:
-        await _kill(second)
     room_posts = posted()
     assert sum(1 for text in room_posts if BODY.splitlines()[0] in text) == 1, room_posts
     assert sorted(p.rsplit(".", 1)[-1] for p in room_posts if p.startswith("statement-")) == [

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import aiohttp
+from bot_process import free_port
 
 from bot.app import build_application
 from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.webhook import SECRET_HEADER, start_webhook
 from storage.db import Database
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_updates_arrive_by_webhook_and_forged_posts_are_refused(

@@ -2,54 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
+from bot_process import killed_at_exit, telegram_env
 from registration.reg_helpers import add_agencies, labels, last_id
 from sqlmodel import select
 
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import ConversationState
 
 
-def start_bot(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-async def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGKILL)
-    await asyncio.to_thread(process.wait)
-
-
 async def test_registration_resumes_after_sigkill(
-    emulator: TelegramEmulator, tmp_path: Path
+    emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     add_agencies(db, ("BYT", "Bộ Y tế"))
-    env = {
-        **os.environ,
-        "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
-        "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
-        "CRISISDESK_DATABASE_URL": url,
-        "CRISISDESK_DATA_DIR": str(tmp_path),
-    }
-    env.pop("CRISISDESK_CONFIG", None)
+    env = telegram_env(emulator, url, tmp_path)
     kim = emulator.create_user("Kim", language_code="en")
-    first = start_bot(env)
-    try:
+    async with killed_at_exit(env):
         await emulator.wait_for_call("getUpdates", timeout=30)
         sent = emulator.send_text(kim.id, "/start")
         choose = await emulator.wait_for_message(kim.id, after=sent.message_id, timeout=10)
@@ -59,15 +30,12 @@ async def test_registration_resumes_after_sigkill(
         sent = emulator.send_text(kim.id, "Kim Lê")
         ask_agency = await emulator.wait_for_message(kim.id, after=sent.message_id)
         assert labels(ask_agency) == ["Bộ Y tế (BYT)"]
-    finally:
-        await stop(first)
     with db.session() as s:
         state = s.exec(select(ConversationState)).one()
         assert state.step == "agency" and state.data["full_name"] == "Kim Lê"
 
     polled = len(emulator.calls_to("getUpdates"))
-    second = start_bot(env)
-    try:
+    async with killed_at_exit(env):
         # The restarted process's own first poll (the first one's are logged already); a
         # loaded machine takes a while to import the app.
         await emulator.wait_for(lambda: len(emulator.calls_to("getUpdates")) > polled or None, 60)
@@ -85,8 +53,6 @@ async def test_registration_resumes_after_sigkill(
             kim.id, lambda m: bool(m.buttons()), after=sent.message_id, timeout=10
         )
         assert labels(again) == ["Spokesperson", "Member"]
-    finally:
-        await stop(second)
     with db.session() as s:
         assert s.exec(select(ConversationState)).one().step == "role"
     db.dispose()

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Any
 
 import aiohttp
 import pytest
+from bot_process import free_port
 
 from bot.app import build_application
 from bot.cli import main
@@ -17,12 +17,6 @@ from bot.config import ConfigError
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.webhook import SECRET_HEADER, start_webhook
 from storage.db import Database
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize(
@@ -77,7 +71,7 @@ async def test_binds_the_configured_address_and_logs_forgeries_without_the_body(
     clock: SimulatedClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/telegram/hook"
     admin = emulator.create_user("Admin", language_code="en")
     settings = make_settings(

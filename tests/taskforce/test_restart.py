@@ -4,14 +4,11 @@ a hard kill in the middle of convening resumes without doubling invitations."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot_process import killed_at_exit, telegram_env
 from emulator_fixtures import running_app
 from sqlmodel import select
 
@@ -21,7 +18,6 @@ from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services.due import schedule
 from bot.services.taskforces.convening import CONVENE_KIND, add_invitation
 from storage.db import Database
-from storage.migrate import upgrade
 from storage.models import Crisis, Delivery, Draft, User
 
 from .conftest import (
@@ -92,39 +88,19 @@ async def test_deadline_and_task_reminders_fire_after_a_restart(
     assert _count(emulator, lead.tg, "Call the hospital") == 2  # soon, then due
 
 
-def _start_bot(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 async def test_hard_kill_in_the_middle_of_convening_resumes_without_doubles(
-    emulator: TelegramEmulator, tmp_path: Path
+    emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
-    upgrade(url)
-    db = Database.from_url(url)
+    url, db = bot_db
     hub = emulator.create_supergroup("Hub", forum=True)
     emulator.add_bot(hub.id, rights=HUB_RIGHTS)
     world = make_world(emulator, db, hub_chat_id=hub.id, members=0)
     names = [f"p{i}" for i in range(6)]
     people = [add_person(emulator, db, world, n, "spokesperson") for n in names]
     db.dispose()
-    env = {
-        **os.environ,
-        "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
-        "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
-        "CRISISDESK_DATABASE_URL": url,
-        "CRISISDESK_DATA_DIR": str(tmp_path),
-        "CRISISDESK_TICK_SECONDS": "0.2",
-    }
-    env.pop("CRISISDESK_CONFIG", None)
+    env = telegram_env(emulator, url, tmp_path)
     everyone = [world["boss"], *people]  # the supervisor is convened by default
-    first = _start_bot(env)
-    try:
+    async with killed_at_exit(env):
         await emulator.wait_for_call("getUpdates", timeout=30)
         # Three invitations go through; the fourth hangs and never reaches Telegram (held,
         # then failed without being processed): the process dies while it is in flight. The
@@ -140,21 +116,14 @@ async def test_hard_kill_in_the_middle_of_convening_resumes_without_doubles(
             timeout=30,
         )
         await asyncio.sleep(0.3)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(first.wait)
     assert sum(_count(emulator, p.tg, invitation) for p in everyone) == 3
 
-    second = _start_bot(env)
-    try:
+    async with killed_at_exit(env):
         await eventually(
             lambda: all(_count(emulator, p.tg, "You are convened") >= 1 for p in everyone),
             timeout=30,
         )
         await asyncio.sleep(1.0)  # time for any double to show up
-    finally:
-        second.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(second.wait)
     assert [_count(emulator, p.tg, "You are convened") for p in everyone] == [1] * len(everyone)
     db = Database.from_url(url)
     with db.session() as s:

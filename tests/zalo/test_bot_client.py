@@ -7,7 +7,7 @@ import time
 
 import pytest
 from aiohttp import web
-from zalo_support import serving
+from emulator_fixtures import serving
 
 from bot.channels.zalo import (
     MessageTooLong,

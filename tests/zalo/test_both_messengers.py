@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import aiohttp
+from bot_process import free_port
 from linked_people import (
     BINH_ZALO,
     BODY,
@@ -27,7 +28,7 @@ from linked_people import (
     seed,
 )
 from sqlmodel import select
-from zalo_support import answer, free_port, zalo_bot
+from zalo_support import answer, zalo_bot
 
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.zalo_emulator import ZaloEmulator

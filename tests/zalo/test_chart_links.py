@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 from aiohttp import web
-from zalo_support import serving
+from emulator_fixtures import serving
 
 from bot.channels.zalo import ChartLinks, ZaloBotClient, chart_route
 from bot.sandbox.zalo_emulator import ZaloEmulator

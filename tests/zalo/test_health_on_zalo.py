@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
-from zalo_support import answer, free_port, zalo_bot
+from bot_process import free_port
+from zalo_support import answer, zalo_bot
 
 from bot.channels.refs import PersonRef
 from bot.sandbox.zalo_emulator import ZaloEmulator

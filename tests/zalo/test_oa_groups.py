@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from zalo_support import serving
+from emulator_fixtures import serving
 
 from bot.channels.zalo import MessageTooLong
 from bot.channels.zalo.oa import (

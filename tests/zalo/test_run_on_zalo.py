@@ -10,11 +10,14 @@ serves the charts the emulator fetches, as Zalo's servers would) and in polling 
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from alert_desk import OUTLETS, FeedServer, add_sources, feeds
 from sqlmodel import select
 from zalo_support import zalo_bot
@@ -22,8 +25,10 @@ from zalo_support import zalo_bot
 from bench.stories import BACKGROUND, BURST
 from bot.channels.refs import PersonRef
 from bot.channels.zalo import SECRET_HEADER
+from bot.channels.zalo.app import start_web
 from bot.sandbox.zalo_emulator import ZaloEmulator
 from bot.services import identity
+from bot.startup_errors import StartupError
 from scanner.parse import FeedItem
 from scanner.pipeline import Incoming, Processor
 from storage.db import Database
@@ -212,3 +217,20 @@ async def test_crisisdesk_runs_on_zalo(
             await forged_updates_are_refused(zalo, db, public, alert_id)
         else:
             assert zalo.calls_to("getUpdates")
+
+
+async def test_a_taken_web_port_is_one_line(make_settings: Any) -> None:
+    """The web server Zalo's charts (and webhook) need, on a port another program holds: one
+    line naming the settings to check, not a traceback."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        settings = make_settings(
+            {"CRISISDESK_WEBHOOK_LISTEN": "127.0.0.1", "CRISISDESK_WEBHOOK_PORT": str(port)}
+        )
+        with pytest.raises(
+            StartupError,
+            match=rf"^cannot serve charts on 127\.0\.0\.1:{port}: .+ \(check CRISISDESK_WEBHOOK_",
+        ):
+            await start_web(settings, web.Application())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from aiohttp import web
-from zalo_support import serving
+from emulator_fixtures import serving
 
 from bot.channels.zalo import SECRET_HEADER, ZaloBotClient, ZaloUpdate, add_webhook_route
 from bot.sandbox.zalo_emulator import ZaloEmulator

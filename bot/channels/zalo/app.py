@@ -34,7 +34,7 @@ from bot.health import Watched, start_monitoring
 from bot.runtime import Runtime
 from bot.services import takeover
 from bot.services.delivery import Charts
-from bot.startup_errors import EXIT_USAGE, StartupError
+from bot.startup_errors import EXIT_USAGE, StartupError, serve_or_explain
 from bot.templating import Renderer
 from bot.wiring import wire
 from handlers.conversation.degrade import DegradingNotifier
@@ -184,17 +184,13 @@ class ZaloSide:
 
 async def start_web(settings: Settings, web_app: web.Application) -> web.AppRunner:
     """Serve ``web_app`` on ``WEBHOOK_LISTEN:WEBHOOK_PORT`` (Zalo's charts and webhook)."""
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.webhook_listen, settings.webhook_port).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise StartupError(
-            f"cannot serve charts on {settings.webhook_listen}:{settings.webhook_port}: "
-            f"{exc.strerror or exc} (check {ENV_PREFIX}WEBHOOK_LISTEN and WEBHOOK_PORT)"
-        ) from None
-    return runner
+    return await serve_or_explain(
+        web_app,
+        settings.webhook_listen,
+        settings.webhook_port,
+        what="charts",
+        check=f"{ENV_PREFIX}WEBHOOK_LISTEN and WEBHOOK_PORT",
+    )
 
 
 async def serve(settings: Settings, db: Database) -> None:

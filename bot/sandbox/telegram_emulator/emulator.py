@@ -10,15 +10,14 @@ synchronous except those that wait for the bot. The same methods are reachable o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.serving import serve
+from bot.sandbox.serving import LoopbackEmulator
 
 from .control import control_routes
 from .errors import ControlError
@@ -38,12 +37,13 @@ from .state import (
 )
 from .updates import UpdateHub
 
-T = TypeVar("T")
 DEFAULT_TOKEN = "123456:TEST"
 
 
-class TelegramEmulator:
+class TelegramEmulator(LoopbackEmulator):
     """A strict, local Telegram Bot API for one bot, with a control API for tests."""
+
+    client_max_size = MAX_REQUEST_BYTES
 
     def __init__(
         self,
@@ -60,47 +60,27 @@ class TelegramEmulator:
         bot_id, _, secret = token.partition(":")
         if not bot_id.isdigit() or not secret:
             raise ValueError(f"token must look like '<bot id>:<secret>', got {token!r}")
+        super().__init__(host, port)
         self.token = token
         self.now = now
-        self.host = host
-        self.port = port
         bot = User(int(bot_id), bot_first_name, username=bot_username, is_bot=True)
         self.world = World(bot)
         self.limiter = FloodLimiter(now, enabled=flood_limits)
         self.hub = UpdateHub(now, self._changed)
         self.api = BotApi(self.world, self.hub, self.limiter, now, privacy_mode=privacy_mode)
         self.gateway = Gateway(self.api, token, now, self._changed)
-        self._change = asyncio.Event()
         self._callback_ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self.root_url = ""
 
     # ---- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> str:
-        """Serve on ``host:port`` (port 0 picks a free one) and return the root URL."""
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-        app.add_routes(self.gateway.routes())
-        app.add_routes(control_routes(self))
-        self._runner, self.port = await serve(app, self.host, self.port)
-        self.root_url = f"http://{self.host}:{self.port}"
-        return self.root_url
+    def _routes(self) -> list[web.AbstractRouteDef]:
+        return [*self.gateway.routes(), *control_routes(self)]
 
-    async def stop(self) -> None:
-        """Release long polls, stop webhook delivery, close the server."""
+    async def _release(self) -> None:
+        """Release long polls and pending button answers, stop webhook delivery."""
         await self.hub.close()
         for future in self.api.callbacks.values():
             future.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> TelegramEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def bot(self) -> User:
@@ -453,25 +433,6 @@ class TelegramEmulator:
         topics = self._chat(chat_id).topics.values()
         return [topic for topic in topics if include_deleted or not topic.deleted]
 
-    async def wait_for(
-        self,
-        predicate: Callable[[], T | None],
-        timeout: float = 5.0,  # noqa: ASYNC109 - tests state how long they are willing to wait
-    ) -> T:
-        """Re-check ``predicate`` after every change until it returns something truthy."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            change = self._change
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"condition not met within {timeout} s")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(change.wait(), remaining)
-
     async def wait_for_message(
         self,
         chat_id: int,
@@ -574,10 +535,6 @@ class TelegramEmulator:
         self.gateway.faults.clear()
 
     # ---- internals -------------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        self._change.set()
-        self._change = asyncio.Event()
 
     def _user(self, user_id: int) -> User:
         user = self.world.users.get(user_id)

@@ -9,14 +9,12 @@ the OAuth and the Open API base), then plays people (``send_text``,
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.serving import serve
+from bot.sandbox.serving import LoopbackEmulator
 
 from .bot_platform import BotPlatform
 from .control import control_routes
@@ -28,7 +26,7 @@ DEFAULT_TOKEN = "1459232241454765289:TESTSECRET"
 DEFAULT_APP_ID = "3158806452351286345"
 
 
-class ZaloEmulator:
+class ZaloEmulator(LoopbackEmulator):
     """One bot and one OA app on ``host:port`` (port 0 picks a free one)."""
 
     def __init__(
@@ -42,11 +40,9 @@ class ZaloEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host, port)
         self.token = token
         self.now = now
-        self.host = host
-        self.port = port
-        self._change = asyncio.Event()
         self.bot_platform = BotPlatform(token, now=now, on_change=self._changed)
         self.oa = OfficialAccount(
             app_id=app_id,
@@ -55,31 +51,14 @@ class ZaloEmulator:
             now=now,
             on_change=self._changed,
         )
-        self._runner: web.AppRunner | None = None
-        self.root_url = ""
 
-    async def start(self) -> str:
-        app = web.Application()
-        app.add_routes(self.bot_platform.routes())
-        app.add_routes(self.oa.routes())
-        app.add_routes(control_routes(self))
-        self._runner, self.port = await serve(app, self.host, self.port)
-        self.root_url = f"http://{self.host}:{self.port}"
-        return self.root_url
+    def _routes(self) -> list[web.AbstractRouteDef]:
+        return [*self.bot_platform.routes(), *self.oa.routes(), *control_routes(self)]
 
-    async def stop(self) -> None:
+    async def _release(self) -> None:
+        """Release the Bot Platform's long polls and both webhook clients."""
         await self.bot_platform.close()
         await self.oa.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> ZaloEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def bot_api_url(self) -> str:
@@ -159,27 +138,3 @@ class ZaloEmulator:
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method.lower() == method.lower()]
-
-    async def wait_for(
-        self,
-        predicate: Callable[[], Any],
-        *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - tests state how long they are willing to wait
-    ) -> Any:
-        """Re-check ``predicate`` on every change until it is truthy; TimeoutError otherwise."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            self._change.clear()
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise TimeoutError(f"condition not met within {timeout} s")
-            try:
-                await asyncio.wait_for(self._change.wait(), timeout=remaining)
-            except TimeoutError:
-                continue
-
-    def _changed(self) -> None:
-        self._change.set()
