@@ -33,7 +33,7 @@ from bot.clock import SimulatedClock, SystemClock
 from bot.config import AgencyConfig
 from bot.runtime import Runtime
 from bot.sandbox.zalo_emulator import ZaloEmulator
-from bot.services import identity, stored_refs
+from bot.services import identity, linking, stored_refs
 from bot.services.permissions import Actor
 from bot.services.taskforces.joining import answer_invitation
 from bot.services.taskforces.opening import open_crisis
@@ -60,10 +60,11 @@ def oa_env(zalo: ZaloEmulator) -> dict[str, str]:
 
 
 def agency_with_people(
-    db: Database, zalo: ZaloEmulator, app_id: str
+    db: Database, zalo: ZaloEmulator, app_id: str, linked: tuple[str, ...] = tuple(PEOPLE)
 ) -> tuple[int, dict[str, User]]:
     """Agency BYT with an OA and two assets; three people on Zalo who wrote to the bot and
-    follow the OA."""
+    follow the OA; those ``linked`` have given the OA a code, so it knows their OA-scoped id
+    (through the service; ``test_a_code_typed_in_the_oa_chat_…`` goes through the webhook)."""
     with db.session() as s:
         agency = Agency(
             code="BYT",
@@ -90,6 +91,11 @@ def agency_with_people(
             people[name] = user
             zalo.send_text(f"zl-{name}", "/start", display_name=name.title())
             zalo.add_oa_follower(f"zl-{name}", name.title())
+        now = datetime.now(UTC)
+        for name in linked:
+            code = linking.issue_code(s, people[name], "zalo", now).code
+            oa_id = zalo.oa_user_id(f"zl-{name}")
+            assert linking.redeem_in_scope(s, "zalo", app_id, oa_id, code, now).user is not None
         s.expunge_all()
         return agency.id, people
 
@@ -140,7 +146,9 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
 
         [group] = zalo.oa.groups.values()
         assert group.asset_id == "gmf-2" and not group.closed
-        assert sorted(group.members) == ["zl-boss", "zl-lead", "zl-minh"]
+        # Invited by the ids the OA knows them by, which are not their Bot Platform ids.
+        assert sorted(group.members) == sorted(zalo.oa_user_id(f"zl-{n}") for n in PEOPLE)
+        assert not {"zl-boss", "zl-lead", "zl-minh"} & set(group.members)
         assert group.name.endswith("Tin đồn dịch bệnh")
         assert opened.invite_link == group.link
         with db.session() as s:
@@ -159,14 +167,15 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
         admin = room_admin_for(runtime.notifier)
         assert await admin.is_member(room, PersonRef("zalo", "zl-lead"))
         await admin.remove_member(room, minh)
-        assert "zl-minh" not in group.members and not await admin.is_member(room, minh)
+        minh_oa = zalo.oa_user_id("zl-minh")
+        assert minh_oa not in group.members and not await admin.is_member(room, minh)
         answer = await answer_invitation(
             runtime,
             Actor("zalo:zl-minh", people["minh"]),
             invitation_of(db, opened.crisis_id, people["minh"]),
             join=True,
         )
-        assert answer.state == "joined" and "zl-minh" in group.members
+        assert answer.state == "joined" and minh_oa in group.members
         # Declining takes someone out of the group they were put in at the start.
         boss = people["boss"]
         answer = await answer_invitation(
@@ -175,7 +184,7 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
             invitation_of(db, opened.crisis_id, boss),
             join=False,
         )
-        assert answer.state == "declined" and "zl-boss" not in group.members
+        assert answer.state == "declined" and zalo.oa_user_id("zl-boss") not in group.members
 
         # Any message to the room goes through the OA, as plain text.
         await runtime.notifier.send_text(room, "<b>Cập nhật</b>: đã gọi báo Tuổi Trẻ")
