@@ -264,6 +264,7 @@ async def _tell_left_out(
             "agency": agency.name if agency else "",
             "channel": people[0].channel if people else "",
             "made": room is not None,
+            "you": False,
         }
         render = runtime.renderer.render
         channel = runtime.notifier.channel
@@ -278,7 +279,7 @@ async def _tell_left_out(
             to = identity.direct_chat(session, person.id, channel) if person else None
             if person is not None and to is not None and person.id != crisis.lead_id:
                 texts.append(
-                    (to, render("crisis_room_left_out", person.language, you=True, **params))
+                    (to, render("crisis_room_left_out", person.language, **{**params, "you": True}))
                 )
     for to, text in texts:
         try:
