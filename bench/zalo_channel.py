@@ -104,13 +104,13 @@ async def rotation_figures(emu: ZaloEmulator, workers: int, folder: Path) -> Non
         OaTokenStore(Database.from_url(url), emu.oa.app_id, SystemClock()) for _ in range(workers)
     ]
     stores[0].seed(emu.grant_oa_access())
-    emu.add_oa_follower("u1")
+    follower = emu.add_oa_follower("u1")  # the OA's own id for them
     emu.add_oa_asset("a1")
     clients = [
         ZaloOaClient(s, "app-secret-for-tests", oauth_url=emu.root_url, api_url=emu.root_url)
         for s in stores
     ]
-    group = await clients[0].create_group("Bench", ["u1"], asset_id="a1")
+    group = await clients[0].create_group("Bench", [follower], asset_id="a1")
     before = len(emu.oa.refresh_calls)
     emu.expire_oa_access_tokens()
     started = time.perf_counter()

@@ -232,6 +232,31 @@ class ChannelIdentity(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
+class RoomIdentity(SQLModel, table=True):
+    """Who a person is inside one room provider's own id space, where that differs from their
+    direct-message id on the same channel.
+
+    A Zalo Official Account knows a person by an id scoped to that OA (``scope`` = the OA's
+    app id), not by the id the Zalo bot knows them by, so the rooms it creates must be given
+    this id. It is learnt when the person types a linking code into the provider's chat
+    (``bot.services.linking.redeem_in_scope``). One id per person and scope; an id belongs to
+    one person.
+    """
+
+    __tablename__ = "room_identity"
+    __table_args__ = (
+        sa.UniqueConstraint("channel", "scope", "external_id"),
+        sa.UniqueConstraint("user_id", "channel", "scope"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    channel: str = Field(max_length=16)
+    scope: str = Field(max_length=64)
+    external_id: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
 class LinkCode(SQLModel, table=True):
     """A one-time code linking a second messenger account to a person (``bot.services.linking``).
 

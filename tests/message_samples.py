@@ -378,14 +378,42 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"v": BRIEF_EMPTY, "role": "member"},
     ],
     "crisis_invite_answer": [
-        {"join": True, "a": N(crisis=CRISIS, state="joined", url="https://t.me/c/1/17", link=None)},
-        {"join": True, "a": N(crisis=CRISIS, state="joined", url=None, link=None)},
         {
             "join": True,
-            "a": N(crisis=CRISIS, state="accepted", url=None, link="https://t.me/+AbCdEf123456"),
+            "a": N(
+                crisis=CRISIS,
+                state="joined",
+                url="https://t.me/c/1/17",
+                link=None,
+                needs_link=False,
+            ),
         },
-        {"join": True, "a": N(crisis=CRISIS, state="accepted", url=None, link=None)},
-        {"join": False, "a": N(crisis=CRISIS, state="declined", url=None, link=None)},
+        {
+            "join": True,
+            "a": N(crisis=CRISIS, state="joined", url=None, link=None, needs_link=False),
+        },
+        {
+            "join": True,
+            "a": N(
+                crisis=CRISIS,
+                state="accepted",
+                url=None,
+                link="https://t.me/+AbCdEf123456",
+                needs_link=False,
+            ),
+        },
+        {
+            "join": True,
+            "a": N(crisis=CRISIS, state="accepted", url=None, link=None, needs_link=False),
+        },
+        {
+            "join": True,
+            "a": N(crisis=CRISIS, state="accepted", url=None, link=None, needs_link=True),
+        },
+        {
+            "join": False,
+            "a": N(crisis=CRISIS, state="declined", url=None, link=None, needs_link=False),
+        },
     ],
     "crisis_list": [{"crises": [CRISIS, CRISIS_LATE]}, {"crises": []}],
     "crisis_opened": [
@@ -424,6 +452,18 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
         {"c": CRISIS_LATE, "url": None},
     ],
     "crisis_room_description": [{"c": CRISIS}],
+    "crisis_room_left_out": [
+        {
+            "c": CRISIS,
+            "names": ["Trần Thị Bình", "Phạm Quốc Dũng"],
+            "agency": "Bộ Y tế",
+            "channel": "zalo",
+            "made": made,
+            "you": you,
+        }
+        for made in (True, False)
+        for you in (True, False)
+    ],
     "crisis_room_pending": [
         {"c": CRISIS, "code": "no_room", "reason": ""},
         {"c": CRISIS, "code": "hub_failed", "reason": "Bad Request: not enough rights"},
@@ -614,6 +654,7 @@ SAMPLES: dict[str, list[dict[str, Any]]] = {
     "link_message": [
         {"code": "issued", "link_code": "K7PM-Q2XD", "minutes": 10, "channel": "telegram"},
         {"code": "linked", "name": "Nguyễn Thị Lan", "channels": ["telegram", "zalo"]},
+        {"code": "room_linked", "name": "Nguyễn Thị Lan"},
         {"code": "too_many", "minutes": 10},
         {"code": "unknown", "minutes": 10},
     ],

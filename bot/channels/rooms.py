@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.channels.base import Rejected
 from bot.channels.refs import ChatRef, PersonRef
 
 
@@ -61,10 +62,23 @@ class RoomAdmin(Protocol):
 
 @dataclass(frozen=True)
 class MadeRoom:
-    """A room the channel created: where it is, and a link that opens it ("" if none)."""
+    """A room the channel created: where it is, a link that opens it ("" if none), and the
+    people asked for who could not be put in (:class:`MembersUnknown` says why)."""
 
     chat: ChatRef
     link: str
+    left_out: tuple[PersonRef, ...] = ()
+
+
+class MembersUnknown(Rejected):
+    """The maker cannot put these people in its rooms yet: its rooms know people by ids of
+    their own (a Zalo Official Account's user ids are scoped to the OA), and these people have
+    not linked theirs. Each can fix it by typing a linking code into the provider's chat; the
+    services tell them and the convener how."""
+
+    def __init__(self, people: Sequence[PersonRef]) -> None:
+        super().__init__(f"{len(people)} people unknown to the room's provider")
+        self.people = tuple(people)
 
 
 class RoomMaker(Protocol):
@@ -73,15 +87,19 @@ class RoomMaker(Protocol):
     async def make_room(
         self, agency_id: int, name: str, description: str, members: Sequence[PersonRef]
     ) -> MadeRoom | None:
-        """A new room with ``members`` in it, or None if this agency has no means to make one
-        on the channel (the caller then uses a hub or a pooled group)."""
+        """A new room with ``members`` in it (those it could not put in are ``left_out``), or
+        None if this agency has no means to make one on the channel (the caller then uses a hub
+        or a pooled group). Raises :class:`MembersUnknown` when it knows none of them."""
         ...
 
     def made_here(self, chat: ChatRef) -> bool:
         """Whether ``chat`` is a room this maker made (closed, not handed back, at the end)."""
         ...
 
-    async def add_members(self, chat: ChatRef, people: Sequence[PersonRef]) -> None: ...
+    async def add_members(self, chat: ChatRef, people: Sequence[PersonRef]) -> None:
+        """Put ``people`` in; :class:`MembersUnknown` names those it could not (the others are
+        in)."""
+        ...
 
     async def close_room(self, chat: ChatRef) -> None:
         """Disband the room: the crisis is over and nobody may write there any more."""

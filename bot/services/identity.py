@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from bot.channels.refs import ANY_CHANNEL, ChatRef, PersonRef
 from bot.config import Settings
-from storage.models import ChannelIdentity, User
+from storage.models import ChannelIdentity, RoomIdentity, User
 
 
 def person_for(session: Session, who: PersonRef) -> User | None:
@@ -171,6 +171,94 @@ def add_person(session: Session, who: PersonRef, user: User) -> User:
     session.flush()
     link(session, user, who, user.created_at)
     return user
+
+
+# --------------------------------------------------------------------------- room ids
+# Some channels make rooms through a provider with ids of its own: a Zalo Official Account
+# knows a person by an id scoped to that OA (``scope`` = its app id), not by the id the Zalo
+# bot knows them by. The adapter asks here which provider id each account has, and which
+# account a provider id stands for; the ids are learnt by ``linking.redeem_in_scope``.
+
+
+def room_ids(session: Session, accounts: Iterable[PersonRef], scope: str) -> dict[PersonRef, str]:
+    """The ids the room provider ``scope`` knows the people behind ``accounts`` by, for those
+    who linked one there (the others are missing from the answer, never guessed)."""
+    wanted = list(accounts)
+    if not wanted:
+        return {}
+    found: dict[PersonRef, str] = {}
+    with session.no_autoflush:
+        for channel in {who.channel for who in wanted}:
+            externals = [who.external_id for who in wanted if who.channel == channel]
+            rows = session.exec(
+                select(ChannelIdentity.external_id, RoomIdentity.external_id)
+                .join(RoomIdentity, col(RoomIdentity.user_id) == col(ChannelIdentity.user_id))
+                .where(
+                    ChannelIdentity.channel == channel,
+                    col(ChannelIdentity.external_id).in_(externals),
+                    RoomIdentity.channel == channel,
+                    RoomIdentity.scope == scope,
+                )
+            ).all()
+            for external, room_id in rows:
+                found[PersonRef(channel, external)] = room_id
+    return found
+
+
+def account_for_room_id(
+    session: Session, channel: str, scope: str, room_id: str
+) -> PersonRef | None:
+    """The person's account on ``channel`` behind the room provider's id ``room_id`` (someone
+    writing in a room it made), or None for an id nobody linked."""
+    with session.no_autoflush:
+        external = session.exec(
+            select(ChannelIdentity.external_id)
+            .join(RoomIdentity, col(RoomIdentity.user_id) == col(ChannelIdentity.user_id))
+            .where(
+                RoomIdentity.channel == channel,
+                RoomIdentity.scope == scope,
+                RoomIdentity.external_id == room_id,
+                ChannelIdentity.channel == channel,
+            )
+        ).first()
+    return PersonRef(channel, external) if external is not None else None
+
+
+def owner_of_room_id(session: Session, channel: str, scope: str, room_id: str) -> int | None:
+    """The person (user id) a room provider's id is linked to, if any."""
+    with session.no_autoflush:
+        return session.exec(
+            select(RoomIdentity.user_id).where(
+                RoomIdentity.channel == channel,
+                RoomIdentity.scope == scope,
+                RoomIdentity.external_id == room_id,
+            )
+        ).first()
+
+
+def set_room_id(
+    session: Session, user_id: int, channel: str, scope: str, room_id: str, now: datetime
+) -> str | None:
+    """Record ``room_id`` as ``user_id``'s id with the room provider ``scope``; returns the id
+    it replaces (a person who linked again from another account of theirs), if any."""
+    row = session.exec(
+        select(RoomIdentity).where(
+            RoomIdentity.user_id == user_id,
+            RoomIdentity.channel == channel,
+            RoomIdentity.scope == scope,
+        )
+    ).first()
+    if row is None:
+        session.add(
+            RoomIdentity(
+                user_id=user_id, channel=channel, scope=scope, external_id=room_id, created_at=now
+            )
+        )
+        return None
+    before = row.external_id
+    row.external_id = room_id
+    row.created_at = now
+    return before
 
 
 def global_admins(settings: Settings, channel: str) -> tuple[PersonRef, ...]:

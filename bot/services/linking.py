@@ -19,6 +19,7 @@ nobody took. A person has at most one account per channel.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.channels import limits
+from bot.channels.base import DeliveryError
 from bot.channels.refs import PersonRef
 from bot.services import audit, identity
 from bot.services import registration as reg
@@ -35,6 +37,8 @@ from storage.models import AuditEvent, LinkCode, User, UserStatus
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read off one screen, typed
 CODE_LENGTH = 8
@@ -111,8 +115,9 @@ def issue_code(session: Session, user: User, channel: str, now: datetime) -> Iss
     return IssuedCode(f"{code[:half]}-{code[half:]}", expires)
 
 
-def failed_attempts(session: Session, who: PersonRef, now: datetime) -> int:
-    """Wrong codes typed from ``who`` within the window."""
+def failed_attempts(session: Session, who: PersonRef | str, now: datetime) -> int:
+    """Wrong codes typed from ``who`` (an account, or a room provider's id as
+    :func:`scoped_label` names it) within the window."""
     return int(
         session.exec(
             select(sa.func.count())
@@ -191,7 +196,7 @@ def _problem(session: Session, who: PersonRef, row: LinkCode | None, now: dateti
 
 
 def _refuse(
-    session: Session, who: PersonRef, reason: str, now: datetime, counted: bool = True
+    session: Session, who: PersonRef | str, reason: str, now: datetime, counted: bool = True
 ) -> Redeemed:
     """Audit a refused code; ``counted`` ones (a wrong guess) count towards the limit."""
     audit.record(
@@ -203,6 +208,97 @@ def _refuse(
         at=now,
     )
     return Redeemed(refused=reason)
+
+
+# --------------------------------------------------------------------------- room ids
+# A room provider with ids of its own (a Zalo Official Account knows people by ids scoped to
+# it) learns who someone is when they type a code, got from the bot with /lienket, into the
+# provider's own chat: the id it reports for the sender is then that person's id there.
+
+
+def code_in(text: str) -> str | None:
+    """The linking code a person typed into a room provider's chat (``ABCD-EFGH``, alone or
+    after ``/lienket`` or ``/link``), else None: other messages are chatter, not guesses."""
+    words = text.strip().split()
+    if words and words[0].lower().lstrip("/") in ("lienket", "link"):
+        words = words[1:]
+    if not 1 <= len(words) <= 2:
+        return None
+    code = normalise("".join(words))
+    if len(code) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in code):
+        return None
+    return code
+
+
+def scoped_label(channel: str, scope: str, room_id: str) -> str:
+    """How audit rows name a room provider's id (wrong codes are counted per id)."""
+    return f"{PersonRef(channel, room_id)}@{scope}"
+
+
+def redeem_in_scope(
+    session: Session, channel: str, scope: str, room_id: str, typed: str, now: datetime
+) -> Redeemed:
+    """Record ``room_id``, the id the room provider ``scope`` on ``channel`` reported for
+    whoever typed ``typed`` there, as the id of the person whose code it is.
+
+    The same limits as :func:`redeem`: single use, ``CODE_TTL``, wrong codes counted per id.
+    An id that already stands for someone else is refused (``taken``); a person who links
+    again from another account of theirs has their id replaced (audited with the old one).
+    """
+    label = scoped_label(channel, scope, room_id)
+    if failed_attempts(session, label, now) >= MAX_ATTEMPTS:
+        return _refuse(session, label, "too_many", now, counted=False)
+    row = session.exec(select(LinkCode).where(LinkCode.code_hash == hash_code(typed))).first()
+    reason = _scoped_problem(session, channel, scope, room_id, row, now)
+    if reason is not None:
+        counted = reason in ("unknown", "expired", "used")
+        return _refuse(session, label, reason, now, counted=counted)
+    assert row is not None
+    claimed = session.execute(
+        sa.update(LinkCode)
+        .where(
+            col(LinkCode.id) == row.id,
+            col(LinkCode.used_at).is_(None),
+            col(LinkCode.expires_at) > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return _refuse(session, label, "used", now)
+    user = session.get(User, row.user_id)
+    assert user is not None and user.id is not None
+    replaced = identity.set_room_id(session, user.id, channel, scope, room_id, now)
+    audit.record(
+        session,
+        action="link.room_linked",
+        actor_id=user.id,
+        actor_ref=label,
+        subject=f"user:{user.id}",
+        before={"room_id": replaced} if replaced else None,
+        after={"channel": channel, "scope": scope, "room_id": room_id},
+        at=now,
+    )
+    session.flush()
+    return Redeemed(user=user)
+
+
+def _scoped_problem(
+    session: Session, channel: str, scope: str, room_id: str, row: LinkCode | None, now: datetime
+) -> str | None:
+    if row is None:
+        return "unknown"
+    if row.used_at is not None:
+        return "used"
+    if row.expires_at <= now:
+        return "expired"
+    owner = identity.owner_of_room_id(session, channel, scope, room_id)
+    if owner is not None:
+        return "already" if owner == row.user_id else "taken"
+    user = session.get(User, row.user_id)
+    if user is None or user.status == UserStatus.SUSPENDED:
+        return "unknown"
+    return None
 
 
 def choose_alert_channel(session: Session, user: User, typed: str, now: datetime) -> str | None:
@@ -254,6 +350,30 @@ def redeem_now(runtime: Runtime, who: PersonRef, typed: str) -> tuple[Redeemed, 
             return result, []
         user_id = result.user.id or 0
         return result, identity.channels_of(session, [user_id]).get(user_id, [])
+
+
+async def redeem_in_scope_now(
+    runtime: Runtime, channel: str, scope: str, room_id: str, typed: str
+) -> Redeemed:
+    """:func:`redeem_in_scope` at the runtime's clock, committed whatever the outcome; then the
+    person linked is told in their private chat with the bot (the provider's own chat is not
+    the bot's to answer in). A refusal tells nobody: the id typing belongs to no one known."""
+    with runtime.db.session() as session:
+        result = redeem_in_scope(session, channel, scope, room_id, typed, runtime.clock.now())
+        user = result.user
+        if user is None:
+            log.info("room id %s refused a linking code: %s", room_id, result.refused)
+            return result
+        to = identity.direct_chat(session, user.id, runtime.notifier.channel)
+        text = runtime.renderer.render(
+            "link_message", user.language, code="room_linked", name=user.full_name
+        )
+    if to is not None:
+        try:
+            await runtime.notifier.send_text(to, text)
+        except DeliveryError as exc:
+            log.warning("user %s not told their room id was linked: %s", user.id, exc)
+    return result
 
 
 @dataclass(frozen=True)

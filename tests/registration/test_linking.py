@@ -192,3 +192,67 @@ def test_the_ledger_owes_one_copy_per_chosen_channel(db: Database, clock: Simula
         assert user is not None
         linking.choose_alert_channel(s, user, "zalo", now)
     assert plan("zalo only") == [("photo:warning", "zalo"), ("text:warning", "zalo")]
+
+
+OA = "3158806452351286345"  # a room provider's scope: a Zalo OA's app id
+
+
+def redeem_in_oa(db: Database, oa_id: str, code: str, clock: SimulatedClock) -> linking.Redeemed:
+    with db.session() as s:
+        return linking.redeem_in_scope(s, "zalo", OA, oa_id, code, clock.now())
+
+
+def oa_ids(db: Database) -> dict[PersonRef, str]:
+    with db.session() as s:
+        return identity.room_ids(s, [LAN_ZALO, PersonRef("zalo", "binh")], OA)
+
+
+def test_a_code_sent_to_a_room_provider_links_the_id_it_knows_the_person_by(
+    db: Database, clock: SimulatedClock
+) -> None:
+    """The OA-scoped id is bound once per code and person; another person's id is refused; the
+    same person linking again from another account replaces theirs; wrong codes are counted
+    per OA id and end in a block; it says nothing about who the person is on the bot."""
+    lan = add_person(db, LAN_ZALO)
+    binh = add_person(db, PersonRef("zalo", "binh"), name="Bình")
+    assert redeem_in_oa(db, "84001", issue(db, lan, clock, "zalo"), clock).user is not None
+    assert oa_ids(db) == {LAN_ZALO: "84001"}
+    with db.session() as s:
+        assert identity.account_for_room_id(s, "zalo", OA, "84001") == LAN_ZALO
+        assert identity.account_for_room_id(s, "zalo", "another-oa", "84001") is None
+        assert identity.person_for(s, PersonRef("zalo", "84001")) is None  # not an account
+
+    # Bình's code typed from Lan's OA account: that id is Lan's.
+    assert redeem_in_oa(db, "84001", issue(db, binh, clock), clock).refused == "taken"
+    # Lan again from another Zalo account of hers: her OA id is replaced, audited.
+    assert redeem_in_oa(db, "84002", issue(db, lan, clock), clock).user is not None
+    assert oa_ids(db) == {LAN_ZALO: "84002"}
+    with db.session() as s:
+        linked = s.exec(select(AuditEvent).where(AuditEvent.action == "link.room_linked")).all()
+        assert [e.before for e in linked] == [None, {"room_id": "84001"}]
+
+    for _ in range(linking.MAX_ATTEMPTS):
+        assert redeem_in_oa(db, "84009", "ABCD-EFGH", clock).refused == "unknown"
+    code = issue(db, binh, clock)
+    assert redeem_in_oa(db, "84009", code, clock).refused == "too_many"
+    assert redeem_in_oa(db, "84010", code, clock).user is not None  # another id is not blocked
+    assert oa_ids(db) == {LAN_ZALO: "84002", PersonRef("zalo", "binh"): "84010"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("K7PM-Q2XD", "K7PMQ2XD"),
+        ("k7pm q2xd", "K7PMQ2XD"),
+        ("/lienket K7PM-Q2XD", "K7PMQ2XD"),
+        ("/link k7pmq2xd", "K7PMQ2XD"),
+        ("Cho tôi hỏi giờ làm việc", None),
+        ("K7PM-Q2X0", None),  # 0 is not in the alphabet
+        ("K7PM-Q2XDA", None),
+        ("", None),
+    ],
+)
+def test_only_a_code_typed_alone_is_taken_from_a_providers_chat(
+    typed: str, code: str | None
+) -> None:
+    assert linking.code_in(typed) == code

@@ -67,6 +67,6 @@ async def test_official_account_over_the_control_api(zalo: ZaloEmulator) -> None
         await control(http, root, "add_oa_asset", asset_id="a1")
         async with http.get(f"{root}/_control/state") as answer:
             oa = (await answer.json())["result"]["oa"]
-        assert oa["followers"] == {"u1": "An"} and oa["assets"] == {"a1": None}
+        assert oa["followers"] == {zalo.oa_user_id("u1"): "An"} and oa["assets"] == {"a1": None}
         async with http.get(f"{root}/_control/oa/groups") as answer:
             assert (await answer.json())["result"] == []

@@ -23,10 +23,13 @@ from bot.channels.zalo.oa import (
     oa_event_handler,
 )
 from bot.clock import SystemClock
-from bot.sandbox.zalo_emulator import ZaloEmulator
+from bot.sandbox.zalo_emulator import DEFAULT_APP_ID, ZaloEmulator, oa_user_id
 from storage.db import Database
 
 OA_KEY = "oa-secret-key-for-tests"
+
+# The OA knows people by OA-scoped ids, never their Bot Platform ids ("u1"…).
+U1, U2, U3 = (oa_user_id(DEFAULT_APP_ID, u) for u in ("u1", "u2", "u3"))
 
 
 @pytest_asyncio.fixture
@@ -47,14 +50,14 @@ async def test_a_room_is_created_staffed_used_and_closed(
 ) -> None:
     group = await oa.create_group(
         "KH-2026-031 Tin đồn lũ",
-        ["u1", "u2", "u1"],
+        [U1, U2, U1],
         asset_id="gmf10-asset-1",
         description="Tổ phản ứng nhanh",
     )
     assert group.group_link.endswith(group.group_id)
-    await oa.invite(group.group_id, ["u3"])
-    await oa.remove_members(group.group_id, ["u1"])
-    assert await oa.list_members(group.group_id) == ["u2", "u3"]
+    await oa.invite(group.group_id, [U3])
+    await oa.remove_members(group.group_id, [U1])
+    assert await oa.list_members(group.group_id) == [U2, U3]
     message_id = await oa.send_group_text(group.group_id, "Bản tóm tắt vụ việc")
     stored = zalo.oa.group(group.group_id)
     assert stored.messages == [
@@ -73,9 +76,9 @@ async def test_errors_arrive_as_http_200_and_are_raised(
     with pytest.raises(OaApiError) as caught:
         await oa.create_group("Tổ", ["stranger"], asset_id="gmf10-asset-1")
     assert caught.value.code == -230  # not a follower of the OA
-    group = await oa.create_group("Tổ", ["u1"], asset_id="gmf10-asset-1")
+    group = await oa.create_group("Tổ", [U1], asset_id="gmf10-asset-1")
     with pytest.raises(OaApiError, match="already used"):
-        await oa.create_group("Tổ 2", ["u1"], asset_id="gmf10-asset-1")
+        await oa.create_group("Tổ 2", [U1], asset_id="gmf10-asset-1")
     with pytest.raises(MessageTooLong):
         await oa.send_group_text(group.group_id, "x" * 2001)
     assert all(c.error_code in (0, -230, -201) for c in zalo.calls if c.api == "oa")
@@ -93,13 +96,13 @@ async def received_events() -> tuple[web.Application, list[dict[str, Any]]]:
 
 
 async def test_signed_group_events_are_accepted(oa: ZaloOaClient, zalo: ZaloEmulator) -> None:
-    group = await oa.create_group("Tổ", ["u1", "u2"], asset_id="gmf10-asset-1")
+    group = await oa.create_group("Tổ", [U1, U2], asset_id="gmf10-asset-1")
     app, events = await received_events()
     async with serving(app) as root:
         zalo.set_oa_webhook(f"{root}/zalo/oa")
         assert await zalo.user_sends_group_text(group.group_id, "u2", "/ack 12") == 200
     [event] = events
-    assert event["message"]["text"] == "/ack 12" and event["sender"]["id"] == "u2"
+    assert event["message"]["text"] == "/ack 12" and event["sender"]["id"] == U2 != "u2"
     assert group_of(event) == group.group_id
 
 

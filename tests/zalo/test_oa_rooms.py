@@ -9,6 +9,7 @@ every mistake.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,17 +33,29 @@ from bot.cli import main
 from bot.clock import SimulatedClock, SystemClock
 from bot.config import AgencyConfig
 from bot.runtime import Runtime
-from bot.sandbox.zalo_emulator import ZaloEmulator
-from bot.services import identity, stored_refs
+from bot.sandbox.zalo_emulator import StoredMessage, ZaloEmulator
+from bot.services import identity, linking, stored_refs
 from bot.services.permissions import Actor
+from bot.services.taskforces.crises import TaskForceError
 from bot.services.taskforces.joining import answer_invitation
 from bot.services.taskforces.opening import open_crisis
 from bot.services.taskforces.resolve import resolve_crisis
+from bot.services.taskforces.room import attach_room
 from bot.templating import Renderer
 from bot.wiring import wire
 from handlers.conversation.degrade import DegradingNotifier
 from storage.db import Database
-from storage.models import Agency, Crisis, CrisisMember, Room, RoomState, Task, User
+from storage.models import (
+    Agency,
+    AuditEvent,
+    Crisis,
+    CrisisMember,
+    Room,
+    RoomIdentity,
+    RoomState,
+    Task,
+    User,
+)
 
 APP_SECRET = "app-secret-for-tests"
 OA_KEY = "oa-secret-key-for-tests"
@@ -60,10 +73,11 @@ def oa_env(zalo: ZaloEmulator) -> dict[str, str]:
 
 
 def agency_with_people(
-    db: Database, zalo: ZaloEmulator, app_id: str
+    db: Database, zalo: ZaloEmulator, app_id: str, linked: tuple[str, ...] = tuple(PEOPLE)
 ) -> tuple[int, dict[str, User]]:
     """Agency BYT with an OA and two assets; three people on Zalo who wrote to the bot and
-    follow the OA."""
+    follow the OA; those ``linked`` have given the OA a code, so it knows their OA-scoped id
+    (through the service; ``test_a_code_typed_in_the_oa_chat_…`` goes through the webhook)."""
     with db.session() as s:
         agency = Agency(
             code="BYT",
@@ -90,6 +104,11 @@ def agency_with_people(
             people[name] = user
             zalo.send_text(f"zl-{name}", "/start", display_name=name.title())
             zalo.add_oa_follower(f"zl-{name}", name.title())
+        now = datetime.now(UTC)
+        for name in linked:
+            code = linking.issue_code(s, people[name], "zalo", now).code
+            oa_id = zalo.oa_user_id(f"zl-{name}")
+            assert linking.redeem_in_scope(s, "zalo", app_id, oa_id, code, now).user is not None
         s.expunge_all()
         return agency.id, people
 
@@ -140,7 +159,9 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
 
         [group] = zalo.oa.groups.values()
         assert group.asset_id == "gmf-2" and not group.closed
-        assert sorted(group.members) == ["zl-boss", "zl-lead", "zl-minh"]
+        # Invited by the ids the OA knows them by, which are not their Bot Platform ids.
+        assert sorted(group.members) == sorted(zalo.oa_user_id(f"zl-{n}") for n in PEOPLE)
+        assert not {"zl-boss", "zl-lead", "zl-minh"} & set(group.members)
         assert group.name.endswith("Tin đồn dịch bệnh")
         assert opened.invite_link == group.link
         with db.session() as s:
@@ -159,14 +180,15 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
         admin = room_admin_for(runtime.notifier)
         assert await admin.is_member(room, PersonRef("zalo", "zl-lead"))
         await admin.remove_member(room, minh)
-        assert "zl-minh" not in group.members and not await admin.is_member(room, minh)
+        minh_oa = zalo.oa_user_id("zl-minh")
+        assert minh_oa not in group.members and not await admin.is_member(room, minh)
         answer = await answer_invitation(
             runtime,
             Actor("zalo:zl-minh", people["minh"]),
             invitation_of(db, opened.crisis_id, people["minh"]),
             join=True,
         )
-        assert answer.state == "joined" and "zl-minh" in group.members
+        assert answer.state == "joined" and minh_oa in group.members
         # Declining takes someone out of the group they were put in at the start.
         boss = people["boss"]
         answer = await answer_invitation(
@@ -175,7 +197,7 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
             invitation_of(db, opened.crisis_id, boss),
             join=False,
         )
-        assert answer.state == "declined" and "zl-boss" not in group.members
+        assert answer.state == "declined" and zalo.oa_user_id("zl-boss") not in group.members
 
         # Any message to the room goes through the OA, as plain text.
         await runtime.notifier.send_text(room, "<b>Cập nhật</b>: đã gọi báo Tuổi Trẻ")
@@ -367,3 +389,179 @@ async def test_idle_oa_tokens_are_rotated_before_the_refresh_token_dies(
         assert not await rooms.keep_alive(timedelta(days=7))  # just rotated
     finally:
         await rooms.close()
+
+
+CODE = re.compile(r"[A-Z2-9]{4}-[A-Z2-9]{4}")
+
+
+async def link_through_the_oa(zalo: ZaloEmulator, user_id: str) -> None:
+    """What a person does: ``/lienket`` to the bot, follow the OA, send the code in its chat;
+    the bot confirms in their private chat."""
+    asked = zalo.send_text(user_id, "/lienket")
+
+    def shown_code() -> tuple[StoredMessage, str] | None:
+        chat = zalo.messages(user_id)
+        later = chat[[m.message_id for m in chat].index(asked.message_id) + 1 :]
+        for message in later:
+            found = CODE.search(message.text or "") if message.from_bot else None
+            if found:
+                return message, found.group(0)
+        return None
+
+    shown, code = await zalo.wait_for(shown_code, timeout=20)
+    assert await zalo.user_follows_oa(user_id) == 200
+    assert await zalo.user_sends_oa_text(user_id, code) == 200
+    told = await zalo.wait_for_message(user_id, after=shown.message_id, timeout=20)
+    assert "Official Account Zalo đã nhận ra" in (told.text or ""), told.text
+
+
+def room_ids(db: Database) -> dict[int, str]:
+    with db.session() as s:
+        return {row.user_id: row.external_id for row in s.exec(select(RoomIdentity)).all()}
+
+
+def bot_texts(zalo: ZaloEmulator, user_id: str) -> list[str]:
+    return [m.text for m in zalo.messages(user_id, from_bot=True) if m.text]
+
+
+async def test_a_code_typed_in_the_oa_chat_links_the_person_and_the_unlinked_are_told(
+    zalo: ZaloEmulator, db: Database, make_settings: Any
+) -> None:
+    """Through ``crisisdesk``'s Zalo side: a code from ``/lienket`` sent in the OA's chat binds
+    the sender's OA-scoped id (a follow alone binds nothing, a wrong code is counted); the OA
+    group takes only people it knows; the lead, the group and each one left out are told how to
+    fix it; Join then says how, and after linking puts them in; their command in the group is
+    theirs."""
+    wire()
+    settings = make_settings(
+        {
+            **oa_env(zalo),
+            "CRISISDESK_ZALO_TOKEN": zalo.token,
+            "CRISISDESK_ZALO_API_URL": zalo.bot_api_url,
+            "CRISISDESK_ZALO_PUBLIC_URL": "http://127.0.0.1",
+            "CRISISDESK_ZALO_CHART_KEY": "k" * 40,
+        }
+    )
+    zalo.add_oa_asset("gmf-1")
+    OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
+    agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id, linked=())
+    side = ZaloSide(settings, db)
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        clock=SystemClock(),
+        renderer=Renderer(settings.timezone),
+        notifier=side.notifier,
+    )
+    web_app = web.Application()
+    side.add_routes(web_app)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    zalo.set_oa_webhook(f"http://127.0.0.1:{runner.addresses[0][1]}{OA_WEBHOOK_PATH}")
+    lead, minh = people["lead"], people["minh"]
+    try:
+        await side.start(runtime)
+        await link_through_the_oa(zalo, "zl-lead")
+        assert room_ids(db) == {lead.id: zalo.oa_user_id("zl-lead")}
+        # A follow event names no Bot Platform account: it binds nothing on its own.
+        assert await zalo.user_follows_oa("zl-boss") == 200
+        # A wrong code is refused and counted against that OA id; chatter is not a guess.
+        assert await zalo.user_sends_oa_text("zl-boss", "ABCD-EFGH") == 200
+        assert await zalo.user_sends_oa_text("zl-boss", "Cho tôi hỏi giờ làm việc") == 200
+        label = linking.scoped_label("zalo", zalo.oa.app_id, zalo.oa_user_id("zl-boss"))
+
+        def refusals() -> int:
+            with db.session() as s:
+                return len(s.exec(select(AuditEvent).where(AuditEvent.actor_ref == label)).all())
+
+        await zalo.wait_for(lambda: refusals() == 1, timeout=10)
+        assert room_ids(db) == {lead.id: zalo.oa_user_id("zl-lead")}
+
+        opened = await open_crisis(
+            runtime, Actor("zalo:zl-lead", lead), "Tin đồn dịch bệnh",
+            agency_id=agency_id, user_ids=[minh.id or 0],
+        )  # fmt: skip
+        assert opened.room_ready
+        [group] = zalo.oa.groups.values()
+        assert group.members == [zalo.oa_user_id("zl-lead")]
+        # Nobody left out silently: the lead and the group hear who and how to fix it…
+        said = await zalo.wait_for(
+            lambda: [t for t in bot_texts(zalo, "zl-lead") if "chưa mời được" in t], timeout=10
+        )
+        assert "Boss" in said[0] and "Minh" in said[0] and "/lienket" in said[0]
+        posted = [m["text"] for m in group.messages if "chưa mời được" in m["text"]]
+        assert len(posted) == 1 and "Minh" in posted[0] and "<b>" not in posted[0]
+        # …and so does each of them, in their own chat.
+        for name in ("zl-boss", "zl-minh"):
+            assert any("Quan tâm" in t and "/lienket" in t for t in bot_texts(zalo, name))
+
+        # Minh presses Join before linking: told how, not put in under a wrong id.
+        member_id = invitation_of(db, opened.crisis_id, minh)
+        answer = await answer_invitation(runtime, Actor("zalo:zl-minh", minh), member_id, True)
+        assert answer.needs_link and answer.state == "accepted"
+        assert zalo.oa_user_id("zl-minh") not in group.members
+        text = runtime.renderer.render("crisis_invite_answer", "vi", a=answer, join=True)
+        assert "/lienket" in text and "Quan tâm" in text
+
+        await link_through_the_oa(zalo, "zl-minh")
+        answer = await answer_invitation(runtime, Actor("zalo:zl-minh", minh), member_id, True)
+        assert answer.state == "joined" and not answer.needs_link
+        assert group.members == [zalo.oa_user_id("zl-lead"), zalo.oa_user_id("zl-minh")]
+
+        # His command in the group is his: the OA id is mapped back to his account.
+        assert (
+            await zalo.user_sends_group_text(group.group_id, "zl-minh", "/task 1h Gọi VTV") == 200
+        )
+
+        def task() -> Task | None:
+            with db.session() as s:
+                return s.exec(select(Task)).first()
+
+        made = await zalo.wait_for(task, timeout=20)
+        assert made.created_by_id == minh.id and made.crisis_id == opened.crisis_id
+    finally:
+        await side.stop()
+        await runner.cleanup()
+
+
+async def test_no_group_when_the_oa_knows_nobody_and_the_lead_is_told_once(
+    zalo: ZaloEmulator, db: Database, make_settings: Any, tmp_path: Path
+) -> None:
+    """Nobody convened has linked an OA id: Zalo would create no group without members, so
+    none is made (the crisis waits for a room as before); the lead is told who and how to fix
+    it once, not at every retry."""
+    wire()
+    settings = make_settings(oa_env(zalo))
+    zalo.add_oa_asset("gmf-1")
+    OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
+    agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id, linked=())
+    client = ZaloBotClient(zalo.token, base_url=zalo.bot_api_url, timeout=5)
+    oa_rooms = OaRooms(settings, db, SystemClock())
+    zalo_notifier = ZaloNotifier(
+        client, ChartLinks(b"k" * 32, "http://127.0.0.1"), tmp_path / "charts", oa_rooms
+    )
+    runtime = Runtime(
+        settings=settings,
+        db=db,
+        clock=SystemClock(),
+        renderer=Renderer(settings.timezone),
+        notifier=DegradingNotifier(zalo_notifier, CAPABILITIES),
+    )
+    try:
+        opened = await open_crisis(
+            runtime, Actor("zalo:zl-lead", people["lead"]), "Tin đồn dịch bệnh",
+            agency_id=agency_id, user_ids=[people["minh"].id or 0],
+        )  # fmt: skip
+        assert not opened.room_ready and not zalo.oa.groups
+        assert not zalo.calls_to("creategroupwithoa")
+        with pytest.raises(TaskForceError):  # the retry of the crisis.room row
+            await attach_room(runtime, opened.crisis_id)
+        told = [t for t in bot_texts(zalo, "zl-lead") if "chưa tạo được phòng" in t]
+        assert len(told) == 1 and "Lead" in told[0] and "Quan tâm" in told[0]
+        with db.session() as s:
+            [row] = s.exec(select(AuditEvent).where(AuditEvent.action == "crisis.room_left_out"))
+            assert row.after is not None and row.after["room_made"] is False
+    finally:
+        await oa_rooms.close()
+        await client.close()

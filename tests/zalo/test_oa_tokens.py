@@ -18,10 +18,13 @@ from bot.channels.zalo.oa import (
     ZaloOaClient,
 )
 from bot.clock import SystemClock
-from bot.sandbox.zalo_emulator import ZaloEmulator
+from bot.sandbox.zalo_emulator import DEFAULT_APP_ID, ZaloEmulator, oa_user_id
 from storage.db import Database
 
 APP_SECRET = "app-secret-for-tests"
+
+# The OA knows people by OA-scoped ids, never their Bot Platform ids ("u1"…).
+U1, U2, U3 = (oa_user_id(DEFAULT_APP_ID, u) for u in ("u1", "u2", "u3"))
 
 
 def make_store(db_url: str, app_id: str) -> OaTokenStore:
@@ -46,7 +49,7 @@ async def test_first_call_exchanges_the_grant_and_rotates(
 ) -> None:
     seeded = zalo.oa.refresh_calls
     assert seeded == []
-    await oa.create_group("Tổ phản ứng KH-31", ["u1"], asset_id="gmf10-asset-1")
+    await oa.create_group("Tổ phản ứng KH-31", [U1], asset_id="gmf10-asset-1")
     tokens = oa.store.current()
     assert tokens.generation == 1 and tokens.access_token.startswith("at-")
     [refresh] = zalo.oa.refresh_calls
@@ -68,22 +71,22 @@ async def test_refresh_now_rotates_a_live_token(oa: ZaloOaClient, zalo: ZaloEmul
 async def test_expired_token_216_is_refreshed_and_the_call_retried_once(
     oa: ZaloOaClient, zalo: ZaloEmulator
 ) -> None:
-    group = await oa.create_group("Tổ KH-31", ["u1"], asset_id="gmf10-asset-1")
+    group = await oa.create_group("Tổ KH-31", [U1], asset_id="gmf10-asset-1")
     zalo.expire_oa_access_tokens()
-    await oa.invite(group.group_id, ["u2"])
+    await oa.invite(group.group_id, [U2])
     invites = zalo.calls_to("invite")
     assert [c.error_code for c in invites] == [-216, 0]
     assert len(zalo.oa.refresh_calls) == 2 and oa.store.current().generation == 2
-    assert zalo.oa.group(group.group_id).members == ["u1", "u2"]
+    assert zalo.oa.group(group.group_id).members == [U1, U2]
 
 
 async def test_a_second_216_after_refreshing_is_an_error_not_a_loop(
     oa: ZaloOaClient, zalo: ZaloEmulator
 ) -> None:
-    group = await oa.create_group("Tổ KH-31", ["u1"], asset_id="gmf10-asset-1")
+    group = await oa.create_group("Tổ KH-31", [U1], asset_id="gmf10-asset-1")
     zalo.inject_oa_error("/group/invite", -216, "Access token is invalid", times=5)
     with pytest.raises(OaApiError) as caught:
-        await oa.invite(group.group_id, ["u2"])
+        await oa.invite(group.group_id, [U2])
     assert caught.value.code == -216
     assert len(zalo.calls_to("invite")) == 2
     assert len(zalo.oa.refresh_calls) == 2
@@ -92,7 +95,7 @@ async def test_a_second_216_after_refreshing_is_an_error_not_a_loop(
 async def test_an_old_refresh_token_is_refused_and_nothing_is_overwritten(
     oa: ZaloOaClient, zalo: ZaloEmulator
 ) -> None:
-    await oa.create_group("Tổ KH-31", ["u1"], asset_id="gmf10-asset-1")
+    await oa.create_group("Tổ KH-31", [U1], asset_id="gmf10-asset-1")
     spent = zalo.oa.refresh_calls[0].params["refresh_token"]
     oa.store.seed(spent)  # someone restores an old backup of the token row
     with pytest.raises(OaAuthorizationError, match="refused the OA refresh token"):
@@ -114,13 +117,13 @@ async def test_two_workers_refreshing_at_once_spend_the_refresh_token_once(
         ZaloOaClient(first, APP_SECRET, **kwargs) as a,
         ZaloOaClient(second, APP_SECRET, **kwargs) as b,
     ):
-        group = await a.create_group("Tổ KH-31", ["u1"], asset_id="a1")
+        group = await a.create_group("Tổ KH-31", [U1], asset_id="a1")
         zalo.expire_oa_access_tokens()
         for _ in range(3):
             results = await asyncio.gather(
                 a.list_members(group.group_id), b.list_members(group.group_id)
             )
-            assert results == [["u1"], ["u1"]]
+            assert results == [[U1], [U1]]
     assert [c.ok for c in zalo.oa.refresh_calls] == [True, True]  # the grant, then one rotation
     assert first.current() == second.current()
     first.db.dispose()

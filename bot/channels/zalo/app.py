@@ -156,7 +156,7 @@ class ZaloSide:
         self.tasks.append(asyncio.create_task(_answer(self.updates, conversation.on_update)))
         oa = self._oa_app()
         if oa is not None:
-            on_event = partial(conversation.on_group_event, oa[0])
+            on_event = partial(conversation.on_oa_event, oa[0])
             self.tasks.append(asyncio.create_task(_answer(self.oa_events, on_event)))
             self.tasks.append(asyncio.create_task(_keep_oa_alive(self.oa_rooms)))
         if self.secret is not None:

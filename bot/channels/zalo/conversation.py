@@ -16,6 +16,7 @@ from typing import Any
 from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.runtime import Runtime
+from bot.services import identity, linking
 from handlers.conversation.dispatch import handle
 from handlers.conversation.events import Incoming, parse_command
 from handlers.fallback import pointer
@@ -53,28 +54,41 @@ def incoming(update: ZaloUpdate) -> Incoming | None:
 
 
 GROUP_TEXT = "user_send_group_text"  # the OA event of a member writing in a group
+USER_TEXT = "user_send_text"  # the OA event of someone writing in the OA's own chat
 
 
-def group_incoming(app_id: str, event: dict[str, Any]) -> Incoming | None:
+def oa_sender(event: dict[str, Any]) -> str | None:
+    """The OA-scoped id of whoever caused ``event`` (``sender.id``): the OA's own id for that
+    person, not the one the Bot Platform gives them."""
+    sender = event.get("sender")
+    if not isinstance(sender, dict) or not sender.get("id"):
+        return None
+    return str(sender["id"])
+
+
+def stranger_in_oa(app_id: str, oa_user_id: str) -> PersonRef:
+    """The account of someone the OA knows by an id nobody linked: never a Bot Platform id
+    (those never hold ``oa:``), so no person is taken for someone else."""
+    return PersonRef(CHANNEL, f"oa:{app_id}:{oa_user_id}")
+
+
+def group_incoming(app_id: str, event: dict[str, Any], who: PersonRef) -> Incoming | None:
     """The neutral event of a member's text in one of the OA's groups (a crisis room made by
-    ``bot.channels.zalo.oa.rooms``), else None.
-
-    The sender is taken to be the person's Zalo account as the Bot Platform knows it (assumed,
-    docs/zalo.md: the OA's user ids may be scoped to the app)."""
+    ``bot.channels.zalo.oa.rooms``), from ``who`` (the member's Zalo account, found from their
+    OA-scoped id by the caller), else None."""
     if event.get("event_name") != GROUP_TEXT:
         return None
     group = group_of(event)
-    sender = event.get("sender")
     message = event.get("message")
-    if not group or not isinstance(sender, dict) or not isinstance(message, dict):
+    if not group or not isinstance(message, dict):
         return None
     text = str(message.get("text") or "").strip()
-    if not sender.get("id") or not text:
+    if not text:
         return None
     command, args = parse_command(text)
     where = group_chat(app_id, group)
     return Incoming(
-        PersonRef(CHANNEL, str(sender["id"])),
+        who,
         where,
         text=text,
         command=command,
@@ -125,16 +139,48 @@ class ZaloConversation:
             return
         await self._answer(event)
 
-    async def on_group_event(self, app_id: str, event: dict[str, Any]) -> None:
+    async def on_oa_event(self, app_id: str, event: dict[str, Any]) -> None:
+        """An event of the OA (signature already checked): a member's text in one of its
+        groups, or a linking code typed into the OA's own chat; anything else is not ours."""
+        sender = oa_sender(event)
+        if sender is None:
+            return
+        name = event.get("event_name")
+        if name == GROUP_TEXT:
+            await self.on_group_event(app_id, sender, event)
+        elif name == USER_TEXT:
+            await self.on_oa_text(app_id, sender, event)
+
+    async def on_group_event(self, app_id: str, sender: str, event: dict[str, Any]) -> None:
         """A member's text in an OA group: room commands (``/task``, ``/tasks``, ``/update``…)
-        answered in the group through the OA; other chatter is left alone."""
-        neutral = group_incoming(app_id, event)
+        answered in the group through the OA; other chatter is left alone. The member is the
+        person who linked the sender's OA-scoped id; an id nobody linked is a stranger."""
+        with self.runtime.db.session() as session:
+            account = identity.account_for_room_id(session, CHANNEL, app_id, sender)
+        neutral = group_incoming(app_id, event, account or stranger_in_oa(app_id, sender))
         if neutral is None or neutral.command is None:
             return
         assert neutral.message is not None
         if not self._first_time(f"oa:{neutral.message.message_id}"):
             return
         await self._answer(neutral)
+
+    async def on_oa_text(self, app_id: str, sender: str, event: dict[str, Any]) -> None:
+        """Someone wrote in the OA's own chat. A linking code (from ``/lienket``) there binds
+        the sender's OA-scoped id to the person whose code it is, so the OA's groups can take
+        them; other messages are for the OA's staff, not the bot."""
+        message = event.get("message")
+        text = str(message.get("text") or "") if isinstance(message, dict) else ""
+        code = linking.code_in(text)
+        if code is None:
+            return
+        msg_id = str(message.get("msg_id") or "") if isinstance(message, dict) else ""
+        if msg_id and not self._first_time(f"oa:{msg_id}"):
+            return
+        try:
+            await linking.redeem_in_scope_now(self.runtime, CHANNEL, app_id, sender, code)
+        except Exception:
+            log.exception("zalo oa: could not take a linking code from %s", sender)
 
     async def _answer(self, event: Incoming) -> None:
         surface = ZaloSurface(self.notifier, event.where)

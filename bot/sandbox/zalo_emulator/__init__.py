@@ -2,6 +2,7 @@
 
 from .emulator import DEFAULT_APP_ID, DEFAULT_TOKEN, ZaloEmulator
 from .errors import ControlError
+from .official_account import oa_user_id
 from .state import Call, Group, Person, StoredMessage
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "Person",
     "StoredMessage",
     "ZaloEmulator",
+    "oa_user_id",
 ]

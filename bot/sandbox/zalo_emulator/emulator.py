@@ -3,8 +3,10 @@
 A test starts one emulator, points :class:`~bot.channels.zalo.ZaloBotClient` at
 :attr:`bot_api_url` and :class:`~bot.channels.zalo.oa.ZaloOaClient` at :attr:`root_url` (both
 the OAuth and the Open API base), then plays people (``send_text``,
-``user_sends_group_text``) and asserts on what the bot sent (``messages``,
-``wait_for_message``), on groups (``oa.groups``) and on the call log (``calls``).
+``user_sends_group_text``, ``user_sends_oa_text``; a person is named by their Bot Platform id,
+and the OA side uses the OA-scoped id :meth:`oa_user_id` derives) and asserts on what the bot
+sent (``messages``, ``wait_for_message``), on groups (``oa.groups``) and on the call log
+(``calls``).
 """
 
 from __future__ import annotations
@@ -113,8 +115,19 @@ class ZaloEmulator(LoopbackEmulator):
     def expire_oa_access_tokens(self) -> None:
         self.oa.expire_access_tokens()
 
-    def add_oa_follower(self, user_id: str, display_name: str = "") -> None:
-        self.oa.add_follower(str(user_id), display_name)
+    def oa_user_id(self, user_id: str) -> str:
+        """The OA-scoped id of the person with Bot Platform id ``user_id`` (never the same)."""
+        return self.oa.oa_user_id(str(user_id))
+
+    def add_oa_follower(self, user_id: str, display_name: str = "") -> str:
+        """The person with Bot Platform id ``user_id`` follows the OA; their OA-scoped id."""
+        return self.oa.add_follower(str(user_id), display_name)
+
+    async def user_follows_oa(self, user_id: str, display_name: str = "") -> int:
+        return await self.oa.user_follows_oa(str(user_id), display_name)
+
+    async def user_sends_oa_text(self, user_id: str, text: str) -> int:
+        return await self.oa.user_sends_oa_text(str(user_id), text)
 
     def add_oa_asset(self, asset_id: str) -> None:
         self.oa.add_asset(asset_id)

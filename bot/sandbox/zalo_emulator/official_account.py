@@ -8,9 +8,16 @@
   ``{"error": -216, "message": "Access token is invalid"}`` with HTTP 200; every other failure is
   also HTTP 200 with a negative ``error``. Members must follow the OA (Zalo's rule: invitees have
   interacted with it); creating a group consumes one unused GMF asset, closing it frees it.
-* Events: :meth:`user_sends_group_text` POSTs a signed ``user_send_group_text`` event
-  (``X-ZEvent-Signature: mac=<sha256(app_id + body + timestamp + OA secret key)>``) to the OA
-  webhook. The digest is computed here independently of the bot's verifier, on purpose.
+* Ids: as on Zalo, the OA knows a person by an id scoped to the OA, never the one the Bot
+  Platform gives them. People are named by their Bot Platform id in the control API, and
+  :meth:`oa_user_id` derives their OA-scoped id from it (and the app-scoped ``user_id_by_app``
+  likewise); followers, ``member_user_ids``, group members and every event's ``sender.id`` are
+  OA-scoped ids, so a bot that passed Bot Platform ids to GMF is refused (-230).
+* Events: :meth:`user_sends_group_text`, :meth:`user_sends_oa_text` (a message in the OA's own
+  chat) and :meth:`user_follows_oa` POST signed events (``user_send_group_text``,
+  ``user_send_text``, ``follow``; ``X-ZEvent-Signature: mac=<sha256(app_id + body + timestamp
+  + OA secret key)>``) to the OA webhook. The digest is computed here independently of the
+  bot's verifier, on purpose.
 
 Error codes other than -216 are the emulator's own choice (docs/zalo.md lists them); the bot's
 client treats any non-zero ``error`` alike.
@@ -62,7 +69,9 @@ class OfficialAccount:
         self.on_change = on_change
         self.refresh_tokens: dict[str, bool] = {}  # token → already used
         self.access_tokens: dict[str, float] = {}  # token → expiry (emulator seconds)
-        self.followers: dict[str, str] = {}  # user id → display name
+        self.followers: dict[str, str] = {}  # OA-scoped user id → display name
+        self.oa_id = _scoped("oa", app_id, "account")  # the OA's own id (events' recipient)
+        self.inbox: list[dict[str, str]] = []  # what people wrote in the OA's own chat
         self.assets: dict[str, str | None] = {}  # GMF asset id → group using it
         self.groups: dict[str, Group] = {}
         self.webhook_url = ""
@@ -97,9 +106,17 @@ class OfficialAccount:
             self.access_tokens[token] = self.now() - 1
         self.on_change()
 
-    def add_follower(self, user_id: str, display_name: str = "") -> None:
-        self.followers[user_id] = display_name or f"Follower {user_id[-4:]}"
+    def oa_user_id(self, user_id: str) -> str:
+        """The id this OA knows the person with Bot Platform id ``user_id`` by."""
+        return oa_user_id(self.app_id, user_id)
+
+    def add_follower(self, user_id: str, display_name: str = "") -> str:
+        """The person with Bot Platform id ``user_id`` follows the OA (no event: they did so
+        before the webhook was set). Returns their OA-scoped id."""
+        oa_user = self.oa_user_id(user_id)
+        self.followers[oa_user] = display_name or f"Follower {user_id[-4:]}"
         self.on_change()
+        return oa_user
 
     def add_asset(self, asset_id: str) -> None:
         self.assets.setdefault(asset_id, None)
@@ -123,23 +140,58 @@ class OfficialAccount:
         return [c for c in self.calls if c.method == "access_token"]
 
     async def user_sends_group_text(self, group_id: str, user_id: str, text: str) -> int:
-        """A member writes in a group; the signed event goes to the OA webhook. Returns the
-        webhook's HTTP status."""
+        """The person with Bot Platform id ``user_id`` writes in a group; the signed event (its
+        sender the OA-scoped id) goes to the OA webhook. Returns the webhook's HTTP status."""
         group = self.group(group_id)
-        if user_id not in group.members:
+        oa_user = self.oa_user_id(user_id)
+        if oa_user not in group.members:
             raise ControlError(f"{user_id} is not a member of group {group_id}")
+        group.messages.append({"from": oa_user, "text": text})
+        return await self._post_event(
+            "user_send_group_text",
+            {
+                "sender": {"id": oa_user},
+                "recipient": {"id": group_id},
+                "message": {"text": text, "msg_id": secrets.token_hex(10)},
+            },
+        )
+
+    async def user_sends_oa_text(self, user_id: str, text: str) -> int:
+        """The person with Bot Platform id ``user_id`` writes ``text`` in the OA's own chat (as
+        they would send the linking code); a signed ``user_send_text`` event goes to the OA
+        webhook. Returns its HTTP status."""
+        oa_user = self.oa_user_id(user_id)
+        self.inbox.append({"from": oa_user, "text": text})
+        return await self._post_event(
+            "user_send_text",
+            {
+                "sender": {"id": oa_user},
+                "recipient": {"id": self.oa_id},
+                "message": {"text": text, "msg_id": secrets.token_hex(10)},
+                "user_id_by_app": _scoped("app", self.app_id, user_id),
+            },
+        )
+
+    async def user_follows_oa(self, user_id: str, display_name: str = "") -> int:
+        """The person with Bot Platform id ``user_id`` follows the OA now: a signed ``follow``
+        event (``follower.id``, no text, nothing that names their Bot Platform account) goes
+        to the OA webhook. Returns its HTTP status."""
+        oa_user = self.add_follower(user_id, display_name)
+        return await self._post_event(
+            "follow",
+            {
+                "oa_id": self.oa_id,
+                "follower": {"id": oa_user},
+                "source": "oa_profile",
+                "user_id_by_app": _scoped("app", self.app_id, user_id),
+            },
+        )
+
+    async def _post_event(self, event_name: str, fields: dict[str, Any]) -> int:
         if not self.webhook_url:
             raise ControlError("no OA webhook set (set_oa_webhook)")
         timestamp = str(int(self.now() * 1000))
-        event = {
-            "app_id": self.app_id,
-            "event_name": "user_send_group_text",
-            "sender": {"id": user_id},
-            "recipient": {"id": group_id},
-            "message": {"text": text, "msg_id": secrets.token_hex(10)},
-            "timestamp": timestamp,
-        }
-        group.messages.append({"from": user_id, "text": text})
+        event = {"app_id": self.app_id, "event_name": event_name, **fields, "timestamp": timestamp}
         raw = json.dumps(event, ensure_ascii=False).encode()
         digest = hashlib.sha256(
             self.app_id.encode() + raw + timestamp.encode() + self.oa_secret_key.encode()
@@ -316,3 +368,15 @@ class OfficialAccount:
         code, message = (failure.code, failure.message) if failure else (0, "")
         self.calls.append(Call("oa", method, params, self.now(), code, message))
         self.on_change()
+
+
+def oa_user_id(app_id: str, user_id: str) -> str:
+    """The id the OA of ``app_id`` knows the person with Bot Platform id ``user_id`` by."""
+    return _scoped("user", app_id, user_id)
+
+
+def _scoped(kind: str, app_id: str, name: str) -> str:
+    """A stable id of 18 or 19 digits (Zalo's ids are long numbers) for ``name`` in the id space
+    ``kind`` of ``app_id``; never equal to the Bot Platform id it is derived from."""
+    digest = hashlib.sha256(f"{kind}:{app_id}:{name}".encode()).hexdigest()
+    return str(10**17 + int(digest[:15], 16))

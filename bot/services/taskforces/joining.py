@@ -14,7 +14,7 @@ from bot.channels.base import (
     DeliveryError,
 )
 from bot.channels.refs import ChatRef, PersonRef
-from bot.channels.rooms import RoomAdmin, room_admin_for, room_maker_for
+from bot.channels.rooms import MembersUnknown, RoomAdmin, room_admin_for, room_maker_for
 from bot.services import audit, identity, rooms, stored_refs, timeline
 from bot.services.permissions import (
     Actor,
@@ -37,11 +37,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Answer:
+    """What answering an invitation did; ``needs_link``: the room's channel could not put the
+    person in because its rooms do not know them yet (``MembersUnknown``): they must link their
+    account there first, then join again."""
+
     crisis: Crisis
     state: str
     link: str | None
     url: str | None
     changed: bool
+    needs_link: bool = False
 
 
 def owns_invitation(session: Session, actor: Actor, member_id: int) -> bool:
@@ -98,30 +103,37 @@ async def answer_invitation(
             touch_brief(session, crisis.id, now)
         room = stored_refs.crisis_room(crisis)
         account = identity.account_on(session, user.id, room.channel) if room else None
+    needs_link = False
     if join and room is not None and account is not None:
         try:
             admin = rooms_admin or room_admin_for(runtime.notifier)
             inside = await admin.is_member(room, account)
         except (DeliveryError, LookupError):  # LookupError: a channel that has no room admin
             inside = False
+        added = False if inside else await _added(rooms_admin or runtime.notifier, room, account)
         if inside:
             mark_joined(runtime, crisis.id, member.user_id, via="already_member")
             state = "joined"
-        elif await _added(rooms_admin or runtime.notifier, room, account):
+        elif added is True:
             mark_joined(runtime, crisis.id, member.user_id, via="added")
             state = "joined"
+        needs_link = added is None
     elif not join and changed and room is not None and account is not None:
         await _left_made_room(runtime, rooms_admin, room, account)
-    return Answer(crisis, state, crisis.invite_link, room_url(runtime, crisis), changed)
+    url = room_url(runtime, crisis)
+    return Answer(crisis, state, crisis.invite_link, url, changed, needs_link=needs_link)
 
 
-async def _added(notifier: object, room: ChatRef, account: PersonRef) -> bool:
-    """Put ``account`` in ``room`` directly, where the channel made that room."""
+async def _added(notifier: object, room: ChatRef, account: PersonRef) -> bool | None:
+    """Put ``account`` in ``room`` directly, where the channel made that room; None when the
+    room's channel does not know the person yet (they must link their account there)."""
     maker = room_maker_for(notifier)
     if maker is None or not maker.made_here(room):
         return False
     try:
         await maker.add_members(room, [account])
+    except MembersUnknown:
+        return None
     except DeliveryError as exc:
         log.warning("could not add %s to %s: %s", account, room.chat_id, exc)
         return False

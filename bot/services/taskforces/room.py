@@ -8,7 +8,7 @@ empty the opener and the admins are told once and the row retries.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -21,15 +21,28 @@ from bot.channels.base import (
     Rejected,
 )
 from bot.channels.refs import ChatRef, PersonRef
-from bot.channels.rooms import MadeRoom, RoomAdmin, RoomMaker, room_admin_for, room_maker_for
+from bot.channels.rooms import (
+    MadeRoom,
+    MembersUnknown,
+    RoomAdmin,
+    RoomMaker,
+    room_admin_for,
+    room_maker_for,
+)
 from bot.services import audit, identity, room_rights, rooms, stored_refs, timeline
 from bot.services.due import cancel, due_handler, schedule
 from bot.services.people import active_with_role
 from bot.services.taskforces.brief import post_brief
 from bot.services.taskforces.convening import CONVENE_KIND, convene
-from bot.services.taskforces.crises import TaskForceError, crisis_row, room_language
+from bot.services.taskforces.crises import (
+    TaskForceError,
+    crisis_row,
+    display_name,
+    room_language,
+)
 from storage.models import (
     Agency,
+    AuditEvent,
     Crisis,
     CrisisMember,
     CrisisStatus,
@@ -180,6 +193,8 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
                 _room_ready(session, crisis, chat, link, now)
             break
     await post_brief(runtime, crisis_id)
+    if made is not None and made.left_out:
+        await _tell_left_out(runtime, crisis_id, made.left_out, made.chat)
     return True
 
 
@@ -200,9 +215,77 @@ async def _make_room(
         members = list(identity.accounts_on(session, list(convened), channel).values())
     try:
         return await maker.make_room(agency_id, name, _description(runtime, crisis_id), members)
+    except MembersUnknown as exc:
+        log.warning("crisis %s: nobody convened is known to the room's channel yet", crisis_id)
+        await _tell_left_out(runtime, crisis_id, exc.people, None)
+        return None
     except DeliveryError as exc:
         log.warning("crisis %s: the channel could not make its room: %s", crisis_id, exc)
         return None
+
+
+LEFT_OUT = "crisis.room_left_out"
+
+
+async def _tell_left_out(
+    runtime: Runtime, crisis_id: int, people: Sequence[PersonRef], room: ChatRef | None
+) -> None:
+    """Say who the channel could not put in the crisis room and how each can fix it (link
+    their account with the room's provider, then join again): to the lead, to each of them,
+    and in the room when there is one (``room`` None: no room could be made for want of anyone
+    it knows; said once per crisis, as the retries that follow would say it again)."""
+    now = runtime.clock.now()
+    texts: list[tuple[ChatRef, str]] = []
+    with runtime.db.session() as session:
+        crisis = crisis_row(session, crisis_id)
+        subject = f"crisis:{crisis_id}"
+        if (
+            room is None
+            and session.exec(
+                select(AuditEvent.id).where(
+                    AuditEvent.action == LEFT_OUT, AuditEvent.subject == subject
+                )
+            ).first()
+        ):
+            return
+        persons = [identity.person_for(session, who) for who in people]
+        names = [display_name(person) for person in persons]
+        agency = session.get(Agency, crisis.agency_id)
+        audit.record(
+            session,
+            action=LEFT_OUT,
+            subject=subject,
+            after={"people": [str(who) for who in people], "room_made": room is not None},
+            at=now,
+        )
+        params = {
+            "c": crisis,
+            "names": names,
+            "agency": agency.name if agency else "",
+            "channel": people[0].channel if people else "",
+            "made": room is not None,
+            "you": False,
+        }
+        render = runtime.renderer.render
+        channel = runtime.notifier.channel
+        lead = session.get(User, crisis.lead_id) if crisis.lead_id else None
+        lead_chat = identity.direct_chat(session, crisis.lead_id, channel)
+        if lead is not None and lead_chat is not None:
+            texts.append((lead_chat, render("crisis_room_left_out", lead.language, **params)))
+        if room is not None:
+            lang = room_language(session, crisis)
+            texts.append((room, render("crisis_room_left_out", lang, **params)))
+        for person in persons:  # each of them is the one who can fix it
+            to = identity.direct_chat(session, person.id, channel) if person else None
+            if person is not None and to is not None and person.id != crisis.lead_id:
+                texts.append(
+                    (to, render("crisis_room_left_out", person.language, **{**params, "you": True}))
+                )
+    for to, text in texts:
+        try:
+            await runtime.notifier.send_text(to, text)
+        except DeliveryError as exc:
+            log.warning("crisis %s: not told who is not in the room: %s", crisis_id, exc)
 
 
 def _room_ready(

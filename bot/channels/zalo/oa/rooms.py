@@ -9,8 +9,11 @@ disband it. An agency opts in by naming its OA app and GMF assets in the TOML
 group messages through.
 
 A group is the chat ``("zalo", "oa:<app id>:<group id>")``: the app is in the id, so sending to
-a stored room needs no look-up. People are their Zalo accounts; their OA user id is taken to be
-the id the Bot Platform gives them (assumed: docs/zalo.md).
+a stored room needs no look-up. People come as their Zalo accounts (the Bot Platform's ids), but
+an OA knows a person by an id scoped to that OA; GMF calls are given that id, which the person
+linked by typing a code from ``/lienket`` into the OA's chat (``bot.services.identity.room_ids``,
+scope = the app id). Someone who has not is never invited under a wrong id: they are reported
+(``MadeRoom.left_out``, ``MembersUnknown``) so that the services tell them how to link.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from datetime import datetime, timedelta
 
 from bot.channels.base import DeliveryError, RecipientUnreachable, Rejected, SentMessage
 from bot.channels.refs import ChatRef, PersonRef
-from bot.channels.rooms import MadeRoom
+from bot.channels.rooms import MadeRoom, MembersUnknown
 from bot.clock import Clock
 from bot.config import Settings
+from bot.services import identity
 from storage.db import Database
 from storage.models import Agency
 
@@ -116,6 +120,16 @@ class OaRooms:
             await client.close()
         self._clients.clear()
 
+    def _oa_ids(self, app_id: str, people: Sequence[PersonRef]) -> dict[PersonRef, str]:
+        """The OA-scoped ids of those of ``people`` who linked one with this OA."""
+        with self.db.session() as session:
+            return identity.room_ids(session, people, app_id)
+
+    def _oa_id(self, app_id: str, person: PersonRef) -> str | None:
+        if person.channel != CHANNEL:
+            raise Rejected(f"a {person.channel} person has no place in a Zalo group")
+        return self._oa_ids(app_id, [person]).get(person)
+
     def _group(self, chat: ChatRef) -> tuple[ZaloOaClient, str]:
         found = group_of_chat(chat)
         if found is None:
@@ -134,9 +148,14 @@ class OaRooms:
             agency = session.get(Agency, agency_id)
             app_id = agency.zalo_oa_app_id if agency else None
             assets = [a for a in (agency.zalo_oa_assets or "").split(",") if a] if agency else []
-        user_ids = [p.external_id for p in members if p.channel == CHANNEL]
-        if app_id is None or not assets or not user_ids:
+        people = [p for p in members if p.channel == CHANNEL]
+        if app_id is None or not assets or not people:
             return None
+        known = self._oa_ids(app_id, people)
+        left_out = tuple(p for p in people if p not in known)
+        user_ids = [known[p] for p in people if p in known]
+        if not user_ids:  # Zalo creates no group without members
+            raise MembersUnknown(left_out)
         client = self.client(app_id)
         refused: list[str] = []
         async with neutral_errors():
@@ -148,7 +167,8 @@ class OaRooms:
                 except OaApiError as error:  # this asset is spent or refused: try the next
                     refused.append(f"{asset}: {error.message} ({error.code})")
                     continue
-                return MadeRoom(group_chat(app_id, group.group_id), group.group_link)
+                chat = group_chat(app_id, group.group_id)
+                return MadeRoom(chat, group.group_link, left_out)
         raise Rejected(f"Zalo OA {app_id} created no group: " + "; ".join(refused))
 
     def made_here(self, chat: ChatRef) -> bool:
@@ -156,8 +176,14 @@ class OaRooms:
 
     async def add_members(self, chat: ChatRef, people: Sequence[PersonRef]) -> None:
         client, group_id = self._group(chat)
-        async with neutral_errors():
-            await client.invite(group_id, [p.external_id for p in people if p.channel == CHANNEL])
+        wanted = [p for p in people if p.channel == CHANNEL]
+        known = self._oa_ids(client.store.app_id, wanted)
+        if known:
+            async with neutral_errors():
+                await client.invite(group_id, [known[p] for p in wanted if p in known])
+        unknown = [p for p in wanted if p not in known]
+        if unknown:
+            raise MembersUnknown(unknown)
 
     async def close_room(self, chat: ChatRef) -> None:
         client, group_id = self._group(chat)
@@ -181,12 +207,17 @@ class OaRooms:
 
     async def remove_member(self, chat: ChatRef, person: PersonRef) -> None:
         client, group_id = self._group(chat)
+        who = self._oa_id(client.store.app_id, person)
+        if who is None:
+            return  # no OA id: never put in by the bot, nothing to take out
         async with neutral_errors():
-            await client.remove_members(group_id, [_user(person)])
+            await client.remove_members(group_id, [who])
 
     async def is_member(self, chat: ChatRef, person: PersonRef) -> bool:
         client, group_id = self._group(chat)
-        who = _user(person)
+        who = self._oa_id(client.store.app_id, person)
+        if who is None:
+            return False
         offset = 0
         async with neutral_errors():
             while True:  # a page at a time (a group may hold up to ~200 people)
@@ -225,9 +256,3 @@ class OaRooms:
 
     async def decline_join(self, chat: ChatRef, person: PersonRef) -> None:
         raise Rejected("Zalo OA groups have no join requests")
-
-
-def _user(person: PersonRef) -> str:
-    if person.channel != CHANNEL:
-        raise Rejected(f"a {person.channel} person has no place in a Zalo group")
-    return person.external_id
