@@ -164,7 +164,8 @@ def build_application(
         .defaults(Defaults(tzinfo=settings.tz))
         .build()
     )
-    telegram = TelegramNotifier(application.bot, send_timeout=settings.send_timeout)
+    sends = application.bot_data[SENDS_KEY] = ChatSends(application.process_error)
+    telegram = TelegramNotifier(application.bot, send_timeout=settings.send_timeout, sends=sends)
     application.bot_data["runtime"] = Runtime(
         settings=settings,
         db=db,
@@ -173,7 +174,6 @@ def build_application(
         notifier=RoutingNotifier({telegram.channel: telegram, **also}) if also else telegram,
         leadership=Leadership(db.engine, interval=settings.leader_check_seconds),
     )
-    application.bot_data[SENDS_KEY] = ChatSends(application.process_error)
     runtime: Runtime = application.bot_data["runtime"]
     assert runtime.leadership is not None
     runtime.leadership.on_acquired = partial(takeover.end_earlier_claims, runtime)

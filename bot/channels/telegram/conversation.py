@@ -157,7 +157,7 @@ class TelegramSurface:
         """``send``'s result, in its turn behind the chat's queued messages."""
         if self.sends is None:
             return await send()
-        return await self.sends.put(chat, send)
+        return await self.sends.send(chat, send)
 
     @property
     def private_link(self) -> str | None:

@@ -12,7 +12,9 @@ waiting for its slot in the rate limiter outside any handler.
 Two edits of one message waiting in the queue are one edit: only the latest is sent (a person
 pressing Refresh twice while the first refresh waits sees the second). A handler that needs the
 message it posted (a question whose reply it must recognise) awaits that one send; the queue
-still keeps it in order behind the chat's earlier messages.
+still keeps it in order behind the chat's earlier messages. The notifier's messages (services:
+a registration's outcome, an alert, a room's brief) take their turn in the same queue and are
+awaited by their caller, so whatever the bot says in one chat arrives in the order it was said.
 
 A failed send no handler awaits is reported like a handler's error (PTB's error handlers: logged,
 and the person told where that can still be done). When the application stops, the queue is given
@@ -26,6 +28,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, TypeVar, cast
+
+from bot.channels.ratelimit import WHILE_WAITING
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +55,15 @@ class ChatSends:
         """Messages handed in and not yet sent (for tests and diagnostics)."""
         return len(self._pending)
 
-    def put(self, chat: Hashable, send: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
-        """Queue ``send`` behind ``chat``'s earlier messages; the future has its result."""
-        return cast(asyncio.Future[T], self._queue(chat, send, None))
+    async def send(self, chat: Hashable, send: Callable[[], Awaitable[T]]) -> T:
+        """``send``'s result, in its turn behind ``chat``'s earlier messages. The update whose
+        handler waits here gives its running slot back meanwhile (``WHILE_WAITING``)."""
+        queued = cast(asyncio.Future[T], self._queue(chat, send, None))
+        paused = WHILE_WAITING.get()
+        if paused is None:
+            return await queued
+        async with paused:
+            return await queued
 
     def post(self, chat: Hashable, send: Callable[[], Awaitable[Any]], update: object) -> None:
         """Queue ``send`` without waiting for it; a failure goes to the error handlers."""
