@@ -148,7 +148,15 @@ class _Replies:
                     self._waiting[chat] = still
 
 
-async def _ask(emulator: TelegramEmulator, replies: _Replies, user: int, out: list[float]) -> bool:
+async def _ask(
+    emulator: TelegramEmulator,
+    replies: _Replies,
+    user: int,
+    out: list[float],
+    asked_at: list[float] | None = None,
+) -> bool:
+    """/help, and the time to the first reply into ``out`` (and when it was asked, as
+    ``time.perf_counter``, into ``asked_at``)."""
     started = time.perf_counter()
     asked = emulator.send_text(user, "/help")
     try:
@@ -156,6 +164,8 @@ async def _ask(emulator: TelegramEmulator, replies: _Replies, user: int, out: li
     except TimeoutError:
         return False
     out.append(time.perf_counter() - started)
+    if asked_at is not None:
+        asked_at.append(started)
     return True
 
 
@@ -328,6 +338,8 @@ class Figures:
 
     answers: list[float] = field(default_factory=list)
     replies: list[float] = field(default_factory=list)
+    asked_at: list[float] = field(default_factory=list)  # busy: when each replied command went
+    started: float = 0.0
     unanswered: int = 0
     too_many: int = 0
     skipped: int = 0
@@ -391,10 +403,12 @@ async def _busy_load(
     watchers.append(asyncio.create_task(replies.watch()))
     for i in range(int(rate * seconds)):
         asker = askers[i % len(askers)]
-        tasks.append(asyncio.create_task(_ask(emulator, replies, asker, figures.replies)))
+        asking = _ask(emulator, replies, asker, figures.replies, figures.asked_at)
+        tasks.append(asyncio.create_task(asking))
         await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
     figures.unanswered = (await asyncio.gather(*tasks)).count(False)
     figures.busy["load_end"] = time.perf_counter() - started
+    figures.started = started
     for watcher in watchers:  # what has not finished by the end of the load is reported as such
         watcher.cancel()
     return figures
@@ -467,6 +481,13 @@ async def run(
             f"scan: {busy.get('stored', 0):.0f} of {items} items stored; "
             + (f"all at {busy['scan_done']:.1f} s" if "scan_done" in busy else "not done")
         )
+        if "scan_done" in busy:  # the replies to commands sent while the scan ran, and after
+            done = figures.started + busy["scan_done"]
+            paired = list(zip(figures.replies, figures.asked_at, strict=True))
+            during = [reply for reply, at in paired if at < done]
+            after = [reply for reply, at in paired if at >= done]
+            print(f"first reply, asked while the scan ran: {len(during)}, {_percentiles(during)}")
+            print(f"first reply, asked after the scan:     {len(after)}, {_percentiles(after)}")
     return figures
 
 
