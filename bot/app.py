@@ -24,7 +24,9 @@ from bot.channels.base import Notifier
 from bot.channels.ratelimit import TelegramRateLimiter
 from bot.channels.routing import RoutingNotifier
 from bot.channels.telegram import conversation, errors, guards, membership
+from bot.channels.telegram.conversation import SENDS_KEY
 from bot.channels.telegram.notifier import TelegramNotifier
+from bot.channels.telegram.sends import ChatSends
 from bot.channels.telegram.wire import bot_request
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -68,13 +70,16 @@ HANDLER_MODULES = (conversation, membership)
 
 class WorkerApplication(InstrumentedApplication):
     """Gives up the leader lock when stopped: another worker takes over at its next check
-    instead of when this process exits."""
+    instead of when this process exits; then sends what the handlers queued (for a while)."""
 
     async def stop(self) -> None:
         await super().stop()
         runtime: Runtime | None = self.bot_data.get("runtime")
         if runtime is not None and runtime.leadership is not None:
             await asyncio.to_thread(runtime.leadership.release)
+        sends: ChatSends | None = self.bot_data.get(SENDS_KEY)
+        if sends is not None:
+            await sends.drain()
 
 
 async def leader_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -159,7 +164,8 @@ def build_application(
         .defaults(Defaults(tzinfo=settings.tz))
         .build()
     )
-    telegram = TelegramNotifier(application.bot, send_timeout=settings.send_timeout)
+    sends = application.bot_data[SENDS_KEY] = ChatSends(application.process_error)
+    telegram = TelegramNotifier(application.bot, send_timeout=settings.send_timeout, sends=sends)
     application.bot_data["runtime"] = Runtime(
         settings=settings,
         db=db,

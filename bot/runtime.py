@@ -1,8 +1,8 @@
 """What a running CrisisDesk holds: settings, database, clock, renderer and notifier.
 
 One ``Runtime`` is built at start-up and handed to services, jobs and handlers (handlers find it
-in ``context.bot_data["runtime"]``, the only thing kept there). Tests build their own with a
-simulated clock and a throw-away database.
+in ``context.bot_data["runtime"]``; beside it only the Telegram handlers' send queue). Tests
+build their own with a simulated clock and a throw-away database.
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ Waiting for the turn comes *before* taking a slot, so a busy chat with a long qu
 not all of them. PTB's own semaphore (taken before :meth:`do_process_update`) is set to
 ``max_queued`` and only bounds how many updates may be waiting at all.
 
+A handler whose send sleeps until its slot in the rate limiter gives its running slot back
+meanwhile (``bot.channels.ratelimit.WHILE_WAITING``) and takes one again before the send leaves:
+otherwise ``max_running`` handlers waiting for Telegram's budget (replies when the bot's 30
+messages a second are spent) kept every other update, button presses included, from starting.
+Its chat's turn it keeps: the chat's next update still waits for it.
+
 Updates reach :meth:`do_process_update` in arrival order: PTB creates one task per update in the
 order it fetched them, the event loop starts tasks in creation order, and the chain is extended
 before the first ``await``.
@@ -25,6 +31,8 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+from bot.channels.ratelimit import WHILE_WAITING
 
 MAX_RUNNING = 64
 MAX_QUEUED = 10_000
@@ -93,17 +101,50 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
                 self._finish(key, done)
 
     async def _run(self, coroutine: Awaitable[Any]) -> None:
-        started = False
+        slot = _RunningSlot(self._running)
         try:
-            async with self._running:
-                started = True
-                await coroutine
+            await slot.take()
         finally:
-            if not started and inspect.iscoroutine(coroutine):
+            if not slot.held and inspect.iscoroutine(coroutine):
                 coroutine.close()  # cancelled before its turn: never awaited, no warning
+        token = WHILE_WAITING.set(slot)
+        try:
+            await coroutine
+        finally:
+            WHILE_WAITING.reset(token)
+            slot.give_back()
 
     def _finish(self, key: Hashable, done: asyncio.Future[None]) -> None:
         if not done.done():
             done.set_result(None)
         if self._tails.get(key) is done:
             del self._tails[key]
+
+
+class _RunningSlot:
+    """One update's place among the running ones; entered (as ``WHILE_WAITING``) around a
+    send's sleep, it is given back and taken again. Only the update's own task gives it back:
+    a task the handler started inherits the context, not the slot."""
+
+    def __init__(self, running: asyncio.BoundedSemaphore) -> None:
+        self._running = running
+        self._owner: asyncio.Task[Any] | None = None
+        self.held = False
+
+    async def take(self) -> None:
+        await self._running.acquire()
+        self.held = True
+        self._owner = asyncio.current_task()
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._running.release()
+
+    async def __aenter__(self) -> None:
+        if asyncio.current_task() is self._owner:
+            self.give_back()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if asyncio.current_task() is self._owner and not self.held:
+            await self.take()

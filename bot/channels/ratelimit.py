@@ -89,6 +89,13 @@ BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at 
 CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
+#: Set by the update processor (``bot.updates``) for an update's handler: entered while a send
+#: of that handler sleeps until its slot, it gives the update's running slot back meanwhile (a
+#: handler waiting for Telegram's budget is not running; holding the slot, it kept other chats'
+#: updates, button presses included, from starting).
+WHILE_WAITING: contextvars.ContextVar[contextlib.AbstractAsyncContextManager[Any] | None] = (
+    contextvars.ContextVar("crisisdesk_while_waiting", default=None)
+)
 
 
 @contextlib.contextmanager
@@ -344,7 +351,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 movable = not group and self._alone
             delay = at - self._clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await _sleep_given_back(delay)
             async with self._window.turn:
                 await self._window.room()
                 now = self._clock()
@@ -415,6 +422,17 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         finally:
             if sent is not None:
                 self._window.answered(sent)
+
+
+async def _sleep_given_back(delay: float) -> None:
+    """Sleep ``delay`` s with the update's running slot given back (``WHILE_WAITING``); waking
+    late because the slot is taken again late is the late sender's case (module doc)."""
+    paused = WHILE_WAITING.get()
+    if paused is None:
+        await asyncio.sleep(delay)
+        return
+    async with paused:
+        await asyncio.sleep(delay)
 
 
 def _seconds(value: Any) -> float:

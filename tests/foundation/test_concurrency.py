@@ -231,3 +231,77 @@ async def test_help_is_answered_quickly_during_an_alert_fan_out(
     # its answer, so requests bunched on a loaded runner cannot make 31 in a second (it used to
     # meet one now and then here).
     assert not [c for c in emulator.calls if c.status == 429]
+
+
+async def test_a_press_is_answered_while_the_chats_earlier_edit_waits(
+    emulator: TelegramEmulator, sqlite_db: Database, make_settings: Any, clock: SimulatedClock
+) -> None:
+    """A refresh's edit held by "Telegram" (as the rate limiter holds it when the bot's budget
+    is spent) must not hold the person's next press: the handler hands its edit to the chat's
+    queue and is done, so the next press is answered at once; the edits still go in order."""
+    admin = emulator.create_user("Admin", language_code="en")
+    settings = make_settings(
+        {
+            "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
+            "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
+            "CRISISDESK_ADMIN_IDS": str(admin.id),
+        }
+    )
+    app = build_application(settings, sqlite_db, clock)
+    async with running_app(app):
+        await emulator.wait_for_call("getUpdates")
+        asked = emulator.send_text(admin.id, "/status")
+        status = await emulator.wait_for_message(admin.id, after=asked.message_id, timeout=10)
+        emulator.inject_delay("editMessageText", 3.0)  # the first refresh's edit is held
+        await emulator.press_button(admin.id, admin.id, status.message_id, text="Refresh")
+        await emulator.wait_for(lambda: emulator.gateway.held, timeout=5)  # the edit is held
+        started = time.monotonic()
+        await emulator.press_button(
+            admin.id, admin.id, status.message_id, text="Refresh", timeout=2.0
+        )
+        answered = time.monotonic() - started
+        await emulator.wait_for(lambda: len(emulator.calls_to("editMessageText")) >= 2, 10)
+    assert answered < 1.0, answered  # before: after the first edit's 3 s
+    first, second = emulator.calls_to("editMessageText")[:2]  # as answered: the held one first
+    assert second.time >= first.time  # sent after it: had it not waited, it came back first
+
+
+async def test_a_handler_waiting_for_its_send_slot_gives_its_running_slot_back() -> None:
+    """Two rooms at their minute cap, two running slots: their handlers sleep in the real
+    rate limiter, and a third chat's update starts at once instead of after the rooms' wait."""
+    from collections import deque
+
+    from bot.channels.ratelimit import GROUP_MAX, GROUP_WINDOW, TelegramRateLimiter
+
+    limiter = TelegramRateLimiter()
+    processor = ChatOrderedUpdateProcessor(max_running=2, max_queued=10)
+    rooms = [Chat(-101, Chat.SUPERGROUP), Chat(-102, Chat.SUPERGROUP)]
+    opens = time.monotonic() + 1.0
+    for room in rooms:
+        limiter._schedule.groups[room.id] = deque([opens - GROUP_WINDOW] * GROUP_MAX)
+    sent: dict[int, float] = {}
+    started: dict[int, float] = {}
+
+    async def room_handler(room: Chat) -> None:
+        async def call() -> bool:
+            sent[room.id] = time.monotonic()
+            return True
+
+        await limiter.process_request(call, (), {}, "sendMessage", {"chat_id": room.id}, None)
+
+    async def other_handler() -> None:
+        started[ALICE_DM.id] = time.monotonic()
+
+    tasks = [
+        asyncio.create_task(processor.process_update(_message(i, room, ALICE), room_handler(room)))
+        for i, room in enumerate(rooms, start=1)
+    ]
+    await asyncio.sleep(0.1)  # both rooms' handlers now sleep in the limiter
+    other = _message(3, ALICE_DM, ALICE)
+    begun = time.monotonic()
+    await asyncio.wait_for(processor.process_update(other, other_handler()), timeout=5)
+    await asyncio.gather(*tasks)
+    assert started[ALICE_DM.id] - begun < 0.3  # before: after the rooms' window opened
+    assert all(sent[room.id] >= opens for room in rooms)  # the rooms' windows were kept
+    # The slots were taken back: nothing is left over or missing.
+    assert processor._running._value == 2  # the semaphore's count

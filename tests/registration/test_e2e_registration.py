@@ -157,8 +157,13 @@ async def test_english_rejection_with_reason_by_supervisor(
         )
         assert "share your phone number" in ask_phone.data["text"]
         before = last_id(emulator, sup.id)
-        emulator.send_contact(bob.id, "0912345678")
+        shared = emulator.send_contact(bob.id, "0912345678")
         request = await emulator.wait_for_message(sup.id, after=before)
+        # Bob's "awaiting approval" goes out in his chat's queue, not necessarily before the
+        # supervisor's request: the rejection must come after it, in his chat.
+        await emulator.wait_for_message(
+            bob.id, lambda m: "awaiting approval" in (m.text or ""), after=shared.message_id
+        )
         _, ask_reason = await press(emulator, sup.id, request, "✗ Reject")
         assert "Why are you rejecting Bob Smith" in ask_reason.data["text"]
         before_bob = last_id(emulator, bob.id)

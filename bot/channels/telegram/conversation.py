@@ -1,15 +1,18 @@
 """Telegram as one channel of the conversation layer (``handlers.conversation``).
 
 An Update becomes an ``Incoming`` event; a ``TelegramSurface`` turns the layer's replies into
-Bot API calls (HTML, inline keyboards, toasts for presses); ``handlers()`` gives PTB the command
-handlers of every flow written against the layer, the one handler of every button press, and the
-pointer onwards (``handlers.fallback``) for what a private chat sent outside any flow.
+Bot API calls (HTML, inline keyboards, toasts for presses), its messages queued per chat
+(``bot.channels.telegram.sends``) so that the handler goes on at once; ``handlers()`` gives PTB
+the command handlers of every flow written against the layer, the one handler of every button
+press, and the pointer onwards (``handlers.fallback``) for what a private chat sent outside any
+flow.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from telegram import (
     ForceReply,
@@ -34,13 +37,16 @@ from bot.channels.base import Buttons
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.channels.telegram.limits import TEXT_LIMIT
 from bot.channels.telegram.notifier import call_unless_done, keyboard
+from bot.channels.telegram.sends import ChatSends
 from bot.runtime import Runtime
 from handlers.conversation.dispatch import commands, handle
 from handlers.conversation.events import Contact, Incoming, parse_command
 from handlers.conversation.surface import Capabilities
 from handlers.fallback import pointer
 
+T = TypeVar("T")
 CHANNEL = "telegram"
+SENDS_KEY = "sends"  # bot_data's ChatSends, beside the runtime (``bot.app``)
 NOT_MODIFIED = "message is not modified"  # the Bot API's answer to an edit that changes nothing
 
 CAPABILITIES = Capabilities(
@@ -56,8 +62,13 @@ CAPABILITIES = Capabilities(
 
 
 def runtime_of(context: ContextTypes.DEFAULT_TYPE) -> Runtime:
-    """The app's ``Runtime``, the only thing kept in PTB's ``bot_data`` (``bot.app``)."""
+    """The app's ``Runtime``, kept in PTB's ``bot_data`` (``bot.app``)."""
     return cast(Runtime, context.bot_data["runtime"])
+
+
+def surface_of(update: Update, context: ContextTypes.DEFAULT_TYPE) -> TelegramSurface:
+    """The surface answering ``update``, its messages queued in the app's ``ChatSends``."""
+    return TelegramSurface(update, cast(ChatSends | None, context.bot_data.get(SENDS_KEY)))
 
 
 def _chat(chat_id: int, thread_id: int | None) -> ChatRef:
@@ -129,12 +140,24 @@ def incoming(update: Update) -> Incoming | None:
 
 class TelegramSurface:
     """Replies to one update: in its chat and forum topic, as Telegram HTML (a
-    ``RichSurface``: contact sharing, a private link, buttons taken off answered messages)."""
+    ``RichSurface``: contact sharing, a private link, buttons taken off answered messages).
+
+    With ``sends``, its messages and edits wait in their chat's queue, not in the handler: the
+    handler goes on at once (``send`` then returns None); ``ask`` and ``clear_buttons``, whose
+    callers need the outcome, wait for their turn. A press is answered at once either way (an
+    answer is no chat message: Telegram's flood limits do not count it)."""
 
     capabilities = CAPABILITIES
 
-    def __init__(self, update: Update) -> None:
+    def __init__(self, update: Update, sends: ChatSends | None = None) -> None:
         self.update = update
+        self.sends = sends
+
+    async def _queued(self, chat: int, send: Callable[[], Awaitable[T]]) -> T:
+        """``send``'s result, in its turn behind the chat's queued messages."""
+        if self.sends is None:
+            return await send()
+        return await self.sends.send(chat, send)
 
     @property
     def private_link(self) -> str | None:
@@ -161,25 +184,36 @@ class TelegramSurface:
         """Raises ``DeliveryError`` like the notifier (an already bare message is success)."""
         bot = self.update.get_bot()
         chat, message_id = int(message.chat.chat_id), int(message.message_id)
-        await call_unless_done(
-            lambda: bot.edit_message_reply_markup(chat, message_id, reply_markup=None),
-            "not modified",
+        await self._queued(
+            chat,
+            lambda: call_unless_done(
+                lambda: bot.edit_message_reply_markup(chat, message_id, reply_markup=None),
+                "not modified",
+            ),
         )
 
     async def _post(
         self, text: str, markup: Any, no_preview: bool | None = True
     ) -> MessageRef | None:
-        """Reply in the event's chat (``no_preview`` None: Telegram's default link previews)."""
+        """Reply in the event's chat (``no_preview`` None: Telegram's default link previews);
+        queued, when there is a queue, and then None."""
         message = self.update.effective_message
         if message is None:
             return None
-        sent = await message.reply_text(
-            text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=markup,
-            do_quote=False,
-            disable_web_page_preview=no_preview,
-        )
+
+        async def reply() -> Message:
+            return await message.reply_text(
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+                do_quote=False,
+                disable_web_page_preview=no_preview,
+            )
+
+        if self.sends is not None:
+            self.sends.post(message.chat_id, reply, self.update)
+            return None
+        sent = await reply()
         thread = sent.message_thread_id if sent.is_topic_message else None
         return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
 
@@ -191,30 +225,42 @@ class TelegramSurface:
         if message is None:
             return None
         in_group = message.chat.type != ChatType.PRIVATE
-        sent = await message.reply_text(
-            text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=ForceReply(selective=True),
-            do_quote=in_group and self.update.callback_query is None,
+        sent = await self._queued(
+            message.chat_id,
+            lambda: message.reply_text(
+                text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=ForceReply(selective=True),
+                do_quote=in_group and self.update.callback_query is None,
+            ),
         )
         thread = sent.message_thread_id if sent.is_topic_message else None
         return MessageRef(_chat(sent.chat_id, thread), str(sent.message_id))
 
     async def edit(self, message: MessageRef, text: str, buttons: Buttons | None = None) -> None:
         """Replace ``message``; one already showing this (a refresh with nothing new, two
-        presses at once) is left as it is."""
-        try:
-            await self.update.get_bot().edit_message_text(
-                text,
-                chat_id=int(message.chat.chat_id),
-                message_id=int(message.message_id),
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard(buttons),
-                disable_web_page_preview=True,
-            )
-        except BadRequest as exc:
-            if NOT_MODIFIED not in exc.message.lower():
-                raise
+        presses at once) is left as it is. Queued, when there is a queue (module doc)."""
+        bot = self.update.get_bot()
+        chat, message_id = int(message.chat.chat_id), int(message.message_id)
+
+        async def replace() -> None:
+            try:
+                await bot.edit_message_text(
+                    text,
+                    chat_id=chat,
+                    message_id=message_id,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(buttons),
+                    disable_web_page_preview=True,
+                )
+            except BadRequest as exc:
+                if NOT_MODIFIED not in exc.message.lower():
+                    raise
+
+        if self.sends is not None:
+            self.sends.edit(chat, message_id, replace, self.update)
+        else:
+            await replace()
 
     async def forget(self, message: MessageRef) -> None:
         """Delete a message the person sent (a PIN); one that is gone already stays gone."""
@@ -236,7 +282,7 @@ async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     event = incoming(update)
     if event is None:
         return False
-    return await handle(runtime_of(context), event, TelegramSurface(update))
+    return await handle(runtime_of(context), event, surface_of(update, context))
 
 
 async def _to_layer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -256,7 +302,7 @@ async def _point_onwards(update: Update, context: ContextTypes.DEFAULT_TYPE, com
     tell which: a command is a message opening with a command entity)."""
     event = incoming(update)
     if event is not None:
-        await TelegramSurface(update).send(pointer(runtime_of(context), event, command))
+        await surface_of(update, context).send(pointer(runtime_of(context), event, command))
 
 
 class _ReplyToBot(filters.MessageFilter):

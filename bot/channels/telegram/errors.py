@@ -24,7 +24,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = runtime_of(context).renderer.render(
         "error_generic", user.language_code if user else None
     )
-    try:
+    try:  # sent here, not queued: a queued notice that failed would come back here
         await TelegramSurface(update).notice(text, alert=True)
     except TelegramError:
         log.warning("could not tell the person about the error", exc_info=True)

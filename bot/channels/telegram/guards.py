@@ -22,7 +22,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram.conversation import TelegramSurface, incoming, on_update, runtime_of
+from bot.channels.telegram.conversation import incoming, on_update, runtime_of, surface_of
 from bot.services import commands as command_lists
 from handlers.start import admit
 
@@ -35,7 +35,7 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if user is None or user.is_bot or event is None:
         return
     fresh = update.message is not None
-    if not await admit(runtime_of(context), event, TelegramSurface(update), fresh):
+    if not await admit(runtime_of(context), event, surface_of(update, context), fresh):
         raise ApplicationHandlerStop
 
 

@@ -57,6 +57,7 @@ from bot.channels.base import (
     SentMessage,
 )
 from bot.channels.refs import ChatRef, MessageRef, PersonRef
+from bot.channels.telegram.sends import ChatSends
 
 CHANNEL = "telegram"
 
@@ -172,14 +173,24 @@ class TelegramNotifier:
     """Implements ``bot.channels.base.Notifier`` with a PTB ``Bot``.
 
     ``send_timeout`` is the read timeout of every send (seconds): how long a slow Bot API is
-    waited for before the send's outcome counts as unknown.
+    waited for before the send's outcome counts as unknown. With ``sends`` (the app's), every
+    message and edit takes its turn in its chat's queue behind what handlers queued there
+    (``bot.channels.telegram.sends``).
     """
 
     channel = CHANNEL
 
-    def __init__(self, bot: Bot, *, send_timeout: float = 30.0) -> None:
+    def __init__(
+        self, bot: Bot, *, send_timeout: float = 30.0, sends: ChatSends | None = None
+    ) -> None:
         self.bot = bot
         self.send_timeout = send_timeout
+        self.sends = sends
+
+    async def _in_turn(self, to: ChatRef, request: Callable[[], Awaitable[T]]) -> T:
+        if self.sends is None:
+            return await request()
+        return await self.sends.send(chat_id(to), request)
 
     def link_to(self, chat: ChatRef) -> str | None:
         return room_link(chat)
@@ -187,16 +198,19 @@ class TelegramNotifier:
     async def send_text(
         self, to: ChatRef, text: str, buttons: Buttons | None = None
     ) -> SentMessage:
-        message = await _call(
-            lambda: self.bot.send_message(
-                chat_id=chat_id(to),
-                message_thread_id=thread_id(to),
-                text=text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard(buttons),
-                disable_web_page_preview=True,
-                read_timeout=self.send_timeout,
-            )
+        message = await self._in_turn(
+            to,
+            lambda: _call(
+                lambda: self.bot.send_message(
+                    chat_id=chat_id(to),
+                    message_thread_id=thread_id(to),
+                    text=text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(buttons),
+                    disable_web_page_preview=True,
+                    read_timeout=self.send_timeout,
+                )
+            ),
         )
         return _sent(message)
 
@@ -221,41 +235,50 @@ class TelegramNotifier:
         **file: str | InputFile,
     ) -> SentMessage:
         """A photo or a document: one request but for the method and the file's field name."""
-        message = await _call(
-            lambda: send(
-                chat_id=chat_id(to),
-                message_thread_id=thread_id(to),
-                caption=caption or None,
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard(buttons),
-                read_timeout=self.send_timeout,
-                **file,
-            )
+        message = await self._in_turn(
+            to,
+            lambda: _call(
+                lambda: send(
+                    chat_id=chat_id(to),
+                    message_thread_id=thread_id(to),
+                    caption=caption or None,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(buttons),
+                    read_timeout=self.send_timeout,
+                    **file,
+                )
+            ),
         )
         return _sent(message)
 
     async def edit_text(
         self, message: MessageRef, text: str, buttons: Buttons | None = None
     ) -> None:
-        await call_unless_done(
-            lambda: self.bot.edit_message_text(
-                chat_id=chat_id(message.chat),
-                message_id=message_id(message),
-                text=text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard(buttons),
-                disable_web_page_preview=True,
+        await self._in_turn(
+            message.chat,
+            lambda: call_unless_done(
+                lambda: self.bot.edit_message_text(
+                    chat_id=chat_id(message.chat),
+                    message_id=message_id(message),
+                    text=text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(buttons),
+                    disable_web_page_preview=True,
+                ),
+                "message is not modified",
             ),
-            "message is not modified",
         )
 
     async def pin(self, message: MessageRef) -> None:
-        await _call(
-            lambda: self.bot.pin_chat_message(
-                chat_id=chat_id(message.chat),
-                message_id=message_id(message),
-                disable_notification=True,
-            )
+        await self._in_turn(
+            message.chat,
+            lambda: _call(
+                lambda: self.bot.pin_chat_message(
+                    chat_id=chat_id(message.chat),
+                    message_id=message_id(message),
+                    disable_notification=True,
+                )
+            ),
         )
 
     async def set_commands(
