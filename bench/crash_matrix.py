@@ -466,11 +466,19 @@ def _reg_step(run: Run) -> str:
     return f"user:{user.status}" if user else "none"
 
 
+UNANSWERED = 10.0  # s a newcomer waits for the next question before writing /start again
+
+
 async def reg_drive(run: Run) -> None:
     """The newcomer answers what the bot last asked; a supervisor approves the request. An
     action is repeated only if nothing changed for a while (a person whose message went
-    unanswered writes again)."""
+    unanswered writes again). A question that never came — its step committed, the reply in
+    flight when the process died (``reg.commands``: the language question entered the rate
+    limiter while the start-up menu was held, and had not left it at the kill) — is
+    asked again when the person writes ``/start`` again, as a person left without an answer
+    does; the bench sent nothing then and the point timed out."""
     emu, tg = run.emu, run.people["newbie"]
+    waiting: tuple[str, float] | None = None  # a question step with no question, since when
     while True:
         step = _reg_step(run)
         messages = run.private("newbie")
@@ -494,6 +502,13 @@ async def reg_drive(run: Run) -> None:
             return
         else:
             acted = False  # the question is not there yet
+        if acted or step.startswith("user:") or (waiting is not None and waiting[0] != step):
+            waiting = None
+        elif waiting is None:
+            waiting = (step, time.monotonic())
+        elif time.monotonic() - waiting[1] > UNANSWERED:
+            emu.send_text(tg, "/start")  # no answer: the person writes again
+            waiting, acted = None, True
         await _until(_changed_from(run, step), 6 if acted else 0.1)
 
 
