@@ -473,8 +473,8 @@ async def reg_drive(run: Run) -> None:
     """The newcomer answers what the bot last asked; a supervisor approves the request. An
     action is repeated only if nothing changed for a while (a person whose message went
     unanswered writes again). A question that never came — its step committed, the reply in
-    flight when the process died (``reg.commands`` on PostgreSQL: the language question had
-    not left 2.5 s after ``/start``, while the start-up menu call was held) — is
+    flight when the process died (``reg.commands``: ``/start`` arrived as the start-up menu call
+    was held, and the kill fell after the step's commit, before the question left) — is
     asked again when the person writes ``/start`` again, as a person left without an answer
     does; the bench sent nothing then and the point timed out."""
     emu, tg = run.emu, run.people["newbie"]
