@@ -158,7 +158,7 @@ def build_application(
         .token(settings.token)
         .base_url(settings.bot_base_url)
         .base_file_url(settings.bot_file_url)
-        .request(bot_request())  # claims a message once its connection is up
+        .request(bot_request())  # claims a message, then writes its request whole
         .rate_limiter(TelegramRateLimiter(max_retries=3, shared=_shared_budget(db)))
         .concurrent_updates(ChatOrderedUpdateProcessor())  # chats in parallel, each in order
         .defaults(Defaults(tzinfo=settings.tz))

@@ -76,6 +76,13 @@ def _postgres_url() -> str:
 
 
 @pytest.fixture
+def pg_server_url() -> str:
+    """The PostgreSQL URL itself, for code that creates databases of its own on that server
+    (the crash matrix: the workers' leader lock is one per database)."""
+    return _postgres_url()
+
+
+@pytest.fixture
 def pg_schema_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
     base = _postgres_url()

@@ -89,7 +89,8 @@ class RecipientUnreachable(DeliveryError):
 
 
 # Awaited by the channel right before a request's bytes leave the process — after any
-# flood-limit wait and once its connection is up — in the task that sends it. The ledgers
+# flood-limit wait, once its connection is up and the whole request is ready, with the write
+# following in the same step of the event loop — in the task that sends it. The ledgers
 # (``bot.services.outbox``, ``bot.services.delivery``) claim a message there through
 # :class:`WireClaim`, so a kill during the wait or while a connection opens leaves the
 # message owed, not in doubt.
@@ -111,11 +112,13 @@ class WireClaim:
     claim already covers the retry).
 
     ``claim`` runs synchronously on the event loop, in the sending task, with nothing but the
-    socket write after it: claimed from a thread, or before the connection was opened, the send
-    could wait for the loop or the network after the commit, and a kill in that gap left a
-    claimed message that never went out (crash matrix, ``fanout.chart.3`` and
-    ``pub.approve-answer``). The channel reports what the claim raised as a failed request;
-    :meth:`send` raises it again, so the caller sees the claim's own exception.
+    socket write after it: claimed from a thread, before the connection was opened, or before
+    the headers with the body still to write, the send could wait for the loop or the network
+    after the commit, and a kill in that gap left a claimed message that never went out (crash
+    matrix, ``fanout.chart.3`` and ``pub.approve-answer``). Telegram's transport holds the
+    request's bytes until the claim has run and then writes them whole in the same step of the
+    loop (``bot/channels/telegram/wire.py``). The channel reports what the claim raised as a
+    failed request; :meth:`send` raises it again, so the caller sees the claim's own exception.
 
     A claim refused by a busy SQLite database (``storage.db.is_busy``: it wrote nothing) is
     tried again after an ``asyncio.sleep``, for up to ``SQLITE_WRITE_PATIENCE_S``, then raises

@@ -7,8 +7,9 @@ windows are kept by its adapter's rate limiter, so the fan-out runs at the overa
 429s. A chart is rendered once per alert and language and uploaded once: later sends reuse its
 ``file_id``.
 
-Each row is claimed right before its request leaves the process (after the flood-limit wait and once
-its connection is up, through ``bot.channels.base.WireClaim``): a short transaction with a
+Each row is claimed right before its request leaves the process (after the flood-limit wait, once
+its connection is up and the request is ready to be written whole, through
+``bot.channels.base.WireClaim``): a short transaction with a
 conditional ``UPDATE … WHERE status = 'pending'`` sets it ``sending`` with the claimer
 (``outbox.BOOT``) and a lease (``claimed_until``: the longest a send can take). Two workers can
 never both claim a row, and a kill during the send leaves the row ``sending``. One rule covers every

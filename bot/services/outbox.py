@@ -3,8 +3,9 @@
 A publication or a resolution posts several messages in a row (statement parts, files, the
 report) from code that a restart runs again. Each message is one ``Delivery`` row (kind, ref_id,
 user_id, part): written ``pending`` before the send, claimed (``sending``, naming this process)
-by the channel right before the request leaves the process — after the flood-limit wait and once
-its connection is up, through ``bot.channels.base.WireClaim`` — and marked ``sent`` with the
+by the channel right before the request leaves the process — after the flood-limit wait, once
+its connection is up and its bytes are ready, then written whole in the same step of the event
+loop, through ``bot.channels.base.WireClaim`` — and marked ``sent`` with the
 message id right after. Run again, a step
 
 * skips a part that is ``sent``;

@@ -8,7 +8,10 @@ and HTTP transport against the emulator over HTTP.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -113,3 +116,56 @@ async def test_a_database_busy_past_the_patience_sends_nothing_and_says_so(
     with pytest.raises(ClaimBusy):  # a DeliveryError: the ledgers retry it later
         await WireClaim(busy).send(notifier.send_text(chat_ref(lan.id), "một"))
     assert emulator.messages(lan.id, from_bot=True) == []
+
+
+# The child sends one message under a claim that kills its own process at the event loop's
+# next turn: the kill of the crash matrix at its worst moment, right after the claim's commit.
+_KILLED_AT_NEXT_TURN = """
+import asyncio, os, signal, sys
+from telegram import Bot, InputFile
+from bot.channels.base import WireClaim
+from bot.channels.telegram.wire import bot_request
+
+async def main(url, token, chat, kind):
+    bot = Bot(token, base_url=url, request=bot_request())
+    await bot.initialize()
+
+    def claim():
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signal.SIGKILL)
+
+    if kind == "text":
+        await WireClaim(claim).send(bot.send_message(chat, "một"))
+    else:
+        data = InputFile(b"x" * 200_000, filename="report.docx")
+        await WireClaim(claim).send(bot.send_document(chat, data))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]))
+"""
+
+
+@pytest.mark.parametrize("kind", ["text", "document"])
+async def test_a_kill_at_the_first_turn_after_the_claim_still_leaves_the_whole_request_sent(
+    emulator: TelegramEmulator, lan: EmuUser, kind: str
+) -> None:
+    """Nothing of the loop runs between a committed claim and the request's one write.
+
+    Before, the claim ran as the headers were about to go, and anyio's write yields to the loop
+    before each write (headers, then each part of the body): a kill in those turns left the
+    message claimed and never received — ``pub.approve-answer`` on PostgreSQL, in doubt."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _KILLED_AT_NEXT_TURN,
+        emulator.bot_url,
+        emulator.token,
+        str(lan.id),
+        kind,
+    )
+    assert await asyncio.wait_for(child.wait(), 30) == -signal.SIGKILL
+    # The emulator carries out a request that arrived whole, whatever became of its sender.
+    message = await emulator.wait_for_message(lan.id, timeout=5)
+    assert len(emulator.messages(lan.id, from_bot=True)) == 1
+    if kind == "text":
+        assert message.text == "một"
+    else:
+        assert message.data["document"]["file_name"] == "report.docx"

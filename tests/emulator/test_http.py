@@ -187,3 +187,30 @@ async def test_control_http_routes(emulator: TelegramEmulator, http: aiohttp.Cli
         assert (await response.json())["result"] == []
     async with http.get(f"{control}/calls") as response:
         assert (await response.json())["result"] == []
+
+
+async def test_a_delay_after_k_calls_holds_the_next_matching_one_only(
+    emulator: TelegramEmulator, http: aiohttp.ClientSession
+) -> None:
+    """Counted by the emulator as calls arrive: armed before the calls, it cannot miss one
+    (the crash matrix armed it by watching the log, and two calls between two looks went
+    through unheld)."""
+    user = emulator.create_user("Lan")
+    emulator.send_text(user.id, "/start")
+    emulator.inject_delay("sendMessage", 0.4, text_contains="hai", after=2)
+    loop = asyncio.get_running_loop()
+
+    async def send(text: str) -> float:
+        started = loop.time()
+        url = f"{emulator.bot_url}{emulator.token}/sendMessage"
+        async with http.post(url, json={"chat_id": user.id, "text": text}) as response:
+            assert response.status == 200
+        return loop.time() - started
+
+    assert await send("một") < 0.3  # not matching: not counted
+    assert max(await asyncio.gather(send("hai 1"), send("hai 2"))) < 0.3  # the first two pass
+    held = asyncio.ensure_future(send("hai 3"))
+    await emulator.wait_for(lambda: emulator.held, timeout=1)
+    assert [p["text"] for _, p in emulator.held] == ["hai 3"]
+    assert await held >= 0.4
+    assert await send("hai 4") < 0.3  # held once

@@ -28,6 +28,20 @@ async def test_killed_twice_nothing_lost_nothing_doubled() -> None:
     assert all(len(r.checks) >= 5 for r in results)
 
 
+@pytest.mark.postgres
+async def test_two_workers_the_leader_killed_nothing_lost_nothing_doubled(
+    pg_server_url: str,
+) -> None:
+    """Two webhook workers behind the round-robin front; the leader (outbox, timers) is killed
+    while the Approve press is answered, the other takes over and publishes every part once."""
+    points = [p for p in all_points() if p.name == "pub.approve-answer"]
+    results = await matrix(["postgres"], points, verbose=False, workers=2)
+    assert [(r.point, r.db, r.reached) for r in results] == [
+        ("pub.approve-answer", "postgres×2", True)
+    ]
+    assert [(name, detail) for name, held, detail in results[0].checks if not held] == []
+
+
 def test_the_matrix_has_fifty_distinct_named_points() -> None:
     points = all_points()
     assert len({p.name for p in points}) == len(points) >= 50

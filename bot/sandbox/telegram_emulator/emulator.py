@@ -521,12 +521,20 @@ class TelegramEmulator(LoopbackEmulator):
         times: int = 1,
         text_contains: str | None = None,
         chat_id: int | str | None = None,
+        after: int = 0,
     ) -> None:
         """Hold the next ``times`` responses of ``method`` for ``seconds`` (client timeouts);
-        ``text_contains`` and ``chat_id`` as for :meth:`inject_error`."""
+        ``text_contains`` and ``chat_id`` as for :meth:`inject_error`. With ``after``, that
+        many matching calls go through first, counted as they arrive (a crash test holds the
+        k+1-th call without watching for the k-th)."""
         self.gateway.inject(
             Fault(
-                method.lower(), times, delay=seconds, text_contains=text_contains, chat_id=chat_id
+                method.lower(),
+                times,
+                delay=seconds,
+                text_contains=text_contains,
+                chat_id=chat_id,
+                after=after,
             )
         )
 

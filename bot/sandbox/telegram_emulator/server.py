@@ -71,6 +71,10 @@ class Fault:
     delay: float = 0.0
     text_contains: str | None = None
     chat_id: int | str | None = None
+    # Matching calls let through untouched before the fault applies: "the k+1-th call", counted
+    # here as the calls arrive, so a test arms it before the action and cannot miss the call
+    # (armed from outside once k calls were seen, two calls between two looks were missed).
+    after: int = 0
 
     def applies(self, method: str, params: Params) -> bool:
         if self.method != method.lower():
@@ -160,6 +164,9 @@ class Gateway:
     def _take_fault(self, method: str, params: Params) -> Fault | None:
         for fault in self.faults:
             if fault.applies(method, params):
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self.faults.remove(fault)
