@@ -144,17 +144,7 @@ def redeem(session: Session, who: PersonRef, typed: str, now: datetime) -> Redee
     if reason is not None:
         return _refuse(session, who, reason, now, counted=reason in ("unknown", "expired", "used"))
     assert row is not None
-    claimed = session.execute(
-        sa.update(LinkCode)
-        .where(
-            col(LinkCode.id) == row.id,
-            col(LinkCode.used_at).is_(None),
-            col(LinkCode.expires_at) > now,
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if not _use(session, row, now):
         return _refuse(session, who, "used", now)
     user = session.get(User, row.user_id)
     assert user is not None
@@ -173,6 +163,22 @@ def redeem(session: Session, who: PersonRef, typed: str, now: datetime) -> Redee
     )
     session.flush()
     return Redeemed(user=user)
+
+
+def _use(session: Session, row: LinkCode, now: datetime) -> bool:
+    """Mark the code used, if nobody used it meanwhile and it is still valid: a conditional
+    update, so two people typing one code at once cannot both link with it."""
+    claimed = session.execute(
+        sa.update(LinkCode)
+        .where(
+            col(LinkCode.id) == row.id,
+            col(LinkCode.used_at).is_(None),
+            col(LinkCode.expires_at) > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _problem(session: Session, who: PersonRef, row: LinkCode | None, now: datetime) -> str | None:
@@ -254,17 +260,7 @@ def redeem_in_scope(
         counted = reason in ("unknown", "expired", "used")
         return _refuse(session, label, reason, now, counted=counted)
     assert row is not None
-    claimed = session.execute(
-        sa.update(LinkCode)
-        .where(
-            col(LinkCode.id) == row.id,
-            col(LinkCode.used_at).is_(None),
-            col(LinkCode.expires_at) > now,
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if not _use(session, row, now):
         return _refuse(session, label, "used", now)
     user = session.get(User, row.user_id)
     assert user is not None and user.id is not None
