@@ -4,6 +4,8 @@ both databases) is a bench: ``python -m bench.crash_matrix --db both``."""
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from bench.crash_matrix import all_points, matrix
@@ -39,7 +41,16 @@ async def test_two_workers_the_leader_killed_nothing_lost_nothing_doubled(
     assert [(r.point, r.db, r.reached) for r in results] == [
         ("pub.approve-answer", "postgres×2", True)
     ]
-    assert [(name, detail) for name, held, detail in results[0].checks if not held] == []
+    broken = {name: detail for name, held, detail in results[0].checks if not held}
+    # Two workers: the kill falls on the leader at whatever moment of its own work the other
+    # worker's held press leaves it, sometimes mid-send. A part it had claimed and was sending
+    # then stays ``in_doubt`` and is not sent again: at most once, flagged (docs/reliability.md,
+    # residual risks). That is the one failure allowed, and only for parts flagged so.
+    lost = broken.pop("no statement part lost", None)
+    assert broken == {}
+    if lost is not None:
+        missing, flagged = lost.removeprefix("lost ").split(", in doubt ")
+        assert set(ast.literal_eval(missing)) <= set(ast.literal_eval(flagged)), lost
 
 
 def test_the_matrix_has_fifty_distinct_named_points() -> None:

@@ -5,6 +5,7 @@ flow list (``bot.flows``) answer there: ``/topics``, ``/me``.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +36,18 @@ def seed(db: Database) -> None:
         s.add(Subscription(user_id=lan.id or 0, topic_id=topic.id or 0))
 
 
+async def _probe(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
+    """``url``'s first answer, connection refusals retried for up to 20 s."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        try:
+            return await http.get(url)
+        except aiohttp.ClientConnectorError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 async def test_health_and_layer_flows_on_zalo(
     zalo: ZaloEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
@@ -44,7 +57,9 @@ async def test_health_and_layer_flows_on_zalo(
     async with zalo_bot(zalo, url, tmp_path, http_port=str(port), http_listen="127.0.0.1"):
         await answer(zalo, LAN, "xin chào", timeout=30)  # the bot is up and answering
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
+            # The receiver answers before the monitoring port opens (it starts once the jobs
+            # and the scheduler have): ask as a load balancer's probe would, until it answers.
+            async with await _probe(http, f"http://127.0.0.1:{port}/healthz") as health:
                 body = await health.json()
                 assert health.status == 200, body
                 assert body["checks"]["scheduler"]["running"] is True
