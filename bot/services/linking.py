@@ -181,13 +181,21 @@ def _use(session: Session, row: LinkCode, now: datetime) -> bool:
     return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _problem(session: Session, who: PersonRef, row: LinkCode | None, now: datetime) -> str | None:
+def _spent(row: LinkCode | None, now: datetime) -> str | None:
+    """Why a typed code cannot be used at all, wherever it is typed (None: it still can)."""
     if row is None:
         return "unknown"
     if row.used_at is not None:
         return "used"
     if row.expires_at <= now:
         return "expired"
+    return None
+
+
+def _problem(session: Session, who: PersonRef, row: LinkCode | None, now: datetime) -> str | None:
+    if (spent := _spent(row, now)) is not None:
+        return spent
+    assert row is not None
     owner = identity.person_for(session, who)
     if owner is not None:
         return "already" if owner.id == row.user_id else "taken"
@@ -282,12 +290,9 @@ def redeem_in_scope(
 def _scoped_problem(
     session: Session, channel: str, scope: str, room_id: str, row: LinkCode | None, now: datetime
 ) -> str | None:
-    if row is None:
-        return "unknown"
-    if row.used_at is not None:
-        return "used"
-    if row.expires_at <= now:
-        return "expired"
+    if (spent := _spent(row, now)) is not None:
+        return spent
+    assert row is not None
     owner = identity.owner_of_room_id(session, channel, scope, room_id)
     if owner is not None:
         return "already" if owner == row.user_id else "taken"
