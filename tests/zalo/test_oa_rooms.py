@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -297,12 +300,23 @@ def test_an_agency_names_its_oa_and_assets_in_the_toml() -> None:
         AgencyConfig(code="BYT", name="Bộ Y tế", zalo_oa_app_id="123", zalo_oa_assets=["a,b"])
 
 
-async def test_room_commands_typed_in_the_oa_group_are_answered_there(
-    zalo: ZaloEmulator, db: Database, make_settings: Any, tmp_path: Path
-) -> None:
-    """The OA's events reach ``/zalo/oa/webhook`` of the running Zalo side: a member's
-    ``/task`` in the crisis's OA group is a room command, answered in the group through the
-    OA; a post that Zalo did not sign is refused before anything is read."""
+@dataclass
+class OaDesk:
+    """The Zalo side of ``crisisdesk run`` with an agency's OA, started, its OA webhook served
+    on loopback at ``hook``."""
+
+    runtime: Runtime
+    agency_id: int
+    people: dict[str, User]
+    hook: str
+
+
+@asynccontextmanager
+async def oa_desk(
+    zalo: ZaloEmulator, db: Database, make_settings: Any, linked: tuple[str, ...] = tuple(PEOPLE)
+) -> AsyncIterator[OaDesk]:
+    """The agency of :func:`agency_with_people` and the Zalo side serving its OA's events, as
+    ``crisisdesk run`` on Zalo wires them; stopped when the block ends."""
     wire()
     settings = make_settings(
         {
@@ -315,7 +329,7 @@ async def test_room_commands_typed_in_the_oa_group_are_answered_there(
     )
     zalo.add_oa_asset("gmf-1")
     OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
-    agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id)
+    agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id, linked)
     side = ZaloSide(settings, db)
     runtime = Runtime(
         settings=settings,
@@ -329,9 +343,23 @@ async def test_room_commands_typed_in_the_oa_group_are_answered_there(
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    hook = f"http://127.0.0.1:{runner.addresses[0][1]}{OA_WEBHOOK_PATH}"
     try:
         await side.start(runtime)
+        hook = f"http://127.0.0.1:{runner.addresses[0][1]}{OA_WEBHOOK_PATH}"
+        yield OaDesk(runtime, agency_id, people, hook)
+    finally:
+        await side.stop()
+        await runner.cleanup()
+
+
+async def test_room_commands_typed_in_the_oa_group_are_answered_there(
+    zalo: ZaloEmulator, db: Database, make_settings: Any, tmp_path: Path
+) -> None:
+    """The OA's events reach ``/zalo/oa/webhook`` of the running Zalo side: a member's
+    ``/task`` in the crisis's OA group is a room command, answered in the group through the
+    OA; a post that Zalo did not sign is refused before anything is read."""
+    async with oa_desk(zalo, db, make_settings) as desk:
+        runtime, agency_id, people, hook = desk.runtime, desk.agency_id, desk.people, desk.hook
         opened = await open_crisis(
             runtime,
             Actor("zalo:zl-lead", people["lead"]),
@@ -363,9 +391,6 @@ async def test_room_commands_typed_in_the_oa_group_are_answered_there(
         async with aiohttp.ClientSession() as http:
             forged = await http.post(hook, data=b'{"event_name": "user_send_group_text"}')
             assert forged.status == 403
-    finally:
-        await side.stop()
-        await runner.cleanup()
 
 
 async def test_idle_oa_tokens_are_rotated_before_the_refresh_token_dies(
@@ -432,36 +457,10 @@ async def test_a_code_typed_in_the_oa_chat_links_the_person_and_the_unlinked_are
     group takes only people it knows; the lead, the group and each one left out are told how to
     fix it; Join then says how, and after linking puts them in; their command in the group is
     theirs."""
-    wire()
-    settings = make_settings(
-        {
-            **oa_env(zalo),
-            "CRISISDESK_ZALO_TOKEN": zalo.token,
-            "CRISISDESK_ZALO_API_URL": zalo.bot_api_url,
-            "CRISISDESK_ZALO_PUBLIC_URL": "http://127.0.0.1",
-            "CRISISDESK_ZALO_CHART_KEY": "k" * 40,
-        }
-    )
-    zalo.add_oa_asset("gmf-1")
-    OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
-    agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id, linked=())
-    side = ZaloSide(settings, db)
-    runtime = Runtime(
-        settings=settings,
-        db=db,
-        clock=SystemClock(),
-        renderer=Renderer(settings.timezone),
-        notifier=side.notifier,
-    )
-    web_app = web.Application()
-    side.add_routes(web_app)
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    zalo.set_oa_webhook(f"http://127.0.0.1:{runner.addresses[0][1]}{OA_WEBHOOK_PATH}")
-    lead, minh = people["lead"], people["minh"]
-    try:
-        await side.start(runtime)
+    async with oa_desk(zalo, db, make_settings, linked=()) as desk:
+        runtime, agency_id = desk.runtime, desk.agency_id
+        lead, minh = desk.people["lead"], desk.people["minh"]
+        zalo.set_oa_webhook(desk.hook)
         await link_through_the_oa(zalo, "zl-lead")
         assert room_ids(db) == {lead.id: zalo.oa_user_id("zl-lead")}
         # A follow event names no Bot Platform account: it binds nothing on its own.
@@ -520,9 +519,6 @@ async def test_a_code_typed_in_the_oa_chat_links_the_person_and_the_unlinked_are
 
         made = await zalo.wait_for(task, timeout=20)
         assert made.created_by_id == minh.id and made.crisis_id == opened.crisis_id
-    finally:
-        await side.stop()
-        await runner.cleanup()
 
 
 async def test_no_group_when_the_oa_knows_nobody_and_the_lead_is_told_once(
