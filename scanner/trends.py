@@ -600,7 +600,7 @@ def missed_bucket_ends(since: datetime | None, now: datetime) -> list[datetime]:
         return []
     at = max(bucket_ceil(since), bucket_ceil(now - CATCH_UP))
     ends = []
-    while at < now and at < bucket_ceil(now):
+    while at < now:  # now's own bucket is judged live
         ends.append(at)
         at += BUCKET
     return ends
