@@ -38,7 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,9 +209,16 @@ async def _in_process(
 
 @contextlib.asynccontextmanager
 async def _workers(
-    emulator: TelegramEmulator, url: str, data: Path, admins: list[int], count: int, **extra: str
+    emulator: TelegramEmulator,
+    url: str,
+    data: Path,
+    admins: list[int],
+    count: int,
+    polling: bool = False,
+    **extra: str,
 ) -> AsyncIterator[list[Worker]]:
-    """``count`` webhook workers behind a round-robin front."""
+    """``count`` webhook workers behind a round-robin front; ``polling``: one worker that
+    long-polls the emulator, with no front."""
     workers = [
         Worker(
             f"w{i}",
@@ -224,8 +231,11 @@ async def _workers(
         )
         for i in range(count)
     ]
-    front = Front([w.hook_port for w in workers], parallel=True)  # as Telegram's connections
-    async with serve_front(front) as front_url:
+    async with contextlib.AsyncExitStack() as stack:
+        front_url: str | None = None
+        if not polling:
+            front = Front([w.hook_port for w in workers], parallel=True)  # as Telegram's
+            front_url = await stack.enter_async_context(serve_front(front))
         for worker in workers:
             worker.start(front_url)
         try:
@@ -342,12 +352,20 @@ class Figures:
     started: float = 0.0
     unanswered: int = 0
     too_many: int = 0
+    # CPU seconds the bot used from the start of the load until every update was answered
+    # (the workers' processes; in one process, the whole process, emulator and bench included).
+    cpu: float = 0.0
     skipped: int = 0
     busy: dict[str, float] = field(default_factory=dict)
 
 
 async def _mixed_load(
-    emulator: TelegramEmulator, admins: list[int], askers: list[int], rate: float, seconds: float
+    emulator: TelegramEmulator,
+    admins: list[int],
+    askers: list[int],
+    rate: float,
+    seconds: float,
+    cpu: Callable[[], float],
 ) -> Figures:
     """Presses and commands alternating, one room at its cap (the first mode)."""
     status: dict[int, int] = {}
@@ -362,7 +380,7 @@ async def _mixed_load(
     tasks: list[asyncio.Task[bool]] = []
     replies = _Replies(emulator)
     watcher = asyncio.create_task(replies.watch())
-    started = time.perf_counter()
+    started, cpu_at_start = time.perf_counter(), cpu()
     for i in range(int(rate * seconds)):
         if i % 2 == 0:
             admin = admins[(i // 2) % len(admins)]
@@ -374,6 +392,7 @@ async def _mixed_load(
             tasks.append(asyncio.create_task(_ask(emulator, replies, asker, figures.replies)))
         await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
     figures.unanswered = (await asyncio.gather(*tasks)).count(False)
+    figures.cpu = cpu() - cpu_at_start
     watcher.cancel()
     stop.set()
     await room
@@ -422,6 +441,7 @@ async def run(
     data: Path,
     workers: int = 0,
     *,
+    polling: bool = False,
     mode: str = "mixed",
     fanout: int = 1000,
     items: int = 10_000,
@@ -447,26 +467,40 @@ async def run(
         processes: list[Worker] = []
         if workers > 0:
             processes = await stack.enter_async_context(
-                _workers(emulator, url, data, admins, workers, **extra)
+                _workers(emulator, url, data, admins, workers, polling, **extra)
             )
         else:
             await stack.enter_async_context(_in_process(emulator, db, data, admins, **extra))
         skipped.count = 0
         offsets = {w.name: w.log.stat().st_size for w in processes}
+
+        def cpu() -> float:
+            if processes:
+                return sum(w.cpu_seconds() for w in processes)
+            return time.process_time()
+
         if mode == "busy":
             figures = await _busy_load(emulator, db, feeds, askers, rate, seconds, planned, items)
         else:
-            figures = await _mixed_load(emulator, admins, askers, rate, seconds)
+            figures = await _mixed_load(emulator, admins, askers, rate, seconds, cpu)
         figures.skipped = _skipped_in_logs(processes, offsets) if processes else skipped.count
         figures.too_many = sum(1 for c in emulator.calls if c.status == 429)
     db.dispose()
     backend = url.split(":", 1)[0]
     print(
-        f"mode: {mode}; database: {backend}; workers: {workers}; rate: {rate}/s for "
+        f"mode: {mode}; database: {backend}; workers: {workers}"
+        + (" (polling)" if polling else "")
+        + f"; rate: {rate}/s for "
         f"{seconds:.0f} s; people: {people}"
     )
     if mode == "mixed":
         print(f"button answer: {len(figures.answers)} presses, {_percentiles(figures.answers)}")
+        where = "the workers" if workers else "this process (emulator and bench included)"
+        updates = int(rate * seconds)
+        print(
+            f"CPU of {where} until all were answered: {figures.cpu:.1f} s, "
+            f"{figures.cpu / updates * 1000:.2f} ms per update"
+        )
     print(f"first reply:   {len(figures.replies)} commands, {_percentiles(figures.replies)}")
     print(f"errors (unanswered): {figures.unanswered}; 429s: {figures.too_many}")
     print(f"tick runs skipped during the load: {figures.skipped}")
@@ -504,6 +538,12 @@ def main(argv: list[str] | None = None) -> int:
         help="N >= 1: crisisdesk run processes in webhook mode (N >= 2: PostgreSQL)",
     )
     parser.add_argument(
+        "--polling",
+        action="store_true",
+        help="with --workers 1: the worker long-polls the emulator (no webhook front), so the "
+        "bot has a process of its own as in a usual deployment",
+    )
+    parser.add_argument(
         "--mode",
         choices=("mixed", "busy"),
         default="mixed",
@@ -515,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers > 1 and not (args.database or "").startswith("postgresql"):
         parser.error("--workers needs --database with a PostgreSQL URL")
+    if args.polling and args.workers != 1:
+        parser.error("--polling goes with --workers 1")
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(
             run(
@@ -524,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.database,
                 Path(tmp),
                 args.workers,
+                polling=args.polling,
                 mode=args.mode,
                 fanout=args.fanout,
                 items=args.items,

@@ -146,12 +146,24 @@ class Worker:
         self.env.update({f"CRISISDESK_{k.upper()}": v for k, v in settings.items()})
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, front_url: str) -> None:
-        self.env["CRISISDESK_WEBHOOK_URL"] = front_url
+    def start(self, front_url: str | None) -> None:
+        """Run in webhook mode behind ``front_url``; None: long-poll the emulator instead (how
+        one ``crisisdesk run`` is usually deployed)."""
+        if front_url is None:
+            for name in ("SECRET", "LISTEN", "PORT"):
+                self.env.pop(f"CRISISDESK_WEBHOOK_{name}", None)
+        else:
+            self.env["CRISISDESK_WEBHOOK_URL"] = front_url
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "run"], env=self.env, stdout=out, stderr=out
             )
+
+    def cpu_seconds(self) -> float:
+        """CPU time the worker process has used so far (user + system, from ``/proc``: Linux)."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     async def health(self) -> dict[str, Any] | None:
         """The worker's ``/healthz`` JSON; None while it does not answer."""

@@ -109,7 +109,7 @@ async def _publish_menu(runtime: Runtime, account: PersonRef, user: User) -> Non
     menus = runtime.notifier
     assert isinstance(menus, CommandMenus)
     chat = ChatRef(account.channel, account.external_id)
-    admin = account in identity.global_admins(runtime.settings, account.channel)
+    admin = identity.is_global_admin(runtime.settings, account)
     try:
         if admin or user.status == UserStatus.ACTIVE:
             role = Role.ADMIN if admin else Role(user.role)

@@ -261,6 +261,11 @@ def set_room_id(
     return before
 
 
+def is_global_admin(settings: Settings, who: PersonRef) -> bool:
+    """Whether ``who`` is one of ADMIN_IDS: every update asks, so no list of them is built."""
+    return who in settings.admin_ids
+
+
 def global_admins(settings: Settings, channel: str) -> tuple[PersonRef, ...]:
     """The accounts of ADMIN_IDS on ``channel`` (the one the bot runs on; all of them on
     ``ANY_CHANNEL``), in their configured order."""

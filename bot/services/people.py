@@ -33,7 +33,7 @@ def actor_for(session: Session, settings: Settings, who: PersonRef) -> Actor:
     return Actor(
         channel_ref=str(who),
         user=identity.person_for(session, who),
-        global_admin=who in identity.global_admins(settings, who.channel),
+        global_admin=identity.is_global_admin(settings, who),
     )
 
 

@@ -675,7 +675,7 @@ def sender(session: Session, settings: Settings, who: PersonRef, username: str |
     """Whoever sent an update, with their @username kept fresh on the way (one read): what
     every update passes through first (``handlers.start``)."""
     user = refresh_username(session, who, username)
-    return Actor(str(who), user, who in identity.global_admins(settings, who.channel))
+    return Actor(str(who), user, identity.is_global_admin(settings, who))
 
 
 def refresh_username(session: Session, who: PersonRef, username: str | None) -> User | None:

@@ -7,9 +7,12 @@ and the latest alerts that did not reach someone (failed after the retry budget)
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -30,8 +33,11 @@ from storage.models import (
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+    from storage.db import Database
 
 DELIVERY_PROBLEMS_SHOWN = 3
+#: Refresh presses this close together (seconds) are shown one read of the summary.
+SHARED_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -144,11 +150,33 @@ def delivery_problems(
     )
 
 
-def current_status(runtime: Runtime) -> StatusSummary:
-    """``system_status`` as of now, read in a transaction of its own (``/status`` and its
-    Refresh button)."""
+def current_status(
+    runtime: Runtime, monotonic: Callable[[], float] = time.monotonic
+) -> StatusSummary:
+    """``system_status`` as of now, read in a transaction of its own (``/status``)."""
     with runtime.db.session() as session:
-        return system_status(session, runtime.clock.now())
+        summary = system_status(session, runtime.clock.now())
+    _latest[runtime.db] = (monotonic(), summary)
+    return summary
+
+
+def refreshed_status(
+    runtime: Runtime, monotonic: Callable[[], float] = time.monotonic
+) -> StatusSummary:
+    """The summary for a Refresh press: one read in the last ``SHARED_SECONDS`` serves every
+    press in that second, its header saying when it was read.
+
+    The summary is about ten queries; at a hundred presses a second (issue 17's load, many
+    admins watching one desk) reading it for each was most of the process's time, while the
+    screen a second later says the same. A typed ``/status`` always reads afresh."""
+    latest = _latest.get(runtime.db)
+    if latest is not None and 0 <= monotonic() - latest[0] < SHARED_SECONDS:
+        return latest[1]
+    return current_status(runtime, monotonic)
+
+
+# The latest summary read of each database, and when (``time.monotonic``): what presses share.
+_latest: WeakKeyDictionary[Database, tuple[float, StatusSummary]] = WeakKeyDictionary()
 
 
 def last_scan_of(runtime: Runtime) -> dict[str, Any] | None:

@@ -82,34 +82,40 @@ def commands() -> list[str]:
     return sorted(_COMMANDS)
 
 
-async def handle(runtime: Runtime, event: Incoming, surface: Surface) -> bool:
-    """Answer ``event``; False if no flow of this layer is for it (the adapter's own turn)."""
+async def handle(
+    runtime: Runtime, event: Incoming, surface: Surface, actor: Actor | None = None
+) -> bool:
+    """Answer ``event``; False if no flow of this layer is for it (the adapter's own turn).
+    ``actor``: the sender as the adapter's gate (``handlers.start.admit``) just read them, so
+    that an update reads its sender once; read here when the adapter has no gate."""
     replies = Replies(surface, event.where)
     if event.press is not None:
-        await _press(runtime, event, replies, event.press)
+        await _press(runtime, event, replies, event.press, actor)
         return True
     routed = _COMMANDS.get(event.command or "")
     if routed is not None:
         minimum, flow = routed
-        turn = Turn(runtime, event, people.actor_of(runtime, event.who), replies)
+        turn = Turn(runtime, event, actor or people.actor_of(runtime, event.who), replies)
         if minimum is None or await turn.gate(minimum):
             await flow(turn)
         return True
     if not surface.capabilities.buttons:
         data = press_for(event.where, event.command, event.args, event.text)
         if data is not None:
-            await _press(runtime, event, replies, data)
+            await _press(runtime, event, replies, data, actor)
             return True
     if event.command is None and _MESSAGES:
-        turn = Turn(runtime, event, people.actor_of(runtime, event.who), replies)
+        turn = Turn(runtime, event, actor or people.actor_of(runtime, event.who), replies)
         for message_flow in _MESSAGES:
             if await message_flow(turn):
                 return True
     return False
 
 
-async def _press(runtime: Runtime, event: Incoming, replies: Replies, data: str) -> None:
-    actor = people.actor_of(runtime, event.who)
+async def _press(
+    runtime: Runtime, event: Incoming, replies: Replies, data: str, actor: Actor | None
+) -> None:
+    actor = actor or people.actor_of(runtime, event.who)
     refusal = _Refusal(runtime, event, replies, actor, f"button:{data[:100]}")
     try:
         button, ident = decode(data)

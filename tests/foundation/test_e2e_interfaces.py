@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from emulator_fixtures import running_app
+from sqlalchemy import event
 from sqlmodel import select
 from telegram import Bot
 from telegram.request import HTTPXRequest
@@ -219,3 +220,25 @@ async def test_tick_fires_due_rows_on_the_simulated_clock(
 
 def _reminder(message: StoredMessage) -> bool:
     return str(message.data.get("text", "")).startswith("⏰")
+
+
+async def test_an_update_reads_its_sender_once(
+    emulator: TelegramEmulator, sqlite_db: Database, app_settings: Any, clock: SimulatedClock
+) -> None:
+    """The gate's read of the sender serves the flow too (issue 17: at 200 updates a second
+    each read of a person is a measurable part of the work)."""
+    admin = emulator.create_user("Admin", language_code="en")
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
+        if "channelidentity" in statement.lower() and str(admin.id) in map(str, params or ()):
+            reads.append(statement)
+
+    event.listen(sqlite_db.engine, "before_cursor_execute", record)
+    app = build_application(app_settings(str(admin.id)), sqlite_db, clock)
+    async with running_app(app):
+        asked = emulator.send_text(admin.id, "/status")
+        status = await emulator.wait_for_message(admin.id, after=asked.message_id)
+        reads.clear()  # the start-up job reads the admins too (their command menus)
+        await emulator.press_button(admin.id, admin.id, status.message_id, text="Refresh")
+        assert len(reads) == 1, reads

@@ -39,6 +39,7 @@ from bot.channels.telegram.limits import TEXT_LIMIT
 from bot.channels.telegram.notifier import call_unless_done, keyboard
 from bot.channels.telegram.sends import ChatSends
 from bot.runtime import Runtime
+from bot.services.permissions import Actor
 from handlers.conversation.dispatch import commands, handle
 from handlers.conversation.events import Contact, Incoming, parse_command
 from handlers.conversation.surface import Capabilities
@@ -277,12 +278,23 @@ class TelegramSurface:
             await self.send(text)
 
 
+# Where the gate (``guards.gatekeeper``) leaves the sender it read on PTB's context, which every
+# handler group of one update shares: the layer then does not read the person again.
+_ADMITTED = "crisisdesk_sender"
+
+
+def remember_sender(context: ContextTypes.DEFAULT_TYPE, actor: Actor) -> None:
+    """Keep the gate's ``actor`` for the rest of this update's handlers."""
+    setattr(context, _ADMITTED, actor)
+
+
 async def on_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """Hand ``update`` to the conversation layer; False if no flow there is for it."""
     event = incoming(update)
     if event is None:
         return False
-    return await handle(runtime_of(context), event, surface_of(update, context))
+    actor = getattr(context, _ADMITTED, None)
+    return await handle(runtime_of(context), event, surface_of(update, context), actor)
 
 
 async def _to_layer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -22,7 +22,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram.conversation import incoming, on_update, runtime_of, surface_of
+from bot.channels.telegram.conversation import (
+    incoming,
+    on_update,
+    remember_sender,
+    runtime_of,
+    surface_of,
+)
 from bot.services import commands as command_lists
 from handlers.start import admit
 
@@ -35,8 +41,10 @@ async def gatekeeper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if user is None or user.is_bot or event is None:
         return
     fresh = update.message is not None
-    if not await admit(runtime_of(context), event, surface_of(update, context), fresh):
+    actor = await admit(runtime_of(context), event, surface_of(update, context), fresh)
+    if actor is None:
         raise ApplicationHandlerStop
+    remember_sender(context, actor)
 
 
 async def flow_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
