@@ -98,6 +98,7 @@ class Incoming:
     source_id: int | None = None
 
 
+@dataclass
 class ProcessResult:
     """What one :meth:`Processor.process` call stored.
 
@@ -107,19 +108,11 @@ class ProcessResult:
     such as the sandbox runner and the benches only count the articles or read nothing.
     """
 
-    def __init__(
-        self,
-        article_rows: Sequence[dict[str, Any]] = (),
-        story_rows: Sequence[dict[str, Any]] = (),
-        updated_rows: Sequence[dict[str, Any]] = (),
-        link_rows: Sequence[dict[str, Any]] = (),
-        duplicates: int = 0,
-    ) -> None:
-        self.article_rows = article_rows
-        self.story_rows = story_rows
-        self.updated_rows = updated_rows
-        self.link_rows = link_rows
-        self.duplicates = duplicates
+    article_rows: Sequence[dict[str, Any]] = ()
+    story_rows: Sequence[dict[str, Any]] = ()
+    updated_rows: Sequence[dict[str, Any]] = ()
+    link_rows: Sequence[dict[str, Any]] = ()
+    duplicates: int = 0
 
     @cached_property
     def articles(self) -> list[Article]:

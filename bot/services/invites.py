@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -108,17 +108,32 @@ def create_invite(
     return invite
 
 
-def refusal_reason(invite: Invite | None, now: datetime) -> str | None:
-    """Why ``invite`` cannot be claimed now, or None if it can."""
-    if invite is None:
+class OneTimeCode(Protocol):
+    """A code typed once before it expires: an invite, or a link code (``bot.services.linking``)."""
+
+    @property
+    def used_at(self) -> datetime | None: ...
+    @property
+    def expires_at(self) -> datetime: ...
+
+
+def spent(code: OneTimeCode | None, now: datetime) -> str | None:
+    """Why a typed one-time code cannot be used at all: "unknown", "used" or "expired" (None: it
+    still can). Invites and link codes refuse in these same words, which the templates name."""
+    if code is None:
         return "unknown"
-    if invite.revoked_at is not None:
-        return "revoked"
-    if invite.used_at is not None:
+    if code.used_at is not None:
         return "used"
-    if invite.expires_at <= now:
+    if code.expires_at <= now:
         return "expired"
     return None
+
+
+def refusal_reason(invite: Invite | None, now: datetime) -> str | None:
+    """Why ``invite`` cannot be claimed now, or None if it can."""
+    if invite is not None and invite.revoked_at is not None:
+        return "revoked"
+    return spent(invite, now)
 
 
 def _unused() -> tuple[sa.ColumnElement[bool], ...]:

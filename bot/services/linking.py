@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from bot.channels import limits
 from bot.channels.base import DeliveryError
 from bot.channels.refs import PersonRef
-from bot.services import audit, identity
+from bot.services import audit, identity, invites
 from bot.services import registration as reg
 from storage.models import AuditEvent, LinkCode, User, UserStatus
 
@@ -181,19 +181,8 @@ def _use(session: Session, row: LinkCode, now: datetime) -> bool:
     return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _spent(row: LinkCode | None, now: datetime) -> str | None:
-    """Why a typed code cannot be used at all, wherever it is typed (None: it still can)."""
-    if row is None:
-        return "unknown"
-    if row.used_at is not None:
-        return "used"
-    if row.expires_at <= now:
-        return "expired"
-    return None
-
-
 def _problem(session: Session, who: PersonRef, row: LinkCode | None, now: datetime) -> str | None:
-    if (spent := _spent(row, now)) is not None:
+    if (spent := invites.spent(row, now)) is not None:
         return spent
     assert row is not None
     owner = identity.person_for(session, who)
@@ -290,7 +279,7 @@ def redeem_in_scope(
 def _scoped_problem(
     session: Session, channel: str, scope: str, room_id: str, row: LinkCode | None, now: datetime
 ) -> str | None:
-    if (spent := _spent(row, now)) is not None:
+    if (spent := invites.spent(row, now)) is not None:
         return spent
     assert row is not None
     owner = identity.owner_of_room_id(session, channel, scope, room_id)

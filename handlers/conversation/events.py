@@ -47,6 +47,21 @@ class Incoming:
     name: str = ""  # the sender's display name on the channel, for people without a row
     username: str | None = None  # the sender's public handle, where the channel has one
 
+    @classmethod
+    def typed(cls, who: PersonRef, where: ChatRef, text: str, message_id: str) -> Incoming:
+        """The message ``message_id`` typed in ``where``, its text read as a command where it is
+        one: every channel builds typed messages here, so that ``/ack 12`` means the same
+        whether the channel marks commands (Telegram) or sends them as plain text (Zalo)."""
+        command, args = parse_command(text)
+        return cls(
+            who,
+            where,
+            text=text,
+            command=command,
+            args=args,
+            message=MessageRef(where, message_id),
+        )
+
     @property
     def private(self) -> bool:
         """Whether this happened in the one-to-one chat with the sender (every channel so far

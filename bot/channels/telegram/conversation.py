@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar, cast
 
 from telegram import (
@@ -41,7 +42,7 @@ from bot.channels.telegram.sends import ChatSends
 from bot.runtime import Runtime
 from bot.services.permissions import Actor
 from handlers.conversation.dispatch import commands, handle
-from handlers.conversation.events import Contact, Incoming, parse_command
+from handlers.conversation.events import Contact, Incoming
 from handlers.conversation.surface import Capabilities
 from handlers.fallback import pointer
 
@@ -105,19 +106,12 @@ def incoming(update: Update) -> Incoming | None:
         )
     if message is None:
         return None
-    text = message.text or ""
-    command, args = parse_command(text)
     replied = message.reply_to_message
     if replied is not None and replied.forum_topic_created is not None:
         replied = None  # in a forum topic every message "replies" to the topic's first message
     shared = message.contact
-    return Incoming(
-        who,
-        where,
-        text=text,
-        command=command,
-        args=args,
-        message=MessageRef(where, str(message.message_id)),
+    return replace(
+        Incoming.typed(who, where, message.text or "", str(message.message_id)),
         reply_to=MessageRef(where, str(replied.message_id)) if replied is not None else None,
         reply_text=(replied.text or replied.caption or "") if replied is not None else "",
         reply_author=(

@@ -1,7 +1,7 @@
 """Zalo as one channel of the conversation layer (``handlers.conversation``).
 
 A text update becomes an ``Incoming`` event (Zalo sends commands as plain text; the layer's
-``parse_command`` reads ``/ack 12`` as on Telegram); ``ZaloSurface`` posts the layer's replies as
+``Incoming.typed`` reads ``/ack 12`` as on Telegram); ``ZaloSurface`` posts the layer's replies as
 plain text. What no flow of the layer takes gets the pointer onwards of every channel
 (``handlers.fallback``): a stranger (a Zalo account with no person behind it) is told how the bot
 can be used, never met with silence.
@@ -18,7 +18,7 @@ from bot.channels.refs import ChatRef, MessageRef, PersonRef
 from bot.runtime import Runtime
 from bot.services import identity, linking
 from handlers.conversation.dispatch import handle
-from handlers.conversation.events import Incoming, parse_command
+from handlers.conversation.events import Incoming
 from handlers.fallback import pointer
 
 from .notifier import CAPABILITIES, CHANNEL, ZaloNotifier
@@ -40,16 +40,11 @@ def incoming(update: ZaloUpdate) -> Incoming | None:
         return None
     if message.sender.is_bot:
         return None
-    text = (message.text or "").strip()
-    command, args = parse_command(text)
-    where = ChatRef(CHANNEL, message.chat.id)
-    return Incoming(
+    return Incoming.typed(
         PersonRef(CHANNEL, message.sender.id),
-        where,
-        text=text,
-        command=command,
-        args=args,
-        message=MessageRef(where, message.message_id),
+        ChatRef(CHANNEL, message.chat.id),
+        (message.text or "").strip(),
+        message.message_id,
     )
 
 
@@ -85,16 +80,7 @@ def group_incoming(app_id: str, event: dict[str, Any], who: PersonRef) -> Incomi
     text = str(message.get("text") or "").strip()
     if not text:
         return None
-    command, args = parse_command(text)
-    where = group_chat(app_id, group)
-    return Incoming(
-        who,
-        where,
-        text=text,
-        command=command,
-        args=args,
-        message=MessageRef(where, str(message.get("msg_id") or "")),
-    )
+    return Incoming.typed(who, group_chat(app_id, group), text, str(message.get("msg_id") or ""))
 
 
 class ZaloSurface:

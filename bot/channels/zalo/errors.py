@@ -7,19 +7,34 @@ person cannot be reached" and "our request was wrong" without reading descriptio
 
 from __future__ import annotations
 
+from bot.channels.base import DeliveryError, RecipientUnreachable, Rejected
+
+
+class AnsweredError(Exception):
+    """A Zalo API answered with a failure: ``where`` it was asked (a Bot Platform method, an OA
+    path), Zalo's ``code`` and its ``text``. Both Zalo clients raise it (``ZaloApiError``,
+    ``oa.errors.OaApiError``), so the notifier and the OA rooms read a refusal one way."""
+
+    def __init__(self, where: str, code: int, text: str) -> None:
+        super().__init__(f"{where}: {text} (error {code})")
+        self.where = where
+        self.code = code
+        self.text = text
+
+    def as_refusal(self) -> DeliveryError:
+        """The refusal as services read it: Zalo names a chat or person it cannot find "not
+        found" (that person cannot be reached); anything else it refused was our request."""
+        if "not found" in self.text.lower():
+            return RecipientUnreachable(str(self))
+        return Rejected(str(self))
+
 
 class ZaloError(Exception):
     """Anything the Zalo client could not do."""
 
 
-class ZaloApiError(ZaloError):
+class ZaloApiError(ZaloError, AnsweredError):
     """Zalo answered ``ok: false``. ``code`` is its ``error_code`` (or the HTTP status)."""
-
-    def __init__(self, method: str, code: int, description: str) -> None:
-        super().__init__(f"{method}: {description} (error {code})")
-        self.method = method
-        self.code = code
-        self.description = description
 
 
 class ZaloUnauthorized(ZaloApiError):

@@ -26,7 +26,6 @@ from bot.channels.base import (
     Buttons,
     DeliveryError,
     OutcomeUnknown,
-    RecipientUnreachable,
     Rejected,
     SentMessage,
 )
@@ -67,9 +66,7 @@ async def neutral_errors() -> AsyncIterator[None]:
     except ZaloTimeout as error:
         raise OutcomeUnknown(str(error)) from error
     except ZaloBadRequest as error:
-        if "not found" in error.description.lower():
-            raise RecipientUnreachable(str(error)) from error
-        raise Rejected(str(error)) from error
+        raise error.as_refusal() from error
     except (MessageTooLong, ZaloUnauthorized) as error:
         raise Rejected(str(error)) from error
     except (ZaloNetworkError, ZaloServerError, ZaloError) as error:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiohttp import web
@@ -47,14 +47,8 @@ class Call:
     description: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "params": self.params,
-            "time": self.time,
-            "status": self.status,
-            "result": self.result,
-            "description": self.description,
-        }
+        """JSON for the control API: every field, as the Zalo emulator's ``Call`` gives it."""
+        return asdict(self)
 
 
 @dataclass

@@ -164,7 +164,7 @@ class BotPlatform:
             params = await _read_json(request)
             result = await self._dispatch(method.lower(), params)
         except BotApiError as error:
-            self._log(method, params, error.code, error.description)
+            self._log(method, params, error.code, error.text)
             return web.json_response(error.payload(), status=error.code)
         self._log(method, params)
         return web.json_response({"ok": True, "result": result})

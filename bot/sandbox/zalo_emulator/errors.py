@@ -12,24 +12,27 @@ from __future__ import annotations
 from typing import Any
 
 
-class BotApiError(Exception):
-    def __init__(self, code: int, description: str) -> None:
-        super().__init__(description)
+class Refusal(Exception):
+    """A failure the emulator answers with a code and a text: both Zalo APIs report one so, each
+    in an envelope of its own (``payload``)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
         self.code = code
-        self.description = description
+        self.text = text
 
     def payload(self) -> dict[str, Any]:
-        return {"ok": False, "error_code": self.code, "description": self.description}
+        raise NotImplementedError
 
 
-class OaFailure(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
+class BotApiError(Refusal):
     def payload(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message}
+        return {"ok": False, "error_code": self.code, "description": self.text}
+
+
+class OaFailure(Refusal):
+    def payload(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.text}
 
 
 class ControlError(ValueError):

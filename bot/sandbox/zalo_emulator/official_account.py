@@ -219,7 +219,7 @@ class OfficialAccount:
                 {
                     **failure.payload(),
                     "error_name": "invalid_grant",
-                    "error_description": failure.message,
+                    "error_description": failure.text,
                 }
             )
         self._log("access_token", params)
@@ -365,7 +365,7 @@ class OfficialAccount:
         return [str(u) for u in members]
 
     def _log(self, method: str, params: dict[str, Any], failure: OaFailure | None = None) -> None:
-        code, message = (failure.code, failure.message) if failure else (0, "")
+        code, message = (failure.code, failure.text) if failure else (0, "")
         self.calls.append(Call("oa", method, params, self.now(), code, message))
         self.on_change()
 

@@ -6,6 +6,8 @@ in the body; the client checks ``error`` on every answer and raises these.
 
 from __future__ import annotations
 
+from ..errors import AnsweredError
+
 #: "Access token is invalid": Zalo's answer to an expired or rotated-away access token.
 ACCESS_TOKEN_INVALID = -216
 
@@ -14,14 +16,9 @@ class OaError(Exception):
     """Anything the OA client could not do."""
 
 
-class OaApiError(OaError):
-    """An OA Open API answer with a non-zero ``error``."""
-
-    def __init__(self, path: str, code: int, message: str) -> None:
-        super().__init__(f"{path}: {message} (error {code})")
-        self.path = path
-        self.code = code
-        self.message = message
+class OaApiError(OaError, AnsweredError):
+    """An OA Open API answer with a non-zero ``error`` (``where`` is the path, ``text`` Zalo's
+    ``message``)."""
 
 
 class OaAuthorizationError(OaError):

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from bot.channels.base import DeliveryError, RecipientUnreachable, Rejected, SentMessage
+from bot.channels.base import DeliveryError, Rejected, SentMessage
 from bot.channels.refs import ChatRef, PersonRef
 from bot.channels.rooms import MadeRoom, MembersUnknown
 from bot.clock import Clock
@@ -66,9 +66,7 @@ async def neutral_errors() -> AsyncIterator[None]:
     except OaTransportError as error:
         raise DeliveryError(str(error)) from error
     except OaApiError as error:
-        if "not found" in error.message.lower():
-            raise RecipientUnreachable(str(error)) from error
-        raise Rejected(str(error)) from error
+        raise error.as_refusal() from error
     except (OaError, ValueError) as error:  # refused grant, no token row, too long, no members
         raise Rejected(str(error)) from error
 
@@ -165,7 +163,7 @@ class OaRooms:
                         name[:100], user_ids, asset_id=asset, description=description
                     )
                 except OaApiError as error:  # this asset is spent or refused: try the next
-                    refused.append(f"{asset}: {error.message} ({error.code})")
+                    refused.append(f"{asset}: {error.text} ({error.code})")
                     continue
                 chat = group_chat(app_id, group.group_id)
                 return MadeRoom(chat, group.group_link, left_out)
