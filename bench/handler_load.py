@@ -355,6 +355,7 @@ class Figures:
     # CPU seconds the bot used from the start of the load until every update was answered
     # (the workers' processes; in one process, the whole process, emulator and bench included).
     cpu: float = 0.0
+    bench_cpu: float = 0.0  # with workers: this process's (the emulator's and the load's)
     skipped: int = 0
     busy: dict[str, float] = field(default_factory=dict)
 
@@ -380,7 +381,7 @@ async def _mixed_load(
     tasks: list[asyncio.Task[bool]] = []
     replies = _Replies(emulator)
     watcher = asyncio.create_task(replies.watch())
-    started, cpu_at_start = time.perf_counter(), cpu()
+    started, cpu_at_start, own_at_start = time.perf_counter(), cpu(), time.process_time()
     for i in range(int(rate * seconds)):
         if i % 2 == 0:
             admin = admins[(i // 2) % len(admins)]
@@ -393,6 +394,7 @@ async def _mixed_load(
         await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
     figures.unanswered = (await asyncio.gather(*tasks)).count(False)
     figures.cpu = cpu() - cpu_at_start
+    figures.bench_cpu = time.process_time() - own_at_start
     watcher.cancel()
     stop.set()
     await room
@@ -500,6 +502,7 @@ async def run(
         print(
             f"CPU of {where} until all were answered: {figures.cpu:.1f} s, "
             f"{figures.cpu / updates * 1000:.2f} ms per update"
+            + (f" (emulator and bench: {figures.bench_cpu:.1f} s)" if workers else "")
         )
     print(f"first reply:   {len(figures.replies)} commands, {_percentiles(figures.replies)}")
     print(f"errors (unanswered): {figures.unanswered}; 429s: {figures.too_many}")
