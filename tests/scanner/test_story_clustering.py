@@ -166,6 +166,38 @@ def test_a_story_rebuilt_after_a_restart_keeps_its_first_time() -> None:
     assert index.find(index.fingerprint(TITLE, LEAD), T0 + timedelta(hours=12, minutes=30)) is None
 
 
+def test_an_index_cleared_and_rebuilt_finds_and_prunes_as_before() -> None:
+    """After a rolled-back batch the pipeline clears the index and rebuilds it from the
+    database: every candidate table comes back (a re-titled copy is found by its lead), and
+    pruning still forgets the story when its lifetime ends."""
+    retitled = ("Bình Dương: Cháy lớn tại xưởng gỗ Tân Uyên, 30 người kịp thoát ra", LEAD)
+    index = StoryIndex()
+    index.add(9, index.fingerprint(TITLE, LEAD), T0)
+    index.add(-1, index.fingerprint("Giá vàng trong nước tăng mạnh phiên sáng nay", ""), T0)
+    index.clear()
+    assert len(index) == 0
+    assert index.rebuild([(7, TITLE, LEAD, T0)], T0 + timedelta(hours=1)) == 1
+    assert index.find(index.fingerprint(*retitled), T0 + timedelta(hours=1)) == 7
+    assert index.prune(T0 + timedelta(hours=11)) == 0
+    assert index.prune(T0 + timedelta(hours=13)) == 1 and len(index) == 0
+
+
+def test_pruning_follows_a_birth_moved_back_and_a_relabelled_story() -> None:
+    """A copy published before its story's first article moves the birth back, so the story
+    closes earlier; a new story's placeholder id swapped for its row id keeps its articles."""
+    index = StoryIndex()
+    index.add(-1, index.fingerprint(TITLE, LEAD), T0 + timedelta(hours=2))
+    index.relabel({-1: 5})
+    index.add(5, index.fingerprint(f"NÓNG: {TITLE}", LEAD), T0)
+    index.add(6, index.fingerprint("Giá vàng trong nước tăng mạnh phiên sáng nay", ""), T0)
+    index.add(6, index.fingerprint("Giá vàng tăng mạnh phiên sáng nay - VnExpress", ""), T0)
+    index.add(7, index.fingerprint("Đội tuyển bóng đá nữ giành vé dự giải châu Á", ""), T0)
+    assert index.prune(T0 + timedelta(hours=12)) == 0
+    later = T0 + timedelta(hours=12, minutes=30)
+    assert index.find(index.fingerprint(TITLE, LEAD), later) is None
+    assert index.prune(later) == 5 and len(index) == 0
+
+
 MASTHEAD = "Tin tức mới nhất trong ngày, cập nhật liên tục 24/7 từ các báo, đọc nhanh mọi lúc."
 
 
