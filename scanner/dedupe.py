@@ -300,8 +300,9 @@ class StoryIndex:
         self._born: dict[int, datetime] = {}
         #: The entry keys of each story, and (born, story) in a heap ordered by birth (a
         #: story pushed again when an earlier article moves its birth back): :meth:`prune`
-        #: visits only the stories whose lifetime ended, not every entry of the index.
-        self._members: dict[int, list[int]] = {}
+        #: visits only the stories whose lifetime ended, not every entry of the index. Tuples,
+        #: like the LSH buckets below, so that the garbage collector does not track them.
+        self._members: dict[int, tuple[int, ...]] = {}
         self._closing: list[tuple[datetime, int]] = []
         #: Lead keys seen under two or more stories: a masthead or boilerplate, no evidence.
         self.boilerplate: set[str] = set()
@@ -503,11 +504,8 @@ class StoryIndex:
         if story_id < 0:
             self._provisional[key] = entry
         self._born_at(story_id, seen_at)
-        members = self._members.get(story_id)
-        if members is None:
-            self._members[story_id] = [key]
-        else:
-            members.append(key)
+        keys = self._members.get(story_id)
+        self._members[story_id] = (key,) if keys is None else (*keys, key)
         if self._clock is None or seen_at > self._clock:
             self._clock = seen_at
         lead_table = self._tables[-1]
@@ -550,7 +548,7 @@ class StoryIndex:
                 self._born_at(new, born)
             keys = self._members.pop(old, None)
             if keys is not None:
-                self._members.setdefault(new, []).extend(keys)
+                self._members[new] = (*self._members.get(new, ()), *keys)
 
     def prune(self, now: datetime) -> int:
         """Forget articles older than the window and articles of stories past their lifetime
