@@ -573,12 +573,13 @@ class StoryIndex:
                 dropped += 1
                 for table, band in zip(self._tables, entry.bands, strict=True):
                     members = table.get(band)
-                    if members is not None:
-                        kept = tuple(k for k in members if k != key)
-                        if kept:
-                            table[band] = kept
-                        else:
-                            del table[band]
+                    if members is None or key not in members:
+                        continue  # no key of its band (b""), or a lead found to be boilerplate
+                    if len(members) == 1:
+                        del table[band]
+                    else:  # a key is in a bucket once
+                        position = members.index(key)
+                        table[band] = members[:position] + members[position + 1 :]
         return dropped
 
     # ---------------------------------------------------------------- persistence
