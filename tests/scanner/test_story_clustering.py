@@ -13,8 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scanner.dedupe import StoryIndex
+from scanner.evidence import _TRAILING_TAG, _trailing_tag
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -237,3 +240,11 @@ def test_frames_stream_counts_stories_right() -> None:
     assert counts.stories > 1000 and counts.copies > 300
     assert counts.absorbed_share < 0.02, counts.row()
     assert counts.unmerged_share < 0.02, counts.row()
+
+
+@given(st.text(alphabet=" \t\u00a0-–—|:aĐ9().", max_size=40))
+def test_the_trailing_tag_is_searched_only_where_it_can_be(text: str) -> None:
+    """The outlet-name search is skipped in a text without a dash or a bar (most leads); it
+    must find what the regular expression finds everywhere."""
+    found, expected = _trailing_tag(text), _TRAILING_TAG.search(text)
+    assert (found and (found.span(), found[1])) == (expected and (expected.span(), expected[1]))
