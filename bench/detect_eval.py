@@ -240,6 +240,7 @@ def run_seed(
     verbose: bool = False,
     style: str = "office",
     unseen: Unseen | None = None,
+    keep: Path | None = None,
 ) -> tuple[dict[str, Score], dict[str, Score], float, int, StoryCounts | None]:
     items, events, topics = generate(
         seed, style=style, headlines=unseen.headlines if unseen else None
@@ -254,14 +255,15 @@ def run_seed(
         parsed = read_stream(fh)
     t0 = time.perf_counter()
     out = io.StringIO()  # exactly the lines `crisisdesk trends replay` writes
-    kept = tmp / f"replay-{style}-{seed}.sqlite3"
+    kept = (keep or tmp) / f"replay-{style}-{ingest}-{seed}.sqlite3"
     kept.unlink(missing_ok=True)
     report = replay(
         parsed, settings, out, ingest=ingest, scorer=unseen.scorer if unseen else None, keep=kept
     )
     seconds = time.perf_counter() - t0
     counts = _story_counts(kept, items) if ingest == "scanner" else None
-    kept.unlink(missing_ok=True)
+    if keep is None:
+        kept.unlink(missing_ok=True)
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
     assert len(lines) == report.alerts
     emerging = [c for c in lines if "emerging" in (c.get("families") or [])]
@@ -419,6 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="override DetectorConfig.window_correction (volume burst's 1/2/4-bucket windows)",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each replay's SQLite database (articles, series) in this directory, "
+        "named replay-STYLE-INGEST-SEED.sqlite3, for looking into a seed without replaying it",
+    )
     args = parser.parse_args(argv)
     if args.window_correction:
         _set_window_correction(args.window_correction)
@@ -431,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             all_s, vol_s, seconds, n_items, counts = run_seed(
-                seed, ingest, Path(tmp), args.verbose, args.style, unseen
+                seed, ingest, Path(tmp), args.verbose, args.style, unseen, args.keep
             )
             print(f"seed {seed}: {n_items} items, replay ({ingest}) {seconds:.1f} s")
             if counts is not None:

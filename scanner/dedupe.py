@@ -275,6 +275,10 @@ class StoryIndex:
         seed: int = 1,
         max_candidates: int = 24,
     ) -> None:
+        if window < lifetime:
+            # prune forgets a story whole when its lifetime ends; a shorter window would have
+            # to forget some articles of a story that is still open.
+            raise ValueError("the window must hold a story's whole lifetime")
         self.window = window
         self.lifetime = lifetime
         self.num_perm = num_perm
@@ -294,6 +298,12 @@ class StoryIndex:
         self._provisional: dict[int, _Entry] = {}
         #: When each story's first article was seen: its lifetime runs from there.
         self._born: dict[int, datetime] = {}
+        #: The entry keys of each story, and (born, story) in a heap ordered by birth (a
+        #: story pushed again when an earlier article moves its birth back): :meth:`prune`
+        #: visits only the stories whose lifetime ended, not every entry of the index. Tuples,
+        #: like the LSH buckets below, so that the garbage collector does not track them.
+        self._members: dict[int, tuple[int, ...]] = {}
+        self._closing: list[tuple[datetime, int]] = []
         #: Lead keys seen under two or more stories: a masthead or boilerplate, no evidence.
         self.boilerplate: set[str] = set()
         self._clock: datetime | None = None  # the latest time added
@@ -306,9 +316,12 @@ class StoryIndex:
     def clear(self) -> None:
         """Forget every entry (before :meth:`rebuild`, when the stories it held were rolled
         back); the hash functions and the workspace stay."""
-        self._tables = [{} for _ in range(self.bands + 1)]
+        self._tables = [{} for _ in range(self.bands + 4)]
         self._entries = {}
         self._provisional = {}
+        self._born = {}
+        self._members = {}
+        self._closing = []
 
     # ---------------------------------------------------------------- signatures
 
@@ -490,9 +503,9 @@ class StoryIndex:
         self._entries[key] = entry
         if story_id < 0:
             self._provisional[key] = entry
-        born = self._born.get(story_id)
-        if born is None or seen_at < born:
-            self._born[story_id] = seen_at
+        self._born_at(story_id, seen_at)
+        keys = self._members.get(story_id)
+        self._members[story_id] = (key,) if keys is None else (*keys, key)
         if self._clock is None or seen_at > self._clock:
             self._clock = seen_at
         lead_table = self._tables[-1]
@@ -513,6 +526,13 @@ class StoryIndex:
                 members = table.get(band)
                 table[band] = (key,) if members is None else (*members, key)
 
+    def _born_at(self, story_id: int, seen_at: datetime) -> None:
+        """Record that ``story_id`` had an article at ``seen_at`` (its birth is the earliest)."""
+        born = self._born.get(story_id)
+        if born is None or seen_at < born:
+            self._born[story_id] = seen_at
+            heapq.heappush(self._closing, (seen_at, story_id))
+
     def relabel(self, mapping: dict[int, int]) -> None:
         """Swap provisional story ids (negative placeholders before the INSERT) for the real
         ones in ``mapping``. Only entries still under a placeholder are visited, not the whole
@@ -525,32 +545,42 @@ class StoryIndex:
         for old, new in mapping.items():
             born = self._born.pop(old, None)
             if born is not None:
-                self._born[new] = min(born, self._born.get(new, born))
+                self._born_at(new, born)
+            keys = self._members.pop(old, None)
+            if keys is not None:
+                self._members[new] = (*self._members.get(new, ()), *keys)
 
     def prune(self, now: datetime) -> int:
         """Forget articles older than the window and articles of stories past their lifetime
-        (no later article can join those); returns how many were dropped."""
-        cutoff = now - self.window
+        (no later article can join those); returns how many were dropped.
+
+        A story is born no later than any of its articles and its lifetime fits in the window,
+        so an article older than the window belongs to a closed story: forgetting the closed
+        stories whole forgets both. They come off the heap of births, oldest first; a heap
+        entry whose birth is no longer the story's (moved back, or the story gone) is stale.
+        """
         closed = now - self.lifetime
-        born = self._born
-        old = [
-            k for k, e in self._entries.items() if e.seen_at < cutoff or born[e.story_id] < closed
-        ]
-        for key in old:
-            entry = self._entries.pop(key)
-            self._provisional.pop(key, None)
-            for table, band in zip(self._tables, entry.bands, strict=True):
-                members = table.get(band)
-                if members is not None:
-                    kept = tuple(k for k in members if k != key)
-                    if kept:
-                        table[band] = kept
-                    else:
+        closing, born = self._closing, self._born
+        dropped = 0
+        while closing and closing[0][0] < closed:
+            at, story = heapq.heappop(closing)
+            if born.get(story) != at:
+                continue
+            del born[story]
+            for key in self._members.pop(story, ()):
+                entry = self._entries.pop(key)
+                self._provisional.pop(key, None)
+                dropped += 1
+                for table, band in zip(self._tables, entry.bands, strict=True):
+                    members = table.get(band)
+                    if members is None or key not in members:
+                        continue  # no key of its band (b""), or a lead found to be boilerplate
+                    if len(members) == 1:
                         del table[band]
-        if old:
-            alive = {e.story_id for e in self._entries.values()}
-            self._born = {story: at for story, at in born.items() if story in alive}
-        return len(old)
+                    else:  # a key is in a bucket once
+                        position = members.index(key)
+                        table[band] = members[:position] + members[position + 1 :]
+        return dropped
 
     # ---------------------------------------------------------------- persistence
 
@@ -573,5 +603,5 @@ class StoryIndex:
         fingerprints = self.fingerprints([(title, summary) for _i, title, summary, _s in recent])
         for (story_id, _t, _s, seen_at), fp in zip(recent, fingerprints, strict=True):
             self.add(story_id, fp, seen_at)
-            self._born[story_id] = born[story_id]
+            self._born_at(story_id, born[story_id])
         return len(recent)

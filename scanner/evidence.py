@@ -71,6 +71,14 @@ _TRAILING_TAG = re.compile(r"\s+[-–—|]\s+((?:\S+\s?){1,3})\s*$")
 _PREFIX = re.compile(r"\s*(\S+(?:\s\S+)?)\s*:\s+")
 
 
+def _trailing_tag(text: str) -> re.Match[str] | None:
+    """``_TRAILING_TAG.search(text)``; a text without a dash or a bar cannot match, and most
+    leads have none: the search tries every whitespace of the text before failing."""
+    if "-" in text or "|" in text or "–" in text or "—" in text:
+        return _TRAILING_TAG.search(text)
+    return None
+
+
 def _capitalised(words: str) -> bool:
     """Every word starts with a capital (an outlet name or a tag), at least one letter."""
     parts = words.split()
@@ -87,7 +95,7 @@ def strip_lead(lead: str) -> str:
         dash = _DASH_TAG.match(text)
         if dash and _capitalised(dash[1]):
             text = text[dash.end() :]
-    trailing = _TRAILING_TAG.search(text)
+    trailing = _trailing_tag(text)
     if trailing and _capitalised(trailing[1]):
         text = text[: trailing.start()]
     return text
@@ -271,7 +279,7 @@ class Features:
         are read only in the part compared."""
         title = " ".join(self._title.split())
         lead = " ".join(self._lead[:LEAD_CHARS].split())
-        outlet = _TRAILING_TAG.search(title)
+        outlet = _trailing_tag(title)
         title_numbers: list[tuple[int, str]] = []
         if outlet and _capitalised(outlet[1]):
             # An outlet's name after a dash is mentioned, but no evidence of another story.

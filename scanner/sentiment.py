@@ -167,7 +167,7 @@ class LexiconScorer:
         starts = self._starts
         # Only syllables that start some phrase can start a span: find them in one C-speed
         # pass instead of stepping through every syllable in Python.
-        candidates = [i for i, token in enumerate(tokens) if token in starts]
+        candidates = list(itertools.compress(range(n), map(starts.__contains__, tokens)))
         if not candidates:
             return 0.0
         phrases = self._phrases

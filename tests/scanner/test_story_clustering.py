@@ -13,8 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scanner.dedupe import StoryIndex
+from scanner.evidence import _TRAILING_TAG, _trailing_tag
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -166,6 +169,38 @@ def test_a_story_rebuilt_after_a_restart_keeps_its_first_time() -> None:
     assert index.find(index.fingerprint(TITLE, LEAD), T0 + timedelta(hours=12, minutes=30)) is None
 
 
+def test_an_index_cleared_and_rebuilt_finds_and_prunes_as_before() -> None:
+    """After a rolled-back batch the pipeline clears the index and rebuilds it from the
+    database: every candidate table comes back (a re-titled copy is found by its lead), and
+    pruning still forgets the story when its lifetime ends."""
+    retitled = ("Bình Dương: Cháy lớn tại xưởng gỗ Tân Uyên, 30 người kịp thoát ra", LEAD)
+    index = StoryIndex()
+    index.add(9, index.fingerprint(TITLE, LEAD), T0)
+    index.add(-1, index.fingerprint("Giá vàng trong nước tăng mạnh phiên sáng nay", ""), T0)
+    index.clear()
+    assert len(index) == 0
+    assert index.rebuild([(7, TITLE, LEAD, T0)], T0 + timedelta(hours=1)) == 1
+    assert index.find(index.fingerprint(*retitled), T0 + timedelta(hours=1)) == 7
+    assert index.prune(T0 + timedelta(hours=11)) == 0
+    assert index.prune(T0 + timedelta(hours=13)) == 1 and len(index) == 0
+
+
+def test_pruning_follows_a_birth_moved_back_and_a_relabelled_story() -> None:
+    """A copy published before its story's first article moves the birth back, so the story
+    closes earlier; a new story's placeholder id swapped for its row id keeps its articles."""
+    index = StoryIndex()
+    index.add(-1, index.fingerprint(TITLE, LEAD), T0 + timedelta(hours=2))
+    index.relabel({-1: 5})
+    index.add(5, index.fingerprint(f"NÓNG: {TITLE}", LEAD), T0)
+    index.add(6, index.fingerprint("Giá vàng trong nước tăng mạnh phiên sáng nay", ""), T0)
+    index.add(6, index.fingerprint("Giá vàng tăng mạnh phiên sáng nay - VnExpress", ""), T0)
+    index.add(7, index.fingerprint("Đội tuyển bóng đá nữ giành vé dự giải châu Á", ""), T0)
+    assert index.prune(T0 + timedelta(hours=12)) == 0
+    later = T0 + timedelta(hours=12, minutes=30)
+    assert index.find(index.fingerprint(TITLE, LEAD), later) is None
+    assert index.prune(later) == 5 and len(index) == 0
+
+
 MASTHEAD = "Tin tức mới nhất trong ngày, cập nhật liên tục 24/7 từ các báo, đọc nhanh mọi lúc."
 
 
@@ -205,3 +240,11 @@ def test_frames_stream_counts_stories_right() -> None:
     assert counts.stories > 1000 and counts.copies > 300
     assert counts.absorbed_share < 0.02, counts.row()
     assert counts.unmerged_share < 0.02, counts.row()
+
+
+@given(st.text(alphabet=" \t\u00a0-–—|:aĐ9().", max_size=40))
+def test_the_trailing_tag_is_searched_only_where_it_can_be(text: str) -> None:
+    """The outlet-name search is skipped in a text without a dash or a bar (most leads); it
+    must find what the regular expression finds everywhere."""
+    found, expected = _trailing_tag(text), _TRAILING_TAG.search(text)
+    assert (found and (found.span(), found[1])) == (expected and (expected.span(), expected[1]))
