@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -402,6 +403,8 @@ async def test_a_claim_commits_without_waiting_for_the_disk(
     seen: list[tuple[str, ...]] = []
 
     def settings(session: OrmSession) -> None:
+        if threading.get_ident() != threading.main_thread().ident:
+            return  # another thread's commit (the ledger's marks run in threads meanwhile)
         connection = session.connection()
         if connection.dialect.name == "postgresql":
             seen.append((connection.exec_driver_sql("show synchronous_commit").scalar_one(),))
@@ -424,7 +427,8 @@ async def test_a_claim_commits_without_waiting_for_the_disk(
     async with fan_out(desk) as (app, _alert_id):
         assert (await deliver(app)).sent == 6
     expected = ("off",) if desk.db.engine.dialect.name == "postgresql" else ("wal", "1")
-    assert seen == [expected] * 6
+    # Six claims, and one more for each claim a busy SQLite refused and WireClaim tried again.
+    assert len(seen) >= 6 and set(seen) == {expected}
     with desk.db.session() as s:  # only the claim's own transaction
         if desk.db.engine.dialect.name == "postgresql":
             assert s.connection().exec_driver_sql("show synchronous_commit").scalar_one() == "on"
