@@ -167,6 +167,22 @@ def begin_write(session: OrmSession) -> None:
             log.warning("SQLite is locked by another writer (%.0f s so far); still waiting", waited)
 
 
+def commit_unflushed(session: OrmSession) -> None:
+    """On PostgreSQL, let this transaction's commit return before its WAL is flushed to disk
+    (``synchronous_commit = off`` for this transaction only).
+
+    For a send's claim (``bot.channels.base.WireClaim``), whose request leaves right after the
+    commit: a kill of the bot after the server committed and before the request left loses the
+    message (it is in doubt, never re-sent), and the flush was most of that window — the
+    ``COMMIT`` of a claim took 3.3 ms at the median and up to 28 ms at load 6, 0.1 ms without
+    the flush. The price is paid only if PostgreSQL itself crashes within a fraction of a
+    second of the claim (``wal_writer_delay``): the claim is then lost and the message may be
+    sent again. SQLite in WAL mode with ``synchronous=NORMAL`` does not flush at commit."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("set local synchronous_commit = off")
+
+
 def is_busy(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite refusing a write because another writer holds its lock
     ("database is locked" / "busy"), raw or wrapped by SQLAlchemy: the one failure that waiting

@@ -40,7 +40,9 @@ between, so 30 in a second is never exceeded however the requests bunched on the
 request held up by a busy event loop or a slow database claim arrives late, next to the ones
 sent after it). A request still unanswered counts until it is. A chat's own reservation moves
 with its late send when it is the chat's last; a busy chat with later reservations books again
-instead (moving one would bunch the chat's sends).
+instead (moving one would bunch the chat's sends), giving its reservation back; a sender that
+was late for ``LATE_REBOOKS`` slots leaves late for the next one, through ``_Window``, since on
+a loop that is late for every slot it would book for ever.
 
 Several workers (PostgreSQL): the overall window is the bot's, not the process's, so each send
 books its slot in the database (``shared``: ``storage.send_budget``, which also keeps a group's
@@ -84,6 +86,7 @@ CHAT_BURST, CHAT_RATE = 3.0, 1.0
 GROUP_MAX, GROUP_WINDOW = 20, 60.0
 SAFETY = 0.02  # seconds added to every computed bound, for clock and network jitter
 LATE_TOLERANCE = 0.010  # later than this, a send that cannot move its reservations books again
+LATE_REBOOKS = 3  # slots a sender may wake late for and book again; late for one more, it leaves
 INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to schedule
 BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at most these
 CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
@@ -183,6 +186,25 @@ class _Schedule:
             else:
                 window.append(now)
         return True
+
+    def give_back(self, chat: int | str | None, group: bool, at: float) -> None:
+        """Undo the reservation at ``at`` of a send that books again instead.
+
+        Kept, each such attempt used up a token of its chat and a place of a group's twenty a
+        minute that no message took: a room message on the shared budget, which books again
+        whenever it wakes late, pushed its room a minute ahead after twenty late wakes, and
+        again after that (crash matrix, ``pub.author.part1`` on PostgreSQL: the publication's
+        sends never left the limiter). The token comes back only while the reservation is the
+        chat's last (a later one was reserved after it)."""
+        with contextlib.suppress(ValueError):
+            self.overall.remove(at)
+        if chat is None:
+            return
+        with contextlib.suppress(ValueError):
+            self.groups.get(chat, deque()).remove(at)
+        bucket = self.buckets.get(chat)
+        if bucket is not None and bucket.at == at:
+            bucket.tokens = min(CHAT_BURST, bucket.tokens + 1)
 
     def chat_earliest(self, now: float, chat: int | str | None, group: bool) -> float:
         """The earliest time ≥ now that this chat's own limits allow, reserving nothing."""
@@ -323,6 +345,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         with several workers, when no other worker booked the second before its slot); a busy
         chat's late sender books again."""
         missed: int | None = None  # a shared slot this send woke too late for
+        late = 0  # slots this send woke too late for
         while True:
             movable = True
             if self._shared is None:
@@ -345,6 +368,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 now = self._clock()
                 at = self._schedule.reserve(now, chat, group, not_before=due)
                 if at > max(now, due) + LATE_TOLERANCE:
+                    self._schedule.give_back(chat, group, at)
                     continue  # another send took this chat's turn meanwhile: book again
                 # (A group's minute is counted on slots in the database: never moved.)
                 self._alone = booked <= self._slots_of_mine(slot)
@@ -359,6 +383,11 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                     movable and self._schedule.move(chat, group, at, now)
                 ):
                     return self._window.leave(now)
+                if late >= LATE_REBOOKS:  # late for every slot: booking again cannot end
+                    self._schedule.move(chat, group, at, now)
+                    return self._window.leave(now)
+            late += 1
+            self._schedule.give_back(chat, group, at)
 
     def _slots_of_mine(self, slot: int) -> int:
         """This process's slots among the ``ALONE_SLOTS`` before ``slot`` (all of them booked

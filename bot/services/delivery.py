@@ -77,6 +77,7 @@ from bot.services.outbox import BOOT
 from bot.templating import Renderer
 from scanner.charts import ChartLabels, render_chart
 from scanner.trends import chart_data
+from storage.db import commit_unflushed
 from storage.models import Alert, AlertStatus, Delivery, DeliveryStatus, Due, Topic, User
 
 if TYPE_CHECKING:
@@ -407,6 +408,7 @@ def _claim(runtime: Runtime, row: Delivery) -> None:
     """
     now = runtime.clock.now()
     with runtime.db.session() as session:
+        commit_unflushed(session)
         claimed = session.execute(
             sa.update(Delivery)
             .where(

@@ -42,6 +42,7 @@ from sqlmodel import Session, col, select
 from bot.channels.base import DeliveryError, SentMessage, WireClaim
 from bot.channels.refs import MessageRef
 from bot.services import audit, stored_refs
+from storage.db import commit_unflushed
 from storage.models import Delivery, DeliveryStatus
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def _reserve(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) 
 def _claim(runtime: Runtime, key: tuple[str, int, int, str]) -> None:
     """The request is about to leave: from now on a kill leaves the part in doubt."""
     with runtime.db.session() as session:
+        commit_unflushed(session)
         row = _row(session, *key)
         assert row is not None, key
         row.status = SENDING

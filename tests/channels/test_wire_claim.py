@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sqlite3
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 import pytest_asyncio
 from telegram.ext import ExtBot
@@ -22,7 +26,7 @@ from bot.channels import base
 from bot.channels.base import ClaimBusy, DeliveryError, WireClaim
 from bot.channels.ratelimit import TelegramRateLimiter
 from bot.channels.telegram.notifier import TelegramNotifier, chat_ref
-from bot.channels.telegram.wire import bot_request
+from bot.channels.telegram.wire import ClaimingTransport, bot_request
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.sandbox.telegram_emulator.state import User as EmuUser
 
@@ -169,3 +173,74 @@ async def test_a_kill_at_the_first_turn_after_the_claim_still_leaves_the_whole_r
         assert message.text == "một"
     else:
         assert message.data["document"]["file_name"] == "report.docx"
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return body
+
+
+def _answer(conn: socket.socket) -> None:
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    )
+
+
+async def test_an_idle_connection_the_server_closed_is_not_claimed_on() -> None:
+    """A server may close a kept-alive connection while it is idle (Telegram's, a proxy's):
+    the bot learns of it when its event loop next reads that socket. httpcore asks the stream
+    whether an idle connection is readable before it reuses it; answered from what the loop
+    had read, a connection closed a moment ago looked alive, the next claimed request was
+    claimed and written into it, the server never got it, and the part was ``uncertain`` for
+    ever — lost without a kill (seen as ``claims == ['một', 'hai']`` in the test above under
+    load). Here the server closes the idle connection while the loop is blocked: the next
+    request must go out on a new connection, claimed once and received."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received: list[bytes] = []
+    close_idle, closed = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        received.append(_read_request(first))
+        _answer(first)
+        close_idle.wait(5)
+        first.close()
+        closed.set()
+        listener.settimeout(5)
+        second, _ = listener.accept()
+        received.append(_read_request(second))
+        _answer(second)
+        second.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    claims: list[str] = []
+    transport = ClaimingTransport(limits=httpx.Limits(max_connections=4))
+    async with httpx.AsyncClient(transport=transport) as client:
+        url = f"http://127.0.0.1:{port}/bot1:x/sendMessage"
+        first = await WireClaim(lambda: claims.append("một")).send(
+            client.post(url, data={"t": "một"})
+        )
+        assert first.status_code == 200
+        close_idle.set()
+        assert closed.wait(5)  # the loop is blocked: it has not read the server's close
+        time.sleep(0.05)  # noqa: ASYNC251 - the close reaches this end of the socket meanwhile
+        second = await WireClaim(lambda: claims.append("hai")).send(
+            client.post(url, data={"t": "hai"})
+        )
+    server.join(5)
+    listener.close()
+    assert second.status_code == 200
+    assert claims == ["một", "hai"]
+    assert received == [b"t=m%E1%BB%99t", b"t=hai"]

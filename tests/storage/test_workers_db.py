@@ -3,6 +3,7 @@ the shared send budget."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -10,6 +11,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from bot.app import _shared_budget
+from bot.channels.ratelimit import TelegramRateLimiter
 from bot.clock import SimulatedClock
 from storage import received_updates
 from storage.db import Database
@@ -131,3 +134,50 @@ def test_a_groups_window_is_kept_for_all_workers(pg_schema_url: str) -> None:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+async def _hog(busy: float) -> None:
+    """A loaded event loop: it runs other work ``busy`` seconds at a time."""
+    while True:
+        time.sleep(busy)  # noqa: ASYNC251 - the point: the loop is blocked meanwhile
+        await asyncio.sleep(0)
+
+
+async def test_a_room_message_that_wakes_late_for_every_slot_still_leaves(
+    pg_schema_url: str,
+) -> None:
+    """On a loaded event loop a sender can resume after its slot every time it books one
+    (the booking's answer comes back through a thread, the sleep wakes late). A room message
+    on the shared budget is never moved to its late time (the group's minute is counted on the
+    slots): it books again. Every attempt kept its chat's reservation, so each one used up a
+    token and a place of the room's twenty a minute: after twenty attempts the room was
+    booked a minute ahead, and again after that — the publication's sends hung in the limiter
+    (crash matrix, ``pub.author.part1`` on PostgreSQL). Here the loop is busy 25 ms at a time,
+    so most slots are found late: five room messages must leave at the room's own pace (three
+    at once, then one a second), and the room's window must hold only them."""
+    upgrade(pg_schema_url)
+    database = Database.from_url(pg_schema_url)
+    room = -1001234
+    hog = asyncio.create_task(_hog(0.025))
+    try:
+        shared = _shared_budget(database)
+        assert shared is not None
+        limiter = TelegramRateLimiter(shared=shared)
+
+        async def send() -> bool:
+            return True
+
+        async def to_room() -> object:
+            return await limiter.process_request(
+                send, (), {}, "sendMessage", {"chat_id": room}, None
+            )
+
+        started = time.monotonic()
+        for _ in range(5):
+            assert await asyncio.wait_for(to_room(), 30)
+        assert time.monotonic() - started < 6.0
+        assert len(limiter._schedule.groups[room]) == 5  # no place taken by a given-up attempt
+    finally:
+        hog.cancel()
+        await asyncio.gather(hog, return_exceptions=True)
+        database.dispose()

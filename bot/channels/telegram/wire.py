@@ -20,6 +20,7 @@ once); requests without a claim (``getUpdates``, ``getMe``) are written as they 
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -105,6 +106,22 @@ class _Stream(httpcore.AsyncNetworkStream):
     async def aclose(self) -> None:
         self._writer.close()
 
+    def _socket_readable(self) -> bool:
+        """Whether the socket has something to read: on an idle connection, the server's
+        close. Asked of the kernel, as httpcore's own backends do: what the event loop has
+        read lags behind it, and a connection closed a moment before looked alive — the next
+        claimed request was claimed, written into it and never received, so its message was
+        in doubt for ever without a kill (``tests/channels/test_wire_claim.py``)."""
+        sock = self._writer.get_extra_info("socket")
+        if sock is None or sock.fileno() < 0:
+            return True
+        if not hasattr(select, "poll"):  # Windows
+            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+            return bool(readable)
+        poll = select.poll()  # not select(): a descriptor past 1,023 would be refused
+        poll.register(sock.fileno(), select.POLLIN)
+        return bool(poll.poll(0))
+
     async def start_tls(
         self,
         ssl_context: ssl.SSLContext,
@@ -122,7 +139,7 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # an idle connection the server closed (httpcore asks)
-            return self._writer.is_closing() or self._reader.at_eof()
+            return self._writer.is_closing() or self._reader.at_eof() or self._socket_readable()
         names = {"client_addr": "sockname", "server_addr": "peername"}
         return self._writer.get_extra_info(names.get(info, info))
 
