@@ -64,7 +64,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -86,6 +86,7 @@ SAFETY = 0.02  # seconds added to every computed bound, for clock and network ji
 LATE_TOLERANCE = 0.010  # later than this, a send that cannot move its reservations books again
 INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to schedule
 BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at most these
+REPLIES_BEFORE_BULK = 9  # replies passing the window in a row while a bulk send waits (_Turn)
 CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
@@ -228,18 +229,77 @@ class _Sent:
     answered: float | None = None
 
 
+class _Turn:
+    """Who passes the window next: the first reply waiting, else the first bulk send.
+
+    The window lets a send through when Telegram's second has room, so while a fan-out keeps
+    it full every sender waits here. In arrival order a reply queued behind the fan-out's
+    booked sends, and the fan-out took the turns as fast as it booked them: at 20 replies a
+    second the replies waited 0.5-1 s here (docs/benchmarks.md, "Concurrent updates"). Handed
+    on replies first, a reply waits for the sender holding the turn and the replies before it.
+    Bulk sends are never starved by a stream of replies: while one waits, at most
+    ``REPLIES_BEFORE_BULK`` replies in a row go ahead of it. First come, first served within
+    each class."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: deque[tuple[bool, asyncio.Future[None]]] = deque()  # (bulk, waiter)
+        self._replies_in_a_row = 0  # turns handed to replies while a bulk send waited
+
+    @contextlib.asynccontextmanager
+    async def taken(self, bulk: bool) -> AsyncIterator[None]:
+        """Hold the turn (a bulk send's when ``bulk``) for the block."""
+        await self._take(bulk)
+        try:
+            yield
+        finally:
+            self._hand_on()
+
+    async def _take(self, bulk: bool) -> None:
+        if not self._held:
+            self._held = True
+            return
+        entry = (bulk, asyncio.get_running_loop().create_future())
+        self._waiting.append(entry)
+        try:
+            await entry[1]
+        except asyncio.CancelledError:
+            if entry[1].cancelled():
+                self._waiting.remove(entry)
+            else:  # handed the turn just as it was cancelled: pass it on
+                self._hand_on()
+            raise
+
+    def _hand_on(self) -> None:
+        bulk_waits = any(bulk for bulk, _ in self._waiting)
+        reply = next((entry for entry in self._waiting if not entry[0]), None)
+        if reply is None or (bulk_waits and self._replies_in_a_row >= REPLIES_BEFORE_BULK):
+            entry = next((entry for entry in self._waiting if entry[0]), None)
+        else:
+            entry = reply
+        if entry is None:
+            self._held = False
+            return
+        self._waiting.remove(entry)
+        if entry[0]:
+            self._replies_in_a_row = 0
+        elif bulk_waits:
+            self._replies_in_a_row += 1
+        entry[1].set_result(None)
+
+
 class _Window:
     """Telegram's window per bot, kept on the sends themselves rather than on reservations.
 
     A send leaves only when fewer than ``OVERALL_MAX`` earlier ones can have reached Telegram
     in the second before it: a send counts from when it left until its answer came back, less
     half the quickest recent round trip (the answer's own way back; module doc). Senders pass
-    one at a time, in the order they come (``turn``)."""
+    one at a time, replies before bulk sends (``turn``)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._sent: list[_Sent] = []
-        self.turn = asyncio.Lock()
+        self.turn = _Turn()
         self._news = asyncio.Event()  # an answer came back
 
     def room_at(self, now: float) -> float:
@@ -314,10 +374,13 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 now = self._clock()
                 if self._schedule.chat_earliest(now, chat, group) > now + OVERALL_SPACING:
                     continue  # another send took this chat's turn meanwhile: wait ungated again
-                return await self._wait_for_slot(chat, group)
+                return await self._wait_for_slot(chat, group, bulk=True)
 
-    async def _wait_for_slot(self, chat: int | str | None, group: bool) -> _Sent:
-        """Sleep until a reserved send time, then leave through the window (module doc).
+    async def _wait_for_slot(
+        self, chat: int | str | None, group: bool, *, bulk: bool = False
+    ) -> _Sent:
+        """Sleep until a reserved send time, then leave through the window (module doc), a
+        bulk send after the replies waiting there.
 
         A sender woken late keeps its slot when its chat's reservation can move with it (and,
         with several workers, when no other worker booked the second before its slot); a busy
@@ -352,7 +415,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             delay = at - self._clock()
             if delay > 0:
                 await _sleep_given_back(delay)
-            async with self._window.turn:
+            async with self._window.turn.taken(bulk):
                 await self._window.room()
                 now = self._clock()
                 if now - due <= LATE_TOLERANCE or (

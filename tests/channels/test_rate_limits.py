@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import math
 import time
+from typing import Any
 
 import pytest
 from telegram import Bot
@@ -169,3 +170,67 @@ def test_a_late_send_moves_its_chats_reservation_only_when_it_is_the_last() -> N
     second = schedule.reserve(0.3, -5, True)
     schedule.reserve(0.3, -5, True)  # the room has a later reservation
     assert not schedule.move(-5, True, second, second + 0.2)  # moving it would bunch the room
+
+
+async def test_a_reply_passes_a_full_window_before_the_bulk_sends_waiting_there() -> None:
+    """While Telegram's second is full, the fan-out's booked sends wait at the window; a reply
+    that comes then is the next through it after the one holding the turn. It used to queue
+    behind every bulk send already waiting (in arrival order), and at 20 replies a second
+    that was 0.5-1 s per reply (docs/benchmarks.md, "Concurrent updates")."""
+    from bot.channels.ratelimit import BULK_AHEAD, OVERALL_MAX
+
+    limiter = TelegramRateLimiter(max_retries=0)
+    loop = asyncio.get_running_loop()
+    left: list[int] = []  # chats, in the order their sends reached "Telegram"
+    answers: list[asyncio.Future[bool]] = []
+    answer_at_once = False
+
+    async def request(chat: int) -> bool:
+        left.append(chat)
+        if answer_at_once:
+            return True
+        answers.append(loop.create_future())
+        return await answers[-1]
+
+    def send(chat: int) -> asyncio.Task[Any]:
+        data = {"chat_id": chat}
+        return asyncio.create_task(
+            limiter.process_request(request, (chat,), {}, "sendMessage", data, None)
+        )
+
+    early = [send(chat) for chat in range(1, OVERALL_MAX + 1)]  # unanswered: the window is full
+    while len(left) < OVERALL_MAX:
+        await asyncio.sleep(0.02)
+    with bulk_sends():
+        bulk = [send(chat) for chat in range(1000, 1000 + 3 * BULK_AHEAD)]
+    await asyncio.sleep(0.5)  # the booked bulk sends wait at the window, the others at the gate
+    reply = send(7)
+    await asyncio.sleep(0.3)  # the reply's slot has come: it waits at the window too
+    assert len(left) == OVERALL_MAX
+    for answer in answers:  # the second is over a second after these answers
+        answer.set_result(True)
+    answer_at_once = True
+    await asyncio.gather(*early, *bulk, reply)
+    after = left[OVERALL_MAX:]
+    assert after.index(7) <= 1, after  # at most the bulk send holding the turn went first
+    assert sorted(after) == [7, *range(1000, 1000 + 3 * BULK_AHEAD)]
+
+
+async def test_a_stream_of_replies_never_starves_bulk_sends_at_the_window() -> None:
+    from bot.channels.ratelimit import REPLIES_BEFORE_BULK, _Turn
+
+    turn = _Turn()
+    passed: list[str] = []
+
+    async def pass_turn(name: str, bulk: bool) -> None:
+        async with turn.taken(bulk):
+            passed.append(name)
+
+    async with turn.taken(False):  # held while the others queue, in this order
+        waiting = [asyncio.create_task(pass_turn(f"b{i}", True)) for i in range(2)]
+        waiting += [asyncio.create_task(pass_turn(f"r{i}", False)) for i in range(25)]
+        await asyncio.sleep(0)
+    await asyncio.gather(*waiting)
+    k = REPLIES_BEFORE_BULK
+    replies = [f"r{i}" for i in range(25)]
+    assert passed == [*replies[:k], "b0", *replies[k : 2 * k], "b1", *replies[2 * k :]]
