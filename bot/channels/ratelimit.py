@@ -90,6 +90,10 @@ REPLIES_BEFORE_BULK = 9  # replies passing the window in a row while a bulk send
 CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
+#: The standing of the send being made, when its chat's queue (``ChatSends``) gave it one.
+_STANDING: contextvars.ContextVar[Standing | None] = contextvars.ContextVar(
+    "crisisdesk_send_standing", default=None
+)
 #: Set by the update processor (``bot.updates``) for an update's handler: entered while a send
 #: of that handler sleeps until its slot, it gives the update's running slot back meanwhile (a
 #: handler waiting for Telegram's budget is not running; holding the slot, it kept other chats'
@@ -107,6 +111,87 @@ def bulk_sends() -> Iterator[None]:
         yield
     finally:
         _BULK.reset(token)
+
+
+class Standing:
+    """A bulk send's standing, which a reply in the same chat lifts.
+
+    A chat's messages leave in the order they were queued (``ChatSends``), so a reply queued
+    behind a person's alert waits for that alert, and a bulk send waits as long as the fan-out
+    and the replies make it: lifted, the alert goes as a reply would, and the person's answer
+    right after it."""
+
+    def __init__(self) -> None:
+        self.bulk = True
+        self._waiter: asyncio.Future[bool] | None = None  # its wait for a place at the gate
+
+    def lift(self) -> None:
+        """Serve the send as a reply from now on (it stops waiting for a bulk place too)."""
+        self.bulk = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(False)
+
+
+def standing() -> Standing | None:
+    """The standing for a send queued now: a bulk one inside :func:`bulk_sends`, else none."""
+    return Standing() if _BULK.get() else None
+
+
+@contextlib.contextmanager
+def sent_with(standing: Standing | None) -> Iterator[None]:
+    """Make the sends inside with ``standing`` (its chat's queue may lift it meanwhile)."""
+    token = _STANDING.set(standing)
+    try:
+        yield
+    finally:
+        _STANDING.reset(token)
+
+
+class _Gate:
+    """The ``BULK_AHEAD`` places of bulk sends booked ahead, taken in arrival order. A send
+    lifted while it waits for one takes none: it goes as a reply."""
+
+    def __init__(self, places: int) -> None:
+        self._free = places
+        self._waiting: deque[asyncio.Future[bool]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def place(self, standing: Standing) -> AsyncIterator[bool]:
+        """A place held for the block (True), or none (False) once ``standing`` is lifted."""
+        placed = await self._enter(standing)
+        try:
+            yield placed
+        finally:
+            if placed:
+                self._hand_on()
+
+    async def _enter(self, standing: Standing) -> bool:
+        if not standing.bulk:
+            return False
+        if self._free and not self._waiting:
+            self._free -= 1
+            return True
+        waiter = standing._waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(waiter)
+            elif waiter.result():  # given a place just as it was cancelled: pass it on
+                self._hand_on()
+            raise
+        finally:
+            standing._waiter = None
+
+    def _hand_on(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # (a lifted send's waiter is done: it left)
+                waiter.set_result(True)
+                return
+        self._free += 1
 
 
 @dataclass
@@ -243,23 +328,24 @@ class _Turn:
 
     def __init__(self) -> None:
         self._held = False
-        self._waiting: deque[tuple[bool, asyncio.Future[None]]] = deque()  # (bulk, waiter)
+        self._waiting: deque[tuple[Standing | None, asyncio.Future[None]]] = deque()
         self._replies_in_a_row = 0  # turns handed to replies while a bulk send waited
 
     @contextlib.asynccontextmanager
-    async def taken(self, bulk: bool) -> AsyncIterator[None]:
-        """Hold the turn (a bulk send's when ``bulk``) for the block."""
-        await self._take(bulk)
+    async def taken(self, standing: Standing | None) -> AsyncIterator[None]:
+        """Hold the turn for the block (a bulk send's while ``standing`` says bulk: it is
+        read when the turn is handed on, so a send lifted while it waits goes as a reply)."""
+        await self._take(standing)
         try:
             yield
         finally:
             self._hand_on()
 
-    async def _take(self, bulk: bool) -> None:
+    async def _take(self, standing: Standing | None) -> None:
         if not self._held:
             self._held = True
             return
-        entry = (bulk, asyncio.get_running_loop().create_future())
+        entry = (standing, asyncio.get_running_loop().create_future())
         self._waiting.append(entry)
         try:
             await entry[1]
@@ -271,17 +357,20 @@ class _Turn:
             raise
 
     def _hand_on(self) -> None:
-        bulk_waits = any(bulk for bulk, _ in self._waiting)
-        reply = next((entry for entry in self._waiting if not entry[0]), None)
+        def bulk(entry: tuple[Standing | None, asyncio.Future[None]]) -> bool:
+            return entry[0] is not None and entry[0].bulk
+
+        bulk_waits = any(bulk(entry) for entry in self._waiting)
+        reply = next((entry for entry in self._waiting if not bulk(entry)), None)
         if reply is None or (bulk_waits and self._replies_in_a_row >= REPLIES_BEFORE_BULK):
-            entry = next((entry for entry in self._waiting if entry[0]), None)
+            entry = next((entry for entry in self._waiting if bulk(entry)), None)
         else:
             entry = reply
         if entry is None:
             self._held = False
             return
         self._waiting.remove(entry)
-        if entry[0]:
+        if bulk(entry):
             self._replies_in_a_row = 0
         elif bulk_waits:
             self._replies_in_a_row += 1
@@ -354,7 +443,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._window = _Window(clock)
         self._resume = asyncio.Event()
         self._resume.set()
-        self._bulk_gate = asyncio.Semaphore(BULK_AHEAD)  # bulk sends booked ahead (module doc)
+        self._bulk_gate = _Gate(BULK_AHEAD)  # bulk sends booked ahead (module doc)
         self.waiting = 0  # sends sleeping until their slot (the send queue depth, for /metrics)
         self.flood_waits = 0  # 429 answers received
 
@@ -364,23 +453,28 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     async def shutdown(self) -> None:
         """Nothing to release."""
 
-    async def _wait_for_bulk_slot(self, chat: int | str | None, group: bool) -> _Sent:
-        """A bulk send: wait for its chat's limits ungated, then book a slot through the gate."""
+    async def _wait_for_bulk_slot(
+        self, chat: int | str | None, group: bool, standing: Standing
+    ) -> _Sent:
+        """A bulk send: wait for its chat's limits ungated, then book a slot through the gate
+        (lifted meanwhile, it books as a reply does)."""
         while True:
             delay = self._schedule.chat_earliest(self._clock(), chat, group) - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            async with self._bulk_gate:
+            async with self._bulk_gate.place(standing) as placed:
                 now = self._clock()
-                if self._schedule.chat_earliest(now, chat, group) > now + OVERALL_SPACING:
+                if placed and self._schedule.chat_earliest(now, chat, group) > now + (
+                    OVERALL_SPACING
+                ):
                     continue  # another send took this chat's turn meanwhile: wait ungated again
-                return await self._wait_for_slot(chat, group, bulk=True)
+                return await self._wait_for_slot(chat, group, standing)
 
     async def _wait_for_slot(
-        self, chat: int | str | None, group: bool, *, bulk: bool = False
+        self, chat: int | str | None, group: bool, standing: Standing | None = None
     ) -> _Sent:
         """Sleep until a reserved send time, then leave through the window (module doc), a
-        bulk send after the replies waiting there.
+        bulk send (``standing``) after the replies waiting there.
 
         A sender woken late keeps its slot when its chat's reservation can move with it (and,
         with several workers, when no other worker booked the second before its slot); a busy
@@ -415,7 +509,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             delay = at - self._clock()
             if delay > 0:
                 await _sleep_given_back(delay)
-            async with self._window.turn.taken(bulk):
+            async with self._window.turn.taken(standing):
                 await self._window.room()
                 now = self._clock()
                 if now - due <= LATE_TOLERANCE or (
@@ -450,8 +544,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 await self._resume.wait()
                 self.waiting += 1
                 try:
-                    if _BULK.get():
-                        sent = await self._wait_for_bulk_slot(target, group)
+                    standing = _STANDING.get() or (Standing() if _BULK.get() else None)
+                    if standing is not None and standing.bulk:
+                        sent = await self._wait_for_bulk_slot(target, group, standing)
                     else:
                         sent = await self._wait_for_slot(target, group)
                 finally:

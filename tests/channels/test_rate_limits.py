@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import math
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -172,6 +173,49 @@ def test_a_late_send_moves_its_chats_reservation_only_when_it_is_the_last() -> N
     assert not schedule.move(-5, True, second, second + 0.2)  # moving it would bunch the room
 
 
+class _HeldTelegram:
+    """A stand-in for the Bot API behind a limiter: records which chat each counted send
+    reached it for, and holds the answers until ``answer_all`` (the window counts a send until
+    its answer, so 30 unanswered sends keep it full)."""
+
+    def __init__(self, limiter: TelegramRateLimiter) -> None:
+        self.limiter = limiter
+        self.left: list[int] = []
+        self._answers: list[asyncio.Future[bool]] = []
+        self._at_once = False
+        self._full = asyncio.Event()
+
+    async def _request(self, chat: int) -> bool:
+        from bot.channels.ratelimit import OVERALL_MAX
+
+        self.left.append(chat)
+        if len(self.left) == OVERALL_MAX:
+            self._full.set()
+        if self._at_once:
+            return True
+        self._answers.append(asyncio.get_running_loop().create_future())
+        return await self._answers[-1]
+
+    async def send(self, chat: int) -> Any:
+        data = {"chat_id": chat}
+        return await self.limiter.process_request(
+            self._request, (chat,), {}, "sendMessage", data, None
+        )
+
+    async def fill_the_window(self) -> list[asyncio.Task[Any]]:
+        from bot.channels.ratelimit import OVERALL_MAX
+
+        sends = [asyncio.create_task(self.send(chat)) for chat in range(1, OVERALL_MAX + 1)]
+        await self._full.wait()
+        return sends
+
+    def answer_all(self) -> None:
+        """Answer what was sent (the window has room again a second later) and the rest at once."""
+        for answer in self._answers:
+            answer.set_result(True)
+        self._at_once = True
+
+
 async def test_a_reply_passes_a_full_window_before_the_bulk_sends_waiting_there() -> None:
     """While Telegram's second is full, the fan-out's booked sends wait at the window; a reply
     that comes then is the next through it after the one holding the turn. It used to queue
@@ -179,54 +223,66 @@ async def test_a_reply_passes_a_full_window_before_the_bulk_sends_waiting_there(
     that was 0.5-1 s per reply (docs/benchmarks.md, "Concurrent updates")."""
     from bot.channels.ratelimit import BULK_AHEAD, OVERALL_MAX
 
-    limiter = TelegramRateLimiter(max_retries=0)
-    loop = asyncio.get_running_loop()
-    left: list[int] = []  # chats, in the order their sends reached "Telegram"
-    answers: list[asyncio.Future[bool]] = []
-    answer_at_once = False
-
-    async def request(chat: int) -> bool:
-        left.append(chat)
-        if answer_at_once:
-            return True
-        answers.append(loop.create_future())
-        return await answers[-1]
-
-    def send(chat: int) -> asyncio.Task[Any]:
-        data = {"chat_id": chat}
-        return asyncio.create_task(
-            limiter.process_request(request, (chat,), {}, "sendMessage", data, None)
-        )
-
-    early = [send(chat) for chat in range(1, OVERALL_MAX + 1)]  # unanswered: the window is full
-    while len(left) < OVERALL_MAX:
-        await asyncio.sleep(0.02)
+    telegram = _HeldTelegram(TelegramRateLimiter(max_retries=0))
+    early = await telegram.fill_the_window()
     with bulk_sends():
-        bulk = [send(chat) for chat in range(1000, 1000 + 3 * BULK_AHEAD)]
+        bulk = [asyncio.create_task(telegram.send(c)) for c in range(1000, 1000 + 3 * BULK_AHEAD)]
     await asyncio.sleep(0.5)  # the booked bulk sends wait at the window, the others at the gate
-    reply = send(7)
+    reply = asyncio.create_task(telegram.send(7))
     await asyncio.sleep(0.3)  # the reply's slot has come: it waits at the window too
-    assert len(left) == OVERALL_MAX
-    for answer in answers:  # the second is over a second after these answers
-        answer.set_result(True)
-    answer_at_once = True
+    assert len(telegram.left) == OVERALL_MAX
+    telegram.answer_all()
     await asyncio.gather(*early, *bulk, reply)
-    after = left[OVERALL_MAX:]
+    after = telegram.left[OVERALL_MAX:]
     assert after.index(7) <= 1, after  # at most the bulk send holding the turn went first
     assert sorted(after) == [7, *range(1000, 1000 + 3 * BULK_AHEAD)]
 
 
+async def test_a_reply_lifts_the_alert_queued_before_it_in_its_chat() -> None:
+    """A person's chat keeps its order, so their reply waits for the alert part queued there
+    before it; that part, a bulk send, waited behind the whole fan-out for a place (here 40
+    sends ahead of it). Lifted by the reply, it goes as a reply, and the reply after it."""
+    from bot.channels.ratelimit import BULK_AHEAD, OVERALL_MAX
+    from bot.channels.telegram.sends import ChatSends
+
+    async def on_error(update: object, exc: Exception) -> None:
+        raise AssertionError(exc)
+
+    telegram = _HeldTelegram(TelegramRateLimiter(max_retries=0))
+    sends = ChatSends(on_error)
+    early = await telegram.fill_the_window()
+    person = 7
+    with bulk_sends():
+        fan_out = [
+            asyncio.create_task(sends.send(chat, partial(telegram.send, chat)))
+            for chat in [*range(1000, 1040), person]
+        ]
+    await asyncio.sleep(0.5)  # the fan-out waits: at the full window and for the gate's places
+    reply = asyncio.create_task(sends.send(person, partial(telegram.send, person)))
+    await asyncio.sleep(0.3)
+    telegram.answer_all()
+    await asyncio.gather(*early, *fan_out, reply)
+    after = telegram.left[OVERALL_MAX:]
+    assert after.count(person) == 2
+    assert after.index(person) <= 1, after  # the alert part, lifted: next after the turn's holder
+    # and the reply soon after it: behind the bulk sends waiting at the window or booked when
+    # it books its own slot (at most the gate's places each), not behind the fan-out
+    assert after.index(person, after.index(person) + 1) <= 2 + 2 * BULK_AHEAD, after
+    assert len(after) == 42
+    assert sends.pending == 0
+
+
 async def test_a_stream_of_replies_never_starves_bulk_sends_at_the_window() -> None:
-    from bot.channels.ratelimit import REPLIES_BEFORE_BULK, _Turn
+    from bot.channels.ratelimit import REPLIES_BEFORE_BULK, Standing, _Turn
 
     turn = _Turn()
     passed: list[str] = []
 
     async def pass_turn(name: str, bulk: bool) -> None:
-        async with turn.taken(bulk):
+        async with turn.taken(Standing() if bulk else None):
             passed.append(name)
 
-    async with turn.taken(False):  # held while the others queue, in this order
+    async with turn.taken(None):  # held while the others queue, in this order
         waiting = [asyncio.create_task(pass_turn(f"b{i}", True)) for i in range(2)]
         waiting += [asyncio.create_task(pass_turn(f"r{i}", False)) for i in range(25)]
         await asyncio.sleep(0)
