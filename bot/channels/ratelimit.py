@@ -25,10 +25,17 @@ is exactly what trips a sliding window.
 Replies to people come before bulk fan-out. Sends made inside :func:`bulk_sends` (the alert
 delivery job) never reserve far ahead: they pass a gate of ``BULK_AHEAD`` places, each first
 waiting for its own chat's limits without holding a place, then reserving the next overall slot
-and holding its place until that slot. So at most ``BULK_AHEAD`` bulk sends are booked in the
+and holding its place until it has left. So at most ``BULK_AHEAD`` bulk sends are booked in the
 future, and a reply booked at any moment waits for those few (about 0.14 s) instead of behind
 1,000 reserved fan-out slots. More than one place keeps the fan-out at full speed when a sender
-wakes late and books again: the others are already booked behind it.
+wakes late and books again: the others are already booked behind it. At the window, where
+every sender waits while Telegram's second is full, the turn goes to the first reply waiting
+and only then to a bulk send (``_Turn``; at most ``REPLIES_BEFORE_BULK`` replies in a row
+while a bulk send waits, so replies never starve the fan-out): in arrival order the replies
+queued behind the booked fan-out sends, 0.5-1 s each at 20 replies a second. A chat's
+messages keep their order (``ChatSends``), so a reply queued behind a person's alert part
+*lifts* it (:class:`Standing`): the part stops waiting for a gate place and passes the window
+as a reply, and the answer follows it.
 
 A sender that wakes late keeps its slot. On a loaded machine the event loop wakes a sleeper
 10-50 ms late now and then; giving that slot up and booking the next free one cost a whole slot
