@@ -139,7 +139,7 @@ class Standing:
             self._waiter.set_result(False)
 
 
-def standing() -> Standing | None:
+def bulk_standing() -> Standing | None:
     """The standing for a send queued now: a bulk one inside :func:`bulk_sends`, else none."""
     return Standing() if _BULK.get() else None
 

@@ -34,7 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, TypeVar, cast
 
-from bot.channels.ratelimit import WHILE_WAITING, Standing, sent_with, standing
+from bot.channels.ratelimit import WHILE_WAITING, Standing, bulk_standing, sent_with
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class ChatSends:
         mark = self._handed_in
         if edited is not None:
             self._latest_edit[edited] = mark
-        bulk = standing()
+        bulk = bulk_standing()
         if bulk is not None:
             self._bulk.setdefault(chat, []).append(bulk)
         else:  # a reply: the chat's bulk messages before it go as replies too
