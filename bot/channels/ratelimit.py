@@ -29,10 +29,10 @@ and holding its place until it has left. So at most ``BULK_AHEAD`` bulk sends ar
 future, and a reply booked at any moment waits for those few (about 0.14 s) instead of behind
 1,000 reserved fan-out slots. More than one place keeps the fan-out at full speed when a sender
 wakes late and books again: the others are already booked behind it. At the window, where
-every sender waits while Telegram's second is full, the turn goes to the first reply waiting
-and only then to a bulk send (``_Turn``; at most ``REPLIES_BEFORE_BULK`` replies in a row
-while a bulk send waits, so replies never starve the fan-out): in arrival order the replies
-queued behind the booked fan-out sends, 0.5-1 s each at 20 replies a second. A chat's
+every sender waits while Telegram's second is full, the first reply waiting passes before any
+bulk send (``_Queue``; at most ``REPLIES_BEFORE_BULK`` replies in a row while a bulk send
+waits, so replies never starve the fan-out): in arrival order the replies queued behind the
+booked fan-out sends, 0.5-1 s each at 20 replies a second. A chat's
 messages keep their order (``ChatSends``), so a reply queued behind a person's alert part
 *lifts* it (:class:`Standing`): the part stops waiting for a gate place and passes the window
 as a reply, and the answer follows it.
@@ -73,7 +73,8 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
@@ -93,7 +94,7 @@ SAFETY = 0.02  # seconds added to every computed bound, for clock and network ji
 LATE_TOLERANCE = 0.010  # later than this, a send that cannot move its reservations books again
 INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to schedule
 BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at most these
-REPLIES_BEFORE_BULK = 9  # replies passing the window in a row while a bulk send waits (_Turn)
+REPLIES_BEFORE_BULK = 9  # replies passing the window in a row while a bulk send waits (_Queue)
 CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
@@ -321,82 +322,75 @@ class _Sent:
     answered: float | None = None
 
 
-class _Turn:
-    """Who passes the window next: the first reply waiting, else the first bulk send.
-
-    The window lets a send through when Telegram's second has room, so while a fan-out keeps
-    it full every sender waits here. In arrival order a reply queued behind the fan-out's
-    booked sends, and the fan-out took the turns as fast as it booked them: at 20 replies a
-    second the replies waited 0.5-1 s here (docs/benchmarks.md, "Concurrent updates"). Handed
-    on replies first, a reply waits for the sender holding the turn and the replies before it.
-    Bulk sends are never starved by a stream of replies: while one waits, at most
-    ``REPLIES_BEFORE_BULK`` replies in a row go ahead of it. First come, first served within
-    each class."""
+class _Queue(Generic[T]):
+    """The senders waiting at the window, in the order they pass: the first reply, else the
+    first bulk send (``Standing``, read when the next is taken, so a send lifted while it
+    waits goes as a reply). While a bulk send waits, at most ``REPLIES_BEFORE_BULK`` replies
+    in a row go ahead of it: a stream of replies never starves the fan-out."""
 
     def __init__(self) -> None:
-        self._held = False
-        self._waiting: deque[tuple[Standing | None, asyncio.Future[None]]] = deque()
-        self._replies_in_a_row = 0  # turns handed to replies while a bulk send waited
+        self._waiting: deque[tuple[Standing | None, T]] = deque()
+        self._replies_in_a_row = 0  # replies taken while a bulk send waited
 
-    @contextlib.asynccontextmanager
-    async def taken(self, standing: Standing | None) -> AsyncIterator[None]:
-        """Hold the turn for the block (a bulk send's while ``standing`` says bulk: it is
-        read when the turn is handed on, so a send lifted while it waits goes as a reply)."""
-        await self._take(standing)
-        try:
-            yield
-        finally:
-            self._hand_on()
+    def __len__(self) -> int:
+        return len(self._waiting)
 
-    async def _take(self, standing: Standing | None) -> None:
-        if not self._held:
-            self._held = True
-            return
-        entry = (standing, asyncio.get_running_loop().create_future())
-        self._waiting.append(entry)
-        try:
-            await entry[1]
-        except asyncio.CancelledError:
-            if entry[1].cancelled():
+    def push(self, standing: Standing | None, item: T) -> None:
+        self._waiting.append((standing, item))
+
+    def remove(self, item: T) -> None:
+        """Take ``item`` out of the queue, if it is still there."""
+        for entry in self._waiting:
+            if entry[1] is item:
                 self._waiting.remove(entry)
-            else:  # handed the turn just as it was cancelled: pass it on
-                self._hand_on()
-            raise
+                return
 
-    def _hand_on(self) -> None:
-        def bulk(entry: tuple[Standing | None, asyncio.Future[None]]) -> bool:
+    def pop(self) -> T:
+        """The next to pass (the queue must not be empty)."""
+
+        def bulk(entry: tuple[Standing | None, T]) -> bool:
             return entry[0] is not None and entry[0].bulk
 
         bulk_waits = any(bulk(entry) for entry in self._waiting)
         reply = next((entry for entry in self._waiting if not bulk(entry)), None)
         if reply is None or (bulk_waits and self._replies_in_a_row >= REPLIES_BEFORE_BULK):
-            entry = next((entry for entry in self._waiting if bulk(entry)), None)
+            entry = next(entry for entry in self._waiting if bulk(entry))
+            self._replies_in_a_row = 0
         else:
             entry = reply
-        if entry is None:
-            self._held = False
-            return
+            self._replies_in_a_row += 1 if bulk_waits else 0
         self._waiting.remove(entry)
-        if bulk(entry):
-            self._replies_in_a_row = 0
-        elif bulk_waits:
-            self._replies_in_a_row += 1
-        entry[1].set_result(None)
+        return entry[1]
+
+
+@dataclass
+class _Admission:
+    """A sender waiting at the window: ``goes(now)`` says, when its turn has come and the
+    window has room, whether it leaves now (True) or must book again (False)."""
+
+    goes: Callable[[float], bool]
+    outcome: asyncio.Future[_Sent | None]
 
 
 class _Window:
     """Telegram's window per bot, kept on the sends themselves rather than on reservations.
 
     A send leaves only when fewer than ``OVERALL_MAX`` earlier ones can have reached Telegram
-    in the second before it: a send counts from when it left until its answer came back, less
-    half the quickest recent round trip (the answer's own way back; module doc). Senders pass
-    one at a time, replies before bulk sends (``turn``)."""
+    in the second before it: a send counts from when it left until its answer came back (module
+    doc). Senders pass in the order of ``_Queue``, replies first.
+
+    The senders are let through by whoever makes room, in one step of the event loop: an
+    arriving sender, an answer coming back, or the timer set for the time the window has room
+    again. They used to pass a lock one at a time, each woken by the one before it: one send per
+    turn of the event loop, and with the loop busy (handlers, a scan, in the bench the emulator)
+    that, not Telegram's 30 a second, was the pace: 17 sends a second in the busy bench, replies
+    queued at the lock for seconds (docs/benchmarks.md, "Concurrent updates")."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._sent: list[_Sent] = []
-        self.turn = _Turn()
-        self._news = asyncio.Event()  # an answer came back
+        self._waiting: _Queue[_Admission] = _Queue()
+        self._timer: asyncio.TimerHandle | None = None
 
     def room_at(self, now: float) -> float:
         """The earliest time ≥ now at which one more send keeps the window."""
@@ -408,22 +402,50 @@ class _Window:
         )
         return max(now, arrived[OVERALL_MAX - 1] + OVERALL_WINDOW)
 
-    async def room(self) -> None:
-        """Sleep until one more send keeps the window (hold ``turn``); an answer that comes
-        back meanwhile may make room sooner."""
-        while (delay := self.room_at(self._clock()) - self._clock()) > 0:
-            self._news.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._news.wait(), None if delay == math.inf else delay)
+    async def leave(self, standing: Standing | None, goes: Callable[[float], bool]) -> _Sent | None:
+        """Wait for this sender's turn and for room, then leave (counted from now) when
+        ``goes`` agrees; None when it said the send must book again."""
+        admission = _Admission(goes, asyncio.get_running_loop().create_future())
+        self._waiting.push(standing, admission)
+        self._let_through()
+        try:
+            return await admission.outcome
+        except asyncio.CancelledError:
+            if admission.outcome.cancelled():
+                self._waiting.remove(admission)
+            elif (sent := admission.outcome.result()) is not None:
+                self.answered(sent)  # counted, never sent: it counts for a second, harmlessly
+            raise
 
-    def leave(self, now: float) -> _Sent:
+    def count(self, now: float) -> _Sent:
+        """Count a send leaving at ``now``."""
         sent = _Sent(now)
         self._sent.append(sent)
         return sent
 
     def answered(self, sent: _Sent) -> None:
         sent.answered = self._clock()
-        self._news.set()
+        self._let_through()
+
+    def _let_through(self) -> None:
+        """Let the waiting senders leave, in their order, while the window has room; then
+        wait for the time it has room again (or for an answer: an unanswered send counts
+        until it is answered)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiting:
+            now = self._clock()
+            room = self.room_at(now)
+            if room > now:
+                if room != math.inf:
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(room - now, self._let_through)
+                return
+            admission = self._waiting.pop()
+            if admission.outcome.done():
+                continue  # cancelled meanwhile
+            admission.outcome.set_result(self.count(now) if admission.goes(now) else None)
 
 
 class TelegramRateLimiter(BaseRateLimiter[int]):
@@ -516,13 +538,18 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             delay = at - self._clock()
             if delay > 0:
                 await _sleep_given_back(delay)
-            async with self._window.turn.taken(standing):
-                await self._window.room()
-                now = self._clock()
-                if now - due <= LATE_TOLERANCE or (
-                    movable and self._schedule.move(chat, group, at, now)
-                ):
-                    return self._window.leave(now)
+            goes = partial(self._goes, chat, group, at, due, movable)
+            if (sent := await self._window.leave(standing, goes)) is not None:
+                return sent
+
+    def _goes(
+        self, chat: int | str | None, group: bool, at: float, due: float, movable: bool, now: float
+    ) -> bool:
+        """Whether a send reserved at ``at`` (its slot due at ``due``) leaves at ``now``: on
+        time, or late with its chat's reservation moved (module doc)."""
+        return now - due <= LATE_TOLERANCE or (
+            movable and self._schedule.move(chat, group, at, now)
+        )
 
     def _slots_of_mine(self, slot: int) -> int:
         """This process's slots among the ``ALONE_SLOTS`` before ``slot`` (all of them booked

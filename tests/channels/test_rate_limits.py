@@ -150,7 +150,7 @@ def test_the_window_counts_a_send_until_its_answer() -> None:
     from bot.channels.ratelimit import OVERALL_MAX, _Window
 
     window = _Window(time.monotonic)
-    sent = [window.leave(i / 100) for i in range(OVERALL_MAX)]  # 30 leave within 0.3 s
+    sent = [window.count(i / 100) for i in range(OVERALL_MAX)]  # 30 leave within 0.3 s
     assert window.room_at(0.5) == math.inf  # none answered: any may still arrive now
     for s in sent:
         s.answered = s.left + 0.5  # slow answers: received as late as 0.5-0.79 s
@@ -181,6 +181,7 @@ class _HeldTelegram:
     def __init__(self, limiter: TelegramRateLimiter) -> None:
         self.limiter = limiter
         self.left: list[int] = []
+        self.times: list[float] = []  # when each reached it
         self._answers: list[asyncio.Future[bool]] = []
         self._at_once = False
         self._full = asyncio.Event()
@@ -189,6 +190,7 @@ class _HeldTelegram:
         from bot.channels.ratelimit import OVERALL_MAX
 
         self.left.append(chat)
+        self.times.append(time.monotonic())
         if len(self.left) == OVERALL_MAX:
             self._full.set()
         if self._at_once:
@@ -272,21 +274,43 @@ async def test_a_reply_lifts_the_alert_queued_before_it_in_its_chat() -> None:
     assert sends.pending == 0
 
 
-async def test_a_stream_of_replies_never_starves_bulk_sends_at_the_window() -> None:
-    from bot.channels.ratelimit import REPLIES_BEFORE_BULK, Standing, _Turn
+async def test_the_senders_waiting_at_the_window_leave_together_when_it_has_room() -> None:
+    """With the event loop busy (here a task taking 50 ms of every turn of the loop, as
+    handlers and a scan do), the senders waiting at a full window leave as soon as it has
+    room, not one per turn of the loop. They used to pass a lock one at a time, each woken by
+    the one before it, so a busy loop set the pace: 17 sends a second in the busy bench."""
+    from bot.channels.ratelimit import OVERALL_MAX
 
-    turn = _Turn()
-    passed: list[str] = []
+    telegram = _HeldTelegram(TelegramRateLimiter(max_retries=0))
+    early = await telegram.fill_the_window()
+    replies = [asyncio.create_task(telegram.send(chat)) for chat in range(100, 120)]
+    await asyncio.sleep(1.0)  # their slots have come: all wait at the window
+    busy = True
 
-    async def pass_turn(name: str, bulk: bool) -> None:
-        async with turn.taken(Standing() if bulk else None):
-            passed.append(name)
+    async def hog_the_loop() -> None:
+        while busy:
+            time.sleep(0.05)  # noqa: ASYNC251 - the point: synchronous work on the loop
+            await asyncio.sleep(0)
 
-    async with turn.taken(None):  # held while the others queue, in this order
-        waiting = [asyncio.create_task(pass_turn(f"b{i}", True)) for i in range(2)]
-        waiting += [asyncio.create_task(pass_turn(f"r{i}", False)) for i in range(25)]
-        await asyncio.sleep(0)
-    await asyncio.gather(*waiting)
+    hog = asyncio.create_task(hog_the_loop())
+    telegram.answer_all()
+    await asyncio.gather(*early, *replies)
+    busy = False
+    await hog
+    times = telegram.times[OVERALL_MAX:]
+    assert len(times) == 20
+    assert times[-1] - times[0] < 0.3, times[-1] - times[0]  # one by one: ≥ 19 × 50 ms
+
+
+def test_a_stream_of_replies_never_starves_bulk_sends_at_the_window() -> None:
+    from bot.channels.ratelimit import REPLIES_BEFORE_BULK, Standing, _Queue
+
+    waiting: _Queue[str] = _Queue()
+    for i in range(2):
+        waiting.push(Standing(), f"b{i}")
+    for i in range(25):
+        waiting.push(None, f"r{i}")
+    passed = [waiting.pop() for _ in range(len(waiting))]
     k = REPLIES_BEFORE_BULK
     replies = [f"r{i}" for i in range(25)]
     assert passed == [*replies[:k], "b0", *replies[k : 2 * k], "b1", *replies[2 * k :]]
