@@ -32,10 +32,11 @@ wakes late and books again: the others are already booked behind it. At the wind
 every sender waits while Telegram's second is full, the first reply waiting passes before any
 bulk send (``_Queue``; at most ``REPLIES_BEFORE_BULK`` replies in a row while a bulk send
 waits, so replies never starve the fan-out): in arrival order the replies queued behind the
-booked fan-out sends, 0.5-1 s each at 20 replies a second. A chat's
-messages keep their order (``ChatSends``), so a reply queued behind a person's alert part
-*lifts* it (:class:`Standing`): the part stops waiting for a gate place and passes the window
-as a reply, and the answer follows it.
+booked fan-out sends, 0.5-1 s each at 20 replies a second. The senders waiting there are let
+through together, in that order, by whoever makes room (``_Window``), not one per turn of the
+event loop. A chat's messages keep their order (``ChatSends``), so a reply queued behind a
+person's alert part *lifts* it (:class:`Standing`): the part stops waiting for a gate place and
+passes the window as a reply, and the answer follows it.
 
 A sender that wakes late keeps its slot. On a loaded machine the event loop wakes a sleeper
 10-50 ms late now and then; giving that slot up and booking the next free one cost a whole slot
