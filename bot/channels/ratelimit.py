@@ -446,7 +446,12 @@ class _Window:
             admission = self._waiting.pop()
             if admission.outcome.done():
                 continue  # cancelled meanwhile
-            admission.outcome.set_result(self.count(now) if admission.goes(now) else None)
+            try:
+                goes = admission.goes(now)
+            except Exception as exc:  # the sender's to raise, not the timer's or an answer's
+                admission.outcome.set_exception(exc)
+                continue
+            admission.outcome.set_result(self.count(now) if goes else None)
 
 
 class TelegramRateLimiter(BaseRateLimiter[int]):
