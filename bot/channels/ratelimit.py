@@ -414,7 +414,10 @@ class _Window:
         except asyncio.CancelledError:
             if admission.outcome.cancelled():
                 self._waiting.remove(admission)
-            elif (sent := admission.outcome.result()) is not None:
+            elif (
+                admission.outcome.exception() is None
+                and (sent := admission.outcome.result()) is not None
+            ):
                 self.answered(sent)  # counted, never sent: it counts for a second, harmlessly
             raise
 
