@@ -25,10 +25,18 @@ is exactly what trips a sliding window.
 Replies to people come before bulk fan-out. Sends made inside :func:`bulk_sends` (the alert
 delivery job) never reserve far ahead: they pass a gate of ``BULK_AHEAD`` places, each first
 waiting for its own chat's limits without holding a place, then reserving the next overall slot
-and holding its place until that slot. So at most ``BULK_AHEAD`` bulk sends are booked in the
+and holding its place until it has left. So at most ``BULK_AHEAD`` bulk sends are booked in the
 future, and a reply booked at any moment waits for those few (about 0.14 s) instead of behind
 1,000 reserved fan-out slots. More than one place keeps the fan-out at full speed when a sender
-wakes late and books again: the others are already booked behind it.
+wakes late and books again: the others are already booked behind it. At the window, where
+every sender waits while Telegram's second is full, the first reply waiting passes before any
+bulk send (``_Queue``; at most ``REPLIES_BEFORE_BULK`` replies in a row while a bulk send
+waits, so replies never starve the fan-out): in arrival order the replies queued behind the
+booked fan-out sends, 0.5-1 s each at 20 replies a second. The senders waiting there are let
+through together, in that order, by whoever makes room (``_Window``), not one per turn of the
+event loop. A chat's messages keep their order (``ChatSends``), so a reply queued behind a
+person's alert part *lifts* it (:class:`Standing`): the part stops waiting for a gate place and
+passes the window as a reply, and the answer follows it.
 
 A sender that wakes late keeps its slot. On a loaded machine the event loop wakes a sleeper
 10-50 ms late now and then; giving that slot up and booking the next free one cost a whole slot
@@ -66,9 +74,10 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
@@ -89,9 +98,14 @@ LATE_TOLERANCE = 0.010  # later than this, a send that cannot move its reservati
 LATE_REBOOKS = 3  # slots a sender may wake late for and book again; late for one more, it leaves
 INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to schedule
 BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at most these
+REPLIES_BEFORE_BULK = 9  # replies passing the window in a row while a bulk send waits (_Queue)
 CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
+#: The standing of the send being made, when its chat's queue (``ChatSends``) gave it one.
+_STANDING: contextvars.ContextVar[Standing | None] = contextvars.ContextVar(
+    "crisisdesk_send_standing", default=None
+)
 #: Set by the update processor (``bot.updates``) for an update's handler: entered while a send
 #: of that handler sleeps until its slot, it gives the update's running slot back meanwhile (a
 #: handler waiting for Telegram's budget is not running; holding the slot, it kept other chats'
@@ -109,6 +123,87 @@ def bulk_sends() -> Iterator[None]:
         yield
     finally:
         _BULK.reset(token)
+
+
+class Standing:
+    """A bulk send's standing, which a reply in the same chat lifts.
+
+    A chat's messages leave in the order they were queued (``ChatSends``), so a reply queued
+    behind a person's alert waits for that alert, and a bulk send waits as long as the fan-out
+    and the replies make it: lifted, the alert goes as a reply would, and the person's answer
+    right after it."""
+
+    def __init__(self) -> None:
+        self.bulk = True
+        self._waiter: asyncio.Future[bool] | None = None  # its wait for a place at the gate
+
+    def lift(self) -> None:
+        """Serve the send as a reply from now on (it stops waiting for a bulk place too)."""
+        self.bulk = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(False)
+
+
+def bulk_standing() -> Standing | None:
+    """The standing for a send queued now: a bulk one inside :func:`bulk_sends`, else none."""
+    return Standing() if _BULK.get() else None
+
+
+@contextlib.contextmanager
+def sent_with(standing: Standing | None) -> Iterator[None]:
+    """Make the sends inside with ``standing`` (its chat's queue may lift it meanwhile)."""
+    token = _STANDING.set(standing)
+    try:
+        yield
+    finally:
+        _STANDING.reset(token)
+
+
+class _Gate:
+    """The ``BULK_AHEAD`` places of bulk sends booked ahead, taken in arrival order. A send
+    lifted while it waits for one takes none: it goes as a reply."""
+
+    def __init__(self, places: int) -> None:
+        self._free = places
+        self._waiting: deque[asyncio.Future[bool]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def place(self, standing: Standing) -> AsyncIterator[bool]:
+        """A place held for the block (True), or none (False) once ``standing`` is lifted."""
+        placed = await self._enter(standing)
+        try:
+            yield placed
+        finally:
+            if placed:
+                self._hand_on()
+
+    async def _enter(self, standing: Standing) -> bool:
+        if not standing.bulk:
+            return False
+        if self._free and not self._waiting:
+            self._free -= 1
+            return True
+        waiter = standing._waiter = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(waiter)
+            elif waiter.result():  # given a place just as it was cancelled: pass it on
+                self._hand_on()
+            raise
+        finally:
+            standing._waiter = None
+
+    def _hand_on(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # (a lifted send's waiter is done: it left)
+                waiter.set_result(True)
+                return
+        self._free += 1
 
 
 @dataclass
@@ -250,19 +345,75 @@ class _Sent:
     answered: float | None = None
 
 
+class _Queue(Generic[T]):
+    """The senders waiting at the window, in the order they pass: the first reply, else the
+    first bulk send (``Standing``, read when the next is taken, so a send lifted while it
+    waits goes as a reply). While a bulk send waits, at most ``REPLIES_BEFORE_BULK`` replies
+    in a row go ahead of it: a stream of replies never starves the fan-out."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[tuple[Standing | None, T]] = deque()
+        self._replies_in_a_row = 0  # replies taken while a bulk send waited
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def push(self, standing: Standing | None, item: T) -> None:
+        self._waiting.append((standing, item))
+
+    def remove(self, item: T) -> None:
+        """Take ``item`` out of the queue, if it is still there."""
+        for entry in self._waiting:
+            if entry[1] is item:
+                self._waiting.remove(entry)
+                return
+
+    def pop(self) -> T:
+        """The next to pass (the queue must not be empty)."""
+
+        def bulk(entry: tuple[Standing | None, T]) -> bool:
+            return entry[0] is not None and entry[0].bulk
+
+        bulk_waits = any(bulk(entry) for entry in self._waiting)
+        reply = next((entry for entry in self._waiting if not bulk(entry)), None)
+        if reply is None or (bulk_waits and self._replies_in_a_row >= REPLIES_BEFORE_BULK):
+            entry = next(entry for entry in self._waiting if bulk(entry))
+            self._replies_in_a_row = 0
+        else:
+            entry = reply
+            self._replies_in_a_row += 1 if bulk_waits else 0
+        self._waiting.remove(entry)
+        return entry[1]
+
+
+@dataclass
+class _Admission:
+    """A sender waiting at the window: ``goes(now)`` says, when its turn has come and the
+    window has room, whether it leaves now (True) or must book again (False)."""
+
+    goes: Callable[[float], bool]
+    outcome: asyncio.Future[_Sent | None]
+
+
 class _Window:
     """Telegram's window per bot, kept on the sends themselves rather than on reservations.
 
     A send leaves only when fewer than ``OVERALL_MAX`` earlier ones can have reached Telegram
-    in the second before it: a send counts from when it left until its answer came back, less
-    half the quickest recent round trip (the answer's own way back; module doc). Senders pass
-    one at a time, in the order they come (``turn``)."""
+    in the second before it: a send counts from when it left until its answer came back (module
+    doc). Senders pass in the order of ``_Queue``, replies first.
+
+    The senders are let through by whoever makes room, in one step of the event loop: an
+    arriving sender, an answer coming back, or the timer set for the time the window has room
+    again. They used to pass a lock one at a time, each woken by the one before it: one send per
+    turn of the event loop, and with the loop busy (handlers, a scan, in the bench the emulator)
+    that, not Telegram's 30 a second, was the pace: 17 sends a second in the busy bench, replies
+    queued at the lock for seconds (docs/benchmarks.md, "Concurrent updates")."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._sent: list[_Sent] = []
-        self.turn = asyncio.Lock()
-        self._news = asyncio.Event()  # an answer came back
+        self._waiting: _Queue[_Admission] = _Queue()
+        self._timer: asyncio.TimerHandle | None = None
 
     def room_at(self, now: float) -> float:
         """The earliest time ≥ now at which one more send keeps the window."""
@@ -274,22 +425,58 @@ class _Window:
         )
         return max(now, arrived[OVERALL_MAX - 1] + OVERALL_WINDOW)
 
-    async def room(self) -> None:
-        """Sleep until one more send keeps the window (hold ``turn``); an answer that comes
-        back meanwhile may make room sooner."""
-        while (delay := self.room_at(self._clock()) - self._clock()) > 0:
-            self._news.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._news.wait(), None if delay == math.inf else delay)
+    async def leave(self, standing: Standing | None, goes: Callable[[float], bool]) -> _Sent | None:
+        """Wait for this sender's turn and for room, then leave (counted from now) when
+        ``goes`` agrees; None when it said the send must book again."""
+        admission = _Admission(goes, asyncio.get_running_loop().create_future())
+        self._waiting.push(standing, admission)
+        self._let_through()
+        try:
+            return await admission.outcome
+        except asyncio.CancelledError:
+            if admission.outcome.cancelled():
+                self._waiting.remove(admission)
+            elif (
+                admission.outcome.exception() is None
+                and (sent := admission.outcome.result()) is not None
+            ):
+                self.answered(sent)  # counted, never sent: it counts for a second, harmlessly
+            raise
 
-    def leave(self, now: float) -> _Sent:
+    def count(self, now: float) -> _Sent:
+        """Count a send leaving at ``now``."""
         sent = _Sent(now)
         self._sent.append(sent)
         return sent
 
     def answered(self, sent: _Sent) -> None:
         sent.answered = self._clock()
-        self._news.set()
+        self._let_through()
+
+    def _let_through(self) -> None:
+        """Let the waiting senders leave, in their order, while the window has room; then
+        wait for the time it has room again (or for an answer: an unanswered send counts
+        until it is answered)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiting:
+            now = self._clock()
+            room = self.room_at(now)
+            if room > now:
+                if room != math.inf:
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(room - now, self._let_through)
+                return
+            admission = self._waiting.pop()
+            if admission.outcome.done():
+                continue  # cancelled meanwhile
+            try:
+                goes = admission.goes(now)
+            except Exception as exc:  # the sender's to raise, not the timer's or an answer's
+                admission.outcome.set_exception(exc)
+                continue
+            admission.outcome.set_result(self.count(now) if goes else None)
 
 
 class TelegramRateLimiter(BaseRateLimiter[int]):
@@ -316,7 +503,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._window = _Window(clock)
         self._resume = asyncio.Event()
         self._resume.set()
-        self._bulk_gate = asyncio.Semaphore(BULK_AHEAD)  # bulk sends booked ahead (module doc)
+        self._bulk_gate = _Gate(BULK_AHEAD)  # bulk sends booked ahead (module doc)
         self.waiting = 0  # sends sleeping until their slot (the send queue depth, for /metrics)
         self.flood_waits = 0  # 429 answers received
 
@@ -326,20 +513,28 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     async def shutdown(self) -> None:
         """Nothing to release."""
 
-    async def _wait_for_bulk_slot(self, chat: int | str | None, group: bool) -> _Sent:
-        """A bulk send: wait for its chat's limits ungated, then book a slot through the gate."""
+    async def _wait_for_bulk_slot(
+        self, chat: int | str | None, group: bool, standing: Standing
+    ) -> _Sent:
+        """A bulk send: wait for its chat's limits ungated, then book a slot through the gate
+        (lifted meanwhile, it books as a reply does)."""
         while True:
             delay = self._schedule.chat_earliest(self._clock(), chat, group) - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            async with self._bulk_gate:
+            async with self._bulk_gate.place(standing) as placed:
                 now = self._clock()
-                if self._schedule.chat_earliest(now, chat, group) > now + OVERALL_SPACING:
+                if placed and self._schedule.chat_earliest(now, chat, group) > now + (
+                    OVERALL_SPACING
+                ):
                     continue  # another send took this chat's turn meanwhile: wait ungated again
-                return await self._wait_for_slot(chat, group)
+                return await self._wait_for_slot(chat, group, standing)
 
-    async def _wait_for_slot(self, chat: int | str | None, group: bool) -> _Sent:
-        """Sleep until a reserved send time, then leave through the window (module doc).
+    async def _wait_for_slot(
+        self, chat: int | str | None, group: bool, standing: Standing | None = None
+    ) -> _Sent:
+        """Sleep until a reserved send time, then leave through the window (module doc), a
+        bulk send (``standing``) after the replies waiting there.
 
         A sender woken late keeps its slot when its chat's reservation can move with it (and,
         with several workers, when no other worker booked the second before its slot); a busy
@@ -376,18 +571,32 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             delay = at - self._clock()
             if delay > 0:
                 await _sleep_given_back(delay)
-            async with self._window.turn:
-                await self._window.room()
-                now = self._clock()
-                if now - due <= LATE_TOLERANCE or (
-                    movable and self._schedule.move(chat, group, at, now)
-                ):
-                    return self._window.leave(now)
-                if late >= LATE_REBOOKS:  # late for every slot: booking again cannot end
-                    self._schedule.move(chat, group, at, now)
-                    return self._window.leave(now)
+            last_try = late >= LATE_REBOOKS
+            goes = partial(self._goes, chat, group, at, due, movable, last_try)
+            if (sent := await self._window.leave(standing, goes)) is not None:
+                return sent
             late += 1
             self._schedule.give_back(chat, group, at)
+
+    def _goes(
+        self,
+        chat: int | str | None,
+        group: bool,
+        at: float,
+        due: float,
+        movable: bool,
+        last_try: bool,
+        now: float,
+    ) -> bool:
+        """Whether a send reserved at ``at`` (its slot due at ``due``) leaves at ``now``: on
+        time, or late with its chat's reservation moved (module doc). ``last_try``: late for
+        ``LATE_REBOOKS`` slots already, it leaves now with its reservation moved, since booking
+        again could go on for ever."""
+        if now - due <= LATE_TOLERANCE or (movable and self._schedule.move(chat, group, at, now)):
+            return True
+        if last_try:
+            self._schedule.move(chat, group, at, now)
+        return last_try
 
     def _slots_of_mine(self, slot: int) -> int:
         """This process's slots among the ``ALONE_SLOTS`` before ``slot`` (all of them booked
@@ -416,8 +625,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 await self._resume.wait()
                 self.waiting += 1
                 try:
-                    if _BULK.get():
-                        sent = await self._wait_for_bulk_slot(target, group)
+                    standing = _STANDING.get() or (Standing() if _BULK.get() else None)
+                    if standing is not None and standing.bulk:
+                        sent = await self._wait_for_bulk_slot(target, group, standing)
                     else:
                         sent = await self._wait_for_slot(target, group)
                 finally:

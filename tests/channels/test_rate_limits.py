@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import math
 import time
+from functools import partial
+from typing import Any
 
 import pytest
 from telegram import Bot
@@ -148,7 +150,7 @@ def test_the_window_counts_a_send_until_its_answer() -> None:
     from bot.channels.ratelimit import OVERALL_MAX, _Window
 
     window = _Window(time.monotonic)
-    sent = [window.leave(i / 100) for i in range(OVERALL_MAX)]  # 30 leave within 0.3 s
+    sent = [window.count(i / 100) for i in range(OVERALL_MAX)]  # 30 leave within 0.3 s
     assert window.room_at(0.5) == math.inf  # none answered: any may still arrive now
     for s in sent:
         s.answered = s.left + 0.5  # slow answers: received as late as 0.5-0.79 s
@@ -169,3 +171,146 @@ def test_a_late_send_moves_its_chats_reservation_only_when_it_is_the_last() -> N
     second = schedule.reserve(0.3, -5, True)
     schedule.reserve(0.3, -5, True)  # the room has a later reservation
     assert not schedule.move(-5, True, second, second + 0.2)  # moving it would bunch the room
+
+
+class _HeldTelegram:
+    """A stand-in for the Bot API behind a limiter: records which chat each counted send
+    reached it for, and holds the answers until ``answer_all`` (the window counts a send until
+    its answer, so 30 unanswered sends keep it full)."""
+
+    def __init__(self, limiter: TelegramRateLimiter) -> None:
+        self.limiter = limiter
+        self.left: list[int] = []
+        self.times: list[float] = []  # when each reached it
+        self._answers: list[asyncio.Future[bool]] = []
+        self._at_once = False
+        self._full = asyncio.Event()
+
+    async def _request(self, chat: int) -> bool:
+        from bot.channels.ratelimit import OVERALL_MAX
+
+        self.left.append(chat)
+        self.times.append(time.monotonic())
+        if len(self.left) == OVERALL_MAX:
+            self._full.set()
+        if self._at_once:
+            return True
+        self._answers.append(asyncio.get_running_loop().create_future())
+        return await self._answers[-1]
+
+    async def send(self, chat: int) -> Any:
+        data = {"chat_id": chat}
+        return await self.limiter.process_request(
+            self._request, (chat,), {}, "sendMessage", data, None
+        )
+
+    async def fill_the_window(self) -> list[asyncio.Task[Any]]:
+        from bot.channels.ratelimit import OVERALL_MAX
+
+        sends = [asyncio.create_task(self.send(chat)) for chat in range(1, OVERALL_MAX + 1)]
+        await self._full.wait()
+        return sends
+
+    def answer_all(self) -> None:
+        """Answer what was sent (the window has room again a second later) and the rest at once."""
+        for answer in self._answers:
+            answer.set_result(True)
+        self._at_once = True
+
+
+async def test_a_reply_passes_a_full_window_before_the_bulk_sends_waiting_there() -> None:
+    """While Telegram's second is full, the fan-out's booked sends wait at the window; a reply
+    that comes then is the next through it after the one holding the turn. It used to queue
+    behind every bulk send already waiting (in arrival order), and at 20 replies a second
+    that was 0.5-1 s per reply (docs/benchmarks.md, "Concurrent updates")."""
+    from bot.channels.ratelimit import BULK_AHEAD, OVERALL_MAX
+
+    telegram = _HeldTelegram(TelegramRateLimiter(max_retries=0))
+    early = await telegram.fill_the_window()
+    with bulk_sends():
+        bulk = [asyncio.create_task(telegram.send(c)) for c in range(1000, 1000 + 3 * BULK_AHEAD)]
+    await asyncio.sleep(0.5)  # the booked bulk sends wait at the window, the others at the gate
+    reply = asyncio.create_task(telegram.send(7))
+    await asyncio.sleep(0.3)  # the reply's slot has come: it waits at the window too
+    assert len(telegram.left) == OVERALL_MAX
+    telegram.answer_all()
+    await asyncio.gather(*early, *bulk, reply)
+    after = telegram.left[OVERALL_MAX:]
+    assert after.index(7) <= 1, after  # at most the bulk send holding the turn went first
+    assert sorted(after) == [7, *range(1000, 1000 + 3 * BULK_AHEAD)]
+
+
+async def test_a_reply_lifts_the_alert_queued_before_it_in_its_chat() -> None:
+    """A person's chat keeps its order, so their reply waits for the alert part queued there
+    before it; that part, a bulk send, waited behind the whole fan-out for a place (here 40
+    sends ahead of it). Lifted by the reply, it goes as a reply, and the reply after it."""
+    from bot.channels.ratelimit import BULK_AHEAD, OVERALL_MAX
+    from bot.channels.telegram.sends import ChatSends
+
+    async def on_error(update: object, exc: Exception) -> None:
+        raise AssertionError(exc)
+
+    telegram = _HeldTelegram(TelegramRateLimiter(max_retries=0))
+    sends = ChatSends(on_error)
+    early = await telegram.fill_the_window()
+    person = 7
+    with bulk_sends():
+        fan_out = [
+            asyncio.create_task(sends.send(chat, partial(telegram.send, chat)))
+            for chat in [*range(1000, 1040), person]
+        ]
+    await asyncio.sleep(0.5)  # the fan-out waits: at the full window and for the gate's places
+    reply = asyncio.create_task(sends.send(person, partial(telegram.send, person)))
+    await asyncio.sleep(0.3)
+    telegram.answer_all()
+    await asyncio.gather(*early, *fan_out, reply)
+    after = telegram.left[OVERALL_MAX:]
+    assert after.count(person) == 2
+    assert after.index(person) <= 1, after  # the alert part, lifted: next after the turn's holder
+    # and the reply soon after it: behind the bulk sends waiting at the window or booked when
+    # it books its own slot (at most the gate's places each), not behind the fan-out
+    assert after.index(person, after.index(person) + 1) <= 2 + 2 * BULK_AHEAD, after
+    assert len(after) == 42
+    assert sends.pending == 0
+
+
+async def test_the_senders_waiting_at_the_window_leave_together_when_it_has_room() -> None:
+    """With the event loop busy (here a task taking 50 ms of every turn of the loop, as
+    handlers and a scan do), the senders waiting at a full window leave as soon as it has
+    room, not one per turn of the loop. They used to pass a lock one at a time, each woken by
+    the one before it, so a busy loop set the pace: 17 sends a second in the busy bench."""
+    from bot.channels.ratelimit import OVERALL_MAX
+
+    telegram = _HeldTelegram(TelegramRateLimiter(max_retries=0))
+    early = await telegram.fill_the_window()
+    replies = [asyncio.create_task(telegram.send(chat)) for chat in range(100, 120)]
+    await asyncio.sleep(1.0)  # their slots have come: all wait at the window
+    busy = True
+
+    async def hog_the_loop() -> None:
+        while busy:
+            time.sleep(0.05)  # noqa: ASYNC251 - the point: synchronous work on the loop
+            await asyncio.sleep(0)
+
+    hog = asyncio.create_task(hog_the_loop())
+    telegram.answer_all()
+    await asyncio.gather(*early, *replies)
+    busy = False
+    await hog
+    times = telegram.times[OVERALL_MAX:]
+    assert len(times) == 20
+    assert times[-1] - times[0] < 0.3, times[-1] - times[0]  # one by one: ≥ 19 × 50 ms
+
+
+def test_a_stream_of_replies_never_starves_bulk_sends_at_the_window() -> None:
+    from bot.channels.ratelimit import REPLIES_BEFORE_BULK, Standing, _Queue
+
+    waiting: _Queue[str] = _Queue()
+    for i in range(2):
+        waiting.push(Standing(), f"b{i}")
+    for i in range(25):
+        waiting.push(None, f"r{i}")
+    passed = [waiting.pop() for _ in range(len(waiting))]
+    k = REPLIES_BEFORE_BULK
+    replies = [f"r{i}" for i in range(25)]
+    assert passed == [*replies[:k], "b0", *replies[k : 2 * k], "b1", *replies[2 * k :]]

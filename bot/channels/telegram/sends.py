@@ -16,6 +16,11 @@ still keeps it in order behind the chat's earlier messages. The notifier's messa
 a registration's outcome, an alert, a room's brief) take their turn in the same queue and are
 awaited by their caller, so whatever the bot says in one chat arrives in the order it was said.
 
+A fan-out's messages are bulk sends, served after replies (``bot.channels.ratelimit``); a reply
+queued in a chat behind one of them would wait for it, however long the fan-out makes it wait.
+So a message queued outside the fan-out lifts the chat's bulk messages queued before it: they
+go as replies, and the answer right after them.
+
 A failed send no handler awaits is reported like a handler's error (PTB's error handlers: logged,
 and the person told where that can still be done). When the application stops, the queue is given
 ``DRAIN_SECONDS`` to send what it holds; what is left then is dropped and counted in the log.
@@ -29,7 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, TypeVar, cast
 
-from bot.channels.ratelimit import WHILE_WAITING
+from bot.channels.ratelimit import WHILE_WAITING, Standing, bulk_standing, sent_with
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ class ChatSends:
         self._pending: set[asyncio.Task[Any]] = set()
         self._latest_edit: dict[Hashable, int] = {}
         self._handed_in = 0
+        self._bulk: dict[Hashable, list[Standing]] = {}  # per chat, its bulk messages queued
 
     @property
     def pending(self) -> int:
@@ -83,8 +89,16 @@ class ChatSends:
         mark = self._handed_in
         if edited is not None:
             self._latest_edit[edited] = mark
+        bulk = bulk_standing()
+        if bulk is not None:
+            self._bulk.setdefault(chat, []).append(bulk)
+        else:  # a reply: the chat's bulk messages before it go as replies too
+            for ahead in self._bulk.get(chat, ()):
+                ahead.lift()
         previous = self._tails.get(chat)
-        task = asyncio.get_running_loop().create_task(self._in_turn(previous, send, edited, mark))
+        task = asyncio.get_running_loop().create_task(
+            self._in_turn(previous, send, edited, mark, bulk)
+        )
         self._tails[chat] = task
         self._pending.add(task)
 
@@ -92,6 +106,11 @@ class ChatSends:
             self._pending.discard(finished)
             if self._tails.get(chat) is finished:
                 del self._tails[chat]
+            if bulk is not None:
+                queued = self._bulk[chat]
+                queued.remove(bulk)
+                if not queued:
+                    del self._bulk[chat]
 
         task.add_done_callback(done)
         return task
@@ -102,6 +121,7 @@ class ChatSends:
         send: Callable[[], Awaitable[Any]],
         edited: Hashable | None,
         mark: int,
+        bulk: Standing | None,
     ) -> Any:
         if previous is not None:
             # The earlier message's outcome is its own (reported there); only its turn counts.
@@ -110,7 +130,8 @@ class ChatSends:
             if self._latest_edit.get(edited) != mark:
                 return None  # a later edit of the same message is queued: it shows the latest
             del self._latest_edit[edited]
-        return await send()
+        with sent_with(bulk):
+            return await send()
 
     def _report_failure(self, task: asyncio.Task[Any], update: object) -> None:
         def report(finished: asyncio.Task[Any]) -> None:
