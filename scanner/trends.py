@@ -678,19 +678,26 @@ def _one_per_alert(changes: Sequence[AlertChange]) -> list[AlertChange]:
     return list(best.values())
 
 
-def run_detection(db: Database, now: datetime, *, tz: tzinfo = DEFAULT_TZ) -> list[AlertChange]:
+def run_detection(
+    db: Database, now: datetime, *, tz: tzinfo = DEFAULT_TZ, fetched_at: datetime | None = None
+) -> list[AlertChange]:
     """After a scan: detect on every active topic, commit, and return the changes to deliver.
 
     When the last detection is older than the usual pace (the bot was down, or the scan job
     could not run), the missed bucket ends are judged first (:func:`catch_up`). The commit
     happens before this returns, so the delivery code (which only sends changes whose
     ``notify`` is true) never tells anyone about an alert that could still be rolled back.
+
+    ``fetched_at``: when the scan read the feeds. The detection is recorded as of then, since
+    it can vouch only for the news it was given: a scan that fetched before a stall (a machine
+    that slept, a clock that jumped) and detected after it would otherwise mark the stall's
+    hours as judged, and their news, read by the next scan, would reach no detector.
     """
     with db.session() as session:
         topics = list(session.execute(sa.select(Topic).where(Topic.active == sa.true())).scalars())  # type: ignore[arg-type]
         missed = catch_up(session, topics, last_detection(session), now, tz=tz)
         changes = _one_per_alert([*missed, *detect_for_topics(session, topics, now, tz=tz)])
-        _mark_detection(session, now)
+        _mark_detection(session, now if fetched_at is None else min(fetched_at, now))
     return changes
 
 

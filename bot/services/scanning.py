@@ -65,6 +65,7 @@ async def scan_and_alert(runtime: Runtime) -> ScanOutcome | None:
     await asyncio.to_thread(repair_series_once, runtime)
     if not has_sources(runtime):
         return None
+    fetched_at = runtime.clock.now()
     report = await run_scan(
         runtime.db,
         runtime.settings,
@@ -74,7 +75,9 @@ async def scan_and_alert(runtime: Runtime) -> ScanOutcome | None:
         ),
     )
     now = runtime.clock.now()
-    changes = await asyncio.to_thread(run_detection, runtime.db, now, tz=runtime.settings.tz)
+    changes = await asyncio.to_thread(
+        run_detection, runtime.db, now, tz=runtime.settings.tz, fetched_at=fetched_at
+    )
     planned = 0
     escalate_after = timedelta(minutes=runtime.settings.escalation_minutes)
     with runtime.db.session() as session:

@@ -290,6 +290,25 @@ def test_a_burst_missed_while_the_bot_was_down_is_alerted_late_and_says_so(
     assert run_detection(db, NOW + timedelta(minutes=5)) == []  # told once
 
 
+def test_a_scan_that_fetched_before_a_stall_leaves_the_stall_to_be_judged(
+    sqlite_db: Database,
+) -> None:
+    """A scan read its feeds (nothing new) before the machine stalled for hours and detected
+    after; the stall's news, read by the next scan, is still judged (the detection is recorded
+    as of the fetch). Recorded as of its end, the burst was never alerted (the sandbox's drill
+    saw it under load: a clock jump between a scan's fetch and its detection)."""
+    fetched = NOW - timedelta(hours=8)
+    assert run_detection(sqlite_db, fetched) == []  # the usual pace before the stall
+    assert run_detection(sqlite_db, NOW, fetched_at=fetched + timedelta(minutes=1)) == []
+    _quiet_topic_with_a_burst(sqlite_db, NOW - timedelta(hours=6))
+    changes = run_detection(sqlite_db, NOW + timedelta(minutes=5))
+    assert [c.change for c in changes] == ["new"]
+    assert (
+        changes[0].alert.details["caught_up"]["since"]
+        == (fetched + timedelta(minutes=1)).isoformat()
+    )
+
+
 def test_no_catch_up_at_the_usual_pace_nor_on_a_first_run(sqlite_db: Database) -> None:
     """Detections minutes apart judge only "now" (the burst of 6 hours ago stays history), and so
     does the first detection of a new installation: its feeds' past is baseline, not news."""
