@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from bot.channels.refs import PersonRef
 from bot.services import digest, identity
 from storage.db import Database
-from storage.models import Agency, Due, Subscription, Topic, User
+from storage.models import Agency, Due, SeriesBucket, Subscription, Topic, User
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -95,3 +95,34 @@ def test_subscribers_are_active_reachable_people_on_the_channel(db: Database) ->
 def test_digest_chart_is_a_png_even_without_topics() -> None:
     png = digest.render_digest_chart([], HANOI, "Tin trong ngày")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_digest_reads_the_series_without_rewriting_them(db: Database) -> None:
+    """The series are the scans' to write: a digest that rebuilt them from the article rows it
+    could see deleted, beside a scan's detection, the buckets of articles it had not seen yet
+    (the burst was never alerted). Here the buckets have no article rows behind them at all."""
+    now = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+    with db.session() as s:
+        agency = Agency(code="BYT", name="Bộ Y tế")
+        s.add(agency)
+        s.flush()
+        topic = Topic(agency_id=agency.id, name="An toàn thực phẩm", query="ngộ độc")
+        s.add(topic)
+        s.flush()
+        assert topic.id is not None
+        s.add(
+            SeriesBucket(
+                topic_id=topic.id,
+                bucket_start=datetime(2026, 12, 7, 2, 0, tzinfo=UTC),
+                stories=9.0,
+                outlets=4,
+                negative=6,
+                articles=12,
+            )
+        )
+    with db.session() as s:
+        topics = s.exec(select(Topic)).all()
+        [day] = digest.topic_days(s, list(topics), now).values()
+    assert day.stories == 9 and day.negative == 6
+    with db.session() as s:
+        assert len(s.exec(select(SeriesBucket)).all()) == 1
