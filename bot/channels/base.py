@@ -106,6 +106,12 @@ class ClaimBusy(DeliveryError):
     claimed, so sending again later is safe."""
 
 
+class ClaimLost(Exception):
+    """The ledger's row was no longer this process's to send when its request was about to
+    leave: another worker claimed, settled or took it over. A claim raises it to stop the send
+    before anything reaches the channel; the caller leaves the message to that worker."""
+
+
 class WireClaim:
     """The ``ON_WIRE`` hook of one send: runs ``claim`` the first time a request is about to
     leave, and never again for that send (the rate limiter retries a short 429 inline, and the

@@ -49,6 +49,7 @@ from bot.channels.base import (
     Button,
     ChatRef,
     ClaimBusy,
+    ClaimLost,
     DeliveryError,
     OutcomeUnknown,
     RateLimited,
@@ -100,11 +101,6 @@ CLAIM_MARGIN = timedelta(seconds=30)
 
 _jitter = random.Random()
 T = TypeVar("T")
-
-
-class ClaimLost(Exception):
-    """The row was no longer ``pending`` when its request was about to leave: another worker
-    claimed (or settled) it. The send is stopped before anything reaches the channel."""
 
 
 @dataclass

@@ -36,10 +36,11 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.channels.base import DeliveryError, SentMessage, WireClaim
+from bot.channels.base import ClaimLost, DeliveryError, SentMessage, WireClaim
 from bot.channels.refs import MessageRef
 from bot.services import audit, stored_refs
 from storage.db import commit_unflushed
@@ -123,14 +124,33 @@ def _reserve(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) 
 
 
 def _claim(runtime: Runtime, key: tuple[str, int, int, str]) -> None:
-    """The request is about to leave: from now on a kill leaves the part in doubt."""
+    """The request is about to leave: from now on a kill leaves the part in doubt.
+
+    One conditional UPDATE: the part must still be ``pending`` and queued by this process.
+    ``_reserve`` takes over a pending part queued by another boot (a dead process's, or a
+    worker's whose send failed), and that boot may be a live worker whose request is still
+    waiting in its rate limiter; whichever of the two claims first sends, and the other's
+    claim raises :class:`ClaimLost` before its request leaves. Unconditional, both claimed
+    and both sent (crash matrix with two workers, ``reg.phone-question``: a supervisor asked
+    twice to verify one person)."""
+    kind, ref_id, user_id, part = key
     with runtime.db.session() as session:
         commit_unflushed(session)
-        row = _row(session, *key)
-        assert row is not None, key
-        row.status = SENDING
-        row.attempts += 1
-        row.last_error = f"claim {BOOT}"
+        claimed = session.execute(
+            sa.update(Delivery)
+            .where(
+                col(Delivery.kind) == kind,
+                col(Delivery.ref_id) == ref_id,
+                col(Delivery.user_id) == user_id,
+                col(Delivery.part) == part,
+                col(Delivery.status) == DeliveryStatus.PENDING,
+                col(Delivery.last_error) == f"queued {BOOT}",
+            )
+            .values(status=SENDING, attempts=col(Delivery.attempts) + 1, last_error=f"claim {BOOT}")
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise ClaimLost(f"{kind} {ref_id} part {part}")
 
 
 def _finish(
@@ -170,6 +190,9 @@ async def send_once(
         return None
     try:
         sent = await WireClaim(partial(_claim, runtime, key)).send(send())
+    except ClaimLost:
+        log.info("%s %s part %s: taken over by another worker; left to it", *key[:2], key[3])
+        return None
     except DeliveryError as exc:  # ClaimBusy included: nothing was claimed or sent
         status = DeliveryStatus.UNREACHABLE if exc.permanent else DeliveryStatus.PENDING
         await asyncio.to_thread(_finish, runtime, key, status, error=str(exc))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.channels.refs import PersonRef
@@ -41,13 +42,31 @@ def put(
     at: datetime,
     channel: str | None = None,
 ) -> ConversationState:
-    """Open the conversation at ``step`` with ``data``, or move an open one there (flushed)."""
+    """Open the conversation at ``step`` with ``data``, or move an open one there (flushed).
+
+    Two workers may open the same row at once (both recording where a decider's copy of a
+    registration request went): the second insert fails on the row's unique key, inside a
+    savepoint, and the row the first one wrote is moved instead of failing the update."""
     channel = channel or PersonRef.from_label(user_ref).channel
     state = find(session, chat_ref, user_ref, flow, channel)
     if state is None:
-        state = ConversationState(
-            channel=channel, chat_ref=chat_ref, user_ref=user_ref, flow=flow, step=step
+        fresh = ConversationState(
+            channel=channel,
+            chat_ref=chat_ref,
+            user_ref=user_ref,
+            flow=flow,
+            step=step,
+            data=dict(data),
+            updated_at=at,
         )
+        try:
+            with session.begin_nested():
+                session.add(fresh)
+            return fresh
+        except IntegrityError:
+            state = find(session, chat_ref, user_ref, flow, channel)
+            if state is None:  # the unique key was not what failed
+                raise
     state.step = step
     state.data = dict(data)
     state.updated_at = at
