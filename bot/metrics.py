@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -48,28 +49,22 @@ class Monitor:
         self.started = monotonic()
         self.last_tick: float | None = None  # monotonic time of the last tick job run
         self.registry = CollectorRegistry()
-        self.scans = Counter(
+        counter = partial(Counter, registry=self.registry)
+        self.scans = counter(
             "crisisdesk_scans",
             "Scans run by this process, by outcome (ok, idle: no active source, error)",
             ["outcome"],
-            registry=self.registry,
         )
-        self.items = Counter(
-            "crisisdesk_scan_new_articles",
-            "New articles stored by this process's scans",
-            registry=self.registry,
+        self.items = counter(
+            "crisisdesk_scan_new_articles", "New articles stored by this process's scans"
         )
-        self.alerts = Counter(
+        self.alerts = counter(
             "crisisdesk_alert_changes",
             "Alerts raised, escalated or updated by this process's scans, by severity",
             ["severity"],
-            registry=self.registry,
         )
-        self.deliveries = Counter(
-            "crisisdesk_deliveries",
-            "Alert messages this process settled, by outcome",
-            ["outcome"],
-            registry=self.registry,
+        self.deliveries = counter(
+            "crisisdesk_deliveries", "Alert messages this process settled, by outcome", ["outcome"]
         )
         self.updates = Histogram(
             "crisisdesk_update_seconds",
