@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from sqlmodel import col
 from telegram.ext import Application
 
+from storage.counts import count_rows
 from storage.models import Alert, AlertStatus, Delivery, Setting
 
 if TYPE_CHECKING:
@@ -179,11 +180,9 @@ def _database_state(runtime: Runtime) -> Iterator[Any]:
             sa.select(Delivery.status, sa.func.count()).group_by(Delivery.status)  # type: ignore[call-overload]
         ):
             ledger.add_metric([status], float(count))
-        open_alerts = session.execute(
-            sa.select(sa.func.count()).where(
-                col(Alert.status).in_([AlertStatus.OPEN, AlertStatus.ESCALATED])
-            )
-        ).scalar_one()
+        open_alerts = count_rows(
+            session, Alert, col(Alert.status).in_([AlertStatus.OPEN, AlertStatus.ESCALATED])
+        )
         alerts.add_metric([], float(open_alerts))
         finished = last_scan_finished(session.get(Setting, "last_scan"))
     yield ledger
