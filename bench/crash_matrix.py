@@ -597,10 +597,12 @@ def _crisis_in_topic(
     hub: int,
     thread: int,
     detected_at: datetime,
-    **room: str,
+    *,
+    brief_message_id: str | None = None,
+    invite_link: str | None = None,
 ) -> Crisis:
     """A crisis of the run's agency led by ``lead``, its room the forum topic ``thread`` of
-    ``hub`` (``room``: more of the room's columns), with its 24 h deadline scheduled."""
+    ``hub``, with its 24 h deadline scheduled."""
     crisis = Crisis(
         agency_id=run.ids["agency"],
         title=title,
@@ -610,7 +612,8 @@ def _crisis_in_topic(
         room_thread_id=str(thread),
         detected_at=detected_at,
         deadline_at=detected_at + timedelta(hours=24),
-        **room,
+        brief_message_id=brief_message_id,
+        invite_link=invite_link,
     )
     s.add(crisis)
     s.flush()
