@@ -590,16 +590,7 @@ async def _bot_api(emu: TelegramEmulator, method: str, **params: Any) -> Any:
 
 
 def _crisis_in_topic(
-    s: Session,
-    run: Run,
-    title: str,
-    lead: str,
-    hub: int,
-    thread: int,
-    detected_at: datetime,
-    *,
-    brief_message_id: str | None = None,
-    invite_link: str | None = None,
+    s: Session, run: Run, title: str, lead: str, hub: int, thread: int, detected_at: datetime
 ) -> Crisis:
     """A crisis of the run's agency led by ``lead``, its room the forum topic ``thread`` of
     ``hub``, with its 24 h deadline scheduled."""
@@ -612,8 +603,6 @@ def _crisis_in_topic(
         room_thread_id=str(thread),
         detected_at=detected_at,
         deadline_at=detected_at + timedelta(hours=24),
-        brief_message_id=brief_message_id,
-        invite_link=invite_link,
     )
     s.add(crisis)
     s.flush()
@@ -938,16 +927,9 @@ async def res_setup(run: Run) -> None:
         assert agency is not None
         agency.hub_channel, agency.hub_chat_id = "telegram", str(hub.id)
         crisis = _crisis_in_topic(
-            s,
-            run,
-            "Ngộ độc ở Sao Mai",
-            "lead",
-            hub.id,
-            thread,
-            now - timedelta(hours=2),
-            brief_message_id=str(brief["message_id"]),
-            invite_link=link["invite_link"],
+            s, run, "Ngộ độc ở Sao Mai", "lead", hub.id, thread, now - timedelta(hours=2)
         )
+        crisis.brief_message_id, crisis.invite_link = str(brief["message_id"]), link["invite_link"]
         assert crisis.id is not None
         run.ids["crisis"] = crisis.id
         s.add(
