@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -111,21 +112,25 @@ def seed(db: Database, emulator: TelegramEmulator, feeds_base: str, subscribers:
             s.flush()
             s.add(Subscription(user_id=user.id, topic_id=topic.id))
             ids.append(tg.id)
+    titles = [f"Kiểm tra an toàn thực phẩm định kỳ đợt {i}" for i in range(7 * 6)]
+    store_history(db, titles, "https://bg.vn", timedelta(hours=4), now)
+    return ids
+
+
+def store_history(
+    db: Database, titles: Sequence[str], site: str, every: timedelta, now: datetime
+) -> None:
+    """Store ``titles`` through the scanner as quiet history, one each ``every`` back from
+    ``now``, the outlets in turn: the baseline a burst stands out against."""
     history = [
         Incoming(
-            FeedItem(
-                f"Kiểm tra an toàn thực phẩm định kỳ đợt {i}",
-                f"https://bg.vn/{i}",
-                "Kiểm tra định kỳ.",
-                now - timedelta(hours=4 * (i + 1)),
-            ),
+            FeedItem(title, f"{site}/{i}", "Kiểm tra định kỳ.", now - every * (i + 1)),
             OUTLETS[i % len(OUTLETS)],
         )
-        for i in range(7 * 6)
+        for i, title in enumerate(titles)
     ]
     with db.session() as s:
         Processor.from_db(s, now).process(s, history, now)
-    return ids
 
 
 async def one_run(run: int, subscribers: int) -> tuple[float, float]:

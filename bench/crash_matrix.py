@@ -44,10 +44,10 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from aiohttp import web
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bench import stories
-from bench.alert_latency import OUTLETS
+from bench.alert_latency import OUTLETS, store_history
 from bench.workers import Front, Worker, serve_front
 from bot.channels.telegram.notifier import person_ref
 from bot.sandbox.personas import BOT_RIGHTS
@@ -257,9 +257,6 @@ ALERT_PEOPLE = 8  # the k-th chart or text is held for k up to 5: some still to 
 
 
 async def alert_setup(run: Run) -> None:
-    from scanner.parse import FeedItem
-    from scanner.pipeline import Incoming, Processor
-
     _agency(run)
     now = datetime.now(UTC)
     with run.db.session() as s:
@@ -287,20 +284,8 @@ async def alert_setup(run: Run) -> None:
                     owner="chat",
                 )
             )
-    items = [
-        Incoming(
-            FeedItem(
-                f"{BACKGROUND[i % len(BACKGROUND)]}, đợt {i + 1}",
-                f"https://bg.example.vn/{i}",
-                "Kiểm tra định kỳ.",
-                now - timedelta(hours=6 * (i + 1)),
-            ),
-            OUTLETS[i % len(OUTLETS)],
-        )
-        for i in range(14 * 4)
-    ]
-    with run.db.session() as s:
-        Processor.from_db(s, now).process(s, items, now)
+    titles = [f"{BACKGROUND[i % len(BACKGROUND)]}, đợt {i + 1}" for i in range(14 * 4)]
+    store_history(run.db, titles, "https://bg.example.vn", timedelta(hours=6), now)
     run.feeds.items = {}
     tag = uuid.uuid4().hex[:8]
     for i, title in enumerate(BURST):
@@ -369,8 +354,8 @@ def _nothing(run: Run) -> None:
 
 
 def _call_point(
-    name: str,
     scenario: Scenario,
+    name: str,
     method: str,
     *,
     text: str | None = None,
@@ -423,9 +408,9 @@ def alert_points() -> list[Point]:
         Point(f"scan.detect+{ms}ms", ALERTS, _nothing, _after_fetch(ms / 1000)) for ms in (100, 400)
     ]
     for k in (1, 3, 5):
-        points.append(_call_point(f"fanout.chart.{k}", ALERTS, "sendPhoto", after=k - 1))
+        points.append(_call_point(ALERTS, f"fanout.chart.{k}", "sendPhoto", after=k - 1))
         points.append(
-            _call_point(f"fanout.text.{k}", ALERTS, "sendMessage", text=TOPIC, after=k - 1)
+            _call_point(ALERTS, f"fanout.text.{k}", "sendMessage", text=TOPIC, after=k - 1)
         )
     points += [Point(f"fanout.after{n}sends", ALERTS, _nothing, _sends_reached(n)) for n in (2, 7)]
     return points
@@ -566,7 +551,7 @@ def _reg_point(name: str, method: str, text: str | None, chat: str | None = None
     def target(run: Run) -> int:
         return run.people[str(chat)]
 
-    return _call_point(name, REGISTRATION, method, text=text, chat=target if chat else None)
+    return _call_point(REGISTRATION, name, method, text=text, chat=target if chat else None)
 
 
 def registration_points() -> list[Point]:
@@ -604,6 +589,27 @@ async def _bot_api(emu: TelegramEmulator, method: str, **params: Any) -> Any:
     return body["result"]
 
 
+def _crisis_in_topic(
+    s: Session, run: Run, title: str, lead: str, hub: int, thread: int, detected_at: datetime
+) -> Crisis:
+    """A crisis of the run's agency led by ``lead``, its room the forum topic ``thread`` of
+    ``hub``, with its 24 h deadline scheduled."""
+    crisis = Crisis(
+        agency_id=run.ids["agency"],
+        title=title,
+        lead_id=run.users[lead],
+        room_channel="telegram",
+        room_chat_id=str(hub),
+        room_thread_id=str(thread),
+        detected_at=detected_at,
+        deadline_at=detected_at + timedelta(hours=24),
+    )
+    s.add(crisis)
+    s.flush()
+    schedule_deadline(s, crisis)
+    return crisis
+
+
 async def pub_setup(run: Run) -> None:
     channel = f"@byt{uuid.uuid4().hex[:8]}"
     _agency(run, public_channel=channel)
@@ -620,20 +626,16 @@ async def pub_setup(run: Run) -> None:
     run.ids["thread"] = await _create_topic(run, hub.id, "Crisis 1")
     now = datetime.now(UTC)
     with run.db.session() as s:
-        crisis = Crisis(
-            agency_id=run.ids["agency"],
-            title="Ngộ độc thực phẩm",
-            lead_id=run.users["author"],
-            room_channel="telegram",
-            room_chat_id=str(hub.id),
-            room_thread_id=str(run.ids["thread"]),
-            detected_at=now - timedelta(hours=1),
-            deadline_at=now + timedelta(hours=23),
+        crisis = _crisis_in_topic(
+            s,
+            run,
+            "Ngộ độc thực phẩm",
+            "author",
+            hub.id,
+            run.ids["thread"],
+            now - timedelta(hours=1),
         )
-        s.add(crisis)
-        s.flush()
         assert crisis.id is not None
-        schedule_deadline(s, crisis)
         draft = Draft(
             crisis_id=crisis.id,
             template="holding",
@@ -736,15 +738,7 @@ def pub_check(run: Run) -> list[Check]:
 PUBLICATION = Scenario("publication", pub_setup, pub_drive, pub_done, pub_check)
 
 
-def _pub_point(
-    name: str,
-    method: str,
-    *,
-    text: str | None = None,
-    chat: Callable[[Run], int | str] | None = None,
-    after: int = 0,
-) -> Point:
-    return _call_point(name, PUBLICATION, method, text=text, chat=chat, after=after)
+_pub_point = partial(_call_point, PUBLICATION)
 
 
 def _room(run: Run) -> int:
@@ -885,7 +879,7 @@ CONVENING = Scenario("convening", conv_setup, conv_drive, conv_done, conv_check)
 
 
 def _conv_point(name: str, method: str, text: str | None = None, after: int = 0) -> Point:
-    return _call_point(name, CONVENING, method, text=text, after=after)
+    return _call_point(CONVENING, name, method, text=text, after=after)
 
 
 def _invitations(run: Run) -> int:
@@ -932,23 +926,12 @@ async def res_setup(run: Run) -> None:
         agency = s.get(Agency, run.ids["agency"])
         assert agency is not None
         agency.hub_channel, agency.hub_chat_id = "telegram", str(hub.id)
-        crisis = Crisis(
-            agency_id=run.ids["agency"],
-            title="Ngộ độc ở Sao Mai",
-            lead_id=run.users["lead"],
-            room_channel="telegram",
-            room_chat_id=str(hub.id),
-            room_thread_id=str(thread),
-            brief_message_id=str(brief["message_id"]),
-            invite_link=link["invite_link"],
-            detected_at=now - timedelta(hours=2),
-            deadline_at=now + timedelta(hours=22),
+        crisis = _crisis_in_topic(
+            s, run, "Ngộ độc ở Sao Mai", "lead", hub.id, thread, now - timedelta(hours=2)
         )
-        s.add(crisis)
-        s.flush()
+        crisis.brief_message_id, crisis.invite_link = str(brief["message_id"]), link["invite_link"]
         assert crisis.id is not None
         run.ids["crisis"] = crisis.id
-        schedule_deadline(s, crisis)
         s.add(
             Room(
                 kind="forum_topic",
@@ -1083,7 +1066,7 @@ def _res_point(
         return run.chats["hub"] if chat == "hub" else run.people[str(chat)]
 
     where = target if chat else None
-    return _call_point(name, RESOLVE, method, text=text, chat=where, after=after)
+    return _call_point(RESOLVE, name, method, text=text, chat=where, after=after)
 
 
 def resolve_points() -> list[Point]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from prometheus_client.registry import Collector
 from sqlmodel import col
 from telegram.ext import Application
 
+from storage.counts import count_rows
 from storage.models import Alert, AlertStatus, Delivery, Setting
 
 if TYPE_CHECKING:
@@ -48,28 +50,22 @@ class Monitor:
         self.started = monotonic()
         self.last_tick: float | None = None  # monotonic time of the last tick job run
         self.registry = CollectorRegistry()
-        self.scans = Counter(
+        counter = partial(Counter, registry=self.registry)
+        self.scans = counter(
             "crisisdesk_scans",
             "Scans run by this process, by outcome (ok, idle: no active source, error)",
             ["outcome"],
-            registry=self.registry,
         )
-        self.items = Counter(
-            "crisisdesk_scan_new_articles",
-            "New articles stored by this process's scans",
-            registry=self.registry,
+        self.items = counter(
+            "crisisdesk_scan_new_articles", "New articles stored by this process's scans"
         )
-        self.alerts = Counter(
+        self.alerts = counter(
             "crisisdesk_alert_changes",
             "Alerts raised, escalated or updated by this process's scans, by severity",
             ["severity"],
-            registry=self.registry,
         )
-        self.deliveries = Counter(
-            "crisisdesk_deliveries",
-            "Alert messages this process settled, by outcome",
-            ["outcome"],
-            registry=self.registry,
+        self.deliveries = counter(
+            "crisisdesk_deliveries", "Alert messages this process settled, by outcome", ["outcome"]
         )
         self.updates = Histogram(
             "crisisdesk_update_seconds",
@@ -184,11 +180,9 @@ def _database_state(runtime: Runtime) -> Iterator[Any]:
             sa.select(Delivery.status, sa.func.count()).group_by(Delivery.status)  # type: ignore[call-overload]
         ):
             ledger.add_metric([status], float(count))
-        open_alerts = session.execute(
-            sa.select(sa.func.count()).where(
-                col(Alert.status).in_([AlertStatus.OPEN, AlertStatus.ESCALATED])
-            )
-        ).scalar_one()
+        open_alerts = count_rows(
+            session, Alert, col(Alert.status).in_([AlertStatus.OPEN, AlertStatus.ESCALATED])
+        )
         alerts.add_metric([], float(open_alerts))
         finished = last_scan_finished(session.get(Setting, "last_scan"))
     yield ledger

@@ -9,6 +9,8 @@ the same names. Conventions:
 * free-form structured data (conversation state, audit snapshots, alert details) is JSON;
 * ``owner`` says who may change a row: ``toml`` rows are synced from the config file and are
   read-only in chat, ``chat`` rows belong to the database.
+* the integer key (and, where a row records its making, ``created_at``) comes from one base,
+  ``_Row`` or ``_DatedRow``, so every table means the same by them.
 """
 
 from __future__ import annotations
@@ -162,13 +164,28 @@ class RoomState(StrEnum):
     GONE = "gone"
 
 
+class _Row(SQLModel):
+    """A table addressed by an integer surrogate key, as most are."""
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class _DatedRow(_Row):
+    """A keyed table that also records when each row was made.
+
+    ``sa_type`` rather than ``utc_column()``: a base's ``sa_column`` would be one Column object
+    shared by every table, which SQLAlchemy refuses; ``sa_type`` gives each table its own.
+    """
+
+    created_at: datetime = Field(default_factory=_now, sa_type=UtcDateTime, nullable=False)
+
+
 # --------------------------------------------------------------------------- organisation
 
 
-class Agency(SQLModel, table=True):
+class Agency(_DatedRow, table=True):
     """A ministry, department or province; carries its own response policy."""
 
-    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(index=True, unique=True, max_length=32)
     name: str = Field(max_length=255)
     # The agency's own forum hub for crisis rooms, on ``hub_channel`` (both set or both None).
@@ -184,13 +201,11 @@ class Agency(SQLModel, table=True):
     zalo_oa_app_id: str | None = Field(default=None, max_length=32)
     zalo_oa_assets: str | None = Field(default=None, max_length=1000)
     owner: str = Field(default=Owner.TOML, max_length=8)
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class User(SQLModel, table=True):
+class User(_DatedRow, table=True):
     """A person known to the bot; their accounts on each channel are ``ChannelIdentity`` rows."""
 
-    id: int | None = Field(default=None, primary_key=True)
     username: str | None = Field(default=None, max_length=64, index=True)
     full_name: str = Field(default="", max_length=255)
     phone: str | None = Field(default=None, max_length=32)
@@ -207,11 +222,10 @@ class User(SQLModel, table=True):
     # The one channel alerts reach them on (``bot.services.linking``); None: every channel they
     # have an account on.
     alert_channel: str | None = Field(default=None, max_length=16)
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
     updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class ChannelIdentity(SQLModel, table=True):
+class ChannelIdentity(_DatedRow, table=True):
     """Who a person is on one messenger: the channel's own id for them, kept as a string.
 
     People are addressed through these rows, never through a per-channel column on ``User``,
@@ -224,15 +238,13 @@ class ChannelIdentity(SQLModel, table=True):
         sa.UniqueConstraint("user_id", "channel"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     # A person's accounts go with them.
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     channel: str = Field(max_length=16)
     external_id: str = Field(max_length=64)
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class RoomIdentity(SQLModel, table=True):
+class RoomIdentity(_Row, table=True):
     """Who a person is inside one room provider's own id space, where that differs from their
     direct-message id on the same channel.
 
@@ -249,7 +261,6 @@ class RoomIdentity(SQLModel, table=True):
         sa.UniqueConstraint("user_id", "channel", "scope"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     channel: str = Field(max_length=16)
     scope: str = Field(max_length=64)
@@ -257,14 +268,13 @@ class RoomIdentity(SQLModel, table=True):
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
 
 
-class LinkCode(SQLModel, table=True):
+class LinkCode(_Row, table=True):
     """A one-time code linking a second messenger account to a person (``bot.services.linking``).
 
     Only the code's SHA-256 is kept: the code itself is shown once, on the channel it was asked
     on, and must be typed on another one before ``expires_at``; ``used_at`` makes it single-use.
     """
 
-    id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     channel: str = Field(max_length=16)  # where it was asked for (it is typed elsewhere)
     code_hash: str = Field(max_length=64, unique=True)
@@ -273,10 +283,9 @@ class LinkCode(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 
-class Invite(SQLModel, table=True):
+class Invite(_DatedRow, table=True):
     """A single-use registration code that skips approval."""
 
-    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, index=True, max_length=64)
     role: str = Field(max_length=16)
     agency_id: int = Field(foreign_key="agency.id", index=True)
@@ -285,43 +294,37 @@ class Invite(SQLModel, table=True):
     used_by_id: int | None = Field(default=None, foreign_key="user.id")
     used_at: datetime | None = Field(default=None, sa_column=utc_column())
     revoked_at: datetime | None = Field(default=None, sa_column=utc_column())
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
 # --------------------------------------------------------------------------- media watch
 
 
-class Topic(SQLModel, table=True):
+class Topic(_DatedRow, table=True):
     """A watched subject: a boolean query over article text, owned by an agency."""
 
     __table_args__ = (sa.UniqueConstraint("agency_id", "name"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     agency_id: int = Field(foreign_key="agency.id", index=True)
     name: str = Field(max_length=255)
     query: str
     sensitivity: str = Field(default=Sensitivity.MEDIUM, max_length=8)
     owner: str = Field(default=Owner.CHAT, max_length=8)
     active: bool = True
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class Subscription(SQLModel, table=True):
+class Subscription(_DatedRow, table=True):
     """A person following a topic; ``muted_until`` silences it for a while."""
 
     __table_args__ = (sa.UniqueConstraint("user_id", "topic_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)
     topic_id: int = Field(foreign_key="topic.id", index=True)
     muted_until: datetime | None = Field(default=None, sa_column=utc_column())
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class Source(SQLModel, table=True):
+class Source(_DatedRow, table=True):
     """A news feed, with its HTTP cache validators and health."""
 
-    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=255)
     outlet: str = Field(max_length=255, index=True)
     url: str = Field(unique=True, max_length=2048)
@@ -334,13 +337,11 @@ class Source(SQLModel, table=True):
     consecutive_failures: int = 0
     last_error: str | None = None
     next_fetch_after: datetime | None = Field(default=None, sa_column=utc_column())
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class Story(SQLModel, table=True):
+class Story(_Row, table=True):
     """A cluster of syndicated copies of one story across outlets."""
 
-    id: int | None = Field(default=None, primary_key=True)
     title: str
     first_seen_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
     last_seen_at: datetime = Field(sa_column=utc_column(nullable=False))
@@ -350,10 +351,9 @@ class Story(SQLModel, table=True):
     sentiment_label: str = Field(default="neutral", max_length=8)
 
 
-class Article(SQLModel, table=True):
+class Article(_Row, table=True):
     """One fetched item, deduplicated by canonical URL and clustered into a Story."""
 
-    id: int | None = Field(default=None, primary_key=True)
     canonical_url: str = Field(unique=True, max_length=2048)
     url: str = Field(max_length=2048)
     source_id: int | None = Field(default=None, foreign_key="source.id", index=True)
@@ -381,12 +381,11 @@ class ArticleTopic(SQLModel, table=True):
     sentiment_label: str | None = Field(default=None, max_length=8)
 
 
-class SeriesBucket(SQLModel, table=True):
+class SeriesBucket(_Row, table=True):
     """Per-topic time bucket of distinct stories and outlets, the input of the detectors."""
 
     __table_args__ = (sa.UniqueConstraint("topic_id", "bucket_start"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     topic_id: int = Field(foreign_key="topic.id", index=True)
     bucket_start: datetime = Field(sa_column=utc_column(nullable=False, index=True))
     stories: float = 0.0
@@ -396,10 +395,9 @@ class SeriesBucket(SQLModel, table=True):
     articles: int = 0
 
 
-class Alert(SQLModel, table=True):
+class Alert(_DatedRow, table=True):
     """A detected trend. One developing story keeps one alert, updated as it escalates."""
 
-    id: int | None = Field(default=None, primary_key=True)
     topic_id: int = Field(foreign_key="topic.id", index=True)
     kind: str = Field(max_length=24)
     severity: str = Field(default=Severity.INFO, max_length=12)
@@ -416,18 +414,16 @@ class Alert(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
     acknowledged_by_id: int | None = Field(default=None, foreign_key="user.id")
     acknowledged_at: datetime | None = Field(default=None, sa_column=utc_column())
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
     updated_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
 # --------------------------------------------------------------------------- crisis work
 
 
-class Room(SQLModel, table=True):
+class Room(_DatedRow, table=True):
     """Where a task force meets: a forum topic in a hub, a pooled group, or a group the channel
     created for the crisis."""
 
-    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)
     channel: str = Field(max_length=16)
     chat_id: str = Field(max_length=64, index=True)
@@ -436,13 +432,11 @@ class Room(SQLModel, table=True):
     state: str = Field(default=RoomState.FREE, max_length=8, index=True)
     invite_link: str | None = Field(default=None, max_length=255)
     crisis_id: int | None = Field(default=None, foreign_key="crisis.id")
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class Crisis(SQLModel, table=True):
+class Crisis(_DatedRow, table=True):
     """A task force and the facts it keeps straight until it is resolved."""
 
-    id: int | None = Field(default=None, primary_key=True)
     agency_id: int = Field(foreign_key="agency.id", index=True)
     title: str = Field(max_length=255)
     severity: str = Field(default=Severity.WARNING, max_length=12)
@@ -459,15 +453,13 @@ class Crisis(SQLModel, table=True):
     detected_at: datetime = Field(sa_column=utc_column(nullable=False))
     deadline_at: datetime = Field(sa_column=utc_column(nullable=False))
     resolved_at: datetime | None = Field(default=None, sa_column=utc_column())
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class CrisisMember(SQLModel, table=True):
+class CrisisMember(_Row, table=True):
     """A person convened to a crisis, with their role and answer."""
 
     __table_args__ = (sa.UniqueConstraint("crisis_id", "user_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     crisis_id: int = Field(foreign_key="crisis.id", index=True)
     user_id: int = Field(foreign_key="user.id", index=True)
     role: str = Field(default=CrisisRole.MEMBER, max_length=12)
@@ -476,21 +468,18 @@ class CrisisMember(SQLModel, table=True):
     answered_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 
-class Task(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+class Task(_DatedRow, table=True):
     crisis_id: int = Field(foreign_key="crisis.id", index=True)
     title: str
     owner_id: int | None = Field(default=None, foreign_key="user.id")
     due_at: datetime | None = Field(default=None, sa_column=utc_column())
     done_at: datetime | None = Field(default=None, sa_column=utc_column())
     created_by_id: int | None = Field(default=None, foreign_key="user.id")
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class TimelineEvent(SQLModel, table=True):
+class TimelineEvent(_Row, table=True):
     """What happened in a crisis, by whom and when (shown by /timeline, used in reports)."""
 
-    id: int | None = Field(default=None, primary_key=True)
     crisis_id: int = Field(foreign_key="crisis.id", index=True)
     actor_id: int | None = Field(default=None, foreign_key="user.id")
     kind: str = Field(max_length=32)
@@ -499,12 +488,11 @@ class TimelineEvent(SQLModel, table=True):
     at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
 
 
-class Draft(SQLModel, table=True):
+class Draft(_DatedRow, table=True):
     """One version of a press-response statement; each edit is a new row (version + 1)."""
 
     __table_args__ = (sa.UniqueConstraint("crisis_id", "number", "version"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     crisis_id: int = Field(foreign_key="crisis.id", index=True)
     number: int = 1  # the statement's number within the crisis; versions share it
     template: str = Field(max_length=64)
@@ -517,15 +505,13 @@ class Draft(SQLModel, table=True):
     author_id: int | None = Field(default=None, foreign_key="user.id")
     submitted_at: datetime | None = Field(default=None, sa_column=utc_column())
     published_at: datetime | None = Field(default=None, sa_column=utc_column())
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
 
 
-class Approval(SQLModel, table=True):
+class Approval(_Row, table=True):
     """An approver's decision on one exact draft version (bound to its SHA-256)."""
 
     __table_args__ = (sa.UniqueConstraint("draft_id", "approver_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="draft.id", index=True)
     approver_id: int = Field(foreign_key="user.id")
     body_sha256: str = Field(max_length=64)
@@ -537,10 +523,9 @@ class Approval(SQLModel, table=True):
 # --------------------------------------------------------------------------- plumbing
 
 
-class AuditEvent(SQLModel, table=True):
+class AuditEvent(_Row, table=True):
     """Append-only record of every state change and every refused action."""
 
-    id: int | None = Field(default=None, primary_key=True)
     actor_id: int | None = Field(default=None, foreign_key="user.id")
     actor_ref: str = Field(default="", max_length=64)  # e.g. "tg:123" for unknown people
     action: str = Field(max_length=64, index=True)
@@ -550,12 +535,11 @@ class AuditEvent(SQLModel, table=True):
     at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
 
 
-class Delivery(SQLModel, table=True):
+class Delivery(_DatedRow, table=True):
     """Ledger of messages owed to people: written before sending, marked after."""
 
     __table_args__ = (sa.UniqueConstraint("kind", "ref_id", "user_id", "part"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=24)  # e.g. alert, escalation, digest
     ref_id: int = Field(index=True)
     user_id: int = Field(foreign_key="user.id", index=True)
@@ -569,7 +553,6 @@ class Delivery(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=64)
     attempts: int = 0
     last_error: str | None = None
-    created_at: datetime = Field(default_factory=_now, sa_column=utc_column(nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=utc_column())
     # Through an outage: not before ``retry_at``; given up once failing longer than the budget.
     retry_at: datetime | None = Field(default=None, sa_column=utc_column())
@@ -580,10 +563,9 @@ class Delivery(SQLModel, table=True):
     claimed_until: datetime | None = Field(default=None, sa_column=utc_column())
 
 
-class Due(SQLModel, table=True):
+class Due(_Row, table=True):
     """Something to do at a time: the schedule itself, fired by the tick job."""
 
-    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=48, index=True)
     ref_id: int | None = None
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=json_column(default=dict))
@@ -616,12 +598,11 @@ class SendSlot(SQLModel, table=True):
     chat_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
 
 
-class ConversationState(SQLModel, table=True):
+class ConversationState(_Row, table=True):
     """A half-finished multi-step conversation (registration, filling a draft)."""
 
     __table_args__ = (sa.UniqueConstraint("channel", "chat_ref", "user_ref", "flow"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(default="telegram", max_length=16)
     chat_ref: str = Field(max_length=64)
     user_ref: str = Field(max_length=64)

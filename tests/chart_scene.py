@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from seeding import add_topic
 from sqlmodel import Session, col, select
 
 from scanner.series import BUCKET, bucket_ceil, rebuild_buckets
 from scanner.trends import detect_for_topics
-from storage.models import Agency, Alert, Article, ArticleTopic, SeriesBucket, Story, Topic
+from storage.models import Alert, Article, ArticleTopic, SeriesBucket, Story, Topic
 
 CRISIS = Path(__file__).parents[1] / "bot" / "sandbox" / "data" / "crisis_written.jsonl"
 DAY0 = datetime(2026, 3, 16, 0, 0, tzinfo=UTC)  # the crisis day, 00:00 UTC = 07:00 in Hà Nội
@@ -54,18 +55,6 @@ def local(hhmm: str) -> datetime:
     """The crisis day's local ``hhmm`` (Hà Nội, UTC+7) as an aware UTC datetime."""
     h, m = map(int, hhmm.split(":"))
     return DAY0 + timedelta(hours=h - 7, minutes=m)
-
-
-def food_safety_topic(session: Session) -> Topic:
-    agency = Agency(code="BYT", name="Bộ Y tế")
-    session.add(agency)
-    session.flush()
-    assert agency.id is not None
-    topic = Topic(agency_id=agency.id, name="An toàn thực phẩm", query='"ngộ độc"')
-    session.add(topic)
-    session.flush()
-    assert topic.id is not None
-    return topic
 
 
 def store_crisis(
@@ -112,7 +101,7 @@ def poisoning_scene(
     ``own``: every outlet wrote its own story (no syndicated copies), a volume burst.
     ``mixed``: the even-numbered stories are labelled neutral (a mixed negative share).
     """
-    topic = food_safety_topic(session)
+    topic = add_topic(session)
     assert topic.id is not None
     now = local(until)
     _history(session, topic.id, local("09:00"))  # ordinary news until 09:00

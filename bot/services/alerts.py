@@ -24,6 +24,7 @@ from bot.services.people import active_with_role
 from bot.services.permissions import Actor, can_act_for_agency, is_admin
 from bot.services.phrases import as_written
 from bot.services.refusals import Refusal
+from storage.counts import count_rows
 from storage.models import (
     Agency,
     Alert,
@@ -487,17 +488,13 @@ def owed_on(channel: str) -> Any:
 def pending_count(session: Session, alert_id: int, channel: str) -> int:
     """Rows of the alert still to be sent on ``channel`` (or on any channel: rows planned
     before channels were chosen)."""
-    return int(
-        session.exec(
-            select(sa.func.count())
-            .select_from(Delivery)
-            .where(
-                Delivery.kind == ALERT_KIND,
-                Delivery.ref_id == alert_id,
-                col(Delivery.status).in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
-                owed_on(channel),
-            )
-        ).one()
+    return count_rows(
+        session,
+        Delivery,
+        Delivery.kind == ALERT_KIND,
+        Delivery.ref_id == alert_id,
+        col(Delivery.status).in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+        owed_on(channel),
     )
 
 

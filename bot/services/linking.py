@@ -33,6 +33,7 @@ from bot.channels.base import DeliveryError
 from bot.channels.refs import PersonRef
 from bot.services import audit, identity, invites
 from bot.services import registration as reg
+from storage.counts import count_rows
 from storage.models import AuditEvent, LinkCode, User, UserStatus
 
 if TYPE_CHECKING:
@@ -118,16 +119,12 @@ def issue_code(session: Session, user: User, channel: str, now: datetime) -> Iss
 def failed_attempts(session: Session, who: PersonRef | str, now: datetime) -> int:
     """Wrong codes typed from ``who`` (an account, or a room provider's id as
     :func:`scoped_label` names it) within the window."""
-    return int(
-        session.exec(
-            select(sa.func.count())
-            .select_from(AuditEvent)
-            .where(
-                AuditEvent.action == REFUSED,
-                AuditEvent.actor_ref == str(who),
-                col(AuditEvent.at) > now - ATTEMPT_WINDOW,
-            )
-        ).one()
+    return count_rows(
+        session,
+        AuditEvent,
+        AuditEvent.action == REFUSED,
+        AuditEvent.actor_ref == str(who),
+        col(AuditEvent.at) > now - ATTEMPT_WINDOW,
     )
 
 

@@ -36,6 +36,7 @@ from bot.services import audit, due, identity, invites, states
 from bot.services.people import active_with_role, agency_name
 from bot.services.permissions import ROLE_RANK, Actor, can_act_for_agency, has_role, is_admin
 from bot.templating import LANGUAGES
+from storage.counts import count_rows
 from storage.models import Agency, AuditEvent, ConversationState, Invite, Role, User, UserStatus
 
 if TYPE_CHECKING:
@@ -253,8 +254,7 @@ def agencies_page(
     session: Session, page: int, per_page: int = AGENCIES_PER_PAGE
 ) -> tuple[list[Agency], int, int]:
     """One page of agencies by code: (rows, page clamped to range, number of pages)."""
-    total = session.exec(select(func.count()).select_from(Agency)).one()
-    pages = max(1, -(-int(total) // per_page))
+    pages = max(1, -(-count_rows(session, Agency) // per_page))
     page = min(max(page, 0), pages - 1)
     rows = session.exec(
         select(Agency).order_by(col(Agency.code)).offset(page * per_page).limit(per_page)

@@ -18,6 +18,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.services.alerts import ALERT_KIND
+from storage.counts import count_rows
 from storage.models import (
     Alert,
     AlertStatus,
@@ -74,20 +75,12 @@ def last_scan(session: Session) -> dict[str, Any] | None:
 
 def system_status(session: Session, now: datetime) -> StatusSummary:
     users = dict(session.exec(select(User.status, func.count()).group_by(User.status)).all())
-    open_alerts = session.exec(
-        select(func.count())
-        .select_from(Alert)
-        .where(col(Alert.status).in_([AlertStatus.OPEN, AlertStatus.ESCALATED]))
-    ).one()
-    open_crises = session.exec(
-        select(func.count()).select_from(Crisis).where(Crisis.status != CrisisStatus.RESOLVED)
-    ).one()
-    pending = session.exec(
-        select(func.count()).select_from(Due).where(col(Due.done_at).is_(None))
-    ).one()
-    overdue = session.exec(
-        select(func.count()).select_from(Due).where(col(Due.done_at).is_(None), Due.due_at < now)
-    ).one()
+    open_alerts = count_rows(
+        session, Alert, col(Alert.status).in_([AlertStatus.OPEN, AlertStatus.ESCALATED])
+    )
+    open_crises = count_rows(session, Crisis, Crisis.status != CrisisStatus.RESOLVED)
+    pending = count_rows(session, Due, col(Due.done_at).is_(None))
+    overdue = count_rows(session, Due, col(Due.done_at).is_(None), Due.due_at < now)
     retrying, failing_since = session.exec(
         select(func.count(func.distinct(Delivery.user_id)), func.min(Delivery.failing_since)).where(
             Delivery.kind == ALERT_KIND,

@@ -18,6 +18,7 @@ from alert_desk import (
 )
 from bot_process import killed_at_exit, telegram_env
 from emulator_fixtures import running_app
+from seeding import add_topic
 from sqlmodel import col, select
 
 from bench.stories import BACKGROUND, BURST
@@ -109,7 +110,7 @@ async def test_sigkill_during_fan_out_loses_nothing(
     Nothing twice, nothing lost silently: each part arrives at most once, and a part that did
     not arrive is one the killed process had claimed at the wire (``uncertain`` in the ledger:
     it may have reached Telegram, so it is never sent again; docs/reliability.md)."""
-    from storage.models import Agency, Role, Topic
+    from storage.models import Role
 
     url, db = bot_db
     people = [emulator.create_user(f"P{i}", language_code="vi") for i in range(40)]
@@ -119,18 +120,13 @@ async def test_sigkill_during_fan_out_loses_nothing(
 
     now = datetime.now(UTC)
     with db.session() as s:
-        agency = Agency(code="BYT", name="Bộ Y tế")
-        s.add(agency)
-        s.flush()
-        topic = Topic(agency_id=agency.id, name="An toàn thực phẩm", query='"ngộ độc"')
-        s.add(topic)
-        s.flush()
+        topic = add_topic(s)
         for p in people:
             user = User(
                 full_name=p.first_name,
                 role=Role.SPOKESPERSON,
                 status="active",
-                agency_id=agency.id,
+                agency_id=topic.agency_id,
             )
             identity.add_person(s, person_ref(p.id), user)
             s.flush()

@@ -132,6 +132,16 @@ async def give_reason(desk: Any, who: str, draft_id: int, action: str, reason: s
     await wait_private(desk, tg, after=prompt.message_id + 1)
 
 
+async def draft_in_room(desk: Any, after: int) -> StoredMessage:
+    """The next version posted in the room (the message with Submit) after message ``after``."""
+    return await desk.emulator.wait_for_message(
+        desk.room,
+        lambda m: data_of(m, "draft.submit:") is not None,
+        thread_id=desk.thread,
+        after=after,
+    )
+
+
 async def published_in_room(desk: Any, after: int = 0) -> StoredMessage:
     return await desk.emulator.wait_for_message(
         desk.room,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from drafts_flows import (
     approve,
-    data_of,
     draft_id_of,
+    draft_in_room,
     fill,
     fill_and_submit,
     published_in_room,
@@ -138,12 +138,7 @@ async def test_request_changes_edit_and_reapprove(make_desk: Any) -> None:
             thread_id=desk.thread,
             reply_to=first.message_id,
         )
-        second = await desk.emulator.wait_for_message(
-            desk.room,
-            lambda m: data_of(m, "draft.submit:") is not None,
-            thread_id=desk.thread,
-            after=edit.message_id,
-        )
+        second = await draft_in_room(desk, edit.message_id)
         v2 = draft_id_of(second)
         assert v2 != v1
         header = desk.emulator.wait_for_message  # noqa: F841
@@ -185,12 +180,7 @@ async def test_edit_after_partial_approval_needs_approval_again(make_desk: Any) 
             chat_id=desk.room,
             thread_id=desk.thread,
         )
-        second = await desk.emulator.wait_for_message(
-            desk.room,
-            lambda m: data_of(m, "draft.submit:") is not None,
-            thread_id=desk.thread,
-            after=edit.message_id,
-        )
+        second = await draft_in_room(desk, edit.message_id)
         v2 = draft_id_of(second)
         closed = desk.emulator.message(desk["boss2"].tg, stale.message_id)
         assert closed.buttons() == [] and "bản 2" in closed.text  # the request says it is outdated

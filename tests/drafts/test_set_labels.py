@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from drafts_flows import data_of, fill
+from drafts_flows import draft_in_room, fill
 from emulator_fixtures import running_app
 from sqlmodel import col, select
 
@@ -101,12 +101,7 @@ async def test_set_in_plain_vietnamese_in_the_room(make_desk: Any) -> None:
             chat_id=desk.room,
             thread_id=desk.thread,
         )
-        second = await em.wait_for_message(
-            desk.room,
-            lambda m: data_of(m, "draft.submit:") is not None,
-            thread_id=desk.thread,
-            after=sent.message_id,
-        )
+        second = await draft_in_room(desk, sent.message_id)
         assert "bản 2" in (second.text or "") or any(
             "bản 2" in (m.text or "") for m in desk.room_messages()
         )

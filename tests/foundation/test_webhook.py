@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from bot_process import free_port
+from webhook_support import forged_update, webhook_settings
 
 from bot.app import build_application
 from bot.clock import SimulatedClock
@@ -17,19 +17,8 @@ from storage.db import Database
 async def test_updates_arrive_by_webhook_and_forged_posts_are_refused(
     emulator: TelegramEmulator, sqlite_db: Database, make_settings: Any, clock: SimulatedClock
 ) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/telegram/hook"
     admin = emulator.create_user("Admin", language_code="en")
-    settings = make_settings(
-        {
-            "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
-            "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
-            "CRISISDESK_ADMIN_IDS": str(admin.id),
-            "CRISISDESK_WEBHOOK_URL": url,
-            "CRISISDESK_WEBHOOK_SECRET": "s3cret-token",
-            "CRISISDESK_WEBHOOK_PORT": str(port),
-        }
-    )
+    settings, url, _ = webhook_settings(make_settings, emulator, admin.id, "s3cret-token")
     application = build_application(settings, sqlite_db, clock)
     async with application:
         await application.start()
@@ -41,16 +30,7 @@ async def test_updates_arrive_by_webhook_and_forged_posts_are_refused(
             reply = await emulator.wait_for_message(admin.id, after=asked.message_id)
             assert "CrisisDesk status" in reply.data["text"]
 
-            forged = {
-                "update_id": 10**9,
-                "message": {
-                    "message_id": 1,
-                    "date": 0,
-                    "chat": {"id": admin.id, "type": "private"},
-                    "from": {"id": admin.id, "is_bot": False, "first_name": "X"},
-                    "text": "/status",
-                },
-            }
+            forged = forged_update(admin.id, "X", "/status")
             async with aiohttp.ClientSession() as http:
                 async with http.post(url, json=forged, headers={SECRET_HEADER: "wrong"}) as resp:
                     assert resp.status == 403

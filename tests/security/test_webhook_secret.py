@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bot_process import free_port
+from webhook_support import forged_update, webhook_settings
 
 from bot.app import build_application
 from bot.cli import main
@@ -71,31 +71,12 @@ async def test_binds_the_configured_address_and_logs_forgeries_without_the_body(
     clock: SimulatedClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/telegram/hook"
     admin = emulator.create_user("Admin", language_code="en")
-    settings = make_settings(
-        {
-            "CRISISDESK_TELEGRAM_TOKEN": emulator.token,
-            "CRISISDESK_TELEGRAM_API_URL": emulator.root_url,
-            "CRISISDESK_ADMIN_IDS": str(admin.id),
-            "CRISISDESK_WEBHOOK_URL": url,
-            "CRISISDESK_WEBHOOK_SECRET": "right-secret_1",
-            "CRISISDESK_WEBHOOK_PORT": str(port),
-            "CRISISDESK_WEBHOOK_LISTEN": "127.0.0.1",
-        }
+    settings, url, port = webhook_settings(
+        make_settings, emulator, admin.id, "right-secret_1", CRISISDESK_WEBHOOK_LISTEN="127.0.0.1"
     )
     application = build_application(settings, sqlite_db, clock)
-    forged = {
-        "update_id": 10**9,
-        "message": {
-            "message_id": 1,
-            "date": 0,
-            "chat": {"id": admin.id, "type": "private"},
-            "from": {"id": admin.id, "is_bot": False, "first_name": "BODY-MARKER"},
-            "text": "/status BODY-MARKER",
-        },
-    }
+    forged = forged_update(admin.id, "BODY-MARKER", "/status BODY-MARKER")
     caplog.set_level(logging.DEBUG)
     async with application:
         await application.start()

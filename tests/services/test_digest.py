@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
+from seeding import add_topic
 from sqlmodel import Session, select
 
 from bot.channels.refs import PersonRef
@@ -103,12 +104,7 @@ def test_the_digest_reads_the_series_without_rewriting_them(db: Database) -> Non
     (the burst was never alerted). Here the buckets have no article rows behind them at all."""
     now = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
     with db.session() as s:
-        agency = Agency(code="BYT", name="Bộ Y tế")
-        s.add(agency)
-        s.flush()
-        topic = Topic(agency_id=agency.id, name="An toàn thực phẩm", query="ngộ độc")
-        s.add(topic)
-        s.flush()
+        topic = add_topic(s, query="ngộ độc")
         assert topic.id is not None
         s.add(
             SeriesBucket(

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from seeding import add_topic
 from sqlmodel import col, select
 
 from bot.clock import SimulatedClock
@@ -16,7 +17,6 @@ from bot.templating import Renderer
 from scanner.series import rebuild_buckets
 from storage.db import Database
 from storage.models import (
-    Agency,
     Alert,
     Article,
     ArticleTopic,
@@ -24,7 +24,6 @@ from storage.models import (
     Due,
     SeriesBucket,
     Story,
-    Topic,
 )
 
 
@@ -32,12 +31,7 @@ def _seed(db: Database, clock: SimulatedClock) -> dict[str, int]:
     """Two stories 40 days old (three copies) and one 2 days old, all on one topic."""
     now = clock.now()
     with db.session() as session:
-        agency = Agency(code="BYT", name="Bộ Y tế")
-        session.add(agency)
-        session.flush()
-        topic = Topic(agency_id=agency.id, name="Vắc-xin", query="vắc-xin")
-        session.add(topic)
-        session.flush()
+        topic = add_topic(session, "Vắc-xin", "vắc-xin")
         ids = {"topic": topic.id}
         plan = [
             ("old-a", 40, ["VnExpress", "Tuổi Trẻ"], "negative"),

@@ -3,13 +3,11 @@ channel and the id as text, and back without loss, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
+from migration_rows import reflect
 
 from storage.migrate import downgrade, upgrade
 
@@ -25,34 +23,19 @@ AGENCIES = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, sa.Engine]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    else:
-        url = str(request.getfixturevalue("pg_schema_url"))
-    engine = sa.create_engine(url)
-    yield url, engine
-    engine.dispose()
-
-
-def _agency(engine: sa.Engine) -> sa.Table:
-    return sa.Table("agency", sa.MetaData(), autoload_with=engine)
-
-
 def _hubs(engine: sa.Engine, *columns: str) -> list[tuple[Any, ...]]:
-    agency = _agency(engine)
+    agency = reflect(engine, "agency")
     with engine.connect() as conn:
         query = sa.select(*(agency.c[c] for c in columns)).order_by(agency.c.id)
         return [tuple(row) for row in conn.execute(query)]
 
 
-def test_hub_ids_become_channel_refs_and_back(engine: tuple[str, sa.Engine]) -> None:
-    url, db = engine
+def test_hub_ids_become_channel_refs_and_back(empty_db: tuple[str, sa.Engine]) -> None:
+    url, db = empty_db
     upgrade(url, BEFORE)
     with db.begin() as conn:
         conn.execute(
-            sa.insert(_agency(db)),
+            sa.insert(reflect(db, "agency")),
             [{**a, **POLICY, "owner": "toml", "created_at": AT} for a in AGENCIES],
         )
 
@@ -64,7 +47,7 @@ def test_hub_ids_become_channel_refs_and_back(engine: tuple[str, sa.Engine]) -> 
 
     # A hub on another channel, set after the upgrade, has no number to go back to.
     with db.begin() as conn:
-        agency = _agency(db)
+        agency = reflect(db, "agency")
         conn.execute(
             sa.insert(agency),
             [{"id": 3, "code": "BGD", "name": "Bộ Giáo dục", **POLICY, "owner": "chat",

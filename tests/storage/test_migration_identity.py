@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from migration_rows import reflect, user_row
 
 from storage.migrate import downgrade, upgrade
 
@@ -26,33 +25,25 @@ PEOPLE = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'identity.sqlite3'}"
-    return str(request.getfixturevalue("pg_schema_url"))
+@pytest.fixture
+def url(empty_db: tuple[str, sa.Engine]) -> str:
+    return empty_db[0]
 
 
 @pytest.fixture
-def engine(url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(url)
-    yield engine
-    engine.dispose()
-
-
-def _table(engine: sa.Engine, name: str) -> sa.Table:
-    return sa.Table(name, sa.MetaData(), autoload_with=engine)
+def engine(empty_db: tuple[str, sa.Engine]) -> sa.Engine:
+    return empty_db[1]
 
 
 def _people(engine: sa.Engine) -> list[dict[str, Any]]:
-    user = _table(engine, "user")
+    user = reflect(engine, "user")
     with engine.connect() as conn:
         rows = conn.execute(sa.select(user).order_by(user.c.id)).mappings().all()
     return [dict(row) for row in rows]
 
 
 def _identities(engine: sa.Engine) -> set[tuple[int, str, str]]:
-    identity = _table(engine, "channelidentity")
+    identity = reflect(engine, "channelidentity")
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(identity.c.user_id, identity.c.channel, identity.c.external_id)
@@ -61,22 +52,8 @@ def _identities(engine: sa.Engine) -> set[tuple[int, str, str]]:
 
 
 def _seed(engine: sa.Engine) -> None:
-    user = _table(engine, "user")
-    defaults = {
-        "username": None,
-        "phone": None,
-        "agency_id": None,
-        "role": "member",
-        "requested_role": None,
-        "status": "active",
-        "language": "vi",
-        "reachable": True,
-        "pin_hash": None,
-        "created_at": AT,
-        "updated_at": AT,
-    }
     with engine.begin() as conn:
-        conn.execute(sa.insert(user), [{**defaults, **p} for p in PEOPLE])
+        conn.execute(sa.insert(reflect(engine, "user")), [user_row(AT, **p) for p in PEOPLE])
 
 
 def test_ids_move_to_identities_and_back(url: str, engine: sa.Engine) -> None:
@@ -107,7 +84,7 @@ def test_identity_added_after_upgrade_survives_downgrade(url: str, engine: sa.En
     upgrade(url, BEFORE)
     _seed(engine)
     upgrade(url, AFTER)
-    identity = _table(engine, "channelidentity")
+    identity = reflect(engine, "channelidentity")
     with engine.begin() as conn:
         conn.execute(
             sa.insert(identity),
@@ -126,7 +103,7 @@ def test_one_account_per_channel(url: str, engine: sa.Engine) -> None:
     upgrade(url, BEFORE)
     _seed(engine)
     upgrade(url, AFTER)
-    identity = _table(engine, "channelidentity")
+    identity = reflect(engine, "channelidentity")
     for clash in (
         {"user_id": 4, "channel": "telegram", "external_id": "42"},  # Bình's account
         {"user_id": 1, "channel": "telegram", "external_id": "999"},  # An has one already
@@ -137,11 +114,11 @@ def test_one_account_per_channel(url: str, engine: sa.Engine) -> None:
 
 def _insert(engine: sa.Engine, name: str, rows: list[dict[str, Any]]) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.insert(_table(engine, name)), rows)
+        conn.execute(sa.insert(reflect(engine, name)), rows)
 
 
 def _select(engine: sa.Engine, name: str, *columns: str) -> list[tuple[Any, ...]]:
-    table = _table(engine, name)
+    table = reflect(engine, name)
     with engine.connect() as conn:
         query = sa.select(*(table.c[c] for c in columns)).order_by(table.c.id)
         return [tuple(row) for row in conn.execute(query)]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.channels.telegram.notifier import person_ref
-from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.sandbox.telegram_emulator import Chat, TelegramEmulator
 from bot.services import identity
 from storage.db import Database
 from storage.models import Agency, User
@@ -105,6 +105,24 @@ def make_world(
         add_person(emulator, db, world, f"m{i + 1}", "spokesperson")
     add_person(emulator, db, world, "other", "member")  # registered, never convened
     return world
+
+
+def forum_world(
+    emulator: TelegramEmulator,
+    db: Database,
+    title: str = "Hub",
+    *,
+    deadline_hours: float = 24.0,
+    members: int = 2,
+) -> tuple[Chat, World]:
+    """A forum supergroup with the bot in it holding ``HUB_RIGHTS``, and a world whose agency
+    has it as its hub."""
+    hub = emulator.create_supergroup(title, forum=True)
+    emulator.add_bot(hub.id, rights=HUB_RIGHTS)
+    world = make_world(
+        emulator, db, deadline_hours=deadline_hours, hub_chat_id=hub.id, members=members
+    )
+    return hub, world
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from bot.sandbox.telegram_emulator import TelegramEmulator
 from storage.db import Database
 from storage.models import AuditEvent, Crisis, CrisisMember, Room, Task, TimelineEvent
 
-from .conftest import HUB_RIGHTS, add_person, eventually, make_world, private_texts
+from .conftest import add_person, eventually, forum_world, private_texts
 
 CONFIRM = "✅ Yes, close the crisis"  # the button /resolve asks to press
 
@@ -41,9 +41,7 @@ def _buttons(message: Any) -> list[dict[str, Any]]:
 async def test_forum_task_force_from_command_to_resolve(
     emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
 ) -> None:
-    hub = emulator.create_supergroup("Điều phối BYT", forum=True)
-    emulator.add_bot(hub.id, rights=HUB_RIGHTS)
-    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id)
+    hub, world = forum_world(emulator, sqlite_db, "Điều phối BYT")
     lead, boss, m1, m2, other = (world[n] for n in ("lead", "boss", "m1", "m2", "other"))
     stranger = emulator.create_user("Stranger", username="stranger")
     app = build_application(tf_settings(), sqlite_db, clock)
@@ -221,9 +219,7 @@ async def test_forum_task_force_from_command_to_resolve(
 async def test_hub_member_joins_at_once_and_unreachable_people_can_be_asked_again(
     emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
 ) -> None:
-    hub = emulator.create_supergroup("Hub", forum=True)
-    emulator.add_bot(hub.id, rights=HUB_RIGHTS)
-    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id, members=0)
+    hub, world = forum_world(emulator, sqlite_db, members=0)
     lead, boss = world["lead"], world["boss"]
     shy = add_person(emulator, sqlite_db, world, "shy", "spokesperson", started=False)
     emulator.join(boss.tg, hub.id)  # the supervisor is already in the hub

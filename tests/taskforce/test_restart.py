@@ -21,10 +21,10 @@ from storage.db import Database
 from storage.models import Crisis, Delivery, Draft, User
 
 from .conftest import (
-    HUB_RIGHTS,
     POOL_RIGHTS,
     add_person,
     eventually,
+    forum_world,
     make_world,
     private_texts,
 )
@@ -37,9 +37,7 @@ def _count(emulator: TelegramEmulator, user_id: int, needle: str) -> int:
 async def test_deadline_and_task_reminders_fire_after_a_restart(
     emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
 ) -> None:
-    hub = emulator.create_supergroup("Hub", forum=True)
-    emulator.add_bot(hub.id, rights=HUB_RIGHTS)
-    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id, deadline_hours=10)
+    hub, world = forum_world(emulator, sqlite_db, deadline_hours=10)
     lead, boss = world["lead"], world["boss"]
     settings = tf_settings()
 
@@ -92,9 +90,7 @@ async def test_hard_kill_in_the_middle_of_convening_resumes_without_doubles(
     emulator: TelegramEmulator, bot_db: tuple[str, Database], tmp_path: Path
 ) -> None:
     url, db = bot_db
-    hub = emulator.create_supergroup("Hub", forum=True)
-    emulator.add_bot(hub.id, rights=HUB_RIGHTS)
-    world = make_world(emulator, db, hub_chat_id=hub.id, members=0)
+    _, world = forum_world(emulator, db, members=0)
     names = [f"p{i}" for i in range(6)]
     people = [add_person(emulator, db, world, n, "spokesperson") for n in names]
     db.dispose()

@@ -13,7 +13,7 @@ from bot.clock import SimulatedClock
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from storage.db import Database
 
-from .conftest import HUB_RIGHTS, make_world, private_texts
+from .conftest import HUB_RIGHTS, forum_world, make_world, private_texts
 
 
 def _said(emulator: TelegramEmulator, tg: int, text: str) -> str | None:
@@ -72,9 +72,7 @@ async def test_hub_without_topic_right_tells_the_opener_in_plain_words(
 async def test_a_change_of_the_bots_rights_in_the_hub_is_reported_at_once(
     emulator: TelegramEmulator, sqlite_db: Database, tf_settings: Any, clock: SimulatedClock
 ) -> None:
-    hub = emulator.create_supergroup("Điều phối BYT", forum=True)
-    emulator.add_bot(hub.id, rights=HUB_RIGHTS)
-    world = make_world(emulator, sqlite_db, hub_chat_id=hub.id)
+    hub, world = forum_world(emulator, sqlite_db, "Điều phối BYT")
     boss, other = world["boss"], world["other"]
     async with running_app(build_application(tf_settings(), sqlite_db, clock)):
         emulator.add_bot(hub.id, rights={**HUB_RIGHTS, "can_manage_topics": False})

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from news_words import SYLLABLES
+from seeding import add_topic
 from sqlmodel import Session, SQLModel
 
 from scanner.alerting import Finding, record_finding, severity_for
@@ -17,7 +18,7 @@ from scanner.replay import cmd_replay
 from scanner.sentiment import LexiconScorer
 from scanner.series import BUCKET, count_buckets, load_series, rebuild_buckets
 from storage.db import Database, make_engine
-from storage.models import Agency, Alert, Article, ArticleTopic, SeriesBucket, Story, Topic
+from storage.models import Alert, Article, ArticleTopic, SeriesBucket, Story, Topic
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
@@ -29,13 +30,7 @@ def _db(tmp_path: Path) -> Database:
 
 
 def _seed(session: Session) -> int:
-    agency = Agency(code="A", name="A")
-    session.add(agency)
-    session.flush()
-    assert agency.id is not None
-    topic = Topic(agency_id=agency.id, name="t", query='"x"')
-    session.add(topic)
-    session.flush()
+    topic = add_topic(session, "t", '"x"', code="A", agency_name="A")
     assert topic.id is not None
     return topic.id
 

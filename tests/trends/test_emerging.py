@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from seeding import add_topic
 from sqlmodel import SQLModel
 
 from scanner.alerting import Finding, record_emerging, record_finding
 from scanner.terms import emerging_signal, general_rate, suggested_queries
 from scanner.topics import parse_query
 from storage.db import Database, make_engine
-from storage.models import Agency, Topic
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 FILLER = [
@@ -86,13 +86,7 @@ def _db(tmp_path: Path) -> tuple[Database, int]:
     SQLModel.metadata.create_all(engine)
     db = Database(engine)
     with db.session() as s:
-        agency = Agency(code="A", name="A")
-        s.add(agency)
-        s.flush()
-        assert agency.id is not None
-        topic = Topic(agency_id=agency.id, name="t", query='"x"')
-        s.add(topic)
-        s.flush()
+        topic = add_topic(s, "t", '"x"', code="A", agency_name="A")
         assert topic.id is not None
         tid = topic.id
     return db, tid

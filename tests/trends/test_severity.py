@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from chart_scene import crisis_rows, food_safety_topic, local, store_crisis
+from chart_scene import crisis_rows, local, store_crisis
+from seeding import add_topic
 from sqlmodel import SQLModel
 
 from bot.services.alerts import ESCALATION_KIND, plan_delivery
@@ -125,7 +126,7 @@ def db(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_stored_poisoning_story_is_critical_and_escalation_is_scheduled(db: Database) -> None:
     """window_facts reads the harm from stored articles; the critical alert schedules escalation."""
     with db.session() as s:
-        topic = food_safety_topic(s)
+        topic = add_topic(s)
         assert topic.id is not None
         store_crisis(s, topic.id, "10:45")
         s.flush()

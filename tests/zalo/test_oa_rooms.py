@@ -128,6 +128,29 @@ def invitation_of(db: Database, crisis_id: int, user: User) -> int:
         )
 
 
+@asynccontextmanager
+async def oa_runtime(
+    settings: Any, db: Database, zalo: ZaloEmulator, tmp_path: Path
+) -> AsyncIterator[Runtime]:
+    """The services' runtime on Zalo with the OA's groups as crisis rooms; its clients are
+    closed on the way out."""
+    client = ZaloBotClient(zalo.token, base_url=zalo.bot_api_url, timeout=5)
+    oa_rooms = OaRooms(settings, db, SystemClock())
+    links = ChartLinks(b"k" * 32, "http://127.0.0.1")
+    zalo_notifier = ZaloNotifier(client, links, tmp_path / "charts", oa_rooms)
+    try:
+        yield Runtime(
+            settings=settings,
+            db=db,
+            clock=SystemClock(),
+            renderer=Renderer(settings.timezone),
+            notifier=DegradingNotifier(zalo_notifier, CAPABILITIES),
+        )
+    finally:
+        await oa_rooms.close()
+        await client.close()
+
+
 async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
     zalo: ZaloEmulator, db: Database, make_settings: Any, tmp_path: Path
 ) -> None:
@@ -138,19 +161,8 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
     zalo.oa.assets["gmf-1"] = "someone-else's-group"  # spent: the second asset is used
     OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
     agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id)
-    client = ZaloBotClient(zalo.token, base_url=zalo.bot_api_url, timeout=5)
-    oa_rooms = OaRooms(settings, db, SystemClock())
-    links = ChartLinks(b"k" * 32, "http://127.0.0.1")
-    zalo_notifier = ZaloNotifier(client, links, tmp_path / "charts", oa_rooms)
-    runtime = Runtime(
-        settings=settings,
-        db=db,
-        clock=SystemClock(),
-        renderer=Renderer(settings.timezone),
-        notifier=DegradingNotifier(zalo_notifier, CAPABILITIES),
-    )
     lead = Actor("zalo:zl-lead", people["lead"])
-    try:
+    async with oa_runtime(settings, db, zalo, tmp_path) as runtime:
         opened = await open_crisis(
             runtime,
             lead,
@@ -211,9 +223,6 @@ async def test_a_crisis_room_is_an_oa_group_from_opening_to_resolve(
         with db.session() as s:
             assert s.exec(select(Room)).one().state == RoomState.CLOSED
         assert zalo.oa.refresh_calls  # the tokens were rotated on the way
-    finally:
-        await oa_rooms.close()
-        await client.close()
 
 
 async def test_without_an_oa_no_group_is_made(
@@ -532,19 +541,7 @@ async def test_no_group_when_the_oa_knows_nobody_and_the_lead_is_told_once(
     zalo.add_oa_asset("gmf-1")
     OaTokenStore(db, zalo.oa.app_id, SystemClock()).seed(zalo.grant_oa_access())
     agency_id, people = agency_with_people(db, zalo, zalo.oa.app_id, linked=())
-    client = ZaloBotClient(zalo.token, base_url=zalo.bot_api_url, timeout=5)
-    oa_rooms = OaRooms(settings, db, SystemClock())
-    zalo_notifier = ZaloNotifier(
-        client, ChartLinks(b"k" * 32, "http://127.0.0.1"), tmp_path / "charts", oa_rooms
-    )
-    runtime = Runtime(
-        settings=settings,
-        db=db,
-        clock=SystemClock(),
-        renderer=Renderer(settings.timezone),
-        notifier=DegradingNotifier(zalo_notifier, CAPABILITIES),
-    )
-    try:
+    async with oa_runtime(settings, db, zalo, tmp_path) as runtime:
         opened = await open_crisis(
             runtime, Actor("zalo:zl-lead", people["lead"]), "Tin đồn dịch bệnh",
             agency_id=agency_id, user_ids=[people["minh"].id or 0],
@@ -558,6 +555,3 @@ async def test_no_group_when_the_oa_knows_nobody_and_the_lead_is_told_once(
         with db.session() as s:
             [row] = s.exec(select(AuditEvent).where(AuditEvent.action == "crisis.room_left_out"))
             assert row.after is not None and row.after["room_made"] is False
-    finally:
-        await oa_rooms.close()
-        await client.close()

@@ -192,24 +192,26 @@ class TelegramNotifier:
             return await request()
         return await self.sends.send(chat_id(to), request)
 
+    async def _call_in_turn(self, to: ChatRef, request: Callable[[], Awaitable[T]]) -> T:
+        """A Bot API ``request`` in ``to``'s turn, its errors made channel-neutral."""
+        return await self._in_turn(to, lambda: _call(request))
+
     def link_to(self, chat: ChatRef) -> str | None:
         return room_link(chat)
 
     async def send_text(
         self, to: ChatRef, text: str, buttons: Buttons | None = None
     ) -> SentMessage:
-        message = await self._in_turn(
+        message = await self._call_in_turn(
             to,
-            lambda: _call(
-                lambda: self.bot.send_message(
-                    chat_id=chat_id(to),
-                    message_thread_id=thread_id(to),
-                    text=text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(buttons),
-                    disable_web_page_preview=True,
-                    read_timeout=self.send_timeout,
-                )
+            lambda: self.bot.send_message(
+                chat_id=chat_id(to),
+                message_thread_id=thread_id(to),
+                text=text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(buttons),
+                disable_web_page_preview=True,
+                read_timeout=self.send_timeout,
             ),
         )
         return _sent(message)
@@ -235,18 +237,16 @@ class TelegramNotifier:
         **file: str | InputFile,
     ) -> SentMessage:
         """A photo or a document: one request but for the method and the file's field name."""
-        message = await self._in_turn(
+        message = await self._call_in_turn(
             to,
-            lambda: _call(
-                lambda: send(
-                    chat_id=chat_id(to),
-                    message_thread_id=thread_id(to),
-                    caption=caption or None,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard(buttons),
-                    read_timeout=self.send_timeout,
-                    **file,
-                )
+            lambda: send(
+                chat_id=chat_id(to),
+                message_thread_id=thread_id(to),
+                caption=caption or None,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(buttons),
+                read_timeout=self.send_timeout,
+                **file,
             ),
         )
         return _sent(message)
@@ -270,14 +270,12 @@ class TelegramNotifier:
         )
 
     async def pin(self, message: MessageRef) -> None:
-        await self._in_turn(
+        await self._call_in_turn(
             message.chat,
-            lambda: _call(
-                lambda: self.bot.pin_chat_message(
-                    chat_id=chat_id(message.chat),
-                    message_id=message_id(message),
-                    disable_notification=True,
-                )
+            lambda: self.bot.pin_chat_message(
+                chat_id=chat_id(message.chat),
+                message_id=message_id(message),
+                disable_notification=True,
             ),
         )
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.sandbox.control_actions import action_handler
+from bot.sandbox.control_api import control_routes as shared_routes
+from bot.sandbox.control_api import refuse, reply
 
 from .errors import ControlError
 from .server import Call
@@ -78,11 +79,8 @@ def chat_summary(chat: Chat) -> dict[str, Any]:
     }
 
 
-def control_routes(emulator: TelegramEmulator) -> list[web.AbstractRouteDef]:
+def control_routes(emulator: TelegramEmulator) -> list[web.RouteDef]:
     """Routes under ``/_control/`` bound to ``emulator``."""
-
-    def reply(result: Any) -> web.Response:
-        return web.json_response({"ok": True, "result": to_json(result)})
 
     def int_arg(request: web.Request, name: str) -> int:
         try:
@@ -90,19 +88,15 @@ def control_routes(emulator: TelegramEmulator) -> list[web.AbstractRouteDef]:
         except (KeyError, ValueError):
             raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
 
-    action = action_handler(emulator, ACTIONS, to_json)
-
-    async def state(request: web.Request) -> web.Response:
+    def state() -> dict[str, Any]:
         world = emulator.world
-        return reply(
-            {
-                "bot": world.bot.to_api(),
-                "users": [to_json(u) for u in world.users.values() if not u.is_bot],
-                "chats": [chat_summary(chat) for chat in world.chats.values()],
-                "flood_limits": emulator.flood_limits,
-                "webhook": emulator.hub.webhook_info(),
-            }
-        )
+        return {
+            "bot": world.bot.to_api(),
+            "users": [to_json(u) for u in world.users.values() if not u.is_bot],
+            "chats": [chat_summary(chat) for chat in world.chats.values()],
+            "flood_limits": emulator.flood_limits,
+            "webhook": emulator.hub.webhook_info(),
+        }
 
     async def messages(request: web.Request) -> web.Response:
         thread = request.query.get("thread_id")
@@ -111,30 +105,24 @@ def control_routes(emulator: TelegramEmulator) -> list[web.AbstractRouteDef]:
                 int_arg(request, "chat_id"), thread_id=int(thread) if thread else None
             )
         except ControlError as error:
-            return web.json_response({"ok": False, "error": str(error)}, status=404)
-        return reply(found)
+            return refuse(error, 404)
+        return reply(found, to_json)
 
     async def chat_items(request: web.Request) -> web.Response:
         chat_id = int_arg(request, "chat_id")
         try:
             if request.match_info["kind"] == "invite_links":
-                return reply(emulator.invite_links(chat_id))
-            return reply(emulator.topics(chat_id))
+                return reply(emulator.invite_links(chat_id), to_json)
+            return reply(emulator.topics(chat_id), to_json)
         except ControlError as error:
-            return web.json_response({"ok": False, "error": str(error)}, status=404)
-
-    async def calls(request: web.Request) -> web.Response:
-        method = request.query.get("method")
-        return reply(emulator.calls_to(method) if method else emulator.calls)
+            return refuse(error, 404)
 
     async def updates(request: web.Request) -> web.Response:
-        return reply(emulator.updates)
+        return reply(emulator.updates, to_json)
 
-    return [
-        web.get("/_control/state", state),
-        web.get("/_control/calls", calls),
+    reads = [
         web.get("/_control/updates", updates),
         web.get("/_control/chats/{chat_id}/messages", messages),
         web.get("/_control/chats/{chat_id}/{kind:invite_links|topics}", chat_items),
-        web.post("/_control/{action}", action),
     ]
+    return shared_routes(emulator, ACTIONS, to_json, state, reads)

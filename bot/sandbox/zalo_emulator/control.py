@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.sandbox.control_actions import action_handler
+from bot.sandbox.control_api import control_routes as shared_routes
+from bot.sandbox.control_api import refuse, reply
 
 from .errors import ControlError
 from .state import Call, Group, StoredMessage
@@ -50,55 +51,40 @@ def to_json(value: Any) -> Any:
 
 
 def control_routes(emulator: ZaloEmulator) -> list[web.RouteDef]:
-    def reply(result: Any) -> web.Response:
-        return web.json_response({"ok": True, "result": to_json(result)})
+    """Routes under ``/_control/`` bound to ``emulator``."""
 
-    def refuse(error: Exception, status: int) -> web.Response:
-        return web.json_response({"ok": False, "error": str(error)}, status=status)
-
-    action = action_handler(emulator, ACTIONS, to_json)
-
-    async def state(request: web.Request) -> web.Response:
+    def state() -> dict[str, Any]:
         bot, oa = emulator.bot_platform, emulator.oa
-        return reply(
-            {
-                "bot_id": bot.bot_id,
-                "people": [vars(p) for p in bot.people.values()],
-                "pending_updates": bot.pending,
-                "webhook": {
-                    "url": bot.webhook_url,
-                    "envelope": bot.webhook_envelope,
-                    "last_error": bot.webhook_last_error,
-                },
-                "oa": {
-                    "app_id": oa.app_id,
-                    "oa_id": oa.oa_id,
-                    "followers": oa.followers,
-                    "inbox": oa.inbox,
-                    "assets": oa.assets,
-                    "webhook_url": oa.webhook_url,
-                },
-            }
-        )
+        return {
+            "bot_id": bot.bot_id,
+            "people": [vars(p) for p in bot.people.values()],
+            "pending_updates": bot.pending,
+            "webhook": {
+                "url": bot.webhook_url,
+                "envelope": bot.webhook_envelope,
+                "last_error": bot.webhook_last_error,
+            },
+            "oa": {
+                "app_id": oa.app_id,
+                "oa_id": oa.oa_id,
+                "followers": oa.followers,
+                "inbox": oa.inbox,
+                "assets": oa.assets,
+                "webhook_url": oa.webhook_url,
+            },
+        }
 
     async def messages(request: web.Request) -> web.Response:
         try:
-            return reply(emulator.messages(request.match_info["chat_id"]))
+            return reply(emulator.messages(request.match_info["chat_id"]), to_json)
         except ControlError as error:
             return refuse(error, 404)
 
-    async def calls(request: web.Request) -> web.Response:
-        method = request.query.get("method")
-        found = emulator.calls if method is None else emulator.calls_to(method)
-        return reply(found)
-
     async def groups(request: web.Request) -> web.Response:
-        return reply(list(emulator.oa.groups.values()))
+        return reply(list(emulator.oa.groups.values()), to_json)
 
-    return [
-        web.get("/_control/state", state),
-        web.get("/_control/calls", calls),
+    reads = [
         web.get("/_control/chats/{chat_id}/messages", messages),
         web.get("/_control/oa/groups", groups),
-        web.post("/_control/{action}", action),
     ]
+    return shared_routes(emulator, ACTIONS, to_json, state, reads)

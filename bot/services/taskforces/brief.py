@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from bot.channels.base import (
     DeliveryError,
@@ -19,6 +19,7 @@ from bot.channels.base import (
 from bot.services import outbox, room_rights, stored_refs, timeline
 from bot.services.due import due_handler, schedule
 from bot.services.taskforces.crises import crisis_row, display_name, members_of, room_language
+from storage.counts import count_rows
 from storage.models import (
     Agency,
     Alert,
@@ -96,11 +97,9 @@ def brief_view(session: Session, crisis_id: int, now: datetime) -> BriefView:
                 .limit(3)
             )
         )
-    statements = session.exec(
-        select(func.count())
-        .select_from(Draft)
-        .where(Draft.crisis_id == crisis_id, Draft.status == DraftStatus.PUBLISHED)
-    ).one()
+    statements = count_rows(
+        session, Draft, Draft.crisis_id == crisis_id, Draft.status == DraftStatus.PUBLISHED
+    )
     update = session.exec(
         select(timeline.TimelineEvent)
         .where(
