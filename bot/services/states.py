@@ -51,14 +51,9 @@ def put(
     state = find(session, chat_ref, user_ref, flow, channel)
     if state is None:
         fresh = ConversationState(
-            channel=channel,
-            chat_ref=chat_ref,
-            user_ref=user_ref,
-            flow=flow,
-            step=step,
-            data=dict(data),
-            updated_at=at,
+            channel=channel, chat_ref=chat_ref, user_ref=user_ref, flow=flow, step=step
         )
+        _move(fresh, step, data, at)
         try:
             with session.begin_nested():
                 session.add(fresh)
@@ -67,9 +62,13 @@ def put(
             state = find(session, chat_ref, user_ref, flow, channel)
             if state is None:  # the unique key was not what failed
                 raise
-    state.step = step
-    state.data = dict(data)
-    state.updated_at = at
+    _move(state, step, data, at)
     session.add(state)
     session.flush()
     return state
+
+
+def _move(state: ConversationState, step: str, data: dict[str, Any], at: datetime) -> None:
+    state.step = step
+    state.data = dict(data)
+    state.updated_at = at

@@ -10,16 +10,20 @@ against the emulator, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alert_desk import make_desk
 from sqlmodel import select
+from telegram.ext import Application
 
 from bot.app import build_application
 from bot.channels.base import SentMessage
 from bot.channels.telegram.notifier import chat_ref
 from bot.clock import SimulatedClock
+from bot.runtime import Runtime
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import outbox
 from storage.db import Database
@@ -29,14 +33,30 @@ KEY = {"kind": "reg_review", "ref_id": 7, "part": "rv1"}
 OTHER_WORKER = "queued 0123456789ab"  # another process's boot id, alive and about to send
 
 
-async def test_a_part_taken_over_by_another_worker_before_its_claim_is_not_sent_twice(
+@dataclass
+class Sender:
+    """The real Application on a desk, and one person to send a ledger part to."""
+
+    app: Application[Any, Any, Any, Any, Any, Any]
+    runtime: Runtime
+    chat: int
+    key: dict[str, Any]
+
+
+@pytest.fixture
+def sender(
     emulator: TelegramEmulator, db: Database, make_settings: Any, clock: SimulatedClock
-) -> None:
+) -> Sender:
     desk = make_desk(emulator, db, make_settings, clock)
     app = build_application(desk.settings, db, clock)
-    runtime = app.bot_data["runtime"]
     lan, lan_id = desk.spokespeople[0]
-    key = {**KEY, "user_id": lan_id}
+    return Sender(app, app.bot_data["runtime"], lan.id, {**KEY, "user_id": lan_id})
+
+
+async def test_a_part_taken_over_by_another_worker_before_its_claim_is_not_sent_twice(
+    emulator: TelegramEmulator, db: Database, sender: Sender
+) -> None:
+    app, runtime, key = sender.app, sender.runtime, sender.key
 
     def taken_over() -> None:
         with db.session() as s:
@@ -50,12 +70,12 @@ async def test_a_part_taken_over_by_another_worker_before_its_claim_is_not_sent_
         # Reserved by this process; while its request waits for a slot, the other worker's
         # run of the same step reserves the part for itself.
         taken_over()
-        return await runtime.notifier.send_text(chat_ref(lan.id), "Yêu cầu xác minh")
+        return await runtime.notifier.send_text(chat_ref(sender.chat), "Yêu cầu xác minh")
 
     async with app:
         sent = await outbox.send_once(runtime, **key, send=post)
     assert sent is None
-    assert emulator.messages(lan.id, from_bot=True) == []
+    assert emulator.messages(sender.chat, from_bot=True) == []
     with db.session() as s:
         row = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
         # Left for the other worker to claim and send.
@@ -67,22 +87,18 @@ async def test_a_part_taken_over_by_another_worker_before_its_claim_is_not_sent_
 
 
 async def test_a_part_queued_by_this_worker_is_claimed_and_sent_once(
-    emulator: TelegramEmulator, db: Database, make_settings: Any, clock: SimulatedClock
+    emulator: TelegramEmulator, db: Database, sender: Sender
 ) -> None:
-    desk = make_desk(emulator, db, make_settings, clock)
-    app = build_application(desk.settings, db, clock)
-    runtime = app.bot_data["runtime"]
-    lan, lan_id = desk.spokespeople[0]
-    key = {**KEY, "user_id": lan_id}
+    app, runtime, key = sender.app, sender.runtime, sender.key
 
     async def post() -> SentMessage:
-        return await runtime.notifier.send_text(chat_ref(lan.id), "Yêu cầu xác minh")
+        return await runtime.notifier.send_text(chat_ref(sender.chat), "Yêu cầu xác minh")
 
     async with app:
         sent = await outbox.send_once(runtime, **key, send=post)
         again = await outbox.send_once(runtime, **key, send=post)
     assert sent is not None and again is None
-    assert [m.text for m in emulator.messages(lan.id, from_bot=True)] == ["Yêu cầu xác minh"]
+    assert [m.text for m in emulator.messages(sender.chat, from_bot=True)] == ["Yêu cầu xác minh"]
     with db.session() as s:
         row = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
         assert (row.status, row.attempts) == (DeliveryStatus.SENT, 1)
