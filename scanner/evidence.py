@@ -226,10 +226,13 @@ class Features:
         lead: str,
         title_syllables: Sequence[str] | None = None,
         lead_syllables: Sequence[str] | None = None,
+        contents: tuple[list[str], list[str]] | None = None,
     ) -> None:
         raw_title, raw_lead = title.strip(), lead.strip()
         title = strip_title(raw_title)
         lead = strip_lead(raw_lead)
+        title_content: list[str] | None = None
+        lead_content: list[str] | None = None
         if title_syllables is None or lead_syllables is None:
             title_words = syllables(title)
             all_lead = syllables(lead)
@@ -237,12 +240,20 @@ class Features:
             skip = _count(raw_title[: len(raw_title) - len(title)])
             title_words = list(title_syllables[skip:])
             start = raw_lead.find(lead) if lead else 0
+            first = _count(raw_lead[:start])
             end = len(lead_syllables) - _count(raw_lead[start + len(lead) :])
-            all_lead = list(lead_syllables[_count(raw_lead[:start]) : end])
+            all_lead = list(lead_syllables[first:end])
+            # The caller's content syllables hold where nothing was stripped (most items).
+            if contents is not None and not skip:
+                title_content = contents[0]
+            kept = min(end, LEAD_SYLLABLES) == min(len(lead_syllables), LEAD_SYLLABLES)
+            if contents is not None and not first and kept:
+                lead_content = contents[1]
         self._title = title
         self._lead = lead
         self.words = (title_words, all_lead)  # folded syllables of headline and lead
-        title_content = content_syllables(title_words)
+        if title_content is None:
+            title_content = content_syllables(title_words)
         #: content syllables of the headline
         self.title_terms = frozenset(title_content)
         self.title_size = len(self.title_terms)
@@ -253,7 +264,9 @@ class Features:
             if len(title_content) >= 6
             else ("", "")
         )
-        self._lead_content = content_syllables(all_lead[:LEAD_SYLLABLES])
+        self._lead_content = (
+            content_syllables(all_lead[:LEAD_SYLLABLES]) if lead_content is None else lead_content
+        )
         # A lead that is the headline again (or inside it) adds no evidence of its own.
         lead_terms = frozenset(self._lead_content)
         self.informative = len(self._lead_content) >= MIN_LEAD_SYLLABLES and len(
@@ -339,13 +352,17 @@ def features(
     lead: str,
     title_syllables: Sequence[str] | None = None,
     lead_syllables: Sequence[str] | None = None,
+    contents: tuple[list[str], list[str]] | None = None,
 ) -> Features:
     """The :class:`Features` of one item (raw headline and lead, as the feed gave them).
 
     The folded syllables of the raw headline and lead (:func:`~scanner.textnorm.fold` split),
     when the caller has them, are reused: only the stripped decorations are folded again.
+    ``contents``, with them, is their :func:`~scanner.textnorm.content_syllables` (the lead's
+    of its first :data:`LEAD_SYLLABLES` syllables), which the MinHash shingles need too: used
+    where no decoration was stripped, and never changed.
     """
-    return Features(title, lead, title_syllables, lead_syllables)
+    return Features(title, lead, title_syllables, lead_syllables, contents)
 
 
 def _count(text: str) -> int:
