@@ -72,10 +72,13 @@ _PREFIX = re.compile(r"\s*(\S+(?:\s\S+)?)\s*:\s+")
 
 
 def _trailing_tag(text: str) -> re.Match[str] | None:
-    """``_TRAILING_TAG.search(text)``; a text without a dash or a bar cannot match, and most
-    leads have none: the search tries every whitespace of the text before failing."""
+    """``_TRAILING_TAG.search(text)``, where it can match: a text without a dash or a bar
+    cannot (most leads have none), and a match starts in the whitespace before the dash,
+    which stands alone among the last four words (one to three words follow it). The search
+    would otherwise try every whitespace of the text before failing."""
     if "-" in text or "|" in text or "–" in text or "—" in text:
-        return _TRAILING_TAG.search(text)
+        head = text.rsplit(None, 4)
+        return _TRAILING_TAG.search(text, len(head[0]) if len(head) == 5 else 0)
     return None
 
 
