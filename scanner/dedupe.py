@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -200,6 +201,9 @@ _SHIFT = np.uint64(61)
 #: most of that difference, and 128 keeps the workspace at ~8 MB.
 _FP_CHUNK = 128
 
+
+#: Candidates ranked by the LSH keys they share, then by entry key (newest first).
+_BY_SHARED_KEYS = itemgetter(1, 0)
 
 #: Slots two headlines must share to merge without a lead (:meth:`StoryIndex._agreement`).
 _SHARED_SLOTS = 3
@@ -442,7 +446,7 @@ class StoryIndex:
         shared: dict[int, int] = {}
         for candidate in itertools.chain.from_iterable(hits):
             shared[candidate] = shared.get(candidate, 0) + 1
-        ranked = heapq.nlargest(self.max_candidates, shared.items(), key=lambda kv: (kv[1], kv[0]))
+        ranked = heapq.nlargest(self.max_candidates, shared.items(), key=_BY_SHARED_KEYS)
         agreeing: list[tuple[float, bool, _Entry]] = []
         checked_per_story: dict[int, int] = {}
         for candidate, _keys in ranked:
