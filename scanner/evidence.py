@@ -94,7 +94,7 @@ def strip_lead(lead: str) -> str:
     bracketed = _BRACKETED.match(text)
     if bracketed:
         text = text[bracketed.end() :]
-    else:
+    elif "-" in text or "–" in text or "—" in text:  # the tag's dash (most leads have none)
         dash = _DASH_TAG.match(text)
         if dash and _capitalised(dash[1]):
             text = text[dash.end() :]
@@ -113,7 +113,7 @@ def strip_title(title: str) -> str:
     bracketed = _BRACKETED.match(text)
     if bracketed and bracketed.start() == 0 and bracketed.end() < len(text):
         text = text[bracketed.end() :]
-    prefix = _PREFIX.match(text)
+    prefix = _PREFIX.match(text) if ":" in text else None
     if prefix and set(fold(prefix[1]).split()) <= _DECORATION:
         text = text[prefix.end() :]
     return text
