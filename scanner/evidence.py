@@ -157,12 +157,17 @@ def _numbers(text: str) -> list[tuple[int, str]]:
     and "4/10" are one date; a dash is a range, two numbers); a time of day is its hour
     ("6h00" → "6", "10h30" → "10/30"). The offsets are those of the text with the times
     rewritten (as :func:`_slots` always counted them)."""
-    if not _DIGIT.search(text):
+    digit = _DIGIT.search(text)
+    if digit is None:
         return []
-    numbers = _TIME.sub(_hour, text) if "h" in text or "g" in text or ":" in text else text
+    # Neither expression looks behind, so nothing before the first digit is read again.
+    first = digit.start()
+    numbers = text
+    if "h" in text or "g" in text or ":" in text:
+        numbers = text[:first] + _TIME.sub(_hour, text[first:])
     return [
         (m.start(), _SEPARATORS.sub("/", m[0]) if "." in m[0] or "," in m[0] else m[0])
-        for m in _NUMBER.finditer(numbers)
+        for m in _NUMBER.finditer(numbers, first)
     ]
 
 

@@ -17,7 +17,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scanner.dedupe import StoryIndex
-from scanner.evidence import _TRAILING_TAG, LEAD_SYLLABLES, _trailing_tag, features
+from scanner.evidence import (
+    _NUMBER,
+    _TIME,
+    _TRAILING_TAG,
+    LEAD_SYLLABLES,
+    _hour,
+    _numbers,
+    _trailing_tag,
+    features,
+)
 from scanner.textnorm import content_syllables, syllables
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -277,3 +286,14 @@ def test_evidence_from_shared_content_syllables_is_the_evidence(
     assert shared.lead_key == alone.lead_key
     assert shared.informative == alone.informative
     assert shared.lead_grams == alone.lead_grams
+
+
+@given(st.text(alphabet=" 0123456789hg:.,/-aĐ", max_size=40))
+def test_numbers_read_from_the_first_digit_are_the_numbers(text: str) -> None:
+    """Times and numbers are read from the first digit on: the same slots and offsets as the
+    expressions over the whole text."""
+    rewritten = _TIME.sub(_hour, text)
+    expected = [
+        (m.start(), m[0].replace(".", "/").replace(",", "/")) for m in _NUMBER.finditer(rewritten)
+    ]
+    assert _numbers(text) == expected
