@@ -107,10 +107,10 @@ def _clean_parameters(
 def _clean_set(parameters: Any) -> Any:
     """One parameter set made storable; itself when it is clean (nearly always).
 
-    Its strings are checked joined, by one search: a set holds a refused character exactly
-    when the join of its strings does (a surrogate stays a code point of its own when joined).
-    A multi-row INSERT is one set of thousands of values, and a search call per string cost
-    more than the rest of the hook.
+    Its strings are checked joined, by one :func:`~storage.text.needs_cleaning` call: a set
+    holds a refused character exactly when the join of its strings does (a surrogate stays a
+    code point of its own when joined). A multi-row INSERT is one set of thousands of values,
+    and a check per string cost more than the rest of the hook.
     """
     values: Any
     if isinstance(parameters, dict):
