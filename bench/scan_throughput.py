@@ -3,6 +3,16 @@ and the sentiment scorers.
 
 Run: ``.venv/bin/python bench/scan_throughput.py [--items 5000] [--passes 5] [--dump rows.jsonl]``
 
+Instructions per pass (the figure that does not move with the machine's load)::
+
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cg.out \
+        .venv/bin/python bench/scan_throughput.py --callgrind
+    callgrind_annotate cg.out | head
+
+``--callgrind`` switches callgrind's counting on for the entries → stored rows loop only
+(``callgrind_control -i on|off``: corpus, model and index are built uncounted) and stops after
+the digest and the clustering figures.
+
 Each figure is items per CPU-second of this process (``time.process_time``: every thread, the
 SQLite file included; nothing here runs in another process), printed beside items per
 wall-clock second. On a shared machine the wall figure counts other processes' turns on the
@@ -25,7 +35,9 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -116,19 +128,38 @@ def stored_lines(session: Session) -> list[str]:
     ]
 
 
+def callgrind_counting(on: bool) -> None:
+    """Switch callgrind's instruction counting for this process (run under
+    ``valgrind --tool=callgrind --instr-atstart=no``)."""
+    state = "on" if on else "off"
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
+
+
 def process_pass(
-    tmp: str, name: str, incoming: list[Incoming], batch: int, now: datetime, scorer: Any
+    tmp: str,
+    name: str,
+    incoming: list[Incoming],
+    batch: int,
+    now: datetime,
+    scorer: Any,
+    count: bool = False,
 ) -> tuple[Database, Processor, tuple[float, float]]:
     """One run of parsed entries → stored rows on a fresh database and story index, in batches
-    of ``batch``; the database, the processor and the rates."""
+    of ``batch``; the database, the processor and the rates. ``count``: callgrind counts the
+    loop only."""
     db = fresh_db(tmp, name)
     with db.session() as s:
         processor = Processor.from_db(s, now, scorer=scorer)
+    if count:
+        callgrind_counting(True)
     clock = Clock()
     for i in range(0, len(incoming), batch):
         with db.session() as s:
             processor.process(s, incoming[i : i + batch], now + timedelta(seconds=i))
-    return db, processor, clock.rates(len(incoming))
+    rates = clock.rates(len(incoming))
+    if count:
+        callgrind_counting(False)
+    return db, processor, rates
 
 
 def timed(work: Callable[[], object], items: int) -> tuple[float, float]:
@@ -147,6 +178,11 @@ def main() -> None:
         help="runs of entries → stored rows, each on a fresh database (best and median shown)",
     )
     parser.add_argument("--dump", type=Path, help="write the stored articles here (JSON lines)")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="under callgrind: count the first entries → stored rows pass only, then stop",
+    )
     args = parser.parse_args()
     now = datetime(2026, 11, 3, tzinfo=UTC)
     truth_corpus = generate_with_truth(args.items)
@@ -172,7 +208,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         passes = []
         for n in range(args.passes):
-            db, processor, rates = process_pass(tmp, f"process{n}", incoming, batch, now, scorer)
+            db, processor, rates = process_pass(
+                tmp, f"process{n}", incoming, batch, now, scorer, count=args.callgrind and n == 0
+            )
             passes.append(rates)
             report(
                 "entries → stored rows (model sentiment):",
@@ -208,6 +246,8 @@ def main() -> None:
             f"{len(set(predicted))} found; pairwise precision {precision:.3f}, "
             f"recall {recall:.3f}; {counts.row()}"
         )
+        if args.callgrind:
+            return
 
         db = fresh_db(tmp, "whole")
         with db.session() as s:

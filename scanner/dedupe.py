@@ -32,11 +32,19 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
-from scanner.evidence import Features, agreeing_slots, conflict, containment, features
+from scanner.evidence import (
+    LEAD_SYLLABLES,
+    Features,
+    agreeing_slots,
+    conflict,
+    containment,
+    features,
+)
 from scanner.textnorm import content_syllables, fold, syllables
 
 __all__ = [
@@ -194,6 +202,9 @@ _SHIFT = np.uint64(61)
 _FP_CHUNK = 128
 
 
+#: Candidates ranked by the LSH keys they share, then by entry key (newest first).
+_BY_SHARED_KEYS = itemgetter(1, 0)
+
 #: Slots two headlines must share to merge without a lead (:meth:`StoryIndex._agreement`).
 _SHARED_SLOTS = 3
 
@@ -346,40 +357,45 @@ class StoryIndex:
         calls cost more in overhead than the arithmetic itself.
         """
         out: list[Fingerprint] = []
+        lead_tokens = self.lead_tokens
+        share = lead_tokens == LEAD_SYLLABLES  # the evidence reads as much of the lead
         for start in range(0, len(items), _FP_CHUNK):
             chunk = items[start : start + _FP_CHUNK]
-            titles = [(" ".join(title), content_syllables(title)) for _t, _l, title, _ in chunk]
-            hashed = [
-                self._shingles(title, content, lead)
-                for (title, content), (_t, _l, _title, lead) in zip(titles, chunk, strict=True)
-            ]
+            hashed: list[list[int]] = []
+            evidence: list[Features] = []
+            for raw_title, raw_lead, title, lead in chunk:
+                contents = content_syllables(title), content_syllables(lead[:lead_tokens])
+                hashed.append(self._shingles(title, *contents))
+                evidence.append(
+                    features(raw_title, raw_lead, title, lead, contents if share else None)
+                )
             signatures = self._signatures(hashed)
-            for (raw_title, raw_lead, title_syllables, lead_syllables), signature in zip(
-                chunk, signatures, strict=True
-            ):
-                evidence = features(raw_title, raw_lead, title_syllables, lead_syllables)
-                key = _title_key(evidence.title_terms)
-                head, tail = evidence.title_ends
+            for found, signature in zip(evidence, signatures, strict=True):
+                key = _title_key(found.title_terms)
+                head, tail = found.title_ends
                 bands = (
                     *map(signature.tobytes().__getitem__, self._spans),
                     key.encode("utf-8"),
                     head.encode("utf-8"),
                     tail.encode("utf-8"),
-                    evidence.lead_key.encode("utf-8"),
+                    found.lead_key.encode("utf-8"),
                 )
-                out.append(Fingerprint(signature, key, bands, evidence))
+                out.append(Fingerprint(signature, key, bands, found))
         return out
 
-    def _shingles(self, title: str, content: list[str], lead: Sequence[str]) -> list[int]:
+    def _shingles(
+        self, title: Sequence[str], content: list[str], lead_content: list[str]
+    ) -> list[int]:
         """CRC32s of the distinct 2-shingles of the title's content syllables, "|" and those of
-        the lead's first 60 syllables (single syllables too when there are under 4)."""
-        tokens = [*content, "|", *content_syllables(lead[: self.lead_tokens])]
+        the lead's first 60 syllables (single syllables too when there are under 4); the
+        title's syllables joined when it has none."""
+        tokens = [*content, "|", *lead_content]
         # Distinct pairs first (their hashes come from the syllables'), then one string each.
         shingles = list(map(" ".join, set(itertools.pairwise(tokens))))
         if len(shingles) < 4:  # single syllables have no space: never equal to a pair
             shingles += {t for t in tokens if t != "|"}
         if not shingles:
-            shingles = [title or "-"]
+            shingles = [" ".join(title) or "-"]
         return list(map(zlib.crc32, map(str.encode, shingles)))
 
     def _signatures(self, hashed: list[list[int]]) -> np.ndarray:
@@ -430,7 +446,7 @@ class StoryIndex:
         shared: dict[int, int] = {}
         for candidate in itertools.chain.from_iterable(hits):
             shared[candidate] = shared.get(candidate, 0) + 1
-        ranked = heapq.nlargest(self.max_candidates, shared.items(), key=lambda kv: (kv[1], kv[0]))
+        ranked = heapq.nlargest(self.max_candidates, shared.items(), key=_BY_SHARED_KEYS)
         agreeing: list[tuple[float, bool, _Entry]] = []
         checked_per_story: dict[int, int] = {}
         for candidate, _keys in ranked:

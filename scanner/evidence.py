@@ -72,10 +72,13 @@ _PREFIX = re.compile(r"\s*(\S+(?:\s\S+)?)\s*:\s+")
 
 
 def _trailing_tag(text: str) -> re.Match[str] | None:
-    """``_TRAILING_TAG.search(text)``; a text without a dash or a bar cannot match, and most
-    leads have none: the search tries every whitespace of the text before failing."""
+    """``_TRAILING_TAG.search(text)``, where it can match: a text without a dash or a bar
+    cannot (most leads have none), and a match starts in the whitespace before the dash,
+    which stands alone among the last four words (one to three words follow it). The search
+    would otherwise try every whitespace of the text before failing."""
     if "-" in text or "|" in text or "–" in text or "—" in text:
-        return _TRAILING_TAG.search(text)
+        head = text.rsplit(None, 4)
+        return _TRAILING_TAG.search(text, len(head[0]) if len(head) == 5 else 0)
     return None
 
 
@@ -91,7 +94,7 @@ def strip_lead(lead: str) -> str:
     bracketed = _BRACKETED.match(text)
     if bracketed:
         text = text[bracketed.end() :]
-    else:
+    elif "-" in text or "–" in text or "—" in text:  # the tag's dash (most leads have none)
         dash = _DASH_TAG.match(text)
         if dash and _capitalised(dash[1]):
             text = text[dash.end() :]
@@ -110,7 +113,7 @@ def strip_title(title: str) -> str:
     bracketed = _BRACKETED.match(text)
     if bracketed and bracketed.start() == 0 and bracketed.end() < len(text):
         text = text[bracketed.end() :]
-    prefix = _PREFIX.match(text)
+    prefix = _PREFIX.match(text) if ":" in text else None
     if prefix and set(fold(prefix[1]).split()) <= _DECORATION:
         text = text[prefix.end() :]
     return text
@@ -154,12 +157,17 @@ def _numbers(text: str) -> list[tuple[int, str]]:
     and "4/10" are one date; a dash is a range, two numbers); a time of day is its hour
     ("6h00" → "6", "10h30" → "10/30"). The offsets are those of the text with the times
     rewritten (as :func:`_slots` always counted them)."""
-    if not _DIGIT.search(text):
+    digit = _DIGIT.search(text)
+    if digit is None:
         return []
-    numbers = _TIME.sub(_hour, text) if "h" in text or "g" in text or ":" in text else text
+    # Neither expression looks behind, so nothing before the first digit is read again.
+    first = digit.start()
+    numbers = text
+    if "h" in text or "g" in text or ":" in text:
+        numbers = text[:first] + _TIME.sub(_hour, text[first:])
     return [
         (m.start(), _SEPARATORS.sub("/", m[0]) if "." in m[0] or "," in m[0] else m[0])
-        for m in _NUMBER.finditer(numbers)
+        for m in _NUMBER.finditer(numbers, first)
     ]
 
 
@@ -226,10 +234,13 @@ class Features:
         lead: str,
         title_syllables: Sequence[str] | None = None,
         lead_syllables: Sequence[str] | None = None,
+        contents: tuple[list[str], list[str]] | None = None,
     ) -> None:
         raw_title, raw_lead = title.strip(), lead.strip()
         title = strip_title(raw_title)
         lead = strip_lead(raw_lead)
+        title_content: list[str] | None = None
+        lead_content: list[str] | None = None
         if title_syllables is None or lead_syllables is None:
             title_words = syllables(title)
             all_lead = syllables(lead)
@@ -237,12 +248,20 @@ class Features:
             skip = _count(raw_title[: len(raw_title) - len(title)])
             title_words = list(title_syllables[skip:])
             start = raw_lead.find(lead) if lead else 0
+            first = _count(raw_lead[:start])
             end = len(lead_syllables) - _count(raw_lead[start + len(lead) :])
-            all_lead = list(lead_syllables[_count(raw_lead[:start]) : end])
+            all_lead = list(lead_syllables[first:end])
+            # The caller's content syllables hold where nothing was stripped (most items).
+            if contents is not None and not skip:
+                title_content = contents[0]
+            kept = min(end, LEAD_SYLLABLES) == min(len(lead_syllables), LEAD_SYLLABLES)
+            if contents is not None and not first and kept:
+                lead_content = contents[1]
         self._title = title
         self._lead = lead
         self.words = (title_words, all_lead)  # folded syllables of headline and lead
-        title_content = content_syllables(title_words)
+        if title_content is None:
+            title_content = content_syllables(title_words)
         #: content syllables of the headline
         self.title_terms = frozenset(title_content)
         self.title_size = len(self.title_terms)
@@ -253,7 +272,9 @@ class Features:
             if len(title_content) >= 6
             else ("", "")
         )
-        self._lead_content = content_syllables(all_lead[:LEAD_SYLLABLES])
+        self._lead_content = (
+            content_syllables(all_lead[:LEAD_SYLLABLES]) if lead_content is None else lead_content
+        )
         # A lead that is the headline again (or inside it) adds no evidence of its own.
         lead_terms = frozenset(self._lead_content)
         self.informative = len(self._lead_content) >= MIN_LEAD_SYLLABLES and len(
@@ -339,13 +360,17 @@ def features(
     lead: str,
     title_syllables: Sequence[str] | None = None,
     lead_syllables: Sequence[str] | None = None,
+    contents: tuple[list[str], list[str]] | None = None,
 ) -> Features:
     """The :class:`Features` of one item (raw headline and lead, as the feed gave them).
 
     The folded syllables of the raw headline and lead (:func:`~scanner.textnorm.fold` split),
     when the caller has them, are reused: only the stripped decorations are folded again.
+    ``contents``, with them, is their :func:`~scanner.textnorm.content_syllables` (the lead's
+    of its first :data:`LEAD_SYLLABLES` syllables), which the MinHash shingles need too: used
+    where no decoration was stripped, and never changed.
     """
-    return Features(title, lead, title_syllables, lead_syllables)
+    return Features(title, lead, title_syllables, lead_syllables, contents)
 
 
 def _count(text: str) -> int:

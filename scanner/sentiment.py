@@ -575,10 +575,9 @@ class ModelScorer:
         proba = self._proba(docs)
         classes = list(self.classifier.classes_)
         score = proba[:, classes.index("positive")] - proba[:, classes.index("negative")]
-        labels = [classes[int(b)] for b in np.argmax(proba, axis=1)]
+        labels = map(classes.__getitem__, np.argmax(proba, axis=1).tolist())
         return [
-            Sentiment(round(float(x), 4), label)
-            for x, label in zip(score.tolist(), labels, strict=True)
+            Sentiment(round(x, 4), label) for x, label in zip(score.tolist(), labels, strict=True)
         ]
 
     def score(self, title: str, lead: str = "") -> Sentiment:

@@ -15,13 +15,20 @@ the same names. Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+#: How SQLAlchemy's SQLite DATETIME stores a time unless told otherwise, and the same text by
+#: position (:meth:`UtcDateTime.bind_processor`).
+_SQLITE_FORMAT = sqlite.DATETIME()._storage_format
+_SQLITE_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -40,6 +47,33 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; use bot.clock")
         return value.astimezone(UTC)
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, the UTC time written at once as the text SQLite's DATETIME stores
+        (``YYYY-MM-DD HH:MM:SS.ffffff``, no zone), by a positional ``%`` format: the same text
+        as the dialect's own format over a dict of seven named fields, at about half the cost
+        (a scan stores two to four times per row). Other dialects, or another storage format,
+        take SQLAlchemy's own path."""
+        impl = dialect.type_descriptor(self.impl_instance)
+        if dialect.name != "sqlite" or getattr(impl, "_storage_format", None) != _SQLITE_FORMAT:
+            return super().bind_processor(dialect)
+        convert = self.process_bind_param
+
+        def process(value: datetime | None) -> str | None:
+            t = convert(value, dialect)
+            if t is None:
+                return None
+            return _SQLITE_TEXT % (
+                t.year,
+                t.month,
+                t.day,
+                t.hour,
+                t.minute,
+                t.second,
+                t.microsecond,
+            )
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:

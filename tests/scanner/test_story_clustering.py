@@ -17,7 +17,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scanner.dedupe import StoryIndex
-from scanner.evidence import _TRAILING_TAG, _trailing_tag
+from scanner.evidence import (
+    _NUMBER,
+    _TIME,
+    _TRAILING_TAG,
+    LEAD_SYLLABLES,
+    _hour,
+    _numbers,
+    _trailing_tag,
+    features,
+)
+from scanner.textnorm import content_syllables, syllables
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -248,3 +258,42 @@ def test_the_trailing_tag_is_searched_only_where_it_can_be(text: str) -> None:
     must find what the regular expression finds everywhere."""
     found, expected = _trailing_tag(text), _TRAILING_TAG.search(text)
     assert (found and (found.span(), found[1])) == (expected and (expected.span(), expected[1]))
+
+
+_DECORATIONS = st.sampled_from(["", "NÓNG: ", "[Ảnh] ", "(Dân trí) - ", "TTO - ", "Clip: "])
+_WORDS = st.sampled_from(["Cháy", "xưởng", "gỗ", "ở", "Tân", "Uyên", "30", "người", "và", "-"])
+_TAILS = st.sampled_from(["", " - VnExpress", " | Báo Mới", " - Thanh Niên"])
+
+
+@given(
+    st.tuples(_DECORATIONS, st.lists(_WORDS, max_size=12), _TAILS),
+    st.tuples(_DECORATIONS, st.lists(_WORDS, max_size=80), _TAILS),
+)
+def test_evidence_from_shared_content_syllables_is_the_evidence(
+    title_parts: tuple[str, list[str], str], lead_parts: tuple[str, list[str], str]
+) -> None:
+    """The evidence reuses the content syllables the MinHash shingles take of the unstripped
+    headline and lead where no decoration was stripped: it must read what it reads alone."""
+    title, lead = (
+        f"{head}{' '.join(words)}{tail}" for head, words, tail in (title_parts, lead_parts)
+    )
+    title_fs, lead_fs = syllables(title), syllables(lead)
+    contents = content_syllables(title_fs), content_syllables(lead_fs[:LEAD_SYLLABLES])
+    shared = features(title, lead, title_fs, lead_fs, contents)
+    alone = features(title, lead, title_fs, lead_fs)
+    assert shared.title_terms == alone.title_terms
+    assert shared.title_ends == alone.title_ends
+    assert shared.lead_key == alone.lead_key
+    assert shared.informative == alone.informative
+    assert shared.lead_grams == alone.lead_grams
+
+
+@given(st.text(alphabet=" 0123456789hg:.,/-aĐ", max_size=40))
+def test_numbers_read_from_the_first_digit_are_the_numbers(text: str) -> None:
+    """Times and numbers are read from the first digit on: the same slots and offsets as the
+    expressions over the whole text."""
+    rewritten = _TIME.sub(_hour, text)
+    expected = [
+        (m.start(), m[0].replace(".", "/").replace(",", "/")) for m in _NUMBER.finditer(rewritten)
+    ]
+    assert _numbers(text) == expected

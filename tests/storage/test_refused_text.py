@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import insert, select
 from sqlmodel import col
 
@@ -16,7 +18,7 @@ from bot.channels.telegram.notifier import person_ref
 from bot.services import identity
 from storage.db import Database
 from storage.models import AuditEvent, Story, User
-from storage.text import clean_deep, clean_text
+from storage.text import _REFUSED, clean_deep, clean_text, needs_cleaning
 
 NOW = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
 NUL = "Bão\x00 số 3"
@@ -69,3 +71,13 @@ def test_core_statements_are_cleaned(db: Database) -> None:
     with db.session() as s:
         titles = sorted(s.connection().execute(select(table.c.title)).scalars())
     assert titles == sorted(["Bão số 3", "Lũ \ufffd quét", "sạch", "một"])
+
+
+_ODD = st.sampled_from(["\x00", "\ud800", "\ud83d", "\ude00", "\udfff", "ạ", "😀", "\ufffd"])
+
+
+@given(st.text(alphabet=st.one_of(st.characters(), _ODD)))
+def test_needs_cleaning_finds_what_the_expression_finds(text: str) -> None:
+    """The cheap check (substring test, UTF-8 encoding) answers as the expression does."""
+    assert needs_cleaning(text) == (_REFUSED.search(text) is not None)
+    assert needs_cleaning(text) == (clean_text(text) != text)
