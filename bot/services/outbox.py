@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 BOOT = uuid.uuid4().hex[:12]  # this process; a claim by another boot belongs to a dead process
 SENDING = "sending"
 IN_DOUBT = "in_doubt"
+# A part taken over by another worker before this one's claim: looked at again after the pause,
+# and sent by this one if still pending (its taker died before claiming it), at most this often.
+TAKEOVER_PAUSE_S = 5.0
+TAKEOVER_ROUNDS = 4
 
 
 def sent(runtime: Runtime, kind: str, ref_id: int) -> list[MessageRef]:
@@ -183,22 +187,40 @@ async def send_once(
 
     A transient :class:`DeliveryError` puts the part back to ``pending`` and propagates, so the
     caller's retry (a due row) sends it again; a permanent one (the chat is gone, the bot was
-    removed) closes the part as ``unreachable`` and propagates.
+    removed) closes the part as ``unreachable`` and propagates. A part another worker took over
+    while this one's request waited is left to it, unless it is still pending after
+    ``TAKEOVER_PAUSE_S``: then its taker died before sending it, and this one sends it.
     """
     key = (kind, ref_id, user_id, part)
-    if not _reserve(runtime, *key):
-        return None
-    try:
-        sent = await WireClaim(partial(_claim, runtime, key)).send(send())
-    except ClaimLost:
-        log.info("%s %s part %s: taken over by another worker; left to it", *key[:2], key[3])
-        return None
-    except DeliveryError as exc:  # ClaimBusy included: nothing was claimed or sent
-        status = DeliveryStatus.UNREACHABLE if exc.permanent else DeliveryStatus.PENDING
-        await asyncio.to_thread(_finish, runtime, key, status, error=str(exc))
-        raise
-    # Off the event loop's thread, where a write waits out a busy SQLite database
-    # (storage.db.begin_write) instead of failing after one busy timeout: the message is out,
-    # and a lost "sent" mark would leave it claimed by this process and unrecorded.
-    await asyncio.to_thread(_finish, runtime, key, DeliveryStatus.SENT, sent)
-    return sent
+    for _round in range(TAKEOVER_ROUNDS):
+        if not _reserve(runtime, *key):
+            return None
+        try:
+            sent = await WireClaim(partial(_claim, runtime, key)).send(send())
+        except ClaimLost:
+            # Another worker queued the part after this one did. It sends it, unless it dies
+            # before its claim: then the part would stay pending with nobody to send it (the
+            # step that owns it may be finished by this run), so look again after a pause and
+            # take it back if it is still waiting (crash matrix, two workers, res.room-docx).
+            await asyncio.sleep(TAKEOVER_PAUSE_S)
+            if not await asyncio.to_thread(_still_pending, runtime, key):
+                return None
+            log.info("%s %s part %s: still waiting after a takeover; sending it", *key[:2], part)
+            continue
+        except DeliveryError as exc:  # ClaimBusy included: nothing was claimed or sent
+            status = DeliveryStatus.UNREACHABLE if exc.permanent else DeliveryStatus.PENDING
+            await asyncio.to_thread(_finish, runtime, key, status, error=str(exc))
+            raise
+        # Off the event loop's thread, where a write waits out a busy SQLite database
+        # (storage.db.begin_write) instead of failing after one busy timeout: the message is
+        # out, and a lost "sent" mark would leave it claimed by this process and unrecorded.
+        await asyncio.to_thread(_finish, runtime, key, DeliveryStatus.SENT, sent)
+        return sent
+    log.warning("%s %s part %s: taken over %d times; left pending", *key[:2], part, TAKEOVER_ROUNDS)
+    return None
+
+
+def _still_pending(runtime: Runtime, key: tuple[str, int, int, str]) -> bool:
+    with runtime.db.session() as session:
+        row = _row(session, *key)
+        return row is not None and row.status == DeliveryStatus.PENDING

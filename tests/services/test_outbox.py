@@ -10,6 +10,7 @@ against the emulator, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,23 +54,36 @@ def sender(
     return Sender(app, app.bot_data["runtime"], lan.id, {**KEY, "user_id": lan_id})
 
 
+def _take_over(db: Database, key: dict[str, Any]) -> None:
+    """Another worker's run of the same step reserves the part for itself."""
+    with db.session() as s:
+        s.execute(
+            sa.update(Delivery)
+            .where(Delivery.kind == key["kind"], Delivery.part == key["part"])
+            .values(last_error=OTHER_WORKER)
+        )
+
+
+def _sent_by_the_other_worker(db: Database, key: dict[str, Any]) -> None:
+    with db.session() as s:
+        s.execute(
+            sa.update(Delivery)
+            .where(Delivery.kind == key["kind"], Delivery.part == key["part"])
+            .values(status=DeliveryStatus.SENT, last_error=None, message_id="99")
+        )
+
+
 async def test_a_part_taken_over_by_another_worker_before_its_claim_is_not_sent_twice(
-    emulator: TelegramEmulator, db: Database, sender: Sender
+    emulator: TelegramEmulator, db: Database, sender: Sender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(outbox, "TAKEOVER_PAUSE_S", 0.2)
     app, runtime, key = sender.app, sender.runtime, sender.key
 
-    def taken_over() -> None:
-        with db.session() as s:
-            s.execute(
-                sa.update(Delivery)
-                .where(Delivery.kind == key["kind"], Delivery.part == key["part"])
-                .values(last_error=OTHER_WORKER)
-            )
-
     async def post() -> SentMessage:
-        # Reserved by this process; while its request waits for a slot, the other worker's
-        # run of the same step reserves the part for itself.
-        taken_over()
+        # Reserved by this process; while its request waits for a slot, the other worker
+        # takes the part over, and sends it while this one pauses.
+        _take_over(db, key)
+        asyncio.get_running_loop().call_later(0.05, _sent_by_the_other_worker, db, key)
         return await runtime.notifier.send_text(chat_ref(sender.chat), "Yêu cầu xác minh")
 
     async with app:
@@ -78,12 +92,32 @@ async def test_a_part_taken_over_by_another_worker_before_its_claim_is_not_sent_
     assert emulator.messages(sender.chat, from_bot=True) == []
     with db.session() as s:
         row = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
-        # Left for the other worker to claim and send.
-        assert (row.status, row.last_error, row.attempts) == (
-            DeliveryStatus.PENDING,
-            OTHER_WORKER,
-            0,
-        )
+        assert (row.status, row.message_id, row.attempts) == (DeliveryStatus.SENT, "99", 0)
+
+
+async def test_a_part_whose_taker_died_before_its_claim_is_sent_by_this_worker(
+    emulator: TelegramEmulator, db: Database, sender: Sender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left to a taker that was killed in its rate limiter, the part was lost: the step that
+    owned it had been finished by this run (crash matrix, two workers, ``res.room-docx``)."""
+    monkeypatch.setattr(outbox, "TAKEOVER_PAUSE_S", 0.05)
+    app, runtime, key = sender.app, sender.runtime, sender.key
+    calls = 0
+
+    async def post() -> SentMessage:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            _take_over(db, key)  # and the taker dies before its claim
+        return await runtime.notifier.send_text(chat_ref(sender.chat), "Yêu cầu xác minh")
+
+    async with app:
+        sent = await outbox.send_once(runtime, **key, send=post)
+    assert sent is not None
+    assert [m.text for m in emulator.messages(sender.chat, from_bot=True)] == ["Yêu cầu xác minh"]
+    with db.session() as s:
+        row = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
+        assert (row.status, row.attempts) == (DeliveryStatus.SENT, 1)
 
 
 async def test_a_part_queued_by_this_worker_is_claimed_and_sent_once(
