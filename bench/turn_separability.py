@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.streams import BUCKET, START, Event, generate
+from bench.streams import BUCKET, EVENT_WORDS, START, Event, generate
 from scanner.detectors import DAY, DetectorConfig, day_turn_tail, reference_share
 from scanner.series import TopicSeries
 
@@ -130,7 +130,7 @@ def topic_days(
                 if ref_n < cfg.turn_min_reference:
                     continue
                 bursts = [
-                    e.kind
+                    f"{e.kind} '{EVENT_WORDS[_index(e.start) % len(EVENT_WORDS)]}'"
                     for e in events
                     if e.topic == topic
                     and e.kind in ("spike", "step", "ramp")
@@ -199,6 +199,41 @@ def read_run(path: Path) -> tuple[tuple[str, int], Run]:
     alerts = int(head.group(4))
     run = Run(missed, alerts, round(float(head.group(3)) * alerts), int(head.group(5)))
     return (head.group(1), int(head.group(2))), run
+
+
+def event_word_labels(
+    database: Path, items: list[dict[str, object]], topics: list[tuple[str, str, str, float]]
+) -> dict[str, list[int]]:
+    """Per event word: [stories whose headline carries it after the topic's keyword (a
+    burst's extra stories), of them true negative, of them labelled negative in the replay]."""
+    truth = {str(it["url"]): it for it in items}
+    engine = sa.create_engine(f"sqlite:///{database}")
+    out: dict[str, list[int]] = {w: [0, 0, 0] for w in EVENT_WORDS}
+    keywords = [kw for _n, _q, kw, _p in topics]
+    seen: set[str] = set()
+    try:
+        with engine.connect() as c:
+            rows = c.execute(
+                sa.text(
+                    "SELECT a.url, at.sentiment_label FROM article a JOIN articletopic at "
+                    "ON at.article_id = a.id ORDER BY a.published_at"
+                )
+            )
+            for url, label in rows:
+                it = truth[str(url)]
+                story = str(it["story"])
+                if story in seen:
+                    continue
+                seen.add(story)
+                title = str(it["title"])
+                for w in EVENT_WORDS:
+                    if any(f"{kw} {w}" in title for kw in keywords):
+                        out[w][0] += 1
+                        out[w][1] += it["sentiment"] == "negative"
+                        out[w][2] += label == "negative"
+    finally:
+        engine.dispose()
+    return out
 
 
 def oracle(rows: list[TopicDay], runs: dict[int, Run], missed: set[int]) -> None:
@@ -271,6 +306,16 @@ def main(argv: list[str] | None = None) -> int:
                     f"{seen_n:3.0f} norm {d.norm:.2f} | best window {d.k:.0f}/{d.n:.0f} "
                     f"tail {d.tail:.1e}"
                 )
+        if ingest == "scanner":
+            words: dict[str, list[int]] = {w: [0, 0, 0] for w in EVENT_WORDS}
+            for seed in args.seeds:
+                items, _events, topics = generate(seed, style=args.style)
+                db = args.keep / f"replay-{args.style}-{ingest}-{seed}.sqlite3"
+                for w, counts in event_word_labels(db, items, topics).items():
+                    words[w] = [x + y for x, y in zip(words[w], counts, strict=True)]
+            print("\n  burst stories carrying an event word: stories, truly negative, labelled")
+            for w, (n, neg, lab) in words.items():
+                print(f"    {w:10} {n:4d} {neg / max(n, 1):.2f} {lab / max(n, 1):.2f}")
         ordinary = sorted((d for d in rows if d.status == "ordinary"), key=lambda d: d.tail)
         ev = [d for d in rows if d.status == "event"]
         print(

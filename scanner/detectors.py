@@ -113,11 +113,7 @@ class DetectorConfig:
     cusum_hold: int = 4  # the CUSUM's peak must be this recent for the build-up to fire
     turn_span: int = DAY  # buckets the turn CUSUM runs over (a turn fires within a day)
     turn_lifts: tuple[float, ...] = (0.2, 0.4)  # alternatives: the share rose by this much
-    turn_h_extra: float = 1.0  # nats above -ln(alpha) + ln(len(turn_lifts)) ("point" null)
-    # The turn CUSUM's null: "point" (the norm at its posterior mean + 1 sd, Page's recursion,
-    # ``turn_h_extra`` nats of margin) or "beta" (the norm's beta posterior integrated out:
-    # :func:`beta_turn_runs`, at the bare ``-ln(alpha) + ln(len(turn_lifts))``).
-    turn_null: str = "point"
+    turn_h_extra: float = 1.0  # nats above -ln(alpha) + ln(len(turn_lifts))
     turn_hold: int = 4  # buckets an alarm keeps firing (a missed scan still reports it)
     turn_min_stories: int = 8  # the least evidence of a turn: stories in the alarm's run
     turn_min_hits: int = 5  # ... and labelled stories among them
@@ -128,10 +124,6 @@ class DetectorConfig:
     # The day's exact test is for quiet topics (a busier one has the stories the CUSUM needs):
     # at most this many stories a day in the reference fortnight.
     turn_day_max_stories: float = 40.0
-    # How the day's exact test pays for asking again at each story: "bonferroni" (the tail times
-    # the stories so far) or "exact" (the probability, under the norm, that any look so far was
-    # as extreme: :func:`sequential_day_tail`).
-    turn_day_looks: str = "bonferroni"
 
     @classmethod
     def for_sensitivity(cls, sensitivity: str, **overrides: Any) -> DetectorConfig:
@@ -943,8 +935,7 @@ def turn_threshold(cfg: DetectorConfig) -> float:
     Bernoulli stream with a known share of 0.1-0.3 the average run to a false turn is 25,000-
     45,000 stories per direction (``tests/trends/test_detectors.py`` checks a lower bound).
     """
-    extra = cfg.turn_h_extra if cfg.turn_null == "point" else 0.0
-    return -math.log(cfg.alpha) + math.log(len(cfg.turn_lifts)) + extra
+    return -math.log(cfg.alpha) + math.log(len(cfg.turn_lifts)) + cfg.turn_h_extra
 
 
 def reference_share(
@@ -997,92 +988,12 @@ def day_turn_tail(
     return np.asarray(np.where((n_ > 0) & (k_ > 0), np.minimum(tail * n_, 1.0), 1.0))
 
 
-_BETA_NODES = 64
-
-
-def sequential_day_tail(q: float, n: int, mean: float, ref_n: float, cfg: DetectorConfig) -> float:
-    """Probability under the norm that *some* look of the day's test, over its first ``n``
-    stories, had a raw tail at most ``q`` and met the minimum evidence of a turn.
-
-    The day's test asks again with every story, and the looks are nested (each adds one story
-    to the last), so the Bonferroni factor ``n`` of :func:`day_turn_tail` overstates their
-    family-wise error several times over: a dozen to forty looks cost a factor of three to
-    four, not twelve to forty. Exact: the norm's beta posterior (as in :func:`day_turn_tail`)
-    is integrated by midpoint quantiles (``_BETA_NODES``); given a share, the labelled count
-    is a Bernoulli walk, absorbed at the first story ``j`` where it reaches the critical count
-    (the least ``k`` whose raw tail is at most ``q`` that also meets ``cfg.turn_min_stories``,
-    ``cfg.turn_min_hits`` and the lift). Every story is counted as a look (the detector looks
-    only at buckets that bring a labelled story, so fewer): an upper bound of the family-wise
-    error, at least ``q`` and at most the Bonferroni bound.
-    """
-    total = ref_n + cfg.turn_prior_weight
-    a, b = max(mean * total, 1e-9), max((1.0 - mean) * total, 1e-9)
-    looks = np.arange(1, n + 1)
-    counts = np.arange(n + 2)
-    sf = stats.betabinom.sf(counts[None, :] - 1.0, looks[:, None], a, b)
-    crit = np.where(sf <= q, counts[None, :], n + 2).min(axis=1)
-    floor = np.maximum(
-        cfg.turn_min_hits, np.ceil((mean + cfg.turn_min_lift) * looks - 1e-9)
-    ).astype(int)
-    crit = np.where(looks >= cfg.turn_min_stories, np.maximum(crit, floor), n + 2)
-    share = stats.beta.ppf((np.arange(_BETA_NODES) + 0.5) / _BETA_NODES, a, b)[:, None]
-    dist = np.zeros((_BETA_NODES, n + 2))
-    dist[:, 0] = 1.0
-    crossed = np.zeros(_BETA_NODES)
-    for j in range(n):
-        step = dist * (1.0 - share)
-        step[:, 1:] += dist[:, :-1] * share
-        c = int(crit[j])
-        crossed += step[:, c:].sum(axis=1)
-        step[:, c:] = 0.0
-        dist = step
-    return float(min(max(crossed.mean(), q), 1.0))
-
-
 def local_midnight(series: TopicSeries, index: int, tz: tzinfo) -> int:
     """Index of the bucket that begins the local day of bucket ``index`` (0 if before the
     series)."""
     local = series.bucket_start(index).astimezone(tz)
     since = (local - local.replace(hour=0, minute=0, second=0, microsecond=0)) // series.bucket
     return max(index - since, 0)
-
-
-def beta_turn_runs(
-    m: np.ndarray, k: np.ndarray, mean: float, ref_n: float, cfg: DetectorConfig
-) -> np.ndarray:
-    """Log-likelihood ratio of every run of buckets ``[s, i]`` (rows ``s``, columns ``i``;
-    ``-inf`` where ``s > i`` or the run lacks the minimum evidence of a turn): the best of the
-    alternatives "the share rose to ``mean + lift``" against the norm with its uncertainty
-    integrated out.
-
-    The norm is the beta posterior of :func:`day_turn_tail` (``mean`` over ``ref_n`` reference
-    stories plus the prior's pseudo-stories); the null probability of a run's labels is its
-    beta-binomial sequence probability ``B(a + k, b + n - k) / B(a, b)``. For a fixed start
-    the ratio is a martingale under that null, so a CUSUM over starts that fires above
-    ``-ln(alpha) + ln(alternatives)`` has Lorden's bound on its run length to a false alarm,
-    without the point null's detour (the norm taken at its mean + 1 sd, then a nat of margin
-    on top: both pay twice for the same uncertainty, and cost the quiet days' turns).
-    """
-    total = ref_n + cfg.turn_prior_weight
-    a, b = max(mean * total, 1e-9), max((1.0 - mean) * total, 1e-9)
-    cm = np.concatenate([[0.0], np.cumsum(m)])
-    ck = np.concatenate([[0.0], np.cumsum(k)])
-    rn = cm[None, 1:] - cm[:-1, None]
-    rk = ck[None, 1:] - ck[:-1, None]
-    valid = (
-        np.triu(np.ones((m.shape[0], m.shape[0]), dtype=bool))
-        & (m[:, None] > 0)
-        & (rn >= cfg.turn_min_stories)
-        & (rk >= cfg.turn_min_hits)
-        & (rk >= (mean + cfg.turn_min_lift) * rn)
-    )
-    rn, rk = np.where(valid, rn, 0.0), np.where(valid, rk, 0.0)
-    null = special.betaln(a + rk, b + rn - rk) - special.betaln(a, b)
-    alt = np.full(rn.shape, -np.inf)
-    for lift in cfg.turn_lifts:
-        p1 = min(mean + lift, 0.95)
-        alt = np.maximum(alt, rk * math.log(p1) + (rn - rk) * math.log(1.0 - p1))
-    return np.asarray(np.where(valid, alt - null, -np.inf))
 
 
 def sentiment_turn(
@@ -1139,25 +1050,6 @@ def sentiment_turn(
     )
     if ref_n < cfg.turn_min_reference or not m[-1] > 0:
         return none  # no norm yet, or no new story: no new evidence
-    if cfg.turn_null == "beta":
-        runs = beta_turn_runs(m, k, p_mean, ref_n, cfg)
-        restart, fired_at, best_run = 0, -1, (0, 0.0)
-        for i in np.flatnonzero(m > 0).tolist():
-            col = runs[restart : i + 1, i]
-            if col.shape[0] and float(col.max()) > h:
-                s = restart + int(col.argmax())
-                fired_at, best_run, restart = i, (s, float(col.max())), i + 1
-        fired = fired_at >= span - cfg.turn_hold
-        if fired:
-            run_start, stat = best_run
-        else:
-            col = runs[restart:, -1]
-            run_start = restart + int(col.argmax()) if col.shape[0] else span - 1
-            stat = max(float(col.max()), 0.0) if col.shape[0] else 0.0
-            day = _day_turn(series, cfg, kind, hits_all, prior, tz)
-            if day is not None:
-                return day
-        return _turn_detection(kind, fired, stat, span, run_start, m, k, p_mean, ref_n, h, p_mean)
     p1s = [min(p0 + lift, 0.95) for lift in cfg.turn_lifts]
     gain = [math.log(p1 / p0) for p1 in p1s]
     loss = [math.log((1.0 - p1) / (1.0 - p0)) for p1 in p1s]
@@ -1196,23 +1088,6 @@ def sentiment_turn(
         day = _day_turn(series, cfg, kind, hits_all, prior, tz)
         if day is not None:
             return day
-    return _turn_detection(kind, fired, stat, span, run_start, m, k, p_mean, ref_n, h, p0)
-
-
-def _turn_detection(
-    kind: str,
-    fired: bool,
-    stat: float,
-    span: int,
-    run_start: int,
-    m: np.ndarray,
-    k: np.ndarray,
-    p_mean: float,
-    ref_n: float,
-    h: float,
-    null_share: float,
-) -> Detection:
-    """The turn CUSUM's finding: its run from ``run_start`` to the current bucket."""
     run_n = float(m[run_start:].sum())
     run_k = float(k[run_start:].sum())
     return Detection(
@@ -1230,7 +1105,7 @@ def _turn_detection(
             "h": h,
             "hits": run_k,
             "reference_stories": ref_n,
-            "null_share": null_share,
+            "null_share": p0,
         },
     )
 
@@ -1282,16 +1157,6 @@ def _day_turn(
         if at.shape[0] == 0:
             break
         tails = day_turn_tail(ck[at], cn[at], mean, ref_n, cfg)
-        if cfg.turn_day_looks == "exact":
-            raw = tails / cn[at]  # the exact tail of each look, before Bonferroni
-            tails = np.array(
-                [
-                    sequential_day_tail(float(r), int(c), mean, ref_n, cfg)
-                    if r < cfg.alpha
-                    else 1.0
-                    for r, c in zip(raw, cn[at], strict=True)
-                ]
-            )
         hit = np.flatnonzero(tails < cfg.alpha)
         if hit.shape[0] == 0:
             break
