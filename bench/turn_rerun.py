@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.streams import BUCKET, LOCAL, START, Event, generate
-from bench.turn_separability import FAMILY_OF, N, _index, load
+from bench.turn_separability import FAMILY_OF, N, bucket_of, load
 from scanner.detectors import DAY, DetectorConfig, sentiment_turn
 
 COOLDOWN = 12  # buckets (3 h)
@@ -57,7 +57,7 @@ def scored(
         return (
             e.topic == topic
             and FAMILY_OF[e.kind] == family
-            and _index(e.start) <= b <= _index(e.end) + 1
+            and bucket_of(e.start) <= b <= bucket_of(e.end) + 1
         )
 
     missed = [e for e in wanted if not any(on(e, *t) for t in told)]
@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             f"false turns {len(false)}"
         )
         for e in missed:
-            print(f"    MISS {e.topic} {e.kind} {(START + BUCKET * _index(e.start)):%a %d %H:%M}")
+            print(
+                f"    MISS {e.topic} {e.kind} {(START + BUCKET * bucket_of(e.start)):%a %d %H:%M}"
+            )
         for topic, family, b in false:
             print(f"    FA   {topic} {family} {(START + BUCKET * b):%a %d %H:%M}")
     print(f"total {args.set}: turns found {found}/{wanted}, false turns {false_total}")

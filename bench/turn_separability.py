@@ -63,7 +63,7 @@ class TopicDay:
     burst: str = ""  # a volume event of the topic that day (its extra stories carry an event word)
 
 
-def _index(at: str) -> int:
+def bucket_of(at: str) -> int:
     return int((datetime.fromisoformat(at) - START) / BUCKET)
 
 
@@ -130,14 +130,14 @@ def topic_days(
                 if ref_n < cfg.turn_min_reference:
                     continue
                 bursts = [
-                    f"{e.kind} '{EVENT_WORDS[_index(e.start) % len(EVENT_WORDS)]}'"
+                    f"{e.kind} '{EVENT_WORDS[bucket_of(e.start) % len(EVENT_WORDS)]}'"
                     for e in events
                     if e.topic == topic
                     and e.kind in ("spike", "step", "ramp")
-                    and lo <= _index(e.start) < hi
+                    and lo <= bucket_of(e.start) < hi
                 ]
-                starting = [e for e in mine if lo <= _index(e.start) < hi]
-                running = [e for e in mine if _index(e.start) < lo <= _index(e.end)]
+                starting = [e for e in mine if lo <= bucket_of(e.start) < hi]
+                running = [e for e in mine if bucket_of(e.start) < lo <= bucket_of(e.end)]
                 status = "event" if starting else "touched" if running else "ordinary"
                 m = s.stories[lo:hi]
                 k = np.minimum(hits[lo:hi], m)
@@ -164,11 +164,11 @@ def topic_days(
 
 def generator_input(e: Event, items: list[dict[str, object]]) -> tuple[int, int, float]:
     """Stories the generator put in the event's window, those labelled its way, hours."""
-    lo, hi = _index(e.start), _index(e.end)
+    lo, hi = bucket_of(e.start), bucket_of(e.end)
     label = "negative" if FAMILY_OF[e.kind] == "negative" else "positive"
     first: dict[str, str] = {}
     for it in items:
-        if it["topics"] == [e.topic] and lo <= _index(str(it["published_at"])) < hi:
+        if it["topics"] == [e.topic] and lo <= bucket_of(str(it["published_at"])) < hi:
             first.setdefault(str(it["story"]), str(it["sentiment"]))
     return len(first), sum(v == label for v in first.values()), (hi - lo) / 4
 
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 e = d.event
                 put, put_k, hours = generator_input(e, items)
-                lo, hi = _index(e.start), _index(e.end)
+                lo, hi = bucket_of(e.start), bucket_of(e.end)
                 s = series[e.topic]
                 hits = s.negative if d.family == "negative" else s.positive
                 seen_n = float(s.stories[lo:hi].sum())
