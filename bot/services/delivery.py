@@ -74,11 +74,10 @@ from bot.services.alerts import (
 )
 from bot.services.due import due_handler, schedule
 from bot.services.notify import notify_payload
-from bot.services.outbox import BOOT
+from bot.services.outbox import BOOT, claim_row
 from bot.templating import Renderer
 from scanner.charts import ChartLabels, render_chart
 from scanner.trends import chart_data
-from storage.db import commit_unflushed
 from storage.models import Alert, AlertStatus, Delivery, DeliveryStatus, Due, Topic, User
 
 if TYPE_CHECKING:
@@ -396,30 +395,20 @@ def claim_lease(runtime: Runtime) -> timedelta:
 
 
 def _claim(runtime: Runtime, row: Delivery) -> None:
-    """Claim the row for the request about to leave, or raise :class:`ClaimLost`.
-
-    One conditional UPDATE in its own short transaction: of two workers (or two runs in one
-    process), only one sees its UPDATE change the row; the other stops before sending. A busy
-    SQLite database is waited out by ``WireClaim``, which runs this.
-    """
+    """Claim the row for the request about to leave, if it is still ``pending``, with a lease
+    (``outbox.claim_row``: of two workers, or two runs in one process, only one sends)."""
     now = runtime.clock.now()
-    with runtime.db.session() as session:
-        commit_unflushed(session)
-        claimed = session.execute(
-            sa.update(Delivery)
-            .where(
-                col(Delivery.id) == row.id,
-                col(Delivery.status) == DeliveryStatus.PENDING,
-            )
-            .values(
-                status=DeliveryStatus.SENDING,
-                claimed_by=BOOT,
-                claimed_until=now + claim_lease(runtime),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            raise ClaimLost(f"delivery {row.id}")
+    claim_row(
+        runtime,
+        sa.update(Delivery)
+        .where(col(Delivery.id) == row.id, col(Delivery.status) == DeliveryStatus.PENDING)
+        .values(
+            status=DeliveryStatus.SENDING,
+            claimed_by=BOOT,
+            claimed_until=now + claim_lease(runtime),
+        ),
+        f"delivery {row.id}",
+    )
 
 
 def _expire_claims(runtime: Runtime) -> int:

@@ -138,23 +138,33 @@ def _claim(runtime: Runtime, key: tuple[str, int, int, str]) -> None:
     and both sent (crash matrix with two workers, ``reg.phone-question``: a supervisor asked
     twice to verify one person)."""
     kind, ref_id, user_id, part = key
+    claim_row(
+        runtime,
+        sa.update(Delivery)
+        .where(
+            col(Delivery.kind) == kind,
+            col(Delivery.ref_id) == ref_id,
+            col(Delivery.user_id) == user_id,
+            col(Delivery.part) == part,
+            col(Delivery.status) == DeliveryStatus.PENDING,
+            col(Delivery.last_error) == f"queued {BOOT}",
+        )
+        .values(status=SENDING, attempts=col(Delivery.attempts) + 1, last_error=f"claim {BOOT}"),
+        f"{kind} {ref_id} part {part}",
+    )
+
+
+def claim_row(runtime: Runtime, claim: sa.Update, what: str) -> None:
+    """Run a ledger's conditional claim in its own short transaction, or raise
+    :class:`ClaimLost` when it changed no row (another worker has the message): of two
+    claimers only one sees its UPDATE change the row, and the other stops before sending. Both
+    ledgers claim through here (the outbox, the alert ledger in ``bot.services.delivery``); a
+    busy SQLite database is waited out by ``WireClaim``, which runs the claim."""
     with runtime.db.session() as session:
         commit_unflushed(session)
-        claimed = session.execute(
-            sa.update(Delivery)
-            .where(
-                col(Delivery.kind) == kind,
-                col(Delivery.ref_id) == ref_id,
-                col(Delivery.user_id) == user_id,
-                col(Delivery.part) == part,
-                col(Delivery.status) == DeliveryStatus.PENDING,
-                col(Delivery.last_error) == f"queued {BOOT}",
-            )
-            .values(status=SENDING, attempts=col(Delivery.attempts) + 1, last_error=f"claim {BOOT}")
-            .execution_options(synchronize_session=False)
-        )
+        claimed = session.execute(claim.execution_options(synchronize_session=False))
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            raise ClaimLost(f"{kind} {ref_id} part {part}")
+            raise ClaimLost(what)
 
 
 def _finish(
