@@ -28,6 +28,7 @@ from bot.services import (
     digest,
     due,
     notify,
+    outbox,
     retention,
     verification,
 )
@@ -39,6 +40,7 @@ DUE_HANDLER_MODULES = (
     delivery,
     digest,
     notify,
+    outbox,
     retention,
     verification,
     brief,

@@ -7,7 +7,9 @@ different hosts need to agree before either talks to Telegram. So each worker ta
 lock on a dedicated connection for its whole life: a poller takes it exclusively, a webhook
 worker shared. A second poller, a poller beside webhook workers and a webhook worker beside a
 poller are refused at start with one line; any number of webhook workers run together. The lock
-goes when the process dies (its connection closes), so nothing stale is left to clear.
+goes when the process dies (its connection closes), so nothing stale is left to clear. The same
+connection holds the process's liveness lock (``storage.liveness``), which tells the others
+whether a message it claimed is still in its hands.
 
 SQLite needs none of this: one process per file is already enforced (``storage.lock``).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from storage import liveness
 from storage.leader import LOCK_CLASS, SCHEMA_KEY
 from storage.lock import DatabaseInUse
 
@@ -41,6 +44,8 @@ class ReceiveLock:
                 sa.text(f"select {function}(:cls, {SCHEMA_KEY})"), {"cls": RECEIVE_CLASS}
             ).scalar()
             connection.commit()
+            if got:
+                liveness.hold(connection)
         except BaseException:
             connection.invalidate()
             connection.close()

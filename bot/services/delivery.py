@@ -9,14 +9,14 @@ windows are kept by its adapter's rate limiter, so the fan-out runs at the overa
 
 Each row is claimed right before its request leaves the process (after the flood-limit wait, once
 its connection is up and the request is ready to be written whole, through
-``bot.channels.base.WireClaim``): a short transaction with a
-conditional ``UPDATE … WHERE status = 'pending'`` sets it ``sending`` with the claimer
-(``outbox.BOOT``) and a lease (``claimed_until``: the longest a send can take). Two workers can
-never both claim a row, and a kill during the send leaves the row ``sending``. One rule covers every
-claimed row whose outcome is not known: once its lease has run out, it is ``uncertain`` — maybe
-delivered, never sent again — exactly as a send whose answer was lost (``OutcomeUnknown``). A person
-with a row ``sending`` is not served until it is settled, so their parts stay in order across a
-crash or a change of leader.
+``bot.channels.base.WireClaim``): a short transaction with a conditional
+``UPDATE … WHERE status = 'pending'`` sets it ``sending`` with the claimer
+(``storage.liveness.BOOT``) and a lease (``claimed_until``: the longest a send can take). Two
+workers can never both claim a row, and a kill during the send leaves the row ``sending``. One
+rule covers every claimed row whose outcome is not known: once its lease has run out, it is
+``uncertain`` — maybe delivered, never sent again — exactly as a send whose answer was lost
+(``OutcomeUnknown``). A person with a row ``sending`` is not served until it is settled, so
+their parts stay in order across a crash or a change of leader.
 
 Through an outage (docs/reliability.md, "Delivery through outages"): a send that failed without
 reaching the channel puts off the person's whole queue (exponential backoff with jitter, never
@@ -74,10 +74,11 @@ from bot.services.alerts import (
 )
 from bot.services.due import due_handler, schedule
 from bot.services.notify import notify_payload
-from bot.services.outbox import BOOT, claim_row
+from bot.services.outbox import claim_lease, claim_row
 from bot.templating import Renderer
 from scanner.charts import ChartLabels, render_chart
 from scanner.trends import chart_data
+from storage.liveness import BOOT
 from storage.models import Alert, AlertStatus, Delivery, DeliveryStatus, Due, Topic, User
 
 if TYPE_CHECKING:
@@ -93,10 +94,6 @@ MAX_BACKOFF = 300.0  # retries keep coming at least every 5 minutes until the bu
 UNDELIVERED_KIND = "alert_undelivered"
 NOTICE_DELAY = timedelta(minutes=1)  # gathers everyone of a fan-out who failed in one notice
 NOTICE_NAMES = 20  # names listed in the notice; the count says how many more
-# A claim's lease is SEND_TIMEOUT (the read timeout) plus this: the pool, connect and write
-# timeouts of a request (an upload's write timeout is PTB's 20 s), so a live sender always
-# settles its row before anyone may take the claim for an uncertain outcome.
-CLAIM_MARGIN = timedelta(seconds=30)
 
 _jitter = random.Random()
 T = TypeVar("T")
@@ -387,11 +384,6 @@ async def _send_part(
     return await runtime.notifier.send_text(
         to, text, alert_buttons(runtime.renderer, lang, f.alert)
     )
-
-
-def claim_lease(runtime: Runtime) -> timedelta:
-    """How long a claimed send may take before its outcome counts as unknown."""
-    return timedelta(seconds=runtime.settings.send_timeout) + CLAIM_MARGIN
 
 
 def _claim(runtime: Runtime, row: Delivery) -> None:

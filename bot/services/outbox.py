@@ -14,7 +14,10 @@ message id right after. Run again, a step
 * does **not** re-send a part claimed by a process that died (``sending`` with another boot's
   claim): the request may have reached the channel, which has no way to ask, and a statement posted
   twice to a room or a public channel is worse than the in-doubt part. The row becomes
-  ``in_doubt`` and an audit event names it, so people can see what to check.
+  ``in_doubt`` and an audit event names it, so people can see what to check;
+* leaves alone a part another worker has claimed and is sending now (PostgreSQL: its liveness
+  lock is held, ``storage.liveness``, and its claim's lease has not run out): that worker marks
+  it. Should it die before it does, a due row at the end of the lease puts the part in doubt.
 
 The unique key of the ledger makes the row race-free between workers on PostgreSQL: the second
 insert fails and that worker leaves the part alone.
@@ -31,8 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -43,17 +46,24 @@ from sqlmodel import Session, col, select
 from bot.channels.base import ClaimLost, DeliveryError, SentMessage, WireClaim
 from bot.channels.refs import MessageRef
 from bot.services import audit, stored_refs
+from bot.services.due import due_handler, schedule
+from storage import liveness
 from storage.db import commit_unflushed
-from storage.models import Delivery, DeliveryStatus
+from storage.liveness import BOOT
+from storage.models import Delivery, DeliveryStatus, Due
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-BOOT = uuid.uuid4().hex[:12]  # this process; a claim by another boot belongs to a dead process
 SENDING = "sending"
 IN_DOUBT = "in_doubt"
+SETTLE_KIND = "outbox.settle"
+# A claim's lease is SEND_TIMEOUT (the read timeout) plus this: the pool, connect and write
+# timeouts of a request (an upload's write timeout is PTB's 20 s), so a live sender always
+# settles its row before anyone may take the claim for an uncertain outcome.
+CLAIM_MARGIN = timedelta(seconds=30)
 # A part taken over by another worker before this one's claim: looked at again after the pause,
 # and sent by this one if still pending (its taker died before claiming it), at most this often.
 TAKEOVER_PAUSE_S = 5.0
@@ -111,20 +121,61 @@ def _reserve(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) 
                     return False  # queued by this process right now (a second caller)
                 row.last_error = f"queued {BOOT}"
                 return True
-            if row.status == SENDING and row.last_error != f"claim {BOOT}":
-                row.status = IN_DOUBT
-                row.last_error = f"{row.last_error}: the process died during the send"
-                audit.record(
-                    session,
-                    action="outbox.in_doubt",
-                    subject=f"{kind}:{ref_id}",
-                    after={"part": part, "user_id": user_id},
-                    at=now,
-                )
-                log.warning("%s %s part %s in doubt after a restart", kind, ref_id, part)
+            if row.status == SENDING and row.claimed_by != BOOT:
+                if _in_flight(session, row, now):
+                    # Another worker sends it now and marks it; if it dies first, the part is
+                    # put in doubt when its lease ends.
+                    assert row.claimed_until is not None
+                    schedule(
+                        session,
+                        SETTLE_KIND,
+                        row.claimed_until,
+                        ref_id=row.id,
+                        dedupe_key=f"{SETTLE_KIND}:{row.id}",
+                    )
+                else:
+                    _put_in_doubt(session, row, now, "which died during the send")
             return False
     except IntegrityError:  # another worker inserted it first
         return False
+
+
+def _in_flight(session: Session, row: Delivery, now: datetime) -> bool:
+    """A claim of a live process whose lease still runs: its request may be on its way."""
+    return (
+        row.claimed_by is not None
+        and row.claimed_until is not None
+        and row.claimed_until > now
+        and liveness.alive(session, row.claimed_by)
+    )
+
+
+def _put_in_doubt(session: Session, row: Delivery, now: datetime, why: str) -> None:
+    """A claimed part whose send may or may not have reached the channel: never sent again,
+    and an audit event names it so people can check."""
+    row.status = IN_DOUBT
+    row.last_error = f"claimed by {row.claimed_by or 'a process'}, {why}"
+    audit.record(
+        session,
+        action="outbox.in_doubt",
+        subject=f"{row.kind}:{row.ref_id}",
+        after={"part": row.part, "user_id": row.user_id},
+        at=now,
+    )
+    log.warning("%s %s part %s in doubt: %s", row.kind, row.ref_id, row.part, row.last_error)
+
+
+@due_handler(SETTLE_KIND)
+async def settle(runtime: Runtime, session: Session, due: Due) -> None:
+    """The lease of a part another worker was sending has run out: sent, failed back to
+    ``pending`` or still ``sending`` (its claimer died or hung: in doubt)."""
+    row = session.get(Delivery, due.ref_id)
+    if row is None or row.status != SENDING:
+        return
+    now = runtime.clock.now()
+    if row.claimed_until is not None and row.claimed_until > now:
+        return  # claimed again since (a part put back to pending, then claimed anew)
+    _put_in_doubt(session, row, now, "which never settled it within its lease")
 
 
 def _claim(runtime: Runtime, key: tuple[str, int, int, str]) -> None:
@@ -149,9 +200,20 @@ def _claim(runtime: Runtime, key: tuple[str, int, int, str]) -> None:
             col(Delivery.status) == DeliveryStatus.PENDING,
             col(Delivery.last_error) == f"queued {BOOT}",
         )
-        .values(status=SENDING, attempts=col(Delivery.attempts) + 1, last_error=f"claim {BOOT}"),
+        .values(
+            status=SENDING,
+            attempts=col(Delivery.attempts) + 1,
+            last_error=None,
+            claimed_by=BOOT,
+            claimed_until=runtime.clock.now() + claim_lease(runtime),
+        ),
         f"{kind} {ref_id} part {part}",
     )
+
+
+def claim_lease(runtime: Runtime) -> timedelta:
+    """How long a claimed send may take before its outcome counts as unknown."""
+    return timedelta(seconds=runtime.settings.send_timeout) + CLAIM_MARGIN
 
 
 def claim_row(runtime: Runtime, claim: sa.Update, what: str) -> None:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from bot.services.alerts import ALERT_KIND
-from bot.services.outbox import BOOT
+from storage.liveness import BOOT
 from storage.models import Delivery, DeliveryStatus
 
 if TYPE_CHECKING:

@@ -42,10 +42,10 @@ from bot.services.delivery import (
     MAX_BACKOFF,
     Charts,
     DeliveryReport,
-    claim_lease,
     deliver_pending,
     retry_delay,
 )
+from bot.services.outbox import claim_lease
 from storage.db import Database
 from storage.models import Alert, AuditEvent, Delivery, DeliveryStatus, Role
 

@@ -1,23 +1,29 @@
-"""The outbox sends a part once when two workers take it at the same time.
+"""The outbox sends a part once when two workers take it at the same time, and tells a part
+in flight at a live worker from one a dead process left.
 
 ``_reserve`` hands a pending part to whichever process asks (a dead process's part must be
 sent by the next one), so a live worker whose request waits in its rate limiter can have its
 part taken over by another worker. The claim right before the request leaves decides: only the
 process that queued the part last may claim it. Found by the crash matrix with two workers
-(``reg.phone-question``: a supervisor asked twice to verify one person). Real PTB bot over HTTP
-against the emulator, on SQLite and PostgreSQL.
+(``reg.phone-question``: a supervisor asked twice to verify one person). A part found
+``sending`` under another process's claim is that process's while its liveness lock is held and
+its lease runs (``storage.liveness``); otherwise it is in doubt. Real PTB bot over HTTP against
+the emulator, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alert_desk import make_desk
-from sqlmodel import select
+from sqlmodel import col, select
 from telegram.ext import Application
 
 from bot.app import build_application
@@ -27,11 +33,14 @@ from bot.clock import SimulatedClock
 from bot.runtime import Runtime
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from bot.services import outbox
+from bot.services.due import fire_due
+from storage import liveness
 from storage.db import Database
-from storage.models import Delivery, DeliveryStatus
+from storage.models import AuditEvent, Delivery, DeliveryStatus, Due
 
 KEY = {"kind": "reg_review", "ref_id": 7, "part": "rv1"}
-OTHER_WORKER = "queued 0123456789ab"  # another process's boot id, alive and about to send
+OTHER_BOOT = "0123456789ab"  # another process's boot id
+OTHER_WORKER = f"queued {OTHER_BOOT}"  # that process, alive and about to send
 
 
 @dataclass
@@ -136,3 +145,97 @@ async def test_a_part_queued_by_this_worker_is_claimed_and_sent_once(
     with db.session() as s:
         row = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
         assert (row.status, row.attempts) == (DeliveryStatus.SENT, 1)
+
+
+@contextmanager
+def _other_process(db: Database) -> Iterator[None]:
+    """Another worker is alive: it holds its liveness lock until it ends (PostgreSQL)."""
+    with db.engine.connect() as connection:
+        liveness.hold(connection, OTHER_BOOT)
+        yield
+        connection.invalidate()  # the session ends with the process, and its locks with it
+
+
+def _claimed_by_the_other_process(db: Database, key: dict[str, Any], clock: SimulatedClock) -> None:
+    """The other process claimed the part and its request is on its way."""
+    with db.session() as s:
+        s.add(
+            Delivery(
+                **key,
+                status=outbox.SENDING,
+                claimed_by=OTHER_BOOT,
+                claimed_until=clock.now() + timedelta(seconds=60),
+                attempts=1,
+                created_at=clock.now(),
+            )
+        )
+
+
+def _state(db: Database, key: dict[str, Any]) -> tuple[str, int, int]:
+    """The part's status, its in-doubt audit events and its pending settle rows."""
+    with db.session() as s:
+        row = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
+        audits = s.exec(select(AuditEvent).where(AuditEvent.action == "outbox.in_doubt")).all()
+        settles = s.exec(
+            select(Due).where(Due.kind == outbox.SETTLE_KIND, col(Due.done_at).is_(None))
+        ).all()
+        return row.status, len(audits), len(settles)
+
+
+async def _post(sender: Sender) -> SentMessage:
+    return await sender.runtime.notifier.send_text(chat_ref(sender.chat), "Yêu cầu xác minh")
+
+
+async def test_a_part_a_live_worker_is_sending_is_left_to_it(
+    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock
+) -> None:
+    """Two workers on one step: the one that did not claim the part neither sends it nor calls
+    it in doubt; the claimer marks it sent, and the settle row at the lease's end finds it so.
+    (Before the liveness lock, this audited a spurious ``outbox.in_doubt``.)"""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("several workers share one database only on PostgreSQL")
+    runtime, key = sender.runtime, sender.key
+    _claimed_by_the_other_process(db, key, clock)
+    with _other_process(db):
+        async with sender.app:
+            assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+        assert _state(db, key) == (outbox.SENDING, 0, 1)
+        _sent_by_the_other_worker(db, key)
+    clock.advance(timedelta(seconds=61))
+    assert await fire_due(runtime) == 1
+    assert _state(db, key) == (DeliveryStatus.SENT, 0, 0)
+    assert emulator.messages(sender.chat, from_bot=True) == []
+
+
+async def test_a_part_whose_live_claimer_dies_during_the_send_is_in_doubt_after_its_lease(
+    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("several workers share one database only on PostgreSQL")
+    runtime, key = sender.runtime, sender.key
+    _claimed_by_the_other_process(db, key, clock)
+    with _other_process(db):
+        async with sender.app:
+            assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+    # The claimer died holding the claim: nothing happens before the lease ends.
+    clock.advance(timedelta(seconds=30))
+    assert await fire_due(runtime) == 0
+    assert _state(db, key) == (outbox.SENDING, 0, 1)
+    clock.advance(timedelta(seconds=31))
+    assert await fire_due(runtime) == 1
+    assert _state(db, key) == (outbox.IN_DOUBT, 1, 0)
+    assert emulator.messages(sender.chat, from_bot=True) == []
+
+
+async def test_a_part_a_dead_process_claimed_is_in_doubt_at_once_and_never_sent(
+    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock
+) -> None:
+    """A restart after a kill during the send: the claim's lease still runs, but its process
+    is gone (its liveness lock is free on PostgreSQL; on SQLite one process per file)."""
+    runtime, key = sender.runtime, sender.key
+    _claimed_by_the_other_process(db, key, clock)
+    async with sender.app:
+        assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+        assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+    assert _state(db, key) == (outbox.IN_DOUBT, 1, 0)
+    assert emulator.messages(sender.chat, from_bot=True) == []

@@ -11,7 +11,6 @@ before a send reaches the channel).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -40,6 +39,8 @@ from bot.services.taskforces.crises import (
     member_row,
     open_crisis_row,
 )
+from storage import liveness
+from storage.liveness import BOOT
 from storage.models import (
     Crisis,
     CrisisMember,
@@ -67,8 +68,7 @@ DECLINE = "tf.decline"
 PICK = "tf.pick"
 
 SENDING = "sending"  # a Delivery claimed by a process that is sending it now
-BOOT = uuid.uuid4().hex[:12]  # this process; claims by another boot belong to a dead process
-CLAIM_LEASE = timedelta(seconds=60)  # PostgreSQL (several workers): a claim older than this is dead
+CLAIM_LEASE = timedelta(seconds=60)  # a claim older than this is stale, its claimer alive or not
 _CONVENING: set[int] = set()  # crises being convened by this process right now
 
 
@@ -169,7 +169,9 @@ def add_invitation(
     return True
 
 
-def _claimable(delivery: Delivery, *, resume: bool, now: datetime, multi_worker: bool) -> bool:
+def _claimable(session: Session, delivery: Delivery, *, resume: bool, now: datetime) -> bool:
+    """Pending, or (resuming) claimed by a process that is gone (``storage.liveness``) or whose
+    claim is stale: such an invitation is sent again rather than lost."""
     if delivery.status == DeliveryStatus.PENDING:
         return True
     if delivery.status != SENDING or not resume:
@@ -184,7 +186,7 @@ def _claimable(delivery: Delivery, *, resume: bool, now: datetime, multi_worker:
         return True
     if boot == BOOT:
         return now - at > CLAIM_LEASE * 10  # our own send; only a hung one is retried
-    return not multi_worker or now - at > CLAIM_LEASE
+    return now - at > CLAIM_LEASE or not liveness.alive(session, boot)
 
 
 def _invite_buttons(runtime: Runtime, lang: str, member_id: int) -> list[list[Button]]:
@@ -205,7 +207,6 @@ async def convene(runtime: Runtime, crisis_id: int, *, resume: bool = False) -> 
     _CONVENING.add(crisis_id)
     sent_count = 0
     try:
-        multi_worker = runtime.db.engine.dialect.name != "sqlite"
         while True:
             now = runtime.clock.now()
             with runtime.db.session() as session:
@@ -222,11 +223,7 @@ async def convene(runtime: Runtime, crisis_id: int, *, resume: bool = False) -> 
                     .order_by(col(Delivery.id))
                 ).all()
                 row = next(
-                    (
-                        d
-                        for d in rows
-                        if _claimable(d, resume=resume, now=now, multi_worker=multi_worker)
-                    ),
+                    (d for d in rows if _claimable(session, d, resume=resume, now=now)),
                     None,
                 )
                 if row is None:
