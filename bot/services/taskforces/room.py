@@ -181,9 +181,7 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
                 continue
             except DeliveryError:
                 with runtime.db.session() as session:
-                    back = session.get(Room, room_id)
-                    if back is not None:
-                        rooms.free_room(session, back)
+                    rooms.free_room(session, room_id)
                 raise
             with runtime.db.session() as session:
                 crisis = crisis_row(session, crisis_id)
