@@ -50,7 +50,6 @@ from storage.models import (
     CrisisRole,
     Decision,
     Delivery,
-    DeliveryStatus,
     Draft,
     DraftStatus,
     Role,
@@ -511,18 +510,16 @@ async def send_requests(runtime: Runtime, submitted: Submitted) -> list[User]:
             unreachable.append(person)
             continue
         with runtime.db.session() as session:
-            row = Delivery(
-                kind=DELIVERY_REQUEST,
-                ref_id=draft.id or 0,
-                user_id=person.id or 0,
-                part="buttons",
-                status=DeliveryStatus.SENT,
-                attempts=1,
-                sent_at=runtime.clock.now(),
-                created_at=runtime.clock.now(),
+            session.add(
+                stored_refs.sent_delivery(
+                    sent[-1],
+                    kind=DELIVERY_REQUEST,
+                    ref_id=draft.id or 0,
+                    user_id=person.id or 0,
+                    part="buttons",
+                    at=runtime.clock.now(),
+                )
             )
-            stored_refs.keep_delivered(row, sent[-1])
-            session.add(row)
     return unreachable
 
 
