@@ -417,13 +417,7 @@ def pin_step(
     user.updated_at = at
     session.add(user)
     session.delete(state)
-    audit.record(
-        session,
-        action="user.pin_changed" if had else "user.pin_set",
-        actor_id=user.id,
-        subject=f"user:{user.id}",
-        at=at,
-    )
+    audit.by_self(session, user.id, action="user.pin_changed" if had else "user.pin_set", at=at)
     return "pin_saved"
 
 
@@ -434,11 +428,10 @@ def pin_attempt(
     draft_id = int(state.data["draft_id"])
     if not verify_pin(user.pin_hash, text.strip()):
         attempts = int(state.data.get("attempts", 0)) + 1
-        audit.record(
+        audit.by_self(
             session,
+            user.id,
             action="approval.pin_failed",
-            actor_id=user.id,
-            subject=f"user:{user.id}",
             after={"draft_id": draft_id, "attempts": attempts},
             at=at,
         )
