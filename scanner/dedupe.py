@@ -43,7 +43,6 @@ from scanner.evidence import (
     agreeing_slots,
     conflict,
     containment,
-    features,
 )
 from scanner.textnorm import content_syllables, fold, syllables
 
@@ -252,7 +251,7 @@ class Fingerprint:
     #: by :meth:`StoryIndex.fingerprints`.
     bands: tuple[bytes, ...] = ()
     #: What the headline and lead say (:mod:`scanner.evidence`); what confirms a candidate.
-    evidence: Features = field(default_factory=lambda: features("", ""))
+    evidence: Features = field(default_factory=lambda: Features("", ""))
 
 
 @dataclass
@@ -367,7 +366,7 @@ class StoryIndex:
                 contents = content_syllables(title), content_syllables(lead[:lead_tokens])
                 hashed.append(self._shingles(title, *contents))
                 evidence.append(
-                    features(raw_title, raw_lead, title, lead, contents if share else None)
+                    Features(raw_title, raw_lead, title, lead, contents if share else None)
                 )
             signatures = self._signatures(hashed)
             for found, signature in zip(evidence, signatures, strict=True):

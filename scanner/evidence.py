@@ -5,7 +5,7 @@ Vietnamese headlines are formulaic: "Cháy xưởng gỗ ở KCN Tân Uyên, 3 n
 stories. What tells them apart is a *slot*: a place, a person, a company, a number, a date. What
 a syndicated copy changes is *decoration*: an outlet tag before the lead ("(Dân trí) - "), a
 "NÓNG:" or "[Ảnh]" before the headline, an outlet name after it, a cut sentence. So
-:func:`features` strips the decoration and keeps, per item:
+:class:`Features` strips the decoration and keeps, per item:
 
 * the headline's content syllables and the lead's content syllable pairs, compared each on its
   own with a containment measure (:func:`containment`: shared / the smaller set), so a
@@ -34,7 +34,6 @@ __all__ = [
     "agreeing_slots",
     "conflict",
     "containment",
-    "features",
     "strip_lead",
     "strip_title",
 ]
@@ -108,7 +107,7 @@ def strip_title(title: str) -> str:
     """The headline without a bracketed tag or a decoration word before a colon ("NÓNG:",
     "Clip:"). A place or a code before the colon stays: it is a slot ("Hà Nội: ...",
     "HPM: ..."); so does a name after a dash (an outlet's, or a match's second team), which
-    :func:`features` counts as mentioned but never as evidence of another story."""
+    :class:`Features` counts as mentioned but never as evidence of another story."""
     text = title.strip()
     bracketed = _BRACKETED.match(text)
     if bracketed and bracketed.start() == 0 and bracketed.end() < len(text):
@@ -226,6 +225,13 @@ class Features:
     the slots, mentions and lead pairs only when a candidate has to be confirmed
     (:func:`conflict`, :func:`containment` of ``lead_grams``): most items of a scan have no
     candidate, and reading names and numbers is most of the cost.
+
+    Built from the raw headline and lead, as the feed gave them. The folded syllables of the raw
+    headline and lead (:func:`~scanner.textnorm.fold` split), when the caller has them, are
+    reused: only the stripped decorations are folded again. ``contents``, with them, is their
+    :func:`~scanner.textnorm.content_syllables` (the lead's of its first :data:`LEAD_SYLLABLES`
+    syllables), which the MinHash shingles need too: used where no decoration was stripped, and
+    never changed.
     """
 
     def __init__(
@@ -353,24 +359,6 @@ class Features:
     def mentions(self) -> frozenset[str]:
         """Every folded syllable and number of headline and lead."""
         return self._read[3]
-
-
-def features(
-    title: str,
-    lead: str,
-    title_syllables: Sequence[str] | None = None,
-    lead_syllables: Sequence[str] | None = None,
-    contents: tuple[list[str], list[str]] | None = None,
-) -> Features:
-    """The :class:`Features` of one item (raw headline and lead, as the feed gave them).
-
-    The folded syllables of the raw headline and lead (:func:`~scanner.textnorm.fold` split),
-    when the caller has them, are reused: only the stripped decorations are folded again.
-    ``contents``, with them, is their :func:`~scanner.textnorm.content_syllables` (the lead's
-    of its first :data:`LEAD_SYLLABLES` syllables), which the MinHash shingles need too: used
-    where no decoration was stripped, and never changed.
-    """
-    return Features(title, lead, title_syllables, lead_syllables, contents)
 
 
 def _count(text: str) -> int:

@@ -57,6 +57,16 @@ class StreamItem:
     lead: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def story(self) -> str:
+        """The story the stream puts it in (``extra["story"]``); alone, its own URL."""
+        return str(self.extra.get("story", self.url))
+
+    @property
+    def sentiment(self) -> str:
+        """The sentiment label the stream gives it (``extra["sentiment"]``), else neutral."""
+        return str(self.extra.get("sentiment", "neutral"))
+
 
 def read_stream(lines: Iterable[str]) -> list[StreamItem]:
     """Parse JSON lines, sorted by publication time (stable for equal times)."""
@@ -173,20 +183,19 @@ class TruthIngest:
                 fresh.append(it)
         new: dict[str, Story] = {}
         for it in fresh:
-            key = str(it.extra.get("story", it.url))
+            key = it.story
             if key not in self.stories and key not in new:
                 new[key] = Story(
                     title=it.title,
                     first_seen_at=it.published_at,
                     last_seen_at=it.published_at,
-                    sentiment_label=str(it.extra.get("sentiment", "neutral")),
+                    sentiment_label=it.sentiment,
                 )
         session.add_all(new.values())
         session.flush()
         self.stories.update({k: s.id for k, s in new.items() if s.id is not None})
         articles = []
         for it in fresh:
-            key = str(it.extra.get("story", it.url))
             articles.append(
                 Article(
                     canonical_url=it.url,
@@ -196,8 +205,8 @@ class TruthIngest:
                     summary=it.lead,
                     published_at=it.published_at,
                     fetched_at=now,
-                    sentiment_label=str(it.extra.get("sentiment", "neutral")),
-                    story_id=self.stories[key],
+                    sentiment_label=it.sentiment,
+                    story_id=self.stories[it.story],
                 )
             )
         session.add_all(articles)
@@ -213,8 +222,7 @@ class TruthIngest:
         session.flush()
         labels = {sid: str(s.sentiment_label) for s in new.values() if (sid := s.id) is not None}
         for it in fresh:
-            sid = self.stories[str(it.extra.get("story", it.url))]
-            labels.setdefault(sid, str(it.extra.get("sentiment", "neutral")))
+            labels.setdefault(self.stories[it.story], it.sentiment)
         return _series_rows(articles, [(x.article_id, x.topic_id, None) for x in links], labels)
 
 

@@ -50,7 +50,6 @@ from storage.models import (
     CrisisRole,
     Decision,
     Delivery,
-    DeliveryStatus,
     Draft,
     DraftStatus,
     Role,
@@ -418,13 +417,7 @@ def pin_step(
     user.updated_at = at
     session.add(user)
     session.delete(state)
-    audit.record(
-        session,
-        action="user.pin_changed" if had else "user.pin_set",
-        actor_id=user.id,
-        subject=f"user:{user.id}",
-        at=at,
-    )
+    audit.by_self(session, user.id, action="user.pin_changed" if had else "user.pin_set", at=at)
     return "pin_saved"
 
 
@@ -435,11 +428,10 @@ def pin_attempt(
     draft_id = int(state.data["draft_id"])
     if not verify_pin(user.pin_hash, text.strip()):
         attempts = int(state.data.get("attempts", 0)) + 1
-        audit.record(
+        audit.by_self(
             session,
+            user.id,
             action="approval.pin_failed",
-            actor_id=user.id,
-            subject=f"user:{user.id}",
             after={"draft_id": draft_id, "attempts": attempts},
             at=at,
         )
@@ -511,18 +503,16 @@ async def send_requests(runtime: Runtime, submitted: Submitted) -> list[User]:
             unreachable.append(person)
             continue
         with runtime.db.session() as session:
-            row = Delivery(
-                kind=DELIVERY_REQUEST,
-                ref_id=draft.id or 0,
-                user_id=person.id or 0,
-                part="buttons",
-                status=DeliveryStatus.SENT,
-                attempts=1,
-                sent_at=runtime.clock.now(),
-                created_at=runtime.clock.now(),
+            session.add(
+                stored_refs.sent_delivery(
+                    sent[-1],
+                    kind=DELIVERY_REQUEST,
+                    ref_id=draft.id or 0,
+                    user_id=person.id or 0,
+                    part="buttons",
+                    at=runtime.clock.now(),
+                )
             )
-            stored_refs.keep_delivered(row, sent[-1])
-            session.add(row)
     return unreachable
 
 

@@ -67,6 +67,28 @@ def by_actor(
     )
 
 
+def by_self(
+    session: Session,
+    user_id: int | None,
+    *,
+    action: str,
+    at: datetime,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """:func:`record` of something a person did to their own account (their name, PIN, linking
+    codes, alert channel): they are both the actor and the subject."""
+    return record(
+        session,
+        action=action,
+        at=at,
+        actor_id=user_id,
+        subject=f"user:{user_id}",
+        before=before,
+        after=after,
+    )
+
+
 def history(session: Session, subject: str, limit: int = 100) -> list[AuditEvent]:
     """The audit trail of one subject (e.g. ``"draft:12"``), oldest first."""
     rows = session.exec(

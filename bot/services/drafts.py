@@ -44,7 +44,6 @@ from storage.models import (
     CrisisMember,
     Decision,
     Delivery,
-    DeliveryStatus,
     Draft,
     DraftStatus,
     Role,
@@ -888,18 +887,16 @@ def remember_room_messages(
     if author is None:
         return
     for index, message in enumerate(messages):
-        row = Delivery(
-            kind=DELIVERY_ROOM,
-            ref_id=draft.id or 0,
-            user_id=author,
-            part=f"room{index}",
-            status=DeliveryStatus.SENT,
-            attempts=1,
-            created_at=at,
-            sent_at=at,
+        session.add(
+            stored_refs.sent_delivery(
+                message,
+                kind=DELIVERY_ROOM,
+                ref_id=draft.id or 0,
+                user_id=author,
+                part=f"room{index}",
+                at=at,
+            )
         )
-        stored_refs.keep_delivered(row, message)
-        session.add(row)
 
 
 async def post_version(

@@ -103,14 +103,7 @@ def issue_code(session: Session, user: User, channel: str, now: datetime) -> Iss
             expires_at=expires,
         )
     )
-    audit.record(
-        session,
-        action="link.code_issued",
-        actor_id=user.id,
-        subject=f"user:{user.id}",
-        after={"channel": channel},
-        at=now,
-    )
+    audit.by_self(session, user.id, action="link.code_issued", after={"channel": channel}, at=now)
     session.flush()
     half = CODE_LENGTH // 2
     return IssuedCode(f"{code[:half]}-{code[half:]}", expires)
@@ -305,11 +298,10 @@ def choose_alert_channel(session: Session, user: User, typed: str, now: datetime
     before = stored.alert_channel
     stored.alert_channel = channel
     stored.updated_at = now
-    audit.record(
+    audit.by_self(
         session,
+        stored.id,
         action="user.alert_channel",
-        actor_id=stored.id,
-        subject=f"user:{stored.id}",
         before={"channel": before},
         after={"channel": channel},
         at=now,

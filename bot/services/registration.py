@@ -811,11 +811,10 @@ def _own_change(session: Session, user_id: int, action: str, now: datetime, **va
         setattr(user, key, value)
     user.updated_at = now
     session.add(user)
-    audit.record(
+    audit.by_self(
         session,
+        user.id,
         action=action,
-        actor_id=user.id,
-        subject=f"user:{user.id}",
         before=before,
         after=_snapshot(user),
         at=now,

@@ -247,11 +247,26 @@ def decide_join(
     return JoinDecision(False, "not_convened", first, user.id)
 
 
-def free_room(session: Session, room: Room) -> None:
-    """Hand a pooled group back to the pool (after its people were removed)."""
+def free_room(session: Session, room_id: int) -> bool:
+    """Hand a pooled group in use back to the pool (after its people were removed).
+
+    False when it is not in use: a resolution finished again after a restart finds it handed
+    back already, and a group that left the pool meanwhile (``gone``) stays out of it."""
+    room = session.get(Room, room_id)
+    if room is None or room.state != RoomState.IN_USE:
+        return False
     room.state = RoomState.FREE
     room.crisis_id = None
     room.invite_link = None
+    return True
+
+
+def mark_closed(session: Session, room_id: int) -> None:
+    """Retire a room for good: a group made for one crisis (disbanded) or a forum topic (closed
+    in its hub) is never handed to another crisis, unlike a pooled group."""
+    room = session.get(Room, room_id)
+    if room is not None:
+        room.state = RoomState.CLOSED
 
 
 def pool_counts(session: Session) -> dict[str, int]:

@@ -7,8 +7,10 @@ turns those columns into ``ChatRef``/``MessageRef`` and back, so no service spel
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.channels.refs import ChatRef, MessageRef
-from storage.models import Crisis, Delivery, Room
+from storage.models import Crisis, Delivery, DeliveryStatus, Room
 
 
 def crisis_room(crisis: Crisis) -> ChatRef | None:
@@ -48,3 +50,23 @@ def keep_delivered(row: Delivery, message: MessageRef) -> None:
     row.channel = message.chat.channel
     row.chat_id = message.chat.chat_id
     row.message_id = message.message_id
+
+
+def sent_delivery(
+    message: MessageRef, *, kind: str, ref_id: int, user_id: int, part: str, at: datetime
+) -> Delivery:
+    """A ledger row for a message sent without the outbox's claim (a version shown in a room,
+    an approval request): written once it went out, so the message can be found again by a
+    reply to it or edited later."""
+    row = Delivery(
+        kind=kind,
+        ref_id=ref_id,
+        user_id=user_id,
+        part=part,
+        status=DeliveryStatus.SENT,
+        attempts=1,
+        created_at=at,
+        sent_at=at,
+    )
+    keep_delivered(row, message)
+    return row

@@ -22,10 +22,10 @@ from scanner.evidence import (
     _TIME,
     _TRAILING_TAG,
     LEAD_SYLLABLES,
+    Features,
     _hour,
     _numbers,
     _trailing_tag,
-    features,
 )
 from scanner.textnorm import content_syllables, syllables
 
@@ -279,8 +279,8 @@ def test_evidence_from_shared_content_syllables_is_the_evidence(
     )
     title_fs, lead_fs = syllables(title), syllables(lead)
     contents = content_syllables(title_fs), content_syllables(lead_fs[:LEAD_SYLLABLES])
-    shared = features(title, lead, title_fs, lead_fs, contents)
-    alone = features(title, lead, title_fs, lead_fs)
+    shared = Features(title, lead, title_fs, lead_fs, contents)
+    alone = Features(title, lead, title_fs, lead_fs)
     assert shared.title_terms == alone.title_terms
     assert shared.title_ends == alone.title_ends
     assert shared.lead_key == alone.lead_key

@@ -54,17 +54,18 @@ ATTACH_GRACE = timedelta(seconds=2)  # the live path usually has the room by the
 
 @dataclass
 class Opened:
-    """What ``open_crisis`` did, for the opener's reply."""
+    """What ``open_crisis`` did, for the opener's reply; the room's part is filled in once
+    attaching it was tried, after the crisis is committed."""
 
     crisis_id: int
     title: str
-    room_ready: bool
-    room_error: str | None
-    invite_link: str | None
-    room_url: str | None
     invited: int
     unknown: list[str] = field(default_factory=list)
     deadline_at: datetime | None = None
+    room_ready: bool = False
+    room_error: str | None = None
+    invite_link: str | None = None
+    room_url: str | None = None
     missing_rights: list[str] = field(default_factory=list)  # pin, topics, invite
 
 
@@ -163,11 +164,10 @@ async def open_crisis(
             },
             now,
         )
-        audit.record(
+        audit.by_actor(
             session,
+            opener,
             action="crisis.opened",
-            actor_id=user.id,
-            actor_ref=opener.channel_ref,
             subject=f"crisis:{crisis.id}",
             after={"title": crisis.title, "severity": severity, "agency_id": agency_id},
             at=now,
@@ -196,10 +196,6 @@ async def open_crisis(
     opened = Opened(
         crisis_id=crisis_id,
         title=crisis_title,
-        room_ready=False,
-        room_error=None,
-        invite_link=None,
-        room_url=None,
         invited=len(seen) - 1,
         unknown=unknown,
         deadline_at=deadline_at,

@@ -45,9 +45,7 @@ from storage.models import (
     CrisisStatus,
     Due,
     Role,
-    Room,
     RoomKind,
-    RoomState,
     Task,
 )
 
@@ -211,9 +209,7 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
             if maker is not None:
                 await _try(maker.close_room(to), "close room")
             with runtime.db.session() as session:
-                room = session.get(Room, room_id)
-                if room is not None:
-                    room.state = RoomState.CLOSED
+                rooms.mark_closed(session, room_id)
             return Resolved(data.crisis, markdown, len(supervisors), freed, removed)
         admin = rooms_admin or room_admin_for(runtime.notifier)
         if room_kind == RoomKind.FORUM_TOPIC and to.thread_id is not None:
@@ -221,9 +217,7 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
             if link:
                 await _try(admin.revoke_invite_link(to, link), "revoke link")
             with runtime.db.session() as session:
-                room = session.get(Room, room_id)
-                if room is not None:
-                    room.state = RoomState.CLOSED
+                rooms.mark_closed(session, room_id)
         else:
             if link:
                 await _try(admin.revoke_invite_link(to, link), "revoke link")
@@ -234,10 +228,7 @@ async def _announce(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin | N
             await _try(admin.set_title(to, room_title or f"CrisisDesk room {room_id}"), "title")
             await _try(admin.set_description(to, ""), "description")
             with runtime.db.session() as session:
-                room = session.get(Room, room_id)
-                if room is not None and room.state == RoomState.IN_USE:
-                    rooms.free_room(session, room)
-                    freed = True
+                freed = rooms.free_room(session, room_id)
                 audit.record(
                     session,
                     action="room.freed",

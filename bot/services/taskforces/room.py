@@ -109,20 +109,9 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
     made = await _make_room(runtime, crisis_id, maker, agency_id, name) if maker else None
     if made is not None:
         with runtime.db.session() as session:
-            crisis = crisis_row(session, crisis_id)
-            session.add(
-                Room(
-                    kind=RoomKind.CREATED_GROUP,
-                    channel=made.chat.channel,
-                    chat_id=made.chat.chat_id,
-                    title=name,
-                    state=RoomState.IN_USE,
-                    invite_link=made.link or None,
-                    crisis_id=crisis_id,
-                    created_at=now,
-                )
+            _new_room_ready(
+                session, crisis_id, RoomKind.CREATED_GROUP, made.chat, name, made.link, now
             )
-            _room_ready(session, crisis, made.chat, made.link, now)
     elif hub is not None:
         right = "topics"
         try:
@@ -137,20 +126,7 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
             await _room_problem(runtime, crisis_id, "hub_failed", str(exc), tell=not told)
             raise TaskForceError("hub_failed", reason=str(exc)) from exc
         with runtime.db.session() as session:
-            crisis = crisis_row(session, crisis_id)
-            room = Room(
-                kind=RoomKind.FORUM_TOPIC,
-                channel=topic.channel,
-                chat_id=topic.chat_id,
-                thread_id=topic.thread_id,
-                title=name,
-                state=RoomState.IN_USE,
-                invite_link=link,
-                crisis_id=crisis_id,
-                created_at=now,
-            )
-            session.add(room)
-            _room_ready(session, crisis, topic, link, now)
+            _new_room_ready(session, crisis_id, RoomKind.FORUM_TOPIC, topic, name, link, now)
     else:
         while True:
             with runtime.db.session() as session:
@@ -181,9 +157,7 @@ async def _attach_room(runtime: Runtime, crisis_id: int, rooms_admin: RoomAdmin 
                 continue
             except DeliveryError:
                 with runtime.db.session() as session:
-                    back = session.get(Room, room_id)
-                    if back is not None:
-                        rooms.free_room(session, back)
+                    rooms.free_room(session, room_id)
                 raise
             with runtime.db.session() as session:
                 crisis = crisis_row(session, crisis_id)
@@ -286,6 +260,34 @@ async def _tell_left_out(
             await runtime.notifier.send_text(to, text)
         except DeliveryError as exc:
             log.warning("crisis %s: not told who is not in the room: %s", crisis_id, exc)
+
+
+def _new_room_ready(
+    session: Session,
+    crisis_id: int,
+    kind: str,
+    chat: ChatRef,
+    name: str,
+    link: str,
+    now: datetime,
+) -> None:
+    """Record a room made for the crisis (a group the channel created, or a topic in the hub),
+    in use by it from the start, and make it the crisis's room."""
+    crisis = crisis_row(session, crisis_id)
+    session.add(
+        Room(
+            kind=kind,
+            channel=chat.channel,
+            chat_id=chat.chat_id,
+            thread_id=chat.thread_id,
+            title=name,
+            state=RoomState.IN_USE,
+            invite_link=link or None,
+            crisis_id=crisis_id,
+            created_at=now,
+        )
+    )
+    _room_ready(session, crisis, chat, link, now)
 
 
 def _room_ready(
