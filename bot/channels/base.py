@@ -236,13 +236,14 @@ class CommandMenus(Protocol):
     ``commands`` are ``(name, description)`` pairs in menu order.
     """
 
-    async def set_commands(
-        self,
-        commands: Sequence[tuple[str, str]],
-        to: ChatRef | None = None,
-        language: str | None = None,
+    async def set_default_commands(
+        self, commands: Sequence[tuple[str, str]], language: str | None = None
     ) -> None:
-        """The menu of chat ``to``; without it the default menu (for ``language`` if given)."""
+        """The menu of every chat without its own (of those in ``language`` if given)."""
+        ...
+
+    async def set_chat_commands(self, commands: Sequence[tuple[str, str]], to: ChatRef) -> None:
+        """Chat ``to``'s own menu (already in its person's language)."""
         ...
 
     async def clear_commands(self, to: ChatRef) -> None:

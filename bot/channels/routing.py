@@ -58,22 +58,28 @@ class RoutingNotifier:
     async def pin(self, message: MessageRef) -> None:
         await self.on(message.chat.channel).pin(message)
 
-    async def set_commands(
-        self,
-        commands: Sequence[tuple[str, str]],
-        to: ChatRef | None = None,
-        language: str | None = None,
+    async def set_default_commands(
+        self, commands: Sequence[tuple[str, str]], language: str | None = None
     ) -> None:
-        """A chat's menu where its channel has menus; the default menu on every such channel."""
-        targets = self.notifiers.values() if to is None else [self.on(to.channel)]
-        for notifier in targets:
+        """The default menu on every channel that has menus."""
+        for notifier in self.notifiers.values():
             if isinstance(notifier, CommandMenus):
-                await notifier.set_commands(commands, to, language)
+                await notifier.set_default_commands(commands, language)
+
+    async def set_chat_commands(self, commands: Sequence[tuple[str, str]], to: ChatRef) -> None:
+        menus = self._menus_of(to)
+        if menus is not None:
+            await menus.set_chat_commands(commands, to)
 
     async def clear_commands(self, to: ChatRef) -> None:
-        notifier = self.on(to.channel)
-        if isinstance(notifier, CommandMenus):
-            await notifier.clear_commands(to)
+        menus = self._menus_of(to)
+        if menus is not None:
+            await menus.clear_commands(to)
+
+    def _menus_of(self, chat: ChatRef) -> CommandMenus | None:
+        """The notifier of ``chat`` if its channel has command menus (Zalo has none)."""
+        notifier = self.on(chat.channel)
+        return notifier if isinstance(notifier, CommandMenus) else None
 
     def _own(self, to: ChatRef) -> ChatRef:
         """``to`` on the channel of the notifier that sends it (a chat built on ANY_CHANNEL)."""

@@ -114,7 +114,7 @@ async def _publish_menu(runtime: Runtime, account: PersonRef, user: User) -> Non
         if admin or user.status == UserStatus.ACTIVE:
             role = Role.ADMIN if admin else Role(user.role)
             names = commands_for_role(role)
-            await menus.set_commands(_menu(runtime, user.language, names), chat)
+            await menus.set_chat_commands(_menu(runtime, user.language, names), chat)
         else:
             await menus.clear_commands(chat)
     except DeliveryError as exc:
@@ -128,8 +128,8 @@ async def publish_default_commands(runtime: Runtime) -> None:
         return
     public = list(PUBLIC_COMMANDS)
     try:
-        await menus.set_commands(_menu(runtime, "vi", public))
-        await menus.set_commands(_menu(runtime, "en", public), language="en")
+        await menus.set_default_commands(_menu(runtime, "vi", public))
+        await menus.set_default_commands(_menu(runtime, "en", public), language="en")
     except DeliveryError as exc:
         log.warning("could not set the default command menus: %s", exc)
     admins = identity.global_admins(runtime.settings, runtime.notifier.channel)

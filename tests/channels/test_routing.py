@@ -59,12 +59,12 @@ class WithMenus(Recorder):
         super().__init__(channel)
         self.menus: list[ChatRef | None] = []
 
-    async def set_commands(
-        self,
-        commands: Sequence[tuple[str, str]],
-        to: ChatRef | None = None,
-        language: str | None = None,
+    async def set_default_commands(
+        self, commands: Sequence[tuple[str, str]], language: str | None = None
     ) -> None:
+        self.menus.append(None)
+
+    async def set_chat_commands(self, commands: Sequence[tuple[str, str]], to: ChatRef) -> None:
         self.menus.append(to)
 
     async def clear_commands(self, to: ChatRef) -> None:
@@ -92,9 +92,11 @@ async def test_each_message_goes_through_its_chats_channel() -> None:
     ]
     assert router.link_to(ChatRef("zalo", "z1")) == "zalo:z1"
 
-    await router.set_commands([("help", "Help")])  # default menus: where there are menus
-    await router.set_commands([("help", "Help")], ChatRef("zalo", "z1"))  # Zalo has none
-    assert telegram.menus == [None]
+    await router.set_default_commands([("help", "Help")])  # where there are menus
+    await router.set_chat_commands([("help", "Help")], ChatRef("zalo", "z1"))  # Zalo has none
+    await router.clear_commands(ChatRef("zalo", "z1"))
+    await router.set_chat_commands([("help", "Help")], ChatRef("telegram", "1"))
+    assert telegram.menus == [None, ChatRef("telegram", "1")]
 
 
 def test_rooms_stay_on_the_first_channel() -> None:

@@ -136,6 +136,10 @@ def _file(attachment: Attachment) -> str | InputFile:
     return attachment.file_id or InputFile(attachment.data, filename=attachment.filename)
 
 
+def _bot_commands(commands: Sequence[tuple[str, str]]) -> list[BotCommand]:
+    return [BotCommand(name, description) for name, description in commands]
+
+
 async def _call(request: Callable[[], Awaitable[T]]) -> T:
     try:
         return await request()
@@ -279,15 +283,16 @@ class TelegramNotifier:
             ),
         )
 
-    async def set_commands(
-        self,
-        commands: Sequence[tuple[str, str]],
-        to: ChatRef | None = None,
-        language: str | None = None,
+    async def set_default_commands(
+        self, commands: Sequence[tuple[str, str]], language: str | None = None
     ) -> None:
-        menu = [BotCommand(name, description) for name, description in commands]
-        scope = BotCommandScopeChat(chat_id(to)) if to is not None else None
-        await _call(lambda: self.bot.set_my_commands(menu, scope=scope, language_code=language))
+        menu = _bot_commands(commands)
+        await _call(lambda: self.bot.set_my_commands(menu, language_code=language))
+
+    async def set_chat_commands(self, commands: Sequence[tuple[str, str]], to: ChatRef) -> None:
+        menu = _bot_commands(commands)
+        scope = BotCommandScopeChat(chat_id(to))
+        await _call(lambda: self.bot.set_my_commands(menu, scope=scope))
 
     async def clear_commands(self, to: ChatRef) -> None:
         await _call(lambda: self.bot.delete_my_commands(scope=BotCommandScopeChat(chat_id(to))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import bad_request
@@ -185,18 +185,11 @@ class StoredMessage:
         self.history.append(copy.deepcopy(self.data))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON for the control API."""
-        return {
-            "message_id": self.message_id,
-            "chat_id": self.chat_id,
-            "sender_id": self.sender_id,
-            "thread_id": self.thread_id,
-            "message": self.data,
-            "history": self.history,
-            "deleted": self.deleted,
-            "pinned": self.pinned,
-            "reply_keyboard": self.reply_keyboard,
-        }
+        """JSON for the control API: every field, ``data`` under the Bot API's name
+        ``message`` (the emulators' other records give their fields as they are)."""
+        fields = asdict(self)
+        fields["message"] = fields.pop("data")
+        return fields
 
 
 @dataclass
