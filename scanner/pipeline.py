@@ -24,11 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from operator import itemgetter
 from typing import Any, Protocol
 
 import aiohttp
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session, col
 
 from scanner import parse_pool
@@ -48,6 +47,7 @@ from scanner.sources import (
 from scanner.textnorm import tokens
 from scanner.tone import TopicVocabulary, mask
 from scanner.topics import MatchDoc, Query, QueryError, TopicMatcher, parse_query
+from storage.bulk import insert_returning_ids, insert_rows
 from storage.db import Database, begin_write
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
 
@@ -217,9 +217,10 @@ class Processor:
         caller's unit of work decides.
 
         Every item is folded once; the folded title and lead feed the content fingerprint,
-        the topic matcher and the MinHash shingles. Rows are written with one multi-row
-        INSERT per table (SQLAlchemy Core, ids back from RETURNING): building thousands of
-        validated ORM objects and flushing them cost more than everything else together.
+        the topic matcher and the MinHash shingles. Rows are written with one statement per
+        table (:mod:`storage.bulk`: the driver's executemany on SQLite, a multi-row INSERT …
+        RETURNING elsewhere): building thousands of validated ORM objects and flushing them
+        cost more than everything else together.
 
         The cyclic garbage collector is paused for the call (reference counting still frees
         everything): a batch allocates enough short-lived containers to trigger several full
@@ -247,14 +248,13 @@ class Processor:
         matches = [matcher.match(MatchDoc(p.title_f, p.summary_f, folded=True)) for p in fresh]
         story_keys, touched = self._cluster(fresh, now)
         stories = self._insert_new_stories(session, articles, story_keys, now)
-        ids = _insert_returning_ids(session, _ARTICLE, articles, _ARTICLE_KEY)
+        ids = insert_returning_ids(session, _ARTICLE, articles, _ARTICLE_KEY)
         for article_id, article in zip(ids, articles, strict=True):
             article["id"] = article_id
         if any(matches):
             self.vocabulary.refresh(session, now)
         links = self._link_rows(fresh, articles, matches)
-        if links:
-            session.connection().execute(insert(_ARTICLE_TOPIC), links)
+        insert_rows(session, _ARTICLE_TOPIC, links)
         updated = self._refresh_stories(session, touched, now)
         return ProcessResult(articles, stories, updated, links, duplicates)
 
@@ -378,7 +378,7 @@ class Processor:
         ]
         real_ids: dict[int, int] = {}
         if rows:
-            ids = _insert_returning_ids(session, _STORY, rows, _story_key(rows))
+            ids = insert_returning_ids(session, _STORY, rows, _story_key(rows))
             real_ids = dict(zip(members, ids, strict=True))
             self.index.relabel(real_ids)
             for row, story_id in zip(rows, ids, strict=True):
@@ -514,33 +514,6 @@ _STORY_TIMES = select(
 ).where(_STORY.c.id.in_(_KEYS))
 #: Executed with one parameter set per story: SET takes the columns named in the sets.
 _STORY_UPDATE = update(_STORY).where(_STORY.c.id == bindparam("story_id"))
-
-
-def _insert_returning_ids(
-    session: Session, table: Any, rows: list[dict[str, Any]], key: tuple[str, ...]
-) -> list[int]:
-    """One multi-row INSERT … RETURNING (Core, on the session's connection); the new ids, in
-    row order.
-
-    Core on the connection skips the ORM's bulk-insert bookkeeping, which costs more than the
-    database work itself at thousands of rows. The ids are matched to the rows by the ``key``
-    columns returned with them, not by the order of the RETURNING rows: SQLite does not promise
-    that order, so SQLAlchemy's ``sort_by_parameter_order`` falls back there to one INSERT per
-    row — a seventh of a batch's time. Rows with equal keys take their ids in ascending order;
-    the key is unique within ``rows`` or the whole row (:func:`_story_key`), so such rows are
-    interchangeable.
-    """
-    if not rows:
-        return []
-    statement = insert(table).returning(table.c.id, *(table.c[name] for name in key))
-    returned_key = itemgetter(*range(1, len(key) + 1))  # a value, or a tuple, like row_key
-    ids: dict[Any, list[int]] = defaultdict(list)
-    for returned in session.connection().execute(statement, rows):
-        ids[returned_key(returned)].append(returned[0])
-    for same in ids.values():
-        same.sort(reverse=True)
-    row_key = itemgetter(*key)
-    return [ids[row_key(row)].pop() for row in rows]
 
 
 def _story_key(rows: list[dict[str, Any]]) -> tuple[str, ...]:

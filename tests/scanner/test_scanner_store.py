@@ -1,8 +1,9 @@
 """Processor → database on SQLite and PostgreSQL: what ``process`` returns is what it stored.
 
-The rows are written with multi-row INSERTs whose ids are matched back to the rows by value
-(canonical URL for articles, the whole row for stories), so these tests check that every
-article lands in the story built for it, on both backends.
+The rows are written by storage.bulk: on SQLite numbered by the batch and inserted by the
+driver's executemany, on PostgreSQL by multi-row INSERTs whose ids are matched back to the rows
+by value (canonical URL for articles, the whole row for stories), so these tests check that
+every article lands in the story built for it, on both backends.
 """
 
 from __future__ import annotations
