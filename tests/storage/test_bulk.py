@@ -118,7 +118,7 @@ def test_insert_rows_stores_every_row(db: Database) -> None:
                 "topic_id": topic_id,
                 "weight": 1.5,
                 "sentiment": None,
-                "sentiment_label": "Bão\x00",
+                "sentiment_label": "Bão\x00" if a == article_ids[1] else "Bão",
             }
             for a in article_ids
         ]
