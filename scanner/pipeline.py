@@ -48,7 +48,7 @@ from scanner.sources import (
 from scanner.textnorm import tokens
 from scanner.tone import TopicVocabulary, mask
 from scanner.topics import MatchDoc, Query, QueryError, TopicMatcher, parse_query
-from storage.bulk import insert_returning_ids, insert_rows
+from storage.bulk import execute_many, insert_returning_ids, insert_rows
 from storage.db import Database, begin_write
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
 
@@ -478,8 +478,7 @@ class Processor:
             values["last_seen_at"] = max(last_seen, values["last_seen_at"])
             updates.append({"story_id": story_id, **values})
             stories.append({"id": story_id, "title": title, **values})
-        if updates:
-            connection.execute(_STORY_UPDATE, updates)
+        execute_many(session, _STORY_UPDATE, updates)
         return stories
 
 

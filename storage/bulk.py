@@ -1,5 +1,5 @@
 """Many rows into one table in one statement: the scanner's batches of articles, stories and
-topic links.
+topic links, and its updates of the stories that grew.
 
 SQLAlchemy's Core executemany builds every row's parameters in Python (the compiled
 statement's parameters constructed, each bind processor applied, per row), and its multi-row
@@ -29,18 +29,26 @@ from sqlalchemy.orm import Session
 
 from storage.db import begin_write
 
-__all__ = ["insert_returning_ids", "insert_rows"]
+__all__ = ["execute_many", "insert_returning_ids", "insert_rows"]
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table`` on the session's connection."""
+    execute_many(session, _insert(table), rows)
+
+
+def execute_many(session: Session, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Run ``statement`` (an INSERT, or an UPDATE whose WHERE names its own parameters) once
+    per row of ``rows``, dicts with the same keys: on SQLite by the driver's executemany,
+    elsewhere by SQLAlchemy's. ``statement`` should be built once (a module constant): its
+    SQL and parameter order are kept per statement object."""
     if not rows:
         return
     connection = session.connection()
     if connection.dialect.name == "sqlite":
-        _execute_many(connection, table, rows, ())
+        _execute_many(connection, statement, rows, ())
     else:
-        connection.execute(insert(table), list(rows))
+        connection.execute(statement, list(rows))
 
 
 def insert_returning_ids(
@@ -70,7 +78,7 @@ def insert_returning_ids(
         largest = connection.execute(select(func.max(table.c.id))).scalar()
         first = (largest or 0) + 1
         ids = range(first, first + len(rows))
-        _execute_many(connection, table, rows, (("id", ids),))
+        _execute_many(connection, _insert(table), rows, (("id", ids),))
         return list(ids)
     statement = insert(table).returning(table.c.id, *(table.c[name] for name in key))
     returned_key = itemgetter(*range(1, len(key) + 1))  # a value, or a tuple, like row_key
@@ -85,36 +93,42 @@ def insert_returning_ids(
 
 def _execute_many(
     connection: Connection,
-    table: Table,
+    statement: Any,
     rows: Sequence[dict[str, Any]],
     given: tuple[tuple[str, Iterable[Any]], ...],
 ) -> None:
-    """``rows`` by the driver's executemany of the table's single-row INSERT; ``given``: more
-    columns, each with its values in row order (the numbered ids).
+    """``rows`` by the driver's executemany of ``statement``; ``given``: more parameters, each
+    with its values in row order (the numbered ids).
 
     The parameter tuples are built a column at a time (``map`` and ``zip``, no Python step per
     row), each column through its type's bind processor where it has one (the UTC times'
     DATETIME text), as SQLAlchemy would have applied it."""
     extra = dict(given)
-    sql, columns, processors = _single_row_insert(connection.dialect, table, (*extra, *rows[0]))
+    sql, names, processors = _positional(connection.dialect, statement, (*extra, *rows[0]))
     values: list[Iterable[Any]] = []
-    for name, process in zip(columns, processors, strict=True):
+    for name, process in zip(names, processors, strict=True):
         column = extra[name] if name in extra else map(itemgetter(name), rows)
         values.append(column if process is None else map(process, column))
     connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
 
 
 @lru_cache(maxsize=32)
-def _single_row_insert(
-    dialect: Dialect, table: Table, names: tuple[str, ...]
+def _insert(table: Table) -> Any:
+    """The INSERT into ``table``, one object per table (the key of :func:`_positional`)."""
+    return insert(table)
+
+
+@lru_cache(maxsize=32)
+def _positional(
+    dialect: Dialect, statement: Any, names: tuple[str, ...]
 ) -> tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]:
-    """The dialect's INSERT of ``names`` into ``table`` with positional parameters: its SQL,
-    the columns in parameter order, and each column's bind processor (or None)."""
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
-    columns = tuple(compiled.positiontup or ())
-    if sorted(columns) != sorted(names):
-        raise ValueError(f"{table.name}: the statement's parameters {columns} are not {names}")
+    """``statement`` for the parameters ``names`` in the dialect's positional form: its SQL,
+    the parameters in order, and each one's bind processor (or None)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(names))
+    order = tuple(compiled.positiontup or ())
+    if sorted(order) != sorted(names):
+        raise ValueError(f"the statement's parameters {order} are not {names}")
     processors = tuple(
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
     )
-    return compiled.string, columns, processors
+    return compiled.string, order, processors

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from bench.scanner_corpus import add_topics
-from storage.bulk import insert_returning_ids, insert_rows
+from storage.bulk import execute_many, insert_returning_ids, insert_rows
 from storage.db import Database
 from storage.models import Article, ArticleTopic, Story, Topic
 
@@ -131,3 +131,32 @@ def test_insert_rows_stores_every_row(db: Database) -> None:
         (a, 1.5, None, "Bão") for a in article_ids
     ]
     assert [urls[a] for a in article_ids] == [a["canonical_url"] for a in articles]
+
+
+UPDATE_STORY = sa.update(STORY).where(STORY.c.id == sa.bindparam("story_id"))
+
+
+def test_execute_many_updates_each_row_by_its_key(db: Database) -> None:
+    later = NOW + timedelta(days=1, microseconds=5)
+    with db.session() as s:
+        ids = insert_returning_ids(s, STORY, [_story("a"), _story("b"), _story("c")], ("title",))
+        execute_many(
+            s,
+            UPDATE_STORY,
+            [
+                {"story_id": ids[2], "last_seen_at": later, "article_count": 3},
+                {"story_id": ids[0], "last_seen_at": later, "article_count": 2},
+            ],
+        )
+        execute_many(s, UPDATE_STORY, [])
+    with db.session() as s:
+        stored = s.execute(
+            sa.select(STORY.c.title, STORY.c.last_seen_at, STORY.c.article_count).order_by(
+                STORY.c.id
+            )
+        ).all()
+    assert [tuple(r) for r in stored] == [
+        ("a", later, 2),
+        ("b", NOW + timedelta(hours=1), 1),
+        ("c", later, 3),
+    ]
