@@ -46,6 +46,8 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; use bot.clock")
+        if value.tzinfo is UTC:
+            return value  # nearly every time written: astimezone would only copy it
         return value.astimezone(UTC)
 
     def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
