@@ -392,7 +392,8 @@ class Article(_Row, table=True):
 
     canonical_url: str = Field(unique=True, max_length=2048)
     url: str = Field(max_length=2048)
-    source_id: int | None = Field(default=None, foreign_key="source.id", index=True)
+    # Not indexed: no query looks articles up by source (migration 0013).
+    source_id: int | None = Field(default=None, foreign_key="source.id")
     outlet: str = Field(default="", max_length=255)
     title: str
     summary: str = ""
