@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from operator import itemgetter
 from typing import Any, Protocol
 
 import aiohttp
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import JSON, bindparam, func, select, update
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
 from scanner import parse_pool
@@ -48,6 +48,7 @@ from scanner.sources import (
 from scanner.textnorm import tokens
 from scanner.tone import TopicVocabulary, mask
 from scanner.topics import MatchDoc, Query, QueryError, TopicMatcher, parse_query
+from storage.bulk import execute_many, insert_returning_ids, insert_rows
 from storage.db import Database, begin_write
 from storage.models import Article, ArticleTopic, Setting, Source, Story, Topic
 
@@ -217,9 +218,10 @@ class Processor:
         caller's unit of work decides.
 
         Every item is folded once; the folded title and lead feed the content fingerprint,
-        the topic matcher and the MinHash shingles. Rows are written with one multi-row
-        INSERT per table (SQLAlchemy Core, ids back from RETURNING): building thousands of
-        validated ORM objects and flushing them cost more than everything else together.
+        the topic matcher and the MinHash shingles. Rows are written with one statement per
+        table (:mod:`storage.bulk`: the driver's executemany on SQLite, a multi-row INSERT …
+        RETURNING elsewhere): building thousands of validated ORM objects and flushing them
+        cost more than everything else together.
 
         The cyclic garbage collector is paused for the call (reference counting still frees
         everything): a batch allocates enough short-lived containers to trigger several full
@@ -247,14 +249,13 @@ class Processor:
         matches = [matcher.match(MatchDoc(p.title_f, p.summary_f, folded=True)) for p in fresh]
         story_keys, touched = self._cluster(fresh, now)
         stories = self._insert_new_stories(session, articles, story_keys, now)
-        ids = _insert_returning_ids(session, _ARTICLE, articles, _ARTICLE_KEY)
+        ids = insert_returning_ids(session, _ARTICLE, articles, _ARTICLE_KEY)
         for article_id, article in zip(ids, articles, strict=True):
             article["id"] = article_id
         if any(matches):
             self.vocabulary.refresh(session, now)
         links = self._link_rows(fresh, articles, matches)
-        if links:
-            session.connection().execute(insert(_ARTICLE_TOPIC), links)
+        insert_rows(session, _ARTICLE_TOPIC, links)
         updated = self._refresh_stories(session, touched, now)
         return ProcessResult(articles, stories, updated, links, duplicates)
 
@@ -378,7 +379,7 @@ class Processor:
         ]
         real_ids: dict[int, int] = {}
         if rows:
-            ids = _insert_returning_ids(session, _STORY, rows, _story_key(rows))
+            ids = insert_returning_ids(session, _STORY, rows, _story_key(rows))
             real_ids = dict(zip(members, ids, strict=True))
             self.index.relabel(real_ids)
             for row, story_id in zip(rows, ids, strict=True):
@@ -430,11 +431,9 @@ class Processor:
         known_urls: set[str] = set()
         known_content: set[tuple[str, str]] = set()
         for chunk in _chunks([p.canonical for p in candidates], _IN_CHUNK):
-            known_urls.update(connection.execute(_KNOWN_URLS, {"keys": chunk}).scalars())
+            known_urls.update(_KNOWN_URLS(connection, chunk).scalars())
         for chunk in _chunks([p.fingerprint for p in candidates], _IN_CHUNK):
-            known_content.update(
-                (outlet, fp) for outlet, fp in connection.execute(_KNOWN_CONTENT, {"keys": chunk})
-            )
+            known_content.update((outlet, fp) for outlet, fp in _KNOWN_CONTENT(connection, chunk))
         return [
             prepared
             for prepared in candidates
@@ -457,9 +456,7 @@ class Processor:
         per_story: dict[int, list[dict[str, Any]]] = defaultdict(list)
         stored: dict[int, Any] = {}
         for chunk in _chunks(ids, _IN_CHUNK):
-            for story_id, outlet, score, label, published in connection.execute(
-                _STORY_ARTICLES, {"keys": chunk}
-            ):
+            for story_id, outlet, score, label, published in _STORY_ARTICLES(connection, chunk):
                 per_story[story_id].append(
                     {
                         "outlet": outlet,
@@ -468,7 +465,7 @@ class Processor:
                         "published_at": published,
                     }
                 )
-            for row in connection.execute(_STORY_TIMES, {"keys": chunk}):
+            for row in _STORY_TIMES(connection, chunk):
                 stored[row[0]] = row
         updates = []
         stories = []
@@ -481,8 +478,7 @@ class Processor:
             values["last_seen_at"] = max(last_seen, values["last_seen_at"])
             updates.append({"story_id": story_id, **values})
             stories.append({"id": story_id, "title": title, **values})
-        if updates:
-            connection.execute(_STORY_UPDATE, updates)
+        execute_many(session, _STORY_UPDATE, updates)
         return stories
 
 
@@ -494,53 +490,56 @@ _ARTICLE_KEY = ("canonical_url",)  # unique: what matches an inserted article to
 # The batch's queries, built once and run on the session's connection (Core): statement
 # construction and the ORM's execute path cost more than SQLite's own work for these queries.
 _KEYS: Any = bindparam("keys", expanding=True)
-_KNOWN_URLS = select(_ARTICLE.c.canonical_url).where(_ARTICLE.c.canonical_url.in_(_KEYS))
-_KNOWN_CONTENT = select(_ARTICLE.c.outlet, _ARTICLE.c.fingerprint).where(
-    _ARTICLE.c.fingerprint.in_(_KEYS)
+#: On SQLite the keys go as one JSON array parameter, read by ``json_each``: one statement,
+#: parsed once and kept by the driver, where an expanding IN is a new statement of hundreds of
+#: placeholders on every batch, for SQLAlchemy to expand and SQLite to parse (about half the
+#: cost of the URL check). The index on the column is searched either way.
+_KEY_ARRAY: Any = select(
+    func.json_each(bindparam("keys", type_=JSON)).table_valued("value").c.value
+).scalar_subquery()
+
+
+class _KeyQuery:
+    """A query over the rows whose column is one of a list of keys (the ``keys`` parameter):
+    an expanding IN, and on SQLite the same query over a JSON array (:data:`_KEY_ARRAY`)."""
+
+    def __init__(self, build: Callable[[Any], Any]) -> None:
+        self._generic = build(_KEYS)
+        self._sqlite = build(_KEY_ARRAY)
+
+    def __call__(self, connection: Connection, keys: list[Any]) -> Any:
+        sqlite = connection.dialect.name == "sqlite"
+        return connection.execute(self._sqlite if sqlite else self._generic, {"keys": keys})
+
+
+_KNOWN_URLS = _KeyQuery(
+    lambda keys: select(_ARTICLE.c.canonical_url).where(_ARTICLE.c.canonical_url.in_(keys))
 )
-_STORY_ARTICLES = (
-    select(
-        _ARTICLE.c.story_id,
-        _ARTICLE.c.outlet,
-        _ARTICLE.c.sentiment,
-        _ARTICLE.c.sentiment_label,
-        _ARTICLE.c.published_at,
+_KNOWN_CONTENT = _KeyQuery(
+    lambda keys: select(_ARTICLE.c.outlet, _ARTICLE.c.fingerprint).where(
+        _ARTICLE.c.fingerprint.in_(keys)
     )
-    .where(_ARTICLE.c.story_id.in_(_KEYS))
-    .order_by(_ARTICLE.c.id)
 )
-_STORY_TIMES = select(
-    _STORY.c.id, _STORY.c.title, _STORY.c.first_seen_at, _STORY.c.last_seen_at
-).where(_STORY.c.id.in_(_KEYS))
+_STORY_ARTICLES = _KeyQuery(
+    lambda keys: (
+        select(
+            _ARTICLE.c.story_id,
+            _ARTICLE.c.outlet,
+            _ARTICLE.c.sentiment,
+            _ARTICLE.c.sentiment_label,
+            _ARTICLE.c.published_at,
+        )
+        .where(_ARTICLE.c.story_id.in_(keys))
+        .order_by(_ARTICLE.c.id)
+    )
+)
+_STORY_TIMES = _KeyQuery(
+    lambda keys: select(
+        _STORY.c.id, _STORY.c.title, _STORY.c.first_seen_at, _STORY.c.last_seen_at
+    ).where(_STORY.c.id.in_(keys))
+)
 #: Executed with one parameter set per story: SET takes the columns named in the sets.
 _STORY_UPDATE = update(_STORY).where(_STORY.c.id == bindparam("story_id"))
-
-
-def _insert_returning_ids(
-    session: Session, table: Any, rows: list[dict[str, Any]], key: tuple[str, ...]
-) -> list[int]:
-    """One multi-row INSERT … RETURNING (Core, on the session's connection); the new ids, in
-    row order.
-
-    Core on the connection skips the ORM's bulk-insert bookkeeping, which costs more than the
-    database work itself at thousands of rows. The ids are matched to the rows by the ``key``
-    columns returned with them, not by the order of the RETURNING rows: SQLite does not promise
-    that order, so SQLAlchemy's ``sort_by_parameter_order`` falls back there to one INSERT per
-    row — a seventh of a batch's time. Rows with equal keys take their ids in ascending order;
-    the key is unique within ``rows`` or the whole row (:func:`_story_key`), so such rows are
-    interchangeable.
-    """
-    if not rows:
-        return []
-    statement = insert(table).returning(table.c.id, *(table.c[name] for name in key))
-    returned_key = itemgetter(*range(1, len(key) + 1))  # a value, or a tuple, like row_key
-    ids: dict[Any, list[int]] = defaultdict(list)
-    for returned in session.connection().execute(statement, rows):
-        ids[returned_key(returned)].append(returned[0])
-    for same in ids.values():
-        same.sort(reverse=True)
-    row_key = itemgetter(*key)
-    return [ids[row_key(row)].pop() for row in rows]
 
 
 def _story_key(rows: list[dict[str, Any]]) -> tuple[str, ...]:

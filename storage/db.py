@@ -100,8 +100,18 @@ def _clean_parameters(
         and parameters
         and isinstance(parameters[0], dict | list | tuple)
     ):
+        # All sets checked at once, as one set's strings are (see _clean_set): a batch of
+        # thousands of rows (storage.bulk) is nearly always clean as a whole.
+        strings = [v for p in parameters for v in _values(p) if isinstance(v, str)]
+        if not needs_cleaning("".join(strings)):
+            return statement, parameters
         return statement, [_clean_set(p) for p in parameters]
     return statement, _clean_set(parameters)
+
+
+def _values(parameters: Any) -> Any:
+    """The values of one parameter set: a dict's values, or the list or tuple itself."""
+    return parameters.values() if isinstance(parameters, dict) else parameters
 
 
 def _clean_set(parameters: Any) -> Any:

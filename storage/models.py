@@ -46,6 +46,8 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; use bot.clock")
+        if value.tzinfo is UTC:
+            return value  # nearly every time written: astimezone would only copy it
         return value.astimezone(UTC)
 
     def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
@@ -390,7 +392,8 @@ class Article(_Row, table=True):
 
     canonical_url: str = Field(unique=True, max_length=2048)
     url: str = Field(max_length=2048)
-    source_id: int | None = Field(default=None, foreign_key="source.id", index=True)
+    # Not indexed: no query looks articles up by source (migration 0013).
+    source_id: int | None = Field(default=None, foreign_key="source.id")
     outlet: str = Field(default="", max_length=255)
     title: str
     summary: str = ""

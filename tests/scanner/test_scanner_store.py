@@ -1,13 +1,15 @@
 """Processor → database on SQLite and PostgreSQL: what ``process`` returns is what it stored.
 
-The rows are written with multi-row INSERTs whose ids are matched back to the rows by value
-(canonical URL for articles, the whole row for stories), so these tests check that every
-article lands in the story built for it, on both backends.
+The rows are written by storage.bulk: on SQLite numbered by the batch and inserted by the
+driver's executemany, on PostgreSQL by multi-row INSERTs whose ids are matched back to the rows
+by value (canonical URL for articles, the whole row for stories), so these tests check that
+every article lands in the story built for it, on both backends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -85,6 +87,25 @@ def test_process_returns_the_rows_it_stored(both_db: Database) -> None:
     for article in returned:
         first_title.setdefault(article["story_id"], article["title"])
     assert {k: v["title"] for k, v in latest.items()} == first_title
+
+
+def test_items_already_stored_are_skipped_by_url_and_by_content(both_db: Database) -> None:
+    """The stored URLs and (outlet, fingerprint) pairs are looked up per batch (a JSON array
+    on SQLite, an expanding IN elsewhere): a second batch stores only what is new."""
+    corpus = generate_with_truth(300, seed=7)
+    items = [Incoming(item, outlet) for item, outlet, _story in corpus]
+    with both_db.session() as s:
+        processor = Processor(load_topics(s), scorer=LexiconScorer())
+        first = processor.process(s, items[:200], NOW)
+    stored = first.articles[0]
+    copy = next(i for i in items[:200] if i.item.url == stored.url)
+    same_content = Incoming(replace(copy.item, url="https://ban-sao.vn/1"), copy.outlet)
+    with both_db.session() as s:
+        second = processor.process(s, [*items[100:], same_content], NOW + timedelta(minutes=5))
+    new_urls = {a.url for a in second.articles}
+    assert not new_urls & {a.url for a in first.articles}
+    assert same_content.item.url not in new_urls
+    assert len(new_urls) + second.duplicates == 201 and second.duplicates > 101
 
 
 class _Flat:
