@@ -29,12 +29,15 @@ BOOT = uuid.uuid4().hex[:12]
 # Two int4 keys (schema, boot): deployments and tests that share a PostgreSQL database in
 # schemas of their own never see each other's processes.
 _KEY = "hashtext(current_schema()), hashtext(:boot)"
-_HOLD = sa.text(f"select pg_advisory_lock({_KEY})")
+_HOLD = sa.text(f"select pg_try_advisory_lock({_KEY})")
 _PROBE = sa.text(f"select pg_try_advisory_xact_lock_shared({_KEY})")
 
 
 def hold(connection: Connection, boot: str = BOOT) -> None:
-    """Hold ``boot``'s liveness lock on ``connection`` (PostgreSQL) until the session ends."""
+    """Hold ``boot``'s liveness lock on ``connection`` (PostgreSQL) until the session ends.
+
+    Tried, never waited for: refused only when another connection of this same process holds
+    it already (tests run several receiving workers in one process), which says the same."""
     connection.execute(_HOLD, {"boot": boot})
     connection.commit()
 
