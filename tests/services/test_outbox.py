@@ -186,12 +186,14 @@ async def _post(sender: Sender) -> SentMessage:
     return await sender.runtime.notifier.send_text(chat_ref(sender.chat), "Yêu cầu xác minh")
 
 
+@pytest.mark.parametrize("claimer", ["sends it", "dies during the send"])
 async def test_a_part_a_live_worker_is_sending_is_left_to_it(
-    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock
+    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock, claimer: str
 ) -> None:
     """Two workers on one step: the one that did not claim the part neither sends it nor calls
-    it in doubt; the claimer marks it sent, and the settle row at the lease's end finds it so.
-    (Before the liveness lock, this audited a spurious ``outbox.in_doubt``.)"""
+    it in doubt (before the liveness lock, it audited a spurious ``outbox.in_doubt``). The
+    settle row at the lease's end finds the part sent, or, its claimer dead, puts it in doubt;
+    nothing happens before the lease ends."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("several workers share one database only on PostgreSQL")
     runtime, key = sender.runtime, sender.key
@@ -200,30 +202,14 @@ async def test_a_part_a_live_worker_is_sending_is_left_to_it(
         async with sender.app:
             assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
         assert _state(db, key) == (outbox.SENDING, 0, 1)
-        _sent_by_the_other_worker(db, key)
-    clock.advance(timedelta(seconds=61))
-    assert await fire_due(runtime) == 1
-    assert _state(db, key) == (DeliveryStatus.SENT, 0, 0)
-    assert emulator.messages(sender.chat, from_bot=True) == []
-
-
-async def test_a_part_whose_live_claimer_dies_during_the_send_is_in_doubt_after_its_lease(
-    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock
-) -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("several workers share one database only on PostgreSQL")
-    runtime, key = sender.runtime, sender.key
-    _claimed_by_the_other_process(db, key, clock)
-    with _other_process(db):
-        async with sender.app:
-            assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
-    # The claimer died holding the claim: nothing happens before the lease ends.
+        if claimer == "sends it":
+            _sent_by_the_other_worker(db, key)
     clock.advance(timedelta(seconds=30))
     assert await fire_due(runtime) == 0
-    assert _state(db, key) == (outbox.SENDING, 0, 1)
     clock.advance(timedelta(seconds=31))
     assert await fire_due(runtime) == 1
-    assert _state(db, key) == (outbox.IN_DOUBT, 1, 0)
+    settled = (DeliveryStatus.SENT, 0, 0) if claimer == "sends it" else (outbox.IN_DOUBT, 1, 0)
+    assert _state(db, key) == settled
     assert emulator.messages(sender.chat, from_bot=True) == []
 
 
