@@ -78,6 +78,7 @@ from bot.services.outbox import claim_lease, claim_row
 from bot.templating import Renderer
 from scanner.charts import ChartLabels, render_chart
 from scanner.trends import chart_data
+from storage import liveness
 from storage.liveness import BOOT
 from storage.models import Alert, AlertStatus, Delivery, DeliveryStatus, Due, Topic, User
 
@@ -404,20 +405,35 @@ def _claim(runtime: Runtime, row: Delivery) -> None:
 
 
 def _expire_claims(runtime: Runtime) -> int:
-    """Rows left ``sending`` past their lease: the claimer died (or hung) during the send, so
+    """Rows left ``sending`` by a process that died during the send (``storage.liveness``: at
+    once after a restart, rather than a lease later) or past their lease (the claimer hung):
     the message may have gone out. They become ``uncertain`` and are never sent again; returns
     how many."""
     now = runtime.clock.now()
     with runtime.db.session() as session:
-        expired = list(
-            session.exec(
-                select(Delivery).where(
-                    Delivery.kind == ALERT_KIND,
-                    Delivery.status == DeliveryStatus.SENDING,
+        claimed = session.exec(
+            select(Delivery).where(
+                Delivery.kind == ALERT_KIND,
+                Delivery.status == DeliveryStatus.SENDING,
+                sa.or_(
                     col(Delivery.claimed_until) < now,
-                )
+                    col(Delivery.claimed_by).is_(None),
+                    col(Delivery.claimed_by) != BOOT,
+                ),
             )
-        )
+        ).all()
+        alive = {
+            boot: liveness.alive(session, boot)
+            for boot in {row.claimed_by for row in claimed if row.claimed_by is not None}
+        }
+        expired = [
+            row
+            for row in claimed
+            if row.claimed_by is None
+            or not alive[row.claimed_by]
+            or row.claimed_until is None
+            or row.claimed_until < now
+        ]
         for row in expired:
             log.warning(
                 "delivery %s: claimed by %s and never settled; outcome unknown, not repeated",

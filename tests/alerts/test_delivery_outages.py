@@ -46,6 +46,7 @@ from bot.services.delivery import (
     retry_delay,
 )
 from bot.services.outbox import claim_lease
+from storage import liveness
 from storage.db import Database
 from storage.models import Alert, AuditEvent, Delivery, DeliveryStatus, Role
 
@@ -319,26 +320,36 @@ async def test_two_fan_outs_at_once_send_every_part_once(any_desk: Desk) -> None
     assert_each_got_it_once_in_order(desk)
 
 
-async def test_a_claim_left_by_a_dead_process_is_uncertain_after_its_lease(
+async def test_a_claim_left_by_a_dead_process_is_uncertain_at_once(any_desk: Desk) -> None:
+    """A restart after a kill during the send: the claim's lease still runs, but its process
+    is gone (``storage.liveness``: its lock is free on PostgreSQL; on SQLite one process per
+    file), so the chart is uncertain and the person's text goes out in the same run."""
+    desk = any_desk
+    (lan, lan_id), *others = desk.spokespeople
+    async with fan_out(desk) as (app, _alert_id):
+        _claimed_elsewhere(desk, lan_id, "dead-process", claim_lease(app.bot_data["runtime"]))
+        report = await deliver(app)
+        assert (report.sent, report.uncertain) == (5, 1)
+        await desk.emulator.wait_for(lambda: len(alert_parts(desk.emulator, lan.id)[1]) == 1)
+    _assert_chart_uncertain_and_the_rest_sent(desk, lan.id, lan_id, others)
+
+
+async def test_a_claim_of_a_live_process_that_hangs_is_uncertain_after_its_lease(
     any_desk: Desk,
 ) -> None:
     desk = any_desk
+    if desk.db.engine.dialect.name != "postgresql":
+        pytest.skip("another live process shares the database only on PostgreSQL")
     emulator = desk.emulator
     (lan, lan_id), *others = desk.spokespeople
+    connection = desk.db.engine.connect()
+    liveness.hold(connection, "live-worker")  # alive, its send hung
     async with fan_out(desk) as (app, _alert_id):
         lease = claim_lease(app.bot_data["runtime"])
         # This process leads already: the claims it finds when it takes the lead are ended at
         # once instead (bot/services/takeover.py, tests/ops/test_two_workers.py).
         assert await app.bot_data["runtime"].leading()
-        with desk.db.session() as s:
-            chart = s.exec(
-                select(Delivery).where(
-                    Delivery.user_id == lan_id, col(Delivery.part).startswith("photo:")
-                )
-            ).one()
-            chart.status = DeliveryStatus.SENDING  # killed while its request was on the wire
-            chart.claimed_by = "dead-process"
-            chart.claimed_until = desk.clock.now() + lease
+        _claimed_elsewhere(desk, lan_id, "live-worker", lease)
         report = await deliver(app)
         assert (report.sent, report.uncertain) == (4, 0)  # the others; Lan's text waits
         assert alert_parts(emulator, lan.id) == ([], [])
@@ -348,12 +359,33 @@ async def test_a_claim_left_by_a_dead_process_is_uncertain_after_its_lease(
         report = await deliver(app)
         assert (report.sent, report.uncertain) == (1, 1)
         await emulator.wait_for(lambda: len(alert_parts(emulator, lan.id)[1]) == 1)
+    connection.invalidate()
+    connection.close()
+    _assert_chart_uncertain_and_the_rest_sent(desk, lan.id, lan_id, others)
+
+
+def _claimed_elsewhere(desk: Desk, user_id: int, claimer: str, lease: timedelta) -> None:
+    """The person's chart was claimed by ``claimer``, its request on the wire."""
+    with desk.db.session() as s:
+        chart = s.exec(
+            select(Delivery).where(
+                Delivery.user_id == user_id, col(Delivery.part).startswith("photo:")
+            )
+        ).one()
+        chart.status = DeliveryStatus.SENDING
+        chart.claimed_by = claimer
+        chart.claimed_until = desk.clock.now() + lease
+
+
+def _assert_chart_uncertain_and_the_rest_sent(
+    desk: Desk, chat: int, user_id: int, others: list[Any]
+) -> None:
     by_part = {(r.user_id, r.part.split(":")[0]): r.status for r in rows(desk)}
-    assert by_part[(lan_id, "photo")] == DeliveryStatus.UNCERTAIN  # never sent again
-    assert by_part[(lan_id, "text")] == DeliveryStatus.SENT
-    assert alert_parts(emulator, lan.id)[0] == []
+    assert by_part[(user_id, "photo")] == DeliveryStatus.UNCERTAIN  # never sent again
+    assert by_part[(user_id, "text")] == DeliveryStatus.SENT
+    assert alert_parts(desk.emulator, chat)[0] == []
     for tg, _uid in others:
-        photos, texts = alert_parts(emulator, tg.id)
+        photos, texts = alert_parts(desk.emulator, tg.id)
         assert (len(photos), len(texts)) == (1, 1)
 
 
@@ -362,7 +394,8 @@ async def test_a_row_claimed_elsewhere_is_not_sent(
     desk: Desk, settled: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The claim is a conditional UPDATE: a row no longer ``pending`` when its request is about
-    to leave (another worker claimed or sent it after this run read it) is not sent."""
+    to leave (another run claimed or sent it after this run read it) is not sent. The other
+    run is this process's: on SQLite no other process is alive to hold a claim."""
     claim = delivery._claim
     async with fan_out(desk) as (app, _alert_id):
         runtime = app.bot_data["runtime"]
@@ -374,13 +407,13 @@ async def test_a_row_claimed_elsewhere_is_not_sent(
                     stored = s.get(Delivery, row.id)
                     assert stored is not None
                     stored.status = settled
-                    stored.claimed_by = "other-worker"
+                    stored.claimed_by = liveness.BOOT
                     stored.claimed_until = desk.clock.now() + claim_lease(runtime)
             claim(rt, row)
 
         monkeypatch.setattr(delivery, "_claim", taken_meanwhile)
         report = await deliver_pending(runtime, Charts())
-    assert rows(desk)[0].claimed_by == "other-worker"
+    assert rows(desk)[0].status == settled  # as the other run left it
     first_person = next(tg for tg, uid in desk.spokespeople if uid == first.user_id)
     photos, texts = alert_parts(desk.emulator, first_person.id)
     assert photos == []  # the other worker's send, not this one's
