@@ -11,17 +11,27 @@ by its boot id, which PostgreSQL frees when that session ends, however the proce
 transaction: refused means the claimer is alive.
 
 SQLite needs no lock: one process per file is enforced (``storage.lock``), so any other boot id
-is a dead process's. A process that never took the lock (a CLI command on PostgreSQL) counts as
-dead to the others, which is what every claim of theirs looked like before this module.
+is a dead process's. A process that never took the lock (a CLI command on PostgreSQL; none
+claims today) would count as dead to the others.
+
+The answer errs both ways only at the edges, and the claims' leases bound both. A process whose
+host vanished keeps its lock until the server notices the dead connection (TCP keepalive), so it
+looks alive a while: every caller also gives up on a claim when its lease runs out. A process
+whose lock connection alone was cut (a server restart, an idle-session timeout) looks dead while
+it still sends: its claims are then settled early, by conditional writes that keep whatever
+outcome it records first (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
+
+log = logging.getLogger(__name__)
 
 #: This process: claims under another boot id belong to another process, alive or dead.
 BOOT = uuid.uuid4().hex[:12]
@@ -38,8 +48,10 @@ def hold(connection: Connection, boot: str = BOOT) -> None:
 
     Tried, never waited for: refused only when another connection of this same process holds
     it already (tests run several receiving workers in one process), which says the same."""
-    connection.execute(_HOLD, {"boot": boot})
+    held = connection.execute(_HOLD, {"boot": boot}).scalar_one()
     connection.commit()
+    if not held:
+        log.info("liveness lock of %s held already by another connection of this process", boot)
 
 
 def alive(session: Session, boot: str) -> bool:

@@ -7,16 +7,17 @@ windows are kept by its adapter's rate limiter, so the fan-out runs at the overa
 429s. A chart is rendered once per alert and language and uploaded once: later sends reuse its
 ``file_id``.
 
-Each row is claimed right before its request leaves the process (after the flood-limit wait, once
-its connection is up and the request is ready to be written whole, through
+Each row is claimed right before its request leaves the process (after the flood-limit wait,
+once its connection is up and the request is ready to be written whole, through
 ``bot.channels.base.WireClaim``): a short transaction with a conditional
 ``UPDATE … WHERE status = 'pending'`` sets it ``sending`` with the claimer
 (``storage.liveness.BOOT``) and a lease (``claimed_until``: the longest a send can take). Two
 workers can never both claim a row, and a kill during the send leaves the row ``sending``. One
-rule covers every claimed row whose outcome is not known: once its lease has run out, it is
-``uncertain`` — maybe delivered, never sent again — exactly as a send whose answer was lost
-(``OutcomeUnknown``). A person with a row ``sending`` is not served until it is settled, so
-their parts stay in order across a crash or a change of leader.
+rule covers every claimed row whose outcome is not known: once its claimer is gone
+(``storage.liveness``) or its lease has run out, it is ``uncertain`` — maybe delivered, never
+sent again — exactly as a send whose answer was lost (``OutcomeUnknown``). A person with a row
+``sending`` is not served until it is settled, so their parts stay in order across a crash or a
+change of leader.
 
 Through an outage (docs/reliability.md, "Delivery through outages"): a send that failed without
 reaching the channel puts off the person's whole queue (exponential backoff with jitter, never
@@ -434,17 +435,35 @@ def _expire_claims(runtime: Runtime) -> int:
             or row.claimed_until is None
             or row.claimed_until < now
         ]
+        settled = 0
         for row in expired:
-            log.warning(
-                "delivery %s: claimed by %s and never settled; outcome unknown, not repeated",
-                row.id,
-                row.claimed_by,
+            # Conditional on the claim as read: a claimer that marked the row meanwhile keeps
+            # its outcome (a live process taken for dead, a hung one that answered at last).
+            changed = session.execute(
+                sa.update(Delivery)
+                .where(
+                    col(Delivery.id) == row.id,
+                    col(Delivery.status) == DeliveryStatus.SENDING,
+                    col(Delivery.claimed_until).is_(None)
+                    if row.claimed_until is None
+                    else col(Delivery.claimed_until) == row.claimed_until,
+                )
+                .values(
+                    status=DeliveryStatus.UNCERTAIN,
+                    attempts=col(Delivery.attempts) + 1,
+                    last_error=f"claimed by {row.claimed_by}, which never settled it",
+                    retry_at=None,
+                )
+                .execution_options(synchronize_session=False)
             )
-            row.status = DeliveryStatus.UNCERTAIN
-            row.attempts += 1
-            row.last_error = f"claimed by {row.claimed_by}, which never settled it"
-            row.retry_at = None
-        return len(expired)
+            if changed.rowcount == 1:  # type: ignore[attr-defined]
+                settled += 1
+                log.warning(
+                    "delivery %s: claimed by %s and never settled; outcome unknown, not repeated",
+                    row.id,
+                    row.claimed_by,
+                )
+        return settled
 
 
 def _mark_sent(runtime: Runtime, row: Delivery, sent: SentMessage, recovering: bool) -> None:

@@ -122,39 +122,55 @@ def _reserve(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) 
                 row.last_error = f"queued {BOOT}"
                 return True
             if row.status == SENDING and row.claimed_by != BOOT:
-                if _in_flight(session, row, now):
-                    # Another worker sends it now and marks it; if it dies first, the part is
-                    # put in doubt when its lease ends.
-                    assert row.claimed_until is not None
-                    schedule(
-                        session,
-                        SETTLE_KIND,
-                        row.claimed_until,
-                        ref_id=row.id,
-                        dedupe_key=f"{SETTLE_KIND}:{row.id}",
-                    )
-                else:
+                if row.claimed_by is None or not liveness.alive(session, row.claimed_by):
                     _put_in_doubt(session, row, now, "which died during the send")
+                elif row.claimed_until is None or row.claimed_until <= now:
+                    _put_in_doubt(session, row, now, "whose send outlasted its lease")
+                else:
+                    # Another worker sends it now and marks it; should it die first, the part
+                    # is put in doubt when its lease ends.
+                    _settle_later(session, row)
             return False
     except IntegrityError:  # another worker inserted it first
         return False
 
 
-def _in_flight(session: Session, row: Delivery, now: datetime) -> bool:
-    """A claim of a live process whose lease still runs: its request may be on its way."""
-    return (
-        row.claimed_by is not None
-        and row.claimed_until is not None
-        and row.claimed_until > now
-        and liveness.alive(session, row.claimed_by)
+def _settle_later(session: Session, row: Delivery) -> None:
+    """Look at a part in another worker's hands when its claim's lease ends. One due row per
+    claim (a part put back to ``pending`` and claimed again has a new lease and a new row)."""
+    assert row.claimed_until is not None
+    schedule(
+        session,
+        SETTLE_KIND,
+        row.claimed_until,
+        ref_id=row.id,
+        dedupe_key=f"{SETTLE_KIND}:{row.id}:{row.attempts}",
     )
 
 
 def _put_in_doubt(session: Session, row: Delivery, now: datetime, why: str) -> None:
     """A claimed part whose send may or may not have reached the channel: never sent again,
-    and an audit event names it so people can check."""
-    row.status = IN_DOUBT
-    row.last_error = f"claimed by {row.claimed_by or 'a process'}, {why}"
+    and an audit event names it so people can check.
+
+    Conditional on the claim as it was read: a claimer that settles the part meanwhile (its
+    ``sent`` committed between this read and this write) keeps its outcome, and nothing is
+    audited."""
+    error = f"claimed by {row.claimed_by or 'a process'}, {why}"
+    changed = session.execute(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.id) == row.id,
+            col(Delivery.status) == SENDING,
+            col(Delivery.claimed_by).is_(None)
+            if row.claimed_by is None
+            else col(Delivery.claimed_by) == row.claimed_by,
+            col(Delivery.attempts) == row.attempts,
+        )
+        .values(status=IN_DOUBT, last_error=error)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        return
     audit.record(
         session,
         action="outbox.in_doubt",
@@ -162,7 +178,7 @@ def _put_in_doubt(session: Session, row: Delivery, now: datetime, why: str) -> N
         after={"part": row.part, "user_id": row.user_id},
         at=now,
     )
-    log.warning("%s %s part %s in doubt: %s", row.kind, row.ref_id, row.part, row.last_error)
+    log.warning("%s %s part %s in doubt: %s", row.kind, row.ref_id, row.part, error)
 
 
 @due_handler(SETTLE_KIND)
@@ -174,7 +190,8 @@ async def settle(runtime: Runtime, session: Session, due: Due) -> None:
         return
     now = runtime.clock.now()
     if row.claimed_until is not None and row.claimed_until > now:
-        return  # claimed again since (a part put back to pending, then claimed anew)
+        _settle_later(session, row)  # claimed again since, with a new lease
+        return
     _put_in_doubt(session, row, now, "which never settled it within its lease")
 
 

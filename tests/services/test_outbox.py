@@ -213,6 +213,66 @@ async def test_a_part_a_live_worker_is_sending_is_left_to_it(
     assert emulator.messages(sender.chat, from_bot=True) == []
 
 
+async def test_a_part_claimed_again_is_looked_at_again_at_its_new_lease_end(
+    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock
+) -> None:
+    """The claimer's send failed and was claimed again (a new lease) before the first settle
+    row fired; then it died. The first row finds the new lease and leaves one for its end."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("several workers share one database only on PostgreSQL")
+    runtime, key = sender.runtime, sender.key
+    _claimed_by_the_other_process(db, key, clock)
+    with _other_process(db):
+        async with sender.app:
+            assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+        clock.advance(timedelta(seconds=40))
+        with db.session() as s:  # back to pending after a 5xx, and claimed again
+            s.execute(
+                sa.update(Delivery)
+                .where(Delivery.kind == key["kind"])
+                .values(attempts=2, claimed_until=clock.now() + timedelta(seconds=60))
+            )
+        clock.advance(timedelta(seconds=21))
+        assert await fire_due(runtime) == 1
+        assert _state(db, key) == (outbox.SENDING, 0, 1)
+    clock.advance(timedelta(seconds=40))
+    assert await fire_due(runtime) == 1
+    assert _state(db, key) == (outbox.IN_DOUBT, 1, 0)
+
+
+async def test_a_live_claim_past_its_lease_is_in_doubt_at_once(
+    db: Database, sender: Sender, clock: SimulatedClock
+) -> None:
+    """Its claimer is alive but its send outlasted the lease: the outcome is unknown, as the
+    alert ledger's ``uncertain``; should that claimer still mark it sent, its mark stands."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("several workers share one database only on PostgreSQL")
+    runtime, key = sender.runtime, sender.key
+    _claimed_by_the_other_process(db, key, clock)
+    clock.advance(timedelta(seconds=61))
+    with _other_process(db):
+        async with sender.app:
+            assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+    assert _state(db, key) == (outbox.IN_DOUBT, 1, 0)
+    with db.session() as s:
+        row = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
+        assert row.last_error == f"claimed by {OTHER_BOOT}, whose send outlasted its lease"
+
+
+def test_a_part_settled_meanwhile_is_not_put_in_doubt(
+    db: Database, sender: Sender, clock: SimulatedClock
+) -> None:
+    """The in-doubt write is conditional on the claim as it was read: a ``sent`` committed by
+    the claimer between that read and this write stands, and nothing is audited."""
+    key = sender.key
+    _claimed_by_the_other_process(db, key, clock)
+    with db.session() as s:
+        stale = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
+        _sent_by_the_other_worker(db, key)  # another session, committed
+        outbox._put_in_doubt(s, stale, clock.now(), "which died during the send")
+    assert _state(db, key) == (DeliveryStatus.SENT, 0, 0)
+
+
 async def test_a_part_a_dead_process_claimed_is_in_doubt_at_once_and_never_sent(
     emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock
 ) -> None:
