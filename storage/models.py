@@ -55,17 +55,28 @@ class UtcDateTime(TypeDecorator[datetime]):
         (``YYYY-MM-DD HH:MM:SS.ffffff``, no zone), by a positional ``%`` format: the same text
         as the dialect's own format over a dict of seven named fields, at about half the cost
         (a scan stores two to four times per row). Other dialects, or another storage format,
-        take SQLAlchemy's own path."""
+        take SQLAlchemy's own path.
+
+        The processor remembers the last value it formatted and its text: a scan batch writes
+        one fetch time (the same object) into every article and story row, so most values are
+        the last one again. The memo is one ``(value, text)`` tuple, replaced whole, so a
+        thread sharing the processor reads a matching pair; a datetime is immutable, so the
+        same object always has the same text."""
         impl = dialect.type_descriptor(self.impl_instance)
         if dialect.name != "sqlite" or getattr(impl, "_storage_format", None) != _SQLITE_FORMAT:
             return super().bind_processor(dialect)
         convert = self.process_bind_param
+        last: tuple[datetime | None, str | None] = (None, None)
 
         def process(value: datetime | None) -> str | None:
+            nonlocal last
+            seen, text = last
+            if value is seen:
+                return text
             t = convert(value, dialect)
             if t is None:
                 return None
-            return _SQLITE_TEXT % (
+            text = _SQLITE_TEXT % (
                 t.year,
                 t.month,
                 t.day,
@@ -74,6 +85,8 @@ class UtcDateTime(TypeDecorator[datetime]):
                 t.second,
                 t.microsecond,
             )
+            last = (value, text)
+            return text
 
         return process
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,6 +28,29 @@ def test_sqlite_text_is_sqlalchemys(value: datetime) -> None:
     assert generic is not None and fast is not None
     assert fast.__qualname__.startswith("UtcDateTime.")  # the fast path is the one taken
     assert fast(value) == generic(value)
+
+
+def test_the_remembered_value_gives_its_own_text() -> None:
+    """The processor remembers its last value: a repeated, an equal, another and no value
+    each give their own text, in any order."""
+    dialect = sqlite.dialect()
+    process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    fetched = datetime(2026, 12, 7, 20, 0, 1, 250, tzinfo=UTC)
+    same_instant = fetched.astimezone(timezone(timedelta(hours=7)))
+    other = fetched + timedelta(microseconds=1)
+    texts = [process(v) for v in (fetched, fetched, None, fetched, same_instant, other, fetched)]
+    assert texts == [
+        "2026-12-07 20:00:01.000250",
+        "2026-12-07 20:00:01.000250",
+        None,
+        "2026-12-07 20:00:01.000250",
+        "2026-12-07 20:00:01.000250",
+        "2026-12-07 20:00:01.000251",
+        "2026-12-07 20:00:01.000250",
+    ]
+    with pytest.raises(ValueError):  # a naive time is refused after a remembered one
+        process(datetime(2026, 1, 1))
 
 
 def test_none_and_naive_values_as_before() -> None:
