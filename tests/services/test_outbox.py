@@ -186,21 +186,39 @@ async def _post(sender: Sender) -> SentMessage:
     return await sender.runtime.notifier.send_text(chat_ref(sender.chat), "Yêu cầu xác minh")
 
 
+@pytest.fixture
+def claimed_elsewhere(db: Database, sender: Sender, clock: SimulatedClock) -> dict[str, Any]:
+    """The part, claimed by another worker whose request is on its way (PostgreSQL: several
+    workers share a database only there); its key."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("several workers share one database only on PostgreSQL")
+    _claimed_by_the_other_process(db, sender.key, clock)
+    return sender.key
+
+
+async def _this_worker_runs_the_step(sender: Sender) -> None:
+    """This worker's run of the same step, beside the claimer: it sends nothing."""
+    async with sender.app:
+        send = outbox.send_once(sender.runtime, **sender.key, send=lambda: _post(sender))
+        assert await send is None
+
+
 @pytest.mark.parametrize("claimer", ["sends it", "dies during the send"])
 async def test_a_part_a_live_worker_is_sending_is_left_to_it(
-    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock, claimer: str
+    emulator: TelegramEmulator,
+    db: Database,
+    sender: Sender,
+    clock: SimulatedClock,
+    claimed_elsewhere: dict[str, Any],
+    claimer: str,
 ) -> None:
     """Two workers on one step: the one that did not claim the part neither sends it nor calls
     it in doubt (before the liveness lock, it audited a spurious ``outbox.in_doubt``). The
     settle row at the lease's end finds the part sent, or, its claimer dead, puts it in doubt;
     nothing happens before the lease ends."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("several workers share one database only on PostgreSQL")
-    runtime, key = sender.runtime, sender.key
-    _claimed_by_the_other_process(db, key, clock)
+    runtime, key = sender.runtime, claimed_elsewhere
     with _other_process(db):
-        async with sender.app:
-            assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+        await _this_worker_runs_the_step(sender)
         assert _state(db, key) == (outbox.SENDING, 0, 1)
         if claimer == "sends it":
             _sent_by_the_other_worker(db, key)
@@ -214,17 +232,13 @@ async def test_a_part_a_live_worker_is_sending_is_left_to_it(
 
 
 async def test_a_part_claimed_again_is_looked_at_again_at_its_new_lease_end(
-    emulator: TelegramEmulator, db: Database, sender: Sender, clock: SimulatedClock
+    db: Database, sender: Sender, clock: SimulatedClock, claimed_elsewhere: dict[str, Any]
 ) -> None:
     """The claimer's send failed and was claimed again (a new lease) before the first settle
     row fired; then it died. The first row finds the new lease and leaves one for its end."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("several workers share one database only on PostgreSQL")
-    runtime, key = sender.runtime, sender.key
-    _claimed_by_the_other_process(db, key, clock)
+    runtime, key = sender.runtime, claimed_elsewhere
     with _other_process(db):
-        async with sender.app:
-            assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+        await _this_worker_runs_the_step(sender)
         clock.advance(timedelta(seconds=40))
         with db.session() as s:  # back to pending after a 5xx, and claimed again
             s.execute(
@@ -241,18 +255,14 @@ async def test_a_part_claimed_again_is_looked_at_again_at_its_new_lease_end(
 
 
 async def test_a_live_claim_past_its_lease_is_in_doubt_at_once(
-    db: Database, sender: Sender, clock: SimulatedClock
+    db: Database, sender: Sender, clock: SimulatedClock, claimed_elsewhere: dict[str, Any]
 ) -> None:
     """Its claimer is alive but its send outlasted the lease: the outcome is unknown, as the
     alert ledger's ``uncertain``; should that claimer still mark it sent, its mark stands."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("several workers share one database only on PostgreSQL")
-    runtime, key = sender.runtime, sender.key
-    _claimed_by_the_other_process(db, key, clock)
+    key = claimed_elsewhere
     clock.advance(timedelta(seconds=61))
     with _other_process(db):
-        async with sender.app:
-            assert await outbox.send_once(runtime, **key, send=lambda: _post(sender)) is None
+        await _this_worker_runs_the_step(sender)
     assert _state(db, key) == (outbox.IN_DOUBT, 1, 0)
     with db.session() as s:
         row = s.exec(select(Delivery).where(Delivery.kind == key["kind"])).one()
