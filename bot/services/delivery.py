@@ -75,11 +75,10 @@ from bot.services.alerts import (
 )
 from bot.services.due import due_handler, schedule
 from bot.services.notify import notify_payload
-from bot.services.outbox import claim_lease, claim_row
+from bot.services.outbox import abandoned, claim_lease, claim_row, settle_claim
 from bot.templating import Renderer
 from scanner.charts import ChartLabels, render_chart
 from scanner.trends import chart_data
-from storage import liveness
 from storage.liveness import BOOT
 from storage.models import Alert, AlertStatus, Delivery, DeliveryStatus, Due, Topic, User
 
@@ -417,46 +416,24 @@ def _expire_claims(runtime: Runtime) -> int:
                 Delivery.kind == ALERT_KIND,
                 Delivery.status == DeliveryStatus.SENDING,
                 sa.or_(
-                    col(Delivery.claimed_until) < now,
+                    col(Delivery.claimed_until) <= now,
                     col(Delivery.claimed_by).is_(None),
                     col(Delivery.claimed_by) != BOOT,
                 ),
             )
         ).all()
-        alive = {
-            boot: liveness.alive(session, boot)
-            for boot in {row.claimed_by for row in claimed if row.claimed_by is not None}
-        }
-        expired = [
-            row
-            for row in claimed
-            if row.claimed_by is None
-            or not alive[row.claimed_by]
-            or row.claimed_until is None
-            or row.claimed_until < now
-        ]
         settled = 0
-        for row in expired:
-            # Conditional on the claim as read: a claimer that marked the row meanwhile keeps
-            # its outcome (a live process taken for dead, a hung one that answered at last).
-            changed = session.execute(
-                sa.update(Delivery)
-                .where(
-                    col(Delivery.id) == row.id,
-                    col(Delivery.status) == DeliveryStatus.SENDING,
-                    col(Delivery.claimed_until).is_(None)
-                    if row.claimed_until is None
-                    else col(Delivery.claimed_until) == row.claimed_until,
-                )
-                .values(
-                    status=DeliveryStatus.UNCERTAIN,
-                    attempts=col(Delivery.attempts) + 1,
-                    last_error=f"claimed by {row.claimed_by}, which never settled it",
-                    retry_at=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if changed.rowcount == 1:  # type: ignore[attr-defined]
+        for row in claimed:
+            if abandoned(session, row, now) is None:
+                continue  # in a live worker's hands, within its lease
+            if settle_claim(
+                session,
+                row,
+                status=DeliveryStatus.UNCERTAIN,
+                attempts=col(Delivery.attempts) + 1,
+                last_error=f"claimed by {row.claimed_by}, which never settled it",
+                retry_at=None,
+            ):
                 settled += 1
                 log.warning(
                     "delivery %s: claimed by %s and never settled; outcome unknown, not repeated",

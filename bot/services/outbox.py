@@ -37,7 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -122,17 +122,46 @@ def _reserve(runtime: Runtime, kind: str, ref_id: int, user_id: int, part: str) 
                 row.last_error = f"queued {BOOT}"
                 return True
             if row.status == SENDING and row.claimed_by != BOOT:
-                if row.claimed_by is None or not liveness.alive(session, row.claimed_by):
-                    _put_in_doubt(session, row, now, "which died during the send")
-                elif row.claimed_until is None or row.claimed_until <= now:
-                    _put_in_doubt(session, row, now, "whose send outlasted its lease")
-                else:
+                why = abandoned(session, row, now)
+                if why is None:
                     # Another worker sends it now and marks it; should it die first, the part
                     # is put in doubt when its lease ends.
                     _settle_later(session, row)
+                else:
+                    _put_in_doubt(session, row, now, why)
             return False
     except IntegrityError:  # another worker inserted it first
         return False
+
+
+def abandoned(session: Session, row: Delivery, now: datetime) -> str | None:
+    """Why a row left ``sending`` is no longer in its claimer's hands (the claimer is gone,
+    ``storage.liveness``, or its send outlasted the lease), or None while it is: the claimer
+    marks it. The one rule by which both ledgers (this one, the alert ledger) settle a claim
+    whose outcome is not known."""
+    if row.claimed_by is None or not liveness.alive(session, row.claimed_by):
+        return "which died during the send"
+    if row.claimed_until is None or row.claimed_until <= now:
+        return "whose send outlasted its lease"
+    return None
+
+
+def settle_claim(session: Session, row: Delivery, **values: Any) -> bool:
+    """Write ``values`` to a claimed row if its claim is still as it was read; False when the
+    claimer settled it (or claimed it again) between that read and this write, which keeps the
+    claimer's outcome. Both ledgers settle an abandoned claim through here."""
+    changed = session.execute(
+        sa.update(Delivery)
+        .where(
+            col(Delivery.id) == row.id,
+            col(Delivery.status) == SENDING,
+            col(Delivery.claimed_by).is_not_distinct_from(row.claimed_by),
+            col(Delivery.claimed_until).is_not_distinct_from(row.claimed_until),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(changed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _settle_later(session: Session, row: Delivery) -> None:
@@ -152,24 +181,10 @@ def _put_in_doubt(session: Session, row: Delivery, now: datetime, why: str) -> N
     """A claimed part whose send may or may not have reached the channel: never sent again,
     and an audit event names it so people can check.
 
-    Conditional on the claim as it was read: a claimer that settles the part meanwhile (its
-    ``sent`` committed between this read and this write) keeps its outcome, and nothing is
-    audited."""
+    Conditional on the claim as it was read (:func:`settle_claim`): a claimer that settles
+    the part meanwhile keeps its outcome, and nothing is audited."""
     error = f"claimed by {row.claimed_by or 'a process'}, {why}"
-    changed = session.execute(
-        sa.update(Delivery)
-        .where(
-            col(Delivery.id) == row.id,
-            col(Delivery.status) == SENDING,
-            col(Delivery.claimed_by).is_(None)
-            if row.claimed_by is None
-            else col(Delivery.claimed_by) == row.claimed_by,
-            col(Delivery.attempts) == row.attempts,
-        )
-        .values(status=IN_DOUBT, last_error=error)
-        .execution_options(synchronize_session=False)
-    )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if not settle_claim(session, row, status=IN_DOUBT, last_error=error):
         return
     audit.record(
         session,
