@@ -17,7 +17,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -100,36 +100,32 @@ def _clean_parameters(
         and parameters
         and isinstance(parameters[0], dict | list | tuple)
     ):
-        # All sets checked at once, as one set's strings are (see _clean_set): a batch of
-        # thousands of rows (storage.bulk) is nearly always clean as a whole.
-        strings = [v for p in parameters for v in _values(p) if isinstance(v, str)]
-        if not needs_cleaning("".join(strings)):
+        # All sets checked at once: a batch of thousands of rows (storage.bulk) is nearly
+        # always clean as a whole.
+        if not _refused(parameters):
             return statement, parameters
         return statement, [_clean_set(p) for p in parameters]
     return statement, _clean_set(parameters)
 
 
-def _values(parameters: Any) -> Any:
-    """The values of one parameter set: a dict's values, or the list or tuple itself."""
-    return parameters.values() if isinstance(parameters, dict) else parameters
+def _refused(parameter_sets: Sequence[Any]) -> bool:
+    """Whether a string of these parameter sets (dicts, lists or tuples) holds a character the
+    databases refuse. Checked joined, by one :func:`~storage.text.needs_cleaning` call: the
+    sets hold one exactly when the join of their strings does (a surrogate stays a code point
+    of its own when joined). A multi-row INSERT is one set of thousands of values, and a
+    check per string cost more than the rest of the hook."""
+    strings = [
+        v
+        for p in parameter_sets
+        for v in (p.values() if isinstance(p, dict) else p)
+        if isinstance(v, str)
+    ]
+    return needs_cleaning("".join(strings))
 
 
 def _clean_set(parameters: Any) -> Any:
-    """One parameter set made storable; itself when it is clean (nearly always).
-
-    Its strings are checked joined, by one :func:`~storage.text.needs_cleaning` call: a set
-    holds a refused character exactly when the join of its strings does (a surrogate stays a
-    code point of its own when joined). A multi-row INSERT is one set of thousands of values,
-    and a check per string cost more than the rest of the hook.
-    """
-    values: Any
-    if isinstance(parameters, dict):
-        values = parameters.values()
-    elif isinstance(parameters, list | tuple):
-        values = parameters
-    else:
-        return parameters
-    if not needs_cleaning("".join([v for v in values if isinstance(v, str)])):
+    """One parameter set made storable; itself when it is clean (nearly always)."""
+    if not isinstance(parameters, dict | list | tuple) or not _refused((parameters,)):
         return parameters
     if isinstance(parameters, dict):
         return {k: clean_text(v) if isinstance(v, str) else v for k, v in parameters.items()}
