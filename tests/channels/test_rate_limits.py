@@ -93,6 +93,38 @@ def test_reserved_times_keep_every_window() -> None:
                 assert bisect_left(sends, t + 60.0) - i <= 20
 
 
+def test_windows_hold_while_time_moves_and_stale_chats_are_dropped() -> None:
+    """Reservations made as time passes, with chats swept only now and then (``_forget``):
+    every window still holds, and the chats not heard from are dropped within a sweep."""
+    import random
+    from bisect import bisect_left
+
+    from bot.channels.ratelimit import SWEEP_EVERY, _Schedule
+
+    rng = random.Random(11)
+    schedule = _Schedule()
+    chats: list[int] = [*range(1, 200), *range(-6, 0)]
+    reserved: dict[int, list[float]] = {}
+    for step in range(3000):
+        chat = rng.choice(chats)
+        reserved.setdefault(chat, []).append(schedule.reserve(step * 0.02, chat, chat < 0))
+    for chat, sends in reserved.items():
+        sends.sort()
+        for i, t in enumerate(sends):
+            assert bisect_left(sends, t + 1.0) - i <= 3
+            if chat < 0:
+                assert bisect_left(sends, t + 60.0) - i <= 20
+    times = sorted(t for sends in reserved.values() for t in sends)
+    for i, t in enumerate(times):
+        assert bisect_left(times, t + 1.0) - i <= 30
+    quiet = times[-1] + 61.0
+    schedule.reserve(quiet, 1, False)
+    assert set(schedule.buckets) == {1} and not schedule.groups
+    schedule.reserve(quiet + SWEEP_EVERY / 2, 2, False)
+    schedule.reserve(quiet + 5.0, 3, False)  # chats 1 and 2 stale by now
+    assert set(schedule.buckets) == {3}
+
+
 async def test_a_reply_goes_ahead_of_a_running_fan_out(emulator: TelegramEmulator) -> None:
     """A fan-out books only a few slots ahead, so a reply asked mid-way waits ~0.15 s, not 4 s."""
     people = [emulator.create_user(f"P{i}") for i in range(120)]
