@@ -72,3 +72,13 @@ def int_id(ident: str) -> int:
     if not ident.isdigit() or len(ident) > 18:
         raise ForgedButton(f"bad id {ident!r}")
     return int(ident)
+
+
+def id_rule(check: Callable[[Session, Actor, int], bool]) -> Rule:
+    """The rule of a button that carries one row id: ``check`` on that id, which ``int_id``
+    parses first, so that a malformed id is refused as forged rather than as a lack of right."""
+
+    def rule(session: Session, actor: Actor, ident: str) -> bool:
+        return check(session, actor, int_id(ident))
+
+    return rule

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
-from bot.buttons import ForgedButton, int_id, register
+from bot.buttons import ForgedButton, id_rule, int_id, register
 from bot.channels.base import Button
 from bot.services import alerts, status
 from bot.services.alerts import DISMISS_REASONS, AlertActionError
@@ -24,9 +24,7 @@ from handlers.conversation.dispatch import PressFlow, on_command, on_press
 from handlers.conversation.turn import Turn
 from storage.models import Role
 
-
-def _alert_rule(session: Any, actor: Actor, ident: str) -> bool:
-    return alerts.can_handle(session, actor, int_id(ident))
+_alert_rule = id_rule(alerts.can_handle)
 
 
 def _dismiss_reason_rule(session: Any, actor: Actor, ident: str) -> bool:
@@ -34,16 +32,12 @@ def _dismiss_reason_rule(session: Any, actor: Actor, ident: str) -> bool:
     return alerts.can_handle(session, actor, alert_id)
 
 
-def _mute_rule(session: Any, actor: Actor, ident: str) -> bool:
-    return alerts.can_mute(session, actor, int_id(ident))
-
-
 ACK = register("alert.ack", _alert_rule, "acknowledge an alert")
 OPEN_TF = register("alert.tf", _alert_rule, "open a task force from an alert")
 DRAFT = register("alert.draft", _alert_rule, "draft a response to an alert")
 DISMISS = register("alert.dismiss", _alert_rule, "ask why an alert is dismissed")
 DISMISS_REASON = register("alert.dismissr", _dismiss_reason_rule, "dismiss with a reason")
-MUTE = register("alert.mute", _mute_rule, "mute the alert's topic for 24 h")
+MUTE = register("alert.mute", id_rule(alerts.can_mute), "mute the alert's topic for 24 h")
 
 
 def refusing(flow: Callable[[Turn, str], Awaitable[None]]) -> PressFlow:

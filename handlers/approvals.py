@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.buttons import int_id, register
+from bot.buttons import id_rule, int_id, register
 from bot.channels.refs import MessageRef
 from bot.services import approvals as ap
 from bot.services import drafts as dr
 from bot.services import stored_refs
-from bot.services.permissions import Actor
 from handlers.conversation.dispatch import on_press
 from handlers.conversation.turn import Turn
 from storage.models import ConversationState, Decision
@@ -34,13 +33,9 @@ def draft_id(ident: str) -> int:
     return int_id(ident)
 
 
-def drafter_rule(session: Any, actor: Actor, ident: str) -> bool:
-    """Who may work on the pressed draft (its crisis's members): Submit, Edit, Discard."""
-    return dr.can_work_on_draft(session, actor, draft_id(ident))
-
-
-def _approver_rule(session: Any, actor: Actor, ident: str) -> bool:
-    return ap.is_approver(session, actor, draft_id(ident))
+#: Who may work on the pressed draft (its crisis's members): Submit, Edit, Discard.
+drafter_rule = id_rule(dr.can_work_on_draft)
+_approver_rule = id_rule(ap.is_approver)
 
 
 SUBMIT = register("draft.submit", drafter_rule, "submit a draft version for approval")

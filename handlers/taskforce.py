@@ -21,7 +21,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from bot.buttons import int_id, register
+from bot.buttons import id_rule, int_id, register
 from bot.channels.base import Button, DeliveryError
 from bot.channels.refs import ChatRef, PersonRef
 from bot.runtime import Runtime
@@ -87,21 +87,12 @@ def _pick_rule(session: Any, actor: Actor, ident: str) -> bool:
     return bool(user_text) and may_pick(session, actor, int_id(crisis_text), int_id(user_text))
 
 
-def _answer_rule(session: Any, actor: Actor, ident: str) -> bool:
-    return owns_invitation(session, actor, int_id(ident))
-
-
+_answer_rule = id_rule(owns_invitation)
 JOIN = register(convening.JOIN, _answer_rule, "join a crisis task force")
 DECLINE = register(convening.DECLINE, _answer_rule, "decline a crisis task force")
-DONE = register(
-    TASK_DONE, lambda s, actor, ident: can_close_task(s, actor, int_id(ident)), "close a task"
-)
+DONE = register(TASK_DONE, id_rule(can_close_task), "close a task")
 PICK = register(convening.PICK, _pick_rule, "convene a person picked from the list")
-RESOLVE = register(
-    resolve.RESOLVE,
-    lambda s, actor, ident: can_resolve(s, actor, int_id(ident)),
-    "close a crisis after confirming",
-)
+RESOLVE = register(resolve.RESOLVE, id_rule(can_resolve), "close a crisis after confirming")
 # In the menus for spokespeople; open_crisis checks the right itself and says why not.
 register_command("crisis", Role.SPOKESPERSON)
 

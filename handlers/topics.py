@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.buttons import int_id, register
+from bot.buttons import id_rule, int_id, register
 from bot.channels.base import Button
 from bot.services import subscriptions
 from bot.services.alerts import AlertActionError
@@ -23,16 +23,8 @@ from handlers.conversation.degrade import press_for
 from handlers.conversation.dispatch import handle, on_command, on_press
 from handlers.conversation.turn import Turn
 
-FOLLOW = register(
-    "topic.follow",
-    lambda s, actor, ident: subscriptions.can_follow(s, actor, int_id(ident)),
-    "follow a topic",
-)
-UNFOLLOW = register(
-    "topic.unfollow",
-    lambda s, actor, ident: subscriptions.can_follow(s, actor, int_id(ident)),
-    "unfollow a topic",
-)
+FOLLOW = register("topic.follow", id_rule(subscriptions.can_follow), "follow a topic")
+UNFOLLOW = register("topic.unfollow", id_rule(subscriptions.can_follow), "unfollow a topic")
 MUTE_HOURS = 24.0
 
 

@@ -9,10 +9,10 @@ from the TOML is deactivated, not deleted, because alerts and articles still poi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Session, select
 
@@ -112,66 +112,95 @@ def _assign(row: object, values: dict[str, object]) -> bool:
     return changed
 
 
+_K = TypeVar("_K", bound=Hashable)
+_Owned = TypeVar("_Owned", Agency, Topic, Source)
+_Retired = TypeVar("_Retired", Topic, Source)
+
+
+def _upsert(
+    session: Session,
+    report: SyncReport,
+    kind: str,
+    label: str,
+    row: _Owned | None,
+    model: type[_Owned],
+    values: dict[str, object],
+    **identity: object,
+) -> _Owned:
+    """One TOML entry of ``kind``: a new TOML-owned ``model`` row of ``identity`` and
+    ``values``, the chat-owned ``row`` kept as a conflict (reported by ``label``), or the
+    TOML-owned ``row`` brought up to ``values``."""
+    if row is None:
+        row = model(owner=Owner.TOML, **identity, **values)  # type: ignore[arg-type]
+        session.add(row)
+        report.created[kind] += 1
+    elif row.owner != Owner.TOML:
+        report.conflicts.append(f"{kind} {label}")
+    elif _assign(row, values):
+        report.updated[kind] += 1
+    return row
+
+
+def _deactivate(report: SyncReport, kind: str, rows: dict[_K, _Retired], wanted: set[_K]) -> None:
+    """TOML-owned rows of ``kind`` the TOML no longer names: inactive, since alerts and
+    articles still point at them."""
+    for key, row in rows.items():
+        if row.owner == Owner.TOML and row.active and key not in wanted:
+            row.active = False
+            report.deactivated[kind] += 1
+
+
 def sync_config(session: Session, settings: ConfigEntries) -> SyncReport:
     """Make the TOML-owned rows match ``settings``; returns what changed."""
     report = SyncReport()
     agencies = {a.code: a for a in session.exec(select(Agency)).all()}
     for conf in settings.agencies:
-        values: dict[str, object] = conf.model_dump()
-        row = agencies.get(conf.code)
-        if row is None:
-            row = Agency(owner=Owner.TOML, **values)  # type: ignore[arg-type]
-            session.add(row)
-            agencies[conf.code] = row
-            report.created["agency"] += 1
-        elif row.owner != Owner.TOML:
-            report.conflicts.append(f"agency {conf.code}")
-        elif _assign(row, values):
-            report.updated["agency"] += 1
+        agencies[conf.code] = _upsert(
+            session,
+            report,
+            "agency",
+            conf.code,
+            agencies.get(conf.code),
+            Agency,
+            conf.model_dump(),
+        )
     session.flush()
 
     topics = {(t.agency_id, t.name): t for t in session.exec(select(Topic)).all()}
     wanted_topics: set[tuple[int, str]] = set()
     for tconf in settings.topics:
-        agency = agencies[tconf.agency]
-        assert agency.id is not None  # flushed above
-        key = (agency.id, tconf.name)
+        agency_id = agencies[tconf.agency].id
+        assert agency_id is not None  # flushed above
+        key = (agency_id, tconf.name)
         wanted_topics.add(key)
-        tvalues: dict[str, object] = {
-            "query": tconf.query,
-            "sensitivity": tconf.sensitivity,
-            "active": True,
-        }
-        topic = topics.get(key)
-        if topic is None:
-            session.add(Topic(agency_id=agency.id, name=tconf.name, owner=Owner.TOML, **tvalues))  # type: ignore[arg-type]
-            report.created["topic"] += 1
-        elif topic.owner != Owner.TOML:
-            report.conflicts.append(f"topic {tconf.agency}/{tconf.name}")
-        elif _assign(topic, tvalues):
-            report.updated["topic"] += 1
-    for key, topic in topics.items():
-        if topic.owner == Owner.TOML and topic.active and key not in wanted_topics:
-            topic.active = False
-            report.deactivated["topic"] += 1
+        _upsert(
+            session,
+            report,
+            "topic",
+            f"{tconf.agency}/{tconf.name}",
+            topics.get(key),
+            Topic,
+            {"query": tconf.query, "sensitivity": tconf.sensitivity, "active": True},
+            agency_id=agency_id,
+            name=tconf.name,
+        )
+    _deactivate(report, "topic", topics, wanted_topics)
 
     sources = {s.url: s for s in session.exec(select(Source)).all()}
     wanted_urls = set()
     for sconf in settings.sources:
         wanted_urls.add(sconf.url)
-        svalues: dict[str, object] = {"name": sconf.name, "outlet": sconf.outlet, "active": True}
-        source = sources.get(sconf.url)
-        if source is None:
-            session.add(Source(url=sconf.url, owner=Owner.TOML, **svalues))  # type: ignore[arg-type]
-            report.created["source"] += 1
-        elif source.owner != Owner.TOML:
-            report.conflicts.append(f"source {sconf.url}")
-        elif _assign(source, svalues):
-            report.updated["source"] += 1
-    for url, source in sources.items():
-        if source.owner == Owner.TOML and source.active and url not in wanted_urls:
-            source.active = False
-            report.deactivated["source"] += 1
+        _upsert(
+            session,
+            report,
+            "source",
+            sconf.url,
+            sources.get(sconf.url),
+            Source,
+            {"name": sconf.name, "outlet": sconf.outlet, "active": True},
+            url=sconf.url,
+        )
+    _deactivate(report, "source", sources, wanted_urls)
     session.flush()
     return report
 
