@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -147,7 +148,48 @@ def _clean_objects(session: OrmSession, _context: Any, _instances: Any) -> None:
                 setattr(obj, attr.key, cleaned)
 
 
-def begin_write(session: OrmSession) -> None:
+#: How long a send's claim (``begin_write(..., brief=True)``, on the event loop) waits in
+#: SQLite's busy handler per try: the loop stands still meanwhile, so ``WireClaim`` waits out
+#: the rest between tries, with the loop free.
+BRIEF_BUSY_MS = 5
+#: The longest a patient writer (off the loop) holds back for the loop's waiting writers.
+GIVE_WAY_MAX_S = 2.0
+
+
+class _LoopWriters:
+    """The writers on the event loop's thread waiting for SQLite's write lock right now.
+
+    A patient writer off the loop (the scan's slices) takes the lock again the moment it has
+    committed, and SQLite's busy handler, sleeping between polls, hands it no turn: a send's
+    claim waited out a whole scan of 10,000 items, the event loop standing still for 7 s and
+    every reply behind it (``bench/handler_load.py --mode busy``). So a patient writer gives
+    way while one of these waits, for at most ``GIVE_WAY_MAX_S``: the loop's writer then waits
+    for one slice at most."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        with self._guard:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._count -= 1
+
+    def give_way(self) -> None:
+        deadline = time.monotonic() + GIVE_WAY_MAX_S
+        while self._count and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+
+LOOP_WRITERS = _LoopWriters()
+
+
+def begin_write(session: OrmSession, *, brief: bool = False) -> None:
     """On SQLite, take the write lock now (``BEGIN IMMEDIATE``), waiting out a busy database.
 
     pysqlite begins a transaction only at the first data-changing statement, and that statement
@@ -161,7 +203,9 @@ def begin_write(session: OrmSession) -> None:
     Off the event loop's thread (``asyncio.to_thread`` work: the delivery marks, the scan's
     store) it is retried for up to :data:`SQLITE_WRITE_PATIENCE_S`. On the loop's thread it is
     tried once (one busy timeout, as before): the lock's holder may be a coroutine suspended on
-    this very loop, which a longer wait would only deadlock. No-op on PostgreSQL (row locks, no
+    this very loop, which a longer wait would only deadlock; a patient writer gives way to it
+    meanwhile (``LOOP_WRITERS``). ``brief``: wait only ``BRIEF_BUSY_MS`` (a send's claim, which
+    ``WireClaim`` tries again with the loop free). No-op on PostgreSQL (row locks, no
     database-wide writer) and inside a transaction already open.
     """
     connection = session.connection()
@@ -170,17 +214,33 @@ def begin_write(session: OrmSession) -> None:
     raw = connection.connection.driver_connection
     if raw is None or raw.in_transaction:
         return
-    patient = not _on_event_loop()
+    patient = not brief and not _on_event_loop()
     started = time.monotonic()
     while True:
         try:
-            raw.execute("BEGIN IMMEDIATE")
+            if patient:
+                LOOP_WRITERS.give_way()
+                raw.execute("BEGIN IMMEDIATE")
+            elif brief:
+                _begin_briefly(raw)
+            else:
+                with LOOP_WRITERS.waiting():
+                    raw.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
             waited = time.monotonic() - started
             if not is_busy(exc) or not patient or waited >= SQLITE_WRITE_PATIENCE_S:
                 raise
             log.warning("SQLite is locked by another writer (%.0f s so far); still waiting", waited)
+
+
+def _begin_briefly(raw: Any) -> None:
+    (timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute(f"PRAGMA busy_timeout={BRIEF_BUSY_MS}")
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={int(timeout)}")
 
 
 def commit_unflushed(session: OrmSession) -> None:

@@ -9,6 +9,7 @@ react (mark a person unreachable, retry later) without importing ``telegram``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
 from bot.channels.refs import ChatRef, MessageRef
-from storage.db import SQLITE_WRITE_PATIENCE_S, is_busy
+from storage.db import LOOP_WRITERS, SQLITE_WRITE_PATIENCE_S, is_busy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class RecipientUnreachable(DeliveryError):
 ON_WIRE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("on_wire", default=None)
 
 CLAIM_FIRST_PAUSE_S = 0.05  # between claims refused by a busy database, doubling …
-CLAIM_MAX_PAUSE_S = 1.0  # … up to this
+CLAIM_MAX_PAUSE_S = 0.2  # … up to this (a writer off the loop gives way meanwhile)
 
 
 class ClaimBusy(DeliveryError):
@@ -133,7 +134,9 @@ class WireClaim:
     ledger handling it (the outbox did not: a busy claim failed the due row after earlier parts
     had gone out, and the part was then skipped as queued). The wait yields to the loop, so a
     holder suspended on this loop can finish, and the claim still runs right before the write.
-    Each try waits at most one busy timeout on the loop, as any write on the loop does."""
+    Each try waits only ``storage.db.BRIEF_BUSY_MS`` on the loop (it waited a whole busy
+    timeout, 10 s, and a scan's back-to-back slices starved it: the loop stood still for 7 s),
+    and while a claim waits, writers off the loop give way to it (``storage.db.LOOP_WRITERS``)."""
 
     def __init__(self, claim: Callable[[], None]) -> None:
         self._claim = claim
@@ -145,24 +148,26 @@ class WireClaim:
             return
         started = time.monotonic()
         pause = CLAIM_FIRST_PAUSE_S
-        while True:
-            try:
-                self._claim()
-            except Exception as exc:
-                waited = time.monotonic() - started
-                if not is_busy(exc):
-                    self.failed = exc
-                    raise
-                if waited >= SQLITE_WRITE_PATIENCE_S:
-                    self.failed = ClaimBusy(f"database busy for {waited:.0f} s; nothing sent")
-                    raise self.failed from exc
-                if pause == CLAIM_FIRST_PAUSE_S:
-                    log.warning("a send waits for SQLite's write lock to claim its message")
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, CLAIM_MAX_PAUSE_S)
-                continue
-            self.done = True
-            return
+        with contextlib.ExitStack() as waiting:
+            while True:
+                try:
+                    self._claim()
+                except Exception as exc:
+                    waited = time.monotonic() - started
+                    if not is_busy(exc):
+                        self.failed = exc
+                        raise
+                    if waited >= SQLITE_WRITE_PATIENCE_S:
+                        self.failed = ClaimBusy(f"database busy for {waited:.0f} s; nothing sent")
+                        raise self.failed from exc
+                    if pause == CLAIM_FIRST_PAUSE_S:
+                        log.warning("a send waits for SQLite's write lock to claim its message")
+                        waiting.enter_context(LOOP_WRITERS.waiting())  # the scan gives way
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, CLAIM_MAX_PAUSE_S)
+                    continue
+                self.done = True
+                return
 
     async def send(self, request: Awaitable[T]) -> T:
         """Await ``request`` under this claim; a claim that raised raises here, unwrapped."""

@@ -48,7 +48,7 @@ from bot.channels.refs import MessageRef
 from bot.services import audit, stored_refs
 from bot.services.due import due_handler, schedule
 from storage import liveness
-from storage.db import commit_unflushed
+from storage.db import begin_write, commit_unflushed
 from storage.liveness import BOOT
 from storage.models import Delivery, DeliveryStatus, Due
 
@@ -256,6 +256,7 @@ def claim_row(runtime: Runtime, claim: sa.Update, what: str) -> None:
     busy SQLite database is waited out by ``WireClaim``, which runs the claim."""
     with runtime.db.session() as session:
         commit_unflushed(session)
+        begin_write(session, brief=True)  # the loop stands still while SQLite is asked
         claimed = session.execute(claim.execution_options(synchronize_session=False))
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise ClaimLost(what)
