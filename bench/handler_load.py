@@ -49,7 +49,7 @@ from sqlmodel import select
 from bench.fanout import SENDS
 from bench.fanout import seed as seed_fanout
 from bench.workers import Front, Worker, serve_front, serve_on_loopback
-from bot.app import build_application
+from bot.app import build_application, favour_the_event_loop
 from bot.clock import SystemClock
 from bot.config import load_settings
 from bot.sandbox.telegram_emulator import TelegramEmulator
@@ -195,6 +195,7 @@ async def _in_process(
             **{f"CRISISDESK_{k.upper()}": v for k, v in extra.items()},
         }
     )
+    favour_the_event_loop()  # as ``crisisdesk run`` does
     app = build_application(settings, db, SystemClock())
     async with app:
         await app.start()
