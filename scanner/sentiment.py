@@ -116,6 +116,41 @@ def _lexicon_columns(sums: Sequence[Sequence[float]]) -> np.ndarray:
     )
 
 
+#: A phrase trie node: the phrase (kind, value) that ends here, if any, and the nodes of the
+#: syllables that can follow (None: no phrase goes on).
+_Node = tuple[tuple[str, float] | None, dict[str, "_Node"] | None]
+
+
+def _trie(phrases: dict[str, tuple[str, float]]) -> dict[str, _Node]:
+    """The phrases as a trie keyed by their first syllable.
+
+    A text's span at a syllable is the longest phrase spelled by the syllables from there on:
+    a walk down the trie finds it with one lookup of each (hashed) syllable, where trying
+    every phrase length longest first joined a new string and hashed it for each length. A
+    phrase that is not single-spaced syllables (none of the shipped ones) spells no run of
+    syllables and is left out.
+    """
+    building: dict[str, list[Any]] = {}
+    for phrase, found in phrases.items():
+        first, *rest = words = phrase.split(" ")
+        if "" in words:
+            continue
+        node = building.setdefault(first, [None, None])
+        for word in rest:
+            if node[1] is None:
+                node[1] = {}
+            node = node[1].setdefault(word, [None, None])
+        node[0] = found
+
+    def freeze(node: list[Any]) -> _Node:
+        following = node[1]
+        return node[0], (
+            None if following is None else {w: freeze(n) for w, n in following.items()}
+        )
+
+    return {word: freeze(node) for word, node in building.items()}
+
+
 class LexiconScorer:
     """Longest-phrase lexicon lookup on the toned form, with negation and intensifiers."""
 
@@ -132,23 +167,12 @@ class LexiconScorer:
         self.modifiers = modifiers if modifiers is not None else _load_modifiers()
         phrases = list(self.lexicon) + list(self.modifiers)
         self.max_len = max((len(p.split()) for p in phrases), default=1)
-        # Longest phrase length per first syllable: most syllables start no phrase at all,
-        # and skipping them is what makes the lexicon cheap enough for the hot path.
-        # Each start syllable keeps the lengths of its phrases, longest first, so the lookup
-        # never joins a span length no phrase has.
-        sizes: dict[str, set[int]] = {}
-        for phrase in phrases:
-            words = phrase.split()
-            if words:
-                sizes.setdefault(words[0], set()).add(len(words))
-        self._starts: dict[str, tuple[int, ...]] = {
-            word: tuple(sorted(found, reverse=True)) for word, found in sizes.items()
-        }
         # Terms and modifiers in one table, a term winning over a modifier spelled the same.
-        self._phrases: dict[str, tuple[str, float]] = {
+        table: dict[str, tuple[str, float]] = {
             **self.modifiers,
             **{phrase: ("term", weight) for phrase, weight in self.lexicon.items()},
         }
+        self._starts: dict[str, _Node] = _trie(table)
 
     def score(self, title: str, lead: str = "") -> Sentiment:
         total = self.raw(exact(title).split()) * self.title_factor + self.raw(exact(lead).split())
@@ -160,7 +184,8 @@ class LexiconScorer:
         return [self.score(title, lead) for title, lead in items]
 
     def raw(self, tokens: list[str]) -> float:
-        """The unsquashed sum of one text's terms, after negators and intensifiers."""
+        """The unsquashed sum of one text's terms, after negators and intensifiers (``tokens``:
+        syllables, as ``str.split`` gives them)."""
         # Pass 1: segment into lexicon terms and modifiers, longest phrase first.
         spans: list[tuple[int, int, str, float]] = []  # (start, end, kind, value)
         n = len(tokens)
@@ -170,19 +195,26 @@ class LexiconScorer:
         candidates = list(itertools.compress(range(n), map(starts.__contains__, tokens)))
         if not candidates:
             return 0.0
-        phrases = self._phrases
         covered = 0  # first position not inside an earlier span
         for i in candidates:
             if i < covered:
                 continue
-            for size in starts[tokens[i]]:
-                if size > n - i:
-                    continue
-                found = phrases.get(tokens[i] if size == 1 else " ".join(tokens[i : i + size]))
-                if found is not None:
-                    spans.append((i, i + size, *found))
-                    covered = i + size
+            # Walk the phrases that start here syllable by syllable; the last one found is
+            # the longest.
+            found, following = starts[tokens[i]]
+            end = i + 1
+            j = end
+            while following is not None and j < n:
+                node = following.get(tokens[j])
+                if node is None:
                     break
+                j += 1
+                if node[0] is not None:
+                    found, end = node[0], j
+                following = node[1]
+            if found is not None:
+                spans.append((i, end, *found))
+                covered = end
         # Pass 2: apply negators (before, within 3 syllables) and intensifiers (either side).
         total = 0.0
         for index, (start, end, kind, value) in enumerate(spans):

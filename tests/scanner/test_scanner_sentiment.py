@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
@@ -39,6 +41,61 @@ def test_lexicon_blockers_tone_placements_and_undoing_verbs() -> None:
     assert lex.score("Hòa bình").score == lex.score("Hoà bình").score > 0
     assert lex.score("Giảm tai nạn giao thông").score > 0 > lex.score("Tai nạn giao thông").score
     assert lex.score("Khắc phục sự cố").score > 0
+
+
+_LEXICON = LexiconScorer()
+#: Runs of syllables that texts are made of here: whole phrases of the lexicon, their first
+#: syllables (a phrase begun and not finished), single syllables and two unknown ones.
+_RUNS = sorted(
+    {
+        tuple(words[:cut])
+        for p in [*_LEXICON.lexicon, *_LEXICON.modifiers]
+        for words in [p.split()]
+        for cut in range(1, len(words) + 1)
+    }
+    | {("xyz",), ("abc",)}
+)
+
+
+def _raw_by_lengths(lex: LexiconScorer, tokens: list[str]) -> float:
+    """The lexicon's sum found the plain way: at each syllable every phrase length, longest
+    first, looked up as a joined string; then the modifiers' rules of ``raw``."""
+    phrases = {**lex.modifiers, **{p: ("term", w) for p, w in lex.lexicon.items()}}
+    lengths = sorted({len(p.split()) for p in phrases}, reverse=True)
+    spans: list[tuple[int, int, str, float]] = []
+    i = 0
+    while i < len(tokens):
+        for size in lengths:
+            found = phrases.get(" ".join(tokens[i : i + size]))
+            if i + size <= len(tokens) and found is not None:
+                spans.append((i, i + size, *found))
+                i += size
+                break
+        else:
+            i += 1
+    total = 0.0
+    for index, (start, end, kind, value) in enumerate(spans):
+        if kind != "term":
+            continue
+        for _s, other_end, other_kind, factor in spans[max(0, index - 2) : index]:
+            if (other_kind == "negator" and start - other_end <= 3) or (
+                other_kind == "intensifier" and start - other_end <= 2
+            ):
+                value *= factor
+        for other_start, _e, other_kind, factor in spans[index + 1 : index + 2]:
+            if other_kind == "intensifier" and other_start - end <= 2:
+                value *= factor
+        total += value
+    return total
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_RUNS), max_size=8))
+def test_lexicon_walk_finds_the_longest_phrases(runs: list[tuple[str, ...]]) -> None:
+    """The trie walk of ``raw`` finds the longest phrase at each syllable: the same sum, to
+    the bit, as trying every phrase length as a joined string."""
+    tokens = [word for run in runs for word in run]
+    assert _LEXICON.raw(tokens) == _raw_by_lengths(_LEXICON, tokens)
 
 
 @pytest.fixture(scope="session")
