@@ -483,7 +483,11 @@ class Featurizer:
             at = np.minimum(np.searchsorted(codes, pair), codes.size - 1)
             hit = codes[at] == pair
             parts.append(rows[:-1][inside][hit] * width + columns[at[hit]])
-        keys, counts = np.unique(np.concatenate(parts), return_counts=True)
+        everything = np.concatenate(parts)
+        if n * width <= np.iinfo(np.int32).max:
+            # The same keys, sorted (to be counted) on 32 bits: twice the numbers per vector.
+            everything = everything.astype(np.int32)
+        keys, counts = np.unique(everything, return_counts=True)
         rows, cols = np.divmod(keys, width)
         known = cols != unknown
         rows, cols, counts = rows[known], cols[known], counts[known]
