@@ -187,6 +187,30 @@ def test_query_pairs_equal_parse_qsl(query: str) -> None:
     assert _query_pairs(query) == parse_qsl(query, keep_blank_values=True)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text("abđạz|9😀", min_size=1, max_size=4), max_size=12))
+def test_pair_hashes_are_the_joined_pairs_crc32(tokens: list[str]) -> None:
+    """A pair's CRC32 continued from its first syllable's is the CRC32 of the pair joined by
+    a space and encoded, first seen or remembered; the shingles' hashes are the distinct
+    pairs' (single syllables too under 4 of them), repeats aside."""
+    import itertools
+    import zlib
+
+    from scanner.dedupe import _pair_hashes
+
+    joined = [zlib.crc32(f"{a} {b}".encode()) for a, b in itertools.pairwise(tokens)]
+    for _ in range(2):  # then from the remembered syllables
+        assert _pair_hashes(tokens) == joined
+    middle = len(tokens) // 2
+    content, lead = tokens[:middle], tokens[middle:]
+    marked = [*content, "|", *lead]
+    shingles = {" ".join(pair) for pair in itertools.pairwise(marked)}
+    if len(shingles) < 4:
+        shingles |= {t for t in marked if t != "|"}
+    expected = {zlib.crc32(s.encode()) for s in shingles or ["-"]}
+    assert set(StoryIndex()._shingles(["-"], content, lead)) == expected
+
+
 def test_mersenne_reduction_equals_numpy_modulo() -> None:
     """The MinHash permutation's shift-and-add modulo agrees with ``%`` on every uint64,
     including the values where one subtraction of the prime is needed."""
