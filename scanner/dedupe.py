@@ -476,7 +476,7 @@ class StoryIndex:
         if fp.evidence.lead_key in self.boilerplate:
             keys = keys[:-1]
         # One lookup per table in C; b"" (no title or lead key) is never a stored key.
-        hits = [hit for hit in map(dict.get, self._tables, keys) if hit]
+        hits = list(filter(None, map(dict.get, self._tables, keys)))
         if not hits:
             return None
         when = at if at is not None else self._clock
