@@ -321,6 +321,7 @@ class Featurizer:
         lead: str,
         folded: tuple[str, str] | None = None,
         tokens: tuple[list[str], list[str], list[str], list[str]] | None = None,
+        sums: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """The tokens of one item, per block (empty blocks omitted), and the lexicon's sums
         of its title and lead (:func:`_lexicon_columns` turns them into features).
@@ -332,6 +333,8 @@ class Featurizer:
         ``folded`` is ``(fold(title), fold(lead))`` when the caller has it already;
         ``tokens`` is ``(exact title, exact lead, folded title, folded lead)`` syllables
         (:func:`scanner.textnorm.tokens`; the scanner makes them once per item).
+        ``sums`` remembers the lexicon's sum of each text (title or lead) across the items
+        of one batch: copies repeat a headline or a lead.
         """
         spec = self.spec
         out: dict[str, Any] = {}
@@ -360,7 +363,16 @@ class Featurizer:
             if spec.chars_lead and lead:
                 out["chars_lead"] = _chars(lead_f, spec.chars_lead)
         if spec.lexicon_weight:
-            out["lexicon"] = (self.lexicon.raw(title_e), self.lexicon.raw(lead_e))
+            if sums is None:
+                out["lexicon"] = (self.lexicon.raw(title_e), self.lexicon.raw(lead_e))
+            else:
+                title_sum = sums.get(title)
+                if title_sum is None:
+                    title_sum = sums[title] = self.lexicon.raw(title_e)
+                lead_sum = sums.get(lead)
+                if lead_sum is None:
+                    lead_sum = sums[lead] = self.lexicon.raw(lead_e)
+                out["lexicon"] = (title_sum, lead_sum)
         return out
 
     def fit(self, docs: Sequence[dict[str, list[Any]]]) -> Featurizer:
@@ -603,7 +615,10 @@ class ModelScorer:
         assert self.featurizer is not None, "model is not trained"
         analyse = self.featurizer.analyse
         if tokens is not None:
-            docs = [analyse(t, ld, None, tk) for (t, ld), tk in zip(items, tokens, strict=True)]
+            sums: dict[str, float] = {}  # a text's syllables are the same in every item
+            docs = [
+                analyse(t, ld, None, tk, sums) for (t, ld), tk in zip(items, tokens, strict=True)
+            ]
         elif folded is None:
             docs = [analyse(t, ld) for t, ld in items]
         else:
