@@ -183,18 +183,15 @@ class LexiconScorer:
     def score_many(self, items: Sequence[tuple[str, str]]) -> list[Sentiment]:
         return [self.score(title, lead) for title, lead in items]
 
-    def raw(self, tokens: list[str]) -> float:
-        """The unsquashed sum of one text's terms, after negators and intensifiers (``tokens``:
-        syllables, as ``str.split`` gives them)."""
-        # Pass 1: segment into lexicon terms and modifiers, longest phrase first.
-        spans: list[tuple[int, int, str, float]] = []  # (start, end, kind, value)
+    def spans(self, tokens: list[str]) -> list[tuple[int, int, str, float]]:
+        """The text segmented into lexicon terms and modifiers, longest phrase first: (start,
+        end, kind, value) of each (``tokens``: syllables, as ``str.split`` gives them)."""
+        spans: list[tuple[int, int, str, float]] = []
         n = len(tokens)
         starts = self._starts
         # Only syllables that start some phrase can start a span: find them in one C-speed
         # pass instead of stepping through every syllable in Python.
         candidates = list(itertools.compress(range(n), map(starts.__contains__, tokens)))
-        if not candidates:
-            return 0.0
         covered = 0  # first position not inside an earlier span
         for i in candidates:
             if i < covered:
@@ -215,7 +212,13 @@ class LexiconScorer:
             if found is not None:
                 spans.append((i, end, *found))
                 covered = end
-        # Pass 2: apply negators (before, within 3 syllables) and intensifiers (either side).
+        return spans
+
+    def raw(self, tokens: list[str]) -> float:
+        """The unsquashed sum of one text's terms, after negators and intensifiers (``tokens``:
+        syllables, as ``str.split`` gives them)."""
+        spans = self.spans(tokens)
+        # Negators (before, within 3 syllables) and intensifiers (either side).
         total = 0.0
         for index, (start, end, kind, value) in enumerate(spans):
             if kind != "term":
