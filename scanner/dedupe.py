@@ -389,7 +389,26 @@ class StoryIndex:
         permutations of all shingles of a chunk of items are one (num_perm × shingles) array,
         and each item's signature is a ``minimum.reduceat`` over its columns: per-item numpy
         calls cost more in overhead than the arithmetic itself.
+
+        Items of the same raw headline and lead (copies in one batch) share one fingerprint,
+        made once: it depends on nothing else, and nothing changes it.
         """
+        first: dict[tuple[str, str], int] = {}
+        unique: list[tuple[str, str, Sequence[str], Sequence[str]]] = []
+        where: list[int] = []
+        for item in items:
+            at = first.setdefault((item[0], item[1]), len(unique))
+            if at == len(unique):
+                unique.append(item)
+            where.append(at)
+        if len(unique) == len(items):
+            return self._fingerprints(items)
+        return list(map(self._fingerprints(unique).__getitem__, where))
+
+    def _fingerprints(
+        self, items: Sequence[tuple[str, str, Sequence[str], Sequence[str]]]
+    ) -> list[Fingerprint]:
+        """:meth:`syllable_fingerprints` of distinct items."""
         out: list[Fingerprint] = []
         lead_tokens = self.lead_tokens
         share = lead_tokens == LEAD_SYLLABLES  # the evidence reads as much of the lead

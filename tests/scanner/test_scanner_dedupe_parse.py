@@ -211,6 +211,32 @@ def test_pair_hashes_are_the_joined_pairs_crc32(tokens: list[str]) -> None:
     assert set(StoryIndex()._shingles(["-"], content, lead)) == expected
 
 
+def test_copies_in_one_call_share_one_fingerprint() -> None:
+    """Items of the same headline and lead get one fingerprint, made once; every item's is
+    the one it gets alone."""
+    import numpy as np
+
+    from scanner.textnorm import syllables
+
+    texts = [
+        (
+            "Cháy xưởng gỗ ở KCN Tân Uyên, 3 người thoát nạn",
+            "(Dân trí) - Sáng 4/10, một xưởng gỗ cháy.",
+        ),
+        (
+            "Hà Nội: mưa lớn gây ngập nhiều tuyến phố",
+            "Mưa lớn từ 6h sáng làm ngập phố Nguyễn Trãi.",
+        ),
+    ]
+    items = [(t, s, syllables(t), syllables(s)) for t, s in [texts[0], texts[1], texts[0]]]
+    index = StoryIndex()
+    made = index.syllable_fingerprints(items)
+    assert made[0] is made[2] and made[0] is not made[1]
+    for item, fp in zip(items, made, strict=True):
+        alone = index.syllable_fingerprints([item])[0]
+        assert np.array_equal(alone.signature, fp.signature) and alone.bands == fp.bands
+
+
 def test_mersenne_reduction_equals_numpy_modulo() -> None:
     """The MinHash permutation's shift-and-add modulo agrees with ``%`` on every uint64,
     including the values where one subtraction of the prime is needed."""
