@@ -246,7 +246,15 @@ class Processor:
             return ProcessResult(duplicates=duplicates)
         articles = self._article_rows(fresh, now)
         matcher = self._matcher
-        matches = [matcher.match(MatchDoc(p.title_f, p.summary_f, folded=True)) for p in fresh]
+        # Copies of one headline and lead in the batch match the same topics: matched once.
+        matched: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        matches = []
+        for p in fresh:
+            found = matched.get((p.title_f, p.summary_f))
+            if found is None:
+                doc = MatchDoc(p.title_f, p.summary_f, folded=True)
+                found = matched[p.title_f, p.summary_f] = matcher.match(doc)
+            matches.append(found)
         story_keys, touched = self._cluster(fresh, now)
         stories = self._insert_new_stories(session, articles, story_keys, now)
         ids = insert_returning_ids(session, _ARTICLE, articles, _ARTICLE_KEY)
