@@ -61,6 +61,7 @@ from bench.scanner_corpus import (
 )
 from bench.story_counts import story_counts
 from scanner.cli_commands import score_stream
+from scanner.evidence import forget_texts
 from scanner.parse import parse_feed
 from scanner.pipeline import Incoming, Processor
 from scanner.sentiment import LexiconScorer, default_scorer
@@ -144,10 +145,12 @@ def process_pass(
     scorer: Any,
     count: bool = False,
 ) -> tuple[Database, Processor, tuple[float, float]]:
-    """One run of parsed entries → stored rows on a fresh database and story index, in batches
+    """One run of parsed entries → stored rows on a fresh database, story index and memory of
+    read headlines and leads (:func:`scanner.evidence.forget_texts`), in batches
     of ``batch``; the database, the processor and the rates. ``count``: callgrind counts the
     loop only."""
     db = fresh_db(tmp, name)
+    forget_texts()  # no pass finds the headlines and leads read by the one before
     with db.session() as s:
         processor = Processor.from_db(s, now, scorer=scorer)
     if count:
@@ -250,6 +253,7 @@ def main() -> None:
             return
 
         db = fresh_db(tmp, "whole")
+        forget_texts()
         with db.session() as s:
             processor = Processor.from_db(s, now, scorer=scorer)
         clock = Clock()

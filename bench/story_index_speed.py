@@ -25,13 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.scanner_corpus import generate_with_truth
 from bench.story_counts import story_counts
 from scanner.dedupe import StoryIndex
+from scanner.evidence import forget_texts
 from scanner.textnorm import tokens
 
 BATCH = 500
 
 
 def run(items: list[tuple[str, str, list[str], list[str]]]) -> tuple[float, list[int]]:
-    """Seconds of CPU for one pass over ``items`` and each item's story."""
+    """Seconds of CPU for one pass over ``items`` and each item's story (a fresh index, no
+    headline or lead remembered from an earlier pass)."""
+    forget_texts()
     index = StoryIndex()
     start = datetime(2026, 11, 3, tzinfo=UTC)
     stories: list[int] = []

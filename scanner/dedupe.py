@@ -230,6 +230,41 @@ def _mod_mersenne(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
+#: syllable → CRC32 of its UTF-8 bytes, and → the UTF-8 bytes of " " + syllable: a pair's
+#: CRC32 continued from its first syllable's over " " and the second (``zlib.crc32(b, crc)``
+#: is the CRC32 of the concatenation), so no pair is joined or encoded. News text repeats a
+#: few thousand syllables.
+_CRC: dict[str, int] = {}
+_SPACED: dict[str, bytes] = {}
+_CRC_LIMIT = 200_000
+
+
+def _pair_hashes(tokens: list[str]) -> list[int]:
+    """``zlib.crc32(f"{a} {b}".encode())`` of every adjacent pair of ``tokens``, in order."""
+    try:
+        return _continued(tokens)
+    except KeyError:  # a syllable seen for the first time
+        if len(_CRC) >= _CRC_LIMIT:
+            _CRC.clear()
+            _SPACED.clear()
+        for token in tokens:
+            if token not in _CRC:
+                encoded = token.encode()
+                _SPACED[token] = b" " + encoded
+                _CRC[token] = zlib.crc32(encoded)
+    try:
+        return _continued(tokens)
+    except KeyError:  # another thread's index cleared the syllables in between
+        return [zlib.crc32(f"{a} {b}".encode()) for a, b in itertools.pairwise(tokens)]
+
+
+def _continued(tokens: list[str]) -> list[int]:
+    """:func:`_pair_hashes` from the remembered syllables (KeyError: one is not)."""
+    return list(
+        map(zlib.crc32, map(_SPACED.__getitem__, tokens[1:]), map(_CRC.__getitem__, tokens))
+    )
+
+
 def _optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     try:
         from datasketch.lsh import _optimal_param
@@ -354,7 +389,26 @@ class StoryIndex:
         permutations of all shingles of a chunk of items are one (num_perm × shingles) array,
         and each item's signature is a ``minimum.reduceat`` over its columns: per-item numpy
         calls cost more in overhead than the arithmetic itself.
+
+        Items of the same raw headline and lead (copies in one batch) share one fingerprint,
+        made once: it depends on nothing else, and nothing changes it.
         """
+        first: dict[tuple[str, str], int] = {}
+        unique: list[tuple[str, str, Sequence[str], Sequence[str]]] = []
+        where: list[int] = []
+        for item in items:
+            at = first.setdefault((item[0], item[1]), len(unique))
+            if at == len(unique):
+                unique.append(item)
+            where.append(at)
+        if len(unique) == len(items):
+            return self._fingerprints(items)
+        return list(map(self._fingerprints(unique).__getitem__, where))
+
+    def _fingerprints(
+        self, items: Sequence[tuple[str, str, Sequence[str], Sequence[str]]]
+    ) -> list[Fingerprint]:
+        """:meth:`syllable_fingerprints` of distinct items."""
         out: list[Fingerprint] = []
         lead_tokens = self.lead_tokens
         share = lead_tokens == LEAD_SYLLABLES  # the evidence reads as much of the lead
@@ -387,9 +441,12 @@ class StoryIndex:
     ) -> list[int]:
         """CRC32s of the distinct 2-shingles of the title's content syllables, "|" and those of
         the lead's first 60 syllables (single syllables too when there are under 4); the
-        title's syllables joined when it has none."""
+        title's syllables joined when it has none. A repeated shingle may be hashed twice:
+        the signature is a minimum, which does not see repeats."""
         tokens = [*content, "|", *lead_content]
-        # Distinct pairs first (their hashes come from the syllables'), then one string each.
+        hashes = _pair_hashes(tokens)
+        if len(set(hashes)) >= 4:  # so at least 4 distinct pairs: no single syllables
+            return hashes
         shingles = list(map(" ".join, set(itertools.pairwise(tokens))))
         if len(shingles) < 4:  # single syllables have no space: never equal to a pair
             shingles += {t for t in tokens if t != "|"}
@@ -438,7 +495,7 @@ class StoryIndex:
         if fp.evidence.lead_key in self.boilerplate:
             keys = keys[:-1]
         # One lookup per table in C; b"" (no title or lead key) is never a stored key.
-        hits = [hit for hit in map(dict.get, self._tables, keys) if hit]
+        hits = list(filter(None, map(dict.get, self._tables, keys)))
         if not hits:
             return None
         when = at if at is not None else self._clock

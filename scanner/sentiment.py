@@ -116,6 +116,41 @@ def _lexicon_columns(sums: Sequence[Sequence[float]]) -> np.ndarray:
     )
 
 
+#: A phrase trie node: the phrase (kind, value) that ends here, if any, and the nodes of the
+#: syllables that can follow (None: no phrase goes on).
+_Node = tuple[tuple[str, float] | None, dict[str, "_Node"] | None]
+
+
+def _trie(phrases: dict[str, tuple[str, float]]) -> dict[str, _Node]:
+    """The phrases as a trie keyed by their first syllable.
+
+    A text's span at a syllable is the longest phrase spelled by the syllables from there on:
+    a walk down the trie finds it with one lookup of each (hashed) syllable, where trying
+    every phrase length longest first joined a new string and hashed it for each length. A
+    phrase that is not single-spaced syllables (none of the shipped ones) spells no run of
+    syllables and is left out.
+    """
+    building: dict[str, list[Any]] = {}
+    for phrase, found in phrases.items():
+        first, *rest = words = phrase.split(" ")
+        if "" in words:
+            continue
+        node = building.setdefault(first, [None, None])
+        for word in rest:
+            if node[1] is None:
+                node[1] = {}
+            node = node[1].setdefault(word, [None, None])
+        node[0] = found
+
+    def freeze(node: list[Any]) -> _Node:
+        following = node[1]
+        return node[0], (
+            None if following is None else {w: freeze(n) for w, n in following.items()}
+        )
+
+    return {word: freeze(node) for word, node in building.items()}
+
+
 class LexiconScorer:
     """Longest-phrase lexicon lookup on the toned form, with negation and intensifiers."""
 
@@ -132,23 +167,12 @@ class LexiconScorer:
         self.modifiers = modifiers if modifiers is not None else _load_modifiers()
         phrases = list(self.lexicon) + list(self.modifiers)
         self.max_len = max((len(p.split()) for p in phrases), default=1)
-        # Longest phrase length per first syllable: most syllables start no phrase at all,
-        # and skipping them is what makes the lexicon cheap enough for the hot path.
-        # Each start syllable keeps the lengths of its phrases, longest first, so the lookup
-        # never joins a span length no phrase has.
-        sizes: dict[str, set[int]] = {}
-        for phrase in phrases:
-            words = phrase.split()
-            if words:
-                sizes.setdefault(words[0], set()).add(len(words))
-        self._starts: dict[str, tuple[int, ...]] = {
-            word: tuple(sorted(found, reverse=True)) for word, found in sizes.items()
-        }
         # Terms and modifiers in one table, a term winning over a modifier spelled the same.
-        self._phrases: dict[str, tuple[str, float]] = {
+        table: dict[str, tuple[str, float]] = {
             **self.modifiers,
             **{phrase: ("term", weight) for phrase, weight in self.lexicon.items()},
         }
+        self._starts: dict[str, _Node] = _trie(table)
 
     def score(self, title: str, lead: str = "") -> Sentiment:
         total = self.raw(exact(title).split()) * self.title_factor + self.raw(exact(lead).split())
@@ -159,31 +183,42 @@ class LexiconScorer:
     def score_many(self, items: Sequence[tuple[str, str]]) -> list[Sentiment]:
         return [self.score(title, lead) for title, lead in items]
 
-    def raw(self, tokens: list[str]) -> float:
-        """The unsquashed sum of one text's terms, after negators and intensifiers."""
-        # Pass 1: segment into lexicon terms and modifiers, longest phrase first.
-        spans: list[tuple[int, int, str, float]] = []  # (start, end, kind, value)
+    def spans(self, tokens: list[str]) -> list[tuple[int, int, str, float]]:
+        """The text segmented into lexicon terms and modifiers, longest phrase first: (start,
+        end, kind, value) of each (``tokens``: syllables, as ``str.split`` gives them)."""
+        spans: list[tuple[int, int, str, float]] = []
         n = len(tokens)
         starts = self._starts
         # Only syllables that start some phrase can start a span: find them in one C-speed
         # pass instead of stepping through every syllable in Python.
         candidates = list(itertools.compress(range(n), map(starts.__contains__, tokens)))
-        if not candidates:
-            return 0.0
-        phrases = self._phrases
         covered = 0  # first position not inside an earlier span
         for i in candidates:
             if i < covered:
                 continue
-            for size in starts[tokens[i]]:
-                if size > n - i:
-                    continue
-                found = phrases.get(tokens[i] if size == 1 else " ".join(tokens[i : i + size]))
-                if found is not None:
-                    spans.append((i, i + size, *found))
-                    covered = i + size
+            # Walk the phrases that start here syllable by syllable; the last one found is
+            # the longest.
+            found, following = starts[tokens[i]]
+            end = i + 1
+            j = end
+            while following is not None and j < n:
+                node = following.get(tokens[j])
+                if node is None:
                     break
-        # Pass 2: apply negators (before, within 3 syllables) and intensifiers (either side).
+                j += 1
+                if node[0] is not None:
+                    found, end = node[0], j
+                following = node[1]
+            if found is not None:
+                spans.append((i, end, *found))
+                covered = end
+        return spans
+
+    def raw(self, tokens: list[str]) -> float:
+        """The unsquashed sum of one text's terms, after negators and intensifiers (``tokens``:
+        syllables, as ``str.split`` gives them)."""
+        spans = self.spans(tokens)
+        # Negators (before, within 3 syllables) and intensifiers (either side).
         total = 0.0
         for index, (start, end, kind, value) in enumerate(spans):
             if kind != "term":
@@ -289,6 +324,7 @@ class Featurizer:
         lead: str,
         folded: tuple[str, str] | None = None,
         tokens: tuple[list[str], list[str], list[str], list[str]] | None = None,
+        sums: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """The tokens of one item, per block (empty blocks omitted), and the lexicon's sums
         of its title and lead (:func:`_lexicon_columns` turns them into features).
@@ -300,6 +336,8 @@ class Featurizer:
         ``folded`` is ``(fold(title), fold(lead))`` when the caller has it already;
         ``tokens`` is ``(exact title, exact lead, folded title, folded lead)`` syllables
         (:func:`scanner.textnorm.tokens`; the scanner makes them once per item).
+        ``sums`` remembers the lexicon's sum of each text (title or lead) across the items
+        of one batch: copies repeat a headline or a lead.
         """
         spec = self.spec
         out: dict[str, Any] = {}
@@ -328,7 +366,16 @@ class Featurizer:
             if spec.chars_lead and lead:
                 out["chars_lead"] = _chars(lead_f, spec.chars_lead)
         if spec.lexicon_weight:
-            out["lexicon"] = (self.lexicon.raw(title_e), self.lexicon.raw(lead_e))
+            if sums is None:
+                out["lexicon"] = (self.lexicon.raw(title_e), self.lexicon.raw(lead_e))
+            else:
+                title_sum = sums.get(title)
+                if title_sum is None:
+                    title_sum = sums[title] = self.lexicon.raw(title_e)
+                lead_sum = sums.get(lead)
+                if lead_sum is None:
+                    lead_sum = sums[lead] = self.lexicon.raw(lead_e)
+                out["lexicon"] = (title_sum, lead_sum)
         return out
 
     def fit(self, docs: Sequence[dict[str, list[Any]]]) -> Featurizer:
@@ -451,7 +498,11 @@ class Featurizer:
             at = np.minimum(np.searchsorted(codes, pair), codes.size - 1)
             hit = codes[at] == pair
             parts.append(rows[:-1][inside][hit] * width + columns[at[hit]])
-        keys, counts = np.unique(np.concatenate(parts), return_counts=True)
+        everything = np.concatenate(parts)
+        if n * width <= np.iinfo(np.int32).max:
+            # The same keys, sorted (to be counted) on 32 bits: twice the numbers per vector.
+            everything = everything.astype(np.int32)
+        keys, counts = np.unique(everything, return_counts=True)
         rows, cols = np.divmod(keys, width)
         known = cols != unknown
         rows, cols, counts = rows[known], cols[known], counts[known]
@@ -567,7 +618,10 @@ class ModelScorer:
         assert self.featurizer is not None, "model is not trained"
         analyse = self.featurizer.analyse
         if tokens is not None:
-            docs = [analyse(t, ld, None, tk) for (t, ld), tk in zip(items, tokens, strict=True)]
+            sums: dict[str, float] = {}  # a text's syllables are the same in every item
+            docs = [
+                analyse(t, ld, None, tk, sums) for (t, ld), tk in zip(items, tokens, strict=True)
+            ]
         elif folded is None:
             docs = [analyse(t, ld) for t, ld in items]
         else:

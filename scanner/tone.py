@@ -77,7 +77,7 @@ def mask(exact: list[str], folded: list[str], terms: frozenset[str]) -> tuple[li
     if not terms:
         return exact, folded
     starts = _starts(terms)
-    hits = [i for i, syllable in enumerate(exact) if syllable in starts]
+    hits = list(itertools.compress(itertools.count(), map(starts.__contains__, exact)))
     if not hits:
         return exact, folded
     drop: set[int] = set()

@@ -38,6 +38,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import compress, count
 from typing import TypeAlias
 
 from scanner.textnorm import fold
@@ -474,7 +475,7 @@ class Query:
         spells, prefixes, longest = self._subject_spellings
         # Only a syllable that begins some term's spelling can begin a run to remove; a run
         # is extended only while it still begins one, so most syllables cost one lookup.
-        starts = [i for i, syllable in enumerate(folded) if syllable in prefixes]
+        starts = list(compress(count(), map(prefixes.__contains__, folded)))  # in C
         if not starts:
             return list(exact), list(folded)
         keep_x: list[str] = []

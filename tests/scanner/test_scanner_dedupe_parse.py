@@ -187,6 +187,56 @@ def test_query_pairs_equal_parse_qsl(query: str) -> None:
     assert _query_pairs(query) == parse_qsl(query, keep_blank_values=True)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text("abđạz|9😀", min_size=1, max_size=4), max_size=12))
+def test_pair_hashes_are_the_joined_pairs_crc32(tokens: list[str]) -> None:
+    """A pair's CRC32 continued from its first syllable's is the CRC32 of the pair joined by
+    a space and encoded, first seen or remembered; the shingles' hashes are the distinct
+    pairs' (single syllables too under 4 of them), repeats aside."""
+    import itertools
+    import zlib
+
+    from scanner.dedupe import _pair_hashes
+
+    joined = [zlib.crc32(f"{a} {b}".encode()) for a, b in itertools.pairwise(tokens)]
+    for _ in range(2):  # then from the remembered syllables
+        assert _pair_hashes(tokens) == joined
+    middle = len(tokens) // 2
+    content, lead = tokens[:middle], tokens[middle:]
+    marked = [*content, "|", *lead]
+    shingles = {" ".join(pair) for pair in itertools.pairwise(marked)}
+    if len(shingles) < 4:
+        shingles |= {t for t in marked if t != "|"}
+    expected = {zlib.crc32(s.encode()) for s in shingles or ["-"]}
+    assert set(StoryIndex()._shingles(["-"], content, lead)) == expected
+
+
+def test_copies_in_one_call_share_one_fingerprint() -> None:
+    """Items of the same headline and lead get one fingerprint, made once; every item's is
+    the one it gets alone."""
+    import numpy as np
+
+    from scanner.textnorm import syllables
+
+    texts = [
+        (
+            "Cháy xưởng gỗ ở KCN Tân Uyên, 3 người thoát nạn",
+            "(Dân trí) - Sáng 4/10, một xưởng gỗ cháy.",
+        ),
+        (
+            "Hà Nội: mưa lớn gây ngập nhiều tuyến phố",
+            "Mưa lớn từ 6h sáng làm ngập phố Nguyễn Trãi.",
+        ),
+    ]
+    items = [(t, s, syllables(t), syllables(s)) for t, s in [texts[0], texts[1], texts[0]]]
+    index = StoryIndex()
+    made = index.syllable_fingerprints(items)
+    assert made[0] is made[2] and made[0] is not made[1]
+    for item, fp in zip(items, made, strict=True):
+        alone = index.syllable_fingerprints([item])[0]
+        assert np.array_equal(alone.signature, fp.signature) and alone.bands == fp.bands
+
+
 def test_mersenne_reduction_equals_numpy_modulo() -> None:
     """The MinHash permutation's shift-and-add modulo agrees with ``%`` on every uint64,
     including the values where one subtraction of the prime is needed."""

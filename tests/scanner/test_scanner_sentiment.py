@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
 
@@ -39,6 +41,52 @@ def test_lexicon_blockers_tone_placements_and_undoing_verbs() -> None:
     assert lex.score("Hòa bình").score == lex.score("Hoà bình").score > 0
     assert lex.score("Giảm tai nạn giao thông").score > 0 > lex.score("Tai nạn giao thông").score
     assert lex.score("Khắc phục sự cố").score > 0
+
+
+_LEXICON = LexiconScorer()
+#: Runs of syllables that texts are made of here: whole phrases of the lexicon, their first
+#: syllables (a phrase begun and not finished), single syllables and two unknown ones.
+_RUNS = sorted(
+    {
+        tuple(words[:cut])
+        for p in [*_LEXICON.lexicon, *_LEXICON.modifiers]
+        for words in [p.split()]
+        for cut in range(1, len(words) + 1)
+    }
+    | {("xyz",), ("abc",)}
+)
+
+
+def _spans_by_lengths(lex: LexiconScorer, tokens: list[str]) -> list[tuple[int, int]]:
+    """Where the lexicon's phrases are, found the plain way: at each syllable every phrase
+    length, longest first, looked up as a joined string."""
+    phrases = {**lex.modifiers, **lex.lexicon}
+    lengths = sorted({len(p.split()) for p in phrases}, reverse=True)
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(tokens):
+        size = next(
+            (k for k in lengths if i + k <= len(tokens) and " ".join(tokens[i : i + k]) in phrases),
+            0,
+        )
+        if size:
+            spans.append((i, i + size))
+        i += size or 1
+    return spans
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_RUNS), max_size=8))
+def test_lexicon_walk_finds_the_longest_phrases(runs: list[tuple[str, ...]]) -> None:
+    """The trie walk finds the longest phrase at each syllable: the same spans as trying
+    every phrase length as a joined string, each the phrase's kind and value."""
+    tokens = [word for run in runs for word in run]
+    spans = _LEXICON.spans(tokens)
+    assert [(start, end) for start, end, _k, _v in spans] == _spans_by_lengths(_LEXICON, tokens)
+    for start, end, kind, value in spans:
+        phrase = " ".join(tokens[start:end])
+        term = _LEXICON.lexicon.get(phrase)
+        assert (kind, value) == (("term", term) if term is not None else _LEXICON.modifiers[phrase])
 
 
 @pytest.fixture(scope="session")
