@@ -80,6 +80,28 @@ async def test_a_claim_gets_its_turn_between_slices_with_the_loop_free(db: Datab
     assert kinds.count("claim") == 3 and kinds.count("slice") >= 2
 
 
+async def test_a_write_on_the_loop_gets_its_turn_within_a_slice(db: Database) -> None:
+    """A plain write on the loop's thread (a handler's flush) still waits on the loop, but the
+    slices' writer gives way to it after the slice it holds, instead of starving it."""
+    stop = threading.Event()
+    writer = threading.Thread(target=_slices, args=(db, stop))
+    writer.start()
+    try:
+        await asyncio.sleep(0.1)  # the writer holds the lock now
+        waits = []
+        for _ in range(3):
+            started = time.perf_counter()
+            with db.session() as s:
+                begin_write(s)
+                s.execute(sa.text("insert into written values ('loop', :at)"), {"at": time.time()})
+            waits.append(time.perf_counter() - started)
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.to_thread(writer.join)
+    assert max(waits) < 2 * SLICE_S + 0.25, waits
+
+
 def test_a_brief_begin_gives_up_at_once_and_leaves_the_connection_as_it_was(
     db: Database,
 ) -> None:
