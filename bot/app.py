@@ -211,9 +211,9 @@ def _shared_budget(
     # (and with it every reply) would wait for them.
     threads = ThreadPoolExecutor(BOOKING_THREADS, thread_name_prefix="send-budget")
 
-    async def book(delay: float, group: int | None, missed: int | None) -> tuple[float, int, int]:
+    async def book(delay: float, chat: int | None, missed: int | None) -> tuple[float, int, int]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(threads, budget.book, delay, group, missed)
+        return await loop.run_in_executor(threads, budget.book, delay, chat, missed)
 
     return book
 

@@ -8,11 +8,22 @@ workers on hosts whose clocks disagree still agree on the slots), and a slot is 
 inserting its number, which the primary key lets exactly one worker do. Any one-second window
 then holds at most ``SLOTS_PER_SECOND + 1`` sends of the whole deployment.
 
-A group's 20 messages a minute are the bot's too, and a busy room's messages come from every
-worker (each answers the updates it was given), so a send to a group records the group with its
-slot and is not booked before the group's 20th most recent slot is a minute old. Bookings for
-one group are serialised by a transaction-level advisory lock on the group's id (group ids are
-negative, so they never meet the application's own lock keys).
+A chat's own windows are the bot's too: a busy room's messages come from every worker (each
+answers the updates it was given), and a person's reply may leave one worker while the leader
+sends them an alert. So a send to a chat records the chat with its slot, and is not booked
+before the chat's windows, counted on its recent slots, allow it: Telegram's bucket of three
+refilled at one a second (the m-th most recent send at least ``m - 2`` seconds before, plus
+``CHAT_LATE_MAX``, for m ≥ 3), and for a group also its 20 messages a minute (the 20th most recent
+slot a minute old). Bookings for one chat are serialised by a transaction-level advisory lock on
+its id: the one-number key space, which the application's own locks (two numbers each:
+``storage.leader``) never use.
+
+A slot is when a send may leave, not when it reached Telegram: a sender that wakes late for a
+private chat's slot may still send (the limiter moves its reservation when no other worker is
+sending, and a worker alone catches up on slots missed a moment ago), but it leaves at most
+``CHAT_LATE_MAX`` less a tenth of a second (its way to Telegram) after the slot, else it books
+again (``bot.channels.ratelimit``); so the chat's windows counted on slots, with
+``CHAT_LATE_MAX`` added, hold for the sends as Telegram sees them.
 
 The slots are ``1/29.5`` s apart, the pace a single process keeps too
 (``bot.channels.ratelimit``): 31 sends in a row span 1.017 s, so a send a few milliseconds
@@ -36,6 +47,9 @@ SLOTS_PER_SECOND = 29.5
 ALONE_SLOTS = 30  # the second before a slot, in slots: booked by whom (``SendBudget.book``)
 SEARCH = 2000  # slots looked at per attempt (about 70 s ahead)
 GROUP_MAX, GROUP_SECONDS = 20, 60  # Telegram's window per group, as in bot.channels.ratelimit
+CHAT_BURST = 3  # Telegram's bucket per chat, refilled at one a second (bot.channels.ratelimit)
+CHAT_HISTORY = GROUP_MAX  # a chat's recent slots its windows are counted on
+CHAT_LATE_MAX = 0.4  # seconds a send may arrive after its slot (module doc)
 KEEP_SECONDS = 2 * GROUP_SECONDS  # slots older than this are deleted
 PURGE_EVERY = 500  # bookings between deletions, per process
 RACES = 100  # lost races for a slot before giving up (each loss means another worker sent)
@@ -64,9 +78,9 @@ _BOOK = sa.text(
     """
 )
 _RELEASE = sa.text("delete from sendslot where slot = :slot")
-_GROUP_LOCK = sa.text("select pg_advisory_xact_lock(:chat)")
-_GROUP_TWENTIETH = sa.text(
-    "select slot from sendslot where chat_id = :chat order by slot desc offset :skip limit 1"
+_CHAT_LOCK = sa.text("select pg_advisory_xact_lock(:chat)")
+_CHAT_RECENT = sa.text(
+    "select slot from sendslot where chat_id = :chat order by slot desc limit :count"
 )
 _PURGE = sa.text(
     "delete from sendslot where slot < "
@@ -82,11 +96,11 @@ class SendBudget:
         self._booked = 0
 
     def book(
-        self, delay: float, group: int | None = None, missed: int | None = None
+        self, delay: float, chat: int | None = None, missed: int | None = None
     ) -> tuple[float, int, int]:
         """Take the first free slot at least ``delay`` seconds from now (a negative ``delay``: a
-        missed slot of the last ``-delay`` seconds will do) (and, for a send to
-        ``group``, within its window), giving back the ``missed`` slot of a sender that woke
+        missed slot of the last ``-delay`` seconds will do) (and, for a send to ``chat``,
+        within its windows: module doc), giving back the ``missed`` slot of a sender that woke
         too late for it; returns when the new slot starts on this process's
         ``time.monotonic`` clock, the slot, and how many of the ``ALONE_SLOTS`` before it were
         booked (by anyone).
@@ -103,13 +117,12 @@ class SendBudget:
                     connection.execute(_RELEASE, {"slot": missed})
                     missed = None
                 after = 0
-                if group is not None:
-                    connection.execute(_GROUP_LOCK, {"chat": group})
-                    twentieth = connection.execute(
-                        _GROUP_TWENTIETH, {"chat": group, "skip": GROUP_MAX - 1}
-                    ).scalar()
-                    if twentieth is not None:
-                        after = int(twentieth) + math.ceil(GROUP_SECONDS * SLOTS_PER_SECOND) + 1
+                if chat is not None:
+                    connection.execute(_CHAT_LOCK, {"chat": chat})
+                    recent = connection.execute(
+                        _CHAT_RECENT, {"chat": chat, "count": CHAT_HISTORY}
+                    ).scalars()
+                    after = chat_window_opens([int(slot) for slot in recent], group=chat < 0)
                 row = connection.execute(
                     _BOOK,
                     {
@@ -117,7 +130,7 @@ class SendBudget:
                         "per": SLOTS_PER_SECOND,
                         "search": SEARCH,
                         "after": after,
-                        "chat": group,
+                        "chat": chat,
                         "recent": ALONE_SLOTS,
                     },
                 ).first()
@@ -129,3 +142,28 @@ class SendBudget:
                 return time.monotonic() + slot / SLOTS_PER_SECOND - now, slot, booked
             # Another worker took the slot between our look and our insert: look again.
         raise RuntimeError(f"no free send slot after {RACES} attempts")
+
+
+def chat_window_opens(recent: list[int], group: bool) -> int:
+    """The first slot a chat's windows allow, given its last ``CHAT_HISTORY`` slots, newest
+    first; 0 when it has none.
+
+    Counted on slots, each send arriving up to ``L = CHAT_LATE_MAX`` after its slot: any n ≥ 4
+    of a chat's sends whose slots span d seconds arrive at least ``d - L`` apart, and Telegram's
+    bucket (three, refilled at one a second) takes them when ``n ≤ 3 + d - L``. For the new
+    send and its m-th most recent that is ``m - 2 + L`` seconds after the m-th, for m ≥ 3 (each
+    earlier send was booked under the same rule). Sends older than the history are covered by
+    asking ``CHAT_HISTORY + L`` after the oldest one read: by the rule, the oldest was itself at
+    least ``k - 2 + L`` after its own k-th most recent. The new slot also comes after the
+    chat's last (its sends keep their order, whichever worker makes them)."""
+    if not recent:
+        return 0
+    per = SLOTS_PER_SECOND
+    opens = recent[0] + 1
+    for m, slot in enumerate(recent[2:], start=CHAT_BURST):
+        opens = max(opens, slot + math.ceil((m - 2 + CHAT_LATE_MAX) * per))
+    if len(recent) == CHAT_HISTORY:
+        opens = max(opens, recent[-1] + math.ceil((CHAT_HISTORY + CHAT_LATE_MAX) * per))
+    if group and len(recent) >= GROUP_MAX:
+        opens = max(opens, recent[GROUP_MAX - 1] + math.ceil(GROUP_SECONDS * per) + 1)
+    return opens

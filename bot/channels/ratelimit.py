@@ -53,12 +53,13 @@ was late for ``LATE_REBOOKS`` slots leaves late for the next one, through ``_Win
 a loop that is late for every slot it would book for ever.
 
 Several workers (PostgreSQL): the overall window is the bot's, not the process's, so each send
-books its slot in the database (``shared``: ``storage.send_budget``, which also keeps a group's
-20-a-minute window for all workers) instead of spacing the sends locally, then reserves its
-chat's windows at that slot. A private chat's window stays per process (docs/operations.md,
-"Several workers"). ``_Window`` sees only this process's sends, so a late sender keeps its
-shared slot only when no other worker booked a slot in the second before it (the budget says
-so); otherwise a late send would bunch against the others' on-time ones and it books again.
+books its slot in the database (``shared``: ``storage.send_budget``, which also keeps each
+chat's windows for all workers, counted on the chat's slots) instead of spacing the sends
+locally, then reserves its chat's windows at that slot. ``_Window`` sees only this process's
+sends, so a late sender keeps its shared slot only when no other worker booked a slot in the
+second before it (the budget says so), and then at most ``SHARED_LATE_MAX`` after it (the
+others count the chat's window on the slot); otherwise a late send would bunch against the
+others' on-time ones and it books again.
 A worker alone also books slots missed in the last ``CATCH_UP`` seconds (slots pass unused while
 the window holds the sends back, and the database only grants slots from now on otherwise): the
 window alone bounds the catch-up, as it does the gate's few booked places in a single process.
@@ -82,7 +83,7 @@ from typing import Any, Generic, TypeVar
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from storage.send_budget import ALONE_SLOTS, SLOTS_PER_SECOND
+from storage.send_budget import ALONE_SLOTS, CHAT_LATE_MAX, SLOTS_PER_SECOND
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to sche
 BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at most these
 REPLIES_BEFORE_BULK = 9  # replies passing the window in a row while a bulk send waits (_Queue)
 CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
+#: How late after its shared slot a send may leave (module doc); the rest of the chat's
+#: allowance in the budget is the request's way to Telegram.
+SHARED_LATE_MAX = CHAT_LATE_MAX - 0.1
 SWEEP_EVERY = 1.0  # seconds between sweeps of the chats' stale windows (``_Schedule._forget``)
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
@@ -502,13 +506,15 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         self._max_retries = max_retries
         self._clock = clock
         #: Several workers: books the overall slot in the budget they share (given the delay
-        #: this process wants, the group sent to and a missed slot to give back, if any;
+        #: this process wants, the chat sent to and a missed slot to give back, if any;
         #: returns when the granted slot starts on ``clock``, the slot, and how many slots
         #: of the second before it were booked); ``storage.send_budget``.
         self._shared = shared
         self._mine: deque[int] = deque(maxlen=4 * ALONE_SLOTS)  # this process's shared slots
         self._alone = False  # the last booking found no other worker's slot before its own
         self._schedule = _Schedule(spaced=shared is None)
+        #: How late a send may leave with its reservation moved (module doc).
+        self._late_max = math.inf if shared is None else SHARED_LATE_MAX
         self._window = _Window(clock)
         self._resume = asyncio.Event()
         self._resume.set()
@@ -562,11 +568,11 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 wanted = self._schedule.chat_earliest(now, chat, group) - now
                 if wanted <= 0 and self._alone and not group:
                     wanted = -CATCH_UP  # a slot missed while the window held the sends back
-                shared_group = chat if group and isinstance(chat, int) else None
+                shared_chat = chat if isinstance(chat, int) else None
                 if missed is not None:
                     with contextlib.suppress(ValueError):
                         self._mine.remove(missed)
-                due, slot, booked = await self._shared(wanted, shared_group, missed)
+                due, slot, booked = await self._shared(wanted, shared_chat, missed)
                 missed = slot  # given back if this send books again (a group counts its slots)
                 self._mine.append(slot)
                 now = self._clock()
@@ -601,7 +607,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         time, or late with its chat's reservation moved (module doc). ``last_try``: late for
         ``LATE_REBOOKS`` slots already, it leaves now with its reservation moved, since booking
         again could go on for ever."""
-        if now - due <= LATE_TOLERANCE or (movable and self._schedule.move(chat, group, at, now)):
+        if now - due <= LATE_TOLERANCE or (
+            movable and now - due <= self._late_max and self._schedule.move(chat, group, at, now)
+        ):
             return True
         if last_try:
             self._schedule.move(chat, group, at, now)
