@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
@@ -22,7 +22,7 @@ from telegram.ext import Application, ContextTypes, Defaults
 
 from bot import jobs
 from bot.channels.base import Notifier
-from bot.channels.ratelimit import TelegramRateLimiter
+from bot.channels.ratelimit import SharedBooking, TelegramRateLimiter
 from bot.channels.routing import RoutingNotifier
 from bot.channels.telegram import conversation, errors, guards, membership
 from bot.channels.telegram.conversation import SENDS_KEY
@@ -201,7 +201,7 @@ def build_application(
 
 def _shared_budget(
     db: Database,
-) -> Callable[[float, int | None, int | None], Awaitable[tuple[float, int, int]]] | None:
+) -> SharedBooking | None:
     """On PostgreSQL (several workers possible) the overall send slot is booked in the
     database, off the event loop; elsewhere None (this process's limiter is the budget)."""
     if db.engine.dialect.name != "postgresql":
@@ -211,9 +211,11 @@ def _shared_budget(
     # (and with it every reply) would wait for them.
     threads = ThreadPoolExecutor(BOOKING_THREADS, thread_name_prefix="send-budget")
 
-    async def book(delay: float, chat: int | None, missed: int | None) -> tuple[float, int, int]:
+    async def book(
+        delay: float, chat: int | None, missed: int | None, crowded: bool
+    ) -> tuple[float, int, int]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(threads, budget.book, delay, chat, missed)
+        return await loop.run_in_executor(threads, budget.book, delay, chat, missed, crowded)
 
     return book
 

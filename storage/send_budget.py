@@ -31,6 +31,15 @@ late still keeps Telegram's 30 in any second. The booking also says how many slo
 before the granted one were booked: when all of them are the booker's own, no other worker is
 sending and its limiter may send late without bunching against anyone.
 
+That margin is enough for one process, whose limiter also counts each of its sends until
+Telegram answers it, however the requests bunch on their way. It cannot count the other
+workers' sends, and theirs reach Telegram with their own delays: with two workers busy, 31
+requests booked 1.017 s apart arrived within 0.985-0.995 s now and then (the busy bench met a
+dozen 429s a minute, all on the one-second window). So a worker that saw another's slots in
+its last booking (``crowded``) leaves every ``CROWDED_GAP``-th slot free: any second then holds
+at most 28 booked slots, and requests may bunch by 130 ms before a 31st reaches Telegram within
+one second. A worker alone keeps the full pace.
+
 One short statement per message (about a millisecond on a local server, run off the event
 loop) is cheap next to the message itself; old slots are deleted now and then by whoever books.
 """
@@ -46,6 +55,7 @@ from sqlalchemy.engine import Engine
 SLOTS_PER_SECOND = 29.5
 ALONE_SLOTS = 30  # the second before a slot, in slots: booked by whom (``SendBudget.book``)
 SEARCH = 2000  # slots looked at per attempt (about 70 s ahead)
+CROWDED_GAP = 10  # with other workers sending, slots numbered a multiple of this stay free
 GROUP_MAX, GROUP_SECONDS = 20, 60  # Telegram's window per group, as in bot.channels.ratelimit
 CHAT_BURST = 3  # Telegram's bucket per chat, refilled at one a second (bot.channels.ratelimit)
 CHAT_HISTORY = GROUP_MAX  # a chat's recent slots its windows are counted on
@@ -68,6 +78,7 @@ _BOOK = sa.text(
     select wanted.first + g, cast(:chat as bigint)
     from wanted, generate_series(0, :search) as g
     where not exists (select 1 from sendslot s where s.slot = wanted.first + g)
+        and (not :crowded or (wanted.first + g) % :gap <> 0)
     order by g
     limit 1
     on conflict do nothing
@@ -96,12 +107,17 @@ class SendBudget:
         self._booked = 0
 
     def book(
-        self, delay: float, chat: int | None = None, missed: int | None = None
+        self,
+        delay: float,
+        chat: int | None = None,
+        missed: int | None = None,
+        crowded: bool = False,
     ) -> tuple[float, int, int]:
         """Take the first free slot at least ``delay`` seconds from now (a negative ``delay``: a
         missed slot of the last ``-delay`` seconds will do) (and, for a send to ``chat``,
-        within its windows: module doc), giving back the ``missed`` slot of a sender that woke
-        too late for it; returns when the new slot starts on this process's
+        within its windows; ``crowded``, not one of the slots left free: module doc), giving
+        back the ``missed`` slot of a sender that woke too late for it; returns when the new
+        slot starts on this process's
         ``time.monotonic`` clock, the slot, and how many of the ``ALONE_SLOTS`` before it were
         booked (by anyone).
 
@@ -132,6 +148,8 @@ class SendBudget:
                         "after": after,
                         "chat": chat,
                         "recent": ALONE_SLOTS,
+                        "crowded": crowded,
+                        "gap": CROWDED_GAP,
                     },
                 ).first()
                 self._booked += 1

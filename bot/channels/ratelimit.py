@@ -106,6 +106,10 @@ CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module d
 SHARED_LATE_MAX = CHAT_LATE_MAX - 0.1
 SWEEP_EVERY = 1.0  # seconds between sweeps of the chats' stale windows (``_Schedule._forget``)
 
+#: Books a send's slot in the budget several workers share (``TelegramRateLimiter``'s
+#: ``shared``): (delay wanted, chat, missed slot, crowded) → (slot's start, slot, booked before).
+SharedBooking = Callable[[float, int | None, int | None, bool], Awaitable[tuple[float, int, int]]]
+
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
 #: The standing of the send being made, when its chat's queue (``ChatSends``) gave it one.
 _STANDING: contextvars.ContextVar[Standing | None] = contextvars.ContextVar(
@@ -500,13 +504,13 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         max_retries: int = 3,
         *,
         clock: Callable[[], float] = time.monotonic,
-        shared: Callable[[float, int | None, int | None], Awaitable[tuple[float, int, int]]]
-        | None = None,
+        shared: SharedBooking | None = None,
     ) -> None:
         self._max_retries = max_retries
         self._clock = clock
         #: Several workers: books the overall slot in the budget they share (given the delay
-        #: this process wants, the chat sent to and a missed slot to give back, if any;
+        #: this process wants, the chat sent to, a missed slot to give back, if any, and
+        #: whether other workers were sending at its last booking;
         #: returns when the granted slot starts on ``clock``, the slot, and how many slots
         #: of the second before it were booked); ``storage.send_budget``.
         self._shared = shared
@@ -572,7 +576,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 if missed is not None:
                     with contextlib.suppress(ValueError):
                         self._mine.remove(missed)
-                due, slot, booked = await self._shared(wanted, shared_chat, missed)
+                due, slot, booked = await self._shared(wanted, shared_chat, missed, not self._alone)
                 missed = slot  # given back if this send books again (a group counts its slots)
                 self._mine.append(slot)
                 now = self._clock()
