@@ -22,6 +22,7 @@ from storage.receive_lock import ReceiveLock
 from storage.send_budget import (
     ALONE_SLOTS,
     CHAT_LATE_MAX,
+    CROWDED_GAP,
     GROUP_MAX,
     GROUP_SECONDS,
     SLOTS_PER_SECOND,
@@ -110,6 +111,26 @@ def test_a_booking_says_how_busy_the_second_before_it_was(pg_schema_url: str) ->
         # A worker alone may catch up: a slot missed a moment ago, free, is granted.
         missed, _, _ = budget.book(-0.2)
         assert missed < time.monotonic()
+    finally:
+        engine.dispose()
+
+
+def test_a_crowded_worker_leaves_every_tenth_slot_free(pg_schema_url: str) -> None:
+    """With other workers sending, requests from several processes may bunch on their way to
+    Telegram, which no worker's own window sees: a crowded booking skips every tenth slot, so
+    any second holds at most 28 booked slots; a worker alone takes every slot."""
+    upgrade(pg_schema_url)
+    engine = sa.create_engine(pg_schema_url)
+    budget = SendBudget(engine)
+    try:
+        crowded = [budget.book(0.0, crowded=True)[1] for _ in range(40)]
+        assert not [slot for slot in crowded if slot % CROWDED_GAP == 0]
+        assert crowded[-1] - crowded[0] < 40 * CROWDED_GAP / (CROWDED_GAP - 1) + 2
+        for first in range(crowded[0], crowded[-1] - int(SLOTS_PER_SECOND)):
+            in_a_second = [s for s in crowded if first <= s < first + SLOTS_PER_SECOND]
+            assert len(in_a_second) <= 28
+        alone = [budget.book(0.0)[1] for _ in range(2 * CROWDED_GAP)]
+        assert [slot for slot in alone if slot % CROWDED_GAP == 0]
     finally:
         engine.dispose()
 
