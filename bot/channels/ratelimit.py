@@ -63,6 +63,16 @@ others' on-time ones and it books again.
 A worker alone also books slots missed in the last ``CATCH_UP`` seconds (slots pass unused while
 the window holds the sends back, and the database only grants slots from now on otherwise): the
 window alone bounds the catch-up, as it does the gate's few booked places in a single process.
+
+Replies before bulk across workers: ``_Queue`` and the gate order one process's sends, not
+another worker's replies against this one's fan-out, which meet only in the database. There
+the first free slot goes to whoever books first, so the fan-out took its share whatever the
+replies needed, and with the budget near full the replies queued (two workers, 20 replies a
+second during a fan-out: first reply p50 0.7 s). So a crowded worker's bulk send asks for a
+slot ``CROWDED_BULK_AHEAD`` ahead (the nearest ones are the replies'), and when at least
+``CROWDED_BULK_BELOW`` of the slots in the second before it are booked it gives the slot back
+after ``CROWDED_BULK_PAUSE`` and books again: a busy second's free slots are left to replies,
+and the fan-out takes what they leave.
 """
 
 from __future__ import annotations
@@ -101,6 +111,9 @@ INLINE_RETRY_MAX = 5.0  # a 429 asking for a longer wait is the caller's to sche
 BULK_AHEAD = 4  # bulk sends booked in the future at once: a reply waits for at most these
 REPLIES_BEFORE_BULK = 9  # replies passing the window in a row while a bulk send waits (_Queue)
 CATCH_UP = 0.25  # a worker alone may book a slot missed this long ago (module doc)
+CROWDED_BULK_AHEAD = 0.2  # with other workers sending, a bulk send's slot is this far ahead
+CROWDED_BULK_BELOW = 22  # ... and taken only when fewer of the 30 slots before it are booked
+CROWDED_BULK_PAUSE = 0.1  # seconds a bulk send waits, its slot still held, before booking again
 #: How late after its shared slot a send may leave (module doc); the rest of the chat's
 #: allowance in the budget is the request's way to Telegram.
 SHARED_LATE_MAX = CHAT_LATE_MAX - 0.1
@@ -572,6 +585,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 wanted = self._schedule.chat_earliest(now, chat, group) - now
                 if wanted <= 0 and self._alone and not group:
                     wanted = -CATCH_UP  # a slot missed while the window held the sends back
+                elif standing is not None and standing.bulk and not self._alone:
+                    wanted = max(wanted, CROWDED_BULK_AHEAD)  # the nearest slots for replies
                 shared_chat = chat if isinstance(chat, int) else None
                 if missed is not None:
                     with contextlib.suppress(ValueError):
@@ -587,6 +602,15 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 # (A group's minute is counted on slots in the database: never moved.)
                 self._alone = booked <= self._slots_of_mine(slot)
                 movable = not group and self._alone
+                if (
+                    standing is not None
+                    and standing.bulk
+                    and not self._alone
+                    and booked >= CROWDED_BULK_BELOW
+                ):
+                    self._schedule.give_back(chat, group, at)
+                    await _sleep_given_back(CROWDED_BULK_PAUSE)
+                    continue  # a busy second: its free slots are for replies (module doc)
             delay = at - self._clock()
             if delay > 0:
                 await _sleep_given_back(delay)

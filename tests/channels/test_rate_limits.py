@@ -346,3 +346,37 @@ def test_a_stream_of_replies_never_starves_bulk_sends_at_the_window() -> None:
     k = REPLIES_BEFORE_BULK
     replies = [f"r{i}" for i in range(25)]
     assert passed == [*replies[:k], "b0", *replies[k : 2 * k], "b1", *replies[2 * k :]]
+
+
+async def test_a_crowded_workers_bulk_send_leaves_a_busy_second_to_replies() -> None:
+    """With other workers sending (the slots of the second before a booking are not all this
+    worker's), the replies' slots come first: a bulk send asks for a slot a little ahead, and
+    gives it back while the second before it is busy, for another worker's reply to take; a
+    reply keeps the slot it is given however busy the second."""
+    from bot.channels.ratelimit import CROWDED_BULK_AHEAD, CROWDED_BULK_BELOW
+
+    bookings: list[tuple[float, int | None, int | None, bool]] = []
+    busy = [CROWDED_BULK_BELOW + 3, CROWDED_BULK_BELOW + 3, CROWDED_BULK_BELOW, 5]
+    slots = iter(range(100, 200))
+
+    async def book(
+        wanted: float, chat: int | None, missed: int | None, crowded: bool
+    ) -> tuple[float, int, int]:
+        bookings.append((wanted, chat, missed, crowded))
+        return time.monotonic() + max(wanted, 0.0), next(slots), busy.pop(0)
+
+    limiter = TelegramRateLimiter(max_retries=0, shared=book)
+
+    async def send() -> bool:
+        return True
+
+    async def to(chat: int) -> object:
+        return await limiter.process_request(send, (), {}, "sendMessage", {"chat_id": chat}, None)
+
+    assert await asyncio.wait_for(to(7), 5)  # a reply, in a busy second: one booking
+    assert bookings == [(pytest.approx(0.0, abs=0.05), 7, None, True)]
+    with bulk_sends():
+        assert await asyncio.wait_for(to(1000), 5)
+    bulk = bookings[1:]
+    assert [missed for _, _, missed, _ in bulk] == [None, 101, 102]  # each given back
+    assert all(wanted >= CROWDED_BULK_AHEAD and crowded for wanted, _, _, crowded in bulk)
