@@ -213,7 +213,7 @@ def _shared_budget(
 
     async def book(
         delay: float, chat: int | None, missed: int | None, crowded: bool
-    ) -> tuple[float, int, int]:
+    ) -> tuple[float, int, int, int]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(threads, budget.book, delay, chat, missed, crowded)
 

@@ -639,13 +639,14 @@ class ReceivedUpdate(SQLModel, table=True):
 
 class SendSlot(SQLModel, table=True):
     """One slot of the bot's overall send budget taken by a worker (``storage.send_budget``;
-    PostgreSQL only): a number of 1/29.5 s since the epoch by the database's clock, and the group
-    it went to (a group's 20-a-minute window is counted from these)."""
+    PostgreSQL only): a number of 1/29.5 s since the epoch by the database's clock, the chat it
+    went to (a chat's windows are counted from these) and the worker that booked it."""
 
     slot: int = Field(
         primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
     )
     chat_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    worker: int | None = Field(default=None, sa_type=sa.BigInteger)  # the booking process's mark
 
 
 class ConversationState(_Row, table=True):

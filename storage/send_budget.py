@@ -28,8 +28,9 @@ again (``bot.channels.ratelimit``); so the chat's windows counted on slots, with
 The slots are ``1/29.5`` s apart, the pace a single process keeps too
 (``bot.channels.ratelimit``): 31 sends in a row span 1.017 s, so a send a few milliseconds
 late still keeps Telegram's 30 in any second. The booking also says how many slots of the second
-before the granted one were booked: when all of them are the booker's own, no other worker is
-sending and its limiter may send late without bunching against anyone.
+before the granted one were booked, and how many by other workers (each slot carries its
+booker's mark): when none, no other worker is sending and its limiter may send late without
+bunching against anyone.
 
 That margin is enough for one process, whose limiter also counts each of its sends until
 Telegram answers it, however the requests bunch on their way. It cannot count the other
@@ -47,6 +48,7 @@ loop) is cheap next to the message itself; old slots are deleted now and then by
 from __future__ import annotations
 
 import math
+import secrets
 import time
 
 import sqlalchemy as sa
@@ -74,8 +76,8 @@ _BOOK = sa.text(
             cast(:after as bigint)
         ) as first
     )
-    insert into sendslot (slot, chat_id)
-    select wanted.first + g, cast(:chat as bigint)
+    insert into sendslot (slot, chat_id, worker)
+    select wanted.first + g, cast(:chat as bigint), cast(:worker as bigint)
     from wanted, generate_series(0, :search) as g
     where not exists (select 1 from sendslot s where s.slot = wanted.first + g)
         and (not :crowded or (wanted.first + g) % :gap <> 0)
@@ -85,7 +87,11 @@ _BOOK = sa.text(
     returning slot, extract(epoch from clock_timestamp()) as now, (
         select count(*) from sendslot s
         where s.slot >= sendslot.slot - :recent and s.slot < sendslot.slot
-    ) as booked
+    ) as booked, (
+        select count(*) from sendslot s
+        where s.slot >= sendslot.slot - :recent and s.slot < sendslot.slot
+            and s.worker is distinct from cast(:worker as bigint)
+    ) as others
     """
 )
 _RELEASE = sa.text("delete from sendslot where slot = :slot")
@@ -105,6 +111,10 @@ class SendBudget:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._booked = 0
+        #: This process's mark on its slots: the others' in the second before a booking say
+        #: whether another worker is sending (a count of its own kept by the event loop was
+        #: wrong while its bookings were in flight in other threads).
+        self.worker = secrets.randbits(62)
 
     def book(
         self,
@@ -112,14 +122,14 @@ class SendBudget:
         chat: int | None = None,
         missed: int | None = None,
         crowded: bool = False,
-    ) -> tuple[float, int, int]:
+    ) -> tuple[float, int, int, int]:
         """Take the first free slot at least ``delay`` seconds from now (a negative ``delay``: a
         missed slot of the last ``-delay`` seconds will do) (and, for a send to ``chat``,
         within its windows; ``crowded``, not one of the slots left free: module doc), giving
         back the ``missed`` slot of a sender that woke too late for it; returns when the new
         slot starts on this process's
         ``time.monotonic`` clock, the slot, and how many of the ``ALONE_SLOTS`` before it were
-        booked (by anyone).
+        booked: by anyone, and by other workers.
 
         The conversion happens here, as soon as the answer arrives: measured later (after the
         hop back to the event loop of a busy process) the error would shift this worker's sends
@@ -149,6 +159,7 @@ class SendBudget:
                         "chat": chat,
                         "recent": ALONE_SLOTS,
                         "crowded": crowded,
+                        "worker": self.worker,
                         "gap": CROWDED_GAP,
                     },
                 ).first()
@@ -156,8 +167,8 @@ class SendBudget:
                 if self._booked % PURGE_EVERY == 0:
                     connection.execute(_PURGE, {"keep": KEEP_SECONDS, "per": SLOTS_PER_SECOND})
             if row is not None:
-                slot, now, booked = int(row[0]), float(row[1]), int(row[2])
-                return time.monotonic() + slot / SLOTS_PER_SECOND - now, slot, booked
+                slot, now, booked, others = int(row[0]), float(row[1]), int(row[2]), int(row[3])
+                return time.monotonic() + slot / SLOTS_PER_SECOND - now, slot, booked, others
             # Another worker took the slot between our look and our insert: look again.
         raise RuntimeError(f"no free send slot after {RACES} attempts")
 

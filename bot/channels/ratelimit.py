@@ -93,7 +93,7 @@ from typing import Any, Generic, TypeVar
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from storage.send_budget import ALONE_SLOTS, CHAT_LATE_MAX, SLOTS_PER_SECOND
+from storage.send_budget import CHAT_LATE_MAX, SLOTS_PER_SECOND
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,11 @@ SHARED_LATE_MAX = CHAT_LATE_MAX - 0.1
 SWEEP_EVERY = 1.0  # seconds between sweeps of the chats' stale windows (``_Schedule._forget``)
 
 #: Books a send's slot in the budget several workers share (``TelegramRateLimiter``'s
-#: ``shared``): (delay wanted, chat, missed slot, crowded) → (slot's start, slot, booked before).
-SharedBooking = Callable[[float, int | None, int | None, bool], Awaitable[tuple[float, int, int]]]
+#: ``shared``): (delay wanted, chat, missed slot, crowded) → (slot's start, slot, slots booked
+#: in the second before it, of which by other workers).
+SharedBooking = Callable[
+    [float, int | None, int | None, bool], Awaitable[tuple[float, int, int, int]]
+]
 
 _BULK: contextvars.ContextVar[bool] = contextvars.ContextVar("crisisdesk_bulk_sends", default=False)
 #: The standing of the send being made, when its chat's queue (``ChatSends``) gave it one.
@@ -527,7 +530,6 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         #: returns when the granted slot starts on ``clock``, the slot, and how many slots
         #: of the second before it were booked); ``storage.send_budget``.
         self._shared = shared
-        self._mine: deque[int] = deque(maxlen=4 * ALONE_SLOTS)  # this process's shared slots
         self._alone = False  # the last booking found no other worker's slot before its own
         self._schedule = _Schedule(spaced=shared is None)
         #: How late a send may leave with its reservation moved (module doc).
@@ -588,19 +590,17 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 elif standing is not None and standing.bulk and not self._alone:
                     wanted = max(wanted, CROWDED_BULK_AHEAD)  # the nearest slots for replies
                 shared_chat = chat if isinstance(chat, int) else None
-                if missed is not None:
-                    with contextlib.suppress(ValueError):
-                        self._mine.remove(missed)
-                due, slot, booked = await self._shared(wanted, shared_chat, missed, not self._alone)
+                due, slot, booked, others = await self._shared(
+                    wanted, shared_chat, missed, not self._alone
+                )
                 missed = slot  # given back if this send books again (a group counts its slots)
-                self._mine.append(slot)
                 now = self._clock()
                 at = self._schedule.reserve(now, chat, group, not_before=due)
                 if at > max(now, due) + LATE_TOLERANCE:
                     self._schedule.give_back(chat, group, at)
                     continue  # another send took this chat's turn meanwhile: book again
                 # (A group's minute is counted on slots in the database: never moved.)
-                self._alone = booked <= self._slots_of_mine(slot)
+                self._alone = others == 0
                 movable = not group and self._alone
                 if (
                     standing is not None
@@ -642,11 +642,6 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         if last_try:
             self._schedule.move(chat, group, at, now)
         return last_try
-
-    def _slots_of_mine(self, slot: int) -> int:
-        """This process's slots among the ``ALONE_SLOTS`` before ``slot`` (all of them booked
-        means no other worker sends in that second)."""
-        return sum(1 for mine in self._mine if slot - ALONE_SLOTS <= mine < slot)
 
     async def process_request(
         self,

@@ -361,9 +361,10 @@ async def test_a_crowded_workers_bulk_send_leaves_a_busy_second_to_replies() -> 
 
     async def book(
         wanted: float, chat: int | None, missed: int | None, crowded: bool
-    ) -> tuple[float, int, int]:
+    ) -> tuple[float, int, int, int]:
         bookings.append((wanted, chat, missed, crowded))
-        return time.monotonic() + max(wanted, 0.0), next(slots), busy.pop(0)
+        booked = busy.pop(0)
+        return time.monotonic() + max(wanted, 0.0), next(slots), booked, booked // 2
 
     limiter = TelegramRateLimiter(max_retries=0, shared=book)
 

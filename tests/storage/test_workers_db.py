@@ -96,23 +96,27 @@ def test_workers_share_one_overall_send_budget(pg_schema_url: str) -> None:
 
 
 def test_a_booking_says_how_busy_the_second_before_it_was(pg_schema_url: str) -> None:
-    """The limiter keeps a late slot only when every slot of the second before it was its own
-    (bot.channels.ratelimit): the budget counts them, whoever booked them."""
+    """The limiter keeps a late slot only when no other worker booked a slot in the second
+    before it (bot.channels.ratelimit): the budget counts the slots there, and those of other
+    workers apart (each slot carries its booker's mark)."""
     upgrade(pg_schema_url)
-    engine = sa.create_engine(pg_schema_url)
-    budget = SendBudget(engine)
+    engines = [sa.create_engine(pg_schema_url) for _ in range(2)]
+    budget, other = (SendBudget(engine) for engine in engines)
     try:
         first = budget.book(0.0)
-        assert first[2] == 0  # nobody sent in the second before
+        assert first[2:] == (0, 0)  # nobody sent in the second before
         later = [budget.book(0.0) for _ in range(5)]
-        assert [booked for _, _, booked in later] == [1, 2, 3, 4, 5]
+        assert [(booked, others) for _, _, booked, others in later] == [(n, 0) for n in range(1, 6)]
+        assert other.book(0.0)[2:] == (6, 6)  # the other worker sees six slots not its own
+        assert budget.book(0.0)[2:] == (7, 1)
         far = budget.book(ALONE_SLOTS / SLOTS_PER_SECOND + 1.0)  # more than a second after
-        assert far[2] == 0
+        assert far[2:] == (0, 0)
         # A worker alone may catch up: a slot missed a moment ago, free, is granted.
-        missed, _, _ = budget.book(-0.2)
+        missed = budget.book(-0.2)[0]
         assert missed < time.monotonic()
     finally:
-        engine.dispose()
+        for engine in engines:
+            engine.dispose()
 
 
 def test_a_crowded_worker_leaves_every_tenth_slot_free(pg_schema_url: str) -> None:
@@ -145,16 +149,16 @@ def test_a_groups_window_is_kept_for_all_workers(pg_schema_url: str) -> None:
     try:
         start = time.monotonic()
         booked = [budgets[i % 2].book(0.0, group) for i in range(GROUP_MAX)]
-        slots = [slot for _, slot, _ in booked]
+        slots = [slot for _, slot, _, _ in booked]
         assert slots == sorted(set(slots))
         assert slots[2] - slots[0] <= 2  # a burst of three in a row
         assert slots[3] - slots[0] >= (1 + CHAT_LATE_MAX) * SLOTS_PER_SECOND
         assert booked[-1][0] - start < GROUP_MAX * 1.2 + 2
         # A sender that missed its slot gives it back: it does not use up the group's minute.
         budgets[1].book(0.0, group, missed=booked[0][1])
-        twenty_first, _, _ = budgets[0].book(0.0, group)
+        twenty_first = budgets[0].book(0.0, group)[0]
         assert twenty_first - booked[1][0] >= GROUP_SECONDS
-        other_group, _, _ = budgets[1].book(0.0, group - 1)  # another group is not held up
+        other_group = budgets[1].book(0.0, group - 1)[0]  # another group is not held up
         assert other_group - start < 5
     finally:
         for engine in engines:
