@@ -58,8 +58,10 @@ SLOTS_PER_SECOND = 29.5
 ALONE_SLOTS = 30  # the second before a slot, in slots: booked by whom (``SendBudget.book``)
 SEARCH = 2000  # slots looked at per attempt (about 70 s ahead)
 CROWDED_GAP = 10  # with other workers sending, slots numbered a multiple of this stay free
-GROUP_MAX, GROUP_SECONDS = 20, 60  # Telegram's window per group, as in bot.channels.ratelimit
-CHAT_BURST = 3  # Telegram's bucket per chat, refilled at one a second (bot.channels.ratelimit)
+# Telegram's windows per chat, for the workers' budget and for one process's limiter
+# (``bot.channels.ratelimit`` takes them from here).
+GROUP_MAX, GROUP_SECONDS = 20, 60  # per group: at most 20 in any 60 seconds
+CHAT_BURST = 3  # per chat: a bucket of three, refilled at one a second
 CHAT_HISTORY = GROUP_MAX  # a chat's recent slots its windows are counted on
 CHAT_LATE_MAX = 0.4  # seconds a send may arrive after its slot (module doc)
 KEEP_SECONDS = 2 * GROUP_SECONDS  # slots older than this are deleted

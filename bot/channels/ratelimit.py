@@ -93,7 +93,13 @@ from typing import Any, Generic, TypeVar
 from telegram.error import BadRequest, RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from storage.send_budget import CHAT_LATE_MAX, SLOTS_PER_SECOND
+from storage.send_budget import (
+    CHAT_BURST,
+    CHAT_LATE_MAX,
+    GROUP_MAX,
+    GROUP_SECONDS,
+    SLOTS_PER_SECOND,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +108,8 @@ T = TypeVar("T")
 COUNTED_PREFIXES = ("send", "edit", "copy", "forward")
 OVERALL_MAX, OVERALL_WINDOW = 30, 1.0  # Telegram's window per bot, as the emulator enforces it
 OVERALL_SPACING = 1 / SLOTS_PER_SECOND  # the same steady pace as several workers' budget
-CHAT_BURST, CHAT_RATE = 3.0, 1.0
-GROUP_MAX, GROUP_WINDOW = 20, 60.0
+CHAT_RATE = 1.0  # a chat's bucket (of ``CHAT_BURST``) refills at this many a second
+GROUP_WINDOW = float(GROUP_SECONDS)
 SAFETY = 0.02  # seconds added to every computed bound, for clock and network jitter
 LATE_TOLERANCE = 0.010  # later than this, a send that cannot move its reservations books again
 LATE_REBOOKS = 3  # slots a sender may wake late for and book again; late for one more, it leaves
