@@ -64,26 +64,20 @@ async def fan_out(
     """An alert planned for the desk's three subscribers and the app running, its deliver job
     held: the test runs ``deliver`` itself.
 
-    The alert is planned once the job is paused and no run of it is left: planned before, a
-    run the app started at once could take some of the rows (on a loaded machine, in one CI
-    run: the test's own run sent 3 of 5)."""
+    The job is paused before the app starts: paused after, a run the app had started at once
+    could take some of the rows (on a loaded machine, in one CI run: the test's own run sent 3
+    of 5)."""
+    alert_id = desk.add_alert()
+    with desk.db.session() as s:
+        alert = s.get(Alert, alert_id)
+        assert alert is not None
+        plan_delivery(s, alert, desk.clock.now(), escalate_after=timedelta(minutes=15))
     app = app or desk.make_app()
+    assert app.job_queue is not None
+    job = app.job_queue.scheduler.get_job(DELIVER_JOB_ID)  # pending until the app starts
+    assert job is not None
+    job.pause()
     async with running_app(app):
-        assert app.job_queue is not None
-        scheduler = app.job_queue.scheduler
-        job = scheduler.get_job(DELIVER_JOB_ID)
-        assert job is not None
-        job.pause()
-        executor = scheduler._lookup_executor(job.executor)
-        for _ in range(1000):  # a run started before the pause ends (10 s at the most)
-            if not executor._instances.get(job.id):
-                break
-            await asyncio.sleep(0.01)
-        alert_id = desk.add_alert()
-        with desk.db.session() as s:
-            alert = s.get(Alert, alert_id)
-            assert alert is not None
-            plan_delivery(s, alert, desk.clock.now(), escalate_after=timedelta(minutes=15))
         yield app, alert_id
 
 
