@@ -68,7 +68,8 @@ KEEP_SECONDS = 2 * GROUP_SECONDS  # slots older than this are deleted
 PURGE_EVERY = 500  # bookings between deletions, per process
 RACES = 100  # lost races for a slot before giving up (each loss means another worker sent)
 
-# The first free slot at or after the wanted one, in one statement; a worker that loses the race
+# The first free slot at or after the wanted one, in one statement, with the slots of the second
+# before it counted in one pass (all of them, and other workers'); a worker that loses the race
 # for it gets no row back and tries again.
 _BOOK = sa.text(
     """
@@ -78,22 +79,21 @@ _BOOK = sa.text(
             cast(:after as bigint)
         ) as first
     )
-    insert into sendslot (slot, chat_id, worker)
-    select wanted.first + g, cast(:chat as bigint), cast(:worker as bigint)
-    from wanted, generate_series(0, :search) as g
-    where not exists (select 1 from sendslot s where s.slot = wanted.first + g)
-        and (not :crowded or (wanted.first + g) % :gap <> 0)
-    order by g
-    limit 1
-    on conflict do nothing
-    returning slot, extract(epoch from clock_timestamp()) as now, (
-        select count(*) from sendslot s
-        where s.slot >= sendslot.slot - :recent and s.slot < sendslot.slot
-    ) as booked, (
-        select count(*) from sendslot s
-        where s.slot >= sendslot.slot - :recent and s.slot < sendslot.slot
-            and s.worker is distinct from cast(:worker as bigint)
-    ) as others
+    , taken as (
+        insert into sendslot (slot, chat_id, worker)
+        select wanted.first + g, cast(:chat as bigint), cast(:worker as bigint)
+        from wanted, generate_series(0, :search) as g
+        where not exists (select 1 from sendslot s where s.slot = wanted.first + g)
+            and (not :crowded or (wanted.first + g) % :gap <> 0)
+        order by g
+        limit 1
+        on conflict do nothing
+        returning slot, extract(epoch from clock_timestamp()) as now
+    )
+    select taken.slot, taken.now, count(s.slot) as booked,
+        count(s.slot) filter (where s.worker is distinct from cast(:worker as bigint)) as others
+    from taken left join sendslot s on s.slot >= taken.slot - :recent and s.slot < taken.slot
+    group by taken.slot, taken.now
     """
 )
 _RELEASE = sa.text("delete from sendslot where slot = :slot")
